@@ -1,0 +1,53 @@
+"""Configuration: defaults, overridden by FEEDSVC_* environment variables."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+class ConfigError(ValueError):
+    """A FEEDSVC_* variable has a value the service cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be from {low} to {high}, got {value}")
+    return value
+
+
+def _base_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"FEEDSVC_BASE_URL must be an absolute http(s) URL, got {raw!r}")
+    return raw.rstrip("/") + "/"
+
+
+def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read every FEEDSVC_* setting, with its default, into a Flask config mapping."""
+    env = os.environ if env is None else env
+    return {
+        "FEEDSVC_DATA": env.get("FEEDSVC_DATA") or str(BUNDLED_DATA),
+        "FEEDSVC_BASE_URL": _base_url(env.get("FEEDSVC_BASE_URL")),
+        "FEEDSVC_CACHE_URL": env.get("FEEDSVC_CACHE_URL") or None,
+        "FEEDSVC_CACHE_ENTRIES": _int(env, "FEEDSVC_CACHE_ENTRIES", 2000, 10, 10_000_000),
+        "FEEDSVC_CACHE_TIMEOUT": _int(env, "FEEDSVC_CACHE_TIMEOUT", 86400, 0, 31_536_000),
+        "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS": _int(
+            env, "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS", 250, 10, 60_000
+        ),
+        "FEEDSVC_MAX_AGE": _int(env, "FEEDSVC_MAX_AGE", 300, 0, 31_536_000),
+        "FEEDSVC_STALE_WHILE_REVALIDATE": _int(
+            env, "FEEDSVC_STALE_WHILE_REVALIDATE", 600, 0, 31_536_000
+        ),
+    }

@@ -1,0 +1,157 @@
+"""The dataset: Site, Topic and Release records, loaded from YAML and validated strictly."""
+from __future__ import annotations
+
+import gc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+
+from .problems import DatasetError, Problem
+from .records import read_release, read_site, read_topic
+from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse
+
+# Re-exported: the records are part of this module's interface.
+from .records import Release, Site, Topic  # noqa: E402
+
+__all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset"]
+
+BUNDLE_KEYS = frozenset({"site", "topics", "releases"})
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A complete, valid dataset, identified by the content hash of its files."""
+
+    site: Site
+    topics: Mapping[str, Topic]
+    releases: tuple[Release, ...]
+    version: str
+    source: str
+
+
+@dataclass
+class _Parts:
+    """What the files hold, gathered before releases can be checked against the vocabulary."""
+
+    sites: list[tuple[SourceFile, LocatedMap]]
+    topics: list[tuple[SourceFile, LocatedMap]]
+    releases: list[tuple[SourceFile, LocatedMap]]
+
+
+def _sort(files: list[SourceFile], problems: list[Problem]) -> _Parts:
+    parts = _Parts([], [], [])
+    for src in files:
+        doc = src.document
+        if not isinstance(doc, LocatedMap):
+            what = "an empty file" if doc is None else f"a {type(doc).__name__}"
+            problems.append(Problem(src.name, 1, None, None,
+                                    f"expected a release, or a mapping of site/topics/releases; "
+                                    f"found {what}"))
+        elif doc.keys() and doc.keys() <= BUNDLE_KEYS:
+            _sort_bundle(src, doc, parts, problems)
+        else:
+            parts.releases.append((src, doc))
+    return parts
+
+
+def _sort_bundle(src: SourceFile, doc: LocatedMap, parts: _Parts, problems: list[Problem]) -> None:
+    for key, kind in (("site", None), ("topics", parts.topics), ("releases", parts.releases)):
+        if key not in doc:
+            continue
+        value = doc[key]
+        if kind is None:
+            if isinstance(value, LocatedMap):
+                parts.sites.append((src, value))
+                continue
+        elif isinstance(value, list) and all(isinstance(v, LocatedMap) for v in value):
+            kind.extend((src, v) for v in value)
+            continue
+        shape = "a mapping" if kind is None else "a list of mappings"
+        problems.append(Problem(src.name, doc.key_lines[key], None, key, f"must be {shape}"))
+
+
+def _site(parts: _Parts, problems: list[Problem]) -> Site | None:
+    if len(parts.sites) != 1:
+        where = ", ".join(f"{s.name}:{m.line}" for s, m in parts.sites) or "none found"
+        problems.append(Problem(parts.sites[-1][0].name if parts.sites else "(dataset)", None,
+                                None, "site", f"exactly one site mapping is needed ({where})"))
+        return None
+    src, mapping = parts.sites[0]
+    return read_site(src.name, mapping, problems)
+
+
+def _topics(parts: _Parts, problems: list[Problem]) -> dict[str, Topic]:
+    topics: dict[str, Topic] = {}
+    for src, mapping in parts.topics:
+        topic = read_topic(src.name, mapping, problems)
+        if topic is None:
+            continue
+        if topic.slug in topics:
+            problems.append(Problem(src.name, mapping.line, None, "slug",
+                                    f"topic {topic.slug!r} is defined twice"))
+        else:
+            topics[topic.slug] = topic
+    if not parts.topics:
+        problems.append(Problem("(dataset)", None, None, "topics", "no topic vocabulary found"))
+    return topics
+
+
+def _releases(parts: _Parts, site: Site, topics: Mapping[str, Topic], zone: tzinfo,
+              problems: list[Problem]) -> list[Release]:
+    releases: list[Release] = []
+    first_seen: dict[str, str] = {}
+    for number, (src, mapping) in enumerate(parts.releases, 1):
+        release = read_release(src.name, mapping, number, site, topics, zone, problems)
+        rid = mapping.get("id")
+        if isinstance(rid, str) and rid in first_seen:
+            problems.append(Problem(src.name, mapping.key_lines.get("id"), rid, "id",
+                                    f"duplicate id, first used at {first_seen[rid]}"))
+            continue
+        if isinstance(rid, str):
+            first_seen[rid] = f"{src.name}:{mapping.key_lines.get('id')}"
+        if release is not None:
+            releases.append(release)
+    return releases
+
+
+def _newest_first(release: Release) -> tuple[datetime, str]:
+    return release.published, release.id
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Load and validate every file under `path`; raise DatasetError listing every problem."""
+    root = Path(path)
+    if not root.exists():
+        raise DatasetError([Problem(str(root), None, None, None, "no such file or directory")])
+    raw_files = [(_name(root, p), p.read_bytes()) for p in find_files(root)]
+    problems: list[Problem] = []
+    if not raw_files:
+        problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the load makes millions of objects and no cycles: collecting is wasted work
+    try:
+        files = []
+        for name, raw in raw_files:
+            src, problem = parse(name, raw)
+            if problem is not None:
+                problems.append(problem)
+            elif src is not None:
+                files.append(src)
+        parts = _sort(files, problems)
+        site = _site(parts, problems)
+        topics = _topics(parts, problems)
+        releases = [] if site is None else _releases(parts, site, topics, site.zone, problems)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    if problems:
+        raise DatasetError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
+    assert site is not None
+    releases.sort(key=_newest_first, reverse=True)
+    return Dataset(site, topics, tuple(releases), content_hash(raw_files), str(root))
+
+
+def _name(root: Path, path: Path) -> str:
+    """Name a file as the operator knows it: the given path, or the path below it."""
+    return str(root) if path == root else str(root / path.relative_to(root))

@@ -1,0 +1,121 @@
+"""What goes into a feed: its title, links and entries, declared once for every format."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pycountry
+
+from .dataset import Release
+from .index import Index, Page
+from .query import FeedQuery
+from .urls import Scope, Urls, tag_uri
+
+# An empty feed's date: deterministic, and older than anything it could later hold.
+NEVER = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Category:
+    term: str
+    scheme: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    title: str
+    link: str
+    published: datetime
+    updated: datetime
+    summary: str
+    content: str | None
+    dateline: str | None
+    language: str
+    categories: tuple[Category, ...]
+    countries: tuple[str, ...]
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FeedDoc:
+    """A feed, independent of its format."""
+
+    id: str
+    title: str
+    subtitle: str
+    language: str
+    publisher: str
+    updated: datetime
+    self_url: str
+    html_url: str
+    entries: Sequence[Entry]
+    extra_links: tuple[tuple[str, str], ...] = field(default=())  # (rel, href): next, hub
+
+
+def country_name(code: str) -> str:
+    """Return a country's everyday English name (Thailand, not Kingdom of Thailand)."""
+    country = pycountry.countries.get(alpha_2=code.upper())
+    if country is None:
+        return code.upper()
+    return str(getattr(country, "common_name", None) or country.name)
+
+
+def feed_title(index: Index, scope: Scope, query: FeedQuery) -> str:
+    """Say in the title what was filtered: "… — Thailand — Social security"."""
+    topics = index.dataset.topics
+    filters = query.filters(scope)
+    parts = [index.dataset.site.title]
+    if filters.countries:
+        parts.append(", ".join(sorted(country_name(c) for c in filters.countries)))
+    if filters.topics:
+        parts.append(", ".join(sorted(topics[t].label for t in filters.topics)))
+    if query.words:
+        parts.append(f"“{' '.join(query.words)}”")
+    if query.since:
+        parts.append(f"since {query.since.isoformat()}")
+    return " — ".join(parts)
+
+
+def build_entry(index: Index, release: Release, urls: Urls) -> Entry:
+    """Describe one release as a feed entry."""
+    site, topics = index.dataset.site, index.dataset.topics
+    lede = f"{release.dateline} — {release.summary}" if release.dateline else release.summary
+    categories = tuple(Category(t, urls.scheme("topics"), topics[t].label) for t in release.topics)
+    categories += tuple(Category(c.lower(), urls.scheme("countries"), country_name(c))
+                        for c in release.countries)
+    return Entry(
+        id=tag_uri(site.tag_authority, f"release:{release.id}"),
+        title=release.title,
+        link=release.url or urls.release(release.id),
+        published=release.published,
+        updated=release.modified,
+        summary=lede,
+        content=f"{lede}\n\n{release.body}" if release.body else None,
+        dateline=release.dateline,
+        language=release.language,
+        categories=categories,
+        countries=release.countries,
+        topics=release.topics,
+    )
+
+
+def build_feed(index: Index, scope: Scope, query: FeedQuery, fmt: str, urls: Urls,
+               page: Page) -> FeedDoc:
+    """Describe the feed a scope and query select, for one format."""
+    site = index.dataset.site
+    identity = query.link_query(limit=False)
+    entries = [build_entry(index, r, urls) for r in page.releases]
+    return FeedDoc(
+        id=tag_uri(site.tag_authority, f"feed:{scope.path}" + (f"?{identity}" if identity else "")),
+        title=feed_title(index, scope, query),
+        subtitle=site.subtitle,
+        language=site.language,
+        publisher=site.publisher,
+        updated=max((e.updated for e in entries), default=NEVER),
+        self_url=urls.feed(scope, fmt, query.link_query()),
+        html_url=urls.page(scope, query.link_query()),
+        entries=entries,
+    )

@@ -1,0 +1,93 @@
+"""The cache of rendered feeds: one key function, and a cache failure never fails a request."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from flask_caching import Cache
+
+from .conditional import Rendered, Validators
+
+log = logging.getLogger(__name__)
+
+# Bumped when the shape of cached values changes, so old entries are never unpickled.
+FORMAT = 1
+
+
+def cache_key(version: str, base: str, path: str, fmt: str, canonical_query: str) -> str:
+    """Return the one key of a rendered feed: dataset version, host, feed, format, query."""
+    ident = "\0".join((base, path, fmt, canonical_query))
+    return f"feedsvc:{FORMAT}:{version}:{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
+
+
+@dataclass
+class FeedCache:
+    """Wraps the flask-caching backend: errors are logged, counted, and treated as misses.
+
+    After an error the backend is left alone for `retry_after` seconds, so a cache that
+    hangs costs one timeout per interval, not one per request; then it is tried again.
+    """
+
+    cache: Cache
+    retry_after: float = 1.0
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    _down_until: float = field(default=0.0, repr=False)
+    on_event: Callable[[str], None] = field(default=lambda event: None, repr=False)
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            return fn()
+        # Any failure of the backend (network, timeout, a corrupt entry) must only cost a render.
+        except Exception as exc:  # noqa: BLE001
+            self.errors += 1
+            self.on_event("error")
+            self._down_until = time.monotonic() + self.retry_after
+            log.warning("feed cache %s failed, rendering without it: %s: %s",
+                        what, type(exc).__name__, exc)
+            return None
+
+    def validators(self, key: str) -> Validators | None:
+        """Return a cached feed's validators without fetching its body."""
+        value = self._call("get", lambda: self.cache.get(f"{key}:v"))
+        return value if isinstance(value, Validators) else None
+
+    def get_or_render(self, key: str, render: Callable[[], Rendered]) -> tuple[Rendered, bool]:
+        """Return the cached rendering, or render and store it; and whether it was a hit."""
+        value = self._call("get", lambda: self.cache.get(key))
+        if isinstance(value, Rendered):
+            self.hits += 1
+            self.on_event("hit")
+            return value, True
+        self.misses += 1
+        self.on_event("miss")
+        rendered = render()
+        self._call("set", lambda: self.cache.set_many({key: rendered, f"{key}:v": rendered.validators}))
+        return rendered, False
+
+
+def backend_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Choose the flask-caching backend: Redis when a URL is set, else in-process and bounded."""
+    url = config["FEEDSVC_CACHE_URL"]
+    timeout = config["FEEDSVC_CACHE_TIMEOUT"]
+    if url:
+        seconds = config["FEEDSVC_CACHE_SOCKET_TIMEOUT_MS"] / 1000
+        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_DEFAULT_TIMEOUT": timeout,
+                "CACHE_KEY_PREFIX": "", "CACHE_OPTIONS": {
+                    "socket_timeout": seconds, "socket_connect_timeout": seconds}}
+    return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": config["FEEDSVC_CACHE_ENTRIES"],
+            "CACHE_DEFAULT_TIMEOUT": timeout}
+
+
+def init_app(app: Flask, cache: Cache) -> None:
+    """Bind the cache to the app and keep the fault-tolerant wrapper beside it."""
+    cache.init_app(app, config=backend_config(app.config))
+    app.extensions["feedsvc.cache"] = FeedCache(cache)

@@ -1,0 +1,136 @@
+"""An immutable, indexed view of one dataset version: selecting a page costs the page, not the archive."""
+from __future__ import annotations
+
+import heapq
+import re
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from .dataset import Dataset, Release
+
+_WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> list[str]:
+    """Split text into the case-folded words that `q` matches."""
+    return _WORD.findall(text.casefold())
+
+
+def _postings(pairs: Iterable[tuple[str, int]]) -> dict[str, array[int]]:
+    index: dict[str, array[int]] = {}
+    for key, position in pairs:
+        index.setdefault(key, array("I")).append(position)
+    return index
+
+
+@dataclass(frozen=True)
+class Page:
+    """The releases selected for one feed page, newest first, and whether older ones exist."""
+
+    releases: Sequence[Release]
+    more: bool
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a feed selects: any of the countries, and any of the topics, and every word."""
+
+    countries: frozenset[str] = frozenset()
+    topics: frozenset[str] = frozenset()
+    words: frozenset[str] = frozenset()
+    since: date | None = None
+
+
+@dataclass(frozen=True)
+class Index:
+    """A dataset with its releases newest first and posting lists of their positions."""
+
+    dataset: Dataset
+    by_id: Mapping[str, int] = field(repr=False)
+    by_country: Mapping[str, array[int]] = field(repr=False)
+    by_topic: Mapping[str, array[int]] = field(repr=False)
+    by_word: Mapping[str, array[int]] = field(repr=False)
+    # -timestamp of each position: ascending, so bisect finds date boundaries.
+    sort_keys: array[float] = field(repr=False)
+
+    @property
+    def releases(self) -> tuple[Release, ...]:
+        return self.dataset.releases
+
+    @property
+    def version(self) -> str:
+        return self.dataset.version
+
+    def release(self, release_id: str) -> Release | None:
+        """Return the release with this id, or None."""
+        position = self.by_id.get(release_id)
+        return None if position is None else self.releases[position]
+
+    def select(self, filters: Filters, limit: int, start: int = 0) -> Page:
+        """Return up to `limit` matching releases from position `start`, newest first."""
+        end = len(self.releases)
+        if filters.since is not None:
+            midnight = datetime.combine(filters.since, time(), self.dataset.site.zone)
+            end = bisect_right(self.sort_keys, -midnight.timestamp())
+        chosen: list[Release] = []
+        for position in self._candidates(filters, start):
+            if position >= end:
+                return Page(chosen, False)
+            release = self.releases[position]
+            if _matches(release, filters):
+                if len(chosen) == limit:
+                    return Page(chosen, True)
+                chosen.append(release)
+        return Page(chosen, False)
+
+    def _candidates(self, filters: Filters, start: int) -> Iterator[int]:
+        """Stream positions from the most selective posting group, in order, deduplicated."""
+        groups: list[list[array[int]]] = []
+        if filters.countries:
+            groups.append([self.by_country.get(c, array("I")) for c in filters.countries])
+        if filters.topics:
+            groups.append([self.by_topic.get(t, array("I")) for t in filters.topics])
+        groups.extend([self.by_word.get(w, array("I"))] for w in filters.words)
+        if not groups:
+            return iter(range(start, len(self.releases)))
+        driver = min(groups, key=lambda g: sum(len(p) for p in g))
+        return _unique(heapq.merge(*(_from(p, start) for p in driver)))
+
+
+def _from(posting: array[int], start: int) -> Iterator[int]:
+    """Iterate a posting list from the first position >= start, without copying it."""
+    return (posting[j] for j in range(bisect_right(posting, start - 1), len(posting)))
+
+
+def _unique(positions: Iterable[int]) -> Iterator[int]:
+    last = -1
+    for position in positions:
+        if position != last:
+            yield position
+            last = position
+
+
+def _matches(release: Release, filters: Filters) -> bool:
+    if filters.countries and filters.countries.isdisjoint(release.countries):
+        return False
+    if filters.topics and filters.topics.isdisjoint(release.topics):
+        return False
+    return not filters.words or filters.words <= set(words(f"{release.title} {release.summary}"))
+
+
+def build_index(dataset: Dataset) -> Index:
+    """Index a dataset whose releases are already sorted newest first."""
+    releases = dataset.releases
+    return Index(
+        dataset=dataset,
+        by_id={r.id: i for i, r in enumerate(releases)},
+        by_country=_postings((c, i) for i, r in enumerate(releases) for c in r.countries),
+        by_topic=_postings((t, i) for i, r in enumerate(releases) for t in r.topics),
+        by_word=_postings(
+            (w, i) for i, r in enumerate(releases) for w in dict.fromkeys(words(f"{r.title} {r.summary}"))
+        ),
+        sort_keys=array("d", (-r.published.timestamp() for r in releases)),
+    )

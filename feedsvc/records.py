@@ -1,0 +1,188 @@
+"""The dataset's records and how each is read from one YAML mapping."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pycountry
+
+from .fields import _LANGUAGE, SLUG, Fields
+from .problems import Problem
+from .yamlsource import LocatedMap
+
+_TAG_AUTHORITY = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,},\d{4}(?:-\d{2}(?:-\d{2})?)?$")
+_OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
+COUNTRIES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Facts about the publishing office, from the site file."""
+
+    title: str
+    subtitle: str
+    publisher: str
+    language: str
+    timezone: str
+    tag_authority: str
+    types: Mapping[str, str]
+
+    @property
+    def zone(self) -> tzinfo:
+        return zone_named(self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One entry of the topic vocabulary."""
+
+    slug: str
+    label: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """One press release, validated; dates are timezone-aware."""
+
+    id: str
+    type: str
+    title: str
+    published: datetime
+    updated: datetime | None
+    dateline: str | None
+    countries: tuple[str, ...]
+    topics: tuple[str, ...]
+    summary: str
+    body: str | None
+    url: str | None
+    language: str
+
+    @property
+    def modified(self) -> datetime:
+        """Return when the release last changed: `updated`, else `published`."""
+        return self.updated or self.published
+
+
+def zone_named(name: str) -> tzinfo:
+    """Return the timezone for an IANA name (Asia/Bangkok) or a fixed offset (+07:00)."""
+    fixed = _OFFSET.match(name)
+    if fixed:
+        sign, hours, minutes = fixed.groups()
+        delta = timedelta(hours=int(hours), minutes=int(minutes))
+        return timezone(-delta if sign == "-" else delta)
+    return ZoneInfo(name)
+
+
+def _zone_problem(name: str) -> str | None:
+    try:
+        zone_named(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{name!r} is not an IANA timezone (e.g. Asia/Bangkok) or an offset (e.g. +07:00)"
+    return None
+
+
+SITE_FIELDS = ("title", "subtitle", "publisher", "language", "timezone", "tag_authority", "types")
+
+
+def read_site(file: str, mapping: LocatedMap, problems: list[Problem]) -> Site | None:
+    """Read the site mapping; record each problem and return None if there is any."""
+    before = len(problems)
+    f = Fields(file, mapping, None, problems)
+    f.check_keys(SITE_FIELDS, SITE_FIELDS)
+    title, subtitle, publisher = f.text("title"), f.text("subtitle"), f.text("publisher")
+    language = f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
+    zone = f.text("timezone", limit=64)
+    if zone is not None and (message := _zone_problem(zone)):
+        f.problem("timezone", message)
+    authority = f.match("tag_authority", _TAG_AUTHORITY, "a tag: authority such as example.org,2004")
+    types = _types(f)
+    if len(problems) > before:
+        return None
+    assert title and subtitle and publisher and language and zone and authority
+    return Site(title, subtitle, publisher, language, zone, authority, types)
+
+
+def _types(f: Fields) -> dict[str, str]:
+    raw = f.mapping.get("types")
+    if not isinstance(raw, dict) or not raw:
+        if "types" in f.mapping:
+            f.problem("types", "must be a mapping of type slug to label, e.g. press-release: Press release")
+        return {}
+    types = {}
+    for slug, label in raw.items():
+        if not SLUG.match(slug) or not isinstance(label, str) or not label.strip():
+            f.problem("types", f"{slug!r}: needs a lowercase slug and a non-empty label")
+        else:
+            types[slug] = label.strip()
+    return types
+
+
+def read_topic(file: str, mapping: LocatedMap, problems: list[Problem]) -> Topic | None:
+    """Read one topic of the vocabulary; None if it has a problem."""
+    before = len(problems)
+    f = Fields(file, mapping, None, problems)
+    f.check_keys(("slug", "label", "description"), ("slug", "label", "description"))
+    slug = f.match("slug", SLUG, "a lowercase slug such as social-security")
+    label, description = f.text("label"), f.text("description", one_line=False)
+    if len(problems) > before:
+        return None
+    assert slug and label and description
+    return Topic(slug, label, description)
+
+
+RELEASE_FIELDS = ("id", "type", "title", "published", "updated", "dateline", "countries",
+                  "topics", "summary", "body", "url", "language")
+RELEASE_REQUIRED = ("id", "type", "title", "published", "countries", "topics", "summary")
+
+
+def _country(item: object) -> str:
+    code = item.upper() if isinstance(item, str) else None
+    if code not in COUNTRIES:
+        raise ValueError(f"{item!r} is not an ISO 3166-1 alpha-2 country code (e.g. TH, KH)")
+    return code
+
+
+def _topic_reader(topics: Mapping[str, Topic]) -> object:
+    def read(item: object) -> str:
+        if not isinstance(item, str) or item not in topics:
+            raise ValueError(f"{item!r} is not a topic of the vocabulary "
+                             f"({', '.join(sorted(topics)) or 'none defined'})")
+        return item
+    return read
+
+
+def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
+                 topics: Mapping[str, Topic], zone: tzinfo,
+                 problems: list[Problem]) -> Release | None:
+    """Read one release; record every problem with its line and return None if any."""
+    raw_id = mapping.get("id")
+    owner = raw_id if isinstance(raw_id, str) and raw_id else f"#{number} (no id)"
+    before = len(problems)
+    f = Fields(file, mapping, owner, problems)
+    f.check_keys(RELEASE_FIELDS, RELEASE_REQUIRED)
+    rid = f.match("id", SLUG, "a lowercase slug (letters, digits, - _ .), e.g. pr-2005-001")
+    kind = f.text("type", limit=100)
+    if kind is not None and kind not in site.types:
+        f.problem("type", f"{kind!r} is not a type of the site ({', '.join(sorted(site.types))})")
+    published, updated = f.when("published", zone), None
+    if "updated" in mapping:
+        updated = f.when("updated", zone)
+        if updated and published and updated < published:
+            f.problem("updated", "is earlier than published")
+    release = Release(
+        id=rid or "", type=kind or "", title=f.text("title", limit=500) or "",
+        published=published or datetime.min, updated=updated,
+        dateline=f.text("dateline", limit=100) if "dateline" in mapping else None,
+        countries=f.items("countries", _country),
+        topics=f.items("topics", _topic_reader(topics), at_least=1),  # type: ignore[arg-type]
+        summary=f.text("summary", limit=5000) or "",
+        body=f.text("body", one_line=False, limit=1_000_000) if "body" in mapping else None,
+        url=f.url("url") if "url" in mapping else None,
+        language=(f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
+                  if "language" in mapping else None) or site.language,
+    )
+    return release if len(problems) == before else None

@@ -1,0 +1,128 @@
+"""Write a FeedDoc as RSS 2.0, Atom 1.0 or JSON Feed 1.1: the only code that calls feedgen."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedEntry, FeedGenerator
+from lxml import etree
+
+from .feed import Entry, FeedDoc
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+GENERATOR = "feedsvc"
+
+
+class _FeedLinks(BaseExtension):  # type: ignore[misc]
+    """Add atom:link rel=next/hub to the RSS channel (feedgen writes only rel=self there)."""
+
+    def __init__(self) -> None:
+        self.links: tuple[tuple[str, str], ...] = ()
+
+    def extend_rss(self, feed: Any) -> Any:
+        channel = feed[0]
+        for rel, href in self.links:
+            etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=href, rel=rel)
+        return feed
+
+
+class _EntryLinkAttrs(BaseEntryExtension):  # type: ignore[misc]
+    """Restore rel/type on Atom entry links, which feedgen 1.0.0 drops."""
+
+    def extend_atom(self, entry: Any) -> Any:
+        # feedgen builds Atom elements unqualified, under the root's default namespace.
+        for link in entry.iter("link"):
+            link.set("rel", "alternate")
+            link.set("type", "text/html")
+        return entry
+
+
+def _add_entry(fg: FeedGenerator, entry: Entry) -> None:
+    fe: FeedEntry = fg.add_entry(order="append")
+    fe.id(entry.id)
+    fe.title(entry.title)
+    fe.link(href=entry.link, rel="alternate", type="text/html")
+    fe.published(entry.published)
+    fe.updated(entry.updated)
+    fe.summary(entry.summary)
+    if entry.content:
+        fe.content(entry.content, type="text")
+    fe.category([{"term": c.term, "scheme": c.scheme, "label": c.label} for c in entry.categories])
+
+
+def _generator(doc: FeedDoc) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.register_extension("feedsvc", _FeedLinks, _EntryLinkAttrs, atom=True, rss=True)
+    fg.id(doc.id)
+    fg.title(doc.title)
+    fg.subtitle(doc.subtitle)
+    fg.language(doc.language)
+    fg.author({"name": doc.publisher})
+    fg.generator(GENERATOR)
+    fg.link(href=doc.self_url, rel="self")
+    for rel, href in doc.extra_links:
+        fg.link(href=href, rel=rel)
+    # RSS <channel><link> is the last link added: the HTML page must come last.
+    fg.link(href=doc.html_url, rel="alternate", type="text/html")
+    fg.feedsvc.links = doc.extra_links
+    # Never the time of rendering: feedgen stamps "now" unless told.
+    fg.updated(doc.updated)
+    for entry in doc.entries:
+        _add_entry(fg, entry)
+    return fg
+
+
+def render_rss(doc: FeedDoc) -> bytes:
+    return bytes(_generator(doc).rss_str(pretty=True))
+
+
+def render_atom(doc: FeedDoc) -> bytes:
+    return bytes(_generator(doc).atom_str(pretty=True))
+
+
+def _json_item(entry: Entry) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": entry.id,
+        "url": entry.link,
+        "title": entry.title,
+        "summary": entry.summary,
+        "content_text": entry.content or entry.summary,
+        "date_published": entry.published.isoformat(),
+        "date_modified": entry.updated.isoformat(),
+        "language": entry.language,
+        "tags": [c.label for c in entry.categories],
+        "_feedsvc": {"countries": [c.lower() for c in entry.countries],
+                     "topics": list(entry.topics), "dateline": entry.dateline},
+    }
+    return item
+
+
+def render_json(doc: FeedDoc) -> bytes:
+    feed: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": doc.title,
+        "home_page_url": doc.html_url,
+        "feed_url": doc.self_url,
+        "description": doc.subtitle,
+        "language": doc.language,
+        "authors": [{"name": doc.publisher}],
+    }
+    links = dict(doc.extra_links)
+    if "next" in links:
+        feed["next_url"] = links["next"]
+    if "hub" in links:
+        feed["hubs"] = [{"type": "WebSub", "url": links["hub"]}]
+    feed["items"] = [_json_item(e) for e in doc.entries]
+    return json.dumps(feed, ensure_ascii=False, indent=2).encode() + b"\n"
+
+
+RENDERERS: dict[str, Callable[[FeedDoc], bytes]] = {
+    "rss": render_rss, "atom": render_atom, "json": render_json,
+}
+CONTENT_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}

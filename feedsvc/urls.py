@@ -1,0 +1,49 @@
+"""The one place that builds absolute URLs and tag: URIs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+FEED_KINDS = ("all", "countries", "topics")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which feed a URL names: all releases, one country or one topic."""
+
+    kind: str = "all"
+    key: str | None = None
+
+    @property
+    def path(self) -> str:
+        """Return the path below /feeds/ and the pages, e.g. countries/th."""
+        return "all" if self.kind == "all" else f"{self.kind}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Absolute URLs below one public base URL (which ends with a slash)."""
+
+    base: str
+
+    def _with_query(self, path: str, query: str) -> str:
+        return f"{self.base}{path}" + (f"?{query}" if query else "")
+
+    def feed(self, scope: Scope, fmt: str, query: str = "") -> str:
+        return self._with_query(f"feeds/{scope.path}.{fmt}", query)
+
+    def page(self, scope: Scope, query: str = "") -> str:
+        """Return the HTML page that lists what a feed holds."""
+        return self._with_query("" if scope.kind == "all" else scope.path, query)
+
+    def release(self, release_id: str) -> str:
+        return f"{self.base}releases/{quote(release_id)}"
+
+    def scheme(self, kind: str) -> str:
+        """Return the category scheme of countries or topics (their feeds' folder)."""
+        return f"{self.base}feeds/{kind}/"
+
+
+def tag_uri(authority: str, specific: str) -> str:
+    """Return a stable RFC 4151 tag: URI; it never depends on the base URL."""
+    return f"tag:{authority}:{specific}"

@@ -1,0 +1,1 @@
+"""Thin blueprints: each turns a request into calls on the domain modules."""

@@ -1,0 +1,31 @@
+"""What every view needs from the request: the public URLs and the parsed feed query."""
+from __future__ import annotations
+
+from flask import current_app, request
+
+from ..feedcache import FeedCache
+from ..index import Index
+from ..query import FeedQuery, parse_query
+from ..urls import Urls
+
+
+def urls() -> Urls:
+    """Return the URL builder for the configured base URL, else for the request's host."""
+    base: str | None = current_app.config["FEEDSVC_BASE_URL"]
+    return Urls(base or request.host_url)
+
+
+def feed_query(index: Index) -> FeedQuery:
+    """Parse the request's query string; a bad value raises QueryError (a 400)."""
+    return parse_query(request.args.to_dict(flat=False), index.dataset.topics)
+
+
+def feed_cache() -> FeedCache:
+    cache: FeedCache = current_app.extensions["feedsvc.cache"]
+    return cache
+
+
+def cache_control() -> str:
+    config = current_app.config
+    return (f"public, max-age={config['FEEDSVC_MAX_AGE']}, "
+            f"stale-while-revalidate={config['FEEDSVC_STALE_WHILE_REVALIDATE']}")

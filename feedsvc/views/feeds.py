@@ -1,0 +1,68 @@
+"""/feeds/...: every feed, in RSS, Atom and JSON Feed, cached and conditional."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..conditional import Rendered, not_modified, prepare, respond, respond_not_modified
+from ..feed import build_feed
+from ..feedcache import cache_key
+from ..records import COUNTRIES
+from ..render import CONTENT_TYPES, RENDERERS
+from ..state import current_index
+from ..urls import Scope
+from .common import cache_control, feed_cache, feed_query, urls
+
+bp = Blueprint("feeds", __name__, url_prefix="/feeds")
+FMT = "<any(rss, atom, json):fmt>"
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    # Feeds are public and read-only: any site may fetch them, anonymously.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def serve_feed(scope: Scope, fmt: str) -> Response:
+    """Answer from the cache (or a 304 from cached validators alone), rendering on a miss."""
+    index, links = current_index(), urls()
+    query = feed_query(index)
+    key = cache_key(index.version, links.base, scope.path, fmt, query.canonical())
+    cache, control = feed_cache(), cache_control()
+    if request.if_none_match or request.if_modified_since:
+        validators = cache.validators(key)
+        if validators is not None and not_modified(request, validators):
+            return respond_not_modified(request, validators, control)
+
+    def render() -> Rendered:
+        page = index.select(query.filters(scope), query.limit)
+        doc = build_feed(index, scope, query, fmt, links, page)
+        return prepare(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
+
+    rendered, _hit = cache.get_or_render(key, render)
+    return respond(request, rendered, control)
+
+
+@bp.get(f"/all.{FMT}")
+def all_releases(fmt: str) -> Response:
+    return serve_feed(Scope(), fmt)
+
+
+@bp.get(f"/countries/<code>.{FMT}")
+def country(code: str, fmt: str) -> BaseResponse:
+    if code.upper() not in COUNTRIES or len(code) != 2:
+        abort(404, description=f"No such country {code[:20]!r}: use an ISO 3166-1 alpha-2 code "
+                               "in lowercase, e.g. /feeds/countries/th.rss.")
+    if code != code.lower():
+        query = request.query_string.decode("latin-1")
+        return redirect(urls().feed(Scope("countries", code.lower()), fmt, query), code=301)
+    return serve_feed(Scope("countries", code), fmt)
+
+
+@bp.get(f"/topics/<slug>.{FMT}")
+def topic(slug: str, fmt: str) -> Response:
+    topics = current_index().dataset.topics
+    if slug not in topics:
+        abort(404, description=f"No such topic {slug[:40]!r}; topics: {', '.join(sorted(topics))}.")
+    return serve_feed(Scope("topics", slug), fmt)

@@ -1,0 +1,87 @@
+"""HTML pages: the latest releases (all, per country, per topic) and one page per release."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, abort, render_template
+
+from ..feed import country_name, feed_title
+from ..index import Index
+from ..query import FeedQuery
+from ..records import COUNTRIES
+from ..state import current_index
+from ..urls import Scope, Urls
+from .common import feed_query, urls
+
+bp = Blueprint("pages", __name__)
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
+
+
+@bp.app_template_filter("longdate")
+def longdate(value: datetime) -> str:
+    """Format a date as published (17 January 2005), whatever the server's locale."""
+    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+
+
+def _feeds(links: Urls, scope: Scope, title: str, query: str = "") -> dict[str, str]:
+    return {"title": title, **{fmt: links.feed(scope, fmt, query) for fmt in ("rss", "atom", "json")}}
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"home_scope": Scope(), "topic_scope": lambda s: Scope("topics", s),
+            "country_scope": lambda c: Scope("countries", c), "country_name": country_name}
+
+
+def _listing(scope: Scope) -> str:
+    index, links = current_index(), urls()
+    query: FeedQuery = feed_query(index)
+    title = feed_title(index, scope, query)
+    here = _feeds(links, scope, title, query.link_query())
+    everything = _feeds(links, Scope(), index.dataset.site.title)
+    return render_template(
+        "listing.html", index=index, scope=scope, urls=links, title=title, feed_links=here,
+        page=index.select(query.filters(scope), query.limit),
+        autodiscovery=[here] if scope.kind == "all" and not query.link_query() else [here, everything],
+        countries_with_releases=_countries_with_releases(index),
+    )
+
+
+def _countries_with_releases(index: Index) -> list[str]:
+    return sorted((c.lower() for c in index.by_country), key=country_name)
+
+
+@bp.get("/")
+def home() -> str:
+    return _listing(Scope())
+
+
+@bp.get("/countries/<code>")
+def country(code: str) -> str:
+    if code.upper() not in COUNTRIES or code != code.lower():
+        abort(404, description=f"No such country {code[:20]!r}: use a lowercase ISO 3166-1 code.")
+    return _listing(Scope("countries", code))
+
+
+@bp.get("/topics/<slug>")
+def topic(slug: str) -> str:
+    if slug not in current_index().dataset.topics:
+        abort(404, description=f"No such topic {slug[:40]!r}.")
+    return _listing(Scope("topics", slug))
+
+
+@bp.get("/releases/<release_id>")
+def release(release_id: str) -> str:
+    index, links = current_index(), urls()
+    found = index.release(release_id)
+    if found is None:
+        abort(404, description=f"No release has the id {release_id[:100]!r}.")
+    topics = index.dataset.topics
+    autodiscovery = [_feeds(links, Scope(), index.dataset.site.title)]
+    autodiscovery += [_feeds(links, Scope("topics", t), topics[t].label) for t in found.topics]
+    autodiscovery += [_feeds(links, Scope("countries", c.lower()), country_name(c))
+                      for c in found.countries]
+    return render_template("release.html", index=index, release=found, urls=links,
+                           autodiscovery=autodiscovery)
