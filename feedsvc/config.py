@@ -34,6 +34,20 @@ def _base_url(raw: str | None) -> str | None:
     return raw.rstrip("/") + "/"
 
 
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    for choice in choices:
+        if raw.casefold() == choice.casefold():
+            return choice
+    raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+
+
 def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read every FEEDSVC_* setting, with its default, into a Flask config mapping."""
     env = os.environ if env is None else env
@@ -50,4 +64,8 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_STALE_WHILE_REVALIDATE": _int(
             env, "FEEDSVC_STALE_WHILE_REVALIDATE", 600, 0, 31_536_000
         ),
+        # Seconds between checks of the dataset on disk; 0: only on SIGHUP to gunicorn.
+        "FEEDSVC_RELOAD_INTERVAL": _int(env, "FEEDSVC_RELOAD_INTERVAL", 5, 0, 86400),
+        "FEEDSVC_LOG_FORMAT": _choice(env, "FEEDSVC_LOG_FORMAT", LOG_FORMATS, "text"),
+        "FEEDSVC_LOG_LEVEL": _choice(env, "FEEDSVC_LOG_LEVEL", LOG_LEVELS, "INFO"),
     }
