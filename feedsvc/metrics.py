@@ -11,8 +11,13 @@ import os
 from collections.abc import Iterator
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, disable_created_metrics,
-    generate_latest, multiprocess,
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
@@ -20,7 +25,7 @@ from prometheus_client.registry import Collector
 from .state import Live
 
 # The *_created series double the output and multi-process mode has none: the same text either way.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 LOCAL = CollectorRegistry()
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -76,7 +81,7 @@ def exposition(live: Live) -> tuple[bytes, str]:
     """Return the metrics text of every process, and its content type."""
     registry = CollectorRegistry()
     if MULTIPROCESS:
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(LOCAL)
     registry.register(DatasetCollector(live))

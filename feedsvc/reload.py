@@ -128,7 +128,7 @@ def start_watching(app: Flask) -> threading.Thread | None:
             try:
                 watch.check()
             # The watcher must outlive any one failed check, or reloads would silently stop.
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("dataset check failed")
             time.sleep(interval)
 

@@ -48,7 +48,7 @@ class Live:
             try:
                 listener(old, index)
             # A listener's failure must not undo or hide the swap that already happened.
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("dataset swap listener %r failed", listener)
         return old
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -141,7 +142,7 @@ class Hammer:
         while not self.done.is_set():
             self.statuses.append(self.server.get("/feeds/all.rss")[0])
 
-    def __enter__(self) -> Hammer:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -54,7 +54,7 @@ def test_unchanged_files_are_not_read_again(live_app: Flask) -> None:
 
 def test_a_valid_edit_is_swapped_in(live_app: Flask, dataset_dir: Path) -> None:
     client = live_app.test_client()
-    old_version, old_body = served(client)
+    old_version, _ = served(client)
     swaps: list[tuple[Index, Index]] = []
     live_app.extensions["feedsvc.live"].on_swap(lambda old, new: swaps.append((old, new)))
     edit_title(dataset_dir)
