@@ -78,7 +78,8 @@ def test_deployment_mounts_dataset_and_snapshot_dir() -> None:
     volumes = {v["name"]: v for v in pod_spec()["volumes"]}
     data = mounts[env["FEEDSVC_DATA"]]
     assert data["readOnly"]
-    assert volumes[data["name"]]["configMap"]["name"] == manifests()["ConfigMap"]["metadata"]["name"]
+    configmap = manifests()["ConfigMap"]["metadata"]["name"]
+    assert volumes[data["name"]]["configMap"]["name"] == configmap
     assert "emptyDir" in volumes[mounts[env["FEEDSVC_SNAPSHOT_DIR"]]["name"]]
 
 
