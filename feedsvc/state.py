@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, current_app
 
@@ -16,14 +16,14 @@ class Live:
     """What a worker serves from: one valid index, replaced whole, never edited."""
 
     index: Index
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def swap(self, index: Index) -> None:
         """Serve `index` from now on; requests in flight keep the one they started with."""
         with self.lock:
-            self.index, self.loaded_at, self.last_error = index, datetime.now(timezone.utc), None
+            self.index, self.loaded_at, self.last_error = index, datetime.now(UTC), None
 
 
 def init_app(app: Flask) -> None:
