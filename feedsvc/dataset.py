@@ -122,8 +122,6 @@ def _newest_first(release: Release) -> tuple[datetime, str]:
 def load_dataset(path: str | Path) -> Dataset:
     """Load and validate every file under `path`; raise DatasetError listing every problem."""
     root = Path(path)
-    if not root.exists():
-        raise DatasetError([Problem(str(root), None, None, None, "no such file or directory")])
     raw_files = read_files(root)
     problems: list[Problem] = []
     if not raw_files:
@@ -153,7 +151,13 @@ def load_dataset(path: str | Path) -> Dataset:
 
 
 def read_files(root: Path) -> list[tuple[str, bytes]]:
-    """Return each dataset file's reported name and bytes, in order: what the version hashes."""
+    """Return each dataset file's reported name and bytes, in order: what the version hashes.
+
+    A missing root is a DatasetError (the dataset is gone, say so); a file that vanishes
+    while being read is an OSError (it is being replaced: look again).
+    """
+    if not root.exists():
+        raise DatasetError([Problem(str(root), None, None, None, "no such file or directory")])
     return [(_name(root, p), p.read_bytes()) for p in find_files(root)]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,10 @@ def _topics_deleted(dataset_dir: Path) -> None:
     (dataset_dir / "topics.yaml").unlink()
 
 
+def _directory_deleted(dataset_dir: Path) -> None:
+    shutil.rmtree(dataset_dir)
+
+
 def _one_bad_file(dataset_dir: Path) -> None:
     (dataset_dir / "releases" / "pr-2005-003.yaml").write_text(
         "id: pr-2005-003\ntype: press-release\ntitle: A new release\npublished: 2005-02-30\n"
@@ -90,7 +95,8 @@ def _one_bad_file(dataset_dir: Path) -> None:
         encoding="utf-8")
 
 
-@pytest.mark.parametrize("break_data", [_half_written, _topics_deleted, _one_bad_file])
+@pytest.mark.parametrize("break_data", [_half_written, _topics_deleted, _one_bad_file,
+                                        _directory_deleted])
 def test_broken_data_is_never_served(live_app: Flask, dataset_dir: Path, break_data,
                                      capsys: pytest.CaptureFixture[str],
                                      caplog: pytest.LogCaptureFixture) -> None:
@@ -163,6 +169,25 @@ def test_data_changing_during_the_load_is_not_swapped(live_app: Flask, dataset_d
     assert watch.check() == "changing"
     assert live.index is before
     assert Reloader(live, str(dataset_dir), real).check() == "reloaded"
+
+
+def test_a_deleted_bundle_file_is_reported_and_its_return_clears_it(dataset_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.yaml"
+    bundle.write_text((dataset_dir / "site.yaml").read_text() + (dataset_dir / "topics.yaml").read_text()
+                      + "releases: []\n", encoding="utf-8")
+    app = create_app({"FEEDSVC_DATA": str(bundle), "FEEDSVC_BASE_URL": BASE_URL})
+    client, saved = app.test_client(), bundle.read_bytes()
+    version = served(client)[0]
+    bundle.unlink()
+    assert reloader(app).check() == "rejected"
+    ready = readiness(client)
+    assert (ready["status"], ready["dataset"]["version"]) == ("degraded", version)
+    assert ready["dataset"]["last_reload_error"].endswith(f"{bundle}: no such file or directory")
+    assert served(client)[0] == version
+    bundle.write_bytes(saved)
+    assert reloader(app).check() == "unchanged"
+    assert readiness(client)["status"] == "ok"
 
 
 def test_hup_reloads_even_when_the_files_look_unchanged(live_app: Flask, dataset_dir: Path) -> None:
