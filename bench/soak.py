@@ -126,8 +126,8 @@ def report(result: dict, version: str, before: list[int], after: list[int],
             if abs(pct(a, b)) > GROWTH_LIMIT * 100:
                 failures.append(f"worker {pid} {name} changed {pct(a, b):+.1f}% (limit 10%)")
     if timeline:
-        rows.append(("memory samples (s: RSS MiB per worker)", "; ".join(
-            f"{t:.0f}: " + ", ".join(f"{m[0] / 1024:.1f}" for m in snap.values())
+        rows.append(("memory samples (s: RSS/PSS MiB per worker)", "; ".join(
+            f"{t:.0f}: " + ", ".join(f"{m[0] / 1024:.1f}/{m[1] / 1024:.1f}" for m in snap.values())
             for t, snap in timeline)))
     rows.append(("result", "PASS" if not failures else "FAIL: " + "; ".join(failures)))
     return rows, failures

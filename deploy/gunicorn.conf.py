@@ -5,6 +5,7 @@ PROMETHEUS_MULTIPROC_DIR); the app's own FEEDSVC_* settings are in
 feedsvc/config.py. `kill -HUP <master pid>` reloads the dataset (invalid data is refused and
 the old data keeps serving) and replaces the workers gracefully; code changes need a restart.
 """
+import gc
 import multiprocessing
 import os
 import shutil
@@ -41,6 +42,16 @@ control_socket_disable = True
 accesslog = None
 errorlog = "-"
 loglevel = (os.environ.get("FEEDSVC_LOG_LEVEL") or "info").lower()
+
+
+def pre_fork(server, worker):
+    """Freeze the master's objects (the loaded dataset) out of the collector's sight.
+
+    A full collection in a worker writes to the header of every object it tracks: without
+    this, each worker slowly copies the dataset pages it shares with the master (bench/soak.py
+    measured +32% PSS per worker over 5 minutes at flat RSS).
+    """
+    gc.freeze()
 
 
 def post_fork(server, worker):
