@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test check-data system-deps clean
+.PHONY: serve test check-data system-deps clean soak faults
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ test: $(BIN)/.installed system-deps
 ## check-data: validate the dataset (FEEDSVC_DATA or data/)
 check-data: $(BIN)/.installed
 	$(BIN)/feedsvc check-data $(DATA)
+
+## soak: 256 connections of a realistic mix for SOAK_SECONDS (300) against the shipped gunicorn config
+soak: $(BIN)/.installed system-deps
+	$(BIN)/python bench/soak.py
+
+## faults: each fault (Redis, invalid/deleted data, SIGKILL, SIGHUP) under load; FAULTS=name picks some
+faults: $(BIN)/.installed system-deps
+	$(BIN)/python bench/faults.py $(FAULTS)
 
 system-deps:
 	bash .ci/system-deps
