@@ -274,8 +274,9 @@ def fault_delete(work: Path, data: Path) -> Run:
             os.rename(data.with_name("data.new"), data)
             run.wait(lambda: svc.all_workers(old, "ok"), INTERVAL + 15,
                      "directory restored: readyz ok", INTERVAL + SLACK)
-            lag(run, fewer, deleted, "client: last response without the deleted release, after "
-                "the directory went")
+            partial = sum(1 for t, v in run.checker.seen if v != old and t >= deleted)
+            run.recovery.append(f"responses of another version after the directory went: {partial}")
+            run.expect(partial == 0, f"{partial} responses of another version after the directory went")
     finally:
         soakkit.stop(svc.process)
     return run

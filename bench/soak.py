@@ -53,7 +53,7 @@ def measure(svc: soakkit.Service, seconds: int, work: Path,
     version = svc.readiness(4)[0]["dataset"]["version"]
     mix = soakkit.build_mix(svc)
     workers = svc.workers()
-    started = time.monotonic()
+    started, load_before = time.monotonic(), loadavg()
     load = soakkit.wrk(svc, mix, seconds, threads=2, connections=CONNECTIONS, workdir=work)
     first_at = min(60.0, seconds / 4)
     end_at = seconds - 3.0
@@ -71,11 +71,28 @@ def measure(svc: soakkit.Service, seconds: int, work: Path,
         elif first and not last and now - timeline[-1][0] >= 30:
             timeline.append((now, sample(svc)))
         time.sleep(0.25)
+    load_after = loadavg()
     result = soakkit.wrk_result(load, work)
+    result["loadavg"] = f"{load_before} at the start, {load_after} at the end"
+    result["server_time"] = server_time(svc)
     server_5xx = sum(svc.metric("feedsvc_http_requests_total", status=str(code))
                      for code in (500, 502, 503, 504))
     return report(result, version, workers, svc.workers(), first, last, timeline, server_5xx,
                   seconds, cache_url)
+
+
+def loadavg() -> str:
+    """The machine's 1-minute load average (other runs share these 2 cores)."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def server_time(svc: soakkit.Service) -> str:
+    """Time inside the app (its request histogram), to tell it from time queued for a worker."""
+    name, text = "feedsvc_http_request_duration_seconds_bucket", svc.get("/metrics")[2].decode()
+    total = svc.metric(name, text, le="+Inf")
+    within = {le: svc.metric(name, text, le=le) for le in ("0.005", "0.025", "0.1", "1.0")}
+    return ", ".join(f"≤ {float(le) * 1000:g} ms: {100 * n / total:.2f}%" for le, n in within.items()) \
+        + f" of {total:,.0f}"
 
 
 def pct(a: int, b: int) -> float:
@@ -111,6 +128,8 @@ def report(result: dict, version: str, before: list[int], after: list[int],
             ("5xx counted by the service (/metrics)", f"{server_5xx:g}"),
             ("errors connect / read / write", f"{errors['connect']} / {errors['read']} / {errors['write']}"),
             ("wrk timeouts (> 5 s, reported only)", f"{errors['timeout']}"),
+            ("time inside the app (/metrics histogram)", result["server_time"]),
+            ("machine load average (2 cores, shared)", result["loadavg"]),
             ("dataset versions in responses", ", ".join(f"{v}: {n:,}" for v, n in
                                                         result["versions"].items())),
             ]

@@ -112,8 +112,9 @@ class Service:
         return len(seen) >= count and all(
             v == version and (status is None or s == status) for v, s in seen.values())
 
-    def metric(self, name: str, **labels: str) -> float:
-        text = self.get("/metrics")[2].decode()
+    def metric(self, name: str, text: str | None = None, **labels: str) -> float:
+        """Sum a metric's samples with these labels, from `text` or a scrape now."""
+        text = self.get("/metrics")[2].decode() if text is None else text
         return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                    if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
