@@ -21,16 +21,40 @@ def check_data(path: str) -> int:
     return 0
 
 
+def synth(count: int, out: str, seed: int, split: bool) -> int:
+    """Write a synthetic archive and say where it went."""
+    from .synth import write_archive
+
+    target = write_archive(count, out, seed=seed, split=split)
+    print(f"{target}: {count} synthetic releases (seed {seed})")
+    return 0
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="feedsvc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check-data", help="validate a dataset file or directory")
     check.add_argument("path", nargs="?", default=None,
                        help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
+    gen = commands.add_parser("synth", help="write a synthetic archive of N releases")
+    gen.add_argument("count", metavar="N", type=_positive, help="how many releases")
+    gen.add_argument("out", metavar="OUT", help="the bundle file to write (a directory with --split)")
+    gen.add_argument("--seed", type=int, default=2004, help="random seed (default: 2004)")
+    gen.add_argument("--split", action="store_true",
+                     help="write a directory: site.yaml, topics.yaml, releases/<id>.yaml")
     args = parser.parse_args(argv)
     if args.command == "check-data":
         import os
         return check_data(args.path or os.environ.get("FEEDSVC_DATA") or str(BUNDLED_DATA))
+    if args.command == "synth":
+        return synth(args.count, args.out, args.seed, args.split)
     return 2
 
 
