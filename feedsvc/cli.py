@@ -5,7 +5,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .config import BUNDLED_DATA
+from .config import BUNDLED_DATA, from_env
 from .dataset import DatasetError, load_dataset
 
 
@@ -30,6 +30,22 @@ def synth(count: int, out: str, seed: int, split: bool) -> int:
     return 0
 
 
+def snapshot(path: str, snapshot_dir: str) -> int:
+    """Validate a dataset and save its snapshot, so the next start with this data is fast."""
+    from .snapshot import save_snapshot
+
+    try:
+        file = save_snapshot(path, snapshot_dir)
+    except DatasetError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"feedsvc snapshot: {error}", file=sys.stderr)
+        return 1
+    print(f"{path}: snapshot {file}")
+    return 0
+
+
 def _positive(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -37,22 +53,38 @@ def _positive(raw: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedsvc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check-data", help="validate a dataset file or directory")
     check.add_argument("path", nargs="?", default=None,
                        help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
+    snap = commands.add_parser("snapshot", help="validate a dataset and save its start-up snapshot")
+    snap.add_argument("path", nargs="?", default=None,
+                      help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
+    snap.add_argument("--dir", default=None,
+                      help="snapshot directory (default: $FEEDSVC_SNAPSHOT_DIR, else ~/.cache/feedsvc)")
     gen = commands.add_parser("synth", help="write a synthetic archive of N releases")
     gen.add_argument("count", metavar="N", type=_positive, help="how many releases")
     gen.add_argument("out", metavar="OUT", help="the bundle file to write (a directory with --split)")
     gen.add_argument("--seed", type=int, default=2004, help="random seed (default: 2004)")
     gen.add_argument("--split", action="store_true",
                      help="write a directory: site.yaml, topics.yaml, releases/<id>.yaml")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "check-data":
         import os
         return check_data(args.path or os.environ.get("FEEDSVC_DATA") or str(BUNDLED_DATA))
+    if args.command == "snapshot":
+        settings = from_env()
+        directory = args.dir or settings["FEEDSVC_SNAPSHOT_DIR"]
+        if directory is None:
+            print("feedsvc snapshot: FEEDSVC_SNAPSHOT_DIR is off", file=sys.stderr)
+            return 2
+        return snapshot(args.path or settings["FEEDSVC_DATA"], directory)
     if args.command == "synth":
         return synth(args.count, args.out, args.seed, args.split)
     return 2

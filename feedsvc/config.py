@@ -34,6 +34,24 @@ def _base_url(raw: str | None) -> str | None:
     return raw.rstrip("/") + "/"
 
 
+def default_snapshot_dir(env: Mapping[str, str]) -> Path:
+    """Return $XDG_CACHE_HOME/feedsvc, else ~/.cache/feedsvc: private to the user."""
+    cache_home = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "feedsvc"
+
+
+def _snapshot_dir(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("FEEDSVC_SNAPSHOT_DIR") or "").strip()
+    if raw.lower() == "off":
+        return None
+    path = Path(raw) if raw else default_snapshot_dir(env)
+    if not path.is_absolute():
+        raise ConfigError(f"FEEDSVC_SNAPSHOT_DIR must be an absolute path or 'off', got {raw!r}")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"FEEDSVC_SNAPSHOT_DIR is not a directory: {raw!r}")
+    return str(path)
+
+
 def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read every FEEDSVC_* setting, with its default, into a Flask config mapping."""
     env = os.environ if env is None else env
@@ -46,6 +64,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS": _int(
             env, "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS", 250, 10, 60_000
         ),
+        "FEEDSVC_SNAPSHOT_DIR": _snapshot_dir(env),
         "FEEDSVC_MAX_AGE": _int(env, "FEEDSVC_MAX_AGE", 300, 0, 31_536_000),
         "FEEDSVC_STALE_WHILE_REVALIDATE": _int(
             env, "FEEDSVC_STALE_WHILE_REVALIDATE", 600, 0, 31_536_000

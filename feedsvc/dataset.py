@@ -124,7 +124,16 @@ def load_dataset(path: str | Path) -> Dataset:
     root = Path(path)
     if not root.exists():
         raise DatasetError([Problem(str(root), None, None, None, "no such file or directory")])
-    raw_files = [(_name(root, p), p.read_bytes()) for p in find_files(root)]
+    return dataset_from_sources(root, read_sources(root))
+
+
+def read_sources(root: Path) -> list[tuple[str, bytes]]:
+    """Return each dataset file's name and bytes: all a version (content hash) needs."""
+    return [(_name(root, p), p.read_bytes()) for p in find_files(root)]
+
+
+def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]]) -> Dataset:
+    """Parse and validate files already read by `read_sources`; raise DatasetError."""
     problems: list[Problem] = []
     if not raw_files:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 from flask import Flask, current_app
 
-from .dataset import load_dataset
-from .index import Index, build_index
+from .index import Index
+from .snapshot import load_index
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Live:
 
 def init_app(app: Flask) -> None:
     """Load and validate the configured dataset; DatasetError stops the start."""
-    index = build_index(load_dataset(app.config["FEEDSVC_DATA"]))
+    index = load_index(app.config["FEEDSVC_DATA"], app.config["FEEDSVC_SNAPSHOT_DIR"])
     app.extensions["feedsvc.live"] = Live(index)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +43,20 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
         path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
         return path
     return write
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _snapshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep start-up snapshots in the session's temporary directory, not the user's cache."""
+    directory = tmp_path_factory.mktemp("snapshots")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FEEDSVC_SNAPSHOT_DIR", str(directory))
+        yield directory
+
+
+@pytest.fixture(scope="session")
+def archive_1k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic 1,000-release archive in one bundle file (generated once per session)."""
+    from feedsvc.synth import write_archive
+
+    return write_archive(1000, tmp_path_factory.mktemp("archive") / "archive.yaml")
