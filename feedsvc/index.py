@@ -1,13 +1,13 @@
 """An immutable, indexed view of one dataset version: selecting a page costs the page, not the archive."""
 from __future__ import annotations
 
+import heapq
 import re
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from itertools import islice
 
 from .dataset import Dataset, Release
 
@@ -75,53 +75,66 @@ class Index:
         if filters.since is not None:
             midnight = datetime.combine(filters.since, time(), self.dataset.site.zone)
             end = bisect_right(self.sort_keys, -midnight.timestamp())
-        groups = self._groups(filters)
-        positions = _intersect(groups, start, end) if groups else iter(range(start, end))
-        chosen = [self.releases[p] for p in islice(positions, limit + 1)]
-        return Page(chosen[:limit], len(chosen) > limit)
+        chosen: list[Release] = []
+        word_lists = [self.by_word.get(w, _EMPTY) for w in sorted(filters.words)]
+        for position in self._candidates(filters, word_lists, start):
+            if position >= end:
+                break
+            release = self.releases[position]
+            if _matches(release, position, filters, word_lists):
+                if len(chosen) == limit:
+                    return Page(chosen, True)
+                chosen.append(release)
+        return Page(chosen, False)
 
-    def _groups(self, filters: Filters) -> list[list[array[int]]]:
-        """Return the posting lists to intersect: one group per filter, any list of a group."""
-        groups = []
+    def _candidates(self, filters: Filters, word_lists: list[array[int]],
+                    start: int) -> Iterator[int]:
+        """Stream positions from the rarest filter's posting lists, ascending, deduplicated.
+
+        Every other filter is then checked per candidate in constant or logarithmic time, so
+        a page costs (page size / how often the rarest filter's releases match the others).
+        """
+        groups: list[list[array[int]]] = [[w] for w in word_lists]
         if filters.countries:
             groups.append([self.by_country.get(c, _EMPTY) for c in sorted(filters.countries)])
         if filters.topics:
             groups.append([self.by_topic.get(t, _EMPTY) for t in sorted(filters.topics)])
-        groups.extend([self.by_word.get(w, _EMPTY)] for w in sorted(filters.words))
-        # The rarest first: it moves furthest on each step.
-        return sorted(groups, key=lambda group: sum(len(p) for p in group))
+        if not groups:
+            return iter(range(start, len(self.releases)))
+        driver = min(groups, key=lambda group: sum(len(p) for p in group))
+        if len(driver) == 1:
+            return _from(driver[0], start)
+        return _unique(heapq.merge(*(_from(p, start) for p in driver)))
 
 
 _EMPTY: array[int] = array("I")
 
 
-def _intersect(groups: list[list[array[int]]], start: int, end: int) -> Iterator[int]:
-    """Yield, ascending, the positions in [start, end) found in every group (a leapfrog join).
+def _from(posting: array[int], start: int) -> Iterator[int]:
+    """Iterate a posting list from the first position >= start, without copying it."""
+    return map(posting.__getitem__, range(bisect_left(posting, start), len(posting)))
 
-    Each step seeks every posting list forward by bisection from where it last stopped, so
-    the work grows with the matches and the lists' interleaving, never with the archive.
-    """
-    cursors = [[0] * len(group) for group in groups]
-    position = start
-    while position < end:
-        highest = position
-        for group, cursor in zip(groups, cursors):
-            highest = max(highest, _seek(group, cursor, position, end))
-        if highest == position:
+
+def _unique(positions: Iterable[int]) -> Iterator[int]:
+    last = -1
+    for position in positions:
+        if position != last:
             yield position
-            position += 1
-        else:
-            position = highest
+            last = position
 
 
-def _seek(group: list[array[int]], cursor: list[int], position: int, end: int) -> int:
-    """Return the first position >= `position` in any list of the group, or `end`."""
-    found = end
-    for i, posting in enumerate(group):
-        j = cursor[i] = bisect_left(posting, position, cursor[i])
-        if j < len(posting) and posting[j] < found:
-            found = posting[j]
-    return found
+def _contains(posting: array[int], position: int) -> bool:
+    j = bisect_left(posting, position)
+    return j < len(posting) and posting[j] == position
+
+
+def _matches(release: Release, position: int, filters: Filters,
+             word_lists: list[array[int]]) -> bool:
+    if filters.countries and filters.countries.isdisjoint(release.countries):
+        return False
+    if filters.topics and filters.topics.isdisjoint(release.topics):
+        return False
+    return all(_contains(posting, position) for posting in word_lists)
 
 
 def build_index(dataset: Dataset) -> Index:
