@@ -21,7 +21,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from . import dataset, fields as fields_module, index, problems, records, yamlsource
+from . import dataset, index, problems, records, yamlsource
+from . import fields as fields_module
 from .dataset import Release, dataset_from_sources, load_dataset, read_sources
 from .index import Index, build_index
 from .yamlsource import content_hash
@@ -118,7 +119,7 @@ def _unpickle(file: Path, payload: bytes) -> Index | None:
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a million new objects and no cycles: collecting during the load is waste
     try:
-        loaded = pickle.loads(payload)  # noqa: S301 - our own file, owner-checked and checksummed
+        loaded = pickle.loads(payload)  # our own file: owner-checked and checksummed
     # A checksummed pickle can still fail to load against changed classes: any such failure
     # must mean "load the YAML", never "refuse to start".
     except Exception as error:  # noqa: BLE001
@@ -155,8 +156,8 @@ def write_snapshot(file: Path, loaded: Index) -> bool:
 def _pickle(loaded: Index) -> bytes:
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=5)
-    pickler.dispatch_table = copyreg.dispatch_table.copy()  # type: ignore[misc]
-    pickler.dispatch_table[Release] = _release_reducer()  # type: ignore[misc]
+    pickler.dispatch_table = copyreg.dispatch_table.copy()
+    pickler.dispatch_table[Release] = _release_reducer()
     pickler.dump(loaded)
     return buffer.getvalue()
 
@@ -182,7 +183,7 @@ def _build_in_child(root: Path, snapshot_dir: Path) -> bool:
     """Run `feedsvc snapshot` in a child process; return whether it succeeded."""
     command = [sys.executable, "-m", "feedsvc", "snapshot", str(root), "--dir", str(snapshot_dir)]
     try:
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,  # noqa: S603
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               check=False)
     except OSError as error:
         log.warning("dataset %s: no child process for the load (%s)", root, error)

@@ -86,8 +86,8 @@ def _summary(rng: random.Random, phrase: str, other: str, city: str, region: str
     event = rng.choice(EVENTS)
     sentences = [
         f"{rng.choice(ACTORS)} {rng.choice(VERBS)} {phrase} at a {event} held in {city} ({region}).",
-        f"The {event} brings together representatives of governments, workers' and "
-        f"employers' organizations.",
+        (f"The {event} brings together representatives of governments, workers' and "
+         "employers' organizations."),
         f"A new ILO {rng.choice(REPORTS)} {rng.choice(FINDINGS)} {other}.",
     ]
     return " ".join(sentences[: rng.randint(1, 3)])
