@@ -31,6 +31,7 @@ create_app()
 loaded = time.perf_counter()
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(json.dumps({"import": imported - started, "load": loaded - imported,
+                  "cpu": time.process_time(),
                   "rss": int(status["VmRSS"].split()[0]) / 1024,
                   "peak": int(status["VmHWM"].split()[0]) / 1024}))
 """
@@ -113,12 +114,14 @@ def startup_rows(sizes: list[int], scratch: Path) -> list[tuple[object, ...]]:
         data, snapshots = archive(size), scratch / f"snapshots-{size}"
         cold, warm = start_app(data, snapshots), start_app(data, snapshots)
         rows.append((f"{size:,}", f"{cold['total']:.2f}", f"{cold['peak']:.0f}", f"{cold['rss']:.0f}",
-                     f"{warm['total']:.2f}", f"{warm['load']:.2f}", f"{warm['rss']:.0f}",
+                     f"{warm['total']:.2f}", f"{warm['cpu']:.2f}", f"{warm['load']:.2f}",
+                     f"{warm['rss']:.0f}",
                      "met" if warm["total"] <= RESTART_TARGET_S else "MISSED"))
     return rows
 
 
 def main(sizes: list[int]) -> None:
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="feedsvc-startup-") as tmp:
         scratch = Path(tmp)
         rows = startup_rows(sizes, scratch)
@@ -130,9 +133,12 @@ def main(sizes: list[int]) -> None:
         (w, f"{m['ready']:.2f}", f"{m['master_rss']:.0f}", f"{m['worker_rss']:.0f}",
          f"{m['total_pss']:.0f}") for w, m in ((1, one), (2, two))]
     text = "\n\n".join([
-        f"## Start-up (process start to app ready; target 5: restart ≤ {RESTART_TARGET_S:.0f} s)",
-        table(("releases", "cold s", "cold peak MB", "cold RSS MB", "restart s",
+        (f"## Start-up (process start to app ready; target 5: restart ≤ {RESTART_TARGET_S:.0f} s; "
+         f"load average {load:.1f} on {os.cpu_count()} CPUs)"),
+        table(("releases", "cold s", "cold peak MB", "cold RSS MB", "restart s", "restart CPU s",
                "snapshot load s", "restart RSS MB", "restart target"), rows),
+        "Times are wall-clock on a shared machine; CPU s (user+sys of the restarting process, "
+        "imports included) is what the restart costs when the machine is not contended.",
         f"## gunicorn, preloaded, {largest:,} releases, from the snapshot",
         table(("workers", "ready s", "master RSS MB", "max worker RSS MB", "total PSS MB"),
               gunicorn_rows),
