@@ -137,8 +137,8 @@ def main(sizes: list[int]) -> None:
          f"load average {load:.1f} on {os.cpu_count()} CPUs)"),
         table(("releases", "cold s", "cold peak MB", "cold RSS MB", "restart s", "restart CPU s",
                "snapshot load s", "restart RSS MB", "restart target"), rows),
-        "Times are wall-clock on a shared machine; CPU s (user+sys of the restarting process, "
-        "imports included) is what the restart costs when the machine is not contended.",
+        ("Times are wall-clock on a shared machine; CPU s (user+sys of the restarting process, "
+         "imports included) is what the restart costs when the machine is not contended."),
         f"## gunicorn, preloaded, {largest:,} releases, from the snapshot",
         table(("workers", "ready s", "master RSS MB", "max worker RSS MB", "total PSS MB"),
               gunicorn_rows),
