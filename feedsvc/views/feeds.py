@@ -1,7 +1,7 @@
 """/feeds/...: every feed, in RSS, Atom and JSON Feed, cached and conditional."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, request
+from flask import Blueprint, Response, abort, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..conditional import Rendered, not_modified, prepare, respond, respond_not_modified
@@ -36,8 +36,9 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
             return respond_not_modified(request, validators, control)
 
     def render() -> Rendered:
-        page = index.select(query.filters(scope), query.limit)
-        doc = build_feed(index, scope, query, fmt, links, page)
+        page = index.select(query.filters(scope), query.limit, index.start_after(query.before))
+        doc = build_feed(index, scope, query, fmt, links, page,
+                         current_app.config["FEEDSVC_WEBSUB_HUB"])
         return prepare(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
     rendered, _hit = cache.get_or_render(key, render)
