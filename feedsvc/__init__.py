@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Flask, Response
 
-from . import config, errors, feedcache, state
+from . import config, errors, feedcache, state, websub
 from .extensions import cache
-from .views import feeds, pages
+from .views import directory, embed, feeds, pages
 
 __version__ = "0.1.0"
 
@@ -28,8 +28,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     state.init_app(app)
     feedcache.init_app(app, cache)
+    websub.init_app(app)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(directory.bp)
+    app.register_blueprint(embed.bp)
     errors.init_app(app)
     _register_headers(app)
     return app

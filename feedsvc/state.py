@@ -1,7 +1,9 @@
 """The live dataset index of this process, swapped atomically when new data is accepted."""
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -9,6 +11,10 @@ from flask import Flask, current_app
 
 from .dataset import load_dataset
 from .index import Index, build_index
+
+log = logging.getLogger(__name__)
+# Told (old index, new index) after each swap; must return quickly (start a thread if not).
+SwapListener = Callable[[Index, Index], object]
 
 
 @dataclass
@@ -19,11 +25,25 @@ class Live:
     loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     last_error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    listeners: list[SwapListener] = field(default_factory=list, repr=False)
+
+    def on_swap(self, listener: SwapListener) -> None:
+        """Call `listener(old, new)` after every swap to a different dataset version."""
+        self.listeners.append(listener)
 
     def swap(self, index: Index) -> None:
         """Serve `index` from now on; requests in flight keep the one they started with."""
         with self.lock:
+            old = self.index
             self.index, self.loaded_at, self.last_error = index, datetime.now(timezone.utc), None
+        if old.version == index.version:
+            return
+        for listener in self.listeners:
+            try:
+                listener(old, index)
+            # A listener's failure must never undo or fail the swap.
+            except Exception:  # noqa: BLE001
+                log.exception("swap listener %r failed", listener)
 
 
 def init_app(app: Flask) -> None:
