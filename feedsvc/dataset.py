@@ -8,11 +8,10 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from .problems import DatasetError, Problem
-from .records import read_release, read_site, read_topic
-from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse
 
 # Re-exported: the records are part of this module's interface.
-from .records import Release, Site, Topic  # noqa: E402
+from .records import Release, Site, Topic, read_release, read_site, read_topic
+from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse
 
 __all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pycountry
 
@@ -13,7 +13,7 @@ from .query import FeedQuery
 from .urls import Scope, Urls, tag_uri
 
 # An empty feed's date: deterministic, and older than anything it could later hold.
-NEVER = datetime(1970, 1, 1, tzinfo=timezone.utc)
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from urllib.parse import urlencode
 
 from .fields import SLUG
@@ -74,7 +74,7 @@ class FeedQuery:
 
 def cursor_text(cursor: Cursor) -> str:
     """Write a cursor as it appears in `before=`: 20041018T170000Z~pr-2004-001."""
-    when = cursor.published.astimezone(timezone.utc)
+    when = cursor.published.astimezone(UTC)
     return f"{when.strftime(_CURSOR_TIME[1] if when.microsecond else _CURSOR_TIME[0])}~{cursor.id}"
 
 
@@ -128,7 +128,7 @@ def _before(raw: str | None) -> Cursor | None:
     if match and SLUG.match(match[2]):
         fmt = _CURSOR_TIME[1] if "." in match[1] else _CURSOR_TIME[0]
         try:
-            when = datetime.strptime(match[1], fmt).replace(tzinfo=timezone.utc)
+            when = datetime.strptime(match[1], fmt).replace(tzinfo=UTC)
         except ValueError:
             pass
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -170,7 +170,7 @@ def render_opml(title: str, owner: str, modified: datetime,
     """Write an OPML 2.0 subscription list; dated by its data, never by the clock."""
     opml = etree.Element("opml", version="2.0")
     head = etree.SubElement(opml, "head")
-    modified = modified.astimezone(timezone.utc)
+    modified = modified.astimezone(UTC)
     for tag, text in (("title", title), ("dateModified", format_datetime(modified, usegmt=True)),
                       ("ownerName", owner), ("docs", OPML_DOCS)):
         etree.SubElement(head, tag).text = text

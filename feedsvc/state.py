@@ -5,7 +5,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, current_app
 
@@ -22,7 +22,7 @@ class Live:
     """What a worker serves from: one valid index, replaced whole, never edited."""
 
     index: Index
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     listeners: list[SwapListener] = field(default_factory=list, repr=False)
@@ -35,7 +35,7 @@ class Live:
         """Serve `index` from now on; requests in flight keep the one they started with."""
         with self.lock:
             old = self.index
-            self.index, self.loaded_at, self.last_error = index, datetime.now(timezone.utc), None
+            self.index, self.loaded_at, self.last_error = index, datetime.now(UTC), None
         if old.version == index.version:
             return
         for listener in self.listeners:

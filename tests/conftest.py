@@ -53,7 +53,8 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
 
 
 def release_yaml(number: int, published: str, *, countries: tuple[str, ...] = ("TH",),
-                 topics: tuple[str, ...] = ("social-security",), title: str | None = None) -> dict[str, object]:
+                 topics: tuple[str, ...] = ("social-security",),
+                 title: str | None = None) -> dict[str, object]:
     """Describe one made-up release, numbered, as a dataset file holds it."""
     return {"id": f"t-{number:03d}", "type": "press-release", "published": published,
             "title": title or f"Test release number {number}", "countries": list(countries),

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import release_yaml
 from flask import Flask
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 
 from feedsvc import create_app
+
+from .conftest import release_yaml
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -4,13 +4,14 @@ from __future__ import annotations
 import feedparser
 import listparser
 import pytest
-from conftest import BASE_URL
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
 
 from feedsvc.catalogue import catalogue
 from feedsvc.dataset import Dataset
+
+from .conftest import BASE_URL
 
 
 def _dataset(app: Flask) -> Dataset:

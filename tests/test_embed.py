@@ -5,9 +5,10 @@ import base64
 import hashlib
 
 import pytest
-from conftest import BASE_URL
 from flask.testing import FlaskClient
 from lxml import html
+
+from .conftest import BASE_URL
 
 
 def _hash(text: str) -> str:
@@ -36,7 +37,7 @@ def test_embed_lists_latest_releases_with_absolute_links(client: FlaskClient) ->
     items = page.xpath("//li")
     assert len(items) == 2
     feed = client.get("/feeds/countries/th.json?limit=2").get_json()
-    for item, entry in zip(items, feed["items"]):
+    for item, entry in zip(items, feed["items"], strict=True):
         link = item.xpath("a")[0]
         assert link.get("href") == entry["url"] and link.get("href").startswith("https://")
         assert link.get("target") == "_blank" and link.get("rel") == "noopener"

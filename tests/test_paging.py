@@ -6,13 +6,14 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import BASE_URL, release_yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
 from feedsvc import create_app
 from feedsvc.dataset import load_dataset
 from feedsvc.index import build_index
+
+from .conftest import BASE_URL, release_yaml
 
 
 def _sixty(make_dataset: Callable[..., Path]) -> Path:
@@ -45,7 +46,7 @@ def _walk(client: FlaskClient, url: str) -> tuple[list[str], int]:
             parsed = feedparser.parse(response.data)
             assert parsed.bozo == 0
             seen += [entry.id for entry in parsed.entries]
-            url = next((l.href for l in parsed.feed.get("links", []) if l.rel == "next"), "")
+            url = next((link.href for link in parsed.feed.get("links", []) if link.rel == "next"), "")
         assert pages <= 60
     return seen, pages
 
@@ -65,13 +66,13 @@ def test_walk_sees_every_release_once(paged_app: Flask, fmt: str, path: str,
 
 def test_first_page_is_the_subscription_url(client: FlaskClient) -> None:
     parsed = feedparser.parse(client.get("/feeds/all.atom?limit=3").data)
-    links = {l.rel: l.href for l in parsed.feed.links}
+    links = {link.rel: link.href for link in parsed.feed.links}
     assert links["self"] == f"{BASE_URL}feeds/all.atom?limit=3"
     assert "before=" in links["next"] and "limit=3" in links["next"]
     second = feedparser.parse(client.get(links["next"].removeprefix(BASE_URL[:-1])).data)
     # Every page is the same feed: the cursor is not part of its id.
     assert second.feed.id == parsed.feed.id
-    assert {l.rel: l.href for l in second.feed.links}["self"] == links["next"]
+    assert {link.rel: link.href for link in second.feed.links}["self"] == links["next"]
 
 
 def test_last_page_has_no_next(client: FlaskClient) -> None:

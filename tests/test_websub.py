@@ -12,7 +12,6 @@ from urllib.parse import parse_qs
 
 import feedparser
 import pytest
-from conftest import BASE_URL, release_yaml
 from flask import Flask
 
 from feedsvc import create_app
@@ -22,6 +21,8 @@ from feedsvc.index import build_index
 from feedsvc.query import FORMATS
 from feedsvc.urls import Urls
 from feedsvc.websub import Publisher
+
+from .conftest import BASE_URL, release_yaml
 
 
 class Hub:
@@ -74,7 +75,7 @@ def test_every_feed_advertises_hub_and_self(hub_app: tuple[Flask, Hub, str], fmt
         return
     parsed = feedparser.parse(body)
     assert parsed.bozo == 0
-    links = {(l.rel, l.href) for l in parsed.feed.links}
+    links = {(link.rel, link.href) for link in parsed.feed.links}
     assert {("hub", hub_url), ("self", self_url)} <= links
 
 
