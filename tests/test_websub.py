@@ -88,8 +88,8 @@ def test_reload_notifies_the_hub_of_changed_feeds(hub_app: tuple[Flask, Hub, str
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     app, hub, _url = hub_app
     threads: list[threading.Thread] = []
-    publisher = app.extensions["feedsvc.live"].listeners[0]
-    app.extensions["feedsvc.live"].listeners[0] = lambda old, new: threads.append(publisher(old, new))
+    publisher = app.extensions["feedsvc.live"].listeners[-1]
+    app.extensions["feedsvc.live"].listeners[-1] = lambda old, new: threads.append(publisher(old, new))
     # Release 2 (Cambodia, gender equality) changes its title; one in Thailand is added.
     changed = _releases()
     changed[1]["title"] = "A new title"
@@ -105,12 +105,15 @@ def test_reload_notifies_the_hub_of_changed_feeds(hub_app: tuple[Flask, Hub, str
     assert urls == sorted(f"{BASE_URL}feeds/{p}.{f}" for p in paths for f in FORMATS)
 
 
-def test_same_version_is_not_published(hub_app: tuple[Flask, Hub, str]) -> None:
-    app, _hub, _url = hub_app
-    calls: list[object] = []
-    app.extensions["feedsvc.live"].listeners[0] = lambda old, new: calls.append(new)
+def test_unchanged_data_is_not_published(hub_app: tuple[Flask, Hub, str]) -> None:
+    app, hub, _url = hub_app
+    threads: list[threading.Thread] = []
+    publisher = app.extensions["feedsvc.live"].listeners[-1]
+    app.extensions["feedsvc.live"].listeners[-1] = lambda old, new: threads.append(publisher(old, new))
     app.extensions["feedsvc.live"].swap(build_index(load_dataset(app.config["FEEDSVC_DATA"])))
-    assert calls == []
+    for thread in threads:
+        thread.join(timeout=30)
+    assert hub.drain() == []
 
 
 def test_hub_failures_are_logged_and_never_raise(make_dataset: Callable[..., Path],
