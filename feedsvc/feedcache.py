@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
-def cache_key(version: str, base: str, path: str, fmt: str, canonical_query: str) -> str:
-    """Return the one key of a rendered feed: dataset version, host, feed, format, query."""
-    ident = "\0".join((base, path, fmt, canonical_query))
+def cache_key(version: str, settings: str, path: str, fmt: str, canonical_query: str) -> str:
+    """Return the one key of a rendered body: dataset version, the settings that shape links
+    (base URL or request host, hub), the feed, its format and the canonical query."""
+    ident = "\0".join((settings, path, fmt, canonical_query))
     return f"feedsvc:{FORMAT}:{version}:{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
 
 

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
@@ -43,13 +46,33 @@ class Publisher:
     hub: str
     urls: Urls
     timeout: float = 10.0
+    # Where the once-per-version markers go: made when the app is built, so the workers
+    # forked from a preloading gunicorn master share it and nothing else does.
+    claims_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="feedsvc-websub-"))
 
-    def __call__(self, old: Index, new: Index) -> threading.Thread:
-        """Start publishing in a background thread and return it; serving never waits."""
+    def __call__(self, old: Index, new: Index) -> threading.Thread | None:
+        """Start publishing in a background thread and return it; serving never waits.
+
+        Every worker of a box swaps in the same new version; only the first to claim it
+        publishes (None for the others), so the hub is told once per box, not once per worker.
+        """
+        if not self.claim(new.version):
+            return None
         thread = threading.Thread(target=self.publish, args=(old, new), name="websub-publish",
                                   daemon=True)
         thread.start()
         return thread
+
+    def claim(self, version: str) -> bool:
+        """Claim publishing of one dataset version for this box (a marker file made once)."""
+        marker = Path(self.claims_dir) / version
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+        except OSError as exc:  # an unwritable temp dir: publishing twice beats never
+            log.warning("websub: cannot claim %s (%s); publishing anyway", marker, exc)
+        return True
 
     def publish(self, old: Index, new: Index) -> None:
         feeds = changed_feeds(old, new, self.urls)

@@ -151,3 +151,19 @@ def test_unreachable_hub_is_logged(make_dataset: Callable[..., Path],
     with caplog.at_level(logging.WARNING, logger="feedsvc.websub"):
         assert publisher.ping(f"{BASE_URL}feeds/all.rss") is False
     assert "Connection refused" in caplog.text
+
+
+def test_workers_forked_from_one_app_publish_a_version_once(make_dataset: Callable[..., Path],
+                                                            serve: Callable[..., str]) -> None:
+    hub = Hub()
+    app = create_app({"FEEDSVC_DATA": str(make_dataset(_releases())), "FEEDSVC_BASE_URL": BASE_URL})
+    old = app.extensions["feedsvc.live"].index
+    new = build_index(load_dataset(make_dataset(_releases()[:2])))
+    first = Publisher(serve(hub) + "/hub", Urls(BASE_URL), timeout=5)
+    # A second worker forked from the same preloaded app shares the publisher's claims.
+    second = Publisher(first.hub, first.urls, timeout=5, claims_dir=first.claims_dir)
+    started = [first(old, new), second(old, new)]
+    assert started[1] is None
+    assert started[0] is not None
+    started[0].join(timeout=30)
+    assert len(hub.drain()) == 9

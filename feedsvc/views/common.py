@@ -40,3 +40,8 @@ def cache_control() -> str:
     config = current_app.config
     return (f"public, max-age={config['FEEDSVC_MAX_AGE']}, "
             f"stale-while-revalidate={config['FEEDSVC_STALE_WHILE_REVALIDATE']}")
+
+
+def render_settings() -> str:
+    """Return what, besides data and query, shapes a rendered body: base URL (or host) and hub."""
+    return f"{urls().base} {current_app.config['FEEDSVC_WEBSUB_HUB'] or ''}"

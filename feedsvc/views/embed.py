@@ -15,7 +15,7 @@ from ..feedcache import cache_key
 from ..query import parse_choice
 from ..state import current_index
 from ..urls import Scope
-from .common import cache_control, feed_cache, feed_query, page_scope, urls
+from .common import cache_control, feed_cache, feed_query, page_scope, render_settings, urls
 
 bp = Blueprint("embed", __name__)
 THEMES = ("light", "dark")
@@ -56,7 +56,7 @@ def _embed(scope: Scope) -> Response:
     if "limit" not in request.args:
         query = replace(query, limit=EMBED_LIMIT)
     theme = parse_choice(request.args.to_dict(flat=False), "theme", THEMES)
-    key = cache_key(index.version, links.base, f"embed/{scope.path}", f"html-{theme}",
+    key = cache_key(index.version, render_settings(), f"embed/{scope.path}", f"html-{theme}",
                     query.canonical())
 
     def render() -> Rendered:

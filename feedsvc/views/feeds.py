@@ -11,7 +11,7 @@ from ..records import COUNTRIES
 from ..render import CONTENT_TYPES, RENDERERS
 from ..state import current_index
 from ..urls import Scope
-from .common import cache_control, feed_cache, feed_query, urls
+from .common import cache_control, feed_cache, feed_query, render_settings, urls
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 FMT = "<any(rss, atom, json):fmt>"
@@ -28,7 +28,7 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
     """Answer from the cache (or a 304 from cached validators alone), rendering on a miss."""
     index, links = current_index(), urls()
     query = feed_query(index)
-    key = cache_key(index.version, links.base, scope.path, fmt, query.canonical())
+    key = cache_key(index.version, render_settings(), scope.path, fmt, query.canonical())
     cache, control = feed_cache(), cache_control()
     if request.if_none_match or request.if_modified_since:
         validators = cache.validators(key)
