@@ -35,8 +35,9 @@ print(json.dumps({"import": imported - started, "load": loaded - imported,
                   "rss": int(status["VmRSS"].split()[0]) / 1024,
                   "peak": int(status["VmHWM"].split()[0]) / 1024}))
 """
-URLS = ("/feeds/all.rss", "/feeds/countries/th.rss?topic=social-security", "/feeds/topics/labour-migration.atom",
-        "/feeds/countries/kh.json?q=recruitment", "/releases/pr-2010-00001", "/")
+URLS = ("/feeds/all.rss", "/feeds/countries/th.rss?topic=social-security",
+        "/feeds/topics/labour-migration.atom", "/feeds/countries/kh.json?q=recruitment",
+        "/releases/pr-2010-00001", "/")
 
 
 def start_app(data: Path, snapshots: Path) -> dict[str, float]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import dataset, index, problems, records, yamlsource
 from . import fields as fields_module
-from .dataset import Release, dataset_from_sources, load_dataset, read_sources
+from .dataset import Release, dataset_from_sources, load_dataset, read_files
 from .index import Index, build_index
 from .yamlsource import content_hash
 
@@ -41,7 +41,7 @@ def load_index(path: str | Path, snapshot_dir: str | Path | None, *,
     root = Path(path)
     if snapshot_dir is None or not root.exists():
         return build_index(load_dataset(root))
-    sources = read_sources(root)
+    sources = read_files(root)
     file = snapshot_path(Path(snapshot_dir), root, content_hash(sources))
     found = read_snapshot(file)
     if found is not None:
@@ -60,7 +60,7 @@ def save_snapshot(path: str | Path, snapshot_dir: str | Path) -> Path:
     root = Path(path)
     if not root.exists():
         load_dataset(root)  # raises the DatasetError that says so
-    sources = read_sources(root)
+    sources = read_files(root)
     file = snapshot_path(Path(snapshot_dir), root, content_hash(sources))
     _full_load(root, sources, file)
     if not file.exists():
