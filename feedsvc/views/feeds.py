@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ..conditional import Rendered, not_modified, prepare, respond, respond_not_modified
 from ..feed import build_feed
 from ..feedcache import cache_key
-from ..records import COUNTRIES
+from ..records import country_code
 from ..render import CONTENT_TYPES, RENDERERS
 from ..state import current_index
 from ..urls import Scope
@@ -51,7 +51,7 @@ def all_releases(fmt: str) -> Response:
 
 @bp.get(f"/countries/<code>.{FMT}")
 def country(code: str, fmt: str) -> BaseResponse:
-    if code.upper() not in COUNTRIES or len(code) != 2:
+    if country_code(code) is None:
         abort(404, description=f"No such country {code[:20]!r}: use an ISO 3166-1 alpha-2 code "
                                "in lowercase, e.g. /feeds/countries/th.rss.")
     if code != code.lower():

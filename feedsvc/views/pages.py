@@ -9,7 +9,7 @@ from flask import Blueprint, abort, render_template
 from ..feed import country_name, feed_title
 from ..index import Index
 from ..query import FeedQuery
-from ..records import COUNTRIES
+from ..records import country_code
 from ..state import current_index
 from ..urls import Scope, Urls
 from .common import feed_query, urls
@@ -60,7 +60,7 @@ def home() -> str:
 
 @bp.get("/countries/<code>")
 def country(code: str) -> str:
-    if code.upper() not in COUNTRIES or code != code.lower():
+    if country_code(code) is None or code != code.lower():
         abort(404, description=f"No such country {code[:20]!r}: use a lowercase ISO 3166-1 code.")
     return _listing(Scope("countries", code))
 
