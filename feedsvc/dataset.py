@@ -9,7 +9,9 @@ from pathlib import Path
 
 from .problems import DatasetError, Problem
 from .records import read_release, read_site, read_topic
-from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse
+from .yamlsource import (
+    DEFAULT_MAX_FILE_BYTES, LocatedMap, SourceFile, content_hash, find_files, parse, read_source,
+)
 
 # Re-exported: the records are part of this module's interface.
 from .records import Release, Site, Topic  # noqa: E402
@@ -119,14 +121,14 @@ def _newest_first(release: Release) -> tuple[datetime, str]:
     return release.published, release.id
 
 
-def load_dataset(path: str | Path) -> Dataset:
+def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Dataset:
     """Load and validate every file under `path`; raise DatasetError listing every problem."""
     root = Path(path)
     if not root.exists():
         raise DatasetError([Problem(str(root), None, None, None, "no such file or directory")])
-    raw_files = [(_name(root, p), p.read_bytes()) for p in find_files(root)]
     problems: list[Problem] = []
-    if not raw_files:
+    raw_files = _read_all(root, max_file_bytes, problems)
+    if not raw_files and not problems:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the load makes millions of objects and no cycles: collecting is wasted work
@@ -150,6 +152,17 @@ def load_dataset(path: str | Path) -> Dataset:
     assert site is not None
     releases.sort(key=_newest_first, reverse=True)
     return Dataset(site, topics, tuple(releases), content_hash(raw_files), str(root))
+
+
+def _read_all(root: Path, limit: int, problems: list[Problem]) -> list[tuple[str, bytes]]:
+    raw_files = []
+    for path in find_files(root):
+        raw, problem = read_source(path, _name(root, path), limit)
+        if problem is not None:
+            problems.append(problem)
+        elif raw is not None:
+            raw_files.append((_name(root, path), raw))
+    return raw_files
 
 
 def _name(root: Path, path: Path) -> str:
