@@ -5,14 +5,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .config import BUNDLED_DATA
+from .config import BUNDLED_DATA, from_env
 from .dataset import DatasetError, load_dataset
 
 
 def check_data(path: str) -> int:
     """Validate a dataset; print every problem to stderr and return 1, or a summary and 0."""
     try:
-        dataset = load_dataset(path)
+        dataset = load_dataset(path, from_env()["FEEDSVC_MAX_FILE_BYTES"])
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         return 1

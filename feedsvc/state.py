@@ -28,7 +28,8 @@ class Live:
 
 def init_app(app: Flask) -> None:
     """Load and validate the configured dataset; DatasetError stops the start."""
-    index = build_index(load_dataset(app.config["FEEDSVC_DATA"]))
+    index = build_index(load_dataset(app.config["FEEDSVC_DATA"],
+                                     app.config["FEEDSVC_MAX_FILE_BYTES"]))
     app.extensions["feedsvc.live"] = Live(index)
 
 
