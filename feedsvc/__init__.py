@@ -4,20 +4,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 
-from . import config, errors, feedcache, state
+from . import config, errors, feedcache, headers, proxy, state
 from .extensions import cache
 from .views import feeds, pages
 
 __version__ = "0.1.0"
-
-
-def _register_headers(app: Flask) -> None:
-    @app.after_request
-    def _security_headers(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -26,10 +19,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.from_env())
     if test_config:
         app.config.from_mapping(test_config)
+    proxy.init_app(app)
     state.init_app(app)
     feedcache.init_app(app, cache)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(pages.bp)
     errors.init_app(app)
-    _register_headers(app)
+    headers.init_app(app)
     return app

@@ -1,7 +1,7 @@
 """What every view needs from the request: the public URLs and the parsed feed query."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import abort, current_app, request
 
 from ..feedcache import FeedCache
 from ..index import Index
@@ -12,6 +12,8 @@ from ..urls import Urls
 def urls() -> Urls:
     """Return the URL builder for the configured base URL, else for the request's host."""
     base: str | None = current_app.config["FEEDSVC_BASE_URL"]
+    if base is None and not request.host:  # werkzeug empties a Host that is not a host name
+        abort(400, description="The Host header is missing or is not a valid host name.")
     return Urls(base or request.host_url)
 
 

@@ -17,13 +17,6 @@ bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 FMT = "<any(rss, atom, json):fmt>"
 
 
-@bp.after_request
-def _cors(response: Response) -> Response:
-    # Feeds are public and read-only: any site may fetch them, anonymously.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
-
-
 def serve_feed(scope: Scope, fmt: str) -> Response:
     """Answer from the cache (or a 304 from cached validators alone), rendering on a miss."""
     index, links = current_index(), urls()
