@@ -158,10 +158,14 @@ def _country(item: object) -> str:
 
 
 def _topic_reader(topics: Mapping[str, Topic]) -> object:
+    # Listed once per bad item: a vocabulary of thousands would make each message huge.
+    some = sorted(topics)[:20]
+    known = ", ".join(some) + (f", … ({len(topics)} in all)" if len(topics) > len(some) else "")
+
     def read(item: object) -> str:
         if not isinstance(item, str) or item not in topics:
             raise ValueError(f"{item!r} is not a topic of the vocabulary "
-                             f"({', '.join(sorted(topics)) or 'none defined'})")
+                             f"({known or 'none defined'})")
         return item
     return read
 

@@ -48,8 +48,8 @@ class DatasetLoader(_Base):  # type: ignore[misc]
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         if node in self.constructed_objects or node in self.recursive_objects:
             raise yaml.constructor.ConstructorError(
-                None, None, "aliases (*name) are not allowed: write the value out in full",
-                node.start_mark)
+                None, None, "this value is used again by an alias (*name): aliases are not "
+                "allowed, write the value out in full", node.start_mark)
         if self._depth >= MAX_DEPTH:
             raise yaml.constructor.ConstructorError(
                 None, None, f"nested more than {MAX_DEPTH} levels deep", node.start_mark)
