@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -43,3 +44,9 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
         path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
         return path
     return write
+
+
+# Property-based tests: reproducible (the same examples on every run) and few enough for CI.
+settings.register_profile("feedsvc", max_examples=60, deadline=None, derandomize=True,
+                          database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("feedsvc")
