@@ -6,24 +6,31 @@ from typing import Any
 
 from flask import Flask
 
-from . import config, errors, feedcache, headers, proxy, state
+from . import config, errors, feedcache, headers, logs, observe, proxy, reload, websub
 from .extensions import cache
-from .views import feeds, pages
+from .views import directory, embed, feeds, health, metrics, pages
 
 __version__ = "0.1.0"
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: configuration, the validated dataset, the cache, routes and errors."""
+    """Build the app: config, logging, the validated dataset, the cache, observation, routes."""
     app = Flask(__name__)
     app.config.from_mapping(config.from_env())
     if test_config:
         app.config.from_mapping(test_config)
     proxy.init_app(app)
-    state.init_app(app)
+    logs.init_app(app)
+    reload.init_app(app)
     feedcache.init_app(app, cache)
+    observe.init_app(app)
+    websub.init_app(app)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(directory.bp)
+    app.register_blueprint(embed.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     errors.init_app(app)
     headers.init_app(app)
     return app

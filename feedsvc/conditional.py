@@ -4,7 +4,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Request, Response
 
@@ -54,7 +54,7 @@ def not_modified(request: Request, validators: Validators) -> bool:
 
 def _headers(response: Response, validators: Validators, gzipped: bool, cache_control: str) -> None:
     response.set_etag(_etag(validators, gzipped))
-    response.last_modified = datetime.fromtimestamp(validators.last_modified, timezone.utc)
+    response.last_modified = datetime.fromtimestamp(validators.last_modified, UTC)
     response.headers["Cache-Control"] = cache_control
     response.vary.add("Accept-Encoding")
 

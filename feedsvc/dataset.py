@@ -14,9 +14,11 @@ from .yamlsource import (
 )
 
 # Re-exported: the records are part of this module's interface.
-from .records import Release, Site, Topic  # noqa: E402
+from .records import Release, Site, Topic, read_release, read_site, read_topic
+from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse
 
-__all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset"]
+__all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset",
+           "read_files"]
 
 BUNDLE_KEYS = frozenset({"site", "topics", "releases"})
 
@@ -127,7 +129,7 @@ def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES)
     if not root.exists():
         raise DatasetError([Problem(str(root), None, None, None, "no such file or directory")])
     problems: list[Problem] = []
-    raw_files = _read_all(root, max_file_bytes, problems)
+    raw_files = read_files(root, max_file_bytes, problems)
     if not raw_files and not problems:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     gc_was_enabled = gc.isenabled()
@@ -154,11 +156,16 @@ def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES)
     return Dataset(site, topics, tuple(releases), content_hash(raw_files), str(root))
 
 
-def _read_all(root: Path, limit: int, problems: list[Problem]) -> list[tuple[str, bytes]]:
+def read_files(root: Path, limit: int = DEFAULT_MAX_FILE_BYTES,
+               problems: list[Problem] | None = None) -> list[tuple[str, bytes]]:
+    """Return each dataset file's reported name and bytes, in order: what the version hashes.
+
+    A file that cannot be read safely (see read_source) is left out, and its problem recorded.
+    """
     raw_files = []
     for path in find_files(root):
         raw, problem = read_source(path, _name(root, path), limit)
-        if problem is not None:
+        if problem is not None and problems is not None:
             problems.append(problem)
         elif raw is not None:
             raw_files.append((_name(root, path), raw))

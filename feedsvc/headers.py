@@ -28,7 +28,9 @@ FEED = Policy(PAGE.html_csp, cors=True)
 EMBED = Policy(f"{_HTML}; frame-ancestors *", cors=True)
 
 # Blueprint or endpoint name -> policy (an endpoint's entry wins); anything else is a PAGE.
-POLICIES: dict[str, Policy] = {"feeds": FEED, "embed": EMBED}
+# A view may set a stricter Content-Security-Policy of its own (embed: hashed script and style).
+POLICIES: dict[str, Policy] = {"feeds": FEED, "embed": EMBED, "directory.opml": FEED,
+                               "directory.stylesheet": FEED}
 
 
 def policy_for(endpoint: str | None) -> Policy:
@@ -44,8 +46,8 @@ def _secure(response: Response) -> Response:
     headers = response.headers
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = REFERRER_POLICY
-    headers["Content-Security-Policy"] = (
-        policy.html_csp if response.mimetype == "text/html" else DATA_CSP)
+    headers.setdefault("Content-Security-Policy",
+                       policy.html_csp if response.mimetype == "text/html" else DATA_CSP)
     if policy.cors and request.method in ("GET", "HEAD"):
         headers["Access-Control-Allow-Origin"] = "*"
     else:

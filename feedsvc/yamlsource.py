@@ -147,13 +147,13 @@ def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        return None, Problem(name, line, None, None, f"not UTF-8 text (byte {exc.start})")
+        where = raw.count(b"\n", 0, exc.start) + 1
+        return None, Problem(name, where, None, None, f"not UTF-8 text (byte {exc.start})")
     try:
-        document = yaml.load(text, Loader=DatasetLoader)  # noqa: S506 - a safe loader
+        document = yaml.load(text, Loader=DatasetLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        line: int | None = mark.line + 1 if mark is not None else None
         reason = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         return None, Problem(name, line, None, None, f"malformed YAML: {reason}")
     except yaml.YAMLError as exc:

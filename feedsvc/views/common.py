@@ -6,7 +6,9 @@ from flask import abort, current_app, request
 from ..feedcache import FeedCache
 from ..index import Index
 from ..query import FeedQuery, parse_query
-from ..urls import Urls
+from ..records import country_code
+from ..state import current_index
+from ..urls import Scope, Urls
 
 
 def urls() -> Urls:
@@ -22,6 +24,15 @@ def feed_query(index: Index) -> FeedQuery:
     return parse_query(request.args.to_dict(flat=False), index.dataset.topics)
 
 
+def page_scope(kind: str, key: str) -> Scope:
+    """Return the scope of a page about a lowercase country code or a topic, or abort with 404."""
+    if kind == "countries" and (country_code(key) is None or key != key.lower()):
+        abort(404, description=f"No such country {key[:20]!r}: use a lowercase ISO 3166-1 code.")
+    if kind == "topics" and key not in current_index().dataset.topics:
+        abort(404, description=f"No such topic {key[:40]!r}.")
+    return Scope(kind, key)
+
+
 def feed_cache() -> FeedCache:
     cache: FeedCache = current_app.extensions["feedsvc.cache"]
     return cache
@@ -31,3 +42,8 @@ def cache_control() -> str:
     config = current_app.config
     return (f"public, max-age={config['FEEDSVC_MAX_AGE']}, "
             f"stale-while-revalidate={config['FEEDSVC_STALE_WHILE_REVALIDATE']}")
+
+
+def render_settings() -> str:
+    """Return what, besides data and query, shapes a rendered body: base URL (or host) and hub."""
+    return f"{urls().base} {current_app.config['FEEDSVC_WEBSUB_HUB'] or ''}"
