@@ -24,12 +24,18 @@ class Policy:
 
 PAGE = Policy(f"{_HTML}; frame-ancestors 'none'", cors=False)
 FEED = Policy(PAGE.html_csp, cors=True)
+# The feed directory: its own script and stylesheet from /static/ (copy buttons), no inline script.
+# (and an empty data: favicon, so that browsers do not ask for /favicon.ico).
+DIRECTORY = Policy(PAGE.html_csp.replace("style-src 'unsafe-inline'",
+                                         "style-src 'self' 'unsafe-inline'; script-src 'self'")
+                   .replace("img-src 'self'", "img-src 'self' data:"), cors=False)
 # Pages made to be shown in an iframe on other sites: framing allowed, nothing else relaxed.
 EMBED = Policy(f"{_HTML}; frame-ancestors *", cors=True)
 
 # Blueprint or endpoint name -> policy (an endpoint's entry wins); anything else is a PAGE.
 # A view may set a stricter Content-Security-Policy of its own (embed: hashed script and style).
 POLICIES: dict[str, Policy] = {"feeds": FEED, "embed": EMBED, "directory.opml": FEED,
+                               "directory.directory": DIRECTORY,
                                "directory.stylesheet": FEED}
 
 
