@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -34,6 +37,45 @@ def _base_url(raw: str | None) -> str | None:
     return raw.rstrip("/") + "/"
 
 
+def default_snapshot_dir(env: Mapping[str, str]) -> Path:
+    """Return $XDG_CACHE_HOME/feedsvc, else ~/.cache/feedsvc: private to the user."""
+    cache_home = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "feedsvc"
+
+
+def _snapshot_dir(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("FEEDSVC_SNAPSHOT_DIR") or "").strip()
+    if raw.lower() == "off":
+        return None
+    path = Path(raw) if raw else default_snapshot_dir(env)
+    if not path.is_absolute():
+        raise ConfigError(f"FEEDSVC_SNAPSHOT_DIR must be an absolute path or 'off', got {raw!r}")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"FEEDSVC_SNAPSHOT_DIR is not a directory: {raw!r}")
+    return str(path)
+
+
+def _hosts(raw: str | None) -> list[str] | None:
+    """Parse a comma-separated list of host names; `.example.org` also allows subdomains."""
+    hosts = [h.strip().lower() for h in (raw or "").split(",") if h.strip()]
+    for host in hosts:
+        if not re.fullmatch(r"\.?[a-z0-9.-]+|\[[0-9a-f:.]+\]", host):
+            raise ConfigError(f"FEEDSVC_ALLOWED_HOSTS: {host!r} is not a host name (no port, "
+                              "no scheme), e.g. feeds.example.org,.example.org")
+    return hosts or None
+
+
+def _hub(raw: str | None, base_url: str | None) -> str | None:
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"FEEDSVC_WEBSUB_HUB must be an absolute http(s) URL, got {raw!r}")
+    if base_url is None:
+        # The hub is told the public URL of each changed feed: it must be known without a request.
+        raise ConfigError("FEEDSVC_WEBSUB_HUB needs FEEDSVC_BASE_URL, the public URL of the feeds")
+    return raw
+
+
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -51,19 +93,29 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
 def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read every FEEDSVC_* setting, with its default, into a Flask config mapping."""
     env = os.environ if env is None else env
+    base_url = _base_url(env.get("FEEDSVC_BASE_URL"))
     return {
         "FEEDSVC_DATA": env.get("FEEDSVC_DATA") or str(BUNDLED_DATA),
-        "FEEDSVC_BASE_URL": _base_url(env.get("FEEDSVC_BASE_URL")),
+        "FEEDSVC_BASE_URL": base_url,
+        "FEEDSVC_WEBSUB_HUB": _hub(env.get("FEEDSVC_WEBSUB_HUB"), base_url),
         "FEEDSVC_CACHE_URL": env.get("FEEDSVC_CACHE_URL") or None,
         "FEEDSVC_CACHE_ENTRIES": _int(env, "FEEDSVC_CACHE_ENTRIES", 2000, 10, 10_000_000),
         "FEEDSVC_CACHE_TIMEOUT": _int(env, "FEEDSVC_CACHE_TIMEOUT", 86400, 0, 31_536_000),
         "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS": _int(
             env, "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS", 250, 10, 60_000
         ),
+        "FEEDSVC_SNAPSHOT_DIR": _snapshot_dir(env),
         "FEEDSVC_MAX_AGE": _int(env, "FEEDSVC_MAX_AGE", 300, 0, 31_536_000),
         "FEEDSVC_STALE_WHILE_REVALIDATE": _int(
             env, "FEEDSVC_STALE_WHILE_REVALIDATE", 600, 0, 31_536_000
         ),
+        "FEEDSVC_MAX_FILE_BYTES": _int(
+            env, "FEEDSVC_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES, 1024, 2**40
+        ),
+        # Host names the service answers to; others get 400. Unset: any (see README).
+        "FEEDSVC_ALLOWED_HOSTS": _hosts(env.get("FEEDSVC_ALLOWED_HOSTS")),
+        # Proxies in front whose X-Forwarded-* headers are believed; 0: none, they are ignored.
+        "FEEDSVC_TRUST_PROXY": _int(env, "FEEDSVC_TRUST_PROXY", 0, 0, 10),
         # Seconds between checks of the dataset on disk; 0: only on SIGHUP to gunicorn.
         "FEEDSVC_RELOAD_INTERVAL": _int(env, "FEEDSVC_RELOAD_INTERVAL", 5, 0, 86400),
         "FEEDSVC_LOG_FORMAT": _choice(env, "FEEDSVC_LOG_FORMAT", LOG_FORMATS, "text"),

@@ -14,6 +14,7 @@ from .state import Live
 from .urls import Scope, Urls
 
 OPML = "/feeds.opml"
+STYLESHEET = "/feeds/feed.xsl"
 MANIFEST = "manifest.json"
 
 
@@ -30,8 +31,9 @@ def feed_paths(app: Flask) -> list[str]:
     scopes += [Scope("topics", slug) for slug in sorted(index.by_topic)]
     here = Urls("/")
     paths = [here.feed(scope, fmt) for scope in scopes for fmt in sorted(RENDERERS)]
-    if any(rule.rule == OPML for rule in app.url_map.iter_rules()):
-        paths.append(OPML)
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    # The OPML list, and the XSLT that every RSS and Atom feed names, when the app serves them.
+    paths += [path for path in (OPML, STYLESHEET) if path in rules]
     return paths
 
 

@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
-def cache_key(version: str, base: str, path: str, fmt: str, canonical_query: str) -> str:
-    """Return the one key of a rendered feed: dataset version, host, feed, format, query."""
-    ident = "\0".join((base, path, fmt, canonical_query))
+def cache_key(version: str, settings: str, path: str, fmt: str, canonical_query: str) -> str:
+    """Return the one key of a rendered body: dataset version, the settings that shape links
+    (base URL or request host, hub), the feed, its format and the canonical query."""
+    ident = "\0".join((settings, path, fmt, canonical_query))
     return f"feedsvc:{FORMAT}:{version}:{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
 
 
@@ -102,7 +103,8 @@ def backend_config(config: dict[str, Any]) -> dict[str, Any]:
         return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_DEFAULT_TIMEOUT": timeout,
                 "CACHE_KEY_PREFIX": "", "CACHE_OPTIONS": {
                     "socket_timeout": seconds, "socket_connect_timeout": seconds}}
-    return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": config["FEEDSVC_CACHE_ENTRIES"],
+    # SimpleCache prunes only once it holds more than its threshold: threshold + 1 at most.
+    return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": config["FEEDSVC_CACHE_ENTRIES"] - 1,
             "CACHE_DEFAULT_TIMEOUT": timeout}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import heapq
 import re
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -32,6 +32,18 @@ class Page:
 
     releases: Sequence[Release]
     more: bool
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the release there, by its sort keys (published, then id)."""
+
+    published: datetime
+    id: str
+
+    @classmethod
+    def of(cls, release: Release) -> Cursor:
+        return cls(release.published, release.id)
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,20 @@ class Index:
         position = self.by_id.get(release_id)
         return None if position is None else self.releases[position]
 
+    def start_after(self, cursor: Cursor | None) -> int:
+        """Return the position of the first release older than the cursor (0 for None).
+
+        The cursor need not name an existing release: deleting or adding releases
+        never moves a page boundary, so a reader sees each release once.
+        """
+        if cursor is None:
+            return 0
+        key = -cursor.published.timestamp()
+        lo = bisect_left(self.sort_keys, key)
+        hi = bisect_right(self.sort_keys, key, lo)
+        # Ties on the date are sorted by id, descending: skip ids >= the cursor's.
+        return bisect_left(self.releases, True, lo, hi, key=lambda r: r.id < cursor.id)
+
     def select(self, filters: Filters, limit: int, start: int = 0) -> Page:
         """Return up to `limit` matching releases from position `start`, newest first."""
         end = len(self.releases)
@@ -76,33 +102,43 @@ class Index:
             midnight = datetime.combine(filters.since, time(), self.dataset.site.zone)
             end = bisect_right(self.sort_keys, -midnight.timestamp())
         chosen: list[Release] = []
-        for position in self._candidates(filters, start):
+        word_lists = [self.by_word.get(w, _EMPTY) for w in sorted(filters.words)]
+        for position in self._candidates(filters, word_lists, start):
             if position >= end:
-                return Page(chosen, False)
+                break
             release = self.releases[position]
-            if _matches(release, filters):
+            if _matches(release, position, filters, word_lists):
                 if len(chosen) == limit:
                     return Page(chosen, True)
                 chosen.append(release)
         return Page(chosen, False)
 
-    def _candidates(self, filters: Filters, start: int) -> Iterator[int]:
-        """Stream positions from the most selective posting group, in order, deduplicated."""
-        groups: list[list[array[int]]] = []
+    def _candidates(self, filters: Filters, word_lists: list[array[int]],
+                    start: int) -> Iterator[int]:
+        """Stream positions from the rarest filter's posting lists, ascending, deduplicated.
+
+        Every other filter is then checked per candidate in constant or logarithmic time, so
+        a page costs (page size / how often the rarest filter's releases match the others).
+        """
+        groups: list[list[array[int]]] = [[w] for w in word_lists]
         if filters.countries:
-            groups.append([self.by_country.get(c, array("I")) for c in filters.countries])
+            groups.append([self.by_country.get(c, _EMPTY) for c in sorted(filters.countries)])
         if filters.topics:
-            groups.append([self.by_topic.get(t, array("I")) for t in filters.topics])
-        groups.extend([self.by_word.get(w, array("I"))] for w in filters.words)
+            groups.append([self.by_topic.get(t, _EMPTY) for t in sorted(filters.topics)])
         if not groups:
             return iter(range(start, len(self.releases)))
-        driver = min(groups, key=lambda g: sum(len(p) for p in g))
+        driver = min(groups, key=lambda group: sum(len(p) for p in group))
+        if len(driver) == 1:
+            return _from(driver[0], start)
         return _unique(heapq.merge(*(_from(p, start) for p in driver)))
+
+
+_EMPTY: array[int] = array("I")
 
 
 def _from(posting: array[int], start: int) -> Iterator[int]:
     """Iterate a posting list from the first position >= start, without copying it."""
-    return (posting[j] for j in range(bisect_right(posting, start - 1), len(posting)))
+    return map(posting.__getitem__, range(bisect_left(posting, start), len(posting)))
 
 
 def _unique(positions: Iterable[int]) -> Iterator[int]:
@@ -113,12 +149,18 @@ def _unique(positions: Iterable[int]) -> Iterator[int]:
             last = position
 
 
-def _matches(release: Release, filters: Filters) -> bool:
+def _contains(posting: array[int], position: int) -> bool:
+    j = bisect_left(posting, position)
+    return j < len(posting) and posting[j] == position
+
+
+def _matches(release: Release, position: int, filters: Filters,
+             word_lists: list[array[int]]) -> bool:
     if filters.countries and filters.countries.isdisjoint(release.countries):
         return False
     if filters.topics and filters.topics.isdisjoint(release.topics):
         return False
-    return not filters.words or filters.words <= set(words(f"{release.title} {release.summary}"))
+    return all(_contains(posting, position) for posting in word_lists)
 
 
 def build_index(dataset: Dataset) -> Index:

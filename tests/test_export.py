@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from flask import Flask, Response
+from flask import Flask
 
 from feedsvc import create_app
 from feedsvc.cli import main
@@ -26,11 +26,11 @@ def test_export_equals_what_http_returns(env: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "site"
     assert main(["export", str(out)]) == 0
-    assert "42 files" in capsys.readouterr().out
+    assert "44 files" in capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text())
     client = create_app().test_client()  # a separate app, as a server process would be
     assert manifest["base_url"] == BASE_URL
-    assert len(manifest["files"]) == 3 * (1 + 6 + 7)
+    assert len(manifest["files"]) == 3 * (1 + 6 + 7) + 2  # and /feeds.opml, /feeds/feed.xsl
     for entry in manifest["files"]:
         response = client.get(f"/{entry['path']}")
         body = (out / entry["path"]).read_bytes()
@@ -52,16 +52,13 @@ def test_only_countries_and_topics_with_releases(app: Flask) -> None:
     assert len(paths) == len(set(paths))
 
 
-def test_the_opml_list_is_exported_when_served(dataset_dir: Path, tmp_path: Path) -> None:
+def test_the_opml_list_and_feed_stylesheet_are_exported(dataset_dir: Path, tmp_path: Path) -> None:
     app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
-
-    @app.get("/feeds.opml")
-    def opml() -> Response:
-        return Response(b"<opml/>", content_type="text/x-opml; charset=utf-8")
-
     manifest = export(app, tmp_path / "out")
-    assert manifest["files"][-1]["path"] == "feeds.opml"
-    assert (tmp_path / "out" / "feeds.opml").read_bytes() == b"<opml/>"
+    assert [f["path"] for f in manifest["files"][-2:]] == ["feeds.opml", "feeds/feed.xsl"]
+    client = app.test_client()
+    for path in ("feeds.opml", "feeds/feed.xsl"):
+        assert (tmp_path / "out" / path).read_bytes() == client.get(f"/{path}").data
 
 
 def test_export_needs_a_base_url(env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

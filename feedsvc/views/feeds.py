@@ -1,34 +1,27 @@
 """/feeds/...: every feed, in RSS, Atom and JSON Feed, cached and conditional."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, request
+from flask import Blueprint, Response, abort, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..conditional import Rendered, not_modified, prepare, respond, respond_not_modified
 from ..feed import build_feed
 from ..feedcache import cache_key
-from ..records import COUNTRIES
+from ..records import country_code
 from ..render import CONTENT_TYPES, RENDERERS
 from ..state import current_index
 from ..urls import Scope
-from .common import cache_control, feed_cache, feed_query, urls
+from .common import cache_control, feed_cache, feed_query, render_settings, urls
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 FMT = "<any(rss, atom, json):fmt>"
-
-
-@bp.after_request
-def _cors(response: Response) -> Response:
-    # Feeds are public and read-only: any site may fetch them, anonymously.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
 
 
 def serve_feed(scope: Scope, fmt: str) -> Response:
     """Answer from the cache (or a 304 from cached validators alone), rendering on a miss."""
     index, links = current_index(), urls()
     query = feed_query(index)
-    key = cache_key(index.version, links.base, scope.path, fmt, query.canonical())
+    key = cache_key(index.version, render_settings(), scope.path, fmt, query.canonical())
     cache, control = feed_cache(), cache_control()
     if request.if_none_match or request.if_modified_since:
         validators = cache.validators(key)
@@ -36,8 +29,9 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
             return respond_not_modified(request, validators, control)
 
     def render() -> Rendered:
-        page = index.select(query.filters(scope), query.limit)
-        doc = build_feed(index, scope, query, fmt, links, page)
+        page = index.select(query.filters(scope), query.limit, index.start_after(query.before))
+        doc = build_feed(index, scope, query, fmt, links, page,
+                         current_app.config["FEEDSVC_WEBSUB_HUB"])
         return prepare(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
     rendered, _hit = cache.get_or_render(key, render)
@@ -51,7 +45,7 @@ def all_releases(fmt: str) -> Response:
 
 @bp.get(f"/countries/<code>.{FMT}")
 def country(code: str, fmt: str) -> BaseResponse:
-    if code.upper() not in COUNTRIES or len(code) != 2:
+    if country_code(code) is None:
         abort(404, description=f"No such country {code[:20]!r}: use an ISO 3166-1 alpha-2 code "
                                "in lowercase, e.g. /feeds/countries/th.rss.")
     if code != code.lower():
