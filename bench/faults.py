@@ -320,7 +320,7 @@ def fault_kill(work: Path, data: Path) -> Run:
             for n in range(kills):
                 victim = svc.workers()[0]
                 os.kill(victim, signal.SIGKILL)
-                run.wait(lambda: respawned(svc, victim, new), 30,
+                run.wait(lambda victim=victim: respawned(svc, victim, new), 30,
                          f"kill {n + 1}: 2 workers serving again")
                 time.sleep(4)
             run.allowed_conn_errors = kills
