@@ -14,6 +14,8 @@ local next_index = 1
 counts = { s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0 }
 statuses = {}
 versions = {}
+-- Responses per wall-clock second: a run of seconds without any shows a stall.
+per_second = {}
 
 local function split(text, sep)
   local parts, start = {}, 1
@@ -74,6 +76,23 @@ function response(status, headers, body)
   statuses[key] = (statuses[key] or 0) + 1
   local version = headers["X-Dataset-Version"]
   if version then versions[version] = (versions[version] or 0) + 1 end
+  local second = tostring(os.time())
+  per_second[second] = (per_second[second] or 0) + 1
+end
+
+local function longest_silence(seconds)
+  local first, last = nil, nil
+  for key in pairs(seconds) do
+    local t = tonumber(key)
+    if not first or t < first then first = t end
+    if not last or t > last then last = t end
+  end
+  local longest, run = 0, 0
+  for t = first or 0, last or -1 do
+    if seconds[tostring(t)] then run = 0 else run = run + 1 end
+    if run > longest then longest = run end
+  end
+  return longest
 end
 
 local function add(into, from)
@@ -89,22 +108,24 @@ local function json_object(map)
 end
 
 function done(summary, latency, requests)
-  local total_counts, total_statuses, total_versions = {}, {}, {}
+  local total_counts, total_statuses, total_versions, total_seconds = {}, {}, {}, {}
   for _, thread in ipairs(threads) do
     add(total_counts, thread:get("counts"))
     add(total_statuses, thread:get("statuses"))
     add(total_versions, thread:get("versions"))
+    add(total_seconds, thread:get("per_second"))
   end
   local e = summary.errors
   local out = string.format(
     '{"requests":%d,"duration_us":%d,"bytes":%d,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
     '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%.1f},' ..
-    '"classes":%s,"statuses":%s,"versions":%s}',
+    '"classes":%s,"statuses":%s,"versions":%s,"silent_seconds":%d}',
     summary.requests, summary.duration, summary.bytes,
     e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max, latency.mean,
-    json_object(total_counts), json_object(total_statuses), json_object(total_versions))
+    json_object(total_counts), json_object(total_statuses), json_object(total_versions),
+    longest_silence(total_seconds))
   io.write("MIX_JSON " .. out .. "\n")
 end

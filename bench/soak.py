@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +54,7 @@ def measure(svc: soakkit.Service, seconds: int, work: Path,
     version = svc.readiness(4)[0]["dataset"]["version"]
     mix = soakkit.build_mix(svc)
     workers = svc.workers()
-    started, load_before = time.monotonic(), loadavg()
+    started, load_before, stalls = time.monotonic(), loadavg(), Stalls().start()
     load = soakkit.wrk(svc, mix, seconds, threads=2, connections=CONNECTIONS, workdir=work)
     first_at = min(60.0, seconds / 4)
     end_at = seconds - 3.0
@@ -72,13 +73,37 @@ def measure(svc: soakkit.Service, seconds: int, work: Path,
             timeline.append((now, sample(svc)))
         time.sleep(0.25)
     load_after = loadavg()
+    stalls.stop()
     result = soakkit.wrk_result(load, work)
+    result["stall"] = stalls.longest
     result["loadavg"] = f"{load_before} at the start, {load_after} at the end"
     result["server_time"] = server_time(svc)
     server_5xx = sum(svc.metric("feedsvc_http_requests_total", status=str(code))
                      for code in (500, 502, 503, 504))
     return report(result, version, workers, svc.workers(), first, last, timeline, server_5xx,
                   seconds, cache_url)
+
+
+class Stalls:
+    """How long this process once went without being scheduled: a starved machine, not the app."""
+
+    def __init__(self) -> None:
+        self.longest, self._done = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Stalls:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._done.wait(0.05):
+            now = time.monotonic()
+            self.longest, last = max(self.longest, now - last - 0.05), now
 
 
 def loadavg() -> str:
@@ -128,6 +153,8 @@ def report(result: dict, version: str, before: list[int], after: list[int],
             ("5xx counted by the service (/metrics)", f"{server_5xx:g}"),
             ("errors connect / read / write", f"{errors['connect']} / {errors['read']} / {errors['write']}"),
             ("wrk timeouts (> 5 s, reported only)", f"{errors['timeout']}"),
+            ("longest time without any response / harness stalled",
+             f"{result['silent_seconds']} s (whole seconds) / {result['stall']:.1f} s"),
             ("time inside the app (/metrics histogram)", result["server_time"]),
             ("machine load average (2 cores, shared)", result["loadavg"]),
             ("dataset versions in responses", ", ".join(f"{v}: {n:,}" for v, n in
