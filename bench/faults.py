@@ -427,7 +427,8 @@ def markdown(rows: list[dict[str, str]], runs: list[Run]) -> str:
                    f" | `python bench/faults.py {row['fault']}` |")
     out.append("")
     for row, run in zip(rows, runs, strict=True):
-        out.append(f"- **{run.name}**: versions served {row['versions served']}. "
+        out.append(f"- **{run.name}**: versions served {row['versions served']}; "
+                   f"wrk timeouts (> 5 s, not errors): {run.wrk['errors']['timeout']}. "
                    + " ".join(n.rstrip(".") + "." for n in run.notes))
         for failure in run.failures:
             out.append(f"  - FAIL: {failure}")
