@@ -4,9 +4,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import Request, Response
+from werkzeug.http import http_date, quote_etag
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +36,50 @@ def prepare(body: bytes, content_type: str, last_modified: datetime) -> Rendered
     return Rendered(Validators(etag, int(last_modified.timestamp())), content_type, body, gzipped)
 
 
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One content coding of a feed, with its response headers computed once."""
+
+    body: bytes
+    headers: Headers  # of a 200
+    not_modified: Headers  # of a 304
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A rendered feed as this process sends it: both codings, headers ready."""
+
+    rendered: Rendered
+    identity: Variant
+    gzip: Variant
+
+    @property
+    def validators(self) -> Validators:
+        return self.rendered.validators
+
+
 def _etag(validators: Validators, gzipped: bool) -> str:
     # Each content coding is its own representation and needs its own strong ETag.
     return f"{validators.etag}-gz" if gzipped else validators.etag
+
+
+def _validator_headers(validators: Validators, gzipped: bool, cache_control: str) -> Headers:
+    return (("ETag", quote_etag(_etag(validators, gzipped))),
+            ("Last-Modified", http_date(validators.last_modified)),
+            ("Cache-Control", cache_control),
+            ("Vary", "Accept-Encoding"))
+
+
+def ready(rendered: Rendered, cache_control: str) -> Prepared:
+    """Compute the headers of both codings once, so serving a cached feed only sends bytes."""
+    def variant(body: bytes, gzipped: bool) -> Variant:
+        common = _validator_headers(rendered.validators, gzipped, cache_control)
+        coding = (("Content-Encoding", "gzip"),) if gzipped else ()
+        return Variant(body, (("Content-Type", rendered.content_type), *coding, *common), common)
+    return Prepared(rendered, variant(rendered.body, False), variant(rendered.gzipped, True))
 
 
 def wants_gzip(request: Request) -> bool:
@@ -52,26 +94,21 @@ def not_modified(request: Request, validators: Validators) -> bool:
     return since is not None and validators.last_modified <= since.timestamp()
 
 
-def _headers(response: Response, validators: Validators, gzipped: bool, cache_control: str) -> None:
-    response.set_etag(_etag(validators, gzipped))
-    response.last_modified = datetime.fromtimestamp(validators.last_modified, timezone.utc)
-    response.headers["Cache-Control"] = cache_control
-    response.vary.add("Accept-Encoding")
-
-
 def respond_not_modified(request: Request, validators: Validators, cache_control: str) -> Response:
-    response = Response(status=304)
-    _headers(response, validators, wants_gzip(request), cache_control)
-    return response
+    """Answer 304 from validators alone, when the body is not at hand."""
+    return Response(status=304, headers=_validator_headers(
+        validators, wants_gzip(request), cache_control))
+
+
+def send(request: Request, prepared: Prepared) -> Response:
+    """Answer with the body (gzip where accepted) or a 304 when the client's copy is current."""
+    variant = prepared.gzip if wants_gzip(request) else prepared.identity
+    if (request.if_none_match or request.if_modified_since) and not_modified(
+            request, prepared.validators):
+        return Response(status=304, headers=variant.not_modified)
+    return Response(variant.body, headers=variant.headers)
 
 
 def respond(request: Request, rendered: Rendered, cache_control: str) -> Response:
-    """Answer with the body (gzip where accepted) or a 304 when the client's copy is current."""
-    if not_modified(request, rendered.validators):
-        return respond_not_modified(request, rendered.validators, cache_control)
-    gz = wants_gzip(request)
-    response = Response(rendered.gzipped if gz else rendered.body, content_type=rendered.content_type)
-    if gz:
-        response.headers["Content-Encoding"] = "gzip"
-    _headers(response, rendered.validators, gz, cache_control)
-    return response
+    """Answer with a rendered body that is not kept prepared (see `send`)."""
+    return send(request, ready(rendered, cache_control))

@@ -5,6 +5,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from .index import Filters, words
@@ -54,11 +55,17 @@ class FeedQuery:
 
     def canonical(self) -> str:
         """Return the query string that every equivalent request shares, defaults filled in."""
-        return urlencode(self._pairs(limit=True), safe=",")
+        return _canonical(self)
 
     def link_query(self, *, limit: bool = True) -> str:
         """Return the normalised query string for links: default values left out."""
         return urlencode(self._pairs(limit=limit and self.limit != DEFAULT_LIMIT), safe=",")
+
+
+@lru_cache(maxsize=4096)
+def _canonical(query: FeedQuery) -> str:
+    # Computed per request to find the cache key: remember the few queries that recur.
+    return urlencode(query._pairs(limit=True), safe=",")
 
 
 def _values(args: Mapping[str, Sequence[str]], name: str) -> list[str]:

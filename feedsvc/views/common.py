@@ -26,6 +26,5 @@ def feed_cache() -> FeedCache:
 
 
 def cache_control() -> str:
-    config = current_app.config
-    return (f"public, max-age={config['FEEDSVC_MAX_AGE']}, "
-            f"stale-while-revalidate={config['FEEDSVC_STALE_WHILE_REVALIDATE']}")
+    """Return the Cache-Control of cacheable responses (made once, from the configuration)."""
+    return feed_cache().cache_control

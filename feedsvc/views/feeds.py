@@ -4,14 +4,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..conditional import Rendered, not_modified, prepare, respond, respond_not_modified
+from ..conditional import Rendered, not_modified, prepare, respond_not_modified, send
 from ..feed import build_feed
 from ..feedcache import cache_key
 from ..records import COUNTRIES
 from ..render import CONTENT_TYPES, RENDERERS
 from ..state import current_index
 from ..urls import Scope
-from .common import cache_control, feed_cache, feed_query, urls
+from .common import feed_cache, feed_query, urls
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 FMT = "<any(rss, atom, json):fmt>"
@@ -29,19 +29,18 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
     index, links = current_index(), urls()
     query = feed_query(index)
     key = cache_key(index.version, links.base, scope.path, fmt, query.canonical())
-    cache, control = feed_cache(), cache_control()
+    cache = feed_cache()
     if request.if_none_match or request.if_modified_since:
         validators = cache.validators(key)
         if validators is not None and not_modified(request, validators):
-            return respond_not_modified(request, validators, control)
+            return respond_not_modified(request, validators, cache.cache_control)
 
     def render() -> Rendered:
         page = index.select(query.filters(scope), query.limit)
         doc = build_feed(index, scope, query, fmt, links, page)
         return prepare(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
-    rendered, _hit = cache.get_or_render(key, render)
-    return respond(request, rendered, control)
+    return send(request, cache.prepared(key, render))
 
 
 @bp.get(f"/all.{FMT}")
