@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test check-data system-deps clean
+.PHONY: serve test bench check-data system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ serve: $(BIN)/.installed
 ## test: install what the tests need (venv, Debian packages) and run the whole suite
 test: $(BIN)/.installed system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: run every benchmark on loopback (wrk, nginx, redis); tables go to bench/results/
+bench: $(BIN)/.installed system-deps
+	$(BIN)/python -m bench.run
 
 ## check-data: validate the dataset (FEEDSVC_DATA or data/)
 check-data: $(BIN)/.installed

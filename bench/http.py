@@ -55,8 +55,8 @@ def _ms(text: str) -> float:
 def parse_wrk(out: str) -> Result:
     """Read req/s, p50, p99 and the error counts from `wrk --latency` output."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M)[1])  # type: ignore[index]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M)[1])  # type: ignore[index]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)[1])  # type: ignore[index]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)[1])  # type: ignore[index]
     bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     bad += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return Result(rps, p50, p99, bad)
@@ -183,8 +183,9 @@ def targets(rows: list[Row]) -> list[tuple[str, float, float]]:
 
 def markdown(rows: list[Row], seconds: int, connections: int, label: str) -> str:
     """Render the rows and the target ratios as two Markdown tables."""
-    lines = [f"wrk -t2 -c{connections} -d{seconds}s --latency on loopback; gunicorn "
-             f"deploy/gunicorn.conf.py with {WORKERS} workers per app; {label}.", "",
+    setup = (f"wrk -t2 -c{connections} -d{seconds}s --latency on loopback; gunicorn "
+             f"deploy/gunicorn.conf.py with {WORKERS} workers per app; {label}.")
+    lines = [setup, "",
              "| row | what | req/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r.name} | {r.what} | {r.result.rps:,.0f} | {r.result.p50_ms:.2f} | "
               f"{r.result.p99_ms:.2f} | {r.result.bad} |" for r in rows]

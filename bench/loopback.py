@@ -138,7 +138,7 @@ def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
 def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir: Path) -> Path:
     """Copy deploy/nginx/ to workdir with its `# site:` lines set for loopback; return nginx.conf."""
     site = (NGINX_DIR / "feedsvc.conf").read_text()
-    instance = re.compile(r"^(\s*)server \S+ (.*# site: instance)\n", re.M)
+    instance = re.compile(r"^(\s*)server \S+ (.*# site: instance)\n", re.MULTILINE)
     lines = list(instance.finditer(site))
     assert lines, "deploy/nginx/feedsvc.conf: no `# site: instance` line"
     indent, rest = lines[0][1], lines[0][2]

@@ -19,14 +19,14 @@ BASE_URL = "https://feeds.example.org/"
 
 @dataclass
 class Cluster:
-    redis: loopback.Server
+    store: loopback.Server
     a: loopback.Server
     b: loopback.Server
     nginx: loopback.Server
     workdir: Path
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.redis.port, socket_timeout=2)
+    def client(self) -> redis.Redis[bytes]:
+        return redis.Redis(port=self.store.port, socket_timeout=2)
 
 
 @dataclass
@@ -61,7 +61,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         servers.append(nginx := loopback.start_nginx(workdir, conf, port, "/feeds/all.rss"))
         running = Cluster(store, a, b, nginx, workdir)
         yield running
-        servers.append(running.redis)  # a test may have restarted it
+        servers.append(running.store)  # a test may have restarted it
     finally:
         for server in reversed(servers):
             server.stop()
@@ -74,7 +74,7 @@ def eventually(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def writes(store: redis.Redis) -> int:
+def writes(store: redis.Redis[bytes]) -> int:
     """Count the commands that store feeds (flask-caching writes with SETEX, or SET)."""
     stats = store.info("commandstats")
     return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("setex", "set"))
@@ -138,13 +138,13 @@ def test_an_entry_stored_by_one_instance_is_served_by_the_other(cluster: Cluster
 
 
 def test_feeds_are_served_without_redis_and_cached_again_after(cluster: Cluster) -> None:
-    cluster.redis.stop()
+    cluster.store.stop()
     for instance in (cluster.a, cluster.b):
         down = get(instance.port, "/feeds/all.rss?limit=3")  # in no cache: rendered
         assert down.status == 200
         assert len(feedparser.parse(down.body).entries) == 3
         assert "feed cache get failed, rendering without it" in instance.log.read_text()
-    cluster.redis = loopback.start_redis(cluster.workdir, cluster.redis.port)
+    cluster.store = loopback.start_redis(cluster.workdir, cluster.store.port)
     store = cluster.client()
     assert store.keys("feedsvc:*") == []
     # After a failure an instance leaves the cache alone for a second: poll with fresh feeds.
