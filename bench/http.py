@@ -74,6 +74,8 @@ def wrk(url: str, seconds: int, connections: int, headers: tuple[str, ...] = ())
     for header in headers:
         argv += ["-H", header]
     done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    # Wait for the server to drain what wrk left queued, so it does not slow the next row.
+    urllib.request.urlopen(url, timeout=60).close()
     return parse_wrk(done.stdout)
 
 

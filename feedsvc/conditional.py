@@ -83,6 +83,10 @@ def ready(rendered: Rendered, cache_control: str) -> Prepared:
 
 
 def wants_gzip(request: Request) -> bool:
+    header = request.headers.get("Accept-Encoding", "")
+    # Most pollers send no header, or one without gzip: skip parsing it on every request.
+    if "gzip" not in header and "*" not in header:
+        return False
     return request.accept_encodings["gzip"] > 0
 
 
