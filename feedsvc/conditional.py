@@ -90,6 +90,11 @@ def wants_gzip(request: Request) -> bool:
     return request.accept_encodings["gzip"] > 0
 
 
+def is_conditional(request: Request) -> bool:
+    """Tell whether the request carries validators (checked without parsing them)."""
+    return "HTTP_IF_NONE_MATCH" in request.environ or "HTTP_IF_MODIFIED_SINCE" in request.environ
+
+
 def not_modified(request: Request, validators: Validators) -> bool:
     """Tell whether the client's copy is current (If-None-Match wins over If-Modified-Since)."""
     if request.if_none_match:
@@ -107,8 +112,7 @@ def respond_not_modified(request: Request, validators: Validators, cache_control
 def send(request: Request, prepared: Prepared) -> Response:
     """Answer with the body (gzip where accepted) or a 304 when the client's copy is current."""
     variant = prepared.gzip if wants_gzip(request) else prepared.identity
-    if (request.if_none_match or request.if_modified_since) and not_modified(
-            request, prepared.validators):
+    if is_conditional(request) and not_modified(request, prepared.validators):
         return Response(status=304, headers=variant.not_modified)
     return Response(variant.body, headers=variant.headers)
 

@@ -8,6 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
+@lru_cache(maxsize=4096)  # asked on every request, mostly for the same few feeds
 def cache_key(version: str, base: str, path: str, fmt: str, canonical_query: str) -> str:
     """Return the one key of a rendered feed: dataset version, host, feed, format, query."""
     ident = "\0".join((base, path, fmt, canonical_query))

@@ -137,3 +137,7 @@ def parse_query(args: Mapping[str, Sequence[str]], known_topics: Collection[str]
         since=_since(_single(args, "since")),
         limit=_limit(_single(args, "limit")),
     )
+
+
+# What a request without parameters asks for.
+DEFAULT_QUERY = parse_query({}, ())

@@ -5,7 +5,7 @@ from flask import current_app, request
 
 from ..feedcache import FeedCache
 from ..index import Index
-from ..query import FeedQuery, parse_query
+from ..query import DEFAULT_QUERY, FeedQuery, parse_query
 from ..urls import Urls
 
 
@@ -17,6 +17,8 @@ def urls() -> Urls:
 
 def feed_query(index: Index) -> FeedQuery:
     """Parse the request's query string; a bad value raises QueryError (a 400)."""
+    if not request.query_string:  # most feed requests: no parameters to parse
+        return DEFAULT_QUERY
     return parse_query(request.args.to_dict(flat=False), index.dataset.topics)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..conditional import Rendered, not_modified, prepare, respond_not_modified, send
+from ..conditional import (Rendered, is_conditional, not_modified, prepare,
+                           respond_not_modified, send)
 from ..feed import build_feed
 from ..feedcache import cache_key
 from ..records import COUNTRIES
@@ -30,7 +31,7 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
     query = feed_query(index)
     key = cache_key(index.version, links.base, scope.path, fmt, query.canonical())
     cache = feed_cache()
-    if request.if_none_match or request.if_modified_since:
+    if is_conditional(request):
         validators = cache.validators(key)
         if validators is not None and not_modified(request, validators):
             return respond_not_modified(request, validators, cache.cache_control)
