@@ -4,8 +4,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..conditional import (Rendered, is_conditional, not_modified, prepare,
-                           respond_not_modified, send)
+from ..conditional import (
+    Rendered,
+    is_conditional,
+    not_modified,
+    prepare,
+    respond_not_modified,
+    send,
+)
 from ..feed import build_feed
 from ..feedcache import cache_key
 from ..records import COUNTRIES
