@@ -1,6 +1,27 @@
-"""Production gunicorn settings for feedsvc: `gunicorn -c deploy/gunicorn.conf.py wsgi:app`."""
+"""Production gunicorn settings for feedsvc: `gunicorn -c deploy/gunicorn.conf.py wsgi:app`.
+
+Every setting is read from the environment (FEEDSVC_BIND, FEEDSVC_WORKERS, FEEDSVC_LOG_LEVEL,
+PROMETHEUS_MULTIPROC_DIR); the app's own FEEDSVC_* settings are in
+feedsvc/config.py. `kill -HUP <master pid>` reloads the dataset (invalid data is refused and
+the old data keeps serving) and replaces the workers gracefully; code changes need a restart.
+"""
 import multiprocessing
 import os
+import shutil
+import tempfile
+from pathlib import Path
+
+# prometheus_client picks its multi-process storage when first imported, and preload_app
+# imports the app before any server hook runs: so the directory is set up here, when this file
+# is first read (gunicorn reads it again on HUP: the directory and its values stay).
+if not os.environ.get("_FEEDSVC_METRICS_DIR"):
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feedsvc-metrics-")
+        os.environ["_FEEDSVC_METRICS_TMPDIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    # Files of an earlier run in a given directory would be summed in: start from zero.
+    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink()
+    os.environ["_FEEDSVC_METRICS_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 bind = os.environ.get("FEEDSVC_BIND", "127.0.0.1:8000")
 # Sync workers, one per core: a request is short and CPU-bound (a cached feed is sent from
@@ -24,3 +45,40 @@ timeout = 30
 graceful_timeout = 30
 keepalive = 5
 max_requests = 0
+# gunicorn >= 25 opens a control socket in $XDG_RUNTIME_DIR or $HOME by default: a sandboxed
+# service may not write there, and two instances on one box would share its path.
+control_socket_disable = True
+# The app writes one access line per request itself (with the cache outcome and request id,
+# as FEEDSVC_LOG_FORMAT says); gunicorn's own access log would only repeat it, less completely.
+accesslog = None
+errorlog = "-"
+loglevel = (os.environ.get("FEEDSVC_LOG_LEVEL") or "info").lower()
+
+
+def post_fork(server, worker):
+    """Start the worker's dataset watcher (threads do not survive the fork)."""
+    from feedsvc.reload import start_watching
+
+    start_watching(worker.app.wsgi())
+
+
+def on_reload(server):
+    """On HUP, load and validate the dataset in the master, so that new workers fork with it."""
+    from feedsvc.reload import reload_now
+
+    result = reload_now(server.app.wsgi())
+    server.log.info("HUP: dataset %s", result)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges; its counters stay in the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory if this file created it."""
+    own = os.environ.get("_FEEDSVC_METRICS_TMPDIR")
+    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(own, ignore_errors=True)

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Flask, Response
 
-from . import config, errors, feedcache, state
+from . import config, errors, feedcache, logs, observe, reload, websub
 from .extensions import cache
-from .views import feeds, pages
+from .views import directory, embed, feeds, health, metrics, pages
 
 __version__ = "0.1.0"
 
@@ -21,15 +21,22 @@ def _register_headers(app: Flask) -> None:
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: configuration, the validated dataset, the cache, routes and errors."""
+    """Build the app: config, logging, the validated dataset, the cache, observation, routes."""
     app = Flask(__name__)
     app.config.from_mapping(config.from_env())
     if test_config:
         app.config.from_mapping(test_config)
-    state.init_app(app)
+    logs.init_app(app)
+    reload.init_app(app)
     feedcache.init_app(app, cache)
+    observe.init_app(app)
+    websub.init_app(app)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(directory.bp)
+    app.register_blueprint(embed.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     errors.init_app(app)
     _register_headers(app)
     return app

@@ -34,12 +34,39 @@ def _base_url(raw: str | None) -> str | None:
     return raw.rstrip("/") + "/"
 
 
+def _hub(raw: str | None, base_url: str | None) -> str | None:
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"FEEDSVC_WEBSUB_HUB must be an absolute http(s) URL, got {raw!r}")
+    if base_url is None:
+        # The hub is told the public URL of each changed feed: it must be known without a request.
+        raise ConfigError("FEEDSVC_WEBSUB_HUB needs FEEDSVC_BASE_URL, the public URL of the feeds")
+    return raw
+
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    for choice in choices:
+        if raw.casefold() == choice.casefold():
+            return choice
+    raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+
+
 def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read every FEEDSVC_* setting, with its default, into a Flask config mapping."""
     env = os.environ if env is None else env
+    base_url = _base_url(env.get("FEEDSVC_BASE_URL"))
     return {
         "FEEDSVC_DATA": env.get("FEEDSVC_DATA") or str(BUNDLED_DATA),
-        "FEEDSVC_BASE_URL": _base_url(env.get("FEEDSVC_BASE_URL")),
+        "FEEDSVC_BASE_URL": base_url,
+        "FEEDSVC_WEBSUB_HUB": _hub(env.get("FEEDSVC_WEBSUB_HUB"), base_url),
         "FEEDSVC_CACHE_URL": env.get("FEEDSVC_CACHE_URL") or None,
         "FEEDSVC_CACHE_ENTRIES": _int(env, "FEEDSVC_CACHE_ENTRIES", 2000, 10, 10_000_000),
         # Prepared feeds each worker keeps in memory in front of the shared cache (0: none).
@@ -52,4 +79,8 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_STALE_WHILE_REVALIDATE": _int(
             env, "FEEDSVC_STALE_WHILE_REVALIDATE", 600, 0, 31_536_000
         ),
+        # Seconds between checks of the dataset on disk; 0: only on SIGHUP to gunicorn.
+        "FEEDSVC_RELOAD_INTERVAL": _int(env, "FEEDSVC_RELOAD_INTERVAL", 5, 0, 86400),
+        "FEEDSVC_LOG_FORMAT": _choice(env, "FEEDSVC_LOG_FORMAT", LOG_FORMATS, "text"),
+        "FEEDSVC_LOG_LEVEL": _choice(env, "FEEDSVC_LOG_LEVEL", LOG_LEVELS, "INFO"),
     }

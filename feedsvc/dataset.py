@@ -8,13 +8,13 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from .problems import DatasetError, Problem
-from .records import read_release, read_site, read_topic
-from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse
 
 # Re-exported: the records are part of this module's interface.
-from .records import Release, Site, Topic  # noqa: E402
+from .records import Release, Site, Topic, read_release, read_site, read_topic
+from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse
 
-__all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset"]
+__all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset",
+           "read_files"]
 
 BUNDLE_KEYS = frozenset({"site", "topics", "releases"})
 
@@ -124,7 +124,7 @@ def load_dataset(path: str | Path) -> Dataset:
     root = Path(path)
     if not root.exists():
         raise DatasetError([Problem(str(root), None, None, None, "no such file or directory")])
-    raw_files = [(_name(root, p), p.read_bytes()) for p in find_files(root)]
+    raw_files = read_files(root)
     problems: list[Problem] = []
     if not raw_files:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
@@ -150,6 +150,11 @@ def load_dataset(path: str | Path) -> Dataset:
     assert site is not None
     releases.sort(key=_newest_first, reverse=True)
     return Dataset(site, topics, tuple(releases), content_hash(raw_files), str(root))
+
+
+def read_files(root: Path) -> list[tuple[str, bytes]]:
+    """Return each dataset file's reported name and bytes, in order: what the version hashes."""
+    return [(_name(root, p), p.read_bytes()) for p in find_files(root)]
 
 
 def _name(root: Path, path: Path) -> str:

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pycountry
 
 from .dataset import Release
-from .index import Index, Page
+from .index import Cursor, Index, Page
 from .query import FeedQuery
 from .urls import Scope, Urls, tag_uri
 
 # An empty feed's date: deterministic, and older than anything it could later hold.
-NEVER = datetime(1970, 1, 1, tzinfo=timezone.utc)
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class FeedDoc:
     html_url: str
     entries: Sequence[Entry]
     extra_links: tuple[tuple[str, str], ...] = field(default=())  # (rel, href): next, hub
+    stylesheet: str | None = None  # XSLT that shows the XML feed to a person as a web page
 
 
 def country_name(code: str) -> str:
@@ -102,11 +103,24 @@ def build_entry(index: Index, release: Release, urls: Urls) -> Entry:
     )
 
 
+def _links(scope: Scope, query: FeedQuery, fmt: str, urls: Urls, page: Page,
+           hub: str | None) -> tuple[tuple[str, str], ...]:
+    """Return the RFC 5005 next page (older releases) and the WebSub hub, where there are."""
+    links: list[tuple[str, str]] = []
+    if page.more and page.releases:
+        links.append(("next", urls.feed(scope, fmt, query.after(Cursor.of(page.releases[-1]))
+                                        .link_query())))
+    if hub:
+        links.append(("hub", hub))
+    return tuple(links)
+
+
 def build_feed(index: Index, scope: Scope, query: FeedQuery, fmt: str, urls: Urls,
-               page: Page) -> FeedDoc:
-    """Describe the feed a scope and query select, for one format."""
+               page: Page, hub: str | None = None) -> FeedDoc:
+    """Describe one page of the feed a scope and query select, for one format."""
     site = index.dataset.site
-    identity = query.link_query(limit=False)
+    # Every page of a feed is the same feed: the cursor is not part of its identity.
+    identity = query.link_query(limit=False, before=False)
     entries = [build_entry(index, r, urls) for r in page.releases]
     return FeedDoc(
         id=tag_uri(site.tag_authority, f"feed:{scope.path}" + (f"?{identity}" if identity else "")),
@@ -118,4 +132,6 @@ def build_feed(index: Index, scope: Scope, query: FeedQuery, fmt: str, urls: Url
         self_url=urls.feed(scope, fmt, query.link_query()),
         html_url=urls.page(scope, query.link_query()),
         entries=entries,
+        extra_links=_links(scope, query, fmt, urls, page, hub),
+        stylesheet=urls.stylesheet() if fmt in ("rss", "atom") else None,
     )

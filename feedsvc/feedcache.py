@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask
 from flask_caching import Cache
+from redis.exceptions import RedisError
 
 from .conditional import Prepared, Rendered, Validators, ready
 
@@ -23,9 +24,10 @@ FORMAT = 1
 
 
 @lru_cache(maxsize=4096)  # asked on every request, mostly for the same few feeds
-def cache_key(version: str, base: str, path: str, fmt: str, canonical_query: str) -> str:
-    """Return the one key of a rendered feed: dataset version, host, feed, format, query."""
-    ident = "\0".join((base, path, fmt, canonical_query))
+def cache_key(version: str, settings: str, path: str, fmt: str, canonical_query: str) -> str:
+    """Return the one key of a rendered body: dataset version, the settings that shape links
+    (base URL or request host, hub), the feed, its format and the canonical query."""
+    ident = "\0".join((settings, path, fmt, canonical_query))
     return f"feedsvc:{FORMAT}:{version}:{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
 
 
@@ -74,6 +76,7 @@ class FeedCache:
     errors: int = 0
     _down_until: float = field(default=0.0, repr=False)
     on_event: Callable[[str], None] = field(default=lambda event: None, repr=False)
+    on_render: Callable[[float], None] = field(default=lambda seconds: None, repr=False)
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         if time.monotonic() < self._down_until:
@@ -116,9 +119,26 @@ class FeedCache:
             return value, True
         self.misses += 1
         self.on_event("miss")
+        started = time.perf_counter()
         rendered = render()
+        self.on_render(time.perf_counter() - started)
         self._call("set", lambda: self.cache.set_many({key: rendered, f"{key}:v": rendered.validators}))
         return rendered, False
+
+    @property
+    def backend(self) -> str:
+        return type(self.cache.cache).__name__
+
+    def reachable(self) -> bool:
+        """Ask the backend now, ignoring the retry window: Redis must answer PING in time."""
+        client = getattr(self.cache.cache, "_write_client", None)
+        if client is None:  # in-process: always there
+            return True
+        try:
+            return bool(client.ping())
+        except (RedisError, OSError) as exc:
+            log.info("feed cache unreachable: %s: %s", type(exc).__name__, exc)
+            return False
 
 
 def backend_config(config: dict[str, Any]) -> dict[str, Any]:

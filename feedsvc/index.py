@@ -4,7 +4,7 @@ from __future__ import annotations
 import heapq
 import re
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -32,6 +32,18 @@ class Page:
 
     releases: Sequence[Release]
     more: bool
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the release there, by its sort keys (published, then id)."""
+
+    published: datetime
+    id: str
+
+    @classmethod
+    def of(cls, release: Release) -> Cursor:
+        return cls(release.published, release.id)
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,20 @@ class Index:
         """Return the release with this id, or None."""
         position = self.by_id.get(release_id)
         return None if position is None else self.releases[position]
+
+    def start_after(self, cursor: Cursor | None) -> int:
+        """Return the position of the first release older than the cursor (0 for None).
+
+        The cursor need not name an existing release: deleting or adding releases
+        never moves a page boundary, so a reader sees each release once.
+        """
+        if cursor is None:
+            return 0
+        key = -cursor.published.timestamp()
+        lo = bisect_left(self.sort_keys, key)
+        hi = bisect_right(self.sort_keys, key, lo)
+        # Ties on the date are sorted by id, descending: skip ids >= the cursor's.
+        return bisect_left(self.releases, True, lo, hi, key=lambda r: r.id < cursor.id)
 
     def select(self, filters: Filters, limit: int, start: int = 0) -> Page:
         """Return up to `limit` matching releases from position `start`, newest first."""

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from urllib.parse import urlencode
 
-from .index import Filters, words
+from .fields import SLUG
+from .index import Cursor, Filters, words
 from .records import COUNTRIES
 from .urls import Scope
 
@@ -16,6 +17,9 @@ FORMATS = ("rss", "atom", "json")
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 MAX_Q_LENGTH, MAX_VALUES = 200, 50
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A paging cursor: the UTC time and id of the last release of the previous page.
+_CURSOR = re.compile(r"^(\d{8}T\d{6}(?:\.\d{6})?Z)~(.{1,200})$")
+_CURSOR_TIME = ("%Y%m%dT%H%M%SZ", "%Y%m%dT%H%M%S.%fZ")
 
 
 class QueryError(ValueError):
@@ -35,6 +39,7 @@ class FeedQuery:
     words: tuple[str, ...] = ()
     since: date | None = None
     limit: int = DEFAULT_LIMIT
+    before: Cursor | None = None
 
     def filters(self, scope: Scope) -> Filters:
         """Return what to select: these parameters plus the country or topic of the path."""
@@ -45,8 +50,10 @@ class FeedQuery:
             topics.add(scope.key)
         return Filters(frozenset(countries), frozenset(topics), frozenset(self.words), self.since)
 
-    def _pairs(self, limit: bool) -> list[tuple[str, str]]:
-        pairs = [("country", ",".join(c.lower() for c in self.countries)),
+    def _pairs(self, limit: bool, before: bool = True) -> list[tuple[str, str]]:
+        cursor = cursor_text(self.before) if before and self.before else ""
+        pairs = [("before", cursor),
+                 ("country", ",".join(c.lower() for c in self.countries)),
                  ("limit", str(self.limit) if limit else ""),
                  ("q", " ".join(self.words)),
                  ("since", self.since.isoformat() if self.since else ""),
@@ -57,9 +64,19 @@ class FeedQuery:
         """Return the query string that every equivalent request shares, defaults filled in."""
         return _canonical(self)
 
-    def link_query(self, *, limit: bool = True) -> str:
+    def link_query(self, *, limit: bool = True, before: bool = True) -> str:
         """Return the normalised query string for links: default values left out."""
-        return urlencode(self._pairs(limit=limit and self.limit != DEFAULT_LIMIT), safe=",")
+        return urlencode(self._pairs(limit and self.limit != DEFAULT_LIMIT, before), safe=",")
+
+    def after(self, cursor: Cursor) -> FeedQuery:
+        """Return this query for the page of releases older than the cursor."""
+        return replace(self, before=cursor)
+
+
+def cursor_text(cursor: Cursor) -> str:
+    """Write a cursor as it appears in `before=`: 20041018T170000Z~pr-2004-001."""
+    when = cursor.published.astimezone(UTC)
+    return f"{when.strftime(_CURSOR_TIME[1] if when.microsecond else _CURSOR_TIME[0])}~{cursor.id}"
 
 
 @lru_cache(maxsize=4096)
@@ -111,6 +128,22 @@ def _since(raw: str | None) -> date | None:
         raise QueryError("since", f"{raw[:20]!r} is not a date; use YYYY-MM-DD") from None
 
 
+def _before(raw: str | None) -> Cursor | None:
+    if raw is None:
+        return None
+    match = _CURSOR.match(raw)
+    if match and SLUG.match(match[2]):
+        fmt = _CURSOR_TIME[1] if "." in match[1] else _CURSOR_TIME[0]
+        try:
+            when = datetime.strptime(match[1], fmt).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+        else:
+            return Cursor(when, match[2])
+    raise QueryError("before", f"{raw[:40]!r} is not a paging cursor; follow the feed's "
+                               "rel=\"next\" link (or next_url) instead of writing one")
+
+
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
@@ -128,6 +161,22 @@ def _words(raw: str | None) -> tuple[str, ...]:
     return tuple(sorted(set(words(raw))))
 
 
+def parse_choice(args: Mapping[str, Sequence[str]], name: str, choices: Sequence[str]) -> str:
+    """Return the value of a parameter that must be one of `choices` (the first is the default)."""
+    raw = _single(args, name)
+    if raw is None:
+        return choices[0]
+    if raw not in choices:
+        raise QueryError(name, f"{raw[:20]!r} is not allowed; use {' or '.join(choices)}")
+    return raw
+
+
+def parse_country(args: Mapping[str, Sequence[str]]) -> str | None:
+    """Return the one country a page was asked about, lowercase, or None."""
+    raw = _single(args, "country")
+    return None if raw is None else _countries([raw])[0].lower()
+
+
 def parse_query(args: Mapping[str, Sequence[str]], known_topics: Collection[str]) -> FeedQuery:
     """Parse a feed's query parameters, ignoring unknown ones; raise QueryError."""
     return FeedQuery(
@@ -136,6 +185,7 @@ def parse_query(args: Mapping[str, Sequence[str]], known_topics: Collection[str]
         words=_words(_single(args, "q")),
         since=_since(_single(args, "since")),
         limit=_limit(_single(args, "limit")),
+        before=_before(_single(args, "before")),
     )
 
 

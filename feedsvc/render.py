@@ -1,8 +1,11 @@
-"""Write a FeedDoc as RSS 2.0, Atom 1.0 or JSON Feed 1.1: the only code that calls feedgen."""
+"""Write feeds as RSS 2.0, Atom 1.0, JSON Feed 1.1 (the only feedgen code), and OPML lists."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -13,6 +16,7 @@ from .feed import Entry, FeedDoc
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 GENERATOR = "feedsvc"
+OPML_DOCS = "http://opml.org/spec2.opml"
 
 
 class _FeedLinks(BaseExtension):  # type: ignore[misc]
@@ -74,12 +78,28 @@ def _generator(doc: FeedDoc) -> FeedGenerator:
     return fg
 
 
+def _with_stylesheet(xml: bytes, href: str | None) -> bytes:
+    """Put an xml-stylesheet instruction before the root, so browsers show a readable page."""
+    if href is None:
+        return xml
+    root = etree.fromstring(xml)
+    pi = etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{_attr(href)}"')
+    root.addprevious(pi)
+    return bytes(etree.tostring(root.getroottree(), encoding="UTF-8", xml_declaration=True,
+                                pretty_print=True))
+
+
+def _attr(value: str) -> str:
+    """Escape a value for a pseudo-attribute of a processing instruction."""
+    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
 def render_rss(doc: FeedDoc) -> bytes:
-    return bytes(_generator(doc).rss_str(pretty=True))
+    return _with_stylesheet(bytes(_generator(doc).rss_str(pretty=True)), doc.stylesheet)
 
 
 def render_atom(doc: FeedDoc) -> bytes:
-    return bytes(_generator(doc).atom_str(pretty=True))
+    return _with_stylesheet(bytes(_generator(doc).atom_str(pretty=True)), doc.stylesheet)
 
 
 def _json_item(entry: Entry) -> dict[str, Any]:
@@ -121,8 +141,49 @@ def render_json(doc: FeedDoc) -> bytes:
 RENDERERS: dict[str, Callable[[FeedDoc], bytes]] = {
     "rss": render_rss, "atom": render_atom, "json": render_json,
 }
+
+
+@dataclass(frozen=True)
+class Outline:
+    """One feed of an OPML subscription list, or a folder of them (children, no xml_url)."""
+
+    text: str
+    xml_url: str | None = None
+    html_url: str | None = None
+    children: tuple[Outline, ...] = ()
+
+
+def _outline(parent: Any, outline: Outline) -> None:
+    node = etree.SubElement(parent, "outline", text=outline.text)
+    if outline.xml_url:
+        node.set("type", "rss")
+        node.set("title", outline.text)
+        node.set("xmlUrl", outline.xml_url)
+    if outline.html_url:
+        node.set("htmlUrl", outline.html_url)
+    for child in outline.children:
+        _outline(node, child)
+
+
+def render_opml(title: str, owner: str, modified: datetime,
+                outlines: Sequence[Outline]) -> bytes:
+    """Write an OPML 2.0 subscription list; dated by its data, never by the clock."""
+    opml = etree.Element("opml", version="2.0")
+    head = etree.SubElement(opml, "head")
+    modified = modified.astimezone(UTC)
+    for tag, text in (("title", title), ("dateModified", format_datetime(modified, usegmt=True)),
+                      ("ownerName", owner), ("docs", OPML_DOCS)):
+        etree.SubElement(head, tag).text = text
+    body = etree.SubElement(opml, "body")
+    for outline in outlines:
+        _outline(body, outline)
+    return bytes(etree.tostring(opml, encoding="UTF-8", xml_declaration=True, pretty_print=True))
+
+
 CONTENT_TYPES = {
     "rss": "application/rss+xml; charset=utf-8",
     "atom": "application/atom+xml; charset=utf-8",
     "json": "application/feed+json; charset=utf-8",
 }
+OPML_CONTENT_TYPE = "text/x-opml; charset=utf-8"
+XSLT_CONTENT_TYPE = "text/xsl; charset=utf-8"

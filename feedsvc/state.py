@@ -1,14 +1,26 @@
 """The live dataset index of this process, swapped atomically when new data is accepted."""
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app, g
 
 from .dataset import load_dataset
 from .index import Index, build_index
+
+log = logging.getLogger(__name__)
+
+# Called after a swap with the index served before and the one served from now on.
+SwapListener = Callable[[Index, Index], None]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -16,20 +28,50 @@ class Live:
     """What a worker serves from: one valid index, replaced whole, never edited."""
 
     index: Index
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    loaded_at: datetime = field(default_factory=_now)
     last_error: str | None = None
+    rejected_at: datetime | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    listeners: list[SwapListener] = field(default_factory=list, repr=False)
 
-    def swap(self, index: Index) -> None:
-        """Serve `index` from now on; requests in flight keep the one they started with."""
+    def on_swap(self, listener: SwapListener) -> None:
+        """Call `listener(old, new)` after every swap (e.g. to notify subscribers)."""
+        self.listeners.append(listener)
+
+    def swap(self, index: Index) -> Index:
+        """Serve `index` from now on and return the old one; requests in flight keep theirs."""
         with self.lock:
-            self.index, self.loaded_at, self.last_error = index, datetime.now(timezone.utc), None
+            old = self.index
+            self.index, self.loaded_at = index, _now()
+            self.last_error = self.rejected_at = None
+        for listener in self.listeners:
+            try:
+                listener(old, index)
+            # A listener's failure must not undo or hide the swap that already happened.
+            except Exception:
+                log.exception("dataset swap listener %r failed", listener)
+        return old
+
+    def reject(self, report: str) -> None:
+        """Record why new data was refused; the index served stays as it is."""
+        with self.lock:
+            self.last_error, self.rejected_at = report, _now()
+
+    def clear_rejection(self) -> None:
+        """Forget a rejection: what is on disk is again what is served."""
+        with self.lock:
+            self.last_error = self.rejected_at = None
+
+
+def load_index(config: Mapping[str, Any]) -> Index:
+    """Load, validate and index the configured dataset: the one way data gets in."""
+    return build_index(load_dataset(config["FEEDSVC_DATA"]))
 
 
 def init_app(app: Flask) -> None:
     """Load and validate the configured dataset; DatasetError stops the start."""
-    index = build_index(load_dataset(app.config["FEEDSVC_DATA"]))
-    app.extensions["feedsvc.live"] = Live(index)
+    app.extensions["feedsvc.live"] = Live(load_index(app.config))
+    app.after_request(_version_header)
 
 
 def live() -> Live:
@@ -38,5 +80,15 @@ def live() -> Live:
 
 
 def current_index() -> Index:
-    """Return the index this request is served from."""
-    return live().index
+    """Return the index this request is served from: the same one for the whole request."""
+    if "feedsvc_index" not in g:
+        g.feedsvc_index = live().index
+    index: Index = g.feedsvc_index
+    return index
+
+
+def _version_header(response: Response) -> Response:
+    # Says which dataset a response came from (e.g. to watch a reload reach every worker).
+    if "feedsvc_index" in g:
+        response.headers["X-Dataset-Version"] = g.feedsvc_index.version
+    return response

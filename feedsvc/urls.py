@@ -39,6 +39,27 @@ class Urls:
     def release(self, release_id: str) -> str:
         return f"{self.base}releases/{quote(release_id)}"
 
+    def directory(self, query: str = "") -> str:
+        """Return the page that lists every feed."""
+        return self._with_query("feeds/", query)
+
+    def opml(self) -> str:
+        return f"{self.base}feeds.opml"
+
+    def stylesheet(self) -> str:
+        """Return the XSLT that shows a feed opened in a browser as a readable page."""
+        return f"{self.base}feeds/feed.xsl"
+
+    def embed(self, scope: Scope, query: str = "") -> str:
+        """Return the widget page of a country or topic, made to sit in an iframe."""
+        return self._with_query(f"embed/{scope.path}", query)
+
+    def embed_script(self) -> str:
+        return f"{self.base}embed.js"
+
+    def static(self, name: str) -> str:
+        return f"{self.base}static/{quote(name)}"
+
     def scheme(self, kind: str) -> str:
         """Return the category scheme of countries or topics (their feeds' folder)."""
         return f"{self.base}feeds/{kind}/"

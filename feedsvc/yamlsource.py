@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,14 +77,25 @@ class SourceFile:
 
 
 def find_files(root: Path) -> list[Path]:
-    """Return the dataset's YAML files: the file itself, or every one below a directory."""
-    if root.is_file():
+    """Return the dataset's YAML files: the file itself, or every one below a directory.
+
+    Hidden files and directories are skipped (editor swap files, a Kubernetes ConfigMap's
+    `..data` payload); symbolic links are followed, as a mounted ConfigMap needs, once each.
+    """
+    if not root.is_dir():
         return [root]
-    return sorted(
-        p for p in root.rglob("*")
-        if p.suffix in SUFFIXES and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    found: list[Path] = []
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link loop, or a directory reached twice through links
+            dirs.clear()
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(folder, f) for f in files
+                  if f.endswith(SUFFIXES) and not f.startswith(".")]
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
 def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
@@ -91,13 +103,13 @@ def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        return None, Problem(name, line, None, None, f"not UTF-8 text (byte {exc.start})")
+        where = raw.count(b"\n", 0, exc.start) + 1
+        return None, Problem(name, where, None, None, f"not UTF-8 text (byte {exc.start})")
     try:
-        document = yaml.load(text, Loader=DatasetLoader)  # noqa: S506 - a safe loader
+        document = yaml.load(text, Loader=DatasetLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        line: int | None = mark.line + 1 if mark is not None else None
         reason = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         return None, Problem(name, line, None, None, f"malformed YAML: {reason}")
     except yaml.YAMLError as exc:

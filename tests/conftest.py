@@ -3,15 +3,22 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from feedsvc import create_app
 from feedsvc.config import BUNDLED_DATA
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 BASE_URL = "https://feeds.example.org/"
 
@@ -43,3 +50,48 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
         path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
         return path
     return write
+
+
+def release_yaml(number: int, published: str, *, countries: tuple[str, ...] = ("TH",),
+                 topics: tuple[str, ...] = ("social-security",),
+                 title: str | None = None) -> dict[str, object]:
+    """Describe one made-up release, numbered, as a dataset file holds it."""
+    return {"id": f"t-{number:03d}", "type": "press-release", "published": published,
+            "title": title or f"Test release number {number}", "countries": list(countries),
+            "topics": list(topics), "summary": f"Summary of test release {number}."}
+
+
+@pytest.fixture
+def make_dataset(tmp_path: Path) -> Callable[..., Path]:
+    """Write a dataset of the bundled site and topics with the given releases; return its folder."""
+    counter = iter(range(1_000_000))
+
+    def make(releases: list[dict[str, object]]) -> Path:
+        root = tmp_path / f"data-{next(counter)}"
+        (root / "releases").mkdir(parents=True)
+        for name in ("site.yaml", "topics.yaml"):
+            shutil.copy(BUNDLED_DATA / name, root / name)
+        for release in releases:
+            text = yaml.safe_dump(release, allow_unicode=True, sort_keys=False)
+            (root / "releases" / f"{release['id']}.yaml").write_text(text, encoding="utf-8")
+        return root
+    return make
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[WSGIApplication, str], str]]:
+    """Serve WSGI apps on free loopback ports in threads; return each one's origin."""
+    servers: list[tuple[BaseWSGIServer, threading.Thread]] = []
+
+    def start(wsgi: WSGIApplication, host: str = "127.0.0.1") -> str:
+        server = make_server(host, 0, wsgi, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, name=f"serve-{host}", daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return f"http://{host}:{server.server_port}"
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -1,7 +1,7 @@
 """/feeds/...: every feed, in RSS, Atom and JSON Feed, cached and conditional."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, request
+from flask import Blueprint, Response, abort, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..conditional import (
@@ -18,7 +18,7 @@ from ..records import COUNTRIES
 from ..render import CONTENT_TYPES, RENDERERS
 from ..state import current_index
 from ..urls import Scope
-from .common import feed_cache, feed_query, urls
+from .common import feed_cache, feed_query, render_settings, urls
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 FMT = "<any(rss, atom, json):fmt>"
@@ -35,7 +35,7 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
     """Answer from the cache (or a 304 from cached validators alone), rendering on a miss."""
     index, links = current_index(), urls()
     query = feed_query(index)
-    key = cache_key(index.version, links.base, scope.path, fmt, query.canonical())
+    key = cache_key(index.version, render_settings(), scope.path, fmt, query.canonical())
     cache = feed_cache()
     if is_conditional(request):
         validators = cache.validators(key)
@@ -43,8 +43,9 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
             return respond_not_modified(request, validators, cache.cache_control)
 
     def render() -> Rendered:
-        page = index.select(query.filters(scope), query.limit)
-        doc = build_feed(index, scope, query, fmt, links, page)
+        page = index.select(query.filters(scope), query.limit, index.start_after(query.before))
+        doc = build_feed(index, scope, query, fmt, links, page,
+                         current_app.config["FEEDSVC_WEBSUB_HUB"])
         return prepare(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
     return send(request, cache.prepared(key, render))

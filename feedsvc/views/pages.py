@@ -9,10 +9,9 @@ from flask import Blueprint, abort, render_template
 from ..feed import country_name, feed_title
 from ..index import Index
 from ..query import FeedQuery
-from ..records import COUNTRIES
 from ..state import current_index
 from ..urls import Scope, Urls
-from .common import feed_query, urls
+from .common import feed_query, page_scope, urls
 
 bp = Blueprint("pages", __name__)
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -29,7 +28,7 @@ def _feeds(links: Urls, scope: Scope, title: str, query: str = "") -> dict[str, 
     return {"title": title, **{fmt: links.feed(scope, fmt, query) for fmt in ("rss", "atom", "json")}}
 
 
-@bp.context_processor
+@bp.app_context_processor
 def _helpers() -> dict[str, Any]:
     return {"home_scope": Scope(), "topic_scope": lambda s: Scope("topics", s),
             "country_scope": lambda c: Scope("countries", c), "country_name": country_name}
@@ -43,7 +42,8 @@ def _listing(scope: Scope) -> str:
     everything = _feeds(links, Scope(), index.dataset.site.title)
     return render_template(
         "listing.html", index=index, scope=scope, urls=links, title=title, feed_links=here,
-        page=index.select(query.filters(scope), query.limit),
+        page=index.select(query.filters(scope), query.limit,
+                          index.start_after(query.before)),
         autodiscovery=[here] if scope.kind == "all" and not query.link_query() else [here, everything],
         countries_with_releases=_countries_with_releases(index),
     )
@@ -60,16 +60,12 @@ def home() -> str:
 
 @bp.get("/countries/<code>")
 def country(code: str) -> str:
-    if code.upper() not in COUNTRIES or code != code.lower():
-        abort(404, description=f"No such country {code[:20]!r}: use a lowercase ISO 3166-1 code.")
-    return _listing(Scope("countries", code))
+    return _listing(page_scope("countries", code))
 
 
 @bp.get("/topics/<slug>")
 def topic(slug: str) -> str:
-    if slug not in current_index().dataset.topics:
-        abort(404, description=f"No such topic {slug[:40]!r}.")
-    return _listing(Scope("topics", slug))
+    return _listing(page_scope("topics", slug))
 
 
 @bp.get("/releases/<release_id>")

@@ -1,0 +1,75 @@
+"""Logging set-up: every `feedsvc` log line as JSON or key=value text, with the request id."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, g, has_request_context
+from flask.logging import default_handler
+
+ROOT = "feedsvc"
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(getattr(record, "fields", {}))
+    request_id = getattr(record, "request_id", None)
+    if request_id is not None:
+        fields.setdefault("request_id", request_id)
+    return fields
+
+
+def _time(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the fields, and any error."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {"time": _time(record), "level": record.levelname,
+                               "logger": record.name, "message": record.getMessage()}
+        doc.update(_fields(record))
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL logger message key=value ...`, then any traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        pairs = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) and (' ' in v or not v) else v}"
+                         for k, v in _fields(record).items())
+        line = f"{_time(record)} {record.levelname} {record.name} {record.getMessage()}"
+        line = f"{line} {pairs}" if pairs else line
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp records logged while handling a request with that request's id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context() and "request_id" in g:
+            record.request_id = g.request_id
+        return True
+
+
+def init_app(app: Flask) -> None:
+    """Send the `feedsvc` loggers to stderr in the configured format and level."""
+    logger = logging.getLogger(ROOT)
+    for handler in list(logger.handlers):
+        if handler is default_handler or getattr(handler, "feedsvc", False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.feedsvc = True  # type: ignore[attr-defined]
+    json_format = app.config["FEEDSVC_LOG_FORMAT"] == "json"
+    handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
+    handler.addFilter(RequestIdFilter())
+    logger.addHandler(handler)
+    logger.setLevel(app.config["FEEDSVC_LOG_LEVEL"])

@@ -1,0 +1,61 @@
+"""Per-request observation: the request id, one access log line, and the request metrics."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, has_request_context, request
+
+from . import metrics
+from .feedcache import FeedCache
+
+access_log = logging.getLogger("feedsvc.access")
+
+# A caller's id is echoed into headers and logs: only short, plain tokens are taken.
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=@/-]{0,127}")
+UNMATCHED = "(unmatched)"
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _cache_event(event: str) -> None:
+    metrics.cache_event(event)
+    if not has_request_context():
+        return
+    if event == "error":
+        g.cache_errors = g.get("cache_errors", 0) + 1
+    else:
+        g.setdefault("cache", event)
+
+
+def _finish(response: Response) -> Response:
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+    metrics.observe_request(route, request.method, response.status_code, seconds)
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers["X-Request-ID"] = request_id
+    fields = {
+        "method": request.method, "path": request.path,
+        "query": request.query_string.decode("latin-1"), "status": response.status_code,
+        "bytes": None if response.is_streamed else response.calculate_content_length() or 0,
+        "duration_ms": round(seconds * 1000, 2), "cache": g.get("cache", "-"),
+        "cache_errors": g.get("cache_errors", 0), "remote": request.remote_addr,
+        "request_id": request_id,
+    }
+    access_log.info("request", extra={"fields": fields})
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register first, so that the timing covers every other hook."""
+    app.before_request(_start)
+    app.after_request(_finish)
+    feed_cache: FeedCache = app.extensions["feedsvc.cache"]
+    feed_cache.on_event = _cache_event
+    feed_cache.on_render = metrics.RENDER.observe

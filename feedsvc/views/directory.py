@@ -1,0 +1,89 @@
+"""/feeds/: the directory of every feed, the same list as OPML, and the feeds' XSLT stylesheet."""
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+from unicodedata import normalize
+
+from flask import Blueprint, Response, render_template, request
+
+from ..catalogue import Listing, catalogue
+from ..conditional import Rendered, prepare, respond
+from ..feed import NEVER, country_name
+from ..query import FORMATS, parse_country
+from ..records import COUNTRIES
+from ..render import OPML_CONTENT_TYPE, XSLT_CONTENT_TYPE, Outline, render_opml
+from ..state import current_index
+from ..urls import Urls
+from .common import cache_control, urls
+
+bp = Blueprint("directory", __name__)
+FORMAT_NAMES = {"rss": "RSS feed", "atom": "Atom feed", "json": "JSON Feed"}
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@cache
+def country_choices() -> list[tuple[str, str]]:
+    """Return every ISO 3166-1 country as (lowercase code, name), by name."""
+    names = [(c.lower(), country_name(c)) for c in COUNTRIES]
+    # Sort Åland with the A's: by the name without its accents.
+    return sorted(names, key=lambda p: (normalize("NFKD", p[1]).encode("ascii", "ignore"), p[0]))
+
+
+def snippets(links: Urls, listing: Listing, limit: int = 5) -> dict[str, str]:
+    """Return the HTML a partner pastes to show a country's or topic's latest releases."""
+    kind = "country" if listing.scope.kind == "countries" else "topic"
+    script = f'<script src="{links.embed_script()}" async></script>'
+    frame = (f'<iframe src="{links.embed(listing.scope, f"limit={limit}")}" '
+             f'title="Latest releases: {listing.title}" width="100%" height="320" '
+             f'style="border:0" loading="lazy"></iframe>')
+    widget = f'<div data-feedsvc-{kind}="{listing.scope.key}" data-limit="{limit}"></div>'
+    return {"iframe": f"{frame}\n<!-- optional: resizes the frame to its content -->\n{script}",
+            "script": f"{widget}\n{script}"}
+
+
+@bp.get("/feeds/")
+def directory() -> str:
+    index, links = current_index(), urls()
+    listed = catalogue(index)
+    chosen = parse_country(request.args.to_dict(flat=False))
+    main = {"title": index.dataset.site.title, **{f: links.feed(listed.everything.scope, f)
+                                                  for f in FORMATS}}
+    return render_template(
+        "directory.html", index=index, urls=links, catalogue=listed, formats=FORMAT_NAMES,
+        chosen=listed.country(chosen) if chosen else None, choices=country_choices(),
+        snippets=lambda listing: snippets(links, listing), never=NEVER, autodiscovery=[main],
+    )
+
+
+@bp.get("/feeds.opml")
+def opml() -> Response:
+    index, links = current_index(), urls()
+    listed = catalogue(index)
+
+    def outline(listing: Listing) -> Outline:
+        return Outline(listing.title, links.feed(listing.scope, "rss"), links.page(listing.scope))
+
+    body = render_opml(f"{index.dataset.site.title}: all feeds", index.dataset.site.publisher,
+                       listed.everything.updated, [
+                           outline(listed.everything),
+                           Outline("Topics", children=tuple(map(outline, listed.topics))),
+                           Outline("Countries", children=tuple(map(outline, listed.countries)))])
+    return respond(request, prepare(body, OPML_CONTENT_TYPE, listed.everything.updated),
+                   cache_control())
+
+
+@cache
+def _stylesheet() -> Rendered:
+    xsl = files("feedsvc").joinpath("static/feed.xsl").read_bytes()
+    return prepare(xsl, XSLT_CONTENT_TYPE, NEVER)
+
+
+@bp.get("/feeds/feed.xsl")
+def stylesheet() -> Response:
+    return respond(request, _stylesheet(), cache_control())

@@ -1,0 +1,94 @@
+"""/embed/...: a country's or topic's latest releases as a framable page; /embed.js."""
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import replace
+from functools import cache
+from importlib.resources import files
+
+from flask import Blueprint, Response, render_template, request
+
+from ..conditional import Rendered, prepare, respond
+from ..feed import NEVER, feed_title
+from ..feedcache import cache_key
+from ..query import parse_choice
+from ..state import current_index
+from ..urls import Scope
+from .common import cache_control, feed_cache, feed_query, page_scope, render_settings, urls
+
+bp = Blueprint("embed", __name__)
+THEMES = ("light", "dark")
+EMBED_LIMIT = 5
+
+
+@cache
+def _asset(name: str) -> str:
+    return files("feedsvc").joinpath(f"static/{name}").read_text(encoding="utf-8")
+
+
+def _sha256(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+@cache
+def content_security_policy() -> str:
+    """Allow only the page's own inline style and script, and framing by any site."""
+    return ("default-src 'none'; "
+            f"style-src {_sha256(_asset('embed.css'))}; "
+            f"script-src {_sha256(_asset('embed-frame.js'))}; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors *")
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    # Anonymous and cookie-free: any site may frame the page or fetch the script.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = content_security_policy()
+        response.headers.pop("X-Frame-Options", None)
+    return response
+
+
+def _embed(scope: Scope) -> Response:
+    index, links = current_index(), urls()
+    query = feed_query(index)
+    if "limit" not in request.args:
+        query = replace(query, limit=EMBED_LIMIT)
+    theme = parse_choice(request.args.to_dict(flat=False), "theme", THEMES)
+    key = cache_key(index.version, render_settings(), f"embed/{scope.path}", f"html-{theme}",
+                    query.canonical())
+
+    def render() -> Rendered:
+        page = index.select(query.filters(scope), query.limit, index.start_after(query.before))
+        body = render_template(
+            "embed.html", index=index, urls=links, theme=theme, releases=page.releases,
+            title=feed_title(index, scope, query), css=_asset("embed.css"),
+            script=_asset("embed-frame.js"),
+            page_url=links.page(scope, query.link_query(limit=False, before=False)),
+            feed_url=links.feed(scope, "rss"))
+        updated = max((r.modified for r in page.releases), default=NEVER)
+        return prepare(body.encode(), "text/html; charset=utf-8", updated)
+
+    rendered, _hit = feed_cache().get_or_render(key, render)
+    return respond(request, rendered, cache_control())
+
+
+@bp.get("/embed/countries/<code>")
+def country(code: str) -> Response:
+    return _embed(page_scope("countries", code))
+
+
+@bp.get("/embed/topics/<slug>")
+def topic(slug: str) -> Response:
+    return _embed(page_scope("topics", slug))
+
+
+@cache
+def _script() -> Rendered:
+    return prepare(_asset("embed.js").encode(), "text/javascript; charset=utf-8", NEVER)
+
+
+@bp.get("/embed.js")
+def script() -> Response:
+    return respond(request, _script(), cache_control())

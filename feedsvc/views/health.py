@@ -1,0 +1,62 @@
+"""/healthz (the process answers) and /readyz (what it serves, and whether it can): never cached."""
+from __future__ import annotations
+
+import os
+import time
+from importlib.metadata import version
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from ..state import Live
+from .common import feed_cache
+
+bp = Blueprint("health", __name__)
+STARTED = time.monotonic()
+
+
+def _no_store(body: dict[str, Any], status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return _no_store({"status": "ok"})
+
+
+def _dataset(live: Live) -> dict[str, Any]:
+    with live.lock:
+        index, loaded_at, error, rejected_at = (live.index, live.loaded_at, live.last_error,
+                                                live.rejected_at)
+    return {
+        "version": index.version, "releases": len(index.releases),
+        "countries": len(index.by_country), "topics": len(index.dataset.topics),
+        "source": index.dataset.source, "loaded_at": loaded_at.isoformat(),
+        "last_reload_error": error,
+        "rejected_at": None if rejected_at is None else rejected_at.isoformat(),
+    }
+
+
+def _service() -> dict[str, Any]:
+    return {"version": version("feedsvc"), "uptime_seconds": round(time.monotonic() - STARTED, 3),
+            "pid": os.getpid()}
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """ok; degraded (still serving: cache down or new data rejected); unavailable (no data): 503."""
+    live: Live | None = current_app.extensions.get("feedsvc.live")
+    cache = feed_cache()
+    reachable = cache.reachable()
+    body: dict[str, Any] = {"status": "unavailable", "dataset": None,
+                            "cache": {"backend": cache.backend, "reachable": reachable},
+                            "service": _service()}
+    if live is None:
+        return _no_store(body, 503)
+    body["dataset"] = _dataset(live)
+    healthy = reachable and body["dataset"]["last_reload_error"] is None
+    body["status"] = "ok" if healthy else "degraded"
+    return _no_store(body)

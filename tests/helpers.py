@@ -1,0 +1,27 @@
+"""Parsing helpers for tests: feeds as a user's feed reader sees them."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import feedparser
+from werkzeug.test import TestResponse
+
+FORMATS = ("rss", "atom", "json")
+
+
+def parse_feed(response: TestResponse) -> Any:
+    """Parse an RSS/Atom response with feedparser, insisting it is well-formed."""
+    assert response.status_code == 200, response.get_data(as_text=True)
+    parsed = feedparser.parse(response.data)
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    return parsed
+
+
+def entry_ids(response: TestResponse, fmt: str) -> list[str]:
+    """Return the release ids of a feed's entries, in order, from any of the three formats."""
+    if fmt == "json":
+        assert response.status_code == 200, response.get_data(as_text=True)
+        items = json.loads(response.data)["items"]
+        return [item["id"].rsplit(":", 1)[1] for item in items]
+    return [e.id.rsplit(":", 1)[1] for e in parse_feed(response).entries]

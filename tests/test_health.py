@@ -1,0 +1,80 @@
+"""/healthz and /readyz: liveness, and every readiness state."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feedsvc import create_app
+from feedsvc.reload import reloader
+
+BASE_URL = "https://feeds.example.org/"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_healthz_is_ok_and_never_cached(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "X-Dataset-Version" not in response.headers  # it touched no dataset
+
+
+def test_readyz_ok_describes_what_is_served(client: FlaskClient, app: Flask) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    index = app.extensions["feedsvc.live"].index
+    assert body["status"] == "ok"
+    assert body["dataset"] | {"loaded_at": None} == {
+        "version": index.version, "releases": 10, "countries": len(index.by_country),
+        "topics": len(index.dataset.topics), "source": index.dataset.source,
+        "loaded_at": None, "last_reload_error": None, "rejected_at": None}
+    assert body["cache"] == {"backend": "SimpleCache", "reachable": True}
+    assert body["service"]["version"] == "0.1.0" and body["service"]["uptime_seconds"] >= 0
+
+
+def test_readyz_degraded_while_the_cache_is_down(dataset_dir: Path) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL,
+                      "FEEDSVC_CACHE_URL": f"redis://127.0.0.1:{closed_port()}/0"})
+    client = app.test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 200  # feeds can still be served, rendered each time
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    assert body["cache"] == {"backend": "RedisCache", "reachable": False}
+    assert client.get("/feeds/all.atom").status_code == 200
+
+
+def test_readyz_degraded_after_a_rejected_reload_then_ok_again(dataset_dir: Path) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    client = app.test_client()
+    site = dataset_dir / "site.yaml"
+    good = site.read_text(encoding="utf-8")
+    site.write_text(good.replace("timezone: Asia/Bangkok", "timezone: Mars/Olympus"), "utf-8")
+    assert reloader(app).check() == "rejected"
+    degraded = client.get("/readyz")
+    assert degraded.status_code == 200
+    error = degraded.get_json()["dataset"]["last_reload_error"]
+    assert degraded.get_json()["status"] == "degraded"
+    assert error.startswith("dataset invalid: 1 problem") and "site.yaml:" in error
+    site.write_text(good.replace("Bangkok.", "Bangkok, Thailand."), "utf-8")
+    assert reloader(app).check() == "reloaded"
+    body = client.get("/readyz").get_json()
+    assert body["status"] == "ok" and body["dataset"]["last_reload_error"] is None
+
+
+def test_readyz_unavailable_without_a_dataset(app: Flask) -> None:
+    app.extensions.pop("feedsvc.live")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "unavailable"
+    assert response.headers["Cache-Control"] == "no-store"

@@ -1,0 +1,73 @@
+"""/metrics: the counters move as requests are made."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from feedsvc import create_app
+from feedsvc.reload import reloader
+
+FEED_RULE = "/feeds/all.<any(rss, atom, json):fmt>"
+
+
+def scrape(client: FlaskClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain; version=")
+    assert response.headers["Cache-Control"] == "no-store"
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(response.get_data(as_text=True))
+            for s in family.samples}
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_request_cache_render_and_304_counters_move(client: FlaskClient) -> None:
+    before = scrape(client)
+    first = client.get("/feeds/all.rss?limit=7")
+    client.get("/feeds/all.rss?limit=7")
+    assert client.get("/feeds/all.rss?limit=7",
+                      headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    client.get("/no/such/page")
+    after = scrape(client)
+    feed = {"route": FEED_RULE, "method": "GET"}
+    assert value(after, "feedsvc_http_requests_total", status="200", **feed) - \
+        value(before, "feedsvc_http_requests_total", status="200", **feed) == 2
+    assert value(after, "feedsvc_http_requests_total", status="304", **feed) - \
+        value(before, "feedsvc_http_requests_total", status="304", **feed) == 1
+    assert value(after, "feedsvc_http_requests_total", route="(unmatched)", method="GET",
+                 status="404") - value(before, "feedsvc_http_requests_total",
+                                       route="(unmatched)", method="GET", status="404") == 1
+    assert value(after, "feedsvc_http_not_modified_total") - \
+        value(before, "feedsvc_http_not_modified_total") == 1
+    for event, moved in (("miss", 1), ("hit", 1)):
+        assert value(after, "feedsvc_feed_cache_events_total", event=event) - \
+            value(before, "feedsvc_feed_cache_events_total", event=event) == moved
+    assert value(after, "feedsvc_feed_render_duration_seconds_count") - \
+        value(before, "feedsvc_feed_render_duration_seconds_count") == 1
+    assert value(after, "feedsvc_http_request_duration_seconds_count", route=FEED_RULE) - \
+        value(before, "feedsvc_http_request_duration_seconds_count", route=FEED_RULE) == 3
+
+
+def test_dataset_gauges_and_reload_counters(dataset_dir: Path) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir)})
+    client = app.test_client()
+    before = scrape(client)
+    version = app.extensions["feedsvc.live"].index.version
+    assert value(before, "feedsvc_dataset_info", version=version, source=str(dataset_dir)) == 1
+    assert value(before, "feedsvc_dataset_releases") == 10
+    assert value(before, "feedsvc_dataset_reload_rejected") == 0
+    (dataset_dir / "releases" / "pr-2004-001.yaml").unlink()
+    assert reloader(app).check() == "reloaded"
+    (dataset_dir / "topics.yaml").unlink()
+    assert reloader(app).check() == "rejected"
+    after = scrape(client)
+    assert value(after, "feedsvc_dataset_releases") == 9
+    assert value(after, "feedsvc_dataset_reload_rejected") == 1
+    for result in ("reloaded", "rejected"):
+        assert value(after, "feedsvc_dataset_reloads_total", result=result) - \
+            value(before, "feedsvc_dataset_reloads_total", result=result) == 1

@@ -1,0 +1,115 @@
+"""Access log lines, request ids, and errors logged with their cause."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from feedsvc import create_app
+from feedsvc.config import ConfigError, from_env
+from feedsvc.logs import JsonFormatter, TextFormatter
+
+
+def json_app(dataset_dir: Path) -> Flask:
+    return create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_LOG_FORMAT": "json",
+                       "FEEDSVC_BASE_URL": "https://feeds.example.org/"})
+
+
+def lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+
+
+def test_one_json_access_line_per_request(dataset_dir: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    client = json_app(dataset_dir).test_client()
+    capsys.readouterr()
+    first = client.get("/feeds/countries/th.json?limit=3", headers={"X-Request-ID": "abc-123"})
+    second = client.get("/feeds/countries/th.json?limit=3")
+    assert first.headers["X-Request-ID"] == "abc-123"
+    generated = second.headers["X-Request-ID"]
+    assert len(generated) == 32
+    logged = lines(capsys)
+    assert [line["logger"] for line in logged] == ["feedsvc.access", "feedsvc.access"]
+    assert logged[0] | {"time": None, "duration_ms": None} == {
+        "time": None, "level": "INFO", "logger": "feedsvc.access", "message": "request",
+        "method": "GET", "path": "/feeds/countries/th.json", "query": "limit=3", "status": 200,
+        "bytes": len(first.get_data()), "duration_ms": None, "cache": "miss", "cache_errors": 0,
+        "remote": "127.0.0.1", "request_id": "abc-123"}
+    assert logged[0]["duration_ms"] >= 0
+    assert logged[1]["cache"] == "hit" and logged[1]["request_id"] == generated
+
+
+@pytest.mark.parametrize("given", ["", "has space", "x" * 129, "<script>", "é"])
+def test_unusable_request_ids_are_replaced(client, given: str) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": given})
+    assert response.headers["X-Request-ID"] != given
+    assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_errors_are_logged_with_their_cause(dataset_dir: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    app = json_app(dataset_dir)
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("the disk caught fire")
+
+    client = app.test_client()
+    capsys.readouterr()
+    response = client.get("/boom", headers={"X-Request-ID": "req-9"})
+    assert response.status_code == 500
+    error, access = lines(capsys)
+    assert error["level"] == "ERROR" and error["request_id"] == "req-9"
+    assert "RuntimeError: the disk caught fire" in error["error"]
+    assert access["status"] == 500 and access["request_id"] == "req-9"
+
+
+def test_cache_errors_are_counted_in_the_line(dataset_dir: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_LOG_FORMAT": "json",
+                      "FEEDSVC_CACHE_URL": "redis://127.0.0.1:9/0"})
+    client = app.test_client()
+    capsys.readouterr()
+    assert client.get("/feeds/all.rss").status_code == 200
+    access = [line for line in lines(capsys) if line["logger"] == "feedsvc.access"]
+    assert access[0]["cache"] == "miss" and access[0]["cache_errors"] >= 1
+
+
+def test_text_format_and_level(dataset_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_LOG_LEVEL": "WARNING"})
+    client = app.test_client()
+    capsys.readouterr()
+    client.get("/healthz")
+    assert capsys.readouterr().err == ""  # access lines are INFO
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir)})
+    capsys.readouterr()
+    app.test_client().get("/healthz?x=1", headers={"X-Request-ID": "t-1"})
+    line = capsys.readouterr().err.strip()
+    assert " INFO feedsvc.access request method=GET path=/healthz query=x=1 status=200 " in line
+    assert line.endswith("request_id=t-1")
+
+
+def test_formatters_render_extra_fields_and_tracebacks() -> None:
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        import sys
+        record = logging.LogRecord("feedsvc.x", logging.ERROR, __file__, 1, "failed %s", ("it",),
+                                   sys.exc_info())
+    record.fields = {"path": "/a b"}
+    doc = json.loads(JsonFormatter().format(record))
+    assert doc["message"] == "failed it" and doc["path"] == "/a b" and "ValueError" in doc["error"]
+    assert 'ERROR feedsvc.x failed it path="/a b"\nTraceback' in TextFormatter().format(record)
+
+
+def test_log_settings_are_validated() -> None:
+    assert from_env({"FEEDSVC_LOG_FORMAT": "JSON", "FEEDSVC_LOG_LEVEL": "debug"})[
+        "FEEDSVC_LOG_FORMAT"] == "json"
+    assert from_env({})["FEEDSVC_LOG_LEVEL"] == "INFO"
+    for name, raw in (("FEEDSVC_LOG_FORMAT", "xml"), ("FEEDSVC_LOG_LEVEL", "loud"),
+                      ("FEEDSVC_RELOAD_INTERVAL", "-1")):
+        with pytest.raises(ConfigError, match=name):
+            from_env({name: raw})

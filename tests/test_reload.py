@@ -1,0 +1,179 @@
+"""Live reload: valid edits are swapped in; broken data never is, and the old data keeps serving."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feedsvc import create_app
+from feedsvc.cli import check_data
+from feedsvc.index import Index
+from feedsvc.reload import Reloader, fingerprint, reload_now, reloader, start_watching
+from feedsvc.state import Live
+
+BASE_URL = "https://feeds.example.org/"
+
+RELEASE = "releases/pr-2005-002.yaml"
+NEW_TITLE = "ILO offers renewed training in Cambodian Women Workers' Rights"
+
+
+@pytest.fixture
+def live_app(dataset_dir: Path) -> Flask:
+    return create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+
+
+def edit_title(dataset_dir: Path, title: str = NEW_TITLE) -> None:
+    path = dataset_dir / RELEASE
+    text = path.read_text(encoding="utf-8")
+    old = next(line for line in text.splitlines() if line.startswith("title:"))
+    path.write_text(text.replace(old, f"title: {title}"), encoding="utf-8")
+
+
+def served(client: FlaskClient) -> tuple[str, bytes]:
+    """Fetch the main feed; it must succeed whatever is on disk."""
+    response = client.get("/feeds/all.rss")
+    assert response.status_code == 200
+    return response.headers["X-Dataset-Version"], response.get_data()
+
+
+def readiness(client: FlaskClient) -> dict:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_unchanged_files_are_not_read_again(live_app: Flask) -> None:
+    watch = reloader(live_app)
+    assert watch.check() == "unchanged"  # the first check compares content hashes
+    assert watch.seen == fingerprint(watch.path)
+    assert watch.check() == "unchanged"
+
+
+def test_a_valid_edit_is_swapped_in(live_app: Flask, dataset_dir: Path) -> None:
+    client = live_app.test_client()
+    old_version, _ = served(client)
+    swaps: list[tuple[Index, Index]] = []
+    live_app.extensions["feedsvc.live"].on_swap(lambda old, new: swaps.append((old, new)))
+    edit_title(dataset_dir)
+    assert reloader(live_app).check() == "reloaded"
+    version, body = served(client)
+    assert version != old_version and NEW_TITLE.encode() in body
+    assert [(old.version, new.version) for old, new in swaps] == [(old_version, version)]
+
+
+def test_touching_without_changing_content_keeps_the_index(live_app: Flask,
+                                                          dataset_dir: Path) -> None:
+    live = live_app.extensions["feedsvc.live"]
+    before = live.index
+    (dataset_dir / RELEASE).write_bytes((dataset_dir / RELEASE).read_bytes())
+    assert reloader(live_app).check() == "unchanged"
+    assert live.index is before
+
+
+def _half_written(dataset_dir: Path) -> None:
+    path = dataset_dir / RELEASE
+    raw = path.read_bytes()
+    path.write_bytes(raw[: raw.index(b"title:") + 20])  # cut inside the title line
+
+
+def _topics_deleted(dataset_dir: Path) -> None:
+    (dataset_dir / "topics.yaml").unlink()
+
+
+def _one_bad_file(dataset_dir: Path) -> None:
+    (dataset_dir / "releases" / "pr-2005-003.yaml").write_text(
+        "id: pr-2005-003\ntype: press-release\ntitle: A new release\npublished: 2005-02-30\n"
+        "countries: [KH]\ntopics: [gender-equality]\nsummary: Not a real date.\n",
+        encoding="utf-8")
+
+
+@pytest.mark.parametrize("break_data", [_half_written, _topics_deleted, _one_bad_file])
+def test_broken_data_is_never_served(live_app: Flask, dataset_dir: Path, break_data,
+                                     capsys: pytest.CaptureFixture[str],
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    client = live_app.test_client()
+    old_version, old_body = served(client)
+    break_data(dataset_dir)
+    with caplog.at_level(logging.ERROR, logger="feedsvc"):
+        assert reloader(live_app).check() == "rejected"
+    assert served(client) == (old_version, old_body)
+    assert check_data(str(dataset_dir)) == 1
+    report = capsys.readouterr().err.rstrip("\n")
+    ready = readiness(client)
+    assert ready["status"] == "degraded"
+    assert ready["dataset"]["version"] == old_version
+    assert ready["dataset"]["last_reload_error"] == report
+    assert any(report in r.getMessage() and old_version in r.getMessage() for r in caplog.records)
+    # Rejected once, not again on every check while nothing changes.
+    assert reloader(live_app).check() == "unchanged"
+
+
+def test_the_next_valid_edit_recovers(live_app: Flask, dataset_dir: Path) -> None:
+    client = live_app.test_client()
+    _one_bad_file(dataset_dir)
+    assert reloader(live_app).check() == "rejected"
+    (dataset_dir / "releases" / "pr-2005-003.yaml").unlink()
+    edit_title(dataset_dir)
+    assert reloader(live_app).check() == "reloaded"
+    ready = readiness(client)
+    assert ready["status"] == "ok" and ready["dataset"]["last_reload_error"] is None
+    assert NEW_TITLE.encode() in served(client)[1]
+
+
+def test_reverting_a_bad_edit_clears_the_rejection(live_app: Flask, dataset_dir: Path) -> None:
+    client = live_app.test_client()
+    old_version, _ = served(client)
+    original = (dataset_dir / RELEASE).read_bytes()
+    _half_written(dataset_dir)
+    assert reloader(live_app).check() == "rejected"
+    (dataset_dir / RELEASE).write_bytes(original)
+    assert reloader(live_app).check() == "unchanged"
+    assert readiness(client)["status"] == "ok"
+    assert served(client)[0] == old_version
+
+
+def test_a_file_vanishing_while_read_is_looked_at_again(live_app: Flask, dataset_dir: Path) -> None:
+    live: Live = live_app.extensions["feedsvc.live"]
+    before = live.index
+
+    def load_during_a_rename() -> Index:
+        raise FileNotFoundError(2, "No such file or directory", str(dataset_dir / RELEASE))
+
+    watch = Reloader(live, str(dataset_dir), load_during_a_rename)
+    edit_title(dataset_dir)
+    assert watch.check() == "changing"
+    assert watch.seen is None and live.index is before and live.last_error is None
+
+
+def test_data_changing_during_the_load_is_not_swapped(live_app: Flask, dataset_dir: Path) -> None:
+    live: Live = live_app.extensions["feedsvc.live"]
+    real = reloader(live_app).load
+
+    def load_while_written() -> Index:
+        index = real()
+        edit_title(dataset_dir, "Written again while the first edit was being loaded")
+        return index
+
+    watch = Reloader(live, str(dataset_dir), load_while_written)
+    edit_title(dataset_dir)
+    before = live.index
+    assert watch.check() == "changing"
+    assert live.index is before
+    assert Reloader(live, str(dataset_dir), real).check() == "reloaded"
+
+
+def test_hup_reloads_even_when_the_files_look_unchanged(live_app: Flask, dataset_dir: Path) -> None:
+    watch = reloader(live_app)
+    assert watch.check() == "unchanged"
+    edit_title(dataset_dir)
+    watch.seen = fingerprint(watch.path)  # as if stat could not tell (e.g. `cp -p`, same size)
+    assert watch.check() == "unchanged"
+    assert reload_now(live_app) == "reloaded"
+
+
+def test_no_watcher_when_the_interval_is_zero(dataset_dir: Path) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_RELOAD_INTERVAL": 0})
+    assert start_watching(app) is None
