@@ -1,7 +1,7 @@
 """The per-process memo of prepared feeds in front of the shared cache."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -12,7 +12,7 @@ from feedsvc.conditional import Prepared, prepare, ready
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.feedcache import FeedCache, Memo
 
-WHEN = datetime(2005, 1, 16, 17, tzinfo=timezone.utc)
+WHEN = datetime(2005, 1, 16, 17, tzinfo=UTC)
 
 
 def prepared(text: str) -> Prepared:
