@@ -1,6 +1,6 @@
 """HTTP benchmark: feedsvc and its baselines on loopback, in one run, measured with wrk.
 
-    python -m bench.http [--duration 10] [--connections 32] [--data DIR] [--out FILE]
+    python -m bench.http [--duration 5] [--rounds 3] [--connections 32] [--data DIR] [--out FILE]
 
 The dataset is --data, else FEEDSVC_DATA, else a synthetic archive of 1,000 releases
 (`feedsvc synth`) so that every feed holds a full page of 20 entries, else the bundled one.
@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import os
 import re
+import statistics
 import subprocess
 import tempfile
 import urllib.error
@@ -106,6 +107,8 @@ def cluster(workdir: Path, data: str) -> Iterator[dict[str, int]]:
         shared = {**local, "FEEDSVC_CACHE_URL": f"redis://127.0.0.1:{redis}/0"}
         ports = {
             "feedsvc": keep(loopback.start_gunicorn(workdir, workers=WORKERS, env=local)),
+            "quiet": keep(loopback.start_gunicorn(
+                workdir, workers=WORKERS, env={**local, "FEEDSVC_LOG_LEVEL": "WARNING"})),
             "redis": keep(loopback.start_gunicorn(workdir, workers=WORKERS, env=shared)),
             "redis-nomemo": keep(loopback.start_gunicorn(
                 workdir, workers=WORKERS, env={**shared, "FEEDSVC_MEMO_ENTRIES": "0"})),
@@ -132,36 +135,53 @@ def _static_nginx(workdir: Path, feedsvc: int) -> loopback.Server:
     return loopback.start_nginx(workdir, conf, port, FEEDS[0])
 
 
-def measure(seconds: int, connections: int, data: str | None,
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    what: str
+    url: str
+    headers: tuple[str, ...] = ()
+
+
+def measure(seconds: int, rounds: int, connections: int, data: str | None,
             progress: Callable[[str], None]) -> tuple[list[Row], str]:
-    """Start the servers, run every row once, stop the servers; name the dataset served."""
-    rows: list[Row] = []
-
-    def row(name: str, what: str, port: int, path: str, *headers: str) -> None:
-        progress(f"{name}: {what}")
-        url = f"http://127.0.0.1:{port}{path}"
-        rows.append(Row(name, what, wrk(url, seconds, connections, headers)))
-
+    """Start the servers; run every row `rounds` times, round-robin, so that each row samples
+    the machine's load across the whole run; keep each row's median; stop the servers."""
     with tempfile.TemporaryDirectory(prefix="feedsvc-bench-") as tmp:
         workdir = Path(tmp)
         served, label = dataset(workdir, data)
         progress(f"dataset: {label}")
         with cluster(workdir, served) as ports:
-            _rows(row, ports)
-    return rows, label
+            specs = _specs(ports)
+            runs: dict[Spec, list[Result]] = {spec: [] for spec in specs}
+            for number in range(1, rounds + 1):
+                progress(f"round {number} of {rounds}: {len(specs)} rows of {seconds} s")
+                for spec in specs:
+                    runs[spec].append(wrk(spec.url, seconds, connections, spec.headers))
+    return [Row(spec.name, spec.what, _median(results)) for spec, results in runs.items()], label
 
 
-def _rows(row: Callable[..., None], ports: dict[str, int]) -> None:
-    row("limit", "nginx, static file", ports["limit"], FEEDS[0])
-    row("nginx", "shipped nginx config, micro-cache hit", ports["nginx"], FEEDS[0])
+def _median(results: list[Result]) -> Result:
+    mid = statistics.median
+    return Result(mid(r.rps for r in results), mid(r.p50_ms for r in results),
+                  mid(r.p99_ms for r in results), sum(r.bad for r in results))
+
+
+def _specs(ports: dict[str, int]) -> list[Spec]:
+    def at(role: str, path: str) -> str:
+        return f"http://127.0.0.1:{ports[role]}{path}"
+    specs = [Spec("limit", "nginx, static file", at("limit", FEEDS[0])),
+             Spec("nginx", "shipped nginx config, micro-cache hit", at("nginx", FEEDS[0]))]
     for path in FEEDS:
-        row("peer", path, ports["peer"], path)
-        row("floor", path, ports["floor"], path)
-        row("hit", path, ports["feedsvc"], path)
-    tag = etag(f"http://127.0.0.1:{ports['feedsvc']}{FEEDS[0]}")
-    row("304", f"{FEEDS[0]} If-None-Match", ports["feedsvc"], FEEDS[0], f"If-None-Match: {tag}")
-    row("redis", f"{FEEDS[0]} Redis-backed", ports["redis"], FEEDS[0])
-    row("redis-nomemo", f"{FEEDS[0]} Redis, no memo", ports["redis-nomemo"], FEEDS[0])
+        specs += [Spec(role, path, at(port, path))
+                  for role, port in (("peer", "peer"), ("floor", "floor"), ("hit", "feedsvc"))]
+    tag = etag(at("feedsvc", FEEDS[0]))
+    return specs + [
+        Spec("hit-quiet", f"{FEEDS[0]} without the access log line", at("quiet", FEEDS[0])),
+        Spec("304", f"{FEEDS[0]} If-None-Match", at("feedsvc", FEEDS[0]), (f"If-None-Match: {tag}",)),
+        Spec("redis", f"{FEEDS[0]} Redis-backed", at("redis", FEEDS[0])),
+        Spec("redis-nomemo", f"{FEEDS[0]} Redis, no memo", at("redis-nomemo", FEEDS[0])),
+    ]
 
 
 def _find(rows: list[Row], name: str, what: str | None = None) -> Result:
@@ -176,6 +196,8 @@ def targets(rows: list[Row]) -> list[tuple[str, float, float]]:
         hit = _find(rows, "hit", path).rps
         out.append((f"1. hit / peer  {path}", hit / _find(rows, "peer", path).rps, 7.0))
         out.append((f"1. hit / floor {path}", hit / _find(rows, "floor", path).rps, 1.0))
+    out.append(("(hit without access log) / floor", _find(rows, "hit-quiet").rps
+                / _find(rows, "floor", FEEDS[0]).rps, 1.0))
     out.append(("2. 304 / hit", _find(rows, "304").rps / hit_all, 1.2))
     out.append(("3. nginx / limit", _find(rows, "nginx").rps / _find(rows, "limit").rps, 0.7))
     out.append(("6. redis / hit", _find(rows, "redis").rps / hit_all, 0.8))
@@ -183,9 +205,10 @@ def targets(rows: list[Row]) -> list[tuple[str, float, float]]:
     return out
 
 
-def markdown(rows: list[Row], seconds: int, connections: int, label: str) -> str:
+def markdown(rows: list[Row], seconds: int, rounds: int, connections: int, label: str) -> str:
     """Render the rows and the target ratios as two Markdown tables."""
-    setup = (f"wrk -t2 -c{connections} -d{seconds}s --latency on loopback; gunicorn "
+    setup = (f"wrk -t2 -c{connections} -d{seconds}s --latency on loopback, each row the median "
+             f"of {rounds} rounds; gunicorn "
              f"deploy/gunicorn.conf.py with {WORKERS} workers per app; {label}.")
     lines = [setup, "",
              "| row | what | req/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|"]
@@ -199,14 +222,15 @@ def markdown(rows: list[Row], seconds: int, connections: int, label: str) -> str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per row")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per row and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--data", default=os.environ.get("FEEDSVC_DATA"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    rows, label = measure(args.duration, args.connections, args.data,
+    rows, label = measure(args.duration, args.rounds, args.connections, args.data,
                           lambda line: print(f"  {line}", flush=True))
-    table = markdown(rows, args.duration, args.connections, label)
+    table = markdown(rows, args.duration, args.rounds, args.connections, label)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table)
     print(table)

@@ -126,10 +126,14 @@ def start_redis(workdir: Path, port: int | None = None) -> Server:
 def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
                    env: Mapping[str, str] | None = None, ready_path: str = "/feeds/all.rss",
                    extra: Iterable[str] = ()) -> Server:
-    """Start gunicorn with the shipped config on a free loopback port."""
+    """Start gunicorn on a free loopback port: feedsvc with the shipped config; another app
+    (a benchmark baseline) with the same server settings but none of feedsvc's hooks."""
     port = free_port()
     settings = {"FEEDSVC_BIND": f"127.0.0.1:{port}", "FEEDSVC_WORKERS": str(workers), **(env or {})}
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), *extra, app]
+    config = ["-c", str(GUNICORN_CONF)] if app == "wsgi:app" else [
+        "--worker-class", "sync", "--workers", str(workers), "--preload",
+        "--bind", f"127.0.0.1:{port}"]
+    argv = [sys.executable, "-m", "gunicorn", *config, *extra, app]
     server = _start(f"gunicorn-{port}", argv, workdir, settings, port)
     server.wait_ready(ready_path)
     return server
