@@ -2,7 +2,7 @@
 
     python -m bench.run
 
-Runs bench/http.py, then bench/startup.py and bench/render_scale.py where present.
+Runs bench/httpbench.py, then bench/startup.py and bench/render_scale.py where present.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 
 from bench.loopback import ROOT
 
-BENCHMARKS = ("http", "startup", "render_scale")
+BENCHMARKS = ("httpbench", "startup", "render_scale")
 
 
 def main() -> int:
@@ -25,8 +25,7 @@ def main() -> int:
             print(f"== bench/{name}.py: not present, skipped", flush=True)
             continue
         print(f"== bench/{name}.py", flush=True)
-        # As modules: run as a script, bench/http.py would shadow the standard library's http.
-        if subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=ROOT, env=env,
+        if subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env,
                           check=False).returncode:
             failed.append(name)
     if failed:

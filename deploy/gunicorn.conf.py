@@ -23,6 +23,11 @@ if not os.environ.get("_FEEDSVC_METRICS_DIR"):
         stale.unlink()
     os.environ["_FEEDSVC_METRICS_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
+from gunicorn.http import wsgi as _gunicorn_wsgi
+
+# Responses say "Server: feedsvc": which server (and version) runs the service is nobody's business.
+_gunicorn_wsgi.SERVER = "feedsvc"
+
 bind = os.environ.get("FEEDSVC_BIND", "127.0.0.1:8000")
 # Sync workers, one per core: a request is short and CPU-bound (a cached feed is sent from
 # memory), so a worker per core keeps the cores busy and more workers only cost memory.

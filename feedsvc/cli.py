@@ -7,20 +7,52 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import BUNDLED_DATA, ConfigError
+from .config import BUNDLED_DATA, ConfigError, from_env
 from .dataset import DatasetError, load_dataset
 
 
 def check_data(path: str) -> int:
     """Validate a dataset; print every problem to stderr and return 1, or a summary and 0."""
     try:
-        dataset = load_dataset(path)
+        dataset = load_dataset(path, from_env()["FEEDSVC_MAX_FILE_BYTES"])
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         return 1
     print(f"{path}: ok, {len(dataset.releases)} releases, {len(dataset.topics)} topics, "
           f"version {dataset.version}")
     return 0
+
+
+def synth(count: int, out: str, seed: int, split: bool) -> int:
+    """Write a synthetic archive and say where it went."""
+    from .synth import write_archive
+
+    target = write_archive(count, out, seed=seed, split=split)
+    print(f"{target}: {count} synthetic releases (seed {seed})")
+    return 0
+
+
+def snapshot(path: str, snapshot_dir: str) -> int:
+    """Validate a dataset and save its snapshot, so the next start with this data is fast."""
+    from .snapshot import save_snapshot
+
+    try:
+        file = save_snapshot(path, snapshot_dir)
+    except DatasetError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"feedsvc snapshot: {error}", file=sys.stderr)
+        return 1
+    print(f"{path}: snapshot {file}")
+    return 0
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def export_feeds(directory: str) -> int:
@@ -44,7 +76,7 @@ def export_feeds(directory: str) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedsvc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check-data", help="validate a dataset file or directory")
@@ -53,11 +85,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     export_cmd = commands.add_parser(
         "export", help="write every feed, as served, and manifest.json below DIR")
     export_cmd.add_argument("directory", metavar="DIR")
-    args = parser.parse_args(argv)
+    snap = commands.add_parser("snapshot", help="validate a dataset and save its start-up snapshot")
+    snap.add_argument("path", nargs="?", default=None,
+                      help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
+    snap.add_argument("--dir", default=None,
+                      help="snapshot directory (default: $FEEDSVC_SNAPSHOT_DIR, else ~/.cache/feedsvc)")
+    gen = commands.add_parser("synth", help="write a synthetic archive of N releases")
+    gen.add_argument("count", metavar="N", type=_positive, help="how many releases")
+    gen.add_argument("out", metavar="OUT", help="the bundle file to write (a directory with --split)")
+    gen.add_argument("--seed", type=int, default=2004, help="random seed (default: 2004)")
+    gen.add_argument("--split", action="store_true",
+                     help="write a directory: site.yaml, topics.yaml, releases/<id>.yaml")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "check-data":
         return check_data(args.path or os.environ.get("FEEDSVC_DATA") or str(BUNDLED_DATA))
     if args.command == "export":
         return export_feeds(args.directory)
+    if args.command == "snapshot":
+        settings = from_env()
+        directory = args.dir or settings["FEEDSVC_SNAPSHOT_DIR"]
+        if directory is None:
+            print("feedsvc snapshot: FEEDSVC_SNAPSHOT_DIR is off", file=sys.stderr)
+            return 2
+        return snapshot(args.path or settings["FEEDSVC_DATA"], directory)
+    if args.command == "synth":
+        return synth(args.count, args.out, args.seed, args.split)
     return 2
 
 

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -32,6 +35,34 @@ def _base_url(raw: str | None) -> str | None:
     if not raw.startswith(("http://", "https://")):
         raise ConfigError(f"FEEDSVC_BASE_URL must be an absolute http(s) URL, got {raw!r}")
     return raw.rstrip("/") + "/"
+
+
+def default_snapshot_dir(env: Mapping[str, str]) -> Path:
+    """Return $XDG_CACHE_HOME/feedsvc, else ~/.cache/feedsvc: private to the user."""
+    cache_home = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "feedsvc"
+
+
+def _snapshot_dir(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("FEEDSVC_SNAPSHOT_DIR") or "").strip()
+    if raw.lower() == "off":
+        return None
+    path = Path(raw) if raw else default_snapshot_dir(env)
+    if not path.is_absolute():
+        raise ConfigError(f"FEEDSVC_SNAPSHOT_DIR must be an absolute path or 'off', got {raw!r}")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"FEEDSVC_SNAPSHOT_DIR is not a directory: {raw!r}")
+    return str(path)
+
+
+def _hosts(raw: str | None) -> list[str] | None:
+    """Parse a comma-separated list of host names; `.example.org` also allows subdomains."""
+    hosts = [h.strip().lower() for h in (raw or "").split(",") if h.strip()]
+    for host in hosts:
+        if not re.fullmatch(r"\.?[a-z0-9.-]+|\[[0-9a-f:.]+\]", host):
+            raise ConfigError(f"FEEDSVC_ALLOWED_HOSTS: {host!r} is not a host name (no port, "
+                              "no scheme), e.g. feeds.example.org,.example.org")
+    return hosts or None
 
 
 def _hub(raw: str | None, base_url: str | None) -> str | None:
@@ -75,10 +106,18 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS": _int(
             env, "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS", 250, 10, 60_000
         ),
+        "FEEDSVC_SNAPSHOT_DIR": _snapshot_dir(env),
         "FEEDSVC_MAX_AGE": _int(env, "FEEDSVC_MAX_AGE", 300, 0, 31_536_000),
         "FEEDSVC_STALE_WHILE_REVALIDATE": _int(
             env, "FEEDSVC_STALE_WHILE_REVALIDATE", 600, 0, 31_536_000
         ),
+        "FEEDSVC_MAX_FILE_BYTES": _int(
+            env, "FEEDSVC_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES, 1024, 2**40
+        ),
+        # Host names the service answers to; others get 400. Unset: any (see README).
+        "FEEDSVC_ALLOWED_HOSTS": _hosts(env.get("FEEDSVC_ALLOWED_HOSTS")),
+        # Proxies in front whose X-Forwarded-* headers are believed; 0: none, they are ignored.
+        "FEEDSVC_TRUST_PROXY": _int(env, "FEEDSVC_TRUST_PROXY", 0, 0, 10),
         # Seconds between checks of the dataset on disk; 0: only on SIGHUP to gunicorn.
         "FEEDSVC_RELOAD_INTERVAL": _int(env, "FEEDSVC_RELOAD_INTERVAL", 5, 0, 86400),
         "FEEDSVC_LOG_FORMAT": _choice(env, "FEEDSVC_LOG_FORMAT", LOG_FORMATS, "text"),

@@ -11,7 +11,15 @@ from .problems import DatasetError, Problem
 
 # Re-exported: the records are part of this module's interface.
 from .records import Release, Site, Topic, read_release, read_site, read_topic
-from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse
+from .yamlsource import (
+    DEFAULT_MAX_FILE_BYTES,
+    LocatedMap,
+    SourceFile,
+    content_hash,
+    find_files,
+    parse,
+    read_source,
+)
 
 __all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset",
            "read_files"]
@@ -119,14 +127,21 @@ def _newest_first(release: Release) -> tuple[datetime, str]:
     return release.published, release.id
 
 
-def load_dataset(path: str | Path) -> Dataset:
+def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Dataset:
     """Load and validate every file under `path`; raise DatasetError listing every problem."""
     root = Path(path)
     if not root.exists():
         raise DatasetError([Problem(str(root), None, None, None, "no such file or directory")])
-    raw_files = read_files(root)
     problems: list[Problem] = []
-    if not raw_files:
+    return dataset_from_sources(root, read_files(root, max_file_bytes, problems), problems)
+
+
+def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]],
+                         problems: list[Problem] | None = None) -> Dataset:
+    """Parse and validate files already read by `read_files` (with the problems reading them
+    found); raise DatasetError listing every problem."""
+    problems = list(problems or [])
+    if not raw_files and not problems:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the load makes millions of objects and no cycles: collecting is wasted work
@@ -152,9 +167,20 @@ def load_dataset(path: str | Path) -> Dataset:
     return Dataset(site, topics, tuple(releases), content_hash(raw_files), str(root))
 
 
-def read_files(root: Path) -> list[tuple[str, bytes]]:
-    """Return each dataset file's reported name and bytes, in order: what the version hashes."""
-    return [(_name(root, p), p.read_bytes()) for p in find_files(root)]
+def read_files(root: Path, limit: int = DEFAULT_MAX_FILE_BYTES,
+               problems: list[Problem] | None = None) -> list[tuple[str, bytes]]:
+    """Return each dataset file's reported name and bytes, in order: what the version hashes.
+
+    A file that cannot be read safely (see read_source) is left out, and its problem recorded.
+    """
+    raw_files = []
+    for path in find_files(root):
+        raw, problem = read_source(path, _name(root, path), limit)
+        if problem is not None and problems is not None:
+            problems.append(problem)
+        elif raw is not None:
+            raw_files.append((_name(root, path), raw))
+    return raw_files
 
 
 def _name(root: Path, path: Path) -> str:

@@ -102,33 +102,43 @@ class Index:
             midnight = datetime.combine(filters.since, time(), self.dataset.site.zone)
             end = bisect_right(self.sort_keys, -midnight.timestamp())
         chosen: list[Release] = []
-        for position in self._candidates(filters, start):
+        word_lists = [self.by_word.get(w, _EMPTY) for w in sorted(filters.words)]
+        for position in self._candidates(filters, word_lists, start):
             if position >= end:
-                return Page(chosen, False)
+                break
             release = self.releases[position]
-            if _matches(release, filters):
+            if _matches(release, position, filters, word_lists):
                 if len(chosen) == limit:
                     return Page(chosen, True)
                 chosen.append(release)
         return Page(chosen, False)
 
-    def _candidates(self, filters: Filters, start: int) -> Iterator[int]:
-        """Stream positions from the most selective posting group, in order, deduplicated."""
-        groups: list[list[array[int]]] = []
+    def _candidates(self, filters: Filters, word_lists: list[array[int]],
+                    start: int) -> Iterator[int]:
+        """Stream positions from the rarest filter's posting lists, ascending, deduplicated.
+
+        Every other filter is then checked per candidate in constant or logarithmic time, so
+        a page costs (page size / how often the rarest filter's releases match the others).
+        """
+        groups: list[list[array[int]]] = [[w] for w in word_lists]
         if filters.countries:
-            groups.append([self.by_country.get(c, array("I")) for c in filters.countries])
+            groups.append([self.by_country.get(c, _EMPTY) for c in sorted(filters.countries)])
         if filters.topics:
-            groups.append([self.by_topic.get(t, array("I")) for t in filters.topics])
-        groups.extend([self.by_word.get(w, array("I"))] for w in filters.words)
+            groups.append([self.by_topic.get(t, _EMPTY) for t in sorted(filters.topics)])
         if not groups:
             return iter(range(start, len(self.releases)))
-        driver = min(groups, key=lambda g: sum(len(p) for p in g))
+        driver = min(groups, key=lambda group: sum(len(p) for p in group))
+        if len(driver) == 1:
+            return _from(driver[0], start)
         return _unique(heapq.merge(*(_from(p, start) for p in driver)))
+
+
+_EMPTY: array[int] = array("I")
 
 
 def _from(posting: array[int], start: int) -> Iterator[int]:
     """Iterate a posting list from the first position >= start, without copying it."""
-    return (posting[j] for j in range(bisect_right(posting, start - 1), len(posting)))
+    return map(posting.__getitem__, range(bisect_left(posting, start), len(posting)))
 
 
 def _unique(positions: Iterable[int]) -> Iterator[int]:
@@ -139,12 +149,18 @@ def _unique(positions: Iterable[int]) -> Iterator[int]:
             last = position
 
 
-def _matches(release: Release, filters: Filters) -> bool:
+def _contains(posting: array[int], position: int) -> bool:
+    j = bisect_left(posting, position)
+    return j < len(posting) and posting[j] == position
+
+
+def _matches(release: Release, position: int, filters: Filters,
+             word_lists: list[array[int]]) -> bool:
     if filters.countries and filters.countries.isdisjoint(release.countries):
         return False
     if filters.topics and filters.topics.isdisjoint(release.topics):
         return False
-    return not filters.words or filters.words <= set(words(f"{release.title} {release.summary}"))
+    return all(_contains(posting, position) for posting in word_lists)
 
 
 def build_index(dataset: Dataset) -> Index:

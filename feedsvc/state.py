@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g
 
-from .dataset import load_dataset
-from .index import Index, build_index
+from . import snapshot
+from .index import Index
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,12 @@ class Live:
 
 
 def load_index(config: Mapping[str, Any]) -> Index:
-    """Load, validate and index the configured dataset: the one way data gets in."""
-    return build_index(load_dataset(config["FEEDSVC_DATA"]))
+    """Load, validate and index the configured dataset: the one way data gets in.
+
+    Unchanged data comes from the snapshot in FEEDSVC_SNAPSHOT_DIR (see snapshot.py).
+    """
+    return snapshot.load_index(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"],
+                               config["FEEDSVC_MAX_FILE_BYTES"])
 
 
 def init_app(app: Flask) -> None:

@@ -16,6 +16,9 @@ from .problems import Problem
 # The C loader parses ~6x faster; the pure-Python one is the fallback.
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SUFFIXES = (".yaml", ".yml")
+# A release nests four levels deep (bundle, list, release, list); deeper is not a dataset.
+MAX_DEPTH = 32
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 class LocatedMap(dict[str, Any]):
@@ -31,15 +34,37 @@ class DatasetLoader(_Base):  # type: ignore[misc]
 
     Dates are parsed by the validator so that an impossible date is a precise problem,
     not a loader crash; `NO` (Norway) stays a country code, not `False`.
+
+    Aliases (`*name`) are refused, and so YAML 1.1 merge keys (`<<: *name`) are not
+    supported: one alias of a list of aliases is enough for a "billion laughs" bomb that
+    costs memory and time exponential in the file's size (a validator printing such a
+    value, or merging such mappings, would expand it), and a newsroom dataset has no use
+    for them. Nesting deeper than MAX_DEPTH is refused before Python's recursion limit.
     """
 
     yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    _depth = 0
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node in self.constructed_objects or node in self.recursive_objects:
+            raise yaml.constructor.ConstructorError(
+                None, None, "this value is used again by an alias (*name): aliases are not "
+                "allowed, write the value out in full", node.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"nested more than {MAX_DEPTH} levels deep", node.start_mark)
+        self._depth += 1
+        try:
+            return super().construct_object(node, deep)
+        finally:
+            self._depth -= 1
 
 
 for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
     DatasetLoader.yaml_implicit_resolvers[_first] = [
         (tag, rx) for tag, rx in _resolvers
-        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
+        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool",
+                       "tag:yaml.org,2002:merge")
     ]
 DatasetLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
@@ -52,7 +77,6 @@ def _construct_map(loader: Any, node: yaml.MappingNode) -> Iterator[LocatedMap]:
     data.key_lines = {}
     data.duplicates = []
     yield data
-    loader.flatten_mapping(node)
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
@@ -98,6 +122,26 @@ def find_files(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
+def read_source(path: Path, name: str, limit: int) -> tuple[bytes | None, Problem | None]:
+    """Read one file of at most `limit` bytes; anything else becomes a problem, not a crash.
+
+    A FIFO or a device named *.yaml would block or never end; a file that vanishes or
+    cannot be read is reported like any other problem of the dataset.
+    """
+    try:
+        if not path.is_file():
+            return None, Problem(name, None, None, None, "not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)  # +1: growing past the limit while read is seen too
+    except OSError as exc:
+        return None, Problem(name, None, None, None, f"cannot be read: {exc.strerror or exc}")
+    if len(raw) > limit:
+        return None, Problem(name, None, None, None,
+                             f"larger than {limit} bytes (FEEDSVC_MAX_FILE_BYTES); "
+                             "split it into several files")
+    return raw, None
+
+
 def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
     """Parse one file's bytes; a decoding or syntax error becomes a located problem."""
     try:
@@ -114,6 +158,10 @@ def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
         return None, Problem(name, line, None, None, f"malformed YAML: {reason}")
     except yaml.YAMLError as exc:
         return None, Problem(name, None, None, None, f"malformed YAML: {exc}")
+    except RecursionError:  # the pure-Python composer recurses before MAX_DEPTH is checked
+        return None, Problem(name, None, None, None, "malformed YAML: nested too deeply")
+    except MemoryError:
+        return None, Problem(name, None, None, None, "too large to load in memory")
     return SourceFile(name, document), None
 
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from feedsvc import create_app
@@ -50,6 +51,23 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
         path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
         return path
     return write
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _snapshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Keep start-up snapshots in the session's temporary directory, not the user's cache."""
+    directory = tmp_path_factory.mktemp("snapshots")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FEEDSVC_SNAPSHOT_DIR", str(directory))
+        yield directory
+
+
+@pytest.fixture(scope="session")
+def archive_1k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic 1,000-release archive in one bundle file (generated once per session)."""
+    from feedsvc.synth import write_archive
+
+    return write_archive(1000, tmp_path_factory.mktemp("archive") / "archive.yaml")
 
 
 def release_yaml(number: int, published: str, *, countries: tuple[str, ...] = ("TH",),
@@ -95,3 +113,9 @@ def serve() -> Iterator[Callable[[WSGIApplication, str], str]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+# Property-based tests: reproducible (the same examples on every run) and few enough for CI.
+settings.register_profile("feedsvc", max_examples=60, deadline=None, derandomize=True,
+                          database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("feedsvc")

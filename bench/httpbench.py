@@ -1,6 +1,7 @@
 """HTTP benchmark: feedsvc and its baselines on loopback, in one run, measured with wrk.
 
-    python -m bench.http [--duration 5] [--rounds 3] [--connections 32] [--data DIR] [--out FILE]
+    PYTHONPATH=. python bench/httpbench.py [--duration 5] [--rounds 3] [--connections 32]
+        [--data DIR] [--out FILE]
 
 The dataset is --data, else FEEDSVC_DATA, else a synthetic archive of 1,000 releases
 (`feedsvc synth`) so that every feed holds a full page of 20 entries, else the bundled one.

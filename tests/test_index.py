@@ -1,0 +1,92 @@
+"""Index selection equals a brute-force filter of the whole archive, for many random queries."""
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, time
+from pathlib import Path
+
+import pytest
+
+from feedsvc.dataset import Release, load_dataset
+from feedsvc.index import Filters, Index, Page, build_index, words
+
+COUNTRY_POOL = ("TH", "KH", "CN", "IN", "VN", "PH", "MN", "CH", "FR", "BR")
+
+
+@pytest.fixture(scope="module")
+def index(archive_1k: Path) -> Index:
+    return build_index(load_dataset(archive_1k))
+
+
+_WORDS: dict[str, set[str]] = {}
+
+
+def _words_of(r: Release) -> set[str]:
+    if r.id not in _WORDS:
+        _WORDS[r.id] = set(words(f"{r.title} {r.summary}"))
+    return _WORDS[r.id]
+
+
+def brute_force(index: Index, filters: Filters, limit: int, start: int) -> Page:
+    """Select by reading every release: the meaning the index must reproduce."""
+    zone = index.dataset.site.zone
+    since = None if filters.since is None else datetime.combine(filters.since, time(), zone)
+    matches = [
+        r for position, r in enumerate(index.releases)
+        if position >= start
+        and (not filters.countries or not filters.countries.isdisjoint(r.countries))
+        and (not filters.topics or not filters.topics.isdisjoint(r.topics))
+        and filters.words <= _words_of(r)
+        and (since is None or r.published >= since)
+    ]
+    return Page(matches[:limit], len(matches) > limit)
+
+
+def random_filters(rng: random.Random, index: Index) -> Filters:
+    vocabulary = sorted(index.by_word)
+    topics = sorted(index.dataset.topics)
+    since = None
+    if rng.random() < 0.4:
+        since = date(rng.randint(2003, 2025), rng.randint(1, 12), rng.randint(1, 28))
+    return Filters(
+        countries=frozenset(rng.sample(COUNTRY_POOL, rng.choice((0, 0, 1, 1, 2, 3)))),
+        topics=frozenset(rng.sample(topics, rng.choice((0, 0, 1, 1, 2)))),
+        words=frozenset(rng.sample(vocabulary + ["unheardof"], rng.choice((0, 0, 0, 1, 2)))),
+        since=since,
+    )
+
+
+def test_select_equals_brute_force_for_random_filters(index: Index) -> None:
+    rng = random.Random(7)
+    nonempty = 0
+    for _ in range(400):
+        filters = random_filters(rng, index)
+        limit, start = rng.choice((1, 5, 20, 100)), rng.choice((0, 0, 0, 1, 17, 400, 999, 1200))
+        expected = brute_force(index, filters, limit, start)
+        got = index.select(filters, limit, start)
+        assert [r.id for r in got.releases] == [r.id for r in expected.releases], filters
+        assert got.more == expected.more, (filters, limit, start)
+        nonempty += bool(got.releases)
+    assert nonempty > 150  # the random queries really select something
+
+
+def test_pages_follow_each_other_without_gaps_or_repeats(index: Index) -> None:
+    filters = Filters(countries=frozenset({"TH", "KH"}), topics=frozenset({"social-security"}))
+    everything = brute_force(index, filters, 10_000, 0).releases
+    positions = {r.id: p for p, r in enumerate(index.releases)}
+    seen, start = [], 0
+    while True:
+        page = index.select(filters, 7, start)
+        seen += page.releases
+        if not page.more:
+            break
+        start = positions[page.releases[-1].id] + 1
+    assert [r.id for r in seen] == [r.id for r in everything]
+
+
+def test_no_filters_and_since_are_newest_first(index: Index) -> None:
+    page = index.select(Filters(since=date(2024, 1, 1)), 100)
+    assert page.releases == list(index.releases[: len(page.releases)])
+    assert all(r.published.year >= 2024 for r in page.releases)
+    assert [r.published for r in page.releases] == sorted(
+        (r.published for r in page.releases), reverse=True)

@@ -1,0 +1,132 @@
+"""Start-up snapshots: used when the data is unchanged, replaced when it changes, never trusted blindly."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from feedsvc import create_app
+from feedsvc.cli import main
+from feedsvc.config import ConfigError, from_env
+from feedsvc.dataset import DatasetError, load_dataset
+from feedsvc.snapshot import FORMAT, load_index
+
+FROM_SNAPSHOT = "loaded from snapshot"
+
+
+def snapshots(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.pickle"))
+
+
+def test_second_load_comes_from_the_snapshot(dataset_dir: Path, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    snap = tmp_path / "snap"
+    caplog.set_level(logging.INFO, "feedsvc.snapshot")
+    first = load_index(dataset_dir, snap)
+    assert FROM_SNAPSHOT not in caplog.text
+    [file] = snapshots(snap)
+    written = file.stat().st_mtime_ns
+    second = load_index(dataset_dir, snap)
+    assert FROM_SNAPSHOT in caplog.text
+    assert second.releases == first.releases and second.version == first.version
+    assert dict(second.by_country) == dict(first.by_country)
+    assert snapshots(snap) == [file] and file.stat().st_mtime_ns == written
+    assert oct(file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_changed_file_makes_a_new_snapshot_and_drops_the_old(
+        dataset_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    snap = tmp_path / "snap"
+    before = load_index(dataset_dir, snap)
+    [old] = snapshots(snap)
+    release = dataset_dir / "releases" / "pr-2004-001.yaml"
+    release.write_text(release.read_text().replace("special safety", "special"))
+    caplog.set_level(logging.INFO, "feedsvc.snapshot")
+    after = load_index(dataset_dir, snap)
+    assert FROM_SNAPSHOT not in caplog.text
+    assert after.version != before.version
+    assert after.release("pr-2004-001").title.endswith("to get special training")
+    [new] = snapshots(snap)
+    assert new != old
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "header", "public"])
+def test_a_bad_snapshot_is_ignored_and_replaced(dataset_dir: Path, tmp_path: Path, damage: str,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    snap = tmp_path / "snap"
+    good = load_index(dataset_dir, snap)
+    [file] = snapshots(snap)
+    data = file.read_bytes()
+    if damage == "truncate":
+        file.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        file.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
+    elif damage == "garbage":  # a valid checksum over something that is not an index
+        import hashlib
+        payload = b"\x80\x05K\x01."  # pickle of the int 1
+        file.write_bytes(FORMAT + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    elif damage == "header":
+        file.write_bytes(b"feedsvc-snapshot 0\n" + data[len(FORMAT):])
+    else:
+        os.chmod(file, 0o666)
+    caplog.set_level(logging.INFO, "feedsvc.snapshot")
+    again = load_index(dataset_dir, snap)
+    assert FROM_SNAPSHOT not in caplog.text and "ignored" in caplog.text
+    assert again.releases == good.releases
+    caplog.clear()
+    load_index(dataset_dir, snap)  # the full load wrote a good one again
+    assert FROM_SNAPSHOT in caplog.text
+
+
+def test_an_unwritable_snapshot_dir_does_not_stop_the_load(dataset_dir: Path,
+                                                           tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    index = load_index(dataset_dir, blocker / "snap")
+    assert len(index.releases) == 10
+
+
+def test_invalid_data_is_refused_after_the_child_process_fails(dataset_dir: Path,
+                                                               tmp_path: Path) -> None:
+    (dataset_dir / "releases" / "pr-2004-001.yaml").write_text("id: [\n")
+    with pytest.raises(DatasetError, match="malformed YAML"):
+        load_index(dataset_dir, tmp_path / "snap", child_over=0)
+    assert snapshots(tmp_path / "snap") == []
+
+
+def test_a_large_archive_is_loaded_in_a_child_process(dataset_dir: Path, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "feedsvc.snapshot")
+    index = load_index(dataset_dir, tmp_path / "snap", child_over=0)
+    assert "loaded in a child process" in caplog.text
+    assert index.releases == load_dataset(dataset_dir).releases
+
+
+def test_the_app_starts_from_the_snapshot(dataset_dir: Path, tmp_path: Path,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    settings = {"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "s")}
+    create_app(settings)
+    caplog.set_level(logging.INFO, "feedsvc.snapshot")
+    client = create_app(settings).test_client()
+    assert FROM_SNAPSHOT in caplog.text
+    assert client.get("/feeds/all.rss").status_code == 200
+
+
+def test_the_snapshot_command_prepares_the_next_start(dataset_dir: Path, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    assert main(["snapshot", str(dataset_dir), "--dir", str(tmp_path / "s")]) == 0
+    caplog.set_level(logging.INFO, "feedsvc.snapshot")
+    load_index(dataset_dir, tmp_path / "s")
+    assert FROM_SNAPSHOT in caplog.text
+    (dataset_dir / "site.yaml").write_text("site: {}\n")
+    assert main(["snapshot", str(dataset_dir), "--dir", str(tmp_path / "s")]) == 1
+
+
+def test_snapshot_dir_setting() -> None:
+    assert from_env({"FEEDSVC_SNAPSHOT_DIR": "off"})["FEEDSVC_SNAPSHOT_DIR"] is None
+    assert from_env({"FEEDSVC_SNAPSHOT_DIR": "/srv/snap"})["FEEDSVC_SNAPSHOT_DIR"] == "/srv/snap"
+    assert from_env({"XDG_CACHE_HOME": "/c"})["FEEDSVC_SNAPSHOT_DIR"] == "/c/feedsvc"
+    with pytest.raises(ConfigError, match="absolute"):
+        from_env({"FEEDSVC_SNAPSHOT_DIR": "relative/dir"})
