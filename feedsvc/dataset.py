@@ -11,7 +11,7 @@ from .problems import DatasetError, Problem
 
 # Re-exported: the records are part of this module's interface.
 from .records import Release, Site, Topic, read_release, read_site, read_topic
-from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse
+from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse, read_bytes
 
 __all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset",
            "read_files"]
@@ -157,10 +157,8 @@ def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]]) -> Data
 
 
 def read_files(root: Path) -> list[tuple[str, bytes]]:
-    """Return each dataset file's reported name and bytes, in order: what the version hashes."""
-    return [(_name(root, p), p.read_bytes()) for p in find_files(root)]
+    """Return each dataset file's reported name and bytes, in order: what the version hashes.
 
-
-def _name(root: Path, path: Path) -> str:
-    """Name a file as the operator knows it: the given path, or the path below it."""
-    return str(root) if path == root else str(root / path.relative_to(root))
+    A file is named as the operator knows it: the given path, or the path below it.
+    """
+    return [(name, read_bytes(name)) for name in find_files(root)]

@@ -76,26 +76,43 @@ class SourceFile:
     document: Any
 
 
-def find_files(root: Path) -> list[Path]:
-    """Return the dataset's YAML files: the file itself, or every one below a directory.
+def find_files(root: Path) -> list[str]:
+    """Return the paths of the dataset's YAML files: the file itself, or every one below a folder.
 
     Hidden files and directories are skipped (editor swap files, a Kubernetes ConfigMap's
     `..data` payload); symbolic links are followed, as a mounted ConfigMap needs, once each.
+    Files come in path order (by parts), as plain strings: building and sorting pathlib
+    objects cost ~2 s of CPU at 100,000 files, on every start and every reload check.
     """
     if not root.is_dir():
-        return [root]
-    found: list[Path] = []
+        return [str(root)]
+    top = str(root)
+    found: list[tuple[str, ...]] = []
     seen: set[str] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    for folder, dirs, files in os.walk(top, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:  # a link loop, or a directory reached twice through links
             dirs.clear()
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(folder, f) for f in files
-                  if f.endswith(SUFFIXES) and not f.startswith(".")]
-    return sorted(found, key=lambda p: p.relative_to(root).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # which link wins: stable
+        below = os.path.relpath(folder, top)
+        parts = () if below == "." else tuple(below.split(os.sep))
+        found += [(*parts, f) for f in files if f.endswith(SUFFIXES) and not f.startswith(".")]
+    found.sort()
+    return [os.path.join(top, *parts) for parts in found]
+
+
+def read_bytes(path: str) -> bytes:
+    """Return a file's bytes: unbuffered, ~2x faster than Path.read_bytes for small files."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
