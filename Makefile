@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test check-data system-deps clean
+.PHONY: serve test lint check-data system-deps clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ serve: $(BIN)/.installed
 	FEEDSVC_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c deploy/gunicorn.conf.py wsgi:app
 
 ## test: install what the tests need (venv, Debian packages) and run the whole suite
-test: $(BIN)/.installed system-deps
+test: $(BIN)/.installed system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff and mypy --strict over the package and the tests
+lint: $(BIN)/.installed
+	$(BIN)/ruff check feedsvc tests bench wsgi.py
+	$(BIN)/mypy
 
 ## check-data: validate the dataset (FEEDSVC_DATA or data/)
 check-data: $(BIN)/.installed

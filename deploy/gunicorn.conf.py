@@ -24,6 +24,11 @@ if not os.environ.get("_FEEDSVC_METRICS_DIR"):
         stale.unlink()
     os.environ["_FEEDSVC_METRICS_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
+from gunicorn.http import wsgi as _gunicorn_wsgi
+
+# Responses say "Server: feedsvc": which server (and version) runs the service is nobody's business.
+_gunicorn_wsgi.SERVER = "feedsvc"
+
 bind = os.environ.get("FEEDSVC_BIND", "127.0.0.1:8000")
 # Sync workers: each request is short and CPU-bound; measured faster than gthread/gevent here.
 worker_class = "sync"

@@ -4,20 +4,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 
-from . import config, errors, feedcache, logs, observe, reload, websub
+from . import config, errors, feedcache, headers, logs, observe, proxy, reload, websub
 from .extensions import cache
 from .views import directory, embed, feeds, health, metrics, pages
 
 __version__ = "0.1.0"
-
-
-def _register_headers(app: Flask) -> None:
-    @app.after_request
-    def _security_headers(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -26,6 +19,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.from_env())
     if test_config:
         app.config.from_mapping(test_config)
+    proxy.init_app(app)
     logs.init_app(app)
     reload.init_app(app)
     feedcache.init_app(app, cache)
@@ -38,5 +32,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     errors.init_app(app)
-    _register_headers(app)
+    headers.init_app(app)
     return app

@@ -14,7 +14,7 @@ from .dataset import DatasetError, load_dataset
 def check_data(path: str) -> int:
     """Validate a dataset; print every problem to stderr and return 1, or a summary and 0."""
     try:
-        dataset = load_dataset(path)
+        dataset = load_dataset(path, from_env()["FEEDSVC_MAX_FILE_BYTES"])
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         return 1

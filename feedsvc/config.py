@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -52,6 +55,16 @@ def _snapshot_dir(env: Mapping[str, str]) -> str | None:
     return str(path)
 
 
+def _hosts(raw: str | None) -> list[str] | None:
+    """Parse a comma-separated list of host names; `.example.org` also allows subdomains."""
+    hosts = [h.strip().lower() for h in (raw or "").split(",") if h.strip()]
+    for host in hosts:
+        if not re.fullmatch(r"\.?[a-z0-9.-]+|\[[0-9a-f:.]+\]", host):
+            raise ConfigError(f"FEEDSVC_ALLOWED_HOSTS: {host!r} is not a host name (no port, "
+                              "no scheme), e.g. feeds.example.org,.example.org")
+    return hosts or None
+
+
 def _hub(raw: str | None, base_url: str | None) -> str | None:
     if not raw:
         return None
@@ -96,6 +109,13 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_STALE_WHILE_REVALIDATE": _int(
             env, "FEEDSVC_STALE_WHILE_REVALIDATE", 600, 0, 31_536_000
         ),
+        "FEEDSVC_MAX_FILE_BYTES": _int(
+            env, "FEEDSVC_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES, 1024, 2**40
+        ),
+        # Host names the service answers to; others get 400. Unset: any (see README).
+        "FEEDSVC_ALLOWED_HOSTS": _hosts(env.get("FEEDSVC_ALLOWED_HOSTS")),
+        # Proxies in front whose X-Forwarded-* headers are believed; 0: none, they are ignored.
+        "FEEDSVC_TRUST_PROXY": _int(env, "FEEDSVC_TRUST_PROXY", 0, 0, 10),
         # Seconds between checks of the dataset on disk; 0: only on SIGHUP to gunicorn.
         "FEEDSVC_RELOAD_INTERVAL": _int(env, "FEEDSVC_RELOAD_INTERVAL", 5, 0, 86400),
         "FEEDSVC_LOG_FORMAT": _choice(env, "FEEDSVC_LOG_FORMAT", LOG_FORMATS, "text"),

@@ -11,7 +11,15 @@ from .problems import DatasetError, Problem
 
 # Re-exported: the records are part of this module's interface.
 from .records import Release, Site, Topic, read_release, read_site, read_topic
-from .yamlsource import LocatedMap, SourceFile, content_hash, find_files, parse, read_bytes
+from .yamlsource import (
+    DEFAULT_MAX_FILE_BYTES,
+    LocatedMap,
+    SourceFile,
+    content_hash,
+    find_files,
+    parse,
+    read_source,
+)
 
 __all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset",
            "read_files"]
@@ -119,18 +127,21 @@ def _newest_first(release: Release) -> tuple[datetime, str]:
     return release.published, release.id
 
 
-def load_dataset(path: str | Path) -> Dataset:
+def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Dataset:
     """Load and validate every file under `path`; raise DatasetError listing every problem."""
     root = Path(path)
     if not root.exists():
         raise DatasetError([Problem(str(root), None, None, None, "no such file or directory")])
-    return dataset_from_sources(root, read_files(root))
-
-
-def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]]) -> Dataset:
-    """Parse and validate files already read by `read_files`; raise DatasetError."""
     problems: list[Problem] = []
-    if not raw_files:
+    return dataset_from_sources(root, read_files(root, max_file_bytes, problems), problems)
+
+
+def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]],
+                         problems: list[Problem] | None = None) -> Dataset:
+    """Parse and validate files already read by `read_files` (with the problems reading them
+    found); raise DatasetError listing every problem."""
+    problems = list(problems or [])
+    if not raw_files and not problems:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the load makes millions of objects and no cycles: collecting is wasted work
@@ -156,9 +167,17 @@ def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]]) -> Data
     return Dataset(site, topics, tuple(releases), content_hash(raw_files), str(root))
 
 
-def read_files(root: Path) -> list[tuple[str, bytes]]:
+def read_files(root: Path, limit: int = DEFAULT_MAX_FILE_BYTES,
+               problems: list[Problem] | None = None) -> list[tuple[str, bytes]]:
     """Return each dataset file's reported name and bytes, in order: what the version hashes.
 
-    A file is named as the operator knows it: the given path, or the path below it.
+    A file that cannot be read safely (see read_source) is left out, and its problem recorded.
     """
-    return [(name, read_bytes(name)) for name in find_files(root)]
+    raw_files = []
+    for name in find_files(root):  # named as the operator knows it: the path given, or below it
+        raw, problem = read_source(name, name, limit)
+        if problem is not None and problems is not None:
+            problems.append(problem)
+        elif raw is not None:
+            raw_files.append((name, raw))
+    return raw_files

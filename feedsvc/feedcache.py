@@ -103,7 +103,8 @@ def backend_config(config: dict[str, Any]) -> dict[str, Any]:
         return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_DEFAULT_TIMEOUT": timeout,
                 "CACHE_KEY_PREFIX": "", "CACHE_OPTIONS": {
                     "socket_timeout": seconds, "socket_connect_timeout": seconds}}
-    return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": config["FEEDSVC_CACHE_ENTRIES"],
+    # SimpleCache prunes only once it holds more than its threshold: threshold + 1 at most.
+    return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": config["FEEDSVC_CACHE_ENTRIES"] - 1,
             "CACHE_DEFAULT_TIMEOUT": timeout}
 
 

@@ -1,8 +1,17 @@
 """Dataset problems: what is wrong, and exactly where."""
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+# Control characters and lone surrogates (from a file name, a key or an id) would break the
+# one-line-per-problem report, or make printing it to a UTF-8 stream fail.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _printable(text: str) -> str:
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +31,7 @@ class Problem:
             parts.append(f"release {self.release}")
         if self.field is not None:
             parts.append(f"field {self.field}")
-        return f"{': '.join(parts)}: {self.message}"
+        return _printable(f"{': '.join(parts)}: {self.message}")
 
 
 class DatasetError(Exception):

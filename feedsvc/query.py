@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from .fields import SLUG
 from .index import Cursor, Filters, words
-from .records import COUNTRIES
+from .records import country_code
 from .urls import Scope
 
 FORMATS = ("rss", "atom", "json")
@@ -96,7 +96,7 @@ def _single(args: Mapping[str, Sequence[str]], name: str) -> str | None:
 def _countries(values: list[str]) -> tuple[str, ...]:
     codes = {v.upper() for v in values}
     for value in values:
-        if value.upper() not in COUNTRIES:
+        if country_code(value) is None:
             raise QueryError("country", f"{value[:20]!r} is not an ISO 3166-1 alpha-2 country "
                                         "code; use two letters such as th or kh")
     return tuple(sorted(codes))

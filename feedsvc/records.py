@@ -18,6 +18,17 @@ _OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
 COUNTRIES: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
 
 
+def country_code(value: object) -> str | None:
+    """Return the uppercase ISO 3166-1 alpha-2 code `value` spells in any case, else None.
+
+    ASCII only: `"ıt".upper()` is `"IT"` (a dotless i), and `"ſe".upper()` is `"SE"`.
+    """
+    if not isinstance(value, str) or not value.isascii():
+        return None
+    code = value.upper()
+    return code if code in COUNTRIES else None
+
+
 @dataclass(frozen=True, slots=True)
 class Site:
     """Facts about the publishing office, from the site file."""
@@ -140,17 +151,21 @@ RELEASE_REQUIRED = ("id", "type", "title", "published", "countries", "topics", "
 
 
 def _country(item: object) -> str:
-    code = item.upper() if isinstance(item, str) else None
-    if code not in COUNTRIES:
+    code = country_code(item)
+    if code is None:
         raise ValueError(f"{item!r} is not an ISO 3166-1 alpha-2 country code (e.g. TH, KH)")
     return code
 
 
 def _topic_reader(topics: Mapping[str, Topic]) -> object:
+    # Listed once per bad item: a vocabulary of thousands would make each message huge.
+    some = sorted(topics)[:20]
+    known = ", ".join(some) + (f", … ({len(topics)} in all)" if len(topics) > len(some) else "")
+
     def read(item: object) -> str:
         if not isinstance(item, str) or item not in topics:
             raise ValueError(f"{item!r} is not a topic of the vocabulary "
-                             f"({', '.join(sorted(topics)) or 'none defined'})")
+                             f"({known or 'none defined'})")
         return item
     return read
 

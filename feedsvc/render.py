@@ -1,6 +1,7 @@
 """Write feeds as RSS 2.0, Atom 1.0, JSON Feed 1.1 (the only feedgen code), and OPML lists."""
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,20 +44,28 @@ class _EntryLinkAttrs(BaseEntryExtension):  # type: ignore[misc]
         return entry
 
 
-def _add_entry(fg: FeedGenerator, entry: Entry) -> None:
+def _as_html(text: str) -> str:
+    """Return plain text as the HTML that RSS <description> and <content:encoded> hold."""
+    return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in text.split("\n\n"))
+
+
+def _add_entry(fg: FeedGenerator, entry: Entry, rss: bool) -> None:
+    # Atom says its summary and content are text; RSS readers render them as HTML, so there
+    # the text is escaped once more: "<script>" in a summary is shown, never run.
+    text: Callable[[str], str] = _as_html if rss else str
     fe: FeedEntry = fg.add_entry(order="append")
     fe.id(entry.id)
     fe.title(entry.title)
     fe.link(href=entry.link, rel="alternate", type="text/html")
     fe.published(entry.published)
     fe.updated(entry.updated)
-    fe.summary(entry.summary)
+    fe.summary(text(entry.summary))
     if entry.content:
-        fe.content(entry.content, type="text")
+        fe.content(text(entry.content), type="text")
     fe.category([{"term": c.term, "scheme": c.scheme, "label": c.label} for c in entry.categories])
 
 
-def _generator(doc: FeedDoc) -> FeedGenerator:
+def _generator(doc: FeedDoc, rss: bool) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("feedsvc", _FeedLinks, _EntryLinkAttrs, atom=True, rss=True)
     fg.id(doc.id)
@@ -74,7 +83,7 @@ def _generator(doc: FeedDoc) -> FeedGenerator:
     # Never the time of rendering: feedgen stamps "now" unless told.
     fg.updated(doc.updated)
     for entry in doc.entries:
-        _add_entry(fg, entry)
+        _add_entry(fg, entry, rss)
     return fg
 
 
@@ -95,11 +104,11 @@ def _attr(value: str) -> str:
 
 
 def render_rss(doc: FeedDoc) -> bytes:
-    return _with_stylesheet(bytes(_generator(doc).rss_str(pretty=True)), doc.stylesheet)
+    return _with_stylesheet(bytes(_generator(doc, rss=True).rss_str(pretty=True)), doc.stylesheet)
 
 
 def render_atom(doc: FeedDoc) -> bytes:
-    return _with_stylesheet(bytes(_generator(doc).atom_str(pretty=True)), doc.stylesheet)
+    return _with_stylesheet(bytes(_generator(doc, rss=False).atom_str(pretty=True)), doc.stylesheet)
 
 
 def _json_item(entry: Entry) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from . import dataset, index, problems, records, yamlsource
 from . import fields as fields_module
 from .dataset import Release, dataset_from_sources, load_dataset, read_files
 from .index import Index, build_index
-from .yamlsource import content_hash
+from .problems import Problem
+from .yamlsource import DEFAULT_MAX_FILE_BYTES, content_hash
 
 FORMAT = b"feedsvc-snapshot 1\n"
 # Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
@@ -35,13 +36,17 @@ _CODE = (dataset, fields_module, index, problems, records, yamlsource)
 log = logging.getLogger(__name__)
 
 
-def load_index(path: str | Path, snapshot_dir: str | Path | None, *,
+def load_index(path: str | Path, snapshot_dir: str | Path | None,
+               max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, *,
                child_over: int = CHILD_LOAD_BYTES) -> Index:
     """Return the dataset's index: from a matching snapshot, else loaded in full and saved."""
     root = Path(path)
     if snapshot_dir is None or not root.exists():
-        return build_index(load_dataset(root))
-    sources = read_files(root)
+        return build_index(load_dataset(root, max_file_bytes))
+    unreadable: list[Problem] = []
+    sources = read_files(root, max_file_bytes, unreadable)
+    if unreadable:  # a file that cannot be read safely: report it with every other problem
+        return build_index(dataset_from_sources(root, sources, unreadable))
     file = snapshot_path(Path(snapshot_dir), root, content_hash(sources))
     found = read_snapshot(file)
     if found is not None:

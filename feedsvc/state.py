@@ -68,7 +68,8 @@ def load_index(config: Mapping[str, Any]) -> Index:
 
     Unchanged data comes from the snapshot in FEEDSVC_SNAPSHOT_DIR (see snapshot.py).
     """
-    return snapshot.load_index(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"])
+    return snapshot.load_index(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"],
+                               config["FEEDSVC_MAX_FILE_BYTES"])
 
 
 def init_app(app: Flask) -> None:

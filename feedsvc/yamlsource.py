@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from .problems import Problem
 # The C loader parses ~6x faster; the pure-Python one is the fallback.
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SUFFIXES = (".yaml", ".yml")
+# A release nests four levels deep (bundle, list, release, list); deeper is not a dataset.
+MAX_DEPTH = 32
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 class LocatedMap(dict[str, Any]):
@@ -31,15 +35,37 @@ class DatasetLoader(_Base):  # type: ignore[misc]
 
     Dates are parsed by the validator so that an impossible date is a precise problem,
     not a loader crash; `NO` (Norway) stays a country code, not `False`.
+
+    Aliases (`*name`) are refused, and so YAML 1.1 merge keys (`<<: *name`) are not
+    supported: one alias of a list of aliases is enough for a "billion laughs" bomb that
+    costs memory and time exponential in the file's size (a validator printing such a
+    value, or merging such mappings, would expand it), and a newsroom dataset has no use
+    for them. Nesting deeper than MAX_DEPTH is refused before Python's recursion limit.
     """
 
     yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    _depth = 0
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node in self.constructed_objects or node in self.recursive_objects:
+            raise yaml.constructor.ConstructorError(
+                None, None, "this value is used again by an alias (*name): aliases are not "
+                "allowed, write the value out in full", node.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"nested more than {MAX_DEPTH} levels deep", node.start_mark)
+        self._depth += 1
+        try:
+            return super().construct_object(node, deep)
+        finally:
+            self._depth -= 1
 
 
 for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
     DatasetLoader.yaml_implicit_resolvers[_first] = [
         (tag, rx) for tag, rx in _resolvers
-        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
+        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool",
+                       "tag:yaml.org,2002:merge")
     ]
 DatasetLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
@@ -52,7 +78,6 @@ def _construct_map(loader: Any, node: yaml.MappingNode) -> Iterator[LocatedMap]:
     data.key_lines = {}
     data.duplicates = []
     yield data
-    loader.flatten_mapping(node)
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
@@ -103,16 +128,36 @@ def find_files(root: Path) -> list[str]:
     return [os.path.join(top, *parts) for parts in found]
 
 
-def read_bytes(path: str) -> bytes:
-    """Return a file's bytes: unbuffered, ~2x faster than Path.read_bytes for small files."""
-    fd = os.open(path, os.O_RDONLY)
+def read_source(path: str, name: str, limit: int) -> tuple[bytes | None, Problem | None]:
+    """Read one file of at most `limit` bytes; anything else becomes a problem, not a crash.
+
+    A FIFO or a device named *.yaml would block or never end: the file is opened without
+    blocking and checked through its descriptor (no race with a swap). A file that vanishes
+    or cannot be read is reported like any other problem of the dataset. Unbuffered os calls:
+    ~2x faster than pathlib over 100,000 small files.
+    """
     try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:  # vanished, or a dangling link
+        return None, Problem(name, None, None, None, "not a regular file")
+    except OSError as exc:
+        return None, Problem(name, None, None, None, f"cannot be read: {exc.strerror or exc}")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, Problem(name, None, None, None, "not a regular file")
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, min(1 << 16, limit + 1 - size))):
+            chunks.append(chunk)  # reading limit + 1 bytes: growing past the limit is seen too
+            size += len(chunk)
+    except OSError as exc:
+        return None, Problem(name, None, None, None, f"cannot be read: {exc.strerror or exc}")
     finally:
         os.close(fd)
+    if size > limit:
+        return None, Problem(name, None, None, None,
+                             f"larger than {limit} bytes (FEEDSVC_MAX_FILE_BYTES); "
+                             "split it into several files")
+    return b"".join(chunks), None
 
 
 def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
@@ -131,6 +176,10 @@ def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
         return None, Problem(name, line, None, None, f"malformed YAML: {reason}")
     except yaml.YAMLError as exc:
         return None, Problem(name, None, None, None, f"malformed YAML: {exc}")
+    except RecursionError:  # the pure-Python composer recurses before MAX_DEPTH is checked
+        return None, Problem(name, None, None, None, "malformed YAML: nested too deeply")
+    except MemoryError:
+        return None, Problem(name, None, None, None, "too large to load in memory")
     return SourceFile(name, document), None
 
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from feedsvc import create_app
@@ -112,3 +113,9 @@ def serve() -> Iterator[Callable[[WSGIApplication, str], str]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+# Property-based tests: reproducible (the same examples on every run) and few enough for CI.
+settings.register_profile("feedsvc", max_examples=60, deadline=None, derandomize=True,
+                          database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("feedsvc")

@@ -6,7 +6,7 @@ from flask import abort, current_app, request
 from ..feedcache import FeedCache
 from ..index import Index
 from ..query import FeedQuery, parse_query
-from ..records import COUNTRIES
+from ..records import country_code
 from ..state import current_index
 from ..urls import Scope, Urls
 
@@ -14,6 +14,8 @@ from ..urls import Scope, Urls
 def urls() -> Urls:
     """Return the URL builder for the configured base URL, else for the request's host."""
     base: str | None = current_app.config["FEEDSVC_BASE_URL"]
+    if base is None and not request.host:  # werkzeug empties a Host that is not a host name
+        abort(400, description="The Host header is missing or is not a valid host name.")
     return Urls(base or request.host_url)
 
 
@@ -24,7 +26,7 @@ def feed_query(index: Index) -> FeedQuery:
 
 def page_scope(kind: str, key: str) -> Scope:
     """Return the scope of a page about a lowercase country code or a topic, or abort with 404."""
-    if kind == "countries" and (key.upper() not in COUNTRIES or key != key.lower()):
+    if kind == "countries" and (country_code(key) is None or key != key.lower()):
         abort(404, description=f"No such country {key[:20]!r}: use a lowercase ISO 3166-1 code.")
     if kind == "topics" and key not in current_index().dataset.topics:
         abort(404, description=f"No such topic {key[:40]!r}.")

@@ -21,12 +21,6 @@ bp = Blueprint("directory", __name__)
 FORMAT_NAMES = {"rss": "RSS feed", "atom": "Atom feed", "json": "JSON Feed"}
 
 
-@bp.after_request
-def _cors(response: Response) -> Response:
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
-
-
 @cache
 def country_choices() -> list[tuple[str, str]]:
     """Return every ISO 3166-1 country as (lowercase code, name), by name."""

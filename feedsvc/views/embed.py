@@ -41,12 +41,11 @@ def content_security_policy() -> str:
 
 
 @bp.after_request
-def _headers(response: Response) -> Response:
-    # Anonymous and cookie-free: any site may frame the page or fetch the script.
-    response.headers["Access-Control-Allow-Origin"] = "*"
+def _csp(response: Response) -> Response:
+    # Stricter than headers.EMBED: only this page's own hashed style and script may run.
+    # (CORS and the other headers come from headers.py, like every route's.)
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = content_security_policy()
-        response.headers.pop("X-Frame-Options", None)
     return response
 
 

@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ..conditional import Rendered, not_modified, prepare, respond, respond_not_modified
 from ..feed import build_feed
 from ..feedcache import cache_key
-from ..records import COUNTRIES
+from ..records import country_code
 from ..render import CONTENT_TYPES, RENDERERS
 from ..state import current_index
 from ..urls import Scope
@@ -15,13 +15,6 @@ from .common import cache_control, feed_cache, feed_query, render_settings, urls
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 FMT = "<any(rss, atom, json):fmt>"
-
-
-@bp.after_request
-def _cors(response: Response) -> Response:
-    # Feeds are public and read-only: any site may fetch them, anonymously.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
 
 
 def serve_feed(scope: Scope, fmt: str) -> Response:
@@ -52,7 +45,7 @@ def all_releases(fmt: str) -> Response:
 
 @bp.get(f"/countries/<code>.{FMT}")
 def country(code: str, fmt: str) -> BaseResponse:
-    if code.upper() not in COUNTRIES or len(code) != 2:
+    if country_code(code) is None:
         abort(404, description=f"No such country {code[:20]!r}: use an ISO 3166-1 alpha-2 code "
                                "in lowercase, e.g. /feeds/countries/th.rss.")
     if code != code.lower():

@@ -1,0 +1,66 @@
+"""Security headers of every response, decided in one place: per route, by a policy table."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, Response, request
+
+# HTML: no script, no plugin, no foreign style or image; links and forms stay on this site.
+# Inline style is allowed because the templates carry their own small <style> block.
+_HTML = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; "
+         "form-action 'self'")
+# Anything else (feeds, text errors, scripts): nothing may run or load if a browser renders it.
+DATA_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; sandbox"
+REFERRER_POLICY = "strict-origin-when-cross-origin"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one route's responses may be used by other sites."""
+
+    html_csp: str  # the Content-Security-Policy of its text/html responses
+    cors: bool  # GET and HEAD answers may be read by scripts of any origin (never with credentials)
+
+
+PAGE = Policy(f"{_HTML}; frame-ancestors 'none'", cors=False)
+FEED = Policy(PAGE.html_csp, cors=True)
+# The feed directory: its own script and stylesheet from /static/ (copy buttons), no inline script.
+# (and an empty data: favicon, so that browsers do not ask for /favicon.ico).
+DIRECTORY = Policy(PAGE.html_csp.replace("style-src 'unsafe-inline'",
+                                         "style-src 'self' 'unsafe-inline'; script-src 'self'")
+                   .replace("img-src 'self'", "img-src 'self' data:"), cors=False)
+# Pages made to be shown in an iframe on other sites: framing allowed, nothing else relaxed.
+EMBED = Policy(f"{_HTML}; frame-ancestors *", cors=True)
+
+# Blueprint or endpoint name -> policy (an endpoint's entry wins); anything else is a PAGE.
+# A view may set a stricter Content-Security-Policy of its own (embed: hashed script and style).
+POLICIES: dict[str, Policy] = {"feeds": FEED, "embed": EMBED, "directory.opml": FEED,
+                               "directory.directory": DIRECTORY,
+                               "directory.stylesheet": FEED}
+
+
+def policy_for(endpoint: str | None) -> Policy:
+    """Return the policy of an endpoint (`blueprint.view`), by its own entry or its blueprint's."""
+    if endpoint is None:
+        return PAGE
+    blueprint = endpoint.rpartition(".")[0]
+    return POLICIES.get(endpoint) or POLICIES.get(blueprint) or PAGE
+
+
+def _secure(response: Response) -> Response:
+    policy = policy_for(request.endpoint)
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = REFERRER_POLICY
+    headers.setdefault("Content-Security-Policy",
+                       policy.html_csp if response.mimetype == "text/html" else DATA_CSP)
+    if policy.cors and request.method in ("GET", "HEAD"):
+        headers["Access-Control-Allow-Origin"] = "*"
+    else:
+        headers.pop("Access-Control-Allow-Origin", None)
+    headers.pop("Access-Control-Allow-Credentials", None)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_secure)

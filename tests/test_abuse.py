@@ -1,0 +1,114 @@
+"""Header and cache abuse: forged hosts, junk parameters that would grow the cache, traversal."""
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from feedsvc import create_app
+from feedsvc.config import BUNDLED_DATA, ConfigError, from_env
+
+PUBLIC = "https://feeds.example.org/"
+
+
+def build(**config: object) -> Flask:
+    return create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": None, **config})
+
+
+def entries(app: Flask) -> int:
+    """Return how many items the in-process cache (a bounded SimpleCache) holds."""
+    with app.app_context():
+        return len(app.extensions["feedsvc.cache"].cache.cache._cache)
+
+
+def test_a_forged_host_is_in_the_cache_key_and_never_served_to_others() -> None:
+    app = build()
+    client = app.test_client()
+    forged = client.get("/feeds/all.atom", headers={"Host": "evil.example"})
+    assert b"http://evil.example/" in forged.data
+    honest = client.get("/feeds/all.atom", headers={"Host": "feeds.example.org"})
+    assert b"evil.example" not in honest.data and b"http://feeds.example.org/" in honest.data
+    assert entries(app) == 4  # two feeds, each a body and its validators
+
+
+@pytest.mark.parametrize("path", ["/feeds/all.rss", "/feeds/countries/th.json", "/",
+                                  "/releases/pr-2004-001"])
+def test_x_forwarded_host_is_ignored_unless_a_proxy_is_trusted(path: str) -> None:
+    forged = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
+              "Host": "feeds.example.org"}
+    body = build().test_client().get(path, headers=forged).data
+    assert b"evil.example" not in body and b"http://feeds.example.org/" in body
+    trusting = build(FEEDSVC_TRUST_PROXY=1).test_client().get(path, headers=forged).data
+    assert b"https://evil.example/" in trusting  # the operator said a proxy sets it
+
+
+def test_with_a_base_url_the_request_host_is_irrelevant() -> None:
+    app = build(FEEDSVC_BASE_URL=PUBLIC)
+    client = app.test_client()
+    bodies = {client.get("/feeds/all.rss", headers={"Host": host, "X-Forwarded-Host": host}).data
+              for host in ("evil.example", "feeds.example.org", "x.test:8080")}
+    assert len(bodies) == 1 and b"evil" not in bodies.pop()
+    assert entries(app) == 2
+
+
+def test_allowed_hosts_refuse_other_hosts_with_400() -> None:
+    app = build(FEEDSVC_ALLOWED_HOSTS=["feeds.example.org", ".example.net"])
+    client = app.test_client()
+    assert client.get("/feeds/all.rss", headers={"Host": "feeds.example.org"}).status_code == 200
+    assert client.get("/", headers={"Host": "www.example.net:8080"}).status_code == 200
+    for path in ("/feeds/all.rss", "/", "/nope"):
+        refused = client.get(path, headers={"Host": "evil.example"})
+        assert refused.status_code == 400 and b"not trusted" in refused.data
+    assert entries(app) == 2
+
+
+def test_allowed_hosts_are_checked_when_configured() -> None:
+    assert from_env({"FEEDSVC_ALLOWED_HOSTS": " Feeds.example.org, .example.net "})[
+        "FEEDSVC_ALLOWED_HOSTS"] == ["feeds.example.org", ".example.net"]
+    with pytest.raises(ConfigError, match="FEEDSVC_ALLOWED_HOSTS"):
+        from_env({"FEEDSVC_ALLOWED_HOSTS": "https://feeds.example.org"})
+    with pytest.raises(ConfigError, match="FEEDSVC_TRUST_PROXY"):
+        from_env({"FEEDSVC_TRUST_PROXY": "yes"})
+
+
+@pytest.mark.parametrize("host", ["a b", "evil\x00.example", "<x>", "a\"b", "é.example", ""])
+def test_a_host_that_is_not_a_host_name_gets_400_not_broken_links(host: str) -> None:
+    client = build().test_client()
+    for path in ("/feeds/all.rss", "/"):
+        response = client.get(path, headers={"Host": host})
+        assert response.status_code == 400, (path, host)
+        assert b"Host header" in response.data
+
+
+def test_thousands_of_junk_parameters_share_one_cache_entry() -> None:
+    app = build(FEEDSVC_BASE_URL=PUBLIC)
+    client = app.test_client()
+    first = client.get("/feeds/all.json").data
+    for n in range(3000):
+        response = client.get(f"/feeds/all.json?utm_{n}={n}&junk{n}=%00{n}&fbclid={n}")
+        assert response.data == first
+    assert entries(app) == 2
+    assert app.extensions["feedsvc.cache"].misses == 1
+
+
+def test_thousands_of_valid_queries_stay_within_the_cache_bound() -> None:
+    app = build(FEEDSVC_BASE_URL=PUBLIC, FEEDSVC_CACHE_ENTRIES=100)
+    client = app.test_client()
+    for n in range(2000):
+        assert client.get(f"/feeds/all.rss?q=word{n}").status_code == 200
+        assert entries(app) <= 100
+    assert app.extensions["feedsvc.cache"].misses == 2000
+
+
+@pytest.mark.parametrize("path", [
+    "/feeds/countries/..%2f..%2fetc%2fpasswd.rss", "/feeds/countries/..%252f..%252fetc%252fpasswd.rss",
+    "/feeds/countries/../../etc/passwd.rss", "/feeds/topics/..%2f..%2fetc%2fpasswd.atom",
+    "/feeds/%2e%2e/%2e%2e/etc/passwd", "/releases/..%2f..%2fetc%2fpasswd",
+    "/releases/..%252f..%252fetc%252fpasswd", "/releases/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/static/..%2f..%2fetc%2fpasswd", "/static/../../etc/passwd", "/static/%2e%2e/pyproject.toml",
+    "/topics/..%2f..%2fdata%2fsite.yaml", "/countries/..%5c..%5cetc%5cpasswd",
+    "/releases/....//....//etc/passwd", "/feeds/countries/%c0%ae%c0%ae%2fetc%2fpasswd.rss",
+])
+def test_path_traversal_gets_404(path: str) -> None:
+    response = build(FEEDSVC_BASE_URL=PUBLIC).test_client().get(path)
+    assert response.status_code == 404, path
+    assert b"root:" not in response.data and b"[project]" not in response.data
