@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Request, Response
-from werkzeug.http import http_date, quote_etag
+from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags, quote_etag
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +82,16 @@ def ready(rendered: Rendered, cache_control: str) -> Prepared:
     return Prepared(rendered, variant(rendered.body, False), variant(rendered.gzipped, True))
 
 
-def wants_gzip(request: Request) -> bool:
-    header = request.headers.get("Accept-Encoding", "")
+def accepts_gzip(header: str) -> bool:
+    """Tell whether an Accept-Encoding header value accepts gzip."""
     # Most pollers send no header, or one without gzip: skip parsing it on every request.
     if "gzip" not in header and "*" not in header:
         return False
-    return request.accept_encodings["gzip"] > 0
+    return parse_accept_header(header)["gzip"] > 0
+
+
+def wants_gzip(request: Request) -> bool:
+    return accepts_gzip(request.headers.get("Accept-Encoding", ""))
 
 
 def is_conditional(request: Request) -> bool:
@@ -95,12 +99,22 @@ def is_conditional(request: Request) -> bool:
     return "HTTP_IF_NONE_MATCH" in request.environ or "HTTP_IF_MODIFIED_SINCE" in request.environ
 
 
+def current(if_none_match: str | None, if_modified_since: str | None,
+            validators: Validators) -> bool:
+    """Tell whether a client's copy is current, from the raw header values (RFC 9110 13.2.2:
+    If-None-Match, when given, decides; else If-Modified-Since)."""
+    if if_none_match:
+        etags = parse_etags(if_none_match)
+        return any(etags.contains_weak(_etag(validators, z)) for z in (False, True))
+    since = parse_date(if_modified_since) if if_modified_since else None
+    return since is not None and validators.last_modified <= since.timestamp()
+
+
 def not_modified(request: Request, validators: Validators) -> bool:
     """Tell whether the client's copy is current (If-None-Match wins over If-Modified-Since)."""
-    if request.if_none_match:
-        return any(request.if_none_match.contains_weak(_etag(validators, z)) for z in (False, True))
-    since = request.if_modified_since
-    return since is not None and validators.last_modified <= since.timestamp()
+    environ = request.environ
+    return current(environ.get("HTTP_IF_NONE_MATCH"), environ.get("HTTP_IF_MODIFIED_SINCE"),
+                   validators)
 
 
 def respond_not_modified(request: Request, validators: Validators, cache_control: str) -> Response:

@@ -100,12 +100,16 @@ class FeedCache:
         value = self._call("get", lambda: self.cache.get(f"{key}:v"))
         return value if isinstance(value, Validators) else None
 
+    def count_hit(self) -> None:
+        """Count a feed answered without rendering (memo, replay or shared cache)."""
+        self.hits += 1
+        self.on_event("hit")
+
     def prepared(self, key: str, render: Callable[[], Rendered]) -> Prepared:
         """Return the feed ready to send: from the memo, else the shared cache, else rendered."""
         prepared = self.memo.get(key)
         if prepared is not None:
-            self.hits += 1
-            self.on_event("hit")
+            self.count_hit()
             return prepared
         rendered, _hit = self.get_or_render(key, render)
         return self.memo.put(key, ready(rendered, self.cache_control))
@@ -114,8 +118,7 @@ class FeedCache:
         """Return the shared cache's rendering, or render and store it; and whether it was a hit."""
         value = self._call("get", lambda: self.cache.get(key))
         if isinstance(value, Rendered):
-            self.hits += 1
-            self.on_event("hit")
+            self.count_hit()
             return value, True
         self.misses += 1
         self.on_event("miss")

@@ -16,6 +16,7 @@ from ..feed import build_feed
 from ..feedcache import cache_key
 from ..records import country_code
 from ..render import CONTENT_TYPES, RENDERERS
+from ..replay import MARK
 from ..state import current_index
 from ..urls import Scope
 from .common import feed_cache, feed_query, render_settings, urls
@@ -41,7 +42,10 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
                          current_app.config["FEEDSVC_WEBSUB_HUB"])
         return prepare(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
-    return send(request, cache.prepared(key, render))
+    prepared = cache.prepared(key, render)
+    # The bytes depend only on the version and the request: replay.py may send them again.
+    request.environ[MARK] = (request.url_rule.rule if request.url_rule else "", prepared.validators)
+    return send(request, prepared)
 
 
 @bp.get(f"/all.{FMT}")
