@@ -28,7 +28,8 @@ def same_headers(a: dict[str, str], b: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("url", URLS)
 @pytest.mark.parametrize("headers", ENCODINGS)
-def test_replayed_response_is_the_recorded_one(client: FlaskClient, url: str, headers: dict[str, str]) -> None:
+def test_replayed_response_is_the_recorded_one(client: FlaskClient, url: str,
+                                               headers: dict[str, str]) -> None:
     first, second = client.get(url, headers=headers), client.get(url, headers=headers)
     assert first.status_code == second.status_code == 200
     assert first.data == second.data
