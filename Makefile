@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint check-data system-deps clean soak faults
+.PHONY: serve test lint bench check-data system-deps clean soak faults
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(BIN)/.installed system-deps lint
 lint: $(BIN)/.installed
 	$(BIN)/ruff check feedsvc tests bench wsgi.py
 	$(BIN)/mypy
+
+## bench: run every benchmark on loopback (wrk, nginx, redis); tables go to bench/results/
+bench: $(BIN)/.installed system-deps
+	$(BIN)/python -m bench.run
 
 ## check-data: validate the dataset (FEEDSVC_DATA or data/)
 check-data: $(BIN)/.installed

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import config, errors, feedcache, headers, logs, observe, proxy, reload, websub
+from . import config, errors, feedcache, headers, logs, observe, proxy, reload, replay, websub
 from .extensions import cache
 from .views import directory, embed, feeds, health, metrics, pages
 
@@ -19,10 +19,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.from_env())
     if test_config:
         app.config.from_mapping(test_config)
-    proxy.init_app(app)
     logs.init_app(app)
     reload.init_app(app)
     feedcache.init_app(app, cache)
+    replay.init_app(app)
+    proxy.init_app(app)  # outside the replay: it keys on the host the proxy fix settles
     observe.init_app(app)
     websub.init_app(app)
     app.register_blueprint(feeds.bp)

@@ -100,6 +100,8 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_WEBSUB_HUB": _hub(env.get("FEEDSVC_WEBSUB_HUB"), base_url),
         "FEEDSVC_CACHE_URL": env.get("FEEDSVC_CACHE_URL") or None,
         "FEEDSVC_CACHE_ENTRIES": _int(env, "FEEDSVC_CACHE_ENTRIES", 2000, 10, 10_000_000),
+        # Prepared feeds each worker keeps in memory in front of the shared cache (0: none).
+        "FEEDSVC_MEMO_ENTRIES": _int(env, "FEEDSVC_MEMO_ENTRIES", 256, 0, 1_000_000),
         "FEEDSVC_CACHE_TIMEOUT": _int(env, "FEEDSVC_CACHE_TIMEOUT", 86400, 0, 31_536_000),
         "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS": _int(
             env, "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS", 250, 10, 60_000

@@ -174,15 +174,10 @@ def read_files(root: Path, limit: int = DEFAULT_MAX_FILE_BYTES,
     A file that cannot be read safely (see read_source) is left out, and its problem recorded.
     """
     raw_files = []
-    for path in find_files(root):
-        raw, problem = read_source(path, _name(root, path), limit)
+    for name in find_files(root):  # named as the operator knows it: the path given, or below it
+        raw, problem = read_source(name, name, limit)
         if problem is not None and problems is not None:
             problems.append(problem)
         elif raw is not None:
-            raw_files.append((_name(root, path), raw))
+            raw_files.append((name, raw))
     return raw_files
-
-
-def _name(root: Path, path: Path) -> str:
-    """Name a file as the operator knows it: the given path, or the path below it."""
-    return str(root) if path == root else str(root / path.relative_to(root))

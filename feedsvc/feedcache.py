@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask
 from flask_caching import Cache
 from redis.exceptions import RedisError
 
-from .conditional import Rendered, Validators
+from .conditional import Prepared, Rendered, Validators, ready
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +23,40 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
+@lru_cache(maxsize=4096)  # asked on every request, mostly for the same few feeds
 def cache_key(version: str, settings: str, path: str, fmt: str, canonical_query: str) -> str:
     """Return the one key of a rendered body: dataset version, the settings that shape links
     (base URL or request host, hub), the feed, its format and the canonical query."""
     ident = "\0".join((settings, path, fmt, canonical_query))
     return f"feedsvc:{FORMAT}:{version}:{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
+
+
+class Memo:
+    """A bounded, per-process LRU of prepared feeds in front of the shared cache.
+
+    Its keys are cache keys, which hold the dataset version, so an entry is never stale:
+    a new dataset simply stops asking for the old keys and they age out.
+    """
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._items: OrderedDict[str, Prepared] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Prepared | None:
+        with self._lock:
+            prepared = self._items.get(key)
+            if prepared is not None:
+                self._items.move_to_end(key)
+            return prepared
+
+    def put(self, key: str, prepared: Prepared) -> Prepared:
+        if self.entries:
+            with self._lock:
+                self._items[key] = prepared
+                while len(self._items) > self.entries:
+                    self._items.popitem(last=False)
+        return prepared
 
 
 @dataclass
@@ -36,6 +68,8 @@ class FeedCache:
     """
 
     cache: Cache
+    cache_control: str
+    memo: Memo = field(default_factory=lambda: Memo(0))
     retry_after: float = 1.0
     hits: int = 0
     misses: int = 0
@@ -60,15 +94,31 @@ class FeedCache:
 
     def validators(self, key: str) -> Validators | None:
         """Return a cached feed's validators without fetching its body."""
+        prepared = self.memo.get(key)
+        if prepared is not None:
+            return prepared.validators
         value = self._call("get", lambda: self.cache.get(f"{key}:v"))
         return value if isinstance(value, Validators) else None
 
+    def count_hit(self) -> None:
+        """Count a feed answered without rendering (memo, replay or shared cache)."""
+        self.hits += 1
+        self.on_event("hit")
+
+    def prepared(self, key: str, render: Callable[[], Rendered]) -> Prepared:
+        """Return the feed ready to send: from the memo, else the shared cache, else rendered."""
+        prepared = self.memo.get(key)
+        if prepared is not None:
+            self.count_hit()
+            return prepared
+        rendered, _hit = self.get_or_render(key, render)
+        return self.memo.put(key, ready(rendered, self.cache_control))
+
     def get_or_render(self, key: str, render: Callable[[], Rendered]) -> tuple[Rendered, bool]:
-        """Return the cached rendering, or render and store it; and whether it was a hit."""
+        """Return the shared cache's rendering, or render and store it; and whether it was a hit."""
         value = self._call("get", lambda: self.cache.get(key))
         if isinstance(value, Rendered):
-            self.hits += 1
-            self.on_event("hit")
+            self.count_hit()
             return value, True
         self.misses += 1
         self.on_event("miss")
@@ -111,4 +161,7 @@ def backend_config(config: dict[str, Any]) -> dict[str, Any]:
 def init_app(app: Flask, cache: Cache) -> None:
     """Bind the cache to the app and keep the fault-tolerant wrapper beside it."""
     cache.init_app(app, config=backend_config(app.config))
-    app.extensions["feedsvc.cache"] = FeedCache(cache)
+    config = app.config
+    control = (f"public, max-age={config['FEEDSVC_MAX_AGE']}, "
+               f"stale-while-revalidate={config['FEEDSVC_STALE_WHILE_REVALIDATE']}")
+    app.extensions["feedsvc.cache"] = FeedCache(cache, control, Memo(config["FEEDSVC_MEMO_ENTRIES"]))

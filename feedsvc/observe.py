@@ -18,10 +18,27 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=@/-]{0,127}")
 UNMATCHED = "(unmatched)"
 
 
+def request_id(given: str) -> str:
+    """Return the caller's X-Request-ID when it is a plain short token, else a new id."""
+    return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def record(*, route: str, method: str, path: str, query: str, status: int, size: int | None,
+           seconds: float, cache: str, cache_errors: int, remote: str | None,
+           request_id: str) -> None:
+    """Count one answered request in the metrics and write its access line."""
+    metrics.observe_request(route, method, status, seconds)
+    fields = {
+        "method": method, "path": path, "query": query, "status": status, "bytes": size,
+        "duration_ms": round(seconds * 1000, 2), "cache": cache, "cache_errors": cache_errors,
+        "remote": remote, "request_id": request_id,
+    }
+    access_log.info("request", extra={"fields": fields})
+
+
 def _start() -> None:
     g.started = time.perf_counter()
-    given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    g.request_id = request_id(request.headers.get("X-Request-ID", ""))
 
 
 def _cache_event(event: str) -> None:
@@ -36,19 +53,14 @@ def _cache_event(event: str) -> None:
 
 def _finish(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
-    metrics.observe_request(route, request.method, response.status_code, seconds)
-    request_id = g.get("request_id") or uuid.uuid4().hex
-    response.headers["X-Request-ID"] = request_id
-    fields = {
-        "method": request.method, "path": request.path,
-        "query": request.query_string.decode("latin-1"), "status": response.status_code,
-        "bytes": None if response.is_streamed else response.calculate_content_length() or 0,
-        "duration_ms": round(seconds * 1000, 2), "cache": g.get("cache", "-"),
-        "cache_errors": g.get("cache_errors", 0), "remote": request.remote_addr,
-        "request_id": request_id,
-    }
-    access_log.info("request", extra={"fields": fields})
+    given_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers["X-Request-ID"] = given_id
+    record(route=request.url_rule.rule if request.url_rule is not None else UNMATCHED,
+           method=request.method, path=request.path,
+           query=request.query_string.decode("latin-1"), status=response.status_code,
+           size=None if response.is_streamed else response.calculate_content_length() or 0,
+           seconds=seconds, cache=g.get("cache", "-"), cache_errors=g.get("cache_errors", 0),
+           remote=request.remote_addr, request_id=given_id)
     return response
 
 

@@ -5,6 +5,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from .fields import SLUG
@@ -61,7 +62,7 @@ class FeedQuery:
 
     def canonical(self) -> str:
         """Return the query string that every equivalent request shares, defaults filled in."""
-        return urlencode(self._pairs(limit=True), safe=",")
+        return _canonical(self)
 
     def link_query(self, *, limit: bool = True, before: bool = True) -> str:
         """Return the normalised query string for links: default values left out."""
@@ -76,6 +77,12 @@ def cursor_text(cursor: Cursor) -> str:
     """Write a cursor as it appears in `before=`: 20041018T170000Z~pr-2004-001."""
     when = cursor.published.astimezone(UTC)
     return f"{when.strftime(_CURSOR_TIME[1] if when.microsecond else _CURSOR_TIME[0])}~{cursor.id}"
+
+
+@lru_cache(maxsize=4096)
+def _canonical(query: FeedQuery) -> str:
+    # Computed per request to find the cache key: remember the few queries that recur.
+    return urlencode(query._pairs(limit=True), safe=",")
 
 
 def _values(args: Mapping[str, Sequence[str]], name: str) -> list[str]:
@@ -180,3 +187,7 @@ def parse_query(args: Mapping[str, Sequence[str]], known_topics: Collection[str]
         limit=_limit(_single(args, "limit")),
         before=_before(_single(args, "before")),
     )
+
+
+# What a request without parameters asks for.
+DEFAULT_QUERY = parse_query({}, ())

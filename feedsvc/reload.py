@@ -34,8 +34,8 @@ def fingerprint(path: str | Path) -> Fingerprint:
     found: list[tuple[str, int, int]] = []
     try:
         for file in find_files(root) if root.exists() else []:
-            stat = file.stat()
-            found.append((str(file), stat.st_mtime_ns, stat.st_size))
+            stat = os.stat(file)
+            found.append((file, stat.st_mtime_ns, stat.st_size))
     except FileNotFoundError:  # a file went away while listing: the next check sees the rest
         found.append(("(changing)", 0, 0))
     return tuple(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,46 +101,63 @@ class SourceFile:
     document: Any
 
 
-def find_files(root: Path) -> list[Path]:
-    """Return the dataset's YAML files: the file itself, or every one below a directory.
+def find_files(root: Path) -> list[str]:
+    """Return the paths of the dataset's YAML files: the file itself, or every one below a folder.
 
     Hidden files and directories are skipped (editor swap files, a Kubernetes ConfigMap's
     `..data` payload); symbolic links are followed, as a mounted ConfigMap needs, once each.
+    Files come in path order (by parts), as plain strings: building and sorting pathlib
+    objects cost ~2 s of CPU at 100,000 files, on every start and every reload check.
     """
     if not root.is_dir():
-        return [root]
-    found: list[Path] = []
+        return [str(root)]
+    top = str(root)
+    found: list[tuple[str, ...]] = []
     seen: set[str] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    for folder, dirs, files in os.walk(top, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:  # a link loop, or a directory reached twice through links
             dirs.clear()
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(folder, f) for f in files
-                  if f.endswith(SUFFIXES) and not f.startswith(".")]
-    return sorted(found, key=lambda p: p.relative_to(root).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # which link wins: stable
+        below = os.path.relpath(folder, top)
+        parts = () if below == "." else tuple(below.split(os.sep))
+        found += [(*parts, f) for f in files if f.endswith(SUFFIXES) and not f.startswith(".")]
+    found.sort()
+    return [os.path.join(top, *parts) for parts in found]
 
 
-def read_source(path: Path, name: str, limit: int) -> tuple[bytes | None, Problem | None]:
+def read_source(path: str, name: str, limit: int) -> tuple[bytes | None, Problem | None]:
     """Read one file of at most `limit` bytes; anything else becomes a problem, not a crash.
 
-    A FIFO or a device named *.yaml would block or never end; a file that vanishes or
-    cannot be read is reported like any other problem of the dataset.
+    A FIFO or a device named *.yaml would block or never end: the file is opened without
+    blocking and checked through its descriptor (no race with a swap). A file that vanishes
+    or cannot be read is reported like any other problem of the dataset. Unbuffered os calls:
+    ~2x faster than pathlib over 100,000 small files.
     """
     try:
-        if not path.is_file():
-            return None, Problem(name, None, None, None, "not a regular file")
-        with path.open("rb") as handle:
-            raw = handle.read(limit + 1)  # +1: growing past the limit while read is seen too
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:  # vanished, or a dangling link
+        return None, Problem(name, None, None, None, "not a regular file")
     except OSError as exc:
         return None, Problem(name, None, None, None, f"cannot be read: {exc.strerror or exc}")
-    if len(raw) > limit:
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, Problem(name, None, None, None, "not a regular file")
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, min(1 << 16, limit + 1 - size))):
+            chunks.append(chunk)  # reading limit + 1 bytes: growing past the limit is seen too
+            size += len(chunk)
+    except OSError as exc:
+        return None, Problem(name, None, None, None, f"cannot be read: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
+    if size > limit:
         return None, Problem(name, None, None, None,
                              f"larger than {limit} bytes (FEEDSVC_MAX_FILE_BYTES); "
                              "split it into several files")
-    return raw, None
+    return b"".join(chunks), None
 
 
 def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:

@@ -5,7 +5,7 @@ from flask import abort, current_app, request
 
 from ..feedcache import FeedCache
 from ..index import Index
-from ..query import FeedQuery, parse_query
+from ..query import DEFAULT_QUERY, FeedQuery, parse_query
 from ..records import country_code
 from ..state import current_index
 from ..urls import Scope, Urls
@@ -21,6 +21,8 @@ def urls() -> Urls:
 
 def feed_query(index: Index) -> FeedQuery:
     """Parse the request's query string; a bad value raises QueryError (a 400)."""
+    if not request.query_string:  # most feed requests: no parameters to parse
+        return DEFAULT_QUERY
     return parse_query(request.args.to_dict(flat=False), index.dataset.topics)
 
 
@@ -39,9 +41,8 @@ def feed_cache() -> FeedCache:
 
 
 def cache_control() -> str:
-    config = current_app.config
-    return (f"public, max-age={config['FEEDSVC_MAX_AGE']}, "
-            f"stale-while-revalidate={config['FEEDSVC_STALE_WHILE_REVALIDATE']}")
+    """Return the Cache-Control of cacheable responses (made once, from the configuration)."""
+    return feed_cache().cache_control
 
 
 def render_settings() -> str:

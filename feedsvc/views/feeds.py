@@ -4,14 +4,22 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..conditional import Rendered, not_modified, prepare, respond, respond_not_modified
+from ..conditional import (
+    Rendered,
+    is_conditional,
+    not_modified,
+    prepare,
+    respond_not_modified,
+    send,
+)
 from ..feed import build_feed
 from ..feedcache import cache_key
 from ..records import country_code
 from ..render import CONTENT_TYPES, RENDERERS
+from ..replay import MARK
 from ..state import current_index
 from ..urls import Scope
-from .common import cache_control, feed_cache, feed_query, render_settings, urls
+from .common import feed_cache, feed_query, render_settings, urls
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 FMT = "<any(rss, atom, json):fmt>"
@@ -22,11 +30,11 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
     index, links = current_index(), urls()
     query = feed_query(index)
     key = cache_key(index.version, render_settings(), scope.path, fmt, query.canonical())
-    cache, control = feed_cache(), cache_control()
-    if request.if_none_match or request.if_modified_since:
+    cache = feed_cache()
+    if is_conditional(request):
         validators = cache.validators(key)
         if validators is not None and not_modified(request, validators):
-            return respond_not_modified(request, validators, control)
+            return respond_not_modified(request, validators, cache.cache_control)
 
     def render() -> Rendered:
         page = index.select(query.filters(scope), query.limit, index.start_after(query.before))
@@ -34,8 +42,10 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
                          current_app.config["FEEDSVC_WEBSUB_HUB"])
         return prepare(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
-    rendered, _hit = cache.get_or_render(key, render)
-    return respond(request, rendered, control)
+    prepared = cache.prepared(key, render)
+    # The bytes depend only on the version and the request: replay.py may send them again.
+    request.environ[MARK] = (request.url_rule.rule if request.url_rule else "", prepared.validators)
+    return send(request, prepared)
 
 
 @bp.get(f"/all.{FMT}")
