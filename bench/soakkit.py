@@ -194,6 +194,13 @@ def redis_keys(port: int) -> int | None:
         return None
 
 
+def redis_hits(port: int) -> int:
+    """Return Redis's own count of lookups that found their key (INFO keyspace_hits)."""
+    import redis
+
+    return int(redis.Redis(port=port, socket_timeout=0.5).info("stats")["keyspace_hits"])
+
+
 # --- worker memory ---------------------------------------------------------------------------
 
 def memory_kb(pid: int) -> tuple[int, int]:
