@@ -38,10 +38,13 @@ FEEDS = (  # (label, URL, scope of the URL, its query parameters): 20 items even
 def miss_ns(app: Flask, client: FlaskClient, url: str) -> int:
     with app.app_context():
         cache.clear()
+    feed_cache = app.extensions["feedsvc.cache"]
+    misses = feed_cache.misses
     start = time.perf_counter_ns()
     response = client.get(url)
     elapsed = time.perf_counter_ns() - start
     assert response.status_code == 200, (url, response.status_code)
+    assert feed_cache.misses == misses + 1, "not a cache miss: the feed was not rendered"
     return elapsed
 
 
@@ -58,8 +61,10 @@ def select_ns(app: Flask, scope: Scope, args: dict[str, list[str]]) -> int:
 
 def main(runs: int = 300) -> None:
     snapshots = workdir() / "snapshots"
+    # No per-worker memo or replay (FEEDSVC_MEMO_ENTRIES=0): every request must render.
     apps = {n: create_app({"FEEDSVC_DATA": str(archive(n)), "FEEDSVC_SNAPSHOT_DIR": str(snapshots),
-                           "FEEDSVC_BASE_URL": "https://feeds.example.org/"})
+                           "FEEDSVC_BASE_URL": "https://feeds.example.org/",
+                           "FEEDSVC_MEMO_ENTRIES": 0, "FEEDSVC_LOG_LEVEL": "WARNING"})
             for n in (SMALL, LARGE)}
     clients = {n: app.test_client() for n, app in apps.items()}
     rows = []
