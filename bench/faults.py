@@ -54,14 +54,14 @@ MARK = "SOAKFAULTNEWTITLE"
 
 # --- datasets and their versions --------------------------------------------------------------
 
-def predict(variant: Path, served_at: Path) -> str:
-    """Validate the dataset at `variant`; return the version it gets once served at `served_at`."""
+def predict(variant: Path) -> str:
+    """Validate the dataset at `variant`; return the version it has wherever it is served."""
     from feedsvc.dataset import load_dataset, read_files
     from feedsvc.yamlsource import content_hash
 
     load_dataset(variant)  # DatasetError if it is not valid: a fault's "valid" data must be
     files = read_files(variant)
-    return content_hash([(str(served_at) + name[len(str(variant)):], raw) for name, raw in files])
+    return content_hash(files, variant)  # the version does not depend on where data lives
 
 
 def release_path(data: Path, rid: str = EDITED) -> Path:
@@ -184,7 +184,7 @@ def reason(svc: Service) -> str:
 def fault_redis(work: Path, data: Path) -> Run:
     port = soakkit.free_port()
     redis = soakkit.start_redis(port, work / "redis.log")
-    old = predict(data, data)
+    old = predict(data)
     svc = started(work, data, cache_url=f"redis://127.0.0.1:{port}/0")
     try:
         with loaded("redis", svc, {old: Expect()}, work) as run:
@@ -222,9 +222,9 @@ def novel(svc: Service, n: int, word: str = "probe") -> int:
 
 
 def fault_invalid(work: Path, data: Path) -> Run:
-    old = predict(data, data)
+    old = predict(data)
     new = predict(variant(work, data, "new", lambda d: write_atomically(
-        release_path(d), edited_text(d))), data)
+        release_path(d), edited_text(d))))
     valid = {old: Expect(absent=(MARK,)), new: Expect(present=(MARK,))}
     path, complete = release_path(data), edited_text(data)
     svc = started(work, data)
@@ -263,9 +263,9 @@ def lag(run: Run, old: str, since: float, label: str) -> None:
 
 
 def fault_delete(work: Path, data: Path) -> Run:
-    old = predict(data, data)
+    old = predict(data)
     gone = "pr-2004-001"
-    fewer = predict(variant(work, data, "fewer", lambda d: release_path(d, gone).unlink()), data)
+    fewer = predict(variant(work, data, "fewer", lambda d: release_path(d, gone).unlink()))
     valid = {old: Expect(present=(f"/releases/{gone}",)), fewer: Expect(absent=(f"/releases/{gone}",))}
     backup = variant(work, data, "backup", lambda d: None)
     svc = started(work, data)
@@ -299,7 +299,7 @@ def fault_delete(work: Path, data: Path) -> Run:
 def fault_delete_bundle(work: Path, data: Path) -> Run:
     file = bundle(data, work / "bundle.yaml")
     saved = file.read_bytes()
-    old = predict(file, file)
+    old = predict(file)
     svc = started(work, file)
     try:
         with loaded("delete-bundle", svc, {old: Expect(present=(f"/releases/{EDITED}",))},
@@ -319,9 +319,9 @@ def fault_delete_bundle(work: Path, data: Path) -> Run:
 
 
 def fault_kill(work: Path, data: Path) -> Run:
-    old = predict(data, data)
+    old = predict(data)
     new = predict(variant(work, data, "new", lambda d: write_atomically(
-        release_path(d), edited_text(d))), data)
+        release_path(d), edited_text(d))))
     valid = {old: Expect(absent=(MARK,)), new: Expect(present=(MARK,))}
     svc = started(work, data)
     kills = 3
@@ -356,9 +356,9 @@ def respawned(svc: Service, victim: int, version: str) -> bool:
 
 
 def fault_hup(work: Path, data: Path) -> Run:
-    old = predict(data, data)
+    old = predict(data)
     new = predict(variant(work, data, "new", lambda d: write_atomically(
-        release_path(d), edited_text(d))), data)
+        release_path(d), edited_text(d))))
     valid = {old: Expect(absent=(MARK,)), new: Expect(present=(MARK,))}
     bad, good = invalid_text(data), edited_text(data)
     svc = started(work, data)

@@ -164,7 +164,7 @@ def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]],
         raise DatasetError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
     assert site is not None
     releases.sort(key=_newest_first, reverse=True)
-    return Dataset(site, topics, tuple(releases), content_hash(raw_files), str(root))
+    return Dataset(site, topics, tuple(releases), content_hash(raw_files, root), str(root))
 
 
 def read_files(root: Path, limit: int = DEFAULT_MAX_FILE_BYTES,

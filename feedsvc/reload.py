@@ -66,7 +66,7 @@ class Reloader:
         if before == self.seen and not force:
             return "unchanged"
         try:
-            version = content_hash(read_files(Path(self.path)))
+            version = content_hash(read_files(Path(self.path)), self.path)
             index = None if version == self.live.index.version else self.load()
         except OSError as error:  # a file removed or replaced while being read: look again later
             log.info("dataset changing while read (%s); checking again", error)

@@ -47,7 +47,7 @@ def load_index(path: str | Path, snapshot_dir: str | Path | None,
     sources = read_files(root, max_file_bytes, unreadable)
     if unreadable:  # a file that cannot be read safely: report it with every other problem
         return build_index(dataset_from_sources(root, sources, unreadable))
-    file = snapshot_path(Path(snapshot_dir), root, content_hash(sources))
+    file = snapshot_path(Path(snapshot_dir), root, content_hash(sources, root))
     found = read_snapshot(file)
     if found is not None:
         log.info("dataset %s: loaded from snapshot %s", root, file)
@@ -66,7 +66,7 @@ def save_snapshot(path: str | Path, snapshot_dir: str | Path) -> Path:
     if not root.exists():
         load_dataset(root)  # raises the DatasetError that says so
     sources = read_files(root)
-    file = snapshot_path(Path(snapshot_dir), root, content_hash(sources))
+    file = snapshot_path(Path(snapshot_dir), root, content_hash(sources, root))
     _full_load(root, sources, file)
     if not file.exists():
         raise OSError(f"could not write {file}")

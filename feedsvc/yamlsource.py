@@ -183,10 +183,16 @@ def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
     return SourceFile(name, document), None
 
 
-def content_hash(files: list[tuple[str, bytes]]) -> str:
-    """Return a short hash of every file's name and bytes: the dataset version."""
+def content_hash(files: list[tuple[str, bytes]], root: str | Path) -> str:
+    """Return a short hash of every file's bytes and its name below `root`: the dataset version.
+
+    Names are taken relative to the dataset's root, so the same data has the same version
+    wherever it is installed: instances sharing a Redis cache then share its entries.
+    """
+    top = os.path.normpath(root)
     digest = hashlib.sha256()
     for name, raw in files:
-        digest.update(f"{name}\0{len(raw)}\0".encode())
+        below = "" if os.path.normpath(name) == top else os.path.relpath(name, top)
+        digest.update(f"{below}\0{len(raw)}\0".encode())
         digest.update(raw)
     return digest.hexdigest()[:16]

@@ -31,8 +31,17 @@ def test_a_folder_reached_twice_through_links_is_read_once_from_its_first_path(
 
 
 def test_names_and_version_do_not_depend_on_how_the_path_is_written(dataset_dir: Path) -> None:
-    versions = {content_hash(read_files(path)) for path in (dataset_dir, Path(f"{dataset_dir}/"))}
+    versions = {content_hash(read_files(path), path) for path in (dataset_dir, Path(f"{dataset_dir}/"))}
     assert len(versions) == 1
     assert read_files(dataset_dir)[0][0] == f"{dataset_dir}/releases/pr-2004-001.yaml"
     single = dataset_dir / "releases" / "pr-2004-001.yaml"
     assert [name for name, _ in read_files(single)] == [str(single)]
+
+
+def test_the_version_does_not_depend_on_where_the_data_lives(dataset_dir: Path,
+                                                              tmp_path: Path) -> None:
+    elsewhere = shutil.copytree(dataset_dir, tmp_path / "another" / "place")
+    assert load_dataset(elsewhere).version == load_dataset(dataset_dir).version
+    (Path(elsewhere) / "releases" / "pr-2004-001.yaml").rename(
+        Path(elsewhere) / "releases" / "renamed.yaml")
+    assert load_dataset(elsewhere).version != load_dataset(dataset_dir).version
