@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from flask import Flask
 from flask_caching import Cache
@@ -31,32 +31,39 @@ def cache_key(version: str, settings: str, path: str, fmt: str, canonical_query:
     return f"feedsvc:{FORMAT}:{version}:{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
 
 
-class Memo:
-    """A bounded, per-process LRU of prepared feeds in front of the shared cache.
+K = TypeVar("K")
+V = TypeVar("V")
 
-    Its keys are cache keys, which hold the dataset version, so an entry is never stale:
-    a new dataset simply stops asking for the old keys and they age out.
+
+class Memo(Generic[K, V]):
+    """A bounded, per-process LRU (of prepared feeds, or of replayable responses).
+
+    Its keys hold the dataset version, so an entry is never stale: a new dataset simply
+    stops asking for the old keys and they age out. With 0 entries it keeps nothing.
     """
 
     def __init__(self, entries: int) -> None:
         self.entries = entries
-        self._items: OrderedDict[str, Prepared] = OrderedDict()
+        self._items: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Prepared | None:
-        with self._lock:
-            prepared = self._items.get(key)
-            if prepared is not None:
-                self._items.move_to_end(key)
-            return prepared
+    def __len__(self) -> int:
+        return len(self._items)
 
-    def put(self, key: str, prepared: Prepared) -> Prepared:
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> V:
         if self.entries:
             with self._lock:
-                self._items[key] = prepared
+                self._items[key] = value
                 while len(self._items) > self.entries:
                     self._items.popitem(last=False)
-        return prepared
+        return value
 
 
 @dataclass
@@ -69,7 +76,7 @@ class FeedCache:
 
     cache: Cache
     cache_control: str
-    memo: Memo = field(default_factory=lambda: Memo(0))
+    memo: Memo[str, Prepared] = field(default_factory=lambda: Memo(0))
     retry_after: float = 1.0
     hits: int = 0
     misses: int = 0

@@ -9,9 +9,7 @@ The key holds the dataset version, so a reload never replays an old body.
 """
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +18,7 @@ from flask import Flask
 
 from . import observe
 from .conditional import Validators, accepts_gzip, current
-from .feedcache import FeedCache
+from .feedcache import FeedCache, Memo
 from .state import Live
 
 StartResponse = Callable[..., Any]
@@ -47,16 +45,15 @@ class Replay:
     """WSGI middleware in front of Flask; bounded LRU of recordings per worker."""
 
     def __init__(self, app: Flask, wsgi_app: WSGIApp, entries: int) -> None:
-        self.app, self.wsgi_app, self.entries = app, wsgi_app, entries
-        self._items: OrderedDict[Key, Recording] = OrderedDict()
-        self._lock = threading.Lock()
+        self.app, self.wsgi_app = app, wsgi_app
+        self.recordings: Memo[Key, Recording] = Memo(entries)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.recordings)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         key = self._key(environ)
-        found = None if key is None else self._get(key)
+        found = None if key is None else self.recordings.get(key)
         if found is not None:
             return self._replay(found, environ, start_response)
         if key is None or environ["REQUEST_METHOD"] != "GET":
@@ -65,7 +62,7 @@ class Replay:
 
     def _key(self, environ: dict[str, Any]) -> Key | None:
         path: str = environ.get("PATH_INFO", "")
-        if (not self.entries or environ["REQUEST_METHOD"] not in ("GET", "HEAD")
+        if (not self.recordings.entries or environ["REQUEST_METHOD"] not in ("GET", "HEAD")
                 or not path.startswith("/feeds/") or not path.endswith(FEED_SUFFIXES)):
             return None
         live: Live = self.app.extensions["feedsvc.live"]
@@ -73,19 +70,6 @@ class Replay:
         return (live.index.version, environ.get("wsgi.url_scheme", ""),
                 environ.get("HTTP_HOST", ""), environ.get("SCRIPT_NAME", ""), path,
                 environ.get("QUERY_STRING", ""), gzip)
-
-    def _get(self, key: Key) -> Recording | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def _put(self, key: Key, recording: Recording) -> None:
-        with self._lock:
-            self._items[key] = recording
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)
 
     def _record(self, key: Key, environ: dict[str, Any],
                 start_response: StartResponse) -> Iterable[bytes]:
@@ -103,7 +87,7 @@ class Replay:
         if hasattr(body, "close"):
             body.close()
         headers = [(k, v) for k, v in sent[1] if k.lower() != "x-request-id"]
-        self._put(key, Recording(mark[0], mark[1], headers,
+        self.recordings.put(key, Recording(mark[0], mark[1], headers,
                                  [(k, v) for k, v in headers if k.lower() not in _NOT_IN_304],
                                  b"".join(chunks)))
         return chunks
