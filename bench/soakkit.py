@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loopback import free_port  # the one definition, beside this file (bench/ is on sys.path)
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,12 +31,6 @@ BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 BASE_URL = "https://feeds.example.org/"
 FORMATS = ("rss", "atom", "json")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def until(what: Callable[[], bool], deadline: float, step: float = 0.05) -> float | None:

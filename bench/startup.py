@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from archives import SIZES, archive, publish, table
+from loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESTART_TARGET_S, WORKER_TARGET_MB, TWO_WORKERS_TARGET = 3.0, 400, 1.3
@@ -62,12 +62,6 @@ def memory(pid: int) -> tuple[float, float]:
 
 def children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(master: subprocess.Popen[bytes], port: int, workers: int) -> float:

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import gzip
-import socket
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bench.loopback import free_port
 from feedsvc import create_app
 from feedsvc.config import BUNDLED_DATA
 
@@ -71,16 +71,10 @@ def test_repeat_requests_are_served_from_the_cache(app: Flask, client: FlaskClie
     assert (cache.misses, cache.hits) == (1, 2)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_cache_that_is_down_never_fails_a_request(caplog: pytest.LogCaptureFixture) -> None:
     app = create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": BASE_URL,
-                      "FEEDSVC_CACHE_URL": f"redis://127.0.0.1:{closed_port()}/0"})
+                      "FEEDSVC_CACHE_URL": f"redis://127.0.0.1:{free_port()}/0"})
     client = app.test_client()
     for _ in range(3):
         assert [e.id for e in parse_feed(client.get(FEED)).entries]

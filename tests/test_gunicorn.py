@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,15 +19,11 @@ from typing import Self
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.loopback import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TITLE = "ILO offers renewed training in Cambodian Women Workers' Rights"
 DEADLINE = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -1,22 +1,16 @@
 """/healthz and /readyz: liveness, and every readiness state."""
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bench.loopback import free_port
 from feedsvc import create_app
 from feedsvc.reload import reloader
 
 BASE_URL = "https://feeds.example.org/"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_healthz_is_ok_and_never_cached(client: FlaskClient) -> None:
@@ -44,7 +38,7 @@ def test_readyz_ok_describes_what_is_served(client: FlaskClient, app: Flask) -> 
 
 def test_readyz_degraded_while_the_cache_is_down(dataset_dir: Path) -> None:
     app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL,
-                      "FEEDSVC_CACHE_URL": f"redis://127.0.0.1:{closed_port()}/0"})
+                      "FEEDSVC_CACHE_URL": f"redis://127.0.0.1:{free_port()}/0"})
     client = app.test_client()
     response = client.get("/readyz")
     assert response.status_code == 200  # feeds can still be served, rendered each time
