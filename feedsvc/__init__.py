@@ -10,8 +10,6 @@ from . import config, errors, feedcache, headers, logs, observe, proxy, reload, 
 from .extensions import cache
 from .views import directory, embed, feeds, health, metrics, pages
 
-__version__ = "0.1.0"
-
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: config, logging, the validated dataset, the cache, observation, routes."""

@@ -13,6 +13,7 @@ from .common import feed_cache
 
 bp = Blueprint("health", __name__)
 STARTED = time.monotonic()
+VERSION = version("feedsvc")  # read from the installed package's metadata once, not per poll
 
 
 def _no_store(body: dict[str, Any], status: int = 200) -> Response:
@@ -41,7 +42,7 @@ def _dataset(live: Live) -> dict[str, Any]:
 
 
 def _service() -> dict[str, Any]:
-    return {"version": version("feedsvc"), "uptime_seconds": round(time.monotonic() - STARTED, 3),
+    return {"version": VERSION, "uptime_seconds": round(time.monotonic() - STARTED, 3),
             "pid": os.getpid()}
 
 
