@@ -2,7 +2,7 @@
 
     python -m bench.run
 
-Runs bench/httpbench.py, then bench/startup.py and bench/render_scale.py where present.
+Runs bench/httpbench.py, then bench/startup.py, bench/render_scale.py and bench/search_cost.py.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 
 from bench.loopback import ROOT
 
-BENCHMARKS = ("httpbench", "startup", "render_scale")
+BENCHMARKS = ("httpbench", "startup", "render_scale", "search_cost")
 
 
 def main() -> int:
