@@ -15,13 +15,16 @@ from collections import Counter
 from pathlib import Path
 
 
-def _outcomes(report: Path) -> dict[str, bool]:
-    """Map each test id in one JUnit report to whether it failed (failure or error)."""
-    outcomes: dict[str, bool] = {}
+def _outcomes(report: Path) -> dict[str, str | None]:
+    """Map each test id in one JUnit report to its failure's message, or None if it passed."""
+    outcomes: dict[str, str | None] = {}
     for case in ET.parse(report).iter("testcase"):
         name = f"{case.get('classname', '')}::{case.get('name', '')}"
-        failed = case.find("failure") is not None or case.find("error") is not None
-        outcomes[name] = outcomes.get(name, False) or failed
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        message = None if problem is None else problem.get("message", "")[:300]
+        outcomes[name] = outcomes.get(name) or message
     return outcomes
 
 
@@ -43,13 +46,13 @@ def main(argv: list[str]) -> int:
             elapsed = time.monotonic() - start
             outcomes = _outcomes(report) if report.exists() else {}
             seen.update(outcomes)
-            failed = sorted(name for name, bad in outcomes.items() if bad)
+            failed = sorted(name for name, message in outcomes.items() if message is not None)
             failures.update(failed)
             red_runs += code != 0
             print(f"run {run}/{runs}: exit {code}, {len(outcomes)} tests, {len(failed)} failed, "
                   f"{elapsed:.0f} s", flush=True)
             for name in failed:
-                print(f"    FAILED {name}", flush=True)
+                print(f"    FAILED {name}: {outcomes[name]}", flush=True)
     print(f"\n{'failed':>8}  test")
     for name, count in failures.most_common():
         print(f"{count:>3}/{runs:<4}  {name}")
