@@ -12,7 +12,7 @@ import feedparser
 import pytest
 import redis
 
-from bench import loopback
+from . import servers as loopback
 
 BASE_URL = "https://feeds.example.org/"
 

@@ -8,12 +8,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bench.loopback import free_port
 from feedsvc import create_app
 from feedsvc.config import BUNDLED_DATA
 
 from .conftest import BASE_URL
 from .helpers import parse_feed
+from .servers import free_port
 
 FEED = "/feeds/countries/th.rss"
 

@@ -19,7 +19,7 @@ from typing import Self
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.loopback import free_port
+from .servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TITLE = "ILO offers renewed training in Cambodian Women Workers' Rights"

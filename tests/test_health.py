@@ -6,9 +6,10 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bench.loopback import free_port
 from feedsvc import create_app
 from feedsvc.reload import reloader
+
+from .servers import free_port
 
 BASE_URL = "https://feeds.example.org/"
 
