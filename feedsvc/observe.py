@@ -8,8 +8,7 @@ import uuid
 
 from flask import Flask, Response, g, has_request_context, request
 
-from . import metrics
-from .feedcache import FeedCache
+from . import metrics, state
 
 access_log = logging.getLogger("feedsvc.access")
 
@@ -68,6 +67,6 @@ def init_app(app: Flask) -> None:
     """Register first, so that the timing covers every other hook."""
     app.before_request(_start)
     app.after_request(_finish)
-    feed_cache: FeedCache = app.extensions["feedsvc.cache"]
+    feed_cache = state.feed_cache(app)
     feed_cache.on_event = _cache_event
     feed_cache.on_render = metrics.RENDER.observe

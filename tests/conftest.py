@@ -18,6 +18,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from feedsvc import create_app
 from feedsvc.config import BUNDLED_DATA
 
+from . import servers
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
@@ -119,3 +121,18 @@ def serve() -> Iterator[Callable[[WSGIApplication, str], str]]:
 settings.register_profile("feedsvc", max_examples=60, deadline=None, derandomize=True,
                           database=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("feedsvc")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on loopback for the session (each test uses its own database)."""
+    server = servers.start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield f"redis://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+
+
+def build(**settings: object) -> Flask:
+    """Build an app of the bundled dataset and the public base URL, with these settings."""
+    return create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": BASE_URL, **settings})

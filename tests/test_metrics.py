@@ -6,7 +6,7 @@ from pathlib import Path
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.reload import reloader
 
 FEED_RULE = "/feeds/all.<any(rss, atom, json):fmt>"
@@ -57,7 +57,7 @@ def test_dataset_gauges_and_reload_counters(dataset_dir: Path) -> None:
     app = create_app({"FEEDSVC_DATA": str(dataset_dir)})
     client = app.test_client()
     before = scrape(client)
-    version = app.extensions["feedsvc.live"].index.version
+    version = state.live(app).index.version
     assert value(before, "feedsvc_dataset_info", version=version, source=str(dataset_dir)) == 1
     assert value(before, "feedsvc_dataset_releases") == 10
     assert value(before, "feedsvc_dataset_reload_rejected") == 0

@@ -14,7 +14,7 @@ import feedparser
 import pytest
 from flask import Flask
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.config import ConfigError, from_env
 from feedsvc.dataset import load_dataset
 from feedsvc.index import build_index
@@ -61,7 +61,7 @@ def hub_app(make_dataset: Callable[..., Path], serve: Callable[..., str]) -> Ite
 
 
 def _swap(app: Flask, make_dataset: Callable[..., Path], releases: list[dict[str, object]]) -> None:
-    app.extensions["feedsvc.live"].swap(build_index(load_dataset(make_dataset(releases))))
+    state.live(app).swap(build_index(load_dataset(make_dataset(releases))))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -88,8 +88,8 @@ def test_reload_notifies_the_hub_of_changed_feeds(hub_app: tuple[Flask, Hub, str
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     app, hub, _url = hub_app
     threads: list[threading.Thread] = []
-    publisher = app.extensions["feedsvc.live"].listeners[-1]
-    app.extensions["feedsvc.live"].listeners[-1] = lambda old, new: threads.append(publisher(old, new))
+    publisher = state.live(app).listeners[-1]
+    state.live(app).listeners[-1] = lambda old, new: threads.append(publisher(old, new))
     # Release 2 (Cambodia, gender equality) changes its title; one in Thailand is added.
     changed = _releases()
     changed[1]["title"] = "A new title"
@@ -108,9 +108,9 @@ def test_reload_notifies_the_hub_of_changed_feeds(hub_app: tuple[Flask, Hub, str
 def test_unchanged_data_is_not_published(hub_app: tuple[Flask, Hub, str]) -> None:
     app, hub, _url = hub_app
     threads: list[threading.Thread] = []
-    publisher = app.extensions["feedsvc.live"].listeners[-1]
-    app.extensions["feedsvc.live"].listeners[-1] = lambda old, new: threads.append(publisher(old, new))
-    app.extensions["feedsvc.live"].swap(build_index(load_dataset(app.config["FEEDSVC_DATA"])))
+    publisher = state.live(app).listeners[-1]
+    state.live(app).listeners[-1] = lambda old, new: threads.append(publisher(old, new))
+    state.live(app).swap(build_index(load_dataset(app.config["FEEDSVC_DATA"])))
     for thread in threads:
         thread.join(timeout=30)
     assert hub.drain() == []
@@ -121,7 +121,7 @@ def test_hub_failures_are_logged_and_never_raise(make_dataset: Callable[..., Pat
                                                  caplog: pytest.LogCaptureFixture) -> None:
     failing = Hub("500 Internal Server Error")
     app = create_app({"FEEDSVC_DATA": str(make_dataset(_releases())), "FEEDSVC_BASE_URL": BASE_URL})
-    index = app.extensions["feedsvc.live"].index
+    index = state.live(app).index
     publisher = Publisher(serve(failing) + "/hub", Urls(BASE_URL), timeout=5)
     changed = _releases()[:2]
     new = build_index(load_dataset(make_dataset(changed)))
@@ -157,7 +157,7 @@ def test_workers_forked_from_one_app_publish_a_version_once(make_dataset: Callab
                                                             serve: Callable[..., str]) -> None:
     hub = Hub()
     app = create_app({"FEEDSVC_DATA": str(make_dataset(_releases())), "FEEDSVC_BASE_URL": BASE_URL})
-    old = app.extensions["feedsvc.live"].index
+    old = state.live(app).index
     new = build_index(load_dataset(make_dataset(_releases()[:2])))
     first = Publisher(serve(hub) + "/hub", Urls(BASE_URL), timeout=5)
     # A second worker forked from the same preloaded app shares the publisher's claims.
