@@ -172,7 +172,7 @@ def test_directory_in_the_browser(service: str, page: Page, browser: Browser) ->
     assert button.is_visible()
     button.click()
     page.wait_for_function("document.querySelector('.copy-status').textContent !== ''")
-    assert "RSS feed of" in page.text_content(".copy-status")
+    assert "RSS feed of" in (page.text_content(".copy-status") or "")
     # Fits a phone: nothing wider than the viewport.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert watch.dialogs == [] and watch.errors == []

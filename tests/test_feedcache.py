@@ -89,8 +89,8 @@ def test_a_304_comes_from_the_shared_validators_without_the_body(shared: str) ->
     app = build(FEEDSVC_CACHE_URL=shared, FEEDSVC_MEMO_ENTRIES=0)
     client = app.test_client()
     etag = client.get(FEED).headers["ETag"]
-    store = redis.Redis.from_url(shared)
-    (body_key,) = [k for k in store.keys("feedsvc:*") if not k.endswith(b":v")]
+    store = redis.Redis.from_url(shared, decode_responses=True)
+    (body_key,) = [k for k in map(str, store.keys("feedsvc:*")) if not k.endswith(":v")]
     store.delete(body_key)  # only the validators are left
     answer = client.get(FEED, headers={"If-None-Match": etag})
     assert answer.status_code == 304 and answer.headers["ETag"] == etag

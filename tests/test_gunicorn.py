@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -42,7 +42,7 @@ class Server:
         self.statuses.append(result[0])
         return result
 
-    def readiness(self, times: int = 24) -> list[dict]:
+    def readiness(self, times: int = 24) -> list[dict[str, Any]]:
         """Ask /readyz from 4 connections at once, so that every worker answers some."""
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda _: self.get("/readyz"), range(times)))
@@ -130,7 +130,8 @@ class Hammer:
     """Fetch a feed continuously from a thread, to see that no request fails meanwhile."""
 
     def __init__(self, server: Server) -> None:
-        self.server, self.done, self.statuses = server, threading.Event(), []
+        self.server, self.done = server, threading.Event()
+        self.statuses: list[int] = []
         self.thread = threading.Thread(target=self.run)
 
     def run(self) -> None:

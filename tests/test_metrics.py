@@ -22,7 +22,10 @@ def scrape(client: FlaskClient) -> dict[tuple[str, frozenset[tuple[str, str]]], 
             for s in family.samples}
 
 
-def value(samples: dict, name: str, **labels: str) -> float:
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 

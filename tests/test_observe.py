@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from feedsvc import create_app
 from feedsvc.config import ConfigError, from_env
@@ -18,7 +20,7 @@ def json_app(dataset_dir: Path) -> Flask:
                        "FEEDSVC_BASE_URL": "https://feeds.example.org/"})
 
 
-def lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:
+def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
 
 
@@ -43,7 +45,7 @@ def test_one_json_access_line_per_request(dataset_dir: Path,
 
 
 @pytest.mark.parametrize("given", ["", "has space", "x" * 129, "<script>", "é"])
-def test_unusable_request_ids_are_replaced(client, given: str) -> None:
+def test_unusable_request_ids_are_replaced(client: FlaskClient, given: str) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": given})
     assert response.headers["X-Request-ID"] != given
     assert len(response.headers["X-Request-ID"]) == 32

@@ -7,7 +7,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import feedparser
@@ -87,17 +87,18 @@ def test_reload_notifies_the_hub_of_changed_feeds(hub_app: tuple[Flask, Hub, str
                                                   make_dataset: Callable[..., Path],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     app, hub, _url = hub_app
-    threads: list[threading.Thread] = []
-    publisher = state.live(app).listeners[-1]
+    threads: list[threading.Thread | None] = []
+    publisher = cast(Publisher, state.live(app).listeners[-1])
     state.live(app).listeners[-1] = lambda old, new: threads.append(publisher(old, new))
     # Release 2 (Cambodia, gender equality) changes its title; one in Thailand is added.
     changed = _releases()
     changed[1]["title"] = "A new title"
     changed.append(release_yaml(4, "2020-01-04", countries=("TH",), topics=("social-security",)))
     _swap(app, make_dataset, changed)
-    assert len(threads) == 1
-    threads[0].join(timeout=30)
-    assert not threads[0].is_alive()
+    (thread,) = threads
+    assert thread is not None
+    thread.join(timeout=30)
+    assert not thread.is_alive()
     received = hub.drain()
     assert all(r["hub.mode"] == ["publish"] for r in received)
     urls = sorted(u for r in received for u in r["hub.url"])
@@ -107,12 +108,13 @@ def test_reload_notifies_the_hub_of_changed_feeds(hub_app: tuple[Flask, Hub, str
 
 def test_unchanged_data_is_not_published(hub_app: tuple[Flask, Hub, str]) -> None:
     app, hub, _url = hub_app
-    threads: list[threading.Thread] = []
-    publisher = state.live(app).listeners[-1]
+    threads: list[threading.Thread | None] = []
+    publisher = cast(Publisher, state.live(app).listeners[-1])
     state.live(app).listeners[-1] = lambda old, new: threads.append(publisher(old, new))
     state.live(app).swap(build_index(load_dataset(app.config["FEEDSVC_DATA"])))
     for thread in threads:
-        thread.join(timeout=30)
+        if thread is not None:
+            thread.join(timeout=30)
     assert hub.drain() == []
 
 
@@ -126,7 +128,9 @@ def test_hub_failures_are_logged_and_never_raise(make_dataset: Callable[..., Pat
     changed = _releases()[:2]
     new = build_index(load_dataset(make_dataset(changed)))
     with caplog.at_level(logging.WARNING, logger="feedsvc.websub"):
-        publisher(index, new).join(timeout=30)
+        thread = publisher(index, new)
+        assert thread is not None
+        thread.join(timeout=30)
     assert len(failing.drain()) == 9  # all, Laos and labour migration, each in three formats
     assert sum("refused or failed" in r.getMessage() for r in caplog.records) == 9
     # The request path never waits for the hub: serving works all along.
