@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
+from cachelib import BaseCache
 from flask import Flask
 from flask_caching import Cache
 from redis.exceptions import RedisError
@@ -78,7 +79,7 @@ class FeedCache:
     """
 
     local: Memo[str, Rendered]
-    shared: Cache | None = None
+    shared: BaseCache | None = None  # the flask-caching backend itself: no app lookup per call
     retry_after: float = 1.0
     local_hits: int = 0
     shared_hits: int = 0
@@ -94,7 +95,7 @@ class FeedCache:
         """Bodies found without rendering, in either tier."""
         return self.local_hits + self.shared_hits
 
-    def _call(self, what: str, fn: Callable[[Cache], Any]) -> Any:
+    def _call(self, what: str, fn: Callable[[BaseCache], Any]) -> Any:
         if self.shared is None or self.clock() < self._down_until:
             return None
         try:
@@ -143,14 +144,14 @@ class FeedCache:
 
     @property
     def backend(self) -> str:
-        return "in-process" if self.shared is None else type(self.shared.cache).__name__
+        return "in-process" if self.shared is None else type(self.shared).__name__
 
     def reachable(self) -> bool:
         """Ask the backend now, ignoring the retry window: Redis must answer PING in time."""
         if self.shared is None:  # in-process: always there
             return True
         try:
-            return bool(self.shared.cache._write_client.ping())  # type: ignore[attr-defined]
+            return bool(self.shared._write_client.ping())  # type: ignore[attr-defined]
         except (RedisError, OSError) as exc:
             log.info("feed cache unreachable: %s: %s", type(exc).__name__, exc)
             return False
@@ -170,4 +171,5 @@ def from_config(app: Flask, shared: Cache) -> FeedCache:
     if not config["FEEDSVC_CACHE_URL"]:
         return FeedCache(Memo(config["FEEDSVC_CACHE_ENTRIES"]))
     shared.init_app(app, config=backend_config(config))
-    return FeedCache(Memo(config["FEEDSVC_MEMO_ENTRIES"]), shared)
+    backend: BaseCache = app.extensions["cache"][shared]
+    return FeedCache(Memo(config["FEEDSVC_MEMO_ENTRIES"]), backend)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -74,3 +75,10 @@ def test_dataset_gauges_and_reload_counters(dataset_dir: Path) -> None:
     for result in ("reloaded", "rejected"):
         assert value(after, "feedsvc_dataset_reloads_total", result=result) - \
             value(before, "feedsvc_dataset_reloads_total", result=result) == 1
+
+
+def test_with_a_multiprocess_directory_the_scrape_reads_it(tmp_path: Path, app: Flask) -> None:
+    app.config["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)  # no worker wrote there yet
+    samples = scrape(app.test_client())
+    assert value(samples, "feedsvc_dataset_releases") == 10
+    assert not any(name == "feedsvc_http_requests_total" for name, _ in samples)

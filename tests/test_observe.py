@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from feedsvc import create_app
 from feedsvc.config import ConfigError, from_env
-from feedsvc.logs import JsonFormatter, TextFormatter
+from feedsvc.logs import JsonFormatter, TextFormatter, gunicorn_logger
 
 
 def json_app(dataset_dir: Path) -> Flask:
@@ -115,3 +115,12 @@ def test_log_settings_are_validated() -> None:
                       ("FEEDSVC_RELOAD_INTERVAL", "-1")):
         with pytest.raises(ConfigError, match=name):
             from_env({name: raw})
+
+
+@pytest.mark.parametrize(("fmt", "kind"), [("text", TextFormatter), ("json", JsonFormatter)])
+def test_gunicorns_logger_writes_in_feedsvcs_format(fmt: str, kind: type) -> None:
+    from gunicorn.config import Config
+
+    logger = gunicorn_logger({"FEEDSVC_LOG_FORMAT": fmt})(Config())
+    handlers = logger.error_log.handlers
+    assert handlers and all(isinstance(h.formatter, kind) for h in handlers)
