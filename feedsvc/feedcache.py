@@ -142,6 +142,11 @@ class FeedCache:
                                                           f"{key}:v": rendered.validators}))
         return self.local.put(key, rendered)
 
+    def close(self) -> None:
+        """Close the connections to the shared backend (an app's owner that outlives it)."""
+        if self.shared is not None:
+            self.shared._write_client.close()  # type: ignore[attr-defined]
+
     @property
     def backend(self) -> str:
         return "in-process" if self.shared is None else type(self.shared).__name__

@@ -23,9 +23,18 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+# The last second formatted, and its text: a busy worker logs many lines a second.
+_second: tuple[int, str] = (0, "")
+
+
 def _time(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _second
+    second, text = _second
+    if int(record.created) != second:
+        second = int(record.created)
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (second, text)  # one tuple: threads see a pair that belongs together
+    return f"{text}.{int(record.msecs):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):

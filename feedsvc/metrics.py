@@ -9,6 +9,7 @@ The dataset gauges describe the process that answers the scrape, read from its `
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -45,15 +46,27 @@ RELOADS = Counter("feedsvc_dataset_reloads", "Dataset reloads: reloaded, or reje
                   ["result"], registry=LOCAL)
 
 
+@lru_cache(maxsize=1024)  # every request asks: look each series up once, not per request
+def _request_series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    return (REQUESTS.labels(route=route, method=method, status=str(status)),
+            DURATION.labels(route=route))
+
+
+@lru_cache(maxsize=16)
+def _cache_series(event: str) -> Counter:
+    return CACHE.labels(event=event)
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(route=route, method=method, status=str(status)).inc()
-    DURATION.labels(route=route).observe(seconds)
+    count, duration = _request_series(route, method, status)
+    count.inc()
+    duration.observe(seconds)
     if status == 304:
         NOT_MODIFIED.inc()
 
 
 def cache_event(event: str) -> None:
-    CACHE.labels(event=event).inc()
+    _cache_series(event).inc()
 
 
 class DatasetCollector(Collector):

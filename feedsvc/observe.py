@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from flask import Flask, Response, g, has_request_context, request
 
@@ -19,7 +19,7 @@ UNMATCHED = "(unmatched)"
 
 def request_id(given: str) -> str:
     """Return the caller's X-Request-ID when it is a plain short token, else a new id."""
-    return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
 
 
 def record(*, route: str, method: str, path: str, query: str, status: int, size: int | None,
@@ -52,7 +52,7 @@ def _cache_event(event: str) -> None:
 
 def _finish(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
-    given_id = g.get("request_id") or uuid.uuid4().hex
+    given_id = g.get("request_id") or secrets.token_hex(16)
     response.headers["X-Request-ID"] = given_id
     record(route=request.url_rule.rule if request.url_rule is not None else UNMATCHED,
            method=request.method, path=request.path,

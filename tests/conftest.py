@@ -1,6 +1,7 @@
 """Fixtures: the app built from the bundled dataset or from small YAML datasets, and its clients."""
 from __future__ import annotations
 
+import itertools
 import shutil
 import textwrap
 import threading
@@ -9,13 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import redis
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.config import BUNDLED_DATA
 
 from . import servers
@@ -131,6 +133,25 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"redis://127.0.0.1:{server.port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_app(redis_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build apps on an emptied Redis database of their own; close their connections after."""
+    apps: list[Flask] = []
+    url = f"{redis_url}/{next(_databases)}"
+    with redis.Redis.from_url(url) as store:
+        store.flushdb()
+
+    def make(**settings: object) -> Flask:
+        apps.append(app := build(FEEDSVC_CACHE_URL=url, **settings))
+        return app
+    yield make
+    for app in apps:
+        state.feed_cache(app).close()
+
+
+_databases = itertools.cycle(range(1, 16))
 
 
 def build(**settings: object) -> Flask:

@@ -53,8 +53,7 @@ def layer(request: pytest.FixtureRequest) -> Layer:
     if request.param == "flask-local":
         app = build(FEEDSVC_FAST_PATH=False)
         return Layer(app, lambda: state.feed_cache(app).local_hits + conditional_answers(app))
-    shared = request.getfixturevalue("redis_url")
-    app = build(FEEDSVC_FAST_PATH=False, FEEDSVC_MEMO_ENTRIES=0, FEEDSVC_CACHE_URL=f"{shared}/15")
+    app = request.getfixturevalue("redis_app")(FEEDSVC_FAST_PATH=False, FEEDSVC_MEMO_ENTRIES=0)
     return Layer(app, lambda: state.feed_cache(app).shared_hits + conditional_answers(app))
 
 

@@ -3,8 +3,8 @@ purpose by switching off the tiers in front of it."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from itertools import count
 
 import pytest
 import redis
@@ -19,7 +19,6 @@ from .helpers import parse_feed
 
 WHEN = datetime(2005, 1, 16, 17, tzinfo=UTC)
 FEED = "/feeds/all.atom"
-_databases = count(1)
 
 
 def rendered(text: str) -> Rendered:
@@ -68,37 +67,35 @@ def test_the_local_tier_is_bounded_and_holds_one_copy_per_feed() -> None:
     assert cache_of(app).misses == 29  # gzip and identity share one entry
 
 
-@pytest.fixture
-def shared(redis_url: str) -> str:
-    """A Redis database of its own for the test, emptied first."""
-    url = f"{redis_url}/{next(_databases) % 16}"
-    redis.Redis.from_url(url).flushdb()
-    return url
+def redis_keys(app: Flask) -> list[str]:
+    with redis.Redis.from_url(app.config["FEEDSVC_CACHE_URL"], decode_responses=True) as store:
+        return [str(key) for key in store.keys("feedsvc:*")]
 
 
-def test_without_the_local_tier_every_hit_reads_redis(shared: str) -> None:
-    app = build(FEEDSVC_CACHE_URL=shared, FEEDSVC_MEMO_ENTRIES=0)
+def test_without_the_local_tier_every_hit_reads_redis(redis_app: Callable[..., Flask]) -> None:
+    app = redis_app(FEEDSVC_MEMO_ENTRIES=0)
     cache, client = cache_of(app), app.test_client()
     bodies = {client.get(FEED).data for _ in range(3)}
     assert len(bodies) == 1 and (cache.misses, cache.shared_hits, cache.local_hits) == (1, 2, 0)
     assert cache.backend == "RedisCache" and cache.reachable()
-    assert len(redis.Redis.from_url(shared).keys("feedsvc:*")) == 2  # the body and its validators
+    assert len(redis_keys(app)) == 2  # the body and its validators
 
 
-def test_a_304_comes_from_the_shared_validators_without_the_body(shared: str) -> None:
-    app = build(FEEDSVC_CACHE_URL=shared, FEEDSVC_MEMO_ENTRIES=0)
+def test_a_304_comes_from_the_shared_validators_without_the_body(
+        redis_app: Callable[..., Flask]) -> None:
+    app = redis_app(FEEDSVC_MEMO_ENTRIES=0)
     client = app.test_client()
     etag = client.get(FEED).headers["ETag"]
-    store = redis.Redis.from_url(shared, decode_responses=True)
-    (body_key,) = [k for k in map(str, store.keys("feedsvc:*")) if not k.endswith(":v")]
-    store.delete(body_key)  # only the validators are left
+    (body_key,) = [key for key in redis_keys(app) if not key.endswith(":v")]
+    with redis.Redis.from_url(app.config["FEEDSVC_CACHE_URL"]) as store:
+        store.delete(body_key)  # only the validators are left
     answer = client.get(FEED, headers={"If-None-Match": etag})
     assert answer.status_code == 304 and answer.headers["ETag"] == etag
     assert cache_of(app).misses == 1  # nothing was rendered again
 
 
-def test_an_instance_takes_what_another_stored(shared: str) -> None:
-    one, other = build(FEEDSVC_CACHE_URL=shared), build(FEEDSVC_CACHE_URL=shared)
+def test_an_instance_takes_what_another_stored(redis_app: Callable[..., Flask]) -> None:
+    one, other = redis_app(), redis_app()
     first = one.test_client().get(FEED)
     second = other.test_client().get(FEED)
     assert second.data == first.data and cache_of(other).shared_hits == 1
