@@ -37,6 +37,7 @@ class FastPath:
     def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
         self.app, self.wsgi_app = app, wsgi_app
         self.control = cache_control(app.config)
+        self.live, self.cache = state.live(app), state.feed_cache(app)  # fixed once built
         self.answered = 0  # requests answered here, without Flask
         # Routing depends on the path alone (no host or subdomain rules): remember it.
         self.route = lru_cache(maxsize=1024)(self._route)
@@ -68,21 +69,21 @@ class FastPath:
             return None
         rule, scope, fmt = route
         request = app.request_class(environ)
-        index = state.live(app).index
+        index = self.live.index
         try:  # host and query checks as in Flask: any refusal is Flask's to answer
             if (trusted := app.config["TRUSTED_HOSTS"]) is not None:
                 get_host(environ, trusted)
             feed = feed_request(app.config, request, index, scope, fmt)
         except (HTTPException, QueryError):
             return None
-        body = None if feed is None else state.feed_cache(app).local.get(feed.key)
+        body = None if feed is None else self.cache.local.get(feed.key)
         return None if body is None else (rule, index.version, body)
 
     def _send(self, environ: dict[str, Any], start_response: StartResponse, started: float,
               route: str, version: str, body: Rendered) -> Iterable[bytes]:
         request_id = observe.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         method = environ["REQUEST_METHOD"]
-        cache = state.feed_cache(self.app)
+        cache = self.cache
         answer: Answer = respond(Conditions.of(environ), self.control, lambda: cache.hit(body),
                                  lambda: body.validators)
         headers = list(answer.headers)
