@@ -144,3 +144,25 @@ def test_configuration_changes_cache_control(tmp_path: Path) -> None:
     other = app.test_client().get(FEED, base_url="http://other.example/")
     assert parse_feed(other).feed.link == "http://other.example/countries/th"
     assert parse_feed(app.test_client().get(FEED)).feed.link == "http://localhost/countries/th"
+
+
+CACHEABLE = ["/feeds/all.rss", "/feeds.opml", "/feeds/feed.xsl", "/embed.js", "/embed/countries/th",
+             "/embed/topics/social-security?theme=dark", "/feeds/", "/feeds/?country=th", "/",
+             "/countries/th?limit=3", "/topics/social-security", "/releases/pr-2004-001"]
+
+
+@pytest.mark.parametrize("path", CACHEABLE)
+def test_every_cacheable_route_has_validators_and_answers_304(path: str) -> None:
+    client = build(FEEDSVC_FAST_PATH=False).test_client()
+    first = client.get(path, headers={"Accept-Encoding": "gzip"})
+    assert first.status_code == 200 and first.headers["Content-Encoding"] == "gzip"
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('-gz"')
+    assert first.headers["Cache-Control"] == "public, max-age=300, stale-while-revalidate=600"
+    assert first.headers["Vary"] == "Accept-Encoding" and "Last-Modified" in first.headers
+    plain = client.get(path)
+    assert gzip.decompress(first.data) == plain.data and plain.headers["ETag"] != etag
+    for conditional in ({"If-None-Match": etag}, {"If-Modified-Since": first.headers["Last-Modified"]}):
+        again = client.get(path, headers={"Accept-Encoding": "gzip", **conditional})
+        assert (again.status_code, again.data) == (304, b""), conditional
+        assert again.headers["ETag"] == etag
