@@ -1,14 +1,15 @@
 """Production gunicorn settings for feedsvc: `gunicorn -c deploy/gunicorn.conf.py wsgi:app`.
 
-Every setting is read from the environment (FEEDSVC_BIND, FEEDSVC_WORKERS, FEEDSVC_LOG_LEVEL,
-PROMETHEUS_MULTIPROC_DIR); the app's own FEEDSVC_* settings are in
-feedsvc/config.py. `kill -HUP <master pid>` reloads the dataset (invalid data is refused and
-the old data keeps serving) and replaces the workers gracefully; code changes need a restart.
+Its settings (FEEDSVC_BIND, FEEDSVC_WORKERS, FEEDSVC_LOG_LEVEL, FEEDSVC_LOG_FORMAT) are read,
+with every other FEEDSVC_* variable, by feedsvc/config.py: a bad value stops the start here
+with one line on stderr and exit status 2. `kill -HUP <master pid>` reloads the dataset
+(invalid data is refused and the old data keeps serving) and replaces the workers
+gracefully; code changes need a restart.
 """
 import gc
-import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,10 +27,19 @@ if not os.environ.get("_FEEDSVC_METRICS_DIR"):
 
 from gunicorn.http import wsgi as _gunicorn_wsgi
 
+from feedsvc import config as _config
+from feedsvc.logs import gunicorn_logger
+
+try:
+    _settings = _config.from_env()
+except _config.ConfigError as _error:
+    print(f"feedsvc: not starting: {_error}", file=sys.stderr)
+    sys.exit(2)
+
 # Responses say "Server: feedsvc": which server (and version) runs the service is nobody's business.
 _gunicorn_wsgi.SERVER = "feedsvc"
 
-bind = os.environ.get("FEEDSVC_BIND", "127.0.0.1:8000")
+bind = _settings["FEEDSVC_BIND"]
 # Sync workers, one per core: a request is short and CPU-bound (a cached feed is sent from
 # memory), so a worker per core keeps the cores busy and more workers only cost memory.
 # Measured on a 2-core box, wrk -c32 on loopback, cached /feeds/all.rss, 1,000 releases, two
@@ -44,7 +54,7 @@ bind = os.environ.get("FEEDSVC_BIND", "127.0.0.1:8000")
 # every connection; behind nginx that costs a loopback connect per request that nginx's
 # micro-cache did not answer.
 worker_class = "sync"
-workers = int(os.environ.get("FEEDSVC_WORKERS", multiprocessing.cpu_count()))
+workers = _settings["FEEDSVC_WORKERS"]
 # Load the dataset once in the master; workers share its memory copy-on-write.
 preload_app = True
 timeout = 30
@@ -58,7 +68,9 @@ control_socket_disable = True
 # as FEEDSVC_LOG_FORMAT says); gunicorn's own access log would only repeat it, less completely.
 accesslog = None
 errorlog = "-"
-loglevel = (os.environ.get("FEEDSVC_LOG_LEVEL") or "info").lower()
+loglevel = _settings["FEEDSVC_LOG_LEVEL"].lower()
+# gunicorn's own lines in feedsvc's format (FEEDSVC_LOG_FORMAT: text or JSON).
+logger_class = gunicorn_logger(_settings)
 
 
 def pre_fork(server, worker):

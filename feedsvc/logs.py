@@ -1,9 +1,11 @@
-"""Logging set-up: every `feedsvc` log line as JSON or key=value text, with the request id."""
+"""Logging set-up: every log line as JSON or key=value text, with the request id: feedsvc's
+own (`init_app`) and gunicorn's (`gunicorn_logger`, used by deploy/gunicorn.conf.py)."""
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +23,18 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+# The last second formatted, and its text: a busy worker logs many lines a second.
+_second: tuple[int, str] = (0, "")
+
+
 def _time(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _second
+    second, text = _second
+    if int(record.created) != second:
+        second = int(record.created)
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (second, text)  # one tuple: threads see a pair that belongs together
+    return f"{text}.{int(record.msecs):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -60,6 +71,28 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def formatter(config: Mapping[str, Any]) -> logging.Formatter:
+    """Return the formatter FEEDSVC_LOG_FORMAT names."""
+    return JsonFormatter() if config["FEEDSVC_LOG_FORMAT"] == "json" else TextFormatter()
+
+
+def gunicorn_logger(config: Mapping[str, Any]) -> type:
+    """Return a gunicorn `logger_class` that writes gunicorn's own lines (its error log, and
+    its access log when one is asked for) in the format of feedsvc's lines."""
+    from gunicorn.glogging import Logger  # only under gunicorn
+
+    chosen = formatter(config)
+
+    class GunicornLogger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)  # also on HUP: gunicorn replaces its handlers, so reformat
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(chosen)
+
+    return GunicornLogger
+
+
 def init_app(app: Flask) -> None:
     """Send the `feedsvc` loggers to stderr in the configured format and level."""
     logger = logging.getLogger(ROOT)
@@ -68,8 +101,7 @@ def init_app(app: Flask) -> None:
             logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.feedsvc = True  # type: ignore[attr-defined]
-    json_format = app.config["FEEDSVC_LOG_FORMAT"] == "json"
-    handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
+    handler.setFormatter(formatter(app.config))
     handler.addFilter(RequestIdFilter())
     logger.addHandler(handler)
     logger.setLevel(app.config["FEEDSVC_LOG_LEVEL"])

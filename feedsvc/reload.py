@@ -96,11 +96,9 @@ class Reloader:
         return "rejected"
 
 
-def init_app(app: Flask) -> None:
-    """Load the dataset (see state.init_app) and keep a Reloader for it."""
+def init_app(app: Flask, live: Live) -> None:
+    """Keep a Reloader for the live dataset (loaded by state.init_app)."""
     path = app.config["FEEDSVC_DATA"]
-    state.init_app(app)
-    live: Live = app.extensions["feedsvc.live"]
     app.extensions["feedsvc.reloader"] = Reloader(live, path, lambda: state.load_index(app.config))
     app.extensions["feedsvc.watcher"] = None
 

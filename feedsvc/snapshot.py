@@ -60,12 +60,13 @@ def load_index(path: str | Path, snapshot_dir: str | Path | None,
     return _full_load(root, sources, file)
 
 
-def save_snapshot(path: str | Path, snapshot_dir: str | Path) -> Path:
+def save_snapshot(path: str | Path, snapshot_dir: str | Path,
+                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Path:
     """Load and validate the dataset in full and save its snapshot; raise DatasetError/OSError."""
     root = Path(path)
     if not root.exists():
-        load_dataset(root)  # raises the DatasetError that says so
-    sources = read_files(root)
+        load_dataset(root, max_file_bytes)  # raises the DatasetError that says so
+    sources = read_files(root, max_file_bytes)
     file = snapshot_path(Path(snapshot_dir), root, content_hash(sources, root))
     _full_load(root, sources, file)
     if not file.exists():

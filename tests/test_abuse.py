@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.config import BUNDLED_DATA, ConfigError, from_env
 
 PUBLIC = "https://feeds.example.org/"
@@ -15,9 +15,8 @@ def build(**config: object) -> Flask:
 
 
 def entries(app: Flask) -> int:
-    """Return how many items the in-process cache (a bounded SimpleCache) holds."""
-    with app.app_context():
-        return len(app.extensions["feedsvc.cache"].cache.cache._cache)
+    """Return how many bodies the worker's cache (its bounded local tier) holds."""
+    return len(state.feed_cache(app).local)
 
 
 def test_a_forged_host_is_in_the_cache_key_and_never_served_to_others() -> None:
@@ -27,7 +26,7 @@ def test_a_forged_host_is_in_the_cache_key_and_never_served_to_others() -> None:
     assert b"http://evil.example/" in forged.data
     honest = client.get("/feeds/all.atom", headers={"Host": "feeds.example.org"})
     assert b"evil.example" not in honest.data and b"http://feeds.example.org/" in honest.data
-    assert entries(app) == 4  # two feeds, each a body and its validators
+    assert entries(app) == 2  # one per host
 
 
 @pytest.mark.parametrize("path", ["/feeds/all.rss", "/feeds/countries/th.json", "/",
@@ -47,7 +46,7 @@ def test_with_a_base_url_the_request_host_is_irrelevant() -> None:
     bodies = {client.get("/feeds/all.rss", headers={"Host": host, "X-Forwarded-Host": host}).data
               for host in ("evil.example", "feeds.example.org", "x.test:8080")}
     assert len(bodies) == 1 and b"evil" not in bodies.pop()
-    assert entries(app) == 2
+    assert entries(app) == 1
 
 
 def test_allowed_hosts_refuse_other_hosts_with_400() -> None:
@@ -58,7 +57,7 @@ def test_allowed_hosts_refuse_other_hosts_with_400() -> None:
     for path in ("/feeds/all.rss", "/", "/nope"):
         refused = client.get(path, headers={"Host": "evil.example"})
         assert refused.status_code == 400 and b"not trusted" in refused.data
-    assert entries(app) == 2
+    assert entries(app) == 2  # the feed and the home page
 
 
 def test_allowed_hosts_are_checked_when_configured() -> None:
@@ -86,8 +85,8 @@ def test_thousands_of_junk_parameters_share_one_cache_entry() -> None:
     for n in range(3000):
         response = client.get(f"/feeds/all.json?utm_{n}={n}&junk{n}=%00{n}&fbclid={n}")
         assert response.data == first
-    assert entries(app) == 2
-    assert app.extensions["feedsvc.cache"].misses == 1
+    assert entries(app) == 1
+    assert state.feed_cache(app).misses == 1
 
 
 def test_thousands_of_valid_queries_stay_within_the_cache_bound() -> None:
@@ -96,7 +95,7 @@ def test_thousands_of_valid_queries_stay_within_the_cache_bound() -> None:
     for n in range(2000):
         assert client.get(f"/feeds/all.rss?q=word{n}").status_code == 200
         assert entries(app) <= 100
-    assert app.extensions["feedsvc.cache"].misses == 2000
+    assert state.feed_cache(app).misses == 2000
 
 
 @pytest.mark.parametrize("path", [

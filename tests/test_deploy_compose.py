@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bench.loopback import free_port
+from .servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

@@ -8,6 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
 
+from feedsvc import state
 from feedsvc.catalogue import catalogue
 from feedsvc.dataset import Dataset
 
@@ -15,7 +16,7 @@ from .conftest import BASE_URL
 
 
 def _dataset(app: Flask) -> Dataset:
-    dataset: Dataset = app.extensions["feedsvc.live"].index.dataset
+    dataset: Dataset = state.live(app).index.dataset
     return dataset
 
 
@@ -55,7 +56,7 @@ def test_directory_lists_every_feed_with_count_and_date(app: Flask, client: Flas
         assert page.xpath(f"//label[@for='{field.get('id')}']"), field.get("id")
     buttons = page.xpath("//button[@data-copy]")
     assert buttons and all(b.get("hidden") is not None for b in buttons)
-    listed = catalogue(app.extensions["feedsvc.live"].index)
+    listed = catalogue(state.live(app).index)
     text = page.text_content()
     assert f"{listed.everything.releases} releases, last updated 17 January 2005" in text
     kinds = {link.get("type") for link in page.xpath("//head/link[@rel='alternate']")}

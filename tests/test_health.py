@@ -6,9 +6,10 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bench.loopback import free_port
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.reload import reloader
+
+from .servers import free_port
 
 BASE_URL = "https://feeds.example.org/"
 
@@ -26,13 +27,13 @@ def test_readyz_ok_describes_what_is_served(client: FlaskClient, app: Flask) -> 
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
-    index = app.extensions["feedsvc.live"].index
+    index = state.live(app).index
     assert body["status"] == "ok"
     assert body["dataset"] | {"loaded_at": None} == {
         "version": index.version, "releases": 10, "countries": len(index.by_country),
         "topics": len(index.dataset.topics), "source": index.dataset.source,
         "loaded_at": None, "last_reload_error": None, "rejected_at": None}
-    assert body["cache"] == {"backend": "SimpleCache", "reachable": True}
+    assert body["cache"] == {"backend": "in-process", "reachable": True}
     assert body["service"]["version"] == "0.1.0" and body["service"]["uptime_seconds"] >= 0
 
 
@@ -64,11 +65,3 @@ def test_readyz_degraded_after_a_rejected_reload_then_ok_again(dataset_dir: Path
     assert reloader(app).check() == "reloaded"
     body = client.get("/readyz").get_json()
     assert body["status"] == "ok" and body["dataset"]["last_reload_error"] is None
-
-
-def test_readyz_unavailable_without_a_dataset(app: Flask) -> None:
-    app.extensions.pop("feedsvc.live")
-    response = app.test_client().get("/readyz")
-    assert response.status_code == 503
-    assert response.get_json()["status"] == "unavailable"
-    assert response.headers["Cache-Control"] == "no-store"

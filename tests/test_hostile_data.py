@@ -7,6 +7,7 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import lxml.html
 import pytest
@@ -54,13 +55,13 @@ def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
 
-def probe(data: Path, **env: str) -> dict[str, object]:
+def probe(data: Path, **env: str) -> dict[str, Any]:
     """Load `data` in a subprocess; return its outcome, seconds and peak RSS growth (MB)."""
     done = subprocess.run([sys.executable, "-c", PROBE, str(data)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env={**os.environ, **env},
                           preexec_fn=_cap_memory, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    outcome: dict[str, object] = json.loads(done.stdout)
+    outcome: dict[str, Any] = json.loads(done.stdout)
     assert "crash" not in outcome, outcome
     return outcome
 

@@ -74,7 +74,8 @@ def test_pages_follow_each_other_without_gaps_or_repeats(index: Index) -> None:
     filters = Filters(countries=frozenset({"TH", "KH"}), topics=frozenset({"social-security"}))
     everything = brute_force(index, filters, 10_000, 0).releases
     positions = {r.id: p for p, r in enumerate(index.releases)}
-    seen, start = [], 0
+    seen: list[Release] = []
+    start = 0
     while True:
         page = index.select(filters, 7, start)
         seen += page.releases

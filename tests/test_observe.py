@@ -4,13 +4,15 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from feedsvc import create_app
 from feedsvc.config import ConfigError, from_env
-from feedsvc.logs import JsonFormatter, TextFormatter
+from feedsvc.logs import JsonFormatter, TextFormatter, gunicorn_logger
 
 
 def json_app(dataset_dir: Path) -> Flask:
@@ -18,7 +20,7 @@ def json_app(dataset_dir: Path) -> Flask:
                        "FEEDSVC_BASE_URL": "https://feeds.example.org/"})
 
 
-def lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:
+def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
 
 
@@ -43,7 +45,7 @@ def test_one_json_access_line_per_request(dataset_dir: Path,
 
 
 @pytest.mark.parametrize("given", ["", "has space", "x" * 129, "<script>", "é"])
-def test_unusable_request_ids_are_replaced(client, given: str) -> None:
+def test_unusable_request_ids_are_replaced(client: FlaskClient, given: str) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": given})
     assert response.headers["X-Request-ID"] != given
     assert len(response.headers["X-Request-ID"]) == 32
@@ -113,3 +115,12 @@ def test_log_settings_are_validated() -> None:
                       ("FEEDSVC_RELOAD_INTERVAL", "-1")):
         with pytest.raises(ConfigError, match=name):
             from_env({name: raw})
+
+
+@pytest.mark.parametrize(("fmt", "kind"), [("text", TextFormatter), ("json", JsonFormatter)])
+def test_gunicorns_logger_writes_in_feedsvcs_format(fmt: str, kind: type) -> None:
+    from gunicorn.config import Config
+
+    logger = gunicorn_logger({"FEEDSVC_LOG_FORMAT": fmt})(Config())
+    handlers = logger.error_log.handlers
+    assert handlers and all(isinstance(h.formatter, kind) for h in handlers)

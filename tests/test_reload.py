@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -40,10 +42,11 @@ def served(client: FlaskClient) -> tuple[str, bytes]:
     return response.headers["X-Dataset-Version"], response.get_data()
 
 
-def readiness(client: FlaskClient) -> dict:
+def readiness(client: FlaskClient) -> dict[str, Any]:
     response = client.get("/readyz")
     assert response.status_code == 200
-    return response.get_json()
+    found: dict[str, Any] = response.get_json()
+    return found
 
 
 def test_unchanged_files_are_not_read_again(live_app: Flask) -> None:
@@ -97,7 +100,8 @@ def _one_bad_file(dataset_dir: Path) -> None:
 
 @pytest.mark.parametrize("break_data", [_half_written, _topics_deleted, _one_bad_file,
                                         _directory_deleted])
-def test_broken_data_is_never_served(live_app: Flask, dataset_dir: Path, break_data,
+def test_broken_data_is_never_served(live_app: Flask, dataset_dir: Path,
+                                     break_data: Callable[[Path], None],
                                      capsys: pytest.CaptureFixture[str],
                                      caplog: pytest.LogCaptureFixture) -> None:
     client = live_app.test_client()

@@ -47,7 +47,8 @@ def test_a_changed_file_makes_a_new_snapshot_and_drops_the_old(
     after = load_index(dataset_dir, snap)
     assert FROM_SNAPSHOT not in caplog.text
     assert after.version != before.version
-    assert after.release("pr-2004-001").title.endswith("to get special training")
+    changed = after.release("pr-2004-001")
+    assert changed is not None and changed.title.endswith("to get special training")
     [new] = snapshots(snap)
     assert new != old
 

@@ -6,10 +6,9 @@ import time
 from importlib.metadata import version
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from ..state import Live
-from .common import feed_cache
+from ..state import Live, feed_cache, live
 
 bp = Blueprint("health", __name__)
 STARTED = time.monotonic()
@@ -48,16 +47,14 @@ def _service() -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """ok; degraded (still serving: cache down or new data rejected); unavailable (no data): 503."""
-    live: Live | None = current_app.extensions.get("feedsvc.live")
+    """ok, or degraded: still serving, but the cache is down or new data was rejected.
+
+    (An app without a valid dataset never starts: create_app refuses it.)
+    """
     cache = feed_cache()
     reachable = cache.reachable()
-    body: dict[str, Any] = {"status": "unavailable", "dataset": None,
-                            "cache": {"backend": cache.backend, "reachable": reachable},
-                            "service": _service()}
-    if live is None:
-        return _no_store(body, 503)
-    body["dataset"] = _dataset(live)
-    healthy = reachable and body["dataset"]["last_reload_error"] is None
-    body["status"] = "ok" if healthy else "degraded"
-    return _no_store(body)
+    dataset = _dataset(live())
+    healthy = reachable and dataset["last_reload_error"] is None
+    return _no_store({"status": "ok" if healthy else "degraded", "dataset": dataset,
+                      "cache": {"backend": cache.backend, "reachable": reachable},
+                      "service": _service()})
