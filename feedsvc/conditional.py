@@ -7,15 +7,16 @@ listings) and the pre-Flask fast path answer through `respond` or `answer`: a `R
 """
 from __future__ import annotations
 
+import email.utils
 import gzip
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags, quote_etag
+from werkzeug.http import http_date, parse_accept_header, parse_etags, quote_etag
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -93,14 +94,30 @@ def _etag(validators: Validators, gzipped: bool) -> str:
     return f"{validators.etag}-gz" if gzipped else validators.etag
 
 
+def http_date_seconds(value: str) -> float | None:
+    """Return an HTTP-date as Unix seconds, or None when it is not one a clock can hold.
+
+    RFC 9110 13.1.3: an If-Modified-Since that is not a valid HTTP-date is ignored. Besides
+    text that is no date, that covers dates no calendar arithmetic can hold (year
+    99999999999 overflows a C int on its way to a datetime; year 10000 is out of range).
+    """
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+        if parsed.tzinfo is None:  # asctime form: GMT by definition
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def is_fresh(conditions: Conditions, validators: Validators) -> bool:
     """Tell whether the client's copy is still valid (RFC 9110 13.2.2: If-None-Match, when
-    given, decides; else If-Modified-Since)."""
+    given, decides; else If-Modified-Since; a validator that does not parse is ignored)."""
     if conditions.if_none_match:
         etags = parse_etags(conditions.if_none_match)
         return any(etags.contains_weak(_etag(validators, z)) for z in (False, True))
-    since = parse_date(conditions.if_modified_since) if conditions.if_modified_since else None
-    return since is not None and validators.last_modified <= since.timestamp()
+    since = http_date_seconds(conditions.if_modified_since) if conditions.if_modified_since else None
+    return since is not None and validators.last_modified <= since
 
 
 @lru_cache(maxsize=4096)  # the same few feeds on every request: build their headers once

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
 
 from .query import QueryError
 
@@ -20,8 +20,10 @@ def _http_error(error: HTTPException) -> Response:
         response = Response(f"{code} {name}: {error.description}\n", status=code,
                             content_type="text/plain; charset=utf-8")
     response.headers["Cache-Control"] = "no-store" if code >= 500 else "public, max-age=60"
-    if error.code == 405:
-        response.headers.update(error.get_headers())
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        # Only its Allow header: werkzeug's other header (Content-Type: text/html) would
+        # mislabel the body chosen above.
+        response.headers["Allow"] = ", ".join(error.valid_methods)
     return response
 
 

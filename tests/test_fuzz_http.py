@@ -67,7 +67,8 @@ raw_queries = st.sampled_from(["", "q=%zz", "limit=%00", "country=%ff%fe", "&&&=
 headers = st.fixed_dictionaries({}, optional={
     "If-None-Match": st.one_of(header_text, st.just('"abc", W/"def", *')),
     "If-Modified-Since": st.one_of(header_text, st.sampled_from([
-        "Mon, 01 Jan 0001 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT", "Sat, 30 Feb 2005 00:00:00 GMT"])),
+        "Mon, 01 Jan 0001 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT",
+        "Fri, 31 Dec 99999999999 23:59:59 GMT", "Sat, 30 Feb 2005 00:00:00 GMT"])),
     "Accept-Encoding": st.one_of(header_text, st.sampled_from(["gzip;q=nan", "gzip;q=1e999", "*"])),
     "Accept": st.one_of(header_text, st.just("text/html;q=abc")),
     "Host": st.one_of(header_text, st.sampled_from(["evil.example", "[::1]:80", "a:b:c", "x" * 300])),
