@@ -10,6 +10,7 @@ from typing import Any
 from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
+MIB = 2**20
 
 
 class ConfigError(ValueError):
@@ -126,10 +127,13 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_BASE_URL": base_url,
         "FEEDSVC_WEBSUB_HUB": _hub(env.get("FEEDSVC_WEBSUB_HUB"), base_url),
         "FEEDSVC_CACHE_URL": env.get("FEEDSVC_CACHE_URL") or None,
-        # Bodies each worker keeps in memory: without FEEDSVC_CACHE_URL, all it caches...
+        # Bodies each worker keeps in memory, bounded in number and in bytes (both codings
+        # and overhead): without FEEDSVC_CACHE_URL, all it caches...
         "FEEDSVC_CACHE_ENTRIES": _int(env, "FEEDSVC_CACHE_ENTRIES", 2000, 10, 10_000_000),
+        "FEEDSVC_CACHE_BYTES": _int(env, "FEEDSVC_CACHE_BYTES", 64 * MIB, MIB, 2**40),
         # ... with it, the hottest, in front of Redis (0: none, every hit asks Redis).
         "FEEDSVC_MEMO_ENTRIES": _int(env, "FEEDSVC_MEMO_ENTRIES", 256, 0, 1_000_000),
+        "FEEDSVC_MEMO_BYTES": _int(env, "FEEDSVC_MEMO_BYTES", 16 * MIB, 0, 2**40),
         "FEEDSVC_CACHE_TIMEOUT": _int(env, "FEEDSVC_CACHE_TIMEOUT", 86400, 0, 31_536_000),
         "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS": _int(
             env, "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS", 250, 10, 60_000

@@ -39,13 +39,19 @@ V = TypeVar("V")
 class Memo(Generic[K, V]):
     """A bounded, per-process LRU: the local tier of the feed cache.
 
-    Its keys hold the dataset version, so an entry is never stale: a new dataset simply
-    stops asking for the old keys and they age out. With 0 entries it keeps nothing.
+    It holds at most `entries` values and, when `max_bytes` is given, values whose `weigh`
+    sum to at most `max_bytes`: a count alone lets a few thousand large pages (limit=100)
+    take hundreds of MB. The least recently used go first; a value heavier than the whole
+    bound is not kept. Its keys hold the dataset version, so an entry is never stale: a new
+    dataset simply stops asking for the old keys and they age out. With 0 entries it keeps
+    nothing.
     """
 
-    def __init__(self, entries: int) -> None:
-        self.entries = entries
-        self._items: OrderedDict[K, V] = OrderedDict()
+    def __init__(self, entries: int, max_bytes: int | None = None,
+                 weigh: Callable[[K, V], int] = lambda key, value: 0) -> None:
+        self.entries, self.max_bytes, self.weigh = entries, max_bytes, weigh
+        self.nbytes = 0  # the weight of what is held now
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -53,18 +59,34 @@ class Memo(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+            found = self._items.get(key)
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[0]
 
     def put(self, key: K, value: V) -> V:
-        if self.entries:
-            with self._lock:
-                self._items[key] = value
-                while len(self._items) > self.entries:
-                    self._items.popitem(last=False)
+        cost = self.weigh(key, value)
+        if not self.entries or (self.max_bytes is not None and cost > self.max_bytes):
+            return value
+        with self._lock:
+            old = self._items.pop(key, None)
+            self.nbytes += cost - (old[1] if old else 0)
+            self._items[key] = (value, cost)
+            while len(self._items) > self.entries or (
+                    self.max_bytes is not None and self.nbytes > self.max_bytes):
+                self.nbytes -= self._items.popitem(last=False)[1][1]
         return value
+
+
+# What an entry costs besides its two bodies: the Rendered and Validators objects, the ETag,
+# the bytes objects' headers, the key and the LRU's node (measured with tracemalloc: ~470).
+ENTRY_OVERHEAD = 512
+
+
+def weight(key: str, rendered: Rendered) -> int:
+    """Return the bytes one cached body holds in a worker: both codings and the overhead."""
+    return len(rendered.body) + len(rendered.gzipped) + ENTRY_OVERHEAD
 
 
 @dataclass
@@ -73,7 +95,8 @@ class FeedCache:
     shared backend (Redis, when FEEDSVC_CACHE_URL is set), in front of rendering.
 
     The local tier is the only in-process copy: without Redis it is the whole cache
-    (FEEDSVC_CACHE_ENTRIES), with Redis it keeps the hottest FEEDSVC_MEMO_ENTRIES. A failing
+    (FEEDSVC_CACHE_ENTRIES and FEEDSVC_CACHE_BYTES), with Redis it keeps the hottest
+    (FEEDSVC_MEMO_ENTRIES and FEEDSVC_MEMO_BYTES). A failing
     backend is logged, counted and treated as a miss; after an error it is left alone for
     `retry_after` seconds, so a cache that hangs costs one timeout per interval, not per request.
     """
@@ -174,7 +197,8 @@ def from_config(app: Flask, shared: Cache) -> FeedCache:
     """Build the app's feed cache: local tier only, or local in front of Redis."""
     config = app.config
     if not config["FEEDSVC_CACHE_URL"]:
-        return FeedCache(Memo(config["FEEDSVC_CACHE_ENTRIES"]))
+        return FeedCache(Memo(config["FEEDSVC_CACHE_ENTRIES"], config["FEEDSVC_CACHE_BYTES"], weight))
     shared.init_app(app, config=backend_config(config))
     backend: BaseCache = app.extensions["cache"][shared]
-    return FeedCache(Memo(config["FEEDSVC_MEMO_ENTRIES"]), backend)
+    memo = Memo(config["FEEDSVC_MEMO_ENTRIES"], config["FEEDSVC_MEMO_BYTES"], weight)
+    return FeedCache(memo, backend)

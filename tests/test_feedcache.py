@@ -40,6 +40,20 @@ def test_memo_of_size_zero_keeps_nothing() -> None:
     assert memo.get("a") is None and len(memo) == 0
 
 
+def test_memo_bounded_in_bytes_drops_the_least_recently_used_first() -> None:
+    memo: Memo[str, Rendered] = Memo(100, 30, lambda key, value: len(value.body))
+    for name in "abc":
+        memo.put(name, rendered(name * 10))
+    assert memo.nbytes == 30
+    memo.get("a")
+    memo.put("d", rendered("d" * 15))  # b (10) then c (10) go: a was used after them
+    assert [name for name in "abcd" if memo.get(name)] == ["a", "d"] and memo.nbytes == 25
+    memo.put("a", rendered("a" * 12))  # replacing an entry counts its new size only
+    assert memo.nbytes == 27
+    memo.put("huge", rendered("h" * 31))  # heavier than the whole bound: not kept, nothing lost
+    assert memo.get("huge") is None and len(memo) == 2
+
+
 def cache_of(app: Flask) -> FeedCache:
     return state.feed_cache(app)
 
@@ -65,6 +79,34 @@ def test_the_local_tier_is_bounded_and_holds_one_copy_per_feed() -> None:
                               headers={"Accept-Encoding": encoding}).status_code == 200
     assert len(cache_of(app).local) == 10
     assert cache_of(app).misses == 29  # gzip and identity share one entry
+
+
+@pytest.mark.parametrize("setting", ["FEEDSVC_CACHE_BYTES", "FEEDSVC_MEMO_BYTES"])
+def test_the_local_tier_is_bounded_in_bytes(setting: str, redis_app: Callable[..., Flask]) -> None:
+    bound = 150_000
+    settings = {setting: bound, "FEEDSVC_FAST_PATH": False}
+    app = build(**settings) if setting == "FEEDSVC_CACHE_BYTES" else redis_app(
+        FEEDSVC_MEMO_ENTRIES=10_000, **settings)
+    client, local = app.test_client(), cache_of(app).local
+    hot = "/feeds/all.rss?limit=3"
+    client.get(hot)
+    sent = 0
+    for limit in range(1, 101):
+        for fmt in ("rss", "atom", "json"):
+            sent += len(client.get(f"/feeds/all.{fmt}?limit={limit}").data)
+            assert local.nbytes <= bound
+        client.get(hot)  # used after every round: never the least recently used
+    assert sent > 3 * bound  # far more was asked for than the bound holds
+    held = list(local._items.values())
+    # What is accounted is at least what the bodies hold, both codings.
+    assert local.nbytes >= sum(len(v.body) + len(v.gzipped) for v, _ in held) > bound * 0.7
+    # The newest are kept, the oldest went first: the hot feed and the last feeds asked for.
+    hits = cache_of(app).local_hits
+    for path in (hot, "/feeds/all.json?limit=100", "/feeds/all.atom?limit=100"):
+        client.get(path)
+    assert cache_of(app).local_hits == hits + 3
+    client.get("/feeds/all.rss?limit=1")  # among the first: rendered again (or taken from Redis)
+    assert cache_of(app).local_hits == hits + 3
 
 
 def redis_keys(app: Flask) -> list[str]:
