@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, ServiceUnavailable
 
+from .budget import Overloaded
 from .query import QueryError
 
 
@@ -31,6 +32,15 @@ def _query_error(error: QueryError) -> Response:
     return _http_error(BadRequest(description=f"{error}."))
 
 
+def _overloaded(error: Overloaded) -> Response:
+    response = _http_error(ServiceUnavailable(
+        description="Too many requests for new queries right now; cached pages are still "
+                    "served. Try again shortly."))
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(QueryError, _query_error)
+    app.register_error_handler(Overloaded, _overloaded)

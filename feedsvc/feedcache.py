@@ -16,6 +16,7 @@ from flask import Flask
 from flask_caching import Cache
 from redis.exceptions import RedisError
 
+from .budget import RenderBudget
 from .conditional import Rendered, Validators
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,12 @@ class FeedCache:
     (FEEDSVC_MEMO_ENTRIES and FEEDSVC_MEMO_BYTES). A failing
     backend is logged, counted and treated as a miss; after an error it is left alone for
     `retry_after` seconds, so a cache that hangs costs one timeout per interval, not per request.
+    Every render spends the worker's `budget`; a queried miss is refused when it is empty.
     """
 
     local: Memo[str, Rendered]
     shared: BaseCache | None = None  # the flask-caching backend itself: no app lookup per call
+    budget: RenderBudget = field(default_factory=lambda: RenderBudget(1.0))
     retry_after: float = 1.0
     local_hits: int = 0
     shared_hits: int = 0
@@ -146,8 +149,9 @@ class FeedCache:
         value = self._call("get", lambda shared: shared.get(f"{key}:v"))
         return value if isinstance(value, Validators) else None
 
-    def fetch(self, key: str, render: Callable[[], Rendered]) -> Rendered:
-        """Return the body for `key`: from the local tier, else the shared cache, else rendered."""
+    def fetch(self, key: str, render: Callable[[], Rendered], queried: bool = False) -> Rendered:
+        """Return the body for `key`: from the local tier, else the shared cache, else rendered
+        (a `queried` body only within the render budget: else Overloaded is raised)."""
         found = self.local.get(key)
         if found is not None:
             return self.hit(found)
@@ -156,11 +160,15 @@ class FeedCache:
             self.shared_hits += 1
             self.on_event("hit")
             return self.local.put(key, value)
+        if queried:
+            self.budget.admit()
         self.misses += 1
         self.on_event("miss")
         started = time.perf_counter()
         rendered = render()
-        self.on_render(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self.budget.spend(took)
+        self.on_render(took)
         self._call("set", lambda shared: shared.set_many({key: rendered,
                                                           f"{key}:v": rendered.validators}))
         return self.local.put(key, rendered)
@@ -196,9 +204,11 @@ def backend_config(config: Mapping[str, Any]) -> dict[str, Any]:
 def from_config(app: Flask, shared: Cache) -> FeedCache:
     """Build the app's feed cache: local tier only, or local in front of Redis."""
     config = app.config
+    budget = RenderBudget(config["FEEDSVC_QUERY_RENDER_SHARE"] / 100)
     if not config["FEEDSVC_CACHE_URL"]:
-        return FeedCache(Memo(config["FEEDSVC_CACHE_ENTRIES"], config["FEEDSVC_CACHE_BYTES"], weight))
+        memo = Memo(config["FEEDSVC_CACHE_ENTRIES"], config["FEEDSVC_CACHE_BYTES"], weight)
+        return FeedCache(memo, budget=budget)
     shared.init_app(app, config=backend_config(config))
     backend: BaseCache = app.extensions["cache"][shared]
     memo = Memo(config["FEEDSVC_MEMO_ENTRIES"], config["FEEDSVC_MEMO_BYTES"], weight)
-    return FeedCache(memo, backend)
+    return FeedCache(memo, backend, budget=budget)

@@ -59,10 +59,13 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
 
 @pytest.fixture(autouse=True, scope="session")
 def _snapshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Keep start-up snapshots in the session's temporary directory, not the user's cache."""
+    """Keep start-up snapshots in the session's temporary directory, not the user's cache; and
+    render every queried miss (tests ask for hundreds of distinct queries back to back, which
+    the render budget would rightly refuse: tests/test_budget.py switches it on)."""
     directory = tmp_path_factory.mktemp("snapshots")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FEEDSVC_SNAPSHOT_DIR", str(directory))
+        patch.setenv("FEEDSVC_QUERY_RENDER_SHARE", "100")
         yield directory
 
 

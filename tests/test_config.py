@@ -17,7 +17,7 @@ from .servers import GUNICORN_CONF, ROOT
 BAD = [("FEEDSVC_LOG_LEVEL", "loud"), ("FEEDSVC_LOG_FORMAT", "xml"), ("FEEDSVC_WORKERS", "x"),
        ("FEEDSVC_WORKERS", "0"), ("FEEDSVC_BIND", "nowhere"), ("FEEDSVC_FAST_PATH", "maybe"),
        ("FEEDSVC_MAX_AGE", "-1"), ("FEEDSVC_CACHE_ENTRIES", "lots"), ("FEEDSVC_CACHE_BYTES", "64M"),
-       ("FEEDSVC_CACHE_BYTES", "1000"), ("FEEDSVC_MEMO_BYTES", "-1"),
+       ("FEEDSVC_CACHE_BYTES", "1000"), ("FEEDSVC_MEMO_BYTES", "-1"), ("FEEDSVC_QUERY_RENDER_SHARE", "0"),
        ("FEEDSVC_BASE_URL", "feeds.example.org"), ("FEEDSVC_SNAPSHOT_DIR", "relative/dir")]
 
 
@@ -29,6 +29,7 @@ def test_defaults() -> None:
         "127.0.0.1:8000", os.cpu_count())
     assert (settings["FEEDSVC_CACHE_ENTRIES"], settings["FEEDSVC_MEMO_ENTRIES"]) == (2000, 256)
     assert (settings["FEEDSVC_CACHE_BYTES"], settings["FEEDSVC_MEMO_BYTES"]) == (64 * 2**20, 16 * 2**20)
+    assert settings["FEEDSVC_QUERY_RENDER_SHARE"] == 25
     assert settings["FEEDSVC_FAST_PATH"] is True
     assert settings["FEEDSVC_SNAPSHOT_DIR"] == "/var/cache/feedsvc"
     assert (settings["FEEDSVC_LOG_FORMAT"], settings["FEEDSVC_LOG_LEVEL"]) == ("text", "INFO")

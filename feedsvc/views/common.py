@@ -70,13 +70,15 @@ def to_response(answer: Answer) -> Response:
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
-def cacheable(cache_as: str | None, render: Callable[[], Rendered]) -> Response:
+def cacheable(cache_as: str | None, render: Callable[[], Rendered], queried: bool = False
+              ) -> Response:
     """Answer with a body that depends only on the dataset and the request: from the feed
-    cache under the key `cache_as` (None: not cached, e.g. a static asset), 304 when fresh."""
+    cache under the key `cache_as` (None: not cached, e.g. a static asset), 304 when fresh.
+    A `queried` body (one of countless keys) is rendered only within the render budget."""
     cache, control = feed_cache(), cache_control(current_app.config)
     conditions = Conditions.of(request.environ)
     if cache_as is None:
         return to_response(respond(conditions, control, render))
     return to_response(respond(conditions, control,
-                               lambda: cache.fetch(cache_as, render),
+                               lambda: cache.fetch(cache_as, render, queried),
                                lambda: cache.validators(cache_as)))

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, render_template, request
 
 from ..conditional import Rendered
 from ..feed import NEVER, feed_title
-from ..query import parse_choice
+from ..query import DEFAULT_QUERY, parse_choice
 from ..state import current_index
 from ..urls import Scope
 from .common import cacheable, feed_query, key, page_scope, urls
@@ -50,7 +50,7 @@ def _csp(response: Response) -> Response:
 
 def _embed(scope: Scope) -> Response:
     index, links = current_index(), urls()
-    query = feed_query(index)
+    query = asked = feed_query(index)
     if "limit" not in request.args:
         query = replace(query, limit=EMBED_LIMIT)
     theme = parse_choice(request.args.to_dict(flat=False), "theme", THEMES)
@@ -66,7 +66,8 @@ def _embed(scope: Scope) -> Response:
         updated = max((r.modified for r in page.releases), default=NEVER)
         return Rendered.build(body.encode(), "text/html; charset=utf-8", updated)
 
-    return cacheable(key(f"embed/{scope.path}", f"html-{theme}", query.canonical()), render)
+    return cacheable(key(f"embed/{scope.path}", f"html-{theme}", query.canonical()), render,
+                     queried=asked != DEFAULT_QUERY)
 
 
 @bp.get("/embed/countries/<code>")

@@ -12,7 +12,7 @@ from ..conditional import Rendered
 from ..feed import build_feed
 from ..feedcache import cache_key
 from ..index import Index
-from ..query import FeedQuery
+from ..query import DEFAULT_QUERY, FeedQuery
 from ..records import country_code
 from ..render import CONTENT_TYPES, RENDERERS
 from ..state import current_index
@@ -65,7 +65,7 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
         doc = build_feed(index, scope, query, fmt, feed.links, page, config["FEEDSVC_WEBSUB_HUB"])
         return Rendered.build(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
-    return cacheable(feed.key, render)
+    return cacheable(feed.key, render, queried=feed.query != DEFAULT_QUERY)
 
 
 @bp.get(f"/all.{FMT}")

@@ -10,7 +10,7 @@ from ..catalogue import catalogue
 from ..conditional import Rendered
 from ..feed import country_name, feed_title
 from ..index import Index
-from ..query import FeedQuery
+from ..query import DEFAULT_QUERY, FeedQuery
 from ..state import current_index
 from ..urls import Scope, Urls
 from .common import cacheable, feed_query, key, page_scope, urls
@@ -58,7 +58,8 @@ def _listing(scope: Scope) -> Response:
             else [here, everything],
             countries_with_releases=_countries_with_releases(index)), index)
 
-    return cacheable(key(f"page/{scope.path}", "html", query.canonical()), render)
+    return cacheable(key(f"page/{scope.path}", "html", query.canonical()), render,
+                     queried=query != DEFAULT_QUERY)
 
 
 def _countries_with_releases(index: Index) -> list[str]:

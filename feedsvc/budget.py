@@ -1,0 +1,62 @@
+"""How much of a worker's time rendering may take before queried misses are refused.
+
+A cached answer costs well under a millisecond; a miss of a queried page (`q`, `since`,
+`limit`, `before`, filters: millions of distinct keys) costs a full render, tens of ms at
+100,000 releases. A worker serves one request at a time, so a stream of such misses would
+make every cached request wait behind them. Each worker therefore keeps a token bucket of
+render time: renders spend it, it refills at `share` seconds per second up to `burst`
+seconds, and a queried miss that finds it empty is refused (503, Retry-After) instead of
+rendered. Plain pages (a feed, country, topic or release without a query: a few thousand
+keys, soon all cached) are always rendered; their cost still counts.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+class Overloaded(Exception):
+    """A queried miss was refused: the worker's render time for now is spent."""
+
+    retry_after = 1  # seconds: by then the bucket has refilled by `share` seconds
+
+
+@dataclass
+class RenderBudget:
+    """A token bucket of render seconds (share 1.0: no limit, nothing is ever refused)."""
+
+    share: float
+    burst: float = 0.02  # one full render at 100,000 releases, not two back to back
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    refused: int = 0
+    _tokens: float = field(default=0.0, repr=False)
+    _at: float | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _refill(self) -> None:
+        now = self.clock()
+        if self._at is None:
+            self._tokens = self.burst
+        else:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.share)
+        self._at = now
+
+    def admit(self) -> None:
+        """Let a queried render start, or raise Overloaded when the bucket is empty."""
+        if self.share >= 1.0:
+            return
+        with self._lock:
+            self._refill()
+            if self._tokens <= 0:
+                self.refused += 1
+                raise Overloaded
+
+    def spend(self, seconds: float) -> None:
+        """Take the time a render took from the bucket (it may go below zero: a debt)."""
+        if self.share >= 1.0:
+            return
+        with self._lock:
+            self._refill()
+            self._tokens -= seconds
