@@ -150,8 +150,9 @@ def median(results: list[Result]) -> Result:
 
 def report(single: list[tuple[str, float, float]], rounds: list[Round], args: argparse.Namespace
            ) -> str:
+    share = os.environ.get("FEEDSVC_QUERY_RENDER_SHARE") or "default"
     lines = [f"## Hostile load at {args.releases:,} releases: gunicorn deploy/gunicorn.conf.py, "
-             f"{WORKERS} workers, loopback\n",
+             f"{args.workers} workers, FEEDSVC_QUERY_RENDER_SHARE {share}, loopback\n",
              f"### One request at a time, each a miss ({args.single} of each shape; budget "
              f"{BUDGET_MS:.0f} ms)\n",
              table(("shape", "median ms", "max ms", "budget"),
@@ -183,13 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--releases", type=int, default=100_000)
     parser.add_argument("--attackers", type=int, default=8, help="attacking connections")
     parser.add_argument("--single", type=int, default=20, help="requests per shape, one at a time")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers")
     args = parser.parse_args(argv)
     data = archive(args.releases)
     with tempfile.TemporaryDirectory(prefix="feedsvc-hostile-") as tmp:
         workdir = Path(tmp)
         paths = workdir / "paths.txt"
         paths.write_text("\n".join(attack_paths(ATTACK_PATHS)) + "\n")
-        server = loopback.start_gunicorn(workdir, workers=WORKERS, env={
+        server = loopback.start_gunicorn(workdir, workers=args.workers, env={
             "FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_DATA": str(data)})
         try:
             origin = f"http://127.0.0.1:{server.port}"
