@@ -2,7 +2,8 @@
 
     python -m bench.run
 
-Runs bench/httpbench.py, then bench/startup.py and bench/render_scale.py where present.
+Runs bench/httpbench.py and bench/slowclients.py, then bench/startup.py and
+bench/render_scale.py where present.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 
 from bench.loopback import ROOT
 
-BENCHMARKS = ("httpbench", "startup", "render_scale")
+BENCHMARKS = ("httpbench", "slowclients", "startup", "render_scale")
 
 
 def main() -> int:

@@ -5,6 +5,16 @@ PROMETHEUS_MULTIPROC_DIR); the app's own FEEDSVC_* settings are in
 feedsvc/config.py. `kill -HUP <master pid>` reloads the dataset (invalid data is refused and
 the old data keeps serving) and replaces the workers gracefully; code changes need a restart.
 """
+# gevent workers (see worker_class): patch the standard library before anything else is
+# imported, so that the app preload_app loads in the master, and every worker forked from it,
+# use gevent's sockets, locks and sleeps throughout (gunicorn's own patch, in each worker after
+# the fork, would come after the app's locks were made). Only when gunicorn reads this file
+# (as module "__config__"), not when a test reads it.
+if __name__ == "__config__":
+    from gevent import monkey
+
+    monkey.patch_all()
+
 import gc
 import multiprocessing
 import os
@@ -30,20 +40,17 @@ from gunicorn.http import wsgi as _gunicorn_wsgi
 _gunicorn_wsgi.SERVER = "feedsvc"
 
 bind = os.environ.get("FEEDSVC_BIND", "127.0.0.1:8000")
-# Sync workers, one per core: a request is short and CPU-bound (a cached feed is sent from
-# memory), so a worker per core keeps the cores busy and more workers only cost memory.
-# Measured on a 2-core box, wrk -c32 on loopback, cached /feeds/all.rss, 1,000 releases, two
-# rounds of 5 s on a busy machine (req/s, p99):
-#   sync 2 workers      1,195 / 1,595 req/s   p99 100 / 52 ms
-#   sync 3 workers      1,576 / 1,324         p99 102 / 64
-#   sync 4 workers      1,191 / 1,627         p99  85 / 100
-#   gthread 2x2 threads 1,449 / 2,136         p99 166 / 230
-#   gthread 2x4 threads 2,067 / 1,787         p99 136 / 162
-# gthread wins some req/s only by keeping wrk's connections alive, and pins each connection
-# to one worker: p99 is 1.5-4x worse (as measured before, gevent likewise). Sync workers close
-# every connection; behind nginx that costs a loopback connect per request that nginx's
-# micro-cache did not answer.
-worker_class = "sync"
+# gevent workers, one per core. A request is short and CPU-bound (a cached feed is sent from
+# memory), so a worker per core keeps the cores busy; gevent lets each worker hold many
+# connections at once, so a client that sends its request slowly (or never finishes it) costs a
+# greenlet, not a whole worker: with sync workers two such "slowloris" connections made the
+# service unavailable. bench/slowclients.py measures both, and cached-hit throughput.
+# The dataset watcher that post_fork starts is a greenlet too: a check (a stat per file) or a
+# reload holds up that worker's other requests meanwhile, as a cache miss's rendering does.
+worker_class = "gevent"
+# Connections one worker holds at once (slow, kept alive or being answered); more wait in the
+# listen backlog. Keep the open-files limit (`ulimit -n`) above this.
+worker_connections = 1000
 workers = int(os.environ.get("FEEDSVC_WORKERS", multiprocessing.cpu_count()))
 # Load the dataset once in the master; workers share its memory copy-on-write.
 preload_app = True
