@@ -165,6 +165,33 @@ def test_a_fifo_or_a_broken_link_is_reported_not_waited_for(dataset_dir: Path) -
                                     f"{dataset_dir}/releases/pipe.yaml: not a regular file"]
 
 
+def test_links_out_of_the_dataset_folder_are_refused_unread(dataset_dir: Path,
+                                                            tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "pr-elsewhere.yaml").write_text(GOOD.replace("pr-hostile", "pr-elsewhere"))
+    (dataset_dir / "releases" / "status.yaml").symlink_to("/proc/self/status")
+    (dataset_dir / "releases" / "up.yaml").symlink_to(outside / "pr-elsewhere.yaml")
+    (dataset_dir / "releases" / "more").symlink_to(outside)
+    problems = refused(dataset_dir)
+    assert problems == [f"{dataset_dir}/releases/{name}: links to a file outside the dataset "
+                        "folder: refused" for name in ("more/pr-elsewhere.yaml", "status.yaml",
+                                                       "up.yaml")]
+    assert not any("VmRSS" in p or "Name" in p for p in problems)  # /proc/self/status unread
+
+
+def test_links_that_stay_inside_the_dataset_folder_load(dataset_dir: Path, tmp_path: Path) -> None:
+    # As a Kubernetes ConfigMap volume: name -> ..data/name -> ..<timestamp>/name, all inside.
+    payload = dataset_dir / "..2026_11_30_00_00_00.000000000"
+    payload.mkdir()
+    (payload / "pr-hostile.yaml").write_text(GOOD)
+    (dataset_dir / "..data").symlink_to(payload.name)
+    (dataset_dir / "releases" / "pr-hostile.yaml").symlink_to("../..data/pr-hostile.yaml")
+    (tmp_path / "linked-root").symlink_to(dataset_dir)  # the folder given may itself be a link
+    for root in (dataset_dir, tmp_path / "linked-root"):
+        assert "pr-hostile" in {r.id for r in load_dataset(root).releases}
+
+
 def serve(dataset_dir: Path) -> Flask:
     return create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE})
 
