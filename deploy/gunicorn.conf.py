@@ -58,6 +58,11 @@ timeout = 30
 graceful_timeout = 30
 keepalive = 5
 max_requests = 0
+# No peer is a trusted proxy to gunicorn itself: by default it believes X-Forwarded-Proto/-Ssl/
+# -Protocol (the scheme of every link) and a SCRIPT_NAME header from 127.0.0.1, whatever the app
+# is told. FEEDSVC_TRUST_PROXY (feedsvc/proxy.py) is the one switch for proxy headers; a
+# SCRIPT_NAME header is then dropped (header_map "drop") instead of failing the request.
+forwarded_allow_ips = ""
 # gunicorn >= 25 opens a control socket in $XDG_RUNTIME_DIR or $HOME by default: a sandboxed
 # service may not write there, and two instances on one box would share its path.
 control_socket_disable = True
