@@ -116,7 +116,7 @@ def test_log_settings_are_validated() -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "/releases/x%0a2026-11-30T00:00:00.000Z%09ERROR%09feedsvc.reload%09dataset%20replaced",
+    "/releases/x%0a2026-11-30T00:00:00.000Z%09ERROR%09feedsvc.reload%09dataset%09replaced",
     "/releases/x%0d%0a2026-11-30T00:00:00.000Z ERROR feedsvc.reload forged",
     "/releases/%1b[2J%1b[31mred%1b]0;title%07", "/releases/x%c2%85y%e2%80%a8z%c2%9b31m",
 ])
