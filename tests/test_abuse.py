@@ -142,3 +142,18 @@ def test_path_traversal_gets_404(path: str) -> None:
     response = build(FEEDSVC_BASE_URL=PUBLIC).test_client().get(path)
     assert response.status_code == 404, path
     assert b"root:" not in response.data and b"[project]" not in response.data
+
+
+@pytest.mark.parametrize("path", ["/", "/feeds/all.rss", "/healthz", "/embed.js",
+                                  "/releases/pr-2005-001", "/feeds/"])
+@pytest.mark.parametrize("accept", ["text/html", "*/*", ""])
+def test_405_bodies_are_what_their_content_type_says(path: str, accept: str) -> None:
+    client = build(FEEDSVC_BASE_URL=PUBLIC).test_client()
+    response = client.post(path, headers={"Accept": accept} if accept else {})
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"] and "POST" not in response.headers["Allow"]
+    text = response.get_data(as_text=True)
+    if response.mimetype == "text/html":
+        assert text.lstrip().lower().startswith("<!doctype html>")
+    else:
+        assert response.mimetype == "text/plain" and text.startswith("405 Method Not Allowed")
