@@ -100,10 +100,11 @@ def on_reload(server):
 
 
 def child_exit(server, worker):
-    """Drop a dead worker's live gauges; its counters stay in the sums."""
-    from prometheus_client import multiprocess
+    """Fold a dead worker's metric files into the archive: its counts stay in the sums, and a
+    scrape reads the same number of files after 100 worker deaths as after none."""
+    from feedsvc.metrics import retire_process
 
-    multiprocess.mark_process_dead(worker.pid)
+    retire_process(worker.pid)
 
 
 def on_exit(server):
