@@ -182,20 +182,23 @@ def measure_slow(classes: list[str], counts: list[int], seconds: float) -> list[
     return rows
 
 
-def throughput(classes: list[str]) -> dict[str, float]:
-    """Cached /feeds/all.rss req/s per worker class (make bench's hit row), median of 3."""
+def throughput(classes: list[str]) -> dict[str, tuple[float, float]]:
+    """Cached /feeds/all.rss (req/s, p99 ms) per worker class (make bench's hit row), medians
+    of 3 rounds."""
     from bench.httpbench import wrk
 
-    found: dict[str, list[float]] = {name: [] for name in classes}
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in classes}
     with tempfile.TemporaryDirectory(prefix="feedsvc-slow-") as tmp, ExitStack() as stack:
         ports = {name: stack.enter_context(feedsvc(Path(tmp), name)) for name in classes}
         for _ in range(3):
             for name, port in ports.items():
-                found[name].append(wrk(f"http://127.0.0.1:{port}{PATHS[0]}", 5, 32).rps)
-    return {name: statistics.median(values) for name, values in found.items()}
+                result = wrk(f"http://127.0.0.1:{port}{PATHS[0]}", 5, 32)
+                found[name].append((result.rps, result.p99_ms))
+    return {name: (statistics.median(r for r, _ in values), statistics.median(p for _, p in values))
+            for name, values in found.items()}
 
 
-def markdown(rows: list[Row], rps: dict[str, float], seconds: float) -> str:
+def markdown(rows: list[Row], rps: dict[str, tuple[float, float]], seconds: float) -> str:
     lines = [f"Slow connections send one header byte a second; 2 clients ask each path in turn "
              f"for {seconds:g} s, a fresh connection a request, 5 s timeout; gunicorn "
              "deploy/gunicorn.conf.py, 2 workers, the bundled dataset.", "",
@@ -204,23 +207,24 @@ def markdown(rows: list[Row], rps: dict[str, float], seconds: float) -> str:
     lines += [f"| {r.server} | {r.slow} | {r.path} | {r.asked} | {r.failed} | {r.p50_ms:.1f} | "
               f"{r.p99_ms:.1f} | {r.max_ms:.1f} |" for r in rows]
     if rps:
-        base = rps.get("sync") or next(iter(rps.values()))
+        base = (rps.get("sync") or next(iter(rps.values())))[0]
         lines += ["", "Cached /feeds/all.rss, wrk -t2 -c32 -d5s, median of 3 rounds:", "",
-                  "| worker class | req/s | / sync |", "|---|---:|---:|"]
-        lines += [f"| {name} | {value:,.0f} | {value / base:.2f} |" for name, value in rps.items()]
+                  "| worker class | req/s | / sync | p99 ms |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {value:,.0f} | {value / base:.2f} | {p99:.1f} |"
+                  for name, (value, p99) in rps.items()]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slow", default="0,20,200", help="slow connection counts")
+    parser.add_argument("--slow", default="0,20,200", help="slow connection counts ('': none)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--classes", default="sync,gthread,gevent", help="worker classes")
     parser.add_argument("--no-throughput", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     classes = [c for c in args.classes.split(",") if c]
-    rows = measure_slow(classes, [int(n) for n in args.slow.split(",")], args.seconds)
+    rows = measure_slow(classes, [int(n) for n in args.slow.split(",") if n], args.seconds)
     rps = {} if args.no_throughput else throughput(classes)
     table = markdown(rows, rps, args.seconds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
