@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint bench check-data system-deps clean soak faults
+.PHONY: serve test flake lint bench check-data system-deps clean soak faults
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ serve: $(BIN)/.installed
 test: $(BIN)/.installed system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## flake: run the suite N times (default 10) and print, per test, how often it failed
+N ?= 10
+flake: $(BIN)/.installed system-deps lint
+	$(BIN)/python .ci/flake.py $(N) $(PYTEST_ARGS)
+
 ## lint: ruff and mypy --strict over the package and the tests
 lint: $(BIN)/.installed
-	$(BIN)/ruff check feedsvc tests bench wsgi.py
+	$(BIN)/ruff check feedsvc tests bench wsgi.py .ci/flake.py
 	$(BIN)/mypy
 
 ## bench: run every benchmark on loopback (wrk, nginx, redis); tables go to bench/results/

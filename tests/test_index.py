@@ -51,7 +51,7 @@ def random_filters(rng: random.Random, index: Index) -> Filters:
     return Filters(
         countries=frozenset(rng.sample(COUNTRY_POOL, rng.choice((0, 0, 1, 1, 2, 3)))),
         topics=frozenset(rng.sample(topics, rng.choice((0, 0, 1, 1, 2)))),
-        words=frozenset(rng.sample(vocabulary + ["unheardof"], rng.choice((0, 0, 0, 1, 2)))),
+        words=frozenset(rng.sample(vocabulary + ["unheardof"], rng.choice((0, 0, 0, 1, 2, 3, 5)))),
         since=since,
     )
 
