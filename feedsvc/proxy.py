@@ -44,17 +44,18 @@ def _matches(name: str, allowed: str) -> bool:
                                (name.endswith(allowed) or name == allowed[1:]))
 
 
-def port_allowed(host: str, allowed: list[str]) -> bool:
+def host_allowed(host: str, allowed: list[str]) -> bool:
     """Whether an allowed entry names the host's name and its port (or, without one, none)."""
     name, port = split_host(host)
-    return any(_matches(name, entry_name) and entry_port == port
-               for entry_name, entry_port in map(split_host, allowed))
+    return bool(host) and any(_matches(name, entry_name) and entry_port == port
+                              for entry_name, entry_port in map(split_host, allowed))
 
 
-def _check_port() -> None:
-    allowed = current_app.config["FEEDSVC_ALLOWED_HOSTS"]
-    if request.host and not port_allowed(request.host, allowed):
-        abort(400, description=f"Host {request.host[:80]!r} is not served on that port.")
+def _check_host() -> None:
+    # Here rather than Flask's TRUSTED_HOSTS: werkzeug ignores the port and cannot match an
+    # IPv6 literal ("[::1]" is cut at its first colon).
+    if not host_allowed(request.host, current_app.config["FEEDSVC_ALLOWED_HOSTS"]):
+        abort(400, description=f"The host {request.host[:80]!r} is not trusted here.")
 
 
 def init_app(app: Flask) -> None:
@@ -62,8 +63,8 @@ def init_app(app: Flask) -> None:
 
     Without a trusted proxy X-Forwarded-Host is ignored: a client could otherwise choose the
     host of every link in its response. FEEDSVC_ALLOWED_HOSTS is checked on the host after the
-    proxy's headers are applied: names by Flask's TRUSTED_HOSTS, ports here (an entry without
-    a port allows none, or the scheme's default).
+    proxy's headers are applied, name and port (an entry without a port allows none, or the
+    scheme's default), before any view runs.
     """
     app.wsgi_app = CanonicalHost(app.wsgi_app)  # type: ignore[method-assign]
     hops = app.config["FEEDSVC_TRUST_PROXY"]
@@ -71,5 +72,4 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
     if app.config["FEEDSVC_ALLOWED_HOSTS"]:
-        app.config["TRUSTED_HOSTS"] = [split_host(h)[0] for h in app.config["FEEDSVC_ALLOWED_HOSTS"]]
-        app.before_request(_check_port)
+        app.before_request(_check_host)

@@ -77,17 +77,18 @@ def test_allowed_hosts_are_checked_when_configured() -> None:
 
 
 def test_allowed_hosts_compare_names_in_any_case_and_ports_exactly() -> None:
-    app = build(FEEDSVC_ALLOWED_HOSTS=["feeds.example.org", ".example.net", "localhost:8000"])
+    app = build(FEEDSVC_ALLOWED_HOSTS=["feeds.example.org", ".example.net", "localhost:8000",
+                                       "[::1]:8000"])
     client = app.test_client()
     for host in ("FEEDS.EXAMPLE.ORG", "Feeds.Example.Org:80", "WWW.example.NET", "localhost:8000",
-                 "LocalHost:8000"):
+                 "LocalHost:8000", "[::1]:8000"):
         response = client.get("/feeds/all.atom", headers={"Host": host})
         assert response.status_code == 200, host
         links = {link for link in re.findall(rb'href="([^"]+)"', response.data)}
         assert links and all(link.startswith(f"http://{host.lower().removesuffix(':80')}/".encode())
                              for link in links), (host, links)
     for host in ("feeds.example.org:6666", "www.example.net:8080", "localhost", "localhost:8001",
-                 "FEEDS.EXAMPLE.ORG:6666"):
+                 "FEEDS.EXAMPLE.ORG:6666", "[::1]", "[::1]:8001", "evil.example"):
         for path in ("/feeds/all.rss", "/", "/healthz"):
             refused = client.get(path, headers={"Host": host})
             assert refused.status_code == 400, (host, path)
