@@ -2,8 +2,8 @@
 
     python -m bench.run
 
-Runs bench/httpbench.py, then bench/startup.py, bench/render_scale.py, bench/search_cost.py and
-bench/hostile_mix.py.
+Runs bench/httpbench.py and bench/slowclients.py, then bench/startup.py, bench/render_scale.py,
+bench/search_cost.py and bench/hostile_mix.py.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import sys
 
 from bench.loopback import ROOT
 
-BENCHMARKS = ("httpbench", "startup", "render_scale", "search_cost", "hostile_mix")
+BENCHMARKS = ("httpbench", "slowclients", "startup", "render_scale", "search_cost",
+              "hostile_mix")
 
 
 def main() -> int:

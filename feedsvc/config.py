@@ -57,12 +57,14 @@ def _snapshot_dir(env: Mapping[str, str]) -> str | None:
 
 
 def _hosts(raw: str | None) -> list[str] | None:
-    """Parse a comma-separated list of host names; `.example.org` also allows subdomains."""
+    """Parse comma-separated host names, each with the port it is served on if not the default;
+    `.example.org` also allows subdomains."""
     hosts = [h.strip().lower() for h in (raw or "").split(",") if h.strip()]
     for host in hosts:
-        if not re.fullmatch(r"\.?[a-z0-9.-]+|\[[0-9a-f:.]+\]", host):
-            raise ConfigError(f"FEEDSVC_ALLOWED_HOSTS: {host!r} is not a host name (no port, "
-                              "no scheme), e.g. feeds.example.org,.example.org")
+        if not re.fullmatch(r"(\.?[a-z0-9.-]+|\[[0-9a-f:.]+\])(:[1-9][0-9]{0,4})?", host):
+            raise ConfigError(f"FEEDSVC_ALLOWED_HOSTS: {host!r} is not a host name with an "
+                              "optional port (no scheme), e.g. feeds.example.org,.example.org,"
+                              "localhost:8000")
     return hosts or None
 
 

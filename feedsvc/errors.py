@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, ServiceUnavailable
+from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
 
 from .budget import Overloaded
 from .query import QueryError
@@ -21,10 +21,8 @@ def _http_error(error: HTTPException) -> Response:
         response = Response(f"{code} {name}: {error.description}\n", status=code,
                             content_type="text/plain; charset=utf-8")
     response.headers["Cache-Control"] = "no-store" if code >= 500 else "public, max-age=60"
-    if isinstance(error, MethodNotAllowed) and error.valid_methods:
-        # Only its Allow header: werkzeug's other header (Content-Type: text/html) would
-        # mislabel the body chosen above.
-        response.headers["Allow"] = ", ".join(error.valid_methods)
+    if error.code == 405:  # only its Allow: werkzeug's headers also say text/html, for its own body
+        response.headers.update((k, v) for k, v in error.get_headers() if k.lower() == "allow")
     return response
 
 

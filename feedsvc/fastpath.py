@@ -1,6 +1,6 @@
 """The fast path: a worker answers a feed whose bytes it holds without entering Flask.
 
-It sits in front of Flask (inside the proxy fix, which settles the host first). A GET or HEAD
+It sits in front of Flask (inside proxy.py's layers, which settle the host first). A GET or HEAD
 of a feed URL is routed by the app's own URL map and resolved to its cache key by
 `views.feeds.feed_request`, the code the view uses. When the feed cache's local tier holds
 that key, conditional.py decides 200 or 304, and the answer goes out with what every
@@ -17,11 +17,11 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
-from werkzeug.wsgi import get_host
 
 from . import observe, state
 from .conditional import Answer, Conditions, Rendered, cache_control, respond
 from .headers import security_headers
+from .proxy import host_allowed
 from .query import QueryError
 from .urls import Scope
 from .views.feeds import SCOPES, feed_request
@@ -70,9 +70,10 @@ class FastPath:
         rule, scope, fmt = route
         request = app.request_class(environ)
         index = self.live.index
-        try:  # host and query checks as in Flask: any refusal is Flask's to answer
-            if (trusted := app.config["TRUSTED_HOSTS"]) is not None:
-                get_host(environ, trusted)
+        allowed = app.config["FEEDSVC_ALLOWED_HOSTS"]
+        if allowed and not host_allowed(request.host, allowed):
+            return None  # the same host check as Flask's (proxy.py): the refusal is Flask's
+        try:  # query checks as in Flask: any refusal is Flask's to answer
             feed = feed_request(app.config, request, index, scope, fmt)
         except (HTTPException, QueryError):
             return None
@@ -101,10 +102,20 @@ class FastPath:
         return [] if method == "HEAD" else [answer.body]
 
 
+_KEY = "feedsvc.fast_path"
+
+
 def init_app(app: Flask) -> FastPath | None:
     """Put the fast path in front of the app (FEEDSVC_FAST_PATH=off: not at all)."""
     if not app.config["FEEDSVC_FAST_PATH"]:
         return None
     fast = FastPath(app, app.wsgi_app)
     app.wsgi_app = fast  # type: ignore[method-assign]
+    app.extensions[_KEY] = fast
     return fast
+
+
+def fast_path(app: Flask) -> FastPath | None:
+    """Return the app's fast path (other layers may wrap it), or None when it is off."""
+    found: FastPath | None = app.extensions.get(_KEY)
+    return found

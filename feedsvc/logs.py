@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -49,13 +50,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
+# Control characters (C0, DEL, C1) and Unicode line breaks: a newline in a request value would
+# start a forged log line, an ANSI escape would act on the terminal of whoever reads the log.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match[0]
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def escape(text: str) -> str:
+    """Return `text` as one line that no terminal acts on: control characters as escapes."""
+    return _CONTROL.sub(_escape_one, text)
+
+
+def _value(value: Any) -> str:
+    text = str(value)
+    if isinstance(value, str) and (not text or " " in text or '"' in text):
+        text = json.dumps(text)
+    return escape(text)
+
+
 class TextFormatter(logging.Formatter):
-    """`time LEVEL logger message key=value ...`, then any traceback."""
+    """`time LEVEL logger message key=value ...` on one line (escaped), then any traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        pairs = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) and (' ' in v or not v) else v}"
-                         for k, v in _fields(record).items())
-        line = f"{_time(record)} {record.levelname} {record.name} {record.getMessage()}"
+        pairs = " ".join(f"{escape(str(k))}={_value(v)}" for k, v in _fields(record).items())
+        line = f"{_time(record)} {record.levelname} {record.name} {escape(record.getMessage())}"
         line = f"{line} {pairs}" if pairs else line
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"

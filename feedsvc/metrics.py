@@ -8,6 +8,7 @@ The dataset gauges describe the process that answers the scrape, read from its `
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -21,6 +22,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
 from .state import Live
@@ -55,6 +57,37 @@ def _request_series(route: str, method: str, status: int) -> tuple[Counter, Hist
 @lru_cache(maxsize=16)
 def _cache_series(event: str) -> Counter:
     return CACHE.labels(event=event)
+
+
+# What a dead process counted is folded into these files (one per kind), so that the totals stay
+# and a scrape reads a bounded number of files however many workers have died.
+ARCHIVED_KINDS = ("counter", "histogram", "summary")
+ARCHIVE = "archive"
+
+
+def retire_process(pid: int, directory: str | None = None) -> None:
+    """Account for a dead process's metric files: drop its live gauges (prometheus_client's
+    mark_process_dead), add its counters and histograms into the archive files, delete its own.
+
+    Call it from the one process that reaps workers (gunicorn's master, child_exit): the archive
+    files have that one writer.
+    """
+    path = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return
+    multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+    for kind in ARCHIVED_KINDS:
+        dead = os.path.join(path, f"{kind}_{pid}.db")
+        if not os.path.exists(dead):
+            continue
+        archive = MmapedDict(os.path.join(path, f"{kind}_{ARCHIVE}.db"))
+        try:
+            for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(dead):
+                total, _ = archive.read_value(key)
+                archive.write_value(key, total + value, timestamp)
+        finally:
+            archive.close()
+        os.remove(dead)
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:

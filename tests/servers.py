@@ -131,7 +131,7 @@ def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
     port = free_port()
     settings = {"FEEDSVC_BIND": f"127.0.0.1:{port}", "FEEDSVC_WORKERS": str(workers), **(env or {})}
     config = ["-c", str(GUNICORN_CONF)] if app == "wsgi:app" else [
-        "--worker-class", "sync", "--workers", str(workers), "--preload",
+        "--worker-class", "gevent", "--workers", str(workers), "--preload",
         "--bind", f"127.0.0.1:{port}"]
     argv = [sys.executable, "-m", "gunicorn", *config, *extra, app]
     server = _start(f"gunicorn-{port}", argv, workdir, settings, port)

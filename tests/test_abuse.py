@@ -1,6 +1,8 @@
 """Header and cache abuse: forged hosts, junk parameters that would grow the cache, traversal."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask import Flask
 
@@ -53,7 +55,7 @@ def test_allowed_hosts_refuse_other_hosts_with_400() -> None:
     app = build(FEEDSVC_ALLOWED_HOSTS=["feeds.example.org", ".example.net"])
     client = app.test_client()
     assert client.get("/feeds/all.rss", headers={"Host": "feeds.example.org"}).status_code == 200
-    assert client.get("/", headers={"Host": "www.example.net:8080"}).status_code == 200
+    assert client.get("/", headers={"Host": "www.example.net"}).status_code == 200
     for path in ("/feeds/all.rss", "/", "/nope"):
         refused = client.get(path, headers={"Host": "evil.example"})
         assert refused.status_code == 400 and b"not trusted" in refused.data
@@ -63,10 +65,39 @@ def test_allowed_hosts_refuse_other_hosts_with_400() -> None:
 def test_allowed_hosts_are_checked_when_configured() -> None:
     assert from_env({"FEEDSVC_ALLOWED_HOSTS": " Feeds.example.org, .example.net "})[
         "FEEDSVC_ALLOWED_HOSTS"] == ["feeds.example.org", ".example.net"]
-    with pytest.raises(ConfigError, match="FEEDSVC_ALLOWED_HOSTS"):
-        from_env({"FEEDSVC_ALLOWED_HOSTS": "https://feeds.example.org"})
+    assert from_env({"FEEDSVC_ALLOWED_HOSTS": "LOCALHOST:8000,[::1]:8000"})[
+        "FEEDSVC_ALLOWED_HOSTS"] == ["localhost:8000", "[::1]:8000"]
+    for bad in ("https://feeds.example.org", "feeds.example.org:0", "feeds.example.org:x",
+                "feeds.example.org/feeds"):
+        with pytest.raises(ConfigError, match="FEEDSVC_ALLOWED_HOSTS"):
+            from_env({"FEEDSVC_ALLOWED_HOSTS": bad})
     with pytest.raises(ConfigError, match="FEEDSVC_TRUST_PROXY"):
         from_env({"FEEDSVC_TRUST_PROXY": "yes"})
+
+
+def test_allowed_hosts_compare_names_in_any_case_and_ports_exactly() -> None:
+    app = build(FEEDSVC_ALLOWED_HOSTS=["feeds.example.org", ".example.net", "localhost:8000",
+                                       "[::1]:8000"])
+    client = app.test_client()
+    for host in ("FEEDS.EXAMPLE.ORG", "Feeds.Example.Org:80", "WWW.example.NET", "localhost:8000",
+                 "LocalHost:8000", "[::1]:8000"):
+        response = client.get("/feeds/all.atom", headers={"Host": host})
+        assert response.status_code == 200, host
+        links = {link for link in re.findall(rb'href="([^"]+)"', response.data)}
+        assert links and all(link.startswith(f"http://{host.lower().removesuffix(':80')}/".encode())
+                             for link in links), (host, links)
+    for host in ("feeds.example.org:6666", "www.example.net:8080", "localhost", "localhost:8001",
+                 "FEEDS.EXAMPLE.ORG:6666", "[::1]", "[::1]:8001", "evil.example"):
+        for path in ("/feeds/all.rss", "/", "/healthz"):
+            refused = client.get(path, headers={"Host": host})
+            assert refused.status_code == 400, (host, path)
+
+
+def test_without_allowed_hosts_any_case_is_the_same_host() -> None:
+    client = build().test_client()
+    upper = client.get("/feeds/all.atom", headers={"Host": "FEEDS.Example.ORG"})
+    lower = client.get("/feeds/all.atom", headers={"Host": "feeds.example.org"})
+    assert upper.status_code == 200 and upper.data == lower.data
 
 
 @pytest.mark.parametrize("host", ["a b", "evil\x00.example", "<x>", "a\"b", "é.example", ""])
@@ -111,3 +142,18 @@ def test_path_traversal_gets_404(path: str) -> None:
     response = build(FEEDSVC_BASE_URL=PUBLIC).test_client().get(path)
     assert response.status_code == 404, path
     assert b"root:" not in response.data and b"[project]" not in response.data
+
+
+@pytest.mark.parametrize("path", ["/", "/feeds/all.rss", "/healthz", "/embed.js",
+                                  "/releases/pr-2005-001", "/feeds/"])
+@pytest.mark.parametrize("accept", ["text/html", "*/*", ""])
+def test_405_bodies_are_what_their_content_type_says(path: str, accept: str) -> None:
+    client = build(FEEDSVC_BASE_URL=PUBLIC).test_client()
+    response = client.post(path, headers={"Accept": accept} if accept else {})
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"] and "POST" not in response.headers["Allow"]
+    text = response.get_data(as_text=True)
+    if response.mimetype == "text/html":
+        assert text.lstrip().lower().startswith("<!doctype html>")
+    else:
+        assert response.mimetype == "text/plain" and text.startswith("405 Method Not Allowed")

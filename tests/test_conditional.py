@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from feedsvc import create_app, state
+from feedsvc import create_app, fastpath, state
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.fastpath import FastPath
 
@@ -47,7 +47,7 @@ def layer(request: pytest.FixtureRequest) -> Layer:
     """The fast path; Flask with the local tier (fast path off); Flask with Redis alone."""
     if request.param == "fast-path":
         app = build()
-        fast = app.wsgi_app
+        fast = fastpath.fast_path(app)
         assert isinstance(fast, FastPath)
         return Layer(app, lambda: fast.answered)
     if request.param == "flask-local":

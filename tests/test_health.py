@@ -65,3 +65,23 @@ def test_readyz_degraded_after_a_rejected_reload_then_ok_again(dataset_dir: Path
     assert reloader(app).check() == "reloaded"
     body = client.get("/readyz").get_json()
     assert body["status"] == "ok" and body["dataset"]["last_reload_error"] is None
+
+
+def test_readyz_tells_other_hosts_only_the_state_and_this_host_the_detail(
+        dataset_dir: Path) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    (dataset_dir / "releases" / "pr-2004-001.yaml").write_text("id: [broken\n")
+    assert reloader(app).check() == "rejected"
+    client = app.test_client()
+    public = client.get("/readyz", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    body = public.get_json()
+    version = state.live(app).index.version
+    assert (public.status_code, body["status"]) == (200, "degraded")
+    assert set(body) == {"status", "dataset", "cache"} and body["cache"] == {"reachable": True}
+    assert body["dataset"]["version"] == version and body["dataset"]["releases"] == 10
+    assert set(body["dataset"]) == {"version", "releases", "loaded_at", "rejected_at"}
+    assert str(dataset_dir) not in public.get_data(as_text=True)
+    for local in ("127.0.0.1", "::1"):
+        detail = client.get("/readyz", environ_base={"REMOTE_ADDR": local}).get_json()
+        assert "pr-2004-001.yaml" in detail["dataset"]["last_reload_error"]
+        assert detail["service"]["pid"] > 0 and detail["dataset"]["source"] == str(dataset_dir)

@@ -124,3 +124,21 @@ def test_gunicorns_logger_writes_in_feedsvcs_format(fmt: str, kind: type) -> Non
     logger = gunicorn_logger({"FEEDSVC_LOG_FORMAT": fmt})(Config())
     handlers = logger.error_log.handlers
     assert handlers and all(isinstance(h.formatter, kind) for h in handlers)
+
+
+@pytest.mark.parametrize("path", [
+    "/releases/x%0a2026-11-30T00:00:00.000Z%09ERROR%09feedsvc.reload%09dataset%09replaced",
+    "/releases/x%0d%0a2026-11-30T00:00:00.000Z ERROR feedsvc.reload forged",
+    "/releases/%1b[2J%1b[31mred%1b]0;title%07", "/releases/x%c2%85y%e2%80%a8z%c2%9b31m",
+])
+def test_text_lines_escape_control_characters_from_requests(
+        dataset_dir: Path, capsys: pytest.CaptureFixture[str], path: str) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir)})
+    capsys.readouterr()
+    response = app.test_client().get(path, query_string="q=a%0Ab%1B[0m")
+    assert response.status_code == 404
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.endswith("\n"), err  # one request, one line
+    assert not any(c in err[:-1] for c in "\n\r\t\x1b\x07\x85\x9b\u2028"), repr(err)
+    assert " INFO feedsvc.access request method=GET path=" in err
+    assert "\\n" in err or "\\x1b" in err or "\\x85" in err  # still readable, as escapes

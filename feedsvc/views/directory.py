@@ -6,6 +6,7 @@ from importlib.resources import files
 from unicodedata import normalize
 
 from flask import Blueprint, Response, render_template, request
+from markupsafe import Markup
 
 from ..catalogue import Listing, catalogue
 from ..conditional import Rendered
@@ -30,16 +31,23 @@ def country_choices() -> list[tuple[str, str]]:
     return sorted(names, key=lambda p: (normalize("NFKD", p[1]).encode("ascii", "ignore"), p[0]))
 
 
+# What partners paste into their pages: every value goes into an attribute through Markup's
+# escaping (a label holding `"` or `<` must stay text on the partner's page, not become markup).
+SCRIPT = Markup('<script src="{src}" async></script>')
+FRAME = Markup('<iframe src="{src}" title="Latest releases: {title}" width="100%" height="320" '
+               'style="border:0" loading="lazy"></iframe>\n'
+               '<!-- optional: resizes the frame to its content -->\n')
+WIDGET = {kind: Markup(f'<div data-feedsvc-{kind}="{{key}}" data-limit="{{limit}}"></div>\n')
+          for kind in ("country", "topic")}
+
+
 def snippets(links: Urls, listing: Listing, limit: int = 5) -> dict[str, str]:
     """Return the HTML a partner pastes to show a country's or topic's latest releases."""
     kind = "country" if listing.scope.kind == "countries" else "topic"
-    script = f'<script src="{links.embed_script()}" async></script>'
-    frame = (f'<iframe src="{links.embed(listing.scope, f"limit={limit}")}" '
-             f'title="Latest releases: {listing.title}" width="100%" height="320" '
-             f'style="border:0" loading="lazy"></iframe>')
-    widget = f'<div data-feedsvc-{kind}="{listing.scope.key}" data-limit="{limit}"></div>'
-    return {"iframe": f"{frame}\n<!-- optional: resizes the frame to its content -->\n{script}",
-            "script": f"{widget}\n{script}"}
+    script = SCRIPT.format(src=links.embed_script())
+    frame = FRAME.format(src=links.embed(listing.scope, f"limit={limit}"), title=listing.title)
+    widget = WIDGET[kind].format(key=listing.scope.key, limit=limit)
+    return {"iframe": str(frame + script), "script": str(widget + script)}
 
 
 @bp.get("/feeds/")
