@@ -2,12 +2,13 @@
 
 A cached answer costs well under a millisecond; a miss of a queried page (`q`, `since`,
 `limit`, `before`, filters: millions of distinct keys) costs a full render, tens of ms at
-100,000 releases. A worker serves one request at a time, so a stream of such misses would
-make every cached request wait behind them. Each worker therefore keeps a token bucket of
-render time: renders spend it, it refills at `share` seconds per second up to `burst`
-seconds, and a queried miss that finds it empty is refused (503, Retry-After) instead of
-rendered. Plain pages (a feed, country, topic or release without a query: a few thousand
-keys, soon all cached) are always rendered; their cost still counts.
+100,000 releases. A worker runs one request's code at a time (gevent switches only on
+network waits), so a stream of such misses would make every cached request wait behind
+them. Each worker therefore keeps a token bucket of render time: renders spend it, it
+refills at `share` seconds per second up to `burst` seconds, and a queried miss that finds
+it empty is refused (503, Retry-After) instead of rendered. Plain pages (a feed, country,
+topic or release without a query: a few thousand keys, soon all cached) are always
+rendered; their cost still counts.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedsvc.fastpath import FastPath
+from feedsvc.fastpath import fast_path
 
 from .conftest import build
 from .routes import example_paths
@@ -59,7 +59,8 @@ def test_every_cacheable_route_is_checked(app: Flask) -> None:
 
 def test_an_absurd_or_unparsable_if_modified_since_is_ignored(app: Flask) -> None:
     client = app.test_client()
-    fast = app.wsgi_app if isinstance(app.wsgi_app, FastPath) else None
+    fast = fast_path(app)
+    assert (fast is not None) == app.config["FEEDSVC_FAST_PATH"]
     answered_fast = fast.answered if fast else 0
     for path in cacheable_paths(app):
         plain = client.get(path)
