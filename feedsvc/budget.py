@@ -29,7 +29,9 @@ class RenderBudget:
     """A token bucket of render seconds (share 1.0: no limit, nothing is ever refused)."""
 
     share: float
-    burst: float = 0.02  # one full render at 100,000 releases, not two back to back
+    # After a quiet spell, up to this much rendering at once: the cold queried pages of a
+    # start or a reload (make soak's ~30 a worker); a steady stream of misses keeps it empty.
+    burst: float = 0.25
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     refused: int = 0
     _tokens: float = field(default=0.0, repr=False)
