@@ -33,7 +33,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     config.check(app.config)
     logs.init_app(app)
     live = state.init_app(app)
-    clock.init_app(app)
+    clock.init_app(app, live)
     reload.init_app(app, live)
     websub.init_app(app, live)
     state.set_feed_cache(app, feedcache.from_config(app, cache))

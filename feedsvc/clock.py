@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from flask import Flask, current_app, g
 
 from .index import Index
-from .lifecycle import View, view_at
-from .state import current_index
+from .lifecycle import View, facts, view_at
+from .state import Live, current_index
 
 Clock = Callable[[], datetime]
 _CLOCK = "feedsvc.clock"
@@ -22,8 +22,12 @@ def system_now() -> datetime:
     return datetime.now(UTC)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, live: Live) -> None:
+    """Read the system clock; work out what each new index hides when it goes live, off
+    the request path (in the master before workers fork, then in the reloading thread)."""
     app.extensions[_CLOCK] = system_now
+    facts(live.index)
+    live.on_swap(lambda old, new: facts(new))
 
 
 def set_clock(app: Flask, clock: Clock) -> None:

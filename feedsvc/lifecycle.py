@@ -15,9 +15,11 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
+from itertools import accumulate
 
 from .dataset import Release
+from .fields import YEARS
 from .index import Filters, Index, Page, words
 
 # How long a withdrawn release's Atom tombstone (RFC 6721) stays in the feeds it was in.
@@ -35,34 +37,54 @@ class Facts:
 
     hidden_all: array[int]  # positions of hidden releases, ascending
     hidden_by: Mapping[str, array[int]]  # the same, per "countries/TH" or "topics/slug"
-    newest_all: array[int]  # [i]: position of the newest change among visible positions >= i
+    newest_all: array[int]  # [i]: the newest change among visible positions >= i, as a key
     newest_by: Mapping[str, array[int]]  # the same per posting-list entry; -1: none
     tombstones: Sequence[Release]  # withdrawn, published releases, by end of notice
     expiries: array[float]  # each tombstone's end of notice (Unix seconds), ascending
 
 
-def _newest(index: Index, positions: Sequence[int]) -> array[int]:
-    """Return, for each i, the position of the latest change among visible positions[i:]."""
-    releases, best, out = index.releases, -1, array("q", bytes(8 * len(positions)))
-    for i in range(len(positions) - 1, -1, -1):
-        release = releases[positions[i]]
-        if not hidden(release) and (best < 0 or release.modified > releases[best].modified):
-            best = positions[i]
-        out[i] = best
-    return out
+# A release's last change and its position in one int64, so that the C `max` finds both:
+# whole seconds since before the oldest date allowed (fields.YEARS) above, and below them
+# the position inverted (ties: the newest published). Hidden releases are -1.
+_POSITION_BITS = 26
+_LOW = (1 << _POSITION_BITS) - 1
+_EPOCH = int(datetime(YEARS[0] - 1, 1, 1, tzinfo=UTC).timestamp())
+
+
+def _newest(keys: Sequence[int], positions: Sequence[int]) -> array[int]:
+    """Return, for each i, the key of the latest change among visible positions[i:] (-1: none)."""
+    ordered = [keys[p] for p in reversed(positions)]
+    return array("q", reversed(list(accumulate(ordered, max, initial=-1))[1:]))
+
+
+def newest_position(key: int) -> int:
+    return -1 if key < 0 else _LOW - (key & _LOW)
 
 
 def _facts(index: Index) -> Facts:
     releases = index.releases
-    hidden_all = array("I", (i for i, r in enumerate(releases) if hidden(r)))
+    # Most releases changed when published: their keys come from the sort keys, and only
+    # the few updated, draft or withdrawn ones are looked at one by one.
+    keys = [((int(-t) - _EPOCH) << _POSITION_BITS) | (_LOW - i)
+            for i, t in enumerate(index.sort_keys)]
+    hidden_all = array("I")
+    for i, r in enumerate(releases):
+        if r.updated is not None or r.draft or r.withdrawn is not None:
+            keys[i] = ((int(r.modified.timestamp()) - _EPOCH) << _POSITION_BITS) | (_LOW - i)
+            if hidden(r):
+                hidden_all.append(i)
+    hidden_by: dict[str, array[int]] = {}
+    for i in hidden_all:
+        keys[i] = -1
+        for name in (*(f"countries/{c}" for c in releases[i].countries),
+                     *(f"topics/{t}" for t in releases[i].topics)):
+            hidden_by.setdefault(name, array("I")).append(i)
     lists = {**{f"countries/{c}": p for c, p in index.by_country.items()},
              **{f"topics/{t}": p for t, p in index.by_topic.items()}}
-    hidden_by = {name: array("I", (p for p in positions if hidden(releases[p])))
-                 for name, positions in lists.items()} if hidden_all else {}
     tombstones = sorted((releases[i] for i in hidden_all if not releases[i].draft),
                         key=lambda r: (_expiry(r), r.id))
-    return Facts(hidden_all, hidden_by, _newest(index, range(len(releases))),
-                 {name: _newest(index, positions) for name, positions in lists.items()},
+    return Facts(hidden_all, hidden_by, _newest(keys, range(len(releases))),
+                 {name: _newest(keys, positions) for name, positions in lists.items()},
                  tombstones, array("d", (_expiry(r) for r in tombstones)))
 
 
@@ -172,7 +194,7 @@ class View:
             postings = (self.index.by_country if kind == "countries" else self.index.by_topic)
             newest = self.facts.newest_by.get(name, array("q"))
             at = bisect_left(postings.get(key, array("I")), self.first)
-        position = newest[at] if at < len(newest) else -1
+        position = newest_position(newest[at]) if at < len(newest) else -1
         return None if position < 0 else self.index.releases[position]
 
     def tombstones(self, filters: Filters) -> list[Release]:

@@ -94,6 +94,9 @@ def test_no_copy_outlives_the_next_publication(clocked_app: Callable[..., Flask]
     assert {_max_age(client, p) for p in paths} == {(300, 600)}  # configured: an hour to go
     clock.advance(minutes=59, seconds=50)
     assert {_max_age(client, p) for p in paths} == {(10, 0)}
+    # Not even the "not found" of the release about to appear.
+    missing = client.get("/releases/t-002")
+    assert missing.status_code == 404 and missing.headers["Cache-Control"] == "public, max-age=10"
     clock.advance(seconds=10)  # published: nothing else is scheduled
     assert {_max_age(client, p) for p in paths} == {(300, 600)}
 
