@@ -127,6 +127,7 @@ def init_app(app: Flask, live: Live) -> None:
 
 
 _SCHEDULE = "feedsvc.websub.schedule"
+MAX_WAIT = 3600.0  # seconds: the longest a schedule's timer waits before looking again
 
 
 def schedule(app: Flask) -> Schedule | None:
@@ -168,8 +169,9 @@ class Schedule:
         if due is None:
             self.timer = None
             return
-        # A little late rather than early: the clock and the timer's clock may differ.
-        delay = max(0.0, (due - view.now).total_seconds()) + 0.05
+        # A little late rather than early: the clock and the timer's clock may differ. Far
+        # ones are looked at again hourly (a timer cannot wait centuries, and clocks step).
+        delay = min(MAX_WAIT, max(0.0, (due - view.now).total_seconds()) + 0.05)
         self.timer = threading.Timer(delay, self.tick)
         self.timer.daemon = True
         self.timer.start()

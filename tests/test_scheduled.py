@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
 
-from feedsvc import state
+from feedsvc import create_app, state
+from feedsvc.clock import set_clock
 from feedsvc.export import export
 from feedsvc.fastpath import FastPath
-from feedsvc.websub import schedule
+from feedsvc.websub import MAX_WAIT, schedule, start_schedule
 
-from .conftest import FakeClock, release_yaml
+from .conftest import BASE_URL, FakeClock, release_yaml
 from .helpers import FORMATS, entry_ids
 from .test_websub import Hub
 
@@ -141,3 +143,32 @@ def test_export_writes_what_http_serves_at_export_time(
     assert "feeds/countries/kh.rss" not in {f["path"] for f in after["files"]}  # a draft's
     feed = json.loads((tmp_path / "after/feeds/all.json").read_text(encoding="utf-8"))
     assert [i["id"].rsplit(":", 1)[1] for i in feed["items"]] == ["t-002", "t-001"]
+
+
+def test_the_timer_fires_at_the_publication(make_dataset: Callable[..., Path],
+                                             serve: Callable[..., str]) -> None:
+    """The real timer, and time passing: the hub hears of a release due a second after the
+    timer is set (the clock runs at the real pace, shifted to just before the release)."""
+    hub = Hub()
+    due = datetime(2030, 1, 1, tzinfo=UTC)
+    releases = [release_yaml(1, "2020-01-01"), release_yaml(2, due.isoformat()),
+                release_yaml(4, "2999-01-01T00:00:00+00:00", countries=("VN",))]
+    app = create_app({"FEEDSVC_DATA": str(make_dataset(releases)), "FEEDSVC_BASE_URL": BASE_URL,
+                      "FEEDSVC_WEBSUB_HUB": serve(hub) + "/hub"})
+    shift = due - timedelta(seconds=1) - datetime.now(UTC)
+    set_clock(app, lambda: datetime.now(UTC) + shift)
+    timer = start_schedule(app)
+    assert timer is not None and timer.timer is not None and timer.timer.interval <= 1.1
+    # Waits for each publication, with a deadline.
+    told = sorted(hub.received.get(timeout=30)["hub.url"][0] for _ in range(9))
+    assert told == sorted(f"{BASE_URL}feeds/{p}.{f}" for f in FORMATS
+                          for p in ("all", "countries/th", "topics/social-security"))
+    for thread in threading.enumerate():
+        if thread.name == "websub-publish":
+            thread.join(timeout=30)
+    assert entry_ids(app.test_client().get("/feeds/all.json"), "json") == ["t-002", "t-001"]
+    # Re-armed before publishing, for the release due in 2999: it looks again within the hour.
+    assert timer.seen is not None and timer.seen.next_publication is not None
+    assert timer.seen.next_publication.year == 2999
+    assert timer.timer is not None and timer.timer.interval == MAX_WAIT
+    timer.timer.cancel()
