@@ -14,8 +14,10 @@ from lxml import etree, html
 
 from feedsvc import create_app, state
 from feedsvc.clock import set_clock
+from feedsvc.dataset import load_dataset
 from feedsvc.export import export
 from feedsvc.fastpath import FastPath
+from feedsvc.index import build_index
 from feedsvc.websub import MAX_WAIT, schedule, start_schedule
 
 from .conftest import BASE_URL, FakeClock, release_yaml
@@ -172,3 +174,19 @@ def test_the_timer_fires_at_the_publication(make_dataset: Callable[..., Path],
     assert timer.seen.next_publication.year == 2999
     assert timer.timer is not None and timer.timer.interval == MAX_WAIT
     timer.timer.cancel()
+
+
+def test_new_data_with_a_scheduled_release_tells_the_hub_nothing_yet(
+        clocked_app: Callable[..., Flask], make_dataset: Callable[..., Path],
+        serve: Callable[..., str]) -> None:
+    hub = Hub()
+    app = clocked_app([release_yaml(1, "2030-05-01")], FEEDSVC_WEBSUB_HUB=serve(hub) + "/hub")
+    live = state.live(app)
+    publisher = live.listeners[-1]
+    threads: list[object] = []
+    live.listeners[-1] = lambda old, new: threads.append(publisher(old, new))
+    live.swap(build_index(load_dataset(make_dataset(_releases()))))
+    (thread,) = threads
+    assert isinstance(thread, threading.Thread)
+    thread.join(timeout=30)
+    assert hub.drain() == []  # the scheduled one is not out, the draft never is
