@@ -74,10 +74,16 @@ class Answer:
     body: bytes
 
 
-def cache_control(config: Mapping[str, Any]) -> str:
-    """Return the Cache-Control of every cacheable response, as configured."""
-    return (f"public, max-age={config['FEEDSVC_MAX_AGE']}, "
-            f"stale-while-revalidate={config['FEEDSVC_STALE_WHILE_REVALIDATE']}")
+def cache_control(config: Mapping[str, Any], until_change: float | None = None) -> str:
+    """Return the Cache-Control of every cacheable response, as configured, but never
+    outliving the next change of what is visible (`until_change` seconds from now: a
+    scheduled release going live), stale copies included."""
+    max_age, stale = config["FEEDSVC_MAX_AGE"], config["FEEDSVC_STALE_WHILE_REVALIDATE"]
+    if until_change is not None:
+        left = int(until_change)  # rounded down: a copy expires before the change, not after
+        max_age = min(max_age, left)
+        stale = min(stale, left - max_age)
+    return f"public, max-age={max_age}, stale-while-revalidate={stale}"
 
 
 def accepts_gzip(header: str) -> bool:

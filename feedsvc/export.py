@@ -10,6 +10,8 @@ from typing import Any
 from flask import Flask
 
 from . import state
+from .catalogue import catalogue
+from .clock import view_of
 from .render import RENDERERS
 from .state import Live
 from .urls import Scope, Urls
@@ -24,12 +26,12 @@ class ExportError(RuntimeError):
 
 
 def feed_paths(app: Flask) -> list[str]:
-    """Return the path of every feed: all, each country and topic with releases, every format."""
-    live: Live = state.live(app)
-    index = live.index
+    """Return the path of every feed: all, each country and topic with releases readers can
+    see now, every format."""
+    listed = catalogue(view_of(app, state.live(app).index))
     scopes = [Scope()]
-    scopes += [Scope("countries", code.lower()) for code in sorted(index.by_country)]
-    scopes += [Scope("topics", slug) for slug in sorted(index.by_topic)]
+    scopes += sorted((c.scope for c in listed.countries), key=lambda s: s.path)
+    scopes += sorted((t.scope for t in listed.topics if t.releases), key=lambda s: s.path)
     here = Urls("/")
     paths = [here.feed(scope, fmt) for scope in scopes for fmt in sorted(RENDERERS)]
     rules = {rule.rule for rule in app.url_map.iter_rules()}

@@ -56,6 +56,14 @@ class Topic:
 
 
 @dataclass(frozen=True, slots=True)
+class Correction:
+    """A correction made to a published release: when, and what changed."""
+
+    date: datetime
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
 class Release:
     """One press release, validated; dates are timezone-aware."""
 
@@ -71,6 +79,11 @@ class Release:
     body: str | None
     url: str | None
     language: str
+    # The life of a release (see lifecycle.py): never served, corrected, withdrawn.
+    draft: bool = False
+    corrections: tuple[Correction, ...] = ()
+    withdrawn: datetime | None = None
+    withdrawn_note: str | None = None
 
     @property
     def modified(self) -> datetime:
@@ -146,7 +159,8 @@ def read_topic(file: str, mapping: LocatedMap, problems: list[Problem]) -> Topic
 
 
 RELEASE_FIELDS = ("id", "type", "title", "published", "updated", "dateline", "countries",
-                  "topics", "summary", "body", "url", "language")
+                  "topics", "summary", "body", "url", "language", "draft", "corrections",
+                  "withdrawn", "withdrawn_note")
 RELEASE_REQUIRED = ("id", "type", "title", "published", "countries", "topics", "summary")
 
 
@@ -170,6 +184,19 @@ def _topic_reader(topics: Mapping[str, Topic]) -> object:
     return read
 
 
+def _withdrawal(f: Fields, zone: tzinfo,
+                published: datetime | None) -> tuple[datetime | None, str | None]:
+    """Return when a release was withdrawn and why (both, or neither)."""
+    withdrawn = f.when("withdrawn", zone) if "withdrawn" in f.mapping else None
+    if withdrawn and published and withdrawn < published:
+        f.problem("withdrawn", "is earlier than published")
+    note = f.text("withdrawn_note", one_line=False, limit=5000) \
+        if "withdrawn_note" in f.mapping else None
+    if note is not None and "withdrawn" not in f.mapping:
+        f.problem("withdrawn_note", "is given without withdrawn (the date-time of withdrawal)")
+    return withdrawn, note
+
+
 def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
                  topics: Mapping[str, Topic], zone: tzinfo,
                  problems: list[Problem]) -> Release | None:
@@ -188,6 +215,10 @@ def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
         updated = f.when("updated", zone)
         if updated and published and updated < published:
             f.problem("updated", "is earlier than published")
+    corrections = f.corrections(zone, published)
+    if corrections:  # the newest correction is the release's last change
+        updated = max(updated or corrections[-1].date, corrections[-1].date)
+    withdrawn, note = _withdrawal(f, zone, published)
     release = Release(
         id=rid or "", type=kind or "", title=f.text("title", limit=500) or "",
         published=published or datetime.min, updated=updated,
@@ -199,5 +230,6 @@ def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
         url=f.url("url") if "url" in mapping else None,
         language=(f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
                   if "language" in mapping else None) or site.language,
+        draft=f.flag("draft"), corrections=corrections, withdrawn=withdrawn, withdrawn_note=note,
     )
     return release if len(problems) == before else None

@@ -14,9 +14,10 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedEntry, FeedGenerator
 from lxml import etree
 
-from .feed import Entry, FeedDoc
+from .feed import Entry, FeedDoc, Tombstone
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
 GENERATOR = "feedsvc"
 OPML_DOCS = "http://opml.org/spec2.opml"
 
@@ -45,6 +46,24 @@ class _EntryLinkAttrs(BaseEntryExtension):  # type: ignore[misc]
         return entry
 
 
+class _Tombstones(BaseExtension):  # type: ignore[misc]
+    """Add RFC 6721 at:deleted-entry elements to an Atom feed (feedgen knows none)."""
+
+    def __init__(self) -> None:
+        self.tombstones: tuple[Tombstone, ...] = ()
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"at": TOMBSTONES_NS}
+
+    def extend_atom(self, feed: Any) -> Any:
+        for gone in self.tombstones:
+            node = etree.SubElement(feed, f"{{{TOMBSTONES_NS}}}deleted-entry", ref=gone.ref,
+                                    when=gone.when.isoformat())
+            if gone.comment:
+                etree.SubElement(node, f"{{{TOMBSTONES_NS}}}comment").text = gone.comment
+        return feed
+
+
 def _as_html(text: str) -> str:
     """Return plain text as the HTML that RSS <description> and <content:encoded> hold."""
     return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in text.split("\n\n"))
@@ -69,6 +88,9 @@ def _add_entry(fg: FeedGenerator, entry: Entry, rss: bool) -> None:
 def _generator(doc: FeedDoc, rss: bool) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("feedsvc", _FeedLinks, _EntryLinkAttrs, atom=True, rss=True)
+    if doc.tombstones and not rss:
+        fg.register_extension("tombstones", _Tombstones, atom=True, rss=False)
+        fg.tombstones.tombstones = doc.tombstones
     fg.id(doc.id)
     fg.title(doc.title)
     fg.subtitle(doc.subtitle)
