@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 
+from . import media
 from .problems import DatasetError, Problem
 
 # Re-exported: the records are part of this module's interface.
@@ -157,6 +158,7 @@ def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]],
         site = _site(parts, problems)
         topics = _topics(parts, problems)
         releases = [] if site is None else _releases(parts, site, topics, site.zone, problems)
+        releases = media.resolve(root, releases, problems)  # the media/ files they name
     finally:
         if gc_was_enabled:
             gc.enable()

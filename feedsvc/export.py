@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 from . import state
+from .media import release_media
 from .render import RENDERERS
 from .state import Live
 from .urls import Scope, Urls
@@ -35,6 +36,9 @@ def feed_paths(app: Flask) -> list[str]:
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     # The OPML list, and the XSLT that every RSS and Atom feed names, when the app serves them.
     paths += [path for path in (OPML, STYLESHEET) if path in rules]
+    # The pictures and attachments the feeds link to (a static server ignores their ?v=).
+    paths += sorted({here.media(m.src) for r in index.releases for m in release_media(r)
+                     if not m.remote})
     return paths
 
 

@@ -9,6 +9,7 @@ import pycountry
 
 from .dataset import Release
 from .index import Cursor, Index, Page
+from .media import Media
 from .query import FeedQuery
 from .urls import Scope, Urls, tag_uri
 
@@ -21,6 +22,17 @@ class Category:
     term: str
     scheme: str
     label: str
+
+
+@dataclass(frozen=True)
+class Enclosure:
+    """A picture or attachment of an entry, at its absolute URL."""
+
+    url: str
+    type: str
+    length: int
+    title: str
+    medium: str  # image, audio, video or document (Media RSS)
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,8 @@ class Entry:
     categories: tuple[Category, ...]
     countries: tuple[str, ...]
     topics: tuple[str, ...]
+    image: Enclosure | None = None
+    attachments: tuple[Enclosure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,8 @@ class FeedDoc:
     entries: Sequence[Entry]
     extra_links: tuple[tuple[str, str], ...] = field(default=())  # (rel, href): next, hub
     stylesheet: str | None = None  # XSLT that shows the XML feed to a person as a web page
+    icon: str | None = None  # square, small (favicon)
+    logo: str | None = None  # wider picture of the publisher
 
 
 def country_name(code: str) -> str:
@@ -100,7 +116,15 @@ def build_entry(index: Index, release: Release, urls: Urls) -> Entry:
         categories=categories,
         countries=release.countries,
         topics=release.topics,
+        image=enclosure(release.image, urls) if release.image else None,
+        attachments=tuple(enclosure(m, urls) for m in release.attachments),
     )
+
+
+def enclosure(media: Media, urls: Urls) -> Enclosure:
+    """Describe a release's picture or attachment at its public URL."""
+    return Enclosure(urls.media(media.src, media.digest), media.type, media.length, media.text,
+                     media.medium)
 
 
 def _links(scope: Scope, query: FeedQuery, fmt: str, urls: Urls, page: Page,

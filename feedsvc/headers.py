@@ -6,9 +6,10 @@ from functools import lru_cache
 
 from flask import Flask, Response, request
 
-# HTML: no script, no plugin, no foreign style or image; links and forms stay on this site.
+# HTML: no script, no plugin, no foreign style; images from this site or over https (a
+# release's picture may be an https:// URL); links and forms stay on this site.
 # Inline style is allowed because the templates carry their own small <style> block.
-_HTML = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; "
+_HTML = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; base-uri 'none'; "
          "form-action 'self'")
 # Anything else (feeds, text errors, scripts): nothing may run or load if a browser renders it.
 DATA_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; sandbox"

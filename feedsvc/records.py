@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pycountry
 
 from .fields import _LANGUAGE, SLUG, Fields
+from .media import Media, read_attachments, read_image
 from .problems import Problem
 from .yamlsource import LocatedMap
 
@@ -71,6 +72,8 @@ class Release:
     body: str | None
     url: str | None
     language: str
+    image: Media | None = None
+    attachments: tuple[Media, ...] = ()
 
     @property
     def modified(self) -> datetime:
@@ -146,7 +149,7 @@ def read_topic(file: str, mapping: LocatedMap, problems: list[Problem]) -> Topic
 
 
 RELEASE_FIELDS = ("id", "type", "title", "published", "updated", "dateline", "countries",
-                  "topics", "summary", "body", "url", "language")
+                  "topics", "summary", "body", "url", "language", "image", "attachments")
 RELEASE_REQUIRED = ("id", "type", "title", "published", "countries", "topics", "summary")
 
 
@@ -199,5 +202,6 @@ def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
         url=f.url("url") if "url" in mapping else None,
         language=(f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
                   if "language" in mapping else None) or site.language,
+        image=read_image(f), attachments=read_attachments(f),
     )
     return release if len(problems) == before else None

@@ -27,6 +27,16 @@ def longdate(value: datetime) -> str:
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
+@bp.app_template_filter("filesize")
+def filesize(length: int) -> str:
+    """Format a file's size for people: 843 bytes, 12 KB, 3.4 MB."""
+    if length < 1000:
+        return f"{length} bytes"
+    if length < 1_000_000:
+        return f"{length / 1000:.0f} KB"
+    return f"{length / 1_000_000:.1f} MB"
+
+
 def _feeds(links: Urls, scope: Scope, title: str, query: str = "") -> dict[str, str]:
     return {"title": title, **{fmt: links.feed(scope, fmt, query) for fmt in ("rss", "atom", "json")}}
 
