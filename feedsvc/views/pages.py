@@ -5,12 +5,14 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template
+from markupsafe import Markup
 
 from ..catalogue import catalogue
 from ..conditional import Rendered
 from ..feed import country_name, feed_title
 from ..index import Index
 from ..query import FeedQuery
+from ..seo import news_article, script_json
 from ..state import current_index
 from ..urls import Scope, Urls
 from .common import cacheable, feed_query, key, page_scope, urls
@@ -104,7 +106,8 @@ def release(release_id: str) -> Response:
         autodiscovery += [_feeds(links, Scope("topics", t), topics[t].label) for t in shown.topics]
         autodiscovery += [_feeds(links, Scope("countries", c.lower()), country_name(c))
                           for c in shown.countries]
+        jsonld = Markup(script_json(news_article(shown, index.dataset.site, links)))
         return _html(render_template("release.html", index=index, release=shown, urls=links,
-                                     autodiscovery=autodiscovery), index)
+                                     autodiscovery=autodiscovery, jsonld=jsonld), index)
 
     return cacheable(key(f"releases/{release_id}", "html"), render)
