@@ -8,7 +8,7 @@ from flask import Flask
 
 from . import config, errors, fastpath, feedcache, headers, logs, observe, proxy, reload, state, websub
 from .extensions import cache
-from .views import directory, embed, feeds, health, media, pages
+from .views import directory, embed, feeds, health, media, pages, seo
 from .views import metrics as metrics_view  # not to hide the feedsvc.metrics module
 
 
@@ -37,7 +37,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     state.set_feed_cache(app, feedcache.from_config(app, cache))
     observe.init_app(app)
     for blueprint in (feeds.bp, pages.bp, directory.bp, embed.bp, health.bp, metrics_view.bp,
-                      media.bp):
+                      media.bp, seo.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     headers.init_app(app)
