@@ -158,7 +158,7 @@ def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]],
         site = _site(parts, problems)
         topics = _topics(parts, problems)
         releases = [] if site is None else _releases(parts, site, topics, site.zone, problems)
-        releases = media.resolve(root, releases, problems)  # the media/ files they name
+        site, releases = media.resolve(root, site, releases, problems)  # the media/ files named
     finally:
         if gc_was_enabled:
             gc.enable()

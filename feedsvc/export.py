@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 
 from . import state
-from .media import release_media
+from .media import local_files
 from .render import RENDERERS
 from .state import Live
 from .urls import Scope, Urls
@@ -37,8 +37,7 @@ def feed_paths(app: Flask) -> list[str]:
     # The OPML list, and the XSLT that every RSS and Atom feed names, when the app serves them.
     paths += [path for path in (OPML, STYLESHEET) if path in rules]
     # The pictures and attachments the feeds link to (a static server ignores their ?v=).
-    paths += sorted({here.media(m.src) for r in index.releases for m in release_media(r)
-                     if not m.remote})
+    paths += [here.media(src) for src in local_files(index.dataset.site, index.releases)]
     return paths
 
 

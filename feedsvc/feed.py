@@ -158,4 +158,6 @@ def build_feed(index: Index, scope: Scope, query: FeedQuery, fmt: str, urls: Url
         entries=entries,
         extra_links=_links(scope, query, fmt, urls, page, hub),
         stylesheet=urls.stylesheet() if fmt in ("rss", "atom") else None,
+        icon=urls.media(site.icon.src, site.icon.digest) if site.icon else None,
+        logo=urls.media(site.logo.src, site.logo.digest) if site.logo else None,
     )

@@ -27,10 +27,9 @@ class Policy:
 PAGE = Policy(f"{_HTML}; frame-ancestors 'none'", cors=False)
 FEED = Policy(PAGE.html_csp, cors=True)
 # The feed directory: its own script and stylesheet from /static/ (copy buttons), no inline script.
-# (and an empty data: favicon, so that browsers do not ask for /favicon.ico).
 DIRECTORY = Policy(PAGE.html_csp.replace("style-src 'unsafe-inline'",
-                                         "style-src 'self' 'unsafe-inline'; script-src 'self'")
-                   .replace("img-src 'self'", "img-src 'self' data:"), cors=False)
+                                         "style-src 'self' 'unsafe-inline'; script-src 'self'"),
+                   cors=False)
 # Pages made to be shown in an iframe on other sites: framing allowed, nothing else relaxed.
 EMBED = Policy(f"{_HTML}; frame-ancestors *", cors=True)
 

@@ -12,16 +12,18 @@ import mimetypes
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from .fields import Fields
 from .problems import Problem
 from .yamlsource import LocatedMap
 
 if TYPE_CHECKING:
-    from .records import Release
+    from .records import Release, Site
 
 MEDIA_DIR = "media"
 UNKNOWN_TYPE = "application/octet-stream"
@@ -133,6 +135,27 @@ def read_image(f: Fields) -> Media | None:
     return _read_one(f, "image", f.mapping["image"], "alt", image=True)
 
 
+def read_picture(f: Fields, name: str, text: str) -> Media | None:
+    """Read a site picture given as a plain src (icon, logo); None when absent or bad."""
+    if name not in f.mapping:
+        return None
+    src = f.text(name, limit=1000)
+    if src is None:
+        return None
+    if src.startswith(("http://", "https://")):
+        if f.url(name) and not src.startswith("https://"):
+            f.problem(name, f"{src!r}: a remote picture must be an https:// URL")
+            return None
+    elif (message := local_path_problem(src)) is not None:
+        f.problem(name, message)
+        return None
+    kind = content_type(urlsplit(src).path)
+    if not kind.startswith("image/"):
+        f.problem(name, f"{src!r} is not a picture ({kind}): name it .ico, .png, .svg, .jpg …")
+        return None
+    return Media(src, text, kind, 0, None, f.file, f.line(name), None, name)
+
+
 def read_attachments(f: Fields) -> tuple[Media, ...]:
     """Read a release's `attachments: [{src, title}, …]`."""
     if "attachments" not in f.mapping:
@@ -149,6 +172,13 @@ def read_attachments(f: Fields) -> tuple[Media, ...]:
 def release_media(release: Release) -> tuple[Media, ...]:
     """Return a release's picture (if any) and attachments."""
     return ((release.image,) if release.image else ()) + release.attachments
+
+
+def local_files(site: Site, releases: Iterable[Release]) -> list[str]:
+    """Return the src of every file below media/ the site and releases name, sorted."""
+    named = [m for m in (site.icon, site.logo) if m is not None]
+    named += [m for r in releases for m in release_media(r)]
+    return sorted({m.src for m in named if not m.remote})
 
 
 def file_facts(path: Path) -> tuple[int, str]:
@@ -195,9 +225,13 @@ def _resolve(root: Path, media: Media, problems: list[Problem]) -> Media | None:
     return replace(media, length=length, digest=digest)
 
 
-def resolve(root: Path, releases: list[Release], problems: list[Problem]) -> list[Release]:
-    """Check each release's local media files and fill in their length and hash."""
+def resolve(root: Path, site: Site | None, releases: list[Release],
+            problems: list[Problem]) -> tuple[Site | None, list[Release]]:
+    """Check the site's and each release's local media files; fill in their length and hash."""
     folder = media_root(root)
+    if site is not None and (site.icon or site.logo):
+        site = replace(site, icon=site.icon and _resolve(folder, site.icon, problems),
+                       logo=site.logo and _resolve(folder, site.logo, problems))
     done: list[Release] = []
     for release in releases:
         if release.image is None and not release.attachments:
@@ -207,4 +241,4 @@ def resolve(root: Path, releases: list[Release], problems: list[Problem]) -> lis
         attachments = tuple(a for a in (_resolve(folder, m, problems) for m in release.attachments)
                             if a is not None)
         done.append(replace(release, image=image, attachments=attachments))
-    return done
+    return site, done

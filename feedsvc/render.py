@@ -103,6 +103,10 @@ def _generator(doc: FeedDoc, rss: bool) -> FeedGenerator:
         fg.link(href=href, rel=rel)
     # RSS <channel><link> is the last link added: the HTML page must come last.
     fg.link(href=doc.html_url, rel="alternate", type="text/html")
+    if doc.logo or doc.icon:  # RSS <image> (and Atom <logo>): the logo, else the icon
+        fg.image(url=doc.logo or doc.icon, title=doc.title, link=doc.html_url)
+    if doc.icon:
+        fg.icon(doc.icon)
     fg.feedsvc.links = doc.extra_links
     # Never the time of rendering: feedgen stamps "now" unless told.
     fg.updated(doc.updated)
@@ -174,6 +178,10 @@ def render_json(doc: FeedDoc) -> bytes:
         "language": doc.language,
         "authors": [{"name": doc.publisher}],
     }
+    if doc.logo or doc.icon:
+        feed["icon"] = doc.logo or doc.icon
+    if doc.icon:
+        feed["favicon"] = doc.icon
     links = dict(doc.extra_links)
     if "next" in links:
         feed["next_url"] = links["next"]

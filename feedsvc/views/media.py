@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib.resources import files
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, request
 
 from ..conditional import Conditions, Rendered, media_answer
 from ..index import Index
-from ..media import content_type, locate, media_root, release_media
+from ..media import content_type, local_files, locate, media_root
 from ..state import current_index
 from ..urls import MEDIA_HASH
 from .common import to_response
@@ -26,7 +27,7 @@ def named_files(index: Index) -> frozenset[str]:
     global _named
     version, found = _named
     if version != index.version:
-        found = frozenset(m.src for r in index.releases for m in release_media(r) if not m.remote)
+        found = frozenset(local_files(index.dataset.site, index.releases))
         _named = (index.version, found)  # one assignment: safe for the other threads
     return found
 
@@ -42,6 +43,25 @@ def _read(path: Path, size: int, mtime_ns: int) -> Rendered:
 def _rendered(path: Path) -> Rendered:
     status = os.stat(path)
     return _read(path, status.st_size, status.st_mtime_ns)
+
+
+@cache
+def _default_icon() -> Rendered:
+    body = files("feedsvc").joinpath("static/favicon.ico").read_bytes()
+    return Rendered.file(body, "image/vnd.microsoft.icon", hashlib.sha256(body).hexdigest(), 0)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Serve the site's icon (a file below media/), else feedsvc's: never a 404."""
+    index = current_index()
+    icon = index.dataset.site.icon
+    found = locate(media_root(index.dataset.source), icon.src) if icon and not icon.remote else None
+    try:
+        rendered = _rendered(found) if found else _default_icon()
+    except OSError:
+        rendered = _default_icon()
+    return to_response(media_answer(rendered, Conditions.of(request.environ), hashed=False))
 
 
 @bp.get("/media/<path:name>")
