@@ -3,7 +3,7 @@
 A `src` is either a path below the dataset root's `media/` folder (its length, type and
 content hash are taken from the file) or an absolute https:// URL (then `type` and `length`
 are given in the YAML). Local files are addressed by their content hash in feed URLs, so a
-changed file gets a new URL: media files are part of the dataset (see README, "Media").
+changed file gets a new URL: media files are part of the dataset (see README, "The dataset").
 """
 from __future__ import annotations
 
@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 
 MEDIA_DIR = "media"
 UNKNOWN_TYPE = "application/octet-stream"
+# Python's own table only, not the host's /etc/mime.types: every instance says the same type.
+_TYPES = mimetypes.MimeTypes()
+_OFFICE = "application/vnd.openxmlformats-officedocument."
+for _ext, _type in ((".webp", "image/webp"), (".avif", "image/avif"),
+                    (".docx", _OFFICE + "wordprocessingml.document"),
+                    (".xlsx", _OFFICE + "spreadsheetml.sheet"),
+                    (".pptx", _OFFICE + "presentationml.presentation"),
+                    (".odt", "application/vnd.oasis.opendocument.text")):
+    _TYPES.add_type(_type, _ext)
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 
 
@@ -64,7 +73,7 @@ def media_root(dataset_root: str | Path) -> Path:
 
 def content_type(path: str) -> str:
     """Return the MIME type a file name says (application/octet-stream when unknown)."""
-    return mimetypes.guess_type(path, strict=False)[0] or UNKNOWN_TYPE
+    return _TYPES.guess_type(path, strict=False)[0] or UNKNOWN_TYPE
 
 
 def local_path_problem(src: str) -> str | None:
