@@ -91,11 +91,12 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 MEDIA_MAX_AGE = "public, max-age=86400"
 
 
-def media_answer(rendered: Rendered, conditions: Conditions, hashed: bool) -> Answer:
-    """Answer for a media file (never gzipped: pictures and PDFs are compressed already);
-    `hashed`: the URL names the file's current content hash."""
+def media_answer(conditions: Conditions, hashed: bool, fetch: Callable[[], Rendered],
+                 validators: Validators) -> Answer:
+    """Answer for a media file (never gzipped: pictures and PDFs are compressed already),
+    reading it (`fetch`) only for a 200; `hashed`: the URL names its current content hash."""
     plain = Conditions(conditions.if_none_match, conditions.if_modified_since, gzip=False)
-    return answer(rendered, plain, IMMUTABLE if hashed else MEDIA_MAX_AGE)
+    return respond(plain, IMMUTABLE if hashed else MEDIA_MAX_AGE, fetch, lambda: validators)
 
 
 def accepts_gzip(header: str) -> bool:

@@ -32,6 +32,13 @@ LEDGER_HEAD = ("# Every release id `feedsvc new` has issued, one a line: never r
                "# a release is deleted. Keep this file with the data.\n")
 _ID = re.compile(r"^pr-(\d{4})-(\d+)$")
 RELEASES_DIR = "releases"
+# Shown above the release in the editor, and removed again if left as it is.
+EDITOR_HEAD = (
+    b"# A new release: fill in what is null, save and quit. The whole dataset is then checked,\n"
+    b"# and the file saved only if it is valid (nothing is saved otherwise). Keep the id.\n"
+    b"# published: 2024-03-05 or 2024-03-05T09:00:00+07:00 (later than now: scheduled)\n"
+    b"# countries: [TH, KH]   topics: [slug, ...]   optional: dateline, body, url, language,\n"
+    b"# image: {src, alt}, attachments: [{src, title}] (src below media/, or an https:// URL)\n")
 
 
 class NewReleaseError(Exception):
@@ -154,7 +161,7 @@ def write_release(root: Path, options: Mapping[str, Any], editor: str | None,
         rid = next_id(year, issued | known)
         text = _dump(release_mapping(rid, options))
         if editor is not None:
-            text = edit(text, editor)
+            text = edit(EDITOR_HEAD + text, editor).removeprefix(EDITOR_HEAD)
             rid = _edited_id(text, rid)
         path = root / RELEASES_DIR / f"{rid}.yaml"
         if rid in issued:

@@ -214,3 +214,22 @@ def test_export_writes_the_media_files(make_dataset: Callable[..., Path], tmp_pa
     assert (out / "media" / "report.pdf").read_bytes() == PDF
     rss = etree.parse(str(out / "feeds" / "all.rss"))
     assert rss.find("channel/item/enclosure").get("url") == GIF_URL
+
+
+def test_a_large_file_is_served_whole_and_revalidated(make_dataset: Callable[..., Path]) -> None:
+    big = os.urandom(3 << 20)  # past what a worker keeps in memory
+    root = make_dataset([illustrated(image={"src": "photos/dot.gif", "alt": "A dot"},
+                                     attachments=[{"src": "big.pdf", "title": "Annex"}])])
+    with_media(root)
+    (root / "media" / "big.pdf").write_bytes(big)
+    client = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL}).test_client()
+    url = f"/media/big.pdf?v={short(big)}"
+    response = client.get(url)
+    assert response.status_code == 200 and response.data == big
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert response.headers["ETag"] == f'"{hashlib.sha256(big).hexdigest()[:32]}"'
+    since = client.get(url, headers={"If-Modified-Since": response.headers["Last-Modified"]})
+    assert since.status_code == 304
+    (root / "media" / "big.pdf").write_bytes(big[:1000])  # replaced in place: read afresh
+    os.utime(root / "media" / "big.pdf", ns=(1, 1))
+    assert client.get("/media/big.pdf").data == big[:1000]

@@ -82,6 +82,8 @@ def test_new_with_the_editor(make_dataset: Callable[..., Path], tmp_path: Path) 
     done = new(root, *options, "--edit", editor=f"{sys.executable} {editor}")
     assert done.returncode == 0, done.stderr
     assert load_dataset(root).releases[0].title == "Written in the editor"
+    saved = (root / "releases" / "pr-2024-001.yaml").read_text(encoding="utf-8")
+    assert saved.startswith("id: pr-2024-001\n")  # the editor's help lines are not kept
 
 
 def test_an_editor_that_breaks_the_file_saves_nothing(make_dataset: Callable[..., Path],

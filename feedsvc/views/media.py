@@ -1,22 +1,27 @@
-"""/media/…: the pictures and attachments of releases, from the dataset's media/ folder."""
+"""/media/…: the pictures and attachments of releases, from the dataset's media/ folder, and
+/favicon.ico."""
 from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib.resources import files
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, request
 
-from ..conditional import Conditions, Rendered, media_answer
+from ..conditional import Conditions, Rendered, Validators, media_answer
 from ..index import Index
-from ..media import content_type, local_files, locate, media_root
+from ..media import content_type, file_facts, local_files, locate, media_root
 from ..state import current_index
 from ..urls import MEDIA_HASH
 from .common import to_response
 
 bp = Blueprint("media", __name__)
+# Files up to this size stay in memory (at most _KEPT of them); larger ones are read for
+# each 200, so that a folder of big PDFs cannot fill a worker's memory.
+_KEEP_BYTES, _KEPT = 1 << 20, 64
 # The files the live dataset names, by src: built once per dataset version, not per request.
 _named: tuple[str, frozenset[str]] = ("", frozenset())
 
@@ -32,17 +37,43 @@ def named_files(index: Index) -> frozenset[str]:
     return found
 
 
-@lru_cache(maxsize=64)
-def _read(path: Path, size: int, mtime_ns: int) -> Rendered:
-    # Keyed by size and time of change too: a replaced file is read afresh.
-    body = path.read_bytes()
-    return Rendered.file(body, content_type(path.name), hashlib.sha256(body).hexdigest(),
-                         mtime_ns / 1e9)
+@dataclass(frozen=True, slots=True)
+class _File:
+    """A file as it is now: keyed by size and time of change, so a replaced one is read afresh."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def at(cls, path: Path) -> _File:
+        status = os.stat(path)
+        return cls(path, status.st_size, status.st_mtime_ns)
 
 
-def _rendered(path: Path) -> Rendered:
-    status = os.stat(path)
-    return _read(path, status.st_size, status.st_mtime_ns)
+@lru_cache(maxsize=4096)
+def _validators(file: _File) -> Validators:
+    _, digest = file_facts(file.path)  # read in chunks: no whole copy in memory
+    return Validators(digest[:32], file.mtime_ns // 1_000_000_000)
+
+
+def _read(file: _File) -> Rendered:
+    validators = _validators(file)
+    return Rendered(validators, content_type(file.path.name), file.path.read_bytes(), b"")
+
+
+_kept = lru_cache(maxsize=_KEPT)(_read)
+
+
+def _fetch(file: _File) -> Rendered:
+    return _kept(file) if file.size <= _KEEP_BYTES else _read(file)
+
+
+def _serve(file: _File, hashed_as: str | None) -> Response:
+    validators = _validators(file)
+    hashed = hashed_as == validators.etag[:MEDIA_HASH]
+    return to_response(media_answer(Conditions.of(request.environ), hashed,
+                                    lambda: _fetch(file), validators))
 
 
 @cache
@@ -58,21 +89,22 @@ def favicon() -> Response:
     icon = index.dataset.site.icon
     found = locate(media_root(index.dataset.source), icon.src) if icon and not icon.remote else None
     try:
-        rendered = _rendered(found) if found else _default_icon()
+        if found is not None:
+            return _serve(_File.at(found), None)
     except OSError:
-        rendered = _default_icon()
-    return to_response(media_answer(rendered, Conditions.of(request.environ), hashed=False))
+        pass  # gone since the dataset was loaded: the default is better than an error
+    default = _default_icon()
+    return to_response(media_answer(Conditions.of(request.environ), False, lambda: default,
+                                    default.validators))
 
 
 @bp.get("/media/<path:name>")
 def media(name: str) -> Response:
     index = current_index()
     found = locate(media_root(index.dataset.source), name) if name in named_files(index) else None
-    if found is None:
-        abort(404, description=f"No media file {name[:100]!r}.")
     try:
-        rendered = _rendered(found)
+        if found is not None:
+            return _serve(_File.at(found), request.args.get("v"))
     except OSError:
-        abort(404, description=f"No media file {name[:100]!r}.")
-    hashed = request.args.get("v") == rendered.validators.etag[:MEDIA_HASH]
-    return to_response(media_answer(rendered, Conditions.of(request.environ), hashed))
+        pass
+    abort(404, description=f"No media file {name[:100]!r}.")
