@@ -8,7 +8,7 @@ from flask import Flask
 
 from . import clock, config, errors, fastpath, feedcache, headers, logs, observe, proxy, reload, state, websub
 from .extensions import cache
-from .views import directory, embed, feeds, health, pages
+from .views import directory, embed, feeds, health, media, pages, seo
 from .views import metrics as metrics_view  # not to hide the feedsvc.metrics module
 
 
@@ -38,7 +38,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     websub.init_app(app, live)
     state.set_feed_cache(app, feedcache.from_config(app, cache))
     observe.init_app(app)
-    for blueprint in (feeds.bp, pages.bp, directory.bp, embed.bp, health.bp, metrics_view.bp):
+    for blueprint in (feeds.bp, pages.bp, directory.bp, embed.bp, health.bp, metrics_view.bp,
+                      media.bp, seo.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     headers.init_app(app)

@@ -12,6 +12,7 @@ from flask import Flask
 from . import state
 from .catalogue import catalogue
 from .clock import view_of
+from .media import local_files
 from .render import RENDERERS
 from .state import Live
 from .urls import Scope, Urls
@@ -28,7 +29,8 @@ class ExportError(RuntimeError):
 def feed_paths(app: Flask) -> list[str]:
     """Return the path of every feed: all, each country and topic with releases readers can
     see now, every format."""
-    listed = catalogue(view_of(app, state.live(app).index))
+    view = view_of(app, state.live(app).index)
+    listed = catalogue(view)
     scopes = [Scope()]
     scopes += sorted((c.scope for c in listed.countries), key=lambda s: s.path)
     scopes += sorted((t.scope for t in listed.topics if t.releases), key=lambda s: s.path)
@@ -37,6 +39,8 @@ def feed_paths(app: Flask) -> list[str]:
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     # The OPML list, and the XSLT that every RSS and Atom feed names, when the app serves them.
     paths += [path for path in (OPML, STYLESHEET) if path in rules]
+    # The pictures and attachments the feeds link to (a static server ignores their ?v=).
+    paths += [here.media(src) for src in local_files(view.index.dataset.site, view.visible())]
     return paths
 
 

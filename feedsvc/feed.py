@@ -9,6 +9,7 @@ import pycountry
 
 from .dataset import Release
 from .index import Cursor, Index, Page
+from .media import Media
 from .query import FeedQuery
 from .urls import Scope, Urls, tag_uri
 
@@ -21,6 +22,17 @@ class Category:
     term: str
     scheme: str
     label: str
+
+
+@dataclass(frozen=True)
+class Enclosure:
+    """A picture or attachment of an entry, at its absolute URL."""
+
+    url: str
+    type: str
+    length: int
+    title: str
+    medium: str  # image, audio, video or document (Media RSS)
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,8 @@ class Entry:
     categories: tuple[Category, ...]
     countries: tuple[str, ...]
     topics: tuple[str, ...]
+    image: Enclosure | None = None
+    attachments: tuple[Enclosure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,8 @@ class FeedDoc:
     extra_links: tuple[tuple[str, str], ...] = field(default=())  # (rel, href): next, hub
     stylesheet: str | None = None  # XSLT that shows the XML feed to a person as a web page
     tombstones: tuple[Tombstone, ...] = ()  # written in Atom only: RSS and JSON Feed have none
+    icon: str | None = None  # square, small (favicon)
+    logo: str | None = None  # wider picture of the publisher
 
 
 def country_name(code: str) -> str:
@@ -110,6 +126,8 @@ def build_entry(index: Index, release: Release, urls: Urls) -> Entry:
         categories=categories,
         countries=release.countries,
         topics=release.topics,
+        image=enclosure(release.image, urls) if release.image else None,
+        attachments=tuple(enclosure(m, urls) for m in release.attachments),
     )
 
 
@@ -129,6 +147,12 @@ def tombstone(index: Index, release: Release) -> Tombstone:
     assert release.withdrawn is not None
     return Tombstone(tag_uri(index.dataset.site.tag_authority, f"release:{release.id}"),
                      release.withdrawn, release.withdrawn_note)
+
+
+def enclosure(media: Media, urls: Urls) -> Enclosure:
+    """Describe a release's picture or attachment at its public URL."""
+    return Enclosure(urls.media(media.src, media.digest), media.type, media.length, media.text,
+                     media.medium)
 
 
 def _links(scope: Scope, query: FeedQuery, fmt: str, urls: Urls, page: Page,
@@ -166,4 +190,6 @@ def build_feed(index: Index, scope: Scope, query: FeedQuery, fmt: str, urls: Url
         extra_links=_links(scope, query, fmt, urls, page, hub),
         stylesheet=urls.stylesheet() if fmt in ("rss", "atom") else None,
         tombstones=tuple(tombstone(index, r) for r in withdrawn),
+        icon=urls.media(site.icon.src, site.icon.digest) if site.icon else None,
+        logo=urls.media(site.logo.src, site.logo.digest) if site.logo else None,
     )

@@ -172,6 +172,11 @@ class View:
                 return Page(chosen[:limit], len(chosen) > limit)
             start = index.by_id[page.releases[-1].id] + 1
 
+    def visible(self) -> Sequence[Release]:
+        """Return every release readers can see now, newest first (a pass over the archive:
+        for what is built once per version and moment, such as the sitemap)."""
+        return self.select(Filters(), max(self.count(), 1)).releases
+
     def count(self, name: str | None = None) -> int:
         """Return how many releases are visible, in all or in one posting list
         ("countries/TH", "topics/slug")."""

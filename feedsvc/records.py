@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pycountry
 
 from .fields import _LANGUAGE, SLUG, Fields
+from .media import Media, read_attachments, read_image, read_picture
 from .problems import Problem
 from .yamlsource import LocatedMap
 
@@ -40,6 +41,8 @@ class Site:
     timezone: str
     tag_authority: str
     types: Mapping[str, str]
+    icon: Media | None = None  # small and square: the favicon
+    logo: Media | None = None  # the publisher's picture in feeds and pages
 
     @property
     def zone(self) -> tzinfo:
@@ -84,6 +87,8 @@ class Release:
     corrections: tuple[Correction, ...] = ()
     withdrawn: datetime | None = None
     withdrawn_note: str | None = None
+    image: Media | None = None
+    attachments: tuple[Media, ...] = ()
 
     @property
     def modified(self) -> datetime:
@@ -109,14 +114,16 @@ def _zone_problem(name: str) -> str | None:
     return None
 
 
-SITE_FIELDS = ("title", "subtitle", "publisher", "language", "timezone", "tag_authority", "types")
+SITE_FIELDS = ("title", "subtitle", "publisher", "language", "timezone", "tag_authority", "types",
+               "icon", "logo")
+SITE_REQUIRED = SITE_FIELDS[:7]
 
 
 def read_site(file: str, mapping: LocatedMap, problems: list[Problem]) -> Site | None:
     """Read the site mapping; record each problem and return None if there is any."""
     before = len(problems)
     f = Fields(file, mapping, None, problems)
-    f.check_keys(SITE_FIELDS, SITE_FIELDS)
+    f.check_keys(SITE_FIELDS, SITE_REQUIRED)
     title, subtitle, publisher = f.text("title"), f.text("subtitle"), f.text("publisher")
     language = f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
     zone = f.text("timezone", limit=64)
@@ -124,10 +131,11 @@ def read_site(file: str, mapping: LocatedMap, problems: list[Problem]) -> Site |
         f.problem("timezone", message)
     authority = f.match("tag_authority", _TAG_AUTHORITY, "a tag: authority such as example.org,2004")
     types = _types(f)
+    icon, logo = read_picture(f, "icon", title or ""), read_picture(f, "logo", title or "")
     if len(problems) > before:
         return None
     assert title and subtitle and publisher and language and zone and authority
-    return Site(title, subtitle, publisher, language, zone, authority, types)
+    return Site(title, subtitle, publisher, language, zone, authority, types, icon, logo)
 
 
 def _types(f: Fields) -> dict[str, str]:
@@ -160,7 +168,7 @@ def read_topic(file: str, mapping: LocatedMap, problems: list[Problem]) -> Topic
 
 RELEASE_FIELDS = ("id", "type", "title", "published", "updated", "dateline", "countries",
                   "topics", "summary", "body", "url", "language", "draft", "corrections",
-                  "withdrawn", "withdrawn_note")
+                  "withdrawn", "withdrawn_note", "image", "attachments")
 RELEASE_REQUIRED = ("id", "type", "title", "published", "countries", "topics", "summary")
 
 
@@ -231,5 +239,6 @@ def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
         language=(f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
                   if "language" in mapping else None) or site.language,
         draft=f.flag("draft"), corrections=corrections, withdrawn=withdrawn, withdrawn_note=note,
+        image=read_image(f), attachments=read_attachments(f),
     )
     return release if len(problems) == before else None

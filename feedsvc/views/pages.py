@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template
+from markupsafe import Markup
 
 from ..catalogue import catalogue
 from ..clock import current_view
@@ -13,6 +14,7 @@ from ..dataset import Release
 from ..feed import country_name, feed_title
 from ..lifecycle import View
 from ..query import FeedQuery
+from ..seo import news_article, script_json
 from ..urls import Scope, Urls
 from .common import cacheable, feed_query, key, page_scope, urls
 
@@ -26,6 +28,16 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
 def longdate(value: datetime) -> str:
     """Format a date as published (17 January 2005), whatever the server's locale."""
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+
+
+@bp.app_template_filter("filesize")
+def filesize(length: int) -> str:
+    """Format a file's size for people: 843 bytes, 12 KB, 3.4 MB."""
+    if length < 1000:
+        return f"{length} bytes"
+    if length < 1_000_000:
+        return f"{length / 1000:.0f} KB"
+    return f"{length / 1_000_000:.1f} MB"
 
 
 def _feeds(links: Urls, scope: Scope, title: str, query: str = "") -> dict[str, str]:
@@ -99,8 +111,9 @@ def release(release_id: str) -> Response:
         autodiscovery += [_feeds(links, Scope("topics", t), topics[t].label) for t in shown.topics]
         autodiscovery += [_feeds(links, Scope("countries", c.lower()), country_name(c))
                           for c in shown.countries]
+        jsonld = Markup(script_json(news_article(shown, index.dataset.site, links)))
         return _html(render_template("release.html", index=index, release=shown, urls=links,
-                                     autodiscovery=autodiscovery), view)
+                                     autodiscovery=autodiscovery, jsonld=jsonld), view)
 
     return cacheable(key(f"releases/{release_id}", "html"), render)
 
