@@ -97,10 +97,14 @@ def pre_fork(server, worker):
 
 
 def post_fork(server, worker):
-    """Start the worker's dataset watcher (threads do not survive the fork)."""
+    """Start the worker's dataset watcher and its timer for the next scheduled publication
+    (threads do not survive the fork)."""
     from feedsvc.reload import start_watching
+    from feedsvc.websub import start_schedule
 
-    start_watching(worker.app.wsgi())
+    app = worker.app.wsgi()
+    start_watching(app)
+    start_schedule(app)
 
 
 def on_reload(server):

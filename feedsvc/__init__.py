@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Flask
 
-from . import config, errors, fastpath, feedcache, headers, logs, observe, proxy, reload, state, websub
+from . import clock, config, errors, fastpath, feedcache, headers, logs, observe, proxy, reload, state, websub
 from .extensions import cache
-from .views import directory, embed, feeds, health, pages
+from .views import directory, embed, feeds, health, media, pages, seo
 from .views import metrics as metrics_view  # not to hide the feedsvc.metrics module
 
 
@@ -17,7 +17,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     1. configuration: FEEDSVC_* from the environment, then `test_config`, checked as a whole;
     2. logging, before anything logs;
-    3. the live dataset (a DatasetError stops the start here), its reloader and WebSub publisher;
+    3. the live dataset (a DatasetError stops the start here), the clock that decides which
+       releases are visible, the reloader and the WebSub publisher;
     4. the feed cache (local tier, and Redis when configured);
     5. observation: its hooks are registered first, so its timing covers every later hook;
     6. routes, error handlers, then the security headers (after_request hooks run last-first,
@@ -32,11 +33,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     config.check(app.config)
     logs.init_app(app)
     live = state.init_app(app)
+    clock.init_app(app, live)
     reload.init_app(app, live)
     websub.init_app(app, live)
     state.set_feed_cache(app, feedcache.from_config(app, cache))
     observe.init_app(app)
-    for blueprint in (feeds.bp, pages.bp, directory.bp, embed.bp, health.bp, metrics_view.bp):
+    for blueprint in (feeds.bp, pages.bp, directory.bp, embed.bp, health.bp, metrics_view.bp,
+                      media.bp, seo.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     headers.init_app(app)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .feed import NEVER, country_name
-from .index import Index
+from .lifecycle import View
 from .urls import Scope
 
 
@@ -38,32 +38,22 @@ class Catalogue:
         return found[0] if found else Listing(scope, country_name(code), 0, NEVER)
 
 
-def _updated(index: Index) -> tuple[datetime, dict[str, datetime], dict[str, datetime]]:
-    """Return the last change of all releases, of each country's and each topic's, in one pass."""
-    latest, countries, topics = NEVER, dict[str, datetime](), dict[str, datetime]()
-    for release in index.releases:
-        modified = release.modified
-        latest = max(latest, modified)
-        for code in release.countries:
-            if modified > countries.get(code, NEVER):
-                countries[code] = modified
-        for slug in release.topics:
-            if modified > topics.get(slug, NEVER):
-                topics[slug] = modified
-    return latest, countries, topics
+def _listing(view: View, scope: Scope, title: str, name: str | None) -> Listing:
+    newest = view.newest(name)
+    return Listing(scope, title, view.count(name), NEVER if newest is None else newest.modified)
 
 
-def build_catalogue(index: Index) -> Catalogue:
-    """List every feed of the index with its number of releases and last update."""
-    latest, countries, topics = _updated(index)
-    dataset = index.dataset
+def build_catalogue(view: View) -> Catalogue:
+    """List every feed readers see now, with its number of releases and last update: a
+    bisect per feed (lifecycle.View), never a pass over the releases."""
+    dataset = view.index.dataset
+    countries = (_listing(view, Scope("countries", code.lower()), country_name(code),
+                          f"countries/{code}") for code in view.index.by_country)
     return Catalogue(
-        everything=Listing(Scope(), dataset.site.title, len(index.releases), latest),
-        topics=[Listing(Scope("topics", t.slug), t.label, len(index.by_topic.get(t.slug, ())),
-                        topics.get(t.slug, NEVER)) for t in dataset.topics.values()],
-        countries=sorted((Listing(Scope("countries", code.lower()), country_name(code),
-                                  len(positions), countries[code])
-                          for code, positions in index.by_country.items()),
+        everything=_listing(view, Scope(), dataset.site.title, None),
+        topics=[_listing(view, Scope("topics", t.slug), t.label, f"topics/{t.slug}")
+                for t in dataset.topics.values()],
+        countries=sorted((listing for listing in countries if listing.releases),
                          key=lambda listing: (listing.title, listing.scope.path)),
     )
 
@@ -72,13 +62,15 @@ _cached: dict[str, Catalogue] = {}
 _lock = threading.Lock()
 
 
-def catalogue(index: Index) -> Catalogue:
-    """Return the index's catalogue, built once per dataset version (it reads every release)."""
+def catalogue(view: View) -> Catalogue:
+    """Return the catalogue of what readers see now, built once per dataset version and
+    visibility token."""
+    key = f"{view.index.version}:{view.token}"
     with _lock:
-        found = _cached.get(index.version)
+        found = _cached.get(key)
     if found is None:
-        found = build_catalogue(index)
+        found = build_catalogue(view)
         with _lock:
-            _cached.clear()  # one version is live at a time; keep only its catalogue
-            _cached[index.version] = found
+            _cached.clear()  # one moment is live at a time; keep only its catalogue
+            _cached[key] = found
     return found

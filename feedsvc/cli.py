@@ -1,7 +1,8 @@
-"""The `feedsvc` command: check-data, export."""
+"""The `feedsvc` command: check-data, new, export, snapshot, synth."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,6 +50,55 @@ def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
     return 0
 
 
+def new_release(args: argparse.Namespace, data: str, max_file_bytes: int) -> int:
+    """Write a new release file (from options, or edited in $EDITOR with --edit)."""
+    from .newrelease import NewReleaseError, write_release
+
+    editor = None
+    if args.edit:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not editor:
+            print("feedsvc new: --edit needs $VISUAL or $EDITOR", file=sys.stderr)
+            return 2
+    try:
+        written = write_release(Path(args.data or data), vars(args), editor, max_file_bytes)
+    except DatasetError as error:
+        print(error.report(), file=sys.stderr)
+        print("feedsvc new: nothing saved", file=sys.stderr)
+        return 1
+    except (NewReleaseError, OSError) as error:
+        print(f"feedsvc new: {error}", file=sys.stderr)
+        return 1
+    print(f"{written.path}: release {written.id}")
+    return 0
+
+
+def _new_parser(commands: Any) -> None:
+    new = commands.add_parser("new", help="write a new release file with a fresh id, checked "
+                                          "with the dataset before it is saved")
+    new.add_argument("--data", default=None,
+                     help="dataset folder (default: $FEEDSVC_DATA, else the bundled data/)")
+    new.add_argument("--title")
+    new.add_argument("--country", dest="countries", action="append", metavar="CODE",
+                     help="ISO 3166-1 code (repeat for several)")
+    new.add_argument("--topic", dest="topics", action="append", metavar="SLUG",
+                     help="topic slug (repeat for several)")
+    new.add_argument("--published", help="date or date-time with offset (default: now, UTC); "
+                                         "in the future: scheduled")
+    new.add_argument("--summary")
+    new.add_argument("--body")
+    new.add_argument("--dateline")
+    new.add_argument("--url")
+    new.add_argument("--type", default="press-release", help="release type (default: %(default)s)")
+    new.add_argument("--image", metavar="SRC", help="picture: a path below media/ or https URL")
+    new.add_argument("--alt", help="the picture's text alternative")
+    new.add_argument("--attach", dest="attachments", action="append", nargs=2,
+                     metavar=("SRC", "TITLE"), help="an attachment (repeat for several)")
+    new.add_argument("--draft", action="store_true", help="mark it draft: validated, never served")
+    new.add_argument("--edit", action="store_true",
+                     help="open the release in $VISUAL or $EDITOR before checking and saving it")
+
+
 def _positive(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -91,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
     snap.add_argument("--dir", default=None,
                       help="snapshot directory (default: $FEEDSVC_SNAPSHOT_DIR, else ~/.cache/feedsvc)")
+    _new_parser(commands)
     gen = commands.add_parser("synth", help="write a synthetic archive of N releases")
     gen.add_argument("count", metavar="N", type=_positive, help="how many releases")
     gen.add_argument("out", metavar="OUT", help="the bundle file to write (a directory with --split)")
@@ -115,6 +166,8 @@ def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
     max_bytes = settings["FEEDSVC_MAX_FILE_BYTES"]
     if args.command == "check-data":
         return check_data(args.path or settings["FEEDSVC_DATA"], max_bytes)
+    if args.command == "new":
+        return new_release(args, settings["FEEDSVC_DATA"], max_bytes)
     if args.command == "export":
         return export_feeds(args.directory)
     if args.command == "snapshot":

@@ -46,6 +46,11 @@ class Rendered:
         zipped = gzip.compress(body, compresslevel=6, mtime=0)
         return cls(Validators(etag, int(last_modified.timestamp())), content_type, body, zipped)
 
+    @classmethod
+    def file(cls, body: bytes, content_type: str, digest: str, modified: float) -> Rendered:
+        """Describe a file served as it is (never compressed), by its content hash."""
+        return cls(Validators(digest[:32], int(modified)), content_type, body, b"")
+
 
 @dataclass(frozen=True, slots=True)
 class Conditions:
@@ -75,10 +80,30 @@ class Answer:
     body: bytes
 
 
-def cache_control(config: Mapping[str, Any]) -> str:
-    """Return the Cache-Control of every cacheable response, as configured."""
-    return (f"public, max-age={config['FEEDSVC_MAX_AGE']}, "
-            f"stale-while-revalidate={config['FEEDSVC_STALE_WHILE_REVALIDATE']}")
+def cache_control(config: Mapping[str, Any], until_change: float | None = None) -> str:
+    """Return the Cache-Control of every cacheable response, as configured, but never
+    outliving the next change of what is visible (`until_change` seconds from now: a
+    scheduled release going live), stale copies included."""
+    max_age, stale = config["FEEDSVC_MAX_AGE"], config["FEEDSVC_STALE_WHILE_REVALIDATE"]
+    if until_change is not None:
+        left = int(until_change)  # rounded down: a copy expires before the change, not after
+        max_age = min(max_age, left)
+        stale = min(stale, left - max_age)
+    return f"public, max-age={max_age}, stale-while-revalidate={stale}"
+
+
+# A media file whose URL carries its content hash never changes at that URL; one without
+# the hash may be replaced, so caches keep it a day and then revalidate (ETag, Last-Modified).
+IMMUTABLE = "public, max-age=31536000, immutable"
+MEDIA_MAX_AGE = "public, max-age=86400"
+
+
+def media_answer(conditions: Conditions, hashed: bool, fetch: Callable[[], Rendered],
+                 validators: Validators) -> Answer:
+    """Answer for a media file (never gzipped: pictures and PDFs are compressed already),
+    reading it (`fetch`) only for a 200; `hashed`: the URL names its current content hash."""
+    plain = Conditions(conditions.if_none_match, conditions.if_modified_since, gzip=False)
+    return respond(plain, IMMUTABLE if hashed else MEDIA_MAX_AGE, fetch, lambda: validators)
 
 
 def accepts_gzip(header: str) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 
+from . import media
 from .problems import DatasetError, Problem
 
 # Re-exported: the records are part of this module's interface.
@@ -158,6 +159,7 @@ def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]],
         site = _site(parts, problems)
         topics = _topics(parts, problems)
         releases = [] if site is None else _releases(parts, site, topics, site.zone, problems)
+        site, releases = media.resolve(root, site, releases, problems)  # the media/ files named
     finally:
         if gc_was_enabled:
             gc.enable()

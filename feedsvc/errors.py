@@ -5,6 +5,7 @@ from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
 
 from .budget import Overloaded
+from .clock import current_view
 from .query import QueryError
 
 
@@ -20,10 +21,16 @@ def _http_error(error: HTTPException) -> Response:
     else:
         response = Response(f"{code} {name}: {error.description}\n", status=code,
                             content_type="text/plain; charset=utf-8")
-    response.headers["Cache-Control"] = "no-store" if code >= 500 else "public, max-age=60"
+    response.headers["Cache-Control"] = "no-store" if code >= 500 else _error_control()
     if error.code == 405:  # only its Allow: werkzeug's headers also say text/html, for its own body
         response.headers.update((k, v) for k, v in error.get_headers() if k.lower() == "allow")
     return response
+
+
+def _error_control() -> str:
+    # A 404 for a release scheduled a few seconds from now must not outlive its publication.
+    until = current_view().seconds_to_change()
+    return f"public, max-age={60 if until is None else min(60, int(until))}"
 
 
 def _query_error(error: QueryError) -> Response:

@@ -10,6 +10,9 @@ from typing import Any
 from flask import Flask
 
 from . import state
+from .catalogue import catalogue
+from .clock import view_of
+from .media import local_files
 from .render import RENDERERS
 from .state import Live
 from .urls import Scope, Urls
@@ -24,17 +27,20 @@ class ExportError(RuntimeError):
 
 
 def feed_paths(app: Flask) -> list[str]:
-    """Return the path of every feed: all, each country and topic with releases, every format."""
-    live: Live = state.live(app)
-    index = live.index
+    """Return the path of every feed: all, each country and topic with releases readers can
+    see now, every format."""
+    view = view_of(app, state.live(app).index)
+    listed = catalogue(view)
     scopes = [Scope()]
-    scopes += [Scope("countries", code.lower()) for code in sorted(index.by_country)]
-    scopes += [Scope("topics", slug) for slug in sorted(index.by_topic)]
+    scopes += sorted((c.scope for c in listed.countries), key=lambda s: s.path)
+    scopes += sorted((t.scope for t in listed.topics if t.releases), key=lambda s: s.path)
     here = Urls("/")
     paths = [here.feed(scope, fmt) for scope in scopes for fmt in sorted(RENDERERS)]
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     # The OPML list, and the XSLT that every RSS and Atom feed names, when the app serves them.
     paths += [path for path in (OPML, STYLESHEET) if path in rules]
+    # The pictures and attachments the feeds link to (a static server ignores their ?v=).
+    paths += [here.media(src) for src in local_files(view.index.dataset.site, view.visible())]
     return paths
 
 

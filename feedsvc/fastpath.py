@@ -19,6 +19,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from . import observe, state
+from .clock import view_of
 from .conditional import Answer, Conditions, Rendered, cache_control, respond
 from .headers import security_headers
 from .proxy import host_allowed
@@ -36,7 +37,6 @@ class FastPath:
 
     def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
         self.app, self.wsgi_app = app, wsgi_app
-        self.control = cache_control(app.config)
         self.live, self.cache = state.live(app), state.feed_cache(app)  # fixed once built
         self.answered = 0  # requests answered here, without Flask
         # Routing depends on the path alone (no host or subdomain rules): remember it.
@@ -61,31 +61,34 @@ class FastPath:
                 return self._send(environ, start_response, started, *found)
         return self.wsgi_app(environ, start_response)
 
-    def _find(self, environ: dict[str, Any]) -> tuple[str, str, Rendered] | None:
-        """Return the URL rule, dataset version and local body of a feed request, or None."""
+    def _find(self, environ: dict[str, Any]) -> tuple[str, str, Rendered, str] | None:
+        """Return the URL rule, dataset version, local body and Cache-Control of a feed
+        request, or None."""
         app = self.app
         route = self.route(environ["PATH_INFO"])
         if route is None:
             return None
         rule, scope, fmt = route
         request = app.request_class(environ)
-        index = self.live.index
+        view = view_of(app, self.live.index)
         allowed = app.config["FEEDSVC_ALLOWED_HOSTS"]
         if allowed and not host_allowed(request.host, allowed):
             return None  # the same host check as Flask's (proxy.py): the refusal is Flask's
         try:  # query checks as in Flask: any refusal is Flask's to answer
-            feed = feed_request(app.config, request, index, scope, fmt)
+            feed = feed_request(app.config, request, view, scope, fmt)
         except (HTTPException, QueryError):
             return None
         body = None if feed is None else self.cache.local.get(feed.key)
-        return None if body is None else (rule, index.version, body)
+        if body is None:
+            return None
+        return rule, view.index.version, body, cache_control(app.config, view.seconds_to_change())
 
     def _send(self, environ: dict[str, Any], start_response: StartResponse, started: float,
-              route: str, version: str, body: Rendered) -> Iterable[bytes]:
+              route: str, version: str, body: Rendered, control: str) -> Iterable[bytes]:
         request_id = observe.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         method = environ["REQUEST_METHOD"]
         cache = self.cache
-        answer: Answer = respond(Conditions.of(environ), self.control, lambda: cache.hit(body),
+        answer: Answer = respond(Conditions.of(environ), control, lambda: cache.hit(body),
                                  lambda: body.validators)
         headers = list(answer.headers)
         if answer.status == 200:

@@ -9,6 +9,7 @@ import pycountry
 
 from .dataset import Release
 from .index import Cursor, Index, Page
+from .media import Media
 from .query import FeedQuery
 from .urls import Scope, Urls, tag_uri
 
@@ -21,6 +22,17 @@ class Category:
     term: str
     scheme: str
     label: str
+
+
+@dataclass(frozen=True)
+class Enclosure:
+    """A picture or attachment of an entry, at its absolute URL."""
+
+    url: str
+    type: str
+    length: int
+    title: str
+    medium: str  # image, audio, video or document (Media RSS)
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,17 @@ class Entry:
     categories: tuple[Category, ...]
     countries: tuple[str, ...]
     topics: tuple[str, ...]
+    image: Enclosure | None = None
+    attachments: tuple[Enclosure, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A withdrawn entry's notice (RFC 6721 at:deleted-entry): readers that honour it drop it."""
+
+    ref: str  # the entry's id
+    when: datetime
+    comment: str | None
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,9 @@ class FeedDoc:
     entries: Sequence[Entry]
     extra_links: tuple[tuple[str, str], ...] = field(default=())  # (rel, href): next, hub
     stylesheet: str | None = None  # XSLT that shows the XML feed to a person as a web page
+    tombstones: tuple[Tombstone, ...] = ()  # written in Atom only: RSS and JSON Feed have none
+    icon: str | None = None  # square, small (favicon)
+    logo: str | None = None  # wider picture of the publisher
 
 
 def country_name(code: str) -> str:
@@ -94,13 +120,39 @@ def build_entry(index: Index, release: Release, urls: Urls) -> Entry:
         published=release.published,
         updated=release.modified,
         summary=lede,
-        content=f"{lede}\n\n{release.body}" if release.body else None,
+        content=_content(lede, release),
         dateline=release.dateline,
         language=release.language,
         categories=categories,
         countries=release.countries,
         topics=release.topics,
+        image=enclosure(release.image, urls) if release.image else None,
+        attachments=tuple(enclosure(m, urls) for m in release.attachments),
     )
+
+
+def correction_text(release: Release) -> list[str]:
+    """Return a release's corrections as readers are told them, newest first."""
+    return [f"Correction ({c.date.date().isoformat()}): {c.note}" for c in reversed(release.corrections)]
+
+
+def _content(lede: str, release: Release) -> str | None:
+    """Return the entry's full text: corrections first (a reader must see them), then body."""
+    parts = [*correction_text(release), *([release.body] if release.body else [])]
+    return "\n\n".join([lede, *parts]) if parts else None
+
+
+def tombstone(index: Index, release: Release) -> Tombstone:
+    """Describe a withdrawn release's notice."""
+    assert release.withdrawn is not None
+    return Tombstone(tag_uri(index.dataset.site.tag_authority, f"release:{release.id}"),
+                     release.withdrawn, release.withdrawn_note)
+
+
+def enclosure(media: Media, urls: Urls) -> Enclosure:
+    """Describe a release's picture or attachment at its public URL."""
+    return Enclosure(urls.media(media.src, media.digest), media.type, media.length, media.text,
+                     media.medium)
 
 
 def _links(scope: Scope, query: FeedQuery, fmt: str, urls: Urls, page: Page,
@@ -116,7 +168,8 @@ def _links(scope: Scope, query: FeedQuery, fmt: str, urls: Urls, page: Page,
 
 
 def build_feed(index: Index, scope: Scope, query: FeedQuery, fmt: str, urls: Urls,
-               page: Page, hub: str | None = None) -> FeedDoc:
+               page: Page, hub: str | None = None,
+               withdrawn: Sequence[Release] = ()) -> FeedDoc:
     """Describe one page of the feed a scope and query select, for one format."""
     site = index.dataset.site
     # Every page of a feed is the same feed: the cursor is not part of its identity.
@@ -128,10 +181,15 @@ def build_feed(index: Index, scope: Scope, query: FeedQuery, fmt: str, urls: Url
         subtitle=site.subtitle,
         language=site.language,
         publisher=site.publisher,
-        updated=max((e.updated for e in entries), default=NEVER),
+        # A withdrawal changes the feed too (in every format: the entry is gone).
+        updated=max([e.updated for e in entries] + [r.withdrawn for r in withdrawn if r.withdrawn],
+                    default=NEVER),
         self_url=urls.feed(scope, fmt, query.link_query()),
         html_url=urls.page(scope, query.link_query()),
         entries=entries,
         extra_links=_links(scope, query, fmt, urls, page, hub),
         stylesheet=urls.stylesheet() if fmt in ("rss", "atom") else None,
+        tombstones=tuple(tombstone(index, r) for r in withdrawn),
+        icon=urls.media(site.icon.src, site.icon.digest) if site.icon else None,
+        logo=urls.media(site.logo.src, site.logo.digest) if site.logo else None,
     )

@@ -26,11 +26,15 @@ FORMAT = 1
 
 
 @lru_cache(maxsize=4096)  # asked on every request, mostly for the same few feeds
-def cache_key(version: str, settings: str, path: str, fmt: str, canonical_query: str) -> str:
-    """Return the one key of a rendered body: dataset version, the settings that shape links
-    (base URL or request host, hub), the feed, its format and the canonical query."""
+def cache_key(version: str, moment: str, settings: str, path: str, fmt: str,
+              canonical_query: str) -> str:
+    """Return the one key of a rendered body: dataset version, the moment's visibility token
+    (which scheduled releases are live, which withdrawal notices run: lifecycle.View.token),
+    the settings that shape links (base URL or request host, hub), the feed, its format and
+    the canonical query."""
     ident = "\0".join((settings, path, fmt, canonical_query))
-    return f"feedsvc:{FORMAT}:{version}:{hashlib.sha256(ident.encode()).hexdigest()[:32]}"
+    return (f"feedsvc:{FORMAT}:{version}:{moment}:"
+            f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}")
 
 
 K = TypeVar("K")

@@ -4,11 +4,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, tzinfo
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from .problems import Problem
 from .yamlsource import LocatedMap
+
+if TYPE_CHECKING:
+    from .records import Correction
 
 T = TypeVar("T")
 
@@ -47,15 +50,18 @@ class Fields:
     """The fields of one mapping in one file, for one release (or the site, or a topic)."""
 
     def __init__(
-        self, file: str, mapping: LocatedMap, owner: str | None, problems: list[Problem]
+        self, file: str, mapping: LocatedMap, owner: str | None, problems: list[Problem],
+        prefix: str = "",
     ) -> None:
         self.file, self.mapping, self.owner, self.problems = file, mapping, owner, problems
+        self.prefix = prefix  # names a nested mapping's fields: corrections[2].date
 
     def line(self, field: str | None = None) -> int:
         return self.mapping.key_lines.get(field or "", self.mapping.line)
 
     def problem(self, field: str | None, message: str) -> None:
-        self.problems.append(Problem(self.file, self.line(field), self.owner, field, message))
+        named = f"{self.prefix}{field}" if field else self.prefix.rstrip(".") or None
+        self.problems.append(Problem(self.file, self.line(field), self.owner, named, message))
 
     def check_keys(self, allowed: Iterable[str], required: Iterable[str]) -> None:
         """Report unknown, duplicated and missing keys."""
@@ -64,7 +70,8 @@ class Fields:
             if key not in allowed:
                 self.problem(key, f"unknown field (allowed: {', '.join(sorted(allowed))})")
         for key, line in self.mapping.duplicates:
-            self.problems.append(Problem(self.file, line, self.owner, key, "given twice"))
+            self.problems.append(Problem(self.file, line, self.owner, self.prefix + key,
+                                         "given twice"))
         for key in required:
             if key not in self.mapping:
                 self.problem(None, f"missing required field {key!r}")
@@ -142,3 +149,32 @@ class Fields:
         if len(raw) < at_least:
             self.problem(field, f"needs at least {at_least} item{'s' if at_least > 1 else ''}")
         return tuple(values)
+
+    def flag(self, field: str) -> bool:
+        """Return a true/false field (False when absent)."""
+        raw = self.mapping.get(field, False)
+        if not isinstance(raw, bool):
+            self.problem(field, f"must be true or false, got {str(raw)[:40]!r}")
+            return False
+        return raw
+
+    def corrections(self, zone: tzinfo, published: datetime | None) -> tuple[Correction, ...]:
+        """Return the `corrections` list ({date, note} items), oldest first."""
+        from .records import Correction
+
+        raw = self.mapping.get("corrections")
+        if "corrections" not in self.mapping:
+            return ()
+        if not isinstance(raw, list) or not all(isinstance(i, LocatedMap) for i in raw):
+            self.problem("corrections", "must be a list of {date, note} mappings")
+            return ()
+        found: list[Correction] = []
+        for number, item in enumerate(raw, 1):
+            f = Fields(self.file, item, self.owner, self.problems, f"corrections[{number}].")
+            f.check_keys(("date", "note"), ("date", "note"))
+            when, note = f.when("date", zone), f.text("note", one_line=False, limit=5000)
+            if when and published and when < published:
+                f.problem("date", "a correction is earlier than published")
+            elif when and note:
+                found.append(Correction(when, note))
+        return tuple(sorted(found, key=lambda c: c.date))

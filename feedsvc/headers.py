@@ -6,9 +6,10 @@ from functools import lru_cache
 
 from flask import Flask, Response, request
 
-# HTML: no script, no plugin, no foreign style or image; links and forms stay on this site.
+# HTML: no script, no plugin, no foreign style; images from this site or over https (a
+# release's picture may be an https:// URL); links and forms stay on this site.
 # Inline style is allowed because the templates carry their own small <style> block.
-_HTML = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; "
+_HTML = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; base-uri 'none'; "
          "form-action 'self'")
 # Anything else (feeds, text errors, scripts): nothing may run or load if a browser renders it.
 DATA_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; sandbox"
@@ -26,10 +27,9 @@ class Policy:
 PAGE = Policy(f"{_HTML}; frame-ancestors 'none'", cors=False)
 FEED = Policy(PAGE.html_csp, cors=True)
 # The feed directory: its own script and stylesheet from /static/ (copy buttons), no inline script.
-# (and an empty data: favicon, so that browsers do not ask for /favicon.ico).
 DIRECTORY = Policy(PAGE.html_csp.replace("style-src 'unsafe-inline'",
-                                         "style-src 'self' 'unsafe-inline'; script-src 'self'")
-                   .replace("img-src 'self'", "img-src 'self' data:"), cors=False)
+                                         "style-src 'self' 'unsafe-inline'; script-src 'self'"),
+                   cors=False)
 # Pages made to be shown in an iframe on other sites: framing allowed, nothing else relaxed.
 EMBED = Policy(f"{_HTML}; frame-ancestors *", cors=True)
 

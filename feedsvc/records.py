@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pycountry
 
 from .fields import _LANGUAGE, SLUG, Fields
+from .media import Media, read_attachments, read_image, read_picture
 from .problems import Problem
 from .yamlsource import LocatedMap
 
@@ -40,6 +41,8 @@ class Site:
     timezone: str
     tag_authority: str
     types: Mapping[str, str]
+    icon: Media | None = None  # small and square: the favicon
+    logo: Media | None = None  # the publisher's picture in feeds and pages
 
     @property
     def zone(self) -> tzinfo:
@@ -53,6 +56,14 @@ class Topic:
     slug: str
     label: str
     description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A correction made to a published release: when, and what changed."""
+
+    date: datetime
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +82,13 @@ class Release:
     body: str | None
     url: str | None
     language: str
+    # The life of a release (see lifecycle.py): never served, corrected, withdrawn.
+    draft: bool = False
+    corrections: tuple[Correction, ...] = ()
+    withdrawn: datetime | None = None
+    withdrawn_note: str | None = None
+    image: Media | None = None
+    attachments: tuple[Media, ...] = ()
 
     @property
     def modified(self) -> datetime:
@@ -96,14 +114,16 @@ def _zone_problem(name: str) -> str | None:
     return None
 
 
-SITE_FIELDS = ("title", "subtitle", "publisher", "language", "timezone", "tag_authority", "types")
+SITE_FIELDS = ("title", "subtitle", "publisher", "language", "timezone", "tag_authority", "types",
+               "icon", "logo")
+SITE_REQUIRED = SITE_FIELDS[:7]
 
 
 def read_site(file: str, mapping: LocatedMap, problems: list[Problem]) -> Site | None:
     """Read the site mapping; record each problem and return None if there is any."""
     before = len(problems)
     f = Fields(file, mapping, None, problems)
-    f.check_keys(SITE_FIELDS, SITE_FIELDS)
+    f.check_keys(SITE_FIELDS, SITE_REQUIRED)
     title, subtitle, publisher = f.text("title"), f.text("subtitle"), f.text("publisher")
     language = f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
     zone = f.text("timezone", limit=64)
@@ -111,10 +131,11 @@ def read_site(file: str, mapping: LocatedMap, problems: list[Problem]) -> Site |
         f.problem("timezone", message)
     authority = f.match("tag_authority", _TAG_AUTHORITY, "a tag: authority such as example.org,2004")
     types = _types(f)
+    icon, logo = read_picture(f, "icon", title or ""), read_picture(f, "logo", title or "")
     if len(problems) > before:
         return None
     assert title and subtitle and publisher and language and zone and authority
-    return Site(title, subtitle, publisher, language, zone, authority, types)
+    return Site(title, subtitle, publisher, language, zone, authority, types, icon, logo)
 
 
 def _types(f: Fields) -> dict[str, str]:
@@ -146,7 +167,8 @@ def read_topic(file: str, mapping: LocatedMap, problems: list[Problem]) -> Topic
 
 
 RELEASE_FIELDS = ("id", "type", "title", "published", "updated", "dateline", "countries",
-                  "topics", "summary", "body", "url", "language")
+                  "topics", "summary", "body", "url", "language", "draft", "corrections",
+                  "withdrawn", "withdrawn_note", "image", "attachments")
 RELEASE_REQUIRED = ("id", "type", "title", "published", "countries", "topics", "summary")
 
 
@@ -170,6 +192,19 @@ def _topic_reader(topics: Mapping[str, Topic]) -> object:
     return read
 
 
+def _withdrawal(f: Fields, zone: tzinfo,
+                published: datetime | None) -> tuple[datetime | None, str | None]:
+    """Return when a release was withdrawn and why (both, or neither)."""
+    withdrawn = f.when("withdrawn", zone) if "withdrawn" in f.mapping else None
+    if withdrawn and published and withdrawn < published:
+        f.problem("withdrawn", "is earlier than published")
+    note = f.text("withdrawn_note", one_line=False, limit=5000) \
+        if "withdrawn_note" in f.mapping else None
+    if note is not None and "withdrawn" not in f.mapping:
+        f.problem("withdrawn_note", "is given without withdrawn (the date-time of withdrawal)")
+    return withdrawn, note
+
+
 def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
                  topics: Mapping[str, Topic], zone: tzinfo,
                  problems: list[Problem]) -> Release | None:
@@ -188,6 +223,10 @@ def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
         updated = f.when("updated", zone)
         if updated and published and updated < published:
             f.problem("updated", "is earlier than published")
+    corrections = f.corrections(zone, published)
+    if corrections:  # the newest correction is the release's last change
+        updated = max(updated or corrections[-1].date, corrections[-1].date)
+    withdrawn, note = _withdrawal(f, zone, published)
     release = Release(
         id=rid or "", type=kind or "", title=f.text("title", limit=500) or "",
         published=published or datetime.min, updated=updated,
@@ -199,5 +238,7 @@ def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
         url=f.url("url") if "url" in mapping else None,
         language=(f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
                   if "language" in mapping else None) or site.language,
+        draft=f.flag("draft"), corrections=corrections, withdrawn=withdrawn, withdrawn_note=note,
+        image=read_image(f), attachments=read_attachments(f),
     )
     return release if len(problems) == before else None

@@ -14,9 +14,10 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedEntry, FeedGenerator
 from lxml import etree
 
-from .feed import Entry, FeedDoc
+from .feed import Entry, FeedDoc, Tombstone
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
 GENERATOR = "feedsvc"
 OPML_DOCS = "http://opml.org/spec2.opml"
 
@@ -35,14 +36,55 @@ class _FeedLinks(BaseExtension):  # type: ignore[misc]
 
 
 class _EntryLinkAttrs(BaseEntryExtension):  # type: ignore[misc]
-    """Restore rel/type on Atom entry links, which feedgen 1.0.0 drops."""
+    """Restore the attributes of Atom entry links, which feedgen 1.0.0 drops (it writes each
+    <link> with its href only): `links` are the entry's links, in the order they were added."""
+
+    def __init__(self) -> None:
+        self.links: list[dict[str, str]] = []
 
     def extend_atom(self, entry: Any) -> Any:
-        # feedgen builds Atom elements unqualified, under the root's default namespace.
-        for link in entry.iter("link"):
-            link.set("rel", "alternate")
-            link.set("type", "text/html")
+        # feedgen builds Atom elements unqualified, under the root's default namespace, and
+        # writes the links in the order they were added: the n-th element is the n-th link.
+        for element, link in zip(entry.findall("link"), self.links, strict=True):
+            for name, value in link.items():
+                element.set(name, value)
         return entry
+
+
+class _Tombstones(BaseExtension):  # type: ignore[misc]
+    """Add RFC 6721 at:deleted-entry elements to an Atom feed (feedgen knows none)."""
+
+    def __init__(self) -> None:
+        self.tombstones: tuple[Tombstone, ...] = ()
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"at": TOMBSTONES_NS}
+
+    def extend_atom(self, feed: Any) -> Any:
+        for gone in self.tombstones:
+            node = etree.SubElement(feed, f"{{{TOMBSTONES_NS}}}deleted-entry", ref=gone.ref,
+                                    when=gone.when.isoformat())
+            if gone.comment:
+                etree.SubElement(node, f"{{{TOMBSTONES_NS}}}comment").text = gone.comment
+        return feed
+
+
+def _add_links(fe: FeedEntry, entry: Entry) -> None:
+    """Add the entry's page, attachments and picture: rel=enclosure links in Atom; in RSS,
+    the last enclosure (the picture, which readers show) becomes <enclosure>, and every file
+    is a Media RSS media:content (the picture also a media:thumbnail)."""
+    links = [{"href": entry.link, "rel": "alternate", "type": "text/html"}]
+    files = [*entry.attachments, *((entry.image,) if entry.image else ())]
+    links += [{"href": f.url, "rel": "enclosure", "type": f.type, "length": str(f.length),
+               "title": f.title} for f in files]
+    for link in links:
+        fe.link(**link)
+    fe.feedsvc.links = links
+    for f in files:
+        fe.media.content(url=f.url, type=f.type, fileSize=str(f.length), medium=f.medium,
+                         group=None)
+    if entry.image:
+        fe.media.thumbnail(url=entry.image.url, group=None)
 
 
 def _as_html(text: str) -> str:
@@ -57,7 +99,7 @@ def _add_entry(fg: FeedGenerator, entry: Entry, rss: bool) -> None:
     fe: FeedEntry = fg.add_entry(order="append")
     fe.id(entry.id)
     fe.title(entry.title)
-    fe.link(href=entry.link, rel="alternate", type="text/html")
+    _add_links(fe, entry)
     fe.published(entry.published)
     fe.updated(entry.updated)
     fe.summary(text(entry.summary))
@@ -69,6 +111,10 @@ def _add_entry(fg: FeedGenerator, entry: Entry, rss: bool) -> None:
 def _generator(doc: FeedDoc, rss: bool) -> FeedGenerator:
     fg = FeedGenerator()
     fg.register_extension("feedsvc", _FeedLinks, _EntryLinkAttrs, atom=True, rss=True)
+    if doc.tombstones and not rss:
+        fg.register_extension("tombstones", _Tombstones, atom=True, rss=False)
+        fg.tombstones.tombstones = doc.tombstones
+    fg.load_extension("media", atom=True, rss=True)
     fg.id(doc.id)
     fg.title(doc.title)
     fg.subtitle(doc.subtitle)
@@ -80,6 +126,10 @@ def _generator(doc: FeedDoc, rss: bool) -> FeedGenerator:
         fg.link(href=href, rel=rel)
     # RSS <channel><link> is the last link added: the HTML page must come last.
     fg.link(href=doc.html_url, rel="alternate", type="text/html")
+    if doc.logo or doc.icon:  # RSS <image> (and Atom <logo>): the logo, else the icon
+        fg.image(url=doc.logo or doc.icon, title=doc.title, link=doc.html_url)
+    if doc.icon:
+        fg.icon(doc.icon)
     fg.feedsvc.links = doc.extra_links
     # Never the time of rendering: feedgen stamps "now" unless told.
     fg.updated(doc.updated)
@@ -136,10 +186,22 @@ def _json_item(entry: Entry) -> dict[str, Any]:
         "date_modified": entry.updated.isoformat(),
         "language": entry.language,
         "tags": [c.label for c in entry.categories],
+        **_json_media(entry),
         "_feedsvc": {"countries": [c.lower() for c in entry.countries],
                      "topics": list(entry.topics), "dateline": entry.dateline},
     }
     return item
+
+
+def _json_media(entry: Entry) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if entry.image:
+        found["image"] = entry.image.url
+    files = [*entry.attachments, *((entry.image,) if entry.image else ())]
+    if files:
+        found["attachments"] = [{"url": f.url, "mime_type": f.type, "title": f.title,
+                                 "size_in_bytes": f.length} for f in files]
+    return found
 
 
 def render_json(doc: FeedDoc) -> bytes:
@@ -152,6 +214,10 @@ def render_json(doc: FeedDoc) -> bytes:
         "language": doc.language,
         "authors": [{"name": doc.publisher}],
     }
+    if doc.logo or doc.icon:
+        feed["icon"] = doc.logo or doc.icon
+    if doc.icon:
+        feed["favicon"] = doc.icon
     links = dict(doc.extra_links)
     if "next" in links:
         feed["next_url"] = links["next"]

@@ -21,7 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from . import dataset, index, problems, records, yamlsource
+from . import dataset, index, media, problems, records, yamlsource
 from . import fields as fields_module
 from .dataset import Release, dataset_from_sources, load_dataset, read_files
 from .index import Index, build_index
@@ -32,7 +32,7 @@ FORMAT = b"feedsvc-snapshot 1\n"
 # Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
 # kept data) then never inflates the serving process, which reads the child's snapshot.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (dataset, fields_module, index, problems, records, yamlsource)
+_CODE = (dataset, fields_module, index, media, problems, records, yamlsource)
 log = logging.getLogger(__name__)
 
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 FEED_KINDS = ("all", "countries", "topics")
+MEDIA_HASH = 16  # hex digits of a media file's sha256 in its URL
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,21 @@ class Urls:
 
     def static(self, name: str) -> str:
         return f"{self.base}static/{quote(name)}"
+
+    def media(self, src: str, digest: str | None = None) -> str:
+        """Return a media file's URL: an https:// src as given; a file below media/ with its
+        content hash, so that the URL changes whenever the file does (and may be cached for
+        good)."""
+        if src.startswith("https://"):
+            return src
+        return f"{self.base}media/{quote(src)}" + (f"?v={digest[:MEDIA_HASH]}" if digest else "")
+
+    def favicon(self) -> str:
+        return f"{self.base}favicon.ico"
+
+    def sitemap(self, part: int | None = None) -> str:
+        """Return the sitemap (or its index), or one of its numbered parts."""
+        return f"{self.base}sitemap.xml" if part is None else f"{self.base}sitemaps/{part}.xml"
 
     def scheme(self, kind: str) -> str:
         """Return the category scheme of countries or topics (their feeds' folder)."""

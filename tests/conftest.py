@@ -6,6 +6,7 @@ import shutil
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from feedsvc import create_app, state
+from feedsvc.clock import set_clock
 from feedsvc.config import BUNDLED_DATA
 
 from . import servers
@@ -160,3 +162,36 @@ _databases = itertools.cycle(range(1, 16))
 def build(**settings: object) -> Flask:
     """Build an app of the bundled dataset and the public base URL, with these settings."""
     return create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": BASE_URL, **settings})
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+# The fake clock's starting instant, and the dates lifecycle tests publish around it.
+NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+def clocked_app(make_dataset: Callable[..., Path], clock: FakeClock) -> Callable[..., Flask]:
+    """Build an app of the given releases whose time is the `clock` fixture's."""
+    def make(releases: list[dict[str, object]], **settings: object) -> Flask:
+        app = create_app({"FEEDSVC_DATA": str(make_dataset(releases)), "FEEDSVC_BASE_URL": BASE_URL,
+                          **settings})
+        set_clock(app, clock)
+        return app
+    return make

@@ -20,7 +20,7 @@ def _examples(app: Flask) -> dict[str, str]:
         index = current_index()
         topic, release = sorted(index.dataset.topics)[0], index.releases[0].id
     return {"code": "th", "country": "th", "slug": topic, "topic": topic, "release_id": release,
-            "id": release, "filename": "none.css", "fmt": "rss", "format": "rss"}
+            "id": release, "filename": "none.css", "fmt": "rss", "format": "rss", "part": "1"}
 
 
 def values(app: Flask, rule: Rule, choice: int = 0) -> dict[str, str]:

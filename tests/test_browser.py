@@ -179,3 +179,22 @@ def test_directory_in_the_browser(service: str, page: Page, browser: Browser) ->
     # Fits a phone: nothing wider than the viewport.
     assert page.locator("html").evaluate("html => html.scrollWidth") <= 390
     assert watch.dialogs == [] and watch.errors == []
+
+
+def test_directory_sections_look_clickable(service: str, page: Page) -> None:
+    page.goto(service + "/")
+    page.get_by_role("link", name="Every feed").click()
+    expect(page).to_have_url(service + "/feeds/")
+    summary = page.locator("summary").first
+    # A summary shows its disclosure triangle only as a list item (display:flex hides it).
+    expect(summary).to_have_css("display", "list-item")
+    expect(summary).to_have_css("cursor", "pointer")
+    shot = ARTIFACTS / "directory-summary.png"
+    ARTIFACTS.mkdir(exist_ok=True)
+    summary.scroll_into_view_if_needed()
+    page.screenshot(path=str(shot), full_page=False)
+    details = page.locator("details").first
+    expect(details).not_to_have_attribute("open", "")
+    summary.click()
+    expect(details).to_have_attribute("open", "")
+    expect(details.locator("textarea").first).to_be_visible()

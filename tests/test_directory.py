@@ -12,6 +12,7 @@ from lxml import etree, html
 
 from feedsvc import create_app, state
 from feedsvc.catalogue import catalogue
+from feedsvc.clock import view_of
 from feedsvc.dataset import Dataset
 
 from .conftest import BASE_URL
@@ -58,7 +59,7 @@ def test_directory_lists_every_feed_with_count_and_date(app: Flask, client: Flas
         assert page.xpath(f"//label[@for='{field.get('id')}']"), field.get("id")
     buttons = page.xpath("//button[@data-copy]")
     assert buttons and all(b.get("hidden") is not None for b in buttons)
-    listed = catalogue(state.live(app).index)
+    listed = catalogue(view_of(app, state.live(app).index))
     text = page.text_content()
     assert f"{listed.everything.releases} releases, last updated 17 January 2005" in text
     kinds = {link.get("type") for link in page.xpath("//head/link[@rel='alternate']")}

@@ -41,7 +41,8 @@ def assert_common(response: TestResponse) -> None:
     if response.mimetype == "text/html":
         assert csp["base-uri"] == "base-uri 'none'"
         assert csp["form-action"] in ("form-action 'self'", "form-action 'none'")
-        assert csp.get("img-src", "img-src 'self'") in ("img-src 'self'", "img-src 'self' data:")
+        assert csp.get("img-src", "img-src 'self'") in (
+            "img-src 'self'", "img-src 'self' https:", "img-src 'self' data: https:")
         assert csp["style-src"] in ("style-src 'unsafe-inline'",
                                     "style-src 'self' 'unsafe-inline'") or all(
             s.startswith("'sha256-") for s in csp["style-src"].split()[1:])

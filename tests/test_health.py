@@ -30,7 +30,8 @@ def test_readyz_ok_describes_what_is_served(client: FlaskClient, app: Flask) -> 
     index = state.live(app).index
     assert body["status"] == "ok"
     assert body["dataset"] | {"loaded_at": None} == {
-        "version": index.version, "releases": 10, "countries": len(index.by_country),
+        "version": index.version, "releases": 10, "visible": 10, "next_scheduled": None,
+        "countries": len(index.by_country),
         "topics": len(index.dataset.topics), "source": index.dataset.source,
         "loaded_at": None, "last_reload_error": None, "rejected_at": None}
     assert body["cache"] == {"backend": "in-process", "reachable": True}

@@ -71,8 +71,10 @@ def test_an_absurd_or_unparsable_if_modified_since_is_ignored(app: Flask) -> Non
             response = client.get(path, headers={"If-Modified-Since": value,
                                                  "Accept-Encoding": "gzip"})
             assert response.status_code == 200, (path, value, response.status_code)
-            assert response.headers["ETag"] == f'{plain.headers["ETag"][:-1]}-gz"'
-            assert gzip.decompress(response.data) == plain.data, (path, value)
+            body, etag = response.data, plain.headers["ETag"]
+            if response.headers.get("Content-Encoding") == "gzip":  # not for images, say
+                body, etag = gzip.decompress(body), f'{etag[:-1]}-gz"'
+            assert response.headers["ETag"] == etag and body == plain.data, (path, value)
     if fast is not None:  # the feeds were answered by the fast path, not by Flask behind it
         feeds = [p for p in cacheable_paths(app) if p.endswith((".rss", ".atom", ".json"))]
         assert len(feeds) >= 9

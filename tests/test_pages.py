@@ -52,6 +52,7 @@ def test_home_lists_latest_releases_and_every_feed(client: FlaskClient) -> None:
         assert f"{BASE_URL}feeds/countries/{code}.rss" in hrefs
     assert f"{BASE_URL}feeds/countries/fr.rss" not in hrefs  # nothing published yet
     assert alternates(doc)[f"{BASE_URL}feeds/all.rss"] == "application/rss+xml"
+    assert {f"{BASE_URL}feeds/", f"{BASE_URL}feeds.opml"} <= hrefs  # the directory and OPML
 
 
 def test_country_page_lists_only_that_country(client: FlaskClient) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Request, Response, abort, current_app, request
 
+from ..clock import current_view
 from ..conditional import Answer, Conditions, Rendered, cache_control, respond
 from ..feedcache import cache_key
 from ..index import Index
@@ -62,8 +63,9 @@ def settings_of(config: Mapping[str, Any], links: Urls) -> str:
 
 def key(path: str, fmt: str, canonical_query: str = "") -> str:
     """Return this request's cache key of a body: `path` and `fmt` name what is rendered."""
-    return cache_key(current_index().version, settings_of(current_app.config, urls()), path, fmt,
-                     canonical_query)
+    view = current_view()
+    return cache_key(view.index.version, view.token, settings_of(current_app.config, urls()),
+                     path, fmt, canonical_query)
 
 
 def to_response(answer: Answer) -> Response:
@@ -75,7 +77,8 @@ def cacheable(cache_as: str | None, render: Callable[[], Rendered], queried: boo
     """Answer with a body that depends only on the dataset and the request: from the feed
     cache under the key `cache_as` (None: not cached, e.g. a static asset), 304 when fresh.
     A `queried` body (one of countless keys) is rendered only within the render budget."""
-    cache, control = feed_cache(), cache_control(current_app.config)
+    cache = feed_cache()
+    control = cache_control(current_app.config, current_view().seconds_to_change())
     conditions = Conditions.of(request.environ)
     if cache_as is None:
         return to_response(respond(conditions, control, render))

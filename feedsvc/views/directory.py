@@ -9,12 +9,12 @@ from flask import Blueprint, Response, render_template, request
 from markupsafe import Markup
 
 from ..catalogue import Listing, catalogue
+from ..clock import current_view
 from ..conditional import Rendered
 from ..feed import NEVER, country_name
 from ..query import FORMATS, parse_country
 from ..records import COUNTRIES
 from ..render import OPML_CONTENT_TYPE, XSLT_CONTENT_TYPE, Outline, render_opml
-from ..state import current_index
 from ..urls import Urls
 from .common import cacheable, key, urls
 
@@ -52,8 +52,8 @@ def snippets(links: Urls, listing: Listing, limit: int = 5) -> dict[str, str]:
 
 @bp.get("/feeds/")
 def directory() -> Response:
-    index, links = current_index(), urls()
-    listed = catalogue(index)
+    view, links = current_view(), urls()
+    index, listed = view.index, catalogue(view)
     chosen = parse_country(request.args.to_dict(flat=False))
 
     def render() -> Rendered:
@@ -70,13 +70,14 @@ def directory() -> Response:
 
 @bp.get("/feeds.opml")
 def opml() -> Response:
-    index, links = current_index(), urls()
+    view, links = current_view(), urls()
+    index = view.index
 
     def outline(listing: Listing) -> Outline:
         return Outline(listing.title, links.feed(listing.scope, "rss"), links.page(listing.scope))
 
     def render() -> Rendered:
-        listed = catalogue(index)
+        listed = catalogue(view)
         body = render_opml(f"{index.dataset.site.title}: all feeds", index.dataset.site.publisher,
                            listed.everything.updated, [
                                outline(listed.everything),

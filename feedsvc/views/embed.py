@@ -9,10 +9,10 @@ from importlib.resources import files
 
 from flask import Blueprint, Response, render_template, request
 
+from ..clock import current_view
 from ..conditional import Rendered
 from ..feed import NEVER, feed_title
 from ..query import DEFAULT_QUERY, parse_choice
-from ..state import current_index
 from ..urls import Scope
 from .common import cacheable, feed_query, key, page_scope, urls
 
@@ -49,14 +49,15 @@ def _csp(response: Response) -> Response:
 
 
 def _embed(scope: Scope) -> Response:
-    index, links = current_index(), urls()
+    view, links = current_view(), urls()
+    index = view.index
     query = asked = feed_query(index)
     if "limit" not in request.args:
         query = replace(query, limit=EMBED_LIMIT)
     theme = parse_choice(request.args.to_dict(flat=False), "theme", THEMES)
 
     def render() -> Rendered:
-        page = index.select(query.filters(scope), query.limit, index.start_after(query.before))
+        page = view.select(query.filters(scope), query.limit, index.start_after(query.before))
         body = render_template(
             "embed.html", index=index, urls=links, theme=theme, releases=page.releases,
             title=feed_title(index, scope, query), css=_asset("embed.css"),

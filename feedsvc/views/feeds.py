@@ -8,10 +8,11 @@ from typing import Any
 from flask import Blueprint, Request, Response, abort, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..clock import current_view
 from ..conditional import Rendered
 from ..feed import build_feed
 from ..feedcache import cache_key
-from ..index import Index
+from ..lifecycle import View
 from ..query import DEFAULT_QUERY, FeedQuery
 from ..records import country_code
 from ..render import CONTENT_TYPES, RENDERERS
@@ -40,29 +41,34 @@ class FeedRequest:
     key: str
 
 
-def feed_request(config: Mapping[str, Any], req: Request, index: Index, scope: Scope,
+def feed_request(config: Mapping[str, Any], req: Request, view: View, scope: Scope,
                  fmt: str) -> FeedRequest | None:
     """Resolve a feed request (None: no usable host; QueryError: a bad query parameter)."""
     links = urls_for(config, req)
     if links is None:
         return None
-    query = query_of(req, index)
+    query = query_of(req, view.index)
     return FeedRequest(scope, fmt, query, links, cache_key(
-        index.version, settings_of(config, links), scope.path, fmt, query.canonical()))
+        view.index.version, view.token, settings_of(config, links), scope.path, fmt,
+        query.canonical()))
 
 
 def serve_feed(scope: Scope, fmt: str) -> Response:
     """Answer from the cache (or a 304 from cached validators alone), rendering on a miss."""
-    index, config = current_index(), current_app.config
-    found = feed_request(config, request, index, scope, fmt)
+    view, config = current_view(), current_app.config
+    found = feed_request(config, request, view, scope, fmt)
     if found is None:
         abort(400, description=NO_HOST)
     feed = found
 
     def render() -> Rendered:
-        query = feed.query
-        page = index.select(query.filters(scope), query.limit, index.start_after(query.before))
-        doc = build_feed(index, scope, query, fmt, feed.links, page, config["FEEDSVC_WEBSUB_HUB"])
+        index, query = view.index, feed.query
+        filters = query.filters(scope)
+        page = view.select(filters, query.limit, index.start_after(query.before))
+        # Withdrawal notices belong to the feed, not to a page of its archive.
+        gone = view.tombstones(filters) if query.before is None else []
+        doc = build_feed(index, scope, query, fmt, feed.links, page, config["FEEDSVC_WEBSUB_HUB"],
+                         gone)
         return Rendered.build(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
     return cacheable(feed.key, render, queried=feed.query != DEFAULT_QUERY)

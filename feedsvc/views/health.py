@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..clock import now
+from ..lifecycle import view_at
 from ..state import Live, feed_cache, live
 
 bp = Blueprint("health", __name__)
@@ -32,8 +34,11 @@ def _dataset(live: Live) -> dict[str, Any]:
     with live.lock:
         index, loaded_at, error, rejected_at = (live.index, live.loaded_at, live.last_error,
                                                 live.rejected_at)
+    view = view_at(index, now())
+    scheduled = view.next_publication
     return {
-        "version": index.version, "releases": len(index.releases),
+        "version": index.version, "releases": len(index.releases), "visible": view.count(),
+        "next_scheduled": None if scheduled is None else scheduled.isoformat(),
         "countries": len(index.by_country), "topics": len(index.dataset.topics),
         "source": index.dataset.source, "loaded_at": loaded_at.isoformat(),
         "last_reload_error": error,

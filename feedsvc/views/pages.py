@@ -5,13 +5,16 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template
+from markupsafe import Markup
 
 from ..catalogue import catalogue
+from ..clock import current_view
 from ..conditional import Rendered
+from ..dataset import Release
 from ..feed import country_name, feed_title
-from ..index import Index
+from ..lifecycle import View
 from ..query import DEFAULT_QUERY, FeedQuery
-from ..state import current_index
+from ..seo import news_article, script_json
 from ..urls import Scope, Urls
 from .common import cacheable, feed_query, key, page_scope, urls
 
@@ -27,6 +30,16 @@ def longdate(value: datetime) -> str:
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
+@bp.app_template_filter("filesize")
+def filesize(length: int) -> str:
+    """Format a file's size for people: 843 bytes, 12 KB, 3.4 MB."""
+    if length < 1000:
+        return f"{length} bytes"
+    if length < 1_000_000:
+        return f"{length / 1000:.0f} KB"
+    return f"{length / 1_000_000:.1f} MB"
+
+
 def _feeds(links: Urls, scope: Scope, title: str, query: str = "") -> dict[str, str]:
     return {"title": title, **{fmt: links.feed(scope, fmt, query) for fmt in ("rss", "atom", "json")}}
 
@@ -37,14 +50,15 @@ def _helpers() -> dict[str, Any]:
             "country_scope": lambda c: Scope("countries", c), "country_name": country_name}
 
 
-def _html(body: str, index: Index) -> Rendered:
+def _html(body: str, view: View) -> Rendered:
     # A page lists more than its releases (e.g. every country with releases): it is as new as
-    # the newest change in the dataset.
-    return Rendered.build(body.encode(), HTML, catalogue(index).everything.updated)
+    # the newest change readers can see.
+    return Rendered.build(body.encode(), HTML, catalogue(view).everything.updated)
 
 
 def _listing(scope: Scope) -> Response:
-    index, links = current_index(), urls()
+    view, links = current_view(), urls()
+    index = view.index
     query: FeedQuery = feed_query(index)
 
     def render() -> Rendered:
@@ -53,17 +67,17 @@ def _listing(scope: Scope) -> Response:
         everything = _feeds(links, Scope(), index.dataset.site.title)
         return _html(render_template(
             "listing.html", index=index, scope=scope, urls=links, title=title, feed_links=here,
-            page=index.select(query.filters(scope), query.limit, index.start_after(query.before)),
+            page=view.select(query.filters(scope), query.limit, index.start_after(query.before)),
             autodiscovery=[here] if scope.kind == "all" and not query.link_query()
             else [here, everything],
-            countries_with_releases=_countries_with_releases(index)), index)
+            countries_with_releases=_countries_with_releases(view)), view)
 
     return cacheable(key(f"page/{scope.path}", "html", query.canonical()), render,
                      queried=query != DEFAULT_QUERY)
 
 
-def _countries_with_releases(index: Index) -> list[str]:
-    return sorted((c.lower() for c in index.by_country), key=country_name)
+def _countries_with_releases(view: View) -> list[str]:
+    return [listing.scope.key or "" for listing in catalogue(view).countries]
 
 
 @bp.get("/")
@@ -83,10 +97,13 @@ def topic(slug: str) -> Response:
 
 @bp.get("/releases/<release_id>")
 def release(release_id: str) -> Response:
-    index, links = current_index(), urls()
-    found = index.release(release_id)
+    view, links = current_view(), urls()
+    index = view.index
+    status, found = view.status(release_id)
     if found is None:
         abort(404, description=f"No release has the id {release_id[:100]!r}.")
+    if status == "gone":
+        return withdrawn(view, links, found)
     shown = found
 
     def render() -> Rendered:
@@ -95,7 +112,17 @@ def release(release_id: str) -> Response:
         autodiscovery += [_feeds(links, Scope("topics", t), topics[t].label) for t in shown.topics]
         autodiscovery += [_feeds(links, Scope("countries", c.lower()), country_name(c))
                           for c in shown.countries]
+        jsonld = Markup(script_json(news_article(shown, index.dataset.site, links)))
         return _html(render_template("release.html", index=index, release=shown, urls=links,
-                                     autodiscovery=autodiscovery), index)
+                                     autodiscovery=autodiscovery, jsonld=jsonld), view)
 
     return cacheable(key(f"releases/{release_id}", "html"), render)
+
+
+def withdrawn(view: View, links: Urls, release: Release) -> Response:
+    """Answer 410 Gone for a withdrawn release, with its note (not cached: rare, and small)."""
+    body = render_template("withdrawn.html", release=release, index=view.index, urls=links,
+                           autodiscovery=[])
+    response = Response(body, status=410, content_type=HTML)
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response

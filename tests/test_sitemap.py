@@ -1,0 +1,109 @@
+"""/sitemap.xml and /robots.txt: every release and listing page, split past the URL limit."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from lxml import etree
+
+from feedsvc import create_app
+from feedsvc.lifecycle import View
+from feedsvc.sitemap import Sitemap
+from feedsvc.urls import Urls
+
+from .conftest import BASE_URL, release_yaml
+
+NS = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
+
+
+def xml(client: FlaskClient, path: str) -> etree._Element:
+    response = client.get(path)
+    assert response.status_code == 200, response.data
+    assert response.headers["Content-Type"] == "application/xml; charset=utf-8"
+    assert "ETag" in response.headers and "max-age" in response.headers["Cache-Control"]
+    return etree.fromstring(response.data)
+
+
+def urls_of(doc: etree._Element) -> dict[str, str]:
+    return {u.findtext("s:loc", namespaces=NS): u.findtext("s:lastmod", namespaces=NS)
+            for u in doc.findall("s:url", NS)}
+
+
+def test_sitemap_lists_releases_and_listings_with_lastmod(client: FlaskClient) -> None:
+    doc = xml(client, "/sitemap.xml")
+    assert doc.tag == "{http://www.sitemaps.org/schemas/sitemap/0.9}urlset"
+    found = urls_of(doc)
+    assert found[f"{BASE_URL}releases/pr-2004-005"] == "2004-11-23T17:00:00Z"
+    assert f"{BASE_URL}" in found and f"{BASE_URL}countries/kh" in found
+    assert f"{BASE_URL}topics/social-security" in found
+    assert f"{BASE_URL}countries/fr" not in found  # no releases: no page worth listing
+    releases = [u for u in found if "/releases/" in u]
+    assert len(releases) == 10
+
+
+def test_robots_txt_names_the_sitemap(client: FlaskClient) -> None:
+    response = client.get("/robots.txt")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert f"Sitemap: {BASE_URL}sitemap.xml" in response.get_data(as_text=True).splitlines()
+
+
+def sitemap_app(make_dataset: Callable[..., Path], releases: int, per_file: int) -> Flask:
+    root = make_dataset([release_yaml(n, f"2005-01-{n:02d}") for n in range(1, releases + 1)])
+    return create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL,
+                       "FEEDSVC_SITEMAP_URLS": per_file})
+
+
+def test_above_the_limit_the_sitemap_is_an_index_of_parts(
+        make_dataset: Callable[..., Path]) -> None:
+    # 12 releases + 3 listings (home, Thailand, Social security) = 15 URLs, 4 to a file.
+    client = sitemap_app(make_dataset, 12, 4).test_client()
+    doc = xml(client, "/sitemap.xml")
+    assert doc.tag == "{http://www.sitemaps.org/schemas/sitemap/0.9}sitemapindex"
+    parts = [s.findtext("s:loc", namespaces=NS) for s in doc.findall("s:sitemap", NS)]
+    assert parts == [f"{BASE_URL}sitemaps/{n}.xml" for n in (1, 2, 3, 4)]
+    seen: list[str] = []
+    for part in parts:
+        found = urls_of(xml(client, part.removeprefix(BASE_URL.rstrip("/"))))
+        assert 1 <= len(found) <= 4
+        seen += found
+    assert len(seen) == len(set(seen)) == 15
+    assert {f"{BASE_URL}releases/t-{n:03d}" for n in range(1, 13)} <= set(seen)
+    newest = doc.findall("s:sitemap", NS)[0].findtext("s:lastmod", namespaces=NS)
+    assert newest == "2005-01-11T17:00:00Z"  # t-012, midnight in Bangkok
+    for missing in ("/sitemaps/0.xml", "/sitemaps/5.xml", "/sitemaps/99999999.xml"):
+        assert client.get(missing).status_code == 404
+
+
+def test_the_sitemap_is_built_once_per_dataset_version(
+        make_dataset: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    app = sitemap_app(make_dataset, 3, 50_000)
+    client = app.test_client()
+    built: list[int] = []
+    original = Sitemap.of
+
+    def counting(view: View, urls: Urls) -> Sitemap:
+        built.append(1)
+        return original(view, urls)
+
+    monkeypatch.setattr(Sitemap, "of", counting)
+    first = client.get("/sitemap.xml")
+    assert client.get("/sitemap.xml").data == first.data
+    again = client.get("/sitemap.xml", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    assert len(built) == 1
+
+
+def test_drafts_scheduled_and_withdrawn_releases_are_not_in_the_sitemap(
+        make_dataset: Callable[..., Path]) -> None:
+    scheduled = release_yaml(2, "2099-01-01T09:00:00+07:00")
+    draft = {**release_yaml(3, "2005-01-03"), "draft": True}
+    withdrawn = {**release_yaml(4, "2005-01-04"), "withdrawn": "2005-02-01T10:00:00+07:00",
+                 "withdrawn_note": "Withdrawn."}
+    root = make_dataset([release_yaml(1, "2005-01-01"), scheduled, draft, withdrawn])
+    app = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL})
+    found = [u for u in urls_of(xml(app.test_client(), "/sitemap.xml")) if "/releases/" in u]
+    assert found == [f"{BASE_URL}releases/t-001"]
