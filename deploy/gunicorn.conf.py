@@ -2,14 +2,18 @@
 
 Every setting is read from the environment (FEEDSVC_BIND, FEEDSVC_WORKERS, FEEDSVC_LOG_LEVEL,
 PROMETHEUS_MULTIPROC_DIR); the app's own FEEDSVC_* settings are in
-feedsvc/config.py. `kill -HUP <master pid>` reloads the dataset (invalid data is refused and
-the old data keeps serving) and replaces the workers gracefully; code changes need a restart.
+feedsvc/config.py. The master watches the dataset, loads each change once and re-forks the
+workers one at a time, so they share the new data copy-on-write. `kill -HUP <master pid>`
+reloads the dataset now (invalid data is refused and the old data keeps serving) and replaces
+the workers gracefully; code changes need a restart.
 """
 import gc
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
+import time
 from pathlib import Path
 
 # prometheus_client picks its multi-process storage when first imported, and preload_app
@@ -72,11 +76,30 @@ def pre_fork(server, worker):
     gc.freeze()
 
 
-def post_fork(server, worker):
-    """Start the worker's dataset watcher (threads do not survive the fork)."""
+def when_ready(server):
+    """Start the instance's one dataset watcher, in the master: it loads each change once."""
     from feedsvc.reload import start_watching
 
-    start_watching(worker.app.wsgi())
+    start_watching(server.app.wsgi(), lambda result: refork_workers(server, result))
+
+
+def refork_workers(server, result):
+    """Replace the workers one at a time, so each new one forks with the master's new data.
+
+    One at a time (SIGTERM: each finishes its request), not HUP's all-new-then-all-old: the
+    process tree never holds more than one worker above its size.
+    """
+    server.log.info("dataset %s: re-forking %d workers", result, len(server.WORKERS))
+    for pid in list(server.WORKERS):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + server.cfg.graceful_timeout + 5
+        # The arbiter reaps the worker and forks its replacement; wait for both.
+        while (pid in server.WORKERS or len(server.WORKERS) < server.num_workers) \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def on_reload(server):

@@ -1,107 +1,202 @@
-"""Live dataset reload: watch the files, validate new data off the request path, swap or refuse.
+"""Live dataset reload: read only the changed files, validate, guard the archive, swap or refuse.
 
-Each serving process (each gunicorn worker, started by the post_fork hook) runs one watcher
-thread. A check costs a stat of every YAML file; only when paths, sizes or mtimes change are
-the files read and hashed, and only a new content hash is parsed and validated. Invalid data
-is never swapped in: the last good index stays live and the rejection is recorded on `Live`.
+One Reloader per instance: under gunicorn it runs in the master (deploy/gunicorn.conf.py), whose
+watcher thread wakes on a change, loads it here once and then has the workers re-forked so they
+share the new data copy-on-write. Invalid data is never swapped in: the last good index stays
+live and the rejection is recorded on `Live`. A reload that would remove more than
+FEEDSVC_MAX_REMOVAL of the served releases is held until an operator accepts it.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask
 
-from . import metrics, state
-from .dataset import DatasetError, read_files
-from .index import Index
+from . import metrics, snapshot, state
+from .config import MaxRemoval
+from .dataset import Dataset, DatasetError
+from .index import Index, build_index
+from .loader import Change, Loaded, assemble, stat_key, update
 from .state import Live
-from .yamlsource import content_hash, find_files
+from .watcher import Watcher
 
 log = logging.getLogger(__name__)
-
-Fingerprint = tuple[tuple[str, int, int], ...]
-
-
-def fingerprint(path: str | Path) -> Fingerprint:
-    """Return the cheap identity of the dataset on disk: each file's path, mtime and size."""
-    root = Path(path)
-    found: list[tuple[str, int, int]] = []
-    try:
-        for file in find_files(root) if root.exists() else []:
-            stat = os.stat(file)
-            found.append((file, stat.st_mtime_ns, stat.st_size))
-    except FileNotFoundError:  # a file went away while listing: the next check sees the rest
-        found.append(("(changing)", 0, 0))
-    return tuple(found)
+# Results after which what the workers serve, or report, differs: they must be re-forked.
+NEWS = frozenset({"reloaded", "rejected", "held", "recovered"})
 
 
-@dataclass
+@dataclass(frozen=True)
+class Held:
+    """A valid reload held back because it would remove too many of the served releases."""
+
+    version: str
+    removed: int
+    served: int
+
+
 class Reloader:
     """Compares the dataset on disk with the one served, and swaps in new data when valid."""
 
-    live: Live
-    path: str
-    load: Callable[[], Index]
-    # None until a check has compared the files with the served version.
-    seen: Fingerprint | None = None
-    _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def __init__(self, live: Live, loaded: Loaded, *, limit: int, max_removal: MaxRemoval,
+                 snapshot_dir: str | None) -> None:
+        self.live, self.served, self.seen = live, loaded, loaded.catalog
+        self.limit, self.max_removal = limit, max_removal
+        self.snapshot_dir = snapshot_dir
+        self.held: Held | None = None
+        self._busy = threading.Lock()
 
-    def check(self, force: bool = False) -> str:
-        """Look once; return unchanged, changing, reloaded or rejected (busy if already looking)."""
+    @property
+    def path(self) -> str:
+        return self.seen.root
+
+    def check(self, force: bool = False, *, strict: bool = False) -> str:
+        """Look once; return unchanged, changing, reloaded, rejected, held or recovered.
+
+        force reads every file again whatever its stat says (SIGHUP); strict raises
+        DatasetError instead of keeping the old data (at start-up: never serve less than
+        check-data accepts). busy if another check is running.
+        """
         if not self._busy.acquire(blocking=False):
             return "busy"
         try:
-            return self._check(force)
+            change = update(self.seen, self.limit, trust_stat=not force)
+            self.seen = change.catalog
+            accept = self.held is not None and self._accepted(self.held.version)
+            if not (change.any or force or accept):
+                return "unchanged"
+            return self._consider(change, strict)
         finally:
             self._busy.release()
 
-    def _check(self, force: bool) -> str:
-        before = fingerprint(self.path)
-        if before == self.seen and not force:
-            return "unchanged"
+    def _consider(self, change: Change, strict: bool) -> str:
         try:
-            version = content_hash(read_files(Path(self.path)), self.path)
-            index = None if version == self.live.index.version else self.load()
-        except OSError as error:  # a file removed or replaced while being read: look again later
-            log.info("dataset changing while read (%s); checking again", error)
-            return "changing"
+            dataset = assemble(change.catalog)
         except DatasetError as error:
-            if fingerprint(self.path) != before:
-                return "changing"
-            return self._reject(before, error)
-        if fingerprint(self.path) != before:
-            return "changing"
-        self.seen = before
-        if index is None:
-            self.live.clear_rejection()
-            return "unchanged"
-        old = self.live.swap(index)
+            if strict:
+                raise
+            if any(stat_key(name) != change.catalog.files[name].key for name in change.changed):
+                return "changing"  # still being written: look again when it settles
+            return self._reject(error)
+        if dataset.version == self.served.index.version:
+            return self._recovered()
+        removed = _removed(self.served.index, dataset)
+        if removed > self.max_removal.allowed(len(self.served.index.releases)) \
+                and not self._accepted(dataset.version):
+            return self._hold(Held(dataset.version, removed, len(self.served.index.releases)))
+        return self._swap(Loaded(build_index(dataset), change.catalog))
+
+    def _swap(self, loaded: Loaded) -> str:
+        if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared
+            snapshot.write_snapshot(self._file("snapshot"), loaded)
+        self._forget_hold()
+        old = self.live.swap(loaded.index)
+        self.served = loaded
         metrics.RELOADS.labels(result="reloaded").inc()
         log.info("dataset reloaded: version %s -> %s, %d releases, from %s",
-                 old.version, index.version, len(index.releases), self.path)
+                 old.version, loaded.index.version, len(loaded.index.releases), self.path)
         return "reloaded"
 
-    def _reject(self, before: Fingerprint, error: DatasetError) -> str:
-        self.seen = before  # report a bad edit once; the next edit is looked at afresh
-        self.live.reject(error.report())
+    def _reject(self, error: DatasetError) -> str:
+        self.live.reject(error.report())  # reported once: the next look is at the next change
         metrics.RELOADS.labels(result="rejected").inc()
         log.error("dataset reload rejected, still serving version %s: %s",
                   self.live.index.version, error.report())
         return "rejected"
 
+    def _hold(self, held: Held) -> str:
+        report = (f"mass removal held: {held.removed} of {held.served} releases would be removed "
+                  f"(more than FEEDSVC_MAX_REMOVAL={self.max_removal.spec}); still serving "
+                  f"version {self.live.index.version}; new version {held.version}; accept it "
+                  f"with `feedsvc accept-removal`")
+        if self.held == held:
+            return "unchanged"
+        self.held = held
+        self.live.reject(report)
+        metrics.RELOADS.labels(result="held").inc()
+        log.error("dataset reload %s", report)
+        if self.snapshot_dir is not None:
+            _write_json(self._file("held"), {"version": held.version, "removed": held.removed,
+                                             "served": held.served, "path": self.path})
+        return "held"
+
+    def _recovered(self) -> str:
+        """What is on disk is again what is served (an edit reverted): forget any rejection."""
+        was_degraded = self.live.last_error is not None
+        self._forget_hold()
+        self.live.clear_rejection()
+        return "recovered" if was_degraded else "unchanged"
+
+    def _forget_hold(self) -> None:
+        self.held = None
+        if self.snapshot_dir is not None:
+            self._file("held").unlink(missing_ok=True)
+            self._file("accept").unlink(missing_ok=True)
+
+    def _accepted(self, version: str) -> bool:
+        if self.snapshot_dir is None:
+            return False
+        try:
+            return self._file("accept").read_text(encoding="utf-8").strip() == version
+        except OSError:
+            return False
+
+    def _file(self, kind: str) -> Path:
+        assert self.snapshot_dir is not None
+        return state_file(self.snapshot_dir, self.path, kind)
+
+
+def state_file(snapshot_dir: str, path: str, kind: str) -> Path:
+    """Name the snapshot, held-removal or acceptance file of a dataset path."""
+    file = snapshot.snapshot_path(Path(snapshot_dir), Path(path))
+    return file if kind == "snapshot" else file.with_name(f"{file.name.split('-')[0]}.{kind}")
+
+
+def _removed(served: Index, new: Dataset) -> int:
+    kept = {release.id for release in new.releases}
+    return sum(1 for rid in served.by_id if rid not in kept)
+
+
+def _write_json(file: Path, value: dict[str, object]) -> None:
+    try:
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        file.write_text(json.dumps(value) + "\n", encoding="utf-8")
+    except OSError as error:
+        log.warning("cannot write %s: %s", file, error)
+
+
+def accept_removal(path: str, snapshot_dir: str) -> str:
+    """Accept the mass removal held for `path`; return what it removes. Raise LookupError if none."""
+    try:
+        held = json.loads(state_file(snapshot_dir, path, "held").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise LookupError(f"{path}: no mass removal is held") from None
+    state_file(snapshot_dir, path, "accept").write_text(held["version"] + "\n", encoding="utf-8")
+    return (f"{path}: accepted: {held['removed']} of {held['served']} releases removed "
+            f"(version {held['version']}); served within FEEDSVC_RELOAD_INTERVAL")
+
 
 def init_app(app: Flask) -> None:
-    """Load the dataset (see state.init_app) and keep a Reloader for it."""
-    path = app.config["FEEDSVC_DATA"]
-    state.init_app(app)
-    live: Live = app.extensions["feedsvc.live"]
-    app.extensions["feedsvc.reloader"] = Reloader(live, path, lambda: state.load_index(app.config))
+    """Load the dataset (from its snapshot, then the changed files) and keep its Reloader.
+
+    Invalid data on disk stops the start (DatasetError), as `feedsvc check-data` would fail;
+    a mass removal since the snapshot is held, and the snapshot's data served.
+    """
+    config = app.config
+    loaded = snapshot.load(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"],
+                           config["FEEDSVC_MAX_FILE_BYTES"])
+    state.init_app(app, loaded.index)
+    watch = Reloader(app.extensions["feedsvc.live"], loaded,
+                     limit=config["FEEDSVC_MAX_FILE_BYTES"],
+                     max_removal=config["FEEDSVC_MAX_REMOVAL"],
+                     snapshot_dir=config["FEEDSVC_SNAPSHOT_DIR"])
+    watch.check(strict=True)
+    app.extensions["feedsvc.reloader"] = watch
     app.extensions["feedsvc.watcher"] = None
 
 
@@ -115,24 +210,34 @@ def reload_now(app: Flask) -> str:
     return reloader(app).check(force=True)
 
 
-def start_watching(app: Flask) -> threading.Thread | None:
-    """Start this process's watcher thread (after fork: threads do not survive it)."""
+def start_watching(app: Flask, on_news: Callable[[str], None] | None = None
+                   ) -> threading.Thread | None:
+    """Start the one watcher thread of this instance; call `on_news(result)` after each change.
+
+    Under gunicorn the master runs it and on_news re-forks the workers; a single-process
+    server runs it in its one process and needs no on_news: the swap is seen at once.
+    """
     interval = app.config["FEEDSVC_RELOAD_INTERVAL"]
-    running: tuple[int, threading.Thread] | None = app.extensions["feedsvc.watcher"]
-    if interval <= 0 or (running is not None and running[0] == os.getpid()):
+    if interval <= 0 or app.extensions["feedsvc.watcher"] is not None:
         return None
     watch = reloader(app)
+    watcher = Watcher(watch.path, interval, app.config["FEEDSVC_RELOAD_WATCH"])
+    log.info("dataset watch: %s, %s", watcher.backend, watch.path)
 
     def loop() -> None:
         while True:
+            watcher.wait(interval if watch.held is not None else None)
             try:
-                watch.check()
+                result = watch.check()
+                if result in NEWS and on_news is not None:
+                    on_news(result)
+                elif result == "changing":
+                    watcher.changed.set()
             # The watcher must outlive any one failed check, or reloads would silently stop.
             except Exception:
                 log.exception("dataset check failed")
-            time.sleep(interval)
 
     thread = threading.Thread(target=loop, name="feedsvc-reload", daemon=True)
-    app.extensions["feedsvc.watcher"] = (os.getpid(), thread)
+    app.extensions["feedsvc.watcher"] = (os.getpid(), thread, watcher)
     thread.start()
     return thread

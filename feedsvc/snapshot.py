@@ -1,8 +1,10 @@
-"""The validated index cached on disk, keyed by the source's content hash: fast restarts.
+"""The served dataset cached on disk, with the catalog of its files: restarts cost the changes.
 
-A snapshot is a pickle, so it is only read from a file this user owns and nobody else may
-write; keep FEEDSVC_SNAPSHOT_DIR private to the service. Anything wrong with a snapshot
-(missing, stale, truncated, corrupt, written by other code) means a full load, never a failure.
+A snapshot holds the index last served and the per-file catalog it was built from (see
+loader.py); a start reads it and then only the files that changed since. It is a pickle, so it
+is only read from a file this user owns and nobody else may write; keep FEEDSVC_SNAPSHOT_DIR
+private to the service. Anything wrong with a snapshot (missing, truncated, corrupt, written by
+other code) means a full load, never a failure.
 """
 from __future__ import annotations
 
@@ -16,67 +18,84 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from . import dataset, index, problems, records, yamlsource
+from . import dataset, index, loader, problems, records, yamlsource
 from . import fields as fields_module
-from .dataset import Release, dataset_from_sources, load_dataset, read_files
-from .index import Index, build_index
-from .problems import Problem
-from .yamlsource import DEFAULT_MAX_FILE_BYTES, content_hash
+from .dataset import Release
+from .index import Index
+from .loader import Catalog, FileEntry, Loaded, build, update
+from .problems import DatasetError, Problem
+from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
-FORMAT = b"feedsvc-snapshot 1\n"
+FORMAT = b"feedsvc-snapshot 2\n"
 # Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
-# kept data) then never inflates the serving process, which reads the child's snapshot.
+# kept data) then never inflates the serving process, which reads the child's result.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (dataset, fields_module, index, problems, records, yamlsource)
+_CODE = (dataset, fields_module, index, loader, problems, records, yamlsource)
 log = logging.getLogger(__name__)
+
+
+def load(path: str | Path, snapshot_dir: str | Path | None,
+         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, *,
+         child_over: int = CHILD_LOAD_BYTES) -> Loaded:
+    """Return the last snapshot of this source (the caller updates it), else a full load.
+
+    A full load is saved as the snapshot; it raises DatasetError if the data is invalid.
+    """
+    root = Path(path)
+    if snapshot_dir is None:
+        return build(loader.load(root, max_file_bytes))
+    file = snapshot_path(Path(snapshot_dir), root)
+    found = read_snapshot(file)
+    if found is not None:
+        log.info("dataset %s: loaded from snapshot %s", root, file)
+        return found
+    loaded = full_load(root, max_file_bytes, Path(snapshot_dir), child_over=child_over)
+    write_snapshot(file, loaded)
+    return loaded
+
+
+def full_load(root: Path, max_file_bytes: int, scratch: Path | None, *,
+              child_over: int = CHILD_LOAD_BYTES) -> Loaded:
+    """Read, parse, validate and index every file: in a child process when the data is large."""
+    if scratch is not None and _yaml_bytes(root) > child_over:
+        found = _load_in_child(root, max_file_bytes, scratch)
+        if found is not None:
+            log.info("dataset %s: loaded in a child process", root)
+            return found
+    return build(loader.load(root, max_file_bytes))
+
+
+def _yaml_bytes(root: Path) -> int:
+    return sum(max(loader.stat_key(name)[0], 0) for name in yamlsource.find_files(root)) \
+        if root.exists() else 0
 
 
 def load_index(path: str | Path, snapshot_dir: str | Path | None,
                max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, *,
                child_over: int = CHILD_LOAD_BYTES) -> Index:
-    """Return the dataset's index: from a matching snapshot, else loaded in full and saved."""
-    root = Path(path)
-    if snapshot_dir is None or not root.exists():
-        return build_index(load_dataset(root, max_file_bytes))
-    unreadable: list[Problem] = []
-    sources = read_files(root, max_file_bytes, unreadable)
-    if unreadable:  # a file that cannot be read safely: report it with every other problem
-        return build_index(dataset_from_sources(root, sources, unreadable))
-    file = snapshot_path(Path(snapshot_dir), root, content_hash(sources, root))
-    found = read_snapshot(file)
-    if found is not None:
-        log.info("dataset %s: loaded from snapshot %s", root, file)
-        return found
-    if sum(len(raw) for _, raw in sources) > child_over and _build_in_child(root, file.parent):
-        found = read_snapshot(file)
-        if found is not None:
-            log.info("dataset %s: loaded in a child process, snapshot %s", root, file)
-            return found
-    return _full_load(root, sources, file)
+    """Return the index of the data on disk now: the snapshot, updated; saved if it changed."""
+    loaded = load(path, snapshot_dir, max_file_bytes, child_over=child_over)
+    change = update(loaded.catalog, max_file_bytes)
+    if not change.any:
+        return loaded.index
+    fresh = build(change.catalog)
+    if snapshot_dir is not None:
+        write_snapshot(snapshot_path(Path(snapshot_dir), Path(path)), fresh)
+    return fresh.index
 
 
 def save_snapshot(path: str | Path, snapshot_dir: str | Path) -> Path:
     """Load and validate the dataset in full and save its snapshot; raise DatasetError/OSError."""
     root = Path(path)
-    if not root.exists():
-        load_dataset(root)  # raises the DatasetError that says so
-    sources = read_files(root)
-    file = snapshot_path(Path(snapshot_dir), root, content_hash(sources, root))
-    _full_load(root, sources, file)
-    if not file.exists():
+    file = snapshot_path(Path(snapshot_dir), root)
+    if not write_snapshot(file, build(loader.load(root, DEFAULT_MAX_FILE_BYTES))):
         raise OSError(f"could not write {file}")
     return file
-
-
-def _full_load(root: Path, sources: list[tuple[str, bytes]], file: Path) -> Index:
-    loaded = build_index(dataset_from_sources(root, sources))
-    write_snapshot(file, loaded)
-    return loaded
 
 
 def _code_version() -> str:
@@ -92,14 +111,14 @@ def _code_version() -> str:
 CODE_VERSION = _code_version()
 
 
-def snapshot_path(snapshot_dir: Path, root: Path, version: str) -> Path:
-    """Name the snapshot of this source path, content version and code."""
+def snapshot_path(snapshot_dir: Path, root: Path) -> Path:
+    """Name the snapshot of this source path and code: one per source, the data last served."""
     source = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    return snapshot_dir / f"{source}-{version}-{CODE_VERSION}.pickle"
+    return snapshot_dir / f"{source}-{CODE_VERSION}.pickle"
 
 
-def read_snapshot(file: Path) -> Index | None:
-    """Return the index saved in `file`, or None if it is absent or cannot be trusted."""
+def read_snapshot(file: Path) -> Loaded | None:
+    """Return what `file` holds, or None if it is absent or cannot be trusted."""
     try:
         with file.open("rb") as stream:
             status = os.fstat(stream.fileno())
@@ -117,10 +136,16 @@ def read_snapshot(file: Path) -> Index | None:
     if hashlib.sha256(payload).hexdigest() != digest:
         log.warning("snapshot %s ignored: damaged (checksum mismatch)", file)
         return None
-    return _unpickle(file, payload)
+    loaded = _unpickle(file, payload)
+    if not isinstance(loaded, Loaded):
+        if loaded is not None:
+            log.warning("snapshot %s ignored: holds a %s, not a dataset", file,
+                        type(loaded).__name__)
+        return None
+    return loaded
 
 
-def _unpickle(file: Path, payload: bytes) -> Index | None:
+def _unpickle(file: Path, payload: bytes) -> object:
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a million new objects and no cycles: collecting during the load is waste
     try:
@@ -133,21 +158,14 @@ def _unpickle(file: Path, payload: bytes) -> Index | None:
     finally:
         if gc_was_enabled:
             gc.enable()
-    if not isinstance(loaded, Index):
-        log.warning("snapshot %s ignored: holds a %s, not an index", file, type(loaded).__name__)
-        return None
     return loaded
 
 
-def write_snapshot(file: Path, loaded: Index) -> bool:
+def write_snapshot(file: Path, loaded: Loaded) -> bool:
     """Save an index atomically (temporary file, then rename) and drop older ones; never raise."""
     try:
         file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        payload = _pickle(loaded)
-        with tempfile.NamedTemporaryFile(dir=file.parent, prefix=".tmp-", delete=False) as tmp:
-            tmp.write(FORMAT + hashlib.sha256(payload).hexdigest().encode() + b"\n")
-            tmp.write(payload)
-        os.replace(tmp.name, file)
+        _write(file, _pickle(loaded))
     except OSError as error:
         log.warning("snapshot %s not written: %s", file, error)
         return False
@@ -158,11 +176,20 @@ def write_snapshot(file: Path, loaded: Index) -> bool:
     return True
 
 
-def _pickle(loaded: Index) -> bytes:
+def _write(file: Path, payload: bytes) -> None:
+    """Write a checksummed payload to `file` atomically (a temporary file, then rename)."""
+    with tempfile.NamedTemporaryFile(dir=file.parent, prefix=".tmp-", delete=False) as tmp:
+        tmp.write(FORMAT + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+        tmp.write(payload)
+    os.replace(tmp.name, file)
+
+
+def _pickle(loaded: object) -> bytes:
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=5)
     pickler.dispatch_table = copyreg.dispatch_table.copy()
     pickler.dispatch_table[Release] = _release_reducer()
+    pickler.dispatch_table[FileEntry] = _entry_reducer
     pickler.dump(loaded)
     return buffer.getvalue()
 
@@ -184,15 +211,52 @@ def _release_reducer() -> Callable[[Release], tuple[Any, ...]]:
     return reduce
 
 
-def _build_in_child(root: Path, snapshot_dir: Path) -> bool:
-    """Run `feedsvc snapshot` in a child process; return whether it succeeded."""
-    command = [sys.executable, "-m", "feedsvc", "snapshot", str(root), "--dir", str(snapshot_dir)]
+def _entry_reducer(entry: FileEntry) -> tuple[Any, ...]:
+    return FileEntry, tuple(getattr(entry, f.name) for f in fields(FileEntry))
+
+
+def _load_in_child(root: Path, max_file_bytes: int, scratch: Path) -> Loaded | None:
+    """Load in a child process; return its result, raise its DatasetError, None if it failed."""
+    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+    out = Path(tempfile.mkstemp(dir=scratch, prefix=".load-")[1])
+    command = [sys.executable, "-m", "feedsvc.snapshot", str(root), str(out), str(max_file_bytes)]
     try:
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              check=False)
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
+        result = _read_result(out) if done.returncode == 0 else None
     except OSError as error:
         log.warning("dataset %s: no child process for the load (%s)", root, error)
-        return False
-    if done.returncode != 0:
-        log.warning("dataset %s: child load failed (exit %s); loading here", root, done.returncode)
-    return done.returncode == 0
+        result = None
+    finally:
+        out.unlink(missing_ok=True)
+    if isinstance(result, tuple):  # the child found the data invalid: never parse it again here
+        raise DatasetError(result)
+    if result is None:
+        log.warning("dataset %s: child load failed; loading here", root)
+    return result
+
+
+def _read_result(out: Path) -> Loaded | tuple[Problem, ...] | None:
+    with out.open("rb") as stream:
+        if stream.readline() != FORMAT:
+            return None
+        digest, payload = stream.readline().strip().decode("ascii"), stream.read()
+    if hashlib.sha256(payload).hexdigest() != digest:
+        return None
+    found = _unpickle(out, payload)
+    return found if isinstance(found, Loaded | tuple) else None
+
+
+def _child(argv: Sequence[str]) -> int:
+    """In the child: load ROOT in full and write the result, or the problems, to OUT."""
+    root, out, limit = Path(argv[0]), Path(argv[1]), int(argv[2])
+    catalog: Catalog = loader.load(root, limit)
+    try:
+        result: object = build(catalog)
+    except DatasetError as error:
+        result = error.problems
+    _write(out, _pickle(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from flask import Flask, Response, current_app, g
 
-from . import snapshot
 from .index import Index
 
 log = logging.getLogger(__name__)
@@ -63,18 +61,9 @@ class Live:
             self.last_error = self.rejected_at = None
 
 
-def load_index(config: Mapping[str, Any]) -> Index:
-    """Load, validate and index the configured dataset: the one way data gets in.
-
-    Unchanged data comes from the snapshot in FEEDSVC_SNAPSHOT_DIR (see snapshot.py).
-    """
-    return snapshot.load_index(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"],
-                               config["FEEDSVC_MAX_FILE_BYTES"])
-
-
-def init_app(app: Flask) -> None:
-    """Load and validate the configured dataset; DatasetError stops the start."""
-    app.extensions["feedsvc.live"] = Live(load_index(app.config))
+def init_app(app: Flask, index: Index) -> None:
+    """Serve `index` (loaded and validated by reload.init_app) from this app."""
+    app.extensions["feedsvc.live"] = Live(index)
     app.after_request(_version_header)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc import create_app
+from feedsvc import create_app, loader
 from feedsvc.cli import main
 from feedsvc.config import ConfigError, from_env
 from feedsvc.dataset import DatasetError, load_dataset
@@ -36,20 +36,27 @@ def test_second_load_comes_from_the_snapshot(dataset_dir: Path, tmp_path: Path,
     assert oct(file.stat().st_mode & 0o777) == "0o600"
 
 
-def test_a_changed_file_makes_a_new_snapshot_and_drops_the_old(
-        dataset_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_changed_file_is_read_alone_and_the_snapshot_replaced(
+        dataset_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     snap = tmp_path / "snap"
     before = load_index(dataset_dir, snap)
     [old] = snapshots(snap)
+    written = old.read_bytes()
     release = dataset_dir / "releases" / "pr-2004-001.yaml"
     release.write_text(release.read_text().replace("special safety", "special"))
+    parsed: list[str] = []
+    real_parse = loader.parse_file
+    monkeypatch.setattr(loader, "parse_file", lambda name, raw, problems: (
+        parsed.append(name), real_parse(name, raw, problems))[1])
     caplog.set_level(logging.INFO, "feedsvc.snapshot")
     after = load_index(dataset_dir, snap)
-    assert FROM_SNAPSHOT not in caplog.text
+    assert FROM_SNAPSHOT in caplog.text and parsed == [str(release)]
     assert after.version != before.version
     assert after.release("pr-2004-001").title.endswith("to get special training")
-    [new] = snapshots(snap)
-    assert new != old
+    [new] = snapshots(snap)  # one snapshot per source: the data served last
+    assert new.read_bytes() != written
+    assert load_index(dataset_dir, snap).version == after.version and parsed == [str(release)]
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "header", "public"])

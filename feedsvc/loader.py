@@ -1,0 +1,250 @@
+"""The dataset as files, each read, parsed and validated once: a change costs the files it touches.
+
+A Catalog records, for every dataset file, its stat key (size, mtime, inode), a hash of its
+bytes and what it held: validated releases, or problems. `update` stats the files and reads
+only those whose key changed (or whose mtime was too recent to trust); it parses only those
+whose bytes changed and keeps every other file's releases as they are. A change to the site or
+the topic vocabulary, which every release is checked against, loads everything again.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .dataset import (
+    Dataset,
+    DatasetError,
+    Ids,
+    Parts,
+    Problem,
+    Release,
+    Site,
+    Topic,
+    duplicate_ids,
+    file_releases,
+    newest_first,
+    parse_file,
+    vocabulary,
+)
+from .index import Index, build_index
+from .yamlsource import file_digest, find_files, read_source, version_of
+
+Key = tuple[int, int, int]
+UNREADABLE: Key = (-1, -1, -1)
+# A file changed this recently may change again within the same mtime tick: hash it again
+# at the next look (as git does for "racily clean" entries).
+RACY_NS = 2_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One dataset file as last read: its stat key, its bytes' digest and what it held."""
+
+    key: Key
+    digest: bytes
+    releases: tuple[Release, ...] = ()
+    ids: Ids = ()
+    problems: tuple[Problem, ...] = ()
+    vocabulary: bool = False
+    racy: bool = False
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every file of a dataset as last read, in path order, and the vocabulary they define."""
+
+    root: str
+    files: Mapping[str, FileEntry]
+    site: Site | None
+    topics: Mapping[str, Topic]
+    # Problems of the vocabulary, or of the dataset as a whole (e.g. the path is missing).
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an update found: the new catalog, and the files read again because they changed."""
+
+    catalog: Catalog
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    @property
+    def any(self) -> bool:
+        return bool(self.changed or self.removed)
+
+
+def stat_key(path: str) -> Key:
+    """Return a file's (size, mtime_ns, inode), following links; UNREADABLE if stat fails."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return UNREADABLE
+    return status.st_size, status.st_mtime_ns, status.st_ino
+
+
+def _missing(root: Path) -> Catalog:
+    return Catalog(str(root), {}, None, {},
+                   (Problem(str(root), None, None, None, "no such file or directory"),))
+
+
+def _read(name: str, limit: int, now_ns: int) -> tuple[Key, bytes | None, Problem | None]:
+    key = stat_key(name)  # before reading: a write after it changes the key, and is seen
+    raw, problem = read_source(name, name, limit)
+    return key, raw, problem
+
+
+def load(root: Path, limit: int) -> Catalog:
+    """Read, parse and validate every file: check-data, a cold start, a vocabulary change."""
+    if not root.exists():
+        return _missing(root)
+    now = time.time_ns()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the load makes millions of objects and no cycles: collecting is wasted work
+    try:
+        read: list[tuple[str, Key, bytes, Parts | None, list[Problem]]] = []
+        for name in find_files(root):
+            key, raw, problem = _read(name, limit, now)
+            if raw is None:
+                read.append((name, key, b"", None, [problem] if problem else []))
+                continue
+            problems: list[Problem] = []
+            read.append((name, key, raw, parse_file(name, raw, problems), problems))
+        gathered = Parts([], [], [])
+        for _, _, _, parts, _ in read:
+            if parts is not None:
+                gathered.sites += parts.sites
+                gathered.topics += parts.topics
+        vocab_problems: list[Problem] = []
+        site, topics = vocabulary(gathered, vocab_problems)
+        files = {name: _entry(key, raw, parts, problems, site, topics, now)
+                 for name, key, raw, parts, problems in read}
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return Catalog(str(root), files, site, topics, tuple(vocab_problems))
+
+
+def _entry(key: Key, raw: bytes, parts: Parts | None, problems: list[Problem], site: Site | None,
+           topics: Mapping[str, Topic], now_ns: int) -> FileEntry:
+    racy = key[1] >= now_ns - RACY_NS
+    digest = file_digest(raw) if parts is not None else b""
+    if parts is None:
+        return FileEntry(key, digest, problems=tuple(problems), racy=racy)
+    holds_vocabulary = bool(parts.sites or parts.topics)
+    releases: tuple[Release, ...] = ()
+    ids: Ids = ()
+    if site is not None:  # without a site nothing can be checked: its problem is reported
+        releases, ids = file_releases(parts, site, topics, problems)
+    return FileEntry(key, digest, releases, ids, tuple(problems), holds_vocabulary, racy)
+
+
+def update(old: Catalog, limit: int, *, trust_stat: bool = True) -> Change:
+    """Return the catalog of the files on disk now, reading only those that changed.
+
+    With trust_stat=False every file is read and hashed again (SIGHUP: "whatever the file
+    times say"); still only files whose bytes changed are parsed.
+    """
+    root = Path(old.root)
+    if not root.exists():
+        return Change(_missing(root), (), tuple(old.files))
+    if old.site is None:  # nothing valid to build on: start afresh
+        return _everything(old, load(root, limit))
+    now = time.time_ns()
+    files: dict[str, FileEntry] = {}
+    changed: list[str] = []
+    for name in find_files(root):
+        key, previous = stat_key(name), old.files.get(name)
+        if previous is not None and previous.key == key and not previous.racy and trust_stat:
+            files[name] = previous
+            continue
+        entry = _reread(name, previous, limit, old, now)
+        if entry is None:  # the site or topics changed: every release is checked again
+            return _everything(old, load(root, limit))
+        files[name] = entry
+        if previous is None or entry.digest != previous.digest or entry.problems != previous.problems:
+            changed.append(name)
+    removed = tuple(name for name in old.files if name not in files)
+    if any(old.files[name].vocabulary for name in removed):
+        return _everything(old, load(root, limit))
+    return Change(replace(old, files=files), tuple(changed), removed)
+
+
+def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
+            now_ns: int) -> FileEntry | None:
+    """Read one file again; None if it holds (or held) part of the vocabulary."""
+    key, raw, problem = _read(name, limit, now_ns)
+    racy = key[1] >= now_ns - RACY_NS
+    if raw is None:
+        if previous is not None and previous.vocabulary:
+            return None
+        return FileEntry(key, b"", problems=(problem,) if problem else (), racy=racy)
+    digest = file_digest(raw)
+    if previous is not None and digest == previous.digest and not previous.vocabulary:
+        return replace(previous, key=key, racy=racy)  # touched, not changed: nothing to parse
+    if previous is not None and previous.vocabulary:
+        return None
+    problems: list[Problem] = []
+    parts = parse_file(name, raw, problems)
+    if parts.sites or parts.topics:
+        return None
+    assert old.site is not None
+    return _entry(key, raw, parts, problems, old.site, old.topics, now_ns)
+
+
+def _everything(old: Catalog, new: Catalog) -> Change:
+    changed = tuple(name for name, entry in new.files.items()
+                    if name not in old.files or old.files[name].digest != entry.digest
+                    or old.files[name].problems != entry.problems)
+    removed = tuple(name for name in old.files if name not in new.files)
+    if new.problems != old.problems and not changed and not removed:
+        changed = (new.root,)
+    return Change(new, changed, removed)
+
+
+def problems_of(catalog: Catalog) -> list[Problem]:
+    """Return every problem of the files and of the dataset as a whole, sorted by place."""
+    problems = list(catalog.problems)
+    for entry in catalog.files.values():
+        problems += entry.problems
+    problems += duplicate_ids((name, entry.ids) for name, entry in catalog.files.items())
+    if not catalog.files and not problems:
+        problems.append(Problem(catalog.root, None, None, None, "no .yaml or .yml files found"))
+    return sorted(problems, key=lambda p: (p.file, p.line or 0))
+
+
+def assemble(catalog: Catalog) -> Dataset:
+    """Return the valid dataset the catalog describes; raise DatasetError listing every problem."""
+    problems = problems_of(catalog)
+    if problems:
+        raise DatasetError(problems)
+    assert catalog.site is not None
+    return Dataset(catalog.site, catalog.topics, newest_first(_releases(catalog)),
+                   version(catalog), catalog.root)
+
+
+def _releases(catalog: Catalog) -> Iterator[Release]:
+    for entry in catalog.files.values():
+        yield from entry.releases
+
+
+def version(catalog: Catalog) -> str:
+    """Return the dataset version: a hash of every file's name and digest."""
+    return version_of(catalog.root, ((name, e.digest) for name, e in catalog.files.items()))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A served index and the catalog of the files it was built from."""
+
+    index: Index
+    catalog: Catalog
+
+
+def build(catalog: Catalog) -> Loaded:
+    """Assemble and index a catalog; raise DatasetError if it is not a valid dataset."""
+    return Loaded(build_index(assemble(catalog)), catalog)
