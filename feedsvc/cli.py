@@ -1,4 +1,4 @@
-"""The `feedsvc` command: check-data, export."""
+"""The `feedsvc` command: check-data, export, snapshot, accept-removal, synth."""
 from __future__ import annotations
 
 import argparse
@@ -48,6 +48,22 @@ def snapshot(path: str, snapshot_dir: str) -> int:
     return 0
 
 
+def accept_removal(path: str, snapshot_dir: str | None) -> int:
+    """Accept the mass removal the running service holds for this dataset (see README, Reload)."""
+    from .reload import accept_removal as accept
+
+    if snapshot_dir is None:
+        print("feedsvc accept-removal: FEEDSVC_SNAPSHOT_DIR is off; restart the service with "
+              "a larger FEEDSVC_MAX_REMOVAL instead", file=sys.stderr)
+        return 2
+    try:
+        print(accept(path, snapshot_dir))
+    except (LookupError, OSError) as error:
+        print(f"feedsvc accept-removal: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _positive(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -90,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
     snap.add_argument("--dir", default=None,
                       help="snapshot directory (default: $FEEDSVC_SNAPSHOT_DIR, else ~/.cache/feedsvc)")
+    accept = commands.add_parser(
+        "accept-removal", help="let the running service serve a held mass removal of releases")
+    accept.add_argument("path", nargs="?", default=None,
+                        help="the dataset the service serves (default: $FEEDSVC_DATA)")
     gen = commands.add_parser("synth", help="write a synthetic archive of N releases")
     gen.add_argument("count", metavar="N", type=_positive, help="how many releases")
     gen.add_argument("out", metavar="OUT", help="the bundle file to write (a directory with --split)")
@@ -112,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("feedsvc snapshot: FEEDSVC_SNAPSHOT_DIR is off", file=sys.stderr)
             return 2
         return snapshot(args.path or settings["FEEDSVC_DATA"], directory)
+    if args.command == "accept-removal":
+        settings = from_env()
+        return accept_removal(args.path or settings["FEEDSVC_DATA"], settings["FEEDSVC_SNAPSHOT_DIR"])
     if args.command == "synth":
         return synth(args.count, args.out, args.seed, args.split)
     return 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -143,17 +143,21 @@ def _entry(key: Key, raw: bytes, parts: Parts | None, problems: list[Problem], s
     return FileEntry(key, digest, releases, ids, tuple(problems), holds_vocabulary, racy)
 
 
-def update(old: Catalog, limit: int, *, trust_stat: bool = True) -> Change:
+FullLoad = Callable[[Path, int], Catalog]
+
+
+def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad = load) -> Change:
     """Return the catalog of the files on disk now, reading only those that changed.
 
     With trust_stat=False every file is read and hashed again (SIGHUP: "whatever the file
-    times say"); still only files whose bytes changed are parsed.
+    times say"); still only files whose bytes changed are parsed. `full` loads everything
+    when the vocabulary changed (e.g. in a child process, see snapshot.load_catalog).
     """
     root = Path(old.root)
     if not root.exists():
         return Change(_missing(root), (), tuple(old.files))
     if old.site is None:  # nothing valid to build on: start afresh
-        return _everything(old, load(root, limit))
+        return _everything(old, full(root, limit))
     now = time.time_ns()
     files: dict[str, FileEntry] = {}
     changed: list[str] = []
@@ -164,13 +168,13 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True) -> Change:
             continue
         entry = _reread(name, previous, limit, old, now)
         if entry is None:  # the site or topics changed: every release is checked again
-            return _everything(old, load(root, limit))
+            return _everything(old, full(root, limit))
         files[name] = entry
         if previous is None or entry.digest != previous.digest or entry.problems != previous.problems:
             changed.append(name)
     removed = tuple(name for name in old.files if name not in files)
     if any(old.files[name].vocabulary for name in removed):
-        return _everything(old, load(root, limit))
+        return _everything(old, full(root, limit))
     return Change(replace(old, files=files), tuple(changed), removed)
 
 
@@ -184,7 +188,7 @@ def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
             return None
         return FileEntry(key, b"", problems=(problem,) if problem else (), racy=racy)
     digest = file_digest(raw)
-    if previous is not None and digest == previous.digest and not previous.vocabulary:
+    if previous is not None and digest == previous.digest:
         return replace(previous, key=key, racy=racy)  # touched, not changed: nothing to parse
     if previous is not None and previous.vocabulary:
         return None

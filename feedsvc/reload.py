@@ -22,7 +22,7 @@ from . import metrics, snapshot, state
 from .config import MaxRemoval
 from .dataset import Dataset, DatasetError
 from .index import Index, build_index
-from .loader import Change, Loaded, assemble, stat_key, update
+from .loader import Catalog, Change, Loaded, assemble, stat_key, update
 from .state import Live
 from .watcher import Watcher
 
@@ -49,6 +49,8 @@ class Reloader:
         self.limit, self.max_removal = limit, max_removal
         self.snapshot_dir = snapshot_dir
         self.held: Held | None = None
+        # The index a child process built along with a full load, if the data was valid.
+        self._prebuilt: Index | None = None
         self._busy = threading.Lock()
 
     @property
@@ -65,7 +67,8 @@ class Reloader:
         if not self._busy.acquire(blocking=False):
             return "busy"
         try:
-            change = update(self.seen, self.limit, trust_stat=not force)
+            self._prebuilt = None
+            change = update(self.seen, self.limit, trust_stat=not force, full=self._full)
             self.seen = change.catalog
             accept = self.held is not None and self._accepted(self.held.version)
             if not (change.any or force or accept):
@@ -89,7 +92,16 @@ class Reloader:
         if removed > self.max_removal.allowed(len(self.served.index.releases)) \
                 and not self._accepted(dataset.version):
             return self._hold(Held(dataset.version, removed, len(self.served.index.releases)))
-        return self._swap(Loaded(build_index(dataset), change.catalog))
+        built = self._prebuilt
+        if built is None or built.version != dataset.version:
+            built = build_index(dataset)
+        return self._swap(Loaded(built, change.catalog))
+
+    def _full(self, root: Path, limit: int) -> Catalog:
+        """Load every file (the vocabulary changed): in a child process when the data is large."""
+        scratch = None if self.snapshot_dir is None else Path(self.snapshot_dir)
+        catalog, self._prebuilt = snapshot.load_catalog(root, limit, scratch)
+        return catalog
 
     def _swap(self, loaded: Loaded) -> str:
         if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared

@@ -28,7 +28,7 @@ from . import fields as fields_module
 from .dataset import Release
 from .index import Index
 from .loader import Catalog, FileEntry, Loaded, build, update
-from .problems import DatasetError, Problem
+from .problems import DatasetError
 from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 FORMAT = b"feedsvc-snapshot 2\n"
@@ -61,13 +61,24 @@ def load(path: str | Path, snapshot_dir: str | Path | None,
 
 def full_load(root: Path, max_file_bytes: int, scratch: Path | None, *,
               child_over: int = CHILD_LOAD_BYTES) -> Loaded:
-    """Read, parse, validate and index every file: in a child process when the data is large."""
-    if scratch is not None and _yaml_bytes(root) > child_over:
-        found = _load_in_child(root, max_file_bytes, scratch)
+    """Read, parse, validate and index every file; raise DatasetError if the data is invalid."""
+    catalog, built = load_catalog(root, max_file_bytes, scratch, child_over=child_over)
+    return Loaded(built, catalog) if built is not None else build(catalog)
+
+
+def load_catalog(root: Path, max_file_bytes: int, scratch: Path | None, *,
+                 child_over: int = CHILD_LOAD_BYTES) -> tuple[Catalog, Index | None]:
+    """Read, parse and validate every file: in a child process when the data is large.
+
+    Returns the catalog, and its index when the child found the data valid and built it
+    (None otherwise: the caller builds it, or reports the catalog's problems).
+    """
+    if _yaml_bytes(root) > child_over:
+        found = _load_in_child(root, max_file_bytes, scratch or Path(tempfile.gettempdir()))
         if found is not None:
             log.info("dataset %s: loaded in a child process", root)
             return found
-    return build(loader.load(root, max_file_bytes))
+    return loader.load(root, max_file_bytes), None
 
 
 def _yaml_bytes(root: Path) -> int:
@@ -215,10 +226,13 @@ def _entry_reducer(entry: FileEntry) -> tuple[Any, ...]:
     return FileEntry, tuple(getattr(entry, f.name) for f in fields(FileEntry))
 
 
-def _load_in_child(root: Path, max_file_bytes: int, scratch: Path) -> Loaded | None:
-    """Load in a child process; return its result, raise its DatasetError, None if it failed."""
+def _load_in_child(root: Path, max_file_bytes: int,
+                   scratch: Path) -> tuple[Catalog, Index | None] | None:
+    """Load in a child process; return its catalog and index, None if the child failed."""
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
-    out = Path(tempfile.mkstemp(dir=scratch, prefix=".load-")[1])
+    handle, name = tempfile.mkstemp(dir=scratch, prefix=".load-")
+    os.close(handle)
+    out = Path(name)
     command = [sys.executable, "-m", "feedsvc.snapshot", str(root), str(out), str(max_file_bytes)]
     try:
         done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
@@ -228,14 +242,12 @@ def _load_in_child(root: Path, max_file_bytes: int, scratch: Path) -> Loaded | N
         result = None
     finally:
         out.unlink(missing_ok=True)
-    if isinstance(result, tuple):  # the child found the data invalid: never parse it again here
-        raise DatasetError(result)
     if result is None:
         log.warning("dataset %s: child load failed; loading here", root)
     return result
 
 
-def _read_result(out: Path) -> Loaded | tuple[Problem, ...] | None:
+def _read_result(out: Path) -> tuple[Catalog, Index | None] | None:
     with out.open("rb") as stream:
         if stream.readline() != FORMAT:
             return None
@@ -243,18 +255,21 @@ def _read_result(out: Path) -> Loaded | tuple[Problem, ...] | None:
     if hashlib.sha256(payload).hexdigest() != digest:
         return None
     found = _unpickle(out, payload)
-    return found if isinstance(found, Loaded | tuple) else None
+    if isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], Catalog) \
+            and isinstance(found[1], Index | None):
+        return found[0], found[1]
+    return None
 
 
 def _child(argv: Sequence[str]) -> int:
-    """In the child: load ROOT in full and write the result, or the problems, to OUT."""
+    """In the child: load ROOT in full; write its catalog and, if valid, its index to OUT."""
     root, out, limit = Path(argv[0]), Path(argv[1]), int(argv[2])
     catalog: Catalog = loader.load(root, limit)
     try:
-        result: object = build(catalog)
-    except DatasetError as error:
-        result = error.problems
-    _write(out, _pickle(result))
+        built: Index | None = build(catalog).index
+    except DatasetError:
+        built = None
+    _write(out, _pickle((catalog, built)))
     return 0
 
 
