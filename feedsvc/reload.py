@@ -21,7 +21,7 @@ from flask import Flask
 from . import metrics, snapshot, state
 from .config import MaxRemoval
 from .dataset import Dataset, DatasetError
-from .index import Index, build_index
+from .index import Index, build_index, update_index
 from .loader import Catalog, Change, Loaded, assemble, stat_key, update
 from .state import Live
 from .watcher import Watcher
@@ -94,8 +94,21 @@ class Reloader:
             return self._hold(Held(dataset.version, removed, len(self.served.index.releases)))
         built = self._prebuilt
         if built is None or built.version != dataset.version:
-            built = build_index(dataset)
+            built = self._index(dataset, change.catalog)
         return self._swap(Loaded(built, change.catalog))
+
+    def _index(self, dataset: Dataset, catalog: Catalog) -> Index:
+        """Index the new dataset: update the served index by the files changed since it."""
+        served = self.served.catalog
+        if served.site is not catalog.site or served.topics is not catalog.topics:
+            return build_index(dataset)  # the vocabulary was read again: all of it is new
+        removed, added = [], []
+        for name in served.files.keys() | catalog.files.keys():
+            old, new = served.files.get(name), catalog.files.get(name)
+            if old is None or new is None or old.releases is not new.releases:
+                removed += old.releases if old is not None else ()
+                added += new.releases if new is not None else ()
+        return update_index(self.served.index, dataset, removed, added)
 
     def _full(self, root: Path, limit: int) -> Catalog:
         """Load every file (the vocabulary changed): in a child process when the data is large."""
