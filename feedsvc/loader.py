@@ -87,6 +87,11 @@ def stat_key(path: str) -> Key:
     return status.st_size, status.st_mtime_ns, status.st_ino
 
 
+def in_path_order(files: Mapping[str, FileEntry]) -> dict[str, FileEntry]:
+    """Order files as find_files does, by path parts ("\\0" sorts before any other character)."""
+    return dict(sorted(files.items(), key=lambda item: item[0].replace(os.sep, "\0")))
+
+
 def _missing(root: Path) -> Catalog:
     return Catalog(str(root), {}, None, {},
                    (Problem(str(root), None, None, None, "no such file or directory"),))

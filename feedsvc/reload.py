@@ -23,10 +23,14 @@ from .config import MaxRemoval
 from .dataset import Dataset, DatasetError
 from .index import Index, build_index, update_index
 from .loader import Catalog, Change, Loaded, assemble, stat_key, update
+from .snapshot import Journal
 from .state import Live
 from .watcher import Watcher
 
 log = logging.getLogger(__name__)
+# Releases changed since the last whole snapshot before another is written: a start applies
+# the journal's files with one index update, which is cheap while they are few.
+JOURNAL_LIMIT = 200
 # Results after which what the workers serve, or report, differs: they must be re-forked.
 NEWS = frozenset({"reloaded", "rejected", "held", "recovered"})
 
@@ -44,10 +48,14 @@ class Reloader:
     """Compares the dataset on disk with the one served, and swaps in new data when valid."""
 
     def __init__(self, live: Live, loaded: Loaded, *, limit: int, max_removal: MaxRemoval,
-                 snapshot_dir: str | None) -> None:
-        self.live, self.served, self.seen = live, loaded, loaded.catalog
+                 snapshot_dir: str | None, journal: Journal | None = None) -> None:
+        """Serve `loaded`: the snapshot, whose `journal` says which files changed since it."""
+        self.live, self.served = live, loaded
+        self.seen = snapshot.with_journal(loaded.catalog, journal or {})
         self.limit, self.max_removal = limit, max_removal
         self.snapshot_dir = snapshot_dir
+        self._journal, self._base = dict(journal or {}), loaded.index.version
+        self._pending = bool(journal)  # the journal's files are read, not yet served
         self.held: Held | None = None
         # The index a child process built along with a full load, if the data was valid.
         self._prebuilt: Index | None = None
@@ -71,8 +79,9 @@ class Reloader:
             change = update(self.seen, self.limit, trust_stat=not force, full=self._full)
             self.seen = change.catalog
             accept = self.held is not None and self._accepted(self.held.version)
-            if not (change.any or force or accept):
+            if not (change.any or force or accept or self._pending):
                 return "unchanged"
+            self._pending = False
             return self._consider(change, strict)
         finally:
             self._busy.release()
@@ -92,22 +101,26 @@ class Reloader:
         if removed > self.max_removal.allowed(len(self.served.index.releases)) \
                 and not self._accepted(dataset.version):
             return self._hold(Held(dataset.version, removed, len(self.served.index.releases)))
+        diff = self._diff(change.catalog)
         built = self._prebuilt
         if built is None or built.version != dataset.version:
-            built = self._index(dataset, change.catalog)
-        return self._swap(Loaded(built, change.catalog))
+            built = self._index(dataset, change.catalog, diff)
+        return self._swap(Loaded(built, change.catalog), diff)
 
-    def _index(self, dataset: Dataset, catalog: Catalog) -> Index:
+    def _diff(self, catalog: Catalog) -> Journal:
+        """Return the files whose releases differ from the served ones (None: deleted)."""
+        served = self.served.catalog.files
+        return {name: catalog.files.get(name) for name in served.keys() | catalog.files.keys()
+                if name not in served or name not in catalog.files
+                or served[name].releases is not catalog.files[name].releases}
+
+    def _index(self, dataset: Dataset, catalog: Catalog, diff: Journal) -> Index:
         """Index the new dataset: update the served index by the files changed since it."""
         served = self.served.catalog
         if served.site is not catalog.site or served.topics is not catalog.topics:
             return build_index(dataset)  # the vocabulary was read again: all of it is new
-        removed, added = [], []
-        for name in served.files.keys() | catalog.files.keys():
-            old, new = served.files.get(name), catalog.files.get(name)
-            if old is None or new is None or old.releases is not new.releases:
-                removed += old.releases if old is not None else ()
-                added += new.releases if new is not None else ()
+        removed = [r for name in diff if name in served.files for r in served.files[name].releases]
+        added = [r for entry in diff.values() if entry is not None for r in entry.releases]
         return update_index(self.served.index, dataset, removed, added)
 
     def _full(self, root: Path, limit: int) -> Catalog:
@@ -116,9 +129,9 @@ class Reloader:
         catalog, self._prebuilt = snapshot.load_catalog(root, limit, scratch)
         return catalog
 
-    def _swap(self, loaded: Loaded) -> str:
+    def _swap(self, loaded: Loaded, diff: Journal) -> str:
         if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared
-            snapshot.write_snapshot(self._file("snapshot"), loaded)
+            self._save(loaded, diff)
         self._forget_hold()
         old = self.live.swap(loaded.index)
         self.served = loaded
@@ -126,6 +139,17 @@ class Reloader:
         log.info("dataset reloaded: version %s -> %s, %d releases, from %s",
                  old.version, loaded.index.version, len(loaded.index.releases), self.path)
         return "reloaded"
+
+    def _save(self, loaded: Loaded, diff: Journal) -> None:
+        """Note the changed files in the journal; save a whole snapshot once it grows large."""
+        self._journal.update(diff)
+        changed = sum(len(e.releases) if e is not None else 1 for e in self._journal.values())
+        vocabulary = loaded.catalog.site is not self.served.catalog.site
+        if vocabulary or changed > JOURNAL_LIMIT:
+            if snapshot.write_snapshot(self._file("snapshot"), loaded):
+                self._journal, self._base = {}, loaded.index.version
+        else:
+            snapshot.write_journal(self._file("snapshot"), self._base, self._journal)
 
     def _reject(self, error: DatasetError) -> str:
         self.live.reject(error.report())  # reported once: the next look is at the next change
@@ -216,10 +240,13 @@ def init_app(app: Flask) -> None:
     loaded = snapshot.load(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"],
                            config["FEEDSVC_MAX_FILE_BYTES"])
     state.init_app(app, loaded.index)
+    snapshot_dir = config["FEEDSVC_SNAPSHOT_DIR"]
+    journal = None if snapshot_dir is None else snapshot.read_journal(
+        state_file(snapshot_dir, config["FEEDSVC_DATA"], "snapshot"), loaded.index.version)
     watch = Reloader(app.extensions["feedsvc.live"], loaded,
                      limit=config["FEEDSVC_MAX_FILE_BYTES"],
-                     max_removal=config["FEEDSVC_MAX_REMOVAL"],
-                     snapshot_dir=config["FEEDSVC_SNAPSHOT_DIR"])
+                     max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,
+                     journal=journal)
     watch.check(strict=True)
     app.extensions["feedsvc.reloader"] = watch
     app.extensions["feedsvc.watcher"] = None

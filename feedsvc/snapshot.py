@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,17 @@ def snapshot_path(snapshot_dir: Path, root: Path) -> Path:
 
 def read_snapshot(file: Path) -> Loaded | None:
     """Return what `file` holds, or None if it is absent or cannot be trusted."""
+    loaded = _read_private(file)
+    if not isinstance(loaded, Loaded):
+        if loaded is not None:
+            log.warning("snapshot %s ignored: holds a %s, not a dataset", file,
+                        type(loaded).__name__)
+        return None
+    return loaded
+
+
+def _read_private(file: Path) -> object:
+    """Return the object a checksummed file of this user holds; None if absent or untrusted."""
     try:
         with file.open("rb") as stream:
             status = os.fstat(stream.fileno())
@@ -147,13 +158,7 @@ def read_snapshot(file: Path) -> Loaded | None:
     if hashlib.sha256(payload).hexdigest() != digest:
         log.warning("snapshot %s ignored: damaged (checksum mismatch)", file)
         return None
-    loaded = _unpickle(file, payload)
-    if not isinstance(loaded, Loaded):
-        if loaded is not None:
-            log.warning("snapshot %s ignored: holds a %s, not a dataset", file,
-                        type(loaded).__name__)
-        return None
-    return loaded
+    return _unpickle(file, payload)
 
 
 def _unpickle(file: Path, payload: bytes) -> object:
@@ -181,10 +186,47 @@ def write_snapshot(file: Path, loaded: Loaded) -> bool:
         log.warning("snapshot %s not written: %s", file, error)
         return False
     source = file.name.split("-", 1)[0]
-    for old in file.parent.glob(f"{source}-*.pickle"):
+    for old in [*file.parent.glob(f"{source}-*.pickle"), *file.parent.glob(f"{source}-*.journal")]:
         if old != file:
             old.unlink(missing_ok=True)
     return True
+
+
+# The files changed since the snapshot, by name (None: deleted). A publish appends to this
+# small file instead of rewriting the whole snapshot; a start reads both.
+Journal = dict[str, FileEntry | None]
+
+
+def write_journal(file: Path, base: str, entries: Journal) -> bool:
+    """Save the entries changed since the snapshot of version `base`; never raise."""
+    try:
+        _write(file.with_suffix(".journal"), _pickle(("journal", base, entries)))
+    except OSError as error:
+        log.warning("snapshot journal of %s not written: %s", file, error)
+        return False
+    return True
+
+
+def read_journal(file: Path, base: str) -> Journal:
+    """Return the entries changed since the snapshot of version `base` ({} if none, or stale)."""
+    found = _read_private(file.with_suffix(".journal"))
+    if isinstance(found, tuple) and len(found) == 3 and found[0] == "journal" \
+            and found[1] == base and isinstance(found[2], dict):
+        return found[2]
+    return {}
+
+
+def with_journal(catalog: Catalog, entries: Journal) -> Catalog:
+    """Return the catalog with the journal's entries in place of, or besides, its own."""
+    if not entries:
+        return catalog
+    files = dict(catalog.files)
+    for name, entry in entries.items():
+        if entry is None:
+            files.pop(name, None)
+        else:
+            files[name] = entry
+    return replace(catalog, files=loader.in_path_order(files))
 
 
 def _write(file: Path, payload: bytes) -> None:

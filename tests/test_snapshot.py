@@ -137,3 +137,28 @@ def test_snapshot_dir_setting() -> None:
     assert from_env({"XDG_CACHE_HOME": "/c"})["FEEDSVC_SNAPSHOT_DIR"] == "/c/feedsvc"
     with pytest.raises(ConfigError, match="absolute"):
         from_env({"FEEDSVC_SNAPSHOT_DIR": "relative/dir"})
+
+
+def test_a_reload_is_journalled_and_a_restart_parses_nothing(
+        dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedsvc.reload import reloader
+
+    settings = {"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "s")}
+    app = create_app(settings)
+    [file] = snapshots(tmp_path / "s")
+    written = file.read_bytes()
+    release = dataset_dir / "releases" / "pr-2004-001.yaml"
+    release.write_text(release.read_text().replace("special safety", "special"))
+    (dataset_dir / "releases" / "pr-2004-002.yaml").unlink()
+    assert reloader(app).check() == "reloaded"
+    version = app.test_client().get("/feeds/all.rss").headers["X-Dataset-Version"]
+    assert file.read_bytes() == written and file.with_suffix(".journal").exists()
+    parsed: list[str] = []
+    real = loader.parse_file
+    monkeypatch.setattr(loader, "parse_file",
+                        lambda name, raw, problems: (parsed.append(name), real(name, raw, problems))[1])
+    client = create_app(settings).test_client()
+    response = client.get("/feeds/all.rss")
+    assert response.headers["X-Dataset-Version"] == version and parsed == []
+    assert b"to get special training" in response.data
+    assert client.get("/releases/pr-2004-002").status_code == 404
