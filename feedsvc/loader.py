@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from .dataset import (
     vocabulary,
 )
 from .index import Index, build_index
-from .yamlsource import file_digest, find_files, read_source, version_of
+from .yamlsource import SUFFIXES, file_digest, find_files, read_source, version_of
 
 Key = tuple[int, int, int]
 UNREADABLE: Key = (-1, -1, -1)
@@ -63,6 +63,9 @@ class Catalog:
     topics: Mapping[str, Topic]
     # Problems of the vocabulary, or of the dataset as a whole (e.g. the path is missing).
     problems: tuple[Problem, ...] = ()
+    # Some files or folders are symbolic links: a change to what they point to may come
+    # without a notification from the dataset's own folders, so it is looked for by polling.
+    linked: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ def load(root: Path, limit: int) -> Catalog:
     gc.disable()  # the load makes millions of objects and no cycles: collecting is wasted work
     try:
         read: list[tuple[str, Key, bytes, Parts | None, list[Problem]]] = []
-        for name in find_files(root):
+        links: list[str] = []
+        for name in find_files(root, links):
             key, raw, problem = _read(name, limit, now)
             if raw is None:
                 read.append((name, key, b"", None, [problem] if problem else []))
@@ -131,7 +135,7 @@ def load(root: Path, limit: int) -> Catalog:
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Catalog(str(root), files, site, topics, tuple(vocab_problems))
+    return Catalog(str(root), files, site, topics, tuple(vocab_problems), bool(links))
 
 
 def _entry(key: Key, raw: bytes, parts: Parts | None, problems: list[Problem], site: Site | None,
@@ -151,23 +155,32 @@ def _entry(key: Key, raw: bytes, parts: Parts | None, problems: list[Problem], s
 FullLoad = Callable[[Path, int], Catalog]
 
 
-def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad = load) -> Change:
+def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad = load,
+           only: Collection[str] | None = None) -> Change:
     """Return the catalog of the files on disk now, reading only those that changed.
 
     With trust_stat=False every file is read and hashed again (SIGHUP: "whatever the file
     times say"); still only files whose bytes changed are parsed. `full` loads everything
-    when the vocabulary changed (e.g. in a child process, see snapshot.load_catalog).
+    when the vocabulary changed (e.g. in a child process, see snapshot.load_catalog). `only`
+    names the paths a notification said changed: only those are looked at, when that is
+    safe (see _named); otherwise every file is.
     """
     root = Path(old.root)
     if not root.exists():
         return Change(_missing(root), (), tuple(old.files))
     if old.site is None:  # nothing valid to build on: start afresh
         return _everything(old, full(root, limit))
-    now = time.time_ns()
-    files: dict[str, FileEntry] = {}
-    changed: list[str] = []
-    for name in find_files(root):
-        key, previous = stat_key(name), old.files.get(name)
+    names = _named(old, only) if only is not None and trust_stat else None
+    links: list[str] = []
+    listed = find_files(root, links) if names is None else names
+    files = dict(old.files) if names is not None else {}
+    now, changed = time.time_ns(), []
+    for name in listed:
+        previous = old.files.get(name)
+        if names is not None and not os.path.lexists(name):
+            files.pop(name, None)
+            continue
+        key = stat_key(name)
         if previous is not None and previous.key == key and not previous.racy and trust_stat:
             files[name] = previous
             continue
@@ -177,10 +190,35 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad 
         files[name] = entry
         if previous is None or entry.digest != previous.digest or entry.problems != previous.problems:
             changed.append(name)
-    removed = tuple(name for name in old.files if name not in files)
+    removed = tuple(name for name in (listed if names is not None else old.files)
+                    if name in old.files and name not in files)
     if any(old.files[name].vocabulary for name in removed):
         return _everything(old, full(root, limit))
-    return Change(replace(old, files=files), tuple(changed), removed)
+    if names is not None and any(name not in old.files for name in files.keys() - old.files.keys()):
+        files = in_path_order(files)
+    linked = old.linked if names is not None else bool(links)
+    return Change(replace(old, files=files, linked=linked), tuple(changed), removed)
+
+
+def _named(old: Catalog, paths: Collection[str]) -> list[str] | None:
+    """Return the dataset files among notified paths, and the racy ones; None: look at all.
+
+    Safe only in a plain folder tree: a path through a link, in a hidden folder, or a
+    folder's own change may stand for files under other names, so everything is listed.
+    """
+    top = os.path.abspath(old.root)
+    if old.linked or not os.path.isdir(old.root):
+        return None
+    names = {name for name, entry in old.files.items() if entry.racy}
+    for path in paths:
+        if not path.startswith(top + os.sep) or os.path.islink(path) or os.path.isdir(path):
+            return None
+        *folders, base = path[len(top) + 1:].split(os.sep)
+        if any(folder.startswith(".") for folder in folders):
+            return None
+        if not base.startswith(".") and base.endswith(SUFFIXES):
+            names.add(os.path.join(old.root, *folders, base))
+    return sorted(names)
 
 
 def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,18 +65,21 @@ class Reloader:
     def path(self) -> str:
         return self.seen.root
 
-    def check(self, force: bool = False, *, strict: bool = False) -> str:
+    def check(self, force: bool = False, *, strict: bool = False,
+              paths: Collection[str] | None = None) -> str:
         """Look once; return unchanged, changing, reloaded, rejected, held or recovered.
 
         force reads every file again whatever its stat says (SIGHUP); strict raises
         DatasetError instead of keeping the old data (at start-up: never serve less than
-        check-data accepts). busy if another check is running.
+        check-data accepts); paths, if given, are the only ones a notification said changed.
+        busy if another check is running.
         """
         if not self._busy.acquire(blocking=False):
             return "busy"
         try:
             self._prebuilt = None
-            change = update(self.seen, self.limit, trust_stat=not force, full=self._full)
+            change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
+                            only=paths)
             self.seen = change.catalog
             accept = self.held is not None and self._accepted(self.held.version)
             if not (change.any or force or accept or self._pending):
@@ -278,13 +281,17 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None
 
     def loop() -> None:
         while True:
-            watcher.wait(interval if watch.held is not None else None)
+            # Besides notifications: look every interval while a removal is held (for its
+            # acceptance), or when links may hide changes from the notifications.
+            looking = watch.held is not None or watch.seen.linked or watcher.backend == "poll"
+            notified = watcher.wait(interval if looking else None)
+            paths = watcher.take() if notified and watcher.backend == "notify" else None
             try:
-                result = watch.check()
+                result = watch.check(paths=paths)
                 if result in NEWS and on_news is not None:
                     on_news(result)
                 elif result == "changing":
-                    watcher.changed.set()
+                    watcher.note(set(), whole=True)  # look again once the writer is done
             # The watcher must outlive any one failed check, or reloads would silently stop.
             except Exception:
                 log.exception("dataset check failed")

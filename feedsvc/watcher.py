@@ -44,12 +44,12 @@ class _Handler(FileSystemEventHandler):
         self.watcher, self.only = watcher, only
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        paths = {os.fsdecode(event.src_path), os.fsdecode(event.dest_path or b"")}
+        paths = {os.fsdecode(event.src_path), os.fsdecode(event.dest_path or b"")} - {""}
         if self.only is not None and self.only not in paths:
             return  # the parent's other entries: not the dataset
         if self.watcher.path in paths:  # the dataset itself replaced (e.g. a symlink swapped)
             self.watcher.rewatch = True
-        self.watcher.changed.set()
+        self.watcher.note(paths, whole=event.is_directory or self.watcher.path in paths)
 
 
 class Watcher:
@@ -61,6 +61,8 @@ class Watcher:
         self.interval, self.settle = interval, min(settle, interval)
         self.changed = threading.Event()
         self.rewatch = False
+        self._lock = threading.Lock()
+        self._paths: set[str] | None = set()  # None: look at every file
         self._observer: BaseObserver | None = None
         self._watch: ObservedWatch | None = None
         self.backend = "poll" if backend == "poll" else self._notify(backend == "notify")
@@ -97,6 +99,21 @@ class Watcher:
         if os.path.isdir(self.path):  # a file is seen through its parent's watch
             self._watch = self._observer.schedule(_Handler(self, None), self.path,
                                                   recursive=True, event_filter=CHANGES)
+
+    def note(self, paths: set[str], whole: bool = False) -> None:
+        """Record changed paths (whole: anything may have changed) and wake the owner."""
+        with self._lock:
+            if whole or self._paths is None:
+                self._paths = None
+            else:
+                self._paths |= paths
+        self.changed.set()
+
+    def take(self) -> set[str] | None:
+        """Return the paths noted since the last call; None if every file must be looked at."""
+        with self._lock:
+            paths, self._paths = self._paths, set()
+        return paths
 
     def wait(self, timeout: float | None) -> bool:
         """Return True once files changed and stayed quiet for `settle` s; False at the timeout.

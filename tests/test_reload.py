@@ -227,3 +227,48 @@ def test_hup_reloads_even_when_the_files_look_unchanged(dataset_dir: Path) -> No
 def test_no_watcher_when_the_interval_is_zero(dataset_dir: Path) -> None:
     app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_RELOAD_INTERVAL": 0})
     assert start_watching(app) is None
+
+
+def test_notified_paths_alone_are_looked_at(dataset_dir: Path,
+                                            reads: dict[str, list[str]]) -> None:
+    from feedsvc.dataset import load_dataset
+
+    age(dataset_dir)
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    added = dataset_dir / "releases" / "a-new.yaml"
+    added.write_text((dataset_dir / RELEASE).read_text().replace("pr-2005-002", "a-new"))
+    edit_title(dataset_dir)  # changed too, but not notified
+    reads["read"].clear()
+    assert reloader(app).check(paths=[str(added.resolve())]) == "reloaded"
+    assert reads["read"] == [str(added)]
+    client = app.test_client()
+    assert client.get("/releases/a-new").status_code == 200
+    assert NEW_TITLE.encode() not in served(client)[1]
+    assert reloader(app).check() == "reloaded"  # a full look finds the rest
+    assert served(client)[0] == load_dataset(dataset_dir).version
+
+
+def test_a_notified_folder_or_link_means_a_full_look(dataset_dir: Path) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    (dataset_dir / "more").mkdir()
+    (dataset_dir / "more" / "x.yaml").write_text(
+        (dataset_dir / RELEASE).read_text().replace("pr-2005-002", "in-more"))
+    assert reloader(app).check(paths=[str((dataset_dir / "more").resolve())]) == "reloaded"
+    assert app.test_client().get("/releases/in-more").status_code == 200
+
+
+def test_the_watcher_wakes_on_changes_not_on_reads(tmp_path: Path) -> None:
+    from feedsvc.watcher import Watcher
+
+    watcher = Watcher(str(tmp_path), interval=5, backend="notify", settle=0.2)
+    try:
+        assert watcher.backend == "notify"
+        (tmp_path / "a.yaml").write_text("x: 1\n")
+        assert watcher.wait(timeout=30)
+        assert str(tmp_path / "a.yaml") in (watcher.take() or set())
+        (tmp_path / "a.yaml").read_text()
+        assert not watcher.wait(timeout=1)  # reading (as a check does) is not a change
+        (tmp_path / "sub").mkdir()
+        assert watcher.wait(timeout=30) and watcher.take() is None  # a folder: look at all
+    finally:
+        watcher.stop()
