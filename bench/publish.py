@@ -111,8 +111,13 @@ class Server:
 
 def measure_change(server: Server, change: Callable[[], None], releases: int,
                    version: str) -> dict[str, float]:
-    """Apply a change; time until every worker serves a new version; CPU and memory of it."""
-    master = server.process.pid
+    """Apply a change; time until every worker serves a new version; CPU and memory of it.
+
+    While it spreads, only /proc is read (requests would add their own CPU to the tree):
+    done when every worker has been replaced and the master's CPU stays still; then every
+    worker is asked over HTTP, and must already serve the new version.
+    """
+    master, before = server.process.pid, set(children(server.process.pid))
     steady_rss, steady_pss = tree_memory(master)
     peak, done = steady_rss, threading.Event()
 
@@ -122,18 +127,27 @@ def measure_change(server: Server, change: Callable[[], None], releases: int,
             peak = max(peak, tree_memory(master)[0])
             done.wait(0.02)
     sampler = threading.Thread(target=sample)
-    cpu = tree_cpu(master)
+    cpu, began = tree_cpu(master), time.monotonic()
     sampler.start()
     change()
-    took = server.wait(lambda r: r["status"] == "ok" and r["dataset"]["version"] != version
-                       and r["dataset"]["releases"] == releases)
-    time.sleep(1.0)  # let the last re-forked worker settle before reading CPU and memory
+    while True:
+        now = set(children(master))
+        if len(now) == server.workers and not now & before:
+            break
+        time.sleep(0.02)  # polling /proc; the figure is when the condition first held
+    replaced = time.monotonic() - began
+    settled, last = tree_cpu(master), -1.0
+    while settled != last:
+        time.sleep(0.5)  # until the tree's CPU stops moving: the publish is over
+        last, settled = settled, tree_cpu(master)
     done.set()
     sampler.join()
-    spent = tree_cpu(master) - cpu
+    spent = settled - cpu
     after_rss, after_pss = tree_memory(master)
-    return {"latency": took, "cpu": spent, "steady_rss": steady_rss, "peak_rss": peak,
-            "steady_pss": steady_pss, "after_pss": after_pss}
+    checked = server.wait(lambda r: r["status"] == "ok" and r["dataset"]["version"] != version
+                          and r["dataset"]["releases"] == releases, limit=60)
+    return {"latency": replaced, "cpu": spent, "steady_rss": steady_rss, "peak_rss": peak,
+            "steady_pss": steady_pss, "after_pss": after_pss, "checked": checked}
 
 
 def release_text(number: int, title: str) -> str:

@@ -213,9 +213,13 @@ def update_index(old: Index, dataset: Dataset, removed: Sequence[Release],
                 posting = new.setdefault(key, array("I"))
                 posting.insert(bisect_left(posting, by_id[release.id]), by_id[release.id])
         postings.append(new)
+    sort_keys = array("d", old.sort_keys)
+    for position in sorted((old.by_id[r.id] for r in removed), reverse=True):
+        del sort_keys[position]
+    for release in sorted(added, key=lambda r: by_id[r.id]):
+        sort_keys.insert(by_id[release.id], -release.published.timestamp())
     return Index(dataset=dataset, by_id=by_id, by_country=postings[0], by_topic=postings[1],
-                 by_word=postings[2],
-                 sort_keys=array("d", (-r.published.timestamp() for r in releases)))
+                 by_word=postings[2], sort_keys=sort_keys)
 
 
 def _countries(release: Release) -> Iterable[str]:

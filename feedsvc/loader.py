@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import gc
 import os
+import stat
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 from .dataset import (
@@ -83,11 +85,19 @@ class Change:
 
 def stat_key(path: str) -> Key:
     """Return a file's (size, mtime_ns, inode), following links; UNREADABLE if stat fails."""
+    return _stat(path)[0]
+
+
+def _stat(path: str) -> tuple[Key, bool]:
+    """Return stat_key(path), and whether the path is a symbolic link."""
     try:
-        status = os.stat(path)
+        status = os.lstat(path)
+        link = stat.S_ISLNK(status.st_mode)
+        if link:
+            status = os.stat(path)
     except OSError:
-        return UNREADABLE
-    return status.st_size, status.st_mtime_ns, status.st_ino
+        return UNREADABLE, os.path.islink(path)
+    return (status.st_size, status.st_mtime_ns, status.st_ino), link
 
 
 def in_path_order(files: Mapping[str, FileEntry]) -> dict[str, FileEntry]:
@@ -117,6 +127,8 @@ def load(root: Path, limit: int) -> Catalog:
         read: list[tuple[str, Key, bytes, Parts | None, list[Problem]]] = []
         links: list[str] = []
         for name in find_files(root, links):
+            if os.path.islink(name):
+                links.append(name)
             key, raw, problem = _read(name, limit, now)
             if raw is None:
                 read.append((name, key, b"", None, [problem] if problem else []))
@@ -172,7 +184,7 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad 
         return _everything(old, full(root, limit))
     names = _named(old, only) if only is not None and trust_stat else None
     links: list[str] = []
-    listed = find_files(root, links) if names is None else names
+    listed = find_files(root, links, ordered=False) if names is None else names
     files = dict(old.files) if names is not None else {}
     now, changed = time.time_ns(), []
     for name in listed:
@@ -180,7 +192,9 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad 
         if names is not None and not os.path.lexists(name):
             files.pop(name, None)
             continue
-        key = stat_key(name)
+        key, link = _stat(name)
+        if link:
+            links.append(name)
         if previous is not None and previous.key == key and not previous.racy and trust_stat:
             files[name] = previous
             continue
@@ -194,9 +208,11 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad 
                     if name in old.files and name not in files)
     if any(old.files[name].vocabulary for name in removed):
         return _everything(old, full(root, limit))
-    if names is not None and any(name not in old.files for name in files.keys() - old.files.keys()):
+    if files.keys() == old.files.keys():
+        files = {name: files[name] for name in old.files}  # the order they were listed in
+    else:
         files = in_path_order(files)
-    linked = old.linked if names is not None else bool(links)
+    linked = old.linked or bool(links) if names is not None else bool(links)
     return Change(replace(old, files=files, linked=linked), tuple(changed), removed)
 
 
@@ -272,6 +288,53 @@ def assemble(catalog: Catalog) -> Dataset:
     assert catalog.site is not None
     return Dataset(catalog.site, catalog.topics, newest_first(_releases(catalog)),
                    version(catalog), catalog.root)
+
+
+def assemble_changed(served: Index, catalog: Catalog, removed: Sequence[Release],
+                     changed: Sequence[FileEntry]) -> Dataset | None:
+    """Return the dataset `served` becomes when only the `changed` files differ (their old
+    releases being `removed`), looking at nothing else; None where only `assemble` can tell
+    (a problem, a duplicate id, another vocabulary): it then finds and reports everything.
+    """
+    if catalog.site is not served.dataset.site or catalog.problems or not catalog.files \
+            or any(entry.problems for entry in changed):
+        return None
+    gone = {release.id for release in removed}
+    new: set[str] = set()
+    for entry in changed:
+        for rid, _ in entry.ids:
+            if rid in new or (rid in served.by_id and rid not in gone):
+                return None  # used twice: assemble says where
+            new.add(rid)
+    releases = list(served.releases)
+    for position in sorted((_position(releases, r) for r in removed), reverse=True):
+        del releases[position]
+    for release in (r for entry in changed for r in entry.releases):
+        releases.insert(_insertion(releases, release), release)
+    return Dataset(catalog.site, catalog.topics, tuple(releases), version(catalog), catalog.root)
+
+
+def _key(release: Release) -> tuple[datetime, str]:
+    return release.published, release.id
+
+
+def _insertion(releases: Sequence[Release], release: Release) -> int:
+    """Return where `release` goes in releases sorted newest first (by published, then id)."""
+    lo, hi, key = 0, len(releases), _key(release)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _key(releases[mid]) > key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _position(releases: Sequence[Release], release: Release) -> int:
+    position = _insertion(releases, release)
+    while releases[position] is not release:  # equal keys: ids are unique, so at most one
+        position += 1
+    return position
 
 
 def _releases(catalog: Catalog) -> Iterator[Release]:

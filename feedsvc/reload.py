@@ -20,9 +20,9 @@ from flask import Flask
 
 from . import metrics, snapshot, state
 from .config import MaxRemoval
-from .dataset import Dataset, DatasetError
+from .dataset import Dataset, DatasetError, Release
 from .index import Index, build_index, update_index
-from .loader import Catalog, Change, Loaded, assemble, stat_key, update
+from .loader import Catalog, Change, Loaded, assemble, assemble_changed, stat_key, update
 from .snapshot import Journal
 from .state import Live
 from .watcher import Watcher
@@ -56,6 +56,8 @@ class Reloader:
         self.snapshot_dir = snapshot_dir
         self._journal, self._base = dict(journal or {}), loaded.index.version
         self._pending = bool(journal)  # the journal's files are read, not yet served
+        # Files read since the served data was built: only they can differ from it.
+        self._touched: set[str] = set(journal or ())
         self.held: Held | None = None
         # The index a child process built along with a full load, if the data was valid.
         self._prebuilt: Index | None = None
@@ -85,45 +87,59 @@ class Reloader:
             if not (change.any or force or accept or self._pending):
                 return "unchanged"
             self._pending = False
+            self._touched.update(change.changed, change.removed)
             return self._consider(change, strict)
         finally:
             self._busy.release()
 
     def _consider(self, change: Change, strict: bool) -> str:
-        try:
-            dataset = assemble(change.catalog)
-        except DatasetError as error:
-            if strict:
-                raise
-            if any(stat_key(name) != change.catalog.files[name].key for name in change.changed):
-                return "changing"  # still being written: look again when it settles
-            return self._reject(error)
-        if dataset.version == self.served.index.version:
-            return self._recovered()
-        removed = _removed(self.served.index, dataset)
-        if removed > self.max_removal.allowed(len(self.served.index.releases)) \
-                and not self._accepted(dataset.version):
-            return self._hold(Held(dataset.version, removed, len(self.served.index.releases)))
         diff = self._diff(change.catalog)
+        removed, added = self._releases(diff)
+        served = self.served.index
+        dataset = assemble_changed(served, change.catalog, removed,
+                                   [entry for entry in diff.values() if entry is not None])
+        if dataset is None:
+            try:
+                dataset = assemble(change.catalog)
+            except DatasetError as error:
+                if strict:
+                    raise
+                if any(stat_key(name) != change.catalog.files[name].key for name in change.changed):
+                    return "changing"  # still being written: look again when it settles
+                return self._reject(error)
+            gone = _removed(served, dataset)
+        else:
+            gone = len({r.id for r in removed} - {r.id for r in added})
+        if dataset.version == served.version:
+            return self._recovered()
+        if gone > self.max_removal.allowed(len(served.releases)) \
+                and not self._accepted(dataset.version):
+            return self._hold(Held(dataset.version, gone, len(served.releases)))
         built = self._prebuilt
         if built is None or built.version != dataset.version:
-            built = self._index(dataset, change.catalog, diff)
+            built = self._index(dataset, change.catalog, removed, added)
         return self._swap(Loaded(built, change.catalog), diff)
 
     def _diff(self, catalog: Catalog) -> Journal:
         """Return the files whose releases differ from the served ones (None: deleted)."""
         served = self.served.catalog.files
-        return {name: catalog.files.get(name) for name in served.keys() | catalog.files.keys()
+        return {name: catalog.files.get(name) for name in self._touched
                 if name not in served or name not in catalog.files
                 or served[name].releases is not catalog.files[name].releases}
 
-    def _index(self, dataset: Dataset, catalog: Catalog, diff: Journal) -> Index:
+    def _releases(self, diff: Journal) -> tuple[list[Release], list[Release]]:
+        """Return the served releases of the changed files, and the releases they hold now."""
+        served = self.served.catalog.files
+        removed = [r for name in diff if name in served for r in served[name].releases]
+        added = [r for entry in diff.values() if entry is not None for r in entry.releases]
+        return removed, added
+
+    def _index(self, dataset: Dataset, catalog: Catalog, removed: list[Release],
+               added: list[Release]) -> Index:
         """Index the new dataset: update the served index by the files changed since it."""
         served = self.served.catalog
         if served.site is not catalog.site or served.topics is not catalog.topics:
             return build_index(dataset)  # the vocabulary was read again: all of it is new
-        removed = [r for name in diff if name in served.files for r in served.files[name].releases]
-        added = [r for entry in diff.values() if entry is not None for r in entry.releases]
         return update_index(self.served.index, dataset, removed, added)
 
     def _full(self, root: Path, limit: int) -> Catalog:
@@ -137,7 +153,7 @@ class Reloader:
             self._save(loaded, diff)
         self._forget_hold()
         old = self.live.swap(loaded.index)
-        self.served = loaded
+        self.served, self._touched = loaded, set()
         metrics.RELOADS.labels(result="reloaded").inc()
         log.info("dataset reloaded: version %s -> %s, %d releases, from %s",
                  old.version, loaded.index.version, len(loaded.index.releases), self.path)

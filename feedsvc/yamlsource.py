@@ -101,19 +101,21 @@ class SourceFile:
     document: Any
 
 
-def find_files(root: Path, links: list[str] | None = None) -> list[str]:
+def find_files(root: Path, links: list[str] | None = None, ordered: bool = True) -> list[str]:
     """Return the paths of the dataset's YAML files: the file itself, or every one below a folder.
 
     Hidden files and directories are skipped (editor swap files, a Kubernetes ConfigMap's
     `..data` payload); symbolic links are followed, as a mounted ConfigMap needs, once each.
     Files come in path order (by parts), as plain strings: building and sorting pathlib
     objects cost ~2 s of CPU at 100,000 files, on every start and every reload check.
-    With `links`, every folder and file reached through a symbolic link is added to it.
+    With `links`, every folder reached through a symbolic link is added to it; with
+    ordered=False the same names come in the order the folders were walked (cheaper).
     """
     if not root.is_dir():
         return [str(root)]
     top = str(root)
     found: list[tuple[str, ...]] = []
+    walked: list[str] = []
     seen: set[str] = set()
     for folder, dirs, files in os.walk(top, followlinks=True):
         real = os.path.realpath(folder)
@@ -122,13 +124,17 @@ def find_files(root: Path, links: list[str] | None = None) -> list[str]:
             continue
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # which link wins: stable
+        if links is not None:
+            links += [os.path.join(folder, d) for d in dirs if os.path.islink(os.path.join(folder, d))]
+        if not ordered:
+            walked += [os.path.join(folder, f) for f in files
+                       if f.endswith(SUFFIXES) and not f.startswith(".")]
+            continue
         below = os.path.relpath(folder, top)
         parts = () if below == "." else tuple(below.split(os.sep))
         found += [(*parts, f) for f in files if f.endswith(SUFFIXES) and not f.startswith(".")]
-        if links is not None:
-            links += [os.path.join(folder, d) for d in dirs if os.path.islink(os.path.join(folder, d))]
-            links += [os.path.join(folder, f) for f in files
-                      if f.endswith(SUFFIXES) and os.path.islink(os.path.join(folder, f))]
+    if not ordered:
+        return walked
     found.sort()
     return [os.path.join(top, *parts) for parts in found]
 

@@ -272,3 +272,30 @@ def test_the_watcher_wakes_on_changes_not_on_reads(tmp_path: Path) -> None:
         assert watcher.wait(timeout=30) and watcher.take() is None  # a folder: look at all
     finally:
         watcher.stop()
+
+
+def test_each_reload_serves_what_a_restart_would(dataset_dir: Path) -> None:
+    from feedsvc.dataset import load_dataset
+    from feedsvc.index import build_index
+
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    live: Live = app.extensions["feedsvc.live"]
+    source = (dataset_dir / RELEASE).read_text()
+    steps = [
+        lambda: (dataset_dir / "releases" / "new-1.yaml").write_text(
+            source.replace("pr-2005-002", "new-1").replace("2005-", "2030-")),
+        lambda: edit_title(dataset_dir),
+        lambda: (dataset_dir / "releases" / "pr-2004-001.yaml").unlink(),
+        lambda: (dataset_dir / "releases" / "new-2.yaml").write_text(
+            source.replace("pr-2005-002", "new-2").replace("2005-", "1999-")),
+        lambda: (dataset_dir / "releases" / "new-1.yaml").unlink(),
+    ]
+    for step in steps:
+        step()
+        assert reloader(app).check() == "reloaded"
+        fresh = build_index(load_dataset(dataset_dir))
+        assert live.index.version == fresh.version
+        assert live.index.releases == fresh.releases
+        assert (live.index.by_id, live.index.sort_keys) == (fresh.by_id, fresh.sort_keys)
+        assert dict(live.index.by_word) == dict(fresh.by_word)
+        assert dict(live.index.by_country) == dict(fresh.by_country)
