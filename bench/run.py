@@ -2,7 +2,8 @@
 
     python -m bench.run
 
-Runs bench/httpbench.py, then bench/startup.py and bench/render_scale.py where present.
+Runs bench/httpbench.py, then bench/startup.py, bench/render_scale.py and bench/publish.py
+where present.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 
 from bench.loopback import ROOT
 
-BENCHMARKS = ("httpbench", "startup", "render_scale")
+BENCHMARKS = ("httpbench", "startup", "render_scale", "publish")
 
 
 def main() -> int:
