@@ -50,7 +50,7 @@ def snapshot(path: str, snapshot_dir: str) -> int:
 
 def accept_removal(path: str, snapshot_dir: str | None) -> int:
     """Accept the mass removal the running service holds for this dataset (see README, Reload)."""
-    from .reload import accept_removal as accept
+    from .guard import accept_removal as accept
 
     if snapshot_dir is None:
         print("feedsvc accept-removal: FEEDSVC_SNAPSHOT_DIR is off; restart the service with "

@@ -8,22 +8,23 @@ FEEDSVC_MAX_REMOVAL of the served releases is held until an operator accepts it.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask
 
-from . import metrics, snapshot, state
+from . import guard, metrics, snapshot, state
+from . import journal as journal_file
+from .assemble import Loaded, assemble, assemble_changed
 from .config import MaxRemoval
 from .dataset import Dataset, DatasetError, Release
+from .guard import Held
 from .index import Index, build_index, update_index
-from .loader import Catalog, Change, Loaded, assemble, assemble_changed, stat_key, update
-from .snapshot import Journal
+from .journal import Journal
+from .loader import Catalog, Change, stat_key, update
 from .state import Live
 from .watcher import Watcher
 
@@ -35,15 +36,6 @@ JOURNAL_LIMIT = 200
 NEWS = frozenset({"reloaded", "rejected", "held", "recovered"})
 
 
-@dataclass(frozen=True)
-class Held:
-    """A valid reload held back because it would remove too many of the served releases."""
-
-    version: str
-    removed: int
-    served: int
-
-
 class Reloader:
     """Compares the dataset on disk with the one served, and swaps in new data when valid."""
 
@@ -51,7 +43,7 @@ class Reloader:
                  snapshot_dir: str | None, journal: Journal | None = None) -> None:
         """Serve `loaded`: the snapshot, whose `journal` says which files changed since it."""
         self.live, self.served = live, loaded
-        self.seen = snapshot.with_journal(loaded.catalog, journal or {})
+        self.seen = journal_file.with_journal(loaded.catalog, journal or {})
         self.limit, self.max_removal = limit, max_removal
         self.snapshot_dir = snapshot_dir
         self._journal, self._base = dict(journal or {}), loaded.index.version
@@ -107,7 +99,7 @@ class Reloader:
                 if any(stat_key(name) != change.catalog.files[name].key for name in change.changed):
                     return "changing"  # still being written: look again when it settles
                 return self._reject(error)
-            gone = _removed(served, dataset)
+            gone = guard.removed(served, dataset)
         else:
             gone = len({r.id for r in removed} - {r.id for r in added})
         if dataset.version == served.version:
@@ -168,7 +160,7 @@ class Reloader:
             if snapshot.write_snapshot(self._file("snapshot"), loaded):
                 self._journal, self._base = {}, loaded.index.version
         else:
-            snapshot.write_journal(self._file("snapshot"), self._base, self._journal)
+            journal_file.write_journal(self._file("snapshot"), self._base, self._journal)
 
     def _reject(self, error: DatasetError) -> str:
         self.live.reject(error.report())  # reported once: the next look is at the next change
@@ -178,19 +170,15 @@ class Reloader:
         return "rejected"
 
     def _hold(self, held: Held) -> str:
-        report = (f"mass removal held: {held.removed} of {held.served} releases would be removed "
-                  f"(more than FEEDSVC_MAX_REMOVAL={self.max_removal.spec}); still serving "
-                  f"version {self.live.index.version}; new version {held.version}; accept it "
-                  f"with `feedsvc accept-removal`")
         if self.held == held:
             return "unchanged"
+        report = held.report(self.max_removal.spec, self.live.index.version)
         self.held = held
         self.live.reject(report)
         metrics.RELOADS.labels(result="held").inc()
         log.error("dataset reload %s", report)
         if self.snapshot_dir is not None:
-            _write_json(self._file("held"), {"version": held.version, "removed": held.removed,
-                                             "served": held.served, "path": self.path})
+            guard.write_held(self.snapshot_dir, self.path, held)
         return "held"
 
     def _recovered(self) -> str:
@@ -203,50 +191,15 @@ class Reloader:
     def _forget_hold(self) -> None:
         self.held = None
         if self.snapshot_dir is not None:
-            self._file("held").unlink(missing_ok=True)
-            self._file("accept").unlink(missing_ok=True)
+            guard.forget(self.snapshot_dir, self.path)
 
     def _accepted(self, version: str) -> bool:
-        if self.snapshot_dir is None:
-            return False
-        try:
-            return self._file("accept").read_text(encoding="utf-8").strip() == version
-        except OSError:
-            return False
+        return self.snapshot_dir is not None and guard.accepted(self.snapshot_dir, self.path,
+                                                                version)
 
     def _file(self, kind: str) -> Path:
         assert self.snapshot_dir is not None
-        return state_file(self.snapshot_dir, self.path, kind)
-
-
-def state_file(snapshot_dir: str, path: str, kind: str) -> Path:
-    """Name the snapshot, held-removal or acceptance file of a dataset path."""
-    file = snapshot.snapshot_path(Path(snapshot_dir), Path(path))
-    return file if kind == "snapshot" else file.with_name(f"{file.name.split('-')[0]}.{kind}")
-
-
-def _removed(served: Index, new: Dataset) -> int:
-    kept = {release.id for release in new.releases}
-    return sum(1 for rid in served.by_id if rid not in kept)
-
-
-def _write_json(file: Path, value: dict[str, object]) -> None:
-    try:
-        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        file.write_text(json.dumps(value) + "\n", encoding="utf-8")
-    except OSError as error:
-        log.warning("cannot write %s: %s", file, error)
-
-
-def accept_removal(path: str, snapshot_dir: str) -> str:
-    """Accept the mass removal held for `path`; return what it removes. Raise LookupError if none."""
-    try:
-        held = json.loads(state_file(snapshot_dir, path, "held").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise LookupError(f"{path}: no mass removal is held") from None
-    state_file(snapshot_dir, path, "accept").write_text(held["version"] + "\n", encoding="utf-8")
-    return (f"{path}: accepted: {held['removed']} of {held['served']} releases removed "
-            f"(version {held['version']}); served within FEEDSVC_RELOAD_INTERVAL")
+        return snapshot.side_file(self.snapshot_dir, self.path, kind)
 
 
 def init_app(app: Flask) -> None:
@@ -260,8 +213,8 @@ def init_app(app: Flask) -> None:
                            config["FEEDSVC_MAX_FILE_BYTES"])
     state.init_app(app, loaded.index)
     snapshot_dir = config["FEEDSVC_SNAPSHOT_DIR"]
-    journal = None if snapshot_dir is None else snapshot.read_journal(
-        state_file(snapshot_dir, config["FEEDSVC_DATA"], "snapshot"), loaded.index.version)
+    journal = None if snapshot_dir is None else journal_file.read_journal(
+        snapshot.side_file(snapshot_dir, config["FEEDSVC_DATA"], "snapshot"), loaded.index.version)
     watch = Reloader(app.extensions["feedsvc.live"], loaded,
                      limit=config["FEEDSVC_MAX_FILE_BYTES"],
                      max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,

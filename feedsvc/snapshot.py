@@ -19,15 +19,16 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from . import dataset, index, loader, problems, records, yamlsource
+from . import assemble, dataset, index, loader, problems, records, yamlsource
 from . import fields as fields_module
+from .assemble import Loaded, build
 from .dataset import Release
 from .index import Index
-from .loader import Catalog, FileEntry, Loaded, build, update
+from .loader import Catalog, FileEntry, update
 from .problems import DatasetError
 from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
@@ -35,7 +36,7 @@ FORMAT = b"feedsvc-snapshot 2\n"
 # Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
 # kept data) then never inflates the serving process, which reads the child's result.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (dataset, fields_module, index, loader, problems, records, yamlsource)
+_CODE = (assemble, dataset, fields_module, index, loader, problems, records, yamlsource)
 log = logging.getLogger(__name__)
 
 
@@ -128,9 +129,15 @@ def snapshot_path(snapshot_dir: Path, root: Path) -> Path:
     return snapshot_dir / f"{source}-{CODE_VERSION}.pickle"
 
 
+def side_file(snapshot_dir: str, path: str, kind: str) -> Path:
+    """Name the snapshot ("snapshot") of a dataset path, or a file kept beside it ("held")."""
+    file = snapshot_path(Path(snapshot_dir), Path(path))
+    return file if kind == "snapshot" else file.with_name(f"{file.name.split('-')[0]}.{kind}")
+
+
 def read_snapshot(file: Path) -> Loaded | None:
     """Return what `file` holds, or None if it is absent or cannot be trusted."""
-    loaded = _read_private(file)
+    loaded = read_private(file)
     if not isinstance(loaded, Loaded):
         if loaded is not None:
             log.warning("snapshot %s ignored: holds a %s, not a dataset", file,
@@ -139,7 +146,7 @@ def read_snapshot(file: Path) -> Loaded | None:
     return loaded
 
 
-def _read_private(file: Path) -> object:
+def read_private(file: Path) -> object:
     """Return the object a checksummed file of this user holds; None if absent or untrusted."""
     try:
         with file.open("rb") as stream:
@@ -181,7 +188,7 @@ def write_snapshot(file: Path, loaded: Loaded) -> bool:
     """Save an index atomically (temporary file, then rename) and drop older ones; never raise."""
     try:
         file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write(file, _pickle(loaded))
+        write_private(file, dumps(loaded))
     except OSError as error:
         log.warning("snapshot %s not written: %s", file, error)
         return False
@@ -192,44 +199,7 @@ def write_snapshot(file: Path, loaded: Loaded) -> bool:
     return True
 
 
-# The files changed since the snapshot, by name (None: deleted). A publish appends to this
-# small file instead of rewriting the whole snapshot; a start reads both.
-Journal = dict[str, FileEntry | None]
-
-
-def write_journal(file: Path, base: str, entries: Journal) -> bool:
-    """Save the entries changed since the snapshot of version `base`; never raise."""
-    try:
-        _write(file.with_suffix(".journal"), _pickle(("journal", base, entries)))
-    except OSError as error:
-        log.warning("snapshot journal of %s not written: %s", file, error)
-        return False
-    return True
-
-
-def read_journal(file: Path, base: str) -> Journal:
-    """Return the entries changed since the snapshot of version `base` ({} if none, or stale)."""
-    found = _read_private(file.with_suffix(".journal"))
-    if isinstance(found, tuple) and len(found) == 3 and found[0] == "journal" \
-            and found[1] == base and isinstance(found[2], dict):
-        return found[2]
-    return {}
-
-
-def with_journal(catalog: Catalog, entries: Journal) -> Catalog:
-    """Return the catalog with the journal's entries in place of, or besides, its own."""
-    if not entries:
-        return catalog
-    files = dict(catalog.files)
-    for name, entry in entries.items():
-        if entry is None:
-            files.pop(name, None)
-        else:
-            files[name] = entry
-    return replace(catalog, files=loader.in_path_order(files))
-
-
-def _write(file: Path, payload: bytes) -> None:
+def write_private(file: Path, payload: bytes) -> None:
     """Write a checksummed payload to `file` atomically (a temporary file, then rename)."""
     with tempfile.NamedTemporaryFile(dir=file.parent, prefix=".tmp-", delete=False) as tmp:
         tmp.write(FORMAT + hashlib.sha256(payload).hexdigest().encode() + b"\n")
@@ -237,7 +207,8 @@ def _write(file: Path, payload: bytes) -> None:
     os.replace(tmp.name, file)
 
 
-def _pickle(loaded: object) -> bytes:
+def dumps(loaded: object) -> bytes:
+    """Pickle the index, catalog or journal, releases as constructor calls."""
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=5)
     pickler.dispatch_table = copyreg.dispatch_table.copy()
@@ -275,7 +246,8 @@ def _load_in_child(root: Path, max_file_bytes: int,
     handle, name = tempfile.mkstemp(dir=scratch, prefix=".load-")
     os.close(handle)
     out = Path(name)
-    command = [sys.executable, "-m", "feedsvc.snapshot", str(root), str(out), str(max_file_bytes)]
+    command = [sys.executable, "-c", "import sys; from feedsvc.snapshot import child; "
+               "sys.exit(child(sys.argv[1:]))", str(root), str(out), str(max_file_bytes)]
     try:
         done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
         result = _read_result(out) if done.returncode == 0 else None
@@ -303,7 +275,7 @@ def _read_result(out: Path) -> tuple[Catalog, Index | None] | None:
     return None
 
 
-def _child(argv: Sequence[str]) -> int:
+def child(argv: Sequence[str]) -> int:
     """In the child: load ROOT in full; write its catalog and, if valid, its index to OUT."""
     root, out, limit = Path(argv[0]), Path(argv[1]), int(argv[2])
     catalog: Catalog = loader.load(root, limit)
@@ -311,9 +283,5 @@ def _child(argv: Sequence[str]) -> int:
         built: Index | None = build(catalog).index
     except DatasetError:
         built = None
-    _write(out, _pickle((catalog, built)))
+    write_private(out, dumps((catalog, built)))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1:]))

@@ -12,7 +12,8 @@ from flask import Flask
 from feedsvc import create_app, loader
 from feedsvc.cli import check_data, main
 from feedsvc.config import ConfigError, MaxRemoval, from_env
-from feedsvc.reload import reloader, state_file
+from feedsvc.reload import reloader
+from feedsvc.snapshot import side_file as state_file
 
 from .conftest import BASE_URL, release_yaml
 from .helpers import entry_ids
