@@ -68,13 +68,13 @@ def full_load(root: Path, max_file_bytes: int, scratch: Path | None, *,
 
 
 def load_catalog(root: Path, max_file_bytes: int, scratch: Path | None, *,
-                 child_over: int = CHILD_LOAD_BYTES) -> tuple[Catalog, Index | None]:
+                 child_over: int | None = None) -> tuple[Catalog, Index | None]:
     """Read, parse and validate every file: in a child process when the data is large.
 
     Returns the catalog, and its index when the child found the data valid and built it
     (None otherwise: the caller builds it, or reports the catalog's problems).
     """
-    if _yaml_bytes(root) > child_over:
+    if _yaml_bytes(root) > (CHILD_LOAD_BYTES if child_over is None else child_over):
         found = _load_in_child(root, max_file_bytes, scratch or Path(tempfile.gettempdir()))
         if found is not None:
             log.info("dataset %s: loaded in a child process", root)

@@ -151,3 +151,26 @@ def test_max_removal_setting() -> None:
     for bad in ("20 %", "-1", "150%", "lots"):
         with pytest.raises(ConfigError, match="FEEDSVC_MAX_REMOVAL"):
             from_env({"FEEDSVC_MAX_REMOVAL": bad})
+
+
+def test_a_large_bundle_is_parsed_in_a_child_once_per_edit(
+        archive_1k: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedsvc import snapshot
+
+    bundle = tmp_path / "bundle.yaml"
+    bundle.write_bytes(archive_1k.read_bytes())
+    app = build(bundle, FEEDSVC_SNAPSHOT_DIR=str(tmp_path / "snap"))
+    monkeypatch.setattr(snapshot, "CHILD_LOAD_BYTES", 0)  # as if it were over 8 MB
+    parsed: list[str] = []
+    real = loader.parse_file
+    monkeypatch.setattr(loader, "parse_file",
+                        lambda name, raw, problems: (parsed.append(name), real(name, raw, problems))[1])
+    whole = bundle.read_bytes()
+    bundle.write_bytes(whole.replace(b"published: ", b"published: 2021-02-30", 1))
+    assert reloader(app).check() == "rejected"
+    assert "field published" in readiness(app)["dataset"]["last_reload_error"]
+    assert reloader(app).check() == "unchanged"
+    bundle.write_bytes(whole.replace(b"title: ", b"title: Corrected ", 1))
+    assert reloader(app).check() == "reloaded"
+    assert readiness(app)["status"] == "ok"
+    assert parsed == []  # every parse was the child's: the serving process parsed nothing
