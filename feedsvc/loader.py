@@ -104,7 +104,7 @@ def _missing(root: Path) -> Catalog:
                    (Problem(str(root), None, None, None, "no such file or directory"),))
 
 
-def _read(name: str, limit: int, now_ns: int) -> tuple[Key, bytes | None, Problem | None]:
+def _read(name: str, limit: int) -> tuple[Key, bytes | None, Problem | None]:
     key = stat_key(name)  # before reading: a write after it changes the key, and is seen
     raw, problem = read_source(name, name, limit)
     return key, raw, problem
@@ -123,7 +123,7 @@ def load(root: Path, limit: int) -> Catalog:
         for name in find_files(root, links):
             if os.path.islink(name):
                 links.append(name)
-            key, raw, problem = _read(name, limit, now)
+            key, raw, problem = _read(name, limit)
             if raw is None:
                 read.append((name, key, b"", None, [problem] if problem else []))
                 continue
@@ -234,7 +234,7 @@ def _named(old: Catalog, paths: Collection[str]) -> list[str] | None:
 def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
             now_ns: int) -> FileEntry | None:
     """Read one file again; None if it holds (or held) part of the vocabulary."""
-    key, raw, problem = _read(name, limit, now_ns)
+    key, raw, problem = _read(name, limit)
     racy = key[1] >= now_ns - RACY_NS
     if raw is None:
         if previous is not None and previous.vocabulary:
