@@ -55,7 +55,12 @@ def load(path: str | Path, snapshot_dir: str | Path | None,
     if found is not None:
         log.info("dataset %s: loaded from snapshot %s", root, file)
         return found
-    loaded = full_load(root, max_file_bytes, Path(snapshot_dir), child_over=child_over)
+    catalog, built = load_catalog(root, max_file_bytes, Path(snapshot_dir),
+                                  child_over=child_over, keep=file)
+    if built is not None:  # the child's result, already saved as the snapshot
+        _drop_others(file)
+        return Loaded(built, catalog)
+    loaded = build(catalog)
     write_snapshot(file, loaded)
     return loaded
 
@@ -68,14 +73,17 @@ def full_load(root: Path, max_file_bytes: int, scratch: Path | None, *,
 
 
 def load_catalog(root: Path, max_file_bytes: int, scratch: Path | None, *,
-                 child_over: int | None = None) -> tuple[Catalog, Index | None]:
+                 child_over: int | None = None,
+                 keep: Path | None = None) -> tuple[Catalog, Index | None]:
     """Read, parse and validate every file: in a child process when the data is large.
 
     Returns the catalog, and its index when the child found the data valid and built it
-    (None otherwise: the caller builds it, or reports the catalog's problems).
+    (None otherwise: the caller builds it, or reports the catalog's problems). With `keep`,
+    a valid result of the child becomes that snapshot file as it is: no second pickling.
     """
     if _yaml_bytes(root) > (CHILD_LOAD_BYTES if child_over is None else child_over):
-        found = _load_in_child(root, max_file_bytes, scratch or Path(tempfile.gettempdir()))
+        found = _load_in_child(root, max_file_bytes, scratch or Path(tempfile.gettempdir()),
+                               keep)
         if found is not None:
             log.info("dataset %s: loaded in a child process", root)
             return found
@@ -192,11 +200,16 @@ def write_snapshot(file: Path, loaded: Loaded) -> bool:
     except OSError as error:
         log.warning("snapshot %s not written: %s", file, error)
         return False
+    _drop_others(file)
+    return True
+
+
+def _drop_others(file: Path) -> None:
+    """Remove the other snapshots of the same source, and every journal: `file` is newer."""
     source = file.name.split("-", 1)[0]
     for old in [*file.parent.glob(f"{source}-*.pickle"), *file.parent.glob(f"{source}-*.journal")]:
         if old != file:
             old.unlink(missing_ok=True)
-    return True
 
 
 def write_private(file: Path, payload: bytes) -> None:
@@ -239,8 +252,8 @@ def _entry_reducer(entry: FileEntry) -> tuple[Any, ...]:
     return FileEntry, tuple(getattr(entry, f.name) for f in fields(FileEntry))
 
 
-def _load_in_child(root: Path, max_file_bytes: int,
-                   scratch: Path) -> tuple[Catalog, Index | None] | None:
+def _load_in_child(root: Path, max_file_bytes: int, scratch: Path,
+                   keep: Path | None = None) -> tuple[Catalog, Index | None] | None:
     """Load in a child process; return its catalog and index, None if the child failed."""
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=scratch, prefix=".load-")
@@ -251,6 +264,8 @@ def _load_in_child(root: Path, max_file_bytes: int,
     try:
         done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
         result = _read_result(out) if done.returncode == 0 else None
+        if result is not None and result[1] is not None and keep is not None:
+            os.replace(out, keep)
     except OSError as error:
         log.warning("dataset %s: no child process for the load (%s)", root, error)
         result = None
@@ -269,19 +284,18 @@ def _read_result(out: Path) -> tuple[Catalog, Index | None] | None:
     if hashlib.sha256(payload).hexdigest() != digest:
         return None
     found = _unpickle(out, payload)
-    if isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], Catalog) \
-            and isinstance(found[1], Index | None):
-        return found[0], found[1]
-    return None
+    if isinstance(found, Loaded):
+        return found.catalog, found.index
+    return (found, None) if isinstance(found, Catalog) else None
 
 
 def child(argv: Sequence[str]) -> int:
-    """In the child: load ROOT in full; write its catalog and, if valid, its index to OUT."""
+    """In the child: load ROOT in full; write to OUT what a snapshot holds, or the catalog."""
     root, out, limit = Path(argv[0]), Path(argv[1]), int(argv[2])
     catalog: Catalog = loader.load(root, limit)
     try:
-        built: Index | None = build(catalog).index
+        result: Loaded | Catalog = build(catalog)
     except DatasetError:
-        built = None
-    write_private(out, dumps((catalog, built)))
+        result = catalog  # its problems are reported by the parent
+    write_private(out, dumps(result))
     return 0

@@ -109,6 +109,11 @@ def test_a_large_archive_is_loaded_in_a_child_process(dataset_dir: Path, tmp_pat
     index = load_index(dataset_dir, tmp_path / "snap", child_over=0)
     assert "loaded in a child process" in caplog.text
     assert index.releases == load_dataset(dataset_dir).releases
+    [file] = snapshots(tmp_path / "snap")  # the child's result became the snapshot as it was
+    assert oct(file.stat().st_mode & 0o777) == "0o600"
+    caplog.clear()
+    assert load_index(dataset_dir, tmp_path / "snap").version == index.version
+    assert FROM_SNAPSHOT in caplog.text
 
 
 def test_the_app_starts_from_the_snapshot(dataset_dir: Path, tmp_path: Path,
