@@ -3,10 +3,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# `make serve` has a venv of its own, with only what serving needs (no test tools).
+SERVE_VENV ?= .venv-serve
+SERVE_BIN := $(SERVE_VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The modules between a request and its bytes: in-process tests must cover them (make test).
+HTTP_LAYER := feedsvc/__init__.py,feedsvc/conditional.py,feedsvc/fastpath.py,feedsvc/feedcache.py,$\
+	feedsvc/headers.py,feedsvc/observe.py,feedsvc/errors.py,feedsvc/proxy.py,feedsvc/state.py,$\
+	feedsvc/config.py,feedsvc/views/*
 
-.PHONY: serve test lint bench check-data system-deps clean soak faults
+.PHONY: serve test flake lint bench check-data system-deps clean soak faults
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,17 +21,31 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-## serve: serve the bundled dataset with gunicorn on $(HOST):$(PORT)
-serve: $(BIN)/.installed
-	FEEDSVC_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c deploy/gunicorn.conf.py wsgi:app
+$(SERVE_BIN)/.installed: pyproject.toml $(shell find feedsvc -type f -not -path '*/__pycache__/*')
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_BIN)/pip install --quiet --upgrade pip
+	$(SERVE_BIN)/pip install --quiet .
+	touch $@
 
-## test: install what the tests need (venv, Debian packages) and run the whole suite
+## serve: serve the bundled dataset (or FEEDSVC_DATA) with gunicorn on $(HOST):$(PORT)
+serve: $(SERVE_BIN)/.installed
+	FEEDSVC_BIND=$(HOST):$(PORT) FEEDSVC_DATA="$${FEEDSVC_DATA:-$(CURDIR)/data}" \
+		$(SERVE_BIN)/gunicorn -c deploy/gunicorn.conf.py wsgi:app
+
+## test: install what the tests need (venv, Debian packages), run the whole suite, and check
+## that in-process tests cover at least 95% of the HTTP layer
 test: $(BIN)/.installed system-deps lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --cov=feedsvc --cov-report= $(PYTEST_ARGS)
+	$(BIN)/python -m coverage report --include='$(HTTP_LAYER)' --fail-under=95
+
+## flake: run the suite N times (default 10) and print, per test, how often it failed
+N ?= 10
+flake: $(BIN)/.installed system-deps lint
+	$(BIN)/python .ci/flake.py $(N) $(PYTEST_ARGS)
 
 ## lint: ruff and mypy --strict over the package and the tests
 lint: $(BIN)/.installed
-	$(BIN)/ruff check feedsvc tests bench wsgi.py
+	$(BIN)/ruff check feedsvc tests bench wsgi.py .ci/flake.py
 	$(BIN)/mypy
 
 ## bench: run every benchmark on loopback (wrk, nginx, redis); tables go to bench/results/
@@ -47,4 +68,4 @@ system-deps:
 	bash .ci/system-deps
 
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache *.egg-info .coverage

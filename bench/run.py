@@ -2,8 +2,8 @@
 
     python -m bench.run
 
-Runs bench/httpbench.py, then bench/startup.py, bench/render_scale.py and bench/publish.py
-where present.
+Runs bench/httpbench.py and bench/slowclients.py, then bench/startup.py, bench/render_scale.py,
+bench/search_cost.py and bench/publish.py.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 
 from bench.loopback import ROOT
 
-BENCHMARKS = ("httpbench", "startup", "render_scale", "publish")
+BENCHMARKS = ("httpbench", "slowclients", "startup", "render_scale", "search_cost", "publish")
 
 
 def main() -> int:

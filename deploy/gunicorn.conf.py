@@ -1,17 +1,27 @@
 """Production gunicorn settings for feedsvc: `gunicorn -c deploy/gunicorn.conf.py wsgi:app`.
 
-Every setting is read from the environment (FEEDSVC_BIND, FEEDSVC_WORKERS, FEEDSVC_LOG_LEVEL,
-PROMETHEUS_MULTIPROC_DIR); the app's own FEEDSVC_* settings are in
-feedsvc/config.py. The master watches the dataset, loads each change once and re-forks the
-workers one at a time, so they share the new data copy-on-write. `kill -HUP <master pid>`
-reloads the dataset now (invalid data is refused and the old data keeps serving) and replaces
-the workers gracefully; code changes need a restart.
+Its settings (FEEDSVC_BIND, FEEDSVC_WORKERS, FEEDSVC_LOG_LEVEL, FEEDSVC_LOG_FORMAT) are read,
+with every other FEEDSVC_* variable, by feedsvc/config.py: a bad value stops the start here
+with one line on stderr and exit status 2. The master watches the dataset, loads each change
+once and re-forks the workers one at a time, so they share the new data copy-on-write.
+`kill -HUP <master pid>` reloads the dataset now (invalid data is refused and the old data
+keeps serving) and replaces the workers gracefully; code changes need a restart.
 """
+# gevent workers (see worker_class): patch the standard library before anything else is
+# imported, so that the app preload_app loads in the master, and every worker forked from it,
+# use gevent's sockets, locks and sleeps throughout (gunicorn's own patch, in each worker after
+# the fork, would come after the app's locks were made). Only when gunicorn reads this file
+# (as module "__config__"), not when a test reads it.
+if __name__ == "__config__":
+    from gevent import monkey
+
+    monkey.patch_all()
+
 import gc
-import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,31 +40,41 @@ if not os.environ.get("_FEEDSVC_METRICS_DIR"):
 
 from gunicorn.http import wsgi as _gunicorn_wsgi
 
+from feedsvc import config as _config
+from feedsvc.logs import gunicorn_logger
+
+try:
+    _settings = _config.from_env()
+except _config.ConfigError as _error:
+    print(f"feedsvc: not starting: {_error}", file=sys.stderr)
+    sys.exit(2)
+
 # Responses say "Server: feedsvc": which server (and version) runs the service is nobody's business.
 _gunicorn_wsgi.SERVER = "feedsvc"
 
-bind = os.environ.get("FEEDSVC_BIND", "127.0.0.1:8000")
-# Sync workers, one per core: a request is short and CPU-bound (a cached feed is sent from
-# memory), so a worker per core keeps the cores busy and more workers only cost memory.
-# Measured on a 2-core box, wrk -c32 on loopback, cached /feeds/all.rss, 1,000 releases, two
-# rounds of 5 s on a busy machine (req/s, p99):
-#   sync 2 workers      1,195 / 1,595 req/s   p99 100 / 52 ms
-#   sync 3 workers      1,576 / 1,324         p99 102 / 64
-#   sync 4 workers      1,191 / 1,627         p99  85 / 100
-#   gthread 2x2 threads 1,449 / 2,136         p99 166 / 230
-#   gthread 2x4 threads 2,067 / 1,787         p99 136 / 162
-# gthread wins some req/s only by keeping wrk's connections alive, and pins each connection
-# to one worker: p99 is 1.5-4x worse (as measured before, gevent likewise). Sync workers close
-# every connection; behind nginx that costs a loopback connect per request that nginx's
-# micro-cache did not answer.
-worker_class = "sync"
-workers = int(os.environ.get("FEEDSVC_WORKERS", multiprocessing.cpu_count()))
+bind = _settings["FEEDSVC_BIND"]
+# gevent workers, one per core. A request is short and CPU-bound (a cached feed is sent from
+# memory), so a worker per core keeps the cores busy; gevent lets each worker hold many
+# connections at once, so a client that sends its request slowly (or never finishes it) costs a
+# greenlet, not a whole worker: with sync workers two such "slowloris" connections made the
+# service unavailable. bench/slowclients.py measures both, and cached-hit throughput.
+# The dataset watcher runs in the master (when_ready), not in the workers: they only serve.
+worker_class = "gevent"
+# Connections one worker holds at once (slow, kept alive or being answered); more wait in the
+# listen backlog. Keep the open-files limit (`ulimit -n`) above this.
+worker_connections = 1000
+workers = _settings["FEEDSVC_WORKERS"]
 # Load the dataset once in the master; workers share its memory copy-on-write.
 preload_app = True
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
 max_requests = 0
+# No peer is a trusted proxy to gunicorn itself: by default it believes X-Forwarded-Proto/-Ssl/
+# -Protocol (the scheme of every link) and a SCRIPT_NAME header from 127.0.0.1, whatever the app
+# is told. FEEDSVC_TRUST_PROXY (feedsvc/proxy.py) is the one switch for proxy headers; a
+# SCRIPT_NAME header is then dropped (header_map "drop") instead of failing the request.
+forwarded_allow_ips = ""
 # gunicorn >= 25 opens a control socket in $XDG_RUNTIME_DIR or $HOME by default: a sandboxed
 # service may not write there, and two instances on one box would share its path.
 control_socket_disable = True
@@ -62,7 +82,9 @@ control_socket_disable = True
 # as FEEDSVC_LOG_FORMAT says); gunicorn's own access log would only repeat it, less completely.
 accesslog = None
 errorlog = "-"
-loglevel = (os.environ.get("FEEDSVC_LOG_LEVEL") or "info").lower()
+loglevel = _settings["FEEDSVC_LOG_LEVEL"].lower()
+# gunicorn's own lines in feedsvc's format (FEEDSVC_LOG_FORMAT: text or JSON).
+logger_class = gunicorn_logger(_settings)
 
 
 def pre_fork(server, worker):
@@ -111,10 +133,11 @@ def on_reload(server):
 
 
 def child_exit(server, worker):
-    """Drop a dead worker's live gauges; its counters stay in the sums."""
-    from prometheus_client import multiprocess
+    """Fold a dead worker's metric files into the archive: its counts stay in the sums, and a
+    scrape reads the same number of files after 100 worker deaths as after none."""
+    from feedsvc.metrics import retire_process
 
-    multiprocess.mark_process_dead(worker.pid)
+    retire_process(worker.pid)
 
 
 def on_exit(server):

@@ -6,30 +6,39 @@ from typing import Any
 
 from flask import Flask
 
-from . import config, errors, feedcache, headers, logs, observe, proxy, reload, replay, websub
+from . import config, errors, fastpath, feedcache, headers, logs, observe, proxy, reload, state, websub
 from .extensions import cache
-from .views import directory, embed, feeds, health, metrics, pages
+from .views import directory, embed, feeds, health, pages
+from .views import metrics as metrics_view  # not to hide the feedsvc.metrics module
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app: config, logging, the validated dataset, the cache, observation, routes."""
+    """Build the app, in this order (each step needs the ones before it):
+
+    1. configuration: FEEDSVC_* from the environment, then `test_config`, checked as a whole;
+    2. logging, before anything logs;
+    3. the live dataset (a DatasetError stops the start here), its reloader and WebSub publisher;
+    4. the feed cache (local tier, and Redis when configured);
+    5. observation: its hooks are registered first, so its timing covers every later hook;
+    6. routes, error handlers, then the security headers (after_request hooks run last-first,
+       so they see every response, errors included);
+    7. WSGI middleware, innermost first: the fast path in front of Flask, then the proxy fix in
+       front of it, so that the fast path sees the host the proxy settled.
+    """
     app = Flask(__name__)
     app.config.from_mapping(config.from_env())
     if test_config:
         app.config.from_mapping(test_config)
+    config.check(app.config)
     logs.init_app(app)
-    reload.init_app(app)
-    feedcache.init_app(app, cache)
-    replay.init_app(app)
-    proxy.init_app(app)  # outside the replay: it keys on the host the proxy fix settles
+    live = reload.init_app(app)  # the live dataset, brought up to date with the files, and its watcher
+    websub.init_app(app, live)
+    state.set_feed_cache(app, feedcache.from_config(app, cache))
     observe.init_app(app)
-    websub.init_app(app)
-    app.register_blueprint(feeds.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(directory.bp)
-    app.register_blueprint(embed.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(metrics.bp)
+    for blueprint in (feeds.bp, pages.bp, directory.bp, embed.bp, health.bp, metrics_view.bp):
+        app.register_blueprint(blueprint)
     errors.init_app(app)
     headers.init_app(app)
+    fastpath.init_app(app)
+    proxy.init_app(app)
     return app

@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from .config import BUNDLED_DATA, ConfigError, from_env
+from .config import ConfigError, from_env
 from .dataset import DatasetError, load_dataset
+from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 
-def check_data(path: str) -> int:
+def check_data(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> int:
     """Validate a dataset; print every problem to stderr and return 1, or a summary and 0."""
     try:
-        dataset = load_dataset(path, from_env()["FEEDSVC_MAX_FILE_BYTES"])
+        dataset = load_dataset(path, max_file_bytes)
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         return 1
@@ -32,12 +33,12 @@ def synth(count: int, out: str, seed: int, split: bool) -> int:
     return 0
 
 
-def snapshot(path: str, snapshot_dir: str) -> int:
+def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
     """Validate a dataset and save its snapshot, so the next start with this data is fast."""
     from .snapshot import save_snapshot
 
     try:
-        file = save_snapshot(path, snapshot_dir)
+        file = save_snapshot(path, snapshot_dir, max_file_bytes)
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         return 1
@@ -120,20 +121,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; a bad FEEDSVC_* value is one line on stderr and exit status 2."""
     args = _parser().parse_args(argv)
+    try:
+        settings = from_env()
+    except ConfigError as error:
+        print(f"feedsvc: {error}", file=sys.stderr)
+        return 2
+    return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
+    max_bytes = settings["FEEDSVC_MAX_FILE_BYTES"]
     if args.command == "check-data":
-        return check_data(args.path or os.environ.get("FEEDSVC_DATA") or str(BUNDLED_DATA))
+        return check_data(args.path or settings["FEEDSVC_DATA"], max_bytes)
     if args.command == "export":
         return export_feeds(args.directory)
     if args.command == "snapshot":
-        settings = from_env()
         directory = args.dir or settings["FEEDSVC_SNAPSHOT_DIR"]
         if directory is None:
             print("feedsvc snapshot: FEEDSVC_SNAPSHOT_DIR is off", file=sys.stderr)
             return 2
-        return snapshot(args.path or settings["FEEDSVC_DATA"], directory)
+        return snapshot(args.path or settings["FEEDSVC_DATA"], directory, max_bytes)
     if args.command == "accept-removal":
-        settings = from_env()
         return accept_removal(args.path or settings["FEEDSVC_DATA"], settings["FEEDSVC_SNAPSHOT_DIR"])
     if args.command == "synth":
         return synth(args.count, args.out, args.seed, args.split)

@@ -1,13 +1,23 @@
-"""Validators (ETag, Last-Modified), 304s, Cache-Control and compression of rendered bytes."""
+"""The one home of HTTP caching decisions: validators, 200 or 304, and the caching headers.
+
+Every cacheable route (feeds, OPML, the XSLT, embed.js, embed frames, the directory, the HTML
+listings) and the pre-Flask fast path answer through `respond` or `answer`: a `Rendered` body
+(or only its validators) and the request's `Conditions` in, an `Answer` out. Caches store
+`Rendered` values; only this module turns them into status and headers.
+"""
 from __future__ import annotations
 
 import gzip
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
-from flask import Request, Response
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags, quote_etag
+
+Headers = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,59 +37,47 @@ class Rendered:
     body: bytes
     gzipped: bytes
 
-
-def prepare(body: bytes, content_type: str, last_modified: datetime) -> Rendered:
-    """Compute the strong ETag and the gzip form of a body, once."""
-    etag = hashlib.sha256(body).hexdigest()[:32]
-    # mtime=0: the same bytes compress to the same bytes on every worker.
-    gzipped = gzip.compress(body, compresslevel=6, mtime=0)
-    return Rendered(Validators(etag, int(last_modified.timestamp())), content_type, body, gzipped)
-
-
-Headers = tuple[tuple[str, str], ...]
+    @classmethod
+    def build(cls, body: bytes, content_type: str, last_modified: datetime) -> Rendered:
+        """Compute the strong ETag and the gzip form of a body, once."""
+        etag = hashlib.sha256(body).hexdigest()[:32]
+        # mtime=0: the same bytes compress to the same bytes on every worker.
+        zipped = gzip.compress(body, compresslevel=6, mtime=0)
+        return cls(Validators(etag, int(last_modified.timestamp())), content_type, body, zipped)
 
 
 @dataclass(frozen=True, slots=True)
-class Variant:
-    """One content coding of a feed, with its response headers computed once."""
+class Conditions:
+    """What a request says about the copy it holds and the codings it takes."""
 
-    body: bytes
-    headers: Headers  # of a 200
-    not_modified: Headers  # of a 304
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+    gzip: bool = False
 
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A rendered feed as this process sends it: both codings, headers ready."""
-
-    rendered: Rendered
-    identity: Variant
-    gzip: Variant
+    @classmethod
+    def of(cls, environ: Mapping[str, Any]) -> Conditions:
+        """Read the conditions from a WSGI environ (Flask's request.environ, or the raw one)."""
+        return cls(environ.get("HTTP_IF_NONE_MATCH"), environ.get("HTTP_IF_MODIFIED_SINCE"),
+                   accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")))
 
     @property
-    def validators(self) -> Validators:
-        return self.rendered.validators
+    def conditional(self) -> bool:
+        return bool(self.if_none_match or self.if_modified_since)
 
 
-def _etag(validators: Validators, gzipped: bool) -> str:
-    # Each content coding is its own representation and needs its own strong ETag.
-    return f"{validators.etag}-gz" if gzipped else validators.etag
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A decided response: status, headers and body (empty for a 304)."""
+
+    status: int
+    headers: Headers
+    body: bytes
 
 
-def _validator_headers(validators: Validators, gzipped: bool, cache_control: str) -> Headers:
-    return (("ETag", quote_etag(_etag(validators, gzipped))),
-            ("Last-Modified", http_date(validators.last_modified)),
-            ("Cache-Control", cache_control),
-            ("Vary", "Accept-Encoding"))
-
-
-def ready(rendered: Rendered, cache_control: str) -> Prepared:
-    """Compute the headers of both codings once, so serving a cached feed only sends bytes."""
-    def variant(body: bytes, gzipped: bool) -> Variant:
-        common = _validator_headers(rendered.validators, gzipped, cache_control)
-        coding = (("Content-Encoding", "gzip"),) if gzipped else ()
-        return Variant(body, (("Content-Type", rendered.content_type), *coding, *common), common)
-    return Prepared(rendered, variant(rendered.body, False), variant(rendered.gzipped, True))
+def cache_control(config: Mapping[str, Any]) -> str:
+    """Return the Cache-Control of every cacheable response, as configured."""
+    return (f"public, max-age={config['FEEDSVC_MAX_AGE']}, "
+            f"stale-while-revalidate={config['FEEDSVC_STALE_WHILE_REVALIDATE']}")
 
 
 def accepts_gzip(header: str) -> bool:
@@ -90,47 +88,50 @@ def accepts_gzip(header: str) -> bool:
     return parse_accept_header(header)["gzip"] > 0
 
 
-def wants_gzip(request: Request) -> bool:
-    return accepts_gzip(request.headers.get("Accept-Encoding", ""))
+def _etag(validators: Validators, gzipped: bool) -> str:
+    # Each content coding is its own representation and needs its own strong ETag.
+    return f"{validators.etag}-gz" if gzipped else validators.etag
 
 
-def is_conditional(request: Request) -> bool:
-    """Tell whether the request carries validators (checked without parsing them)."""
-    return "HTTP_IF_NONE_MATCH" in request.environ or "HTTP_IF_MODIFIED_SINCE" in request.environ
-
-
-def current(if_none_match: str | None, if_modified_since: str | None,
-            validators: Validators) -> bool:
-    """Tell whether a client's copy is current, from the raw header values (RFC 9110 13.2.2:
-    If-None-Match, when given, decides; else If-Modified-Since)."""
-    if if_none_match:
-        etags = parse_etags(if_none_match)
+def is_fresh(conditions: Conditions, validators: Validators) -> bool:
+    """Tell whether the client's copy is still valid (RFC 9110 13.2.2: If-None-Match, when
+    given, decides; else If-Modified-Since)."""
+    if conditions.if_none_match:
+        etags = parse_etags(conditions.if_none_match)
         return any(etags.contains_weak(_etag(validators, z)) for z in (False, True))
-    since = parse_date(if_modified_since) if if_modified_since else None
+    since = parse_date(conditions.if_modified_since) if conditions.if_modified_since else None
     return since is not None and validators.last_modified <= since.timestamp()
 
 
-def not_modified(request: Request, validators: Validators) -> bool:
-    """Tell whether the client's copy is current (If-None-Match wins over If-Modified-Since)."""
-    environ = request.environ
-    return current(environ.get("HTTP_IF_NONE_MATCH"), environ.get("HTTP_IF_MODIFIED_SINCE"),
-                   validators)
+@lru_cache(maxsize=4096)  # the same few feeds on every request: build their headers once
+def _headers(validators: Validators, gzipped: bool, cache_control: str,
+             content_type: str | None) -> Headers:
+    """Return the headers of a 200 (with its content type) or of a 304 (without)."""
+    common = (("ETag", quote_etag(_etag(validators, gzipped))), ("Cache-Control", cache_control),
+              ("Vary", "Accept-Encoding"))
+    if content_type is None:  # a 304 carries no representation metadata (RFC 9110 15.4.5)
+        return common
+    coding = (("Content-Encoding", "gzip"),) if gzipped else ()
+    return (("Content-Type", content_type), *coding,
+            ("Last-Modified", http_date(validators.last_modified)), *common)
 
 
-def respond_not_modified(request: Request, validators: Validators, cache_control: str) -> Response:
-    """Answer 304 from validators alone, when the body is not at hand."""
-    return Response(status=304, headers=_validator_headers(
-        validators, wants_gzip(request), cache_control))
+def answer(rendered: Rendered, conditions: Conditions, cache_control: str) -> Answer:
+    """Answer with the body (gzip where accepted), or 304 when the client's copy is fresh."""
+    validators = rendered.validators
+    if conditions.conditional and is_fresh(conditions, validators):
+        return Answer(304, _headers(validators, conditions.gzip, cache_control, None), b"")
+    body = rendered.gzipped if conditions.gzip else rendered.body
+    return Answer(200, _headers(validators, conditions.gzip, cache_control, rendered.content_type),
+                  body)
 
 
-def send(request: Request, prepared: Prepared) -> Response:
-    """Answer with the body (gzip where accepted) or a 304 when the client's copy is current."""
-    variant = prepared.gzip if wants_gzip(request) else prepared.identity
-    if is_conditional(request) and not_modified(request, prepared.validators):
-        return Response(status=304, headers=variant.not_modified)
-    return Response(variant.body, headers=variant.headers)
-
-
-def respond(request: Request, rendered: Rendered, cache_control: str) -> Response:
-    """Answer with a rendered body that is not kept prepared (see `send`)."""
-    return send(request, ready(rendered, cache_control))
+def respond(conditions: Conditions, cache_control: str, fetch: Callable[[], Rendered],
+            validators: Callable[[], Validators | None] = lambda: None) -> Answer:
+    """Answer a conditional request from `validators()` alone when they say the copy is fresh;
+    else `fetch()` the body (from a cache, or rendered) and `answer` with it."""
+    if conditions.conditional:
+        known = validators()
+        if known is not None and is_fresh(conditions, known):
+            return Answer(304, _headers(known, conditions.gzip, cache_control, None), b"")
+    return answer(fetch(), conditions, cache_control)

@@ -57,12 +57,14 @@ def _snapshot_dir(env: Mapping[str, str]) -> str | None:
 
 
 def _hosts(raw: str | None) -> list[str] | None:
-    """Parse a comma-separated list of host names; `.example.org` also allows subdomains."""
+    """Parse comma-separated host names, each with the port it is served on if not the default;
+    `.example.org` also allows subdomains."""
     hosts = [h.strip().lower() for h in (raw or "").split(",") if h.strip()]
     for host in hosts:
-        if not re.fullmatch(r"\.?[a-z0-9.-]+|\[[0-9a-f:.]+\]", host):
-            raise ConfigError(f"FEEDSVC_ALLOWED_HOSTS: {host!r} is not a host name (no port, "
-                              "no scheme), e.g. feeds.example.org,.example.org")
+        if not re.fullmatch(r"(\.?[a-z0-9.-]+|\[[0-9a-f:.]+\])(:[1-9][0-9]{0,4})?", host):
+            raise ConfigError(f"FEEDSVC_ALLOWED_HOSTS: {host!r} is not a host name with an "
+                              "optional port (no scheme), e.g. feeds.example.org,.example.org,"
+                              "localhost:8000")
     return hosts or None
 
 
@@ -91,6 +93,33 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
 
 
+SWITCHES = {"on": True, "true": True, "yes": True, "1": True,
+            "off": False, "false": False, "no": False, "0": False}
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return SWITCHES[raw.casefold()]
+    except KeyError:
+        raise ConfigError(f"{name} must be on or off, got {raw!r}") from None
+
+
+def _bind(raw: str | None) -> str:
+    bind = (raw or "").strip() or "127.0.0.1:8000"
+    if not re.fullmatch(r"(unix:/\S+|(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5})", bind):
+        raise ConfigError(f"FEEDSVC_BIND must be HOST:PORT or unix:/PATH, got {raw!r}")
+    return bind
+
+
+def check(config: Mapping[str, Any]) -> None:
+    """Check what no single variable can: settings that need each other (also after a test's
+    own settings are merged in)."""
+    _hub(config["FEEDSVC_WEBSUB_HUB"], config["FEEDSVC_BASE_URL"])
+
+
 def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read every FEEDSVC_* setting, with its default, into a Flask config mapping."""
     env = os.environ if env is None else env
@@ -100,8 +129,9 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_BASE_URL": base_url,
         "FEEDSVC_WEBSUB_HUB": _hub(env.get("FEEDSVC_WEBSUB_HUB"), base_url),
         "FEEDSVC_CACHE_URL": env.get("FEEDSVC_CACHE_URL") or None,
+        # Bodies each worker keeps in memory: without FEEDSVC_CACHE_URL, all it caches...
         "FEEDSVC_CACHE_ENTRIES": _int(env, "FEEDSVC_CACHE_ENTRIES", 2000, 10, 10_000_000),
-        # Prepared feeds each worker keeps in memory in front of the shared cache (0: none).
+        # ... with it, the hottest, in front of Redis (0: none, every hit asks Redis).
         "FEEDSVC_MEMO_ENTRIES": _int(env, "FEEDSVC_MEMO_ENTRIES", 256, 0, 1_000_000),
         "FEEDSVC_CACHE_TIMEOUT": _int(env, "FEEDSVC_CACHE_TIMEOUT", 86400, 0, 31_536_000),
         "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS": _int(
@@ -123,6 +153,13 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_RELOAD_INTERVAL": _int(env, "FEEDSVC_RELOAD_INTERVAL", 5, 0, 86400),
         "FEEDSVC_LOG_FORMAT": _choice(env, "FEEDSVC_LOG_FORMAT", LOG_FORMATS, "text"),
         "FEEDSVC_LOG_LEVEL": _choice(env, "FEEDSVC_LOG_LEVEL", LOG_LEVELS, "INFO"),
+        # Answer feeds held in the worker's memory before Flask runs (off: always through Flask).
+        "FEEDSVC_FAST_PATH": _switch(env, "FEEDSVC_FAST_PATH", True),
+        # gunicorn (deploy/gunicorn.conf.py): where to listen and how many worker processes.
+        "FEEDSVC_BIND": _bind(env.get("FEEDSVC_BIND")),
+        "FEEDSVC_WORKERS": _int(env, "FEEDSVC_WORKERS", os.cpu_count() or 1, 1, 256),
+        # Set by deploy/gunicorn.conf.py: metrics are summed over the worker processes.
+        "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         **_reload_settings(env),
     }
 
@@ -160,7 +197,7 @@ def _reload_settings(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         # More than this many of the served releases gone in one reload: held until accepted.
         "FEEDSVC_MAX_REMOVAL": _max_removal(env.get("FEEDSVC_MAX_REMOVAL")),
-        # How the dataset is watched: kernel notification (watchdog), stat polling, or the first
+        # How the dataset is watched: kernel notification (inotify), stat polling, or the first
         # that works.
         "FEEDSVC_RELOAD_WATCH": _choice(env, "FEEDSVC_RELOAD_WATCH", WATCH_BACKENDS, "auto"),
     }

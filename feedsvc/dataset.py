@@ -15,6 +15,7 @@ from .yamlsource import (
     LocatedMap,
     SourceFile,
     find_files,
+    links_out,
     parse,
     read_source,
 )
@@ -169,11 +170,15 @@ def read_files(root: Path, limit: int = DEFAULT_MAX_FILE_BYTES,
                problems: list[Problem] | None = None) -> list[tuple[str, bytes]]:
     """Return each dataset file's reported name and bytes, in order: what the version hashes.
 
-    A file that cannot be read safely (see read_source) is left out, and its problem recorded.
+    A file that cannot be read safely (see read_source), or that links outside the dataset
+    folder (see links_out), is left out, and its problem recorded.
     """
     raw_files = []
+    escapes = links_out(str(root)) if root.is_dir() else None
     for name in find_files(root):  # named as the operator knows it: the path given, or below it
-        raw, problem = read_source(name, name, limit)
+        raw, problem = read_source(name, name, limit) if escapes is None or not escapes(name) \
+            else (None, Problem(name, None, None, None,
+                                "links to a file outside the dataset folder: refused"))
         if problem is not None and problems is not None:
             problems.append(problem)
         elif raw is not None:

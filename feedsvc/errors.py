@@ -20,8 +20,8 @@ def _http_error(error: HTTPException) -> Response:
         response = Response(f"{code} {name}: {error.description}\n", status=code,
                             content_type="text/plain; charset=utf-8")
     response.headers["Cache-Control"] = "no-store" if code >= 500 else "public, max-age=60"
-    if error.code == 405:
-        response.headers.update(error.get_headers())
+    if error.code == 405:  # only its Allow: werkzeug's headers also say text/html, for its own body
+        response.headers.update((k, v) for k, v in error.get_headers() if k.lower() == "allow")
     return response
 
 

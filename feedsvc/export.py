@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 
+from . import state
 from .render import RENDERERS
 from .state import Live
 from .urls import Scope, Urls
@@ -24,7 +25,7 @@ class ExportError(RuntimeError):
 
 def feed_paths(app: Flask) -> list[str]:
     """Return the path of every feed: all, each country and topic with releases, every format."""
-    live: Live = app.extensions["feedsvc.live"]
+    live: Live = state.live(app)
     index = live.index
     scopes = [Scope()]
     scopes += [Scope("countries", code.lower()) for code in sorted(index.by_country)]
@@ -57,7 +58,7 @@ def export(app: Flask, directory: Path) -> dict[str, Any]:
         files.append({"path": path.lstrip("/"), "content_type": response.content_type,
                       "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body),
                       "etag": response.headers.get("ETag")})
-    live: Live = app.extensions["feedsvc.live"]
+    live: Live = state.live(app)
     manifest = {"base_url": app.config["FEEDSVC_BASE_URL"], "dataset_version": live.index.version,
                 "files": files}
     _write(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n")

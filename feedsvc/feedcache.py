@@ -6,16 +6,17 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
+from cachelib import BaseCache
 from flask import Flask
 from flask_caching import Cache
 from redis.exceptions import RedisError
 
-from .conditional import Prepared, Rendered, Validators, ready
+from .conditional import Rendered, Validators
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ V = TypeVar("V")
 
 
 class Memo(Generic[K, V]):
-    """A bounded, per-process LRU (of prepared feeds, or of replayable responses).
+    """A bounded, per-process LRU: the local tier of the feed cache.
 
     Its keys hold the dataset version, so an entry is never stale: a new dataset simply
     stops asking for the old keys and they age out. With 0 entries it keeps nothing.
@@ -68,107 +69,112 @@ class Memo(Generic[K, V]):
 
 @dataclass
 class FeedCache:
-    """Wraps the flask-caching backend: errors are logged, counted, and treated as misses.
+    """Rendered bodies by `cache_key`: the worker's own bounded LRU (`local`), in front of the
+    shared backend (Redis, when FEEDSVC_CACHE_URL is set), in front of rendering.
 
-    After an error the backend is left alone for `retry_after` seconds, so a cache that
-    hangs costs one timeout per interval, not one per request; then it is tried again.
+    The local tier is the only in-process copy: without Redis it is the whole cache
+    (FEEDSVC_CACHE_ENTRIES), with Redis it keeps the hottest FEEDSVC_MEMO_ENTRIES. A failing
+    backend is logged, counted and treated as a miss; after an error it is left alone for
+    `retry_after` seconds, so a cache that hangs costs one timeout per interval, not per request.
     """
 
-    cache: Cache
-    cache_control: str
-    memo: Memo[str, Prepared] = field(default_factory=lambda: Memo(0))
+    local: Memo[str, Rendered]
+    shared: BaseCache | None = None  # the flask-caching backend itself: no app lookup per call
     retry_after: float = 1.0
-    hits: int = 0
+    local_hits: int = 0
+    shared_hits: int = 0
     misses: int = 0
     errors: int = 0
     _down_until: float = field(default=0.0, repr=False)
     on_event: Callable[[str], None] = field(default=lambda event: None, repr=False)
     on_render: Callable[[float], None] = field(default=lambda seconds: None, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        if time.monotonic() < self._down_until:
+    @property
+    def hits(self) -> int:
+        """Bodies found without rendering, in either tier."""
+        return self.local_hits + self.shared_hits
+
+    def _call(self, what: str, fn: Callable[[BaseCache], Any]) -> Any:
+        if self.shared is None or self.clock() < self._down_until:
             return None
         try:
-            return fn()
+            return fn(self.shared)
         # Any failure of the backend (network, timeout, a corrupt entry) must only cost a render.
         except Exception as exc:  # noqa: BLE001
             self.errors += 1
             self.on_event("error")
-            self._down_until = time.monotonic() + self.retry_after
+            self._down_until = self.clock() + self.retry_after
             log.warning("feed cache %s failed, rendering without it: %s: %s",
                         what, type(exc).__name__, exc)
             return None
 
+    def hit(self, rendered: Rendered) -> Rendered:
+        """Count a body taken from the local tier, and return it."""
+        self.local_hits += 1
+        self.on_event("hit")
+        return rendered
+
     def validators(self, key: str) -> Validators | None:
-        """Return a cached feed's validators without fetching its body."""
-        prepared = self.memo.get(key)
-        if prepared is not None:
-            return prepared.validators
-        value = self._call("get", lambda: self.cache.get(f"{key}:v"))
+        """Return a cached body's validators without fetching the body from the shared cache."""
+        found = self.local.get(key)
+        if found is not None:
+            return found.validators
+        value = self._call("get", lambda shared: shared.get(f"{key}:v"))
         return value if isinstance(value, Validators) else None
 
-    def count_hit(self) -> None:
-        """Count a feed answered without rendering (memo, replay or shared cache)."""
-        self.hits += 1
-        self.on_event("hit")
-
-    def prepared(self, key: str, render: Callable[[], Rendered]) -> Prepared:
-        """Return the feed ready to send: from the memo, else the shared cache, else rendered."""
-        prepared = self.memo.get(key)
-        if prepared is not None:
-            self.count_hit()
-            return prepared
-        rendered, _hit = self.get_or_render(key, render)
-        return self.memo.put(key, ready(rendered, self.cache_control))
-
-    def get_or_render(self, key: str, render: Callable[[], Rendered]) -> tuple[Rendered, bool]:
-        """Return the shared cache's rendering, or render and store it; and whether it was a hit."""
-        value = self._call("get", lambda: self.cache.get(key))
+    def fetch(self, key: str, render: Callable[[], Rendered]) -> Rendered:
+        """Return the body for `key`: from the local tier, else the shared cache, else rendered."""
+        found = self.local.get(key)
+        if found is not None:
+            return self.hit(found)
+        value = self._call("get", lambda shared: shared.get(key))
         if isinstance(value, Rendered):
-            self.count_hit()
-            return value, True
+            self.shared_hits += 1
+            self.on_event("hit")
+            return self.local.put(key, value)
         self.misses += 1
         self.on_event("miss")
         started = time.perf_counter()
         rendered = render()
         self.on_render(time.perf_counter() - started)
-        self._call("set", lambda: self.cache.set_many({key: rendered, f"{key}:v": rendered.validators}))
-        return rendered, False
+        self._call("set", lambda shared: shared.set_many({key: rendered,
+                                                          f"{key}:v": rendered.validators}))
+        return self.local.put(key, rendered)
+
+    def close(self) -> None:
+        """Close the connections to the shared backend (an app's owner that outlives it)."""
+        if self.shared is not None:
+            self.shared._write_client.close()  # type: ignore[attr-defined]
 
     @property
     def backend(self) -> str:
-        return type(self.cache.cache).__name__
+        return "in-process" if self.shared is None else type(self.shared).__name__
 
     def reachable(self) -> bool:
         """Ask the backend now, ignoring the retry window: Redis must answer PING in time."""
-        client = getattr(self.cache.cache, "_write_client", None)
-        if client is None:  # in-process: always there
+        if self.shared is None:  # in-process: always there
             return True
         try:
-            return bool(client.ping())
+            return bool(self.shared._write_client.ping())  # type: ignore[attr-defined]
         except (RedisError, OSError) as exc:
             log.info("feed cache unreachable: %s: %s", type(exc).__name__, exc)
             return False
 
 
-def backend_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Choose the flask-caching backend: Redis when a URL is set, else in-process and bounded."""
-    url = config["FEEDSVC_CACHE_URL"]
-    timeout = config["FEEDSVC_CACHE_TIMEOUT"]
-    if url:
-        seconds = config["FEEDSVC_CACHE_SOCKET_TIMEOUT_MS"] / 1000
-        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_DEFAULT_TIMEOUT": timeout,
-                "CACHE_KEY_PREFIX": "", "CACHE_OPTIONS": {
-                    "socket_timeout": seconds, "socket_connect_timeout": seconds}}
-    # SimpleCache prunes only once it holds more than its threshold: threshold + 1 at most.
-    return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": config["FEEDSVC_CACHE_ENTRIES"] - 1,
-            "CACHE_DEFAULT_TIMEOUT": timeout}
+def backend_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the flask-caching settings of the shared Redis backend."""
+    seconds = config["FEEDSVC_CACHE_SOCKET_TIMEOUT_MS"] / 1000
+    return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": config["FEEDSVC_CACHE_URL"],
+            "CACHE_DEFAULT_TIMEOUT": config["FEEDSVC_CACHE_TIMEOUT"], "CACHE_KEY_PREFIX": "",
+            "CACHE_OPTIONS": {"socket_timeout": seconds, "socket_connect_timeout": seconds}}
 
 
-def init_app(app: Flask, cache: Cache) -> None:
-    """Bind the cache to the app and keep the fault-tolerant wrapper beside it."""
-    cache.init_app(app, config=backend_config(app.config))
+def from_config(app: Flask, shared: Cache) -> FeedCache:
+    """Build the app's feed cache: local tier only, or local in front of Redis."""
     config = app.config
-    control = (f"public, max-age={config['FEEDSVC_MAX_AGE']}, "
-               f"stale-while-revalidate={config['FEEDSVC_STALE_WHILE_REVALIDATE']}")
-    app.extensions["feedsvc.cache"] = FeedCache(cache, control, Memo(config["FEEDSVC_MEMO_ENTRIES"]))
+    if not config["FEEDSVC_CACHE_URL"]:
+        return FeedCache(Memo(config["FEEDSVC_CACHE_ENTRIES"]))
+    shared.init_app(app, config=backend_config(config))
+    backend: BaseCache = app.extensions["cache"][shared]
+    return FeedCache(Memo(config["FEEDSVC_MEMO_ENTRIES"]), backend)

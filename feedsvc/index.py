@@ -1,13 +1,13 @@
 """An immutable, indexed view of one dataset version: selecting a page costs the page, not the archive."""
 from __future__ import annotations
 
-import heapq
 import re
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from itertools import chain, islice
 
 from .dataset import Dataset, Release
 
@@ -101,66 +101,51 @@ class Index:
         if filters.since is not None:
             midnight = datetime.combine(filters.since, time(), self.dataset.site.zone)
             end = bisect_right(self.sort_keys, -midnight.timestamp())
-        chosen: list[Release] = []
-        word_lists = [self.by_word.get(w, _EMPTY) for w in sorted(filters.words)]
-        for position in self._candidates(filters, word_lists, start):
-            if position >= end:
-                break
-            release = self.releases[position]
-            if _matches(release, position, filters, word_lists):
-                if len(chosen) == limit:
-                    return Page(chosen, True)
-                chosen.append(release)
-        return Page(chosen, False)
-
-    def _candidates(self, filters: Filters, word_lists: list[array[int]],
-                    start: int) -> Iterator[int]:
-        """Stream positions from the rarest filter's posting lists, ascending, deduplicated.
-
-        Every other filter is then checked per candidate in constant or logarithmic time, so
-        a page costs (page size / how often the rarest filter's releases match the others).
-        """
-        groups: list[list[array[int]]] = [[w] for w in word_lists]
+        groups = [[self.by_word.get(w, _EMPTY)] for w in sorted(filters.words)]
         if filters.countries:
             groups.append([self.by_country.get(c, _EMPTY) for c in sorted(filters.countries)])
         if filters.topics:
             groups.append([self.by_topic.get(t, _EMPTY) for t in sorted(filters.topics)])
-        if not groups:
-            return iter(range(start, len(self.releases)))
-        driver = min(groups, key=lambda group: sum(len(p) for p in group))
-        if len(driver) == 1:
-            return _from(driver[0], start)
-        return _unique(heapq.merge(*(_from(p, start) for p in driver)))
+        positions = _matching(groups, start, end, limit + 1) if groups else range(start, end)
+        chosen = [self.releases[p] for p in islice(positions, limit + 1)]
+        return Page(chosen[:limit], len(chosen) > limit)
 
 
 _EMPTY: array[int] = array("I")
+# The first window of positions searched; each next one is twice as wide.
+_FIRST_WINDOW = 256
 
 
-def _from(posting: array[int], start: int) -> Iterator[int]:
-    """Iterate a posting list from the first position >= start, without copying it."""
-    return map(posting.__getitem__, range(bisect_left(posting, start), len(posting)))
+def _matching(groups: list[list[array[int]]], start: int, end: int, want: int) -> Iterator[int]:
+    """Yield the positions in [start, end) that are in every group, ascending.
+
+    A group matches a position that is in any of its posting lists (the countries asked for,
+    say); the groups are ANDed. The positions are searched in windows that double in width;
+    in each, the groups' slices are intersected smallest first, as sets (in C), stopping at
+    the first empty intersection. A dense query costs about its page; a query matching
+    nothing costs one pass over its rarest lists, never a Python loop per candidate.
+    """
+    low, width = start, max(_FIRST_WINDOW, want)
+    while low < end:
+        high = min(end, low + width)
+        slices = sorted((_window(group, low, high) for group in groups), key=_total)
+        found = set(chain.from_iterable(slices[0]))
+        for group in slices[1:]:
+            if not found:
+                break
+            found = found.intersection(chain.from_iterable(group)) if len(group) > 1 \
+                else found.intersection(group[0])
+        yield from sorted(found)
+        low, width = high, width * 2
 
 
-def _unique(positions: Iterable[int]) -> Iterator[int]:
-    last = -1
-    for position in positions:
-        if position != last:
-            yield position
-            last = position
+def _window(group: list[array[int]], low: int, high: int) -> list[array[int]]:
+    """Return the part of each posting list in the group that lies in [low, high)."""
+    return [p[bisect_left(p, low):bisect_left(p, high)] for p in group]
 
 
-def _contains(posting: array[int], position: int) -> bool:
-    j = bisect_left(posting, position)
-    return j < len(posting) and posting[j] == position
-
-
-def _matches(release: Release, position: int, filters: Filters,
-             word_lists: list[array[int]]) -> bool:
-    if filters.countries and filters.countries.isdisjoint(release.countries):
-        return False
-    if filters.topics and filters.topics.isdisjoint(release.topics):
-        return False
-    return all(_contains(posting, position) for posting in word_lists)
+def _total(group: list[array[int]]) -> int:
+    return sum(len(p) for p in group)
 
 
 def build_index(dataset: Dataset) -> Index:

@@ -27,7 +27,7 @@ from .dataset import (
     parse_file,
     vocabulary,
 )
-from .yamlsource import SUFFIXES, file_digest, find_files, read_source
+from .yamlsource import SUFFIXES, file_digest, find_files, links_out, read_source
 
 Key = tuple[int, int, int]
 UNREADABLE: Key = (-1, -1, -1)
@@ -104,8 +104,19 @@ def _missing(root: Path) -> Catalog:
                    (Problem(str(root), None, None, None, "no such file or directory"),))
 
 
-def _read(name: str, limit: int) -> tuple[Key, bytes | None, Problem | None]:
+Escapes = Callable[[str], bool] | None
+
+
+def _escapes(root: Path) -> Escapes:
+    """Return the test for files that link outside the dataset folder (see links_out)."""
+    return links_out(str(root)) if root.is_dir() else None
+
+
+def _read(name: str, limit: int, escapes: Escapes) -> tuple[Key, bytes | None, Problem | None]:
     key = stat_key(name)  # before reading: a write after it changes the key, and is seen
+    if escapes is not None and escapes(name):
+        return key, None, Problem(name, None, None, None,
+                                  "links to a file outside the dataset folder: refused")
     raw, problem = read_source(name, name, limit)
     return key, raw, problem
 
@@ -120,10 +131,11 @@ def load(root: Path, limit: int) -> Catalog:
     try:
         read: list[tuple[str, Key, bytes, Parts | None, list[Problem]]] = []
         links: list[str] = []
+        escapes = _escapes(root)
         for name in find_files(root, links):
             if os.path.islink(name):
                 links.append(name)
-            key, raw, problem = _read(name, limit)
+            key, raw, problem = _read(name, limit, escapes)
             if raw is None:
                 read.append((name, key, b"", None, [problem] if problem else []))
                 continue
@@ -180,7 +192,7 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad 
     links: list[str] = []
     listed = find_files(root, links, ordered=False) if names is None else names
     files = dict(old.files) if names is not None else {}
-    now, changed = time.time_ns(), []
+    now, changed, escapes = time.time_ns(), [], _escapes(root)
     for name in listed:
         previous = old.files.get(name)
         if names is not None and not os.path.lexists(name):
@@ -192,7 +204,7 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad 
         if previous is not None and previous.key == key and not previous.racy and trust_stat:
             files[name] = previous
             continue
-        entry = _reread(name, previous, limit, old, now)
+        entry = _reread(name, previous, limit, old, now, escapes)
         if entry is None:  # the site or topics changed: every release is checked again
             return _everything(old, full(root, limit))
         files[name] = entry
@@ -232,9 +244,9 @@ def _named(old: Catalog, paths: Collection[str]) -> list[str] | None:
 
 
 def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
-            now_ns: int) -> FileEntry | None:
+            now_ns: int, escapes: Escapes) -> FileEntry | None:
     """Read one file again; None if it holds (or held) part of the vocabulary."""
-    key, raw, problem = _read(name, limit)
+    key, raw, problem = _read(name, limit, escapes)
     racy = key[1] >= now_ns - RACY_NS
     if raw is None:
         if previous is not None and previous.vocabulary:

@@ -1,9 +1,12 @@
-"""Logging set-up: every `feedsvc` log line as JSON or key=value text, with the request id."""
+"""Logging set-up: every log line as JSON or key=value text, with the request id: feedsvc's
+own (`init_app`) and gunicorn's (`gunicorn_logger`, used by deploy/gunicorn.conf.py)."""
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +24,18 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+# The last second formatted, and its text: a busy worker logs many lines a second.
+_second: tuple[int, str] = (0, "")
+
+
 def _time(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _second
+    second, text = _second
+    if int(record.created) != second:
+        second = int(record.created)
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (second, text)  # one tuple: threads see a pair that belongs together
+    return f"{text}.{int(record.msecs):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,13 +50,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
+# Control characters (C0, DEL, C1) and Unicode line breaks: a newline in a request value would
+# start a forged log line, an ANSI escape would act on the terminal of whoever reads the log.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    char = match[0]
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def escape(text: str) -> str:
+    """Return `text` as one line that no terminal acts on: control characters as escapes."""
+    return _CONTROL.sub(_escape_one, text)
+
+
+def _value(value: Any) -> str:
+    text = str(value)
+    if isinstance(value, str) and (not text or " " in text or '"' in text):
+        text = json.dumps(text)
+    return escape(text)
+
+
 class TextFormatter(logging.Formatter):
-    """`time LEVEL logger message key=value ...`, then any traceback."""
+    """`time LEVEL logger message key=value ...` on one line (escaped), then any traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        pairs = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) and (' ' in v or not v) else v}"
-                         for k, v in _fields(record).items())
-        line = f"{_time(record)} {record.levelname} {record.name} {record.getMessage()}"
+        pairs = " ".join(f"{escape(str(k))}={_value(v)}" for k, v in _fields(record).items())
+        line = f"{_time(record)} {record.levelname} {record.name} {escape(record.getMessage())}"
         line = f"{line} {pairs}" if pairs else line
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"
@@ -60,6 +94,28 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def formatter(config: Mapping[str, Any]) -> logging.Formatter:
+    """Return the formatter FEEDSVC_LOG_FORMAT names."""
+    return JsonFormatter() if config["FEEDSVC_LOG_FORMAT"] == "json" else TextFormatter()
+
+
+def gunicorn_logger(config: Mapping[str, Any]) -> type:
+    """Return a gunicorn `logger_class` that writes gunicorn's own lines (its error log, and
+    its access log when one is asked for) in the format of feedsvc's lines."""
+    from gunicorn.glogging import Logger  # only under gunicorn
+
+    chosen = formatter(config)
+
+    class GunicornLogger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)  # also on HUP: gunicorn replaces its handlers, so reformat
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(chosen)
+
+    return GunicornLogger
+
+
 def init_app(app: Flask) -> None:
     """Send the `feedsvc` loggers to stderr in the configured format and level."""
     logger = logging.getLogger(ROOT)
@@ -68,8 +124,7 @@ def init_app(app: Flask) -> None:
             logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.feedsvc = True  # type: ignore[attr-defined]
-    json_format = app.config["FEEDSVC_LOG_FORMAT"] == "json"
-    handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
+    handler.setFormatter(formatter(app.config))
     handler.addFilter(RequestIdFilter())
     logger.addHandler(handler)
     logger.setLevel(app.config["FEEDSVC_LOG_LEVEL"])

@@ -202,7 +202,7 @@ class Reloader:
         return snapshot.side_file(self.snapshot_dir, self.path, kind)
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask) -> Live:
     """Load the dataset (from its snapshot, then the changed files) and keep its Reloader.
 
     Invalid data on disk stops the start (DatasetError), as `feedsvc check-data` would fail;
@@ -211,17 +211,18 @@ def init_app(app: Flask) -> None:
     config = app.config
     loaded = snapshot.load(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"],
                            config["FEEDSVC_MAX_FILE_BYTES"])
-    state.init_app(app, loaded.index)
+    live = state.init_app(app, loaded.index)
     snapshot_dir = config["FEEDSVC_SNAPSHOT_DIR"]
     journal = None if snapshot_dir is None else journal_file.read_journal(
         snapshot.side_file(snapshot_dir, config["FEEDSVC_DATA"], "snapshot"), loaded.index.version)
-    watch = Reloader(app.extensions["feedsvc.live"], loaded,
+    watch = Reloader(live, loaded,
                      limit=config["FEEDSVC_MAX_FILE_BYTES"],
                      max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,
                      journal=journal)
     watch.check(strict=True)
     app.extensions["feedsvc.reloader"] = watch
     app.extensions["feedsvc.watcher"] = None
+    return live
 
 
 def reloader(app: Flask) -> Reloader:
@@ -254,6 +255,8 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None
             # acceptance), or when links may hide changes from the notifications.
             looking = watch.held is not None or watch.seen.linked or watcher.backend == "poll"
             notified = watcher.wait(interval if looking else None)
+            if not watcher.owned:
+                return  # a copy of this loop in a forked worker (gevent): only the master looks
             paths = watcher.take() if notified and watcher.backend == "notify" else None
             try:
                 result = watch.check(paths=paths)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,8 +104,21 @@ def _attr(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
+# RSS titles and categories are plain text (RSS Best Practices Profile, "Character data"); a
+# publisher should write "&", "<" and ">" in them as hexadecimal character references, the
+# form the widest range of readers shows literally (some unescape "&lt;" once more, as HTML).
+_PLAIN_TEXT = re.compile(rb"(<(title|category)\b[^>]*>)([^<]*)(</\2>)")
+_ENTITY = re.compile(rb"&(lt|amp|gt);")
+_HEX = {b"lt": b"&#x3C;", b"amp": b"&#x26;", b"gt": b"&#x3E;"}
+
+
+def _hex_references(xml: bytes) -> bytes:
+    return _PLAIN_TEXT.sub(lambda m: m[1] + _ENTITY.sub(lambda e: _HEX[e[1]], m[3]) + m[4], xml)
+
+
 def render_rss(doc: FeedDoc) -> bytes:
-    return _with_stylesheet(bytes(_generator(doc, rss=True).rss_str(pretty=True)), doc.stylesheet)
+    rss = bytes(_generator(doc, rss=True).rss_str(pretty=True))
+    return _hex_references(_with_stylesheet(rss, doc.stylesheet))  # after lxml's last pass
 
 
 def render_atom(doc: FeedDoc) -> bytes:

@@ -109,11 +109,12 @@ def load_index(path: str | Path, snapshot_dir: str | Path | None,
     return fresh.index
 
 
-def save_snapshot(path: str | Path, snapshot_dir: str | Path) -> Path:
+def save_snapshot(path: str | Path, snapshot_dir: str | Path,
+                  max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Path:
     """Load and validate the dataset in full and save its snapshot; raise DatasetError/OSError."""
     root = Path(path)
     file = snapshot_path(Path(snapshot_dir), root)
-    if not write_snapshot(file, build(loader.load(root, DEFAULT_MAX_FILE_BYTES))):
+    if not write_snapshot(file, build(loader.load(root, max_file_bytes))):
         raise OSError(f"could not write {file}")
     return file
 

@@ -1,4 +1,5 @@
-"""The live dataset index of this process, swapped atomically when new data is accepted."""
+"""What an app holds, behind typed accessors: the live dataset index of this process (swapped
+atomically when new data is accepted) and its feed cache."""
 from __future__ import annotations
 
 import logging
@@ -9,12 +10,13 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g
 
+from .feedcache import FeedCache
 from .index import Index
 
 log = logging.getLogger(__name__)
 
 # Called after a swap with the index served before and the one served from now on.
-SwapListener = Callable[[Index, Index], None]
+SwapListener = Callable[[Index, Index], object]
 
 
 def _now() -> datetime:
@@ -61,15 +63,31 @@ class Live:
             self.last_error = self.rejected_at = None
 
 
-def init_app(app: Flask, index: Index) -> None:
-    """Serve `index` (loaded and validated by reload.init_app) from this app."""
-    app.extensions["feedsvc.live"] = Live(index)
+_LIVE, _CACHE = "feedsvc.live", "feedsvc.cache"
+
+
+def init_app(app: Flask, index: Index) -> Live:
+    """Serve `index` (loaded and validated by reload.init_app) from this app; return it live."""
+    app.extensions[_LIVE] = found = Live(index)
     app.after_request(_version_header)
+    return found
 
 
-def live() -> Live:
-    live_state: Live = current_app.extensions["feedsvc.live"]
-    return live_state
+def live(app: Flask | None = None) -> Live:
+    """Return the live dataset state of `app` (default: the current app)."""
+    found: Live = (app or current_app).extensions[_LIVE]
+    return found
+
+
+def set_feed_cache(app: Flask, cache: FeedCache) -> FeedCache:
+    app.extensions[_CACHE] = cache
+    return cache
+
+
+def feed_cache(app: Flask | None = None) -> FeedCache:
+    """Return the feed cache of `app` (default: the current app)."""
+    found: FeedCache = (app or current_app).extensions[_CACHE]
+    return found
 
 
 def current_index() -> Index:

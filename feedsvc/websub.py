@@ -12,10 +12,10 @@ from urllib.request import Request, urlopen
 
 from flask import Flask
 
-from .config import ConfigError
 from .feed import FeedDoc, build_feed
 from .index import Index
 from .query import FORMATS, FeedQuery
+from .state import Live
 from .urls import Scope, Urls
 
 log = logging.getLogger(__name__)
@@ -95,12 +95,11 @@ class Publisher:
         return True
 
 
-def init_app(app: Flask) -> None:
-    """With FEEDSVC_WEBSUB_HUB set, publish to the hub whenever a new index is swapped in."""
-    hub: str | None = app.config.get("FEEDSVC_WEBSUB_HUB")
-    if not hub:
-        return
-    base: str | None = app.config["FEEDSVC_BASE_URL"]
-    if not base:
-        raise ConfigError("FEEDSVC_WEBSUB_HUB needs FEEDSVC_BASE_URL, the public URL of the feeds")
-    app.extensions["feedsvc.live"].on_swap(Publisher(hub, Urls(base)))
+def init_app(app: Flask, live: Live) -> None:
+    """With FEEDSVC_WEBSUB_HUB set, publish to the hub whenever a new index is swapped in.
+
+    config.check has made sure that FEEDSVC_BASE_URL is set with it.
+    """
+    hub: str | None = app.config["FEEDSVC_WEBSUB_HUB"]
+    if hub:
+        live.on_swap(Publisher(hub, Urls(app.config["FEEDSVC_BASE_URL"])))

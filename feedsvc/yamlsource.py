@@ -5,8 +5,9 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,29 @@ def find_files(root: Path, links: list[str] | None = None, ordered: bool = True)
         return walked
     found.sort()
     return [os.path.join(top, *parts) for parts in found]
+
+
+def links_out(root: str) -> Callable[[str], bool]:
+    """Return a test: does a file found below the folder `root` resolve outside it, by a link?
+
+    Such a file is refused: a link to /proc/self/status or /etc/... would put that file's
+    content into the problem report. A Kubernetes ConfigMap's links (name -> ..data/name ->
+    ..<timestamp>/name) stay inside the folder and pass. Costs an lstat per file, and a
+    realpath per folder and per link.
+    """
+    top = os.path.realpath(root)
+
+    def inside(real: str) -> bool:
+        return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+    @cache
+    def folder_out(folder: str) -> bool:
+        return not inside(os.path.realpath(folder))
+
+    def test(path: str) -> bool:
+        return folder_out(os.path.dirname(path)) or (
+            os.path.islink(path) and not inside(os.path.realpath(path)))
+    return test
 
 
 def read_source(path: str, name: str, limit: int) -> tuple[bytes | None, Problem | None]:

@@ -1,6 +1,7 @@
 """Fixtures: the app built from the bundled dataset or from small YAML datasets, and its clients."""
 from __future__ import annotations
 
+import itertools
 import shutil
 import textwrap
 import threading
@@ -9,14 +10,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import redis
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.config import BUNDLED_DATA
+
+from . import servers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -119,3 +123,37 @@ def serve() -> Iterator[Callable[[WSGIApplication, str], str]]:
 settings.register_profile("feedsvc", max_examples=60, deadline=None, derandomize=True,
                           database=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("feedsvc")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on loopback for the session (each test uses its own database)."""
+    server = servers.start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield f"redis://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_app(redis_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build apps on an emptied Redis database of their own; close their connections after."""
+    apps: list[Flask] = []
+    url = f"{redis_url}/{next(_databases)}"
+    with redis.Redis.from_url(url) as store:
+        store.flushdb()
+
+    def make(**settings: object) -> Flask:
+        apps.append(app := build(FEEDSVC_CACHE_URL=url, **settings))
+        return app
+    yield make
+    for app in apps:
+        state.feed_cache(app).close()
+
+
+_databases = itertools.cycle(range(1, 16))
+
+
+def build(**settings: object) -> Flask:
+    """Build an app of the bundled dataset and the public base URL, with these settings."""
+    return create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": BASE_URL, **settings})

@@ -1,10 +1,12 @@
 """Header and cache abuse: forged hosts, junk parameters that would grow the cache, traversal."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask import Flask
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.config import BUNDLED_DATA, ConfigError, from_env
 
 PUBLIC = "https://feeds.example.org/"
@@ -15,9 +17,8 @@ def build(**config: object) -> Flask:
 
 
 def entries(app: Flask) -> int:
-    """Return how many items the in-process cache (a bounded SimpleCache) holds."""
-    with app.app_context():
-        return len(app.extensions["feedsvc.cache"].cache.cache._cache)
+    """Return how many bodies the worker's cache (its bounded local tier) holds."""
+    return len(state.feed_cache(app).local)
 
 
 def test_a_forged_host_is_in_the_cache_key_and_never_served_to_others() -> None:
@@ -27,7 +28,7 @@ def test_a_forged_host_is_in_the_cache_key_and_never_served_to_others() -> None:
     assert b"http://evil.example/" in forged.data
     honest = client.get("/feeds/all.atom", headers={"Host": "feeds.example.org"})
     assert b"evil.example" not in honest.data and b"http://feeds.example.org/" in honest.data
-    assert entries(app) == 4  # two feeds, each a body and its validators
+    assert entries(app) == 2  # one per host
 
 
 @pytest.mark.parametrize("path", ["/feeds/all.rss", "/feeds/countries/th.json", "/",
@@ -47,27 +48,56 @@ def test_with_a_base_url_the_request_host_is_irrelevant() -> None:
     bodies = {client.get("/feeds/all.rss", headers={"Host": host, "X-Forwarded-Host": host}).data
               for host in ("evil.example", "feeds.example.org", "x.test:8080")}
     assert len(bodies) == 1 and b"evil" not in bodies.pop()
-    assert entries(app) == 2
+    assert entries(app) == 1
 
 
 def test_allowed_hosts_refuse_other_hosts_with_400() -> None:
     app = build(FEEDSVC_ALLOWED_HOSTS=["feeds.example.org", ".example.net"])
     client = app.test_client()
     assert client.get("/feeds/all.rss", headers={"Host": "feeds.example.org"}).status_code == 200
-    assert client.get("/", headers={"Host": "www.example.net:8080"}).status_code == 200
+    assert client.get("/", headers={"Host": "www.example.net"}).status_code == 200
     for path in ("/feeds/all.rss", "/", "/nope"):
         refused = client.get(path, headers={"Host": "evil.example"})
         assert refused.status_code == 400 and b"not trusted" in refused.data
-    assert entries(app) == 2
+    assert entries(app) == 2  # the feed and the home page
 
 
 def test_allowed_hosts_are_checked_when_configured() -> None:
     assert from_env({"FEEDSVC_ALLOWED_HOSTS": " Feeds.example.org, .example.net "})[
         "FEEDSVC_ALLOWED_HOSTS"] == ["feeds.example.org", ".example.net"]
-    with pytest.raises(ConfigError, match="FEEDSVC_ALLOWED_HOSTS"):
-        from_env({"FEEDSVC_ALLOWED_HOSTS": "https://feeds.example.org"})
+    assert from_env({"FEEDSVC_ALLOWED_HOSTS": "LOCALHOST:8000,[::1]:8000"})[
+        "FEEDSVC_ALLOWED_HOSTS"] == ["localhost:8000", "[::1]:8000"]
+    for bad in ("https://feeds.example.org", "feeds.example.org:0", "feeds.example.org:x",
+                "feeds.example.org/feeds"):
+        with pytest.raises(ConfigError, match="FEEDSVC_ALLOWED_HOSTS"):
+            from_env({"FEEDSVC_ALLOWED_HOSTS": bad})
     with pytest.raises(ConfigError, match="FEEDSVC_TRUST_PROXY"):
         from_env({"FEEDSVC_TRUST_PROXY": "yes"})
+
+
+def test_allowed_hosts_compare_names_in_any_case_and_ports_exactly() -> None:
+    app = build(FEEDSVC_ALLOWED_HOSTS=["feeds.example.org", ".example.net", "localhost:8000",
+                                       "[::1]:8000"])
+    client = app.test_client()
+    for host in ("FEEDS.EXAMPLE.ORG", "Feeds.Example.Org:80", "WWW.example.NET", "localhost:8000",
+                 "LocalHost:8000", "[::1]:8000"):
+        response = client.get("/feeds/all.atom", headers={"Host": host})
+        assert response.status_code == 200, host
+        links = {link for link in re.findall(rb'href="([^"]+)"', response.data)}
+        assert links and all(link.startswith(f"http://{host.lower().removesuffix(':80')}/".encode())
+                             for link in links), (host, links)
+    for host in ("feeds.example.org:6666", "www.example.net:8080", "localhost", "localhost:8001",
+                 "FEEDS.EXAMPLE.ORG:6666", "[::1]", "[::1]:8001", "evil.example"):
+        for path in ("/feeds/all.rss", "/", "/healthz"):
+            refused = client.get(path, headers={"Host": host})
+            assert refused.status_code == 400, (host, path)
+
+
+def test_without_allowed_hosts_any_case_is_the_same_host() -> None:
+    client = build().test_client()
+    upper = client.get("/feeds/all.atom", headers={"Host": "FEEDS.Example.ORG"})
+    lower = client.get("/feeds/all.atom", headers={"Host": "feeds.example.org"})
+    assert upper.status_code == 200 and upper.data == lower.data
 
 
 @pytest.mark.parametrize("host", ["a b", "evil\x00.example", "<x>", "a\"b", "é.example", ""])
@@ -86,8 +116,8 @@ def test_thousands_of_junk_parameters_share_one_cache_entry() -> None:
     for n in range(3000):
         response = client.get(f"/feeds/all.json?utm_{n}={n}&junk{n}=%00{n}&fbclid={n}")
         assert response.data == first
-    assert entries(app) == 2
-    assert app.extensions["feedsvc.cache"].misses == 1
+    assert entries(app) == 1
+    assert state.feed_cache(app).misses == 1
 
 
 def test_thousands_of_valid_queries_stay_within_the_cache_bound() -> None:
@@ -96,7 +126,7 @@ def test_thousands_of_valid_queries_stay_within_the_cache_bound() -> None:
     for n in range(2000):
         assert client.get(f"/feeds/all.rss?q=word{n}").status_code == 200
         assert entries(app) <= 100
-    assert app.extensions["feedsvc.cache"].misses == 2000
+    assert state.feed_cache(app).misses == 2000
 
 
 @pytest.mark.parametrize("path", [
@@ -112,3 +142,18 @@ def test_path_traversal_gets_404(path: str) -> None:
     response = build(FEEDSVC_BASE_URL=PUBLIC).test_client().get(path)
     assert response.status_code == 404, path
     assert b"root:" not in response.data and b"[project]" not in response.data
+
+
+@pytest.mark.parametrize("path", ["/", "/feeds/all.rss", "/healthz", "/embed.js",
+                                  "/releases/pr-2005-001", "/feeds/"])
+@pytest.mark.parametrize("accept", ["text/html", "*/*", ""])
+def test_405_bodies_are_what_their_content_type_says(path: str, accept: str) -> None:
+    client = build(FEEDSVC_BASE_URL=PUBLIC).test_client()
+    response = client.post(path, headers={"Accept": accept} if accept else {})
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"] and "POST" not in response.headers["Allow"]
+    text = response.get_data(as_text=True)
+    if response.mimetype == "text/html":
+        assert text.lstrip().lower().startswith("<!doctype html>")
+    else:
+        assert response.mimetype == "text/plain" and text.startswith("405 Method Not Allowed")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
 
 from feedsvc import create_app
 
@@ -62,6 +62,8 @@ def service(make_dataset: Callable[..., Path], serve: Callable[..., str]) -> str
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Debian's browser, never Playwright's download: say so before Playwright names its own cache.
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield chromium
@@ -128,9 +130,9 @@ def test_partner_page_embeds_frame_and_two_widgets(service: str, serve: Callable
     hrefs = frame.locator("li a").evaluate_all("links => links.map(a => a.href)")
     assert all(h.startswith(service + "/releases/t-") for h in hrefs)
     # The frame's own inline script ran under its policy and sized the frame to the list.
-    page.wait_for_function("document.getElementById('frame').style.height !== ''")
+    # Locator assertions poll without evaluating strings in the page (its CSP forbids eval).
     inner = frame.locator("html").evaluate("html => Math.ceil(html.getBoundingClientRect().height)")
-    assert page.eval_on_selector("#frame", "f => f.getBoundingClientRect().height") == inner
+    expect(page.locator("#frame")).to_have_css("height", f"{inner}px")
     assert frame.locator("html").evaluate("html => getComputedStyle(html).colorScheme") == "dark"
 
     shot = tmp_path / "partner.png"
@@ -171,8 +173,9 @@ def test_directory_in_the_browser(service: str, page: Page, browser: Browser) ->
     button = page.locator("button[data-copy='url-all-rss']")
     assert button.is_visible()
     button.click()
-    page.wait_for_function("document.querySelector('.copy-status').textContent !== ''")
-    assert "RSS feed of" in page.text_content(".copy-status")
+    # A locator assertion waits for the text; wait_for_function("<string>") would be an eval,
+    # which this page's Content-Security-Policy (script-src 'self') refuses.
+    expect(page.locator(".copy-status")).to_contain_text("RSS feed of")
     # Fits a phone: nothing wider than the viewport.
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.locator("html").evaluate("html => html.scrollWidth") <= 390
     assert watch.dialogs == [] and watch.errors == []

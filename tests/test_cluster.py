@@ -12,7 +12,7 @@ import feedparser
 import pytest
 import redis
 
-from bench import loopback
+from . import servers as loopback
 
 BASE_URL = "https://feeds.example.org/"
 
@@ -25,7 +25,7 @@ class Cluster:
     nginx: loopback.Server
     workdir: Path
 
-    def client(self) -> redis.Redis[bytes]:
+    def client(self) -> redis.Redis:
         return redis.Redis(port=self.store.port, socket_timeout=2)
 
 
@@ -74,7 +74,7 @@ def eventually(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def writes(store: redis.Redis[bytes]) -> int:
+def writes(store: redis.Redis) -> int:
     """Count the commands that store feeds (flask-caching writes with SETEX, or SET)."""
     stats = store.info("commandstats")
     return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("setex", "set"))

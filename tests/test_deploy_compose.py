@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 import yaml
 
-from bench.loopback import free_port
+from .servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -191,3 +191,30 @@ def test_compose_nginx_balances_caches_and_passes_validators(
     assert conditional.status == 304
     assert seen[-1][1:] == ("/feeds/all.rss", '"v1"')
     assert "/metrics" not in [path for _, path, _ in seen]
+
+
+def get_from(port: int, path: str, source: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5,
+                                            source_address=(source, 0))
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_compose_nginx_keeps_readiness_private_and_limits_costly_queries(
+    compose_nginx: tuple[int, Seen],
+) -> None:
+    port, seen = compose_nginx
+    # Other hosts are other loopback addresses here; the compose healthchecks ask each app.
+    assert get_from(port, "/readyz", "127.0.0.2") == 403
+    assert get_from(port, "/metrics", "127.0.0.2") == 404
+    assert get_from(port, "/readyz", "127.0.0.1") == 200
+    assert get_from(port, "/healthz", "127.0.0.2") == 200
+    statuses = [get_from(port, "/?q=employment", "127.0.0.3") for _ in range(40)]
+    assert statuses[:21] == [200] * 21 and 429 in statuses, statuses
+    assert get_from(port, "/", "127.0.0.3") == 200
+    assert [path for _, path, _ in seen].count("/?q=employment") == statuses.count(200)

@@ -1,6 +1,8 @@
 """The feed directory, the OPML list of every feed, and the XSLT that shows a feed as a page."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import feedparser
 import listparser
 import pytest
@@ -8,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
 
+from feedsvc import create_app, state
 from feedsvc.catalogue import catalogue
 from feedsvc.dataset import Dataset
 
@@ -15,7 +18,7 @@ from .conftest import BASE_URL
 
 
 def _dataset(app: Flask) -> Dataset:
-    dataset: Dataset = app.extensions["feedsvc.live"].index.dataset
+    dataset: Dataset = state.live(app).index.dataset
     return dataset
 
 
@@ -55,7 +58,7 @@ def test_directory_lists_every_feed_with_count_and_date(app: Flask, client: Flas
         assert page.xpath(f"//label[@for='{field.get('id')}']"), field.get("id")
     buttons = page.xpath("//button[@data-copy]")
     assert buttons and all(b.get("hidden") is not None for b in buttons)
-    listed = catalogue(app.extensions["feedsvc.live"].index)
+    listed = catalogue(state.live(app).index)
     text = page.text_content()
     assert f"{listed.everything.releases} releases, last updated 17 January 2005" in text
     kinds = {link.get("type") for link in page.xpath("//head/link[@rel='alternate']")}
@@ -104,3 +107,30 @@ def test_feeds_carry_a_stylesheet_and_stay_valid(client: FlaskClient, fmt: str, 
 
 def test_json_feed_has_no_stylesheet(client: FlaskClient) -> None:
     assert client.get("/feeds/all.json").get_json()["version"].startswith("https://jsonfeed.org/")
+
+
+HOSTILE_LABEL = 'Gender "><img src=x onerror=alert(1)> equality & <b>more</b>'
+
+
+def test_a_hostile_topic_label_stays_text_in_every_snippet_a_partner_copies(
+        dataset_dir: Path) -> None:
+    topics = dataset_dir / "topics.yaml"
+    quoted = HOSTILE_LABEL.replace("'", "''")
+    topics.write_text(topics.read_text(encoding="utf-8").replace(
+        "label: Gender equality", f"label: '{quoted}'"), encoding="utf-8")
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    client = app.test_client()
+    page = html.fromstring(client.get("/feeds/").data)
+    for kind in ("iframe", "script"):
+        (area,) = page.xpath(f"//textarea[@id='embed-topics-gender-equality-{kind}']")
+        # What the partner's page becomes once the copied text is pasted into it.
+        pasted = html.fragment_fromstring(area.text, create_parent="div")
+        assert not pasted.xpath("//img | //b"), area.text
+        assert {el.tag for el in pasted.iter(tag=etree.Element)} <= {"div", "iframe", "script"}
+        assert len(pasted.xpath("//script")) == 1
+        if kind == "iframe":
+            (frame,) = pasted.xpath("//iframe")
+            assert frame.get("title") == f"Latest releases: {HOSTILE_LABEL}"
+            assert frame.get("src") == f"{BASE_URL}embed/topics/gender-equality?limit=5"
+        else:
+            assert pasted.xpath("//div[@data-feedsvc-topic='gender-equality']")

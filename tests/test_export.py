@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.cli import main
 from feedsvc.export import export, feed_paths
 
@@ -44,7 +44,7 @@ def test_export_equals_what_http_returns(env: Path, tmp_path: Path,
 
 
 def test_only_countries_and_topics_with_releases(app: Flask) -> None:
-    index = app.extensions["feedsvc.live"].index
+    index = state.live(app).index
     paths = feed_paths(app)
     assert "/feeds/all.rss" in paths and "/feeds/countries/th.atom" in paths
     unused = set(index.dataset.topics) - set(index.by_topic)

@@ -124,5 +124,7 @@ def test_every_route_answers_its_valid_example(fuzz_app: Flask) -> None:
     client = fuzz_app.test_client()
     for rule in rules(fuzz_app):
         for choice in range(3):
-            response = client.get(rule.build(values(fuzz_app, rule, choice))[1])
+            built = rule.build(values(fuzz_app, rule, choice))
+            assert built is not None
+            response = client.get(built[1])
             check(response)

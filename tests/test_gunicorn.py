@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.loopback import free_port
+from .servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TITLE = "ILO offers renewed training in Cambodian Women Workers' Rights"
@@ -42,7 +42,7 @@ class Server:
         self.statuses.append(result[0])
         return result
 
-    def readiness(self, times: int = 24) -> list[dict]:
+    def readiness(self, times: int = 24) -> list[dict[str, Any]]:
         """Ask /readyz from 4 connections at once, so that every worker answers some."""
         with ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda _: self.get("/readyz"), range(times)))
@@ -117,6 +117,19 @@ def settled(server: Server) -> tuple[str, str] | None:
     return agreed.pop() if len(seen) == 2 and len(agreed) == 1 else None
 
 
+def settles_apart_from(server: Server, before: tuple[str, str],
+                       seen: list[tuple[str, str]]) -> Callable[[], bool]:
+    """Poll until both workers agree on something other than `before`; keep it in `seen`
+    (asking again after the poll could catch a burst that reached one worker only)."""
+    def moved() -> bool:
+        now = settled(server)
+        if now is None or now == before:
+            return False
+        seen.append(now)
+        return True
+    return moved
+
+
 def every_worker(server: Server, want: tuple[str, str]) -> Callable[[], bool]:
     return lambda: settled(server) == want
 
@@ -130,7 +143,8 @@ class Hammer:
     """Fetch a feed continuously from a thread, to see that no request fails meanwhile."""
 
     def __init__(self, server: Server) -> None:
-        self.server, self.done, self.statuses = server, threading.Event(), []
+        self.server, self.done = server, threading.Event()
+        self.statuses: list[int] = []
         self.thread = threading.Thread(target=self.run)
 
     def run(self) -> None:
@@ -171,13 +185,15 @@ def test_health_readiness_and_metrics_across_both_workers(served: Server) -> Non
 
 def test_reload_reaches_both_workers_and_broken_data_never_serves(served: Server,
                                                                  dataset_dir: Path) -> None:
-    until(lambda: settled(served) is not None)
-    old, _ = settled(served) or ("", "")
+    start: list[tuple[str, str]] = []
+    until(settles_apart_from(served, ("", ""), start))
+    old, _ = start[-1]
+    seen: list[tuple[str, str]] = []
     with Hammer(served):
         edit_title(dataset_dir)
-        took = until(lambda: settled(served) not in (None, (old, "ok")))
-        assert took < 1 + 5  # the interval, plus slack for a busy 2-core machine
-        new, status = settled(served) or ("", "")
+        # How soon is a benchmark's question (bench/), not a timed test's: wait for it.
+        until(settles_apart_from(served, (old, "ok"), seen))
+        new, status = seen[-1]
         assert new != old and status == "ok"
         assert NEW_TITLE.encode() in served.get("/feeds/all.rss")[2]
         original = (dataset_dir / "topics.yaml").read_bytes()
@@ -204,14 +220,16 @@ def test_reload_reaches_both_workers_and_broken_data_never_serves(served: Server
 @pytest.mark.parametrize("served", [0], indirect=True)
 def test_hup_reloads_valid_data_and_keeps_serving_on_invalid(served: Server,
                                                             dataset_dir: Path) -> None:
-    until(lambda: settled(served) is not None)
-    old, _ = settled(served) or ("", "")
+    start: list[tuple[str, str]] = []
+    until(settles_apart_from(served, ("", ""), start))
+    old, _ = start[-1]
     with Hammer(served):
         edit_title(dataset_dir)
         assert set(workers_serving(served).values()) == {(old, "ok")}  # no watcher: interval 0
         served.process.send_signal(signal.SIGHUP)
-        until(lambda: settled(served) not in (None, (old, "ok")))
-        new, status = settled(served) or ("", "")
+        seen: list[tuple[str, str]] = []
+        until(settles_apart_from(served, (old, "ok"), seen))
+        new, status = seen[-1]
         assert new != old and status == "ok"
         (dataset_dir / "site.yaml").unlink()
         served.process.send_signal(signal.SIGHUP)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -43,18 +44,19 @@ def worker_pids(server: Server) -> set[int]:
     return {int(child) for child in children}
 
 
-def answers(server: Server, workers: int) -> list[tuple[int, dict]]:
+def answers(server: Server, workers: int) -> list[tuple[int, dict[str, Any]]]:
     """Ask /readyz and the full feed from 4 connections at once, 8 times per worker."""
-    def ask(_: int) -> tuple[int, dict]:
-        status, _, body = server.get("/readyz")
-        assert status == 200
-        ready = json.loads(body)
-        return ready["service"]["pid"], ready
+    def ask(number: int) -> tuple[int, dict[str, Any]]:
+        code, _headers, body = server.get("/readyz")
+        assert code == 200
+        ready: dict[str, Any] = json.loads(body)
+        return int(ready["service"]["pid"]), ready
     with ThreadPoolExecutor(4) as pool:
         return list(pool.map(ask, range(8 * workers)))
 
 
-def every_worker(server: Server, workers: int, want: Callable[[dict], bool]) -> Callable[[], bool]:
+def every_worker(server: Server, workers: int,
+                 want: Callable[[dict[str, Any]], bool]) -> Callable[[], bool]:
     """True once every worker now running has answered, and every answer is as wanted."""
     def check() -> bool:
         seen = answers(server, workers)
@@ -64,7 +66,7 @@ def every_worker(server: Server, workers: int, want: Callable[[dict], bool]) -> 
     return check
 
 
-def ok_with(count: int) -> Callable[[dict], bool]:
+def ok_with(count: int) -> Callable[[dict[str, Any]], bool]:
     return lambda r: r["status"] == "ok" and r["dataset"]["releases"] == count
 
 

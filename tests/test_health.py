@@ -6,9 +6,10 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from bench.loopback import free_port
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.reload import reloader
+
+from .servers import free_port
 
 BASE_URL = "https://feeds.example.org/"
 
@@ -26,13 +27,13 @@ def test_readyz_ok_describes_what_is_served(client: FlaskClient, app: Flask) -> 
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
-    index = app.extensions["feedsvc.live"].index
+    index = state.live(app).index
     assert body["status"] == "ok"
     assert body["dataset"] | {"loaded_at": None} == {
         "version": index.version, "releases": 10, "countries": len(index.by_country),
         "topics": len(index.dataset.topics), "source": index.dataset.source,
         "loaded_at": None, "last_reload_error": None, "rejected_at": None}
-    assert body["cache"] == {"backend": "SimpleCache", "reachable": True}
+    assert body["cache"] == {"backend": "in-process", "reachable": True}
     assert body["service"]["version"] == "0.1.0" and body["service"]["uptime_seconds"] >= 0
 
 
@@ -66,9 +67,21 @@ def test_readyz_degraded_after_a_rejected_reload_then_ok_again(dataset_dir: Path
     assert body["status"] == "ok" and body["dataset"]["last_reload_error"] is None
 
 
-def test_readyz_unavailable_without_a_dataset(app: Flask) -> None:
-    app.extensions.pop("feedsvc.live")
-    response = app.test_client().get("/readyz")
-    assert response.status_code == 503
-    assert response.get_json()["status"] == "unavailable"
-    assert response.headers["Cache-Control"] == "no-store"
+def test_readyz_tells_other_hosts_only_the_state_and_this_host_the_detail(
+        dataset_dir: Path) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    (dataset_dir / "releases" / "pr-2004-001.yaml").write_text("id: [broken\n")
+    assert reloader(app).check() == "rejected"
+    client = app.test_client()
+    public = client.get("/readyz", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    body = public.get_json()
+    version = state.live(app).index.version
+    assert (public.status_code, body["status"]) == (200, "degraded")
+    assert set(body) == {"status", "dataset", "cache"} and body["cache"] == {"reachable": True}
+    assert body["dataset"]["version"] == version and body["dataset"]["releases"] == 10
+    assert set(body["dataset"]) == {"version", "releases", "loaded_at", "rejected_at"}
+    assert str(dataset_dir) not in public.get_data(as_text=True)
+    for local in ("127.0.0.1", "::1"):
+        detail = client.get("/readyz", environ_base={"REMOTE_ADDR": local}).get_json()
+        assert "pr-2004-001.yaml" in detail["dataset"]["last_reload_error"]
+        assert detail["service"]["pid"] > 0 and detail["dataset"]["source"] == str(dataset_dir)

@@ -7,7 +7,9 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import lxml.etree
 import lxml.html
 import pytest
 from flask import Flask
@@ -54,13 +56,13 @@ def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
 
-def probe(data: Path, **env: str) -> dict[str, object]:
+def probe(data: Path, **env: str) -> dict[str, Any]:
     """Load `data` in a subprocess; return its outcome, seconds and peak RSS growth (MB)."""
     done = subprocess.run([sys.executable, "-c", PROBE, str(data)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env={**os.environ, **env},
                           preexec_fn=_cap_memory, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    outcome: dict[str, object] = json.loads(done.stdout)
+    outcome: dict[str, Any] = json.loads(done.stdout)
     assert "crash" not in outcome, outcome
     return outcome
 
@@ -163,6 +165,33 @@ def test_a_fifo_or_a_broken_link_is_reported_not_waited_for(dataset_dir: Path) -
     (dataset_dir / "releases" / "gone.yaml").symlink_to(dataset_dir / "nowhere.yaml")
     assert refused(dataset_dir) == [f"{dataset_dir}/releases/gone.yaml: not a regular file",
                                     f"{dataset_dir}/releases/pipe.yaml: not a regular file"]
+
+
+def test_links_out_of_the_dataset_folder_are_refused_unread(dataset_dir: Path,
+                                                            tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "pr-elsewhere.yaml").write_text(GOOD.replace("pr-hostile", "pr-elsewhere"))
+    (dataset_dir / "releases" / "status.yaml").symlink_to("/proc/self/status")
+    (dataset_dir / "releases" / "up.yaml").symlink_to(outside / "pr-elsewhere.yaml")
+    (dataset_dir / "releases" / "more").symlink_to(outside)
+    problems = refused(dataset_dir)
+    assert problems == [f"{dataset_dir}/releases/{name}: links to a file outside the dataset "
+                        "folder: refused" for name in ("more/pr-elsewhere.yaml", "status.yaml",
+                                                       "up.yaml")]
+    assert not any("VmRSS" in p or "Name" in p for p in problems)  # /proc/self/status unread
+
+
+def test_links_that_stay_inside_the_dataset_folder_load(dataset_dir: Path, tmp_path: Path) -> None:
+    # As a Kubernetes ConfigMap volume: name -> ..data/name -> ..<timestamp>/name, all inside.
+    payload = dataset_dir / "..2026_11_30_00_00_00.000000000"
+    payload.mkdir()
+    (payload / "pr-hostile.yaml").write_text(GOOD)
+    (dataset_dir / "..data").symlink_to(payload.name)
+    (dataset_dir / "releases" / "pr-hostile.yaml").symlink_to("../..data/pr-hostile.yaml")
+    (tmp_path / "linked-root").symlink_to(dataset_dir)  # the folder given may itself be a link
+    for root in (dataset_dir, tmp_path / "linked-root"):
+        assert "pr-hostile" in {r.id for r in load_dataset(root).releases}
 
 
 def serve(dataset_dir: Path) -> Flask:
@@ -268,3 +297,23 @@ def test_hostile_data_never_stops_a_running_service(dataset_dir: Path, tmp_path:
         with pytest.raises(DatasetError):
             load_dataset(dataset_dir)
         assert client.get("/feeds/all.rss").data == before, kind
+
+
+@pytest.mark.parametrize("title", ['Gender <img src=x onerror="alert(1)"> equality',
+                                   "Safety & health: 1 < 2 > 0", "Use <b>bold</b> &amp; more"])
+def test_rss_titles_are_plain_text_with_hex_references(dataset_dir: Path, title: str) -> None:
+    # RSS Best Practices Profile: titles are plain text; "&", "<", ">" as &#x26; &#x3C; &#x3E;.
+    write_release(dataset_dir, RELEASE.format(title=json.dumps(title), published="2005-02-01",
+                                              summary="Fine."))
+    body = serve(dataset_dir).test_client().get("/feeds/all.rss").data
+    item = lxml.etree.fromstring(body).find("channel/item")
+    assert item.findtext("title") == title  # what any XML parser reads: the text itself
+    raw = body.split(b"<item>")[1].split(b"</title>")[0]
+    assert b"&lt;" not in raw and b"&amp;" not in raw and b"&gt;" not in raw, raw
+    assert b"&#x3C;" in raw or b"&#x26;" in raw
+    entry = parse_feed(serve(dataset_dir).test_client().get("/feeds/all.rss")).entries[0]
+    if entry.title_detail["type"] == "text/plain":  # feedparser's guess: the literal text
+        assert entry.title == title
+    else:  # it guessed HTML (a closing tag): the literal is lost there, but nothing runs
+        assert entry.title_detail["type"] == "text/html" and "</b>" in title
+        assert "onerror" not in entry.title and "<script" not in entry.title

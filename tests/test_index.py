@@ -51,7 +51,7 @@ def random_filters(rng: random.Random, index: Index) -> Filters:
     return Filters(
         countries=frozenset(rng.sample(COUNTRY_POOL, rng.choice((0, 0, 1, 1, 2, 3)))),
         topics=frozenset(rng.sample(topics, rng.choice((0, 0, 1, 1, 2)))),
-        words=frozenset(rng.sample(vocabulary + ["unheardof"], rng.choice((0, 0, 0, 1, 2)))),
+        words=frozenset(rng.sample(vocabulary + ["unheardof"], rng.choice((0, 0, 0, 1, 2, 3, 5)))),
         since=since,
     )
 
@@ -74,7 +74,8 @@ def test_pages_follow_each_other_without_gaps_or_repeats(index: Index) -> None:
     filters = Filters(countries=frozenset({"TH", "KH"}), topics=frozenset({"social-security"}))
     everything = brute_force(index, filters, 10_000, 0).releases
     positions = {r.id: p for p, r in enumerate(index.releases)}
-    seen, start = [], 0
+    seen: list[Release] = []
+    start = 0
     while True:
         page = index.select(filters, 7, start)
         seen += page.releases

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.reload import reloader
 
 FEED_RULE = "/feeds/all.<any(rss, atom, json):fmt>"
@@ -22,7 +23,10 @@ def scrape(client: FlaskClient) -> dict[tuple[str, frozenset[tuple[str, str]]], 
             for s in family.samples}
 
 
-def value(samples: dict, name: str, **labels: str) -> float:
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
@@ -57,7 +61,7 @@ def test_dataset_gauges_and_reload_counters(dataset_dir: Path) -> None:
     app = create_app({"FEEDSVC_DATA": str(dataset_dir)})
     client = app.test_client()
     before = scrape(client)
-    version = app.extensions["feedsvc.live"].index.version
+    version = state.live(app).index.version
     assert value(before, "feedsvc_dataset_info", version=version, source=str(dataset_dir)) == 1
     assert value(before, "feedsvc_dataset_releases") == 10
     assert value(before, "feedsvc_dataset_reload_rejected") == 0
@@ -71,3 +75,10 @@ def test_dataset_gauges_and_reload_counters(dataset_dir: Path) -> None:
     for result in ("reloaded", "rejected"):
         assert value(after, "feedsvc_dataset_reloads_total", result=result) - \
             value(before, "feedsvc_dataset_reloads_total", result=result) == 1
+
+
+def test_with_a_multiprocess_directory_the_scrape_reads_it(tmp_path: Path, app: Flask) -> None:
+    app.config["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)  # no worker wrote there yet
+    samples = scrape(app.test_client())
+    assert value(samples, "feedsvc_dataset_releases") == 10
+    assert not any(name == "feedsvc_http_requests_total" for name, _ in samples)

@@ -4,13 +4,15 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from feedsvc import create_app
 from feedsvc.config import ConfigError, from_env
-from feedsvc.logs import JsonFormatter, TextFormatter
+from feedsvc.logs import JsonFormatter, TextFormatter, gunicorn_logger
 
 
 def json_app(dataset_dir: Path) -> Flask:
@@ -18,7 +20,7 @@ def json_app(dataset_dir: Path) -> Flask:
                        "FEEDSVC_BASE_URL": "https://feeds.example.org/"})
 
 
-def lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:
+def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
 
 
@@ -43,7 +45,7 @@ def test_one_json_access_line_per_request(dataset_dir: Path,
 
 
 @pytest.mark.parametrize("given", ["", "has space", "x" * 129, "<script>", "é"])
-def test_unusable_request_ids_are_replaced(client, given: str) -> None:
+def test_unusable_request_ids_are_replaced(client: FlaskClient, given: str) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": given})
     assert response.headers["X-Request-ID"] != given
     assert len(response.headers["X-Request-ID"]) == 32
@@ -113,3 +115,30 @@ def test_log_settings_are_validated() -> None:
                       ("FEEDSVC_RELOAD_INTERVAL", "-1")):
         with pytest.raises(ConfigError, match=name):
             from_env({name: raw})
+
+
+@pytest.mark.parametrize(("fmt", "kind"), [("text", TextFormatter), ("json", JsonFormatter)])
+def test_gunicorns_logger_writes_in_feedsvcs_format(fmt: str, kind: type) -> None:
+    from gunicorn.config import Config
+
+    logger = gunicorn_logger({"FEEDSVC_LOG_FORMAT": fmt})(Config())
+    handlers = logger.error_log.handlers
+    assert handlers and all(isinstance(h.formatter, kind) for h in handlers)
+
+
+@pytest.mark.parametrize("path", [
+    "/releases/x%0a2026-11-30T00:00:00.000Z%09ERROR%09feedsvc.reload%09dataset%09replaced",
+    "/releases/x%0d%0a2026-11-30T00:00:00.000Z ERROR feedsvc.reload forged",
+    "/releases/%1b[2J%1b[31mred%1b]0;title%07", "/releases/x%c2%85y%e2%80%a8z%c2%9b31m",
+])
+def test_text_lines_escape_control_characters_from_requests(
+        dataset_dir: Path, capsys: pytest.CaptureFixture[str], path: str) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir)})
+    capsys.readouterr()
+    response = app.test_client().get(path, query_string="q=a%0Ab%1B[0m")
+    assert response.status_code == 404
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.endswith("\n"), err  # one request, one line
+    assert not any(c in err[:-1] for c in "\n\r\t\x1b\x07\x85\x9b\u2028"), repr(err)
+    assert " INFO feedsvc.access request method=GET path=" in err
+    assert "\\n" in err or "\\x1b" in err or "\\x85" in err  # still readable, as escapes

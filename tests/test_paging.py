@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.dataset import load_dataset
 from feedsvc.index import build_index
 
@@ -59,7 +59,7 @@ def test_walk_sees_every_release_once(paged_app: Flask, fmt: str, path: str,
     seen, pages = _walk(paged_app.test_client(), f"{BASE_URL}feeds/{path}.{fmt}?limit=7")
     assert len(seen) == len(set(seen)) == expected
     assert pages == -(-expected // 7)
-    index = paged_app.extensions["feedsvc.live"].index
+    index = state.live(paged_app).index
     newest_first = [f"tag:ilo.org,2004:release:{r.id}" for r in index.releases]
     assert seen == [tag for tag in newest_first if tag in set(seen)]
 
@@ -96,7 +96,7 @@ def test_cursor_survives_deletions_and_insertions(paged_app: Flask,
     # The release the cursor names is deleted, and a newer one is published.
     kept = [release_yaml(n, f"2020-01-{1 + n // 5:02d}") for n in range(60) if f"t-{n:03d}" != last_id]
     kept.append(release_yaml(99, "2021-01-01"))
-    live = paged_app.extensions["feedsvc.live"]
+    live = state.live(paged_app)
     live.swap(build_index(load_dataset(make_dataset(kept))))
     second = client.get(first["next_url"].removeprefix(BASE_URL[:-1])).get_json()
     before = [item["id"] for item in first["items"]]

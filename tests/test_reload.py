@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -13,8 +15,12 @@ from flask.testing import FlaskClient
 from feedsvc import create_app, loader
 from feedsvc.cli import check_data
 from feedsvc.index import Index
+from feedsvc.problems import Problem
 from feedsvc.reload import reload_now, reloader, start_watching
 from feedsvc.state import Live
+from feedsvc.yamlsource import read_source
+
+from .helpers import record_parses
 
 BASE_URL = "https://feeds.example.org/"
 
@@ -41,28 +47,24 @@ def served(client: FlaskClient) -> tuple[str, bytes]:
     return response.headers["X-Dataset-Version"], response.get_data()
 
 
-def readiness(client: FlaskClient) -> dict:
+def readiness(client: FlaskClient) -> dict[str, Any]:
     response = client.get("/readyz")
     assert response.status_code == 200
-    return response.get_json()
+    found: dict[str, Any] = response.get_json()
+    return found
 
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """Record the files the loader reads and parses from now on."""
-    seen: dict[str, list[str]] = {"read": [], "parsed": []}
-    real_read, real_parse = loader.read_source, loader.parse_file
+    seen: dict[str, list[str]] = {"read": []}
 
-    def read(path: str, name: str, limit: int) -> object:
+    def read(path: str, name: str, limit: int) -> tuple[bytes | None, Problem | None]:
         seen["read"].append(name)
-        return real_read(path, name, limit)
-
-    def parse(name: str, raw: bytes, problems: list) -> object:
-        seen["parsed"].append(name)
-        return real_parse(name, raw, problems)
+        return read_source(path, name, limit)
 
     monkeypatch.setattr(loader, "read_source", read)
-    monkeypatch.setattr(loader, "parse_file", parse)
+    seen["parsed"] = record_parses(monkeypatch)
     return seen
 
 
@@ -128,7 +130,8 @@ def _one_bad_file(dataset_dir: Path) -> None:
 
 @pytest.mark.parametrize("break_data", [_half_written, _topics_deleted, _one_bad_file,
                                         _directory_deleted])
-def test_broken_data_is_never_served(live_app: Flask, dataset_dir: Path, break_data,
+def test_broken_data_is_never_served(live_app: Flask, dataset_dir: Path,
+                                     break_data: Callable[[Path], None],
                                      capsys: pytest.CaptureFixture[str],
                                      caplog: pytest.LogCaptureFixture) -> None:
     client = live_app.test_client()
@@ -178,9 +181,9 @@ def test_a_file_written_while_read_is_looked_at_again(live_app: Flask, dataset_d
     before = live.index
     path = dataset_dir / RELEASE
     whole = path.read_bytes()
-    real_read = loader.read_source
+    real_read = read_source
 
-    def read_then_finish(file: str, name: str, limit: int) -> tuple[bytes | None, object]:
+    def read_then_finish(file: str, name: str, limit: int) -> tuple[bytes | None, Problem | None]:
         found = real_read(file, name, limit)
         path.write_bytes(whole.replace(b"title:", b"title: Finished,"))  # the writer goes on
         return found
@@ -281,7 +284,7 @@ def test_each_reload_serves_what_a_restart_would(dataset_dir: Path) -> None:
     app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
     live: Live = app.extensions["feedsvc.live"]
     source = (dataset_dir / RELEASE).read_text()
-    steps = [
+    steps: list[Callable[[], object]] = [
         lambda: (dataset_dir / "releases" / "new-1.yaml").write_text(
             source.replace("pr-2005-002", "new-1").replace("2005-", "2030-")),
         lambda: edit_title(dataset_dir),

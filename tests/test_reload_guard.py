@@ -5,18 +5,19 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 
-from feedsvc import create_app, loader
+from feedsvc import create_app
 from feedsvc.cli import check_data, main
 from feedsvc.config import ConfigError, MaxRemoval, from_env
 from feedsvc.reload import reloader
 from feedsvc.snapshot import side_file as state_file
 
 from .conftest import BASE_URL, release_yaml
-from .helpers import entry_ids
+from .helpers import entry_ids, record_parses
 
 
 @pytest.fixture
@@ -28,10 +29,11 @@ def build(data: Path, **settings: object) -> Flask:
     return create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_BASE_URL": BASE_URL, **settings})
 
 
-def readiness(app: Flask) -> dict:
+def readiness(app: Flask) -> dict[str, Any]:
     answer = app.test_client().get("/readyz")
     assert answer.status_code == 200
-    return answer.get_json()
+    found: dict[str, Any] = answer.get_json()
+    return found
 
 
 def feed_ids(app: Flask) -> list[str]:
@@ -69,7 +71,7 @@ def test_a_bad_file_beside_valid_ones_is_rejected_like_an_edit(
     assert expected in ready["dataset"]["last_reload_error"]
     monkeypatch.setenv("FEEDSVC_MAX_FILE_BYTES", "4096")
     capsys.readouterr()
-    assert check_data(str(ten)) == 1  # what a restart would refuse
+    assert check_data(str(ten), 4096) == 1  # what a restart would refuse
     assert capsys.readouterr().err.rstrip("\n") == ready["dataset"]["last_reload_error"]
     (ten / "releases" / "zz-new.yaml").unlink()
     assert reloader(app).check() == "recovered"
@@ -129,10 +131,7 @@ def test_a_bundle_is_parsed_once_per_edit_even_when_invalid(
     bundle = tmp_path / "bundle.yaml"
     bundle.write_bytes(archive_1k.read_bytes())
     app = build(bundle, FEEDSVC_SNAPSHOT_DIR=str(tmp_path / "snap"))
-    parsed: list[str] = []
-    real = loader.parse_file
-    monkeypatch.setattr(loader, "parse_file",
-                        lambda name, raw, problems: (parsed.append(name), real(name, raw, problems))[1])
+    parsed = record_parses(monkeypatch)
     whole = bundle.read_bytes()
     bundle.write_bytes(whole.replace(b"published: ", b"published: 2021-02-30", 1))
     assert reloader(app).check() == "rejected"
@@ -161,10 +160,7 @@ def test_a_large_bundle_is_parsed_in_a_child_once_per_edit(
     bundle.write_bytes(archive_1k.read_bytes())
     app = build(bundle, FEEDSVC_SNAPSHOT_DIR=str(tmp_path / "snap"))
     monkeypatch.setattr(snapshot, "CHILD_LOAD_BYTES", 0)  # as if it were over 8 MB
-    parsed: list[str] = []
-    real = loader.parse_file
-    monkeypatch.setattr(loader, "parse_file",
-                        lambda name, raw, problems: (parsed.append(name), real(name, raw, problems))[1])
+    parsed = record_parses(monkeypatch)
     whole = bundle.read_bytes()
     bundle.write_bytes(whole.replace(b"published: ", b"published: 2021-02-30", 1))
     assert reloader(app).check() == "rejected"

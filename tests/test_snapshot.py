@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc import create_app, loader
+from feedsvc import create_app
 from feedsvc.cli import main
 from feedsvc.config import ConfigError, from_env
 from feedsvc.dataset import DatasetError, load_dataset
 from feedsvc.snapshot import FORMAT, load_index
+
+from .helpers import record_parses
 
 FROM_SNAPSHOT = "loaded from snapshot"
 
@@ -45,15 +47,13 @@ def test_a_changed_file_is_read_alone_and_the_snapshot_replaced(
     written = old.read_bytes()
     release = dataset_dir / "releases" / "pr-2004-001.yaml"
     release.write_text(release.read_text().replace("special safety", "special"))
-    parsed: list[str] = []
-    real_parse = loader.parse_file
-    monkeypatch.setattr(loader, "parse_file", lambda name, raw, problems: (
-        parsed.append(name), real_parse(name, raw, problems))[1])
+    parsed = record_parses(monkeypatch)
     caplog.set_level(logging.INFO, "feedsvc.snapshot")
     after = load_index(dataset_dir, snap)
     assert FROM_SNAPSHOT in caplog.text and parsed == [str(release)]
     assert after.version != before.version
-    assert after.release("pr-2004-001").title.endswith("to get special training")
+    changed = after.release("pr-2004-001")
+    assert changed is not None and changed.title.endswith("to get special training")
     [new] = snapshots(snap)  # one snapshot per source: the data served last
     assert new.read_bytes() != written
     assert load_index(dataset_dir, snap).version == after.version and parsed == [str(release)]
@@ -158,10 +158,7 @@ def test_a_reload_is_journalled_and_a_restart_parses_nothing(
     assert reloader(app).check() == "reloaded"
     version = app.test_client().get("/feeds/all.rss").headers["X-Dataset-Version"]
     assert file.read_bytes() == written and file.with_suffix(".journal").exists()
-    parsed: list[str] = []
-    real = loader.parse_file
-    monkeypatch.setattr(loader, "parse_file",
-                        lambda name, raw, problems: (parsed.append(name), real(name, raw, problems))[1])
+    parsed = record_parses(monkeypatch)
     client = create_app(settings).test_client()
     response = client.get("/feeds/all.rss")
     assert response.headers["X-Dataset-Version"] == version and parsed == []

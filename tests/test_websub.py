@@ -7,14 +7,14 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import feedparser
 import pytest
 from flask import Flask
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.config import ConfigError, from_env
 from feedsvc.dataset import load_dataset
 from feedsvc.index import build_index
@@ -61,7 +61,7 @@ def hub_app(make_dataset: Callable[..., Path], serve: Callable[..., str]) -> Ite
 
 
 def _swap(app: Flask, make_dataset: Callable[..., Path], releases: list[dict[str, object]]) -> None:
-    app.extensions["feedsvc.live"].swap(build_index(load_dataset(make_dataset(releases))))
+    state.live(app).swap(build_index(load_dataset(make_dataset(releases))))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -87,17 +87,18 @@ def test_reload_notifies_the_hub_of_changed_feeds(hub_app: tuple[Flask, Hub, str
                                                   make_dataset: Callable[..., Path],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     app, hub, _url = hub_app
-    threads: list[threading.Thread] = []
-    publisher = app.extensions["feedsvc.live"].listeners[-1]
-    app.extensions["feedsvc.live"].listeners[-1] = lambda old, new: threads.append(publisher(old, new))
+    threads: list[threading.Thread | None] = []
+    publisher = cast(Publisher, state.live(app).listeners[-1])
+    state.live(app).listeners[-1] = lambda old, new: threads.append(publisher(old, new))
     # Release 2 (Cambodia, gender equality) changes its title; one in Thailand is added.
     changed = _releases()
     changed[1]["title"] = "A new title"
     changed.append(release_yaml(4, "2020-01-04", countries=("TH",), topics=("social-security",)))
     _swap(app, make_dataset, changed)
-    assert len(threads) == 1
-    threads[0].join(timeout=30)
-    assert not threads[0].is_alive()
+    (thread,) = threads
+    assert thread is not None
+    thread.join(timeout=30)
+    assert not thread.is_alive()
     received = hub.drain()
     assert all(r["hub.mode"] == ["publish"] for r in received)
     urls = sorted(u for r in received for u in r["hub.url"])
@@ -107,12 +108,13 @@ def test_reload_notifies_the_hub_of_changed_feeds(hub_app: tuple[Flask, Hub, str
 
 def test_unchanged_data_is_not_published(hub_app: tuple[Flask, Hub, str]) -> None:
     app, hub, _url = hub_app
-    threads: list[threading.Thread] = []
-    publisher = app.extensions["feedsvc.live"].listeners[-1]
-    app.extensions["feedsvc.live"].listeners[-1] = lambda old, new: threads.append(publisher(old, new))
-    app.extensions["feedsvc.live"].swap(build_index(load_dataset(app.config["FEEDSVC_DATA"])))
+    threads: list[threading.Thread | None] = []
+    publisher = cast(Publisher, state.live(app).listeners[-1])
+    state.live(app).listeners[-1] = lambda old, new: threads.append(publisher(old, new))
+    state.live(app).swap(build_index(load_dataset(app.config["FEEDSVC_DATA"])))
     for thread in threads:
-        thread.join(timeout=30)
+        if thread is not None:
+            thread.join(timeout=30)
     assert hub.drain() == []
 
 
@@ -121,12 +123,14 @@ def test_hub_failures_are_logged_and_never_raise(make_dataset: Callable[..., Pat
                                                  caplog: pytest.LogCaptureFixture) -> None:
     failing = Hub("500 Internal Server Error")
     app = create_app({"FEEDSVC_DATA": str(make_dataset(_releases())), "FEEDSVC_BASE_URL": BASE_URL})
-    index = app.extensions["feedsvc.live"].index
+    index = state.live(app).index
     publisher = Publisher(serve(failing) + "/hub", Urls(BASE_URL), timeout=5)
     changed = _releases()[:2]
     new = build_index(load_dataset(make_dataset(changed)))
     with caplog.at_level(logging.WARNING, logger="feedsvc.websub"):
-        publisher(index, new).join(timeout=30)
+        thread = publisher(index, new)
+        assert thread is not None
+        thread.join(timeout=30)
     assert len(failing.drain()) == 9  # all, Laos and labour migration, each in three formats
     assert sum("refused or failed" in r.getMessage() for r in caplog.records) == 9
     # The request path never waits for the hub: serving works all along.
@@ -157,7 +161,7 @@ def test_workers_forked_from_one_app_publish_a_version_once(make_dataset: Callab
                                                             serve: Callable[..., str]) -> None:
     hub = Hub()
     app = create_app({"FEEDSVC_DATA": str(make_dataset(_releases())), "FEEDSVC_BASE_URL": BASE_URL})
-    old = app.extensions["feedsvc.live"].index
+    old = state.live(app).index
     new = build_index(load_dataset(make_dataset(_releases()[:2])))
     first = Publisher(serve(hub) + "/hub", Urls(BASE_URL), timeout=5)
     # A second worker forked from the same preloaded app shares the publisher's claims.

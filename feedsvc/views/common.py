@@ -1,29 +1,49 @@
-"""What every view needs from the request: the public URLs and the parsed feed query."""
+"""What every view needs from the request: the public URLs, the parsed feed query, and how a
+cacheable body becomes a response (decided by conditional.py, kept in the feed cache)."""
 from __future__ import annotations
 
-from flask import abort, current_app, request
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from ..feedcache import FeedCache
+from flask import Request, Response, abort, current_app, request
+
+from ..conditional import Answer, Conditions, Rendered, cache_control, respond
+from ..feedcache import cache_key
 from ..index import Index
 from ..query import DEFAULT_QUERY, FeedQuery, parse_query
 from ..records import country_code
-from ..state import current_index
+from ..state import current_index, feed_cache
 from ..urls import Scope, Urls
+
+NO_HOST = "The Host header is missing or is not a valid host name."
+
+
+def urls_for(config: Mapping[str, Any], req: Request) -> Urls | None:
+    """Return the URL builder for the configured base URL, else for the request's host
+    (None when the Host header is missing or is not a host name: werkzeug empties it)."""
+    base: str | None = config["FEEDSVC_BASE_URL"]
+    if base is None and not req.host:
+        return None
+    return Urls(base or req.host_url)
 
 
 def urls() -> Urls:
-    """Return the URL builder for the configured base URL, else for the request's host."""
-    base: str | None = current_app.config["FEEDSVC_BASE_URL"]
-    if base is None and not request.host:  # werkzeug empties a Host that is not a host name
-        abort(400, description="The Host header is missing or is not a valid host name.")
-    return Urls(base or request.host_url)
+    """Return the URL builder of this request, or abort with 400 when it has no usable host."""
+    found = urls_for(current_app.config, request)
+    if found is None:
+        abort(400, description=NO_HOST)
+    return found
+
+
+def query_of(req: Request, index: Index) -> FeedQuery:
+    """Parse a request's query string; a bad value raises QueryError (a 400)."""
+    if not req.query_string:  # most feed requests: no parameters to parse
+        return DEFAULT_QUERY
+    return parse_query(req.args.to_dict(flat=False), index.dataset.topics)
 
 
 def feed_query(index: Index) -> FeedQuery:
-    """Parse the request's query string; a bad value raises QueryError (a 400)."""
-    if not request.query_string:  # most feed requests: no parameters to parse
-        return DEFAULT_QUERY
-    return parse_query(request.args.to_dict(flat=False), index.dataset.topics)
+    return query_of(request, index)
 
 
 def page_scope(kind: str, key: str) -> Scope:
@@ -35,16 +55,28 @@ def page_scope(kind: str, key: str) -> Scope:
     return Scope(kind, key)
 
 
-def feed_cache() -> FeedCache:
-    cache: FeedCache = current_app.extensions["feedsvc.cache"]
-    return cache
-
-
-def cache_control() -> str:
-    """Return the Cache-Control of cacheable responses (made once, from the configuration)."""
-    return feed_cache().cache_control
-
-
-def render_settings() -> str:
+def settings_of(config: Mapping[str, Any], links: Urls) -> str:
     """Return what, besides data and query, shapes a rendered body: base URL (or host) and hub."""
-    return f"{urls().base} {current_app.config['FEEDSVC_WEBSUB_HUB'] or ''}"
+    return f"{links.base} {config['FEEDSVC_WEBSUB_HUB'] or ''}"
+
+
+def key(path: str, fmt: str, canonical_query: str = "") -> str:
+    """Return this request's cache key of a body: `path` and `fmt` name what is rendered."""
+    return cache_key(current_index().version, settings_of(current_app.config, urls()), path, fmt,
+                     canonical_query)
+
+
+def to_response(answer: Answer) -> Response:
+    return Response(answer.body, status=answer.status, headers=answer.headers)
+
+
+def cacheable(cache_as: str | None, render: Callable[[], Rendered]) -> Response:
+    """Answer with a body that depends only on the dataset and the request: from the feed
+    cache under the key `cache_as` (None: not cached, e.g. a static asset), 304 when fresh."""
+    cache, control = feed_cache(), cache_control(current_app.config)
+    conditions = Conditions.of(request.environ)
+    if cache_as is None:
+        return to_response(respond(conditions, control, render))
+    return to_response(respond(conditions, control,
+                               lambda: cache.fetch(cache_as, render),
+                               lambda: cache.validators(cache_as)))

@@ -6,18 +6,20 @@ from importlib.resources import files
 from unicodedata import normalize
 
 from flask import Blueprint, Response, render_template, request
+from markupsafe import Markup
 
 from ..catalogue import Listing, catalogue
-from ..conditional import Rendered, prepare, respond
+from ..conditional import Rendered
 from ..feed import NEVER, country_name
 from ..query import FORMATS, parse_country
 from ..records import COUNTRIES
 from ..render import OPML_CONTENT_TYPE, XSLT_CONTENT_TYPE, Outline, render_opml
 from ..state import current_index
 from ..urls import Urls
-from .common import cache_control, urls
+from .common import cacheable, key, urls
 
 bp = Blueprint("directory", __name__)
+HTML = "text/html; charset=utf-8"
 FORMAT_NAMES = {"rss": "RSS feed", "atom": "Atom feed", "json": "JSON Feed"}
 
 
@@ -29,55 +31,68 @@ def country_choices() -> list[tuple[str, str]]:
     return sorted(names, key=lambda p: (normalize("NFKD", p[1]).encode("ascii", "ignore"), p[0]))
 
 
+# What partners paste into their pages: every value goes into an attribute through Markup's
+# escaping (a label holding `"` or `<` must stay text on the partner's page, not become markup).
+SCRIPT = Markup('<script src="{src}" async></script>')
+FRAME = Markup('<iframe src="{src}" title="Latest releases: {title}" width="100%" height="320" '
+               'style="border:0" loading="lazy"></iframe>\n'
+               '<!-- optional: resizes the frame to its content -->\n')
+WIDGET = {kind: Markup(f'<div data-feedsvc-{kind}="{{key}}" data-limit="{{limit}}"></div>\n')
+          for kind in ("country", "topic")}
+
+
 def snippets(links: Urls, listing: Listing, limit: int = 5) -> dict[str, str]:
     """Return the HTML a partner pastes to show a country's or topic's latest releases."""
     kind = "country" if listing.scope.kind == "countries" else "topic"
-    script = f'<script src="{links.embed_script()}" async></script>'
-    frame = (f'<iframe src="{links.embed(listing.scope, f"limit={limit}")}" '
-             f'title="Latest releases: {listing.title}" width="100%" height="320" '
-             f'style="border:0" loading="lazy"></iframe>')
-    widget = f'<div data-feedsvc-{kind}="{listing.scope.key}" data-limit="{limit}"></div>'
-    return {"iframe": f"{frame}\n<!-- optional: resizes the frame to its content -->\n{script}",
-            "script": f"{widget}\n{script}"}
+    script = SCRIPT.format(src=links.embed_script())
+    frame = FRAME.format(src=links.embed(listing.scope, f"limit={limit}"), title=listing.title)
+    widget = WIDGET[kind].format(key=listing.scope.key, limit=limit)
+    return {"iframe": str(frame + script), "script": str(widget + script)}
 
 
 @bp.get("/feeds/")
-def directory() -> str:
+def directory() -> Response:
     index, links = current_index(), urls()
     listed = catalogue(index)
     chosen = parse_country(request.args.to_dict(flat=False))
-    main = {"title": index.dataset.site.title, **{f: links.feed(listed.everything.scope, f)
-                                                  for f in FORMATS}}
-    return render_template(
-        "directory.html", index=index, urls=links, catalogue=listed, formats=FORMAT_NAMES,
-        chosen=listed.country(chosen) if chosen else None, choices=country_choices(),
-        snippets=lambda listing: snippets(links, listing), never=NEVER, autodiscovery=[main],
-    )
+
+    def render() -> Rendered:
+        main = {"title": index.dataset.site.title, **{f: links.feed(listed.everything.scope, f)
+                                                      for f in FORMATS}}
+        body = render_template(
+            "directory.html", index=index, urls=links, catalogue=listed, formats=FORMAT_NAMES,
+            chosen=listed.country(chosen) if chosen else None, choices=country_choices(),
+            snippets=lambda listing: snippets(links, listing), never=NEVER, autodiscovery=[main])
+        return Rendered.build(body.encode(), HTML, listed.everything.updated)
+
+    return cacheable(key("directory", "html", chosen or ""), render)
 
 
 @bp.get("/feeds.opml")
 def opml() -> Response:
     index, links = current_index(), urls()
-    listed = catalogue(index)
 
     def outline(listing: Listing) -> Outline:
         return Outline(listing.title, links.feed(listing.scope, "rss"), links.page(listing.scope))
 
-    body = render_opml(f"{index.dataset.site.title}: all feeds", index.dataset.site.publisher,
-                       listed.everything.updated, [
-                           outline(listed.everything),
-                           Outline("Topics", children=tuple(map(outline, listed.topics))),
-                           Outline("Countries", children=tuple(map(outline, listed.countries)))])
-    return respond(request, prepare(body, OPML_CONTENT_TYPE, listed.everything.updated),
-                   cache_control())
+    def render() -> Rendered:
+        listed = catalogue(index)
+        body = render_opml(f"{index.dataset.site.title}: all feeds", index.dataset.site.publisher,
+                           listed.everything.updated, [
+                               outline(listed.everything),
+                               Outline("Topics", children=tuple(map(outline, listed.topics))),
+                               Outline("Countries", children=tuple(map(outline, listed.countries)))])
+        return Rendered.build(body, OPML_CONTENT_TYPE, listed.everything.updated)
+
+    return cacheable(key("feeds", "opml"), render)
 
 
 @cache
 def _stylesheet() -> Rendered:
     xsl = files("feedsvc").joinpath("static/feed.xsl").read_bytes()
-    return prepare(xsl, XSLT_CONTENT_TYPE, NEVER)
+    return Rendered.build(xsl, XSLT_CONTENT_TYPE, NEVER)
 
 
 @bp.get("/feeds/feed.xsl")
 def stylesheet() -> Response:
-    return respond(request, _stylesheet(), cache_control())
+    return cacheable(None, _stylesheet)

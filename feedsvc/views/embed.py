@@ -9,13 +9,12 @@ from importlib.resources import files
 
 from flask import Blueprint, Response, render_template, request
 
-from ..conditional import Rendered, prepare, respond
+from ..conditional import Rendered
 from ..feed import NEVER, feed_title
-from ..feedcache import cache_key
 from ..query import parse_choice
 from ..state import current_index
 from ..urls import Scope
-from .common import cache_control, feed_cache, feed_query, page_scope, render_settings, urls
+from .common import cacheable, feed_query, key, page_scope, urls
 
 bp = Blueprint("embed", __name__)
 THEMES = ("light", "dark")
@@ -55,8 +54,6 @@ def _embed(scope: Scope) -> Response:
     if "limit" not in request.args:
         query = replace(query, limit=EMBED_LIMIT)
     theme = parse_choice(request.args.to_dict(flat=False), "theme", THEMES)
-    key = cache_key(index.version, render_settings(), f"embed/{scope.path}", f"html-{theme}",
-                    query.canonical())
 
     def render() -> Rendered:
         page = index.select(query.filters(scope), query.limit, index.start_after(query.before))
@@ -67,10 +64,9 @@ def _embed(scope: Scope) -> Response:
             page_url=links.page(scope, query.link_query(limit=False, before=False)),
             feed_url=links.feed(scope, "rss"))
         updated = max((r.modified for r in page.releases), default=NEVER)
-        return prepare(body.encode(), "text/html; charset=utf-8", updated)
+        return Rendered.build(body.encode(), "text/html; charset=utf-8", updated)
 
-    rendered, _hit = feed_cache().get_or_render(key, render)
-    return respond(request, rendered, cache_control())
+    return cacheable(key(f"embed/{scope.path}", f"html-{theme}", query.canonical()), render)
 
 
 @bp.get("/embed/countries/<code>")
@@ -85,9 +81,9 @@ def topic(slug: str) -> Response:
 
 @cache
 def _script() -> Rendered:
-    return prepare(_asset("embed.js").encode(), "text/javascript; charset=utf-8", NEVER)
+    return Rendered.build(_asset("embed.js").encode(), "text/javascript; charset=utf-8", NEVER)
 
 
 @bp.get("/embed.js")
 def script() -> Response:
-    return respond(request, _script(), cache_control())
+    return cacheable(None, _script)

@@ -1,51 +1,71 @@
 """/feeds/...: every feed, in RSS, Atom and JSON Feed, cached and conditional."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, redirect, request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Request, Response, abort, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..conditional import (
-    Rendered,
-    is_conditional,
-    not_modified,
-    prepare,
-    respond_not_modified,
-    send,
-)
+from ..conditional import Rendered
 from ..feed import build_feed
 from ..feedcache import cache_key
+from ..index import Index
+from ..query import FeedQuery
 from ..records import country_code
 from ..render import CONTENT_TYPES, RENDERERS
-from ..replay import MARK
 from ..state import current_index
-from ..urls import Scope
-from .common import feed_cache, feed_query, render_settings, urls
+from ..urls import Scope, Urls
+from .common import NO_HOST, cacheable, query_of, settings_of, urls, urls_for
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 FMT = "<any(rss, atom, json):fmt>"
+# Endpoint -> the scope its URL arguments name (the fast path reads the same table).
+SCOPES: dict[str, Callable[[Mapping[str, str]], Scope]] = {
+    "feeds.all_releases": lambda args: Scope(),
+    "feeds.country": lambda args: Scope("countries", args["code"]),
+    "feeds.topic": lambda args: Scope("topics", args["slug"]),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRequest:
+    """A feed request resolved: what to render, and the cache key of its bytes."""
+
+    scope: Scope
+    fmt: str
+    query: FeedQuery
+    links: Urls
+    key: str
+
+
+def feed_request(config: Mapping[str, Any], req: Request, index: Index, scope: Scope,
+                 fmt: str) -> FeedRequest | None:
+    """Resolve a feed request (None: no usable host; QueryError: a bad query parameter)."""
+    links = urls_for(config, req)
+    if links is None:
+        return None
+    query = query_of(req, index)
+    return FeedRequest(scope, fmt, query, links, cache_key(
+        index.version, settings_of(config, links), scope.path, fmt, query.canonical()))
 
 
 def serve_feed(scope: Scope, fmt: str) -> Response:
     """Answer from the cache (or a 304 from cached validators alone), rendering on a miss."""
-    index, links = current_index(), urls()
-    query = feed_query(index)
-    key = cache_key(index.version, render_settings(), scope.path, fmt, query.canonical())
-    cache = feed_cache()
-    if is_conditional(request):
-        validators = cache.validators(key)
-        if validators is not None and not_modified(request, validators):
-            return respond_not_modified(request, validators, cache.cache_control)
+    index, config = current_index(), current_app.config
+    found = feed_request(config, request, index, scope, fmt)
+    if found is None:
+        abort(400, description=NO_HOST)
+    feed = found
 
     def render() -> Rendered:
+        query = feed.query
         page = index.select(query.filters(scope), query.limit, index.start_after(query.before))
-        doc = build_feed(index, scope, query, fmt, links, page,
-                         current_app.config["FEEDSVC_WEBSUB_HUB"])
-        return prepare(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
+        doc = build_feed(index, scope, query, fmt, feed.links, page, config["FEEDSVC_WEBSUB_HUB"])
+        return Rendered.build(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
-    prepared = cache.prepared(key, render)
-    # The bytes depend only on the version and the request: replay.py may send them again.
-    request.environ[MARK] = (request.url_rule.rule if request.url_rule else "", prepared.validators)
-    return send(request, prepared)
+    return cacheable(feed.key, render)
 
 
 @bp.get(f"/all.{FMT}")

@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 import time
 from importlib.metadata import version
+from ipaddress import ip_address
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify, request
 
-from ..state import Live
-from .common import feed_cache
+from ..state import Live, feed_cache, live
 
 bp = Blueprint("health", __name__)
 STARTED = time.monotonic()
@@ -46,18 +46,38 @@ def _service() -> dict[str, Any]:
             "pid": os.getpid()}
 
 
+# What /readyz tells a client that is not on this host: enough for a probe or a load balancer.
+# Paths, pids, the cache backend and the rejected data's problem report are for operators (on
+# the host, e.g. `curl localhost:8000/readyz` or kubectl port-forward) and the logs.
+PUBLIC: dict[str, set[str] | None] = {
+    "status": None, "dataset": {"version", "releases", "loaded_at", "rejected_at"},
+    "cache": {"reachable"}}
+
+
+def _for_public(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: body[key] if fields is None or body[key] is None
+            else {k: v for k, v in body[key].items() if k in fields}
+            for key, fields in PUBLIC.items()}
+
+
+def _from_this_host() -> bool:
+    """Whether the client is on loopback (behind a trusted proxy: the client the proxy names)."""
+    try:
+        return ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
+
+
 @bp.get("/readyz")
 def readyz() -> Response:
-    """ok; degraded (still serving: cache down or new data rejected); unavailable (no data): 503."""
-    live: Live | None = current_app.extensions.get("feedsvc.live")
+    """ok, or degraded: still serving, but the cache is down or new data was rejected.
+
+    (An app without a valid dataset never starts: create_app refuses it.)
+    """
     cache = feed_cache()
     reachable = cache.reachable()
-    body: dict[str, Any] = {"status": "unavailable", "dataset": None,
-                            "cache": {"backend": cache.backend, "reachable": reachable},
-                            "service": _service()}
-    if live is None:
-        return _no_store(body, 503)
-    body["dataset"] = _dataset(live)
-    healthy = reachable and body["dataset"]["last_reload_error"] is None
-    body["status"] = "ok" if healthy else "degraded"
-    return _no_store(body)
+    dataset = _dataset(live())
+    healthy = reachable and dataset["last_reload_error"] is None
+    body = {"status": "ok" if healthy else "degraded", "dataset": dataset,
+            "cache": {"backend": cache.backend, "reachable": reachable}, "service": _service()}
+    return _no_store(body if _from_this_host() else _for_public(body))

@@ -1,0 +1,171 @@
+"""Start real servers on loopback (redis-server, gunicorn, nginx) for the tests and the benchmarks."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX_DIR = ROOT / "deploy" / "nginx"
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
+# nginx serving files from {root}: the benchmark's "limit", tuned like deploy/nginx/nginx.conf.
+STATIC_NGINX = """worker_processes auto;
+pid nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 1024; }}
+http {{
+    default_type application/rss+xml;
+    server_tokens off;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 10000;
+    client_body_temp_path body-temp;
+    proxy_temp_path proxy-temp;
+    fastcgi_temp_path fastcgi-temp;
+    uwsgi_temp_path uwsgi-temp;
+    scgi_temp_path scgi-temp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def executable(name: str) -> str:
+    """Find a server binary on PATH or in /usr/sbin (nginx lives there on Debian)."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        raise RuntimeError(f"{name} not found: run `make system-deps`")
+    return found
+
+
+@dataclass
+class Server:
+    """A server process started by us, its port and its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def wait_ready(self, path: str | None = None, deadline_s: float = 30.0) -> None:
+        """Poll until the port accepts connections (and `path` answers), or fail with the log."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.process.returncode}:\n{self.tail()}")
+            if _answers(self.port, path):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not ready after {deadline_s} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, deadline_s: float = 10.0) -> None:
+        """Stop the process (SIGTERM, then SIGKILL at the deadline) and reap it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(deadline_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _answers(port: int, path: str | None) -> bool:
+    try:
+        if path is None:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _start(name: str, argv: list[str], workdir: Path, env: Mapping[str, str] | None = None,
+           port: int = 0) -> Server:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                   env={**os.environ, **(env or {})})
+    return Server(name, process, port, log)
+
+
+def start_redis(workdir: Path, port: int | None = None) -> Server:
+    """Start a throw-away redis-server: loopback only, no persistence."""
+    port = port or free_port()
+    argv = [executable("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    server = _start(f"redis-{port}", argv, workdir, port=port)
+    server.wait_ready()
+    return server
+
+
+def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
+                   env: Mapping[str, str] | None = None, ready_path: str = "/feeds/all.rss",
+                   extra: Iterable[str] = ()) -> Server:
+    """Start gunicorn on a free loopback port: feedsvc with the shipped config; another app
+    (a benchmark baseline) with the same server settings but none of feedsvc's hooks."""
+    port = free_port()
+    settings = {"FEEDSVC_BIND": f"127.0.0.1:{port}", "FEEDSVC_WORKERS": str(workers), **(env or {})}
+    config = ["-c", str(GUNICORN_CONF)] if app == "wsgi:app" else [
+        "--worker-class", "gevent", "--workers", str(workers), "--preload",
+        "--bind", f"127.0.0.1:{port}"]
+    argv = [sys.executable, "-m", "gunicorn", *config, *extra, app]
+    server = _start(f"gunicorn-{port}", argv, workdir, settings, port)
+    server.wait_ready(ready_path)
+    return server
+
+
+def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir: Path) -> Path:
+    """Copy deploy/nginx/ to workdir with its `# site:` lines set for loopback; return nginx.conf."""
+    site = (NGINX_DIR / "feedsvc.conf").read_text()
+    instance = re.compile(r"^(\s*)server \S+ (.*# site: instance)\n", re.MULTILINE)
+    lines = list(instance.finditer(site))
+    assert lines, "deploy/nginx/feedsvc.conf: no `# site: instance` line"
+    indent, rest = lines[0][1], lines[0][2]
+    servers = "".join(f"{indent}server 127.0.0.1:{port} {rest}\n" for port in upstreams)
+    site = site[:lines[0].start()] + servers + site[lines[-1].end():]
+    site, n_listen = re.subn(r"listen \S+;(\s*# site: listen)", rf"listen 127.0.0.1:{listen};\1",
+                             site)
+    site, n_cache = re.subn(r"proxy_cache_path \S+ (.*# site: cache)",
+                            rf"proxy_cache_path {cache_dir} \1", site)
+    assert n_listen == 1 and n_cache == 1, "deploy/nginx/feedsvc.conf: `# site:` lines changed"
+    for name in ("nginx.conf", "feedsvc-proxy-headers.conf"):
+        shutil.copy(NGINX_DIR / name, workdir / name)
+    (workdir / "feedsvc.conf").write_text(site)
+    return workdir / "nginx.conf"
+
+
+def start_nginx(workdir: Path, conf: Path, port: int, ready_path: str | None = None) -> Server:
+    """Run nginx in the foreground with `conf`, its prefix (pid, temp files) in workdir."""
+    prefix = workdir / "prefix"
+    prefix.mkdir(exist_ok=True)
+    # As root, workers would switch to `nobody` and could not write the tmp cache directory.
+    user = "user root;" if os.geteuid() == 0 else ""
+    argv = [executable("nginx"), "-p", f"{prefix}/", "-c", str(conf), "-g", f"daemon off; {user}"]
+    server = _start(f"nginx-{port}", argv, workdir, port=port)
+    server.wait_ready(ready_path)
+    return server

@@ -1,0 +1,135 @@
+"""The fast path: a feed held in the worker's memory is answered before Flask, exactly as Flask
+would answer it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from feedsvc import fastpath, state
+from feedsvc.config import BUNDLED_DATA
+from feedsvc.dataset import load_dataset
+from feedsvc.fastpath import FastPath
+from feedsvc.index import build_index
+
+from .conftest import BASE_URL, build
+from .helpers import parse_feed
+
+URLS = ["/feeds/all.rss", "/feeds/countries/th.atom?topic=social-security",
+        "/feeds/topics/occupational-safety-and-health.json?limit=3"]
+ENCODINGS = [{}, {"Accept-Encoding": "gzip"}]
+
+
+def fast_path(app: Flask) -> FastPath:
+    found = fastpath.fast_path(app)
+    assert isinstance(found, FastPath)
+    return found
+
+
+def headers_of(response: TestResponse) -> dict[str, str]:
+    return {k: v for k, v in response.headers.items() if k != "X-Request-ID"}
+
+
+@pytest.mark.parametrize("url", URLS)
+@pytest.mark.parametrize("headers", ENCODINGS)
+def test_the_fast_path_answers_as_flask_does(url: str, headers: dict[str, str]) -> None:
+    fast, slow = build(), build(FEEDSVC_FAST_PATH=False)
+    assert fastpath.fast_path(slow) is None
+    for app in (fast, slow):  # the first request of each renders; the second is tested
+        app.test_client().get(url, headers=headers)
+    answered = fast_path(fast).answered
+    by_fast, by_flask = fast.test_client().get(url, headers=headers), slow.test_client().get(
+        url, headers=headers)
+    assert fast_path(fast).answered == answered + 1
+    assert by_fast.status_code == by_flask.status_code == 200
+    assert by_fast.data == by_flask.data
+    assert headers_of(by_fast) == headers_of(by_flask)
+    assert by_fast.headers["X-Request-ID"] != by_flask.headers["X-Request-ID"]
+
+
+def test_the_fast_path_answers_without_the_app() -> None:
+    app = build()
+    client = app.test_client()
+    first = client.get("/feeds/all.rss")
+
+    def broken(**_: str) -> str:
+        raise RuntimeError("the view must not run for a feed the worker holds")
+    app.view_functions["feeds.all_releases"] = broken
+    again = client.get("/feeds/all.rss", headers={"X-Request-ID": "poll-42"})
+    assert again.data == first.data and again.headers["X-Request-ID"] == "poll-42"
+    # Another query is another key: not held, so the (broken) view runs.
+    assert client.get("/feeds/all.rss?limit=3").status_code == 500
+    # The same canonical query in other words is the same key: answered here.
+    assert client.get("/feeds/all.rss?limit=20&utm_source=x").data == first.data
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "flask"])
+def test_304_and_head_agree_on_both_paths(fast: bool) -> None:
+    app = build(FEEDSVC_FAST_PATH=fast)
+    client = app.test_client()
+    plain = client.get("/feeds/all.atom")
+    zipped = client.get("/feeds/all.atom", headers={"Accept-Encoding": "gzip"})
+    hits = state.feed_cache(app).local_hits
+    for etag in (plain.headers["ETag"], zipped.headers["ETag"], f'W/{plain.headers["ETag"]}, "x"'):
+        not_modified = client.get("/feeds/all.atom", headers={"If-None-Match": etag})
+        assert not_modified.status_code == 304 and not_modified.data == b""
+        assert not_modified.headers["ETag"] == plain.headers["ETag"]
+        assert "Content-Type" not in not_modified.headers
+        assert not_modified.headers["Access-Control-Allow-Origin"] == "*"
+    assert state.feed_cache(app).local_hits == hits  # a 304 needs no body
+    since = client.get("/feeds/all.atom", headers={"If-Modified-Since": plain.headers["Last-Modified"]})
+    assert since.status_code == 304
+    assert client.get("/feeds/all.atom", headers={"If-None-Match": '"other"'}).data == plain.data
+    head = client.head("/feeds/all.atom")
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["Content-Length"] == plain.headers["Content-Length"]
+    assert (fast_path(app).answered == 7) if fast else fastpath.fast_path(app) is None
+
+
+def test_a_new_dataset_version_is_never_answered_from_the_old(dataset_dir: Path) -> None:
+    app = build(FEEDSVC_DATA=str(dataset_dir))
+    client = app.test_client()
+    before = parse_feed(client.get("/feeds/countries/in.rss"))
+    path = next((dataset_dir / "releases").glob("pr-2004-005*"))
+    path.write_text(path.read_text().replace("official visit to India", "visit to New Delhi"))
+    state.live(app).swap(build_index(load_dataset(dataset_dir)))
+    after = parse_feed(client.get("/feeds/countries/in.rss"))
+    assert before.entries[0].title.endswith("official visit to India")
+    assert after.entries[0].title == "ILO Director-General on visit to New Delhi"
+
+
+def test_each_host_has_its_own_entry_when_links_follow_the_host() -> None:
+    app = build(FEEDSVC_BASE_URL=None)
+    client = app.test_client()
+    for host in ("a.example", "b.example", "a.example", "b.example"):
+        feed = parse_feed(client.get("/feeds/all.rss", base_url=f"http://{host}/"))
+        assert feed.feed.link == f"http://{host}/"
+    assert fast_path(app).answered == 2
+
+
+@pytest.mark.parametrize("base", [None, BASE_URL])
+def test_refusals_are_flasks_to_make(base: str | None) -> None:
+    app = build(FEEDSVC_BASE_URL=base, FEEDSVC_ALLOWED_HOSTS=["feeds.example.org"])
+    client = app.test_client()
+    good = {"Host": "feeds.example.org"}
+    assert client.get("/feeds/all.rss", headers=good).status_code == 200
+    assert client.get("/feeds/all.rss", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get("/feeds/all.rss?limit=x", headers=good).status_code == 400
+    assert client.get("/feeds/countries/TH.rss", headers=good).status_code == 301
+    assert client.post("/feeds/all.rss", headers=good).status_code == 405
+    assert client.get("/feeds/all.rss", headers=good).status_code == 200
+    assert fast_path(app).answered == 1
+
+
+def test_the_fast_path_writes_the_access_line_and_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    app = build(FEEDSVC_LOG_FORMAT="json", FEEDSVC_DATA=str(BUNDLED_DATA), FEEDSVC_BASE_URL=BASE_URL)
+    client = app.test_client()
+    client.get("/feeds/all.json")
+    capsys.readouterr()
+    client.get("/feeds/all.json?x=1", headers={"X-Request-ID": "fast-1"})
+    (line,) = capsys.readouterr().err.splitlines()
+    assert '"cache": "hit"' in line and '"request_id": "fast-1"' in line
+    assert '"path": "/feeds/all.json"' in line and '"query": "x=1"' in line
+    assert fast_path(app).answered == 1

@@ -1,0 +1,87 @@
+"""The public side of the shipped nginx config (deploy/nginx/), run for real in front of gunicorn.
+
+Operational endpoints answer this host only; costly query shapes are rate-limited per client,
+cheap ones never. Other hosts are simulated with other loopback source addresses (127.0.0.0/8).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bench import loopback
+
+
+def get(port: int, path: str, source: str = "127.0.0.1") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                      source_address=(source, 0))
+    try:
+        conn.request("GET", path, headers={"Host": "feeds.example.org"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[loopback.Server]:
+    workdir: Path = tmp_path_factory.mktemp("gunicorn")
+    server = loopback.start_gunicorn(workdir, env={"FEEDSVC_BASE_URL": "https://feeds.example.org/"})
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nginx(app: loopback.Server, tmp_path: Path) -> Iterator[int]:
+    """A fresh nginx (and so fresh rate-limit budgets) for each test."""
+    port = loopback.free_port()
+    conf = loopback.render_nginx(tmp_path, port, [app.port], tmp_path / "cache")
+    proxy = loopback.start_nginx(tmp_path, conf, port, "/feeds/all.rss")
+    yield port
+    proxy.stop()
+
+
+def test_readyz_and_metrics_answer_this_host_only(nginx: int) -> None:
+    for path in ("/readyz", "/metrics"):
+        assert get(nginx, path, "127.0.0.2")[0] == 403, path
+        assert get(nginx, path)[0] == 200, path
+    status, body = get(nginx, "/readyz")
+    assert json.loads(body)["status"] == "ok"
+    for path in ("/healthz", "/feeds/all.rss", "/"):
+        assert get(nginx, path, "127.0.0.2")[0] == 200, path
+
+
+@pytest.mark.parametrize("query", ["q=employment", "since=2005-01-01", "limit=7",
+                                   "before=20050116T170000Z~pr-2005-001", "%71=employment"])
+def test_costly_queries_are_limited_per_client_after_a_burst(nginx: int, query: str) -> None:
+    source = "127.0.1.1"
+    statuses = [get(nginx, f"/feeds/all.rss?{query}", source)[0] for _ in range(40)]
+    assert statuses[:21] == [200] * 21, statuses  # one, then a burst of 20
+    assert 429 in statuses and set(statuses) <= {200, 429}, statuses
+    # Meanwhile the same client's cheap requests, and other clients, are not limited.
+    assert get(nginx, "/feeds/all.rss", source)[0] == 200
+    assert get(nginx, "/feeds/countries/th.rss?country=kh", source)[0] == 200
+    assert get(nginx, f"/feeds/all.rss?{query}", "127.0.0.9")[0] == 200
+
+
+def test_cheap_queries_are_never_limited(nginx: int) -> None:
+    for path in ("/feeds/all.rss", "/feeds/all.atom?country=th", "/feeds/all.json?utm_source=x",
+                 "/feeds/all.rss?q="):
+        statuses = {get(nginx, path, "127.0.2.1")[0] for _ in range(40)}
+        assert statuses == {200}, path
+
+
+def test_costly_queries_are_limited_for_everyone_together(nginx: int) -> None:
+    # 16 clients, each within its own burst (15 requests), together past the shared budget
+    # (20/s after a burst of 60): 240 requests in the time 180 more would take (9 s).
+    def client(n: int) -> list[int]:
+        return [get(nginx, "/feeds/all.rss?q=employment", f"127.0.3.{n + 1}")[0]
+                for _ in range(15)]
+    with ThreadPoolExecutor(8) as pool:
+        statuses = [s for answers in pool.map(client, range(16)) for s in answers]
+    assert statuses.count(200) >= 61 and 429 in statuses and set(statuses) <= {200, 429}
+    assert get(nginx, "/feeds/all.rss", "127.0.3.1")[0] == 200
