@@ -3,7 +3,7 @@
     python -m bench.run
 
 Runs bench/httpbench.py and bench/slowclients.py, then bench/startup.py, bench/render_scale.py,
-bench/search_cost.py, bench/lifecycle_cost.py and bench/hostile_mix.py.
+bench/search_cost.py, bench/lifecycle_cost.py, bench/hostile_mix.py and bench/publish.py.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 from bench.loopback import ROOT
 
 BENCHMARKS = ("httpbench", "slowclients", "startup", "render_scale", "search_cost", "lifecycle_cost",
-              "hostile_mix")
+              "hostile_mix", "publish")
 
 
 def main() -> int:

@@ -2,9 +2,10 @@
 
 Its settings (FEEDSVC_BIND, FEEDSVC_WORKERS, FEEDSVC_LOG_LEVEL, FEEDSVC_LOG_FORMAT) are read,
 with every other FEEDSVC_* variable, by feedsvc/config.py: a bad value stops the start here
-with one line on stderr and exit status 2. `kill -HUP <master pid>` reloads the dataset
-(invalid data is refused and the old data keeps serving) and replaces the workers
-gracefully; code changes need a restart.
+with one line on stderr and exit status 2. The master watches the dataset, loads each change
+once and re-forks the workers one at a time, so they share the new data copy-on-write.
+`kill -HUP <master pid>` reloads the dataset now (invalid data is refused and the old data
+keeps serving) and replaces the workers gracefully; code changes need a restart.
 """
 # gevent workers (see worker_class): patch the standard library before anything else is
 # imported, so that the app preload_app loads in the master, and every worker forked from it,
@@ -19,8 +20,10 @@ if __name__ == "__config__":
 import gc
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # prometheus_client picks its multi-process storage when first imported, and preload_app
@@ -55,8 +58,7 @@ bind = _settings["FEEDSVC_BIND"]
 # connections at once, so a client that sends its request slowly (or never finishes it) costs a
 # greenlet, not a whole worker: with sync workers two such "slowloris" connections made the
 # service unavailable. bench/slowclients.py measures both, and cached-hit throughput.
-# The dataset watcher that post_fork starts is a greenlet too: a check (a stat per file) or a
-# reload holds up that worker's other requests meanwhile, as a cache miss's rendering does.
+# The dataset watcher runs in the master (when_ready), not in the workers: they only serve.
 worker_class = "gevent"
 # Connections one worker holds at once (slow, kept alive or being answered); more wait in the
 # listen backlog. Keep the open-files limit (`ulimit -n`) above this.
@@ -96,15 +98,38 @@ def pre_fork(server, worker):
     gc.freeze()
 
 
-def post_fork(server, worker):
-    """Start the worker's dataset watcher and its timer for the next scheduled publication
-    (threads do not survive the fork)."""
+def when_ready(server):
+    """Start the instance's one dataset watcher, in the master: it loads each change once."""
     from feedsvc.reload import start_watching
+
+    start_watching(server.app.wsgi(), lambda result: refork_workers(server, result))
+
+
+def post_fork(server, worker):
+    """Start the worker's timer for the next scheduled publication (it tells the WebSub hub,
+    once per box; timers do not survive the fork)."""
     from feedsvc.websub import start_schedule
 
-    app = worker.app.wsgi()
-    start_watching(app)
-    start_schedule(app)
+    start_schedule(worker.app.wsgi())
+
+
+def refork_workers(server, result):
+    """Replace the workers one at a time, so each new one forks with the master's new data.
+
+    One at a time (SIGTERM: each finishes its request), not HUP's all-new-then-all-old: the
+    process tree never holds more than one worker above its size.
+    """
+    server.log.info("dataset %s: re-forking %d workers", result, len(server.WORKERS))
+    for pid in list(server.WORKERS):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + server.cfg.graceful_timeout + 5
+        # The arbiter reaps the worker and forks its replacement; wait for both.
+        while (pid in server.WORKERS or len(server.WORKERS) < server.num_workers) \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def on_reload(server):

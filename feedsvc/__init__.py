@@ -32,9 +32,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     config.check(app.config)
     logs.init_app(app)
-    live = state.init_app(app)
+    live = reload.init_app(app)  # the live dataset, brought up to date with the files, and its watcher
     clock.init_app(app, live)
-    reload.init_app(app, live)
     websub.init_app(app, live)
     state.set_feed_cache(app, feedcache.from_config(app, cache))
     observe.init_app(app)

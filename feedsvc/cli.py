@@ -1,4 +1,4 @@
-"""The `feedsvc` command: check-data, new, export, snapshot, synth."""
+"""The `feedsvc` command: check-data, new, export, snapshot, accept-removal, synth."""
 from __future__ import annotations
 
 import argparse
@@ -99,6 +99,22 @@ def _new_parser(commands: Any) -> None:
                      help="open the release in $VISUAL or $EDITOR before checking and saving it")
 
 
+def accept_removal(path: str, snapshot_dir: str | None) -> int:
+    """Accept the mass removal the running service holds for this dataset (see README, Reload)."""
+    from .guard import accept_removal as accept
+
+    if snapshot_dir is None:
+        print("feedsvc accept-removal: FEEDSVC_SNAPSHOT_DIR is off; restart the service with "
+              "a larger FEEDSVC_MAX_REMOVAL instead", file=sys.stderr)
+        return 2
+    try:
+        print(accept(path, snapshot_dir))
+    except (LookupError, OSError) as error:
+        print(f"feedsvc accept-removal: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _positive(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -142,6 +158,10 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("--dir", default=None,
                       help="snapshot directory (default: $FEEDSVC_SNAPSHOT_DIR, else ~/.cache/feedsvc)")
     _new_parser(commands)
+    accept = commands.add_parser(
+        "accept-removal", help="let the running service serve a held mass removal of releases")
+    accept.add_argument("path", nargs="?", default=None,
+                        help="the dataset the service serves (default: $FEEDSVC_DATA)")
     gen = commands.add_parser("synth", help="write a synthetic archive of N releases")
     gen.add_argument("count", metavar="N", type=_positive, help="how many releases")
     gen.add_argument("out", metavar="OUT", help="the bundle file to write (a directory with --split)")
@@ -176,6 +196,8 @@ def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
             print("feedsvc snapshot: FEEDSVC_SNAPSHOT_DIR is off", file=sys.stderr)
             return 2
         return snapshot(args.path or settings["FEEDSVC_DATA"], directory, max_bytes)
+    if args.command == "accept-removal":
+        return accept_removal(args.path or settings["FEEDSVC_DATA"], settings["FEEDSVC_SNAPSHOT_DIR"])
     if args.command == "synth":
         return synth(args.count, args.out, args.seed, args.split)
     return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -168,4 +169,44 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_WORKERS": _int(env, "FEEDSVC_WORKERS", os.cpu_count() or 1, 1, 256),
         # Set by deploy/gunicorn.conf.py: metrics are summed over the worker processes.
         "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        **_reload_settings(env),
+    }
+
+
+# --- Reload settings (issue 10: publishing at archive scale) ---------------------------------
+
+WATCH_BACKENDS = ("auto", "notify", "poll")
+
+
+@dataclass(frozen=True)
+class MaxRemoval:
+    """How many served releases one reload may remove before it is held: a share or a count."""
+
+    share: float | None = None
+    count: int | None = None
+    spec: str = "20%"
+
+    def allowed(self, served: int) -> int:
+        """Return how many of `served` releases a reload may remove without being held."""
+        return self.count if self.count is not None else int(served * (self.share or 0.0))
+
+
+def _max_removal(raw: str | None) -> MaxRemoval:
+    text = (raw or "").strip() or "20%"
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)%|(\d+)", text)
+    if match is None or (match.group(1) is not None and float(match.group(1)) > 100):
+        raise ConfigError("FEEDSVC_MAX_REMOVAL must be a share such as 20% (0%-100%) or a count "
+                          f"of releases such as 500, got {raw!r}")
+    if match.group(1) is not None:
+        return MaxRemoval(share=float(match.group(1)) / 100, spec=text)
+    return MaxRemoval(count=int(match.group(2)), spec=text)
+
+
+def _reload_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        # More than this many of the served releases gone in one reload: held until accepted.
+        "FEEDSVC_MAX_REMOVAL": _max_removal(env.get("FEEDSVC_MAX_REMOVAL")),
+        # How the dataset is watched: kernel notification (inotify), stat polling, or the first
+        # that works.
+        "FEEDSVC_RELOAD_WATCH": _choice(env, "FEEDSVC_RELOAD_WATCH", WATCH_BACKENDS, "auto"),
     }

@@ -1,13 +1,11 @@
 """The dataset: Site, Topic and Release records, loaded from YAML and validated strictly."""
 from __future__ import annotations
 
-import gc
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 
-from . import media
 from .problems import DatasetError, Problem
 
 # Re-exported: the records are part of this module's interface.
@@ -16,7 +14,6 @@ from .yamlsource import (
     DEFAULT_MAX_FILE_BYTES,
     LocatedMap,
     SourceFile,
-    content_hash,
     find_files,
     links_out,
     parse,
@@ -41,7 +38,7 @@ class Dataset:
 
 
 @dataclass
-class _Parts:
+class Parts:
     """What the files hold, gathered before releases can be checked against the vocabulary."""
 
     sites: list[tuple[SourceFile, LocatedMap]]
@@ -49,8 +46,8 @@ class _Parts:
     releases: list[tuple[SourceFile, LocatedMap]]
 
 
-def _sort(files: list[SourceFile], problems: list[Problem]) -> _Parts:
-    parts = _Parts([], [], [])
+def _sort(files: list[SourceFile], problems: list[Problem]) -> Parts:
+    parts = Parts([], [], [])
     for src in files:
         doc = src.document
         if not isinstance(doc, LocatedMap):
@@ -65,7 +62,7 @@ def _sort(files: list[SourceFile], problems: list[Problem]) -> _Parts:
     return parts
 
 
-def _sort_bundle(src: SourceFile, doc: LocatedMap, parts: _Parts, problems: list[Problem]) -> None:
+def _sort_bundle(src: SourceFile, doc: LocatedMap, parts: Parts, problems: list[Problem]) -> None:
     for key, kind in (("site", None), ("topics", parts.topics), ("releases", parts.releases)):
         if key not in doc:
             continue
@@ -81,7 +78,7 @@ def _sort_bundle(src: SourceFile, doc: LocatedMap, parts: _Parts, problems: list
         problems.append(Problem(src.name, doc.key_lines[key], None, key, f"must be {shape}"))
 
 
-def _site(parts: _Parts, problems: list[Problem]) -> Site | None:
+def _site(parts: Parts, problems: list[Problem]) -> Site | None:
     if len(parts.sites) != 1:
         where = ", ".join(f"{s.name}:{m.line}" for s, m in parts.sites) or "none found"
         problems.append(Problem(parts.sites[-1][0].name if parts.sites else "(dataset)", None,
@@ -91,7 +88,7 @@ def _site(parts: _Parts, problems: list[Problem]) -> Site | None:
     return read_site(src.name, mapping, problems)
 
 
-def _topics(parts: _Parts, problems: list[Problem]) -> dict[str, Topic]:
+def _topics(parts: Parts, problems: list[Problem]) -> dict[str, Topic]:
     topics: dict[str, Topic] = {}
     for src, mapping in parts.topics:
         topic = read_topic(src.name, mapping, problems)
@@ -107,22 +104,54 @@ def _topics(parts: _Parts, problems: list[Problem]) -> dict[str, Topic]:
     return topics
 
 
-def _releases(parts: _Parts, site: Site, topics: Mapping[str, Topic], zone: tzinfo,
-              problems: list[Problem]) -> list[Release]:
+def vocabulary(parts: Parts, problems: list[Problem]) -> tuple[Site | None, dict[str, Topic]]:
+    """Read the site and the topic vocabulary gathered from every file, in path order."""
+    return _site(parts, problems), _topics(parts, problems)
+
+
+def parse_file(name: str, raw: bytes, problems: list[Problem]) -> Parts:
+    """Parse one file and sort what it holds into site, topics and releases."""
+    src, problem = parse(name, raw)
+    if problem is not None:
+        problems.append(problem)
+    return _sort([src] if src is not None else [], problems)
+
+
+Ids = tuple[tuple[str, int | None], ...]
+
+
+def file_releases(parts: Parts, site: Site, topics: Mapping[str, Topic],
+                  problems: list[Problem]) -> tuple[tuple[Release, ...], Ids]:
+    """Validate one file's releases; return them and every id they name, with its line."""
     releases: list[Release] = []
-    first_seen: dict[str, str] = {}
+    ids: list[tuple[str, int | None]] = []
+    zone = site.zone
     for number, (src, mapping) in enumerate(parts.releases, 1):
         release = read_release(src.name, mapping, number, site, topics, zone, problems)
         rid = mapping.get("id")
-        if isinstance(rid, str) and rid in first_seen:
-            problems.append(Problem(src.name, mapping.key_lines.get("id"), rid, "id",
-                                    f"duplicate id, first used at {first_seen[rid]}"))
-            continue
         if isinstance(rid, str):
-            first_seen[rid] = f"{src.name}:{mapping.key_lines.get('id')}"
+            ids.append((rid, mapping.key_lines.get("id")))
         if release is not None:
             releases.append(release)
-    return releases
+    return tuple(releases), tuple(ids)
+
+
+def duplicate_ids(files: Iterable[tuple[str, Ids]]) -> list[Problem]:
+    """Report each id used again, in path order, with where it was first used."""
+    first: dict[str, tuple[str, int | None]] = {}
+    problems = []
+    for name, ids in files:
+        for rid, line in ids:
+            seen = first.setdefault(rid, (name, line))
+            if seen != (name, line):
+                problems.append(Problem(name, line, rid, "id",
+                                        f"duplicate id, first used at {seen[0]}:{seen[1]}"))
+    return problems
+
+
+def newest_first(releases: Iterable[Release]) -> tuple[Release, ...]:
+    """Sort releases newest first (ties by id, descending): the order every feed is in."""
+    return tuple(sorted(releases, key=_newest_first, reverse=True))
 
 
 def _newest_first(release: Release) -> tuple[datetime, str]:
@@ -131,43 +160,10 @@ def _newest_first(release: Release) -> tuple[datetime, str]:
 
 def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Dataset:
     """Load and validate every file under `path`; raise DatasetError listing every problem."""
-    root = Path(path)
-    if not root.exists():
-        raise DatasetError([Problem(str(root), None, None, None, "no such file or directory")])
-    problems: list[Problem] = []
-    return dataset_from_sources(root, read_files(root, max_file_bytes, problems), problems)
+    from .assemble import assemble  # both build on this module's per-file steps
+    from .loader import load
 
-
-def dataset_from_sources(root: Path, raw_files: list[tuple[str, bytes]],
-                         problems: list[Problem] | None = None) -> Dataset:
-    """Parse and validate files already read by `read_files` (with the problems reading them
-    found); raise DatasetError listing every problem."""
-    problems = list(problems or [])
-    if not raw_files and not problems:
-        problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # the load makes millions of objects and no cycles: collecting is wasted work
-    try:
-        files = []
-        for name, raw in raw_files:
-            src, problem = parse(name, raw)
-            if problem is not None:
-                problems.append(problem)
-            elif src is not None:
-                files.append(src)
-        parts = _sort(files, problems)
-        site = _site(parts, problems)
-        topics = _topics(parts, problems)
-        releases = [] if site is None else _releases(parts, site, topics, site.zone, problems)
-        site, releases = media.resolve(root, site, releases, problems)  # the media/ files named
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    if problems:
-        raise DatasetError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
-    assert site is not None
-    releases.sort(key=_newest_first, reverse=True)
-    return Dataset(site, topics, tuple(releases), content_hash(raw_files, root), str(root))
+    return assemble(load(Path(path), max_file_bytes))
 
 
 def read_files(root: Path, limit: int = DEFAULT_MAX_FILE_BYTES,

@@ -161,3 +161,59 @@ def build_index(dataset: Dataset) -> Index:
         ),
         sort_keys=array("d", (-r.published.timestamp() for r in releases)),
     )
+
+
+# Above this many releases removed plus added, indexing afresh is as cheap as updating.
+UPDATE_LIMIT = 2000
+
+
+def update_index(old: Index, dataset: Dataset, removed: Sequence[Release],
+                 added: Sequence[Release]) -> Index:
+    """Index `dataset`: `old`'s releases less `removed`, plus `added`; no text is read again.
+
+    Kept releases keep their order, so each posting list is mapped to the new positions as
+    it is (C speed: no words are split again); only the lists of changed releases are edited.
+    """
+    if len(removed) + len(added) > UPDATE_LIMIT:
+        return build_index(dataset)
+    releases = dataset.releases
+    by_id = {r.id: i for i, r in enumerate(releases)}
+    # Where each old position now stands; the places of removed releases are dropped first.
+    moved = array("I", (by_id.get(r.id, 0) for r in old.releases))
+    postings = []
+    for mapping, keys in ((old.by_country, _countries), (old.by_topic, _topics),
+                          (old.by_word, _words)):
+        trimmed, copied = dict(mapping), set()
+        for release in removed:
+            position = old.by_id[release.id]
+            for key in keys(release):
+                if key not in copied:  # never edit the served index's arrays
+                    copied.add(key)
+                    trimmed[key] = array("I", trimmed[key])
+                del trimmed[key][bisect_left(trimmed[key], position)]
+        new = {key: array("I", map(moved.__getitem__, posting))
+               for key, posting in trimmed.items() if posting}
+        for release in added:
+            for key in keys(release):
+                posting = new.setdefault(key, array("I"))
+                posting.insert(bisect_left(posting, by_id[release.id]), by_id[release.id])
+        postings.append(new)
+    sort_keys = array("d", old.sort_keys)
+    for position in sorted((old.by_id[r.id] for r in removed), reverse=True):
+        del sort_keys[position]
+    for release in sorted(added, key=lambda r: by_id[r.id]):
+        sort_keys.insert(by_id[release.id], -release.published.timestamp())
+    return Index(dataset=dataset, by_id=by_id, by_country=postings[0], by_topic=postings[1],
+                 by_word=postings[2], sort_keys=sort_keys)
+
+
+def _countries(release: Release) -> Iterable[str]:
+    return release.countries
+
+
+def _topics(release: Release) -> Iterable[str]:
+    return release.topics
+
+
+def _words(release: Release) -> Iterable[str]:
+    return dict.fromkeys(words(f"{release.title} {release.summary}"))

@@ -24,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from .dataset import dataset_from_sources, read_files
+from .assemble import check_with_file
+from .dataset import read_files
 from .problems import DatasetError, Problem
 
 LEDGER = "issued-ids.txt"
@@ -153,7 +154,7 @@ def write_release(root: Path, options: Mapping[str, Any], editor: str | None,
     if not root.is_dir():
         raise NewReleaseError(f"{root}: the dataset must be a folder to add a release file to")
     problems: list[Problem] = []
-    raw_files = read_files(root, max_file_bytes, problems)
+    raw_files = read_files(root, max_file_bytes)  # for the ids in use, even in broken files
     with _locked(root):
         issued = _issued(root)
         year = _year(options.get("published"))
@@ -167,7 +168,7 @@ def write_release(root: Path, options: Mapping[str, Any], editor: str | None,
         if rid in issued:
             problems.append(Problem(str(path), None, rid, "id", "was issued before (see "
                                     f"{LEDGER}): ids are never reused"))
-        dataset_from_sources(root, [*raw_files, (str(path), text)], problems)  # DatasetError
+        check_with_file(root, max_file_bytes, str(path), text, problems)  # DatasetError
         path.parent.mkdir(exist_ok=True)
         with path.open("xb") as out:  # never overwrite
             out.write(text)

@@ -1,6 +1,7 @@
 """The dataset's records and how each is read from one YAML mapping."""
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ class Release:
         return self.updated or self.published
 
 
+@functools.lru_cache(maxsize=64)  # asked once per file: 100,000 times at a cold start
 def zone_named(name: str) -> tzinfo:
     """Return the timezone for an IANA name (Asia/Bangkok) or a fixed offset (+07:00)."""
     fixed = _OFFSET.match(name)

@@ -1,106 +1,228 @@
-"""Live dataset reload: watch the files, validate new data off the request path, swap or refuse.
+"""Live dataset reload: read only the changed files, validate, guard the archive, swap or refuse.
 
-Each serving process (each gunicorn worker, started by the post_fork hook) runs one watcher
-thread. A check costs a stat of every YAML file; only when paths, sizes or mtimes change are
-the files read and hashed, and only a new content hash is parsed and validated. Invalid data
-is never swapped in: the last good index stays live and the rejection is recorded on `Live`.
+One Reloader per instance: under gunicorn it runs in the master (deploy/gunicorn.conf.py), whose
+watcher thread wakes on a change, loads it here once and then has the workers re-forked so they
+share the new data copy-on-write. Invalid data is never swapped in: the last good index stays
+live and the rejection is recorded on `Live`. A reload that would remove more than
+FEEDSVC_MAX_REMOVAL of the served releases is held until an operator accepts it.
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from flask import Flask
 
-from . import metrics, state
-from .dataset import DatasetError, read_files
-from .index import Index
+from . import guard, metrics, snapshot, state
+from . import journal as journal_file
+from .assemble import Loaded, assemble, assemble_changed
+from .config import MaxRemoval
+from .dataset import Dataset, DatasetError, Release
+from .guard import Held
+from .index import Index, build_index, update_index
+from .journal import Journal
+from .loader import Catalog, Change, stat_key, update
 from .state import Live
-from .yamlsource import content_hash, find_files
+from .watcher import Watcher
 
 log = logging.getLogger(__name__)
-
-Fingerprint = tuple[tuple[str, int, int], ...]
-
-
-def fingerprint(path: str | Path) -> Fingerprint:
-    """Return the cheap identity of the dataset on disk: each file's path, mtime and size."""
-    root = Path(path)
-    found: list[tuple[str, int, int]] = []
-    try:
-        for file in find_files(root) if root.exists() else []:
-            stat = os.stat(file)
-            found.append((file, stat.st_mtime_ns, stat.st_size))
-    except FileNotFoundError:  # a file went away while listing: the next check sees the rest
-        found.append(("(changing)", 0, 0))
-    return tuple(found)
+# Releases changed since the last whole snapshot before another is written: a start applies
+# the journal's files with one index update, which is cheap while they are few.
+JOURNAL_LIMIT = 200
+# Results after which what the workers serve, or report, differs: they must be re-forked.
+NEWS = frozenset({"reloaded", "rejected", "held", "recovered"})
 
 
-@dataclass
 class Reloader:
     """Compares the dataset on disk with the one served, and swaps in new data when valid."""
 
-    live: Live
-    path: str
-    load: Callable[[], Index]
-    # None until a check has compared the files with the served version.
-    seen: Fingerprint | None = None
-    _busy: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def __init__(self, live: Live, loaded: Loaded, *, limit: int, max_removal: MaxRemoval,
+                 snapshot_dir: str | None, journal: Journal | None = None) -> None:
+        """Serve `loaded`: the snapshot, whose `journal` says which files changed since it."""
+        self.live, self.served = live, loaded
+        self.seen = journal_file.with_journal(loaded.catalog, journal or {})
+        self.limit, self.max_removal = limit, max_removal
+        self.snapshot_dir = snapshot_dir
+        self._journal, self._base = dict(journal or {}), loaded.index.version
+        self._pending = bool(journal)  # the journal's files are read, not yet served
+        # Files read since the served data was built: only they can differ from it.
+        self._touched: set[str] = set(journal or ())
+        self.held: Held | None = None
+        # The index a child process built along with a full load, if the data was valid.
+        self._prebuilt: Index | None = None
+        self._busy = threading.Lock()
 
-    def check(self, force: bool = False) -> str:
-        """Look once; return unchanged, changing, reloaded or rejected (busy if already looking)."""
+    @property
+    def path(self) -> str:
+        return self.seen.root
+
+    def check(self, force: bool = False, *, strict: bool = False,
+              paths: Collection[str] | None = None) -> str:
+        """Look once; return unchanged, changing, reloaded, rejected, held or recovered.
+
+        force reads every file again whatever its stat says (SIGHUP); strict raises
+        DatasetError instead of keeping the old data (at start-up: never serve less than
+        check-data accepts); paths, if given, are the only ones a notification said changed.
+        busy if another check is running.
+        """
         if not self._busy.acquire(blocking=False):
             return "busy"
         try:
-            return self._check(force)
+            self._prebuilt = None
+            change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
+                            only=paths)
+            self.seen = change.catalog
+            accept = self.held is not None and self._accepted(self.held.version)
+            if not (change.any or force or accept or self._pending):
+                return "unchanged"
+            self._pending = False
+            self._touched.update(change.changed, change.removed)
+            return self._consider(change, strict)
         finally:
             self._busy.release()
 
-    def _check(self, force: bool) -> str:
-        before = fingerprint(self.path)
-        if before == self.seen and not force:
-            return "unchanged"
-        try:
-            version = content_hash(read_files(Path(self.path)), self.path)
-            index = None if version == self.live.index.version else self.load()
-        except OSError as error:  # a file removed or replaced while being read: look again later
-            log.info("dataset changing while read (%s); checking again", error)
-            return "changing"
-        except DatasetError as error:
-            if fingerprint(self.path) != before:
-                return "changing"
-            return self._reject(before, error)
-        if fingerprint(self.path) != before:
-            return "changing"
-        self.seen = before
-        if index is None:
-            self.live.clear_rejection()
-            return "unchanged"
-        old = self.live.swap(index)
+    def _consider(self, change: Change, strict: bool) -> str:
+        diff = self._diff(change.catalog)
+        removed, added = self._releases(diff)
+        served = self.served.index
+        dataset = assemble_changed(served, change.catalog, removed,
+                                   [entry for entry in diff.values() if entry is not None])
+        if dataset is None:
+            try:
+                dataset = assemble(change.catalog)
+            except DatasetError as error:
+                if strict:
+                    raise
+                if any(stat_key(name) != change.catalog.files[name].key for name in change.changed):
+                    return "changing"  # still being written: look again when it settles
+                return self._reject(error)
+            gone = guard.removed(served, dataset)
+        else:
+            gone = len({r.id for r in removed} - {r.id for r in added})
+        if dataset.version == served.version:
+            return self._recovered()
+        if gone > self.max_removal.allowed(len(served.releases)) \
+                and not self._accepted(dataset.version):
+            return self._hold(Held(dataset.version, gone, len(served.releases)))
+        built = self._prebuilt
+        if built is None or built.version != dataset.version:
+            built = self._index(dataset, change.catalog, removed, added)
+        return self._swap(Loaded(built, change.catalog), diff)
+
+    def _diff(self, catalog: Catalog) -> Journal:
+        """Return the files whose releases differ from the served ones (None: deleted)."""
+        served = self.served.catalog.files
+        return {name: catalog.files.get(name) for name in self._touched
+                if name not in served or name not in catalog.files
+                or served[name].releases is not catalog.files[name].releases}
+
+    def _releases(self, diff: Journal) -> tuple[list[Release], list[Release]]:
+        """Return the served releases of the changed files, and the releases they hold now."""
+        served = self.served.catalog.files
+        removed = [r for name in diff if name in served for r in served[name].releases]
+        added = [r for entry in diff.values() if entry is not None for r in entry.releases]
+        return removed, added
+
+    def _index(self, dataset: Dataset, catalog: Catalog, removed: list[Release],
+               added: list[Release]) -> Index:
+        """Index the new dataset: update the served index by the files changed since it."""
+        served = self.served.catalog
+        if served.site is not catalog.site or served.topics is not catalog.topics:
+            return build_index(dataset)  # the vocabulary was read again: all of it is new
+        return update_index(self.served.index, dataset, removed, added)
+
+    def _full(self, root: Path, limit: int) -> Catalog:
+        """Load every file (the vocabulary changed): in a child process when the data is large."""
+        scratch = None if self.snapshot_dir is None else Path(self.snapshot_dir)
+        catalog, self._prebuilt = snapshot.load_catalog(root, limit, scratch)
+        return catalog
+
+    def _swap(self, loaded: Loaded, diff: Journal) -> str:
+        if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared
+            self._save(loaded, diff)
+        self._forget_hold()
+        old = self.live.swap(loaded.index)
+        self.served, self._touched = loaded, set()
         metrics.RELOADS.labels(result="reloaded").inc()
         log.info("dataset reloaded: version %s -> %s, %d releases, from %s",
-                 old.version, index.version, len(index.releases), self.path)
+                 old.version, loaded.index.version, len(loaded.index.releases), self.path)
         return "reloaded"
 
-    def _reject(self, before: Fingerprint, error: DatasetError) -> str:
-        self.seen = before  # report a bad edit once; the next edit is looked at afresh
-        self.live.reject(error.report())
+    def _save(self, loaded: Loaded, diff: Journal) -> None:
+        """Note the changed files in the journal; save a whole snapshot once it grows large."""
+        self._journal.update(diff)
+        changed = sum(len(e.releases) if e is not None else 1 for e in self._journal.values())
+        vocabulary = loaded.catalog.site is not self.served.catalog.site
+        if vocabulary or changed > JOURNAL_LIMIT:
+            if snapshot.write_snapshot(self._file("snapshot"), loaded):
+                self._journal, self._base = {}, loaded.index.version
+        else:
+            journal_file.write_journal(self._file("snapshot"), self._base, self._journal)
+
+    def _reject(self, error: DatasetError) -> str:
+        self.live.reject(error.report())  # reported once: the next look is at the next change
         metrics.RELOADS.labels(result="rejected").inc()
         log.error("dataset reload rejected, still serving version %s: %s",
                   self.live.index.version, error.report())
         return "rejected"
 
+    def _hold(self, held: Held) -> str:
+        if self.held == held:
+            return "unchanged"
+        report = held.report(self.max_removal.spec, self.live.index.version)
+        self.held = held
+        self.live.reject(report)
+        metrics.RELOADS.labels(result="held").inc()
+        log.error("dataset reload %s", report)
+        if self.snapshot_dir is not None:
+            guard.write_held(self.snapshot_dir, self.path, held)
+        return "held"
 
-def init_app(app: Flask, live: Live) -> None:
-    """Keep a Reloader for the live dataset (loaded by state.init_app)."""
-    path = app.config["FEEDSVC_DATA"]
-    app.extensions["feedsvc.reloader"] = Reloader(live, path, lambda: state.load_index(app.config))
+    def _recovered(self) -> str:
+        """What is on disk is again what is served (an edit reverted): forget any rejection."""
+        was_degraded = self.live.last_error is not None
+        self._forget_hold()
+        self.live.clear_rejection()
+        return "recovered" if was_degraded else "unchanged"
+
+    def _forget_hold(self) -> None:
+        self.held = None
+        if self.snapshot_dir is not None:
+            guard.forget(self.snapshot_dir, self.path)
+
+    def _accepted(self, version: str) -> bool:
+        return self.snapshot_dir is not None and guard.accepted(self.snapshot_dir, self.path,
+                                                                version)
+
+    def _file(self, kind: str) -> Path:
+        assert self.snapshot_dir is not None
+        return snapshot.side_file(self.snapshot_dir, self.path, kind)
+
+
+def init_app(app: Flask) -> Live:
+    """Load the dataset (from its snapshot, then the changed files) and keep its Reloader.
+
+    Invalid data on disk stops the start (DatasetError), as `feedsvc check-data` would fail;
+    a mass removal since the snapshot is held, and the snapshot's data served.
+    """
+    config = app.config
+    loaded = snapshot.load(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"],
+                           config["FEEDSVC_MAX_FILE_BYTES"])
+    live = state.init_app(app, loaded.index)
+    snapshot_dir = config["FEEDSVC_SNAPSHOT_DIR"]
+    journal = None if snapshot_dir is None else journal_file.read_journal(
+        snapshot.side_file(snapshot_dir, config["FEEDSVC_DATA"], "snapshot"), loaded.index.version)
+    watch = Reloader(live, loaded,
+                     limit=config["FEEDSVC_MAX_FILE_BYTES"],
+                     max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,
+                     journal=journal)
+    watch.check(strict=True)
+    app.extensions["feedsvc.reloader"] = watch
     app.extensions["feedsvc.watcher"] = None
+    return live
 
 
 def reloader(app: Flask) -> Reloader:
@@ -113,24 +235,40 @@ def reload_now(app: Flask) -> str:
     return reloader(app).check(force=True)
 
 
-def start_watching(app: Flask) -> threading.Thread | None:
-    """Start this process's watcher thread (after fork: threads do not survive it)."""
+def start_watching(app: Flask, on_news: Callable[[str], None] | None = None
+                   ) -> threading.Thread | None:
+    """Start the one watcher thread of this instance; call `on_news(result)` after each change.
+
+    Under gunicorn the master runs it and on_news re-forks the workers; a single-process
+    server runs it in its one process and needs no on_news: the swap is seen at once.
+    """
     interval = app.config["FEEDSVC_RELOAD_INTERVAL"]
-    running: tuple[int, threading.Thread] | None = app.extensions["feedsvc.watcher"]
-    if interval <= 0 or (running is not None and running[0] == os.getpid()):
+    if interval <= 0 or app.extensions["feedsvc.watcher"] is not None:
         return None
     watch = reloader(app)
+    watcher = Watcher(watch.path, interval, app.config["FEEDSVC_RELOAD_WATCH"])
+    log.info("dataset watch: %s, %s", watcher.backend, watch.path)
 
     def loop() -> None:
         while True:
+            # Besides notifications: look every interval while a removal is held (for its
+            # acceptance), or when links may hide changes from the notifications.
+            looking = watch.held is not None or watch.seen.linked or watcher.backend == "poll"
+            notified = watcher.wait(interval if looking else None)
+            if not watcher.owned:
+                return  # a copy of this loop in a forked worker (gevent): only the master looks
+            paths = watcher.take() if notified and watcher.backend == "notify" else None
             try:
-                watch.check()
+                result = watch.check(paths=paths)
+                if result in NEWS and on_news is not None:
+                    on_news(result)
+                elif result == "changing":
+                    watcher.note(set(), whole=True)  # look again once the writer is done
             # The watcher must outlive any one failed check, or reloads would silently stop.
             except Exception:
                 log.exception("dataset check failed")
-            time.sleep(interval)
 
     thread = threading.Thread(target=loop, name="feedsvc-reload", daemon=True)
-    app.extensions["feedsvc.watcher"] = (os.getpid(), thread)
+    app.extensions["feedsvc.watcher"] = (os.getpid(), thread, watcher)
     thread.start()
     return thread

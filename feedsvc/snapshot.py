@@ -1,8 +1,10 @@
-"""The validated index cached on disk, keyed by the source's content hash: fast restarts.
+"""The served dataset cached on disk, with the catalog of its files: restarts cost the changes.
 
-A snapshot is a pickle, so it is only read from a file this user owns and nobody else may
-write; keep FEEDSVC_SNAPSHOT_DIR private to the service. Anything wrong with a snapshot
-(missing, stale, truncated, corrupt, written by other code) means a full load, never a failure.
+A snapshot holds the index last served and the per-file catalog it was built from (see
+loader.py); a start reads it and then only the files that changed since. It is a pickle, so it
+is only read from a file this user owns and nobody else may write; keep FEEDSVC_SNAPSHOT_DIR
+private to the service. Anything wrong with a snapshot (missing, truncated, corrupt, written by
+other code) means a full load, never a failure.
 """
 from __future__ import annotations
 
@@ -16,68 +18,105 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from . import dataset, index, media, problems, records, yamlsource
+from . import assemble, dataset, index, loader, media, problems, records, yamlsource
 from . import fields as fields_module
-from .dataset import Release, dataset_from_sources, load_dataset, read_files
-from .index import Index, build_index
-from .problems import Problem
-from .yamlsource import DEFAULT_MAX_FILE_BYTES, content_hash
+from .assemble import Loaded, build
+from .dataset import Release
+from .index import Index
+from .loader import Catalog, FileEntry, update
+from .problems import DatasetError
+from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
-FORMAT = b"feedsvc-snapshot 1\n"
+FORMAT = b"feedsvc-snapshot 2\n"
 # Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
-# kept data) then never inflates the serving process, which reads the child's snapshot.
+# kept data) then never inflates the serving process, which reads the child's result.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (dataset, fields_module, index, media, problems, records, yamlsource)
+_CODE = (assemble, dataset, fields_module, index, loader, media, problems, records, yamlsource)
 log = logging.getLogger(__name__)
+
+
+def load(path: str | Path, snapshot_dir: str | Path | None,
+         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, *,
+         child_over: int = CHILD_LOAD_BYTES) -> Loaded:
+    """Return the last snapshot of this source (the caller updates it), else a full load.
+
+    A full load is saved as the snapshot; it raises DatasetError if the data is invalid.
+    """
+    root = Path(path)
+    if snapshot_dir is None:
+        return build(loader.load(root, max_file_bytes))
+    file = snapshot_path(Path(snapshot_dir), root)
+    found = read_snapshot(file)
+    if found is not None:
+        log.info("dataset %s: loaded from snapshot %s", root, file)
+        return found
+    catalog, built = load_catalog(root, max_file_bytes, Path(snapshot_dir),
+                                  child_over=child_over, keep=file)
+    if built is not None:  # the child's result, already saved as the snapshot
+        _drop_others(file)
+        return Loaded(built, catalog)
+    loaded = build(catalog)
+    write_snapshot(file, loaded)
+    return loaded
+
+
+def full_load(root: Path, max_file_bytes: int, scratch: Path | None, *,
+              child_over: int = CHILD_LOAD_BYTES) -> Loaded:
+    """Read, parse, validate and index every file; raise DatasetError if the data is invalid."""
+    catalog, built = load_catalog(root, max_file_bytes, scratch, child_over=child_over)
+    return Loaded(built, catalog) if built is not None else build(catalog)
+
+
+def load_catalog(root: Path, max_file_bytes: int, scratch: Path | None, *,
+                 child_over: int | None = None,
+                 keep: Path | None = None) -> tuple[Catalog, Index | None]:
+    """Read, parse and validate every file: in a child process when the data is large.
+
+    Returns the catalog, and its index when the child found the data valid and built it
+    (None otherwise: the caller builds it, or reports the catalog's problems). With `keep`,
+    a valid result of the child becomes that snapshot file as it is: no second pickling.
+    """
+    if _yaml_bytes(root) > (CHILD_LOAD_BYTES if child_over is None else child_over):
+        found = _load_in_child(root, max_file_bytes, scratch or Path(tempfile.gettempdir()),
+                               keep)
+        if found is not None:
+            log.info("dataset %s: loaded in a child process", root)
+            return found
+    return loader.load(root, max_file_bytes), None
+
+
+def _yaml_bytes(root: Path) -> int:
+    return sum(max(loader.stat_key(name)[0], 0) for name in yamlsource.find_files(root)) \
+        if root.exists() else 0
 
 
 def load_index(path: str | Path, snapshot_dir: str | Path | None,
                max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, *,
                child_over: int = CHILD_LOAD_BYTES) -> Index:
-    """Return the dataset's index: from a matching snapshot, else loaded in full and saved."""
-    root = Path(path)
-    if snapshot_dir is None or not root.exists():
-        return build_index(load_dataset(root, max_file_bytes))
-    unreadable: list[Problem] = []
-    sources = read_files(root, max_file_bytes, unreadable)
-    if unreadable:  # a file that cannot be read safely: report it with every other problem
-        return build_index(dataset_from_sources(root, sources, unreadable))
-    file = snapshot_path(Path(snapshot_dir), root, content_hash(sources, root))
-    found = read_snapshot(file)
-    if found is not None:
-        log.info("dataset %s: loaded from snapshot %s", root, file)
-        return found
-    if sum(len(raw) for _, raw in sources) > child_over and _build_in_child(root, file.parent):
-        found = read_snapshot(file)
-        if found is not None:
-            log.info("dataset %s: loaded in a child process, snapshot %s", root, file)
-            return found
-    return _full_load(root, sources, file)
+    """Return the index of the data on disk now: the snapshot, updated; saved if it changed."""
+    loaded = load(path, snapshot_dir, max_file_bytes, child_over=child_over)
+    change = update(loaded.catalog, max_file_bytes)
+    if not change.any:
+        return loaded.index
+    fresh = build(change.catalog)
+    if snapshot_dir is not None:
+        write_snapshot(snapshot_path(Path(snapshot_dir), Path(path)), fresh)
+    return fresh.index
 
 
 def save_snapshot(path: str | Path, snapshot_dir: str | Path,
                   max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Path:
     """Load and validate the dataset in full and save its snapshot; raise DatasetError/OSError."""
     root = Path(path)
-    if not root.exists():
-        load_dataset(root, max_file_bytes)  # raises the DatasetError that says so
-    sources = read_files(root, max_file_bytes)
-    file = snapshot_path(Path(snapshot_dir), root, content_hash(sources, root))
-    _full_load(root, sources, file)
-    if not file.exists():
+    file = snapshot_path(Path(snapshot_dir), root)
+    if not write_snapshot(file, build(loader.load(root, max_file_bytes))):
         raise OSError(f"could not write {file}")
     return file
-
-
-def _full_load(root: Path, sources: list[tuple[str, bytes]], file: Path) -> Index:
-    loaded = build_index(dataset_from_sources(root, sources))
-    write_snapshot(file, loaded)
-    return loaded
 
 
 def _code_version() -> str:
@@ -93,14 +132,31 @@ def _code_version() -> str:
 CODE_VERSION = _code_version()
 
 
-def snapshot_path(snapshot_dir: Path, root: Path, version: str) -> Path:
-    """Name the snapshot of this source path, content version and code."""
+def snapshot_path(snapshot_dir: Path, root: Path) -> Path:
+    """Name the snapshot of this source path and code: one per source, the data last served."""
     source = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    return snapshot_dir / f"{source}-{version}-{CODE_VERSION}.pickle"
+    return snapshot_dir / f"{source}-{CODE_VERSION}.pickle"
 
 
-def read_snapshot(file: Path) -> Index | None:
-    """Return the index saved in `file`, or None if it is absent or cannot be trusted."""
+def side_file(snapshot_dir: str, path: str, kind: str) -> Path:
+    """Name the snapshot ("snapshot") of a dataset path, or a file kept beside it ("held")."""
+    file = snapshot_path(Path(snapshot_dir), Path(path))
+    return file if kind == "snapshot" else file.with_name(f"{file.name.split('-')[0]}.{kind}")
+
+
+def read_snapshot(file: Path) -> Loaded | None:
+    """Return what `file` holds, or None if it is absent or cannot be trusted."""
+    loaded = read_private(file)
+    if not isinstance(loaded, Loaded):
+        if loaded is not None:
+            log.warning("snapshot %s ignored: holds a %s, not a dataset", file,
+                        type(loaded).__name__)
+        return None
+    return loaded
+
+
+def read_private(file: Path) -> object:
+    """Return the object a checksummed file of this user holds; None if absent or untrusted."""
     try:
         with file.open("rb") as stream:
             status = os.fstat(stream.fileno())
@@ -121,7 +177,7 @@ def read_snapshot(file: Path) -> Index | None:
     return _unpickle(file, payload)
 
 
-def _unpickle(file: Path, payload: bytes) -> Index | None:
+def _unpickle(file: Path, payload: bytes) -> object:
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a million new objects and no cycles: collecting during the load is waste
     try:
@@ -134,36 +190,44 @@ def _unpickle(file: Path, payload: bytes) -> Index | None:
     finally:
         if gc_was_enabled:
             gc.enable()
-    if not isinstance(loaded, Index):
-        log.warning("snapshot %s ignored: holds a %s, not an index", file, type(loaded).__name__)
-        return None
     return loaded
 
 
-def write_snapshot(file: Path, loaded: Index) -> bool:
+def write_snapshot(file: Path, loaded: Loaded) -> bool:
     """Save an index atomically (temporary file, then rename) and drop older ones; never raise."""
     try:
         file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        payload = _pickle(loaded)
-        with tempfile.NamedTemporaryFile(dir=file.parent, prefix=".tmp-", delete=False) as tmp:
-            tmp.write(FORMAT + hashlib.sha256(payload).hexdigest().encode() + b"\n")
-            tmp.write(payload)
-        os.replace(tmp.name, file)
+        write_private(file, dumps(loaded))
     except OSError as error:
         log.warning("snapshot %s not written: %s", file, error)
         return False
-    source = file.name.split("-", 1)[0]
-    for old in file.parent.glob(f"{source}-*.pickle"):
-        if old != file:
-            old.unlink(missing_ok=True)
+    _drop_others(file)
     return True
 
 
-def _pickle(loaded: Index) -> bytes:
+def _drop_others(file: Path) -> None:
+    """Remove the other snapshots of the same source, and every journal: `file` is newer."""
+    source = file.name.split("-", 1)[0]
+    for old in [*file.parent.glob(f"{source}-*.pickle"), *file.parent.glob(f"{source}-*.journal")]:
+        if old != file:
+            old.unlink(missing_ok=True)
+
+
+def write_private(file: Path, payload: bytes) -> None:
+    """Write a checksummed payload to `file` atomically (a temporary file, then rename)."""
+    with tempfile.NamedTemporaryFile(dir=file.parent, prefix=".tmp-", delete=False) as tmp:
+        tmp.write(FORMAT + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+        tmp.write(payload)
+    os.replace(tmp.name, file)
+
+
+def dumps(loaded: object) -> bytes:
+    """Pickle the index, catalog or journal, releases as constructor calls."""
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=5)
     pickler.dispatch_table = copyreg.dispatch_table.copy()
     pickler.dispatch_table[Release] = _release_reducer()
+    pickler.dispatch_table[FileEntry] = _entry_reducer
     pickler.dump(loaded)
     return buffer.getvalue()
 
@@ -185,15 +249,54 @@ def _release_reducer() -> Callable[[Release], tuple[Any, ...]]:
     return reduce
 
 
-def _build_in_child(root: Path, snapshot_dir: Path) -> bool:
-    """Run `feedsvc snapshot` in a child process; return whether it succeeded."""
-    command = [sys.executable, "-m", "feedsvc", "snapshot", str(root), "--dir", str(snapshot_dir)]
+def _entry_reducer(entry: FileEntry) -> tuple[Any, ...]:
+    return FileEntry, tuple(getattr(entry, f.name) for f in fields(FileEntry))
+
+
+def _load_in_child(root: Path, max_file_bytes: int, scratch: Path,
+                   keep: Path | None = None) -> tuple[Catalog, Index | None] | None:
+    """Load in a child process; return its catalog and index, None if the child failed."""
+    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=scratch, prefix=".load-")
+    os.close(handle)
+    out = Path(name)
+    command = [sys.executable, "-c", "import sys; from feedsvc.snapshot import child; "
+               "sys.exit(child(sys.argv[1:]))", str(root), str(out), str(max_file_bytes)]
     try:
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              check=False)
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
+        result = _read_result(out) if done.returncode == 0 else None
+        if result is not None and result[1] is not None and keep is not None:
+            os.replace(out, keep)
     except OSError as error:
         log.warning("dataset %s: no child process for the load (%s)", root, error)
-        return False
-    if done.returncode != 0:
-        log.warning("dataset %s: child load failed (exit %s); loading here", root, done.returncode)
-    return done.returncode == 0
+        result = None
+    finally:
+        out.unlink(missing_ok=True)
+    if result is None:
+        log.warning("dataset %s: child load failed; loading here", root)
+    return result
+
+
+def _read_result(out: Path) -> tuple[Catalog, Index | None] | None:
+    with out.open("rb") as stream:
+        if stream.readline() != FORMAT:
+            return None
+        digest, payload = stream.readline().strip().decode("ascii"), stream.read()
+    if hashlib.sha256(payload).hexdigest() != digest:
+        return None
+    found = _unpickle(out, payload)
+    if isinstance(found, Loaded):
+        return found.catalog, found.index
+    return (found, None) if isinstance(found, Catalog) else None
+
+
+def child(argv: Sequence[str]) -> int:
+    """In the child: load ROOT in full; write to OUT what a snapshot holds, or the catalog."""
+    root, out, limit = Path(argv[0]), Path(argv[1]), int(argv[2])
+    catalog: Catalog = loader.load(root, limit)
+    try:
+        result: Loaded | Catalog = build(catalog)
+    except DatasetError:
+        result = catalog  # its problems are reported by the parent
+    write_private(out, dumps(result))
+    return 0

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from flask import Flask, Response, current_app, g
 
-from . import snapshot
 from .feedcache import FeedCache
 from .index import Index
 
@@ -65,21 +63,12 @@ class Live:
             self.last_error = self.rejected_at = None
 
 
-def load_index(config: Mapping[str, Any]) -> Index:
-    """Load, validate and index the configured dataset: the one way data gets in.
-
-    Unchanged data comes from the snapshot in FEEDSVC_SNAPSHOT_DIR (see snapshot.py).
-    """
-    return snapshot.load_index(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"],
-                               config["FEEDSVC_MAX_FILE_BYTES"])
-
-
 _LIVE, _CACHE = "feedsvc.live", "feedsvc.cache"
 
 
-def init_app(app: Flask) -> Live:
-    """Load and validate the configured dataset (DatasetError stops the start); return it live."""
-    app.extensions[_LIVE] = found = Live(load_index(app.config))
+def init_app(app: Flask, index: Index) -> Live:
+    """Serve `index` (loaded and validated by reload.init_app) from this app; return it live."""
+    app.extensions[_LIVE] = found = Live(index)
     app.after_request(_version_header)
     return found
 

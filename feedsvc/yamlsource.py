@@ -5,7 +5,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -102,18 +102,21 @@ class SourceFile:
     document: Any
 
 
-def find_files(root: Path) -> list[str]:
+def find_files(root: Path, links: list[str] | None = None, ordered: bool = True) -> list[str]:
     """Return the paths of the dataset's YAML files: the file itself, or every one below a folder.
 
     Hidden files and directories are skipped (editor swap files, a Kubernetes ConfigMap's
     `..data` payload); symbolic links are followed, as a mounted ConfigMap needs, once each.
     Files come in path order (by parts), as plain strings: building and sorting pathlib
     objects cost ~2 s of CPU at 100,000 files, on every start and every reload check.
+    With `links`, every folder reached through a symbolic link is added to it; with
+    ordered=False the same names come in the order the folders were walked (cheaper).
     """
     if not root.is_dir():
         return [str(root)]
     top = str(root)
     found: list[tuple[str, ...]] = []
+    walked: list[str] = []
     seen: set[str] = set()
     for folder, dirs, files in os.walk(top, followlinks=True):
         real = os.path.realpath(folder)
@@ -122,9 +125,17 @@ def find_files(root: Path) -> list[str]:
             continue
         seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # which link wins: stable
+        if links is not None:
+            links += [os.path.join(folder, d) for d in dirs if os.path.islink(os.path.join(folder, d))]
+        if not ordered:
+            walked += [os.path.join(folder, f) for f in files
+                       if f.endswith(SUFFIXES) and not f.startswith(".")]
+            continue
         below = os.path.relpath(folder, top)
         parts = () if below == "." else tuple(below.split(os.sep))
         found += [(*parts, f) for f in files if f.endswith(SUFFIXES) and not f.startswith(".")]
+    if not ordered:
+        return walked
     found.sort()
     return [os.path.join(top, *parts) for parts in found]
 
@@ -207,16 +218,31 @@ def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
     return SourceFile(name, document), None
 
 
-def content_hash(files: list[tuple[str, bytes]], root: str | Path) -> str:
-    """Return a short hash of every file's bytes and its name below `root`: the dataset version.
+def file_digest(raw: bytes) -> bytes:
+    """Return the hash of one file's bytes (what the dataset version is made of)."""
+    return hashlib.sha256(raw).digest()[:16]
+
+
+def version_of(root: str | Path, digests: Iterable[tuple[str, bytes]]) -> str:
+    """Return a short hash of every file's name below `root` and bytes' digest: the dataset version.
 
     Names are taken relative to the dataset's root, so the same data has the same version
-    wherever it is installed: instances sharing a Redis cache then share its entries.
+    wherever it is installed: instances sharing a Redis cache then share its entries. Built
+    from per-file digests, a new version costs a hash of the changed files only.
     """
     top = os.path.normpath(root)
+    prefix = top.rstrip(os.sep) + os.sep
     digest = hashlib.sha256()
-    for name, raw in files:
-        below = "" if os.path.normpath(name) == top else os.path.relpath(name, top)
-        digest.update(f"{below}\0{len(raw)}\0".encode())
-        digest.update(raw)
+    for name, file_hash in digests:
+        if name.startswith(prefix):  # as find_files names them: no relpath, 100,000 times
+            below = name[len(prefix):]
+        else:
+            below = "" if os.path.normpath(name) == top else os.path.relpath(name, top)
+        digest.update(f"{below}\0".encode())
+        digest.update(file_hash)
     return digest.hexdigest()[:16]
+
+
+def content_hash(files: list[tuple[str, bytes]], root: str | Path) -> str:
+    """Return the dataset version of files already read (name, bytes), as `version_of` does."""
+    return version_of(root, ((name, file_digest(raw)) for name, raw in files))

@@ -25,3 +25,17 @@ def entry_ids(response: TestResponse, fmt: str) -> list[str]:
         items = json.loads(response.data)["items"]
         return [item["id"].rsplit(":", 1)[1] for item in items]
     return [e.id.rsplit(":", 1)[1] for e in parse_feed(response).entries]
+
+
+def record_parses(monkeypatch: Any) -> list[str]:
+    """Record the name of every file the dataset loader parses from now on."""
+    from feedsvc import dataset, loader
+
+    parsed: list[str] = []
+
+    def parse(name: str, raw: bytes, problems: list[dataset.Problem]) -> dataset.Parts:
+        parsed.append(name)
+        return dataset.parse_file(name, raw, problems)
+
+    monkeypatch.setattr(loader, "parse_file", parse)
+    return parsed

@@ -91,3 +91,39 @@ def test_no_filters_and_since_are_newest_first(index: Index) -> None:
     assert all(r.published.year >= 2024 for r in page.releases)
     assert [r.published for r in page.releases] == sorted(
         (r.published for r in page.releases), reverse=True)
+
+
+def _edited(release: Release, rng: random.Random, number: int) -> Release:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    moved = release.published + timedelta(days=rng.choice((-4000, -1, 0, 1, 4000)))
+    return replace(release, title=f"{release.title} corrected twice {number}", published=moved,
+                   countries=tuple(sorted(rng.sample(COUNTRY_POOL, 2))))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_an_updated_index_equals_one_built_afresh(index: Index, seed: int) -> None:
+    from dataclasses import replace
+
+    from feedsvc.dataset import newest_first
+    from feedsvc.index import update_index
+
+    rng = random.Random(seed)
+    old = list(index.releases)
+    removed = rng.sample(old, rng.choice((0, 1, 2, 5)))
+    edited = [_edited(r, rng, n) for n, r in enumerate(rng.sample(old, rng.choice((0, 1, 3))))]
+    fresh = [replace(rng.choice(old), id=f"new-{seed}-{n}", title=f"Brand new zyzzyva {n}")
+             for n in range(rng.choice((0, 1, 4)))]
+    edited_ids = {r.id for r in edited}
+    gone = removed + [r for r in old if r.id in edited_ids and r not in removed]
+    kept = [r for r in old if r not in gone]
+    added = edited + fresh
+    added = [r for r in added if r.id not in {g.id for g in removed}]
+    dataset = replace(index.dataset, releases=newest_first(kept + added), version=f"v{seed}")
+    updated = update_index(index, dataset, gone, added)
+    built = build_index(dataset)
+    assert updated.by_id == built.by_id
+    assert updated.sort_keys == built.sort_keys
+    for name in ("by_country", "by_topic", "by_word"):
+        assert dict(getattr(updated, name)) == dict(getattr(built, name)), name

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -11,11 +12,15 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedsvc import create_app
+from feedsvc import create_app, loader
 from feedsvc.cli import check_data
 from feedsvc.index import Index
-from feedsvc.reload import Reloader, fingerprint, reload_now, reloader, start_watching
+from feedsvc.problems import Problem
+from feedsvc.reload import reload_now, reloader, start_watching
 from feedsvc.state import Live
+from feedsvc.yamlsource import read_source
+
+from .helpers import record_parses
 
 BASE_URL = "https://feeds.example.org/"
 
@@ -49,14 +54,38 @@ def readiness(client: FlaskClient) -> dict[str, Any]:
     return found
 
 
-def test_unchanged_files_are_not_read_again(live_app: Flask) -> None:
-    watch = reloader(live_app)
-    assert watch.check() == "unchanged"  # the first check compares content hashes
-    assert watch.seen == fingerprint(watch.path)
-    assert watch.check() == "unchanged"
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Record the files the loader reads and parses from now on."""
+    seen: dict[str, list[str]] = {"read": []}
+
+    def read(path: str, name: str, limit: int) -> tuple[bytes | None, Problem | None]:
+        seen["read"].append(name)
+        return read_source(path, name, limit)
+
+    monkeypatch.setattr(loader, "read_source", read)
+    seen["parsed"] = record_parses(monkeypatch)
+    return seen
 
 
-def test_a_valid_edit_is_swapped_in(live_app: Flask, dataset_dir: Path) -> None:
+def age(dataset_dir: Path) -> None:
+    """Date every file an hour back: older than a write that could share its mtime tick."""
+    for path in dataset_dir.rglob("*.yaml"):
+        stat = path.stat()
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 3600 * 10**9))
+
+
+def test_unchanged_files_are_not_read_again(dataset_dir: Path, reads: dict[str, list[str]]) -> None:
+    age(dataset_dir)
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    reads["read"].clear()
+    assert reloader(app).check() == "unchanged"
+    assert reloader(app).check() == "unchanged"
+    assert reads["read"] == []
+
+
+def test_a_valid_edit_is_swapped_in(live_app: Flask, dataset_dir: Path,
+                                    reads: dict[str, list[str]]) -> None:
     client = live_app.test_client()
     old_version, _ = served(client)
     swaps: list[tuple[Index, Index]] = []
@@ -66,6 +95,7 @@ def test_a_valid_edit_is_swapped_in(live_app: Flask, dataset_dir: Path) -> None:
     version, body = served(client)
     assert version != old_version and NEW_TITLE.encode() in body
     assert [(old.version, new.version) for old, new in swaps] == [(old_version, version)]
+    assert reads["parsed"] == [str(dataset_dir / RELEASE)]  # only the edited file
 
 
 def test_touching_without_changing_content_keeps_the_index(live_app: Flask,
@@ -140,39 +170,31 @@ def test_reverting_a_bad_edit_clears_the_rejection(live_app: Flask, dataset_dir:
     _half_written(dataset_dir)
     assert reloader(live_app).check() == "rejected"
     (dataset_dir / RELEASE).write_bytes(original)
-    assert reloader(live_app).check() == "unchanged"
+    assert reloader(live_app).check() == "recovered"
     assert readiness(client)["status"] == "ok"
     assert served(client)[0] == old_version
 
 
-def test_a_file_vanishing_while_read_is_looked_at_again(live_app: Flask, dataset_dir: Path) -> None:
+def test_a_file_written_while_read_is_looked_at_again(live_app: Flask, dataset_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     live: Live = live_app.extensions["feedsvc.live"]
     before = live.index
+    path = dataset_dir / RELEASE
+    whole = path.read_bytes()
+    real_read = read_source
 
-    def load_during_a_rename() -> Index:
-        raise FileNotFoundError(2, "No such file or directory", str(dataset_dir / RELEASE))
+    def read_then_finish(file: str, name: str, limit: int) -> tuple[bytes | None, Problem | None]:
+        found = real_read(file, name, limit)
+        path.write_bytes(whole.replace(b"title:", b"title: Finished,"))  # the writer goes on
+        return found
 
-    watch = Reloader(live, str(dataset_dir), load_during_a_rename)
-    edit_title(dataset_dir)
-    assert watch.check() == "changing"
-    assert watch.seen is None and live.index is before and live.last_error is None
-
-
-def test_data_changing_during_the_load_is_not_swapped(live_app: Flask, dataset_dir: Path) -> None:
-    live: Live = live_app.extensions["feedsvc.live"]
-    real = reloader(live_app).load
-
-    def load_while_written() -> Index:
-        index = real()
-        edit_title(dataset_dir, "Written again while the first edit was being loaded")
-        return index
-
-    watch = Reloader(live, str(dataset_dir), load_while_written)
-    edit_title(dataset_dir)
-    before = live.index
-    assert watch.check() == "changing"
-    assert live.index is before
-    assert Reloader(live, str(dataset_dir), real).check() == "reloaded"
+    _half_written(dataset_dir)
+    monkeypatch.setattr(loader, "read_source", read_then_finish)
+    assert reloader(live_app).check() == "changing"
+    assert live.index is before and live.last_error is None
+    monkeypatch.setattr(loader, "read_source", real_read)
+    assert reloader(live_app).check() == "reloaded"
+    assert b"Finished," in served(live_app.test_client())[1]
 
 
 def test_a_deleted_bundle_file_is_reported_and_its_return_clears_it(dataset_dir: Path,
@@ -190,19 +212,93 @@ def test_a_deleted_bundle_file_is_reported_and_its_return_clears_it(dataset_dir:
     assert ready["dataset"]["last_reload_error"].endswith(f"{bundle}: no such file or directory")
     assert served(client)[0] == version
     bundle.write_bytes(saved)
-    assert reloader(app).check() == "unchanged"
+    assert reloader(app).check() == "recovered"
     assert readiness(client)["status"] == "ok"
 
 
-def test_hup_reloads_even_when_the_files_look_unchanged(live_app: Flask, dataset_dir: Path) -> None:
-    watch = reloader(live_app)
-    assert watch.check() == "unchanged"
-    edit_title(dataset_dir)
-    watch.seen = fingerprint(watch.path)  # as if stat could not tell (e.g. `cp -p`, same size)
-    assert watch.check() == "unchanged"
-    assert reload_now(live_app) == "reloaded"
+def test_hup_reloads_even_when_the_files_look_unchanged(dataset_dir: Path) -> None:
+    age(dataset_dir)
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    path = dataset_dir / RELEASE
+    stat = path.stat()
+    path.write_bytes(path.read_bytes().replace(b"title: ", b"title: X", 1)[:-1])  # same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as after `cp -p`: stat cannot tell
+    assert reloader(app).check() == "unchanged"
+    assert reload_now(app) == "reloaded"
 
 
 def test_no_watcher_when_the_interval_is_zero(dataset_dir: Path) -> None:
     app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_RELOAD_INTERVAL": 0})
     assert start_watching(app) is None
+
+
+def test_notified_paths_alone_are_looked_at(dataset_dir: Path,
+                                            reads: dict[str, list[str]]) -> None:
+    from feedsvc.dataset import load_dataset
+
+    age(dataset_dir)
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    added = dataset_dir / "releases" / "a-new.yaml"
+    added.write_text((dataset_dir / RELEASE).read_text().replace("pr-2005-002", "a-new"))
+    edit_title(dataset_dir)  # changed too, but not notified
+    reads["read"].clear()
+    assert reloader(app).check(paths=[str(added.resolve())]) == "reloaded"
+    assert reads["read"] == [str(added)]
+    client = app.test_client()
+    assert client.get("/releases/a-new").status_code == 200
+    assert NEW_TITLE.encode() not in served(client)[1]
+    assert reloader(app).check() == "reloaded"  # a full look finds the rest
+    assert served(client)[0] == load_dataset(dataset_dir).version
+
+
+def test_a_notified_folder_or_link_means_a_full_look(dataset_dir: Path) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    (dataset_dir / "more").mkdir()
+    (dataset_dir / "more" / "x.yaml").write_text(
+        (dataset_dir / RELEASE).read_text().replace("pr-2005-002", "in-more"))
+    assert reloader(app).check(paths=[str((dataset_dir / "more").resolve())]) == "reloaded"
+    assert app.test_client().get("/releases/in-more").status_code == 200
+
+
+def test_the_watcher_wakes_on_changes_not_on_reads(tmp_path: Path) -> None:
+    from feedsvc.watcher import Watcher
+
+    watcher = Watcher(str(tmp_path), interval=5, backend="notify", settle=0.2)
+    try:
+        assert watcher.backend == "notify"
+        (tmp_path / "a.yaml").write_text("x: 1\n")
+        assert watcher.wait(timeout=30)
+        assert str(tmp_path / "a.yaml") in (watcher.take() or set())
+        (tmp_path / "a.yaml").read_text()
+        assert not watcher.wait(timeout=1)  # reading (as a check does) is not a change
+        (tmp_path / "sub").mkdir()
+        assert watcher.wait(timeout=30) and watcher.take() is None  # a folder: look at all
+    finally:
+        watcher.stop()
+
+
+def test_each_reload_serves_what_a_restart_would(dataset_dir: Path) -> None:
+    from feedsvc.dataset import load_dataset
+    from feedsvc.index import build_index
+
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
+    live: Live = app.extensions["feedsvc.live"]
+    source = (dataset_dir / RELEASE).read_text()
+    steps: list[Callable[[], object]] = [
+        lambda: (dataset_dir / "releases" / "new-1.yaml").write_text(
+            source.replace("pr-2005-002", "new-1").replace("2005-", "2030-")),
+        lambda: edit_title(dataset_dir),
+        lambda: (dataset_dir / "releases" / "pr-2004-001.yaml").unlink(),
+        lambda: (dataset_dir / "releases" / "new-2.yaml").write_text(
+            source.replace("pr-2005-002", "new-2").replace("2005-", "1999-")),
+        lambda: (dataset_dir / "releases" / "new-1.yaml").unlink(),
+    ]
+    for step in steps:
+        step()
+        assert reloader(app).check() == "reloaded"
+        fresh = build_index(load_dataset(dataset_dir))
+        assert live.index.version == fresh.version
+        assert live.index.releases == fresh.releases
+        assert (live.index.by_id, live.index.sort_keys) == (fresh.by_id, fresh.sort_keys)
+        assert dict(live.index.by_word) == dict(fresh.by_word)
+        assert dict(live.index.by_country) == dict(fresh.by_country)

@@ -13,6 +13,8 @@ from feedsvc.config import ConfigError, from_env
 from feedsvc.dataset import DatasetError, load_dataset
 from feedsvc.snapshot import FORMAT, load_index
 
+from .helpers import record_parses
+
 FROM_SNAPSHOT = "loaded from snapshot"
 
 
@@ -36,21 +38,25 @@ def test_second_load_comes_from_the_snapshot(dataset_dir: Path, tmp_path: Path,
     assert oct(file.stat().st_mode & 0o777) == "0o600"
 
 
-def test_a_changed_file_makes_a_new_snapshot_and_drops_the_old(
-        dataset_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_changed_file_is_read_alone_and_the_snapshot_replaced(
+        dataset_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     snap = tmp_path / "snap"
     before = load_index(dataset_dir, snap)
     [old] = snapshots(snap)
+    written = old.read_bytes()
     release = dataset_dir / "releases" / "pr-2004-001.yaml"
     release.write_text(release.read_text().replace("special safety", "special"))
+    parsed = record_parses(monkeypatch)
     caplog.set_level(logging.INFO, "feedsvc.snapshot")
     after = load_index(dataset_dir, snap)
-    assert FROM_SNAPSHOT not in caplog.text
+    assert FROM_SNAPSHOT in caplog.text and parsed == [str(release)]
     assert after.version != before.version
     changed = after.release("pr-2004-001")
     assert changed is not None and changed.title.endswith("to get special training")
-    [new] = snapshots(snap)
-    assert new != old
+    [new] = snapshots(snap)  # one snapshot per source: the data served last
+    assert new.read_bytes() != written
+    assert load_index(dataset_dir, snap).version == after.version and parsed == [str(release)]
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "header", "public"])
@@ -103,6 +109,11 @@ def test_a_large_archive_is_loaded_in_a_child_process(dataset_dir: Path, tmp_pat
     index = load_index(dataset_dir, tmp_path / "snap", child_over=0)
     assert "loaded in a child process" in caplog.text
     assert index.releases == load_dataset(dataset_dir).releases
+    [file] = snapshots(tmp_path / "snap")  # the child's result became the snapshot as it was
+    assert oct(file.stat().st_mode & 0o777) == "0o600"
+    caplog.clear()
+    assert load_index(dataset_dir, tmp_path / "snap").version == index.version
+    assert FROM_SNAPSHOT in caplog.text
 
 
 def test_the_app_starts_from_the_snapshot(dataset_dir: Path, tmp_path: Path,
@@ -131,3 +142,25 @@ def test_snapshot_dir_setting() -> None:
     assert from_env({"XDG_CACHE_HOME": "/c"})["FEEDSVC_SNAPSHOT_DIR"] == "/c/feedsvc"
     with pytest.raises(ConfigError, match="absolute"):
         from_env({"FEEDSVC_SNAPSHOT_DIR": "relative/dir"})
+
+
+def test_a_reload_is_journalled_and_a_restart_parses_nothing(
+        dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedsvc.reload import reloader
+
+    settings = {"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "s")}
+    app = create_app(settings)
+    [file] = snapshots(tmp_path / "s")
+    written = file.read_bytes()
+    release = dataset_dir / "releases" / "pr-2004-001.yaml"
+    release.write_text(release.read_text().replace("special safety", "special"))
+    (dataset_dir / "releases" / "pr-2004-002.yaml").unlink()
+    assert reloader(app).check() == "reloaded"
+    version = app.test_client().get("/feeds/all.rss").headers["X-Dataset-Version"]
+    assert file.read_bytes() == written and file.with_suffix(".journal").exists()
+    parsed = record_parses(monkeypatch)
+    client = create_app(settings).test_client()
+    response = client.get("/feeds/all.rss")
+    assert response.headers["X-Dataset-Version"] == version and parsed == []
+    assert b"to get special training" in response.data
+    assert client.get("/releases/pr-2004-002").status_code == 404

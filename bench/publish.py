@@ -1,0 +1,239 @@
+"""Issue 10: publishing at archive scale, one file per release, real gunicorn (deploy/gunicorn.conf.py).
+
+For N releases (default 100,000) written by `feedsvc synth N DIR --split`:
+- cold start (no snapshot) and restart (from the snapshot): a fresh create_app() process each;
+- under gunicorn with W workers (default 2): CPU of the whole process tree while the dataset
+  sits idle; then one release added, edited and deleted: seconds until every worker serves the
+  new version, CPU of the tree for it, process-tree RSS at its peak (sampled every 20 ms) and
+  PSS after, against steady state.
+Run: python bench/publish.py [N] [WORKERS]
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from archives import publish, table, workdir
+from loopback import free_port
+from startup import PROBE, memory
+
+ROOT = Path(__file__).resolve().parent.parent
+INTERVAL = 5
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# startup.py's probe, plus the CPU of the child process a large cold load runs in.
+CHILD_CPU = """
+import resource
+spent = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"children_cpu": spent.ru_utime + spent.ru_stime}))
+"""
+
+
+def start_app(data: Path, snapshots: Path) -> dict[str, float]:
+    """Start the app in a new process; return its timings (s), CPU (s, children too), RSS (MB)."""
+    env = dict(os.environ, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots))
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", PROBE + CHILD_CPU], env=env,
+                          capture_output=True, text=True, check=True)
+    first, second = done.stdout.splitlines()[-2:]
+    result: dict[str, float] = {**json.loads(first), **json.loads(second)}
+    result["total"] = time.perf_counter() - began
+    result["cpu"] += result["children_cpu"]
+    return result
+
+
+def split_archive(count: int) -> Path:
+    """Return a directory of `count` synthetic releases, one file each (generated once)."""
+    target = workdir() / f"split-{count}"
+    if not target.exists():
+        partial = workdir() / f"split-{count}.partial"
+        subprocess.run([sys.executable, "-m", "feedsvc", "synth", str(count), str(partial),
+                        "--split"], check=True, stdout=subprocess.DEVNULL)
+        partial.replace(target)
+    return target
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def tree_cpu(master: int) -> float:
+    """CPU seconds of the master, its reaped children and its live children."""
+    fields = Path(f"/proc/{master}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    for child in children(master):
+        try:
+            total += sum(int(v) for v in
+                         Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+        except FileNotFoundError:
+            pass
+    return total / TICKS
+
+
+def tree_memory(master: int) -> tuple[float, float]:
+    """Summed RSS and PSS (MB) of the master and its children."""
+    rss = pss = 0.0
+    for pid in [master, *children(master)]:
+        try:
+            r, p = memory(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        rss, pss = rss + r, pss + p
+    return rss, pss
+
+
+class Server:
+    def __init__(self, data: Path, snapshots: Path, workers: int) -> None:
+        self.port, self.workers = free_port(), workers
+        env = dict(os.environ, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
+                   FEEDSVC_WORKERS=str(workers), FEEDSVC_BIND=f"127.0.0.1:{self.port}",
+                   FEEDSVC_RELOAD_INTERVAL=str(INTERVAL), FEEDSVC_LOG_LEVEL="WARNING")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+
+    def readyz(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=30) as r:
+            found: dict = json.loads(r.read())
+            return found
+
+    def every_worker(self, want: Callable[[dict], bool]) -> bool:
+        with ThreadPoolExecutor(4) as pool:
+            seen = list(pool.map(lambda _: self.readyz(), range(8 * self.workers)))
+        pids = set(children(self.process.pid))
+        return (len(pids) == self.workers and pids <= {r["service"]["pid"] for r in seen}
+                and all(want(r) for r in seen))
+
+    def wait(self, want: Callable[[dict], bool], limit: float = 600) -> float:
+        began = time.monotonic()
+        while time.monotonic() - began < limit:
+            try:
+                if self.every_worker(want):
+                    return time.monotonic() - began
+            except OSError:
+                pass
+            time.sleep(0.05)  # polling a server; the figure is when the condition first held
+        raise RuntimeError("gunicorn did not get there")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def measure_change(server: Server, change: Callable[[], None], releases: int,
+                   version: str) -> dict[str, float]:
+    """Apply a change; time until every worker serves a new version; CPU and memory of it.
+
+    While it spreads, only /proc is read (requests would add their own CPU to the tree):
+    done when every worker has been replaced and the master's CPU stays still; then every
+    worker is asked over HTTP, and must already serve the new version.
+    """
+    master, before = server.process.pid, set(children(server.process.pid))
+    steady_rss, steady_pss = tree_memory(master)
+    peak, done = steady_rss, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_memory(master)[0])
+            done.wait(0.02)
+    sampler = threading.Thread(target=sample)
+    cpu, began = tree_cpu(master), time.monotonic()
+    sampler.start()
+    change()
+    while True:
+        now = set(children(master))
+        if len(now) == server.workers and not now & before:
+            break
+        time.sleep(0.02)  # polling /proc; the figure is when the condition first held
+    replaced = time.monotonic() - began
+    settled, last = tree_cpu(master), -1.0
+    while settled != last:
+        time.sleep(0.5)  # until the tree's CPU stops moving: the publish is over
+        last, settled = settled, tree_cpu(master)
+    done.set()
+    sampler.join()
+    spent = settled - cpu
+    after_rss, after_pss = tree_memory(master)
+    checked = server.wait(lambda r: r["status"] == "ok" and r["dataset"]["version"] != version
+                          and r["dataset"]["releases"] == releases, limit=60)
+    return {"latency": replaced, "cpu": spent, "steady_rss": steady_rss, "peak_rss": peak,
+            "steady_pss": steady_pss, "after_pss": after_pss, "checked": checked}
+
+
+def release_text(number: int, title: str) -> str:
+    return (f"id: bench-{number}\ntype: press-release\ntitle: {title}\n"
+            f"published: '2025-01-0{number}'\ncountries: [TH]\ntopics: [social-security]\n"
+            f"summary: A release published during the benchmark.\n")
+
+
+def write(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def gunicorn_rows(data: Path, snapshots: Path, count: int, workers: int) -> list[tuple[object, ...]]:
+    server = Server(data, snapshots, workers)
+    try:
+        server.wait(lambda r: r["status"] == "ok")
+        time.sleep(5)  # let start-up work finish before the idle window
+        cpu, idle_s = tree_cpu(server.process.pid), 20.0
+        time.sleep(idle_s)  # the idle window itself: what watching costs
+        idle = (tree_cpu(server.process.pid) - cpu) / idle_s * 100
+        new = data / "releases" / "bench-1.yaml"
+        steps: list[tuple[str, Callable[[], None], int]] = [
+            ("one release added", lambda: write(new, release_text(1, "Added")), count + 1),
+            ("one release edited", lambda: write(new, release_text(1, "Edited")), count + 1),
+            ("one release deleted", lambda: new.unlink(), count),
+        ]
+        rows: list[tuple[object, ...]] = [("idle watching, % of one core", "≤ 1", f"{idle:.2f}")]
+        for name, change, releases in steps:
+            m = measure_change(server, change, releases, server.readyz()["dataset"]["version"])
+            rows += [
+                (f"{name}: served by every worker, s", f"≤ {INTERVAL + 2}", f"{m['latency']:.2f}"),
+                (f"{name}: CPU of the process tree, s", "≤ 2", f"{m['cpu']:.2f}"),
+                (f"{name}: peak RSS / steady (tree)", "≤ 1.5", f"{m['peak_rss'] / m['steady_rss']:.2f}"),
+                (f"{name}: PSS after / before (tree)", "≤ 1.2",
+                 f"{m['after_pss'] / m['steady_pss']:.2f} ({m['after_pss']:.0f} MB)"),
+            ]
+        return rows
+    finally:
+        new = data / "releases" / "bench-1.yaml"
+        new.unlink(missing_ok=True)
+        server.stop()
+
+
+def main(count: int, workers: int) -> None:
+    data = split_archive(count)
+    with tempfile.TemporaryDirectory(prefix="feedsvc-publish-") as tmp:
+        snapshots = Path(tmp) / "snapshots"
+        cold = start_app(data, snapshots)
+        warm = start_app(data, snapshots)
+        rows: list[tuple[object, ...]] = [
+            ("cold start, s (CPU s)", "≤ 8", f"{cold['total']:.2f} ({cold['cpu']:.2f})"),
+            ("restart from snapshot, s (CPU s)", "≤ 1", f"{warm['total']:.2f} ({warm['cpu']:.2f})"),
+            ("restart RSS, MB", "", f"{warm['rss']:.0f}"),
+        ]
+        rows += gunicorn_rows(data, snapshots, count, workers)
+    load = os.getloadavg()[0]
+    publish(f"publish-{count}", "\n\n".join([
+        f"## Publishing: {count:,} releases, one file each, {workers} gunicorn workers "
+        f"(FEEDSVC_RELOAD_INTERVAL={INTERVAL}; load average {load:.1f} on {os.cpu_count()} CPUs)",
+        table(("what", "target", "measured"), rows),
+    ]))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000,
+         int(sys.argv[2]) if len(sys.argv) > 2 else 2)

@@ -1,0 +1,286 @@
+"""The dataset as files, each read, parsed and validated once: a change costs the files it touches.
+
+A Catalog records, for every dataset file, its stat key (size, mtime, inode), a hash of its
+bytes and what it held: validated releases, or problems. `update` stats the files and reads
+only those whose key changed (or whose mtime was too recent to trust); it parses only those
+whose bytes changed and keeps every other file's releases as they are. A change to the site or
+the topic vocabulary, which every release is checked against, loads everything again.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import stat
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import media
+from .dataset import (
+    Ids,
+    Parts,
+    Problem,
+    Release,
+    Site,
+    Topic,
+    file_releases,
+    parse_file,
+    vocabulary,
+)
+from .yamlsource import SUFFIXES, file_digest, find_files, links_out, read_source
+
+Key = tuple[int, int, int]
+UNREADABLE: Key = (-1, -1, -1)
+# A file changed this recently may change again within the same mtime tick: hash it again
+# at the next look (as git does for "racily clean" entries).
+RACY_NS = 2_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One dataset file as last read: its stat key, its bytes' digest and what it held."""
+
+    key: Key
+    digest: bytes
+    releases: tuple[Release, ...] = ()
+    ids: Ids = ()
+    problems: tuple[Problem, ...] = ()
+    vocabulary: bool = False
+    racy: bool = False
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every file of a dataset as last read, in path order, and the vocabulary they define."""
+
+    root: str
+    files: Mapping[str, FileEntry]
+    site: Site | None
+    topics: Mapping[str, Topic]
+    # Problems of the vocabulary, or of the dataset as a whole (e.g. the path is missing).
+    problems: tuple[Problem, ...] = ()
+    # Some files or folders are symbolic links: a change to what they point to may come
+    # without a notification from the dataset's own folders, so it is looked for by polling.
+    linked: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an update found: the new catalog, and the files read again because they changed."""
+
+    catalog: Catalog
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    @property
+    def any(self) -> bool:
+        return bool(self.changed or self.removed)
+
+
+def stat_key(path: str) -> Key:
+    """Return a file's (size, mtime_ns, inode), following links; UNREADABLE if stat fails."""
+    return _stat(path)[0]
+
+
+def _stat(path: str) -> tuple[Key, bool]:
+    """Return stat_key(path), and whether the path is a symbolic link."""
+    try:
+        status = os.lstat(path)
+        link = stat.S_ISLNK(status.st_mode)
+        if link:
+            status = os.stat(path)
+    except OSError:
+        return UNREADABLE, os.path.islink(path)
+    return (status.st_size, status.st_mtime_ns, status.st_ino), link
+
+
+def in_path_order(files: Mapping[str, FileEntry]) -> dict[str, FileEntry]:
+    """Order files as find_files does, by path parts ("\\0" sorts before any other character)."""
+    return dict(sorted(files.items(), key=lambda item: item[0].replace(os.sep, "\0")))
+
+
+def _missing(root: Path) -> Catalog:
+    return Catalog(str(root), {}, None, {},
+                   (Problem(str(root), None, None, None, "no such file or directory"),))
+
+
+Escapes = Callable[[str], bool] | None
+
+
+def _escapes(root: Path) -> Escapes:
+    """Return the test for files that link outside the dataset folder (see links_out)."""
+    return links_out(str(root)) if root.is_dir() else None
+
+
+def _read(name: str, limit: int, escapes: Escapes) -> tuple[Key, bytes | None, Problem | None]:
+    key = stat_key(name)  # before reading: a write after it changes the key, and is seen
+    if escapes is not None and escapes(name):
+        return key, None, Problem(name, None, None, None,
+                                  "links to a file outside the dataset folder: refused")
+    raw, problem = read_source(name, name, limit)
+    return key, raw, problem
+
+
+def load(root: Path, limit: int) -> Catalog:
+    """Read, parse and validate every file: check-data, a cold start, a vocabulary change."""
+    if not root.exists():
+        return _missing(root)
+    now = time.time_ns()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the load makes millions of objects and no cycles: collecting is wasted work
+    try:
+        read: list[tuple[str, Key, bytes, Parts | None, list[Problem]]] = []
+        links: list[str] = []
+        escapes = _escapes(root)
+        for name in find_files(root, links):
+            if os.path.islink(name):
+                links.append(name)
+            key, raw, problem = _read(name, limit, escapes)
+            if raw is None:
+                read.append((name, key, b"", None, [problem] if problem else []))
+                continue
+            problems: list[Problem] = []
+            read.append((name, key, raw, parse_file(name, raw, problems), problems))
+        gathered = Parts([], [], [])
+        for _, _, _, parts, _ in read:
+            if parts is not None:
+                gathered.sites += parts.sites
+                gathered.topics += parts.topics
+        vocab_problems: list[Problem] = []
+        site, topics = vocabulary(gathered, vocab_problems)
+        site, _ = media.resolve(root, site, [], vocab_problems)  # its icon and logo files
+        files = {name: _entry(root, key, raw, parts, problems, site, topics, now)
+                 for name, key, raw, parts, problems in read}
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return Catalog(str(root), files, site, topics, tuple(vocab_problems), bool(links))
+
+
+def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list[Problem],
+           site: Site | None, topics: Mapping[str, Topic], now_ns: int) -> FileEntry:
+    racy = key[1] >= now_ns - RACY_NS
+    digest = file_digest(raw) if parts is not None else b""
+    if parts is None:
+        return FileEntry(key, digest, problems=tuple(problems), racy=racy)
+    holds_vocabulary = bool(parts.sites or parts.topics)
+    releases: tuple[Release, ...] = ()
+    ids: Ids = ()
+    if site is not None:  # without a site nothing can be checked: its problem is reported
+        releases, ids = file_releases(parts, site, topics, problems)
+        # The media/ files they name: checked, with their length and hash filled in.
+        _, resolved = media.resolve(root, None, list(releases), problems)
+        releases = tuple(resolved)
+    return FileEntry(key, digest, releases, ids, tuple(problems), holds_vocabulary, racy)
+
+
+def entry_of(root: Path, raw: bytes, parts: Parts, problems: list[Problem],
+             catalog: Catalog) -> FileEntry:
+    """Return the entry a file not on disk yet would have in `catalog` (`feedsvc new`)."""
+    return _entry(root, UNREADABLE, raw, parts, problems, catalog.site, catalog.topics, 0)
+
+
+FullLoad = Callable[[Path, int], Catalog]
+
+
+def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad = load,
+           only: Collection[str] | None = None) -> Change:
+    """Return the catalog of the files on disk now, reading only those that changed.
+
+    With trust_stat=False every file is read and hashed again (SIGHUP: "whatever the file
+    times say"); still only files whose bytes changed are parsed. `full` loads everything
+    when the vocabulary changed (e.g. in a child process, see snapshot.load_catalog). `only`
+    names the paths a notification said changed: only those are looked at, when that is
+    safe (see _named); otherwise every file is.
+    """
+    root = Path(old.root)
+    if not root.exists():
+        return Change(_missing(root), (), tuple(old.files))
+    if old.site is None:  # nothing valid to build on: start afresh
+        return _everything(old, full(root, limit))
+    names = _named(old, only) if only is not None and trust_stat else None
+    links: list[str] = []
+    listed = find_files(root, links, ordered=False) if names is None else names
+    files = dict(old.files) if names is not None else {}
+    now, changed, escapes = time.time_ns(), [], _escapes(root)
+    for name in listed:
+        previous = old.files.get(name)
+        if names is not None and not os.path.lexists(name):
+            files.pop(name, None)
+            continue
+        key, link = _stat(name)
+        if link:
+            links.append(name)
+        if previous is not None and previous.key == key and not previous.racy and trust_stat:
+            files[name] = previous
+            continue
+        entry = _reread(name, previous, limit, old, now, escapes)
+        if entry is None:  # the site or topics changed: every release is checked again
+            return _everything(old, full(root, limit))
+        files[name] = entry
+        if previous is None or entry.digest != previous.digest or entry.problems != previous.problems:
+            changed.append(name)
+    removed = tuple(name for name in (listed if names is not None else old.files)
+                    if name in old.files and name not in files)
+    if any(old.files[name].vocabulary for name in removed):
+        return _everything(old, full(root, limit))
+    if files.keys() == old.files.keys():
+        files = {name: files[name] for name in old.files}  # the order they were listed in
+    else:
+        files = in_path_order(files)
+    linked = old.linked or bool(links) if names is not None else bool(links)
+    return Change(replace(old, files=files, linked=linked), tuple(changed), removed)
+
+
+def _named(old: Catalog, paths: Collection[str]) -> list[str] | None:
+    """Return the dataset files among notified paths, and the racy ones; None: look at all.
+
+    Safe only in a plain folder tree: a path through a link, in a hidden folder, or a
+    folder's own change may stand for files under other names, so everything is listed.
+    """
+    top = os.path.abspath(old.root)
+    if old.linked or not os.path.isdir(old.root):
+        return None
+    names = {name for name, entry in old.files.items() if entry.racy}
+    for path in paths:
+        if not path.startswith(top + os.sep) or os.path.islink(path) or os.path.isdir(path):
+            return None
+        *folders, base = path[len(top) + 1:].split(os.sep)
+        if any(folder.startswith(".") for folder in folders):
+            return None
+        if not base.startswith(".") and base.endswith(SUFFIXES):
+            names.add(os.path.join(old.root, *folders, base))
+    return sorted(names)
+
+
+def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
+            now_ns: int, escapes: Escapes) -> FileEntry | None:
+    """Read one file again; None if it holds (or held) part of the vocabulary."""
+    key, raw, problem = _read(name, limit, escapes)
+    racy = key[1] >= now_ns - RACY_NS
+    if raw is None:
+        if previous is not None and previous.vocabulary:
+            return None
+        return FileEntry(key, b"", problems=(problem,) if problem else (), racy=racy)
+    digest = file_digest(raw)
+    if previous is not None and digest == previous.digest:
+        return replace(previous, key=key, racy=racy)  # touched, not changed: nothing to parse
+    if previous is not None and previous.vocabulary:
+        return None
+    problems: list[Problem] = []
+    parts = parse_file(name, raw, problems)
+    if parts.sites or parts.topics:
+        return None
+    assert old.site is not None
+    return _entry(Path(old.root), key, raw, parts, problems, old.site, old.topics, now_ns)
+
+
+def _everything(old: Catalog, new: Catalog) -> Change:
+    changed = tuple(name for name, entry in new.files.items()
+                    if name not in old.files or old.files[name].digest != entry.digest
+                    or old.files[name].problems != entry.problems)
+    removed = tuple(name for name in old.files if name not in new.files)
+    if new.problems != old.problems and not changed and not removed:
+        changed = (new.root,)
+    return Change(new, changed, removed)

@@ -1,0 +1,154 @@
+"""Wait until the dataset on disk may have changed: kernel notification, else stat polling.
+
+With notification (inotify, through the small inotify_simple wrapper) an idle dataset costs
+nothing: a check runs only after files changed and then stayed quiet for a moment. The reader
+waits with select(), so it also runs as a greenlet where gevent has patched the standard
+library (deploy/gunicorn.conf.py's master). Where the kernel cannot tell (not Linux, or
+FEEDSVC_RELOAD_WATCH=poll, e.g. for NFS), the owner checks every FEEDSVC_RELOAD_INTERVAL seconds
+instead, which costs a stat of every file each time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+
+from inotify_simple import INotify, flags, parse_events
+
+log = logging.getLogger(__name__)
+
+# Changes only: the reloader's own reads (open, read, close without writing) must not wake it.
+CHANGES = (flags.CREATE | flags.DELETE | flags.MODIFY | flags.MOVED_FROM | flags.MOVED_TO
+           | flags.CLOSE_WRITE | flags.ATTRIB | flags.DELETE_SELF | flags.MOVE_SELF)
+ENTRIES = flags.CREATE | flags.DELETE | flags.MOVED_FROM | flags.MOVED_TO | flags.ATTRIB
+# Wait for this long without a change before checking: a copy of many files is looked at once.
+SETTLE = 0.5
+# A folder changed (made, moved, removed) or events were lost: any file may have changed.
+_WHOLE = flags.ISDIR | flags.Q_OVERFLOW | flags.DELETE_SELF | flags.MOVE_SELF
+
+
+class Watcher:
+    """Tells its owner when the files at a path (a directory, or one file) may have changed."""
+
+    def __init__(self, path: str, interval: float, backend: str = "auto",
+                 settle: float = SETTLE) -> None:
+        self.path = os.path.abspath(path)
+        self.interval, self.settle = interval, min(settle, interval)
+        self.changed = threading.Event()
+        self._lock = threading.Lock()
+        self._paths: set[str] | None = set()  # None: look at every file
+        self._folders: dict[int, str] = {}
+        self._inotify: INotify | None = None
+        self._owner = os.getpid()
+        self.backend = "poll" if backend == "poll" else self._notify(backend == "notify")
+
+    @property
+    def owned(self) -> bool:
+        """Whether this process started the watcher (not a worker forked from it)."""
+        return os.getpid() == self._owner
+
+    def _notify(self, required: bool) -> str:
+        try:
+            self._inotify = INotify()
+            self._watch_all()
+        except OSError as error:  # not Linux, or fs.inotify.max_user_watches reached
+            if required:
+                raise
+            log.warning("dataset watch: no kernel notification (%s); polling every %s s",
+                        error, self.interval)
+            self._inotify = None
+            return "poll"
+        threading.Thread(target=self._read, name="feedsvc-inotify", daemon=True).start()
+        os.register_at_fork(after_in_child=self._forked)
+        return "notify"
+
+    def _forked(self) -> None:
+        """In a forked worker: never read the master's notifications (it would take them).
+
+        Threads do not survive a fork, but gevent's greenlets do: the reader's copy would wait
+        on the same inotify file. Its descriptor now stands for a pipe that never has data.
+        """
+        if self._inotify is not None:
+            never, _keep_open = os.pipe()
+            os.dup2(never, self._inotify.fileno())
+            os.close(never)
+
+    def _watch_all(self) -> None:
+        """Watch the dataset's parent (for the dataset itself) and every folder below it."""
+        assert self._inotify is not None
+        for wd in list(self._folders):
+            try:
+                self._inotify.rm_watch(wd)
+            except OSError:  # its folder is gone, and its watch with it
+                pass
+        whole_folder = os.path.isdir(self.path)
+        # The parent tells of the dataset itself: made, removed or replaced (and, for one file,
+        # written); not of its other entries being written, such as a log file beside it.
+        parent = ENTRIES if whole_folder else CHANGES
+        self._folders = {self._inotify.add_watch(os.path.dirname(self.path), parent):
+                         os.path.dirname(self.path)}
+        if whole_folder:
+            for folder, _, _ in os.walk(self.path):
+                self._folders[self._inotify.add_watch(folder, CHANGES)] = folder
+
+    def _read(self) -> None:
+        assert self._inotify is not None
+        while True:
+            try:
+                select.select([self._inotify.fileno()], [], [])
+                data = os.read(self._inotify.fileno(), 1 << 16)
+            except (OSError, ValueError):  # closed by stop()
+                return
+            paths: set[str] = set()
+            whole = False
+            for event in parse_events(data):
+                folder = self._folders.get(event.wd)
+                if folder is None:  # a watch dropped when the folders were watched again
+                    whole = whole or bool(event.mask & flags.Q_OVERFLOW)
+                    continue
+                path = os.path.join(folder, event.name) if event.name else folder
+                if folder == os.path.dirname(self.path) and path != self.path:
+                    continue  # the parent's other entries: not the dataset
+                paths.add(path)
+                whole = whole or bool(event.mask & _WHOLE) or path == self.path
+            if whole:
+                self._watch_all()  # new folders, or the dataset itself replaced
+            if paths or whole:
+                self.note(paths, whole)
+
+    def note(self, paths: set[str], whole: bool = False) -> None:
+        """Record changed paths (whole: anything may have changed) and wake the owner."""
+        with self._lock:
+            if whole or self._paths is None:
+                self._paths = None
+            else:
+                self._paths |= paths
+        self.changed.set()
+
+    def take(self) -> set[str] | None:
+        """Return the paths noted since the last call; None if every file must be looked at."""
+        with self._lock:
+            paths, self._paths = self._paths, set()
+        return paths
+
+    def wait(self, timeout: float | None) -> bool:
+        """Return True once files changed and stayed quiet for `settle` s; False at the timeout.
+
+        Polling, every wait is `interval` seconds and returns True: the owner looks each time.
+        """
+        if self.backend == "poll":
+            time.sleep(self.interval if timeout is None else min(timeout, self.interval))
+            return True
+        if not self.changed.wait(timeout):
+            return False
+        latest = time.monotonic() + self.interval  # a steady stream of changes still gets looked at
+        while True:
+            self.changed.clear()
+            if not self.changed.wait(self.settle) or time.monotonic() >= latest:
+                return True
+
+    def stop(self) -> None:
+        if self._inotify is not None:
+            self._inotify.close()
