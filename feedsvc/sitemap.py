@@ -84,24 +84,24 @@ def _xml(root: etree._Element) -> bytes:
     return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True))
 
 
+def _listed(root: str, item: str, locs: Sequence[Loc]) -> bytes:
+    """Write a sitemap document: one `item` element (loc, lastmod) per entry under `root`."""
+    document = etree.Element(f"{{{NS}}}{root}", nsmap={None: NS})
+    for loc in locs:
+        node = etree.SubElement(document, f"{{{NS}}}{item}")
+        etree.SubElement(node, f"{{{NS}}}loc").text = loc.url
+        etree.SubElement(node, f"{{{NS}}}lastmod").text = _w3c(loc.lastmod)
+    return _xml(document)
+
+
 def render_urlset(locs: Sequence[Loc]) -> bytes:
     """Write a sitemap of these URLs."""
-    urlset = etree.Element(f"{{{NS}}}urlset", nsmap={None: NS})
-    for loc in locs:
-        url = etree.SubElement(urlset, f"{{{NS}}}url")
-        etree.SubElement(url, f"{{{NS}}}loc").text = loc.url
-        etree.SubElement(url, f"{{{NS}}}lastmod").text = _w3c(loc.lastmod)
-    return _xml(urlset)
+    return _listed("urlset", "url", locs)
 
 
 def render_index(parts: Sequence[Loc]) -> bytes:
     """Write a sitemap index naming each part and when its newest page changed."""
-    index = etree.Element(f"{{{NS}}}sitemapindex", nsmap={None: NS})
-    for part in parts:
-        node = etree.SubElement(index, f"{{{NS}}}sitemap")
-        etree.SubElement(node, f"{{{NS}}}loc").text = part.url
-        etree.SubElement(node, f"{{{NS}}}lastmod").text = _w3c(part.lastmod)
-    return _xml(index)
+    return _listed("sitemapindex", "sitemap", parts)
 
 
 def robots(urls: Urls) -> bytes:
