@@ -133,8 +133,7 @@ def _matching(groups: list[list[array[int]]], start: int, end: int, want: int) -
         for group in slices[1:]:
             if not found:
                 break
-            found = found.intersection(chain.from_iterable(group)) if len(group) > 1 \
-                else found.intersection(group[0])
+            found = found.intersection(chain.from_iterable(group))
         yield from sorted(found)
         low, width = high, width * 2
 
