@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from . import version as versions
 from .dataset import (
     Dataset,
     DatasetError,
@@ -25,7 +26,9 @@ def problems_of(catalog: Catalog) -> list[Problem]:
     problems = list(catalog.problems)
     for entry in catalog.files.values():
         problems += entry.problems
-    problems += duplicate_ids((name, entry.ids) for name, entry in catalog.files.items())
+    # An id used twice is reported where it comes again, in path order (as find_files lists).
+    files = in_path_order(catalog.files)
+    problems += duplicate_ids((name, entry.ids) for name, entry in files.items())
     if not catalog.files and not problems:
         problems.append(Problem(catalog.root, None, None, None, "no .yaml or .yml files found"))
     return sorted(problems, key=lambda p: (p.file, p.line or 0))
@@ -94,8 +97,10 @@ def _releases(catalog: Catalog) -> Iterator[Release]:
 
 
 def version(catalog: Catalog) -> str:
-    """Return the dataset version: a hash of every file's name and digest."""
-    return version_of(catalog.root, ((name, e.digest) for name, e in catalog.files.items()))
+    """Return the dataset version: a hash of every file's name and digest (see version.py)."""
+    if catalog.fold is None:
+        return version_of(catalog.root, ((name, e.digest) for name, e in catalog.files.items()))
+    return versions.version(catalog.fold)
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ def check_with_file(root: Path, limit: int, name: str, raw: bytes,
     found: list[Problem] = []
     parts = parse_file(name, raw, found)
     entry = entry_of(root, raw, parts, found, catalog)
-    files = in_path_order({**catalog.files, name: entry})
-    every = [*problems, *problems_of(replace(catalog, files=files))]
+    every = [*problems, *problems_of(replace(catalog, files={**catalog.files, name: entry},
+                                             fold=None))]
     if every:
         raise DatasetError(sorted(every, key=lambda p: (p.file, p.line or 0)))

@@ -1,9 +1,10 @@
-"""An immutable, indexed view of one dataset version: selecting a page costs the page, not the archive."""
+"""An immutable, indexed view of one dataset version: selecting a page costs the page, not the
+archive, and updating it by one release costs that release, not the archive."""
 from __future__ import annotations
 
 import re
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -21,8 +22,8 @@ def words(text: str) -> list[str]:
 
 def _postings(pairs: Iterable[tuple[str, int]]) -> dict[str, array[int]]:
     index: dict[str, array[int]] = {}
-    for key, position in pairs:
-        index.setdefault(key, array("I")).append(position)
+    for key, label in pairs:
+        index.setdefault(key, array("q")).append(label)
     return index
 
 
@@ -56,17 +57,35 @@ class Filters:
     since: date | None = None
 
 
+# A release's label sorts as its position does and keeps its value while others come and go,
+# so posting lists of labels never move: a change edits the lists of the changed releases only.
+# A new index spaces labels this far apart, so that many releases fit between two neighbours.
+GAP = 1 << 32
+_LOWEST, _HIGHEST = -(1 << 63), (1 << 63) - 1  # what array("q") holds
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What an index was updated by: from version `base`, releases and their labels."""
+
+    base: str
+    removed: tuple[tuple[Release, int], ...]
+    added: tuple[tuple[Release, int], ...]
+
+
 @dataclass(frozen=True)
 class Index:
-    """A dataset with its releases newest first and posting lists of their positions."""
+    """A dataset with its releases newest first, their labels, and posting lists of labels."""
 
     dataset: Dataset
-    by_id: Mapping[str, int] = field(repr=False)
+    by_id: Mapping[str, int] = field(repr=False)  # id -> label
     by_country: Mapping[str, array[int]] = field(repr=False)
     by_topic: Mapping[str, array[int]] = field(repr=False)
     by_word: Mapping[str, array[int]] = field(repr=False)
     # -timestamp of each position: ascending, so bisect finds date boundaries.
     sort_keys: array[float] = field(repr=False)
+    labels: array[int] = field(repr=False)  # the label of each position, ascending
+    delta: Delta | None = field(default=None, repr=False)
 
     @property
     def releases(self) -> tuple[Release, ...]:
@@ -76,9 +95,22 @@ class Index:
     def version(self) -> str:
         return self.dataset.version
 
+    def position(self, label: int) -> int:
+        """Return the position of the release with this label (or where it would go)."""
+        return bisect_left(self.labels, label)
+
+    def label_at(self, position: int) -> int:
+        """Return the label at a position; past the end, one above every label."""
+        return self.labels[position] if position < len(self.labels) else _HIGHEST
+
+    def position_of(self, release_id: str) -> int | None:
+        """Return the position of the release with this id, or None."""
+        label = self.by_id.get(release_id)
+        return None if label is None else self.position(label)
+
     def release(self, release_id: str) -> Release | None:
         """Return the release with this id, or None."""
-        position = self.by_id.get(release_id)
+        position = self.position_of(release_id)
         return None if position is None else self.releases[position]
 
     def start_after(self, cursor: Cursor | None) -> int:
@@ -106,20 +138,22 @@ class Index:
             groups.append([self.by_country.get(c, _EMPTY) for c in sorted(filters.countries)])
         if filters.topics:
             groups.append([self.by_topic.get(t, _EMPTY) for t in sorted(filters.topics)])
-        positions = _matching(groups, start, end, limit + 1) if groups else range(start, end)
+        positions = _matching(groups, self.labels, start, end, limit + 1) if groups \
+            else range(start, end)
         chosen = [self.releases[p] for p in islice(positions, limit + 1)]
         return Page(chosen[:limit], len(chosen) > limit)
 
 
-_EMPTY: array[int] = array("I")
+_EMPTY: array[int] = array("q")
 # The first window of positions searched; each next one is twice as wide.
 _FIRST_WINDOW = 256
 
 
-def _matching(groups: list[list[array[int]]], start: int, end: int, want: int) -> Iterator[int]:
-    """Yield the positions in [start, end) that are in every group, ascending.
+def _matching(groups: list[list[array[int]]], labels: array[int], start: int, end: int,
+              want: int) -> Iterator[int]:
+    """Yield the positions in [start, end) whose labels are in every group, ascending.
 
-    A group matches a position that is in any of its posting lists (the countries asked for,
+    A group matches a label that is in any of its posting lists (the countries asked for,
     say); the groups are ANDed. The positions are searched in windows that double in width;
     in each, the groups' slices are intersected smallest first, as sets (in C), stopping at
     the first empty intersection. A dense query costs about its page; a query matching
@@ -128,13 +162,14 @@ def _matching(groups: list[list[array[int]]], start: int, end: int, want: int) -
     low, width = start, max(_FIRST_WINDOW, want)
     while low < end:
         high = min(end, low + width)
-        slices = sorted((_window(group, low, high) for group in groups), key=_total)
+        top = labels[high] if high < len(labels) else _HIGHEST
+        slices = sorted((_window(group, labels[low], top) for group in groups), key=_total)
         found = set(chain.from_iterable(slices[0]))
         for group in slices[1:]:
             if not found:
                 break
             found = found.intersection(chain.from_iterable(group))
-        yield from sorted(found)
+        yield from (bisect_left(labels, label, low, high) for label in sorted(found))
         low, width = high, width * 2
 
 
@@ -150,15 +185,15 @@ def _total(group: list[array[int]]) -> int:
 def build_index(dataset: Dataset) -> Index:
     """Index a dataset whose releases are already sorted newest first."""
     releases = dataset.releases
+    labels = array("q", range(0, len(releases) * GAP, GAP))
     return Index(
         dataset=dataset,
-        by_id={r.id: i for i, r in enumerate(releases)},
-        by_country=_postings((c, i) for i, r in enumerate(releases) for c in r.countries),
-        by_topic=_postings((t, i) for i, r in enumerate(releases) for t in r.topics),
-        by_word=_postings(
-            (w, i) for i, r in enumerate(releases) for w in dict.fromkeys(words(f"{r.title} {r.summary}"))
-        ),
+        by_id=dict(zip((r.id for r in releases), labels, strict=True)),
+        by_country=_postings((c, i * GAP) for i, r in enumerate(releases) for c in r.countries),
+        by_topic=_postings((t, i * GAP) for i, r in enumerate(releases) for t in r.topics),
+        by_word=_postings((w, i * GAP) for i, r in enumerate(releases) for w in _words(r)),
         sort_keys=array("d", (-r.published.timestamp() for r in releases)),
+        labels=labels,
     )
 
 
@@ -170,40 +205,85 @@ def update_index(old: Index, dataset: Dataset, removed: Sequence[Release],
                  added: Sequence[Release]) -> Index:
     """Index `dataset`: `old`'s releases less `removed`, plus `added`; no text is read again.
 
-    Kept releases keep their order, so each posting list is mapped to the new positions as
-    it is (C speed: no words are split again); only the lists of changed releases are edited.
+    Kept releases keep their labels, so only the posting lists of changed releases are
+    copied and edited (bisect and insert, in C); the rest are shared with `old`.
     """
     if len(removed) + len(added) > UPDATE_LIMIT:
         return build_index(dataset)
-    releases = dataset.releases
-    by_id = {r.id: i for i, r in enumerate(releases)}
-    # Where each old position now stands; the places of removed releases are dropped first.
-    moved = array("I", (by_id.get(r.id, 0) for r in old.releases))
-    postings = []
-    for mapping, keys in ((old.by_country, _countries), (old.by_topic, _topics),
-                          (old.by_word, _words)):
-        trimmed, copied = dict(mapping), set()
-        for release in removed:
-            position = old.by_id[release.id]
-            for key in keys(release):
-                if key not in copied:  # never edit the served index's arrays
-                    copied.add(key)
-                    trimmed[key] = array("I", trimmed[key])
-                del trimmed[key][bisect_left(trimmed[key], position)]
-        new = {key: array("I", map(moved.__getitem__, posting))
-               for key, posting in trimmed.items() if posting}
-        for release in added:
-            for key in keys(release):
-                posting = new.setdefault(key, array("I"))
-                posting.insert(bisect_left(posting, by_id[release.id]), by_id[release.id])
-        postings.append(new)
-    sort_keys = array("d", old.sort_keys)
-    for position in sorted((old.by_id[r.id] for r in removed), reverse=True):
-        del sort_keys[position]
-    for release in sorted(added, key=lambda r: by_id[r.id]):
-        sort_keys.insert(by_id[release.id], -release.published.timestamp())
-    return Index(dataset=dataset, by_id=by_id, by_country=postings[0], by_topic=postings[1],
-                 by_word=postings[2], sort_keys=sort_keys)
+    labels, sort_keys, by_id = array("q", old.labels), array("d", old.sort_keys), dict(old.by_id)
+    lists = [_Lists(old.by_country), _Lists(old.by_topic), _Lists(old.by_word)]
+    gone = []
+    for release in removed:
+        label = by_id.pop(release.id)
+        gone.append((release, label))
+        at = bisect_left(labels, label)
+        del labels[at], sort_keys[at]
+        for edit, keys in zip(lists, _KEYS, strict=True):
+            edit.remove(keys(release), label)
+    new = []
+    for at, release in sorted((_place(dataset.releases, r), r) for r in added):
+        fresh = _between(labels, at)
+        if fresh is None:  # no room left between two neighbours: label afresh
+            return build_index(dataset)
+        new.append((release, fresh))
+        labels.insert(at, fresh)
+        sort_keys.insert(at, -release.published.timestamp())
+        by_id[release.id] = fresh
+        for edit, keys in zip(lists, _KEYS, strict=True):
+            edit.add(keys(release), fresh)
+    return Index(dataset=dataset, by_id=by_id, by_country=lists[0].result(),
+                 by_topic=lists[1].result(), by_word=lists[2].result(), sort_keys=sort_keys,
+                 labels=labels, delta=Delta(old.version, tuple(gone), tuple(new)))
+
+
+def _place(releases: Sequence[Release], release: Release) -> int:
+    """Return the position of `release` in releases sorted newest first (published, id)."""
+    key = (release.published, release.id)
+    return bisect_left(releases, True, key=lambda r: (r.published, r.id) <= key)
+
+
+def _between(labels: array[int], at: int) -> int | None:
+    """Return a label for a release inserted at position `at`; None if there is no room."""
+    low = labels[at - 1] if at > 0 else None
+    high = labels[at] if at < len(labels) else None
+    if low is None:
+        label = 0 if high is None else high - GAP
+    elif high is None:
+        label = low + GAP
+    else:
+        label = (low + high) // 2
+    fits = _LOWEST <= label <= _HIGHEST - 1 and (low is None or label > low) \
+        and (high is None or label < high)
+    return label if fits else None
+
+
+class _Lists:
+    """Posting lists being edited: each list is copied when first touched, never edited
+    in place (the served index still reads it)."""
+
+    def __init__(self, old: Mapping[str, array[int]]) -> None:
+        self.lists, self.copied = dict(old), set[str]()
+
+    def _own(self, key: str) -> array[int]:
+        if key not in self.copied:
+            self.copied.add(key)
+            self.lists[key] = array("q", self.lists.get(key, _EMPTY))
+        return self.lists[key]
+
+    def remove(self, keys: Iterable[str], label: int) -> None:
+        for key in keys:
+            posting = self._own(key)
+            del posting[bisect_left(posting, label)]
+
+    def add(self, keys: Iterable[str], label: int) -> None:
+        for key in keys:
+            insort(self._own(key), label)
+
+    def result(self) -> dict[str, array[int]]:
+        for key in self.copied:
+            if not self.lists[key]:
+                del self.lists[key]
+        return self.lists
 
 
 def _countries(release: Release) -> Iterable[str]:
@@ -216,3 +296,6 @@ def _topics(release: Release) -> Iterable[str]:
 
 def _words(release: Release) -> Iterable[str]:
     return dict.fromkeys(words(f"{release.title} {release.summary}"))
+
+
+_KEYS = (_countries, _topics, _words)

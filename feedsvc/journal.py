@@ -45,4 +45,4 @@ def with_journal(catalog: Catalog, entries: Journal) -> Catalog:
             files.pop(name, None)
         else:
             files[name] = entry
-    return replace(catalog, files=loader.in_path_order(files))
+    return replace(catalog, files=files, fold=loader.refold(catalog, files, entries))

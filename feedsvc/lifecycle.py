@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import threading
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from itertools import accumulate
+from datetime import datetime, time, timedelta
 
 from .dataset import Release
-from .fields import YEARS
-from .index import Filters, Index, Page, words
+from .index import Delta, Filters, Index, Page, words
 
 # How long a withdrawn release's Atom tombstone (RFC 6721) stays in the feeds it was in.
 TOMBSTONE_DAYS = timedelta(days=30)
@@ -33,59 +31,129 @@ def hidden(release: Release) -> bool:
 
 @dataclass(frozen=True)
 class Facts:
-    """What one index version says about hiding, computed once per version."""
+    """What one index version says about hiding, by label (see index.py): kept per version,
+    and worked out from the previous version's by the releases that changed."""
 
-    hidden_all: array[int]  # positions of hidden releases, ascending
+    hidden_all: array[int]  # labels of hidden releases, ascending
     hidden_by: Mapping[str, array[int]]  # the same, per "countries/TH" or "topics/slug"
-    newest_all: array[int]  # [i]: the newest change among visible positions >= i, as a key
-    newest_by: Mapping[str, array[int]]  # the same per posting-list entry; -1: none
+    # Visible releases updated since publication, in all ("") and per posting list: their last
+    # change (whole seconds) and their negated label, ascending by both (parallel arrays).
+    updated_by: Mapping[str, tuple[array[int], array[int]]]
     tombstones: Sequence[Release]  # withdrawn, published releases, by end of notice
     expiries: array[float]  # each tombstone's end of notice (Unix seconds), ascending
 
 
-# A release's last change and its position in one int64, so that the C `max` finds both:
-# whole seconds since before the oldest date allowed (fields.YEARS) above, and below them
-# the position inverted (ties: the newest published). Hidden releases are -1.
-_POSITION_BITS = 26
-_LOW = (1 << _POSITION_BITS) - 1
-_EPOCH = int(datetime(YEARS[0] - 1, 1, 1, tzinfo=UTC).timestamp())
+_NONE: array[int] = array("q")
 
 
-def _newest(keys: Sequence[int], positions: Sequence[int]) -> array[int]:
-    """Return, for each i, the key of the latest change among visible positions[i:] (-1: none)."""
-    ordered = [keys[p] for p in reversed(positions)]
-    return array("q", reversed(list(accumulate(ordered, max, initial=-1))[1:]))
+def _names(release: Release) -> tuple[str, ...]:
+    return (*(f"countries/{c}" for c in release.countries), *(f"topics/{t}" for t in release.topics))
 
 
-def newest_position(key: int) -> int:
-    return -1 if key < 0 else _LOW - (key & _LOW)
+def _changed(release: Release) -> int:
+    return int(release.modified.timestamp())
 
 
 def _facts(index: Index) -> Facts:
-    releases = index.releases
-    # Most releases changed when published: their keys come from the sort keys, and only
-    # the few updated, draft or withdrawn ones are looked at one by one.
-    keys = [((int(-t) - _EPOCH) << _POSITION_BITS) | (_LOW - i)
-            for i, t in enumerate(index.sort_keys)]
-    hidden_all = array("I")
-    for i, r in enumerate(releases):
-        if r.updated is not None or r.draft or r.withdrawn is not None:
-            keys[i] = ((int(r.modified.timestamp()) - _EPOCH) << _POSITION_BITS) | (_LOW - i)
-            if hidden(r):
-                hidden_all.append(i)
+    releases, labels = index.releases, index.labels
+    # Only the few drafts, withdrawn or updated releases are looked at one by one.
+    special = [i for i, r in enumerate(releases)
+               if r.updated is not None or r.draft or r.withdrawn is not None]
+    hidden_all = array("q")
     hidden_by: dict[str, array[int]] = {}
-    for i in hidden_all:
-        keys[i] = -1
-        for name in (*(f"countries/{c}" for c in releases[i].countries),
-                     *(f"topics/{t}" for t in releases[i].topics)):
-            hidden_by.setdefault(name, array("I")).append(i)
-    lists = {**{f"countries/{c}": p for c, p in index.by_country.items()},
-             **{f"topics/{t}": p for t, p in index.by_topic.items()}}
-    tombstones = sorted((releases[i] for i in hidden_all if not releases[i].draft),
-                        key=lambda r: (_expiry(r), r.id))
-    return Facts(hidden_all, hidden_by, _newest(keys, range(len(releases))),
-                 {name: _newest(keys, positions) for name, positions in lists.items()},
+    updated: dict[str, list[tuple[int, int]]] = {"": []}
+    for i in special:
+        release, label = releases[i], labels[i]
+        if hidden(release):
+            hidden_all.append(label)
+            for name in _names(release):
+                hidden_by.setdefault(name, array("q")).append(label)
+        else:
+            for name in ("", *_names(release)):
+                updated.setdefault(name, []).append((_changed(release), -label))
+    tombstones = sorted((releases[i] for i in special if hidden(releases[i])
+                         and not releases[i].draft), key=_tombstone_key)
+    return Facts(hidden_all, hidden_by,
+                 {name: (array("q", (k for k, _ in keys)), array("q", (n for _, n in keys)))
+                  for name, keys in ((name, sorted(keys)) for name, keys in updated.items())},
                  tombstones, array("d", (_expiry(r) for r in tombstones)))
+
+
+def _facts_after(old: Facts, delta: Delta) -> Facts:
+    """Return the facts of the index `delta` made from the index `old` describes."""
+    edit = _FactsEdit(old)
+    for release, label in delta.removed:
+        edit.change(release, label, -1)
+    for release, label in delta.added:
+        edit.change(release, label, +1)
+    return edit.result()
+
+
+class _FactsEdit:
+    """Facts being edited: each list is copied when first touched (the old facts are served)."""
+
+    def __init__(self, old: Facts) -> None:
+        self.hidden_all = array("q", old.hidden_all)
+        self.hidden_by, self.updated_by = dict(old.hidden_by), dict(old.updated_by)
+        self.tombstones, self.expiries = list(old.tombstones), array("d", old.expiries)
+        self.copied: set[str] = set()
+
+    def change(self, release: Release, label: int, sign: int) -> None:
+        """Take a release out (sign -1) or put it in (+1)."""
+        if hidden(release):
+            _edit(self.hidden_all, label, sign)
+            for name in _names(release):
+                _edit(self._own_hidden(name), label, sign)
+            if not release.draft:
+                self._tombstone(release, sign)
+        elif release.updated is not None:
+            for name in ("", *_names(release)):
+                keys, negated = self._own_updated(name)
+                lo = bisect_left(keys, _changed(release))
+                at = bisect_left(negated, -label, lo, bisect_right(keys, _changed(release), lo))
+                if sign > 0:
+                    keys.insert(at, _changed(release))
+                    negated.insert(at, -label)
+                else:
+                    del keys[at], negated[at]
+
+    def _own_hidden(self, name: str) -> array[int]:
+        if "h" + name not in self.copied:
+            self.copied.add("h" + name)
+            self.hidden_by[name] = array("q", self.hidden_by.get(name, _NONE))
+        return self.hidden_by[name]
+
+    def _own_updated(self, name: str) -> tuple[array[int], array[int]]:
+        if "u" + name not in self.copied:
+            self.copied.add("u" + name)
+            keys, negated = self.updated_by.get(name, (_NONE, _NONE))
+            self.updated_by[name] = (array("q", keys), array("q", negated))
+        return self.updated_by[name]
+
+    def _tombstone(self, release: Release, sign: int) -> None:
+        keys = [_tombstone_key(r) for r in self.tombstones]  # withdrawn releases are few
+        at = bisect_left(keys, _tombstone_key(release))
+        if sign > 0:
+            self.tombstones.insert(at, release)
+            self.expiries.insert(at, _expiry(release))
+        else:
+            del self.tombstones[at], self.expiries[at]
+
+    def result(self) -> Facts:
+        hidden_by = {k: v for k, v in self.hidden_by.items() if v}
+        updated_by = {k: v for k, v in self.updated_by.items() if v[0] or k == ""}
+        return Facts(self.hidden_all, hidden_by, updated_by, self.tombstones, self.expiries)
+
+
+def _edit(labels: array[int], label: int, sign: int) -> None:
+    if sign > 0:
+        insort(labels, label)
+    else:
+        del labels[bisect_left(labels, label)]
+
+
+def _tombstone_key(release: Release) -> tuple[float, str]:
+    return _expiry(release), release.id
 
 
 def _expiry(release: Release) -> float:
@@ -98,11 +166,14 @@ _lock = threading.Lock()
 
 
 def facts(index: Index) -> Facts:
-    """Return the index's facts, computed once per dataset version (two kept: a swap's)."""
+    """Return the index's facts, once per dataset version (two kept: a swap's); from the
+    previous version's, by the changed releases, when the index was updated from it."""
     with _lock:
         found = _facts_of.get(index.version)
+        base = None if index.delta is None else _facts_of.get(index.delta.base)
     if found is None:
-        found = _facts(index)
+        found = _facts(index) if base is None or index.delta is None \
+            else _facts_after(base, index.delta)
         with _lock:
             while len(_facts_of) >= 2:
                 del _facts_of[next(iter(_facts_of))]
@@ -148,10 +219,15 @@ class View:
         change = self.next_change
         return None if change is None else max(0.0, (change - self.now).total_seconds())
 
+    @property
+    def first_label(self) -> int:
+        """The label of the first position published at or before now (see index.py)."""
+        return self.index.label_at(self.first)
+
     def status(self, release_id: str) -> tuple[str, Release | None]:
         """Say what `/releases/{id}` answers: ("ok", release), ("gone", release) or
         ("missing", None) for an unknown, draft or not yet published release."""
-        position = self.index.by_id.get(release_id)
+        position = self.index.position_of(release_id)
         if position is None or position < self.first:
             return "missing", None
         release = self.index.releases[position]
@@ -170,42 +246,54 @@ class View:
             chosen += [r for r in page.releases if not hidden(r)]
             if len(chosen) > limit or not page.more or not page.releases:
                 return Page(chosen[:limit], len(chosen) > limit)
-            start = index.by_id[page.releases[-1].id] + 1
+            start = index.position(index.by_id[page.releases[-1].id]) + 1
 
     def visible(self) -> Sequence[Release]:
         """Return every release readers can see now, newest first (a pass over the archive:
         for what is built once per version and moment, such as the sitemap)."""
         return self.select(Filters(), max(self.count(), 1)).releases
 
+    def _lists(self, name: str | None) -> tuple[array[int], array[int]]:
+        """Return the labels of a posting list (every release for None), and its hidden ones."""
+        if name is None:
+            return self.index.labels, self.facts.hidden_all
+        kind, key = name.split("/", 1)
+        postings = (self.index.by_country if kind == "countries" else self.index.by_topic)
+        return postings.get(key, _NONE), self.facts.hidden_by.get(name, _NONE)
+
     def count(self, name: str | None = None) -> int:
         """Return how many releases are visible, in all or in one posting list
         ("countries/TH", "topics/slug")."""
-        if name is None:
-            total, gone = len(self.index.releases) - self.first, self.facts.hidden_all
-        else:
-            kind, key = name.split("/", 1)
-            postings = (self.index.by_country if kind == "countries" else self.index.by_topic)
-            found = postings.get(key, array("I"))
-            total, gone = len(found) - bisect_left(found, self.first), \
-                self.facts.hidden_by.get(name, array("I"))
-        return total - (len(gone) - bisect_left(gone, self.first))
+        found, gone = self._lists(name)
+        first = self.first_label
+        return len(found) - bisect_left(found, first) - (len(gone) - bisect_left(gone, first))
 
     def newest(self, name: str | None = None) -> Release | None:
-        """Return the visible release changed last, in all or in one posting list."""
-        if name is None:
-            newest, at = self.facts.newest_all, self.first
-        else:
-            kind, key = name.split("/", 1)
-            postings = (self.index.by_country if kind == "countries" else self.index.by_topic)
-            newest = self.facts.newest_by.get(name, array("q"))
-            at = bisect_left(postings.get(key, array("I")), self.first)
-        position = newest_position(newest[at]) if at < len(newest) else -1
-        return None if position < 0 else self.index.releases[position]
+        """Return the visible release changed last, in all or in one posting list.
+
+        The newest published visible release changed no earlier than any later one that was
+        never updated: only the updated ones (few) can beat it; ties go to the newest published.
+        """
+        found, gone = self._lists(name)
+        first, best = self.first_label, (-1, 0)
+        for at in range(bisect_left(found, first), len(found)):  # past the hidden ones (few)
+            label = found[at]
+            skip = bisect_left(gone, label)
+            if skip == len(gone) or gone[skip] != label:
+                best = (_changed(self.index.releases[self.index.position(label)]), -label)
+                break
+        keys, negated = self.facts.updated_by.get(name or "", (_NONE, _NONE))
+        for at in range(len(keys) - 1, -1, -1):  # past the scheduled ones (few)
+            if -negated[at] >= first:
+                best = max(best, (keys[at], negated[at]))
+                break
+        return None if best[0] < 0 else self.index.releases[self.index.position(-best[1])]
 
     def tombstones(self, filters: Filters) -> list[Release]:
         """Return the withdrawn releases whose notice still runs, of a feed's selection."""
         live = self.facts.tombstones[self.expired:]
-        published = [r for r in live if self.index.by_id[r.id] >= self.first]
+        first = self.first_label
+        published = [r for r in live if self.index.by_id[r.id] >= first]
         return sorted((r for r in published if matches(self.index, r, filters)),
                       key=lambda r: (r.withdrawn, r.id), reverse=True)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import media
+from . import media, version
 from .dataset import (
     Ids,
     Parts,
@@ -63,6 +63,8 @@ class Catalog:
     # Some files or folders are symbolic links: a change to what they point to may come
     # without a notification from the dataset's own folders, so it is looked for by polling.
     linked: bool = False
+    # The sum of the files' hashes the version is made of (version.py); None: not summed yet.
+    fold: int | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,8 @@ def load(root: Path, limit: int) -> Catalog:
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Catalog(str(root), files, site, topics, tuple(vocab_problems), bool(links))
+    return Catalog(str(root), files, site, topics, tuple(vocab_problems), bool(links),
+                   version.fold(root, ((name, e.digest) for name, e in files.items())))
 
 
 def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list[Problem],
@@ -225,12 +228,23 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad 
                     if name in old.files and name not in files)
     if any(old.files[name].vocabulary for name in removed):
         return _everything(old, full(root, limit))
-    if files.keys() == old.files.keys():
-        files = {name: files[name] for name in old.files}  # the order they were listed in
-    else:
-        files = in_path_order(files)
+    if names is None:  # listed afresh: in the order they were in, or in path order
+        files = {name: files[name] for name in old.files} \
+            if files.keys() == old.files.keys() else in_path_order(files)
     linked = old.linked or bool(links) if names is not None else bool(links)
-    return Change(replace(old, files=files, linked=linked), tuple(changed), removed)
+    new = replace(old, files=files, linked=linked,
+                  fold=refold(old, files, (*changed, *removed)))
+    return Change(new, tuple(changed), removed)
+
+
+def refold(old: Catalog, files: Mapping[str, FileEntry], names: Collection[str]) -> int:
+    """Return the version sum of `files`: old's, less the old and plus the new hashes of
+    `names` (every other file's digest being as in `old`)."""
+    total = old.fold if old.fold is not None else \
+        version.fold(old.root, ((name, e.digest) for name, e in old.files.items()))
+    return version.refold(old.root, total,
+                          ((n, old.files[n].digest) for n in names if n in old.files),
+                          ((n, files[n].digest) for n in names if n in files))
 
 
 def _named(old: Catalog, paths: Collection[str]) -> list[str] | None:

@@ -23,7 +23,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from . import assemble, dataset, index, loader, media, problems, records, yamlsource
+from . import assemble, dataset, index, loader, media, problems, records, version, yamlsource
 from . import fields as fields_module
 from .assemble import Loaded, build
 from .dataset import Release
@@ -36,7 +36,8 @@ FORMAT = b"feedsvc-snapshot 2\n"
 # Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
 # kept data) then never inflates the serving process, which reads the child's result.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (assemble, dataset, fields_module, index, loader, media, problems, records, yamlsource)
+_CODE = (assemble, dataset, fields_module, index, loader, media, problems, records, version,
+         yamlsource)
 log = logging.getLogger(__name__)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from . import version
 from .problems import Problem
 
 # The C loader parses ~6x faster; the pure-Python one is the fallback.
@@ -228,19 +229,9 @@ def version_of(root: str | Path, digests: Iterable[tuple[str, bytes]]) -> str:
 
     Names are taken relative to the dataset's root, so the same data has the same version
     wherever it is installed: instances sharing a Redis cache then share its entries. Built
-    from per-file digests, a new version costs a hash of the changed files only.
+    from per-file digests (see version.py), a new version costs a hash of the changed files only.
     """
-    top = os.path.normpath(root)
-    prefix = top.rstrip(os.sep) + os.sep
-    digest = hashlib.sha256()
-    for name, file_hash in digests:
-        if name.startswith(prefix):  # as find_files names them: no relpath, 100,000 times
-            below = name[len(prefix):]
-        else:
-            below = "" if os.path.normpath(name) == top else os.path.relpath(name, top)
-        digest.update(f"{below}\0".encode())
-        digest.update(file_hash)
-    return digest.hexdigest()[:16]
+    return version.version(version.fold(root, digests))
 
 
 def content_hash(files: list[tuple[str, bytes]], root: str | Path) -> str:

@@ -39,3 +39,20 @@ def record_parses(monkeypatch: Any) -> list[str]:
 
     monkeypatch.setattr(loader, "parse_file", parse)
     return parsed
+
+
+def index_meaning(index: Any) -> dict[str, Any]:
+    """Return what an Index says, by position: its labels are its own and may differ between
+    an index updated in place and one built afresh, but never what they stand for."""
+    labels = list(index.labels)
+    assert labels == sorted(set(labels)), "labels must rise with the position"
+
+    def positions(postings: Any) -> dict[str, list[int]]:
+        return {key: [index.position(label) for label in found] for key, found in postings.items()}
+    return {
+        "releases": index.releases,
+        "by_id": {rid: index.position(label) for rid, label in index.by_id.items()},
+        "sort_keys": list(index.sort_keys),
+        "by_country": positions(index.by_country), "by_topic": positions(index.by_topic),
+        "by_word": positions(index.by_word),
+    }

@@ -1,6 +1,7 @@
 """lifecycle.View against the obvious definition: every release, checked one by one."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -8,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from feedsvc.catalogue import build_catalogue
-from feedsvc.dataset import load_dataset
+from feedsvc.dataset import Release, load_dataset, newest_first
 from feedsvc.feed import NEVER
-from feedsvc.index import Filters, Index, build_index
-from feedsvc.lifecycle import hidden, view_at
+from feedsvc.index import Filters, Index, build_index, update_index
+from feedsvc.lifecycle import Facts, _facts, facts, hidden, view_at
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,11 @@ def archive(archive_1k: Path) -> Index:
 
 @pytest.mark.parametrize("k", [0, 1, 37, 500, 999])
 def test_view_counts_selects_and_dates_like_a_scan(archive: Index, k: int) -> None:
+    like_a_scan(archive, k)
+
+
+def like_a_scan(archive: Index, k: int) -> None:
+    """Check the view at the k-th release's publication against every release, one by one."""
     now = archive.releases[k].published  # positions before k (and ties) are scheduled
     view = view_at(archive, now)
     shown = [r for r in archive.releases if r.published <= now and not hidden(r)]
@@ -53,3 +59,46 @@ def test_view_counts_selects_and_dates_like_a_scan(archive: Index, k: int) -> No
         assert listing.updated == max(r.modified for r in mine)
     page = view.select(Filters(countries=frozenset({"TH"})), 5)
     assert list(page.releases) == [r for r in shown if "TH" in r.countries][:5]
+
+
+def _changes(archive: Index) -> list[tuple[list[Release], list[Release]]]:
+    """Edits that each touch a lifecycle fact: (releases removed, releases added)."""
+    r = archive.releases
+    new = replace(r[3], id="zz-new-1", updated=r[3].published + timedelta(days=900))
+    return [
+        ([r[5]], []),  # a withdrawn release deleted
+        ([], [replace(r[10], id="zz-gone", withdrawn=r[10].published + timedelta(days=1))]),
+        ([r[20]], [replace(r[20], draft=True)]),  # a release made a draft
+        ([r[0]], [replace(r[0], updated=r[0].published + timedelta(days=3000))]),  # corrected
+        ([r[13]], []),  # a corrected release deleted
+        ([], [new]),  # a corrected release added
+        ([new], [replace(new, updated=None, title="Uncorrected")]),
+        ([r[3]], [replace(r[3], draft=False, withdrawn=None)]),  # a draft published
+    ]
+
+
+@pytest.mark.parametrize("k", [0, 37, 500])
+def test_facts_worked_out_from_the_last_version_equal_facts_afresh(archive: Index,
+                                                                    k: int) -> None:
+    current = archive
+    for n, (removed, added) in enumerate(_changes(archive)):
+        gone = {r.id for r in removed}
+        dataset = replace(current.dataset, version=f"step-{n}",
+                          releases=newest_first([*(r for r in current.releases
+                                                   if r.id not in gone), *added]))
+        facts(current)  # the served version's facts: the next are worked out from them
+        current = update_index(current, dataset, removed, added)
+        assert current.delta is not None
+        assert _meaning(current, facts(current)) == _meaning(current, _facts(current))
+        like_a_scan(current, k)
+
+
+def _meaning(index: Index, found: Facts) -> dict[str, object]:
+    """Facts by position (their labels are the index's own)."""
+    def at(labels: Sequence[int]) -> list[int]:
+        return [index.position(label) for label in labels]
+    return {"hidden": at(found.hidden_all),
+            "hidden_by": {name: at(v) for name, v in found.hidden_by.items()},
+            "updated_by": {name: (list(keys), at([-n for n in negated]))
+                           for name, (keys, negated) in found.updated_by.items() if keys},
+            "tombstones": list(found.tombstones), "expiries": list(found.expiries)}
