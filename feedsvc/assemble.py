@@ -99,7 +99,7 @@ def _releases(catalog: Catalog) -> Iterator[Release]:
 def version(catalog: Catalog) -> str:
     """Return the dataset version: a hash of every file's name and digest (see version.py)."""
     if catalog.fold is None:
-        return version_of(catalog.root, ((name, e.digest) for name, e in catalog.files.items()))
+        return version_of(catalog.root, ((name, e.stamp) for name, e in catalog.files.items()))
     return versions.version(catalog.fold)
 
 

@@ -45,4 +45,5 @@ def with_journal(catalog: Catalog, entries: Journal) -> Catalog:
             files.pop(name, None)
         else:
             files[name] = entry
-    return replace(catalog, files=files, fold=loader.refold(catalog, files, entries))
+    return replace(catalog, files=files, fold=loader.refold(catalog, files, entries),
+                   racy_names=None)

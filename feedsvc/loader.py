@@ -14,7 +14,7 @@ import stat
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from . import media, version
 from .dataset import (
@@ -48,6 +48,16 @@ class FileEntry:
     problems: tuple[Problem, ...] = ()
     vocabulary: bool = False
     racy: bool = False
+    # The media files its releases name: path, stat key when read, and sha256 (hex; "" if
+    # unreadable). A change to one reads this file again, though its own bytes are the same.
+    media: tuple[tuple[str, Key, str], ...] = ()
+
+    @property
+    def stamp(self) -> bytes:
+        """What the dataset version is made of: the file's digest and its media files' hashes."""
+        if not self.media:
+            return self.digest
+        return self.digest + "".join(sha for _, _, sha in self.media).encode()
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,8 @@ class Catalog:
     linked: bool = False
     # The sum of the files' hashes the version is made of (version.py); None: not summed yet.
     fold: int | None = None
+    # The files whose entry is racy (looked at again at every check); None: not gathered yet.
+    racy_names: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +170,8 @@ def load(root: Path, limit: int) -> Catalog:
         if gc_was_enabled:
             gc.enable()
     return Catalog(str(root), files, site, topics, tuple(vocab_problems), bool(links),
-                   version.fold(root, ((name, e.digest) for name, e in files.items())))
+                   version.fold(root, ((name, e.stamp) for name, e in files.items())),
+                   frozenset(name for name, e in files.items() if e.racy))
 
 
 def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list[Problem],
@@ -170,12 +183,31 @@ def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list
     holds_vocabulary = bool(parts.sites or parts.topics)
     releases: tuple[Release, ...] = ()
     ids: Ids = ()
+    named: tuple[tuple[str, Key, str], ...] = ()
     if site is not None:  # without a site nothing can be checked: its problem is reported
         releases, ids = file_releases(parts, site, topics, problems)
+        watched = _media_keys(root, releases)  # before reading: a write after it is seen
         # The media/ files they name: checked, with their length and hash filled in.
         _, resolved = media.resolve(root, None, list(releases), problems)
         releases = tuple(resolved)
-    return FileEntry(key, digest, releases, ids, tuple(problems), holds_vocabulary, racy)
+        hashes = {m.src: m.digest or "" for r in releases for m in media.release_media(r)}
+        named = tuple((path, at, hashes.get(src, "")) for src, (path, at) in watched.items())
+        racy = racy or any(at[1] >= now_ns - RACY_NS for _, at, _ in named)
+    return FileEntry(key, digest, releases, ids, tuple(problems), holds_vocabulary, racy, named)
+
+
+def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[str, Key]]:
+    """Return the path and stat key of each local media file the releases name, by src."""
+    folder = str(media.media_root(root))
+    sources = sorted({m.src for r in releases for m in media.release_media(r) if not m.remote})
+    paths = {src: os.path.join(folder, *PurePosixPath(src).parts) for src in sources}
+    return {src: (path, stat_key(path)) for src, path in paths.items()}
+
+
+def _media_moved(entry: FileEntry) -> bool:
+    """Tell whether a media file the entry names may have changed since it was read."""
+    return bool(entry.media) and (entry.racy or any(stat_key(path) != at
+                                                    for path, at, _ in entry.media))
 
 
 def entry_of(root: Path, raw: bytes, parts: Parts, problems: list[Problem],
@@ -215,14 +247,17 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad 
         key, link = _stat(name)
         if link:
             links.append(name)
-        if previous is not None and previous.key == key and not previous.racy and trust_stat:
+        moved = previous is not None and (_media_moved(previous)
+                                          or not trust_stat and bool(previous.media))
+        if previous is not None and previous.key == key and not previous.racy and trust_stat \
+                and not moved:
             files[name] = previous
             continue
-        entry = _reread(name, previous, limit, old, now, escapes)
+        entry = _reread(name, previous, limit, old, now, escapes, moved)
         if entry is None:  # the site or topics changed: every release is checked again
             return _everything(old, full(root, limit))
         files[name] = entry
-        if previous is None or entry.digest != previous.digest or entry.problems != previous.problems:
+        if previous is None or entry.stamp != previous.stamp or entry.problems != previous.problems:
             changed.append(name)
     removed = tuple(name for name in (listed if names is not None else old.files)
                     if name in old.files and name not in files)
@@ -232,7 +267,9 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad 
         files = {name: files[name] for name in old.files} \
             if files.keys() == old.files.keys() else in_path_order(files)
     linked = old.linked or bool(links) if names is not None else bool(links)
-    new = replace(old, files=files, linked=linked,
+    racy = frozenset(name for name in (files if names is None else names)
+                     if name in files and files[name].racy)
+    new = replace(old, files=files, linked=linked, racy_names=racy,
                   fold=refold(old, files, (*changed, *removed)))
     return Change(new, tuple(changed), removed)
 
@@ -241,10 +278,10 @@ def refold(old: Catalog, files: Mapping[str, FileEntry], names: Collection[str])
     """Return the version sum of `files`: old's, less the old and plus the new hashes of
     `names` (every other file's digest being as in `old`)."""
     total = old.fold if old.fold is not None else \
-        version.fold(old.root, ((name, e.digest) for name, e in old.files.items()))
+        version.fold(old.root, ((name, e.stamp) for name, e in old.files.items()))
     return version.refold(old.root, total,
-                          ((n, old.files[n].digest) for n in names if n in old.files),
-                          ((n, files[n].digest) for n in names if n in files))
+                          ((n, old.files[n].stamp) for n in names if n in old.files),
+                          ((n, files[n].stamp) for n in names if n in files))
 
 
 def _named(old: Catalog, paths: Collection[str]) -> list[str] | None:
@@ -256,21 +293,29 @@ def _named(old: Catalog, paths: Collection[str]) -> list[str] | None:
     top = os.path.abspath(old.root)
     if old.linked or not os.path.isdir(old.root):
         return None
-    names = {name for name, entry in old.files.items() if entry.racy}
+    names = set(old.racy_names) if old.racy_names is not None else \
+        {name for name, entry in old.files.items() if entry.racy}
+    media_files = set()
     for path in paths:
         if not path.startswith(top + os.sep) or os.path.islink(path) or os.path.isdir(path):
             return None
         *folders, base = path[len(top) + 1:].split(os.sep)
         if any(folder.startswith(".") for folder in folders):
             return None
-        if not base.startswith(".") and base.endswith(SUFFIXES):
+        if folders[:1] == [media.MEDIA_DIR]:
+            media_files.add(os.path.join(old.root, *folders, base))
+        elif not base.startswith(".") and base.endswith(SUFFIXES):
             names.add(os.path.join(old.root, *folders, base))
+    if media_files:  # rare: a pass over the entries finds the files naming them
+        names.update(name for name, entry in old.files.items()
+                     if any(path in media_files for path, _, _ in entry.media))
     return sorted(names)
 
 
 def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
-            now_ns: int, escapes: Escapes) -> FileEntry | None:
-    """Read one file again; None if it holds (or held) part of the vocabulary."""
+            now_ns: int, escapes: Escapes, media_moved: bool = False) -> FileEntry | None:
+    """Read one file again (and the media files it names, if they moved); None if it holds
+    (or held) part of the vocabulary."""
     key, raw, problem = _read(name, limit, escapes)
     racy = key[1] >= now_ns - RACY_NS
     if raw is None:
@@ -278,7 +323,7 @@ def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
             return None
         return FileEntry(key, b"", problems=(problem,) if problem else (), racy=racy)
     digest = file_digest(raw)
-    if previous is not None and digest == previous.digest:
+    if previous is not None and digest == previous.digest and not media_moved:
         return replace(previous, key=key, racy=racy)  # touched, not changed: nothing to parse
     if previous is not None and previous.vocabulary:
         return None
@@ -292,7 +337,7 @@ def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
 
 def _everything(old: Catalog, new: Catalog) -> Change:
     changed = tuple(name for name, entry in new.files.items()
-                    if name not in old.files or old.files[name].digest != entry.digest
+                    if name not in old.files or old.files[name].stamp != entry.stamp
                     or old.files[name].problems != entry.problems)
     removed = tuple(name for name in old.files if name not in new.files)
     if new.problems != old.problems and not changed and not removed:

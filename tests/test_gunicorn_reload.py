@@ -5,6 +5,7 @@ pid /readyz reports and checked against the master's children at that moment.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -152,3 +153,44 @@ def test_mass_deletion_is_held_then_accepted(server: Server, data: Path, workers
     assert "accepted: 10 of 10 releases removed" in printed
     until(every_worker(server, workers, ok_with(0)))
     assert server.get("/releases/t-001")[0] == 404
+
+
+def test_a_media_file_changed_in_place_reaches_every_worker(
+        make_dataset: Callable[..., Path], tmp_path: Path, workers: int) -> None:
+    """A picture replaced under the same name: every worker's feeds give its new length and
+    URL (its hash), though no YAML file changed."""
+    illustrated = release_yaml(1, "2020-01-01")
+    illustrated["attachments"] = [{"src": "report.pdf", "title": "The report"}]
+    data = make_dataset([illustrated, *(release_yaml(n, f"2020-01-{n:02d}") for n in (2, 3))])
+    report = data / "media" / "report.pdf"
+    report.parent.mkdir()
+    report.write_bytes(b"%PDF-1.4\n% first version\n")
+    server = start(data, tmp_path / "gunicorn.log", 1, workers)
+    try:
+        until(every_worker(server, workers, ok_with(3)))
+        first = version_of(server)
+        assert attachment(server) == (len(b"%PDF-1.4\n% first version\n"), short_hash(report))
+        bigger = b"%PDF-1.4\n% second version, written over the first in place\n"
+        with report.open("r+b") as stream:  # same name, same inode: only its bytes change
+            stream.write(bigger)
+        until(every_worker(server, workers, lambda r: ok_with(3)(r)
+                           and r["dataset"]["version"] != first))
+        for _ in range(4 * workers):  # every worker serves the same, new version now
+            assert attachment(server) == (len(bigger), short_hash(report))
+        code, headers, body = server.get("/media/report.pdf")
+        assert (code, body, headers["Content-Length"]) == (200, bigger, str(len(bigger)))
+    finally:
+        stop(server)
+    assert server.log.read_text().count("dataset reloaded: version") == 1
+
+
+def short_hash(path: Path) -> str:
+    """Return the short hash of a file's bytes now, as media URLs carry it (?v=)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def attachment(server: Server) -> tuple[int, str]:
+    """Return the size and URL hash of release t-001's attachment in the JSON Feed."""
+    items = json.loads(server.get("/feeds/all.json")[2])["items"]
+    found = next(i for i in items if i["id"].endswith(":t-001"))["attachments"][0]
+    return found["size_in_bytes"], found["url"].rsplit("?v=", 1)[1]

@@ -233,3 +233,55 @@ def test_a_large_file_is_served_whole_and_revalidated(make_dataset: Callable[...
     (root / "media" / "big.pdf").write_bytes(big[:1000])  # replaced in place: read afresh
     os.utime(root / "media" / "big.pdf", ns=(1, 1))
     assert client.get("/media/big.pdf").data == big[:1000]
+
+
+def _enclosures(client: FlaskClient) -> dict[str, tuple[int, str]]:
+    """Return the attachments of release t-001 as a JSON Feed reader sees them: url -> (size,
+    type)."""
+    item = next(i for i in json.loads(client.get("/feeds/all.json").data)["items"]
+                if i["id"].endswith(":t-001"))
+    return {a["url"]: (a["size_in_bytes"], a["mime_type"]) for a in item["attachments"]}
+
+
+@pytest.mark.parametrize("notified", [False, True], ids=["looked-at", "notified"])
+def test_a_media_file_changed_in_place_reloads_the_releases_naming_it(
+        media_app: Flask, notified: bool) -> None:
+    from feedsvc.dataset import load_dataset
+    from feedsvc.reload import reloader
+
+    client = media_app.test_client()
+    root = Path(media_app.config["FEEDSVC_DATA"])
+    for path in root.rglob("*.*"):  # older than a write that could share its mtime tick
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 3600 * 10**9))
+    assert reloader(media_app).check() == "unchanged"  # nothing is racy from now on
+    before = client.get("/readyz").get_json()["dataset"]["version"]
+    assert _enclosures(client)[PDF_URL] == (len(PDF), "application/pdf")
+    report = root / "media" / "report.pdf"
+    bigger = PDF + b"% a second page, added in place\n"
+    with report.open("r+b") as stream:  # the same file (inode), new bytes: no YAML file changed
+        stream.write(bigger)
+    paths = {str(report)} if notified else None
+    assert reloader(media_app).check(paths=paths) == "reloaded"
+    url = f"{BASE_URL}media/report.pdf?v={short(bigger)}"
+    assert _enclosures(client)[url] == (len(bigger), "application/pdf")
+    assert PDF_URL not in _enclosures(client)
+    served = client.get("/media/report.pdf")
+    assert served.data == bigger and served.headers["Content-Length"] == str(len(bigger))
+    version = client.get("/readyz").get_json()["dataset"]["version"]
+    assert version != before and version == load_dataset(root).version  # as a restart says
+    assert reloader(media_app).check(paths=paths) == "unchanged"
+
+
+def test_a_media_file_deleted_is_rejected_and_its_return_recovers(media_app: Flask) -> None:
+    from feedsvc.reload import reloader
+
+    client = media_app.test_client()
+    report = Path(media_app.config["FEEDSVC_DATA"]) / "media" / "report.pdf"
+    report.unlink()
+    assert reloader(media_app).check() == "rejected"
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "degraded" and "report.pdf" in ready["dataset"]["last_reload_error"]
+    assert _enclosures(client)[PDF_URL] == (len(PDF), "application/pdf")  # the last good data
+    report.write_bytes(PDF)
+    assert reloader(media_app).check() in ("recovered", "reloaded")
+    assert client.get("/readyz").get_json()["status"] == "ok"
