@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
 
+from .facts import facts
 from .index import Index
-from .lifecycle import View, facts, view_at
+from .lifecycle import View, view_at
 from .state import Live, current_index
 
 Clock = Callable[[], datetime]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from array import array
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -61,7 +61,7 @@ class Filters:
 # so posting lists of labels never move: a change edits the lists of the changed releases only.
 # A new index spaces labels this far apart, so that many releases fit between two neighbours.
 GAP = 1 << 32
-_LOWEST, _HIGHEST = -(1 << 63), (1 << 63) - 1  # what array("q") holds
+LOWEST, HIGHEST = -(1 << 63), (1 << 63) - 1  # what array("q") holds
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class Index:
 
     def label_at(self, position: int) -> int:
         """Return the label at a position; past the end, one above every label."""
-        return self.labels[position] if position < len(self.labels) else _HIGHEST
+        return self.labels[position] if position < len(self.labels) else HIGHEST
 
     def position_of(self, release_id: str) -> int | None:
         """Return the position of the release with this id, or None."""
@@ -133,18 +133,18 @@ class Index:
         if filters.since is not None:
             midnight = datetime.combine(filters.since, time(), self.dataset.site.zone)
             end = bisect_right(self.sort_keys, -midnight.timestamp())
-        groups = [[self.by_word.get(w, _EMPTY)] for w in sorted(filters.words)]
+        groups = [[self.by_word.get(w, EMPTY)] for w in sorted(filters.words)]
         if filters.countries:
-            groups.append([self.by_country.get(c, _EMPTY) for c in sorted(filters.countries)])
+            groups.append([self.by_country.get(c, EMPTY) for c in sorted(filters.countries)])
         if filters.topics:
-            groups.append([self.by_topic.get(t, _EMPTY) for t in sorted(filters.topics)])
+            groups.append([self.by_topic.get(t, EMPTY) for t in sorted(filters.topics)])
         positions = _matching(groups, self.labels, start, end, limit + 1) if groups \
             else range(start, end)
         chosen = [self.releases[p] for p in islice(positions, limit + 1)]
         return Page(chosen[:limit], len(chosen) > limit)
 
 
-_EMPTY: array[int] = array("q")
+EMPTY: array[int] = array("q")
 # The first window of positions searched; each next one is twice as wide.
 _FIRST_WINDOW = 256
 
@@ -162,7 +162,7 @@ def _matching(groups: list[list[array[int]]], labels: array[int], start: int, en
     low, width = start, max(_FIRST_WINDOW, want)
     while low < end:
         high = min(end, low + width)
-        top = labels[high] if high < len(labels) else _HIGHEST
+        top = labels[high] if high < len(labels) else HIGHEST
         slices = sorted((_window(group, labels[low], top) for group in groups), key=_total)
         found = set(chain.from_iterable(slices[0]))
         for group in slices[1:]:
@@ -197,95 +197,6 @@ def build_index(dataset: Dataset) -> Index:
     )
 
 
-# Above this many releases removed plus added, indexing afresh is as cheap as updating.
-UPDATE_LIMIT = 2000
-
-
-def update_index(old: Index, dataset: Dataset, removed: Sequence[Release],
-                 added: Sequence[Release]) -> Index:
-    """Index `dataset`: `old`'s releases less `removed`, plus `added`; no text is read again.
-
-    Kept releases keep their labels, so only the posting lists of changed releases are
-    copied and edited (bisect and insert, in C); the rest are shared with `old`.
-    """
-    if len(removed) + len(added) > UPDATE_LIMIT:
-        return build_index(dataset)
-    labels, sort_keys, by_id = array("q", old.labels), array("d", old.sort_keys), dict(old.by_id)
-    lists = [_Lists(old.by_country), _Lists(old.by_topic), _Lists(old.by_word)]
-    gone = []
-    for release in removed:
-        label = by_id.pop(release.id)
-        gone.append((release, label))
-        at = bisect_left(labels, label)
-        del labels[at], sort_keys[at]
-        for edit, keys in zip(lists, _KEYS, strict=True):
-            edit.remove(keys(release), label)
-    new = []
-    for at, release in sorted((_place(dataset.releases, r), r) for r in added):
-        fresh = _between(labels, at)
-        if fresh is None:  # no room left between two neighbours: label afresh
-            return build_index(dataset)
-        new.append((release, fresh))
-        labels.insert(at, fresh)
-        sort_keys.insert(at, -release.published.timestamp())
-        by_id[release.id] = fresh
-        for edit, keys in zip(lists, _KEYS, strict=True):
-            edit.add(keys(release), fresh)
-    return Index(dataset=dataset, by_id=by_id, by_country=lists[0].result(),
-                 by_topic=lists[1].result(), by_word=lists[2].result(), sort_keys=sort_keys,
-                 labels=labels, delta=Delta(old.version, tuple(gone), tuple(new)))
-
-
-def _place(releases: Sequence[Release], release: Release) -> int:
-    """Return the position of `release` in releases sorted newest first (published, id)."""
-    key = (release.published, release.id)
-    return bisect_left(releases, True, key=lambda r: (r.published, r.id) <= key)
-
-
-def _between(labels: array[int], at: int) -> int | None:
-    """Return a label for a release inserted at position `at`; None if there is no room."""
-    low = labels[at - 1] if at > 0 else None
-    high = labels[at] if at < len(labels) else None
-    if low is None:
-        label = 0 if high is None else high - GAP
-    elif high is None:
-        label = low + GAP
-    else:
-        label = (low + high) // 2
-    fits = _LOWEST <= label <= _HIGHEST - 1 and (low is None or label > low) \
-        and (high is None or label < high)
-    return label if fits else None
-
-
-class _Lists:
-    """Posting lists being edited: each list is copied when first touched, never edited
-    in place (the served index still reads it)."""
-
-    def __init__(self, old: Mapping[str, array[int]]) -> None:
-        self.lists, self.copied = dict(old), set[str]()
-
-    def _own(self, key: str) -> array[int]:
-        if key not in self.copied:
-            self.copied.add(key)
-            self.lists[key] = array("q", self.lists.get(key, _EMPTY))
-        return self.lists[key]
-
-    def remove(self, keys: Iterable[str], label: int) -> None:
-        for key in keys:
-            posting = self._own(key)
-            del posting[bisect_left(posting, label)]
-
-    def add(self, keys: Iterable[str], label: int) -> None:
-        for key in keys:
-            insort(self._own(key), label)
-
-    def result(self) -> dict[str, array[int]]:
-        for key in self.copied:
-            if not self.lists[key]:
-                del self.lists[key]
-        return self.lists
-
-
 def _countries(release: Release) -> Iterable[str]:
     return release.countries
 
@@ -298,4 +209,5 @@ def _words(release: Release) -> Iterable[str]:
     return dict.fromkeys(words(f"{release.title} {release.summary}"))
 
 
-_KEYS = (_countries, _topics, _words)
+# What each posting-list mapping is keyed by, in the order Index holds them.
+KEYS = (_countries, _topics, _words)

@@ -22,9 +22,10 @@ from .assemble import Loaded, assemble, assemble_changed
 from .config import MaxRemoval
 from .dataset import Dataset, DatasetError, Release
 from .guard import Held
-from .index import Index, build_index, update_index
+from .index import Index, build_index
 from .journal import Journal
 from .loader import Catalog, Change, stat_key, update
+from .reindex import update_index
 from .state import Live
 from .watcher import Watcher
 

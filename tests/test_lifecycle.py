@@ -10,9 +10,11 @@ import pytest
 
 from feedsvc.catalogue import build_catalogue
 from feedsvc.dataset import Release, load_dataset, newest_first
+from feedsvc.facts import Facts, _facts, facts, hidden
 from feedsvc.feed import NEVER
-from feedsvc.index import Filters, Index, build_index, update_index
-from feedsvc.lifecycle import Facts, _facts, facts, hidden, view_at
+from feedsvc.index import Filters, Index, build_index
+from feedsvc.lifecycle import view_at
+from feedsvc.reindex import update_index
 
 
 @pytest.fixture(scope="module")
