@@ -1,10 +1,13 @@
 """deploy/gunicorn.conf.py's hooks, called directly (the real server is in test_gunicorn.py)."""
 from __future__ import annotations
 
+import atexit
 import gc
 import json
+import os
 import re
 import runpy
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,28 @@ def test_pre_fork_freezes_the_loaded_objects_so_workers_do_not_copy_them(
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("code", [0, 3, -1])
+def test_worker_exit_ends_a_worker_at_once_with_the_status_gunicorn_gave(
+        conf: dict[str, Any], tmp_path: Path, code: int) -> None:
+    # As gunicorn's worker ends: sys.exit(code), and the hook in its `finally`. The
+    # interpreter's teardown (atexit, freeing every object) must not run: it would cost
+    # seconds per worker with a large dataset, and copy every page shared with the master.
+    torn_down = tmp_path / "torn-down"
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            atexit.register(torn_down.write_text, "the interpreter's teardown ran")
+            try:
+                sys.exit(code)
+            finally:
+                conf["worker_exit"](None, None)
+        finally:
+            os._exit(99)  # only if the hook returned
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == code % 256
+    assert not torn_down.exists()
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
