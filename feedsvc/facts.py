@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from .dataset import Release
-from .index import Delta, Index
+from .index import LABEL, Delta, Index
 
 # How long a withdrawn release's Atom tombstone (RFC 6721) stays in the feeds it was in.
 TOMBSTONE_DAYS = timedelta(days=30)
@@ -38,7 +38,7 @@ class Facts:
     expiries: array[float]  # each tombstone's end of notice (Unix seconds), ascending
 
 
-NONE: array[int] = array("q")
+NONE: array[int] = array(LABEL)
 
 
 def _names(release: Release) -> tuple[str, ...]:
@@ -54,7 +54,7 @@ def _facts(index: Index) -> Facts:
     # Only the few drafts, withdrawn or updated releases are looked at one by one.
     special = [i for i, r in enumerate(releases)
                if r.updated is not None or r.draft or r.withdrawn is not None]
-    hidden_all = array("q")
+    hidden_all = array(LABEL)
     hidden_by: dict[str, array[int]] = {}
     updated: dict[str, list[tuple[int, int]]] = {"": []}
     for i in special:
@@ -62,14 +62,14 @@ def _facts(index: Index) -> Facts:
         if hidden(release):
             hidden_all.append(label)
             for name in _names(release):
-                hidden_by.setdefault(name, array("q")).append(label)
+                hidden_by.setdefault(name, array(LABEL)).append(label)
         else:
             for name in ("", *_names(release)):
                 updated.setdefault(name, []).append((changed(release), -label))
     tombstones = sorted((releases[i] for i in special if hidden(releases[i])
                          and not releases[i].draft), key=_tombstone_key)
     return Facts(hidden_all, hidden_by,
-                 {name: (array("q", (k for k, _ in keys)), array("q", (n for _, n in keys)))
+                 {name: (array("q", (k for k, _ in keys)), array(LABEL, (n for _, n in keys)))
                   for name, keys in ((name, sorted(keys)) for name, keys in updated.items())},
                  tombstones, array("d", (_expiry(r) for r in tombstones)))
 
@@ -88,7 +88,7 @@ class _FactsEdit:
     """Facts being edited: each list is copied when first touched (the old facts are served)."""
 
     def __init__(self, old: Facts) -> None:
-        self.hidden_all = array("q", old.hidden_all)
+        self.hidden_all = array(LABEL, old.hidden_all)
         self.hidden_by, self.updated_by = dict(old.hidden_by), dict(old.updated_by)
         self.tombstones, self.expiries = list(old.tombstones), array("d", old.expiries)
         self.copied: set[str] = set()
@@ -115,14 +115,14 @@ class _FactsEdit:
     def _own_hidden(self, name: str) -> array[int]:
         if "h" + name not in self.copied:
             self.copied.add("h" + name)
-            self.hidden_by[name] = array("q", self.hidden_by.get(name, NONE))
+            self.hidden_by[name] = array(LABEL, self.hidden_by.get(name, NONE))
         return self.hidden_by[name]
 
     def _own_updated(self, name: str) -> tuple[array[int], array[int]]:
         if "u" + name not in self.copied:
             self.copied.add("u" + name)
             keys, negated = self.updated_by.get(name, (NONE, NONE))
-            self.updated_by[name] = (array("q", keys), array("q", negated))
+            self.updated_by[name] = (array("q", keys), array(LABEL, negated))
         return self.updated_by[name]
 
     def _tombstone(self, release: Release, sign: int) -> None:

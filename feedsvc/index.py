@@ -23,7 +23,7 @@ def words(text: str) -> list[str]:
 def _postings(pairs: Iterable[tuple[str, int]]) -> dict[str, array[int]]:
     index: dict[str, array[int]] = {}
     for key, label in pairs:
-        index.setdefault(key, array("q")).append(label)
+        index.setdefault(key, array(LABEL)).append(label)
     return index
 
 
@@ -59,9 +59,17 @@ class Filters:
 
 # A release's label sorts as its position does and keeps its value while others come and go,
 # so posting lists of labels never move: a change edits the lists of the changed releases only.
-# A new index spaces labels this far apart, so that many releases fit between two neighbours.
-GAP = 1 << 32
-LOWEST, HIGHEST = -(1 << 63), (1 << 63) - 1  # what array("q") holds
+# Labels stay within a C int, which keeps posting lists as small as positions and their
+# values one-digit Python ints (fast to hash into the sets `_matching` intersects).
+LABEL = "i"
+LOWEST, HIGHEST = -(1 << 30), (1 << 30) - 1
+
+
+def spacing(count: int) -> int:
+    """Return how far apart a new index puts `count` labels: all of them fit below HIGHEST
+    (the room below 0 is for newer releases). Odd, so that labels differ in their low bits."""
+    gap = max(1, (HIGHEST - 1) // (count + 1))
+    return gap if gap % 2 else max(1, gap - 1)
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,7 @@ class Index:
         return Page(chosen[:limit], len(chosen) > limit)
 
 
-EMPTY: array[int] = array("q")
+EMPTY: array[int] = array(LABEL)
 # The first window of positions searched; each next one is twice as wide.
 _FIRST_WINDOW = 256
 
@@ -185,13 +193,14 @@ def _total(group: list[array[int]]) -> int:
 def build_index(dataset: Dataset) -> Index:
     """Index a dataset whose releases are already sorted newest first."""
     releases = dataset.releases
-    labels = array("q", range(0, len(releases) * GAP, GAP))
+    gap = spacing(len(releases))
+    labels = array(LABEL, range(0, len(releases) * gap, gap))
     return Index(
         dataset=dataset,
         by_id=dict(zip((r.id for r in releases), labels, strict=True)),
-        by_country=_postings((c, i * GAP) for i, r in enumerate(releases) for c in r.countries),
-        by_topic=_postings((t, i * GAP) for i, r in enumerate(releases) for t in r.topics),
-        by_word=_postings((w, i * GAP) for i, r in enumerate(releases) for w in _words(r)),
+        by_country=_postings((c, i * gap) for i, r in enumerate(releases) for c in r.countries),
+        by_topic=_postings((t, i * gap) for i, r in enumerate(releases) for t in r.topics),
+        by_word=_postings((w, i * gap) for i, r in enumerate(releases) for w in _words(r)),
         sort_keys=array("d", (-r.published.timestamp() for r in releases)),
         labels=labels,
     )

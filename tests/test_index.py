@@ -144,4 +144,5 @@ def test_releases_added_again_and_again_at_one_place_are_indexed_as_afresh(index
         dataset = replace(current.dataset, releases=newest_first((*current.releases, new)),
                           version=f"v{n}")
         current = update_index(current, dataset, [], [new])
+        assert current.delta is not None  # its neighbours were labelled again, not the archive
         assert index_meaning(current) == index_meaning(build_index(dataset))

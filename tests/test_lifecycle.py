@@ -104,3 +104,21 @@ def _meaning(index: Index, found: Facts) -> dict[str, object]:
             "updated_by": {name: (list(keys), at([-n for n in negated]))
                            for name, (keys, negated) in found.updated_by.items() if keys},
             "tombstones": list(found.tombstones), "expiries": list(found.expiries)}
+
+
+def test_facts_follow_releases_labelled_again_to_make_room(archive: Index) -> None:
+    """Releases published one after another at one place run out of room between two
+    labels: their neighbours (drafts, withdrawn and corrected ones among them) get new ones."""
+    current, middle, moved = archive, archive.releases[500], 0
+    for n in range(40):
+        new = replace(middle, id=f"{middle.id}-{n:03d}", title=f"Squeezed in {n}",
+                      updated=middle.published + timedelta(days=n))
+        dataset = replace(current.dataset, version=f"squeeze-{n}",
+                          releases=newest_first((*current.releases, new)))
+        facts(current)
+        current = update_index(current, dataset, [], [new])
+        assert current.delta is not None
+        moved = max(moved, len(current.delta.added) - 1)
+        assert _meaning(current, facts(current)) == _meaning(current, _facts(current))
+    assert moved > 0  # some of them moved their neighbours
+    like_a_scan(current, 37)
