@@ -302,9 +302,9 @@ def _named(old: Catalog, paths: Collection[str]) -> list[str] | None:
         *folders, base = path[len(top) + 1:].split(os.sep)
         if any(folder.startswith(".") for folder in folders):
             return None
-        if folders[:1] == [media.MEDIA_DIR]:
+        if folders[:1] == [media.MEDIA_DIR]:  # a picture or attachment (or a dataset file)
             media_files.add(os.path.join(old.root, *folders, base))
-        elif not base.startswith(".") and base.endswith(SUFFIXES):
+        if not base.startswith(".") and base.endswith(SUFFIXES):
             names.add(os.path.join(old.root, *folders, base))
     if media_files:  # rare: a pass over the entries finds the files naming them
         names.update(name for name, entry in old.files.items()
