@@ -71,7 +71,9 @@ def escape(text: str) -> str:
 
 def _value(value: Any) -> str:
     if isinstance(value, str):
-        return json.dumps(value) if not value or " " in value or '"' in value else value
+        if not value:
+            return '""'  # as json.dumps would quote it: an empty query, on most lines
+        return json.dumps(value) if " " in value or '"' in value else value
     return str(value)
 
 
