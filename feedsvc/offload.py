@@ -39,7 +39,6 @@ class RenderThread:
     def __init__(self) -> None:
         self._pool: Any = None
         self._pid = 0
-        self.offloaded = 0  # renders run in the render thread
         self._lock = threading.Lock()
 
     def _pool_of_this_process(self) -> Any:
@@ -57,7 +56,6 @@ class RenderThread:
         if not _gevent_patched():
             return render()
         pool = self._pool_of_this_process()
-        self.offloaded += 1
         # The render reads Flask's app and request contexts: it runs in a copy of this
         # greenlet's context.
         result: T = pool.apply(contextvars.copy_context().run, (render,))
