@@ -140,7 +140,11 @@ def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
         "--bind", f"127.0.0.1:{port}"]
     argv = [sys.executable, "-m", "gunicorn", *config, *extra, app]
     server = _start(f"gunicorn-{port}", argv, workdir, settings, port, root)
-    server.wait_ready(ready_path, ready_s)
+    try:
+        server.wait_ready(ready_path, ready_s)
+    except RuntimeError:
+        server.stop()  # not left serving (and holding memory) after a start that timed out
+        raise
     return server
 
 
