@@ -23,7 +23,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from . import assemble, dataset, index, loader, media, problems, records, yamlsource
+from . import assemble, dataset, fanout, index, loader, media, problems, records, yamlsource
 from . import fields as fields_module
 from .assemble import Loaded, build
 from .dataset import Release
@@ -36,7 +36,8 @@ FORMAT = b"feedsvc-snapshot 2\n"
 # Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
 # kept data) then never inflates the serving process, which reads the child's result.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (assemble, dataset, fields_module, index, loader, media, problems, records, yamlsource)
+_CODE = (assemble, dataset, fanout, fields_module, index, loader, media, problems, records,
+         yamlsource)
 log = logging.getLogger(__name__)
 
 
@@ -293,7 +294,7 @@ def _read_result(out: Path) -> tuple[Catalog, Index | None] | None:
 def child(argv: Sequence[str]) -> int:
     """In the child: load ROOT in full; write to OUT what a snapshot holds, or the catalog."""
     root, out, limit = Path(argv[0]), Path(argv[1]), int(argv[2])
-    catalog: Catalog = loader.load(root, limit)
+    catalog: Catalog = fanout.load(root, limit)  # a process of its own: it may fork
     try:
         result: Loaded | Catalog = build(catalog)
     except DatasetError:
