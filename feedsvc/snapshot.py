@@ -82,7 +82,7 @@ def load_catalog(root: Path, max_file_bytes: int, scratch: Path | None, *,
     (None otherwise: the caller builds it, or reports the catalog's problems). With `keep`,
     a valid result of the child becomes that snapshot file as it is: no second pickling.
     """
-    if _yaml_bytes(root) > (CHILD_LOAD_BYTES if child_over is None else child_over):
+    if _yaml_over(root, CHILD_LOAD_BYTES if child_over is None else child_over):
         found = _load_in_child(root, max_file_bytes, scratch or Path(tempfile.gettempdir()),
                                keep)
         if found is not None:
@@ -91,9 +91,16 @@ def load_catalog(root: Path, max_file_bytes: int, scratch: Path | None, *,
     return loader.load(root, max_file_bytes), None
 
 
-def _yaml_bytes(root: Path) -> int:
-    return sum(max(loader.stat_key(name)[0], 0) for name in yamlsource.find_files(root)) \
-        if root.exists() else 0
+def _yaml_over(root: Path, limit: int) -> bool:
+    """Tell whether the dataset's files hold more than `limit` bytes: stat until they do."""
+    if not root.exists():
+        return False
+    total = 0
+    for name in yamlsource.find_files(root, ordered=False):
+        total += max(loader.stat_key(name)[0], 0)
+        if total > limit:
+            return True
+    return False
 
 
 def load_index(path: str | Path, snapshot_dir: str | Path | None,
