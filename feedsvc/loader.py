@@ -106,7 +106,7 @@ def _missing(root: Path) -> Catalog:
                    (Problem(str(root), None, None, None, "no such file or directory"),))
 
 
-Escapes = Callable[[str], bool] | None
+Escapes = Callable[[str, bool | None], bool] | None
 
 
 def _escapes(root: Path) -> Escapes:
@@ -114,13 +114,15 @@ def _escapes(root: Path) -> Escapes:
     return links_out(str(root)) if root.is_dir() else None
 
 
-def _read(name: str, limit: int, escapes: Escapes) -> tuple[Key, bytes | None, Problem | None]:
-    key = stat_key(name)  # before reading: a write after it changes the key, and is seen
-    if escapes is not None and escapes(name):
-        return key, None, Problem(name, None, None, None,
-                                  "links to a file outside the dataset folder: refused")
+def _read(name: str, limit: int, escapes: Escapes
+          ) -> tuple[Key, bool, bytes | None, Problem | None]:
+    """Return a file's stat key, whether it is a link, and its bytes or the problem."""
+    key, link = _stat(name)  # before reading: a write after it changes the key, and is seen
+    if escapes is not None and escapes(name, link):
+        return key, link, None, Problem(name, None, None, None,
+                                        "links to a file outside the dataset folder: refused")
     raw, problem = read_source(name, name, limit)
-    return key, raw, problem
+    return key, link, raw, problem
 
 
 def load(root: Path, limit: int) -> Catalog:
@@ -159,8 +161,7 @@ def read_files(root: Path, names: Iterable[str], limit: int) -> list[Read]:
     read: list[Read] = []
     escapes = _escapes(root)
     for name in names:
-        link = os.path.islink(name)
-        key, raw, problem = _read(name, limit, escapes)
+        key, link, raw, problem = _read(name, limit, escapes)
         if raw is None:
             read.append((name, key, b"", None, [problem] if problem else [], link))
             continue
@@ -294,7 +295,7 @@ def _named(old: Catalog, paths: Collection[str]) -> list[str] | None:
 def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
             now_ns: int, escapes: Escapes) -> FileEntry | None:
     """Read one file again; None if it holds (or held) part of the vocabulary."""
-    key, raw, problem = _read(name, limit, escapes)
+    key, _, raw, problem = _read(name, limit, escapes)
     racy = key[1] >= now_ns - RACY_NS
     if raw is None:
         if previous is not None and previous.vocabulary:

@@ -206,7 +206,7 @@ def find_files(root: Path, links: list[str] | None = None, ordered: bool = True)
     return [os.path.join(top, *parts) for parts in found]
 
 
-def links_out(root: str) -> Callable[[str], bool]:
+def links_out(root: str) -> Callable[[str, bool | None], bool]:
     """Return a test: does a file found below the folder `root` resolve outside it, by a link?
 
     Such a file is refused: a link to /proc/self/status or /etc/... would put that file's
@@ -223,9 +223,11 @@ def links_out(root: str) -> Callable[[str], bool]:
     def folder_out(folder: str) -> bool:
         return not inside(os.path.realpath(folder))
 
-    def test(path: str) -> bool:
+    def test(path: str, link: bool | None = None) -> bool:
+        """`link`: whether the path is a symbolic link, if the caller has just looked."""
         return folder_out(os.path.dirname(path)) or (
-            os.path.islink(path) and not inside(os.path.realpath(path)))
+            (os.path.islink(path) if link is None else link)
+            and not inside(os.path.realpath(path)))
     return test
 
 
