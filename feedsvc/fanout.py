@@ -38,8 +38,10 @@ class _Failed(Exception):
 
 
 def cores() -> int:
-    """Return how many cores this process may run on."""
-    return len(os.sched_getaffinity(0))
+    """Return how many cores this process may run on (all of them where that is not told)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def load(root: Path, limit: int, processes: int | None = None) -> Catalog:
