@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +27,17 @@ def archive(count: int, where: Path | None = None) -> Path:
     if not target.exists():
         partial = target.with_suffix(".partial")
         write_archive(count, partial)
+        partial.replace(target)
+    return target
+
+
+def split_archive(count: int) -> Path:
+    """Return a directory of `count` synthetic releases, one file each (generated once)."""
+    target = workdir() / f"split-{count}"
+    if not target.exists():
+        partial = workdir() / f"split-{count}.partial"
+        subprocess.run([sys.executable, "-m", "feedsvc", "synth", str(count), str(partial),
+                        "--split"], check=True, stdout=subprocess.DEVNULL)
         partial.replace(target)
     return target
 

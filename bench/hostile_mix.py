@@ -12,6 +12,12 @@ archive (100,000 releases) on loopback. Two tables:
    distinct q, limit, since, listings and embeds, never the same key twice) as fast as they
    can; baseline and attack alternate, each row the median of the rounds. Target: p99 of
    the cached feed under attack ≤ 50 ms.
+
+With `--baseline DIR` (another source tree of feedsvc, e.g. `git archive main | tar -x -C DIR`),
+that tree is served too, by a gunicorn of its own with its own config; `--variant
+NAME:KEY=VALUE,...` serves this tree once more with those settings (e.g.
+`--variant share25:FEEDSVC_QUERY_RENDER_SHARE=25`). All are measured in the same rounds, in
+turn: both tables then have a row per server.
 """
 from __future__ import annotations
 
@@ -58,6 +64,9 @@ SHAPES = {
 }
 
 
+Single = list[tuple[str, float, float]]  # shape, median ms, max ms
+
+
 def shape_paths(template: str, start: int = 0) -> Iterator[str]:
     """Yield a run of paths of one shape, distinct for at least 18,000 requests."""
     for n in itertools.count(start):
@@ -93,20 +102,26 @@ def patiently(url: str) -> float:
     raise RuntimeError(f"{url}: refused 20 times")
 
 
-def one_at_a_time(origin: str, count: int) -> list[tuple[str, float, float]]:
-    """Time `count` distinct requests of each shape, one at a time, interleaved across shapes
-    (after a few of each, so that both workers have built what they build once per dataset)."""
+def one_at_a_time(origins: dict[str, str], count: int) -> dict[str, Single]:
+    """Time `count` distinct requests of each shape on each server, one at a time, interleaved
+    across shapes and servers, so that a busy moment of the machine falls on all alike (after
+    a few of each, so that every worker has built what it builds once per dataset)."""
     # Past the paths the attackers use (ATTACK_PATHS / len(SHAPES) of each shape).
     runs = {name: shape_paths(t, start=15_000) for name, t in SHAPES.items()}
     for run in runs.values():
         for _ in range(4):
-            patiently(origin + next(run))
-    times: dict[str, list[float]] = {name: [] for name in SHAPES}
+            path = next(run)
+            for origin in origins.values():
+                patiently(origin + path)
+    times = {code: {name: [] for name in SHAPES} for code in origins}
     for _ in range(count):
         for name, run in runs.items():
-            times[name].append(patiently(origin + next(run)))
-            time.sleep(PAUSE_S)
-    return [(name, statistics.median(t), max(t)) for name, t in times.items()]
+            path = next(run)
+            for code, origin in origins.items():
+                times[code][name].append(patiently(origin + path))
+                time.sleep(PAUSE_S)
+    return {code: [(name, statistics.median(t), max(t)) for name, t in shapes.items()]
+            for code, shapes in times.items()}
 
 
 def wrk(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -148,32 +163,36 @@ def median(results: list[Result]) -> Result:
                   mid(r.p99_ms for r in results), sum(r.bad for r in results))
 
 
-def report(single: list[tuple[str, float, float]], rounds: list[Round], args: argparse.Namespace
+def report(single: dict[str, Single], rounds: dict[str, list[Round]], args: argparse.Namespace
            ) -> str:
     share = os.environ.get("FEEDSVC_QUERY_RENDER_SHARE") or "default"
     lines = [f"## Hostile load at {args.releases:,} releases: gunicorn deploy/gunicorn.conf.py, "
              f"{args.workers} workers, FEEDSVC_QUERY_RENDER_SHARE {share}, loopback\n",
              f"### One request at a time, each a miss ({args.single} of each shape; budget "
              f"{BUDGET_MS:.0f} ms)\n",
-             table(("shape", "median ms", "max ms", "budget"),
-                   [(name, f"{mid:.1f}", f"{worst:.1f}", "met" if worst <= BUDGET_MS else "MISSED")
-                    for name, mid, worst in single]), "",
+             table(("code", "shape", "median ms", "max ms", "budget"),
+                   [(code, name, f"{mid:.1f}", f"{worst:.1f}",
+                     "met" if worst <= BUDGET_MS else "MISSED")
+                    for code, rows in single.items() for name, mid, worst in rows]), "",
              f"### Cached {CACHED} (wrk -t1 -c2) alone and beside {args.attackers} attacking "
              f"connections (median of {args.rounds} rounds of {args.duration} s; target p99 ≤ "
              f"{TARGET_P99_MS:.0f} ms under attack)\n"]
-    alone = median([r.alone for r in rounds])
-    attacked = median([r.attacked for r in rounds])
-    attackers = median([r.attackers for r in rounds])
-    rows = [("cached feed, alone (baseline)", alone, ""),
-            ("cached feed, under attack", attacked,
-             "met" if attacked.p99_ms <= TARGET_P99_MS else "MISSED"),
-            ("the attackers' own requests", attackers, "")]
-    lines.append(table(("row", "req/s", "p50 ms", "p99 ms", "non-2xx (503: refused)", "target"),
-                       [(name, f"{r.rps:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", r.bad, goal)
-                        for name, r, goal in rows]))
-    lines.append(f"\np99 under attack / alone: {attacked.p99_ms / alone.p99_ms:.1f}×; rounds "
-                 "(p99 alone / under attack, ms): " + ", ".join(
-                     f"{r.alone.p99_ms:.1f} / {r.attacked.p99_ms:.1f}" for r in rounds))
+    rows, notes = [], []
+    for code, measured in rounds.items():
+        alone = median([r.alone for r in measured])
+        attacked = median([r.attacked for r in measured])
+        rows += [(code, "cached feed, alone (baseline)", alone, ""),
+                 (code, "cached feed, under attack", attacked,
+                  "met" if attacked.p99_ms <= TARGET_P99_MS else "MISSED"),
+                 (code, "the attackers' own requests", median([r.attackers for r in measured]), "")]
+        notes.append(f"{code}: p99 under attack / alone {attacked.p99_ms / alone.p99_ms:.1f}×; "
+                     "rounds (p99 alone / under attack, ms): " + ", ".join(
+                         f"{r.alone.p99_ms:.1f} / {r.attacked.p99_ms:.1f}" for r in measured))
+    lines.append(table(("code", "row", "req/s", "p50 ms", "p99 ms", "non-2xx (503: refused)",
+                        "target"),
+                       [(code, name, f"{r.rps:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", r.bad,
+                         goal) for code, name, r, goal in rows]))
+    lines += ["", *notes]
     return "\n".join(lines)
 
 
@@ -185,25 +204,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attackers", type=int, default=8, help="attacking connections")
     parser.add_argument("--single", type=int, default=20, help="requests per shape, one at a time")
     parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers")
+    parser.add_argument("--baseline", type=Path, help="another feedsvc source tree, measured "
+                        "in the same rounds")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                        help="this tree again, with these environment settings (repeatable)")
     args = parser.parse_args(argv)
     data = archive(args.releases)
+    trees = {"this tree": loopback.ROOT}
+    if args.baseline:
+        trees = {"baseline": args.baseline.resolve(), **trees}
+    extra_env: dict[str, dict[str, str]] = {}
+    for spec in args.variant:  # NAME:KEY=VALUE,KEY=VALUE
+        name, _, settings = spec.partition(":")
+        trees[name] = loopback.ROOT
+        extra_env[name] = dict(item.split("=", 1) for item in settings.split(",") if item)
     with tempfile.TemporaryDirectory(prefix="feedsvc-hostile-") as tmp:
         workdir = Path(tmp)
         paths = workdir / "paths.txt"
         paths.write_text("\n".join(attack_paths(ATTACK_PATHS)) + "\n")
-        server = loopback.start_gunicorn(workdir, workers=args.workers, env={
-            "FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_DATA": str(data)})
+        origins, servers = {}, []
         try:
-            origin = f"http://127.0.0.1:{server.port}"
-            for _ in range(20):  # both workers hold the cached feed
-                get_ms(origin + CACHED)
-            single = one_at_a_time(origin, args.single)
-            rounds = []
+            for code, root in trees.items():
+                servers.append(loopback.start_gunicorn(workdir, workers=args.workers, env={
+                    "FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_DATA": str(data),
+                    **extra_env.get(code, {})}, root=root,
+                    ready_s=180))  # 100,000 releases load in 20-50 s on a busy machine
+                origins[code] = f"http://127.0.0.1:{servers[-1].port}"
+            for origin in origins.values():
+                for _ in range(20):  # both workers hold the cached feed
+                    get_ms(origin + CACHED)
+            single = one_at_a_time(origins, args.single)
+            rounds: dict[str, list[Round]] = {code: [] for code in origins}
             for number in range(1, args.rounds + 1):
                 print(f"  round {number} of {args.rounds}", flush=True)
-                rounds.append(one_round(origin, args.duration, args.attackers, paths))
+                for code, origin in origins.items():
+                    rounds[code].append(one_round(origin, args.duration, args.attackers, paths))
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
     publish("hostile_mix", report(single, rounds, args))
     return 0
 

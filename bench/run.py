@@ -3,7 +3,8 @@
     python -m bench.run
 
 Runs bench/httpbench.py and bench/slowclients.py, then bench/startup.py, bench/render_scale.py,
-bench/search_cost.py, bench/lifecycle_cost.py, bench/hostile_mix.py and bench/publish.py.
+bench/search_cost.py, bench/lifecycle_cost.py, bench/request_cpu.py, bench/hostile_mix.py and
+bench/publish.py.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 from bench.loopback import ROOT
 
 BENCHMARKS = ("httpbench", "slowclients", "startup", "render_scale", "search_cost", "lifecycle_cost",
-              "hostile_mix", "publish")
+              "request_cpu", "hostile_mix", "publish")
 
 
 def main() -> int:

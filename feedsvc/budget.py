@@ -1,13 +1,14 @@
 """How much of a worker's time rendering may take before queried misses are refused.
 
 A cached answer costs well under a millisecond; a miss of a queried page (`q`, `since`,
-`limit`, `before`, filters: millions of distinct keys) costs a full render, tens of ms at
-100,000 releases. A worker runs one request's code at a time (gevent switches only on
-network waits), so a stream of such misses would make every cached request wait behind
-them. Each worker therefore keeps a token bucket of render time: renders spend it, it
-refills at `share` seconds per second up to `burst` seconds, and a queried miss that finds
-it empty is refused (503, Retry-After) instead of rendered. Plain pages (a feed, country,
-topic or release without a query: a few thousand keys, soon all cached) are always
+`limit`, `before`, filters: millions of distinct keys) costs a full render, about 10 ms of
+CPU at 100,000 releases. Renders run in the worker's render thread (offload.py), beside its
+cached answers, so they no longer need refusing to keep those fast: the budget is off by
+default (FEEDSVC_QUERY_RENDER_SHARE=100), and an operator may set it to cap the CPU that
+queried renders take. When on, each worker keeps a token bucket of render time: renders
+spend it, it refills at `share` seconds per second up to `burst` seconds, and a queried miss
+that finds it empty is refused (503, Retry-After) instead of rendered. Plain pages (a feed,
+country, topic or release without a query: a few thousand keys, soon all cached) are always
 rendered; their cost still counts.
 """
 from __future__ import annotations

@@ -138,8 +138,9 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_MEMO_ENTRIES": _int(env, "FEEDSVC_MEMO_ENTRIES", 256, 0, 1_000_000),
         "FEEDSVC_MEMO_BYTES": _int(env, "FEEDSVC_MEMO_BYTES", 16 * MIB, 0, 2**40),
         # Percent of each worker's time that renders may take before a miss of a queried page
-        # (q, since, limit, before, filters) is refused with 503; 100: never refused.
-        "FEEDSVC_QUERY_RENDER_SHARE": _int(env, "FEEDSVC_QUERY_RENDER_SHARE", 25, 1, 100),
+        # (q, since, limit, before, filters) is refused with 503; 100 (the default): never
+        # refused (renders run beside cached answers, not in front of them: offload.py).
+        "FEEDSVC_QUERY_RENDER_SHARE": _int(env, "FEEDSVC_QUERY_RENDER_SHARE", 100, 1, 100),
         "FEEDSVC_CACHE_TIMEOUT": _int(env, "FEEDSVC_CACHE_TIMEOUT", 86400, 0, 31_536_000),
         "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS": _int(
             env, "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS", 250, 10, 60_000

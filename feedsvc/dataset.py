@@ -176,7 +176,7 @@ def read_files(root: Path, limit: int = DEFAULT_MAX_FILE_BYTES,
     raw_files = []
     escapes = links_out(str(root)) if root.is_dir() else None
     for name in find_files(root):  # named as the operator knows it: the path given, or below it
-        raw, problem = read_source(name, name, limit) if escapes is None or not escapes(name) \
+        raw, problem = read_source(name, name, limit) if escapes is None or not escapes(name, None) \
             else (None, Problem(name, None, None, None,
                                 "links to a file outside the dataset folder: refused"))
         if problem is not None and problems is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import pycountry
 
@@ -82,6 +83,7 @@ class FeedDoc:
     logo: str | None = None  # wider picture of the publisher
 
 
+@lru_cache(maxsize=512)  # asked for every category of every entry rendered; ~250 codes
 def country_name(code: str) -> str:
     """Return a country's everyday English name (Thailand, not Kingdom of Thailand)."""
     country = pycountry.countries.get(alpha_2=code.upper())

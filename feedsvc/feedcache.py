@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from .budget import RenderBudget
 from .conditional import Rendered, Validators
+from .offload import RenderThread
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +106,13 @@ class FeedCache:
     backend is logged, counted and treated as a miss; after an error it is left alone for
     `retry_after` seconds, so a cache that hangs costs one timeout per interval, not per request.
     Every render spends the worker's `budget`; a queried miss is refused when it is empty.
+    Renders run through `renderer`: under gevent, in the worker's render thread (offload.py).
     """
 
     local: Memo[str, Rendered]
     shared: BaseCache | None = None  # the flask-caching backend itself: no app lookup per call
     budget: RenderBudget = field(default_factory=lambda: RenderBudget(1.0))
+    renderer: RenderThread = field(default_factory=RenderThread)
     retry_after: float = 1.0
     local_hits: int = 0
     shared_hits: int = 0
@@ -168,9 +171,12 @@ class FeedCache:
             self.budget.admit()
         self.misses += 1
         self.on_event("miss")
-        started = time.perf_counter()
-        rendered = render()
-        took = time.perf_counter() - started
+
+        def timed() -> tuple[Rendered, float]:  # in the render thread: not the wait for it
+            started = time.perf_counter()
+            return render(), time.perf_counter() - started
+
+        rendered, took = self.renderer(timed)
         self.budget.spend(took)
         self.on_render(took)
         self._call("set", lambda shared: shared.set_many({key: rendered,

@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 # XML 1.0 allows tab, newline, carriage return and these ranges; anything else is removed.
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_SPACES = re.compile(r"\s+")
+_PARAGRAPHS = re.compile(r"\n\s*\n")
 SLUG = re.compile(r"^[a-z0-9]+(?:[-_.][a-z0-9]+)*$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -28,8 +28,9 @@ def clean_text(value: str, *, one_line: bool) -> str:
     """Remove characters XML 1.0 forbids; fold whitespace for one-line fields."""
     value = _NOT_XML.sub("", value)
     if one_line:
-        return _SPACES.sub(" ", value).strip()
-    return "\n\n".join(p.strip() for p in re.split(r"\n\s*\n", value.strip()) if p.strip())
+        return " ".join(value.split())  # what \s+ -> " " and strip() give, several times faster
+    paragraphs = (p.strip() for p in _PARAGRAPHS.split(value.strip()))
+    return "\n\n".join(p for p in paragraphs if p)
 
 
 def parse_when(raw: str, zone: tzinfo) -> datetime:

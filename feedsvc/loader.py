@@ -12,7 +12,8 @@ import gc
 import os
 import stat
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -119,7 +120,7 @@ def _missing(root: Path) -> Catalog:
                    (Problem(str(root), None, None, None, "no such file or directory"),))
 
 
-Escapes = Callable[[str], bool] | None
+Escapes = Callable[[str, bool | None], bool] | None
 
 
 def _escapes(root: Path) -> Escapes:
@@ -127,13 +128,15 @@ def _escapes(root: Path) -> Escapes:
     return links_out(str(root)) if root.is_dir() else None
 
 
-def _read(name: str, limit: int, escapes: Escapes) -> tuple[Key, bytes | None, Problem | None]:
-    key = stat_key(name)  # before reading: a write after it changes the key, and is seen
-    if escapes is not None and escapes(name):
-        return key, None, Problem(name, None, None, None,
-                                  "links to a file outside the dataset folder: refused")
+def _read(name: str, limit: int, escapes: Escapes
+          ) -> tuple[Key, bool, bytes | None, Problem | None]:
+    """Return a file's stat key, whether it is a link, and its bytes or the problem."""
+    key, link = _stat(name)  # before reading: a write after it changes the key, and is seen
+    if escapes is not None and escapes(name, link):
+        return key, link, None, Problem(name, None, None, None,
+                                        "links to a file outside the dataset folder: refused")
     raw, problem = read_source(name, name, limit)
-    return key, raw, problem
+    return key, link, raw, problem
 
 
 def load(root: Path, limit: int) -> Catalog:
@@ -141,37 +144,78 @@ def load(root: Path, limit: int) -> Catalog:
     if not root.exists():
         return _missing(root)
     now = time.time_ns()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # the load makes millions of objects and no cycles: collecting is wasted work
-    try:
-        read: list[tuple[str, Key, bytes, Parts | None, list[Problem]]] = []
+    with quiet_gc():
         links: list[str] = []
-        escapes = _escapes(root)
-        for name in find_files(root, links):
-            if os.path.islink(name):
-                links.append(name)
-            key, raw, problem = _read(name, limit, escapes)
-            if raw is None:
-                read.append((name, key, b"", None, [problem] if problem else []))
-                continue
-            problems: list[Problem] = []
-            read.append((name, key, raw, parse_file(name, raw, problems), problems))
-        gathered = Parts([], [], [])
-        for _, _, _, parts, _ in read:
-            if parts is not None:
-                gathered.sites += parts.sites
-                gathered.topics += parts.topics
-        vocab_problems: list[Problem] = []
-        site, topics = vocabulary(gathered, vocab_problems)
-        site, _ = media.resolve(root, site, [], vocab_problems)  # its icon and logo files
-        files = {name: _entry(root, key, raw, parts, problems, site, topics, now)
-                 for name, key, raw, parts, problems in read}
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return Catalog(str(root), files, site, topics, tuple(vocab_problems), bool(links),
+        read = read_files(root, find_files(root, links), limit)
+        links += [name for name, *_, link in read if link]
+        site, topics, vocab_problems = read_vocabulary(root, vocabulary_parts(read))
+        files = entries(root, read, site, topics, now)
+    return catalog(root, files, site, topics, vocab_problems, bool(links))
+
+
+def catalog(root: Path, files: dict[str, FileEntry], site: Site | None,
+            topics: Mapping[str, Topic], problems: Iterable[Problem], linked: bool) -> Catalog:
+    """Return the catalog of a full load, its version sum and racy files gathered."""
+    return Catalog(str(root), files, site, topics, tuple(problems), linked,
                    version.fold(root, ((name, e.stamp) for name, e in files.items())),
                    frozenset(name for name, e in files.items() if e.racy))
+
+
+@contextmanager
+def quiet_gc() -> Iterator[None]:
+    """Collect no garbage inside: a load makes millions of objects and no cycles."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# One file as read and parsed: name, stat key, bytes, what it holds (None if unreadable),
+# its problems so far, and whether its path is a symbolic link.
+Read = tuple[str, Key, bytes, Parts | None, list[Problem], bool]
+
+
+def read_files(root: Path, names: Iterable[str], limit: int) -> list[Read]:
+    """Read and parse the named files of the dataset at `root`, in the order given."""
+    read: list[Read] = []
+    escapes = _escapes(root)
+    for name in names:
+        key, link, raw, problem = _read(name, limit, escapes)
+        if raw is None:
+            read.append((name, key, b"", None, [problem] if problem else [], link))
+            continue
+        problems: list[Problem] = []
+        read.append((name, key, raw, parse_file(name, raw, problems), problems, link))
+    return read
+
+
+def vocabulary_parts(read: Iterable[Read]) -> Parts:
+    """Return the site and topic mappings the files hold, in their order (no releases)."""
+    gathered = Parts([], [], [])
+    for _, _, _, parts, _, _ in read:
+        if parts is not None:
+            gathered.sites += parts.sites
+            gathered.topics += parts.topics
+    return gathered
+
+
+def read_vocabulary(root: Path, gathered: Parts
+                    ) -> tuple[Site | None, dict[str, Topic], list[Problem]]:
+    """Return the site (its icon and logo checked) and topics, and the problems found."""
+    problems: list[Problem] = []
+    site, topics = vocabulary(gathered, problems)
+    site, _ = media.resolve(root, site, [], problems)
+    return site, topics, problems
+
+
+def entries(root: Path, read: Iterable[Read], site: Site | None,
+            topics: Mapping[str, Topic], now_ns: int) -> dict[str, FileEntry]:
+    """Validate the releases of files read against the vocabulary: their catalog entries."""
+    return {name: _entry(root, key, raw, parts, problems, site, topics, now_ns)
+            for name, key, raw, parts, problems, _ in read}
 
 
 def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list[Problem],
@@ -316,7 +360,7 @@ def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
             now_ns: int, escapes: Escapes, media_moved: bool = False) -> FileEntry | None:
     """Read one file again (and the media files it names, if they moved); None if it holds
     (or held) part of the vocabulary."""
-    key, raw, problem = _read(name, limit, escapes)
+    key, _, raw, problem = _read(name, limit, escapes)
     racy = key[1] >= now_ns - RACY_NS
     if raw is None:
         if previous is not None and previous.vocabulary:

@@ -1,14 +1,17 @@
 """Logging set-up: every log line as JSON or key=value text, with the request id: feedsvc's
-own (`init_app`) and gunicorn's (`gunicorn_logger`, used by deploy/gunicorn.conf.py)."""
+own (`init_app`, written by `LineWriter`) and gunicorn's (`gunicorn_logger`, used by
+deploy/gunicorn.conf.py)."""
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
+import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from flask import Flask, g, has_request_context
 from flask.logging import default_handler
@@ -67,19 +70,22 @@ def escape(text: str) -> str:
 
 
 def _value(value: Any) -> str:
-    text = str(value)
-    if isinstance(value, str) and (not text or " " in text or '"' in text):
-        text = json.dumps(text)
-    return escape(text)
+    if isinstance(value, str):
+        if not value:
+            return '""'  # as json.dumps would quote it: an empty query, on most lines
+        return json.dumps(value) if " " in value or '"' in value else value
+    return str(value)
 
 
 class TextFormatter(logging.Formatter):
     """`time LEVEL logger message key=value ...` on one line (escaped), then any traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        pairs = " ".join(f"{escape(str(k))}={_value(v)}" for k, v in _fields(record).items())
-        line = f"{_time(record)} {record.levelname} {record.name} {escape(record.getMessage())}"
-        line = f"{line} {pairs}" if pairs else line
+        pairs = " ".join(f"{k}={_value(v)}" for k, v in _fields(record).items())
+        line = f"{_time(record)} {record.levelname} {record.name} {record.getMessage()}"
+        # One pass over the whole line: escaping maps each character on its own, so the
+        # line escaped at once is its parts escaped one by one.
+        line = escape(f"{line} {pairs}" if pairs else line)
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"
         return line
@@ -92,6 +98,83 @@ class RequestIdFilter(logging.Filter):
         if has_request_context() and "request_id" in g:
             record.request_id = g.request_id
         return True
+
+
+class LineWriter(logging.StreamHandler[IO[str]]):
+    """A StreamHandler that writes the lines gevent's greenlets log in one turn of its event
+    loop with one write(): a busy worker answers many requests a turn, and a write() costs
+    more than formatting a line. Lines logged outside a greenlet (the gunicorn master, threads,
+    tests), at WARNING and above, or past `LIMIT` characters are written at once, after those
+    waiting, so the order holds. Waiting lines are written before a fork (a child would write
+    them again) and at exit (logging.shutdown flushes every handler)."""
+
+    LIMIT = 64 * 1024
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+        self._size = 0
+        self._scheduled = False
+        _WRITERS.add(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        self._waiting.append(line)
+        self._size += len(line)
+        if record.levelno >= logging.WARNING or self._size >= self.LIMIT or not self._later():
+            self._write(record)
+
+    def _later(self) -> bool:
+        """Have gevent's loop write at the end of its turn; False outside a greenlet."""
+        if self._scheduled:
+            return True
+        gevent = sys.modules.get("gevent")
+        # The hub runs a greenlet, so it runs its callbacks as soon as that greenlet waits or
+        # ends; the main greenlet or another thread may never hand it control.
+        if gevent is None or not isinstance(gevent.getcurrent(), gevent.Greenlet):
+            return False
+        gevent.get_hub().loop.run_callback(self._write)
+        self._scheduled = True
+        return True
+
+    def _write(self, record: logging.LogRecord | None = None) -> None:
+        """Write the waiting lines; report a failure as StreamHandler.emit would."""
+        with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
+            self._scheduled = False
+            if not self._waiting:
+                return
+            text = "".join(self._waiting)
+            self._waiting.clear()
+            self._size = 0
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(record or logging.makeLogRecord({"msg": text}))
+
+    def flush(self) -> None:
+        """Write the waiting lines, then flush the stream."""
+        self._write()
+        super().flush()
+
+
+_WRITERS: weakref.WeakSet[LineWriter] = weakref.WeakSet()
+
+
+def _write_waiting() -> None:
+    for writer in list(_WRITERS):
+        writer._write()
+
+
+os.register_at_fork(before=_write_waiting)
 
 
 def formatter(config: Mapping[str, Any]) -> logging.Formatter:
@@ -122,7 +205,7 @@ def init_app(app: Flask) -> None:
     for handler in list(logger.handlers):
         if handler is default_handler or getattr(handler, "feedsvc", False):
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineWriter(sys.stderr)
     handler.feedsvc = True  # type: ignore[attr-defined]
     handler.setFormatter(formatter(app.config))
     handler.addFilter(RequestIdFilter())

@@ -237,6 +237,9 @@ def _resolve(root: Path, media: Media, problems: list[Problem]) -> Media | None:
 def resolve(root: Path, site: Site | None, releases: list[Release],
             problems: list[Problem]) -> tuple[Site | None, list[Release]]:
     """Check the site's and each release's local media files; fill in their length and hash."""
+    if not (site is not None and (site.icon or site.logo)) \
+            and not any(r.image or r.attachments for r in releases):
+        return site, list(releases)  # nothing to look up: not even the media folder's stat
     folder = media_root(root)
     if site is not None and (site.icon or site.logo):
         site = replace(site, icon=site.icon and _resolve(folder, site.icon, problems),

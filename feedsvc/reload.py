@@ -203,6 +203,9 @@ class Reloader:
         return snapshot.side_file(self.snapshot_dir, self.path, kind)
 
 
+_RELOADER, _WATCHING = "feedsvc.reloader", "feedsvc.watcher"
+
+
 def init_app(app: Flask) -> Live:
     """Load the dataset (from its snapshot, then the changed files) and keep its Reloader.
 
@@ -221,13 +224,21 @@ def init_app(app: Flask) -> Live:
                      max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,
                      journal=journal)
     watch.check(strict=True)
-    app.extensions["feedsvc.reloader"] = watch
-    app.extensions["feedsvc.watcher"] = None
+    app.extensions[_RELOADER] = watch
+    app.extensions[_WATCHING] = None
     return live
 
 
 def reloader(app: Flask) -> Reloader:
-    found: Reloader = app.extensions["feedsvc.reloader"]
+    """Return the app's Reloader (made by init_app)."""
+    found: Reloader = app.extensions[_RELOADER]
+    return found
+
+
+def watching(app: Flask) -> tuple[int, threading.Thread, Watcher] | None:
+    """Return the pid, thread and watcher of the app's dataset watcher, or None before one
+    was started (start_watching)."""
+    found: tuple[int, threading.Thread, Watcher] | None = app.extensions[_WATCHING]
     return found
 
 
@@ -244,7 +255,7 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None
     server runs it in its one process and needs no on_news: the swap is seen at once.
     """
     interval = app.config["FEEDSVC_RELOAD_INTERVAL"]
-    if interval <= 0 or app.extensions["feedsvc.watcher"] is not None:
+    if interval <= 0 or watching(app) is not None:
         return None
     watch = reloader(app)
     watcher = Watcher(watch.path, interval, app.config["FEEDSVC_RELOAD_WATCH"])
@@ -270,6 +281,6 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None
                 log.exception("dataset check failed")
 
     thread = threading.Thread(target=loop, name="feedsvc-reload", daemon=True)
-    app.extensions["feedsvc.watcher"] = (os.getpid(), thread, watcher)
+    app.extensions[_WATCHING] = (os.getpid(), thread, watcher)
     thread.start()
     return thread

@@ -23,7 +23,19 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from . import assemble, dataset, index, loader, media, problems, records, version, yamlsource
+from . import (
+    assemble,
+    dataset,
+    fanout,
+    index,
+    loader,
+    media,
+    problems,
+    records,
+    reindex,
+    version,
+    yamlsource,
+)
 from . import fields as fields_module
 from .assemble import Loaded, build
 from .dataset import Release
@@ -36,8 +48,8 @@ FORMAT = b"feedsvc-snapshot 2\n"
 # Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
 # kept data) then never inflates the serving process, which reads the child's result.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (assemble, dataset, fields_module, index, loader, media, problems, records, version,
-         yamlsource)
+_CODE = (assemble, dataset, fanout, fields_module, index, loader, media, problems, records,
+         reindex, version, yamlsource)
 log = logging.getLogger(__name__)
 
 
@@ -82,7 +94,7 @@ def load_catalog(root: Path, max_file_bytes: int, scratch: Path | None, *,
     (None otherwise: the caller builds it, or reports the catalog's problems). With `keep`,
     a valid result of the child becomes that snapshot file as it is: no second pickling.
     """
-    if _yaml_bytes(root) > (CHILD_LOAD_BYTES if child_over is None else child_over):
+    if _yaml_over(root, CHILD_LOAD_BYTES if child_over is None else child_over):
         found = _load_in_child(root, max_file_bytes, scratch or Path(tempfile.gettempdir()),
                                keep)
         if found is not None:
@@ -91,9 +103,16 @@ def load_catalog(root: Path, max_file_bytes: int, scratch: Path | None, *,
     return loader.load(root, max_file_bytes), None
 
 
-def _yaml_bytes(root: Path) -> int:
-    return sum(max(loader.stat_key(name)[0], 0) for name in yamlsource.find_files(root)) \
-        if root.exists() else 0
+def _yaml_over(root: Path, limit: int) -> bool:
+    """Tell whether the dataset's files hold more than `limit` bytes: stat until they do."""
+    if not root.exists():
+        return False
+    total = 0
+    for name in yamlsource.find_files(root, ordered=False):
+        total += max(loader.stat_key(name)[0], 0)
+        if total > limit:
+            return True
+    return False
 
 
 def load_index(path: str | Path, snapshot_dir: str | Path | None,
@@ -294,7 +313,7 @@ def _read_result(out: Path) -> tuple[Catalog, Index | None] | None:
 def child(argv: Sequence[str]) -> int:
     """In the child: load ROOT in full; write to OUT what a snapshot holds, or the catalog."""
     root, out, limit = Path(argv[0]), Path(argv[1]), int(argv[2])
-    catalog: Catalog = loader.load(root, limit)
+    catalog: Catalog = fanout.load(root, limit)  # a process of its own: it may fork
     try:
         result: Loaded | Catalog = build(catalog)
     except DatasetError:

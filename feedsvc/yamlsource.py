@@ -47,6 +47,10 @@ class DatasetLoader(_Base):  # type: ignore[misc]
 
     yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
     _depth = 0
+    # Set by PyYAML's BaseConstructor: what is built, or being built, and what is left to do.
+    constructed_objects: dict[yaml.Node, Any]
+    recursive_objects: dict[yaml.Node, None]
+    state_generators: list[Iterator[Any]]
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         if node in self.constructed_objects or node in self.recursive_objects:
@@ -61,6 +65,68 @@ class DatasetLoader(_Base):  # type: ignore[misc]
             return super().construct_object(node, deep)
         finally:
             self._depth -= 1
+
+    def get_single_data(self) -> Any:
+        """Construct the one document, its strings, lists and mappings by the fast path.
+
+        PyYAML's generic constructor spends most of a release file's parse dispatching
+        on tags; the strings, lists and mappings a dataset is made of are built here
+        directly, with the same checks (an alias, nesting past MAX_DEPTH: see _build); any
+        other node (a number, a boolean, an explicit tag) goes the generic way.
+        """
+        node = self.get_single_node()
+        if node is None:
+            return None
+        try:
+            data = self._build(node, -1, False)
+            while self.state_generators:  # left by generic nodes, as construct_document does
+                generators, self.state_generators = self.state_generators, []
+                for generator in generators:
+                    for _ in generator:
+                        pass
+        finally:
+            self.constructed_objects, self.recursive_objects = {}, {}
+            self.deep_construct, self._depth = False, 0
+        return data
+
+    def _build(self, node: yaml.Node, depth: int, deep: bool) -> Any:
+        """Construct `node`, `depth` levels below the document (counted as the generic
+        constructor counts them below the top: it builds the document's own children
+        after it, at its level, so its count is one less from there)."""
+        tag = node.tag
+        if node in self.constructed_objects or depth >= MAX_DEPTH:
+            self._depth = depth
+            self.construct_object(node)  # raises the alias or the depth problem
+        if tag == _STR and type(node) is yaml.ScalarNode:
+            self.constructed_objects[node] = node.value
+            return node.value
+        if tag not in (_MAP, _SEQ) or type(node) not in (yaml.MappingNode, yaml.SequenceNode):
+            self._depth, self.deep_construct = max(depth, 0), deep
+            return self.construct_object(node, deep=deep)
+        below = depth + 1
+        if tag == _SEQ:
+            items: list[Any] = []
+            self.constructed_objects[node] = items
+            items += [self._build(item, below, deep) for item in node.value]
+            return items
+        data = LocatedMap()
+        data.line = node.start_mark.line + 1
+        data.key_lines, data.duplicates = {}, []
+        self.constructed_objects[node] = data
+        for key_node, value_node in node.value:
+            key = self._build(key_node, below, True)
+            if not isinstance(key, str):
+                key = str(key)
+            line = key_node.start_mark.line + 1
+            if key in data.key_lines:
+                data.duplicates.append((key, line))
+            else:
+                data.key_lines[key] = line
+            data[key] = self._build(value_node, below, True)
+        return data
+
+
+_STR, _SEQ, _MAP = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "seq", "map"))
 
 
 for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
@@ -141,7 +207,7 @@ def find_files(root: Path, links: list[str] | None = None, ordered: bool = True)
     return [os.path.join(top, *parts) for parts in found]
 
 
-def links_out(root: str) -> Callable[[str], bool]:
+def links_out(root: str) -> Callable[[str, bool | None], bool]:
     """Return a test: does a file found below the folder `root` resolve outside it, by a link?
 
     Such a file is refused: a link to /proc/self/status or /etc/... would put that file's
@@ -158,9 +224,11 @@ def links_out(root: str) -> Callable[[str], bool]:
     def folder_out(folder: str) -> bool:
         return not inside(os.path.realpath(folder))
 
-    def test(path: str) -> bool:
+    def test(path: str, link: bool | None = None) -> bool:
+        """`link`: whether the path is a symbolic link, if the caller has just looked."""
         return folder_out(os.path.dirname(path)) or (
-            os.path.islink(path) and not inside(os.path.realpath(path)))
+            (os.path.islink(path) if link is None else link)
+            and not inside(os.path.realpath(path)))
     return test
 
 

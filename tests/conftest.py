@@ -63,7 +63,8 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
 def _snapshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Keep start-up snapshots in the session's temporary directory, not the user's cache; and
     render every queried miss (tests ask for hundreds of distinct queries back to back, which
-    the render budget would rightly refuse: tests/test_budget.py switches it on)."""
+    a render budget would rightly refuse, whatever the environment says: tests/test_budget.py
+    switches it on)."""
     directory = tmp_path_factory.mktemp("snapshots")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FEEDSVC_SNAPSHOT_DIR", str(directory))

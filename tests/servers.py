@@ -105,10 +105,10 @@ def _answers(port: int, path: str | None) -> bool:
 
 
 def _start(name: str, argv: list[str], workdir: Path, env: Mapping[str, str] | None = None,
-           port: int = 0) -> Server:
+           port: int = 0, root: Path = ROOT) -> Server:
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=root,
                                    env={**os.environ, **(env or {})})
     return Server(name, process, port, log)
 
@@ -125,17 +125,26 @@ def start_redis(workdir: Path, port: int | None = None) -> Server:
 
 def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
                    env: Mapping[str, str] | None = None, ready_path: str = "/feeds/all.rss",
-                   extra: Iterable[str] = ()) -> Server:
+                   extra: Iterable[str] = (), root: Path = ROOT, ready_s: float = 30.0
+                   ) -> Server:
     """Start gunicorn on a free loopback port: feedsvc with the shipped config; another app
-    (a benchmark baseline) with the same server settings but none of feedsvc's hooks."""
+    (a benchmark baseline) with the same server settings but none of feedsvc's hooks.
+    `root`: another source tree of feedsvc (a benchmark's baseline), run with its own config."""
     port = free_port()
     settings = {"FEEDSVC_BIND": f"127.0.0.1:{port}", "FEEDSVC_WORKERS": str(workers), **(env or {})}
-    config = ["-c", str(GUNICORN_CONF)] if app == "wsgi:app" else [
+    if root != ROOT:  # its feedsvc package first, ahead of the installed one
+        settings["PYTHONPATH"] = str(root)
+    conf = root / GUNICORN_CONF.relative_to(ROOT)
+    config = ["-c", str(conf)] if app == "wsgi:app" else [
         "--worker-class", "gevent", "--workers", str(workers), "--preload",
         "--bind", f"127.0.0.1:{port}"]
     argv = [sys.executable, "-m", "gunicorn", *config, *extra, app]
-    server = _start(f"gunicorn-{port}", argv, workdir, settings, port)
-    server.wait_ready(ready_path)
+    server = _start(f"gunicorn-{port}", argv, workdir, settings, port, root)
+    try:
+        server.wait_ready(ready_path, ready_s)
+    except RuntimeError:
+        server.stop()  # not left serving (and holding memory) after a start that timed out
+        raise
     return server
 
 

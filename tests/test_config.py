@@ -29,7 +29,7 @@ def test_defaults() -> None:
         "127.0.0.1:8000", os.cpu_count())
     assert (settings["FEEDSVC_CACHE_ENTRIES"], settings["FEEDSVC_MEMO_ENTRIES"]) == (2000, 256)
     assert (settings["FEEDSVC_CACHE_BYTES"], settings["FEEDSVC_MEMO_BYTES"]) == (64 * 2**20, 16 * 2**20)
-    assert settings["FEEDSVC_QUERY_RENDER_SHARE"] == 25
+    assert settings["FEEDSVC_QUERY_RENDER_SHARE"] == 100
     assert settings["FEEDSVC_FAST_PATH"] is True
     assert settings["FEEDSVC_SNAPSHOT_DIR"] == "/var/cache/feedsvc"
     assert (settings["FEEDSVC_LOG_FORMAT"], settings["FEEDSVC_LOG_LEVEL"]) == ("text", "INFO")

@@ -106,6 +106,15 @@ def test_feeds_carry_a_stylesheet_and_stay_valid(client: FlaskClient, fmt: str, 
     assert links == [e.link for e in parsed.entries]
 
 
+def test_the_stylesheet_line_is_written_where_lxml_writes_it(client: FlaskClient) -> None:
+    """The instruction goes into feedgen's text instead of a second parse: the bytes are what
+    lxml writes for the document with it (Atom: RSS titles get character references after)."""
+    body = client.get("/feeds/all.atom?limit=100").data
+    tree = etree.fromstring(body).getroottree()
+    assert tree.getroot().getprevious() is not None  # the instruction, before the root
+    assert etree.tostring(tree, encoding="UTF-8", xml_declaration=True, pretty_print=True) == body
+
+
 def test_json_feed_has_no_stylesheet(client: FlaskClient) -> None:
     assert client.get("/feeds/all.json").get_json()["version"].startswith("https://jsonfeed.org/")
 

@@ -1,6 +1,7 @@
 """/healthz and /readyz: liveness, and every readiness state."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask
@@ -9,6 +10,7 @@ from flask.testing import FlaskClient
 from feedsvc import create_app, state
 from feedsvc.reload import reloader
 
+from .conftest import FakeClock, release_yaml
 from .servers import free_port
 
 BASE_URL = "https://feeds.example.org/"
@@ -36,6 +38,24 @@ def test_readyz_ok_describes_what_is_served(client: FlaskClient, app: Flask) -> 
         "loaded_at": None, "last_reload_error": None, "rejected_at": None}
     assert body["cache"] == {"backend": "in-process", "reachable": True}
     assert body["service"]["version"] == "0.1.0" and body["service"]["uptime_seconds"] >= 0
+
+
+def test_readyz_counts_the_releases_and_countries_served_now(
+        clocked_app: Callable[..., Flask], clock: FakeClock) -> None:
+    withdrawn = release_yaml(2, "2030-05-10", countries=("KH",)) | {
+        "withdrawn": "2030-05-20T09:00:00+07:00", "withdrawn_note": "Sent in error."}
+    draft = release_yaml(3, "2030-05-02", countries=("LA",)) | {"draft": True}
+    scheduled = release_yaml(4, "2030-07-01", countries=("VN",))
+    client = clocked_app([release_yaml(1, "2030-05-01"), withdrawn, draft, scheduled,
+                          release_yaml(5, "2030-05-03", countries=("TH", "MM"))]).test_client()
+
+    def counted() -> tuple[int, int, int]:
+        dataset = client.get("/readyz").get_json()["dataset"]
+        return dataset["releases"], dataset["visible"], dataset["countries"]
+
+    assert counted() == (2, 2, 2)  # TH and MM: KH, LA and VN have nothing served
+    clock.advance(days=31)  # the scheduled release is out; the withdrawn one stays hidden
+    assert counted() == (3, 3, 3)
 
 
 def test_readyz_degraded_while_the_cache_is_down(dataset_dir: Path) -> None:

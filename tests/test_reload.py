@@ -17,7 +17,7 @@ from feedsvc.cli import check_data
 from feedsvc.index import Index
 from feedsvc.problems import Problem
 from feedsvc.reload import reload_now, reloader, start_watching
-from feedsvc.state import Live
+from feedsvc.state import Live, live
 from feedsvc.yamlsource import read_source
 
 from .helpers import index_meaning, record_parses
@@ -89,7 +89,7 @@ def test_a_valid_edit_is_swapped_in(live_app: Flask, dataset_dir: Path,
     client = live_app.test_client()
     old_version, _ = served(client)
     swaps: list[tuple[Index, Index]] = []
-    live_app.extensions["feedsvc.live"].on_swap(lambda old, new: swaps.append((old, new)))
+    live(live_app).on_swap(lambda old, new: swaps.append((old, new)))
     edit_title(dataset_dir)
     assert reloader(live_app).check() == "reloaded"
     version, body = served(client)
@@ -100,11 +100,11 @@ def test_a_valid_edit_is_swapped_in(live_app: Flask, dataset_dir: Path,
 
 def test_touching_without_changing_content_keeps_the_index(live_app: Flask,
                                                           dataset_dir: Path) -> None:
-    live = live_app.extensions["feedsvc.live"]
-    before = live.index
+    state = live(live_app)
+    before = state.index
     (dataset_dir / RELEASE).write_bytes((dataset_dir / RELEASE).read_bytes())
     assert reloader(live_app).check() == "unchanged"
-    assert live.index is before
+    assert state.index is before
 
 
 def _half_written(dataset_dir: Path) -> None:
@@ -177,8 +177,8 @@ def test_reverting_a_bad_edit_clears_the_rejection(live_app: Flask, dataset_dir:
 
 def test_a_file_written_while_read_is_looked_at_again(live_app: Flask, dataset_dir: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    live: Live = live_app.extensions["feedsvc.live"]
-    before = live.index
+    state: Live = live(live_app)
+    before = state.index
     path = dataset_dir / RELEASE
     whole = path.read_bytes()
     real_read = read_source
@@ -191,7 +191,7 @@ def test_a_file_written_while_read_is_looked_at_again(live_app: Flask, dataset_d
     _half_written(dataset_dir)
     monkeypatch.setattr(loader, "read_source", read_then_finish)
     assert reloader(live_app).check() == "changing"
-    assert live.index is before and live.last_error is None
+    assert state.index is before and state.last_error is None
     monkeypatch.setattr(loader, "read_source", real_read)
     assert reloader(live_app).check() == "reloaded"
     assert b"Finished," in served(live_app.test_client())[1]
@@ -282,7 +282,7 @@ def test_each_reload_serves_what_a_restart_would(dataset_dir: Path) -> None:
     from feedsvc.index import build_index
 
     app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
-    live: Live = app.extensions["feedsvc.live"]
+    state: Live = live(app)
     source = (dataset_dir / RELEASE).read_text()
     steps: list[Callable[[], object]] = [
         lambda: (dataset_dir / "releases" / "new-1.yaml").write_text(
@@ -297,6 +297,6 @@ def test_each_reload_serves_what_a_restart_would(dataset_dir: Path) -> None:
         step()
         assert reloader(app).check() == "reloaded"
         fresh = build_index(load_dataset(dataset_dir))
-        assert live.index.version == fresh.version
-        assert live.index.releases == fresh.releases
-        assert index_meaning(live.index) == index_meaning(fresh)
+        assert state.index.version == fresh.version
+        assert state.index.releases == fresh.releases
+        assert index_meaning(state.index) == index_meaning(fresh)

@@ -4,8 +4,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+import yaml
+
 from feedsvc.dataset import load_dataset, read_files
-from feedsvc.yamlsource import content_hash
+from feedsvc.yamlsource import DatasetLoader, LocatedMap, content_hash
+
+RELEASE_TEXT = (Path(__file__).resolve().parent.parent / "data" / "releases"
+                / "pr-2004-001.yaml").read_text()
 
 
 def test_files_come_in_path_order_by_parts(dataset_dir: Path) -> None:
@@ -45,3 +51,52 @@ def test_the_version_does_not_depend_on_where_the_data_lives(dataset_dir: Path,
     (Path(elsewhere) / "releases" / "pr-2004-001.yaml").rename(
         Path(elsewhere) / "releases" / "renamed.yaml")
     assert load_dataset(elsewhere).version != load_dataset(dataset_dir).version
+
+
+class GenericLoader(DatasetLoader):
+    """The dataset loader with PyYAML's own construction, which the fast path must match."""
+
+    get_single_data = yaml.constructor.BaseConstructor.get_single_data
+
+
+def built(text: str, loader: type[DatasetLoader]) -> object:
+    """Return a document as built, with every mapping's lines; or the problem it raised."""
+    def plain(value: object) -> object:
+        if isinstance(value, LocatedMap):
+            return ("map", value.line, value.key_lines, value.duplicates,
+                    {key: plain(item) for key, item in value.items()})
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        return (type(value).__name__, value)
+    try:
+        return plain(yaml.load(text, Loader=loader))
+    except yaml.MarkedYAMLError as error:
+        return ("error", str(error))
+
+
+@pytest.mark.parametrize("text", [
+    RELEASE_TEXT,
+    "site: {title: T, link: 'https://x.example/'}\ntopics:\n  - {slug: a, label: A}\n",
+    "- {id: a, n: 1}\n- [x, 2.5, true, ~, NO, 2004-10-01]\n- !!set {a, b}\n",
+    "a: 1\na: 2\n2004: year\ntrue: yes\n~: none\n[x]: odd\n",
+    "a: !!binary aGVsbG8=\nb: !!str 12\nc: !!int '7'\nd: !!omap [x: 1]\n",
+    "",
+    "just text",
+    "a: &x [1]\nb: *x\n",
+    "- &x {a: 1}\n- *x\n",
+    "a: &x {b: *x}\n",
+    "a: !!set {? &y k}\nb: *y\n",
+    "a: " + "[" * 40 + "]" * 40 + "\n",
+    "a: " + "{b: " * 40 + "x" + "}" * 40 + "\n",
+])
+def test_the_fast_construction_builds_what_pyyaml_builds(text: str) -> None:
+    assert built(text, DatasetLoader) == built(text, GenericLoader)
+
+
+def test_lists_nested_at_the_top_are_refused_past_the_limit_too() -> None:
+    # PyYAML's own construction builds the items of a list at the top after the list, so
+    # its count of levels started again there: the fast path counts every level.
+    text = "- " * 40 + "x\n"
+    assert built(text, DatasetLoader) == (
+        "error", 'nested more than 32 levels deep\n  in "<unicode string>", line 1, column 67')
+    assert built("- " * 30 + "x\n", DatasetLoader) == built("- " * 30 + "x\n", GenericLoader)

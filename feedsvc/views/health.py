@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..catalogue import catalogue
 from ..clock import now
 from ..lifecycle import view_at
 from ..state import Live, feed_cache, live
@@ -35,11 +36,13 @@ def _dataset(live: Live) -> dict[str, Any]:
         index, loaded_at, error, rejected_at = (live.index, live.loaded_at, live.last_error,
                                                 live.rejected_at)
     view = view_at(index, now())
-    scheduled = view.next_publication
+    scheduled, served = view.next_publication, view.count()
+    # What readers are served now: no drafts, releases not yet published or withdrawn ones,
+    # and only the countries with a feed in the catalogue (/feeds/, OPML).
     return {
-        "version": index.version, "releases": len(index.releases), "visible": view.count(),
+        "version": index.version, "releases": served, "visible": served,
         "next_scheduled": None if scheduled is None else scheduled.isoformat(),
-        "countries": len(index.by_country), "topics": len(index.dataset.topics),
+        "countries": len(catalogue(view).countries), "topics": len(index.dataset.topics),
         "source": index.dataset.source, "loaded_at": loaded_at.isoformat(),
         "last_reload_error": error,
         "rejected_at": None if rejected_at is None else rejected_at.isoformat(),

@@ -1,0 +1,125 @@
+"""Issue 11: the CPU time of one request of each costly shape at 100,000 releases, every one a miss.
+
+    python bench/request_cpu.py [--runs 30] [--releases 100000] [--baseline DIR]
+
+Each shape is asked through the app (Flask's test client, no fast path, no cache: every
+request selects, builds, renders and compresses) and timed with the thread's CPU clock
+(`time.thread_time`), which a busy machine slows far less than the wall clock: it says what a
+request costs the worker, apart from waiting for a core. Per shape: the median and the max of
+`--runs` distinct requests (a new `since` or `q` each). With `--baseline DIR` (another source
+tree, e.g. `git archive main | tar -x -C DIR`), the same is measured in a process importing
+that tree, and the table gets its columns and the ratio. Shapes that only the dataset's
+version keys (the sitemap, /feeds.opml, /) are rendered once per version and worker, then
+served from the cache; they are listed for what that one render costs.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:  # `python bench/x.py` puts only bench/ on the path; last, so
+    sys.path.append(str(_ROOT))  # that a baseline's tree on PYTHONPATH comes first
+
+from bench.archives import archive, publish, table, workdir  # noqa: E402
+
+BUDGET_MS = 20.0
+# {n}: a different request each time (a new key: a miss). The worst shapes of
+# bench/hostile_mix.py, and the pages built once per dataset version.
+SHAPES = {
+    "RSS, limit=100": "/feeds/all.rss?limit=100&since=20{y:02d}-{m:02d}-01",
+    "Atom, limit=100": "/feeds/all.atom?limit=100&since=20{y:02d}-{m:02d}-01",
+    "JSON Feed, limit=100": "/feeds/all.json?limit=100&since=20{y:02d}-{m:02d}-01",
+    "RSS, country, limit=100": "/feeds/countries/th.rss?limit=100&since=20{y:02d}-{m:02d}-01",
+    "RSS, 18 common words + 1": "/feeds/all.rss?limit=100&q=a+and+at+brings+employers+"
+                                "governments+held+in+new+of+on+opens+organizations+"
+                                "representatives+the+together+workers+talks+w{n}",
+    "home page, limit=100": "/?limit=100&since=20{y:02d}-{m:02d}-01",
+    "country page, limit=100": "/countries/th?limit=100&since=20{y:02d}-{m:02d}-01",
+    "embed frame, limit=100": "/embed/countries/th?limit=100&since=20{y:02d}-{m:02d}-01",
+    "release page": "/releases/{release}",
+    "once per version: /sitemap.xml (index)": "/sitemap.xml",
+    "once per version: /sitemaps/1.xml (50,000 URLs)": "/sitemaps/1.xml",
+    "once per version: /feeds.opml": "/feeds.opml",
+}
+
+
+def measure(data: Path, runs: int) -> dict[str, list[float]]:
+    """Return the CPU ms of `runs` requests of each shape (in this process's feedsvc)."""
+    import feedsvc
+    from feedsvc import create_app
+    from feedsvc.state import current_index
+
+    print(f"measuring {Path(feedsvc.__file__).parent}", file=sys.stderr)
+
+    app = create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_SNAPSHOT_DIR": str(workdir() / "snapshots"),
+                      "FEEDSVC_BASE_URL": "https://feeds.example.org/", "FEEDSVC_CACHE_ENTRIES": 0,
+                      "FEEDSVC_FAST_PATH": False, "FEEDSVC_QUERY_RENDER_SHARE": 100,
+                      "FEEDSVC_LOG_LEVEL": "WARNING"})
+    gc.freeze()  # as deploy/gunicorn.conf.py does before forking workers: no pass over the data
+    client = app.test_client()
+    with app.app_context():
+        releases = [r.id for r in current_index().releases[1000:1000 + runs + 2]]
+    times: dict[str, list[float]] = {name: [] for name in SHAPES}
+    for n in range(-2, runs):  # two of each first: what is built once per process
+        for name, template in SHAPES.items():
+            path = template.format(n=n, y=5 + n % 15, m=1 + n % 12, release=releases[n])
+            gc.collect()  # each request pays for its own garbage, not for the one before
+            started = time.thread_time()
+            status = client.get(path).status_code
+            took = (time.thread_time() - started) * 1000
+            assert status == 200, (path, status)
+            if n >= 0:
+                times[name].append(took)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--releases", type=int, default=100_000)
+    parser.add_argument("--baseline", type=Path, help="another feedsvc source tree")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child's answer
+    args = parser.parse_args(argv)
+    data = archive(args.releases)
+    if args.json:
+        import feedsvc
+
+        assert os.environ["PYTHONPATH"] in feedsvc.__file__, feedsvc.__file__
+        print(json.dumps(measure(data, args.runs)))
+        return 0
+    base: dict[str, list[float]] | None = None
+    if args.baseline:
+        child = subprocess.run(
+            [sys.executable, __file__, "--json", "--runs", str(args.runs), "--releases",
+             str(args.releases)], check=True, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(args.baseline.resolve())},
+            cwd=args.baseline)
+        base = json.loads(child.stdout.splitlines()[-1])
+    ours = measure(data, args.runs)
+    rows = []
+    for name, took in ours.items():
+        row = [name, f"{statistics.median(took):.1f}", f"{max(took):.1f}",
+               "met" if max(took) <= BUDGET_MS else "MISSED"]
+        if base is not None:
+            row[1:1] = [f"{statistics.median(base[name]):.1f}", f"{max(base[name]):.1f}"]
+            row.append(f"{statistics.median(took) / statistics.median(base[name]):.2f}×")
+        rows.append(row)
+    headers = ["shape", "CPU ms median", "CPU ms max", f"≤ {BUDGET_MS:.0f} ms"]
+    if base is not None:
+        headers = ["shape", "baseline median", "baseline max", "median", "max",
+                   f"≤ {BUDGET_MS:.0f} ms", "median / baseline"]
+    publish("request_cpu", f"## CPU time of one request at {args.releases:,} releases, every one "
+            f"a miss ({args.runs} of each shape; thread CPU clock)\n\n" + table(headers, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
