@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -300,3 +301,25 @@ def test_each_reload_serves_what_a_restart_would(dataset_dir: Path) -> None:
         assert state.index.version == fresh.version
         assert state.index.releases == fresh.releases
         assert index_meaning(state.index) == index_meaning(fresh)
+
+
+def test_a_query_is_checked_against_the_topics_of_the_data_served(live_app: Flask,
+                                                                  dataset_dir: Path) -> None:
+    """A query string answered before a reload is judged again by the new vocabulary."""
+    client = live_app.test_client()
+    url = "/feeds/all.rss?topic=decent-work"
+    topics = dataset_dir / "topics.yaml"
+    original = topics.read_text(encoding="utf-8")
+    assert client.get(url).status_code == 400
+    topics.write_text(original + "  - slug: decent-work\n    label: Decent work\n"
+                                 "    description: Productive work in freedom and dignity.\n",
+                      encoding="utf-8")
+    assert reloader(live_app).check() == "reloaded"
+    for _ in range(2):  # the second one from the fast path
+        response = client.get(url)
+        assert response.status_code == 200
+        assert feedparser.parse(response.data).entries == []  # no release has the topic yet
+    topics.write_text(original, encoding="utf-8")
+    assert reloader(live_app).check() == "reloaded"
+    response = client.get(url)
+    assert response.status_code == 400 and "decent-work" in response.get_data(as_text=True)

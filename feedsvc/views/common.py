@@ -9,7 +9,7 @@ from flask import Request, Response, abort, current_app, request
 
 from ..clock import current_view
 from ..conditional import Answer, Conditions, Rendered, cache_control, respond
-from ..feedcache import cache_key
+from ..feedcache import Memo, cache_key
 from ..index import Index
 from ..query import DEFAULT_QUERY, FeedQuery, parse_query
 from ..records import country_code
@@ -36,11 +36,22 @@ def urls() -> Urls:
     return found
 
 
+# Parsed queries by dataset version (which fixes the topics a query may name) and raw query
+# string: pollers send the same few (?country=th,cn) again and again, and parsing one costs
+# more than the rest of a cached hit. Errors are not kept; the strings kept are bounded in bytes.
+_PARSED: Memo[tuple[str, bytes], FeedQuery] = Memo(1024, 256 * 1024, lambda key, _: len(key[1]))
+
+
 def query_of(req: Request, index: Index) -> FeedQuery:
     """Parse a request's query string; a bad value raises QueryError (a 400)."""
-    if not req.query_string:  # most feed requests: no parameters to parse
+    raw = req.query_string
+    if not raw:  # most feed requests: no parameters to parse
         return DEFAULT_QUERY
-    return parse_query(req.args.to_dict(flat=False), index.dataset.topics)
+    key = (index.version, raw)
+    found = _PARSED.get(key)
+    if found is None:
+        found = _PARSED.put(key, parse_query(req.args.to_dict(flat=False), index.dataset.topics))
+    return found
 
 
 def feed_query(index: Index) -> FeedQuery:
