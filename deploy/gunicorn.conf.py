@@ -148,7 +148,8 @@ def worker_exit(server, worker):
     object writes to a page the worker shares with the master, so the pages are copied just
     before the process goes. Nothing the worker holds needs that: its metrics are folded in by
     the master (child_exit), log lines still waiting for their loop turn's write are written
-    by logging.shutdown below, and sockets close with the process. gunicorn's exit status is kept (it tells a boot error from a normal end).
+    by logging.shutdown below, and sockets close with the process. gunicorn's exit status is
+    kept (it tells a boot error from a normal end).
     """
     import logging
 
