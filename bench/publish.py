@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from archives import publish, table, workdir
+from archives import publish, split_archive, table
 from loopback import free_port
 from startup import PROBE, memory
 
@@ -50,17 +50,6 @@ def start_app(data: Path, snapshots: Path) -> dict[str, float]:
     result["total"] = time.perf_counter() - began
     result["cpu"] += result["children_cpu"]
     return result
-
-
-def split_archive(count: int) -> Path:
-    """Return a directory of `count` synthetic releases, one file each (generated once)."""
-    target = workdir() / f"split-{count}"
-    if not target.exists():
-        partial = workdir() / f"split-{count}.partial"
-        subprocess.run([sys.executable, "-m", "feedsvc", "synth", str(count), str(partial),
-                        "--split"], check=True, stdout=subprocess.DEVNULL)
-        partial.replace(target)
-    return target
 
 
 def children(pid: int) -> list[int]:
