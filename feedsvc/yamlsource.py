@@ -109,20 +109,8 @@ class DatasetLoader(_Base):  # type: ignore[misc]
             self.constructed_objects[node] = items
             items += [self._build(item, below, deep) for item in node.value]
             return items
-        data = LocatedMap()
-        data.line = node.start_mark.line + 1
-        data.key_lines, data.duplicates = {}, []
-        self.constructed_objects[node] = data
-        for key_node, value_node in node.value:
-            key = self._build(key_node, below, True)
-            if not isinstance(key, str):
-                key = str(key)
-            line = key_node.start_mark.line + 1
-            if key in data.key_lines:
-                data.duplicates.append((key, line))
-            else:
-                data.key_lines[key] = line
-            data[key] = self._build(value_node, below, True)
+        data = self.constructed_objects[node] = _located_map(node)
+        _fill_map(data, node, lambda child: self._build(child, below, True))
         return data
 
 
@@ -140,14 +128,19 @@ DatasetLoader.add_implicit_resolver(
 )
 
 
-def _construct_map(loader: Any, node: yaml.MappingNode) -> Iterator[LocatedMap]:
+def _located_map(node: yaml.Node) -> LocatedMap:
+    """Return an empty mapping for a mapping node, knowing the line it starts on."""
     data = LocatedMap()
     data.line = node.start_mark.line + 1
-    data.key_lines = {}
-    data.duplicates = []
-    yield data
+    data.key_lines, data.duplicates = {}, []
+    return data
+
+
+def _fill_map(data: LocatedMap, node: yaml.Node,
+              construct: Callable[[yaml.Node], Any]) -> None:
+    """Put the node's pairs into `data`, keeping each key's line and every repeated key."""
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
+        key = construct(key_node)
         if not isinstance(key, str):
             key = str(key)
         line = key_node.start_mark.line + 1
@@ -155,7 +148,13 @@ def _construct_map(loader: Any, node: yaml.MappingNode) -> Iterator[LocatedMap]:
             data.duplicates.append((key, line))
         else:
             data.key_lines[key] = line
-        data[key] = loader.construct_object(value_node, deep=True)
+        data[key] = construct(value_node)
+
+
+def _construct_map(loader: Any, node: yaml.MappingNode) -> Iterator[LocatedMap]:
+    data = _located_map(node)
+    yield data
+    _fill_map(data, node, lambda child: loader.construct_object(child, deep=True))
 
 
 DatasetLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
