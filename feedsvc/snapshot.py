@@ -50,7 +50,7 @@ FORMAT = b"feedsvc-snapshot 2\n"
 CHILD_LOAD_BYTES = 8 << 20
 _CODE = (assemble, dataset, fanout, fields_module, index, loader, media, problems, records,
          reindex, version, yamlsource)
-log = logging.getLogger(__name__)
+log = logging.getLogger("feedsvc.snapshot")
 
 
 def load(path: str | Path, snapshot_dir: str | Path | None,
