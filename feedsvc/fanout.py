@@ -26,7 +26,7 @@ from .yamlsource import LocatedMap, SourceFile, find_files
 
 # Below this many files a process, forking another costs more than it saves.
 PER_PROCESS = 1000
-log = logging.getLogger(__name__)
+log = logging.getLogger("feedsvc.fanout")
 Mappings = list[tuple[SourceFile, LocatedMap]]
 # What one run holds of the vocabulary (site and topic mappings), and whether it has links.
 Found = tuple[Mappings, Mappings, bool]

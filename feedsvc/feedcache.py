@@ -20,7 +20,7 @@ from .budget import RenderBudget
 from .conditional import Rendered, Validators
 from .offload import RenderThread
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("feedsvc.feedcache")
 
 # Bumped when the shape of cached values changes, so old entries are never unpickled.
 FORMAT = 1

@@ -13,7 +13,7 @@ from .dataset import Dataset
 from .index import Index
 from .snapshot import side_file
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("feedsvc.guard")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from . import loader
 from .loader import Catalog, FileEntry
 from .snapshot import dumps, read_private, write_private
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("feedsvc.journal")
 
 # The files changed since the snapshot, by name (None: deleted). A publish appends to this
 # small file instead of rewriting the whole snapshot; a start reads both.

@@ -29,7 +29,7 @@ from .reindex import update_index
 from .state import Live
 from .watcher import Watcher
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("feedsvc.reload")
 # Releases changed since the last whole snapshot before another is written: a start applies
 # the journal's files with one index update, which is cheap while they are few.
 JOURNAL_LIMIT = 200

@@ -50,7 +50,7 @@ FORMAT = b"feedsvc-snapshot 2\n"
 CHILD_LOAD_BYTES = 8 << 20
 _CODE = (assemble, dataset, fanout, fields_module, index, loader, media, problems, records,
          reindex, version, yamlsource)
-log = logging.getLogger(__name__)
+log = logging.getLogger("feedsvc.snapshot")
 
 
 def load(path: str | Path, snapshot_dir: str | Path | None,
@@ -142,9 +142,10 @@ def save_snapshot(path: str | Path, snapshot_dir: str | Path,
 def _code_version() -> str:
     """Fingerprint the code that reads, validates and indexes: new rules need a new snapshot."""
     code = hashlib.sha256(FORMAT + f"{sys.version_info[:2]}".encode())
+    # Module names too: a pickle names its classes by module, so a moved module needs a new one.
     for module in _CODE:
-        code.update(Path(str(module.__file__)).read_bytes())
-    code.update(Path(__file__).read_bytes())
+        code.update(module.__name__.encode() + Path(str(module.__file__)).read_bytes())
+    code.update(__name__.encode() + Path(__file__).read_bytes())
     return code.hexdigest()[:12]
 
 

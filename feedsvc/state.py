@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, g
 from .feedcache import FeedCache
 from .index import Index
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("feedsvc.state")
 
 # Called after a swap with the index served before and the one served from now on.
 SwapListener = Callable[[Index, Index], object]

@@ -17,7 +17,7 @@ import time
 
 from inotify_simple import INotify, flags, parse_events
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("feedsvc.watcher")
 
 # Changes only: the reloader's own reads (open, read, close without writing) must not wake it.
 CHANGES = (flags.CREATE | flags.DELETE | flags.MODIFY | flags.MOVED_FROM | flags.MOVED_TO

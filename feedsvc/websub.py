@@ -23,7 +23,7 @@ from .query import FORMATS, FeedQuery
 from .state import Live
 from .urls import Scope, Urls
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("feedsvc.websub")
 
 
 def _first_page(view: View, scope: Scope, urls: Urls) -> FeedDoc | None:

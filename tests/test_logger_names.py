@@ -1,0 +1,37 @@
+"""The loggers operators filter on are the ones the README names, whatever module holds them."""
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import re
+from pathlib import Path
+
+import feedsvc
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def documented() -> set[str]:
+    """Return the logger names of the README's **Logs.** and **Loggers.** paragraphs."""
+    text = README.read_text(encoding="utf-8")
+    paragraphs = [p for p in text.split("\n\n") if p.startswith(("**Logs.**", "**Loggers.**"))]
+    assert len(paragraphs) == 2, "the README's Logs and Loggers paragraphs"
+    return set(re.findall(r"`(feedsvc\.[a-z_.]+)`", "\n".join(paragraphs)))
+
+
+def defined() -> set[str]:
+    """Import every module of feedsvc; return the names of the loggers they keep."""
+    names: set[str] = set()
+    for info in pkgutil.walk_packages(feedsvc.__path__, "feedsvc."):
+        if info.name.endswith("__main__"):  # running it runs the command
+            continue
+        module = importlib.import_module(info.name)
+        names.update(value.name for value in vars(module).values() if isinstance(value, logging.Logger))
+    return names
+
+
+def test_every_logger_is_documented_under_its_name() -> None:
+    names = defined()
+    assert "feedsvc.access" in names and "feedsvc.reload" in names
+    assert names == documented()
