@@ -240,11 +240,23 @@ def log_fields(logger: logging.Logger, message: str, fields: Mapping[str, Any]) 
     line), else through logging."""
     writer = _sole_writer(logger)
     if writer is None or writer.level > logging.INFO:
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, (),
-                                        None, extra={"fields": fields}))
+        logger.handle(_record(logger, message, fields))
         return
     line_format: LineFormatter = writer.formatter  # type: ignore[assignment]  # _sole_writer
-    writer.add(line_format.line(time.time(), "INFO", logger.name, message, fields))
+    try:
+        line = line_format.line(time.time(), "INFO", logger.name, message, fields)
+    except RecursionError:
+        raise
+    except Exception:  # as emit() would: reported on stderr, never raised to the request
+        writer.handleError(_record(logger, message, fields))
+        return
+    writer.add(line)
+
+
+def _record(logger: logging.Logger, message: str, fields: Mapping[str, Any]) -> logging.LogRecord:
+    # As logger.info would make it, less its search of the call stack for a file and line.
+    return logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, (), None,
+                             extra={"fields": fields})
 
 
 def gunicorn_logger(config: Mapping[str, Any]) -> type:

@@ -233,3 +233,18 @@ def test_a_filter_on_the_way_gets_the_record(
     finally:
         logger.filters.clear()
     assert messages(stream.getvalue()) == ["shown"]
+
+
+def test_a_line_that_cannot_be_built_is_reported_not_raised(
+        logged: tuple[logging.Logger, LineWriter, CountingStream],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    logger, _, stream = logged
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise ValueError("no text")
+
+    log_fields(logger, "request", {"value": Unprintable()})
+    log_fields(logger, "next", {})
+    assert messages(stream.getvalue()) == ["next"]
+    assert "ValueError: no text" in capsys.readouterr().err
