@@ -75,7 +75,7 @@ class FastPath:
         if allowed and not host_allowed(request.host, allowed):
             return None  # the same host check as Flask's (proxy.py): the refusal is Flask's
         try:  # query checks as in Flask: any refusal is Flask's to answer
-            feed = feed_request(app.config, request, view, scope, fmt)
+            feed = feed_request(app, request, view, scope, fmt)
         except (HTTPException, QueryError):
             return None
         body = None if feed is None else self.cache.local.get(feed.key)

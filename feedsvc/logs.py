@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+import time
 import weakref
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -31,26 +32,46 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 _second: tuple[int, str] = (0, "")
 
 
-def _time(record: logging.LogRecord) -> str:
+def _time(created: float) -> str:
+    """Return `created` (seconds since the epoch) as UTC time with milliseconds."""
     global _second
     second, text = _second
-    if int(record.created) != second:
-        second = int(record.created)
+    if int(created) != second:
+        second = int(created)
         text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _second = (second, text)  # one tuple: threads see a pair that belongs together
-    return f"{text}.{int(record.msecs):03d}Z"
+    return f"{text}.{int((created - second) * 1000):03d}Z"
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, the fields, and any error."""
+class LineFormatter(logging.Formatter):
+    """A record as one line built by `line` from its time, level, logger, message and fields:
+    `log_fields` builds the same line without a record."""
 
     def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {"time": _time(record), "level": record.levelname,
-                               "logger": record.name, "message": record.getMessage()}
-        doc.update(_fields(record))
-        if record.exc_info:
-            doc["error"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str, ensure_ascii=False)
+        error = self.formatException(record.exc_info) if record.exc_info else None
+        return self.line(record.created, record.levelname, record.name, record.getMessage(),
+                         _fields(record), error)
+
+    def line(self, created: float, level: str, name: str, message: str,
+             fields: Mapping[str, Any], error: str | None = None) -> str:
+        raise NotImplementedError
+
+
+# json.dumps makes an encoder on every call when given options: make it once.
+_JSON = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
+class JsonFormatter(LineFormatter):
+    """One JSON object per line: time, level, logger, message, the fields, and any error."""
+
+    def line(self, created: float, level: str, name: str, message: str,
+             fields: Mapping[str, Any], error: str | None = None) -> str:
+        doc: dict[str, Any] = {"time": _time(created), "level": level, "logger": name,
+                               "message": message}
+        doc.update(fields)
+        if error is not None:
+            doc["error"] = error
+        return _JSON.encode(doc)
 
 
 # Control characters (C0, DEL, C1) and Unicode line breaks: a newline in a request value would
@@ -66,7 +87,8 @@ def _escape_one(match: re.Match[str]) -> str:
 
 def escape(text: str) -> str:
     """Return `text` as one line that no terminal acts on: control characters as escapes."""
-    return _CONTROL.sub(_escape_one, text)
+    # Every character _CONTROL matches is unprintable, and isprintable is the quicker scan.
+    return text if text.isprintable() else _CONTROL.sub(_escape_one, text)
 
 
 def _value(value: Any) -> str:
@@ -77,18 +99,17 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(LineFormatter):
     """`time LEVEL logger message key=value ...` on one line (escaped), then any traceback."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        pairs = " ".join(f"{k}={_value(v)}" for k, v in _fields(record).items())
-        line = f"{_time(record)} {record.levelname} {record.name} {record.getMessage()}"
+    def line(self, created: float, level: str, name: str, message: str,
+             fields: Mapping[str, Any], error: str | None = None) -> str:
+        pairs = " ".join([f"{k}={_value(v)}" for k, v in fields.items()])
+        line = f"{_time(created)} {level} {name} {message}"
         # One pass over the whole line: escaping maps each character on its own, so the
         # line escaped at once is its parts escaped one by one.
         line = escape(f"{line} {pairs}" if pairs else line)
-        if record.exc_info:
-            line = f"{line}\n{self.formatException(record.exc_info)}"
-        return line
+        return line if error is None else f"{line}\n{error}"
 
 
 class RequestIdFilter(logging.Filter):
@@ -119,15 +140,23 @@ class LineWriter(logging.StreamHandler[IO[str]]):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.terminator
+            line = self.format(record)
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
             return
+        self.add(line, record.levelno, record)
+
+    def add(self, line: str, level: int = logging.INFO, record: logging.LogRecord | None = None
+            ) -> None:
+        """Write one formatted line (no line end) with those waiting, when its turn ends or,
+        at `level` WARNING and above, at once. The handler's lock is not needed: a line is
+        appended at once, and `_write` takes the lines waiting at once."""
+        line += self.terminator
         self._waiting.append(line)
         self._size += len(line)
-        if record.levelno >= logging.WARNING or self._size >= self.LIMIT or not self._later():
+        if level >= logging.WARNING or self._size >= self.LIMIT or not self._later():
             self._write(record)
 
     def _later(self) -> bool:
@@ -149,9 +178,10 @@ class LineWriter(logging.StreamHandler[IO[str]]):
             self._scheduled = False
             if not self._waiting:
                 return
-            text = "".join(self._waiting)
-            self._waiting.clear()
+            # One step each: a line another thread appends meanwhile is in the one or the other.
+            waiting, self._waiting = self._waiting, []
             self._size = 0
+            text = "".join(waiting)
             try:
                 self.stream.write(text)
                 self.stream.flush()
@@ -177,9 +207,56 @@ def _write_waiting() -> None:
 os.register_at_fork(before=_write_waiting)
 
 
-def formatter(config: Mapping[str, Any]) -> logging.Formatter:
+def formatter(config: Mapping[str, Any]) -> LineFormatter:
     """Return the formatter FEEDSVC_LOG_FORMAT names."""
     return JsonFormatter() if config["FEEDSVC_LOG_FORMAT"] == "json" else TextFormatter()
+
+
+def _sole_writer(logger: logging.Logger) -> LineWriter | None:
+    """Return the LineWriter with a LineFormatter that is the one handler a record of `logger`
+    reaches, with no filter on the way but the request id's; else None."""
+    found: LineWriter | None = None
+    node: logging.Logger | None = logger
+    while node is not None:
+        if node.filters:
+            return None
+        for handler in node.handlers:
+            if (found is not None or not isinstance(handler, LineWriter)
+                    or not isinstance(handler.formatter, LineFormatter)):
+                return None
+            for each in handler.filters:
+                if not isinstance(each, RequestIdFilter):
+                    return None
+            found = handler
+        node = node.parent if node.propagate else None
+    return found
+
+
+def log_fields(logger: logging.Logger, message: str, fields: Mapping[str, Any]) -> None:
+    """Log `message` with `fields` at INFO (the caller has checked that `logger` is enabled
+    for it): the line feedsvc's handler would write for the record, built without the record
+    when that handler is the only one the record would reach (the access line, on every
+    request: making a LogRecord and passing it through the logging calls costs more than the
+    line), else through logging."""
+    writer = _sole_writer(logger)
+    if writer is None or writer.level > logging.INFO:
+        logger.handle(_record(logger, message, fields))
+        return
+    line_format: LineFormatter = writer.formatter  # type: ignore[assignment]  # _sole_writer
+    try:
+        line = line_format.line(time.time(), "INFO", logger.name, message, fields)
+    except RecursionError:
+        raise
+    except Exception:  # as emit() would: reported on stderr, never raised to the request
+        writer.handleError(_record(logger, message, fields))
+        return
+    writer.add(line)
+
+
+def _record(logger: logging.Logger, message: str, fields: Mapping[str, Any]) -> logging.LogRecord:
+    # As logger.info would make it, less its search of the call stack for a file and line.
+    return logger.makeRecord(logger.name, logging.INFO, __file__, 0, message, (), None,
+                             extra={"fields": fields})
 
 
 def gunicorn_logger(config: Mapping[str, Any]) -> type:

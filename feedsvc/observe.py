@@ -8,7 +8,7 @@ import time
 
 from flask import Flask, Response, g, has_request_context, request
 
-from . import metrics, state
+from . import logs, metrics, state
 
 access_log = logging.getLogger("feedsvc.access")
 
@@ -27,16 +27,11 @@ def record(*, route: str, method: str, path: str, query: str, status: int, size:
            request_id: str) -> None:
     """Count one answered request in the metrics and write its access line."""
     metrics.observe_request(route, method, status, seconds)
-    fields = {
-        "method": method, "path": path, "query": query, "status": status, "bytes": size,
-        "duration_ms": round(seconds * 1000, 2), "cache": cache, "cache_errors": cache_errors,
-        "remote": remote, "request_id": request_id,
-    }
     if access_log.isEnabledFor(logging.INFO):
-        # As access_log.info would, less its search of the call stack for a file and line
-        # that no formatter of ours prints: this runs on every request.
-        access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, "request",
-                                                (), None, extra={"fields": fields}))
+        logs.log_fields(access_log, "request", {
+            "method": method, "path": path, "query": query, "status": status, "bytes": size,
+            "duration_ms": round(seconds * 1000, 2), "cache": cache, "cache_errors": cache_errors,
+            "remote": remote, "request_id": request_id})
 
 
 def _start() -> None:

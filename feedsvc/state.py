@@ -1,5 +1,5 @@
 """What an app holds, behind typed accessors: the live dataset index of this process (swapped
-atomically when new data is accepted) and its feed cache."""
+atomically when new data is accepted), its feed cache, and the feed queries it has parsed."""
 from __future__ import annotations
 
 import logging
@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g
 
-from .feedcache import FeedCache
+from .feedcache import FeedCache, Memo
 from .index import Index
+from .query import FeedQuery
 
 log = logging.getLogger("feedsvc.state")
 
@@ -63,12 +64,23 @@ class Live:
             self.last_error = self.rejected_at = None
 
 
-_LIVE, _CACHE = "feedsvc.live", "feedsvc.cache"
+# Parsed feed queries by dataset version (which fixes the topics a query may name) and raw
+# query string: pollers send the same few (?country=th,cn) again and again, and parsing one
+# costs more than the rest of a cached hit. Errors are not kept; the strings kept are bounded
+# in bytes.
+ParsedQueries = Memo[tuple[str, bytes], FeedQuery]
+
+_LIVE, _CACHE, _QUERIES = "feedsvc.live", "feedsvc.cache", "feedsvc.queries"
+
+
+def _raw_size(key: tuple[str, bytes], _: FeedQuery) -> int:
+    return len(key[1])
 
 
 def init_app(app: Flask, index: Index) -> Live:
     """Serve `index` (loaded and validated by reload.init_app) from this app; return it live."""
     app.extensions[_LIVE] = found = Live(index)
+    app.extensions[_QUERIES] = ParsedQueries(1024, 256 * 1024, _raw_size)
     app.after_request(_version_header)
     return found
 
@@ -87,6 +99,12 @@ def set_feed_cache(app: Flask, cache: FeedCache) -> FeedCache:
 def feed_cache(app: Flask | None = None) -> FeedCache:
     """Return the feed cache of `app` (default: the current app)."""
     found: FeedCache = (app or current_app).extensions[_CACHE]
+    return found
+
+
+def parsed_queries(app: Flask | None = None) -> ParsedQueries:
+    """Return the feed queries `app` (default: the current app) has parsed."""
+    found: ParsedQueries = (app or current_app).extensions[_QUERIES]
     return found
 
 

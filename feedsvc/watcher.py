@@ -76,22 +76,27 @@ class Watcher:
             os.close(never)
 
     def _watch_all(self) -> None:
-        """Watch the dataset's parent (for the dataset itself) and every folder below it."""
+        """Watch the dataset's parent (for the dataset itself), and the dataset: every folder
+        below it, or the one file."""
         assert self._inotify is not None
         for wd in list(self._folders):
             try:
                 self._inotify.rm_watch(wd)
             except OSError:  # its folder is gone, and its watch with it
                 pass
-        whole_folder = os.path.isdir(self.path)
-        # The parent tells of the dataset itself: made, removed or replaced (and, for one file,
-        # written); not of its other entries being written, such as a log file beside it.
-        parent = ENTRIES if whole_folder else CHANGES
-        self._folders = {self._inotify.add_watch(os.path.dirname(self.path), parent):
-                         os.path.dirname(self.path)}
-        if whole_folder:
+        # The parent tells of the dataset itself being made, removed or replaced; not of its
+        # other entries being written: a log file beside a one-file dataset would wake the
+        # reader on every write of the log.
+        parent = os.path.dirname(self.path)
+        self._folders = {self._inotify.add_watch(parent, ENTRIES): parent}
+        if os.path.isdir(self.path):
             for folder, _, _ in os.walk(self.path):
                 self._folders[self._inotify.add_watch(folder, CHANGES)] = folder
+            return
+        try:  # written in place; its events name no entry, so they stand for the file
+            self._folders[self._inotify.add_watch(self.path, CHANGES)] = self.path
+        except FileNotFoundError:  # not there (yet): the parent tells when it is
+            pass
 
     def _read(self) -> None:
         assert self._inotify is not None

@@ -3,6 +3,7 @@ would answer it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -133,3 +134,26 @@ def test_the_fast_path_writes_the_access_line_and_metrics(capsys: pytest.Capture
     assert '"cache": "hit"' in line and '"request_id": "fast-1"' in line
     assert '"path": "/feeds/all.json"' in line and '"query": "x=1"' in line
     assert fast_path(app).answered == 1
+
+
+def test_each_app_parses_a_query_string_once_per_dataset_version(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedsvc.query import FeedQuery, parse_query
+
+    parsed: list[object] = []
+
+    def counted(*args: Any) -> FeedQuery:
+        parsed.append(args)
+        return parse_query(*args)
+
+    monkeypatch.setattr("feedsvc.views.common.parse_query", counted)
+    url = "/feeds/countries/th.atom?topic=social-security"
+    first, second = build(), build()
+    for _ in range(3):  # a miss (Flask), then hits (the fast path): one parse
+        assert first.test_client().get(url).status_code == 200
+    assert len(parsed) == 1 and fast_path(first).answered == 2
+    key = (state.live(first).index.version, b"topic=social-security")
+    assert state.parsed_queries(first).get(key) is not None
+    assert state.parsed_queries(second).get(key) is None  # the app's own, not shared
+    assert second.test_client().get(url).status_code == 200
+    assert len(parsed) == 2

@@ -16,7 +16,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from feedsvc.logs import LineWriter, TextFormatter
+from feedsvc.logs import JsonFormatter, LineWriter, TextFormatter, log_fields
 
 from .servers import start_gunicorn
 
@@ -171,3 +171,80 @@ def test_gunicorn_stopped_under_load_has_written_every_answered_requests_line_in
         assert len(sent) > 100
         # Every answered request, in order; the one a stop cut off may be logged too.
         assert mine[:len(sent)] == sent and len(mine) <= len(sent) + 1
+
+
+class Kept(logging.Handler):
+    """A handler that keeps the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+FIELDS = {"method": "GET", "path": "/feeds/a b\n", "query": "", "status": 200, "bytes": None,
+          "duration_ms": 0.25, "remote": "127.0.0.1", "request_id": "r-1"}
+
+
+@pytest.mark.parametrize("kind", [TextFormatter, JsonFormatter])
+def test_a_line_logged_without_a_record_is_the_line_its_record_makes(
+        logged: tuple[logging.Logger, LineWriter, CountingStream], kind: type[logging.Formatter]
+        ) -> None:
+    logger, writer, stream = logged
+    writer.setFormatter(kind())
+    log_fields(logger, "request", FIELDS)  # the writer alone: no record
+    kept = Kept()
+    logger.addHandler(kept)
+    try:
+        log_fields(logger, "request", FIELDS)  # another handler on the way: a record
+    finally:
+        logger.removeHandler(kept)
+    assert [r.getMessage() for r in kept.records] == ["request"]
+    assert kept.records[0].fields == FIELDS  # type: ignore[attr-defined]
+    direct, recorded = stream.getvalue().splitlines()
+    assert direct.split(" ", 1)[1] == recorded.split(" ", 1)[1] if kind is TextFormatter else \
+        json.loads(direct) | {"time": 0} == json.loads(recorded) | {"time": 0}
+    assert "\\n" in direct and stream.writes == 2  # escaped; outside a greenlet, at once
+
+
+def test_lines_with_and_without_records_keep_their_order_in_one_write(
+        logged: tuple[logging.Logger, LineWriter, CountingStream]) -> None:
+    logger, _, stream = logged
+
+    def request(number: int) -> None:
+        log_fields(logger, f"access {number}", {})
+        logger.info("record %d", number)
+
+    gevent.joinall([gevent.spawn(request, n) for n in range(3)])
+    assert messages(stream.getvalue()) == [
+        f"{kind} {n}" for n in range(3) for kind in ("access", "record")]
+    assert stream.writes == 1
+
+
+def test_a_filter_on_the_way_gets_the_record(
+        logged: tuple[logging.Logger, LineWriter, CountingStream]) -> None:
+    logger, _, stream = logged
+    logger.addFilter(lambda record: record.getMessage() != "hidden")
+    try:
+        log_fields(logger, "hidden", {})
+        log_fields(logger, "shown", {})
+    finally:
+        logger.filters.clear()
+    assert messages(stream.getvalue()) == ["shown"]
+
+
+def test_a_line_that_cannot_be_built_is_reported_not_raised(
+        logged: tuple[logging.Logger, LineWriter, CountingStream],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    logger, _, stream = logged
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise ValueError("no text")
+
+    log_fields(logger, "request", {"value": Unprintable()})
+    log_fields(logger, "next", {})
+    assert messages(stream.getvalue()) == ["next"]
+    assert "ValueError: no text" in capsys.readouterr().err

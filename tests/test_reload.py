@@ -278,6 +278,44 @@ def test_the_watcher_wakes_on_changes_not_on_reads(tmp_path: Path) -> None:
         watcher.stop()
 
 
+def test_a_one_file_dataset_is_watched_and_not_the_files_beside_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inotify_simple import Event, parse_events
+
+    from feedsvc import watcher as watching
+
+    read: list[str] = []
+
+    def parsed(data: bytes) -> list[Event]:
+        events: list[Event] = parse_events(data)
+        read.extend(event.name for event in events)
+        return events
+
+    monkeypatch.setattr("feedsvc.watcher.parse_events", parsed)
+    data, log = tmp_path / "releases.yaml", tmp_path / "server.log"
+    data.write_text("x: 1\n")
+    log.touch()  # made before: making an entry is news of the folder, writing one is not
+    watcher = watching.Watcher(str(data), interval=5, backend="notify", settle=0.2)
+    try:
+        with log.open("a") as out:  # a server's log beside the dataset, written line by line
+            for number in range(20):
+                out.write(f"line {number}\n")
+                out.flush()
+        with data.open("a") as out:  # the dataset written in place
+            out.write("y: 2\n")
+        assert watcher.wait(timeout=30) and watcher.take() is None
+        assert "server.log" not in read  # the kernel never told the reader of the log
+        data.unlink()
+        (tmp_path / "new.yaml").write_text("x: 3\n")
+        (tmp_path / "new.yaml").rename(data)  # replaced, as an editor or a deploy saves
+        assert watcher.wait(timeout=30) and watcher.take() is None
+        read.clear()
+        data.write_text("x: 4\n")  # the new file is watched in turn
+        assert watcher.wait(timeout=30) and read
+    finally:
+        watcher.stop()
+
+
 def test_each_reload_serves_what_a_restart_would(dataset_dir: Path) -> None:
     from feedsvc.dataset import load_dataset
     from feedsvc.index import build_index

@@ -9,11 +9,11 @@ from flask import Request, Response, abort, current_app, request
 
 from ..clock import current_view
 from ..conditional import Answer, Conditions, Rendered, cache_control, respond
-from ..feedcache import Memo, cache_key
+from ..feedcache import cache_key
 from ..index import Index
 from ..query import DEFAULT_QUERY, FeedQuery, parse_query
 from ..records import country_code
-from ..state import current_index, feed_cache
+from ..state import ParsedQueries, current_index, feed_cache, parsed_queries
 from ..urls import Scope, Urls
 
 NO_HOST = "The Host header is missing or is not a valid host name."
@@ -36,26 +36,21 @@ def urls() -> Urls:
     return found
 
 
-# Parsed queries by dataset version (which fixes the topics a query may name) and raw query
-# string: pollers send the same few (?country=th,cn) again and again, and parsing one costs
-# more than the rest of a cached hit. Errors are not kept; the strings kept are bounded in bytes.
-_PARSED: Memo[tuple[str, bytes], FeedQuery] = Memo(1024, 256 * 1024, lambda key, _: len(key[1]))
-
-
-def query_of(req: Request, index: Index) -> FeedQuery:
-    """Parse a request's query string; a bad value raises QueryError (a 400)."""
+def query_of(req: Request, index: Index, parsed: ParsedQueries) -> FeedQuery:
+    """Parse a request's query string, or take it from those `parsed` before (state.py says
+    why); a bad value raises QueryError (a 400)."""
     raw = req.query_string
     if not raw:  # most feed requests: no parameters to parse
         return DEFAULT_QUERY
     key = (index.version, raw)
-    found = _PARSED.get(key)
+    found = parsed.get(key)
     if found is None:
-        found = _PARSED.put(key, parse_query(req.args.to_dict(flat=False), index.dataset.topics))
+        found = parsed.put(key, parse_query(req.args.to_dict(flat=False), index.dataset.topics))
     return found
 
 
 def feed_query(index: Index) -> FeedQuery:
-    return query_of(request, index)
+    return query_of(request, index, parsed_queries())
 
 
 def page_scope(kind: str, key: str) -> Scope:

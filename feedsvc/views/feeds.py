@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from flask import Blueprint, Request, Response, abort, current_app, redirect, request
+from flask import Blueprint, Flask, Request, Response, abort, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
@@ -16,7 +15,7 @@ from ..lifecycle import View
 from ..query import DEFAULT_QUERY, FeedQuery
 from ..records import country_code
 from ..render import CONTENT_TYPES, RENDERERS
-from ..state import current_index
+from ..state import current_index, parsed_queries
 from ..urls import Scope, Urls
 from .common import NO_HOST, cacheable, query_of, settings_of, urls, urls_for
 
@@ -41,13 +40,14 @@ class FeedRequest:
     key: str
 
 
-def feed_request(config: Mapping[str, Any], req: Request, view: View, scope: Scope,
-                 fmt: str) -> FeedRequest | None:
+def feed_request(app: Flask, req: Request, view: View, scope: Scope, fmt: str
+                 ) -> FeedRequest | None:
     """Resolve a feed request (None: no usable host; QueryError: a bad query parameter)."""
+    config = app.config
     links = urls_for(config, req)
     if links is None:
         return None
-    query = query_of(req, view.index)
+    query = query_of(req, view.index, parsed_queries(app))
     return FeedRequest(scope, fmt, query, links, cache_key(
         view.index.version, view.token, settings_of(config, links), scope.path, fmt,
         query.canonical()))
@@ -56,7 +56,7 @@ def feed_request(config: Mapping[str, Any], req: Request, view: View, scope: Sco
 def serve_feed(scope: Scope, fmt: str) -> Response:
     """Answer from the cache (or a 304 from cached validators alone), rendering on a miss."""
     view, config = current_view(), current_app.config
-    found = feed_request(config, request, view, scope, fmt)
+    found = feed_request(current_app, request, view, scope, fmt)
     if found is None:
         abort(400, description=NO_HOST)
     feed = found
