@@ -31,6 +31,8 @@ class Live:
     loaded_at: datetime = field(default_factory=_now)
     last_error: str | None = None
     rejected_at: datetime | None = None
+    # A restart served its snapshot at once: the look for changes made while down is to come.
+    start_pending: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     listeners: list[SwapListener] = field(default_factory=list, repr=False)
 
@@ -56,6 +58,11 @@ class Live:
         """Record why new data was refused; the index served stays as it is."""
         with self.lock:
             self.last_error, self.rejected_at = report, _now()
+
+    def start_checked(self) -> None:
+        """Record that the files were compared with the restored snapshot's."""
+        with self.lock:
+            self.start_pending = False
 
     def clear_rejection(self) -> None:
         """Forget a rejection: what is on disk is again what is served."""
