@@ -191,22 +191,28 @@ def side_file(snapshot_dir: str, path: str, kind: str) -> Path:
 class Restored:
     """A snapshot's index, read and served; the catalog of its files, read once when asked."""
 
-    def __init__(self, index: Index, file: Path, stream: IO[bytes], digest: str) -> None:
+    def __init__(self, index: Index, file: Path, at: tuple[int, int, int, int],
+                 digest: str) -> None:
         self.index, self.file = index, file
-        self._stream: IO[bytes] | None = stream  # the file as opened: a newer one may replace it
+        # Where the catalog starts, and the file's inode, size and time when the index was read.
+        self._at: tuple[int, int, int, int] | None = at
         self._digest = digest
 
     def catalog(self) -> Catalog | None:
         """Return the catalog (the index's releases in it); None if it cannot be trusted."""
-        stream, self._stream = self._stream, None
-        if stream is None:
+        at, self._at = self._at, None
+        if at is None:
             raise RuntimeError("the catalog of a snapshot is read once")
-        with stream:
-            try:
+        try:
+            with self.file.open("rb") as stream:
+                status = os.fstat(stream.fileno())
+                if (status.st_ino, status.st_size, status.st_mtime_ns) != at[1:]:
+                    raise ValueError("replaced since its index was read")
+                stream.seek(at[0])
                 payload = stream.read()
-            except OSError as error:
-                log.warning("snapshot %s ignored: %s", self.file, error)
-                return None
+        except (OSError, ValueError) as error:
+            log.warning("snapshot %s ignored: %s", self.file, error)
+            return None
         if hashlib.sha256(payload).hexdigest() != self._digest:
             log.warning("snapshot %s ignored: damaged (checksum mismatch)", self.file)
             return None
@@ -217,12 +223,6 @@ class Restored:
                             type(found).__name__)
             return None
         return found
-
-    def close(self) -> None:
-        """Forget the catalog without reading it."""
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
 
 
 def read_snapshot(file: Path) -> Loaded | None:
@@ -240,28 +240,18 @@ def open_snapshot(file: Path, *, private: bool = True) -> Restored | None:
     With `private`, only a file of this user that nobody else may write is read.
     """
     try:
-        stream = file.open("rb")
+        with file.open("rb") as stream:
+            status = os.fstat(stream.fileno())
+            if private and (status.st_uid != os.getuid() or status.st_mode & 0o022):
+                log.warning("snapshot %s ignored: not private to this user", file)
+                return None
+            if stream.readline() != FORMAT:
+                raise ValueError("not a feedsvc snapshot")
+            length, digest, catalog_digest = stream.readline().decode("ascii").split()
+            payload = stream.read(int(length))
+            at = (stream.tell(), status.st_ino, status.st_size, status.st_mtime_ns)
     except FileNotFoundError:
         return None
-    except OSError as error:
-        log.warning("snapshot %s ignored: %s", file, error)
-        return None
-    found = _read_index(file, stream, private)
-    if found is None:
-        stream.close()
-    return found
-
-
-def _read_index(file: Path, stream: IO[bytes], private: bool) -> Restored | None:
-    try:
-        status = os.fstat(stream.fileno())
-        if private and (status.st_uid != os.getuid() or status.st_mode & 0o022):
-            log.warning("snapshot %s ignored: not private to this user", file)
-            return None
-        if stream.readline() != FORMAT:
-            raise ValueError("not a feedsvc snapshot")
-        length, digest, catalog_digest = stream.readline().decode("ascii").split()
-        payload = stream.read(int(length))
     except (OSError, ValueError, UnicodeDecodeError) as error:
         log.warning("snapshot %s ignored: %s", file, error)
         return None
@@ -277,7 +267,7 @@ def _read_index(file: Path, stream: IO[bytes], private: bool) -> Restored | None
         return None
     index, known = found
     facts.remember(index, known)
-    return Restored(index, file, stream, catalog_digest)
+    return Restored(index, file, at, catalog_digest)
 
 
 def read_private(file: Path) -> object:

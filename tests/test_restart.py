@@ -1,0 +1,188 @@
+"""A restart from the snapshot serves what a cold start of the same files serves; with
+FEEDSVC_START_CHECK=background it serves the snapshot at once, and the first check after it
+finds the changes made while the service was down, under the rules of any reload."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feedsvc import create_app
+from feedsvc.reload import reloader
+
+from .helpers import parse_feed, record_parses
+from .test_gunicorn import Server, start, stop, until
+
+BASE_URL = "https://feeds.example.org/"
+FEEDS = ("/feeds/all.rss", "/feeds/all.atom", "/feeds/all.json",
+         "/feeds/countries/th.atom?topic=social-security", "/feeds/topics/labour-migration.rss",
+         "/feeds/all.json?q=training", "/feeds.opml")
+EDITED = "releases/pr-2005-002.yaml"
+
+
+def app_of(data: Path, snapshots: Path | str, **settings: Any) -> Flask:
+    return create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_SNAPSHOT_DIR": str(snapshots),
+                       "FEEDSVC_BASE_URL": BASE_URL, **settings})
+
+
+def restarted(data: Path, snapshots: Path) -> Flask:
+    """Start as deploy/gunicorn.conf.py does: the snapshot served at once."""
+    return app_of(data, snapshots, FEEDSVC_START_CHECK="background", FEEDSVC_RELOAD_INTERVAL=5)
+
+
+def feeds(client: FlaskClient) -> dict[str, Any]:
+    """What a feed reader makes of each feed: feedparser's reading, or the JSON Feed's items."""
+    seen: dict[str, Any] = {}
+    for url in FEEDS:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        if ".json" in url:
+            seen[url] = json.loads(response.data)
+        elif url.endswith(".opml"):
+            seen[url] = response.data
+        else:
+            parsed = parse_feed(response)
+            seen[url] = (dict(parsed.feed), [dict(entry) for entry in parsed.entries])
+    seen["release"] = client.get("/releases/pr-2005-002").data
+    return seen
+
+
+def readiness(client: FlaskClient) -> dict[str, Any]:
+    body: dict[str, Any] = client.get("/readyz").get_json()
+    return body
+
+
+def edit(data: Path) -> None:
+    """Edit a release, delete one and add one: what a newsroom does while the service is down."""
+    path = data / EDITED
+    path.write_text(path.read_text().replace("title: ", "title: Corrected - ", 1))
+    (data / "releases" / "pr-2004-002.yaml").unlink()
+    added = (data / "releases" / "pr-2005-002.yaml").read_text().replace("pr-2005-002", "pr-new")
+    (data / "releases" / "pr-new.yaml").write_text(added)
+
+
+@pytest.fixture
+def snapshots(tmp_path: Path) -> Path:
+    return tmp_path / "snap"
+
+
+def test_a_restart_serves_what_a_cold_start_serves(dataset_dir: Path, snapshots: Path) -> None:
+    cold = app_of(dataset_dir, snapshots).test_client()
+    assert list(snapshots.glob("*.pickle")), "the cold start wrote the snapshot"
+    warm = restarted(dataset_dir, snapshots).test_client()
+    assert readiness(warm)["dataset"]["start_check"] == "pending"
+    assert readiness(warm)["status"] == "ok"
+    assert feeds(warm) == feeds(cold)
+    assert readiness(warm)["dataset"]["version"] == readiness(cold)["dataset"]["version"]
+
+
+def test_a_change_made_while_down_is_served_after_the_start_check(
+        dataset_dir: Path, snapshots: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = feeds(app_of(dataset_dir, snapshots).test_client())
+    edit(dataset_dir)
+    parsed = record_parses(monkeypatch)
+    app = restarted(dataset_dir, snapshots)
+    client = app.test_client()
+    assert parsed == [] and feeds(client) == before  # the last good data, at once
+    assert reloader(app).check() == "reloaded"  # the watcher's first look
+    assert sorted(parsed) == sorted(str(dataset_dir / name) for name in
+                                    (EDITED, "releases/pr-new.yaml"))
+    assert readiness(client)["dataset"]["start_check"] == "done"
+    cold = app_of(dataset_dir, "off").test_client()  # every file loaded, no snapshot
+    assert feeds(client) == feeds(cold) != before
+    assert readiness(client)["dataset"]["version"] == readiness(cold)["dataset"]["version"]
+
+
+def test_nothing_changed_while_down(dataset_dir: Path, snapshots: Path) -> None:
+    app_of(dataset_dir, snapshots)
+    app = restarted(dataset_dir, snapshots)
+    version = readiness(app.test_client())["dataset"]["version"]
+    assert reloader(app).check() == "checked"  # news: the workers then report it done
+    assert readiness(app.test_client())["dataset"] | {"loaded_at": None} == \
+        readiness(app_of(dataset_dir, snapshots).test_client())["dataset"] | {"loaded_at": None}
+    assert readiness(app.test_client())["dataset"]["version"] == version
+    assert reloader(app).check() == "unchanged"
+
+
+def test_invalid_data_found_at_the_start_check_is_rejected(dataset_dir: Path,
+                                                           snapshots: Path) -> None:
+    before = feeds(app_of(dataset_dir, snapshots).test_client())
+    (dataset_dir / EDITED).write_text("id: [broken\n")
+    app = restarted(dataset_dir, snapshots)
+    client = app.test_client()
+    assert reloader(app).check() == "rejected"
+    ready = readiness(client)
+    assert (ready["status"], ready["dataset"]["start_check"]) == ("degraded", "done")
+    assert EDITED in ready["dataset"]["last_reload_error"]
+    assert feeds(client) == before
+
+
+def test_a_mass_removal_while_down_is_held(dataset_dir: Path, snapshots: Path) -> None:
+    before = feeds(app_of(dataset_dir, snapshots).test_client())
+    for path in sorted((dataset_dir / "releases").iterdir())[:5]:
+        path.unlink()
+    app = restarted(dataset_dir, snapshots)
+    assert reloader(app).check() == "held"
+    client = app.test_client()
+    assert readiness(client)["status"] == "degraded" and feeds(client) == before
+
+
+def test_a_damaged_catalog_means_every_file_is_compared(dataset_dir: Path,
+                                                        snapshots: Path) -> None:
+    app_of(dataset_dir, snapshots)
+    [file] = snapshots.glob("*.pickle")
+    data = file.read_bytes()  # the catalog is the snapshot's second part: its end
+    file.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
+    edit(dataset_dir)
+    app = restarted(dataset_dir, snapshots)
+    assert reloader(app).check() == "reloaded"
+    cold = app_of(dataset_dir, "off").test_client()
+    assert feeds(app.test_client()) == feeds(cold)
+    assert reloader(app).check() == "unchanged"
+
+
+def test_the_start_check_waits_without_a_watcher(dataset_dir: Path, snapshots: Path) -> None:
+    app_of(dataset_dir, snapshots)
+    edit(dataset_dir)
+    app = app_of(dataset_dir, snapshots, FEEDSVC_START_CHECK="background",
+                 FEEDSVC_RELOAD_INTERVAL=0)  # nothing would look later: it looks now
+    client = app.test_client()
+    assert readiness(client)["dataset"]["start_check"] == "done"
+    assert feeds(client) == feeds(app_of(dataset_dir, "off").test_client())
+
+
+def _pids(server: Server) -> set[int]:
+    pid = server.process.pid
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def _every_worker_done(server: Server, version: str) -> bool:
+    answers = server.readiness()
+    return all(r["dataset"]["start_check"] == "done" and r["dataset"]["version"] == version
+               for r in answers) and len(_pids(server)) == 2
+
+
+def test_under_gunicorn_a_restart_serves_the_change_made_while_down(
+        dataset_dir: Path, tmp_path: Path) -> None:
+    first = start(dataset_dir, tmp_path / "first.log", 1)
+    try:
+        old = json.loads(first.get("/readyz")[2])["dataset"]["version"]
+    finally:
+        stop(first)
+    edit(dataset_dir)
+    expected = readiness(app_of(dataset_dir, "off").test_client())["dataset"]["version"]
+    assert expected != old
+    server = start(dataset_dir, tmp_path / "second.log", 1)
+    try:
+        until(lambda: _every_worker_done(server, expected))
+        code, _, body = server.get("/feeds/all.rss")
+        assert code == 200 and b"Corrected - " in body
+        assert server.get("/releases/pr-new")[0] == 200
+        assert server.get("/releases/pr-2004-002")[0] == 404
+        assert "checked for changes made while down" in server.log.read_text()
+    finally:
+        stop(server)
