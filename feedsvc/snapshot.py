@@ -20,8 +20,8 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import fields
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +36,7 @@ from . import (
     problems,
     records,
     reindex,
+    stored,
     version,
     yamlsource,
 )
@@ -45,6 +46,7 @@ from .dataset import Release
 from .index import Index
 from .loader import Catalog, FileEntry, update
 from .problems import DatasetError
+from .stored import Item, StoredReleases, place, storing
 from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 # A snapshot's first line; then "<length of the index part> <its sha256> <the catalog's sha256>".
@@ -55,7 +57,7 @@ PRIVATE = b"feedsvc-snapshot 2\n"
 # kept data) then never inflates the serving process, which reads the child's result.
 CHILD_LOAD_BYTES = 8 << 20
 _CODE = (assemble, dataset, facts, fanout, fields_module, index, loader, media, problems, records,
-         reindex, version, yamlsource)
+         reindex, stored, version, yamlsource)
 log = logging.getLogger(__name__)
 
 
@@ -293,14 +295,18 @@ def read_private(file: Path) -> object:
 
 
 class _Unpickler(pickle.Unpickler):
-    """Reads a catalog whose releases are referred to by their position in the index."""
+    """Reads a catalog whose files' releases are referred to by their position in the index."""
 
     def __init__(self, payload: bytes, releases: Sequence[Release]) -> None:
         super().__init__(io.BytesIO(payload))
         self.releases = releases
 
-    def persistent_load(self, pid: Any) -> Release:
-        return self.releases[int(pid)]
+    def persistent_load(self, pid: Any) -> Sequence[Release]:
+        positions = [int(at) for at in pid]
+        if isinstance(self.releases, StoredReleases):  # records, made into releases when used
+            items: list[Item] = list(positions)
+            return StoredReleases(self.releases.store, items)
+        return tuple(self.releases[at] for at in positions)
 
 
 def _unpickle(file: Path, payload: bytes, releases: Sequence[Release] | None = None) -> object:
@@ -334,9 +340,20 @@ def write_snapshot(file: Path, loaded: Loaded) -> bool:
 
 
 def snapshot_parts(loaded: Loaded) -> list[bytes]:
-    """Return a snapshot's bytes: its header, the index with its facts, and the catalog."""
-    served = dumps((loaded.index, facts.facts(loaded.index)))
-    catalog = dumps(loaded.catalog, loaded.index.releases)
+    """Return a snapshot's bytes: its header, the index with its facts, and the catalog.
+
+    The index's releases are written as one store of records (stored.py); each file's
+    releases in the catalog as their positions there.
+    """
+    releases, known = storing(loaded.index.releases)
+    index = replace(loaded.index, dataset=replace(loaded.index.dataset, releases=releases))
+    served = dumps((index, facts.facts(loaded.index)))
+    refs = {}
+    for entry in loaded.catalog.files.values():
+        found = place(entry.releases, known) if entry.releases else None
+        if found is not None:
+            refs[id(entry.releases)] = found
+    catalog = dumps(loaded.catalog, refs)
     header = f"{len(served)} {_sha(served)} {_sha(catalog)}\n".encode()
     return [FORMAT, header, served, catalog]
 
@@ -367,26 +384,36 @@ def _write(file: Path, parts: Sequence[bytes]) -> None:
 
 
 class _Pickler(pickle.Pickler):
-    """Writes the releases of `releases` (the index's, in a catalog) as their position."""
+    """Writes the sequences of releases named in `refs` (by id()) as the positions given."""
 
-    def __init__(self, buffer: IO[bytes], releases: Sequence[Release]) -> None:
+    def __init__(self, buffer: IO[bytes], refs: Mapping[int, tuple[int, ...]]) -> None:
         super().__init__(buffer, protocol=5)
-        self.positions = {id(release): at for at, release in enumerate(releases)}
+        self.refs = refs
 
-    def persistent_id(self, obj: Any) -> int | None:
-        return self.positions.get(id(obj)) if type(obj) is Release else None
+    def persistent_id(self, obj: Any) -> tuple[int, ...] | None:
+        return self.refs.get(id(obj)) if type(obj) in _SEQUENCES else None
 
 
-def dumps(loaded: object, releases: Sequence[Release] = ()) -> bytes:
-    """Pickle an index, catalog or journal, releases as constructor calls (or, with
-    `releases`, those of them as their position there)."""
+_SEQUENCES = (tuple, StoredReleases)
+
+
+def dumps(loaded: object, refs: Mapping[int, tuple[int, ...]] | None = None) -> bytes:
+    """Pickle an index, catalog or journal, releases as constructor calls, a whole store of
+    them as its records; with `refs`, the sequences of releases it names as positions."""
     buffer = io.BytesIO()
-    pickler = _Pickler(buffer, releases) if releases else pickle.Pickler(buffer, protocol=5)
+    pickler = _Pickler(buffer, refs) if refs else pickle.Pickler(buffer, protocol=5)
     pickler.dispatch_table = copyreg.dispatch_table.copy()
     pickler.dispatch_table[Release] = _release_reducer()
     pickler.dispatch_table[FileEntry] = _entry_reducer
+    pickler.dispatch_table[StoredReleases] = _stored_reducer
     pickler.dump(loaded)
     return buffer.getvalue()
+
+
+def _stored_reducer(releases: StoredReleases) -> tuple[Any, ...]:
+    if releases.items == list(range(len(releases.store))):
+        return StoredReleases.all_of, (releases.store,)
+    return tuple, (tuple(releases),)
 
 
 def _release_reducer() -> Callable[[Release], tuple[Any, ...]]:

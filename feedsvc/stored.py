@@ -1,0 +1,209 @@
+"""Releases kept as pickled records, each made an object the first time it is used.
+
+A snapshot holds the served releases as one run of bytes with an offset table (a `Store`), so
+a restart reads them without constructing 100,000 objects: a request makes the few it shows,
+once per process. `StoredReleases` is a sequence of releases in which each item is a record
+of its store, by number, or a release made since (a publish inserts new ones); copying it for
+an edit copies those small items, never makes the records into objects.
+"""
+from __future__ import annotations
+
+import pickle
+import threading
+from array import array
+from collections.abc import Iterable, Iterator, MutableSequence, Sequence
+from dataclasses import fields
+from itertools import accumulate
+from typing import Any, overload
+
+from .dataset import Release
+
+_NAMES = tuple(f.name for f in fields(Release))
+
+
+def record(release: Release) -> bytes:
+    """Return a release as a record: its constructor's arguments, pickled."""
+    return pickle.dumps(tuple(getattr(release, name) for name in _NAMES), protocol=5)
+
+
+class Store:
+    """Pickled releases, one record each, made into objects once and kept (per process)."""
+
+    __slots__ = ("blob", "offsets", "made", "_lock")
+
+    def __init__(self, blob: bytes, offsets: array[int]) -> None:
+        self.blob, self.offsets = blob, offsets
+        self.made: list[Release | None] = [None] * (len(offsets) - 1)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, records: Iterable[bytes]) -> Store:
+        """Return a store of the given records, numbered from 0."""
+        parts = list(records)
+        return cls(b"".join(parts), array("q", accumulate((len(p) for p in parts), initial=0)))
+
+    def get(self, number: int) -> Release:
+        """Return record `number` as a release: always the same object in this process."""
+        found = self.made[number]
+        if found is not None:
+            return found
+        made = Release(*pickle.loads(self.blob[self.offsets[number]:self.offsets[number + 1]]))
+        with self._lock:  # two threads may make it at once: one object wins, for both
+            found = self.made[number]
+            if found is None:
+                self.made[number] = found = made
+        return found
+
+    def raw(self, number: int) -> bytes:
+        """Return record `number` as stored."""
+        return self.blob[self.offsets[number]:self.offsets[number + 1]]
+
+    def __len__(self) -> int:
+        return len(self.made)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Store, (self.blob, self.offsets)
+
+
+Item = int | Release
+
+
+class StoredReleases(MutableSequence[Release]):
+    """Releases, each a record of `store` (by number) or a release made since.
+
+    Served sequences are never changed: an edit works on a copy (`editable`).
+    """
+
+    __slots__ = ("store", "items")
+
+    def __init__(self, store: Store, items: list[Item]) -> None:
+        self.store, self.items = store, items
+
+    @classmethod
+    def all_of(cls, store: Store) -> StoredReleases:
+        """Return every record of the store, in its order."""
+        return cls(store, list(range(len(store))))
+
+    def _get(self, item: Item) -> Release:
+        return self.store.get(item) if isinstance(item, int) else item
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, at: int) -> Release: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> StoredReleases: ...
+
+    def __getitem__(self, at: int | slice) -> Release | StoredReleases:
+        if isinstance(at, slice):
+            return StoredReleases(self.store, self.items[at])
+        return self._get(self.items[at])
+
+    @overload
+    def __setitem__(self, at: int, value: Release) -> None: ...
+
+    @overload
+    def __setitem__(self, at: slice, value: Iterable[Release]) -> None: ...
+
+    def __setitem__(self, at: int | slice, value: Any) -> None:
+        if isinstance(at, slice):
+            self.items[at] = list(value)
+        else:
+            self.items[at] = value
+
+    def __delitem__(self, at: int | slice) -> None:
+        del self.items[at]
+
+    def insert(self, at: int, value: Release) -> None:
+        self.items.insert(at, value)
+
+    def __iter__(self) -> Iterator[Release]:
+        return map(self._get, self.items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or len(other) != len(self):
+            return False
+        return all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{len(self.items)} stored releases>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Anywhere but a snapshot's own store (snapshot.py), a plain tuple of releases.
+        return tuple, (tuple(self),)
+
+
+def editable(releases: Sequence[Release]) -> MutableSequence[Release]:
+    """Return a copy of `releases` to edit; stored records stay records."""
+    if isinstance(releases, StoredReleases):
+        return StoredReleases(releases.store, list(releases.items))
+    return list(releases)
+
+
+def frozen(releases: MutableSequence[Release]) -> Sequence[Release]:
+    """Return an edited copy as the sequence a dataset holds (a tuple, or stored releases)."""
+    return releases if isinstance(releases, StoredReleases) else tuple(releases)
+
+
+# Where each release is in a store made by `storing`: by id() of the release object, and by
+# (id() of its store, number) of a record.
+Positions = dict[object, int]
+
+
+def storing(releases: Sequence[Release]) -> tuple[StoredReleases, Positions]:
+    """Return `releases` as every record of one store, in their order, and their positions."""
+    if isinstance(releases, StoredReleases) and releases.items == list(range(len(releases.store))):
+        return releases, _known(releases.store, range(len(releases)), releases.items)
+    records: list[bytes] = []
+    items: Sequence[Item] = releases.items if isinstance(releases, StoredReleases) else releases
+    for item in items:
+        if isinstance(item, int):
+            assert isinstance(releases, StoredReleases)
+            records.append(releases.store.raw(item))
+        else:
+            records.append(record(item))
+    store = releases.store if isinstance(releases, StoredReleases) else None
+    return StoredReleases.all_of(Store.of(records)), _known(store, range(len(items)), items)
+
+
+def _known(store: Store | None, positions: Iterable[int], items: Iterable[Item]) -> Positions:
+    known: Positions = {}
+    for at, item in zip(positions, items, strict=True):
+        if isinstance(item, int):
+            assert store is not None
+            known[(id(store), item)] = at
+            made = store.made[item]
+            if made is not None:
+                known[id(made)] = at
+        else:
+            known[id(item)] = at
+    return known
+
+
+def place(releases: Sequence[Release], known: Positions) -> tuple[int, ...] | None:
+    """Return the positions of a file's releases in a store made by `storing`; None if one
+    of them is not there."""
+    found: list[int] = []
+    if isinstance(releases, StoredReleases):
+        for item in releases.items:
+            if isinstance(item, int):
+                made = releases.store.made[item]
+                at = known.get((id(releases.store), item))
+                if at is None and made is not None:
+                    at = known.get(id(made))
+            else:
+                at = known.get(id(item))
+            if at is None:
+                return None
+            found.append(at)
+        return tuple(found)
+    for release in releases:
+        at = known.get(id(release))
+        if at is None:
+            return None
+        found.append(at)
+    return tuple(found)
