@@ -218,7 +218,7 @@ class Restored:
         if hashlib.sha256(payload).hexdigest() != self._digest:
             log.warning("snapshot %s ignored: damaged (checksum mismatch)", self.file)
             return None
-        found = _unpickle(self.file, payload, self.index.releases)
+        found = _unpickle(self.file, payload, self.index)
         if not isinstance(found, Catalog):
             if found is not None:
                 log.warning("snapshot %s ignored: holds a %s, not a catalog", self.file,
@@ -295,13 +295,18 @@ def read_private(file: Path) -> object:
 
 
 class _Unpickler(pickle.Unpickler):
-    """Reads a catalog whose files' releases are referred to by their position in the index."""
+    """Reads a catalog whose site and topics are the index's, and whose files' releases are
+    referred to by their position in the index."""
 
-    def __init__(self, payload: bytes, releases: Sequence[Release]) -> None:
+    def __init__(self, payload: bytes, index: Index) -> None:
         super().__init__(io.BytesIO(payload))
-        self.releases = releases
+        self.index, self.releases = index, index.releases
 
-    def persistent_load(self, pid: Any) -> Sequence[Release]:
+    def persistent_load(self, pid: Any) -> object:
+        if pid == "site":
+            return self.index.dataset.site
+        if pid == "topics":
+            return self.index.dataset.topics
         positions = [int(at) for at in pid]
         if isinstance(self.releases, StoredReleases):  # records, made into releases when used
             items: list[Item] = list(positions)
@@ -309,13 +314,12 @@ class _Unpickler(pickle.Unpickler):
         return tuple(self.releases[at] for at in positions)
 
 
-def _unpickle(file: Path, payload: bytes, releases: Sequence[Release] | None = None) -> object:
+def _unpickle(file: Path, payload: bytes, index: Index | None = None) -> object:
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a million new objects and no cycles: collecting during the load is waste
     try:
         # Our own file: owner-checked and checksummed.
-        loaded = pickle.loads(payload) if releases is None \
-            else _Unpickler(payload, releases).load()
+        loaded = pickle.loads(payload) if index is None else _Unpickler(payload, index).load()
     # A checksummed pickle can still fail to load against changed classes: any such failure
     # must mean "load the YAML", never "refuse to start".
     except Exception as error:  # noqa: BLE001
@@ -348,7 +352,8 @@ def snapshot_parts(loaded: Loaded) -> list[bytes]:
     releases, known = storing(loaded.index.releases)
     index = replace(loaded.index, dataset=replace(loaded.index.dataset, releases=releases))
     served = dumps((index, facts.facts(loaded.index)))
-    refs = {}
+    # The catalog's site and topics are the dataset's (a reload compares them by identity).
+    refs: dict[int, object] = {id(index.dataset.site): "site", id(index.dataset.topics): "topics"}
     for entry in loaded.catalog.files.values():
         found = place(entry.releases, known) if entry.releases else None
         if found is not None:
@@ -384,20 +389,17 @@ def _write(file: Path, parts: Sequence[bytes]) -> None:
 
 
 class _Pickler(pickle.Pickler):
-    """Writes the sequences of releases named in `refs` (by id()) as the positions given."""
+    """Writes the objects named in `refs` (by id()) as the reference given."""
 
-    def __init__(self, buffer: IO[bytes], refs: Mapping[int, tuple[int, ...]]) -> None:
+    def __init__(self, buffer: IO[bytes], refs: Mapping[int, object]) -> None:
         super().__init__(buffer, protocol=5)
         self.refs = refs
 
-    def persistent_id(self, obj: Any) -> tuple[int, ...] | None:
-        return self.refs.get(id(obj)) if type(obj) in _SEQUENCES else None
+    def persistent_id(self, obj: Any) -> object:
+        return self.refs.get(id(obj))
 
 
-_SEQUENCES = (tuple, StoredReleases)
-
-
-def dumps(loaded: object, refs: Mapping[int, tuple[int, ...]] | None = None) -> bytes:
+def dumps(loaded: object, refs: Mapping[int, object] | None = None) -> bytes:
     """Pickle an index, catalog or journal, releases as constructor calls, a whole store of
     them as its records; with `refs`, the sequences of releases it names as positions."""
     buffer = io.BytesIO()

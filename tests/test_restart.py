@@ -4,6 +4,7 @@ finds the changes made while the service was down, under the rules of any reload
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedsvc import create_app
+from feedsvc import create_app, state
 from feedsvc.reload import reloader
+from feedsvc.stored import StoredReleases
+from feedsvc.synth import write_archive
 
 from .helpers import parse_feed, record_parses
 from .test_gunicorn import Server, start, stop, until
@@ -153,6 +156,41 @@ def test_the_start_check_waits_without_a_watcher(dataset_dir: Path, snapshots: P
     client = app.test_client()
     assert readiness(client)["dataset"]["start_check"] == "done"
     assert feeds(client) == feeds(app_of(dataset_dir, "off").test_client())
+
+
+@pytest.fixture(scope="module")
+def thousand(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,000 synthetic releases, one file each."""
+    return write_archive(1000, tmp_path_factory.mktemp("split") / "data", split=True)
+
+
+def made(app: Flask) -> int:
+    """Count the stored releases this process has made into objects."""
+    releases = state.live(app).index.releases
+    assert isinstance(releases, StoredReleases)
+    return sum(release is not None for release in releases.store.made)
+
+
+def test_a_restart_makes_only_the_releases_it_shows(thousand: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(thousand, data)
+    snapshots = tmp_path / "snap"
+    cold = app_of(data, snapshots).test_client()
+    app = restarted(data, snapshots)
+    client = app.test_client()
+    assert made(app) == 0 and readiness(client)["dataset"]["releases"] == 1000
+    for url in ("/feeds/all.rss", "/feeds/countries/th.atom", "/feeds/", "/"):
+        assert client.get(url).data == cold.get(url).data, url
+    shown = made(app)
+    assert 0 < shown <= 150  # the pages served and each feed's newest release, of 1,000
+    # The start check, then a publish: each makes only the releases it changes or bisects.
+    assert reloader(app).check() == "checked"
+    [name] = sorted((data / "releases").iterdir())[:1]
+    name.write_text(name.read_text().replace("title: ", "title: Corrected - ", 1))
+    assert reloader(app).check() == "reloaded"
+    assert made(app) <= shown + 40
+    changed = json.loads(client.get("/feeds/all.json?q=corrected").data)["items"]
+    assert [item["title"][:12] for item in changed] == ["Corrected - "]
 
 
 def _pids(server: Server) -> set[int]:
