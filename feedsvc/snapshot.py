@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from . import (
     assemble,
@@ -46,7 +46,7 @@ from .dataset import Release
 from .index import Index
 from .loader import Catalog, FileEntry, update
 from .problems import DatasetError
-from .stored import Item, StoredReleases, place, storing
+from .stored import Positions, StoredReleases, place, storing
 from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 # A snapshot's first line; then "<length of the index part> <its sha256> <the catalog's sha256>".
@@ -295,23 +295,40 @@ def read_private(file: Path) -> object:
 
 
 class _Unpickler(pickle.Unpickler):
-    """Reads a catalog whose site and topics are the index's, and whose files' releases are
-    referred to by their position in the index."""
+    """Reads a catalog written by _catalog_bytes: its site and topics are the index's, and
+    each file's releases are records of the index's store, by position."""
 
     def __init__(self, payload: bytes, index: Index) -> None:
         super().__init__(io.BytesIO(payload))
-        self.index, self.releases = index, index.releases
+        self.index = index
 
-    def persistent_load(self, pid: Any) -> object:
-        if pid == "site":
-            return self.index.dataset.site
-        if pid == "topics":
-            return self.index.dataset.topics
-        positions = [int(at) for at in pid]
-        if isinstance(self.releases, StoredReleases):  # records, made into releases when used
-            items: list[Item] = list(positions)
-            return StoredReleases(self.releases.store, items)
-        return tuple(self.releases[at] for at in positions)
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == "_stored_entry":
+            return self._entry
+        if module == __name__ and name == "_stored_catalog":
+            return self._catalog
+        return super().find_class(module, name)
+
+    def _entry(self, positions: tuple[int, ...], *values: Any) -> FileEntry:
+        releases = self.index.releases
+        found: Sequence[Release] = StoredReleases(releases.store, list(positions)) \
+            if isinstance(releases, StoredReleases) else tuple(releases[p] for p in positions)
+        key, digest, *rest = values
+        return FileEntry(key, digest, found, *rest)
+
+    def _catalog(self, *values: Any) -> Catalog:
+        root, files, *rest = values
+        return Catalog(root, files, self.index.dataset.site, self.index.dataset.topics, *rest)
+
+
+def _stored_entry(*values: Any) -> FileEntry:
+    """Stand for a catalog entry whose releases are in a store: only _Unpickler makes it."""
+    raise pickle.UnpicklingError("a snapshot's catalog is read with its index")
+
+
+def _stored_catalog(*values: Any) -> Catalog:
+    """Stand for a catalog of the index's vocabulary: only _Unpickler makes it."""
+    raise pickle.UnpicklingError("a snapshot's catalog is read with its index")
 
 
 def _unpickle(file: Path, payload: bytes, index: Index | None = None) -> object:
@@ -352,15 +369,30 @@ def snapshot_parts(loaded: Loaded) -> list[bytes]:
     releases, known = storing(loaded.index.releases)
     index = replace(loaded.index, dataset=replace(loaded.index.dataset, releases=releases))
     served = dumps((index, facts.facts(loaded.index)))
-    # The catalog's site and topics are the dataset's (a reload compares them by identity).
-    refs: dict[int, object] = {id(index.dataset.site): "site", id(index.dataset.topics): "topics"}
-    for entry in loaded.catalog.files.values():
-        found = place(entry.releases, known) if entry.releases else None
-        if found is not None:
-            refs[id(entry.releases)] = found
-    catalog = dumps(loaded.catalog, refs)
+    catalog = _catalog_bytes(loaded.catalog, index.dataset, known)
     header = f"{len(served)} {_sha(served)} {_sha(catalog)}\n".encode()
     return [FORMAT, header, served, catalog]
+
+
+def _catalog_bytes(catalog: Catalog, data: dataset.Dataset, known: Positions) -> bytes:
+    """Pickle a catalog: its files' releases as positions in the store `known` describes,
+    and its site and topics, if the dataset's, as theirs (a reload compares them by identity)."""
+    names = tuple(f.name for f in fields(FileEntry) if f.name not in ("key", "digest",
+                                                                        "releases"))
+
+    def entry(entry: FileEntry) -> tuple[Any, ...]:
+        found = place(entry.releases, known)
+        if found is None:
+            return _entry_reducer(entry)
+        return _stored_entry, (found, entry.key, entry.digest,
+                               *(getattr(entry, name) for name in names))
+
+    def whole(catalog: Catalog) -> str | tuple[Any, ...]:
+        if catalog.site is not data.site or catalog.topics is not data.topics:
+            return catalog.__reduce_ex__(5)  # as pickle writes it
+        return _stored_catalog, (catalog.root, catalog.files,
+                                 *(getattr(catalog, f.name) for f in fields(Catalog)[4:]))
+    return dumps(catalog, {FileEntry: entry, Catalog: whole})
 
 
 def _sha(payload: bytes) -> str:
@@ -388,32 +420,22 @@ def _write(file: Path, parts: Sequence[bytes]) -> None:
     os.replace(tmp.name, file)
 
 
-class _Pickler(pickle.Pickler):
-    """Writes the objects named in `refs` (by id()) as the reference given."""
-
-    def __init__(self, buffer: IO[bytes], refs: Mapping[int, object]) -> None:
-        super().__init__(buffer, protocol=5)
-        self.refs = refs
-
-    def persistent_id(self, obj: Any) -> object:
-        return self.refs.get(id(obj))
-
-
-def dumps(loaded: object, refs: Mapping[int, object] | None = None) -> bytes:
+def dumps(loaded: object, reducers: Mapping[type, Callable[[Any], Any]] | None = None) -> bytes:
     """Pickle an index, catalog or journal, releases as constructor calls, a whole store of
-    them as its records; with `refs`, the sequences of releases it names as positions."""
+    them as its records; `reducers` in place of the usual ones, by type."""
     buffer = io.BytesIO()
-    pickler = _Pickler(buffer, refs) if refs else pickle.Pickler(buffer, protocol=5)
+    pickler = pickle.Pickler(buffer, protocol=5)
     pickler.dispatch_table = copyreg.dispatch_table.copy()
     pickler.dispatch_table[Release] = _release_reducer()
     pickler.dispatch_table[FileEntry] = _entry_reducer
     pickler.dispatch_table[StoredReleases] = _stored_reducer
+    pickler.dispatch_table.update(reducers or {})
     pickler.dump(loaded)
     return buffer.getvalue()
 
 
 def _stored_reducer(releases: StoredReleases) -> tuple[Any, ...]:
-    if releases.items == list(range(len(releases.store))):
+    if len(releases) == len(releases.store) and releases.items == list(range(len(releases))):
         return StoredReleases.all_of, (releases.store,)
     return tuple, (tuple(releases),)
 
@@ -435,8 +457,11 @@ def _release_reducer() -> Callable[[Release], tuple[Any, ...]]:
     return reduce
 
 
+_ENTRY_FIELDS = tuple(f.name for f in fields(FileEntry))
+
+
 def _entry_reducer(entry: FileEntry) -> tuple[Any, ...]:
-    return FileEntry, tuple(getattr(entry, f.name) for f in fields(FileEntry))
+    return FileEntry, tuple(getattr(entry, name) for name in _ENTRY_FIELDS)
 
 
 def _load_in_child(root: Path, max_file_bytes: int, scratch: Path,

@@ -8,6 +8,7 @@ an edit copies those small items, never makes the records into objects.
 """
 from __future__ import annotations
 
+import operator
 import pickle
 import threading
 from array import array
@@ -18,12 +19,13 @@ from typing import Any, overload
 
 from .dataset import Release
 
-_NAMES = tuple(f.name for f in fields(Release))
+# A release's constructor arguments, in order.
+_ARGUMENTS = operator.attrgetter(*(f.name for f in fields(Release)))
 
 
 def record(release: Release) -> bytes:
     """Return a release as a record: its constructor's arguments, pickled."""
-    return pickle.dumps(tuple(getattr(release, name) for name in _NAMES), protocol=5)
+    return pickle.dumps(_ARGUMENTS(release), protocol=5)
 
 
 class Store:
@@ -156,7 +158,8 @@ Positions = dict[object, int]
 
 def storing(releases: Sequence[Release]) -> tuple[StoredReleases, Positions]:
     """Return `releases` as every record of one store, in their order, and their positions."""
-    if isinstance(releases, StoredReleases) and releases.items == list(range(len(releases.store))):
+    if isinstance(releases, StoredReleases) and len(releases) == len(releases.store) \
+            and releases.items == list(range(len(releases))):
         return releases, _known(releases.store, range(len(releases)), releases.items)
     records: list[bytes] = []
     items: Sequence[Item] = releases.items if isinstance(releases, StoredReleases) else releases
