@@ -311,7 +311,7 @@ class _Unpickler(pickle.Unpickler):
 
     def _entry(self, positions: tuple[int, ...], *values: Any) -> FileEntry:
         releases = self.index.releases
-        found: Sequence[Release] = StoredReleases(releases.store, list(positions)) \
+        found: Sequence[Release] = StoredReleases(releases.store, positions) \
             if isinstance(releases, StoredReleases) else tuple(releases[p] for p in positions)
         key, digest, *rest = values
         return FileEntry(key, digest, found, *rest)
@@ -435,7 +435,7 @@ def dumps(loaded: object, reducers: Mapping[type, Callable[[Any], Any]] | None =
 
 
 def _stored_reducer(releases: StoredReleases) -> tuple[Any, ...]:
-    if len(releases) == len(releases.store) and releases.items == list(range(len(releases))):
+    if releases.whole:
         return StoredReleases.all_of, (releases.store,)
     return tuple, (tuple(releases),)
 

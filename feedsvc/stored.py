@@ -13,7 +13,7 @@ import pickle
 import threading
 from array import array
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from itertools import accumulate
 from typing import Any, overload
 
@@ -78,13 +78,23 @@ class StoredReleases(MutableSequence[Release]):
 
     __slots__ = ("store", "items")
 
-    def __init__(self, store: Store, items: list[Item]) -> None:
+    def __init__(self, store: Store, items: Sequence[Item]) -> None:
+        # A range (every record, in order) or a tuple until copied for an edit: a list.
         self.store, self.items = store, items
 
     @classmethod
     def all_of(cls, store: Store) -> StoredReleases:
         """Return every record of the store, in its order."""
-        return cls(store, list(range(len(store))))
+        return cls(store, range(len(store)))
+
+    @property
+    def whole(self) -> bool:
+        """Whether these are every record of the store, in order, and nothing else."""
+        return isinstance(self.items, range) and self.items == range(len(self.store))
+
+    def _own(self) -> list[Item]:
+        assert isinstance(self.items, list), "only a copy made by editable() is edited"
+        return self.items
 
     def _get(self, item: Item) -> Release:
         return self.store.get(item) if isinstance(item, int) else item
@@ -111,15 +121,15 @@ class StoredReleases(MutableSequence[Release]):
 
     def __setitem__(self, at: int | slice, value: Any) -> None:
         if isinstance(at, slice):
-            self.items[at] = list(value)
+            self._own()[at] = list(value)
         else:
-            self.items[at] = value
+            self._own()[at] = value
 
     def __delitem__(self, at: int | slice) -> None:
-        del self.items[at]
+        del self._own()[at]
 
     def insert(self, at: int, value: Release) -> None:
-        self.items.insert(at, value)
+        self._own().insert(at, value)
 
     def __iter__(self) -> Iterator[Release]:
         return map(self._get, self.items)
@@ -151,61 +161,58 @@ def frozen(releases: MutableSequence[Release]) -> Sequence[Release]:
     return releases if isinstance(releases, StoredReleases) else tuple(releases)
 
 
-# Where each release is in a store made by `storing`: by id() of the release object, and by
-# (id() of its store, number) of a record.
-Positions = dict[object, int]
+@dataclass(frozen=True)
+class Positions:
+    """Where each release is in a store made by `storing`: by id() of the release object,
+    and by number of a record of `source` (None: the number is the position)."""
+
+    objects: dict[int, int]
+    source: Store | None = None
+    records: dict[int, int] | None = None
+
+    def of(self, store: Store, number: int) -> int | None:
+        if store is self.source:
+            return number if self.records is None else self.records.get(number)
+        made = store.made[number]
+        return None if made is None else self.objects.get(id(made))
 
 
 def storing(releases: Sequence[Release]) -> tuple[StoredReleases, Positions]:
     """Return `releases` as every record of one store, in their order, and their positions."""
-    if isinstance(releases, StoredReleases) and len(releases) == len(releases.store) \
-            and releases.items == list(range(len(releases))):
-        return releases, _known(releases.store, range(len(releases)), releases.items)
+    if isinstance(releases, StoredReleases) and releases.whole:
+        made = enumerate(releases.store.made)
+        return releases, Positions({id(r): at for at, r in made if r is not None},
+                                   releases.store)
     records: list[bytes] = []
-    items: Sequence[Item] = releases.items if isinstance(releases, StoredReleases) else releases
-    for item in items:
-        if isinstance(item, int):
-            assert isinstance(releases, StoredReleases)
-            records.append(releases.store.raw(item))
-        else:
-            records.append(record(item))
+    objects: dict[int, int] = {}
+    numbers: dict[int, int] = {}
     store = releases.store if isinstance(releases, StoredReleases) else None
-    return StoredReleases.all_of(Store.of(records)), _known(store, range(len(items)), items)
-
-
-def _known(store: Store | None, positions: Iterable[int], items: Iterable[Item]) -> Positions:
-    known: Positions = {}
-    for at, item in zip(positions, items, strict=True):
+    items: Sequence[Item] = releases.items if isinstance(releases, StoredReleases) else releases
+    for at, item in enumerate(items):
         if isinstance(item, int):
             assert store is not None
-            known[(id(store), item)] = at
-            made = store.made[item]
-            if made is not None:
-                known[id(made)] = at
+            records.append(store.raw(item))
+            numbers[item] = at
+            done = store.made[item]
+            if done is not None:
+                objects[id(done)] = at
         else:
-            known[id(item)] = at
-    return known
+            records.append(record(item))
+            objects[id(item)] = at
+    return StoredReleases.all_of(Store.of(records)), Positions(objects, store, numbers)
 
 
 def place(releases: Sequence[Release], known: Positions) -> tuple[int, ...] | None:
     """Return the positions of a file's releases in a store made by `storing`; None if one
     of them is not there."""
     found: list[int] = []
-    if isinstance(releases, StoredReleases):
-        for item in releases.items:
-            if isinstance(item, int):
-                made = releases.store.made[item]
-                at = known.get((id(releases.store), item))
-                if at is None and made is not None:
-                    at = known.get(id(made))
-            else:
-                at = known.get(id(item))
-            if at is None:
-                return None
-            found.append(at)
-        return tuple(found)
-    for release in releases:
-        at = known.get(id(release))
+    items: Iterable[Item] = releases.items if isinstance(releases, StoredReleases) else releases
+    for item in items:
+        if isinstance(item, int):
+            assert isinstance(releases, StoredReleases)
+            at = known.of(releases.store, item)
+        else:
+            at = known.objects.get(id(item))
         if at is None:
             return None
         found.append(at)

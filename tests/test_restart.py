@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedsvc import create_app, state
+from feedsvc import create_app, reload, state
 from feedsvc.reload import reloader
 from feedsvc.stored import StoredReleases
 from feedsvc.synth import write_archive
@@ -156,6 +156,26 @@ def test_the_start_check_waits_without_a_watcher(dataset_dir: Path, snapshots: P
     client = app.test_client()
     assert readiness(client)["dataset"]["start_check"] == "done"
     assert feeds(client) == feeds(app_of(dataset_dir, "off").test_client())
+
+
+def test_a_snapshot_written_after_a_publish_restarts_to_the_same_data(
+        dataset_dir: Path, snapshots: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app_of(dataset_dir, snapshots)
+    app = restarted(dataset_dir, snapshots)
+    client = app.test_client()
+    client.get("/feeds/all.rss")  # some releases made, others still records
+    monkeypatch.setattr(reload, "JOURNAL_LIMIT", 0)  # each publish writes a whole snapshot
+    edit(dataset_dir)
+    assert reloader(app).check() == "reloaded"
+    again = restarted(dataset_dir, snapshots)
+    cold = app_of(dataset_dir, "off").test_client()
+    assert feeds(again.test_client()) == feeds(cold) == feeds(client)
+    assert reloader(again).check() == "checked"
+    # Each file's releases in the new snapshot's catalog are its own: an edit replaces them.
+    path = dataset_dir / "releases" / "pr-2004-001.yaml"
+    path.write_text(path.read_text().replace("title: ", "title: Again - ", 1))
+    assert reloader(again).check() == "reloaded"
+    assert feeds(again.test_client()) == feeds(app_of(dataset_dir, "off").test_client())
 
 
 @pytest.fixture(scope="module")
