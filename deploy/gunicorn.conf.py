@@ -44,8 +44,10 @@ from feedsvc import config as _config
 from feedsvc.logs import gunicorn_logger
 
 # The master runs the dataset watcher (when_ready): a restart serves the snapshot at once and
-# the watcher's first look finds the files changed while the service was down (README).
-os.environ.setdefault("FEEDSVC_START_CHECK", "background")
+# the watcher's first look finds the files changed while the service was down (README). Only
+# when gunicorn reads this file: a test that reads it must not change its own environment.
+if __name__ == "__config__":
+    os.environ.setdefault("FEEDSVC_START_CHECK", "background")
 try:
     _settings = _config.from_env()
 except _config.ConfigError as _error:
