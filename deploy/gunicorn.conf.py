@@ -107,7 +107,10 @@ def when_ready(server):
     """Start the instance's one dataset watcher, in the master: it loads each change once."""
     from feedsvc.reload import start_watching
 
-    start_watching(server.app.wsgi(), lambda result: refork_workers(server, result))
+    # A restart's first look at the files waits for the workers: they serve the snapshot
+    # meanwhile (this hook runs before the arbiter forks them).
+    start_watching(server.app.wsgi(), lambda result: refork_workers(server, result),
+                   lambda: len(server.WORKERS) >= server.num_workers)
 
 
 def post_fork(server, worker):

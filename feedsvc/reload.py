@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
@@ -307,12 +308,15 @@ def reload_now(app: Flask) -> str:
     return reloader(app).check(force=True)
 
 
-def start_watching(app: Flask, on_news: Callable[[str], None] | None = None
-                   ) -> threading.Thread | None:
+def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
+                   serving: Callable[[], bool] | None = None) -> threading.Thread | None:
     """Start the one watcher thread of this instance; call `on_news(result)` after each change.
 
     Under gunicorn the master runs it and on_news re-forks the workers; a single-process
     server runs it in its one process and needs no on_news: the swap is seen at once.
+    `serving` tells whether the processes that serve are up (gunicorn: every worker forked):
+    a restart's first look waits for it (at most an interval), so that they serve the
+    snapshot meanwhile instead of waiting for the look (gevent runs it in the master's loop).
     """
     interval = app.config["FEEDSVC_RELOAD_INTERVAL"]
     if interval <= 0 or watching(app) is not None:
@@ -323,6 +327,10 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None
 
     def loop() -> None:
         starting = live.start_pending  # the look for changes made while down: at once
+        deadline = time.monotonic() + interval
+        while starting and serving is not None and not serving() \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)  # the arbiter forks its workers meanwhile
         while True:
             # Besides notifications: look every interval while a removal is held (for its
             # acceptance), or when links may hide changes from the notifications.

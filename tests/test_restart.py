@@ -27,9 +27,11 @@ FEEDS = ("/feeds/all.rss", "/feeds/all.atom", "/feeds/all.json",
 EDITED = "releases/pr-2005-002.yaml"
 
 
-def app_of(data: Path, snapshots: Path | str, **settings: Any) -> Flask:
-    return create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_SNAPSHOT_DIR": str(snapshots),
-                       "FEEDSVC_BASE_URL": BASE_URL, **settings})
+def app_of(data: Path, snapshots: Path | None, **settings: Any) -> Flask:
+    """Start an app on `data` (snapshots None: no snapshot, every file loaded)."""
+    return create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_BASE_URL": BASE_URL,
+                       "FEEDSVC_SNAPSHOT_DIR": None if snapshots is None else str(snapshots),
+                       **settings})
 
 
 def restarted(data: Path, snapshots: Path) -> Flask:
@@ -95,7 +97,7 @@ def test_a_change_made_while_down_is_served_after_the_start_check(
     assert sorted(parsed) == sorted(str(dataset_dir / name) for name in
                                     (EDITED, "releases/pr-new.yaml"))
     assert readiness(client)["dataset"]["start_check"] == "done"
-    cold = app_of(dataset_dir, "off").test_client()  # every file loaded, no snapshot
+    cold = app_of(dataset_dir, None).test_client()  # every file loaded, no snapshot
     assert feeds(client) == feeds(cold) != before
     assert readiness(client)["dataset"]["version"] == readiness(cold)["dataset"]["version"]
 
@@ -143,7 +145,7 @@ def test_a_damaged_catalog_means_every_file_is_compared(dataset_dir: Path,
     edit(dataset_dir)
     app = restarted(dataset_dir, snapshots)
     assert reloader(app).check() == "reloaded"
-    cold = app_of(dataset_dir, "off").test_client()
+    cold = app_of(dataset_dir, None).test_client()
     assert feeds(app.test_client()) == feeds(cold)
     assert reloader(app).check() == "unchanged"
 
@@ -155,7 +157,7 @@ def test_the_start_check_waits_without_a_watcher(dataset_dir: Path, snapshots: P
                  FEEDSVC_RELOAD_INTERVAL=0)  # nothing would look later: it looks now
     client = app.test_client()
     assert readiness(client)["dataset"]["start_check"] == "done"
-    assert feeds(client) == feeds(app_of(dataset_dir, "off").test_client())
+    assert feeds(client) == feeds(app_of(dataset_dir, None).test_client())
 
 
 def test_a_snapshot_written_after_a_publish_restarts_to_the_same_data(
@@ -168,14 +170,14 @@ def test_a_snapshot_written_after_a_publish_restarts_to_the_same_data(
     edit(dataset_dir)
     assert reloader(app).check() == "reloaded"
     again = restarted(dataset_dir, snapshots)
-    cold = app_of(dataset_dir, "off").test_client()
+    cold = app_of(dataset_dir, None).test_client()
     assert feeds(again.test_client()) == feeds(cold) == feeds(client)
     assert reloader(again).check() == "checked"
     # Each file's releases in the new snapshot's catalog are its own: an edit replaces them.
     path = dataset_dir / "releases" / "pr-2004-001.yaml"
     path.write_text(path.read_text().replace("title: ", "title: Again - ", 1))
     assert reloader(again).check() == "reloaded"
-    assert feeds(again.test_client()) == feeds(app_of(dataset_dir, "off").test_client())
+    assert feeds(again.test_client()) == feeds(app_of(dataset_dir, None).test_client())
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +234,7 @@ def test_under_gunicorn_a_restart_serves_the_change_made_while_down(
     finally:
         stop(first)
     edit(dataset_dir)
-    expected = readiness(app_of(dataset_dir, "off").test_client())["dataset"]["version"]
+    expected = readiness(app_of(dataset_dir, None).test_client())["dataset"]["version"]
     assert expected != old
     server = start(dataset_dir, tmp_path / "second.log", 1)
     try:
