@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 # the journal's files with one index update, which is cheap while they are few.
 JOURNAL_LIMIT = 200
 # Results after which what the workers serve, or report, differs: they must be re-forked.
-NEWS = frozenset({"reloaded", "rejected", "held", "recovered", "checked"})
+NEWS = frozenset({"reloaded", "rejected", "held", "recovered"})
 
 
 class Reloader:
@@ -108,7 +108,7 @@ class Reloader:
         DatasetError instead of keeping the old data (at start-up: never serve less than
         check-data accepts); paths, if given, are the only ones a notification said changed.
         busy if another check is running; checked after the first check of a restart that
-        found nothing changed.
+        found nothing changed (not news: what the workers serve is the same).
         """
         if not self._busy.acquire(blocking=False):
             return "busy"
@@ -116,7 +116,9 @@ class Reloader:
             self._settle()
             result = self._look(force, strict, paths)
             if self.live.start_pending and paths is None and result != "changing":
-                self.live.start_checked()  # after a swap: the new workers report it
+                # Unchanged: every worker reports it (a shared page); news: the workers
+                # forked again, with the new data, do.
+                self.live.start_checked(everywhere=result not in NEWS)
                 log.info("dataset %s: checked for changes made while down: %s", self.root,
                          result)
                 if result == "unchanged":
@@ -282,7 +284,7 @@ def init_app(app: Flask) -> Live:
     if restored is None:
         watch.check(strict=True)
     else:
-        live.start_pending = True
+        live.start_unchecked()
         if journal:  # what was served before the stop: the journal's files, and no others
             watch.check(strict=True, paths=())
     app.extensions[_RELOADER] = watch
