@@ -43,6 +43,11 @@ from gunicorn.http import wsgi as _gunicorn_wsgi
 from feedsvc import config as _config
 from feedsvc.logs import gunicorn_logger
 
+# The master runs the dataset watcher (when_ready): a restart serves the snapshot at once and
+# the watcher's first look finds the files changed while the service was down (README). Only
+# when gunicorn reads this file: a test that reads it must not change its own environment.
+if __name__ == "__config__":
+    os.environ.setdefault("FEEDSVC_START_CHECK", "background")
 try:
     _settings = _config.from_env()
 except _config.ConfigError as _error:
@@ -102,7 +107,10 @@ def when_ready(server):
     """Start the instance's one dataset watcher, in the master: it loads each change once."""
     from feedsvc.reload import start_watching
 
-    start_watching(server.app.wsgi(), lambda result: refork_workers(server, result))
+    # A restart's first look at the files waits for the workers: they serve the snapshot
+    # meanwhile (this hook runs before the arbiter forks them).
+    start_watching(server.app.wsgi(), lambda result: refork_workers(server, result),
+                   lambda: len(server.WORKERS) >= server.num_workers)
 
 
 def post_fork(server, worker):

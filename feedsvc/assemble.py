@@ -18,6 +18,7 @@ from .dataset import (
 )
 from .index import Index, build_index
 from .loader import Catalog, FileEntry, entry_of, in_path_order, load
+from .stored import editable, frozen
 from .yamlsource import version_of
 
 
@@ -60,12 +61,12 @@ def assemble_changed(served: Index, catalog: Catalog, removed: Sequence[Release]
             if rid in new or (rid in served.by_id and rid not in gone):
                 return None  # used twice: assemble says where
             new.add(rid)
-    releases = list(served.releases)
+    releases = editable(served.releases)  # stored records stay records: none is made
     for position in sorted((_position(releases, r) for r in removed), reverse=True):
         del releases[position]
     for release in (r for entry in changed for r in entry.releases):
         releases.insert(_insertion(releases, release), release)
-    return Dataset(catalog.site, catalog.topics, tuple(releases), version(catalog), catalog.root)
+    return Dataset(catalog.site, catalog.topics, frozen(releases), version(catalog), catalog.root)
 
 
 def _key(release: Release) -> tuple[datetime, str]:

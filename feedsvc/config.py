@@ -177,6 +177,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 # --- Reload settings (issue 10: publishing at archive scale) ---------------------------------
 
 WATCH_BACKENDS = ("auto", "notify", "poll")
+START_CHECKS = ("wait", "background")
 
 
 @dataclass(frozen=True)
@@ -210,4 +211,8 @@ def _reload_settings(env: Mapping[str, str]) -> dict[str, Any]:
         # How the dataset is watched: kernel notification (inotify), stat polling, or the first
         # that works.
         "FEEDSVC_RELOAD_WATCH": _choice(env, "FEEDSVC_RELOAD_WATCH", WATCH_BACKENDS, "auto"),
+        # A restart from the snapshot: look for files changed while down before serving
+        # ("wait"), or serve the snapshot at once and let the watcher look ("background", set
+        # by deploy/gunicorn.conf.py, whose master runs the watcher).
+        "FEEDSVC_START_CHECK": _choice(env, "FEEDSVC_START_CHECK", START_CHECKS, "wait"),
     }

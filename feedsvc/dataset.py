@@ -1,7 +1,7 @@
 """The dataset: Site, Topic and Release records, loaded from YAML and validated strictly."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ class Dataset:
 
     site: Site
     topics: Mapping[str, Topic]
-    releases: tuple[Release, ...]
+    releases: Sequence[Release]  # a tuple, or stored records (stored.py) after a restart
     version: str
     source: str
 

@@ -169,8 +169,13 @@ def facts(index: Index) -> Facts:
     if found is None:
         found = _facts(index) if base is None or index.delta is None \
             else _facts_after(base, index.delta)
-        with _lock:
-            while len(_facts_of) >= 2:
-                del _facts_of[next(iter(_facts_of))]
-            _facts_of[index.version] = found
+        remember(index, found)
     return found
+
+
+def remember(index: Index, found: Facts) -> None:
+    """Keep `found` as the facts of `index` (read with it from a snapshot): not worked out again."""
+    with _lock:
+        while len(_facts_of) >= 2:
+            del _facts_of[next(iter(_facts_of))]
+        _facts_of[index.version] = found

@@ -14,7 +14,6 @@ from typing import Any, Generic, TypeVar
 from cachelib import BaseCache
 from flask import Flask
 from flask_caching import Cache
-from redis.exceptions import RedisError
 
 from .budget import RenderBudget
 from .conditional import Rendered, Validators
@@ -196,6 +195,9 @@ class FeedCache:
         """Ask the backend now, ignoring the retry window: Redis must answer PING in time."""
         if self.shared is None:  # in-process: always there
             return True
+        # Imported here: loading the Redis client costs every start, and only this tier uses it.
+        from redis.exceptions import RedisError
+
         try:
             return bool(self.shared._write_client.ping())  # type: ignore[attr-defined]
         except (RedisError, OSError) as exc:

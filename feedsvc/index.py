@@ -96,7 +96,7 @@ class Index:
     delta: Delta | None = field(default=None, repr=False)
 
     @property
-    def releases(self) -> tuple[Release, ...]:
+    def releases(self) -> Sequence[Release]:
         return self.dataset.releases
 
     @property

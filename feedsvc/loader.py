@@ -12,7 +12,7 @@ import gc
 import os
 import stat
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -44,7 +44,7 @@ class FileEntry:
 
     key: Key
     digest: bytes
-    releases: tuple[Release, ...] = ()
+    releases: Sequence[Release] = ()  # a tuple, or stored records (stored.py) after a restart
     ids: Ids = ()
     problems: tuple[Problem, ...] = ()
     vocabulary: bool = False

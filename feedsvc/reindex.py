@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from .dataset import Dataset, Release
 from .index import EMPTY, HIGHEST, KEYS, LABEL, LOWEST, Delta, Index, build_index, spacing
+from .stored import editable
 
 # Above this many releases removed plus added, indexing afresh is as cheap as updating.
 UPDATE_LIMIT = 2000
@@ -50,7 +51,7 @@ class _Edit:
 
     def __init__(self, old: Index) -> None:
         self.labels, self.sort_keys = array(LABEL, old.labels), array("d", old.sort_keys)
-        self.order, self.by_id = list(old.releases), dict(old.by_id)
+        self.order, self.by_id = editable(old.releases), dict(old.by_id)
         self.lists = [_Lists(old.by_country), _Lists(old.by_topic), _Lists(old.by_word)]
         self.gone: dict[str, tuple[Release, int]] = {}  # by id: what the old index had
         self.new: dict[str, tuple[Release, int]] = {}

@@ -5,13 +5,19 @@ watcher thread wakes on a change, loads it here once and then has the workers re
 share the new data copy-on-write. Invalid data is never swapped in: the last good index stays
 live and the rejection is recorded on `Live`. A reload that would remove more than
 FEEDSVC_MAX_REMOVAL of the served releases is held until an operator accepts it.
+
+With FEEDSVC_START_CHECK=background (set by deploy/gunicorn.conf.py) a restart serves the
+snapshot's index at once, and the watcher's first look, right after, is the check for files
+changed while the service was down: an ordinary reload, under the same rules.
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from pathlib import Path
 
 from flask import Flask
@@ -26,6 +32,7 @@ from .index import Index, build_index
 from .journal import Journal
 from .loader import Catalog, Change, stat_key, update
 from .reindex import update_index
+from .snapshot import Restored
 from .state import Live
 from .watcher import Watcher
 
@@ -40,11 +47,15 @@ NEWS = frozenset({"reloaded", "rejected", "held", "recovered"})
 class Reloader:
     """Compares the dataset on disk with the one served, and swaps in new data when valid."""
 
-    def __init__(self, live: Live, loaded: Loaded, *, limit: int, max_removal: MaxRemoval,
-                 snapshot_dir: str | None, journal: Journal | None = None) -> None:
-        """Serve `loaded`: the snapshot, whose `journal` says which files changed since it."""
-        self.live, self.served = live, loaded
-        self.seen = journal_file.with_journal(loaded.catalog, journal or {})
+    def __init__(self, live: Live, loaded: Loaded | Restored, *, limit: int,
+                 max_removal: MaxRemoval, snapshot_dir: str | None,
+                 journal: Journal | None = None) -> None:
+        """Serve `loaded`: the snapshot, whose `journal` says which files changed since it.
+
+        A Restored snapshot's catalog is read at the first check, which is then the check
+        for changes made while the service was down (`live.start_pending` until it is done).
+        """
+        self.live, self.root = live, loaded.index.dataset.source
         self.limit, self.max_removal = limit, max_removal
         self.snapshot_dir = snapshot_dir
         self._journal, self._base = dict(journal or {}), loaded.index.version
@@ -55,10 +66,39 @@ class Reloader:
         # The index a child process built along with a full load, if the data was valid.
         self._prebuilt: Index | None = None
         self._busy = threading.Lock()
+        self._restored = loaded if isinstance(loaded, Restored) else None
+        if isinstance(loaded, Loaded):
+            self._serve_catalog(loaded.index, loaded.catalog)
+
+    def _serve_catalog(self, index: Index, catalog: Catalog) -> None:
+        self.served = Loaded(index, catalog)
+        self.seen = journal_file.with_journal(catalog, self._journal)
+
+    def _settle(self) -> None:
+        """Read the restored snapshot's catalog; if it cannot be, load every file instead."""
+        restored, self._restored = self._restored, None
+        if restored is None:
+            return
+        catalog = restored.catalog()
+        if catalog is not None:
+            self._serve_catalog(restored.index, catalog)
+            return
+        log.warning("dataset %s: loading every file to compare with the snapshot's data",
+                    self.root)
+        fresh = self._full(Path(self.root), self.limit)
+        # Served: the snapshot's index, of no known files or vocabulary: what is on disk is
+        # assembled and indexed afresh, and swapped in if valid (see _consider).
+        self.served = Loaded(restored.index, replace(fresh, files={}, fold=None, site=None))
+        self.seen, self._touched, self._pending = fresh, set(fresh.files), True
 
     @property
     def path(self) -> str:
-        return self.seen.root
+        return self.root
+
+    @property
+    def linked(self) -> bool:
+        """Whether some files or folders are links (changes to look for by polling)."""
+        return self._restored is None and self.seen.linked
 
     def check(self, force: bool = False, *, strict: bool = False,
               paths: Collection[str] | None = None) -> str:
@@ -67,23 +107,37 @@ class Reloader:
         force reads every file again whatever its stat says (SIGHUP); strict raises
         DatasetError instead of keeping the old data (at start-up: never serve less than
         check-data accepts); paths, if given, are the only ones a notification said changed.
-        busy if another check is running.
+        busy if another check is running; checked after the first check of a restart that
+        found nothing changed (not news: what the workers serve is the same).
         """
         if not self._busy.acquire(blocking=False):
             return "busy"
         try:
-            self._prebuilt = None
-            change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
-                            only=paths)
-            self.seen = change.catalog
-            accept = self.held is not None and self._accepted(self.held.version)
-            if not (change.any or force or accept or self._pending):
-                return "unchanged"
-            self._pending = False
-            self._touched.update(change.changed, change.removed)
-            return self._consider(change, strict)
+            self._settle()
+            result = self._look(force, strict, paths)
+            if self.live.start_pending and paths is None and result != "changing":
+                # Unchanged: every worker reports it (a shared page); news: the workers
+                # forked again, with the new data, do.
+                self.live.start_checked(everywhere=result not in NEWS)
+                log.info("dataset %s: checked for changes made while down: %s", self.root,
+                         result)
+                if result == "unchanged":
+                    return "checked"
+            return result
         finally:
             self._busy.release()
+
+    def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
+        self._prebuilt = None
+        change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
+                        only=paths)
+        self.seen = change.catalog
+        accept = self.held is not None and self._accepted(self.held.version)
+        if not (change.any or force or accept or self._pending):
+            return "unchanged"
+        self._pending = False
+        self._touched.update(change.changed, change.removed)
+        return self._consider(change, strict)
 
     def _consider(self, change: Change, strict: bool) -> str:
         diff = self._diff(change.catalog)
@@ -103,7 +157,7 @@ class Reloader:
             gone = guard.removed(served, dataset)
         else:
             gone = len({r.id for r in removed} - {r.id for r in added})
-        if dataset.version == served.version:
+        if dataset.version == served.version and self.served.catalog.site is not None:
             return self._recovered()
         if gone > self.max_removal.allowed(len(served.releases)) \
                 and not self._accepted(dataset.version):
@@ -210,20 +264,29 @@ def init_app(app: Flask) -> Live:
     """Load the dataset (from its snapshot, then the changed files) and keep its Reloader.
 
     Invalid data on disk stops the start (DatasetError), as `feedsvc check-data` would fail;
-    a mass removal since the snapshot is held, and the snapshot's data served.
+    a mass removal since the snapshot is held, and the snapshot's data served. With
+    FEEDSVC_START_CHECK=background and a watcher, a restart serves the snapshot (and its
+    journal) at once and leaves the look at every file to the watcher (start_watching).
     """
     config = app.config
-    loaded = snapshot.load(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"],
-                           config["FEEDSVC_MAX_FILE_BYTES"])
+    path, snapshot_dir = config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"]
+    later = config["FEEDSVC_START_CHECK"] == "background" and config["FEEDSVC_RELOAD_INTERVAL"] > 0
+    restored = snapshot.restore(path, snapshot_dir) if later and snapshot_dir is not None \
+        else None
+    loaded = restored or snapshot.load(path, snapshot_dir, config["FEEDSVC_MAX_FILE_BYTES"])
     live = state.init_app(app, loaded.index)
-    snapshot_dir = config["FEEDSVC_SNAPSHOT_DIR"]
     journal = None if snapshot_dir is None else journal_file.read_journal(
-        snapshot.side_file(snapshot_dir, config["FEEDSVC_DATA"], "snapshot"), loaded.index.version)
+        snapshot.side_file(snapshot_dir, path, "snapshot"), loaded.index.version)
     watch = Reloader(live, loaded,
                      limit=config["FEEDSVC_MAX_FILE_BYTES"],
                      max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,
                      journal=journal)
-    watch.check(strict=True)
+    if restored is None:
+        watch.check(strict=True)
+    else:
+        live.start_unchecked()
+        if journal:  # what was served before the stop: the journal's files, and no others
+            watch.check(strict=True, paths=())
     app.extensions[_RELOADER] = watch
     app.extensions[_WATCHING] = None
     return live
@@ -247,31 +310,40 @@ def reload_now(app: Flask) -> str:
     return reloader(app).check(force=True)
 
 
-def start_watching(app: Flask, on_news: Callable[[str], None] | None = None
-                   ) -> threading.Thread | None:
+def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
+                   serving: Callable[[], bool] | None = None) -> threading.Thread | None:
     """Start the one watcher thread of this instance; call `on_news(result)` after each change.
 
     Under gunicorn the master runs it and on_news re-forks the workers; a single-process
     server runs it in its one process and needs no on_news: the swap is seen at once.
+    `serving` tells whether the processes that serve are up (gunicorn: every worker forked):
+    a restart's first look waits for it (at most an interval), so that they serve the
+    snapshot meanwhile instead of waiting for the look (gevent runs it in the master's loop).
     """
     interval = app.config["FEEDSVC_RELOAD_INTERVAL"]
     if interval <= 0 or watching(app) is not None:
         return None
-    watch = reloader(app)
+    watch, live = reloader(app), state.live(app)
     watcher = Watcher(watch.path, interval, app.config["FEEDSVC_RELOAD_WATCH"])
     log.info("dataset watch: %s, %s", watcher.backend, watch.path)
 
     def loop() -> None:
+        starting = live.start_pending  # the look for changes made while down: at once
+        deadline = time.monotonic() + interval
+        while starting and serving is not None and not serving() \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)  # the arbiter forks its workers meanwhile
         while True:
             # Besides notifications: look every interval while a removal is held (for its
             # acceptance), or when links may hide changes from the notifications.
-            looking = watch.held is not None or watch.seen.linked or watcher.backend == "poll"
-            notified = watcher.wait(interval if looking else None)
+            looking = watch.held is not None or watch.linked or watcher.backend == "poll"
+            notified = starting or watcher.wait(interval if looking else None)
             if not watcher.owned:
                 return  # a copy of this loop in a forked worker (gevent): only the master looks
             paths = watcher.take() if notified and watcher.backend == "notify" else None
             try:
-                result = watch.check(paths=paths)
+                result = watch.check(paths=None if starting else paths)
+                starting = starting and result in ("busy", "changing")
                 if result in NEWS and on_news is not None:
                     on_news(result)
                 elif result == "changing":

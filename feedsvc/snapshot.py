@@ -1,10 +1,12 @@
 """The served dataset cached on disk, with the catalog of its files: restarts cost the changes.
 
-A snapshot holds the index last served and the per-file catalog it was built from (see
-loader.py); a start reads it and then only the files that changed since. It is a pickle, so it
-is only read from a file this user owns and nobody else may write; keep FEEDSVC_SNAPSHOT_DIR
-private to the service. Anything wrong with a snapshot (missing, truncated, corrupt, written by
-other code) means a full load, never a failure.
+A snapshot holds the index last served, with its facts (facts.py), and the per-file catalog it
+was built from (see loader.py), as two pickles with a checksum each: a start reads the index
+alone and serves it (`restore`); the catalog, whose releases are the index's own (referred to
+by position, not written twice), is read when the files are first compared with it. It is a
+pickle, so it is only read from a file this user owns and nobody else may write; keep
+FEEDSVC_SNAPSHOT_DIR private to the service. Anything wrong with a snapshot (missing,
+truncated, corrupt, written by other code) means a full load, never a failure.
 """
 from __future__ import annotations
 
@@ -18,14 +20,15 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import fields
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from . import (
     assemble,
     dataset,
+    facts,
     fanout,
     index,
     loader,
@@ -33,6 +36,7 @@ from . import (
     problems,
     records,
     reindex,
+    stored,
     version,
     yamlsource,
 )
@@ -42,14 +46,18 @@ from .dataset import Release
 from .index import Index
 from .loader import Catalog, FileEntry, update
 from .problems import DatasetError
+from .stored import Positions, StoredReleases, place, storing
 from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
-FORMAT = b"feedsvc-snapshot 2\n"
+# A snapshot's first line; then "<length of the index part> <its sha256> <the catalog's sha256>".
+FORMAT = b"feedsvc-snapshot 3\n"
+# The first line of a file of one checksummed pickle: a journal, or a child's invalid catalog.
+PRIVATE = b"feedsvc-snapshot 2\n"
 # Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
 # kept data) then never inflates the serving process, which reads the child's result.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (assemble, dataset, fanout, fields_module, index, loader, media, problems, records,
-         reindex, version, yamlsource)
+_CODE = (assemble, dataset, facts, fanout, fields_module, index, loader, media, problems, records,
+         reindex, stored, version, yamlsource)
 log = logging.getLogger("feedsvc.snapshot")
 
 
@@ -68,7 +76,14 @@ def load(path: str | Path, snapshot_dir: str | Path | None,
     if found is not None:
         log.info("dataset %s: loaded from snapshot %s", root, file)
         return found
-    catalog, built = load_catalog(root, max_file_bytes, Path(snapshot_dir),
+    return load_afresh(root, Path(snapshot_dir), max_file_bytes, child_over=child_over)
+
+
+def load_afresh(root: Path, snapshot_dir: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                *, child_over: int = CHILD_LOAD_BYTES) -> Loaded:
+    """Load every file and save the result as the snapshot; raise DatasetError if invalid."""
+    file = snapshot_path(snapshot_dir, root)
+    catalog, built = load_catalog(root, max_file_bytes, snapshot_dir,
                                   child_over=child_over, keep=file)
     if built is not None:  # the child's result, already saved as the snapshot
         _drop_others(file)
@@ -76,6 +91,17 @@ def load(path: str | Path, snapshot_dir: str | Path | None,
     loaded = build(catalog)
     write_snapshot(file, loaded)
     return loaded
+
+
+def restore(path: str | Path, snapshot_dir: str | Path) -> Restored | None:
+    """Return the index of the last snapshot of this source, its catalog read on demand."""
+    root = Path(path)
+    file = snapshot_path(Path(snapshot_dir), root)
+    found = open_snapshot(file)
+    if found is not None:
+        log.info("dataset %s: loaded from snapshot %s (the catalog of its files when first "
+                 "needed)", root, file)
+    return found
 
 
 def full_load(root: Path, max_file_bytes: int, scratch: Path | None, *,
@@ -165,15 +191,86 @@ def side_file(snapshot_dir: str, path: str, kind: str) -> Path:
     return file if kind == "snapshot" else file.with_name(f"{file.name.split('-')[0]}.{kind}")
 
 
+class Restored:
+    """A snapshot's index, read and served; the catalog of its files, read once when asked."""
+
+    def __init__(self, index: Index, file: Path, at: tuple[int, int, int, int],
+                 digest: str) -> None:
+        self.index, self.file = index, file
+        # Where the catalog starts, and the file's inode, size and time when the index was read.
+        self._at: tuple[int, int, int, int] | None = at
+        self._digest = digest
+
+    def catalog(self) -> Catalog | None:
+        """Return the catalog (the index's releases in it); None if it cannot be trusted."""
+        at, self._at = self._at, None
+        if at is None:
+            raise RuntimeError("the catalog of a snapshot is read once")
+        try:
+            with self.file.open("rb") as stream:
+                status = os.fstat(stream.fileno())
+                if (status.st_ino, status.st_size, status.st_mtime_ns) != at[1:]:
+                    raise ValueError("replaced since its index was read")
+                stream.seek(at[0])
+                payload = stream.read()
+        except (OSError, ValueError) as error:
+            log.warning("snapshot %s ignored: %s", self.file, error)
+            return None
+        if hashlib.sha256(payload).hexdigest() != self._digest:
+            log.warning("snapshot %s ignored: damaged (checksum mismatch)", self.file)
+            return None
+        found = _unpickle(self.file, payload, self.index)
+        if not isinstance(found, Catalog):
+            if found is not None:
+                log.warning("snapshot %s ignored: holds a %s, not a catalog", self.file,
+                            type(found).__name__)
+            return None
+        return found
+
+
 def read_snapshot(file: Path) -> Loaded | None:
     """Return what `file` holds, or None if it is absent or cannot be trusted."""
-    loaded = read_private(file)
-    if not isinstance(loaded, Loaded):
-        if loaded is not None:
-            log.warning("snapshot %s ignored: holds a %s, not a dataset", file,
-                        type(loaded).__name__)
+    found = open_snapshot(file)
+    if found is None:
         return None
-    return loaded
+    catalog = found.catalog()
+    return None if catalog is None else Loaded(found.index, catalog)
+
+
+def open_snapshot(file: Path, *, private: bool = True) -> Restored | None:
+    """Read the index of a snapshot (and its facts); None if absent or untrusted.
+
+    With `private`, only a file of this user that nobody else may write is read.
+    """
+    try:
+        with file.open("rb") as stream:
+            status = os.fstat(stream.fileno())
+            if private and (status.st_uid != os.getuid() or status.st_mode & 0o022):
+                log.warning("snapshot %s ignored: not private to this user", file)
+                return None
+            if stream.readline() != FORMAT:
+                raise ValueError("not a feedsvc snapshot")
+            length, digest, catalog_digest = stream.readline().decode("ascii").split()
+            payload = stream.read(int(length))
+            at = (stream.tell(), status.st_ino, status.st_size, status.st_mtime_ns)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        log.warning("snapshot %s ignored: %s", file, error)
+        return None
+    if hashlib.sha256(payload).hexdigest() != digest:
+        log.warning("snapshot %s ignored: damaged (checksum mismatch)", file)
+        return None
+    found = _unpickle(file, payload)
+    if not (isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], Index)
+            and isinstance(found[1], facts.Facts)):
+        if found is not None:
+            log.warning("snapshot %s ignored: holds a %s, not a dataset", file,
+                        type(found).__name__)
+        return None
+    index, known = found
+    facts.remember(index, known)
+    return Restored(index, file, at, catalog_digest)
 
 
 def read_private(file: Path) -> object:
@@ -184,7 +281,7 @@ def read_private(file: Path) -> object:
             if status.st_uid != os.getuid() or status.st_mode & 0o022:
                 log.warning("snapshot %s ignored: not private to this user", file)
                 return None
-            if stream.readline() != FORMAT:
+            if stream.readline() != PRIVATE:
                 raise ValueError("not a feedsvc snapshot")
             digest, payload = stream.readline().strip().decode("ascii"), stream.read()
     except FileNotFoundError:
@@ -198,11 +295,49 @@ def read_private(file: Path) -> object:
     return _unpickle(file, payload)
 
 
-def _unpickle(file: Path, payload: bytes) -> object:
+class _Unpickler(pickle.Unpickler):
+    """Reads a catalog written by _catalog_bytes: its site and topics are the index's, and
+    each file's releases are records of the index's store, by position."""
+
+    def __init__(self, payload: bytes, index: Index) -> None:
+        super().__init__(io.BytesIO(payload))
+        self.index = index
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == "_stored_entry":
+            return self._entry
+        if module == __name__ and name == "_stored_catalog":
+            return self._catalog
+        return super().find_class(module, name)
+
+    def _entry(self, positions: tuple[int, ...], *values: Any) -> FileEntry:
+        releases = self.index.releases
+        found: Sequence[Release] = StoredReleases(releases.store, positions) \
+            if isinstance(releases, StoredReleases) else tuple(releases[p] for p in positions)
+        key, digest, *rest = values
+        return FileEntry(key, digest, found, *rest)
+
+    def _catalog(self, *values: Any) -> Catalog:
+        root, files, *rest = values
+        return Catalog(root, files, self.index.dataset.site, self.index.dataset.topics, *rest)
+
+
+def _stored_entry(*values: Any) -> FileEntry:
+    """Stand for a catalog entry whose releases are in a store: only _Unpickler makes it."""
+    raise pickle.UnpicklingError("a snapshot's catalog is read with its index")
+
+
+def _stored_catalog(*values: Any) -> Catalog:
+    """Stand for a catalog of the index's vocabulary: only _Unpickler makes it."""
+    raise pickle.UnpicklingError("a snapshot's catalog is read with its index")
+
+
+def _unpickle(file: Path, payload: bytes, index: Index | None = None) -> object:
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a million new objects and no cycles: collecting during the load is waste
     try:
-        loaded = pickle.loads(payload)  # our own file: owner-checked and checksummed
+        # Our own file: owner-checked and checksummed.
+        loaded = pickle.loads(payload) if index is None else _Unpickler(payload, index).load()
     # A checksummed pickle can still fail to load against changed classes: any such failure
     # must mean "load the YAML", never "refuse to start".
     except Exception as error:  # noqa: BLE001
@@ -218,12 +353,51 @@ def write_snapshot(file: Path, loaded: Loaded) -> bool:
     """Save an index atomically (temporary file, then rename) and drop older ones; never raise."""
     try:
         file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_private(file, dumps(loaded))
+        _write(file, snapshot_parts(loaded))
     except OSError as error:
         log.warning("snapshot %s not written: %s", file, error)
         return False
     _drop_others(file)
     return True
+
+
+def snapshot_parts(loaded: Loaded) -> list[bytes]:
+    """Return a snapshot's bytes: its header, the index with its facts, and the catalog.
+
+    The index's releases are written as one store of records (stored.py); each file's
+    releases in the catalog as their positions there.
+    """
+    releases, known = storing(loaded.index.releases)
+    index = replace(loaded.index, dataset=replace(loaded.index.dataset, releases=releases))
+    served = dumps((index, facts.facts(loaded.index)))
+    catalog = _catalog_bytes(loaded.catalog, index.dataset, known)
+    header = f"{len(served)} {_sha(served)} {_sha(catalog)}\n".encode()
+    return [FORMAT, header, served, catalog]
+
+
+def _catalog_bytes(catalog: Catalog, data: dataset.Dataset, known: Positions) -> bytes:
+    """Pickle a catalog: its files' releases as positions in the store `known` describes,
+    and its site and topics, if the dataset's, as theirs (a reload compares them by identity)."""
+    names = tuple(f.name for f in fields(FileEntry) if f.name not in ("key", "digest",
+                                                                        "releases"))
+
+    def entry(entry: FileEntry) -> tuple[Any, ...]:
+        found = place(entry.releases, known)
+        if found is None:
+            return _entry_reducer(entry)
+        return _stored_entry, (found, entry.key, entry.digest,
+                               *(getattr(entry, name) for name in names))
+
+    def whole(catalog: Catalog) -> str | tuple[Any, ...]:
+        if catalog.site is not data.site or catalog.topics is not data.topics:
+            return catalog.__reduce_ex__(5)  # as pickle writes it
+        return _stored_catalog, (catalog.root, catalog.files,
+                                 *(getattr(catalog, f.name) for f in fields(Catalog)[4:]))
+    return dumps(catalog, {FileEntry: entry, Catalog: whole})
+
+
+def _sha(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
 
 
 def _drop_others(file: Path) -> None:
@@ -236,21 +410,35 @@ def _drop_others(file: Path) -> None:
 
 def write_private(file: Path, payload: bytes) -> None:
     """Write a checksummed payload to `file` atomically (a temporary file, then rename)."""
+    _write(file, [PRIVATE, _sha(payload).encode() + b"\n", payload])
+
+
+def _write(file: Path, parts: Sequence[bytes]) -> None:
+    """Write `parts` to `file` atomically (a temporary file, then rename)."""
     with tempfile.NamedTemporaryFile(dir=file.parent, prefix=".tmp-", delete=False) as tmp:
-        tmp.write(FORMAT + hashlib.sha256(payload).hexdigest().encode() + b"\n")
-        tmp.write(payload)
+        for part in parts:
+            tmp.write(part)
     os.replace(tmp.name, file)
 
 
-def dumps(loaded: object) -> bytes:
-    """Pickle the index, catalog or journal, releases as constructor calls."""
+def dumps(loaded: object, reducers: Mapping[type, Callable[[Any], Any]] | None = None) -> bytes:
+    """Pickle an index, catalog or journal, releases as constructor calls, a whole store of
+    them as its records; `reducers` in place of the usual ones, by type."""
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=5)
     pickler.dispatch_table = copyreg.dispatch_table.copy()
     pickler.dispatch_table[Release] = _release_reducer()
     pickler.dispatch_table[FileEntry] = _entry_reducer
+    pickler.dispatch_table[StoredReleases] = _stored_reducer
+    pickler.dispatch_table.update(reducers or {})
     pickler.dump(loaded)
     return buffer.getvalue()
+
+
+def _stored_reducer(releases: StoredReleases) -> tuple[Any, ...]:
+    if releases.whole:
+        return StoredReleases.all_of, (releases.store,)
+    return tuple, (tuple(releases),)
 
 
 def _release_reducer() -> Callable[[Release], tuple[Any, ...]]:
@@ -270,8 +458,11 @@ def _release_reducer() -> Callable[[Release], tuple[Any, ...]]:
     return reduce
 
 
+_ENTRY_FIELDS = tuple(f.name for f in fields(FileEntry))
+
+
 def _entry_reducer(entry: FileEntry) -> tuple[Any, ...]:
-    return FileEntry, tuple(getattr(entry, f.name) for f in fields(FileEntry))
+    return FileEntry, tuple(getattr(entry, name) for name in _ENTRY_FIELDS)
 
 
 def _load_in_child(root: Path, max_file_bytes: int, scratch: Path,
@@ -299,16 +490,13 @@ def _load_in_child(root: Path, max_file_bytes: int, scratch: Path,
 
 
 def _read_result(out: Path) -> tuple[Catalog, Index | None] | None:
-    with out.open("rb") as stream:
-        if stream.readline() != FORMAT:
-            return None
-        digest, payload = stream.readline().strip().decode("ascii"), stream.read()
-    if hashlib.sha256(payload).hexdigest() != digest:
-        return None
-    found = _unpickle(out, payload)
-    if isinstance(found, Loaded):
-        return found.catalog, found.index
-    return (found, None) if isinstance(found, Catalog) else None
+    """Read what the child wrote: a snapshot, or the catalog of invalid data."""
+    found = open_snapshot(out, private=False)
+    if found is not None:
+        catalog = found.catalog()
+        return None if catalog is None else (catalog, found.index)
+    result = read_private(out)
+    return (result, None) if isinstance(result, Catalog) else None
 
 
 def child(argv: Sequence[str]) -> int:
@@ -316,8 +504,9 @@ def child(argv: Sequence[str]) -> int:
     root, out, limit = Path(argv[0]), Path(argv[1]), int(argv[2])
     catalog: Catalog = fanout.load(root, limit)  # a process of its own: it may fork
     try:
-        result: Loaded | Catalog = build(catalog)
-    except DatasetError:
-        result = catalog  # its problems are reported by the parent
-    write_private(out, dumps(result))
+        loaded = build(catalog)
+    except DatasetError:  # its problems are reported by the parent
+        write_private(out, dumps(catalog))
+        return 0
+    _write(out, snapshot_parts(loaded))
     return 0

@@ -3,6 +3,7 @@ atomically when new data is accepted), its feed cache, and the feed queries it h
 from __future__ import annotations
 
 import logging
+import mmap
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ class Live:
     loaded_at: datetime = field(default_factory=_now)
     last_error: str | None = None
     rejected_at: datetime | None = None
+    # A restart that served its snapshot at once: one shared memory page, 1 until the files
+    # were compared with it. Workers forked before that (gunicorn) see it cleared too,
+    # without being forked again when nothing had changed.
+    _start: mmap.mmap | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     listeners: list[SwapListener] = field(default_factory=list, repr=False)
 
@@ -57,6 +62,24 @@ class Live:
         """Record why new data was refused; the index served stays as it is."""
         with self.lock:
             self.last_error, self.rejected_at = report, _now()
+
+    @property
+    def start_pending(self) -> bool:
+        """Whether the files are still to be compared with the restored snapshot's."""
+        return self._start is not None and self._start[0] == 1
+
+    def start_unchecked(self) -> None:
+        """Record that a restart serves its snapshot before comparing the files with it."""
+        self._start = mmap.mmap(-1, 1)  # shared and anonymous: seen by every forked worker
+        self._start[0] = 1
+
+    def start_checked(self, everywhere: bool) -> None:
+        """Record that the files were compared with the restored snapshot's: for every
+        process, or (when the workers are replaced, e.g. after a swap) for this one and those
+        forked from it from now on."""
+        if self._start is not None and everywhere:
+            self._start[0] = 0
+        self._start = None
 
     def clear_rejection(self) -> None:
         """Forget a rejection: what is on disk is again what is served."""

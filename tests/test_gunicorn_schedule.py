@@ -35,9 +35,12 @@ def scheduled(dataset_dir: Path, tmp_path: Path) -> Iterator[tuple[Server, datet
 
 
 def _workers(server: Server) -> dict[int, tuple[str, int, str | None]]:
-    """Return each worker's (dataset version, visible releases, next scheduled) from /readyz."""
+    """Return each worker's (dataset version, visible releases, next scheduled) from /readyz,
+    once it serves the files on disk (the release file was written while the server was
+    down: a restart serves its snapshot until its first look has found it)."""
     return {a["service"]["pid"]: (a["dataset"]["version"], a["dataset"]["visible"],
-                                  a["dataset"]["next_scheduled"]) for a in server.readiness()}
+                                  a["dataset"]["next_scheduled"]) for a in server.readiness()
+            if a["dataset"]["start_check"] == "done"}
 
 
 def _vietnam(server: Server) -> list[str]:

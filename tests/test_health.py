@@ -35,7 +35,8 @@ def test_readyz_ok_describes_what_is_served(client: FlaskClient, app: Flask) -> 
         "version": index.version, "releases": 10, "visible": 10, "next_scheduled": None,
         "countries": len(index.by_country),
         "topics": len(index.dataset.topics), "source": index.dataset.source,
-        "loaded_at": None, "last_reload_error": None, "rejected_at": None}
+        "loaded_at": None, "last_reload_error": None, "rejected_at": None,
+        "start_check": "done"}
     assert body["cache"] == {"backend": "in-process", "reachable": True}
     assert body["service"]["version"] == "0.1.0" and body["service"]["uptime_seconds"] >= 0
 
@@ -100,7 +101,8 @@ def test_readyz_tells_other_hosts_only_the_state_and_this_host_the_detail(
     assert (public.status_code, body["status"]) == (200, "degraded")
     assert set(body) == {"status", "dataset", "cache"} and body["cache"] == {"reachable": True}
     assert body["dataset"]["version"] == version and body["dataset"]["releases"] == 10
-    assert set(body["dataset"]) == {"version", "releases", "loaded_at", "rejected_at"}
+    assert set(body["dataset"]) == {"version", "releases", "loaded_at", "rejected_at",
+                                   "start_check"}
     assert str(dataset_dir) not in public.get_data(as_text=True)
     for local in ("127.0.0.1", "::1"):
         detail = client.get("/readyz", environ_base={"REMOTE_ADDR": local}).get_json()

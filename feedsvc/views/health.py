@@ -35,6 +35,7 @@ def _dataset(live: Live) -> dict[str, Any]:
     with live.lock:
         index, loaded_at, error, rejected_at = (live.index, live.loaded_at, live.last_error,
                                                 live.rejected_at)
+        pending = live.start_pending
     view = view_at(index, now())
     scheduled, served = view.next_publication, view.count()
     # What readers are served now: no drafts, releases not yet published or withdrawn ones,
@@ -46,6 +47,8 @@ def _dataset(live: Live) -> dict[str, Any]:
         "source": index.dataset.source, "loaded_at": loaded_at.isoformat(),
         "last_reload_error": error,
         "rejected_at": None if rejected_at is None else rejected_at.isoformat(),
+        # "pending": restarted from the snapshot, not yet compared with the files on disk.
+        "start_check": "pending" if pending else "done",
     }
 
 
@@ -58,7 +61,8 @@ def _service() -> dict[str, Any]:
 # Paths, pids, the cache backend and the rejected data's problem report are for operators (on
 # the host, e.g. `curl localhost:8000/readyz` or kubectl port-forward) and the logs.
 PUBLIC: dict[str, set[str] | None] = {
-    "status": None, "dataset": {"version", "releases", "loaded_at", "rejected_at"},
+    "status": None,
+    "dataset": {"version", "releases", "loaded_at", "rejected_at", "start_check"},
     "cache": {"reachable"}}
 
 

@@ -1,0 +1,248 @@
+"""A restart from the snapshot serves what a cold start of the same files serves; with
+FEEDSVC_START_CHECK=background it serves the snapshot at once, and the first check after it
+finds the changes made while the service was down, under the rules of any reload."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feedsvc import create_app, reload, state
+from feedsvc.reload import reloader
+from feedsvc.stored import StoredReleases
+from feedsvc.synth import write_archive
+
+from .helpers import parse_feed, record_parses
+from .test_gunicorn import Server, start, stop, until
+
+BASE_URL = "https://feeds.example.org/"
+FEEDS = ("/feeds/all.rss", "/feeds/all.atom", "/feeds/all.json",
+         "/feeds/countries/th.atom?topic=social-security", "/feeds/topics/labour-migration.rss",
+         "/feeds/all.json?q=training", "/feeds.opml")
+EDITED = "releases/pr-2005-002.yaml"
+
+
+def app_of(data: Path, snapshots: Path | None, **settings: Any) -> Flask:
+    """Start an app on `data` (snapshots None: no snapshot, every file loaded)."""
+    return create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_BASE_URL": BASE_URL,
+                       "FEEDSVC_SNAPSHOT_DIR": None if snapshots is None else str(snapshots),
+                       **settings})
+
+
+def restarted(data: Path, snapshots: Path) -> Flask:
+    """Start as deploy/gunicorn.conf.py does: the snapshot served at once."""
+    return app_of(data, snapshots, FEEDSVC_START_CHECK="background", FEEDSVC_RELOAD_INTERVAL=5)
+
+
+def feeds(client: FlaskClient) -> dict[str, Any]:
+    """What a feed reader makes of each feed: feedparser's reading, or the JSON Feed's items."""
+    seen: dict[str, Any] = {}
+    for url in FEEDS:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        if ".json" in url:
+            seen[url] = json.loads(response.data)
+        elif url.endswith(".opml"):
+            seen[url] = response.data
+        else:
+            parsed = parse_feed(response)
+            seen[url] = (dict(parsed.feed), [dict(entry) for entry in parsed.entries])
+    seen["release"] = client.get("/releases/pr-2005-002").data
+    return seen
+
+
+def readiness(client: FlaskClient) -> dict[str, Any]:
+    body: dict[str, Any] = client.get("/readyz").get_json()
+    return body
+
+
+def edit(data: Path) -> None:
+    """Edit a release, delete one and add one: what a newsroom does while the service is down."""
+    path = data / EDITED
+    path.write_text(path.read_text().replace("title: ", "title: Corrected - ", 1))
+    (data / "releases" / "pr-2004-002.yaml").unlink()
+    added = (data / "releases" / "pr-2005-002.yaml").read_text().replace("pr-2005-002", "pr-new")
+    (data / "releases" / "pr-new.yaml").write_text(added)
+
+
+@pytest.fixture
+def snapshots(tmp_path: Path) -> Path:
+    return tmp_path / "snap"
+
+
+def test_a_restart_serves_what_a_cold_start_serves(dataset_dir: Path, snapshots: Path) -> None:
+    cold = app_of(dataset_dir, snapshots).test_client()
+    assert list(snapshots.glob("*.pickle")), "the cold start wrote the snapshot"
+    warm = restarted(dataset_dir, snapshots).test_client()
+    assert readiness(warm)["dataset"]["start_check"] == "pending"
+    assert readiness(warm)["status"] == "ok"
+    assert feeds(warm) == feeds(cold)
+    assert readiness(warm)["dataset"]["version"] == readiness(cold)["dataset"]["version"]
+
+
+def test_a_change_made_while_down_is_served_after_the_start_check(
+        dataset_dir: Path, snapshots: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = feeds(app_of(dataset_dir, snapshots).test_client())
+    edit(dataset_dir)
+    parsed = record_parses(monkeypatch)
+    app = restarted(dataset_dir, snapshots)
+    client = app.test_client()
+    assert parsed == [] and feeds(client) == before  # the last good data, at once
+    assert reloader(app).check() == "reloaded"  # the watcher's first look
+    assert sorted(parsed) == sorted(str(dataset_dir / name) for name in
+                                    (EDITED, "releases/pr-new.yaml"))
+    assert readiness(client)["dataset"]["start_check"] == "done"
+    cold = app_of(dataset_dir, None).test_client()  # every file loaded, no snapshot
+    assert feeds(client) == feeds(cold) != before
+    assert readiness(client)["dataset"]["version"] == readiness(cold)["dataset"]["version"]
+
+
+def test_nothing_changed_while_down(dataset_dir: Path, snapshots: Path) -> None:
+    app_of(dataset_dir, snapshots)
+    app = restarted(dataset_dir, snapshots)
+    version = readiness(app.test_client())["dataset"]["version"]
+    assert reloader(app).check() == "checked"  # news: the workers then report it done
+    assert readiness(app.test_client())["dataset"] | {"loaded_at": None} == \
+        readiness(app_of(dataset_dir, snapshots).test_client())["dataset"] | {"loaded_at": None}
+    assert readiness(app.test_client())["dataset"]["version"] == version
+    assert reloader(app).check() == "unchanged"
+
+
+def test_invalid_data_found_at_the_start_check_is_rejected(dataset_dir: Path,
+                                                           snapshots: Path) -> None:
+    before = feeds(app_of(dataset_dir, snapshots).test_client())
+    (dataset_dir / EDITED).write_text("id: [broken\n")
+    app = restarted(dataset_dir, snapshots)
+    client = app.test_client()
+    assert reloader(app).check() == "rejected"
+    ready = readiness(client)
+    assert (ready["status"], ready["dataset"]["start_check"]) == ("degraded", "done")
+    assert EDITED in ready["dataset"]["last_reload_error"]
+    assert feeds(client) == before
+
+
+def test_a_mass_removal_while_down_is_held(dataset_dir: Path, snapshots: Path) -> None:
+    before = feeds(app_of(dataset_dir, snapshots).test_client())
+    for path in sorted((dataset_dir / "releases").iterdir())[:5]:
+        path.unlink()
+    app = restarted(dataset_dir, snapshots)
+    assert reloader(app).check() == "held"
+    client = app.test_client()
+    assert readiness(client)["status"] == "degraded" and feeds(client) == before
+
+
+def test_a_damaged_catalog_means_every_file_is_compared(dataset_dir: Path,
+                                                        snapshots: Path) -> None:
+    app_of(dataset_dir, snapshots)
+    [file] = snapshots.glob("*.pickle")
+    data = file.read_bytes()  # the catalog is the snapshot's second part: its end
+    file.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
+    edit(dataset_dir)
+    app = restarted(dataset_dir, snapshots)
+    assert reloader(app).check() == "reloaded"
+    cold = app_of(dataset_dir, None).test_client()
+    assert feeds(app.test_client()) == feeds(cold)
+    assert reloader(app).check() == "unchanged"
+
+
+def test_the_start_check_waits_without_a_watcher(dataset_dir: Path, snapshots: Path) -> None:
+    app_of(dataset_dir, snapshots)
+    edit(dataset_dir)
+    app = app_of(dataset_dir, snapshots, FEEDSVC_START_CHECK="background",
+                 FEEDSVC_RELOAD_INTERVAL=0)  # nothing would look later: it looks now
+    client = app.test_client()
+    assert readiness(client)["dataset"]["start_check"] == "done"
+    assert feeds(client) == feeds(app_of(dataset_dir, None).test_client())
+
+
+def test_a_snapshot_written_after_a_publish_restarts_to_the_same_data(
+        dataset_dir: Path, snapshots: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app_of(dataset_dir, snapshots)
+    app = restarted(dataset_dir, snapshots)
+    client = app.test_client()
+    client.get("/feeds/all.rss")  # some releases made, others still records
+    monkeypatch.setattr(reload, "JOURNAL_LIMIT", 0)  # each publish writes a whole snapshot
+    edit(dataset_dir)
+    assert reloader(app).check() == "reloaded"
+    again = restarted(dataset_dir, snapshots)
+    cold = app_of(dataset_dir, None).test_client()
+    assert feeds(again.test_client()) == feeds(cold) == feeds(client)
+    assert reloader(again).check() == "checked"
+    # Each file's releases in the new snapshot's catalog are its own: an edit replaces them.
+    path = dataset_dir / "releases" / "pr-2004-001.yaml"
+    path.write_text(path.read_text().replace("title: ", "title: Again - ", 1))
+    assert reloader(again).check() == "reloaded"
+    assert feeds(again.test_client()) == feeds(app_of(dataset_dir, None).test_client())
+
+
+@pytest.fixture(scope="module")
+def thousand(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,000 synthetic releases, one file each."""
+    return write_archive(1000, tmp_path_factory.mktemp("split") / "data", split=True)
+
+
+def made(app: Flask) -> int:
+    """Count the stored releases this process has made into objects."""
+    releases = state.live(app).index.releases
+    assert isinstance(releases, StoredReleases)
+    return sum(release is not None for release in releases.store.made)
+
+
+def test_a_restart_makes_only_the_releases_it_shows(thousand: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(thousand, data)
+    snapshots = tmp_path / "snap"
+    cold = app_of(data, snapshots).test_client()
+    app = restarted(data, snapshots)
+    client = app.test_client()
+    assert made(app) == 0 and readiness(client)["dataset"]["releases"] == 1000
+    for url in ("/feeds/all.rss", "/feeds/countries/th.atom", "/feeds/", "/"):
+        assert client.get(url).data == cold.get(url).data, url
+    shown = made(app)
+    assert 0 < shown <= 150  # the pages served and each feed's newest release, of 1,000
+    # The start check, then a publish: each makes only the releases it changes or bisects.
+    assert reloader(app).check() == "checked"
+    [name] = sorted((data / "releases").iterdir())[:1]
+    name.write_text(name.read_text().replace("title: ", "title: Corrected - ", 1))
+    assert reloader(app).check() == "reloaded"
+    assert made(app) <= shown + 40
+    changed = json.loads(client.get("/feeds/all.json?q=corrected").data)["items"]
+    assert [item["title"][:12] for item in changed] == ["Corrected - "]
+
+
+def _pids(server: Server) -> set[int]:
+    pid = server.process.pid
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def _every_worker_done(server: Server, version: str) -> bool:
+    answers = server.readiness()
+    return all(r["dataset"]["start_check"] == "done" and r["dataset"]["version"] == version
+               for r in answers) and len(_pids(server)) == 2
+
+
+def test_under_gunicorn_a_restart_serves_the_change_made_while_down(
+        dataset_dir: Path, tmp_path: Path) -> None:
+    first = start(dataset_dir, tmp_path / "first.log", 1)
+    try:
+        old = json.loads(first.get("/readyz")[2])["dataset"]["version"]
+    finally:
+        stop(first)
+    edit(dataset_dir)
+    expected = readiness(app_of(dataset_dir, None).test_client())["dataset"]["version"]
+    assert expected != old
+    server = start(dataset_dir, tmp_path / "second.log", 1)
+    try:
+        until(lambda: _every_worker_done(server, expected))
+        code, _, body = server.get("/feeds/all.rss")
+        assert code == 200 and b"Corrected - " in body
+        assert server.get("/releases/pr-new")[0] == 200
+        assert server.get("/releases/pr-2004-002")[0] == 404
+        assert "checked for changes made while down" in server.log.read_text()
+    finally:
+        stop(server)
