@@ -52,8 +52,6 @@ class Reloader:
         # Files read since the served data was built: only they can differ from it.
         self._touched: set[str] = set(journal or ())
         self.held: Held | None = None
-        # The index a child process built along with a full load, if the data was valid.
-        self._prebuilt: Index | None = None
         self._busy = threading.Lock()
 
     @property
@@ -72,7 +70,6 @@ class Reloader:
         if not self._busy.acquire(blocking=False):
             return "busy"
         try:
-            self._prebuilt = None
             change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
                             only=paths)
             self.seen = change.catalog
@@ -108,9 +105,7 @@ class Reloader:
         if gone > self.max_removal.allowed(len(served.releases)) \
                 and not self._accepted(dataset.version):
             return self._hold(Held(dataset.version, gone, len(served.releases)))
-        built = self._prebuilt
-        if built is None or built.version != dataset.version:
-            built = self._index(dataset, change.catalog, removed, added)
+        built = self._index(dataset, change.catalog, removed, added)
         return self._swap(Loaded(built, change.catalog), diff)
 
     def _diff(self, catalog: Catalog) -> Journal:
@@ -136,10 +131,8 @@ class Reloader:
         return update_index(self.served.index, dataset, removed, added)
 
     def _full(self, root: Path, limit: int) -> Catalog:
-        """Load every file (the vocabulary changed): in a child process when the data is large."""
-        scratch = None if self.snapshot_dir is None else Path(self.snapshot_dir)
-        catalog, self._prebuilt = snapshot.load_catalog(root, limit, scratch)
-        return catalog
+        """Load every file (the vocabulary changed): in child processes when the data is large."""
+        return snapshot.load_catalog(root, limit)
 
     def _swap(self, loaded: Loaded, diff: Journal) -> str:
         if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared

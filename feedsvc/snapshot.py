@@ -15,10 +15,9 @@ import io
 import logging
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,6 @@ from .assemble import Loaded, build
 from .dataset import Release
 from .index import Index
 from .loader import Catalog, FileEntry, update
-from .problems import DatasetError
 from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 FORMAT = b"feedsvc-snapshot 2\n"
@@ -68,39 +66,17 @@ def load(path: str | Path, snapshot_dir: str | Path | None,
     if found is not None:
         log.info("dataset %s: loaded from snapshot %s", root, file)
         return found
-    catalog, built = load_catalog(root, max_file_bytes, Path(snapshot_dir),
-                                  child_over=child_over, keep=file)
-    if built is not None:  # the child's result, already saved as the snapshot
-        _drop_others(file)
-        return Loaded(built, catalog)
-    loaded = build(catalog)
+    loaded = build(load_catalog(root, max_file_bytes, child_over=child_over))
     write_snapshot(file, loaded)
     return loaded
 
 
-def full_load(root: Path, max_file_bytes: int, scratch: Path | None, *,
-              child_over: int = CHILD_LOAD_BYTES) -> Loaded:
-    """Read, parse, validate and index every file; raise DatasetError if the data is invalid."""
-    catalog, built = load_catalog(root, max_file_bytes, scratch, child_over=child_over)
-    return Loaded(built, catalog) if built is not None else build(catalog)
-
-
-def load_catalog(root: Path, max_file_bytes: int, scratch: Path | None, *,
-                 child_over: int | None = None,
-                 keep: Path | None = None) -> tuple[Catalog, Index | None]:
-    """Read, parse and validate every file: in a child process when the data is large.
-
-    Returns the catalog, and its index when the child found the data valid and built it
-    (None otherwise: the caller builds it, or reports the catalog's problems). With `keep`,
-    a valid result of the child becomes that snapshot file as it is: no second pickling.
-    """
+def load_catalog(root: Path, max_file_bytes: int, *, child_over: int | None = None) -> Catalog:
+    """Read, parse and validate every file: in child processes when the data is large (see
+    fanout.py), this process only receiving what they found."""
     if _yaml_over(root, CHILD_LOAD_BYTES if child_over is None else child_over):
-        found = _load_in_child(root, max_file_bytes, scratch or Path(tempfile.gettempdir()),
-                               keep)
-        if found is not None:
-            log.info("dataset %s: loaded in a child process", root)
-            return found
-    return loader.load(root, max_file_bytes), None
+        return fanout.load(root, max_file_bytes)
+    return loader.load(root, max_file_bytes)
 
 
 def _yaml_over(root: Path, limit: int) -> bool:
@@ -271,52 +247,3 @@ def _release_reducer() -> Callable[[Release], tuple[Any, ...]]:
 
 def _entry_reducer(entry: FileEntry) -> tuple[Any, ...]:
     return FileEntry, tuple(getattr(entry, f.name) for f in fields(FileEntry))
-
-
-def _load_in_child(root: Path, max_file_bytes: int, scratch: Path,
-                   keep: Path | None = None) -> tuple[Catalog, Index | None] | None:
-    """Load in a child process; return its catalog and index, None if the child failed."""
-    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=scratch, prefix=".load-")
-    os.close(handle)
-    out = Path(name)
-    command = [sys.executable, "-c", "import sys; from feedsvc.snapshot import child; "
-               "sys.exit(child(sys.argv[1:]))", str(root), str(out), str(max_file_bytes)]
-    try:
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
-        result = _read_result(out) if done.returncode == 0 else None
-        if result is not None and result[1] is not None and keep is not None:
-            os.replace(out, keep)
-    except OSError as error:
-        log.warning("dataset %s: no child process for the load (%s)", root, error)
-        result = None
-    finally:
-        out.unlink(missing_ok=True)
-    if result is None:
-        log.warning("dataset %s: child load failed; loading here", root)
-    return result
-
-
-def _read_result(out: Path) -> tuple[Catalog, Index | None] | None:
-    with out.open("rb") as stream:
-        if stream.readline() != FORMAT:
-            return None
-        digest, payload = stream.readline().strip().decode("ascii"), stream.read()
-    if hashlib.sha256(payload).hexdigest() != digest:
-        return None
-    found = _unpickle(out, payload)
-    if isinstance(found, Loaded):
-        return found.catalog, found.index
-    return (found, None) if isinstance(found, Catalog) else None
-
-
-def child(argv: Sequence[str]) -> int:
-    """In the child: load ROOT in full; write to OUT what a snapshot holds, or the catalog."""
-    root, out, limit = Path(argv[0]), Path(argv[1]), int(argv[2])
-    catalog: Catalog = fanout.load(root, limit)  # a process of its own: it may fork
-    try:
-        result: Loaded | Catalog = build(catalog)
-    except DatasetError:
-        result = catalog  # its problems are reported by the parent
-    write_private(out, dumps(result))
-    return 0
