@@ -16,7 +16,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import guard, metrics, snapshot, state
+from . import guard, metrics, saving, snapshot, state
 from . import journal as journal_file
 from .assemble import Loaded, assemble, assemble_changed
 from .config import MaxRemoval
@@ -147,6 +147,7 @@ class Reloader:
 
     def _save(self, loaded: Loaded, diff: Journal) -> None:
         """Note the changed files in the journal; save a whole snapshot once it grows large."""
+        saving.settle()  # the snapshot of a cold start: written before anything newer
         self._journal.update(diff)
         changed = sum(len(e.releases) if e is not None else 1 for e in self._journal.values())
         vocabulary = loaded.catalog.site is not self.served.catalog.site
@@ -207,7 +208,7 @@ def init_app(app: Flask) -> Live:
     """
     config = app.config
     loaded = snapshot.load(config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"],
-                           config["FEEDSVC_MAX_FILE_BYTES"])
+                           config["FEEDSVC_MAX_FILE_BYTES"], background=True)
     live = state.init_app(app, loaded.index)
     snapshot_dir = config["FEEDSVC_SNAPSHOT_DIR"]
     journal = None if snapshot_dir is None else journal_file.read_journal(

@@ -32,6 +32,7 @@ from . import (
     problems,
     records,
     reindex,
+    saving,
     version,
     yamlsource,
 )
@@ -53,21 +54,26 @@ log = logging.getLogger(__name__)
 
 def load(path: str | Path, snapshot_dir: str | Path | None,
          max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, *,
-         child_over: int = CHILD_LOAD_BYTES) -> Loaded:
+         child_over: int = CHILD_LOAD_BYTES, background: bool = False) -> Loaded:
     """Return the last snapshot of this source (the caller updates it), else a full load.
 
-    A full load is saved as the snapshot; it raises DatasetError if the data is invalid.
+    A full load is saved as the snapshot (with `background`, once this has returned: see
+    saving.py); it raises DatasetError if the data is invalid.
     """
     root = Path(path)
     if snapshot_dir is None:
         return build(loader.load(root, max_file_bytes))
     file = snapshot_path(Path(snapshot_dir), root)
+    saving.settle()
     found = read_snapshot(file)
     if found is not None:
         log.info("dataset %s: loaded from snapshot %s", root, file)
         return found
     loaded = build(load_catalog(root, max_file_bytes, child_over=child_over))
-    write_snapshot(file, loaded)
+    if background:
+        saving.later(lambda: write_snapshot(file, loaded))
+    else:
+        write_snapshot(file, loaded)
     return loaded
 
 

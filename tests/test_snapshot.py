@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from feedsvc import create_app
+from feedsvc import create_app, saving, snapshot
+from feedsvc.assemble import Loaded
 from feedsvc.cli import main
 from feedsvc.config import ConfigError, from_env
 from feedsvc.dataset import DatasetError, load_dataset
@@ -164,3 +166,23 @@ def test_a_reload_is_journalled_and_a_restart_parses_nothing(
     assert response.headers["X-Dataset-Version"] == version and parsed == []
     assert b"to get special training" in response.data
     assert client.get("/releases/pr-2004-002").status_code == 404
+
+
+def test_a_cold_start_serves_first_and_writes_its_snapshot_after(
+        dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    snap, gate = tmp_path / "snap", threading.Event()
+    write = snapshot.write_snapshot
+
+    def held_back(file: Path, loaded: Loaded) -> bool:
+        assert gate.wait(timeout=60)
+        return write(file, loaded)
+    monkeypatch.setattr(snapshot, "write_snapshot", held_back)
+    client = create_app({"FEEDSVC_DATA": str(dataset_dir),
+                         "FEEDSVC_SNAPSHOT_DIR": str(snap)}).test_client()
+    assert client.get("/feeds/all.rss").status_code == 200
+    assert snapshots(snap) == []  # being written: served without waiting for it
+    gate.set()
+    saving.settle()
+    [file] = snapshots(snap)
+    found = snapshot.read_snapshot(file)
+    assert found is not None and len(found.index.releases) == 10
