@@ -26,6 +26,7 @@ from . import (
     assemble,
     dataset,
     fanout,
+    flatyaml,
     index,
     loader,
     media,
@@ -47,8 +48,8 @@ FORMAT = b"feedsvc-snapshot 2\n"
 # Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
 # kept data) then never inflates the serving process, which reads the child's result.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (assemble, dataset, fanout, fields_module, index, loader, media, problems, records,
-         reindex, version, yamlsource)
+_CODE = (assemble, dataset, fanout, fields_module, flatyaml, index, loader, media, problems,
+         records, reindex, version, yamlsource)
 log = logging.getLogger(__name__)
 
 
