@@ -81,21 +81,8 @@ def load(path: str | Path, snapshot_dir: str | Path | None,
 def load_catalog(root: Path, max_file_bytes: int, *, child_over: int | None = None) -> Catalog:
     """Read, parse and validate every file: in child processes when the data is large (see
     fanout.py), this process only receiving what they found."""
-    if _yaml_over(root, CHILD_LOAD_BYTES if child_over is None else child_over):
-        return fanout.load(root, max_file_bytes)
-    return loader.load(root, max_file_bytes)
-
-
-def _yaml_over(root: Path, limit: int) -> bool:
-    """Tell whether the dataset's files hold more than `limit` bytes: stat until they do."""
-    if not root.exists():
-        return False
-    total = 0
-    for name in yamlsource.find_files(root, ordered=False):
-        total += max(loader.stat_key(name)[0], 0)
-        if total > limit:
-            return True
-    return False
+    return fanout.load(root, max_file_bytes,
+                       over=CHILD_LOAD_BYTES if child_over is None else child_over)
 
 
 def load_index(path: str | Path, snapshot_dir: str | Path | None,

@@ -152,6 +152,7 @@ def test_a_reload_is_journalled_and_a_restart_parses_nothing(
 
     settings = {"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "s")}
     app = create_app(settings)
+    saving.settle()  # the cold start's snapshot, written once the app could serve
     [file] = snapshots(tmp_path / "s")
     written = file.read_bytes()
     release = dataset_dir / "releases" / "pr-2004-001.yaml"
