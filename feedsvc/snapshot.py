@@ -45,8 +45,9 @@ from .loader import Catalog, FileEntry, update
 from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 FORMAT = b"feedsvc-snapshot 2\n"
-# Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
-# kept data) then never inflates the serving process, which reads the child's result.
+# Above this many bytes of YAML, a full load parses in child processes (fanout.py): its
+# garbage (3-4x the kept data) then never inflates the serving process, which receives
+# their checked releases.
 CHILD_LOAD_BYTES = 8 << 20
 _CODE = (assemble, dataset, fanout, fields_module, flatyaml, index, loader, media, problems,
          records, reindex, version, yamlsource)
