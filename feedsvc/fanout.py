@@ -93,6 +93,8 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], now: int, sta
     """Have each run loaded by a child process; merge their entries in path order."""
     pipes = [multiprocessing.Pipe() for _ in runs]
     mine, theirs = [pipe for pipe, _ in pipes], [pipe for _, pipe in pipes]
+    for pipe in (*mine, *theirs):  # made by gevent's socketpair (a gunicorn master), they
+        os.set_blocking(pipe.fileno(), True)  # would be non-blocking: a read would fail
     first: Child | None = None
     try:
         first = _start(theirs, start)

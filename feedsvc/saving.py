@@ -7,6 +7,7 @@ snapshot being written is never taken for a missing one.
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -17,9 +18,16 @@ _writing: threading.Thread | None = None
 def later(write: Callable[[], object]) -> None:
     """Run `write` in the background, after any write still running."""
     global _writing
+    owner = os.getpid()
+
+    def run() -> None:
+        # Under gevent a thread is a greenlet, which a forked worker may run too: only
+        # the process that asked writes.
+        if os.getpid() == owner:
+            write()
     with _lock:
         settle_locked()
-        _writing = threading.Thread(target=write, name="feedsvc-snapshot")
+        _writing = threading.Thread(target=run, name="feedsvc-snapshot")
         _writing.start()
 
 
