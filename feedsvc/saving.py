@@ -1,18 +1,22 @@
 """Writes done after serving has begun: a cold start serves without waiting for its snapshot.
 
-One write at a time, in a thread of its own, which the interpreter waits for at exit (the
-snapshot is complete before a clean stop). Whatever reads or writes a snapshot or its journal
-in this process calls `settle` first: an older snapshot never lands after a newer one, and a
-snapshot being written is never taken for a missing one.
+One write at a time, in a real thread of its own, which a clean exit waits for (the snapshot
+is complete before a clean stop). Whatever reads or writes a snapshot or its journal in this
+process calls `settle` first: an older snapshot never lands after a newer one, and a snapshot
+being written is never taken for a missing one.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Callable
 
+from .offload import _gevent_patched
+
 _lock = threading.Lock()
-_writing: threading.Thread | None = None
+# The process that started the write, and what waits for it to end.
+_writing: tuple[int, Callable[[], object]] | None = None
 
 
 def later(write: Callable[[], object]) -> None:
@@ -21,24 +25,40 @@ def later(write: Callable[[], object]) -> None:
     owner = os.getpid()
 
     def run() -> None:
-        # Under gevent a thread is a greenlet, which a forked worker may run too: only
-        # the process that asked writes.
-        if os.getpid() == owner:
+        if os.getpid() == owner:  # not in a forked worker that was handed a copy of it
             write()
     with _lock:
-        settle_locked()
-        _writing = threading.Thread(target=run, name="feedsvc-snapshot")
-        _writing.start()
+        _settle_locked()
+        _writing = owner, _start(run)
+
+
+def _start(run: Callable[[], None]) -> Callable[[], object]:
+    """Start `run` in a real thread; return what waits for it."""
+    if _gevent_patched():
+        # A gunicorn master under gevent: a Thread would be a greenlet, which would run the
+        # whole write (it never waits on the network) before the start could go on.
+        from gevent.threadpool import ThreadPool
+
+        waiter: Callable[[], object] = ThreadPool(1).spawn(run).get
+        return waiter
+    thread = threading.Thread(target=run, name="feedsvc-snapshot")
+    thread.start()
+    return thread.join
 
 
 def settle() -> None:
     """Wait until the background write, if any, is done."""
     with _lock:
-        settle_locked()
+        _settle_locked()
 
 
-def settle_locked() -> None:
+def _settle_locked() -> None:
     global _writing
     if _writing is not None:
-        _writing.join()
+        owner, wait = _writing
         _writing = None
+        if owner == os.getpid():  # a forked worker has no copy of the thread to wait for
+            wait()
+
+
+atexit.register(settle)  # a real thread under gevent is not waited for at exit otherwise
