@@ -218,6 +218,7 @@ def init_app(app: Flask) -> Live:
                      max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,
                      journal=journal)
     watch.check(strict=True)
+    saving.begin()  # the snapshot of a cold start, written while the app begins to serve
     app.extensions[_RELOADER] = watch
     app.extensions[_WATCHING] = None
     return live

@@ -1,9 +1,12 @@
 """Writes done after serving has begun: a cold start serves without waiting for its snapshot.
 
-One write at a time, in a real thread of its own, which a clean exit waits for (the snapshot
-is complete before a clean stop). Whatever reads or writes a snapshot or its journal in this
-process calls `settle` first: an older snapshot never lands after a newer one, and a snapshot
-being written is never taken for a missing one.
+A write is handed over (`later`) and started once the start is done (`begin`): in a real
+thread of its own, so that it does not hold the interpreter while the start still works
+(under gunicorn the master then forks the workers, which serve while it writes). One write
+at a time, which a clean exit waits for (the snapshot is complete before a clean stop).
+Whatever reads or writes a snapshot or its journal in this process calls `settle` first: an
+older snapshot never lands after a newer one, and a snapshot being written is never taken
+for a missing one.
 """
 from __future__ import annotations
 
@@ -15,20 +18,37 @@ from collections.abc import Callable
 from .offload import _gevent_patched
 
 _lock = threading.Lock()
+# The process that asked for the write, and the write not started yet.
+_pending: tuple[int, Callable[[], object]] | None = None
 # The process that started the write, and what waits for it to end.
 _writing: tuple[int, Callable[[], object]] | None = None
 
 
 def later(write: Callable[[], object]) -> None:
-    """Run `write` in the background, after any write still running."""
-    global _writing
-    owner = os.getpid()
+    """Run `write` in the background once `begin` is called, after any write before it."""
+    global _pending
+    with _lock:
+        _settle_locked()
+        _pending = os.getpid(), write
+
+
+def begin() -> None:
+    """Start the write handed over, if any: the start it belonged to is done."""
+    with _lock:
+        _begin_locked()
+
+
+def _begin_locked() -> None:
+    global _pending, _writing
+    if _pending is None:
+        return
+    owner, write = _pending
+    _pending = None
 
     def run() -> None:
         if os.getpid() == owner:  # not in a forked worker that was handed a copy of it
             write()
-    with _lock:
-        _settle_locked()
+    if owner == os.getpid():
         _writing = owner, _start(run)
 
 
@@ -54,6 +74,7 @@ def settle() -> None:
 
 def _settle_locked() -> None:
     global _writing
+    _begin_locked()
     if _writing is not None:
         owner, wait = _writing
         _writing = None
