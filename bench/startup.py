@@ -35,17 +35,20 @@ started = time.perf_counter()
 from feedsvc import create_app
 imported = time.perf_counter()
 app = create_app()
-loaded = time.perf_counter()
+loaded, ready = time.perf_counter(), time.time()
+from feedsvc import saving
+saving.settle()  # the CPU and memory of a cold start include writing its snapshot
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 spent = resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = time.process_time()
-result = {"import": imported - started, "load": loaded - imported,
+result = {"import": imported - started, "load": loaded - imported, "ready": ready,
           "cpu": cpu, "children_cpu": spent.ru_utime + spent.ru_stime,
           "rss": int(status["VmRSS"].split()[0]) / 1024,
           "peak": int(status["VmHWM"].split()[0]) / 1024}
 from feedsvc.reload import reloader
+checking = time.perf_counter()
 reloader(app).check()  # what the watcher does first (a no-op when the start waited for it)
-result["check"], result["check_cpu"] = time.perf_counter() - loaded, time.process_time() - cpu
+result["check"], result["check_cpu"] = time.perf_counter() - checking, time.process_time() - cpu
 print(json.dumps(result))
 """
 # The baseline: every file parsed by PyYAML's C loader with its own constructor, nothing else.
@@ -64,14 +67,17 @@ URLS = ("/feeds/all.rss", "/feeds/countries/th.rss?topic=social-security",
 
 
 def start_app(data: Path, snapshots: Path) -> dict[str, float]:
-    """Start the app in a new process; return its timings (s) and memory (MB)."""
+    """Start the app in a new process; return its timings (s) and memory (MB).
+
+    "total" is from the process's start to the app ready to serve; CPU and memory are taken
+    once a cold start's snapshot is written (after it is ready), before the start check."""
     env = dict(os.environ, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
                FEEDSVC_START_CHECK="background", FEEDSVC_RELOAD_INTERVAL="5")
-    began = time.perf_counter()
+    began = time.time()
     done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
                           text=True, check=True)
     result: dict[str, float] = json.loads(done.stdout)
-    result["total"] = time.perf_counter() - began
+    result["total"] = result["ready"] - began
     result["cpu"] += result["children_cpu"]
     return result
 

@@ -27,9 +27,12 @@ def problems_of(catalog: Catalog) -> list[Problem]:
     problems = list(catalog.problems)
     for entry in catalog.files.values():
         problems += entry.problems
-    # An id used twice is reported where it comes again, in path order (as find_files lists).
-    files = in_path_order(catalog.files)
-    problems += duplicate_ids((name, entry.ids) for name, entry in files.items())
+    # An id used twice is reported where it comes again, in path order (as find_files lists);
+    # the files are sorted for it only when some id is used twice.
+    ids = [rid for entry in catalog.files.values() for rid, _ in entry.ids]
+    if len(set(ids)) < len(ids):
+        files = in_path_order(catalog.files)
+        problems += duplicate_ids((name, entry.ids) for name, entry in files.items())
     if not catalog.files and not problems:
         problems.append(Problem(catalog.root, None, None, None, "no .yaml or .yml files found"))
     return sorted(problems, key=lambda p: (p.file, p.line or 0))

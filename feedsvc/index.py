@@ -20,10 +20,16 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
-def _postings(pairs: Iterable[tuple[str, int]]) -> dict[str, array[int]]:
+def _postings(keyed: Iterable[tuple[Iterable[str], int]]) -> dict[str, array[int]]:
+    """Return each key's labels, ascending, from (keys, label) pairs in label order."""
     index: dict[str, array[int]] = {}
-    for key, label in pairs:
-        index.setdefault(key, array(LABEL)).append(label)
+    get = index.get
+    for keys, label in keyed:  # millions of (key, label) pairs: no call or array per pair
+        for key in keys:
+            posting = get(key)
+            if posting is None:
+                posting = index[key] = array(LABEL)
+            posting.append(label)
     return index
 
 
@@ -198,9 +204,9 @@ def build_index(dataset: Dataset) -> Index:
     return Index(
         dataset=dataset,
         by_id=dict(zip((r.id for r in releases), labels, strict=True)),
-        by_country=_postings((c, i * gap) for i, r in enumerate(releases) for c in r.countries),
-        by_topic=_postings((t, i * gap) for i, r in enumerate(releases) for t in r.topics),
-        by_word=_postings((w, i * gap) for i, r in enumerate(releases) for w in _words(r)),
+        by_country=_postings(zip(map(_countries, releases), labels, strict=True)),
+        by_topic=_postings(zip(map(_topics, releases), labels, strict=True)),
+        by_word=_postings(zip(map(_words, releases), labels, strict=True)),
         sort_keys=array("d", (-r.published.timestamp() for r in releases)),
         labels=labels,
     )

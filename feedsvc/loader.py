@@ -242,8 +242,10 @@ def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list
 
 def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[str, Key]]:
     """Return the path and stat key of each local media file the releases name, by src."""
-    folder = str(media.media_root(root))
     sources = sorted({m.src for r in releases for m in media.release_media(r) if not m.remote})
+    if not sources:  # most releases: not even the media folder's path is worked out
+        return {}
+    folder = str(media.media_root(root))
     paths = {src: os.path.join(folder, *PurePosixPath(src).parts) for src in sources}
     return {src: (path, stat_key(path)) for src, path in paths.items()}
 

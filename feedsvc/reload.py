@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import guard, metrics, snapshot, state
+from . import guard, metrics, saving, snapshot, state
 from . import journal as journal_file
 from .assemble import Loaded, assemble, assemble_changed
 from .config import MaxRemoval
@@ -63,8 +63,6 @@ class Reloader:
         # Files read since the served data was built: only they can differ from it.
         self._touched: set[str] = set(journal or ())
         self.held: Held | None = None
-        # The index a child process built along with a full load, if the data was valid.
-        self._prebuilt: Index | None = None
         self._busy = threading.Lock()
         self._restored = loaded if isinstance(loaded, Restored) else None
         if isinstance(loaded, Loaded):
@@ -128,7 +126,6 @@ class Reloader:
             self._busy.release()
 
     def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
-        self._prebuilt = None
         change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
                         only=paths)
         self.seen = change.catalog
@@ -162,9 +159,7 @@ class Reloader:
         if gone > self.max_removal.allowed(len(served.releases)) \
                 and not self._accepted(dataset.version):
             return self._hold(Held(dataset.version, gone, len(served.releases)))
-        built = self._prebuilt
-        if built is None or built.version != dataset.version:
-            built = self._index(dataset, change.catalog, removed, added)
+        built = self._index(dataset, change.catalog, removed, added)
         return self._swap(Loaded(built, change.catalog), diff)
 
     def _diff(self, catalog: Catalog) -> Journal:
@@ -190,10 +185,8 @@ class Reloader:
         return update_index(self.served.index, dataset, removed, added)
 
     def _full(self, root: Path, limit: int) -> Catalog:
-        """Load every file (the vocabulary changed): in a child process when the data is large."""
-        scratch = None if self.snapshot_dir is None else Path(self.snapshot_dir)
-        catalog, self._prebuilt = snapshot.load_catalog(root, limit, scratch)
-        return catalog
+        """Load every file (the vocabulary changed): in child processes when the data is large."""
+        return snapshot.load_catalog(root, limit)
 
     def _swap(self, loaded: Loaded, diff: Journal) -> str:
         if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared
@@ -208,6 +201,7 @@ class Reloader:
 
     def _save(self, loaded: Loaded, diff: Journal) -> None:
         """Note the changed files in the journal; save a whole snapshot once it grows large."""
+        saving.settle()  # the snapshot of a cold start: written before anything newer
         self._journal.update(diff)
         changed = sum(len(e.releases) if e is not None else 1 for e in self._journal.values())
         vocabulary = loaded.catalog.site is not self.served.catalog.site
@@ -273,7 +267,8 @@ def init_app(app: Flask) -> Live:
     later = config["FEEDSVC_START_CHECK"] == "background" and config["FEEDSVC_RELOAD_INTERVAL"] > 0
     restored = snapshot.restore(path, snapshot_dir) if later and snapshot_dir is not None \
         else None
-    loaded = restored or snapshot.load(path, snapshot_dir, config["FEEDSVC_MAX_FILE_BYTES"])
+    loaded = restored or snapshot.load(path, snapshot_dir, config["FEEDSVC_MAX_FILE_BYTES"],
+                                       background=True)
     live = state.init_app(app, loaded.index)
     journal = None if snapshot_dir is None else journal_file.read_journal(
         snapshot.side_file(snapshot_dir, path, "snapshot"), loaded.index.version)
@@ -287,6 +282,7 @@ def init_app(app: Flask) -> Live:
         live.start_unchecked()
         if journal:  # what was served before the stop: the journal's files, and no others
             watch.check(strict=True, paths=())
+    saving.begin()  # the snapshot of a cold start, written while the app begins to serve
     app.extensions[_RELOADER] = watch
     app.extensions[_WATCHING] = None
     return live

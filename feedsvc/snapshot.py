@@ -17,7 +17,6 @@ import io
 import logging
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -30,12 +29,14 @@ from . import (
     dataset,
     facts,
     fanout,
+    flatyaml,
     index,
     loader,
     media,
     problems,
     records,
     reindex,
+    saving,
     stored,
     version,
     yamlsource,
@@ -45,51 +46,53 @@ from .assemble import Loaded, build
 from .dataset import Release
 from .index import Index
 from .loader import Catalog, FileEntry, update
-from .problems import DatasetError
 from .stored import Positions, StoredReleases, place, storing
 from .yamlsource import DEFAULT_MAX_FILE_BYTES
 
 # A snapshot's first line; then "<length of the index part> <its sha256> <the catalog's sha256>".
 FORMAT = b"feedsvc-snapshot 3\n"
-# The first line of a file of one checksummed pickle: a journal, or a child's invalid catalog.
+# The first line of a file of one checksummed pickle: a journal.
 PRIVATE = b"feedsvc-snapshot 2\n"
-# Above this many bytes of YAML, a full load runs in a child process: its garbage (3-4x the
-# kept data) then never inflates the serving process, which reads the child's result.
+# Above this many bytes of YAML, a full load parses in child processes (fanout.py): its
+# garbage (3-4x the kept data) then never inflates the serving process, which receives
+# their checked releases.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (assemble, dataset, facts, fanout, fields_module, index, loader, media, problems, records,
-         reindex, stored, version, yamlsource)
+_CODE = (assemble, dataset, facts, fanout, fields_module, flatyaml, index, loader, media,
+         problems, records, reindex, stored, version, yamlsource)
 log = logging.getLogger("feedsvc.snapshot")
 
 
 def load(path: str | Path, snapshot_dir: str | Path | None,
          max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, *,
-         child_over: int = CHILD_LOAD_BYTES) -> Loaded:
+         child_over: int = CHILD_LOAD_BYTES, background: bool = False) -> Loaded:
     """Return the last snapshot of this source (the caller updates it), else a full load.
 
-    A full load is saved as the snapshot; it raises DatasetError if the data is invalid.
+    A full load is saved as the snapshot (with `background`, once this has returned: see
+    saving.py); it raises DatasetError if the data is invalid.
     """
     root = Path(path)
     if snapshot_dir is None:
         return build(loader.load(root, max_file_bytes))
     file = snapshot_path(Path(snapshot_dir), root)
+    saving.settle()
     found = read_snapshot(file)
     if found is not None:
         log.info("dataset %s: loaded from snapshot %s", root, file)
         return found
-    return load_afresh(root, Path(snapshot_dir), max_file_bytes, child_over=child_over)
+    return load_afresh(root, Path(snapshot_dir), max_file_bytes, child_over=child_over,
+                       background=background)
 
 
 def load_afresh(root: Path, snapshot_dir: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-                *, child_over: int = CHILD_LOAD_BYTES) -> Loaded:
-    """Load every file and save the result as the snapshot; raise DatasetError if invalid."""
+                *, child_over: int = CHILD_LOAD_BYTES, background: bool = False) -> Loaded:
+    """Load every file and save the result as the snapshot (with `background`, once this has
+    returned: see saving.py); raise DatasetError if invalid."""
     file = snapshot_path(snapshot_dir, root)
-    catalog, built = load_catalog(root, max_file_bytes, snapshot_dir,
-                                  child_over=child_over, keep=file)
-    if built is not None:  # the child's result, already saved as the snapshot
-        _drop_others(file)
-        return Loaded(built, catalog)
-    loaded = build(catalog)
-    write_snapshot(file, loaded)
+    loaded = build(load_catalog(root, max_file_bytes, child_over=child_over))
+    if background:
+        saving.later(lambda: write_snapshot(file, loaded))
+    else:
+        write_snapshot(file, loaded)
     return loaded
 
 
@@ -97,6 +100,7 @@ def restore(path: str | Path, snapshot_dir: str | Path) -> Restored | None:
     """Return the index of the last snapshot of this source, its catalog read on demand."""
     root = Path(path)
     file = snapshot_path(Path(snapshot_dir), root)
+    saving.settle()
     found = open_snapshot(file)
     if found is not None:
         log.info("dataset %s: loaded from snapshot %s (the catalog of its files when first "
@@ -104,41 +108,11 @@ def restore(path: str | Path, snapshot_dir: str | Path) -> Restored | None:
     return found
 
 
-def full_load(root: Path, max_file_bytes: int, scratch: Path | None, *,
-              child_over: int = CHILD_LOAD_BYTES) -> Loaded:
-    """Read, parse, validate and index every file; raise DatasetError if the data is invalid."""
-    catalog, built = load_catalog(root, max_file_bytes, scratch, child_over=child_over)
-    return Loaded(built, catalog) if built is not None else build(catalog)
-
-
-def load_catalog(root: Path, max_file_bytes: int, scratch: Path | None, *,
-                 child_over: int | None = None,
-                 keep: Path | None = None) -> tuple[Catalog, Index | None]:
-    """Read, parse and validate every file: in a child process when the data is large.
-
-    Returns the catalog, and its index when the child found the data valid and built it
-    (None otherwise: the caller builds it, or reports the catalog's problems). With `keep`,
-    a valid result of the child becomes that snapshot file as it is: no second pickling.
-    """
-    if _yaml_over(root, CHILD_LOAD_BYTES if child_over is None else child_over):
-        found = _load_in_child(root, max_file_bytes, scratch or Path(tempfile.gettempdir()),
-                               keep)
-        if found is not None:
-            log.info("dataset %s: loaded in a child process", root)
-            return found
-    return loader.load(root, max_file_bytes), None
-
-
-def _yaml_over(root: Path, limit: int) -> bool:
-    """Tell whether the dataset's files hold more than `limit` bytes: stat until they do."""
-    if not root.exists():
-        return False
-    total = 0
-    for name in yamlsource.find_files(root, ordered=False):
-        total += max(loader.stat_key(name)[0], 0)
-        if total > limit:
-            return True
-    return False
+def load_catalog(root: Path, max_file_bytes: int, *, child_over: int | None = None) -> Catalog:
+    """Read, parse and validate every file: in child processes when the data is large (see
+    fanout.py), this process only receiving what they found."""
+    return fanout.load(root, max_file_bytes,
+                       over=CHILD_LOAD_BYTES if child_over is None else child_over)
 
 
 def load_index(path: str | Path, snapshot_dir: str | Path | None,
@@ -463,50 +437,3 @@ _ENTRY_FIELDS = tuple(f.name for f in fields(FileEntry))
 
 def _entry_reducer(entry: FileEntry) -> tuple[Any, ...]:
     return FileEntry, tuple(getattr(entry, name) for name in _ENTRY_FIELDS)
-
-
-def _load_in_child(root: Path, max_file_bytes: int, scratch: Path,
-                   keep: Path | None = None) -> tuple[Catalog, Index | None] | None:
-    """Load in a child process; return its catalog and index, None if the child failed."""
-    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=scratch, prefix=".load-")
-    os.close(handle)
-    out = Path(name)
-    command = [sys.executable, "-c", "import sys; from feedsvc.snapshot import child; "
-               "sys.exit(child(sys.argv[1:]))", str(root), str(out), str(max_file_bytes)]
-    try:
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
-        result = _read_result(out) if done.returncode == 0 else None
-        if result is not None and result[1] is not None and keep is not None:
-            os.replace(out, keep)
-    except OSError as error:
-        log.warning("dataset %s: no child process for the load (%s)", root, error)
-        result = None
-    finally:
-        out.unlink(missing_ok=True)
-    if result is None:
-        log.warning("dataset %s: child load failed; loading here", root)
-    return result
-
-
-def _read_result(out: Path) -> tuple[Catalog, Index | None] | None:
-    """Read what the child wrote: a snapshot, or the catalog of invalid data."""
-    found = open_snapshot(out, private=False)
-    if found is not None:
-        catalog = found.catalog()
-        return None if catalog is None else (catalog, found.index)
-    result = read_private(out)
-    return (result, None) if isinstance(result, Catalog) else None
-
-
-def child(argv: Sequence[str]) -> int:
-    """In the child: load ROOT in full; write to OUT what a snapshot holds, or the catalog."""
-    root, out, limit = Path(argv[0]), Path(argv[1]), int(argv[2])
-    catalog: Catalog = fanout.load(root, limit)  # a process of its own: it may fork
-    try:
-        loaded = build(catalog)
-    except DatasetError:  # its problems are reported by the parent
-        write_private(out, dumps(catalog))
-        return 0
-    _write(out, snapshot_parts(loaded))
-    return 0

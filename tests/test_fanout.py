@@ -43,8 +43,9 @@ def test_a_spread_load_equals_a_load_in_one_process(dataset_dir: Path, processes
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     alone = loader.load(dataset_dir, LIMIT)
     readers(monkeypatch, tmp_path / "readers")
-    spread = fanout.load(dataset_dir, LIMIT, processes)
-    assert len(set((tmp_path / "readers").read_text().split())) == processes
+    spread = fanout.load(dataset_dir, LIMIT, processes, "fork")
+    pids = set((tmp_path / "readers").read_text().split())
+    assert len(pids) == processes and str(os.getpid()) not in pids  # nothing read here
     assert_same(spread, alone)
     # The vocabulary (site.yaml, topics.yaml) sorts last: read by the last process, it was
     # still what every process checked its releases against.
@@ -92,7 +93,7 @@ def test_a_failed_process_means_a_load_in_one_process(dataset_dir: Path,
 
     monkeypatch.setattr(loader, "read_files", failing_in_a_child)
     caplog.set_level(logging.WARNING, "feedsvc.fanout")
-    spread = fanout.load(dataset_dir, LIMIT, 3)
+    spread = fanout.load(dataset_dir, LIMIT, 3, "fork")
     assert "parallel load failed (RuntimeError: disk on fire)" in caplog.text
     assert_same(spread, loader.load(dataset_dir, LIMIT))
 

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedsvc import create_app, reload, state
+from feedsvc import create_app, reload, saving, state
 from feedsvc.reload import reloader
 from feedsvc.stored import StoredReleases
 from feedsvc.synth import write_archive
@@ -77,6 +77,7 @@ def snapshots(tmp_path: Path) -> Path:
 
 def test_a_restart_serves_what_a_cold_start_serves(dataset_dir: Path, snapshots: Path) -> None:
     cold = app_of(dataset_dir, snapshots).test_client()
+    saving.settle()  # the cold start's snapshot, written once the app could serve
     assert list(snapshots.glob("*.pickle")), "the cold start wrote the snapshot"
     warm = restarted(dataset_dir, snapshots).test_client()
     assert readiness(warm)["dataset"]["start_check"] == "pending"
@@ -139,6 +140,7 @@ def test_a_mass_removal_while_down_is_held(dataset_dir: Path, snapshots: Path) -
 def test_a_damaged_catalog_means_every_file_is_compared(dataset_dir: Path,
                                                         snapshots: Path) -> None:
     app_of(dataset_dir, snapshots)
+    saving.settle()  # the cold start's snapshot, written once the app could serve
     [file] = snapshots.glob("*.pickle")
     data = file.read_bytes()  # the catalog is the snapshot's second part: its end
     file.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from feedsvc import create_app
+from feedsvc import create_app, saving, snapshot
+from feedsvc.assemble import Loaded
 from feedsvc.cli import main
 from feedsvc.config import ConfigError, from_env
 from feedsvc.dataset import DatasetError, load_dataset
@@ -105,9 +107,9 @@ def test_invalid_data_is_refused_after_the_child_process_fails(dataset_dir: Path
 
 def test_a_large_archive_is_loaded_in_a_child_process(dataset_dir: Path, tmp_path: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "feedsvc.snapshot")
+    caplog.set_level(logging.INFO, "feedsvc")
     index = load_index(dataset_dir, tmp_path / "snap", child_over=0)
-    assert "loaded in a child process" in caplog.text
+    assert "loaded in child processes (1)" in caplog.text
     assert index.releases == load_dataset(dataset_dir).releases
     [file] = snapshots(tmp_path / "snap")  # the child's result became the snapshot as it was
     assert oct(file.stat().st_mode & 0o777) == "0o600"
@@ -150,6 +152,7 @@ def test_a_reload_is_journalled_and_a_restart_parses_nothing(
 
     settings = {"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "s")}
     app = create_app(settings)
+    saving.settle()  # the cold start's snapshot, written once the app could serve
     [file] = snapshots(tmp_path / "s")
     written = file.read_bytes()
     release = dataset_dir / "releases" / "pr-2004-001.yaml"
@@ -164,3 +167,23 @@ def test_a_reload_is_journalled_and_a_restart_parses_nothing(
     assert response.headers["X-Dataset-Version"] == version and parsed == []
     assert b"to get special training" in response.data
     assert client.get("/releases/pr-2004-002").status_code == 404
+
+
+def test_a_cold_start_serves_first_and_writes_its_snapshot_after(
+        dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    snap, gate = tmp_path / "snap", threading.Event()
+    write = snapshot.write_snapshot
+
+    def held_back(file: Path, loaded: Loaded) -> bool:
+        assert gate.wait(timeout=60)
+        return write(file, loaded)
+    monkeypatch.setattr(snapshot, "write_snapshot", held_back)
+    client = create_app({"FEEDSVC_DATA": str(dataset_dir),
+                         "FEEDSVC_SNAPSHOT_DIR": str(snap)}).test_client()
+    assert client.get("/feeds/all.rss").status_code == 200
+    assert snapshots(snap) == []  # being written: served without waiting for it
+    gate.set()
+    saving.settle()
+    [file] = snapshots(snap)
+    found = snapshot.read_snapshot(file)
+    assert found is not None and len(found.index.releases) == 10

@@ -1,0 +1,26 @@
+"""A cold start of a large dataset under the shipped gunicorn config (a gevent master)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from feedsvc.snapshot import CHILD_LOAD_BYTES
+from feedsvc.synth import write_archive
+
+from .servers import start_gunicorn
+
+
+def test_a_large_dataset_is_parsed_in_child_processes_of_a_gunicorn_master(
+        tmp_path: Path) -> None:
+    data = write_archive(15_000, tmp_path / "data", split=True)
+    assert sum(p.stat().st_size for p in data.rglob("*.yaml")) > CHILD_LOAD_BYTES
+    env = {"FEEDSVC_DATA": str(data), "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "snap")}
+    server = start_gunicorn(tmp_path, env=env, ready_s=180)
+    try:
+        log = server.log.read_text()
+        assert "loaded in child processes (" in log and "load failed" not in log, server.tail()
+    finally:
+        server.stop(60)  # a clean stop: the snapshot written in the background is complete
+    assert server.process.returncode == 0, server.tail()
+    again = start_gunicorn(tmp_path, env=env, ready_s=180)
+    again.stop(60)
+    assert "loaded from snapshot" in again.log.read_text(), again.tail()
