@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .flatyaml import flat_document
 from .problems import DatasetError, Problem
 
 # Re-exported: the records are part of this module's interface.
@@ -112,8 +111,7 @@ def vocabulary(parts: Parts, problems: list[Problem]) -> tuple[Site | None, dict
 
 def parse_file(name: str, raw: bytes, problems: list[Problem]) -> Parts:
     """Parse one file and sort what it holds into site, topics and releases."""
-    flat = flat_document(raw)  # one release in flat lines: the same mapping, built faster
-    src, problem = (SourceFile(name, flat), None) if flat is not None else parse(name, raw)
+    src, problem = parse(name, raw)
     if problem is not None:
         problems.append(problem)
     return _sort([src] if src is not None else [], problems)

@@ -29,7 +29,6 @@ from . import (
     dataset,
     facts,
     fanout,
-    flatyaml,
     index,
     loader,
     media,
@@ -57,8 +56,8 @@ PRIVATE = b"feedsvc-snapshot 2\n"
 # garbage (3-4x the kept data) then never inflates the serving process, which receives
 # their checked releases.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (assemble, dataset, facts, fanout, fields_module, flatyaml, index, loader, media,
-         problems, records, reindex, stored, version, yamlsource)
+_CODE = (assemble, dataset, facts, fanout, fields_module, index, loader, media, problems, records,
+         reindex, stored, version, yamlsource)
 log = logging.getLogger("feedsvc.snapshot")
 
 
