@@ -9,8 +9,8 @@ SERVE_BIN := $(SERVE_VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # The modules between a request and its bytes: in-process tests must cover them (make test).
-HTTP_LAYER := feedsvc/__init__.py,feedsvc/conditional.py,feedsvc/fastpath.py,feedsvc/feedcache.py,$\
-	feedsvc/headers.py,feedsvc/observe.py,feedsvc/errors.py,feedsvc/proxy.py,feedsvc/state.py,$\
+HTTP_LAYER := feedsvc/__init__.py,feedsvc/http/conditional.py,feedsvc/http/fastpath.py,feedsvc/http/feedcache.py,$\
+	feedsvc/http/headers.py,feedsvc/http/observe.py,feedsvc/http/errors.py,feedsvc/http/proxy.py,feedsvc/state.py,$\
 	feedsvc/config.py,feedsvc/views/*
 
 .PHONY: serve test flake lint bench check-data system-deps clean soak faults

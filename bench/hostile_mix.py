@@ -45,7 +45,7 @@ CACHED = "/feeds/all.rss"
 BUDGET_MS, TARGET_P99_MS = 20.0, 50.0
 WORST = ("a+and+at+brings+employers+governments+held+in+new+of+on+opens+organizations+"
          "representatives+the+together+workers+talks")
-FIRST_DAY = date(2004, 10, 1)  # feedsvc.synth: the archive's first day (20 years from it)
+FIRST_DAY = date(2004, 10, 1)  # operations/synth.py: the archive's first day (20 years on)
 TOPIC = "social-security"
 ATTACK_PATHS = 80_000  # more than 8 connections send in a run
 # Between one-at-a-time requests: a polite client, within the workers' render budget

@@ -112,9 +112,9 @@ def dataset(workdir: Path, given: str | None) -> tuple[str, str]:
     """Return the dataset every app of the run serves, and how to name it in the table."""
     if given:
         return given, given
-    if importlib.util.find_spec("feedsvc.synth") is None:
+    if importlib.util.find_spec("feedsvc.operations.synth") is None:
         return str(loopback.ROOT / "data"), "the bundled dataset (feedsvc synth not available)"
-    from feedsvc.synth import write_archive  # type: ignore[import-not-found,unused-ignore]
+    from feedsvc.operations.synth import write_archive  # type: ignore[import-not-found,unused-ignore]
     # In a folder of its own, as deployed: the dataset watcher is told of every write in the
     # folder of a one-file dataset, so server logs beside it would wake it on every log write.
     archive = write_archive(1000, workdir / "dataset" / "releases.yaml")

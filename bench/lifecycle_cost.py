@@ -21,12 +21,12 @@ from datetime import UTC, datetime, timedelta
 
 from archives import archive, publish, table
 
-from feedsvc.catalogue import build_catalogue
 from feedsvc.dataset import Dataset, Release, load_dataset, newest_first
-from feedsvc.facts import _facts, _facts_after
-from feedsvc.index import Filters, Index, build_index
-from feedsvc.lifecycle import view_at
-from feedsvc.reindex import update_index
+from feedsvc.dataset.facts import _facts, _facts_after
+from feedsvc.dataset.index import Filters, Index, build_index
+from feedsvc.dataset.lifecycle import view_at
+from feedsvc.dataset.reindex import update_index
+from feedsvc.feeds.catalogue import build_catalogue
 
 SIZE = 100_000
 

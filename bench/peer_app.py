@@ -13,7 +13,7 @@ from flask import Flask, Response, abort, request
 
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.dataset import load_dataset
-from feedsvc.records import Release
+from feedsvc.dataset.records import Release
 
 DATA = load_dataset(os.environ.get("FEEDSVC_DATA") or BUNDLED_DATA)
 BASE = os.environ.get("FEEDSVC_BASE_URL", "http://127.0.0.1/").rstrip("/") + "/"

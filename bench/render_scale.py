@@ -17,9 +17,9 @@ from flask.testing import FlaskClient
 
 from feedsvc import create_app
 from feedsvc.extensions import cache
-from feedsvc.query import parse_query
+from feedsvc.feeds.query import parse_query
+from feedsvc.feeds.urls import Scope
 from feedsvc.state import current_index, feed_cache
-from feedsvc.urls import Scope
 
 SMALL, LARGE = 1_000, 100_000
 TARGET = 1.5

@@ -15,9 +15,9 @@ import time
 from archives import archive, publish, table
 
 from feedsvc.dataset import load_dataset
-from feedsvc.index import Index, build_index
-from feedsvc.query import parse_query
-from feedsvc.urls import Scope
+from feedsvc.dataset.index import Index, build_index
+from feedsvc.feeds.query import parse_query
+from feedsvc.feeds.urls import Scope
 
 SIZE = 100_000
 BUDGET_MS = 20.0

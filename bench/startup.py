@@ -36,7 +36,7 @@ from feedsvc import create_app
 imported = time.perf_counter()
 app = create_app()
 loaded, ready = time.perf_counter(), time.time()
-from feedsvc import saving
+from feedsvc.dataset import saving
 saving.settle()  # the CPU and memory of a cold start include writing its snapshot
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 spent = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -45,7 +45,7 @@ result = {"import": imported - started, "load": loaded - imported, "ready": read
           "cpu": cpu, "children_cpu": spent.ru_utime + spent.ru_stime,
           "rss": int(status["VmRSS"].split()[0]) / 1024,
           "peak": int(status["VmHWM"].split()[0]) / 1024}
-from feedsvc.reload import reloader
+from feedsvc.operations.reload import reloader
 checking = time.perf_counter()
 reloader(app).check()  # what the watcher does first (a no-op when the start waited for it)
 result["check"], result["check_cpu"] = time.perf_counter() - checking, time.process_time() - cpu
@@ -54,7 +54,7 @@ print(json.dumps(result))
 # The baseline: every file parsed by PyYAML's C loader with its own constructor, nothing else.
 PARSE_ONLY = """
 import sys, time, yaml
-from feedsvc.yamlsource import find_files
+from feedsvc.dataset.yamlsource import find_files
 from pathlib import Path
 for name in find_files(Path(sys.argv[1])):
     with open(name, "rb") as stream:

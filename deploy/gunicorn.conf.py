@@ -41,7 +41,7 @@ if not os.environ.get("_FEEDSVC_METRICS_DIR"):
 from gunicorn.http import wsgi as _gunicorn_wsgi
 
 from feedsvc import config as _config
-from feedsvc.logs import gunicorn_logger
+from feedsvc.operations.logs import gunicorn_logger
 
 # The master runs the dataset watcher (when_ready): a restart serves the snapshot at once and
 # the watcher's first look finds the files changed while the service was down (README). Only
@@ -77,7 +77,7 @@ keepalive = 5
 max_requests = 0
 # No peer is a trusted proxy to gunicorn itself: by default it believes X-Forwarded-Proto/-Ssl/
 # -Protocol (the scheme of every link) and a SCRIPT_NAME header from 127.0.0.1, whatever the app
-# is told. FEEDSVC_TRUST_PROXY (feedsvc/proxy.py) is the one switch for proxy headers; a
+# is told. FEEDSVC_TRUST_PROXY (feedsvc/http/proxy.py) is the one switch for proxy headers; a
 # SCRIPT_NAME header is then dropped (header_map "drop") instead of failing the request.
 forwarded_allow_ips = ""
 # gunicorn >= 25 opens a control socket in $XDG_RUNTIME_DIR or $HOME by default: a sandboxed
@@ -105,7 +105,7 @@ def pre_fork(server, worker):
 
 def when_ready(server):
     """Start the instance's one dataset watcher, in the master: it loads each change once."""
-    from feedsvc.reload import start_watching
+    from feedsvc.operations.reload import start_watching
 
     # A restart's first look at the files waits for the workers: they serve the snapshot
     # meanwhile (this hook runs before the arbiter forks them).
@@ -116,7 +116,7 @@ def when_ready(server):
 def post_fork(server, worker):
     """Start the worker's timer for the next scheduled publication (it tells the WebSub hub,
     once per box; timers do not survive the fork)."""
-    from feedsvc.websub import start_schedule
+    from feedsvc.operations.websub import start_schedule
 
     start_schedule(worker.app.wsgi())
 
@@ -142,7 +142,7 @@ def refork_workers(server, result):
 
 def on_reload(server):
     """On HUP, load and validate the dataset in the master, so that new workers fork with it."""
-    from feedsvc.reload import reload_now
+    from feedsvc.operations.reload import reload_now
 
     result = reload_now(server.app.wsgi())
     server.log.info("HUP: dataset %s", result)
@@ -172,7 +172,7 @@ def worker_exit(server, worker):
 def child_exit(server, worker):
     """Fold a dead worker's metric files into the archive: its counts stay in the sums, and a
     scrape reads the same number of files after 100 worker deaths as after none."""
-    from feedsvc.metrics import retire_process
+    from feedsvc.operations.metrics import retire_process
 
     retire_process(worker.pid)
 

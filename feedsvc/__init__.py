@@ -6,10 +6,12 @@ from typing import Any
 
 from flask import Flask
 
-from . import clock, config, errors, fastpath, feedcache, headers, logs, observe, proxy, reload, state, websub
+from . import clock, config, state
 from .extensions import cache
+from .http import errors, fastpath, feedcache, headers, observe, proxy
+from .operations import logs, reload, websub
 from .views import directory, embed, feeds, health, media, pages, seo
-from .views import metrics as metrics_view  # not to hide the feedsvc.metrics module
+from .views import metrics as metrics_view  # the view, apart from operations.metrics
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

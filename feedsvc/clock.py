@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
 
-from .facts import facts
-from .index import Index
-from .lifecycle import View, view_at
+from .dataset.facts import facts
+from .dataset.index import Index
+from .dataset.lifecycle import View, view_at
 from .state import Live, current_index
 
 Clock = Callable[[], datetime]

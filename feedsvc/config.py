@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .yamlsource import DEFAULT_MAX_FILE_BYTES
+from .dataset.yamlsource import DEFAULT_MAX_FILE_BYTES
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
 MIB = 2**20

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g
 
-from .feedcache import FeedCache, Memo
-from .index import Index
-from .query import FeedQuery
+from .dataset.index import Index
+from .feeds.query import FeedQuery
+from .http.feedcache import FeedCache, Memo
 
 log = logging.getLogger("feedsvc.state")
 

@@ -75,7 +75,7 @@ def _snapshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def archive_1k(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic 1,000-release archive in one bundle file (generated once per session)."""
-    from feedsvc.synth import write_archive
+    from feedsvc.operations.synth import write_archive
 
     return write_archive(1000, tmp_path_factory.mktemp("archive") / "archive.yaml")
 

@@ -29,7 +29,8 @@ def entry_ids(response: TestResponse, fmt: str) -> list[str]:
 
 def record_parses(monkeypatch: Any) -> list[str]:
     """Record the name of every file the dataset loader parses from now on."""
-    from feedsvc import dataset, loader
+    from feedsvc import dataset
+    from feedsvc.dataset import loader
 
     parsed: list[str] = []
 

@@ -7,7 +7,7 @@ import pytest
 from flask import Flask
 
 from feedsvc import state
-from feedsvc.budget import Overloaded, RenderBudget
+from feedsvc.http.budget import Overloaded, RenderBudget
 
 from .conftest import build
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from feedsvc.snapshot import CHILD_LOAD_BYTES
-from feedsvc.synth import write_archive
+from feedsvc.dataset.snapshot import CHILD_LOAD_BYTES
+from feedsvc.operations.synth import write_archive
 
 from .servers import start_gunicorn
 

@@ -11,9 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from feedsvc import create_app, fastpath, state
+from feedsvc import create_app, state
 from feedsvc.config import BUNDLED_DATA
-from feedsvc.fastpath import FastPath
+from feedsvc.http import fastpath
+from feedsvc.http.fastpath import FastPath
 
 from .conftest import BASE_URL, build
 from .helpers import parse_feed

@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 from lxml import etree, html
 
 from feedsvc import create_app, state
-from feedsvc.catalogue import catalogue
 from feedsvc.clock import view_of
 from feedsvc.dataset import Dataset
+from feedsvc.feeds.catalogue import catalogue
 
 from .conftest import BASE_URL
 

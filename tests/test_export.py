@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 
 from feedsvc import create_app, state
-from feedsvc.cli import main
-from feedsvc.export import export, feed_paths
+from feedsvc.operations.cli import main
+from feedsvc.operations.export import export, feed_paths
 
 BASE_URL = "https://feeds.example.org/"
 

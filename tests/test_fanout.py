@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc import fanout, loader
-from feedsvc.assemble import assemble
-from feedsvc.dataset import DatasetError
-from feedsvc.loader import Catalog
+from feedsvc.dataset import DatasetError, fanout, loader
+from feedsvc.dataset.assemble import assemble
+from feedsvc.dataset.loader import Catalog
 
 LIMIT = 1 << 20
 

@@ -9,11 +9,12 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from feedsvc import fastpath, state
+from feedsvc import state
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.dataset import load_dataset
-from feedsvc.fastpath import FastPath
-from feedsvc.index import build_index
+from feedsvc.dataset.index import build_index
+from feedsvc.http import fastpath
+from feedsvc.http.fastpath import FastPath
 
 from .conftest import BASE_URL, build
 from .helpers import parse_feed
@@ -138,7 +139,7 @@ def test_the_fast_path_writes_the_access_line_and_metrics(capsys: pytest.Capture
 
 def test_each_app_parses_a_query_string_once_per_dataset_version(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from feedsvc.query import FeedQuery, parse_query
+    from feedsvc.feeds.query import FeedQuery, parse_query
 
     parsed: list[object] = []
 

@@ -11,8 +11,8 @@ import redis
 from flask import Flask
 
 from feedsvc import state
-from feedsvc.conditional import Rendered
-from feedsvc.feedcache import FeedCache, Memo
+from feedsvc.http.conditional import Rendered
+from feedsvc.http.feedcache import FeedCache, Memo
 
 from .conftest import build
 from .helpers import parse_feed

@@ -17,7 +17,7 @@ import pytest
 from .servers import GUNICORN_CONF as CONF
 from .servers import start_gunicorn
 
-# feedsvc.logs.TextFormatter: `time LEVEL logger message key=value ...`
+# feedsvc.operations.logs.TextFormatter: `time LEVEL logger message key=value ...`
 TEXT_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
                        r"(?P<logger>[\w.]+) ")
 

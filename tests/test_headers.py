@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import TestResponse
 
-from feedsvc import headers
+from feedsvc.http import headers
 
 from .routes import METHODS, example_paths
 

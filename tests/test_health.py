@@ -8,7 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from feedsvc import create_app, state
-from feedsvc.reload import reloader
+from feedsvc.operations.reload import reloader
 
 from .conftest import FakeClock, release_yaml
 from .servers import free_port

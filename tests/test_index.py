@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.dataset import Release, load_dataset
-from feedsvc.index import Filters, Index, Page, build_index, words
+from feedsvc.dataset.index import Filters, Index, Page, build_index, words
 
 from .helpers import index_meaning
 
@@ -109,7 +109,7 @@ def test_an_updated_index_equals_one_built_afresh(index: Index, seed: int) -> No
     from dataclasses import replace
 
     from feedsvc.dataset import newest_first
-    from feedsvc.reindex import update_index
+    from feedsvc.dataset.reindex import update_index
 
     rng = random.Random(seed)
     old = list(index.releases)
@@ -136,7 +136,7 @@ def test_releases_added_again_and_again_at_one_place_are_indexed_as_afresh(index
     from dataclasses import replace
 
     from feedsvc.dataset import newest_first
-    from feedsvc.reindex import update_index
+    from feedsvc.dataset.reindex import update_index
 
     current, middle = index, index.releases[len(index.releases) // 2]
     for n in range(80):

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.catalogue import build_catalogue
 from feedsvc.dataset import Release, load_dataset, newest_first
-from feedsvc.facts import Facts, _facts, facts, hidden
-from feedsvc.feed import NEVER
-from feedsvc.index import Filters, Index, build_index
-from feedsvc.lifecycle import view_at
-from feedsvc.reindex import update_index
+from feedsvc.dataset.facts import Facts, _facts, facts, hidden
+from feedsvc.dataset.index import Filters, Index, build_index
+from feedsvc.dataset.lifecycle import view_at
+from feedsvc.dataset.reindex import update_index
+from feedsvc.feeds.catalogue import build_catalogue
+from feedsvc.feeds.feed import NEVER
 
 
 @pytest.fixture(scope="module")

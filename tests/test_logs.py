@@ -16,7 +16,7 @@ from pathlib import Path
 import gevent
 import pytest
 
-from feedsvc.logs import JsonFormatter, LineWriter, TextFormatter, log_fields
+from feedsvc.operations.logs import JsonFormatter, LineWriter, TextFormatter, log_fields
 
 from .servers import start_gunicorn
 

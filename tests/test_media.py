@@ -247,7 +247,7 @@ def _enclosures(client: FlaskClient) -> dict[str, tuple[int, str]]:
 def test_a_media_file_changed_in_place_reloads_the_releases_naming_it(
         media_app: Flask, notified: bool) -> None:
     from feedsvc.dataset import load_dataset
-    from feedsvc.reload import reloader
+    from feedsvc.operations.reload import reloader
 
     client = media_app.test_client()
     root = Path(media_app.config["FEEDSVC_DATA"])
@@ -273,7 +273,7 @@ def test_a_media_file_changed_in_place_reloads_the_releases_naming_it(
 
 
 def test_a_media_file_deleted_is_rejected_and_its_return_recovers(media_app: Flask) -> None:
-    from feedsvc.reload import reloader
+    from feedsvc.operations.reload import reloader
 
     client = media_app.test_client()
     report = Path(media_app.config["FEEDSVC_DATA"]) / "media" / "report.pdf"

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from feedsvc import create_app, state
-from feedsvc.reload import reloader
+from feedsvc.operations.reload import reloader
 
 FEED_RULE = "/feeds/all.<any(rss, atom, json):fmt>"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from feedsvc.dataset import load_dataset
-from feedsvc.records import RELEASE_FIELDS
+from feedsvc.dataset.records import RELEASE_FIELDS
 
 from .conftest import release_yaml
 

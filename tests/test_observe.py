@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from feedsvc import create_app
 from feedsvc.config import ConfigError, from_env
-from feedsvc.logs import JsonFormatter, TextFormatter, gunicorn_logger
+from feedsvc.operations.logs import JsonFormatter, TextFormatter, gunicorn_logger
 
 
 def json_app(dataset_dir: Path) -> Flask:

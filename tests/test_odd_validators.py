@@ -11,7 +11,7 @@ from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feedsvc.fastpath import fast_path
+from feedsvc.http.fastpath import fast_path
 
 from .conftest import build
 from .routes import example_paths

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from feedsvc import create_app, state
 from feedsvc.dataset import load_dataset
-from feedsvc.index import build_index
+from feedsvc.dataset.index import build_index
 
 from .conftest import BASE_URL, release_yaml
 

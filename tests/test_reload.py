@@ -13,13 +13,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedsvc import create_app, loader
-from feedsvc.cli import check_data
-from feedsvc.index import Index
-from feedsvc.problems import Problem
-from feedsvc.reload import reload_now, reloader, start_watching
+from feedsvc import create_app
+from feedsvc.dataset import loader
+from feedsvc.dataset.index import Index
+from feedsvc.dataset.problems import Problem
+from feedsvc.dataset.yamlsource import read_source
+from feedsvc.operations.cli import check_data
+from feedsvc.operations.reload import reload_now, reloader, start_watching
 from feedsvc.state import Live, live
-from feedsvc.yamlsource import read_source
 
 from .helpers import index_meaning, record_parses
 
@@ -262,7 +263,7 @@ def test_a_notified_folder_or_link_means_a_full_look(dataset_dir: Path) -> None:
 
 
 def test_the_watcher_wakes_on_changes_not_on_reads(tmp_path: Path) -> None:
-    from feedsvc.watcher import Watcher
+    from feedsvc.operations.watcher import Watcher
 
     watcher = Watcher(str(tmp_path), interval=5, backend="notify", settle=0.2)
     try:
@@ -282,7 +283,7 @@ def test_a_one_file_dataset_is_watched_and_not_the_files_beside_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from inotify_simple import Event, parse_events
 
-    from feedsvc import watcher as watching
+    from feedsvc.operations import watcher as watching
 
     read: list[str] = []
 
@@ -291,7 +292,7 @@ def test_a_one_file_dataset_is_watched_and_not_the_files_beside_it(
         read.extend(event.name for event in events)
         return events
 
-    monkeypatch.setattr("feedsvc.watcher.parse_events", parsed)
+    monkeypatch.setattr("feedsvc.operations.watcher.parse_events", parsed)
     data, log = tmp_path / "releases.yaml", tmp_path / "server.log"
     data.write_text("x: 1\n")
     log.touch()  # made before: making an entry is news of the folder, writing one is not
@@ -318,7 +319,7 @@ def test_a_one_file_dataset_is_watched_and_not_the_files_beside_it(
 
 def test_each_reload_serves_what_a_restart_would(dataset_dir: Path) -> None:
     from feedsvc.dataset import load_dataset
-    from feedsvc.index import build_index
+    from feedsvc.dataset.index import build_index
 
     app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
     state: Live = live(app)

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from feedsvc import create_app, saving
-from feedsvc.cli import check_data, main
+from feedsvc import create_app
 from feedsvc.config import ConfigError, MaxRemoval, from_env
-from feedsvc.reload import reloader
-from feedsvc.snapshot import side_file as state_file
+from feedsvc.dataset import saving
+from feedsvc.dataset.snapshot import side_file as state_file
+from feedsvc.operations.cli import check_data, main
+from feedsvc.operations.reload import reloader
 
 from .conftest import BASE_URL, release_yaml
 from .helpers import entry_ids, record_parses
@@ -155,7 +156,7 @@ def test_max_removal_setting() -> None:
 
 def test_a_large_bundle_is_parsed_in_a_child_once_per_edit(
         archive_1k: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from feedsvc import snapshot
+    from feedsvc.dataset import snapshot
 
     bundle = tmp_path / "bundle.yaml"
     bundle.write_bytes(archive_1k.read_bytes())

@@ -31,7 +31,7 @@ _shipped_post_fork = post_fork
 def post_fork(server, worker):
     _shipped_post_fork(server, worker)
     from pathlib import Path
-    from feedsvc import render
+    from feedsvc.feeds import render
 
     rss = render.RENDERERS["rss"]
 

@@ -12,10 +12,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedsvc import create_app, reload, saving, state
-from feedsvc.reload import reloader
-from feedsvc.stored import StoredReleases
-from feedsvc.synth import write_archive
+from feedsvc import create_app, state
+from feedsvc.dataset import saving
+from feedsvc.dataset.stored import StoredReleases
+from feedsvc.operations import reload
+from feedsvc.operations.reload import reloader
+from feedsvc.operations.synth import write_archive
 
 from .helpers import parse_feed, record_parses
 from .test_gunicorn import Server, start, stop, until

@@ -15,10 +15,10 @@ from lxml import etree, html
 from feedsvc import create_app, state
 from feedsvc.clock import set_clock
 from feedsvc.dataset import load_dataset
-from feedsvc.export import export
-from feedsvc.fastpath import fast_path
-from feedsvc.index import build_index
-from feedsvc.websub import MAX_WAIT, schedule, start_schedule
+from feedsvc.dataset.index import build_index
+from feedsvc.http.fastpath import fast_path
+from feedsvc.operations.export import export
+from feedsvc.operations.websub import MAX_WAIT, schedule, start_schedule
 
 from .conftest import BASE_URL, FakeClock, release_yaml
 from .helpers import FORMATS, entry_ids

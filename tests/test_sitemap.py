@@ -10,9 +10,9 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from feedsvc import create_app
-from feedsvc.lifecycle import View
-from feedsvc.sitemap import Sitemap
-from feedsvc.urls import Urls
+from feedsvc.dataset.lifecycle import View
+from feedsvc.feeds.sitemap import Sitemap
+from feedsvc.feeds.urls import Urls
 
 from .conftest import BASE_URL, release_yaml
 

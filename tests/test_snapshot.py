@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc import create_app, saving, snapshot
-from feedsvc.assemble import Loaded
-from feedsvc.cli import main
+from feedsvc import create_app
 from feedsvc.config import ConfigError, from_env
-from feedsvc.dataset import DatasetError, load_dataset
-from feedsvc.snapshot import FORMAT, load_index
+from feedsvc.dataset import DatasetError, load_dataset, saving, snapshot
+from feedsvc.dataset.assemble import Loaded
+from feedsvc.dataset.snapshot import FORMAT, load_index
+from feedsvc.operations.cli import main
 
 from .helpers import record_parses
 
@@ -148,7 +148,7 @@ def test_snapshot_dir_setting() -> None:
 
 def test_a_reload_is_journalled_and_a_restart_parses_nothing(
         dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from feedsvc.reload import reloader
+    from feedsvc.operations.reload import reloader
 
     settings = {"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "s")}
     app = create_app(settings)

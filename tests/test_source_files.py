@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from feedsvc.dataset import load_dataset, read_files
-from feedsvc.yamlsource import DatasetLoader, LocatedMap, content_hash
+from feedsvc.dataset.yamlsource import DatasetLoader, LocatedMap, content_hash
 
 RELEASE_TEXT = (Path(__file__).resolve().parent.parent / "data" / "releases"
                 / "pr-2004-001.yaml").read_text()

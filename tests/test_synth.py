@@ -8,9 +8,9 @@ import feedparser
 import pytest
 
 from feedsvc import create_app
-from feedsvc.cli import main
 from feedsvc.dataset import load_dataset
-from feedsvc.synth import write_archive
+from feedsvc.operations.cli import main
+from feedsvc.operations.synth import write_archive
 
 
 def test_a_generated_archive_passes_check_data(archive_1k: Path,

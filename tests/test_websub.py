@@ -17,10 +17,10 @@ from flask import Flask
 from feedsvc import create_app, state
 from feedsvc.config import ConfigError, from_env
 from feedsvc.dataset import load_dataset
-from feedsvc.index import build_index
-from feedsvc.query import FORMATS
-from feedsvc.urls import Urls
-from feedsvc.websub import Publisher
+from feedsvc.dataset.index import build_index
+from feedsvc.feeds.query import FORMATS
+from feedsvc.feeds.urls import Urls
+from feedsvc.operations.websub import Publisher
 
 from .conftest import BASE_URL, release_yaml
 

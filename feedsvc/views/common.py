@@ -8,13 +8,13 @@ from typing import Any
 from flask import Request, Response, abort, current_app, request
 
 from ..clock import current_view
-from ..conditional import Answer, Conditions, Rendered, cache_control, respond
-from ..feedcache import cache_key
-from ..index import Index
-from ..query import DEFAULT_QUERY, FeedQuery, parse_query
-from ..records import country_code
+from ..dataset.index import Index
+from ..dataset.records import country_code
+from ..feeds.query import DEFAULT_QUERY, FeedQuery, parse_query
+from ..feeds.urls import Scope, Urls
+from ..http.conditional import Answer, Conditions, Rendered, cache_control, respond
+from ..http.feedcache import cache_key
 from ..state import ParsedQueries, current_index, feed_cache, parsed_queries
-from ..urls import Scope, Urls
 
 NO_HOST = "The Host header is missing or is not a valid host name."
 

@@ -8,14 +8,14 @@ from unicodedata import normalize
 from flask import Blueprint, Response, render_template, request
 from markupsafe import Markup
 
-from ..catalogue import Listing, catalogue
 from ..clock import current_view
-from ..conditional import Rendered
-from ..feed import NEVER, country_name
-from ..query import FORMATS, parse_country
-from ..records import COUNTRIES
-from ..render import OPML_CONTENT_TYPE, XSLT_CONTENT_TYPE, Outline, render_opml
-from ..urls import Urls
+from ..dataset.records import COUNTRIES
+from ..feeds.catalogue import Listing, catalogue
+from ..feeds.feed import NEVER, country_name
+from ..feeds.query import FORMATS, parse_country
+from ..feeds.render import OPML_CONTENT_TYPE, XSLT_CONTENT_TYPE, Outline, render_opml
+from ..feeds.urls import Urls
+from ..http.conditional import Rendered
 from .common import cacheable, key, urls
 
 bp = Blueprint("directory", __name__)

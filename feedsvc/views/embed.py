@@ -10,10 +10,10 @@ from importlib.resources import files
 from flask import Blueprint, Response, render_template, request
 
 from ..clock import current_view
-from ..conditional import Rendered
-from ..feed import NEVER, feed_title
-from ..query import DEFAULT_QUERY, parse_choice
-from ..urls import Scope
+from ..feeds.feed import NEVER, feed_title
+from ..feeds.query import DEFAULT_QUERY, parse_choice
+from ..feeds.urls import Scope
+from ..http.conditional import Rendered
 from .common import cacheable, feed_query, key, page_scope, urls
 
 bp = Blueprint("embed", __name__)

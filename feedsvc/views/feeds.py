@@ -8,15 +8,15 @@ from flask import Blueprint, Flask, Request, Response, abort, current_app, redir
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
-from ..conditional import Rendered
-from ..feed import build_feed
-from ..feedcache import cache_key
-from ..lifecycle import View
-from ..query import DEFAULT_QUERY, FeedQuery
-from ..records import country_code
-from ..render import CONTENT_TYPES, RENDERERS
+from ..dataset.lifecycle import View
+from ..dataset.records import country_code
+from ..feeds.feed import build_feed
+from ..feeds.query import DEFAULT_QUERY, FeedQuery
+from ..feeds.render import CONTENT_TYPES, RENDERERS
+from ..feeds.urls import Scope, Urls
+from ..http.conditional import Rendered
+from ..http.feedcache import cache_key
 from ..state import current_index, parsed_queries
-from ..urls import Scope, Urls
 from .common import NO_HOST, cacheable, query_of, settings_of, urls, urls_for
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")

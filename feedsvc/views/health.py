@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..catalogue import catalogue
 from ..clock import now
-from ..lifecycle import view_at
+from ..dataset.lifecycle import view_at
+from ..feeds.catalogue import catalogue
 from ..state import Live, feed_cache, live
 
 bp = Blueprint("health", __name__)

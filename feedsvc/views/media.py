@@ -12,11 +12,11 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, request
 
 from ..clock import current_view
-from ..conditional import Conditions, Rendered, Validators, media_answer
-from ..lifecycle import View
-from ..media import content_type, file_facts, local_files, locate, media_root
+from ..dataset.lifecycle import View
+from ..dataset.media import content_type, file_facts, local_files, locate, media_root
+from ..feeds.urls import MEDIA_HASH
+from ..http.conditional import Conditions, Rendered, Validators, media_answer
 from ..state import current_index
-from ..urls import MEDIA_HASH
 from .common import to_response
 
 bp = Blueprint("media", __name__)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from ..metrics import exposition
+from ..operations.metrics import exposition
 from ..state import live
 
 bp = Blueprint("metrics", __name__)

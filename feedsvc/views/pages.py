@@ -7,15 +7,15 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template
 from markupsafe import Markup
 
-from ..catalogue import catalogue
 from ..clock import current_view
-from ..conditional import Rendered
 from ..dataset import Release
-from ..feed import country_name, feed_title
-from ..lifecycle import View
-from ..query import DEFAULT_QUERY, FeedQuery
-from ..seo import news_article, script_json
-from ..urls import Scope, Urls
+from ..dataset.lifecycle import View
+from ..feeds.catalogue import catalogue
+from ..feeds.feed import country_name, feed_title
+from ..feeds.query import DEFAULT_QUERY, FeedQuery
+from ..feeds.seo import news_article, script_json
+from ..feeds.urls import Scope, Urls
+from ..http.conditional import Rendered
 from .common import cacheable, feed_query, key, page_scope, urls
 
 bp = Blueprint("pages", __name__)

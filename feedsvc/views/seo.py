@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app
 
-from ..catalogue import catalogue
 from ..clock import current_view
-from ..conditional import Rendered
-from ..sitemap import (
+from ..feeds.catalogue import catalogue
+from ..feeds.sitemap import (
     CONTENT_TYPE,
     ROBOTS_CONTENT_TYPE,
     Loc,
@@ -16,6 +15,7 @@ from ..sitemap import (
     render_urlset,
     robots,
 )
+from ..http.conditional import Rendered
 from .common import cacheable, key, urls
 
 bp = Blueprint("seo", __name__)

@@ -1,0 +1,181 @@
+"""What one index version says about hiding releases, kept per version (see lifecycle.py).
+
+Worked out afresh at a start, from the few drafts, withdrawn and updated releases; after a
+publish, from the previous version's facts by the releases that changed (Index.delta).
+"""
+from __future__ import annotations
+
+import threading
+from array import array
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from . import Release
+from .index import LABEL, Delta, Index
+
+# How long a withdrawn release's Atom tombstone (RFC 6721) stays in the feeds it was in.
+TOMBSTONE_DAYS = timedelta(days=30)
+
+
+def hidden(release: Release) -> bool:
+    """Tell whether a release is never served: a draft, or withdrawn."""
+    return release.draft or release.withdrawn is not None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What one index version says about hiding, by label (see index.py): kept per version,
+    and worked out from the previous version's by the releases that changed."""
+
+    hidden_all: array[int]  # labels of hidden releases, ascending
+    hidden_by: Mapping[str, array[int]]  # the same, per "countries/TH" or "topics/slug"
+    # Visible releases updated since publication, in all ("") and per posting list: their last
+    # change (whole seconds) and their negated label, ascending by both (parallel arrays).
+    updated_by: Mapping[str, tuple[array[int], array[int]]]
+    tombstones: Sequence[Release]  # withdrawn, published releases, by end of notice
+    expiries: array[float]  # each tombstone's end of notice (Unix seconds), ascending
+
+
+NONE: array[int] = array(LABEL)
+
+
+def _names(release: Release) -> tuple[str, ...]:
+    return (*(f"countries/{c}" for c in release.countries), *(f"topics/{t}" for t in release.topics))
+
+
+def changed(release: Release) -> int:
+    return int(release.modified.timestamp())
+
+
+def _facts(index: Index) -> Facts:
+    releases, labels = index.releases, index.labels
+    # Only the few drafts, withdrawn or updated releases are looked at one by one.
+    special = [i for i, r in enumerate(releases)
+               if r.updated is not None or r.draft or r.withdrawn is not None]
+    hidden_all = array(LABEL)
+    hidden_by: dict[str, array[int]] = {}
+    updated: dict[str, list[tuple[int, int]]] = {"": []}
+    for i in special:
+        release, label = releases[i], labels[i]
+        if hidden(release):
+            hidden_all.append(label)
+            for name in _names(release):
+                hidden_by.setdefault(name, array(LABEL)).append(label)
+        else:
+            for name in ("", *_names(release)):
+                updated.setdefault(name, []).append((changed(release), -label))
+    tombstones = sorted((releases[i] for i in special if hidden(releases[i])
+                         and not releases[i].draft), key=_tombstone_key)
+    return Facts(hidden_all, hidden_by,
+                 {name: (array("q", (k for k, _ in keys)), array(LABEL, (n for _, n in keys)))
+                  for name, keys in ((name, sorted(keys)) for name, keys in updated.items())},
+                 tombstones, array("d", (_expiry(r) for r in tombstones)))
+
+
+def _facts_after(old: Facts, delta: Delta) -> Facts:
+    """Return the facts of the index `delta` made from the index `old` describes."""
+    edit = _FactsEdit(old)
+    for release, label in delta.removed:
+        edit.change(release, label, -1)
+    for release, label in delta.added:
+        edit.change(release, label, +1)
+    return edit.result()
+
+
+class _FactsEdit:
+    """Facts being edited: each list is copied when first touched (the old facts are served)."""
+
+    def __init__(self, old: Facts) -> None:
+        self.hidden_all = array(LABEL, old.hidden_all)
+        self.hidden_by, self.updated_by = dict(old.hidden_by), dict(old.updated_by)
+        self.tombstones, self.expiries = list(old.tombstones), array("d", old.expiries)
+        self.copied: set[str] = set()
+
+    def change(self, release: Release, label: int, sign: int) -> None:
+        """Take a release out (sign -1) or put it in (+1)."""
+        if hidden(release):
+            _edit(self.hidden_all, label, sign)
+            for name in _names(release):
+                _edit(self._own_hidden(name), label, sign)
+            if not release.draft:
+                self._tombstone(release, sign)
+        elif release.updated is not None:
+            for name in ("", *_names(release)):
+                keys, negated = self._own_updated(name)
+                lo = bisect_left(keys, changed(release))
+                at = bisect_left(negated, -label, lo, bisect_right(keys, changed(release), lo))
+                if sign > 0:
+                    keys.insert(at, changed(release))
+                    negated.insert(at, -label)
+                else:
+                    del keys[at], negated[at]
+
+    def _own_hidden(self, name: str) -> array[int]:
+        if "h" + name not in self.copied:
+            self.copied.add("h" + name)
+            self.hidden_by[name] = array(LABEL, self.hidden_by.get(name, NONE))
+        return self.hidden_by[name]
+
+    def _own_updated(self, name: str) -> tuple[array[int], array[int]]:
+        if "u" + name not in self.copied:
+            self.copied.add("u" + name)
+            keys, negated = self.updated_by.get(name, (NONE, NONE))
+            self.updated_by[name] = (array("q", keys), array(LABEL, negated))
+        return self.updated_by[name]
+
+    def _tombstone(self, release: Release, sign: int) -> None:
+        keys = [_tombstone_key(r) for r in self.tombstones]  # withdrawn releases are few
+        at = bisect_left(keys, _tombstone_key(release))
+        if sign > 0:
+            self.tombstones.insert(at, release)
+            self.expiries.insert(at, _expiry(release))
+        else:
+            del self.tombstones[at], self.expiries[at]
+
+    def result(self) -> Facts:
+        hidden_by = {k: v for k, v in self.hidden_by.items() if v}
+        updated_by = {k: v for k, v in self.updated_by.items() if v[0] or k == ""}
+        return Facts(self.hidden_all, hidden_by, updated_by, self.tombstones, self.expiries)
+
+
+def _edit(labels: array[int], label: int, sign: int) -> None:
+    if sign > 0:
+        insort(labels, label)
+    else:
+        del labels[bisect_left(labels, label)]
+
+
+def _tombstone_key(release: Release) -> tuple[float, str]:
+    return _expiry(release), release.id
+
+
+def _expiry(release: Release) -> float:
+    assert release.withdrawn is not None
+    return (release.withdrawn + TOMBSTONE_DAYS).timestamp()
+
+
+_facts_of: dict[str, Facts] = {}
+_lock = threading.Lock()
+
+
+def facts(index: Index) -> Facts:
+    """Return the index's facts, once per dataset version (two kept: a swap's); from the
+    previous version's, by the changed releases, when the index was updated from it."""
+    with _lock:
+        found = _facts_of.get(index.version)
+        base = None if index.delta is None else _facts_of.get(index.delta.base)
+    if found is None:
+        found = _facts(index) if base is None or index.delta is None \
+            else _facts_after(base, index.delta)
+        remember(index, found)
+    return found
+
+
+def remember(index: Index, found: Facts) -> None:
+    """Keep `found` as the facts of `index` (read with it from a snapshot): not worked out again."""
+    with _lock:
+        while len(_facts_of) >= 2:
+            del _facts_of[next(iter(_facts_of))]
+        _facts_of[index.version] = found

@@ -1,0 +1,51 @@
+"""One place that turns errors into uniform responses: text for feeds, HTML for pages."""
+from __future__ import annotations
+
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
+
+from ..clock import current_view
+from ..feeds.query import QueryError
+from .budget import Overloaded
+
+
+def _is_page() -> bool:
+    return not request.path.startswith("/feeds/")
+
+
+def _http_error(error: HTTPException) -> Response:
+    code, name = error.code or 500, error.name
+    if _is_page() and request.accept_mimetypes.accept_html:
+        body = render_template("error.html", code=code, name=name, description=error.description)
+        response = Response(body, status=code, content_type="text/html; charset=utf-8")
+    else:
+        response = Response(f"{code} {name}: {error.description}\n", status=code,
+                            content_type="text/plain; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store" if code >= 500 else _error_control()
+    if error.code == 405:  # only its Allow: werkzeug's headers also say text/html, for its own body
+        response.headers.update((k, v) for k, v in error.get_headers() if k.lower() == "allow")
+    return response
+
+
+def _error_control() -> str:
+    # A 404 for a release scheduled a few seconds from now must not outlive its publication.
+    until = current_view().seconds_to_change()
+    return f"public, max-age={60 if until is None else min(60, int(until))}"
+
+
+def _query_error(error: QueryError) -> Response:
+    return _http_error(BadRequest(description=f"{error}."))
+
+
+def _overloaded(error: Overloaded) -> Response:
+    response = _http_error(ServiceUnavailable(
+        description="Too many requests for new queries right now; cached pages are still "
+                    "served. Try again shortly."))
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(QueryError, _query_error)
+    app.register_error_handler(Overloaded, _overloaded)

@@ -1,0 +1,1 @@
+"""Running the service: the command, live reload, WebSub, logs and metrics."""

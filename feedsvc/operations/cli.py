@@ -1,0 +1,207 @@
+"""The `feedsvc` command: check-data, new, export, snapshot, accept-removal, synth."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, from_env
+from ..dataset import DatasetError, load_dataset
+from ..dataset.yamlsource import DEFAULT_MAX_FILE_BYTES
+
+
+def check_data(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> int:
+    """Validate a dataset; print every problem to stderr and return 1, or a summary and 0."""
+    try:
+        dataset = load_dataset(path, max_file_bytes)
+    except DatasetError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    print(f"{path}: ok, {len(dataset.releases)} releases, {len(dataset.topics)} topics, "
+          f"version {dataset.version}")
+    return 0
+
+
+def synth(count: int, out: str, seed: int, split: bool) -> int:
+    """Write a synthetic archive and say where it went."""
+    from .synth import write_archive
+
+    target = write_archive(count, out, seed=seed, split=split)
+    print(f"{target}: {count} synthetic releases (seed {seed})")
+    return 0
+
+
+def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
+    """Validate a dataset and save its snapshot, so the next start with this data is fast."""
+    from ..dataset.snapshot import save_snapshot
+
+    try:
+        file = save_snapshot(path, snapshot_dir, max_file_bytes)
+    except DatasetError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"feedsvc snapshot: {error}", file=sys.stderr)
+        return 1
+    print(f"{path}: snapshot {file}")
+    return 0
+
+
+def new_release(args: argparse.Namespace, data: str, max_file_bytes: int) -> int:
+    """Write a new release file (from options, or edited in $EDITOR with --edit)."""
+    from .newrelease import NewReleaseError, write_release
+
+    editor = None
+    if args.edit:
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not editor:
+            print("feedsvc new: --edit needs $VISUAL or $EDITOR", file=sys.stderr)
+            return 2
+    try:
+        written = write_release(Path(args.data or data), vars(args), editor, max_file_bytes)
+    except DatasetError as error:
+        print(error.report(), file=sys.stderr)
+        print("feedsvc new: nothing saved", file=sys.stderr)
+        return 1
+    except (NewReleaseError, OSError) as error:
+        print(f"feedsvc new: {error}", file=sys.stderr)
+        return 1
+    print(f"{written.path}: release {written.id}")
+    return 0
+
+
+def _new_parser(commands: Any) -> None:
+    new = commands.add_parser("new", help="write a new release file with a fresh id, checked "
+                                          "with the dataset before it is saved")
+    new.add_argument("--data", default=None,
+                     help="dataset folder (default: $FEEDSVC_DATA, else the bundled data/)")
+    new.add_argument("--title")
+    new.add_argument("--country", dest="countries", action="append", metavar="CODE",
+                     help="ISO 3166-1 code (repeat for several)")
+    new.add_argument("--topic", dest="topics", action="append", metavar="SLUG",
+                     help="topic slug (repeat for several)")
+    new.add_argument("--published", help="date or date-time with offset (default: now, UTC); "
+                                         "in the future: scheduled")
+    new.add_argument("--summary")
+    new.add_argument("--body")
+    new.add_argument("--dateline")
+    new.add_argument("--url")
+    new.add_argument("--type", default="press-release", help="release type (default: %(default)s)")
+    new.add_argument("--image", metavar="SRC", help="picture: a path below media/ or https URL")
+    new.add_argument("--alt", help="the picture's text alternative")
+    new.add_argument("--attach", dest="attachments", action="append", nargs=2,
+                     metavar=("SRC", "TITLE"), help="an attachment (repeat for several)")
+    new.add_argument("--draft", action="store_true", help="mark it draft: validated, never served")
+    new.add_argument("--edit", action="store_true",
+                     help="open the release in $VISUAL or $EDITOR before checking and saving it")
+
+
+def accept_removal(path: str, snapshot_dir: str | None) -> int:
+    """Accept the mass removal the running service holds for this dataset (see README, Reload)."""
+    from ..dataset.guard import accept_removal as accept
+
+    if snapshot_dir is None:
+        print("feedsvc accept-removal: FEEDSVC_SNAPSHOT_DIR is off; restart the service with "
+              "a larger FEEDSVC_MAX_REMOVAL instead", file=sys.stderr)
+        return 2
+    try:
+        print(accept(path, snapshot_dir))
+    except (LookupError, OSError) as error:
+        print(f"feedsvc accept-removal: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def export_feeds(directory: str) -> int:
+    """Export every feed as configured by FEEDSVC_*; FEEDSVC_BASE_URL must be set."""
+    from .. import create_app
+    from .export import ExportError, export
+
+    try:
+        app = create_app({"FEEDSVC_LOG_LEVEL": "WARNING"})
+        if not app.config["FEEDSVC_BASE_URL"]:
+            raise ConfigError("FEEDSVC_BASE_URL must be set: feeds hold absolute URLs")
+        manifest = export(app, Path(directory))
+    except DatasetError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    except (ConfigError, ExportError, OSError) as error:
+        print(f"feedsvc export: {error}", file=sys.stderr)
+        return 1
+    print(f"{directory}: {len(manifest['files'])} files, dataset version "
+          f"{manifest['dataset_version']}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feedsvc", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check-data", help="validate a dataset file or directory")
+    check.add_argument("path", nargs="?", default=None,
+                       help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
+    export_cmd = commands.add_parser(
+        "export", help="write every feed, as served, and manifest.json below DIR")
+    export_cmd.add_argument("directory", metavar="DIR")
+    snap = commands.add_parser("snapshot", help="validate a dataset and save its start-up snapshot")
+    snap.add_argument("path", nargs="?", default=None,
+                      help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
+    snap.add_argument("--dir", default=None,
+                      help="snapshot directory (default: $FEEDSVC_SNAPSHOT_DIR, else ~/.cache/feedsvc)")
+    _new_parser(commands)
+    accept = commands.add_parser(
+        "accept-removal", help="let the running service serve a held mass removal of releases")
+    accept.add_argument("path", nargs="?", default=None,
+                        help="the dataset the service serves (default: $FEEDSVC_DATA)")
+    gen = commands.add_parser("synth", help="write a synthetic archive of N releases")
+    gen.add_argument("count", metavar="N", type=_positive, help="how many releases")
+    gen.add_argument("out", metavar="OUT", help="the bundle file to write (a directory with --split)")
+    gen.add_argument("--seed", type=int, default=2004, help="random seed (default: 2004)")
+    gen.add_argument("--split", action="store_true",
+                     help="write a directory: site.yaml, topics.yaml, releases/<id>.yaml")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; a bad FEEDSVC_* value is one line on stderr and exit status 2."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = from_env()
+    except ConfigError as error:
+        print(f"feedsvc: {error}", file=sys.stderr)
+        return 2
+    return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
+    max_bytes = settings["FEEDSVC_MAX_FILE_BYTES"]
+    if args.command == "check-data":
+        return check_data(args.path or settings["FEEDSVC_DATA"], max_bytes)
+    if args.command == "new":
+        return new_release(args, settings["FEEDSVC_DATA"], max_bytes)
+    if args.command == "export":
+        return export_feeds(args.directory)
+    if args.command == "snapshot":
+        directory = args.dir or settings["FEEDSVC_SNAPSHOT_DIR"]
+        if directory is None:
+            print("feedsvc snapshot: FEEDSVC_SNAPSHOT_DIR is off", file=sys.stderr)
+            return 2
+        return snapshot(args.path or settings["FEEDSVC_DATA"], directory, max_bytes)
+    if args.command == "accept-removal":
+        return accept_removal(args.path or settings["FEEDSVC_DATA"], settings["FEEDSVC_SNAPSHOT_DIR"])
+    if args.command == "synth":
+        return synth(args.count, args.out, args.seed, args.split)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

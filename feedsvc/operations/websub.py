@@ -1,0 +1,192 @@
+"""WebSub publishing: tell the hub which feeds a new dataset, or a scheduled release going
+live, changed, off the request path."""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlencode
+from urllib.request import Request, urlopen
+
+from flask import Flask
+
+from ..clock import now, system_now
+from ..dataset.index import Index
+from ..dataset.lifecycle import View, view_at
+from ..feeds.feed import FeedDoc, build_feed
+from ..feeds.query import FORMATS, FeedQuery
+from ..feeds.urls import Scope, Urls
+from ..state import Live
+
+log = logging.getLogger("feedsvc.websub")
+
+
+def _first_page(view: View, scope: Scope, urls: Urls) -> FeedDoc | None:
+    """Describe what a subscriber of the feed gets, or None where the feed does not exist."""
+    index = view.index
+    if scope.kind == "topics" and scope.key not in index.dataset.topics:
+        return None
+    query = FeedQuery()
+    filters = query.filters(scope)
+    page = view.select(filters, query.limit)
+    return build_feed(index, scope, query, "json", urls, page, None, view.tombstones(filters))
+
+
+def changed_feeds(old: View, new: View, urls: Urls) -> list[str]:
+    """Return the subscription URL, in every format, of each feed that changed from what
+    readers saw of the old index to what they see of the new one (or of the same, later)."""
+    scopes = [Scope(), *(Scope("topics", slug) for slug in new.index.dataset.topics)]
+    scopes += [Scope("countries", code.lower())
+               for code in sorted(set(old.index.by_country) | set(new.index.by_country))]
+    changed = [s for s in scopes if _first_page(old, s, urls) != _first_page(new, s, urls)]
+    return [urls.feed(scope, fmt) for scope in changed for fmt in FORMATS]
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """Pings a WebSub hub (hub.mode=publish) for every feed a dataset swap changed."""
+
+    hub: str
+    urls: Urls
+    timeout: float = 10.0
+    clock: Callable[[], datetime] = field(default=system_now, repr=False)
+    # Where the once-per-version markers go: made when the app is built, so the workers
+    # forked from a preloading gunicorn master share it and nothing else does.
+    claims_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="feedsvc-websub-"))
+
+    def __call__(self, old: Index, new: Index) -> threading.Thread | None:
+        """Start publishing in a background thread and return it; serving never waits.
+
+        Every worker of a box swaps in the same new version; only the first to claim it
+        publishes (None for the others), so the hub is told once per box, not once per worker.
+        """
+        now = self.clock()
+        return self.start(new.version, view_at(old, now), view_at(new, now))
+
+    def start(self, claim: str, old: View, new: View) -> threading.Thread | None:
+        """Publish the feeds that differ from `old` to `new`, in a thread, if this process is
+        the first of the box to claim `claim`; return the thread."""
+        if not self.claim(claim):
+            return None
+        thread = threading.Thread(target=self.publish, args=(old, new), name="websub-publish",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def claim(self, version: str) -> bool:
+        """Claim publishing of one dataset version (or moment) for this box (a marker file
+        made once)."""
+        marker = Path(self.claims_dir) / version
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+        except OSError as exc:  # an unwritable temp dir: publishing twice beats never
+            log.warning("websub: cannot claim %s (%s); publishing anyway", marker, exc)
+        return True
+
+    def publish(self, old: View, new: View) -> None:
+        feeds = changed_feeds(old, new, self.urls)
+        log.info("websub: %d feed URLs changed from %s/%s to %s/%s", len(feeds),
+                 old.index.version, old.token, new.index.version, new.token)
+        for url in feeds:
+            self.ping(url)
+
+    def ping(self, feed_url: str) -> bool:
+        """Tell the hub one feed changed; log and return False when the hub fails."""
+        body = urlencode({"hub.mode": "publish", "hub.url": feed_url}).encode()
+        request = Request(self.hub, data=body, method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "feedsvc-websub"})
+        try:
+            with urlopen(request, timeout=self.timeout) as response:
+                response.read()
+        except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
+            log.warning("websub: hub %s refused or failed publish of %s: %s",
+                        self.hub, feed_url, exc)
+            return False
+        return True
+
+
+def init_app(app: Flask, live: Live) -> None:
+    """With FEEDSVC_WEBSUB_HUB set, publish to the hub whenever a new index is swapped in.
+
+    config.check has made sure that FEEDSVC_BASE_URL is set with it.
+    """
+    hub: str | None = app.config["FEEDSVC_WEBSUB_HUB"]
+    app.extensions[_SCHEDULE] = None
+    if hub:
+        publisher = Publisher(hub, Urls(app.config["FEEDSVC_BASE_URL"]), clock=lambda: now(app))
+        app.extensions[_SCHEDULE] = schedule = Schedule(publisher, live)
+        live.on_swap(schedule.on_swap)
+        live.on_swap(publisher)
+
+
+_SCHEDULE = "feedsvc.websub.schedule"
+MAX_WAIT = 3600.0  # seconds: the longest a schedule's timer waits before looking again
+
+
+def schedule(app: Flask) -> Schedule | None:
+    """Return the app's schedule of publications (None: no hub configured)."""
+    found: Schedule | None = app.extensions[_SCHEDULE]
+    return found
+
+
+def start_schedule(app: Flask) -> Schedule | None:
+    """Arm this process's timer for the next scheduled publication (after fork: timers do
+    not survive it)."""
+    found = schedule(app)
+    if found is not None:
+        found.arm()
+    return found
+
+
+@dataclass
+class Schedule:
+    """Tells the hub when a scheduled release goes live: a timer in each process, set for the
+    next publication; the first process of the box to claim the moment publishes it."""
+
+    publisher: Publisher
+    live: Live
+    seen: View | None = None
+    timer: threading.Timer | None = field(default=None, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def arm(self) -> None:
+        """Remember what readers see now, and set the timer for its next publication."""
+        with self.lock:
+            self.seen = view_at(self.live.index, self.publisher.clock())
+            self._set(self.seen)
+
+    def _set(self, view: View) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        due = view.next_publication
+        if due is None:
+            self.timer = None
+            return
+        # A little late rather than early: the clock and the timer's clock may differ. Far
+        # ones are looked at again hourly (a timer cannot wait centuries, and clocks step).
+        delay = min(MAX_WAIT, max(0.0, (due - view.now).total_seconds()) + 0.05)
+        self.timer = threading.Timer(delay, self.tick)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def on_swap(self, old: Index, new: Index) -> None:
+        """New data: the Publisher tells the hub of it; only re-arm the timer here."""
+        if self.timer is not None or self.seen is not None:
+            self.arm()
+
+    def tick(self) -> threading.Thread | None:
+        """Publish what became visible since the last look, and re-arm; return the thread."""
+        with self.lock:
+            before, after = self.seen, view_at(self.live.index, self.publisher.clock())
+            self.seen = after
+            self._set(after)
+        if before is None or before.index is not after.index or before.token == after.token:
+            return None
+        return self.publisher.start(f"{after.index.version}.{after.token}", before, after)

@@ -1,0 +1,44 @@
+"""README's Layout matches the code: every module of feedsvc/ is listed where it is, and
+nothing listed is missing."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def listed() -> set[str]:
+    """Return the paths of the tree in README's Layout section (folders end in /)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Layout\n(.*?)(?=^## )", text, flags=re.S | re.M)
+    assert section, "README.md has a Layout section"
+    block = re.search(r"^```\n(.*?)^```", section.group(1), flags=re.S | re.M)
+    assert block, "the Layout shows the tree in a code block"
+    paths: set[str] = set()
+    parents: list[str] = []
+    for line in block.group(1).splitlines():
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        name = line.split()[0]
+        parents[depth:] = [name]
+        paths.add("".join(parents))
+    return paths
+
+
+def docstring_only(path: Path) -> bool:
+    body = ast.parse(path.read_text(encoding="utf-8")).body
+    return len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+
+
+def test_every_module_is_listed_where_it_is() -> None:
+    modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "feedsvc").rglob("*.py")
+               if "views" not in path.parts  # views/ is listed as one folder of blueprints
+               and not docstring_only(path)}  # a folder's __init__.py that only says what it holds
+    shown = listed()
+    assert modules - shown == set(), "modules missing from README's Layout"
+    assert {p for p in shown if p.startswith("feedsvc/") and p.endswith(".py")} - modules == set(), \
+        "README's Layout lists modules that are not there"
+    folders = {p for p in shown if p.endswith("/")}
+    assert {"feedsvc/", "feedsvc/views/", "tests/"} <= folders
+    assert all((ROOT / folder).is_dir() for folder in folders)
