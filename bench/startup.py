@@ -118,6 +118,17 @@ def wait_ready(master: subprocess.Popen[bytes], port: int, workers: int) -> floa
     raise RuntimeError("gunicorn did not become ready")
 
 
+def wait_checked(port: int) -> None:
+    """Poll /readyz until the start check (the look for changes made while down) is done."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < 600:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=30) as r:
+            if json.load(r)["dataset"].get("start_check") != "pending":
+                return
+        time.sleep(0.05)  # polling a server that is checking; no result depends on it
+    raise RuntimeError("the start check did not end")
+
+
 def gunicorn(data: Path, snapshots: Path, workers: int) -> dict[str, float]:
     """Serve `data` with real gunicorn; return ready time and per-process memory after traffic."""
     port = free_port()
@@ -127,6 +138,7 @@ def gunicorn(data: Path, snapshots: Path, workers: int) -> dict[str, float]:
                                "wsgi:app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     try:
         ready = wait_ready(master, port, workers)
+        wait_checked(port)  # memory in the steady state: after the start check
         for _ in range(20 * workers):  # traffic, so workers touch what serving touches
             for url in URLS:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{url}", timeout=30).read()
