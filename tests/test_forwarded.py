@@ -12,7 +12,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from bench import loopback
+from . import servers
 
 FORGED = {"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on", "X-Forwarded-Protocol": "ssl",
           "Host": "feeds.example.org"}
@@ -37,7 +37,7 @@ def links(body: bytes) -> set[str]:
 @pytest.fixture(params=["0", "1"], ids=["no-proxy", "trusted-proxy"])
 def gunicorn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int]]:
     # No FEEDSVC_BASE_URL: links are built from the request, as the headers say.
-    server = loopback.start_gunicorn(tmp_path, env={"FEEDSVC_TRUST_PROXY": request.param,
+    server = servers.start_gunicorn(tmp_path, env={"FEEDSVC_TRUST_PROXY": request.param,
                                                     "FEEDSVC_BASE_URL": ""})
     yield request.param, server.port
     server.stop()

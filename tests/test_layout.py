@@ -42,3 +42,15 @@ def test_every_module_is_listed_where_it_is() -> None:
     folders = {p for p in shown if p.endswith("/")}
     assert {"feedsvc/", "feedsvc/views/", "tests/"} <= folders
     assert all((ROOT / folder).is_dir() for folder in folders)
+
+
+def test_tests_do_not_import_the_benchmarks() -> None:
+    """The tests share servers with bench/ through tests/servers.py, never the other way."""
+    importers = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            if any(name == "bench" or name.startswith("bench.") for name in names):
+                importers.append(path.name)
+    assert importers == []

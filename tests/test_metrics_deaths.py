@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench import loopback
+from . import servers
 
 FEED_RULE = "/feeds/all.<any(rss, atom, json):fmt>"
 DEATHS = 20
@@ -42,7 +42,7 @@ def until(what: object, deadline_s: float = 20.0) -> None:
 def test_killed_workers_leave_no_files_and_lose_no_counts(tmp_path: Path) -> None:
     directory = tmp_path / "metrics"
     directory.mkdir()
-    server = loopback.start_gunicorn(tmp_path, ready_path="/healthz", env={
+    server = servers.start_gunicorn(tmp_path, ready_path="/healthz", env={
         "PROMETHEUS_MULTIPROC_DIR": str(directory), "FEEDSVC_BASE_URL": "https://x.example/"})
     try:
         asked = 0

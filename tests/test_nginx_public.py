@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import loopback
+from . import servers
 
 
 def get(port: int, path: str, source: str = "127.0.0.1") -> tuple[int, bytes]:
@@ -28,19 +28,19 @@ def get(port: int, path: str, source: str = "127.0.0.1") -> tuple[int, bytes]:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[loopback.Server]:
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
     workdir: Path = tmp_path_factory.mktemp("gunicorn")
-    server = loopback.start_gunicorn(workdir, env={"FEEDSVC_BASE_URL": "https://feeds.example.org/"})
+    server = servers.start_gunicorn(workdir, env={"FEEDSVC_BASE_URL": "https://feeds.example.org/"})
     yield server
     server.stop()
 
 
 @pytest.fixture
-def nginx(app: loopback.Server, tmp_path: Path) -> Iterator[int]:
+def nginx(app: servers.Server, tmp_path: Path) -> Iterator[int]:
     """A fresh nginx (and so fresh rate-limit budgets) for each test."""
-    port = loopback.free_port()
-    conf = loopback.render_nginx(tmp_path, port, [app.port], tmp_path / "cache")
-    proxy = loopback.start_nginx(tmp_path, conf, port, "/feeds/all.rss")
+    port = servers.free_port()
+    conf = servers.render_nginx(tmp_path, port, [app.port], tmp_path / "cache")
+    proxy = servers.start_nginx(tmp_path, conf, port, "/feeds/all.rss")
     yield port
     proxy.stop()
 

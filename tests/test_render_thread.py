@@ -17,8 +17,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from bench import loopback
-
+from . import servers
 from .servers import GUNICORN_CONF
 
 # The shipped config, plus a hook that makes RSS renders of a query holding "hold" or "next"
@@ -91,7 +90,7 @@ def wait_for(path: Path) -> None:
 def held(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     conf = tmp_path / "held.conf.py"
     conf.write_text(HELD_CONF.format(conf=str(GUNICORN_CONF), tmp=str(tmp_path)))
-    server = loopback.start_gunicorn(
+    server = servers.start_gunicorn(
         tmp_path, workers=1, env={"FEEDSVC_BASE_URL": "https://feeds.example.org/",
                                   "FEEDSVC_QUERY_RENDER_SHARE": "100"},
         extra=["-c", str(conf)])

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import loopback
-from bench.slowclients import PATHS, SlowClients, fetch
+from . import servers
+from .slowloris import PATHS, SlowClients, fetch
 
 SLOW = 200
 # Generous: answers take milliseconds; before the fix they never came (5 s timeout).
@@ -21,15 +21,15 @@ PROMPT_S = 2.0
 
 
 @pytest.fixture
-def gunicorn(tmp_path: Path) -> Iterator[loopback.Server]:
-    server = loopback.start_gunicorn(
+def gunicorn(tmp_path: Path) -> Iterator[servers.Server]:
+    server = servers.start_gunicorn(
         tmp_path, env={"FEEDSVC_BASE_URL": "https://feeds.example.org/"}, ready_path="/healthz")
     yield server
     server.stop()
 
 
 def test_feeds_and_health_are_answered_while_slow_clients_hold_connections(
-        gunicorn: loopback.Server) -> None:
+        gunicorn: servers.Server) -> None:
     with SlowClients(gunicorn.port, SLOW) as slow:
         deadline = time.monotonic() + 30
         while slow.rounds < 2:  # every slow connection is trickling its header
