@@ -11,7 +11,6 @@ truncated, corrupt, written by other code) means a full load, never a failure.
 from __future__ import annotations
 
 import copyreg
-import gc
 import hashlib
 import io
 import logging
@@ -22,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 from .. import dataset
 from . import (
@@ -59,6 +58,7 @@ CHILD_LOAD_BYTES = 8 << 20
 _CODE = (assemble, dataset, facts, fanout, fields_module, index, loader, media, problems, records,
          reindex, stored, version, yamlsource)
 log = logging.getLogger("feedsvc.snapshot")
+T = TypeVar("T")
 
 
 def load(path: str | Path, snapshot_dir: str | Path | None,
@@ -189,10 +189,7 @@ class Restored:
         except (OSError, ValueError) as error:
             log.warning("snapshot %s ignored: %s", self.file, error)
             return None
-        if hashlib.sha256(payload).hexdigest() != self._digest:
-            log.warning("snapshot %s ignored: damaged (checksum mismatch)", self.file)
-            return None
-        found = _unpickle(self.file, payload, self.index)
+        found = _unpickle(self.file, payload, self._digest, self.index)
         if not isinstance(found, Catalog):
             if found is not None:
                 log.warning("snapshot %s ignored: holds a %s, not a catalog", self.file,
@@ -210,31 +207,20 @@ def read_snapshot(file: Path) -> Loaded | None:
     return None if catalog is None else Loaded(found.index, catalog)
 
 
-def open_snapshot(file: Path, *, private: bool = True) -> Restored | None:
-    """Read the index of a snapshot (and its facts); None if absent or untrusted.
+def open_snapshot(file: Path) -> Restored | None:
+    """Read the index of a snapshot (and its facts); None if absent or untrusted."""
+    def index_part(stream: BinaryIO, status: os.stat_result
+                   ) -> tuple[bytes, str, str, tuple[int, int, int, int]]:
+        length, digest, catalog_digest = stream.readline().decode("ascii").split()
+        payload = stream.read(int(length))
+        return payload, digest, catalog_digest, (stream.tell(), status.st_ino, status.st_size,
+                                                 status.st_mtime_ns)
 
-    With `private`, only a file of this user that nobody else may write is read.
-    """
-    try:
-        with file.open("rb") as stream:
-            status = os.fstat(stream.fileno())
-            if private and (status.st_uid != os.getuid() or status.st_mode & 0o022):
-                log.warning("snapshot %s ignored: not private to this user", file)
-                return None
-            if stream.readline() != FORMAT:
-                raise ValueError("not a feedsvc snapshot")
-            length, digest, catalog_digest = stream.readline().decode("ascii").split()
-            payload = stream.read(int(length))
-            at = (stream.tell(), status.st_ino, status.st_size, status.st_mtime_ns)
-    except FileNotFoundError:
+    read = _read_own(file, FORMAT, index_part)
+    if read is None:
         return None
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        log.warning("snapshot %s ignored: %s", file, error)
-        return None
-    if hashlib.sha256(payload).hexdigest() != digest:
-        log.warning("snapshot %s ignored: damaged (checksum mismatch)", file)
-        return None
-    found = _unpickle(file, payload)
+    payload, digest, catalog_digest, at = read
+    found = _unpickle(file, payload, digest)
     if not (isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], Index)
             and isinstance(found[1], facts.Facts)):
         if found is not None:
@@ -248,24 +234,31 @@ def open_snapshot(file: Path, *, private: bool = True) -> Restored | None:
 
 def read_private(file: Path) -> object:
     """Return the object a checksummed file of this user holds; None if absent or untrusted."""
+    def whole(stream: BinaryIO, _: os.stat_result) -> tuple[str, bytes]:
+        return stream.readline().strip().decode("ascii"), stream.read()
+
+    read = _read_own(file, PRIVATE, whole)
+    return None if read is None else _unpickle(file, read[1], read[0])
+
+
+def _read_own(file: Path, first: bytes, rest: Callable[[BinaryIO, os.stat_result], T]
+                 ) -> T | None:
+    """Return what `rest` reads of `file` after its first line, which must be `first`; None
+    (logged) if it is absent, unreadable, or not this user's alone (others may not write it)."""
     try:
         with file.open("rb") as stream:
             status = os.fstat(stream.fileno())
             if status.st_uid != os.getuid() or status.st_mode & 0o022:
                 log.warning("snapshot %s ignored: not private to this user", file)
                 return None
-            if stream.readline() != PRIVATE:
+            if stream.readline() != first:
                 raise ValueError("not a feedsvc snapshot")
-            digest, payload = stream.readline().strip().decode("ascii"), stream.read()
+            return rest(stream, status)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, UnicodeDecodeError) as error:
         log.warning("snapshot %s ignored: %s", file, error)
         return None
-    if hashlib.sha256(payload).hexdigest() != digest:
-        log.warning("snapshot %s ignored: damaged (checksum mismatch)", file)
-        return None
-    return _unpickle(file, payload)
 
 
 class _Unpickler(pickle.Unpickler):
@@ -305,21 +298,22 @@ def _stored_catalog(*values: Any) -> Catalog:
     raise pickle.UnpicklingError("a snapshot's catalog is read with its index")
 
 
-def _unpickle(file: Path, payload: bytes, index: Index | None = None) -> object:
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # a million new objects and no cycles: collecting during the load is waste
-    try:
-        # Our own file: owner-checked and checksummed.
-        loaded = pickle.loads(payload) if index is None else _Unpickler(payload, index).load()
-    # A checksummed pickle can still fail to load against changed classes: any such failure
-    # must mean "load the YAML", never "refuse to start".
-    except Exception as error:  # noqa: BLE001
-        log.warning("snapshot %s ignored: %s: %s", file, type(error).__name__, error)
+def _unpickle(file: Path, payload: bytes, digest: str, index: Index | None = None) -> object:
+    """Return what a payload of our own holds; None (logged) if it does not match `digest`
+    (its SHA-256) or cannot be loaded."""
+    if hashlib.sha256(payload).hexdigest() != digest:
+        log.warning("snapshot %s ignored: damaged (checksum mismatch)", file)
         return None
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return loaded
+    # A million new objects and no cycles: collecting during the load is waste.
+    with loader.quiet_gc():
+        try:
+            # Our own file: owner-checked and checksummed.
+            return pickle.loads(payload) if index is None else _Unpickler(payload, index).load()
+        # A checksummed pickle can still fail to load against changed classes: any such
+        # failure must mean "load the YAML", never "refuse to start".
+        except Exception as error:  # noqa: BLE001
+            log.warning("snapshot %s ignored: %s: %s", file, type(error).__name__, error)
+            return None
 
 
 def write_snapshot(file: Path, loaded: Loaded) -> bool:
