@@ -45,7 +45,7 @@ class DatasetLoader(_Base):  # type: ignore[misc]
     for them. Nesting deeper than MAX_DEPTH is refused before Python's recursion limit.
     """
 
-    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
     _depth = 0
     # Set by PyYAML's BaseConstructor: what is built, or being built, and what is left to do.
     constructed_objects: dict[yaml.Node, Any]
@@ -89,6 +89,23 @@ class DatasetLoader(_Base):  # type: ignore[misc]
             self.deep_construct, self._depth = False, 0
         return data
 
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        """Return a node's tag, as PyYAML's Resolver does without path resolvers (none is
+        ever added here): asked for every node by the C parser, so kept to one lookup."""
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, regexp in _IMPLICIT.get(value[:1], _ANY_FIRST):
+                    if regexp.match(value):
+                        return tag
+            return _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
+
+    def descend_resolver(self, current_node: yaml.Node | None, current_index: Any) -> None:
+        """Nothing to track: there are no path resolvers (see resolve)."""
+
+    def ascend_resolver(self) -> None:
+        """Nothing to track: there are no path resolvers (see resolve)."""
+
     def _build(self, node: yaml.Node, depth: int, deep: bool) -> Any:
         """Construct `node`, `depth` levels below the document (counted as the generic
         constructor counts them below the top: it builds the document's own children
@@ -126,6 +143,13 @@ for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
 DatasetLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+assert not DatasetLoader.yaml_path_resolvers, "DatasetLoader.resolve ignores path resolvers"
+# The implicit resolvers a plain scalar is tried against, by its first character ("" for an
+# empty one), each list followed by those for any first character: as Resolver.resolve has it.
+_ANY_FIRST: list[tuple[str, re.Pattern[str]]] = DatasetLoader.yaml_implicit_resolvers.get(None, [])
+_IMPLICIT = {first: [*resolvers, *_ANY_FIRST]
+             for first, resolvers in DatasetLoader.yaml_implicit_resolvers.items()
+             if first is not None}
 
 
 def _located_map(node: yaml.Node) -> LocatedMap:
