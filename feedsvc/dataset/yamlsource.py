@@ -270,12 +270,18 @@ def read_source(path: str, name: str, limit: int) -> tuple[bytes | None, Problem
     except OSError as exc:
         return None, Problem(name, None, None, None, f"cannot be read: {exc.strerror or exc}")
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             return None, Problem(name, None, None, None, "not a regular file")
-        chunks, size = [], 0
-        while size <= limit and (chunk := os.read(fd, min(1 << 16, limit + 1 - size))):
-            chunks.append(chunk)  # reading limit + 1 bytes: growing past the limit is seen too
+        chunks, size, want = [], 0, status.st_size + 1
+        while size <= limit:  # reading limit + 1 bytes: growing past the limit is seen too
+            asked = min(want, 1 << 16, limit + 1 - size)
+            chunk = os.read(fd, asked)
+            chunks.append(chunk)
             size += len(chunk)
+            if len(chunk) < asked:
+                break  # its end (a regular file's read is short only there): one read a file
+            want = 1 << 16
     except OSError as exc:
         return None, Problem(name, None, None, None, f"cannot be read: {exc.strerror or exc}")
     finally:
