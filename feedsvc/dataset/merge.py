@@ -139,7 +139,7 @@ def _joined(postings: Sequence[Postings], relabelled: Sequence[array[int]]) -> P
     joined: dict[str, list[int]] = {}
     for found, labels in zip(postings, relabelled, strict=True):
         for key, numbers in found.items():
-            mapped = [labels[number] for number in numbers]
+            mapped = list(map(labels.__getitem__, numbers))
             have = joined.get(key)
             if have is None:
                 joined[key] = mapped
