@@ -205,7 +205,6 @@ def find_files(root: Path, links: list[str] | None = None, ordered: bool = True)
     if not root.is_dir():
         return [str(root)]
     top = str(root)
-    found: list[tuple[str, ...]] = []
     walked: list[str] = []
     seen: set[str] = set()
     for folder, dirs, files in os.walk(top, followlinks=True):
@@ -217,17 +216,11 @@ def find_files(root: Path, links: list[str] | None = None, ordered: bool = True)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # which link wins: stable
         if links is not None:
             links += [os.path.join(folder, d) for d in dirs if os.path.islink(os.path.join(folder, d))]
-        if not ordered:
-            walked += [os.path.join(folder, f) for f in files
-                       if f.endswith(SUFFIXES) and not f.startswith(".")]
-            continue
-        below = os.path.relpath(folder, top)
-        parts = () if below == "." else tuple(below.split(os.sep))
-        found += [(*parts, f) for f in files if f.endswith(SUFFIXES) and not f.startswith(".")]
-    if not ordered:
-        return walked
-    found.sort()
-    return [os.path.join(top, *parts) for parts in found]
+        prefix = folder if folder.endswith(os.sep) else folder + os.sep  # os.path.join's
+        walked += [prefix + f for f in files if f.endswith(SUFFIXES) and not f.startswith(".")]
+    if ordered:  # by parts: "\0" sorts before any character a name can hold
+        walked.sort(key=lambda name: name.replace(os.sep, "\0"))
+    return walked
 
 
 def links_out(root: str) -> Callable[[str, bool | None], bool]:
