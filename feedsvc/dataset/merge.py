@@ -14,7 +14,7 @@ import pickle
 import threading
 from array import array
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
@@ -112,7 +112,9 @@ def merge(runs: Sequence[Run], *, clean: bool) -> Merged:
         offsets = runs[n].offsets
         parts.append(views[n][offsets[number]:offsets[number + 1]])
     store = Store.of(parts)
-    return Merged(store, positions, runs, clean)
+    del parts, views
+    # The records are the store's now: the runs keep their keys and lists, not a copy.
+    return Merged(store, positions, [replace(run, blob=b"") for run in runs], clean)
 
 
 def index_of(dataset: Dataset, merged: Merged) -> Index:
@@ -160,7 +162,8 @@ class RunFiles(Mapping[str, FileEntry]):
     does, in the background; see reload.py), and then they are kept as one dict."""
 
     def __init__(self, payloads: Sequence[bytes], merged: Merged) -> None:
-        self._payloads, self._merged = list(payloads), merged
+        self._payloads = list(payloads)
+        self._found = merged.store, merged.positions  # what the entries' numbers mean
         self._files: dict[str, FileEntry] | None = None
         self._lock = threading.Lock()
 
@@ -170,9 +173,10 @@ class RunFiles(Mapping[str, FileEntry]):
             with self._lock:
                 if self._files is None:
                     made: dict[str, FileEntry] = {}
-                    for n, payload in enumerate(self._payloads):
-                        made.update(_EntryUnpickler(payload, self._merged, n).load())
-                    self._files, self._payloads = made, []
+                    store, positions = self._found
+                    for payload, numbered in zip(self._payloads, positions, strict=True):
+                        made.update(_EntryUnpickler(payload, store, numbered).load())
+                    self._files, self._payloads, self._found = made, [], (store, [])
                 files = self._files
         return files
 
@@ -207,9 +211,9 @@ class RunFiles(Mapping[str, FileEntry]):
 class _EntryUnpickler(pickle.Unpickler):
     """Unpickles one run's catalog entries, their releases records of the merged store."""
 
-    def __init__(self, payload: bytes, merged: Merged, run: int) -> None:
+    def __init__(self, payload: bytes, store: Store, positions: array[int]) -> None:
         super().__init__(io.BytesIO(payload))  # shares the bytes: no copy
-        self.merged, self.run = merged, run
+        self.store, self.positions = store, positions
 
     def find_class(self, module: str, name: str) -> Any:
         if module == __name__ and name == "run_entry":
@@ -218,9 +222,8 @@ class _EntryUnpickler(pickle.Unpickler):
 
     def _entry(self, numbers: Sequence[int], key: Key, digest: bytes, *values: Any
                ) -> FileEntry:
-        positions = self.merged.positions[self.run]
-        found = StoredReleases(self.merged.store, tuple(positions[n] for n in numbers)) \
-            if numbers else ()
+        at = self.positions
+        found = StoredReleases(self.store, tuple(at[n] for n in numbers)) if numbers else ()
         return FileEntry(key, digest, found, *values)
 
 
