@@ -2,16 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-
-from . import clock, config, state
-from .extensions import cache
-from .http import errors, fastpath, feedcache, headers, observe, proxy
-from .operations import logs, reload, websub
-from .views import directory, embed, feeds, health, media, pages, seo
-from .views import metrics as metrics_view  # the view, apart from operations.metrics
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -27,7 +21,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
        so they see every response, errors included);
     7. WSGI middleware, innermost first: the fast path in front of Flask, then the proxy fix in
        front of it, so that the fast path sees the host the proxy settled.
+
+    The app's modules are imported here, not with the package: a process that loads the
+    dataset (dataset/fanout.py) imports feedsvc.dataset without Flask and the views.
     """
+    from flask import Flask
+
+    from . import clock, config, state
+    from .extensions import cache
+    from .http import errors, fastpath, feedcache, headers, observe, proxy
+    from .operations import logs, reload, websub
+    from .views import directory, embed, feeds, health, media, pages, seo
+    from .views import metrics as metrics_view  # the view, apart from operations.metrics
+
     app = Flask(__name__)
     app.config.from_mapping(config.from_env())
     if test_config:

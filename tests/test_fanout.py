@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from feedsvc.dataset import DatasetError, fanout, loader
-from feedsvc.dataset.assemble import assemble
+from feedsvc.dataset.assemble import assemble, build
+from feedsvc.dataset.facts import _facts, facts
 from feedsvc.dataset.loader import Catalog
+from feedsvc.dataset.stored import StoredReleases
 
 LIMIT = 1 << 20
 
@@ -101,3 +103,49 @@ def test_a_single_file_or_a_single_core_loads_in_one_process(dataset_dir: Path) 
     topics = dataset_dir / "topics.yaml"
     assert_same(fanout.load(topics, LIMIT, 4), loader.load(topics, LIMIT))
     assert_same(fanout.load(dataset_dir, LIMIT, 1), loader.load(dataset_dir, LIMIT))
+
+
+def lifecycle(dataset_dir: Path) -> None:
+    """Give the bundled releases what the facts look at: updated, withdrawn, a draft."""
+    releases = dataset_dir / "releases"
+    for name, extra in (("pr-2004-002", "updated: 2004-12-01\n"),
+                        ("pr-2004-005", "updated: 2005-01-03T10:00:00+07:00\n"),
+                        ("pr-2005-001", "withdrawn: 2005-06-01\nwithdrawn_note: Issued in error.\n"),
+                        ("pr-2004-007", "draft: true\n")):
+        file = releases / f"{name}.yaml"
+        file.write_text(file.read_text() + extra)
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_a_spread_load_is_indexed_as_one_process_indexes_it(dataset_dir: Path,
+                                                            processes: int) -> None:
+    """The index merged from the processes' runs is the one build_index makes, and making
+    it made no release but the withdrawn one (its tombstone)."""
+    lifecycle(dataset_dir)
+    catalog, merged = fanout.read(dataset_dir, LIMIT, processes, "fork")
+    assert merged is not None
+    spread, alone = build(catalog, merged).index, build(loader.load(dataset_dir, LIMIT)).index
+    assert isinstance(spread.releases, StoredReleases)
+    made = [r for r in spread.releases.store.made if r is not None]
+    assert [r.id for r in made] == ["pr-2005-001"]
+    assert list(spread.releases) == list(alone.releases)
+    assert (spread.by_id, spread.labels, spread.sort_keys) == \
+        (alone.by_id, alone.labels, alone.sort_keys)
+    assert (spread.by_country, spread.by_topic, spread.by_word) == \
+        (alone.by_country, alone.by_topic, alone.by_word)
+    assert spread.version == alone.version
+    assert facts(spread) == _facts(alone)
+    assert_same(catalog, loader.load(dataset_dir, LIMIT))
+
+
+def test_an_id_used_in_two_runs_is_reported_as_in_one_process(dataset_dir: Path) -> None:
+    releases = dataset_dir / "releases"
+    (releases / "pr-2005-009.yaml").write_text((releases / "pr-2004-001.yaml").read_text())
+    catalog, merged = fanout.read(dataset_dir, LIMIT, 3, "fork")
+    assert merged is not None and catalog.site is not None
+    with pytest.raises(DatasetError) as spread:
+        build(catalog, merged)
+    with pytest.raises(DatasetError) as alone:
+        build(loader.load(dataset_dir, LIMIT))
+    assert spread.value.report() == alone.value.report()
+    assert "duplicate id" in spread.value.report()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -146,3 +147,15 @@ def test_releases_added_again_and_again_at_one_place_are_indexed_as_afresh(index
         current = update_index(current, dataset, [], [new])
         assert current.delta is not None  # its neighbours were labelled again, not the archive
         assert index_meaning(current) == index_meaning(build_index(dataset))
+
+
+def test_words_are_the_runs_of_word_characters_in_every_script() -> None:
+    """`q` and the index split text as re's \\w+ does: every character is tried, alone, inside
+    a word and after one (casefold included: "ß" is "ss")."""
+    word = re.compile(r"\w+")
+    for code in range(0x110000):
+        if 0xD800 <= code < 0xE000:
+            continue  # surrogates are not text
+        char = chr(code)
+        text = f"a{char}b {char} x{char}Straße"
+        assert words(text) == word.findall(text.casefold()), hex(code)

@@ -105,6 +105,19 @@ def test_a_change_made_while_down_is_served_after_the_start_check(
     assert readiness(client)["dataset"]["version"] == readiness(cold)["dataset"]["version"]
 
 
+def test_a_cold_start_serves_what_it_read_and_the_first_look_finds_changes_made_meanwhile(
+        dataset_dir: Path, snapshots: Path) -> None:
+    app = restarted(dataset_dir, snapshots)  # no snapshot yet: every file read
+    client = app.test_client()
+    assert readiness(client)["dataset"]["start_check"] == "pending"
+    before = feeds(client)
+    edit(dataset_dir)  # as if written while the files were being read
+    assert feeds(client) == before
+    assert reloader(app).check() == "reloaded"  # the watcher's first look
+    assert readiness(client)["dataset"]["start_check"] == "done"
+    assert feeds(client) == feeds(app_of(dataset_dir, None).test_client()) != before
+
+
 def test_nothing_changed_while_down(dataset_dir: Path, snapshots: Path) -> None:
     app_of(dataset_dir, snapshots)
     app = restarted(dataset_dir, snapshots)

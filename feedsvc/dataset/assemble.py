@@ -6,10 +6,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from . import Dataset, DatasetError, Problem, Release, duplicate_ids, newest_first, parse_file
+from . import Dataset, DatasetError, Problem, Release, duplicate_ids, facts, newest_first, parse_file
 from . import version as versions
 from .index import Index, build_index
 from .loader import Catalog, FileEntry, entry_of, in_path_order, load
+from .merge import Merged, index_of, releases_of
 from .stored import editable, frozen
 from .yamlsource import version_of
 
@@ -107,9 +108,20 @@ class Loaded:
     catalog: Catalog
 
 
-def build(catalog: Catalog) -> Loaded:
-    """Assemble and index a catalog; raise DatasetError if it is not a valid dataset."""
-    return Loaded(build_index(assemble(catalog)), catalog)
+def build(catalog: Catalog, merged: Merged | None = None) -> Loaded:
+    """Assemble and index a catalog; raise DatasetError if it is not a valid dataset.
+
+    With the merged runs of the child processes that read it (fanout.read), its releases are
+    their store's records, in order already, and the index is merged from theirs: no release
+    is made (merge.py).
+    """
+    if merged is None or catalog.problems or catalog.site is None or not merged.valid():
+        return Loaded(build_index(assemble(catalog)), catalog)  # assemble reports problems
+    data = Dataset(catalog.site, catalog.topics, releases_of(merged), version(catalog),
+                   catalog.root)
+    index = index_of(data, merged)
+    facts.remember(index, facts.worked_out(index, merged.special()))
+    return Loaded(index, catalog)
 
 
 def check_with_file(root: Path, limit: int, name: str, raw: bytes,

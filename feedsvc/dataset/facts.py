@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from array import array
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -50,24 +50,49 @@ def changed(release: Release) -> int:
 
 
 def _facts(index: Index) -> Facts:
-    releases, labels = index.releases, index.labels
     # Only the few drafts, withdrawn or updated releases are looked at one by one.
-    special = [i for i, r in enumerate(releases)
-               if r.updated is not None or r.draft or r.withdrawn is not None]
+    return worked_out(index, ((i, found) for i, r in enumerate(index.releases)
+                              if (found := special(r)) is not None))
+
+
+@dataclass(frozen=True, slots=True)
+class Special:
+    """What the facts need of a draft, withdrawn or updated release."""
+
+    hidden: bool  # a draft, or withdrawn: never served
+    tombstone: bool  # withdrawn and published: its tombstone is shown for a while
+    names: tuple[str, ...]  # its posting lists: "countries/TH", "topics/slug"
+    changed: int  # its last change (whole seconds)
+
+
+def special(release: Release) -> Special | None:
+    """Return what the facts need of a release; None for the many they never look at."""
+    if release.updated is None and not release.draft and release.withdrawn is None:
+        return None
+    return Special(hidden(release), hidden(release) and not release.draft, _names(release),
+                   changed(release))
+
+
+def worked_out(index: Index, special: Iterable[tuple[int, Special]]) -> Facts:
+    """Return the index's facts from its special releases, by position, ascending (made by
+    `special`, perhaps by another process: only withdrawn releases are then read here)."""
+    releases, labels = index.releases, index.labels
     hidden_all = array(LABEL)
     hidden_by: dict[str, array[int]] = {}
     updated: dict[str, list[tuple[int, int]]] = {"": []}
-    for i in special:
-        release, label = releases[i], labels[i]
-        if hidden(release):
+    tombstones: list[Release] = []
+    for i, found in special:
+        label = labels[i]
+        if found.hidden:
             hidden_all.append(label)
-            for name in _names(release):
+            for name in found.names:
                 hidden_by.setdefault(name, array(LABEL)).append(label)
+            if found.tombstone:
+                tombstones.append(releases[i])
         else:
-            for name in ("", *_names(release)):
-                updated.setdefault(name, []).append((changed(release), -label))
-    tombstones = sorted((releases[i] for i in special if hidden(releases[i])
-                         and not releases[i].draft), key=_tombstone_key)
+            for name in ("", *found.names):
+                updated.setdefault(name, []).append((found.changed, -label))
+    tombstones.sort(key=_tombstone_key)
     return Facts(hidden_all, hidden_by,
                  {name: (array("q", (k for k, _ in keys)), array(LABEL, (n for _, n in keys)))
                   for name, keys in ((name, sorted(keys)) for name, keys in updated.items())},

@@ -21,12 +21,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from . import Parts, Problem, Site, Topic, loader
+from . import Parts, Problem, Site, Topic, loader, merge, version
 from .loader import Catalog, FileEntry, Read
+from .merge import Merged
 from .yamlsource import LocatedMap, SourceFile, find_files
 
 # Below this many files a process, starting another costs more than it saves.
@@ -55,26 +57,43 @@ def load(root: Path, limit: int, processes: int | None = None, start: Start = "s
          over: int = 0) -> Catalog:
     """Return what loader.load(root, limit) returns, read in up to `processes` child processes
     (at least one; loaded here only if they fail, or if the files hold `over` bytes or less)."""
+    return read(root, limit, processes, start, over=over)[0]
+
+
+def read(root: Path, limit: int, processes: int | None = None, start: Start = "spawn", *,
+         over: int = 0) -> tuple[Catalog, Merged | None]:
+    """Return load's catalog and, when child processes read it, their merged runs (merge.py):
+    its releases are then records of the merged store, and assemble.build indexes them."""
     if not root.exists():
-        return loader.load(root, limit)
+        return loader.load(root, limit), None
     wanted = cores() if processes is None else processes
     now = time.time_ns()
     with loader.quiet_gc():
         links: list[str] = []
         names = find_files(root, links)
         if not _holds_more(names, over):
-            return loader.load(root, limit)
+            return loader.load(root, limit), None
         count = max(1, min(wanted, len(names) // PER_PROCESS))
         runs = [names[len(names) * n // count:len(names) * (n + 1) // count] for n in range(count)]
         try:
-            files, vocabulary, linked = _spread(root, limit, runs, now, start)
+            files, vocabulary, linked, merged, told = _spread(root, limit, runs, now, start)
         except _Failed as error:
             log.warning("dataset %s: parallel load failed (%s); loading in one process",
                         root, error)
-            return loader.load(root, limit)
+            return loader.load(root, limit), None
     log.info("dataset %s: loaded in child processes (%d)", root, count)
     site, topics, problems = vocabulary
-    return loader.catalog(root, files, site, topics, problems, bool(links) or linked)
+    return Catalog(str(root), files, site, topics, tuple(problems), bool(links) or linked,
+                   version.total(facts.fold for facts in told),
+                   frozenset(name for facts in told for name in facts.racy)), merged
+
+
+class _Told(NamedTuple):
+    """What a loading process tells of its files, beside their entries."""
+
+    fold: int  # their version sum (version.py)
+    racy: list[str]  # those changed too recently to trust their stat (loader.RACY_NS)
+    clean: bool  # none has a problem
 
 
 def _holds_more(names: Sequence[str], limit: int) -> bool:
@@ -88,8 +107,9 @@ def _holds_more(names: Sequence[str], limit: int) -> bool:
 
 
 def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], now: int, start: Start
-            ) -> tuple[dict[str, FileEntry], Vocabulary, bool]:
-    """Have each run loaded by a child process; merge their entries in path order."""
+            ) -> tuple[merge.RunFiles, Vocabulary, bool, Merged, list[_Told]]:
+    """Have each run loaded by a child process; merge their releases (merge.py) and their
+    entries, in path order (unpickled when first read); return them and what they told."""
     pipes = [multiprocessing.Pipe() for _ in runs]
     mine, theirs = [pipe for pipe, _ in pipes], [pipe for _, pipe in pipes]
     for pipe in (*mine, *theirs):  # made by gevent's socketpair (a gunicorn master), they
@@ -108,10 +128,11 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], now: int, sta
         vocabulary = loader.read_vocabulary(root, gathered)
         for pipe in mine:
             pipe.send(vocabulary[:2])
-        files: dict[str, FileEntry] = {}
-        for pipe in mine:  # in path order: each run follows the one before
-            files.update(_receive_entries(pipe))
-        return files, vocabulary, any(linked for _, _, linked in found)
+        sent = [_receive_run(pipe) for pipe in mine]
+        told = [facts for _, facts, _ in sent]
+        merged = merge.merge([run for run, _, _ in sent], clean=all(t.clean for t in told))
+        files = merge.RunFiles([payload for _, _, payload in sent], merged)
+        return files, vocabulary, any(linked for _, _, linked in found), merged, told
     except OSError as error:  # e.g. no process could be started
         raise _Failed(repr(error)) from error
     finally:
@@ -176,23 +197,28 @@ def _receive(pipe: Connection) -> Any:
     return value
 
 
-def _receive_entries(pipe: Connection) -> dict[str, FileEntry]:
-    """Return the entries a loading process sent (see _send_entries)."""
+def _receive_run(pipe: Connection) -> tuple[merge.Run, _Told, bytes]:
+    """Return what a loading process sent of its run (see _send_run)."""
     _receive(pipe)
     try:
-        entries: dict[str, FileEntry] = pickle.loads(pipe.recv_bytes())
+        run, told = pickle.loads(pipe.recv_bytes())
+        blob, entries = pipe.recv_bytes(), pipe.recv_bytes()
     except (EOFError, OSError) as error:
         raise _Failed(f"a loading process ended early: {error!r}") from error
-    return entries
+    return replace(run, blob=blob), told, entries
 
 
-def _send_entries(pipe: Connection, entries: dict[str, FileEntry]) -> None:
-    """Send entries as the snapshot pickles them: releases as constructor calls, which load
-    about twice as fast as a dataclass's state."""
-    from .snapshot import dumps  # it imports this module: a load is done in one of its steps
-
-    payload = dumps(entries)
+def _send_run(pipe: Connection, root: Path, entries: dict[str, FileEntry]) -> None:
+    """Send a run's releases (merge.Run, its records apart: not pickled again), what it tells
+    of its files, and their entries, whose releases are numbers of the run."""
+    run, numbers = merge.run_of([r for entry in entries.values() for r in entry.releases])
+    told = _Told(version.fold(root, ((name, entry.stamp) for name, entry in entries.items())),
+                 [name for name, entry in entries.items() if entry.racy],
+                 not any(entry.problems for entry in entries.values()))
+    payload = merge.dumps_entries(entries, numbers)
     pipe.send(("ok", None))
+    pipe.send_bytes(pickle.dumps((replace(run, blob=b""), told), protocol=5))
+    pipe.send_bytes(run.blob)
     pipe.send_bytes(payload)
 
 
@@ -240,7 +266,7 @@ def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: i
             read = loader.read_files(root, names, limit)
             pipe.send(("ok", _vocabulary_of(read)))
             site, topics = pipe.recv()
-            _send_entries(pipe, loader.entries(root, read, site, topics, now))
+            _send_run(pipe, root, loader.entries(root, read, site, topics, now))
     except EOFError:
         pass  # the loading process gave up on this one: nothing to say
     # Whatever fails here must reach the parent, which then loads in one process.

@@ -26,7 +26,8 @@ YEARS = (1900, 2999)
 
 def clean_text(value: str, *, one_line: bool) -> str:
     """Remove characters XML 1.0 forbids; fold whitespace for one-line fields."""
-    value = _NOT_XML.sub("", value)
+    if not value.isprintable():  # each character XML forbids is a control, surrogate or
+        value = _NOT_XML.sub("", value)  # non-character: none is in printable text
     if one_line:
         return " ".join(value.split())  # what \s+ -> " " and strip() give, several times faster
     paragraphs = (p.strip() for p in _PARAGRAPHS.split(value.strip()))

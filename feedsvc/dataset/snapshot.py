@@ -32,6 +32,7 @@ from . import (
     index,
     loader,
     media,
+    merge,
     problems,
     records,
     reindex,
@@ -55,8 +56,8 @@ PRIVATE = b"feedsvc-snapshot 2\n"
 # garbage (3-4x the kept data) then never inflates the serving process, which receives
 # their checked releases.
 CHILD_LOAD_BYTES = 8 << 20
-_CODE = (assemble, dataset, facts, fanout, fields_module, index, loader, media, problems, records,
-         reindex, stored, version, yamlsource)
+_CODE = (assemble, dataset, facts, fanout, fields_module, index, loader, media, merge, problems,
+         records, reindex, stored, version, yamlsource)
 log = logging.getLogger("feedsvc.snapshot")
 T = TypeVar("T")
 
@@ -87,7 +88,7 @@ def load_afresh(root: Path, snapshot_dir: Path, max_file_bytes: int = DEFAULT_MA
     """Load every file and save the result as the snapshot (with `background`, once this has
     returned: see saving.py); raise DatasetError if invalid."""
     file = snapshot_path(snapshot_dir, root)
-    loaded = build(load_catalog(root, max_file_bytes, child_over=child_over))
+    loaded = build(*fanout.read(root, max_file_bytes, over=child_over))
     if background:
         saving.later(lambda: write_snapshot(file, loaded))
     else:

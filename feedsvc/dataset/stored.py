@@ -39,7 +39,7 @@ class Store:
         self._lock = threading.Lock()
 
     @classmethod
-    def of(cls, records: Iterable[bytes]) -> Store:
+    def of(cls, records: Iterable[bytes | memoryview]) -> Store:
         """Return a store of the given records, numbered from 0."""
         parts = list(records)
         return cls(b"".join(parts), array("q", accumulate((len(p) for p in parts), initial=0)))

@@ -34,6 +34,11 @@ def fold(root: str | Path, digests: Iterable[tuple[str, bytes]]) -> int:
     return sum(_term(top, prefix, name, digest) for name, digest in digests) % _MODULUS
 
 
+def total(sums: Iterable[int]) -> int:
+    """Return the sum of several sets of files' sums (of files with different names)."""
+    return sum(sums) % _MODULUS
+
+
 def refold(root: str | Path, total: int, removed: Iterable[tuple[str, bytes]],
            added: Iterable[tuple[str, bytes]]) -> int:
     """Return `total` with the `removed` files' hashes taken out and the `added` ones put in."""

@@ -45,7 +45,7 @@ class DatasetLoader(_Base):  # type: ignore[misc]
     for them. Nesting deeper than MAX_DEPTH is refused before Python's recursion limit.
     """
 
-    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
     _depth = 0
     # Set by PyYAML's BaseConstructor: what is built, or being built, and what is left to do.
     constructed_objects: dict[yaml.Node, Any]
@@ -89,6 +89,23 @@ class DatasetLoader(_Base):  # type: ignore[misc]
             self.deep_construct, self._depth = False, 0
         return data
 
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        """Return a node's tag, as PyYAML's Resolver does without path resolvers (none is
+        ever added here): asked for every node by the C parser, so kept to one lookup."""
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                for tag, regexp in _IMPLICIT.get(value[:1], _ANY_FIRST):
+                    if regexp.match(value):
+                        return tag
+            return _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
+
+    def descend_resolver(self, current_node: yaml.Node | None, current_index: Any) -> None:
+        """Nothing to track: there are no path resolvers (see resolve)."""
+
+    def ascend_resolver(self) -> None:
+        """Nothing to track: there are no path resolvers (see resolve)."""
+
     def _build(self, node: yaml.Node, depth: int, deep: bool) -> Any:
         """Construct `node`, `depth` levels below the document (counted as the generic
         constructor counts them below the top: it builds the document's own children
@@ -126,6 +143,13 @@ for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
 DatasetLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+assert not DatasetLoader.yaml_path_resolvers, "DatasetLoader.resolve ignores path resolvers"
+# The implicit resolvers a plain scalar is tried against, by its first character ("" for an
+# empty one), each list followed by those for any first character: as Resolver.resolve has it.
+_ANY_FIRST: list[tuple[str, re.Pattern[str]]] = DatasetLoader.yaml_implicit_resolvers.get(None, [])
+_IMPLICIT = {first: [*resolvers, *_ANY_FIRST]
+             for first, resolvers in DatasetLoader.yaml_implicit_resolvers.items()
+             if first is not None}
 
 
 def _located_map(node: yaml.Node) -> LocatedMap:
@@ -181,7 +205,6 @@ def find_files(root: Path, links: list[str] | None = None, ordered: bool = True)
     if not root.is_dir():
         return [str(root)]
     top = str(root)
-    found: list[tuple[str, ...]] = []
     walked: list[str] = []
     seen: set[str] = set()
     for folder, dirs, files in os.walk(top, followlinks=True):
@@ -193,17 +216,11 @@ def find_files(root: Path, links: list[str] | None = None, ordered: bool = True)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # which link wins: stable
         if links is not None:
             links += [os.path.join(folder, d) for d in dirs if os.path.islink(os.path.join(folder, d))]
-        if not ordered:
-            walked += [os.path.join(folder, f) for f in files
-                       if f.endswith(SUFFIXES) and not f.startswith(".")]
-            continue
-        below = os.path.relpath(folder, top)
-        parts = () if below == "." else tuple(below.split(os.sep))
-        found += [(*parts, f) for f in files if f.endswith(SUFFIXES) and not f.startswith(".")]
-    if not ordered:
-        return walked
-    found.sort()
-    return [os.path.join(top, *parts) for parts in found]
+        prefix = folder if folder.endswith(os.sep) else folder + os.sep  # os.path.join's
+        walked += [prefix + f for f in files if f.endswith(SUFFIXES) and not f.startswith(".")]
+    if ordered:  # by parts: "\0" sorts before any character a name can hold
+        walked.sort(key=lambda name: name.replace(os.sep, "\0"))
+    return walked
 
 
 def links_out(root: str) -> Callable[[str, bool | None], bool]:
@@ -246,12 +263,18 @@ def read_source(path: str, name: str, limit: int) -> tuple[bytes | None, Problem
     except OSError as exc:
         return None, Problem(name, None, None, None, f"cannot be read: {exc.strerror or exc}")
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             return None, Problem(name, None, None, None, "not a regular file")
-        chunks, size = [], 0
-        while size <= limit and (chunk := os.read(fd, min(1 << 16, limit + 1 - size))):
-            chunks.append(chunk)  # reading limit + 1 bytes: growing past the limit is seen too
+        chunks, size, want = [], 0, status.st_size + 1
+        while size <= limit:  # reading limit + 1 bytes: growing past the limit is seen too
+            asked = min(want, 1 << 16, limit + 1 - size)
+            chunk = os.read(fd, asked)
+            chunks.append(chunk)
             size += len(chunk)
+            if len(chunk) < asked:
+                break  # its end (a regular file's read is short only there): one read a file
+            want = 1 << 16
     except OSError as exc:
         return None, Problem(name, None, None, None, f"cannot be read: {exc.strerror or exc}")
     finally:

@@ -261,7 +261,8 @@ def init_app(app: Flask) -> Live:
     Invalid data on disk stops the start (DatasetError), as `feedsvc check-data` would fail;
     a mass removal since the snapshot is held, and the snapshot's data served. With
     FEEDSVC_START_CHECK=background and a watcher, a restart serves the snapshot (and its
-    journal) at once and leaves the look at every file to the watcher (start_watching).
+    journal) at once, and a cold start what it read; the look at every file for changes
+    made meanwhile is left to the watcher (start_watching).
     """
     config = app.config
     path, snapshot_dir = config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"]
@@ -277,9 +278,9 @@ def init_app(app: Flask) -> Live:
                      limit=config["FEEDSVC_MAX_FILE_BYTES"],
                      max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,
                      journal=journal)
-    if restored is None:
+    if not later:
         watch.check(strict=True)
-    else:
+    else:  # the files changed while down, or while a cold start read them: the watcher's
         live.start_unchecked()
         if journal:  # what was served before the stop: the journal's files, and no others
             watch.check(strict=True, paths=())
