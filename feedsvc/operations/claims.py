@@ -15,13 +15,13 @@ from pathlib import Path
 log = logging.getLogger("feedsvc.websub")
 
 # Markers kept: the newest KEEP. A marker only matters while the processes of the box claim
-# the same name, which they do together: every worker's timer fires for the same scheduled
-# moment within a worker's busy spell of the others (gunicorn ends a worker stuck for longer
-# than its 30 s timeout), and the master alone claims a dataset version. A hundred other names
-# claimed in between is far beyond any of that (one name per reload or scheduled moment), so a
-# duplicate ping, the worst that pruning too early can do, does not happen; and the directory,
-# and each claim's cost, stay the same however many versions were ever published. A count
-# rather than an age: the clock plays no part, and the bound holds however fast data changes.
+# the same name, and they do so within seconds of each other: the master alone claims each
+# dataset version it swaps in, and every worker's timer fires for the same scheduled moment
+# (a worker busy for longer than gunicorn's 30 s timeout is ended). For a marker to be pruned
+# while still needed, a hundred other versions or moments would have to be claimed in those
+# seconds; and pruning too early costs no more than a second ping. The directory, and a
+# claim's cost, stay the same however many versions were ever published. A count rather than
+# an age: no clock is involved, and the bound holds however fast the data changes.
 KEEP = 100
 
 
