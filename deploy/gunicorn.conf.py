@@ -17,6 +17,7 @@ if __name__ == "__config__":
 
     monkey.patch_all()
 
+import atexit
 import gc
 import os
 import shutil
@@ -26,6 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
+
+def _remove_metrics_dir(owner=None):
+    """Remove the metrics directory if this file created it (only in process `owner`, when
+    given: a worker forked from it that runs the atexit handlers must leave it)."""
+    own = os.environ.get("_FEEDSVC_METRICS_TMPDIR")
+    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR") \
+            and owner in (None, os.getpid()):
+        shutil.rmtree(own, ignore_errors=True)
+
+
 # prometheus_client picks its multi-process storage when first imported, and preload_app
 # imports the app before any server hook runs: so the directory is set up here, when this file
 # is first read (gunicorn reads it again on HUP: the directory and its values stay).
@@ -33,6 +44,9 @@ if not os.environ.get("_FEEDSVC_METRICS_DIR"):
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feedsvc-metrics-")
         os.environ["_FEEDSVC_METRICS_TMPDIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        # gunicorn calls on_exit only once it serves: a start that fails (a bad setting,
+        # invalid data, the port in use) exits without it, and must not leave the directory.
+        atexit.register(_remove_metrics_dir, os.getpid())
     # Files of an earlier run in a given directory would be summed in: start from zero.
     for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
         stale.unlink()
@@ -178,7 +192,6 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    """Remove the metrics directory if this file created it."""
-    own = os.environ.get("_FEEDSVC_METRICS_TMPDIR")
-    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        shutil.rmtree(own, ignore_errors=True)
+    """Remove the metrics directory if this file created it (also when gunicorn daemonized,
+    in another process than the one that read this file)."""
+    _remove_metrics_dir()

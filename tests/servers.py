@@ -131,7 +131,12 @@ def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
     (a benchmark baseline) with the same server settings but none of feedsvc's hooks.
     `root`: another source tree of feedsvc (a benchmark's baseline), run with its own config."""
     port = free_port()
-    settings = {"FEEDSVC_BIND": f"127.0.0.1:{port}", "FEEDSVC_WORKERS": str(workers), **(env or {})}
+    # Its temporary directories (metrics, WebSub claims) in workdir: a server that is killed
+    # leaves them there, not in /tmp.
+    temp = workdir / f"gunicorn-{port}-tmp"
+    temp.mkdir(exist_ok=True)
+    settings = {"FEEDSVC_BIND": f"127.0.0.1:{port}", "FEEDSVC_WORKERS": str(workers),
+                "TMPDIR": str(temp), **(env or {})}
     if root != ROOT:  # its feedsvc package first, ahead of the installed one
         settings["PYTHONPATH"] = str(root)
     conf = root / GUNICORN_CONF.relative_to(ROOT)

@@ -83,9 +83,10 @@ def test_check_data_reads_the_configured_dataset_and_file_limit(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(("name", "raw"), [("FEEDSVC_WORKERS", "x"), ("FEEDSVC_LOG_LEVEL", "loud")])
-def test_gunicorn_says_one_line_and_exits_2(name: str, raw: str) -> None:
+def test_gunicorn_says_one_line_and_exits_2(name: str, raw: str, tmp_path: Path) -> None:
     done = run([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "wsgi:app"],
-               **{name: raw, "FEEDSVC_BIND": "127.0.0.1:1"})
+               **{name: raw, "FEEDSVC_BIND": "127.0.0.1:1", "TMPDIR": str(tmp_path)})
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"feedsvc: not starting: {name} ") and repr(raw) in line
+    assert list(tmp_path.iterdir()) == []  # nor a metrics directory left behind

@@ -31,6 +31,7 @@ class Server:
     process: subprocess.Popen[bytes]
     base: str
     log: Path
+    temp: Path  # its TMPDIR
     statuses: list[int] = field(default_factory=list)
 
     def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -58,17 +59,21 @@ def until(what: Callable[[], bool], deadline: float = DEADLINE) -> float:
     return time.monotonic() - start
 
 
-def start(data: Path, log: Path, interval: int, workers: int = 2) -> Server:
+def start(data: Path, log: Path, interval: int, workers: int = 2,
+          extra: dict[str, str] | None = None) -> Server:
     port = free_port()
+    temp = log.with_name(f"{log.stem}-tmp")  # not /tmp: a killed server leaves its dirs here
+    temp.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(FEEDSVC_BIND=f"127.0.0.1:{port}", FEEDSVC_WORKERS=str(workers),
                FEEDSVC_DATA=str(data), FEEDSVC_BASE_URL="https://feeds.example.org/",
-               FEEDSVC_LOG_FORMAT="json", FEEDSVC_RELOAD_INTERVAL=str(interval))
+               FEEDSVC_LOG_FORMAT="json", FEEDSVC_RELOAD_INTERVAL=str(interval),
+               TMPDIR=str(temp), **(extra or {}))
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
+    server = Server(process, f"http://127.0.0.1:{port}", log, temp)
 
     def healthy() -> bool:
         assert process.poll() is None, log.read_text()
@@ -242,3 +247,21 @@ def test_hup_reloads_valid_data_and_keeps_serving_on_invalid(served: Server,
     assert served.process.poll() is None
     assert "HUP: dataset rejected" in served.log.read_text()
     assert not any(status >= 500 for status in served.statuses)
+
+
+def test_a_stopped_server_leaves_no_temporary_directory(
+        dataset_dir: Path, tmp_path: Path, serve: Callable[..., str]) -> None:
+    from .test_websub import Hub
+
+    hub = Hub()
+    server = start(dataset_dir, tmp_path / "gunicorn.log", 1,
+                   extra={"FEEDSVC_WEBSUB_HUB": serve(hub) + "/hub"})
+    try:
+        edit_title(dataset_dir)
+        until(lambda: not hub.received.empty())  # the new version is published: claimed
+        made = sorted(entry.name.rsplit("-", 1)[0] for entry in server.temp.iterdir())
+        assert made == ["feedsvc-metrics", "feedsvc-websub"]
+    finally:
+        stop(server)
+    assert server.process.returncode == 0  # SIGTERM's graceful stop, not a kill
+    assert list(server.temp.iterdir()) == []

@@ -132,7 +132,8 @@ def gunicorn(tmp_path: Path) -> Iterator[int]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "FEEDSVC_BIND": f"127.0.0.1:{port}", "FEEDSVC_WORKERS": "1",
-           "FEEDSVC_BASE_URL": "https://feeds.example.org/", "FEEDSVC_RELOAD_INTERVAL": "0"}
+           "FEEDSVC_BASE_URL": "https://feeds.example.org/", "FEEDSVC_RELOAD_INTERVAL": "0",
+           "TMPDIR": str(tmp_path)}  # its temporary directories: not in /tmp if it is killed
     log = (tmp_path / "gunicorn.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,9 +23,11 @@ from feedsvc.dataset import load_dataset
 from feedsvc.dataset.index import build_index
 from feedsvc.feeds.query import FORMATS
 from feedsvc.feeds.urls import Urls
+from feedsvc.operations.claims import KEEP, Claims
 from feedsvc.operations.websub import Publisher
 
 from .conftest import BASE_URL, release_yaml
+from .servers import ROOT
 
 
 class Hub:
@@ -165,9 +170,64 @@ def test_workers_forked_from_one_app_publish_a_version_once(make_dataset: Callab
     new = build_index(load_dataset(make_dataset(_releases()[:2])))
     first = Publisher(serve(hub) + "/hub", Urls(BASE_URL), timeout=5)
     # A second worker forked from the same preloaded app shares the publisher's claims.
-    second = Publisher(first.hub, first.urls, timeout=5, claims_dir=first.claims_dir)
+    second = Publisher(first.hub, first.urls, timeout=5, claims=Claims(first.claims.path))
     started = [first(old, new), second(old, new)]
     assert started[1] is None
     assert started[0] is not None
     started[0].join(timeout=30)
     assert len(hub.drain()) == 9
+
+
+# A preloading gunicorn master and one worker forked from it, in a process of its own: the
+# master publishes a new version; the worker swaps the same one in and ends through sys.exit
+# (its atexit handlers run); the master prints what its temporary directory holds, then exits.
+MASTER_AND_WORKER = """
+import os, sys, tempfile
+from feedsvc import create_app, state
+from feedsvc.dataset import load_dataset
+from feedsvc.dataset.index import build_index
+from feedsvc.operations.websub import schedule
+
+old_data, new_data, base, hub = sys.argv[1:]
+app = create_app({"FEEDSVC_DATA": old_data, "FEEDSVC_BASE_URL": base, "FEEDSVC_WEBSUB_HUB": hub})
+print(*os.listdir(tempfile.gettempdir()), flush=True)
+publish = schedule(app).publisher
+old, new = state.live(app).index, build_index(load_dataset(new_data))
+publish(old, new).join()
+worker = os.fork()
+if worker == 0:
+    sys.exit(0 if publish(old, new) is None else 3)
+_, status = os.waitpid(worker, 0)
+print(os.waitstatus_to_exitcode(status), *os.listdir(tempfile.gettempdir()), flush=True)
+"""
+
+
+def test_the_claims_directory_goes_with_the_process_that_made_it(
+        make_dataset: Callable[..., Path], serve: Callable[..., str], tmp_path: Path) -> None:
+    hub = Hub()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    argv = [sys.executable, "-c", MASTER_AND_WORKER, str(make_dataset(_releases())),
+            str(make_dataset(_releases()[:2])), BASE_URL, serve(hub) + "/hub"]
+    done = subprocess.run(argv, cwd=ROOT, env={**os.environ, "TMPDIR": str(temp)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    built, after_worker = done.stdout.splitlines()
+    assert built == ""  # made at the first claim, not when the app is built
+    worker_status, *entries = after_worker.split()
+    # The worker was refused the version (the box's claims are shared) and its exit left
+    # them in place; the master's exit removed them.
+    assert worker_status == "0"
+    assert [entry.rsplit("-", 1)[0] for entry in entries] == ["feedsvc-websub"]
+    assert list(temp.iterdir()) == []
+    assert len(hub.drain()) == 9  # once for the box: all, Laos and labour migration, 3 formats
+
+
+def test_claims_stay_few_however_many_versions_are_published(tmp_path: Path) -> None:
+    claims = Claims(tmp_path / "claims")
+    names = [f"version-{number:04d}" for number in range(3 * KEEP)]
+    assert all(claims.claim(name) for name in names)
+    assert len(list(claims.path.iterdir())) == KEEP
+    # The newest are still refused to the box's other processes (no second ping for them).
+    other = Claims(claims.path)
+    assert not any(other.claim(name) for name in names[-KEEP:])

@@ -3,13 +3,10 @@ live, changed, off the request path."""
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
@@ -22,6 +19,7 @@ from ..feeds.feed import FeedDoc, build_feed
 from ..feeds.query import FORMATS, FeedQuery
 from ..feeds.urls import Scope, Urls
 from ..state import Live
+from .claims import Claims
 
 log = logging.getLogger("feedsvc.websub")
 
@@ -55,9 +53,9 @@ class Publisher:
     urls: Urls
     timeout: float = 10.0
     clock: Callable[[], datetime] = field(default=system_now, repr=False)
-    # Where the once-per-version markers go: made when the app is built, so the workers
-    # forked from a preloading gunicorn master share it and nothing else does.
-    claims_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="feedsvc-websub-"))
+    # Who publishes each version once per box: named when the app is built, so the workers
+    # forked from a preloading gunicorn master share the claims and nothing else does.
+    claims: Claims = field(default_factory=Claims.temporary, repr=False)
 
     def __call__(self, old: Index, new: Index) -> threading.Thread | None:
         """Start publishing in a background thread and return it; serving never waits.
@@ -71,24 +69,12 @@ class Publisher:
     def start(self, claim: str, old: View, new: View) -> threading.Thread | None:
         """Publish the feeds that differ from `old` to `new`, in a thread, if this process is
         the first of the box to claim `claim`; return the thread."""
-        if not self.claim(claim):
+        if not self.claims.claim(claim):
             return None
         thread = threading.Thread(target=self.publish, args=(old, new), name="websub-publish",
                                   daemon=True)
         thread.start()
         return thread
-
-    def claim(self, version: str) -> bool:
-        """Claim publishing of one dataset version (or moment) for this box (a marker file
-        made once)."""
-        marker = Path(self.claims_dir) / version
-        try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            return False
-        except OSError as exc:  # an unwritable temp dir: publishing twice beats never
-            log.warning("websub: cannot claim %s (%s); publishing anyway", marker, exc)
-        return True
 
     def publish(self, old: View, new: View) -> None:
         feeds = changed_feeds(old, new, self.urls)
