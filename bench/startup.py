@@ -36,8 +36,9 @@ from feedsvc import create_app
 imported = time.perf_counter()
 app = create_app()
 loaded, ready = time.perf_counter(), time.time()
-from feedsvc.dataset import saving
+from feedsvc.dataset import fanout, saving
 saving.settle()  # the CPU and memory of a cold start include writing its snapshot
+fanout.settle()  # and its loading processes, which end once it serves
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 spent = resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = time.process_time()

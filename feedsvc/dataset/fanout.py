@@ -19,6 +19,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -140,8 +141,12 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], now: int, sta
             pipe.close()  # a process still waiting for the vocabulary then ends
         for pipe in theirs:
             pipe.close()
-        if first is not None:
-            _end(first)
+        if first is not None:  # it ends once its processes have freed their memory (about
+            # 0.5 s at 100,000 files): waited for in the background, not before serving
+            ending = threading.Thread(target=_end, args=(first,), name="feedsvc-loader-end",
+                                      daemon=True)
+            _ENDING[:] = [*(t for t in _ENDING if t.is_alive()), ending]
+            ending.start()
 
 
 Child = subprocess.Popen[bytes] | multiprocessing.process.BaseProcess
@@ -161,6 +166,16 @@ def _start(pipes: Sequence[Connection], start: Start) -> Child:
     return subprocess.Popen([sys.executable, "-c", "import sys; from feedsvc.dataset.fanout import main; "
                              "main(sys.argv[1:])", *map(str, fds)],
                             pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+_ENDING: list[threading.Thread] = []
+
+
+def settle() -> None:
+    """Wait until the loading processes of every load so far have ended (their CPU is then
+    counted in this process's children's: bench/startup.py)."""
+    while _ENDING:
+        _ENDING.pop().join()
 
 
 def _end(process: Child) -> None:
