@@ -4,12 +4,14 @@ The result is the catalog loader.load returns: the same entries, problems and vo
 the same order. The files are cut into contiguous runs in path order, one per process; each
 process reads and parses its run and sends back only the site and topic mappings it found;
 this process reads the vocabulary from all of them, in path order, as loader.load does, and
-sends it back; each process then checks its releases against it and sends its entries.
+sends it back; each process then checks its releases against it and sends them as a run
+(merge.py: records newest first, their sort keys and posting lists), with its entries.
 
 This process reads and parses nothing itself: the garbage of a parse (3-4x the kept data)
-never inflates a serving process, which only receives the entries, ready to index. The
-processes are started safely from any process, threads and all: the first is a new
-interpreter ("spawn"), which forks the others while it runs no other thread.
+never inflates a serving process, which merges the runs into one store and index without
+making a release, and unpickles the entries only when they are first read. The processes
+are started safely from any process, threads and all: the first is a new interpreter
+("spawn"), which forks the others while it runs no other thread.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Each loading process (fanout.py) sorts its own releases newest first, pickles ea
 its own order. The serving process merges the runs' sort keys into the dataset's order, joins
 the records into one store in that order, and relabels and joins the runs' posting lists: it
 makes no release, as a restart from the snapshot makes none. The result equals what
-index.build_index makes of the same releases (tests/test_cold_start.py compares them).
+index.build_index makes of the same releases (tests/test_fanout.py compares them).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from . import Dataset, Release
+from . import Dataset, Release, newest_first
 from .facts import Special, special
 from .index import KEYS, LABEL, Index, spacing
 from .loader import FileEntry, Key
@@ -45,7 +45,7 @@ class Run:
 
 def run_of(releases: Sequence[Release]) -> tuple[Run, dict[int, int]]:
     """Return a run of these releases, and each release's number in it, by id()."""
-    ordered = sorted(releases, key=_newest_first, reverse=True)
+    ordered = newest_first(releases)
     records = [record(release) for release in ordered]
     offsets = array("q", [0])
     end = 0
@@ -70,10 +70,6 @@ def run_of(releases: Sequence[Release]) -> tuple[Run, dict[int, int]]:
               tuple(postings),
               [(n, looked) for n, r in enumerate(ordered) if (looked := special(r)) is not None])
     return run, {id(release): number for number, release in enumerate(ordered)}
-
-
-def _newest_first(release: Release) -> tuple[datetime, str]:
-    return release.published, release.id
 
 
 @dataclass(frozen=True)
