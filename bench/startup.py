@@ -32,7 +32,11 @@ RESTART_TARGET_S, COLD_TARGET_S, WORKER_TARGET_MB, TWO_WORKERS_TARGET = 1.0, 8.0
 PROBE = """
 import json, resource, time
 started = time.perf_counter()
+import importlib, pkgutil, feedsvc
 from feedsvc import create_app
+for module in pkgutil.walk_packages(feedsvc.__path__, "feedsvc."):  # what create_app imports
+    if not module.name.endswith("__main__"):                    # (and a few commands more)
+        importlib.import_module(module.name)
 imported = time.perf_counter()
 app = create_app()
 loaded, ready = time.perf_counter(), time.time()
