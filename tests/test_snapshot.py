@@ -12,7 +12,8 @@ from feedsvc import create_app
 from feedsvc.config import ConfigError, from_env
 from feedsvc.dataset import DatasetError, load_dataset, saving, snapshot
 from feedsvc.dataset.assemble import Loaded
-from feedsvc.dataset.snapshot import FORMAT, load_index
+from feedsvc.dataset.snapfile import FORMAT
+from feedsvc.dataset.snapshot import load_index
 from feedsvc.operations.cli import main
 
 from .helpers import record_parses

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import loader
 from .loader import Catalog, FileEntry
-from .snapshot import dumps, read_private, write_private
+from .snapfile import dumps, read_private, write_private
 
 log = logging.getLogger("feedsvc.journal")
 

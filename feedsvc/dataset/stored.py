@@ -145,7 +145,7 @@ class StoredReleases(MutableSequence[Release]):
         return f"<{len(self.items)} stored releases>"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Anywhere but a snapshot's own store (snapshot.py), a plain tuple of releases.
+        # Anywhere but a snapshot's own store (snapfile.py), a plain tuple of releases.
         return tuple, (tuple(self),)
 
 

@@ -32,7 +32,7 @@ from ..dataset.index import Index, build_index
 from ..dataset.journal import Journal
 from ..dataset.loader import Catalog, Change, stat_key, update
 from ..dataset.reindex import update_index
-from ..dataset.snapshot import Restored
+from ..dataset.snapfile import Restored
 from ..state import Live
 from . import metrics
 from .watcher import Watcher
