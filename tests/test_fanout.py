@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.dataset import DatasetError, fanout, loader
+from feedsvc.dataset import DatasetError, fanout, loader, snapshot
 from feedsvc.dataset.assemble import assemble, build
 from feedsvc.dataset.facts import _facts, facts
 from feedsvc.dataset.loader import Catalog
@@ -149,3 +149,10 @@ def test_an_id_used_in_two_runs_is_reported_as_in_one_process(dataset_dir: Path)
         build(loader.load(dataset_dir, LIMIT))
     assert spread.value.report() == alone.value.report()
     assert "duplicate id" in spread.value.report()
+
+
+def test_without_a_snapshot_directory_a_large_load_is_spread_too(dataset_dir: Path) -> None:
+    lifecycle(dataset_dir)
+    spread = snapshot.load(dataset_dir, None, LIMIT, child_over=0).index
+    assert isinstance(spread.releases, StoredReleases)  # merged from the processes' runs
+    assert list(spread.releases) == list(build(loader.load(dataset_dir, LIMIT)).index.releases)

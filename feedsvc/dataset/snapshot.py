@@ -58,8 +58,8 @@ def load(path: str | Path, snapshot_dir: str | Path | None,
     saving.py); it raises DatasetError if the data is invalid.
     """
     root = Path(path)
-    if snapshot_dir is None:
-        return build(loader.load(root, max_file_bytes))
+    if snapshot_dir is None:  # no snapshot to read or write; a large load still spreads
+        return build(*fanout.read(root, max_file_bytes, over=child_over))
     file = snapshot_path(Path(snapshot_dir), root)
     saving.settle()
     found = read_snapshot(file)
@@ -121,7 +121,7 @@ def save_snapshot(path: str | Path, snapshot_dir: str | Path,
     """Load and validate the dataset in full and save its snapshot; raise DatasetError/OSError."""
     root = Path(path)
     file = snapshot_path(Path(snapshot_dir), root)
-    if not write_snapshot(file, build(loader.load(root, max_file_bytes))):
+    if not write_snapshot(file, build(*fanout.read(root, max_file_bytes, over=CHILD_LOAD_BYTES))):
         raise OSError(f"could not write {file}")
     return file
 
