@@ -9,11 +9,13 @@ in the same run: PyYAML's C loader alone reading every file in one process (CPU 
 floor a cold start was once said to be bound by. Then real gunicorn (deploy/gunicorn.conf.py,
 preload) at the largest size with one and with two workers: Rss and Pss of each process from
 /proc/PID/smaps_rollup.
-Run: python bench/startup.py [SIZE,...] [--split]   (--split: one file per release, as
-`feedsvc synth N DIR --split` writes them; otherwise one bundle file)
+Run: python bench/startup.py [SIZE,...] [--split] [--workers 1,2,4,16]   (--split: one file per
+release, as `feedsvc synth N DIR --split` writes them; otherwise one bundle file; --workers:
+the gunicorn worker counts measured, 1 and 2 always)
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -181,20 +183,23 @@ def startup_rows(sizes: list[int], scratch: Path, source: Source) -> list[tuple[
 Source = Callable[[int], Path]
 
 
-def main(sizes: list[int], split: bool) -> None:
+def main(sizes: list[int], split: bool, workers: list[int]) -> None:
     load = os.getloadavg()[0]
     source: Source = split_archive if split else archive
     with tempfile.TemporaryDirectory(prefix="feedsvc-startup-") as tmp:
         scratch = Path(tmp)
         rows = startup_rows(sizes, scratch, source)
         largest = max(sizes)
-        one, two = (gunicorn(source(largest), scratch / f"snapshots-{largest}", w) for w in (1, 2))
+        served = {w: gunicorn(source(largest), scratch / f"snapshots-{largest}", w)
+                  for w in sorted({1, 2, *workers})}
         end_load = os.getloadavg()[0]
+    one, two = served[1], served[2]
     ratio = two["total_pss"] / one["total_pss"]
-    worst = max(one["worker_rss"], two["worker_rss"])
+    worst = max(m["worker_rss"] for m in served.values())
     gunicorn_rows = [
         (w, f"{m['ready']:.2f}", f"{m['master_rss']:.0f}", f"{m['worker_rss']:.0f}",
-         f"{m['total_pss']:.0f}") for w, m in ((1, one), (2, two))]
+         f"{m['total_pss']:.0f}", f"{m['total_pss'] / one['total_pss']:.2f}")
+        for w, m in served.items()]
     shape = "one file per release" if split else "one bundle file"
     text = "\n\n".join([
         (f"## Start-up, {shape} (process start to app ready; targets: cold ≤ "
@@ -212,8 +217,8 @@ def main(sizes: list[int], split: bool) -> None:
          "spreads the files over), imports included: what a start costs when the machine is not "
          "contended. Baseline: PyYAML's C loader alone parsing every file in one process."),
         f"## gunicorn, preloaded, {largest:,} releases, from the snapshot",
-        table(("workers", "ready s", "master RSS MB", "max worker RSS MB", "total PSS MB"),
-              gunicorn_rows),
+        table(("workers", "ready s", "master RSS MB", "max worker RSS MB", "total PSS MB",
+               "total PSS / one worker's"), gunicorn_rows),
         (f"- max worker RSS {worst:.0f} MB (target ≤ {WORKER_TARGET_MB} MB: "
          f"{'met' if worst <= WORKER_TARGET_MB else 'MISSED'})\n"
          f"- two workers / one worker, total PSS: {ratio:.2f}× "
@@ -223,6 +228,11 @@ def main(sizes: list[int], split: bool) -> None:
 
 
 if __name__ == "__main__":
-    arguments = [a for a in sys.argv[1:] if a != "--split"]
-    main([int(s) for s in arguments[0].split(",")] if arguments else list(SIZES),
-         "--split" in sys.argv[1:])
+    parser = argparse.ArgumentParser(description="Start-up time and memory (see the docstring).")
+    parser.add_argument("sizes", nargs="?", help="releases, comma-separated (default: all)")
+    parser.add_argument("--split", action="store_true", help="one file per release")
+    parser.add_argument("--workers", default="1,2",
+                        help="gunicorn worker counts to measure, comma-separated (1 and 2 always)")
+    given = parser.parse_args()
+    main([int(s) for s in given.sizes.split(",")] if given.sizes else list(SIZES), given.split,
+         [int(w) for w in given.workers.split(",")])
