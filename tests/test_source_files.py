@@ -93,6 +93,27 @@ def test_the_fast_construction_builds_what_pyyaml_builds(text: str) -> None:
     assert built(text, DatasetLoader) == built(text, GenericLoader)
 
 
+class ResolvingLoader(DatasetLoader):
+    """The dataset loader with PyYAML's own tag resolution, which its one lookup must match."""
+
+    resolve = yaml.resolver.BaseResolver.resolve
+    descend_resolver = yaml.resolver.BaseResolver.descend_resolver
+    ascend_resolver = yaml.resolver.BaseResolver.ascend_resolver
+
+
+SCALARS = ["", "x", "NO", "no", "yes", "Yes", "on", "off", "y", "true", "True", "TRUE", "false",
+           "FALSE", "~", "null", "Null", "NULL", "0", "-1", "+1", "0x1F", "0o17", "017", "0b101",
+           "1_000", "190:20:30", "1.5", "-.5", "1e3", "1.0e+3", ".inf", "-.Inf", ".NaN", "<<",
+           "=", "2004-10-18", "2004-10-18T10:00:00+07:00", "TH", "pr-2004-001", "a b", "é"]
+
+
+@pytest.mark.parametrize("quote", ["", "'", '"'])
+def test_tags_are_resolved_as_pyyaml_resolves_them(quote: str) -> None:
+    text = "".join(f"k{n}: {quote}{value}{quote}\n" for n, value in enumerate(SCALARS))
+    text += "list: [" + ", ".join(f"{quote}{value}{quote}" for value in SCALARS if value) + "]\n"
+    assert built(text, DatasetLoader) == built(text, ResolvingLoader)
+
+
 def test_lists_nested_at_the_top_are_refused_past_the_limit_too() -> None:
     # PyYAML's own construction builds the items of a list at the top after the list, so
     # its count of levels started again there: the fast path counts every level.

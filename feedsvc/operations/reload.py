@@ -280,7 +280,7 @@ def init_app(app: Flask) -> Live:
                      journal=journal)
     if not later:
         watch.check(strict=True)
-    else:  # the files changed while down, or while a cold start read them: the watcher's
+    else:  # the watcher's first look finds what changed while down, or during a cold start
         live.start_unchecked()
         if journal:  # what was served before the stop: the journal's files, and no others
             watch.check(strict=True, paths=())
