@@ -19,6 +19,7 @@ from datetime import datetime, time
 from . import Release
 from .facts import NONE, Facts, changed, facts, hidden
 from .index import Filters, Index, Page, words
+from .stored import Passing
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,14 @@ class View:
             start = index.position(index.by_id[page.releases[-1].id]) + 1
 
     def visible(self) -> Sequence[Release]:
-        """Return every release readers can see now, newest first (a pass over the archive:
-        for what is built once per version and moment, such as the sitemap)."""
-        return self.select(Filters(), max(self.count(), 1)).releases
+        """Return every release readers can see now, newest first, each made only while it is
+        used (stored.Passing): for what is built once per version and moment in a pass over
+        the archive, such as the sitemap, which then keeps no object per release."""
+        index, end = self.index, len(self.index.releases)
+        hidden = {index.position(label) for label in self.facts.hidden_all}  # a few
+        positions: Sequence[int] = range(self.first, end) if not hidden else \
+            [p for p in range(self.first, end) if p not in hidden]
+        return Passing(index.releases, positions)
 
     def _lists(self, name: str | None) -> tuple[array[int], array[int]]:
         """Return the labels of a posting list (every release for None), and its hidden ones."""

@@ -56,6 +56,14 @@ class Store:
                 self.made[number] = found = made
         return found
 
+    def peek(self, number: int) -> Release:
+        """Return record `number` as a release, without keeping one made for it (a pass over
+        the whole store must not leave an object per record behind: see Passing)."""
+        found = self.made[number]
+        if found is not None:
+            return found
+        return Release(*pickle.loads(self.blob[self.offsets[number]:self.offsets[number + 1]]))
+
     def raw(self, number: int) -> bytes:
         """Return record `number` as stored."""
         return self.blob[self.offsets[number]:self.offsets[number + 1]]
@@ -147,6 +155,42 @@ class StoredReleases(MutableSequence[Release]):
     def __reduce__(self) -> tuple[Any, ...]:
         # Anywhere but a snapshot's own store (snapfile.py), a plain tuple of releases.
         return tuple, (tuple(self),)
+
+
+class Passing(Sequence[Release]):
+    """The releases at some positions of a dataset's, each made for the moment: a record that
+    is not an object yet is made, used and dropped, never kept. For a pass over the whole
+    archive (the sitemap, the media files the visible releases name), which would otherwise
+    leave an object per release in every worker that made it."""
+
+    __slots__ = ("releases", "positions")
+
+    def __init__(self, releases: Sequence[Release], positions: Sequence[int]) -> None:
+        self.releases, self.positions = releases, positions
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @overload
+    def __getitem__(self, at: int) -> Release: ...
+
+    @overload
+    def __getitem__(self, at: slice) -> Passing: ...
+
+    def __getitem__(self, at: int | slice) -> Release | Passing:
+        if isinstance(at, slice):
+            return Passing(self.releases, self.positions[at])
+        return self._made(self.positions[at])
+
+    def __iter__(self) -> Iterator[Release]:
+        return map(self._made, self.positions)
+
+    def _made(self, position: int) -> Release:
+        releases = self.releases
+        if not isinstance(releases, StoredReleases):
+            return releases[position]
+        item = releases.items[position]
+        return releases.store.peek(item) if isinstance(item, int) else item
 
 
 def editable(releases: Sequence[Release]) -> MutableSequence[Release]:
