@@ -38,6 +38,26 @@ def _partner_page(service: str) -> bytes:
 </body></html>""".encode()
 
 
+def _late_partner_page(service: str) -> bytes:
+    """A partner page whose embed.js starts only after its frame has loaded (and told its
+    height to nobody)."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Partner</title><link rel="icon" href="data:,">
+</head><body>
+<iframe id="frame" src="{service}/embed/countries/th?limit=3" title="Latest releases"
+        width="100%" height="150" style="border:0"></iframe>
+<script>
+document.getElementById("frame").addEventListener("load", function () {{
+  setTimeout(function () {{
+    var script = document.createElement("script");
+    script.src = "{service}/embed.js";
+    document.body.appendChild(script);
+  }}, 200);
+}});
+</script>
+</body></html>""".encode()
+
+
 def _static(body: bytes) -> Callable[..., list[bytes]]:
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
@@ -141,6 +161,18 @@ def test_partner_page_embeds_frame_and_two_widgets(service: str, serve: Callable
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "partner.png")
     assert watch.dialogs == [] and watch.errors == []
+
+
+def test_a_frame_loaded_before_the_script_is_sized_too(service: str,
+                                                      serve: Callable[..., str],
+                                                      page: Page) -> None:
+    partner = serve(_static(_late_partner_page(service)), "127.0.0.2")
+    page.goto(partner + "/")
+    frame = page.frame_locator("#frame")
+    frame.locator("li").first.wait_for()
+    page.wait_for_function("() => document.querySelector('script[src$=\"/embed.js\"]')")
+    inner = frame.locator("html").evaluate("html => Math.ceil(html.getBoundingClientRect().height)")
+    expect(page.locator("#frame")).to_have_css("height", f"{inner}px")
 
 
 def test_widget_fails_quietly_when_the_service_is_unreachable(

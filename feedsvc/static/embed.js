@@ -111,6 +111,15 @@
   if (!window[flag]) {
     window[flag] = true;
     window.addEventListener("message", resize);
+    // A frame of the service that loaded before this script told its height to nobody: ask
+    // each again. "*": one still loading is the page's own blank document for a moment (a
+    // named origin would log a warning), and the question says nothing.
+    document.querySelectorAll("iframe[src]").forEach(function (frame) {
+      var from = new URL(frame.getAttribute("src"), document.baseURI).origin;
+      if (from === origin && frame.contentWindow) {
+        frame.contentWindow.postMessage({ feedsvc: "measure" }, "*");
+      }
+    });
   }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", scan);
