@@ -145,10 +145,7 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], now: int, sta
             pipe.close()
         if first is not None:  # it ends once its processes have freed their memory (about
             # 0.5 s at 100,000 files): waited for in the background, not before serving
-            ending = threading.Thread(target=_end, args=(first,), name="feedsvc-loader-end",
-                                      daemon=True)
-            _ENDING[:] = [*(t for t in _ENDING if t.is_alive()), ending]
-            ending.start()
+            _end_later(first)
 
 
 Child = subprocess.Popen[bytes] | multiprocessing.process.BaseProcess
@@ -171,6 +168,20 @@ def _start(pipes: Sequence[Connection], start: Start) -> Child:
 
 
 _ENDING: list[threading.Thread] = []
+
+
+def _end_later(process: Child) -> None:
+    """Wait for `process` to end in a thread of this process (as saving.py does for its
+    writes, only in the process that started it: a gunicorn worker forked meanwhile under
+    gevent holds a copy of the thread, not the process to wait for, or to kill)."""
+    owner = os.getpid()
+
+    def run() -> None:
+        if os.getpid() == owner:
+            _end(process)
+    ending = threading.Thread(target=run, name="feedsvc-loader-end", daemon=True)
+    _ENDING[:] = [*(t for t in _ENDING if t.is_alive()), ending]
+    ending.start()
 
 
 def settle() -> None:
