@@ -69,8 +69,8 @@ def special(release: Release) -> Special | None:
     """Return what the facts need of a release; None for the many they never look at."""
     if release.updated is None and not release.draft and release.withdrawn is None:
         return None
-    return Special(hidden(release), hidden(release) and not release.draft, _names(release),
-                   changed(release))
+    gone = hidden(release)
+    return Special(gone, gone and not release.draft, _names(release), changed(release))
 
 
 def worked_out(index: Index, special: Iterable[tuple[int, Special]]) -> Facts:

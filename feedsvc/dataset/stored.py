@@ -49,7 +49,7 @@ class Store:
         found = self.made[number]
         if found is not None:
             return found
-        made = Release(*pickle.loads(self.blob[self.offsets[number]:self.offsets[number + 1]]))
+        made = Release(*pickle.loads(self.raw(number)))
         with self._lock:  # two threads may make it at once: one object wins, for both
             found = self.made[number]
             if found is None:
@@ -60,9 +60,7 @@ class Store:
         """Return record `number` as a release, without keeping one made for it (a pass over
         the whole store must not leave an object per record behind: see Passing)."""
         found = self.made[number]
-        if found is not None:
-            return found
-        return Release(*pickle.loads(self.blob[self.offsets[number]:self.offsets[number + 1]]))
+        return found if found is not None else Release(*pickle.loads(self.raw(number)))
 
     def raw(self, number: int) -> bytes:
         """Return record `number` as stored."""
