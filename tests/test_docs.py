@@ -113,8 +113,13 @@ def test_the_readme_is_a_short_front_door_in_order() -> None:
     assert len(lines) <= 200
     assert "make serve" in "\n".join(lines[:6]) and "make test" in "\n".join(lines[:6])
     assert re.findall(r"^## (.+)$", text, flags=re.M) == README_SECTIONS
-    feeds = re.findall(r"^- `(/feeds/[^`]+)`", text.split("## Quick start")[0], flags=re.M)
-    assert len(feeds) == 3
+    assert len(examples()) == 3
+
+
+def examples() -> list[str]:
+    """Return the example feed URLs of the README's opening."""
+    opening = README.read_text(encoding="utf-8").split("## Quick start")[0]
+    return re.findall(r"^- `(/feeds/[^`]+)`", opening, flags=re.M)
 
 
 def shell_lines(text: str) -> Iterator[str]:
@@ -223,7 +228,7 @@ def test_every_url_of_the_readme_answers(dataset_dir: Path) -> None:
         file.write("image: {src: photos/visit.jpg, alt: The visit}\n")
     client = create_app({"FEEDSVC_DATA": str(dataset_dir),
                          "FEEDSVC_BASE_URL": "https://feeds.example.org/"}).test_client()
-    paths = [url for pattern in url_table() for url in expand(pattern)]
+    paths = [url for pattern in url_table() for url in expand(pattern)] + examples()
     assert len(paths) >= 20 and "/media/photos/visit.jpg" in paths
     for path in paths:
         response = client.get(path)
