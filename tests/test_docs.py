@@ -64,6 +64,12 @@ def defined_in(text: str) -> list[str]:
                       flags=re.M)
 
 
+def defaults(text: str) -> dict[str, str]:
+    """Return the default column of each variable's table row."""
+    rows = re.findall(r"^\| `([A-Z_]+)` \| ([^|]+) \|", text, flags=re.M)
+    return {name: default.strip() for name, default in rows}
+
+
 def test_every_variable_the_code_reads_is_documented_once_in_configuration() -> None:
     read = variables_read()
     assert {"FEEDSVC_DATA", "FEEDSVC_BIND", "FEEDSVC_HTTP_PORT", "PROMETHEUS_MULTIPROC_DIR"} <= read
@@ -84,6 +90,9 @@ def test_no_other_doc_defines_a_variable_and_every_name_is_real() -> None:
     assert set(VARIABLE.findall(readme)) <= known
     essential = defined_in(readme)
     assert 0 < len(essential) <= 8, "the README names at most 8 variables, the rest are linked"
+    full = defaults(CONFIGURATION.read_text(encoding="utf-8"))
+    for name, default in defaults(readme).items():
+        assert full[name].startswith(default), f"the README and configuration.md differ on {name}"
     assert "(docs/configuration.md)" in readme
 
 
