@@ -155,7 +155,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_MAX_FILE_BYTES": _int(
             env, "FEEDSVC_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES, 1024, 2**40
         ),
-        # Host names the service answers to; others get 400. Unset: any (see README).
+        # Host names the service answers to; others get 400. Unset: any (docs/configuration.md).
         "FEEDSVC_ALLOWED_HOSTS": _hosts(env.get("FEEDSVC_ALLOWED_HOSTS")),
         # Proxies in front whose X-Forwarded-* headers are believed; 0: none, they are ignored.
         "FEEDSVC_TRUST_PROXY": _int(env, "FEEDSVC_TRUST_PROXY", 0, 0, 10),

@@ -1,4 +1,4 @@
-"""README's Layout matches the code: every module of feedsvc/ is listed where it is, and
+"""The Layout of docs/architecture.md matches the code: every module of feedsvc/ is listed where it is, and
 nothing listed is missing."""
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 
 def listed() -> set[str]:
-    """Return the paths of the tree in README's Layout section (folders end in /)."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """Return the paths of the tree in the Layout section of docs/architecture.md (folders end in /)."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
     section = re.search(r"^## Layout\n(.*?)(?=^## )", text, flags=re.S | re.M)
-    assert section, "README.md has a Layout section"
+    assert section, "docs/architecture.md has a Layout section"
     block = re.search(r"^```\n(.*?)^```", section.group(1), flags=re.S | re.M)
     assert block, "the Layout shows the tree in a code block"
     paths: set[str] = set()
@@ -36,9 +37,9 @@ def test_every_module_is_listed_where_it_is() -> None:
                if "views" not in path.parts  # views/ is listed as one folder of blueprints
                and not docstring_only(path)}  # a folder's __init__.py that only says what it holds
     shown = listed()
-    assert modules - shown == set(), "modules missing from README's Layout"
+    assert modules - shown == set(), "modules missing from the Layout"
     assert {p for p in shown if p.startswith("feedsvc/") and p.endswith(".py")} - modules == set(), \
-        "README's Layout lists modules that are not there"
+        "the Layout lists modules that are not there"
     folders = {p for p in shown if p.endswith("/")}
     assert {"feedsvc/", "feedsvc/views/", "tests/"} <= folders
     assert all((ROOT / folder).is_dir() for folder in folders)

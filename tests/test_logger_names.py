@@ -1,4 +1,4 @@
-"""The loggers operators filter on are the ones the README names, whatever module holds them."""
+"""The loggers operators filter on are the ones docs/operations.md names, whatever module holds them."""
 from __future__ import annotations
 
 import importlib
@@ -9,15 +9,15 @@ from pathlib import Path
 
 import feedsvc
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+OPERATIONS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 
 
 def documented() -> set[str]:
-    """Return the logger names of the README's **Logs.** and **Loggers.** paragraphs."""
-    text = README.read_text(encoding="utf-8")
-    paragraphs = [p for p in text.split("\n\n") if p.startswith(("**Logs.**", "**Loggers.**"))]
-    assert len(paragraphs) == 2, "the README's Logs and Loggers paragraphs"
-    return set(re.findall(r"`(feedsvc\.[a-z_.]+)`", "\n".join(paragraphs)))
+    """Return the logger names of the Logs and Loggers sections of docs/operations.md."""
+    text = OPERATIONS.read_text(encoding="utf-8")
+    sections = re.findall(r"^## (?:Logs|Loggers)\n(.*?)(?=^## )", text, flags=re.S | re.M)
+    assert len(sections) == 2, "docs/operations.md has a Logs and a Loggers section"
+    return set(re.findall(r"`(feedsvc\.[a-z_.]+)`", "\n".join(sections)))
 
 
 def defined() -> set[str]:

@@ -3,7 +3,7 @@
 A `src` is either a path below the dataset root's `media/` folder (its length, type and
 content hash are taken from the file) or an absolute https:// URL (then `type` and `length`
 are given in the YAML). Local files are addressed by their content hash in feed URLs, so a
-changed file gets a new URL: media files are part of the dataset (see README, "The dataset").
+changed file gets a new URL: media files are part of the dataset (see docs/dataset.md).
 """
 from __future__ import annotations
 
