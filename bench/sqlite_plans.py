@@ -215,6 +215,15 @@ SHAPES: list[Shape] = [
      "SELECT c.key FROM release_countries c JOIN release_words w ON w.rowid = c.key "
      f"WHERE c.country = 'US' AND release_words MATCH '{match('workers ilo')}' "
      "AND c.key <= :upto ORDER BY c.key DESC LIMIT :n", {}),
+    ("q, 2 words within US (country drives, FTS asked per row)",
+     ONE.replace("'TH'", "'US'").replace("ORDER BY", "AND EXISTS (SELECT 1 FROM release_words w "
+                                         f"WHERE release_words MATCH '{match('workers ilo')}' "
+                                         "AND w.rowid = release_countries.key) ORDER BY"), {}),
+    ("worst: q, 1 common word, within a country with no release (FTS drives)",
+     fts("workers", in_countries(["ZZ"], "w")), {}),
+    ("worst: country + topic that never meet (TH, a topic no release has)",
+     ONE.replace("ORDER BY", in_topics(["no-such-topic"], "release_countries") + " ORDER BY"),
+     {}),
     ("q, 8 words within TH, KH + a topic (FTS drives)",
      fts(" ".join(COMMON[:8]), in_countries(["TH", "KH"], "w")
          + in_topics(["social-security"], "w").replace("t.key = w.key", "t.key = w.rowid")),
