@@ -191,19 +191,24 @@ def seed_app() -> Flask:
     return create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": BASE_URL})
 
 
-def synth_app(where: Path) -> Flask:
+def synth_archive(where: Path) -> Path:
     from feedsvc.operations.synth import write_archive
 
-    archive = write_archive(SYNTH_COUNT, where / "synth" / "archive.yaml", lifecycle=True)
-    return create_app({"FEEDSVC_DATA": str(archive), "FEEDSVC_BASE_URL": BASE_URL})
+    return write_archive(SYNTH_COUNT, where / "synth" / "archive.yaml", lifecycle=True)
 
 
-def compute(group: str, app: Flask) -> dict[str, dict[str, str]]:
-    """Return the digests of one group, as tests/golden/<group>.json keeps them."""
+def synth_app(archive: Path, **settings: object) -> Flask:
+    return create_app({"FEEDSVC_DATA": str(archive), "FEEDSVC_BASE_URL": BASE_URL, **settings})
+
+
+def compute(group: str, app: Flask, only: str | None = None) -> dict[str, dict[str, str]]:
+    """Return the digests of one group, as tests/golden/<group>.json keeps them (or of its
+    instant `only`)."""
     if group == "seed":
         return capture_group(app, {"now": SEED_NOW}, SEED_WALKS)
     if group == "synth":
-        return capture_group(app, synth_instants(app), SYNTH_WALKS)
+        instants = {k: v for k, v in synth_instants(app).items() if only in (None, k)}
+        return capture_group(app, instants, SYNTH_WALKS)
     return capture_group(app, {"now": SEED_NOW}, [], NON_ASCII_QUERIES)
 
 
@@ -219,16 +224,26 @@ def differences(expected: dict[str, dict[str, str]], got: dict[str, dict[str, st
     return lines
 
 
-def check(group: str, app: Flask) -> None:
+def check(group: str, app: Flask, only: str | None = None) -> None:
     expected = json.loads((GOLDEN / f"{group}.json").read_text(encoding="utf-8"))
-    changed = differences(expected, compute(group, app))
+    if only is not None:
+        expected = {only: expected[only]}
+    changed = differences(expected, compute(group, app, only))
     assert not changed, (f"{len(changed)} URLs changed their bytes (if on purpose, regenerate: "
                          f"python -m tests.test_golden_feeds {group}):\n" + "\n".join(changed[:40]))
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    yield synth_app(tmp_path_factory.mktemp("golden"))
+def synth_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The synthetic archive (made once per module) and a state directory of its own."""
+    where = tmp_path_factory.mktemp("golden")
+    return synth_archive(where), where / "state"
+
+
+@pytest.fixture(scope="module")
+def synth(synth_dirs: tuple[Path, Path]) -> Iterator[Flask]:
+    archive, state_dir = synth_dirs
+    yield synth_app(archive, FEEDSVC_SNAPSHOT_DIR=str(state_dir))
 
 
 def test_the_sample_dataset_keeps_its_bytes() -> None:
@@ -237,6 +252,20 @@ def test_the_sample_dataset_keeps_its_bytes() -> None:
 
 def test_a_synthetic_archive_with_every_lifecycle_field_keeps_its_bytes(synth: Flask) -> None:
     check("synth", synth)
+
+
+def test_a_restart_from_the_kept_state_serves_the_same_bytes(
+        synth: Flask, synth_dirs: tuple[Path, Path]) -> None:
+    """The cold start above kept its state; a restart serves from it (start check pending)."""
+    from feedsvc.dataset import saving
+
+    archive, state_dir = synth_dirs
+    saving.settle()  # the cold start's state, written once it could serve
+    restarted = synth_app(archive, FEEDSVC_SNAPSHOT_DIR=str(state_dir),
+                          FEEDSVC_START_CHECK="background", FEEDSVC_RELOAD_INTERVAL=5)
+    readiness = restarted.test_client().get("/readyz").get_json()["dataset"]
+    assert readiness["start_check"] == "pending", readiness
+    check("synth", restarted, only="scheduled-live")
 
 
 def test_queries_with_non_ascii_words_keep_their_bytes() -> None:
@@ -278,7 +307,7 @@ def main(groups: list[str]) -> None:
         os.environ["FEEDSVC_QUERY_RENDER_SHARE"] = "100"
         os.environ.setdefault("FEEDSVC_LOG_LEVEL", "WARNING")
         for group in groups or ["seed", "synth", "non_ascii"]:
-            app = synth_app(Path(tmp)) if group == "synth" else seed_app()
+            app = synth_app(synth_archive(Path(tmp))) if group == "synth" else seed_app()
             found = compute(group, app)
             GOLDEN.mkdir(exist_ok=True)
             (GOLDEN / f"{group}.json").write_text(json.dumps(found, indent=0, ensure_ascii=False)
