@@ -25,7 +25,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -92,12 +92,18 @@ class Capture:
 
     client: FlaskClient
     seen: dict[str, str]
+    media: set[str] = field(default_factory=set)  # local media URLs the JSON feeds name
 
     def get(self, url: str) -> bytes:
         response = self.client.get(url)
         body = response.get_data()
         digest = hashlib.sha256(body).hexdigest()
         self.seen[url] = f"{response.status_code} {response.content_type} {digest}"
+        if response.status_code == 200 and url.partition("?")[0].endswith(".json"):
+            local = BASE_URL + "media/"
+            self.media |= {a["url"].removeprefix(BASE_URL.rstrip("/"))
+                           for item in json.loads(body)["items"]
+                           for a in item.get("attachments", ()) if a["url"].startswith(local)}
         return body
 
     def walk(self, url: str, limit: int = 60) -> None:
@@ -162,6 +168,8 @@ def capture_group(app: Flask, instants: dict[str, datetime], walks: list[str],
             for url in walks:
                 capture.walk(url)
             capture.sitemap()
+            for url in sorted(capture.media) + ["/favicon.ico"]:
+                capture.get(url)
         found[label] = dict(sorted(capture.seen.items()))
     return found
 
