@@ -15,6 +15,7 @@ The prototype (what the switch would build, not used by the service):
   `feedsvc.dataset.index.words()` with the ascii tokenizer (see the tokenizer table: the
   built-in unicode61 splits and folds differently from `words()`).
 - `files`: the catalog (path, size, mtime, inode, sha256), each release naming its file.
+- The writer: one transaction per change on a WAL file (timed: add, edit, delete one release).
 Run: python bench/sqlite_plans.py [RELEASES] [RUNS]   (default 100,000 and 21)
 """
 from __future__ import annotations
@@ -26,9 +27,11 @@ import os
 import sqlite3
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from archives import publish, table
@@ -291,6 +294,90 @@ def median_ms(run: Callable[[], object], runs: int) -> float:
     return statistics.median(spent)
 
 
+def publish_one(db: sqlite3.Connection, rid: str, published: datetime, title: str,
+                countries: Sequence[str]) -> int:
+    """Add or replace one release in one transaction, as the writer would; return its key.
+
+    Its key is its rank among the releases of its second: those after it move up by one
+    (the worst case is a date-only release, at midnight with the day's others)."""
+    text = f"{title} Summary of a release published during the benchmark."
+    with db:
+        delete_one(db, rid)
+        second, at = int(published.timestamp()), micros(published)
+        ties = db.execute("SELECT key, published, id FROM releases WHERE key BETWEEN ? AND ? "
+                          "ORDER BY key DESC", (second << 20, (second << 20) | (SHIFT - 1)))
+        after = [(k, i) for k, p, i in ties.fetchall() if (p, i) > (at, rid)]
+        for old, _ in after:  # newest first: each moves to a key now free
+            move(db, old, old + 1)
+        last = db.execute("SELECT max(key) FROM releases WHERE key BETWEEN ? AND ?",
+                          (second << 20, (second << 20) | (SHIFT - 1))).fetchone()[0]
+        key = after[-1][0] if after else (second << 20 if last is None else last + 1)
+        db.execute("INSERT INTO releases(key, id, file, published, type, title, summary, "
+                   "language, draft) VALUES (?, ?, 0, ?, 'press-release', ?, ?, 'en', 0)",
+                   (key, rid, at, title, text))
+        db.executemany("INSERT INTO release_countries VALUES (?, ?)",
+                       ((c, key) for c in countries))
+        db.execute("INSERT INTO release_topics VALUES ('social-security', ?)", (key,))
+        db.execute("INSERT INTO release_words(rowid, words) VALUES (?, ?)",
+                   (key, " ".join(words(f"{title} {text}"))))
+    return key
+
+
+def move(db: sqlite3.Connection, old: int, new: int) -> None:
+    """Give a release another key, in every table that holds it."""
+    title, summary = db.execute("SELECT title, summary FROM releases WHERE key = ?",
+                                (old,)).fetchone()
+    indexed = " ".join(words(f"{title} {summary}"))
+    db.execute("UPDATE releases SET key = ? WHERE key = ?", (new, old))
+    for name in ("release_countries", "release_topics"):
+        db.execute(f"UPDATE {name} SET key = ? WHERE key = ?", (new, old))
+    db.execute("INSERT INTO release_words(release_words, rowid, words) VALUES ('delete', ?, ?)",
+               (old, indexed))
+    db.execute("INSERT INTO release_words(rowid, words) VALUES (?, ?)", (new, indexed))
+
+
+def delete_one(db: sqlite3.Connection, rid: str) -> None:
+    """Remove a release from every table (its key left free: later ones need not move)."""
+    found = db.execute("SELECT key, title, summary FROM releases WHERE id = ?", (rid,)).fetchone()
+    if found is None:
+        return
+    key, title, summary = found
+    db.execute("DELETE FROM releases WHERE key = ?", (key,))
+    for name in ("release_countries", "release_topics"):
+        db.execute(f"DELETE FROM {name} WHERE key = ?", (key,))
+    db.execute("INSERT INTO release_words(release_words, rowid, words) VALUES ('delete', ?, ?)",
+               (key, " ".join(words(f"{title} {summary}"))))
+
+
+def writes(db: sqlite3.Connection, runs: int) -> list[tuple[str, str, str]]:
+    """Time the writer's transactions on the file: add, edit and delete one release."""
+    busiest = db.execute("SELECT key >> 20, count(*) AS n FROM releases GROUP BY key >> 20 "
+                         "ORDER BY n DESC LIMIT 1").fetchone()
+    midnight = datetime.fromtimestamp(busiest[0], UTC)
+    cases: list[tuple[str, Callable[[], object]]] = [
+        (f"add one release first among its second's {busiest[1]} (all move up)",
+         lambda: publish_one(db, "aaa-bench", midnight, "Added", ["TH"])),
+        ("edit it (taken out and put back)",
+         lambda: publish_one(db, "aaa-bench", midnight, "Edited", ["TH", "KH"])),
+        ("delete it", lambda: delete_one_committed(db, "aaa-bench")),
+    ]
+    wall: dict[str, list[float]] = {label: [] for label, _ in cases}
+    cpu: dict[str, list[float]] = {label: [] for label, _ in cases}
+    for _ in range(runs):
+        for label, step in cases:
+            began, spent = time.perf_counter(), time.process_time()
+            step()
+            wall[label].append((time.perf_counter() - began) * 1000)
+            cpu[label].append((time.process_time() - spent) * 1000)
+    return [(label, f"{statistics.median(wall[label]):.2f}", f"{statistics.median(cpu[label]):.2f}")
+            for label, _ in cases]
+
+
+def delete_one_committed(db: sqlite3.Connection, rid: str) -> None:
+    with db:
+        delete_one(db, rid)
+
+
 def tokenizers() -> list[tuple[str, str]]:
     """Compare FTS5 tokenizers with `words()` over every code point (as tests/test_index.py)."""
     db = sqlite3.connect(":memory:")
@@ -323,7 +410,11 @@ def tokenizers() -> list[tuple[str, str]]:
 
 def main(count: int, runs: int) -> None:
     load = os.getloadavg()[0]
-    db = sqlite3.connect(":memory:")
+    scratch = tempfile.TemporaryDirectory(prefix="feedsvc-sqlite-")
+    db = sqlite3.connect(Path(scratch.name) / "state.sqlite3", isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")  # WAL: a commit is durable at the checkpoint
+    db.isolation_level = ""  # `with db:` makes one transaction of each write
     timings = build(db, count)
     now = datetime(2024, 6, 1, 3, tzinfo=UTC)  # the last four months are scheduled
     result_rows, flagged_any = [], []
@@ -335,6 +426,7 @@ def main(count: int, runs: int) -> None:
         if flagged:
             flagged_any.append(label)
         result_rows.append((label, found, f"{spent:.3f}", ("**FLAG** " if flagged else "") + steps))
+    written = writes(db, runs)
     began = time.perf_counter()
     tokens = tokenizers()
     tokens_s = time.perf_counter() - began
@@ -348,6 +440,8 @@ def main(count: int, runs: int) -> None:
         "fetched in Python; **FLAG**: a SCAN of a table or a TEMP B-TREE in the plan)",
         table(("shape", "rows", "median ms", "EXPLAIN QUERY PLAN"), result_rows),
         f"Flagged: {', '.join(flagged_any) or 'none'}",
+        (f"The writer, one transaction each on the WAL file (synchronous=NORMAL), median of {runs}:"),
+        table(("write", "median ms", "CPU ms"), written),
         f"FTS5 tokenizers against `words()`, every code point ({tokens_s:.0f} s): code points "
         "where the tokens differ",
         table(("tokenizer", "differs at"), tokens),
