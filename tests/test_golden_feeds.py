@@ -36,10 +36,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
-from feedsvc import create_app, state
+from feedsvc import create_app
 from feedsvc.clock import set_clock
 from feedsvc.config import BUNDLED_DATA
-from feedsvc.dataset import load_dataset
+from feedsvc.dataset import Dataset, Release, load_dataset
 
 from .conftest import BASE_URL
 
@@ -130,16 +130,20 @@ class Capture:
             self.get((loc.text or "").removeprefix(BASE_URL.rstrip("/")))
 
 
+def _releases(app: Flask) -> tuple[Dataset, list[Release]]:
+    """Return the app's dataset as the YAML loader reads it, newest first as feeds list it:
+    the URL matrix depends on the YAML alone, never on how the store keeps it."""
+    dataset = load_dataset(app.config["FEEDSVC_DATA"])
+    return dataset, sorted(dataset.releases, key=lambda r: (r.published, r.id), reverse=True)
+
+
 def _dataset(app: Flask) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
-    with app.app_context():
-        index = state.live(app).index
-        releases = index.releases
-        ids = [releases[n].id for n in range(0, len(releases), max(1, len(releases) // 150))]
-        # And a third of the drafts and withdrawn releases: their pages are 404 and 410.
-        ids += [r.id for r in (releases[n] for n in range(len(releases)))
-                if r.draft or r.withdrawn][::3]
-        codes = sorted({c for n in range(len(releases)) for c in releases[n].countries})
-        topics = tuple(sorted(index.dataset.topics))
+    dataset, releases = _releases(app)
+    ids = [releases[n].id for n in range(0, len(releases), max(1, len(releases) // 150))]
+    # And a third of the drafts and withdrawn releases: their pages are 404 and 410.
+    ids += [r.id for r in releases if r.draft or r.withdrawn][::3]
+    codes = sorted({c for r in releases for c in r.countries})
+    topics = tuple(sorted(dataset.topics))
     # The busiest and some rare countries, lower case as readers write them; one unknown.
     common = [c.lower() for c in ("TH", "KH", "CN", "LA", "MN", "US") if c in codes]
     return (*common, *[c.lower() for c in codes if c.lower() not in common][:2], "zz"), topics, ids
@@ -176,10 +180,7 @@ def capture_group(app: Flask, instants: dict[str, datetime], walks: list[str],
 
 def first_scheduled(app: Flask, after: datetime) -> datetime:
     """Return when the first release scheduled after `after` goes live (drafts never do)."""
-    with app.app_context():
-        releases = state.live(app).index.releases
-        return min(r.published for r in (releases[n] for n in range(len(releases)))
-                   if r.published > after and not r.draft)
+    return min(r.published for r in _releases(app)[1] if r.published > after and not r.draft)
 
 
 def synth_instants(app: Flask) -> dict[str, datetime]:
