@@ -33,6 +33,7 @@ from startup import PROBE, memory, ran_from, tree_env
 ROOT = Path(__file__).resolve().parent.parent
 INTERVAL = 5
 POLL_S, ASKS = 0.5, 5  # how often a change is asked about over HTTP; asks to price one
+SPREAD_LIMIT_S = 600
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -161,6 +162,8 @@ def measure_change(server: Server, change: Callable[[], None], releases: int,
         now = set(children(master))
         if len(now) == server.workers and not now & before:
             break
+        if time.monotonic() - began > SPREAD_LIMIT_S:
+            raise RuntimeError(f"the change was not served by every worker in {SPREAD_LIMIT_S} s")
         if time.monotonic() - began >= POLL_S * (asked + 1):
             asked += 1
             try:
