@@ -6,10 +6,14 @@ For N releases (default 100,000) written by `feedsvc synth N DIR --split`:
   sits idle; then one release added, edited and deleted: seconds until every worker serves the
   new version, CPU of the tree for it, process-tree RSS at its peak (sampled every 20 ms) and
   PSS after, against steady state.
-Run: python bench/publish.py [N] [WORKERS]
+Run: python bench/publish.py [N] [WORKERS] [--before TREE] [--idle S] [--out FILE]
+(--before: another feedsvc source tree, e.g. a `git worktree` of main, measured in the same run
+after this one, with each figure's ratio this / before; --idle: the idle window, 20 s by
+default; --out: write the table there instead of bench/results/)
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -24,10 +28,12 @@ from pathlib import Path
 
 from archives import publish, split_archive, table
 from loopback import free_port
-from startup import PROBE, memory
+from startup import PROBE, memory, ran_from, tree_env
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERVAL = 5
+POLL_S, ASKS = 0.5, 5  # how often a change is asked about over HTTP; asks to price one
+SPREAD_LIMIT_S = 600
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -39,14 +45,15 @@ print(json.dumps({"children_cpu": spent.ru_utime + spent.ru_stime}))
 """
 
 
-def start_app(data: Path, snapshots: Path) -> dict[str, float]:
-    """Start the app in a new process; return its timings (s), CPU (s, children too), RSS (MB)."""
-    env = dict(os.environ, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots))
+def start_app(data: Path, snapshots: Path, tree: Path = ROOT) -> dict[str, float]:
+    """Start the app of `tree` in a new process; return its timings (s), CPU (s, children too),
+    RSS (MB)."""
+    env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots))
     began = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", PROBE + CHILD_CPU], env=env,
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, cwd=tree)
     first, second = done.stdout.splitlines()[-2:]
-    result: dict[str, float] = {**json.loads(first), **json.loads(second)}
+    result: dict[str, float] = ran_from({**json.loads(first), **json.loads(second)}, tree)
     result["total"] = time.perf_counter() - began
     result["cpu"] += result["children_cpu"]
     return result
@@ -82,14 +89,14 @@ def tree_memory(master: int) -> tuple[float, float]:
 
 
 class Server:
-    def __init__(self, data: Path, snapshots: Path, workers: int) -> None:
+    def __init__(self, data: Path, snapshots: Path, workers: int, tree: Path = ROOT) -> None:
         self.port, self.workers = free_port(), workers
-        env = dict(os.environ, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
-                   FEEDSVC_WORKERS=str(workers), FEEDSVC_BIND=f"127.0.0.1:{self.port}",
-                   FEEDSVC_RELOAD_INTERVAL=str(INTERVAL), FEEDSVC_LOG_LEVEL="WARNING")
+        env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
+                       FEEDSVC_WORKERS=str(workers), FEEDSVC_BIND=f"127.0.0.1:{self.port}",
+                       FEEDSVC_RELOAD_INTERVAL=str(INTERVAL), FEEDSVC_LOG_LEVEL="WARNING")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+            cwd=tree, env=env, stderr=subprocess.DEVNULL)
 
     def readyz(self) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=30) as r:
@@ -123,11 +130,18 @@ def measure_change(server: Server, change: Callable[[], None], releases: int,
                    version: str) -> dict[str, float]:
     """Apply a change; time until every worker serves a new version; CPU and memory of it.
 
-    While it spreads, only /proc is read (requests would add their own CPU to the tree):
+    While it spreads, /proc is read every 20 ms (requests would add their own CPU to the tree):
     done when every worker has been replaced and the master's CPU stays still; then every
-    worker is asked over HTTP, and must already serve the new version.
+    worker is asked over HTTP, and must already serve the new version. A code that tells its
+    workers of new data without re-forking them (issue 19) is asked over HTTP every
+    POLL_S instead, and the CPU of those asks (measured on the steady server just before)
+    is taken off the tree's.
     """
     master, before = server.process.pid, set(children(server.process.pid))
+    ask_cpu = tree_cpu(master)
+    for _ in range(ASKS):
+        server.every_worker(lambda r: True)
+    per_ask = (tree_cpu(master) - ask_cpu) / ASKS
     steady_rss, steady_pss = tree_memory(master)
     peak, done = steady_rss, threading.Event()
 
@@ -140,10 +154,23 @@ def measure_change(server: Server, change: Callable[[], None], releases: int,
     cpu, began = tree_cpu(master), time.monotonic()
     sampler.start()
     change()
+    asked = 0
+
+    def served(r: dict) -> bool:
+        return bool(r["dataset"]["version"] != version and r["dataset"]["releases"] == releases)
     while True:
         now = set(children(master))
         if len(now) == server.workers and not now & before:
             break
+        if time.monotonic() - began > SPREAD_LIMIT_S:
+            raise RuntimeError(f"the change was not served by every worker in {SPREAD_LIMIT_S} s")
+        if time.monotonic() - began >= POLL_S * (asked + 1):
+            asked += 1
+            try:
+                if server.every_worker(served):
+                    break
+            except OSError:
+                pass  # a worker in the middle of changing: asked again next time
         time.sleep(0.02)  # polling /proc; the figure is when the condition first held
     replaced = time.monotonic() - began
     settled, last = tree_cpu(master), -1.0
@@ -152,7 +179,7 @@ def measure_change(server: Server, change: Callable[[], None], releases: int,
         last, settled = settled, tree_cpu(master)
     done.set()
     sampler.join()
-    spent = settled - cpu
+    spent = settled - cpu - asked * per_ask
     after_rss, after_pss = tree_memory(master)
     checked = server.wait(lambda r: r["status"] == "ok" and r["dataset"]["version"] != version
                           and r["dataset"]["releases"] == releases, limit=60)
@@ -172,12 +199,16 @@ def write(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def gunicorn_rows(data: Path, snapshots: Path, count: int, workers: int) -> list[tuple[object, ...]]:
-    server = Server(data, snapshots, workers)
+Row = tuple[str, str, float, str]  # what, target, the figure, its format ("{:.2f}")
+
+
+def gunicorn_rows(data: Path, snapshots: Path, count: int, workers: int, tree: Path = ROOT,
+                  idle_s: float = 20.0) -> list[Row]:
+    server = Server(data, snapshots, workers, tree)
     try:
         server.wait(lambda r: r["status"] == "ok")
         time.sleep(5)  # let start-up work finish before the idle window
-        cpu, idle_s = tree_cpu(server.process.pid), 20.0
+        cpu = tree_cpu(server.process.pid)
         time.sleep(idle_s)  # the idle window itself: what watching costs
         idle = (tree_cpu(server.process.pid) - cpu) / idle_s * 100
         new = data / "releases" / "bench-1.yaml"
@@ -186,15 +217,17 @@ def gunicorn_rows(data: Path, snapshots: Path, count: int, workers: int) -> list
             ("one release edited", lambda: write(new, release_text(1, "Edited")), count + 1),
             ("one release deleted", lambda: new.unlink(), count),
         ]
-        rows: list[tuple[object, ...]] = [("idle watching, % of one core", "≤ 1", f"{idle:.2f}")]
+        rows: list[Row] = [("idle watching, % of one core", "≤ 1", idle, "{:.2f}")]
         for name, change, releases in steps:
             m = measure_change(server, change, releases, server.readyz()["dataset"]["version"])
             rows += [
-                (f"{name}: served by every worker, s", f"≤ {INTERVAL + 2}", f"{m['latency']:.2f}"),
-                (f"{name}: CPU of the process tree, s", "≤ 2", f"{m['cpu']:.2f}"),
-                (f"{name}: peak RSS / steady (tree)", "≤ 1.5", f"{m['peak_rss'] / m['steady_rss']:.2f}"),
-                (f"{name}: PSS after / before (tree)", "≤ 1.2",
-                 f"{m['after_pss'] / m['steady_pss']:.2f} ({m['after_pss']:.0f} MB)"),
+                (f"{name}: served by every worker, s", f"≤ {INTERVAL + 2}", m["latency"], "{:.2f}"),
+                (f"{name}: CPU of the process tree, s", "≤ 2", m["cpu"], "{:.2f}"),
+                (f"{name}: peak RSS / steady (tree)", "≤ 1.5", m["peak_rss"] / m["steady_rss"],
+                 "{:.2f}"),
+                (f"{name}: PSS after / before (tree)", "≤ 1.2", m["after_pss"] / m["steady_pss"],
+                 "{:.2f}"),
+                (f"{name}: PSS after (tree), MB", "", m["after_pss"], "{:.0f}"),
             ]
         return rows
     finally:
@@ -203,26 +236,64 @@ def gunicorn_rows(data: Path, snapshots: Path, count: int, workers: int) -> list
         server.stop()
 
 
-def main(count: int, workers: int) -> None:
-    data = split_archive(count)
-    with tempfile.TemporaryDirectory(prefix="feedsvc-publish-") as tmp:
-        snapshots = Path(tmp) / "snapshots"
-        cold = start_app(data, snapshots)
-        warm = start_app(data, snapshots)
-        rows: list[tuple[object, ...]] = [
-            ("cold start, s (CPU s)", "≤ 8", f"{cold['total']:.2f} ({cold['cpu']:.2f})"),
-            ("restart from snapshot, s (CPU s)", "≤ 1", f"{warm['total']:.2f} ({warm['cpu']:.2f})"),
-            ("restart RSS, MB", "", f"{warm['rss']:.0f}"),
+def measure(data: Path, scratch: Path, count: int, workers: int, trees: dict[str, Path],
+            idle_s: float) -> dict[str, list[Row]]:
+    """Return each tree's rows: its starts made beside the other's, then its gunicorn alone."""
+    starts: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
+    for _ in ("cold", "restart"):  # the second start of a tree restarts from the first's snapshot
+        for label, tree in trees.items():
+            starts[label].append(start_app(data, scratch / f"{label}-snapshots", tree))
+    found = {}
+    for label, tree in trees.items():
+        cold, warm = starts[label]
+        rows: list[Row] = [
+            ("cold start, s", "≤ 8", cold["total"], "{:.2f}"),
+            ("cold start, CPU s", "", cold["cpu"], "{:.2f}"),
+            ("restart from snapshot, s", "≤ 1", warm["total"], "{:.2f}"),
+            ("restart from snapshot, CPU s", "", warm["cpu"], "{:.2f}"),
+            ("restart RSS, MB", "", warm["rss"], "{:.0f}"),
         ]
-        rows += gunicorn_rows(data, snapshots, count, workers)
+        found[label] = rows + gunicorn_rows(data, scratch / f"{label}-snapshots", count,
+                                            workers, tree, idle_s)
+    return found
+
+
+def main(count: int, workers: int, before: Path | None = None, idle_s: float = 20.0,
+         out: Path | None = None) -> None:
+    data = split_archive(count)
+    trees = {"this": ROOT, **({"before": before.resolve()} if before else {})}
+    with tempfile.TemporaryDirectory(prefix="feedsvc-publish-") as tmp:
+        found = measure(data, Path(tmp), count, workers, trees, idle_s)
     load = os.getloadavg()[0]
-    publish(f"publish-{count}", "\n\n".join([
+    rows = []
+    for n, (what, target, figure, form) in enumerate(found["this"]):
+        row: list[object] = [what, target, form.format(figure)]
+        if before:
+            earlier = found["before"][n][2]
+            row += [form.format(earlier), f"{figure / earlier:.2f}×" if earlier else ""]
+        rows.append(tuple(row))
+    headers = ("what", "target", "this", *(("before", "this / before") if before else ()))
+    text = "\n\n".join([
         f"## Publishing: {count:,} releases, one file each, {workers} gunicorn workers "
-        f"(FEEDSVC_RELOAD_INTERVAL={INTERVAL}; load average {load:.1f} on {os.cpu_count()} CPUs)",
-        table(("what", "target", "measured"), rows),
-    ]))
+        f"(FEEDSVC_RELOAD_INTERVAL={INTERVAL}; load average {load:.1f} on {os.cpu_count()} CPUs;"
+        f" this: {ROOT}" + (f"; before: {before}, served after this one" if before else "") + ")",
+        table(headers, rows),
+    ])
+    if out is None:
+        publish(f"publish-{count}", text)
+    else:
+        print(text)
+        out.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000,
-         int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+    parser = argparse.ArgumentParser(description="Publishing at scale (see the docstring).")
+    parser.add_argument("count", nargs="?", type=int, default=100_000, help="releases")
+    parser.add_argument("workers", nargs="?", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another feedsvc source tree to measure in the same run")
+    parser.add_argument("--idle", type=float, default=20.0, help="the idle window, s")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the table to this file (default: bench/results/)")
+    given = parser.parse_args()
+    main(given.count, given.workers, given.before, given.idle, given.out)

@@ -9,9 +9,13 @@ in the same run: PyYAML's C loader alone reading every file in one process (CPU 
 floor a cold start was once said to be bound by. Then real gunicorn (deploy/gunicorn.conf.py,
 preload) at the largest size with one and with two workers: Rss and Pss of each process from
 /proc/PID/smaps_rollup.
-Run: python bench/startup.py [SIZE,...] [--split] [--workers 1,2,4,16]   (--split: one file per
-release, as `feedsvc synth N DIR --split` writes them; otherwise one bundle file; --workers:
-the gunicorn worker counts measured, 1 and 2 always)
+Run: python bench/startup.py [SIZE,...] [--split] [--workers 1,2,4,16] [--before TREE]
+  [--runs N] [--out FILE]   (--split: one file per release, as `feedsvc synth N DIR --split`
+writes them; otherwise one bundle file; --workers: the gunicorn worker counts measured, 1 and 2
+always; --before: another feedsvc source tree, e.g. a `git worktree` of main, measured in the
+same run, each start of it beside the same start of this code, and each figure's ratio
+this / before in the table; --runs: starts of each kind, 3 by default; --out: write the table
+there instead of bench/results/)
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from archives import SIZES, archive, publish, split_archive, table
 from loopback import free_port
@@ -42,16 +47,20 @@ for module in pkgutil.walk_packages(feedsvc.__path__, "feedsvc."):  # what creat
 imported = time.perf_counter()
 app = create_app()
 loaded, ready = time.perf_counter(), time.time()
-from feedsvc.dataset import fanout, saving
-saving.settle()  # the CPU and memory of a cold start include writing its snapshot
-fanout.settle()  # and its loading processes, which end once it serves
+try:
+    from feedsvc.dataset import fanout, saving
+except ImportError:  # a tree with neither (a store without snapshot and loading processes)
+    pass
+else:
+    saving.settle()  # the CPU and memory of a cold start include writing its snapshot
+    fanout.settle()  # and its loading processes, which end once it serves
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 spent = resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = time.process_time()
 result = {"import": imported - started, "load": loaded - imported, "ready": ready,
           "cpu": cpu, "children_cpu": spent.ru_utime + spent.ru_stime,
           "rss": int(status["VmRSS"].split()[0]) / 1024,
-          "peak": int(status["VmHWM"].split()[0]) / 1024}
+          "peak": int(status["VmHWM"].split()[0]) / 1024, "package": feedsvc.__file__}
 from feedsvc.operations.reload import reloader
 checking = time.perf_counter()
 reloader(app).check()  # what the watcher does first (a no-op when the start waited for it)
@@ -73,20 +82,37 @@ URLS = ("/feeds/all.rss", "/feeds/countries/th.rss?topic=social-security",
         "/releases/pr-2010-00001", "/")
 
 
-def start_app(data: Path, snapshots: Path) -> dict[str, float]:
-    """Start the app in a new process; return its timings (s) and memory (MB).
+def tree_env(tree: Path, **settings: str) -> dict[str, str]:
+    """Return the environment that runs the feedsvc package of `tree` (its own first)."""
+    env = dict(os.environ, **settings)
+    if tree != ROOT:
+        env["PYTHONPATH"] = str(tree)
+    return env
+
+
+def ran_from(result: dict[str, Any], tree: Path) -> dict[str, Any]:
+    """Return the probe's figures, once sure it ran the feedsvc package of `tree` (a ratio of
+    this code with itself would say nothing)."""
+    package = Path(result.pop("package")).resolve()
+    if not package.is_relative_to(tree.resolve()):
+        raise RuntimeError(f"{tree}: the probe ran the feedsvc of {package.parent}")
+    return result
+
+
+def start_app(data: Path, snapshots: Path, tree: Path = ROOT) -> dict[str, float]:
+    """Start the app of `tree` in a new process; return its timings (s) and memory (MB).
 
     "total" is from the process's start to the app ready to serve; CPU and memory are taken
     once a cold start's snapshot is written (after it is ready), before the start check."""
-    env = dict(os.environ, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
-               FEEDSVC_START_CHECK="background", FEEDSVC_RELOAD_INTERVAL="5")
+    env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
+                   FEEDSVC_START_CHECK="background", FEEDSVC_RELOAD_INTERVAL="5")
     began = time.time()
     done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
-                          text=True, check=True)
-    result: dict[str, float] = json.loads(done.stdout)
+                          text=True, check=True, cwd=tree)
+    result = ran_from(json.loads(done.stdout), tree)
     result["total"] = result["ready"] - began
     result["cpu"] += result["children_cpu"]
-    return result
+    return dict(result)
 
 
 def parse_only(data: Path) -> float:
@@ -136,13 +162,14 @@ def wait_checked(port: int) -> None:
     raise RuntimeError("the start check did not end")
 
 
-def gunicorn(data: Path, snapshots: Path, workers: int) -> dict[str, float]:
-    """Serve `data` with real gunicorn; return ready time and per-process memory after traffic."""
+def gunicorn(data: Path, snapshots: Path, workers: int, tree: Path = ROOT) -> dict[str, float]:
+    """Serve `data` with real gunicorn (the config and code of `tree`); return ready time and
+    per-process memory after traffic."""
     port = free_port()
-    env = dict(os.environ, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
-               FEEDSVC_WORKERS=str(workers), FEEDSVC_BIND=f"127.0.0.1:{port}")
+    env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
+                   FEEDSVC_WORKERS=str(workers), FEEDSVC_BIND=f"127.0.0.1:{port}")
     master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
-                               "wsgi:app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+                               "wsgi:app"], cwd=tree, env=env, stderr=subprocess.DEVNULL)
     try:
         ready = wait_ready(master, port, workers)
         wait_checked(port)  # memory in the steady state: after the start check
@@ -160,71 +187,135 @@ def gunicorn(data: Path, snapshots: Path, workers: int) -> dict[str, float]:
             "total_pss": master_pss + sum(p for _, p in worker_mem)}
 
 
-def startup_rows(sizes: list[int], scratch: Path, source: Source) -> list[tuple[object, ...]]:
+Source = Callable[[int], Path]
+Trees = dict[str, Path]  # "this" (this checkout) and, with --before, "before"
+COLUMNS = ("cold s", "cold CPU s", "baseline CPU s", "cold CPU / baseline", "cold peak MB",
+           "restart s", "restart CPU s", "restart after imports s", "restart RSS MB",
+           "start check s", "start check CPU s")
+
+
+def starts(data: Path, scratch: Path, size: int, trees: Trees, runs: int
+           ) -> dict[str, tuple[dict[str, float], dict[str, float]]]:
+    """Return each tree's median cold start and best restart; each start of a tree is made
+    beside the same start of the other, so that both meet the same load."""
+    colds: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
+    warms: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
+    for n in range(runs):  # each cold start with no snapshot; the last one's kept for restarts
+        for label, tree in trees.items():
+            where = scratch / (f"{label}-snapshots-{size}" if n == runs - 1
+                               else f"{label}-cold-{size}-{n}")
+            colds[label].append(start_app(data, where, tree))
+    for _ in range(runs):
+        for label, tree in trees.items():
+            warms[label].append(start_app(data, scratch / f"{label}-snapshots-{size}", tree))
+    return {label: (sorted(colds[label], key=lambda r: r["total"])[runs // 2],
+                    min(warms[label], key=lambda r: r["total"])) for label in trees}
+
+
+def figures(cold: dict[str, float], warm: dict[str, float], floor: float) -> list[float]:
+    return [cold["total"], cold["cpu"], floor, cold["cpu"] / floor, cold["peak"], warm["total"],
+            warm["cpu"], warm["load"], warm["rss"], warm["check"], warm["check_cpu"]]
+
+
+def ratio_row(first: object, this: list[float], before: list[float]) -> tuple[object, ...]:
+    """The row of this / before for each figure ("" where before is zero)."""
+    return (first, "this / before",
+            *[f"{a / b:.2f}×" if b else "" for a, b in zip(this, before, strict=True)])
+
+
+def startup_rows(sizes: list[int], scratch: Path, source: Source, trees: Trees,
+                 runs: int) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for size in sizes:
-        data, snapshots = source(size), scratch / f"snapshots-{size}"
-        # The median of 3 cold starts (each with no snapshot: a new directory, the last one
-        # kept for the restarts); the best of 3 restarts.
-        colds = sorted((start_app(data, snapshots if n == 2 else scratch / f"cold-{size}-{n}")
-                        for n in range(3)), key=lambda r: r["total"])
-        cold = colds[1]
-        warm = min((start_app(data, snapshots) for _ in range(3)), key=lambda r: r["total"])
+        data = source(size)
+        measured = starts(data, scratch, size, trees, runs)
         floor = parse_only(data)
-        rows.append((f"{size:,}", f"{cold['total']:.2f}", f"{cold['cpu']:.1f}",
-                     f"{floor:.1f}", f"{cold['cpu'] / floor:.2f}", f"{cold['peak']:.0f}",
-                     f"{warm['total']:.2f}", f"{warm['cpu']:.2f}", f"{warm['load']:.2f}",
-                     f"{warm['rss']:.0f}", f"{warm['check']:.2f}", f"{warm['check_cpu']:.2f}",
-                     "met" if cold["total"] <= COLD_TARGET_S else "MISSED",
-                     "met" if warm["total"] <= RESTART_TARGET_S else "MISSED"))
+        found = {label: figures(cold, warm, floor) for label, (cold, warm) in measured.items()}
+        for label, values in found.items():
+            cold_s, restart_s = values[0], values[5]
+            rows.append((f"{size:,}", label,
+                         *[f"{v:.2f}" if v < 100 else f"{v:.0f}" for v in values],
+                         "met" if cold_s <= COLD_TARGET_S else "MISSED",
+                         "met" if restart_s <= RESTART_TARGET_S else "MISSED"))
+        if "before" in found:
+            rows.append(ratio_row(f"{size:,}", found["this"], found["before"]) + ("", ""))
     return rows
 
 
-Source = Callable[[int], Path]
+def served(source: Source, largest: int, scratch: Path, trees: Trees, workers: list[int]
+           ) -> dict[tuple[str, int], dict[str, float]]:
+    """Serve the largest archive with gunicorn for each worker count, each tree in turn."""
+    found = {}
+    for count in sorted({1, 2, *workers}):
+        for label, tree in trees.items():
+            found[label, count] = gunicorn(source(largest),
+                                           scratch / f"{label}-snapshots-{largest}", count, tree)
+    return found
 
 
-def main(sizes: list[int], split: bool, workers: list[int]) -> None:
+def gunicorn_table(found: dict[tuple[str, int], dict[str, float]], trees: Trees
+                   ) -> tuple[str, list[str]]:
+    rows: list[tuple[object, ...]] = []
+    verdicts = []
+    for label in trees:
+        one, two = found[label, 1], found[label, 2]
+        ratio = two["total_pss"] / one["total_pss"]
+        worst = max(m["worker_rss"] for (tree, _), m in found.items() if tree == label)
+        verdicts.append(
+            f"- {label}: max worker RSS {worst:.0f} MB (target ≤ {WORKER_TARGET_MB} MB: "
+            f"{'met' if worst <= WORKER_TARGET_MB else 'MISSED'}); two workers / one worker, "
+            f"total PSS: {ratio:.2f}× (target ≤ {TWO_WORKERS_TARGET}×: "
+            f"{'met' if ratio <= TWO_WORKERS_TARGET else 'MISSED'})")
+    for (label, count), m in sorted(found.items(), key=lambda item: (item[0][1], item[0][0] != "this")):
+        values = [m["ready"], m["master_rss"], m["worker_rss"], m["total_pss"],
+                  m["total_pss"] / found[label, 1]["total_pss"]]
+        rows.append((count, label, *[f"{v:.2f}" if v < 100 else f"{v:.0f}" for v in values]))
+        if label == "before":
+            this = found["this", count]
+            mine = [this["ready"], this["master_rss"], this["worker_rss"], this["total_pss"],
+                    this["total_pss"] / found["this", 1]["total_pss"]]
+            rows.append(ratio_row(count, mine, values))
+    return table(("workers", "code", "ready s", "master RSS MB", "max worker RSS MB",
+                  "total PSS MB", "total PSS / one worker's"), rows), verdicts
+
+
+def main(sizes: list[int], split: bool, workers: list[int], before: Path | None = None,
+         runs: int = 3, out: Path | None = None) -> None:
     load = os.getloadavg()[0]
     source: Source = split_archive if split else archive
+    trees: Trees = {"this": ROOT, **({"before": before.resolve()} if before else {})}
     with tempfile.TemporaryDirectory(prefix="feedsvc-startup-") as tmp:
         scratch = Path(tmp)
-        rows = startup_rows(sizes, scratch, source)
+        rows = startup_rows(sizes, scratch, source, trees, runs)
         largest = max(sizes)
-        served = {w: gunicorn(source(largest), scratch / f"snapshots-{largest}", w)
-                  for w in sorted({1, 2, *workers})}
+        found = served(source, largest, scratch, trees, workers)
         end_load = os.getloadavg()[0]
-    one, two = served[1], served[2]
-    ratio = two["total_pss"] / one["total_pss"]
-    worst = max(m["worker_rss"] for m in served.values())
-    gunicorn_rows = [
-        (w, f"{m['ready']:.2f}", f"{m['master_rss']:.0f}", f"{m['worker_rss']:.0f}",
-         f"{m['total_pss']:.0f}", f"{m['total_pss'] / one['total_pss']:.2f}")
-        for w, m in served.items()]
+    gunicorn_rows, verdicts = gunicorn_table(found, trees)
     shape = "one file per release" if split else "one bundle file"
+    codes = f"; before: {before}" if before else ""
     text = "\n\n".join([
         (f"## Start-up, {shape} (process start to app ready; targets: cold ≤ "
          f"{COLD_TARGET_S:.0f} s, restart ≤ {RESTART_TARGET_S:.0f} s; load average "
-         f"{load:.1f} at the start, {end_load:.1f} at the end, on {os.cpu_count()} CPUs)"),
-        table(("releases", "cold s", "cold CPU s", "baseline CPU s", "cold CPU / baseline",
-               "cold peak MB", "restart s", "restart CPU s", "restart after imports s",
-               "restart RSS MB", "start check s", "start check CPU s", "cold target",
-               "restart target"), rows),
-        ("Times are wall-clock on a shared machine (cold: the median of 3; restart: the best of "
-         "3; ready once it serves "
+         f"{load:.1f} at the start, {end_load:.1f} at the end, on {os.cpu_count()} CPUs; "
+         f"this: {ROOT}{codes})"),
+        table(("releases", "code", *COLUMNS, "cold target", "restart target"), rows),
+        (f"Times are wall-clock on a shared machine (cold: the median of {runs}; restart: the "
+         f"best of {runs}; ready once it serves "
          "the snapshot, and the start check, the look for changes made while down, after it); "
          "CPU s is user+sys "
          "of the starting process and its children (the loading child and the processes it "
          "spreads the files over), imports included: what a start costs when the machine is not "
-         "contended. Baseline: PyYAML's C loader alone parsing every file in one process."),
+         "contended. Baseline: PyYAML's C loader alone parsing every file in one process. "
+         "With --before, each start of one code is made beside the same start of the other."),
         f"## gunicorn, preloaded, {largest:,} releases, from the snapshot",
-        table(("workers", "ready s", "master RSS MB", "max worker RSS MB", "total PSS MB",
-               "total PSS / one worker's"), gunicorn_rows),
-        (f"- max worker RSS {worst:.0f} MB (target ≤ {WORKER_TARGET_MB} MB: "
-         f"{'met' if worst <= WORKER_TARGET_MB else 'MISSED'})\n"
-         f"- two workers / one worker, total PSS: {ratio:.2f}× "
-         f"(target ≤ {TWO_WORKERS_TARGET}×: {'met' if ratio <= TWO_WORKERS_TARGET else 'MISSED'})"),
+        gunicorn_rows,
+        "\n".join(verdicts),
     ])
-    publish("startup-split" if split else "startup", text)
+    if out is None:
+        publish("startup-split" if split else "startup", text)
+    else:
+        print(text)
+        out.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
@@ -233,6 +324,11 @@ if __name__ == "__main__":
     parser.add_argument("--split", action="store_true", help="one file per release")
     parser.add_argument("--workers", default="1,2",
                         help="gunicorn worker counts to measure, comma-separated (1 and 2 always)")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another feedsvc source tree to measure beside this one")
+    parser.add_argument("--runs", type=int, default=3, help="starts of each kind (default 3)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the table to this file (default: bench/results/)")
     given = parser.parse_args()
     main([int(s) for s in given.sizes.split(",")] if given.sizes else list(SIZES), given.split,
-         [int(w) for w in given.workers.split(",")])
+         [int(w) for w in given.workers.split(",")], given.before, given.runs, given.out)

@@ -25,11 +25,11 @@ def check_data(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> int:
     return 0
 
 
-def synth(count: int, out: str, seed: int, split: bool) -> int:
+def synth(count: int, out: str, seed: int, split: bool, lifecycle: bool = False) -> int:
     """Write a synthetic archive and say where it went."""
     from .synth import write_archive
 
-    target = write_archive(count, out, seed=seed, split=split)
+    target = write_archive(count, out, seed=seed, split=split, lifecycle=lifecycle)
     print(f"{target}: {count} synthetic releases (seed {seed})")
     return 0
 
@@ -168,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=2004, help="random seed (default: 2004)")
     gen.add_argument("--split", action="store_true",
                      help="write a directory: site.yaml, topics.yaml, releases/<id>.yaml")
+    gen.add_argument("--lifecycle", action="store_true",
+                     help="add drafts, withdrawals, corrections, pictures and attachments "
+                          "(and the media/ files they name)")
     return parser
 
 
@@ -199,7 +202,7 @@ def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
     if args.command == "accept-removal":
         return accept_removal(args.path or settings["FEEDSVC_DATA"], settings["FEEDSVC_SNAPSHOT_DIR"])
     if args.command == "synth":
-        return synth(args.count, args.out, args.seed, args.split)
+        return synth(args.count, args.out, args.seed, args.split, args.lifecycle)
     return 2
 
 

@@ -1,4 +1,9 @@
-"""Write realistic synthetic archives of press releases, the same bytes for the same seed."""
+"""Write realistic synthetic archives of press releases, the same bytes for the same seed.
+
+With `lifecycle`, some releases also get what the newsroom's life of a release adds (drafts,
+withdrawals with notices, corrections, pictures and attachments, local below media/ and
+remote): drawn from a second generator, so the plain fields are the same bytes either way.
+"""
 from __future__ import annotations
 
 import json
@@ -12,6 +17,7 @@ import yaml
 
 from ..config import BUNDLED_DATA
 from ..dataset import Site, Topic, load_dataset
+from ..dataset.media import MEDIA_DIR
 from ..feeds.feed import country_name
 
 SEED = 2004
@@ -123,17 +129,63 @@ def _release(rng: random.Random, rid: str, day: date, topics: list[Topic],
     return release
 
 
-def releases(count: int, site: Site, topics: Mapping[str, Topic],
-             seed: int = SEED) -> Iterator[dict[str, Any]]:
+# Files below media/ that a lifecycle archive's releases name: (path, bytes), the same every time.
+MEDIA_FILES: tuple[tuple[str, bytes], ...] = tuple(
+    [(f"photos/synth-{n}.jpg", b"\xff\xd8\xff\xe0" + bytes(range(n, 256)) * 4) for n in range(4)]
+    + [(f"documents/synth-{n}.pdf", b"%PDF-1.4\n" + f"synthetic {n}\n".encode() * 50)
+       for n in range(3)])
+CORRECTION_NOTES = ("A figure in the second paragraph was corrected.",
+                    "The name of a participating organization was misspelt.",
+                    "The date of the event was corrected.")
+WITHDRAWAL_NOTES = ("The figures were provisional and have been revised.",
+                    "This release was issued in error.")
+
+
+def _medium(rng: random.Random, kind: str, text_key: str, text: str) -> dict[str, Any]:
+    local = [path for path, _ in MEDIA_FILES if path.startswith(kind)]
+    if rng.random() < 0.6:
+        return {"src": rng.choice(local), text_key: text}
+    number, ext = 100000 + rng.randrange(900000), "jpg" if kind == "photos" else "pdf"
+    return {"src": f"https://www.ilo.org/media/{number}/download.{ext}", text_key: text,
+            "type": "image/jpeg" if kind == "photos" else "application/pdf",
+            "length": rng.randint(10_000, 5_000_000)}
+
+
+def _lifecycle(rng: random.Random, release: dict[str, Any], day: date) -> None:
+    """Add drafts, withdrawals, corrections and media to about one release in six."""
+    roll = rng.random()
+    if roll < 0.01:
+        release["draft"] = True
+    elif roll < 0.03:
+        gone = day + timedelta(days=rng.randint(1, 400))
+        release["withdrawn"] = f"{gone.isoformat()}T{rng.randint(8, 17):02d}:00:00+07:00"
+        if rng.random() < 0.8:
+            release["withdrawn_note"] = rng.choice(WITHDRAWAL_NOTES)
+    if rng.random() < 0.04:
+        later = sorted(rng.sample(range(1, 90), rng.randint(1, 2)))
+        release["corrections"] = [{"date": (day + timedelta(days=d)).isoformat(),
+                                   "note": rng.choice(CORRECTION_NOTES)} for d in later]
+    if rng.random() < 0.08:
+        release["image"] = _medium(rng, "photos", "alt", f"Participants at the {release['id']} event")
+    if rng.random() < 0.05:
+        release["attachments"] = [_medium(rng, "documents", "title", f"Annex {n}")
+                                  for n in range(1, rng.randint(1, 2) + 1)]
+
+
+def releases(count: int, site: Site, topics: Mapping[str, Topic], seed: int = SEED,
+             lifecycle: bool = False) -> Iterator[dict[str, Any]]:
     """Yield `count` release mappings, oldest first, spread over twenty years."""
-    rng = random.Random(seed)
+    rng, life = random.Random(seed), random.Random(seed + 1) if lifecycle else None
     span = (date(FIRST_DAY.year + YEARS, FIRST_DAY.month, FIRST_DAY.day) - FIRST_DAY).days
     days = sorted(FIRST_DAY + timedelta(days=rng.randrange(span)) for _ in range(count))
     vocabulary, kind = sorted(topics.values(), key=lambda t: t.slug), next(iter(site.types))
     per_year: dict[int, int] = {}
     for day in days:
         per_year[day.year] = number = per_year.get(day.year, 0) + 1
-        yield _release(rng, f"pr-{day.year}-{number:05d}", day, vocabulary, kind)
+        release = _release(rng, f"pr-{day.year}-{number:05d}", day, vocabulary, kind)
+        if life is not None:
+            _lifecycle(life, release, day)
+        yield release
 
 
 def _yaml_lines(release: Mapping[str, Any]) -> list[str]:
@@ -155,24 +207,37 @@ def _dump(head: Mapping[str, Any], out: TextIO) -> None:
     yaml.safe_dump(dict(head), out, sort_keys=False, allow_unicode=True, width=100)
 
 
-def write_archive(count: int, out: str | Path, *, seed: int = SEED, split: bool = False) -> Path:
-    """Write `count` releases with the bundled site and topics: one bundle file, or a directory."""
+def _write_media(root: Path) -> None:
+    for name, content in MEDIA_FILES:
+        path = root / MEDIA_DIR / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def write_archive(count: int, out: str | Path, *, seed: int = SEED, split: bool = False,
+                  lifecycle: bool = False) -> Path:
+    """Write `count` releases with the bundled site and topics: one bundle file, or a directory.
+
+    With `lifecycle`, also the media/ files the releases name, beside the bundle or in the
+    directory."""
     bundled = load_dataset(BUNDLED_DATA)
     site, topics, target = bundled.site, bundled.topics, Path(out)
     head = _head(site, topics)
+    if lifecycle:
+        _write_media(target if split else target.parent)
     if not split:
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("w", encoding="utf-8") as bundle:
             _dump(head, bundle)
             bundle.write("releases:\n")
-            for release in releases(count, site, topics, seed):
+            for release in releases(count, site, topics, seed, lifecycle):
                 bundle.write("  - " + "\n    ".join(_yaml_lines(release)) + "\n")
         return target
     (target / "releases").mkdir(parents=True, exist_ok=True)
     for name in ("site", "topics"):
         with (target / f"{name}.yaml").open("w", encoding="utf-8") as part:
             _dump({name: head[name]}, part)
-    for release in releases(count, site, topics, seed):
+    for release in releases(count, site, topics, seed, lifecycle):
         path = target / "releases" / f"{release['id']}.yaml"
         path.write_text("\n".join(_yaml_lines(release)) + "\n", encoding="utf-8")
     return target

@@ -1,0 +1,71 @@
+"""`--before TREE` of bench/startup.py and bench/publish.py: both codes measured in one run, on
+a tiny archive (the figures themselves are not checked: the machine is shared)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .servers import ROOT
+
+
+@pytest.fixture(scope="module")
+def before_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of this checkout's code elsewhere: another tree, as a `git worktree` of main is."""
+    tree = tmp_path_factory.mktemp("before") / "feedsvc-before"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("feedsvc", "deploy"):
+        shutil.copytree(ROOT / name, tree / name, ignore=ignore)
+    shutil.copy(ROOT / "wsgi.py", tree / "wsgi.py")
+    return tree
+
+
+def bench(tmp_path: Path, *argv: str) -> list[list[str]]:
+    """Run a benchmark script; return the cells of every table row it wrote to --out."""
+    out = tmp_path / "result.md"
+    env = dict(os.environ, FEEDSVC_BENCH_DIR=str(tmp_path / "archives"))
+    subprocess.run([sys.executable, *argv, "--out", str(out)], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL, timeout=600)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines
+            if line.startswith("| ") and not line.startswith("| what |")]
+
+
+def test_startup_measures_both_codes_and_their_ratio(tmp_path: Path, before_tree: Path) -> None:
+    rows = bench(tmp_path, "bench/startup.py", "200", "--runs", "1", "--before", str(before_tree))
+    starts = [row[:2] for row in rows if row[0] == "200"]
+    assert starts == [["200", "this"], ["200", "before"], ["200", "this / before"]]
+    ratios = rows[[row[:2] for row in rows].index(["200", "this / before"])]
+    assert all(cell.endswith("×") for cell in ratios[2:13])
+    served = [row[:2] for row in rows if row[0] in ("1", "2")]
+    assert served == [[w, code] for w in ("1", "2") for code in ("this", "before", "this / before")]
+
+
+def test_publish_measures_both_codes_and_their_ratio(tmp_path: Path, before_tree: Path) -> None:
+    rows = bench(tmp_path, "bench/publish.py", "200", "2", "--idle", "1",
+                 "--before", str(before_tree))
+    named = {row[0]: row for row in rows}
+    assert "one release deleted: served by every worker, s" in named
+    for what in ("cold start, s", "restart from snapshot, s",
+                 "one release added: served by every worker, s",
+                 "one release edited: CPU of the process tree, s"):
+        _, _, this, before, ratio = named[what]
+        assert float(this) > 0 and float(before) > 0, what
+        assert ratio.endswith("×"), what
+
+
+def test_a_tree_without_feedsvc_is_refused(tmp_path: Path) -> None:
+    """A --before that does not run its own code would compare this code with itself."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = dict(os.environ, FEEDSVC_BENCH_DIR=str(tmp_path / "archives"))
+    done = subprocess.run([sys.executable, "bench/startup.py", "200", "--runs", "1", "--before",
+                           str(empty), "--out", str(tmp_path / "out.md")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    assert f"{empty}: the probe ran the feedsvc of {ROOT}" in done.stderr
+    assert not (tmp_path / "out.md").exists()
