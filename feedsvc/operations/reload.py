@@ -23,7 +23,7 @@ from pathlib import Path
 from flask import Flask
 
 from .. import state
-from ..config import MaxRemoval
+from ..config import BUNDLED_DATA, MaxRemoval
 from ..dataset import Dataset, DatasetError, Release, guard, saving, snapshot
 from ..dataset import journal as journal_file
 from ..dataset.assemble import Loaded, assemble, assemble_changed
@@ -266,6 +266,8 @@ def init_app(app: Flask) -> Live:
     """
     config = app.config
     path, snapshot_dir = config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"]
+    if path == str(BUNDLED_DATA):
+        log.info("serving the sample dataset shipped with feedsvc (FEEDSVC_DATA names yours): %s", path)
     later = config["FEEDSVC_START_CHECK"] == "background" and config["FEEDSVC_RELOAD_INTERVAL"] > 0
     restored = snapshot.restore(path, snapshot_dir) if later and snapshot_dir is not None \
         else None
