@@ -1,4 +1,4 @@
-"""The `feedsvc` command: check-data, new, export, snapshot, accept-removal, synth."""
+"""The `feedsvc` command: serve, check-data, new, export, snapshot, accept-removal, synth."""
 from __future__ import annotations
 
 import argparse
@@ -146,6 +146,13 @@ def export_feeds(directory: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedsvc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="serve the dataset ($FEEDSVC_DATA, else the bundled sample) with gunicorn "
+                      "and the production settings shipped in the package")
+    serve.add_argument("--bind", help="HOST:PORT or unix:/PATH (default: $FEEDSVC_BIND, "
+                                      "else 127.0.0.1:8000)")
+    serve.add_argument("--workers", help="worker processes (default: $FEEDSVC_WORKERS, else one "
+                                         "per CPU)")
     check = commands.add_parser("check-data", help="validate a dataset file or directory")
     check.add_argument("path", nargs="?", default=None,
                        help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
@@ -177,6 +184,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; a bad FEEDSVC_* value is one line on stderr and exit status 2."""
     args = _parser().parse_args(argv)
+    if args.command == "serve":  # gunicorn's settings read them from the environment
+        for name, value in (("FEEDSVC_BIND", args.bind), ("FEEDSVC_WORKERS", args.workers)):
+            if value is not None:
+                os.environ[name] = value
     try:
         settings = from_env()
     except ConfigError as error:
@@ -187,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
     max_bytes = settings["FEEDSVC_MAX_FILE_BYTES"]
+    if args.command == "serve":
+        from ..serving.serve import serve
+
+        return serve(settings)
     if args.command == "check-data":
         return check_data(args.path or settings["FEEDSVC_DATA"], max_bytes)
     if args.command == "new":
