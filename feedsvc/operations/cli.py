@@ -191,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = from_env()
     except ConfigError as error:
-        print(f"feedsvc: {error}", file=sys.stderr)
+        doing = "not starting: " if args.command == "serve" else ""
+        print(f"feedsvc: {doing}{error}", file=sys.stderr)
         return 2
     return _run(args, settings)
 
