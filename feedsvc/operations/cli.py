@@ -5,11 +5,13 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, from_env
 from ..dataset import DatasetError, load_dataset
+from ..dataset.records import Release
 from ..dataset.yamlsource import DEFAULT_MAX_FILE_BYTES
 
 
@@ -22,7 +24,26 @@ def check_data(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> int:
         return 1
     print(f"{path}: ok, {len(dataset.releases)} releases, {len(dataset.topics)} topics, "
           f"version {dataset.version}")
+    _print_lifecycle(dataset.releases)
     return 0
+
+
+def _print_lifecycle(releases: Sequence[Release]) -> None:
+    """Print how many releases are drafts, scheduled (with their dates) and withdrawn; warn
+    (stderr) of an embargo more than a year ahead, most likely a mistyped year."""
+    from .newrelease import now
+
+    at = now()
+    drafts = sum(1 for r in releases if r.draft)
+    scheduled = sorted((r for r in releases if not r.draft and r.published > at),
+                       key=lambda r: (r.published, r.id))
+    withdrawn = sum(1 for r in releases if r.withdrawn is not None)
+    print(f"  drafts: {drafts}, scheduled: {len(scheduled)}, withdrawn: {withdrawn}")
+    for release in scheduled:
+        print(f"  scheduled: {release.id} at {release.published.isoformat()}")
+        if release.published - at > timedelta(days=365):
+            print(f"warning: {release.id} is scheduled for {release.published.isoformat()}, more "
+                  "than a year ahead: is the year right?", file=sys.stderr)
 
 
 def synth(count: int, out: str, seed: int, split: bool, lifecycle: bool = False) -> int:
@@ -52,16 +73,24 @@ def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
 
 def new_release(args: argparse.Namespace, data: str, max_file_bytes: int) -> int:
     """Write a new release file (from options, or edited in $EDITOR with --edit)."""
-    from .newrelease import NewReleaseError, write_release
+    from .newrelease import DraftKept, NewReleaseError, write_release
 
     editor = None
-    if args.edit:
+    if args.edit or args.resume:
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
         if not editor:
             print("feedsvc new: --edit needs $VISUAL or $EDITOR", file=sys.stderr)
             return 2
+    resume = Path(args.resume) if args.resume else None
     try:
-        written = write_release(Path(args.data or data), vars(args), editor, max_file_bytes)
+        written = write_release(Path(args.data or data), vars(args), editor, max_file_bytes, resume)
+    except DraftKept as kept:
+        cause = kept.cause
+        print(cause.report() if isinstance(cause, DatasetError) else f"feedsvc new: {cause}",
+              file=sys.stderr)
+        print(f"feedsvc new: nothing saved to the dataset; your text is kept in {kept.path}\n"
+              f"  fix it with: feedsvc new --edit --resume {kept.path}", file=sys.stderr)
+        return 1
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         print("feedsvc new: nothing saved", file=sys.stderr)
@@ -83,8 +112,8 @@ def _new_parser(commands: Any) -> None:
                      help="ISO 3166-1 code (repeat for several)")
     new.add_argument("--topic", dest="topics", action="append", metavar="SLUG",
                      help="topic slug (repeat for several)")
-    new.add_argument("--published", help="date or date-time with offset (default: now, UTC); "
-                                         "in the future: scheduled")
+    new.add_argument("--published", help="date or date-time with offset (default: now, in the "
+                                         "site's timezone); in the future: scheduled")
     new.add_argument("--summary")
     new.add_argument("--body")
     new.add_argument("--dateline")
@@ -96,7 +125,10 @@ def _new_parser(commands: Any) -> None:
                      metavar=("SRC", "TITLE"), help="an attachment (repeat for several)")
     new.add_argument("--draft", action="store_true", help="mark it draft: validated, never served")
     new.add_argument("--edit", action="store_true",
-                     help="open the release in $VISUAL or $EDITOR before checking and saving it")
+                     help="open the release in $VISUAL or $EDITOR before checking and saving it "
+                          "(a release that fails the check is kept as a draft file)")
+    new.add_argument("--resume", metavar="PATH",
+                     help="with --edit: open the draft a failed --edit kept, and try again")
 
 
 def accept_removal(path: str, snapshot_dir: str | None) -> int:
