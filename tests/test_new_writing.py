@@ -110,6 +110,10 @@ def test_edit_keeps_a_draft_that_fails_the_check_and_resume_reopens_it(
     (draft_line,) = [line for line in err.splitlines() if "--resume" in line]
     draft = Path(draft_line.split("--resume ")[1])
     assert draft.parent == tmp_path and "Three paragraphs of careful writing." in draft.read_text()
+    # The problem names the draft, at the line of the mistake (not a file that was never written).
+    line = draft.read_text().splitlines().index("countries:") + 1
+    assert f"{draft}:{line}: release pr-2026-001: field countries" in err, err
+    assert str(root / "releases") not in err
     assert sorted(p.name for p in (root / "releases").iterdir()) == before
     assert not (root / newrelease.LEDGER).exists()
     # A second failure (the writer saves it unchanged) keeps the same draft.

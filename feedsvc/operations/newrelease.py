@@ -23,7 +23,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -208,10 +208,10 @@ def write_release(root: Path, options: Mapping[str, Any], editor: str | None,
             raise NewReleaseError(f"cannot resume {resume}: {error.strerror}") from None
     text = _dump(release_mapping(proposed, options, zone))
     if editor is None:
-        return _save(root, text, proposed, year, known, max_file_bytes)
+        return _save(root, text, proposed, year, known, max_file_bytes, None)
     draft = resume or new_draft(EDITOR_HEAD + text)
     try:
-        written = _save(root, edit(draft, editor), proposed, year, known, max_file_bytes)
+        written = _save(root, edit(draft, editor), proposed, year, known, max_file_bytes, draft)
     except (DatasetError, NewReleaseError, OSError) as error:
         raise DraftKept(error, draft) from error
     draft.unlink(missing_ok=True)
@@ -219,8 +219,10 @@ def write_release(root: Path, options: Mapping[str, Any], editor: str | None,
 
 
 def _save(root: Path, text: bytes, proposed: str, year: int, known: set[str],
-          max_file_bytes: int) -> Written:
-    """Under the dataset lock: settle the id, check the dataset with the file, write it."""
+          max_file_bytes: int, draft: Path | None) -> Written:
+    """Under the dataset lock: settle the id, check the dataset with the file, write it (the
+    problems of an edited release name the draft, the file the writer has, not the one that
+    was never written)."""
     with _locked(root):
         issued = _issued(root)
         rid = _edited_id(text, proposed)
@@ -233,12 +235,22 @@ def _save(root: Path, text: bytes, proposed: str, year: int, known: set[str],
         if rid in issued:
             problems.append(Problem(str(path), None, rid, "id", "was issued before (see "
                                     f"{LEDGER}): ids are never reused"))
-        check_with_file(root, max_file_bytes, str(path), text, problems)  # DatasetError
+        try:
+            check_with_file(root, max_file_bytes, str(path), text, problems)
+        except DatasetError as error:
+            raise error if draft is None else _in_draft(error, str(path), draft) from None
         path.parent.mkdir(exist_ok=True)
         with path.open("xb") as out:  # never overwrite
             out.write(text)
         _record(root, rid)
     return Written(rid, path)
+
+
+def _in_draft(error: DatasetError, name: str, draft: Path) -> DatasetError:
+    """Return the error with the release's problems located in the draft (below its help)."""
+    offset = EDITOR_HEAD.count(b"\n") if draft.read_bytes().startswith(EDITOR_HEAD) else 0
+    return DatasetError([replace(p, file=str(draft), line=None if p.line is None else p.line + offset)
+                         if p.file == name else p for p in error.problems])
 
 
 def _year(published: str | None, zone: tzinfo) -> int:
