@@ -19,6 +19,10 @@ import feedparser
 import pytest
 from flask.testing import FlaskClient
 
+from feedsvc import create_app
+from feedsvc.config import ConfigError
+from feedsvc.dataset import DatasetError
+
 from .servers import ROOT, Server, free_port
 
 # A line gunicorn writes itself: in feedsvc's format (the packaged settings) or its own.
@@ -193,3 +197,19 @@ def test_make_check_data_and_the_cli_need_only_the_serving_venv(
     check = subprocess.run([str(venv / "bin" / "feedsvc"), "check-data", str(data)], cwd=elsewhere,
                            env=clean_env(), capture_output=True, text=True, timeout=60)
     assert check.returncode == 0 and ": ok, 11 releases" in check.stdout, check.stdout
+
+
+@pytest.mark.parametrize(("variable", "value", "named"), [
+    ("FEEDSVC_DATA", "{tmp}/missing", "{tmp}/missing"),
+    ("FEEDSVC_WORKERS", "many", "FEEDSVC_WORKERS")])
+def test_the_factory_called_as_a_server_calls_it_stops_with_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        variable: str, value: str, named: str) -> None:
+    monkeypatch.setenv(variable, value.format(tmp=tmp_path))
+    with pytest.raises(SystemExit) as stopped:
+        create_app()
+    assert stopped.value.code == 4  # gunicorn's "application failed to load": no respawning
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("feedsvc: not starting: ") and named.format(tmp=tmp_path) in line
+    with pytest.raises((DatasetError, ConfigError)):  # tests and the CLI get the error itself
+        create_app({"FEEDSVC_BASE_URL": "https://feeds.example.org/"})
