@@ -6,6 +6,10 @@ The command runs in-process (`cli.main`) so that the test's clock is the command
 """
 from __future__ import annotations
 
+import fcntl
+import os
+import select
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
@@ -202,3 +206,24 @@ def test_check_data_counts_drafts_scheduled_and_withdrawn_and_warns_of_a_far_emb
     assert code == 0 and err == ""
     assert out.splitlines()[1:] == ["  drafts: 1, scheduled: 1, withdrawn: 1",
                                     "  scheduled: t-004 at 2062-01-05T00:00:00+07:00"]
+
+
+def test_a_writer_waiting_for_the_lock_is_told_so_and_then_saves(
+        make_dataset: Callable[..., Path], tmp_path: Path) -> None:
+    root = make_dataset([release_yaml(1, "2026-11-02")])
+    held = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another writer, checking and saving
+    try:
+        waiting = subprocess.Popen([sys.executable, "-m", "feedsvc", "new", "--data", str(root),
+                                    "--published", "2026-12-01", *OPTIONS], text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert waiting.stderr is not None
+        # Said before it blocks on the lock (a bound, not a pause: without the line, fail).
+        assert select.select([waiting.stderr], [], [], 30)[0], "nothing said while waiting"
+        said = waiting.stderr.readline()
+        assert said.strip() == f"feedsvc new: waiting for another writer's lock on {root}"
+        assert waiting.poll() is None
+    finally:
+        os.close(held)
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0 and out.strip().endswith("release pr-2026-001"), err
