@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +214,31 @@ def test_the_factory_called_as_a_server_calls_it_stops_with_one_line(
     assert line.startswith("feedsvc: not starting: ") and named.format(tmp=tmp_path) in line
     with pytest.raises((DatasetError, ConfigError)):  # tests and the CLI get the error itself
         create_app({"FEEDSVC_BASE_URL": "https://feeds.example.org/"})
+
+
+def test_a_release_published_with_the_wheels_cli_is_served_and_the_log_has_no_traceback(
+        venv: Path, elsewhere: Path) -> None:
+    data = elsewhere / "data"
+    shutil.copytree(ROOT / "data", data)
+    port = free_port()
+    server = start(venv, ["feedsvc", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+                   elsewhere, port, FEEDSVC_DATA=str(data), FEEDSVC_RELOAD_INTERVAL="1")
+    try:
+        server.wait_ready("/readyz", deadline_s=60)
+        before = entry_ids(fetch(port, "/feeds/all.atom"))
+        new = subprocess.run([str(venv / "bin" / "feedsvc"), "new", "--data", str(data), "--title",
+                              "Published from the wheel", "--country", "TH", "--topic",
+                              "social-security", "--summary", "Served after a reload."],
+                             cwd=elsewhere, env=clean_env(), capture_output=True, text=True,
+                             timeout=60)
+        assert new.returncode == 0, new.stderr
+        rid = new.stdout.strip().rsplit(" ", 1)[1]
+        deadline = time.monotonic() + 60
+        while not (after := entry_ids(fetch(port, "/feeds/all.atom")))[0].endswith(rid):
+            assert time.monotonic() < deadline, server.tail()
+        assert after[1:] == before  # the newest first, then the sample as it was
+    finally:
+        server.stop()
+    # The workers forked before the reload (their copy of the master's watcher woke after an
+    # interval and found it was not theirs) and after it: no traceback from either.
+    assert "Traceback" not in server.log.read_text(), server.tail(60)

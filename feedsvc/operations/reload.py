@@ -338,8 +338,10 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
             # acceptance), or when links may hide changes from the notifications.
             looking = watch.held is not None or watch.linked or watcher.backend == "poll"
             notified = starting or watcher.wait(interval if looking else None)
-            if not watcher.owned:
-                return  # a copy of this loop in a forked worker (gevent): only the master looks
+            if not watcher.owned:  # a copy of this loop in a forked worker (gevent): only the
+                # master looks. The copy parks for good: returning would end a thread the fork
+                # left out of threading's registry, and threading would log a KeyError traceback.
+                threading.Event().wait()
             paths = watcher.take() if notified and watcher.backend == "notify" else None
             try:
                 result = watch.check(paths=None if starting else paths)
