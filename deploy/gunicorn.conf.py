@@ -6,9 +6,11 @@ config file (as module "__config__"), without importing feedsvc first: they patc
 standard library for gevent before anything else is imported.
 """
 import importlib.util
+import sys
 from pathlib import Path
 
 _spec = importlib.util.find_spec("feedsvc")  # a top-level name: found, not imported
-assert _spec is not None and _spec.origin is not None, "feedsvc is not installed"
+if _spec is None or _spec.origin is None:
+    sys.exit("feedsvc: not starting: the feedsvc package is not installed here (pip install .)")
 _settings_file = Path(_spec.origin).parent / "serving" / "gunicorn_conf.py"
 exec(compile(_settings_file.read_bytes(), str(_settings_file), "exec"))
