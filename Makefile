@@ -27,10 +27,10 @@ $(SERVE_BIN)/.installed: pyproject.toml $(shell find feedsvc -type f -not -path 
 	$(SERVE_BIN)/pip install --quiet .
 	touch $@
 
-## serve: serve the bundled dataset (or FEEDSVC_DATA) with gunicorn on $(HOST):$(PORT)
+## serve: serve data/ (or FEEDSVC_DATA) with gunicorn on $(HOST):$(PORT) (`feedsvc serve`)
 serve: $(SERVE_BIN)/.installed
 	FEEDSVC_BIND=$(HOST):$(PORT) FEEDSVC_DATA="$${FEEDSVC_DATA:-$(CURDIR)/data}" \
-		$(SERVE_BIN)/gunicorn -c deploy/gunicorn.conf.py wsgi:app
+		$(SERVE_BIN)/feedsvc serve
 
 ## test: install what the tests need (venv, Debian packages), run the whole suite, and check
 ## that in-process tests cover at least 95% of the HTTP layer
@@ -52,9 +52,9 @@ lint: $(BIN)/.installed
 bench: $(BIN)/.installed system-deps
 	$(BIN)/python -m bench.run
 
-## check-data: validate the dataset (FEEDSVC_DATA or data/)
-check-data: $(BIN)/.installed
-	$(BIN)/feedsvc check-data $(DATA)
+## check-data: validate the dataset (DATA, else FEEDSVC_DATA, else data/) with the serving venv
+check-data: $(SERVE_BIN)/.installed
+	$(SERVE_BIN)/feedsvc check-data "$(or $(DATA),$${FEEDSVC_DATA:-$(CURDIR)/data})"
 
 ## soak: 256 connections of a realistic mix for SOAK_SECONDS (300) against the shipped gunicorn config
 soak: $(BIN)/.installed system-deps

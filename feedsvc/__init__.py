@@ -9,6 +9,29 @@ if TYPE_CHECKING:
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app; a server's start-up problem is one line on stderr, not a traceback.
+
+    Called with no argument, as a server calls it (`gunicorn 'feedsvc:create_app()'`, wsgi.py),
+    a bad FEEDSVC_* value or missing or invalid data prints `feedsvc: not starting: ...` and
+    exits with status 4, gunicorn's "application failed to load": the arbiter stops instead of
+    starting workers again and again. With a test_config (tests, the CLI) the error is raised.
+    """
+    if test_config is not None:
+        return _build(test_config)
+    import sys
+
+    from .config import ConfigError
+    from .dataset import DatasetError
+
+    try:
+        return _build(None)
+    except (DatasetError, ConfigError) as error:
+        line = error.headline() if isinstance(error, DatasetError) else str(error)
+        print(f"feedsvc: not starting: {line}", file=sys.stderr, flush=True)
+        raise SystemExit(4) from None
+
+
+def _build(test_config: Mapping[str, Any] | None) -> Flask:
     """Build the app, in this order (each step needs the ones before it):
 
     1. configuration: FEEDSVC_* from the environment, then `test_config`, checked as a whole;

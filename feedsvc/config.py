@@ -10,7 +10,9 @@ from typing import Any
 
 from .dataset.yamlsource import DEFAULT_MAX_FILE_BYTES
 
-BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
+# The sample dataset, served when FEEDSVC_DATA is unset: in the repository sample_data is a link
+# to data/ (resolved, so paths name data/); a wheel carries a copy of it there.
+BUNDLED_DATA = (Path(__file__).parent / "sample_data").resolve()
 MIB = 2**20
 
 

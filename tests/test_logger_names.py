@@ -26,6 +26,8 @@ def defined() -> set[str]:
     for info in pkgutil.walk_packages(feedsvc.__path__, "feedsvc."):
         if info.name.endswith("__main__"):  # running it runs the command
             continue
+        if info.name == "feedsvc.serving.gunicorn_conf":  # gunicorn's config file, never imported
+            continue
         module = importlib.import_module(info.name)
         names.update(value.name for value in vars(module).values() if isinstance(value, logging.Logger))
     return names

@@ -23,6 +23,7 @@ def new(root: Path, *args: str, editor: str | None = None) -> subprocess.Complet
     env = {k: v for k, v in os.environ.items() if k not in ("EDITOR", "VISUAL")}
     if editor is not None:
         env["EDITOR"] = editor
+    env["TMPDIR"] = str(root.parent)  # where a failed --edit keeps its draft
     return subprocess.run([sys.executable, "-m", "feedsvc", "new", "--data", str(root), *args],
                           capture_output=True, text=True, env=env, timeout=60)
 

@@ -175,6 +175,9 @@ class Fields:
             f = Fields(self.file, item, self.owner, self.problems, f"corrections[{number}].")
             f.check_keys(("date", "note"), ("date", "note"))
             when, note = f.when("date", zone), f.text("note", one_line=False, limit=5000)
+            if when and published and when < published and len(f.text("date") or "") == 10 \
+                    and when.date() == published.astimezone(zone).date():
+                when = published  # dated the day it was published (a date is that day's midnight)
             if when and published and when < published:
                 f.problem("date", "a correction is earlier than published")
             elif when and note:

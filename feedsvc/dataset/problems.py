@@ -46,3 +46,10 @@ class DatasetError(Exception):
         count = len(self.problems)
         head = f"dataset invalid: {count} problem{'s' if count != 1 else ''}"
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+    def headline(self) -> str:
+        """Return one line: the first problem, and how many more there are."""
+        more = len(self.problems) - 1
+        rest = f" (and {more} more: `feedsvc check-data` lists them)" if more > 0 else ""
+        first = str(self.problems[0]) if self.problems else "no problem named"
+        return f"dataset invalid: {first}{rest}"

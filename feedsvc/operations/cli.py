@@ -1,15 +1,17 @@
-"""The `feedsvc` command: check-data, new, export, snapshot, accept-removal, synth."""
+"""The `feedsvc` command: serve, check-data, new, export, snapshot, accept-removal, synth."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, from_env
 from ..dataset import DatasetError, load_dataset
+from ..dataset.records import Release
 from ..dataset.yamlsource import DEFAULT_MAX_FILE_BYTES
 
 
@@ -22,7 +24,26 @@ def check_data(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> int:
         return 1
     print(f"{path}: ok, {len(dataset.releases)} releases, {len(dataset.topics)} topics, "
           f"version {dataset.version}")
+    _print_lifecycle(dataset.releases)
     return 0
+
+
+def _print_lifecycle(releases: Sequence[Release]) -> None:
+    """Print how many releases are drafts, scheduled (with their dates) and withdrawn; warn
+    (stderr) of an embargo more than a year ahead, most likely a mistyped year."""
+    from .newrelease import now
+
+    at = now()
+    drafts = sum(1 for r in releases if r.draft)
+    scheduled = sorted((r for r in releases if not r.draft and r.published > at),
+                       key=lambda r: (r.published, r.id))
+    withdrawn = sum(1 for r in releases if r.withdrawn is not None)
+    print(f"  drafts: {drafts}, scheduled: {len(scheduled)}, withdrawn: {withdrawn}")
+    for release in scheduled:
+        print(f"  scheduled: {release.id} at {release.published.isoformat()}")
+        if release.published - at > timedelta(days=365):
+            print(f"warning: {release.id} is scheduled for {release.published.isoformat()}, more "
+                  "than a year ahead: is the year right?", file=sys.stderr)
 
 
 def synth(count: int, out: str, seed: int, split: bool, lifecycle: bool = False) -> int:
@@ -52,16 +73,24 @@ def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
 
 def new_release(args: argparse.Namespace, data: str, max_file_bytes: int) -> int:
     """Write a new release file (from options, or edited in $EDITOR with --edit)."""
-    from .newrelease import NewReleaseError, write_release
+    from .newrelease import DraftKept, NewReleaseError, write_release
 
     editor = None
-    if args.edit:
+    if args.edit or args.resume:
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
         if not editor:
             print("feedsvc new: --edit needs $VISUAL or $EDITOR", file=sys.stderr)
             return 2
+    resume = Path(args.resume) if args.resume else None
     try:
-        written = write_release(Path(args.data or data), vars(args), editor, max_file_bytes)
+        written = write_release(Path(args.data or data), vars(args), editor, max_file_bytes, resume)
+    except DraftKept as kept:
+        cause = kept.cause
+        print(cause.report() if isinstance(cause, DatasetError) else f"feedsvc new: {cause}",
+              file=sys.stderr)
+        print(f"feedsvc new: nothing saved to the dataset; your text is kept in {kept.path}\n"
+              f"  fix it with: feedsvc new --edit --resume {kept.path}", file=sys.stderr)
+        return 1
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         print("feedsvc new: nothing saved", file=sys.stderr)
@@ -83,8 +112,8 @@ def _new_parser(commands: Any) -> None:
                      help="ISO 3166-1 code (repeat for several)")
     new.add_argument("--topic", dest="topics", action="append", metavar="SLUG",
                      help="topic slug (repeat for several)")
-    new.add_argument("--published", help="date or date-time with offset (default: now, UTC); "
-                                         "in the future: scheduled")
+    new.add_argument("--published", help="date or date-time with offset (default: now, in the "
+                                         "site's timezone); in the future: scheduled")
     new.add_argument("--summary")
     new.add_argument("--body")
     new.add_argument("--dateline")
@@ -96,7 +125,10 @@ def _new_parser(commands: Any) -> None:
                      metavar=("SRC", "TITLE"), help="an attachment (repeat for several)")
     new.add_argument("--draft", action="store_true", help="mark it draft: validated, never served")
     new.add_argument("--edit", action="store_true",
-                     help="open the release in $VISUAL or $EDITOR before checking and saving it")
+                     help="open the release in $VISUAL or $EDITOR before checking and saving it "
+                          "(a release that fails the check is kept as a draft file)")
+    new.add_argument("--resume", metavar="PATH",
+                     help="with --edit: open the draft a failed --edit kept, and try again")
 
 
 def accept_removal(path: str, snapshot_dir: str | None) -> int:
@@ -146,6 +178,13 @@ def export_feeds(directory: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedsvc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="serve the dataset ($FEEDSVC_DATA, else the bundled sample) with gunicorn "
+                      "and the production settings shipped in the package")
+    serve.add_argument("--bind", help="HOST:PORT or unix:/PATH (default: $FEEDSVC_BIND, "
+                                      "else 127.0.0.1:8000)")
+    serve.add_argument("--workers", help="worker processes (default: $FEEDSVC_WORKERS, else one "
+                                         "per CPU)")
     check = commands.add_parser("check-data", help="validate a dataset file or directory")
     check.add_argument("path", nargs="?", default=None,
                        help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
@@ -177,16 +216,25 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; a bad FEEDSVC_* value is one line on stderr and exit status 2."""
     args = _parser().parse_args(argv)
+    if args.command == "serve":  # gunicorn's settings read them from the environment
+        for name, value in (("FEEDSVC_BIND", args.bind), ("FEEDSVC_WORKERS", args.workers)):
+            if value is not None:
+                os.environ[name] = value
     try:
         settings = from_env()
     except ConfigError as error:
-        print(f"feedsvc: {error}", file=sys.stderr)
+        doing = "not starting: " if args.command == "serve" else ""
+        print(f"feedsvc: {doing}{error}", file=sys.stderr)
         return 2
     return _run(args, settings)
 
 
 def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
     max_bytes = settings["FEEDSVC_MAX_FILE_BYTES"]
+    if args.command == "serve":
+        from ..serving.serve import serve
+
+        return serve(settings)
     if args.command == "check-data":
         return check_data(args.path or settings["FEEDSVC_DATA"], max_bytes)
     if args.command == "new":

@@ -23,7 +23,7 @@ from pathlib import Path
 from flask import Flask
 
 from .. import state
-from ..config import MaxRemoval
+from ..config import BUNDLED_DATA, MaxRemoval
 from ..dataset import Dataset, DatasetError, Release, guard, saving, snapshot
 from ..dataset import journal as journal_file
 from ..dataset.assemble import Loaded, assemble, assemble_changed
@@ -266,6 +266,8 @@ def init_app(app: Flask) -> Live:
     """
     config = app.config
     path, snapshot_dir = config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"]
+    if path == str(BUNDLED_DATA):
+        log.info("serving the sample dataset shipped with feedsvc (FEEDSVC_DATA names yours): %s", path)
     later = config["FEEDSVC_START_CHECK"] == "background" and config["FEEDSVC_RELOAD_INTERVAL"] > 0
     restored = snapshot.restore(path, snapshot_dir) if later and snapshot_dir is not None \
         else None
@@ -336,8 +338,10 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
             # acceptance), or when links may hide changes from the notifications.
             looking = watch.held is not None or watch.linked or watcher.backend == "poll"
             notified = starting or watcher.wait(interval if looking else None)
-            if not watcher.owned:
-                return  # a copy of this loop in a forked worker (gevent): only the master looks
+            if not watcher.owned:  # a copy of this loop in a forked worker (gevent): only the
+                # master looks. The copy parks for good: returning would end a thread the fork
+                # left out of threading's registry, and threading would log a KeyError traceback.
+                threading.Event().wait()
             paths = watcher.take() if notified and watcher.backend == "notify" else None
             try:
                 result = watch.check(paths=None if starting else paths)
