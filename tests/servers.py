@@ -167,8 +167,9 @@ def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir
     site, n_cache = re.subn(r"proxy_cache_path \S+ (.*# site: cache)",
                             rf"proxy_cache_path {cache_dir} \1", site)
     assert n_listen == 1 and n_cache == 1, "deploy/nginx/feedsvc.conf: `# site:` lines changed"
-    for name in ("nginx.conf", "feedsvc-proxy-headers.conf"):
-        shutil.copy(NGINX_DIR / name, workdir / name)
+    for shared in NGINX_DIR.glob("*.conf"):  # nginx.conf and the files every front includes
+        if shared.name != "feedsvc.conf":
+            shutil.copy(shared, workdir / shared.name)
     (workdir / "feedsvc.conf").write_text(site)
     return workdir / "nginx.conf"
 
