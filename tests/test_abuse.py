@@ -157,3 +157,26 @@ def test_405_bodies_are_what_their_content_type_says(path: str, accept: str) -> 
         assert text.lstrip().lower().startswith("<!doctype html>")
     else:
         assert response.mimetype == "text/plain" and text.startswith("405 Method Not Allowed")
+
+
+@pytest.mark.parametrize("headers", [
+    {"Host": "evil.example"},
+    {"Host": "feeds.example.org", "X-Forwarded-Port": "6666"},
+    {"Host": "feeds.example.org", "X-Forwarded-Host": "evil.example"},
+])
+@pytest.mark.parametrize("path", ["/feeds/all.rss", "/", "/nope"])
+def test_a_refused_host_is_never_stored_by_a_shared_cache(headers: dict[str, str],
+                                                          path: str) -> None:
+    # A shared cache keys on the host at most, never on X-Forwarded-*: one forged request
+    # must not have the cache refuse everyone. Other errors stay briefly cacheable.
+    client = build(FEEDSVC_TRUST_PROXY=1,
+                   FEEDSVC_ALLOWED_HOSTS=["feeds.example.org"]).test_client()
+    refused = client.get(path, headers=headers)
+    assert refused.status_code == 400 and refused.headers["Cache-Control"] == "no-store"
+    missing = client.get("/nope", headers={"Host": "feeds.example.org"})
+    assert missing.status_code == 404 and missing.headers["Cache-Control"].startswith("public")
+
+
+def test_a_request_without_a_usable_host_is_refused_and_not_stored() -> None:
+    refused = build().test_client().get("/feeds/all.rss", headers={"Host": ""})
+    assert refused.status_code == 400 and refused.headers["Cache-Control"] == "no-store"

@@ -9,6 +9,14 @@ from ..feeds.query import QueryError
 from .budget import Overloaded
 
 
+class HostRefused(BadRequest):
+    """A 400 decided by the Host or X-Forwarded-* headers of the request.
+
+    Never stored by a shared cache: its key need not hold every header the answer depends on,
+    and one forged request would otherwise refuse everyone (a clean client gets its own check).
+    """
+
+
 def _is_page() -> bool:
     return not request.path.startswith("/feeds/")
 
@@ -21,7 +29,8 @@ def _http_error(error: HTTPException) -> Response:
     else:
         response = Response(f"{code} {name}: {error.description}\n", status=code,
                             content_type="text/plain; charset=utf-8")
-    response.headers["Cache-Control"] = "no-store" if code >= 500 else _error_control()
+    refused = code >= 500 or isinstance(error, HostRefused)
+    response.headers["Cache-Control"] = "no-store" if refused else _error_control()
     if error.code == 405:  # only its Allow: werkzeug's headers also say text/html, for its own body
         response.headers.update((k, v) for k, v in error.get_headers() if k.lower() == "allow")
     return response

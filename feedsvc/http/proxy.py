@@ -4,8 +4,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .errors import HostRefused
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DEFAULT_PORTS = {"http": ":80", "https": ":443"}
@@ -55,7 +57,7 @@ def _check_host() -> None:
     # Here rather than Flask's TRUSTED_HOSTS: werkzeug ignores the port and cannot match an
     # IPv6 literal ("[::1]" is cut at its first colon).
     if not host_allowed(request.host, current_app.config["FEEDSVC_ALLOWED_HOSTS"]):
-        abort(400, description=f"The host {request.host[:80]!r} is not trusted here.")
+        raise HostRefused(description=f"The host {request.host[:80]!r} is not trusted here.")
 
 
 def init_app(app: Flask) -> None:
