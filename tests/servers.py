@@ -124,7 +124,7 @@ def start_redis(workdir: Path, port: int | None = None) -> Server:
 
 
 def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
-                   env: Mapping[str, str] | None = None, ready_path: str = "/feeds/all.rss",
+                   env: Mapping[str, str] | None = None, ready_path: str | None = "/feeds/all.rss",
                    extra: Iterable[str] = (), root: Path = ROOT, ready_s: float = 30.0
                    ) -> Server:
     """Start gunicorn on a free loopback port: feedsvc with the shipped config; another app
