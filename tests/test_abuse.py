@@ -180,3 +180,17 @@ def test_a_refused_host_is_never_stored_by_a_shared_cache(headers: dict[str, str
 def test_a_request_without_a_usable_host_is_refused_and_not_stored() -> None:
     refused = build().test_client().get("/feeds/all.rss", headers={"Host": ""})
     assert refused.status_code == 400 and refused.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(("path", "target"), [
+    ("/feeds", "feeds/"), ("/feeds//all.rss?country=th", "feeds/all.rss?country=th"),
+    ("/releases//pr-2004-001", "releases/pr-2004-001")])
+def test_werkzeugs_redirects_name_the_base_url_not_the_request_host(path: str,
+                                                                     target: str) -> None:
+    client = build(FEEDSVC_BASE_URL=PUBLIC + "news/").test_client()
+    moved = client.get(path, headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+    assert (moved.status_code, moved.headers["Location"]) == (308, f"{PUBLIC}news/{target}")
+    assert client.get("/" + target).status_code == 200
+    # Without a base URL the request's host is the service's name, as in every link.
+    moved = build().test_client().get(path, headers={"Host": "feeds.example.org"})
+    assert moved.headers["Location"] == f"http://feeds.example.org/{target}"

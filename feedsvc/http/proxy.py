@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, redirect, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Response as BaseResponse
 
+from ..feeds.urls import Urls
 from .errors import HostRefused
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -60,6 +64,17 @@ def _check_host() -> None:
         raise HostRefused(description=f"The host {request.host[:80]!r} is not trusted here.")
 
 
+def _redirect_to_base() -> BaseResponse | None:
+    # werkzeug's own redirects (`/feeds` -> `/feeds/`, merged slashes) name the request's host;
+    # with a base URL configured, every absolute URL the service gives names that instead.
+    moved, base = request.routing_exception, current_app.config["FEEDSVC_BASE_URL"]
+    if not isinstance(moved, RequestRedirect) or not base:
+        return None
+    target = urlsplit(moved.new_url)
+    path = target.path.removeprefix(request.script_root)
+    return redirect(Urls(base).at(path, target.query), code=moved.code)
+
+
 def init_app(app: Flask) -> None:
     """Believe X-Forwarded-* from FEEDSVC_TRUST_PROXY proxies; answer 400 to other hosts.
 
@@ -75,3 +90,4 @@ def init_app(app: Flask) -> None:
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
     if app.config["FEEDSVC_ALLOWED_HOSTS"]:
         app.before_request(_check_host)
+    app.before_request(_redirect_to_base)
