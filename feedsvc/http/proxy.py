@@ -11,6 +11,7 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..feeds.urls import Urls
+from .conditional import IgnoreInvalidDates
 from .errors import HostRefused
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -83,7 +84,7 @@ def init_app(app: Flask) -> None:
     proxy's headers are applied, name and port (an entry without a port allows none, or the
     scheme's default), before any view runs.
     """
-    app.wsgi_app = CanonicalHost(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = CanonicalHost(IgnoreInvalidDates(app.wsgi_app))  # type: ignore[method-assign]
     hops = app.config["FEEDSVC_TRUST_PROXY"]
     if hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
