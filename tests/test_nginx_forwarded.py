@@ -17,6 +17,7 @@ import feedparser
 import pytest
 
 from . import servers
+from .test_deploy_compose import nginx_conf_for_test
 
 HOST = "feeds.example.org"
 # Each value is one a werkzeug, gunicorn or framework proxy reader would believe.
@@ -67,18 +68,25 @@ def hrefs(body: bytes) -> set[str]:
     return found
 
 
-@pytest.fixture(scope="module", params=["allowed-hosts", "no-base-url"])
+@pytest.fixture(scope="module", params=["plain-allowed-hosts", "plain-no-base-url",
+                                        "compose-no-base-url"])
 def nginx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[int]:
-    """The shipped nginx in front of gunicorn believing one proxy hop, with the host checked
-    (a forged port is a 400) or without a base URL (links follow the forwarded host)."""
+    """A shipped nginx (deploy/nginx/ or deploy/compose/) in front of gunicorn believing one
+    proxy hop, with the host checked (a forged port is a 400) or without a base URL (links
+    follow the forwarded host)."""
     workdir: Path = tmp_path_factory.mktemp("forwarded")
     env = {"FEEDSVC_TRUST_PROXY": "1", "FEEDSVC_BASE_URL": ""}
-    if request.param == "allowed-hosts":
+    if request.param.endswith("allowed-hosts"):
         env["FEEDSVC_ALLOWED_HOSTS"] = HOST
     app = servers.start_gunicorn(workdir, workers=1, env=env, ready_path=None)
     port = servers.free_port()
-    conf = servers.render_nginx(workdir, port, [app.port], workdir / "cache")
+    if request.param.startswith("compose"):
+        conf = workdir / "nginx.conf"  # start_nginx runs its workers as a user who can write
+        conf.write_text(nginx_conf_for_test(workdir, app.port, app.port).replace(
+            "listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;"))
+    else:
+        conf = servers.render_nginx(workdir, port, [app.port], workdir / "cache")
     proxy = servers.start_nginx(workdir, conf, port)
     yield port
     proxy.stop()
