@@ -104,3 +104,13 @@ def test_forged_forwarding_headers_never_reach_a_clean_client(nginx: int, n: int
                for href in hrefs(body)), hrefs(body)
     # nginx cleared or set every one of them: the forging client was answered the same.
     assert (forged[0], forged[1]) == (status, body)
+
+
+def test_each_answer_carries_its_own_request_id(nginx: int) -> None:
+    # The id a client sends never reaches the cache; every answer, hit or not, has its own.
+    path = "/feeds/all.rss?utm_source=request-id"
+    ids = [get(nginx, path, [("X-Request-ID", "forged-id")])[2] for _ in range(3)]
+    assert [h["X-Cache-Status"] for h in ids] == ["MISS", "HIT", "HIT"]
+    seen = [h["X-Request-ID"] for h in ids] + [get(nginx, path, [])[2]["X-Request-ID"]]
+    assert len(set(seen)) == 4 and "forged-id" not in seen
+    assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in seen)  # nginx's $request_id
