@@ -5,6 +5,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ from .dataset.yamlsource import DEFAULT_MAX_FILE_BYTES
 # to data/ (resolved, so paths name data/); a wheel carries a copy of it there.
 BUNDLED_DATA = (Path(__file__).parent / "sample_data").resolve()
 MIB = 2**20
+# /metrics is for the host itself unless networks are named (the compose and Kubernetes files
+# name their scrapers'): its counters and the cost of summing every worker's are not public.
+DEFAULT_METRICS_ALLOW = "127.0.0.0/8,::1"
 
 
 class ConfigError(ValueError):
@@ -69,6 +73,16 @@ def _hosts(raw: str | None) -> list[str] | None:
                               "optional port (no scheme), e.g. feeds.example.org,.example.org,"
                               "localhost:8000")
     return hosts or None
+
+
+def _networks(raw: str | None) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Parse FEEDSVC_METRICS_ALLOW: comma-separated addresses or networks (CIDR)."""
+    try:
+        return tuple(ip_network(part.strip(), strict=False)
+                     for part in (raw or DEFAULT_METRICS_ALLOW).split(",") if part.strip())
+    except ValueError as error:
+        raise ConfigError(f"FEEDSVC_METRICS_ALLOW: {error}; give addresses or networks, e.g. "
+                          "127.0.0.1,::1,10.0.0.0/8") from None
 
 
 def _hub(raw: str | None, base_url: str | None) -> str | None:
@@ -159,6 +173,8 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         ),
         # Host names the service answers to; others get 400. Unset: any (docs/configuration.md).
         "FEEDSVC_ALLOWED_HOSTS": _hosts(env.get("FEEDSVC_ALLOWED_HOSTS")),
+        # Client networks that may read /metrics (after a trusted proxy's X-Forwarded-For).
+        "FEEDSVC_METRICS_ALLOW": _networks(env.get("FEEDSVC_METRICS_ALLOW")),
         # Proxies in front whose X-Forwarded-* headers are believed; 0: none, they are ignored.
         "FEEDSVC_TRUST_PROXY": _int(env, "FEEDSVC_TRUST_PROXY", 0, 0, 10),
         # Seconds between checks of the dataset on disk; 0: only on SIGHUP to gunicorn.

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
 from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.test import TestResponse
 
 from feedsvc import create_app, state
 from feedsvc.clock import set_clock
@@ -70,6 +71,22 @@ def _snapshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         patch.setenv("FEEDSVC_SNAPSHOT_DIR", str(directory))
         patch.setenv("FEEDSVC_QUERY_RENDER_SHARE", "100")
         yield directory
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _buffered_test_clients() -> Iterator[None]:
+    """Have every test client read each answer whole and close it: a file werkzeug streams
+    (send_file: /static/) stays open until its response is closed, which a test that only
+    looks at the status never does (a ResourceWarning, an error under filterwarnings)."""
+    unbuffered = FlaskClient.open
+
+    def open_buffered(self: FlaskClient, *args: Any, buffered: bool = True,
+                      **kwargs: Any) -> TestResponse:
+        return unbuffered(self, *args, buffered=buffered, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FlaskClient, "open", open_buffered)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,34 @@
 """Every route of an app as example URLs, so that tests cover routes added later on their own."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from flask import Flask
 from werkzeug.routing import AnyConverter, Rule
 
+from feedsvc import create_app
+from feedsvc.config import BUNDLED_DATA
+from feedsvc.dataset.media import local_files
 from feedsvc.state import current_index
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+# The smallest GIF (1x1 pixel): a picture for the media route's example.
+GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00"
+       b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+STATIC_EXAMPLE = "directory.css"
+
+
+def every_route_app(root: Path, **config: object) -> Flask:
+    """Build the app over a copy of the bundled dataset in which every route has an example
+    that exists: a release with a picture (/media/), several sitemap parts (/sitemaps/)."""
+    shutil.copytree(BUNDLED_DATA, root)
+    (root / "media").mkdir()
+    (root / "media" / "dot.gif").write_bytes(GIF)
+    release = root / "releases" / "pr-2004-001.yaml"
+    release.write_text(release.read_text() + "image:\n  src: dot.gif\n  alt: A white dot\n")
+    return create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": None,
+                       "FEEDSVC_SITEMAP_URLS": 5, **config})
 
 
 def rules(app: Flask) -> list[Rule]:
@@ -19,8 +41,10 @@ def _examples(app: Flask) -> dict[str, str]:
     with app.test_request_context():
         index = current_index()
         topic, release = sorted(index.dataset.topics)[0], index.releases[0].id
+        media = local_files(index.dataset.site, index.releases)
     return {"code": "th", "country": "th", "slug": topic, "topic": topic, "release_id": release,
-            "id": release, "filename": "none.css", "fmt": "rss", "format": "rss", "part": "1"}
+            "id": release, "filename": STATIC_EXAMPLE, "fmt": "rss", "format": "rss",
+            "part": "1", "name": media[0] if media else "none.gif"}
 
 
 def values(app: Flask, rule: Rule, choice: int = 0) -> dict[str, str]:

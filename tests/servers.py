@@ -124,7 +124,7 @@ def start_redis(workdir: Path, port: int | None = None) -> Server:
 
 
 def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
-                   env: Mapping[str, str] | None = None, ready_path: str = "/feeds/all.rss",
+                   env: Mapping[str, str] | None = None, ready_path: str | None = "/feeds/all.rss",
                    extra: Iterable[str] = (), root: Path = ROOT, ready_s: float = 30.0
                    ) -> Server:
     """Start gunicorn on a free loopback port: feedsvc with the shipped config; another app
@@ -167,8 +167,9 @@ def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir
     site, n_cache = re.subn(r"proxy_cache_path \S+ (.*# site: cache)",
                             rf"proxy_cache_path {cache_dir} \1", site)
     assert n_listen == 1 and n_cache == 1, "deploy/nginx/feedsvc.conf: `# site:` lines changed"
-    for name in ("nginx.conf", "feedsvc-proxy-headers.conf"):
-        shutil.copy(NGINX_DIR / name, workdir / name)
+    for shared in NGINX_DIR.glob("*.conf"):  # nginx.conf and the files every front includes
+        if shared.name != "feedsvc.conf":
+            shutil.copy(shared, workdir / shared.name)
     (workdir / "feedsvc.conf").write_text(site)
     return workdir / "nginx.conf"
 

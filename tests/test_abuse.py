@@ -157,3 +157,40 @@ def test_405_bodies_are_what_their_content_type_says(path: str, accept: str) -> 
         assert text.lstrip().lower().startswith("<!doctype html>")
     else:
         assert response.mimetype == "text/plain" and text.startswith("405 Method Not Allowed")
+
+
+@pytest.mark.parametrize("headers", [
+    {"Host": "evil.example"},
+    {"Host": "feeds.example.org", "X-Forwarded-Port": "6666"},
+    {"Host": "feeds.example.org", "X-Forwarded-Host": "evil.example"},
+])
+@pytest.mark.parametrize("path", ["/feeds/all.rss", "/", "/nope"])
+def test_a_refused_host_is_never_stored_by_a_shared_cache(headers: dict[str, str],
+                                                          path: str) -> None:
+    # A shared cache keys on the host at most, never on X-Forwarded-*: one forged request
+    # must not have the cache refuse everyone. Other errors stay briefly cacheable.
+    client = build(FEEDSVC_TRUST_PROXY=1,
+                   FEEDSVC_ALLOWED_HOSTS=["feeds.example.org"]).test_client()
+    refused = client.get(path, headers=headers)
+    assert refused.status_code == 400 and refused.headers["Cache-Control"] == "no-store"
+    missing = client.get("/nope", headers={"Host": "feeds.example.org"})
+    assert missing.status_code == 404 and missing.headers["Cache-Control"].startswith("public")
+
+
+def test_a_request_without_a_usable_host_is_refused_and_not_stored() -> None:
+    refused = build().test_client().get("/feeds/all.rss", headers={"Host": ""})
+    assert refused.status_code == 400 and refused.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(("path", "target"), [
+    ("/feeds", "feeds/"), ("/feeds//all.rss?country=th", "feeds/all.rss?country=th"),
+    ("/releases//pr-2004-001", "releases/pr-2004-001")])
+def test_werkzeugs_redirects_name_the_base_url_not_the_request_host(path: str,
+                                                                     target: str) -> None:
+    client = build(FEEDSVC_BASE_URL=PUBLIC + "news/").test_client()
+    moved = client.get(path, headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+    assert (moved.status_code, moved.headers["Location"]) == (308, f"{PUBLIC}news/{target}")
+    assert client.get("/" + target).status_code == 200
+    # Without a base URL the request's host is the service's name, as in every link.
+    moved = build().test_client().get(path, headers={"Host": "feeds.example.org"})
+    assert moved.headers["Location"] == f"http://feeds.example.org/{target}"

@@ -11,6 +11,7 @@ import http.server
 import importlib.resources
 import json
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -60,9 +61,15 @@ def test_compose_runs_two_apps_behind_nginx_with_shared_redis() -> None:
     assert services["redis"]["image"] == "redis:7-alpine"
     nginx = services["nginx"]
     assert nginx["image"] == "nginx:stable-alpine"
-    (conf,) = nginx["volumes"]
+    conf, *shared = nginx["volumes"]
     assert (COMPOSE.parent / conf["source"]).resolve() == COMPOSE_NGINX
     assert conf["target"] == "/etc/nginx/nginx.conf" and conf["read_only"]
+    # One configuration source: the files the plain front includes, mounted beside nginx.conf.
+    included = {p.name for p in (DEPLOY / "nginx").glob("feedsvc-*.conf")}
+    assert {(COMPOSE.parent / v["source"]).resolve() for v in shared} == {
+        DEPLOY / "nginx" / name for name in included}
+    assert {v["target"] for v in shared} == {f"/etc/nginx/{name}" for name in included}
+    assert all(v["read_only"] for v in shared)
     assert nginx["depends_on"] == {a: {"condition": "service_healthy"} for a in ("app1", "app2")}
     for name, service in services.items():
         assert service["healthcheck"]["test"][0] == "CMD", name
@@ -75,6 +82,10 @@ def test_compose_runs_two_apps_behind_nginx_with_shared_redis() -> None:
 def nginx_conf_for_test(tmp_path: Path, app1_port: int, app2_port: int) -> str:
     """Return compose/nginx.conf pointed at loopback ports, writing only under tmp_path."""
     conf = COMPOSE_NGINX.read_text(encoding="utf-8")
+    for volume in compose()["services"]["nginx"]["volumes"][1:]:  # the files it includes
+        target = Path(volume["target"])
+        assert target.parent == Path("/etc/nginx"), target
+        shutil.copy(COMPOSE.parent / volume["source"], tmp_path / target.name)
     assert "server app1:8000" in conf and "server app2:8000" in conf
     # app1/app2 only resolve inside compose's network; everything nginx would write
     # (cache, temp files, pid, error log) goes under tmp_path instead of /var.
@@ -187,9 +198,13 @@ def test_compose_nginx_balances_caches_and_passes_validators(
     assert (first.getheader("X-Cache-Status"), second.getheader("X-Cache-Status")) == (
         "MISS", "HIT")
     assert [path for _, path, _ in seen].count("/feeds/all.rss") == 1
+    # A fresh cached copy answers a conditional request; without one the app gets its validators.
     conditional = get(port, "/feeds/all.rss", **{"If-None-Match": '"v1"'})
     assert conditional.status == 304
-    assert seen[-1][1:] == ("/feeds/all.rss", '"v1"')
+    assert [path for _, path, _ in seen].count("/feeds/all.rss") == 1
+    conditional = get(port, "/feeds/all.atom", **{"If-None-Match": '"v1"'})
+    assert conditional.status == 304
+    assert seen[-1][1:] == ("/feeds/all.atom", '"v1"')
     assert "/metrics" not in [path for _, path, _ in seen]
 
 

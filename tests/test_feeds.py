@@ -89,6 +89,8 @@ def test_the_bangkok_date_in_every_format(client: FlaskClient) -> None:
      ids_where(country={"kh", "kr"}, topic={"occupational-safety-and-health", "working-conditions"})),
     ("q=WISH", ["pr-2004-004", "pr-2004-002"]),
     ("q=safety+homeworkers", ["pr-2004-004"]),
+    ("q=%EF%BC%B7%EF%BC%A9%EF%BC%B3%EF%BC%A8", ["pr-2004-004", "pr-2004-002"]),  # full-width
+    ("q=ho%C2%ADme%E2%80%8Bworkers+SAFETY", ["pr-2004-004"]),  # soft hyphen, zero-width space
     ("q=coal&country=cn", ["pr-2004-001"]),
     ("q=coal&country=th", []),
     ("since=2004-12-03", NEWEST_FIRST[:4]),

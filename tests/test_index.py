@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 from datetime import date, datetime, time
 from pathlib import Path
 
 import pytest
 
 from feedsvc.dataset import Release, load_dataset
-from feedsvc.dataset.index import Filters, Index, Page, build_index, words
+from feedsvc.dataset.index import Filters, Index, Page, build_index
+from feedsvc.dataset.words import words
 
 from .helpers import index_meaning
 
@@ -149,13 +151,35 @@ def test_releases_added_again_and_again_at_one_place_are_indexed_as_afresh(index
         assert index_meaning(current) == index_meaning(build_index(dataset))
 
 
+# Default_Ignorable_Code_Point, as Unicode 14's DerivedCoreProperties.txt lists it: the spec,
+# written out here apart from the code's own table.
+IGNORABLE = {*range(0x00AD, 0x00AE), 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5,
+             *range(0x180B, 0x1810), *range(0x200B, 0x2010), *range(0x202A, 0x202F),
+             *range(0x2060, 0x2070), 0x3164, *range(0xFE00, 0xFE10), 0xFEFF, 0xFFA0,
+             *range(0xFFF0, 0xFFF9), *range(0x1BCA0, 0x1BCA4), *range(0x1D173, 0x1D17B),
+             *range(0xE0000, 0xE1000)}
+
+
+def reference_words(text: str) -> list[str]:
+    """Unicode's NFKC_Casefold (ignorables removed, NFKC, case folded), then re's \\w+."""
+    kept = "".join(c for c in text if ord(c) not in IGNORABLE)
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", kept).casefold())
+    return re.findall(r"\w+", folded)
+
+
 def test_words_are_the_runs_of_word_characters_in_every_script() -> None:
-    """`q` and the index split text as re's \\w+ does: every character is tried, alone, inside
-    a word and after one (casefold included: "ß" is "ss")."""
-    word = re.compile(r"\w+")
+    """`q` and the index split text as re's \\w+ does after NFKC_Casefold: every character
+    is tried, alone, inside a word and after one ("ß" is "ss", "Ａ" is "a", "ﬁ" is "fi")."""
     for code in range(0x110000):
         if 0xD800 <= code < 0xE000:
             continue  # surrogates are not text
         char = chr(code)
         text = f"a{char}b {char} x{char}Straße"
-        assert words(text) == word.findall(text.casefold()), hex(code)
+        assert words(text) == reference_words(text), hex(code)
+
+
+@pytest.mark.parametrize(("text", "query"), [
+    ("Employment", "ＥＭＰＬＯＹＭＥＮＴ"), ("employment", "em\u00adploy\u200bment"),
+    ("Straße", "STRASSE"), ("ﬁre", "fire"), ("Ⅻ", "xii"), ("café", "cafe\u0301")])
+def test_the_index_and_a_query_fold_alike(text: str, query: str) -> None:
+    assert words(query) == words(text) and len(words(text)) == 1 + text.count(" ")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import feedparser
 import pytest
@@ -148,7 +149,10 @@ def test_media_route_serves_only_files_the_releases_name(media_app: Flask, tmp_p
     (root / "media" / "unnamed.gif").write_bytes(GIF)  # e.g. the picture of a coming release
     for path in ("/media/unnamed.gif", "/media/../site.yaml", "/media/%2e%2e/site.yaml", "/media/leak.txt",
                  "/media/photos", "/media/missing.gif", "/media/.hidden", "/media//etc/passwd"):
-        response = client.get(path, follow_redirects=True)  # // is merged by a redirect
+        response = client.get(path)
+        if "//" in path:  # merged by a redirect, to the base URL: follow it here
+            assert response.status_code == 308, path
+            response = client.get(urlsplit(response.headers["Location"]).path)
         assert response.status_code == 404, path
         assert b"secret" not in response.data and b"tag_authority" not in response.data
 
@@ -282,6 +286,9 @@ def test_a_media_file_deleted_is_rejected_and_its_return_recovers(media_app: Fla
     ready = client.get("/readyz").get_json()
     assert ready["status"] == "degraded" and "report.pdf" in ready["dataset"]["last_reload_error"]
     assert _enclosures(client)[PDF_URL] == (len(PDF), "application/pdf")  # the last good data
+    served = client.get("/readyz").get_json()["dataset"]["version"]
     report.write_bytes(PDF)
-    assert reloader(media_app).check() in ("recovered", "reloaded")
-    assert client.get("/readyz").get_json()["status"] == "ok"
+    # The same bytes again: what is on disk is what is served, so nothing is reloaded.
+    assert reloader(media_app).check() == "recovered"
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ok" and ready["dataset"]["version"] == served

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from feedsvc import create_app
 from feedsvc.dataset import load_dataset
-from feedsvc.dataset.records import RELEASE_FIELDS
 
-from .conftest import release_yaml
+from .conftest import BASE_URL, release_yaml
 
 OPTIONS = ["--title", "Decent work for domestic workers", "--country", "th", "--country", "KH",
            "--topic", "social-security", "--published", "2024-03-05T09:00:00+07:00",
@@ -110,8 +110,10 @@ def test_an_editor_that_breaks_the_file_saves_nothing(make_dataset: Callable[...
 def test_draft_option(make_dataset: Callable[..., Path]) -> None:
     root = make_dataset([release_yaml(1, "2024-01-01")])
     done = new(root, *OPTIONS, "--draft")
-    if "draft" in RELEASE_FIELDS:  # once releases may be drafts (issue 12, lifecycle)
-        assert done.returncode == 0, done.stderr
-        assert yaml.safe_load((root / "releases" / "pr-2024-001.yaml").read_text())["draft"]
-    else:
-        assert done.returncode == 1 and "field draft: unknown field" in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load((root / "releases" / "pr-2024-001.yaml").read_text())["draft"] is True
+    # A draft is checked and kept, and readers do not see it.
+    assert "pr-2024-001" in {r.id for r in load_dataset(root).releases}
+    app = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL})
+    assert b"pr-2024-001" not in app.test_client().get("/feeds/all.atom").data
+    assert b"t-001" in app.test_client().get("/feeds/all.atom").data

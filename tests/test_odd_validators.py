@@ -50,7 +50,7 @@ def test_every_cacheable_route_is_checked(app: Flask) -> None:
     paths = cacheable_paths(app)
     for expected in ("/feeds/all.rss", "/feeds/all.atom", "/feeds/all.json", "/feeds/countries/th.rss",
                      "/feeds.opml", "/feeds/feed.xsl", "/embed.js", "/feeds/", "/",
-                     "/countries/th"):
+                     "/countries/th", "/static/directory.css"):
         assert expected in paths
     assert any(p.startswith("/embed/topics/") for p in paths)
     assert any(p.startswith("/topics/") for p in paths)

@@ -10,29 +10,7 @@ from datetime import date, datetime, time
 from itertools import chain, islice
 
 from . import Dataset, Release
-
-
-class _Spaces(dict[int, int]):
-    """str.translate's table: a word character (what the regex \\w matches: alphanumeric, or
-    "_") stays, any other becomes a space. Filled as characters are met; kept only below
-    _KEPT, so that text of every script cannot grow it without bound."""
-
-    def __missing__(self, code: int) -> int:
-        char = chr(code)
-        found = code if char.isalnum() or char == "_" else 32
-        if code < _KEPT:
-            self[code] = found
-        return found
-
-
-_KEPT = 0x3000  # Latin, Greek, Cyrillic, Arabic, Indic, Thai, Lao, Georgian...: 12,288 at most
-_WORD_TABLE = _Spaces()
-
-
-def words(text: str) -> list[str]:
-    """Split text into the case-folded words that `q` matches: runs of word characters (as
-    re's \\w+ finds them; translate and split cost half of findall)."""
-    return text.casefold().translate(_WORD_TABLE).split()
+from .words import words
 
 
 def _postings(keyed: Iterable[tuple[Iterable[str], int]]) -> dict[str, array[int]]:

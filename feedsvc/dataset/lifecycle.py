@@ -18,8 +18,9 @@ from datetime import datetime, time
 
 from . import Release
 from .facts import NONE, Facts, changed, facts, hidden
-from .index import Filters, Index, Page, words
+from .index import Filters, Index, Page
 from .stored import Passing
+from .words import words
 
 
 @dataclass(frozen=True)

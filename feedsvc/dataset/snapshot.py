@@ -32,6 +32,7 @@ from . import (
     snapfile,
     stored,
     version,
+    words,
     yamlsource,
 )
 from . import fields as fields_module
@@ -45,7 +46,7 @@ from .yamlsource import DEFAULT_MAX_FILE_BYTES
 # their checked releases.
 CHILD_LOAD_BYTES = 8 << 20
 _CODE = (assemble, dataset, facts, fanout, fields_module, index, loader, media, merge, problems,
-         records, reindex, snapfile, stored, version, yamlsource)
+         records, reindex, snapfile, stored, version, words, yamlsource)
 log = logging.getLogger("feedsvc.snapshot")
 
 

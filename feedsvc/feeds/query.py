@@ -9,8 +9,9 @@ from functools import lru_cache
 from urllib.parse import urlencode
 
 from ..dataset.fields import SLUG
-from ..dataset.index import Cursor, Filters, words
+from ..dataset.index import Cursor, Filters
 from ..dataset.records import country_code
+from ..dataset.words import words
 from .urls import Scope
 
 FORMATS = ("rss", "atom", "json")

@@ -30,6 +30,10 @@ class Urls:
     def _with_query(self, path: str, query: str) -> str:
         return f"{self.base}{path}" + (f"?{query}" if query else "")
 
+    def at(self, path: str, query: str = "") -> str:
+        """Return the URL of any path below the base, e.g. a redirect's target."""
+        return self._with_query(path.lstrip("/"), query)
+
     def feed(self, scope: Scope, fmt: str, query: str = "") -> str:
         return self._with_query(f"feeds/{scope.path}.{fmt}", query)
 

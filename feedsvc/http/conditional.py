@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -133,6 +133,25 @@ def http_date_seconds(value: str) -> float | None:
         return parsed.timestamp()
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+class IgnoreInvalidDates:
+    """WSGI middleware: drop an If-Modified-Since or If-Unmodified-Since that is no HTTP-date a
+    clock can hold, as RFC 9110 13.1.3 says to ignore it, before any view reads it: werkzeug's
+    send_file (static files) lets an absurd year's OverflowError through as a 500."""
+
+    HEADERS = ("HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE")
+
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        for name in self.HEADERS:
+            value = environ.get(name)
+            if value is not None and http_date_seconds(value) is None:
+                del environ[name]
+        return self.wsgi_app(environ, start_response)
 
 
 def is_fresh(conditions: Conditions, validators: Validators) -> bool:

@@ -2,11 +2,27 @@
 from __future__ import annotations
 
 from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, ServiceUnavailable
 
 from ..clock import current_view
 from ..feeds.query import QueryError
 from .budget import Overloaded
+
+
+class NotStored(HTTPException):
+    """An error decided by who asks: never stored by a shared cache (`no-store`).
+
+    A cache's key need not hold what the answer depended on (a header, the client's address),
+    and one client's refusal would otherwise be everyone's.
+    """
+
+
+class HostRefused(NotStored, BadRequest):
+    """A 400 decided by the Host or X-Forwarded-* headers of the request."""
+
+
+class ClientRefused(NotStored, Forbidden):
+    """A 403 decided by the client's address."""
 
 
 def _is_page() -> bool:
@@ -21,7 +37,8 @@ def _http_error(error: HTTPException) -> Response:
     else:
         response = Response(f"{code} {name}: {error.description}\n", status=code,
                             content_type="text/plain; charset=utf-8")
-    response.headers["Cache-Control"] = "no-store" if code >= 500 else _error_control()
+    refused = code >= 500 or isinstance(error, NotStored)
+    response.headers["Cache-Control"] = "no-store" if refused else _error_control()
     if error.code == 405:  # only its Allow: werkzeug's headers also say text/html, for its own body
         response.headers.update((k, v) for k, v in error.get_headers() if k.lower() == "allow")
     return response

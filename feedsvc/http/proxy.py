@@ -3,9 +3,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, current_app, redirect, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..feeds.urls import Urls
+from .conditional import IgnoreInvalidDates
+from .errors import HostRefused
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DEFAULT_PORTS = {"http": ":80", "https": ":443"}
@@ -55,7 +62,18 @@ def _check_host() -> None:
     # Here rather than Flask's TRUSTED_HOSTS: werkzeug ignores the port and cannot match an
     # IPv6 literal ("[::1]" is cut at its first colon).
     if not host_allowed(request.host, current_app.config["FEEDSVC_ALLOWED_HOSTS"]):
-        abort(400, description=f"The host {request.host[:80]!r} is not trusted here.")
+        raise HostRefused(description=f"The host {request.host[:80]!r} is not trusted here.")
+
+
+def _redirect_to_base() -> BaseResponse | None:
+    # werkzeug's own redirects (`/feeds` -> `/feeds/`, merged slashes) name the request's host;
+    # with a base URL configured, every absolute URL the service gives names that instead.
+    moved, base = request.routing_exception, current_app.config["FEEDSVC_BASE_URL"]
+    if not isinstance(moved, RequestRedirect) or not base:
+        return None
+    target = urlsplit(moved.new_url)
+    path = target.path.removeprefix(request.script_root)
+    return redirect(Urls(base).at(path, target.query), code=moved.code)
 
 
 def init_app(app: Flask) -> None:
@@ -66,10 +84,11 @@ def init_app(app: Flask) -> None:
     proxy's headers are applied, name and port (an entry without a port allows none, or the
     scheme's default), before any view runs.
     """
-    app.wsgi_app = CanonicalHost(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = CanonicalHost(IgnoreInvalidDates(app.wsgi_app))  # type: ignore[method-assign]
     hops = app.config["FEEDSVC_TRUST_PROXY"]
     if hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
     if app.config["FEEDSVC_ALLOWED_HOSTS"]:
         app.before_request(_check_host)
+    app.before_request(_redirect_to_base)

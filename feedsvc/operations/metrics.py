@@ -111,7 +111,7 @@ class DatasetCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
         live, index = self.live, self.live.index
         yield InfoMetricFamily("feedsvc_dataset", "The dataset served (content hash version).",
-                               value={"version": index.version, "source": index.dataset.source})
+                               value={"version": index.version})
         yield GaugeMetricFamily("feedsvc_dataset_releases", "Releases in the dataset served.",
                                 value=len(index.releases))
         yield GaugeMetricFamily("feedsvc_dataset_loaded_timestamp_seconds",

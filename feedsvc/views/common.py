@@ -13,6 +13,7 @@ from ..dataset.records import country_code
 from ..feeds.query import DEFAULT_QUERY, FeedQuery, parse_query
 from ..feeds.urls import Scope, Urls
 from ..http.conditional import Answer, Conditions, Rendered, cache_control, respond
+from ..http.errors import HostRefused
 from ..http.feedcache import cache_key
 from ..state import ParsedQueries, current_index, feed_cache, parsed_queries
 
@@ -32,7 +33,7 @@ def urls() -> Urls:
     """Return the URL builder of this request, or abort with 400 when it has no usable host."""
     found = urls_for(current_app.config, request)
     if found is None:
-        abort(400, description=NO_HOST)
+        raise HostRefused(description=NO_HOST)
     return found
 
 

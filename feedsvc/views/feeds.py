@@ -15,6 +15,7 @@ from ..feeds.query import DEFAULT_QUERY, FeedQuery
 from ..feeds.render import CONTENT_TYPES, RENDERERS
 from ..feeds.urls import Scope, Urls
 from ..http.conditional import Rendered
+from ..http.errors import HostRefused
 from ..http.feedcache import cache_key
 from ..state import current_index, parsed_queries
 from .common import NO_HOST, cacheable, query_of, settings_of, urls, urls_for
@@ -58,7 +59,7 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
     view, config = current_view(), current_app.config
     found = feed_request(current_app, request, view, scope, fmt)
     if found is None:
-        abort(400, description=NO_HOST)
+        raise HostRefused(description=NO_HOST)
     feed = found
 
     def render() -> Rendered:
