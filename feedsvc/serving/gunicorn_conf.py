@@ -173,9 +173,15 @@ def worker_exit(server: Any, worker: Any) -> None:
     the master (child_exit), log lines still waiting for their loop turn's write are written
     by logging.shutdown below, and sockets close with the process. gunicorn's exit status is
     kept (it tells a boot error from a normal end).
+
+    gunicorn also calls this hook in the master, for a worker it meant to signal but found
+    gone (kill_worker: ESRCH, e.g. already reaped by gevent's child watcher during a SIGHUP
+    storm): there it must do nothing, or the master would end at once, without a word.
     """
     import logging
 
+    if os.getpid() != worker.pid:
+        return
     error = sys.exc_info()[1]
     code = error.code if isinstance(error, SystemExit) else 1 if error is not None else 0
     logging.shutdown()
