@@ -35,7 +35,7 @@ from ..dataset.reindex import update_index
 from ..dataset.snapfile import Restored
 from ..state import Live
 from . import metrics
-from .watcher import Watcher
+from .watcher import Watcher, park
 
 log = logging.getLogger("feedsvc.reload")
 # Releases changed since the last whole snapshot before another is written: a start applies
@@ -339,9 +339,7 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
             looking = watch.held is not None or watch.linked or watcher.backend == "poll"
             notified = starting or watcher.wait(interval if looking else None)
             if not watcher.owned:  # a copy of this loop in a forked worker (gevent): only the
-                # master looks. The copy parks for good: returning would end a thread the fork
-                # left out of threading's registry, and threading would log a KeyError traceback.
-                threading.Event().wait()
+                park()  # master looks; the copy parks for good (see watcher.park)
             paths = watcher.take() if notified and watcher.backend == "notify" else None
             try:
                 result = watch.check(paths=None if starting else paths)

@@ -31,6 +31,15 @@ SETTLE = 0.5
 _WHOLE = flags.ISDIR | flags.Q_OVERFLOW | flags.DELETE_SELF | flags.MOVE_SELF
 
 
+def park() -> None:
+    """End a thread's copy in a forked process (a greenlet, under gevent) without a trace.
+
+    Returning would end it, but threading then fails to forget a thread the fork already
+    forgot, and gevent logs that as a traceback in every worker; waiting forever costs nothing.
+    """
+    threading.Event().wait()
+
+
 class Watcher:
     """Tells its owner when the files at a path (a directory, or one file) may have changed."""
 
@@ -72,6 +81,9 @@ class Watcher:
 
         Threads do not survive a fork, but gevent's greenlets do: the reader's copy would wait
         on the same inotify file. Its descriptor now stands for a pipe that never has data.
+        A copy forked just after select() woke it, before it read, finds that it is not the
+        owner (see _read) and never reads that pipe: the read would block the worker's whole
+        event loop, and gunicorn kill it 30 s later as a timed-out worker.
         """
         if self._inotify is not None:
             never, _keep_open = os.pipe()
@@ -112,6 +124,8 @@ class Watcher:
         while True:
             try:
                 select.select([self._inotify.fileno()], [], [])
+                if not self.owned:  # woken in the master, resumed in a forked worker
+                    park()
                 data = os.read(self._inotify.fileno(), 1 << 16)
             except (OSError, ValueError):  # closed by stop()
                 return
