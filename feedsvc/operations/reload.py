@@ -126,6 +126,20 @@ class Reloader:
         finally:
             self._busy.release()
 
+    def serve_journal(self) -> str:
+        """Serve the snapshot with its journal's files: what was served before the stop.
+
+        Only the journal's entries are assembled, no file on disk is read: whatever changed
+        while the service was down (even invalid data, or a path through a link, which would
+        make a look read every file) is for the first look, an ordinary reload, to judge.
+        """
+        with self._busy:
+            self._settle()
+            if self.served.catalog.site is None:  # the snapshot's catalog was not trusted
+                return "unchanged"  # the first look compares every file, as after _settle
+            self._pending = False
+            return self._consider(Change(self.seen, (), ()), strict=True)
+
     def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
         change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
                         only=paths)
@@ -285,7 +299,7 @@ def init_app(app: Flask) -> Live:
     else:  # the watcher's first look finds what changed while down, or during a cold start
         live.start_unchecked()
         if journal:  # what was served before the stop: the journal's files, and no others
-            watch.check(strict=True, paths=())
+            watch.serve_journal()
     saving.begin()  # the snapshot of a cold start, written while the app begins to serve
     app.extensions[_RELOADER] = watch
     app.extensions[_WATCHING] = None
