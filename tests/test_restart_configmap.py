@@ -69,8 +69,29 @@ def broken(files: dict[str, str]) -> dict[str, str]:
     return {**files, BROKEN: text}
 
 
-def every_worker(server: Server) -> set[tuple[str, str]]:
-    return set().union(*answers(server).values())
+def settles(server: Server, want: tuple[str, str]) -> None:
+    """Wait until every worker serves `want[0]` and says `want[1]`; else say what they said."""
+    seen: list[dict[int, set[tuple[str, str]]]] = []
+
+    def agree() -> bool:
+        seen.append(answers(server))
+        return set().union(*seen[-1].values()) == {want}
+    try:
+        until(agree)
+    except AssertionError:
+        raise AssertionError(f"wanted {want} from every worker; last answers {seen[-1:]}") from None
+
+
+def moved_from(server: Server, *old: str) -> str:
+    """Wait until a worker serves a version other than `old`; return that version (asking
+    again could reach a worker not yet re-forked)."""
+    seen: list[str] = []
+
+    def moved() -> bool:
+        seen.append(version_of(server))
+        return seen[-1] not in old
+    until(moved)
+    return seen[-1]
 
 
 def version_of(server: Server) -> str:
@@ -92,25 +113,23 @@ def test_a_restart_on_invalid_configmap_data_serves_the_last_good_data_and_says_
     server = start(volume.root, tmp_path / "first.log", 1)
     try:
         first = version_of(server)
-        until(lambda: every_worker(server) == {(first, "ok")})
+        settles(server, (first, "ok"))
         volume.publish(retitled(files, "Published before the restart"))  # a reload: journal
-        until(lambda: version_of(server) != first)
-        good = version_of(server)
-        until(lambda: every_worker(server) == {(good, "ok")})
+        good = moved_from(server, first)
+        settles(server, (good, "ok"))
     finally:
         stop(server)
     volume.publish(broken(retitled(files, "Invalid, never served")))
     server = start(volume.root, tmp_path / "second.log", 1)
     try:
-        until(lambda: every_worker(server) == {(good, "degraded")})
+        settles(server, (good, "degraded"))
         error = json.loads(server.get("/readyz")[2])["dataset"]["last_reload_error"]
         assert f"{BROKEN.split('/')[1]}" in error and "no-such-topic" in error
         assert "Published before the restart" in titles(server)
         assert "Invalid, never served" not in titles(server)
         volume.publish(retitled(files, "Fixed after the restart"))  # the next valid data
-        until(lambda: version_of(server) not in (first, good))
-        fixed = version_of(server)
-        until(lambda: every_worker(server) == {(fixed, "ok")})
+        fixed = moved_from(server, first, good)
+        settles(server, (fixed, "ok"))
         assert "Fixed after the restart" in titles(server)
     finally:
         stop(server)
