@@ -21,8 +21,10 @@ feeds must hold that version's text). Then the fault, and a measure of the recov
 
 Expected: no 5xx; no connection errors except the in-flight request of a killed worker
 (counted, at most one a kill); no response from a version other than the valid ones; new
-valid data served by every worker within the reload interval. Prints one table and writes
-bench/results/faults.md; exits 1 if any run failed.
+valid data served by every worker within the reload interval. "Every worker" is every child
+of the master at that moment: /readyz is asked again until each has answered (one busy worker
+can miss a whole round under load), and the first answer of another version or status fails
+the check. Prints one table and writes bench/results/faults.md; exits 1 if any run failed.
 """
 from __future__ import annotations
 
