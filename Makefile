@@ -34,8 +34,12 @@ serve: $(SERVE_BIN)/.installed
 
 ## test: install what the tests need (venv, Debian packages), run the whole suite, and check
 ## that in-process tests cover at least 95% of the HTTP layer
+# The suite runs in TEST_PROCS processes (pytest-xdist), a test file's tests all in one of them
+# (--dist loadfile): a server a module starts once serves all its tests, and no two tests of a
+# file run at once. TEST_PROCS=0 runs it in this process alone.
+TEST_PROCS ?= 2
 test: $(BIN)/.installed system-deps lint
-	$(BIN)/python -m pytest --cov=feedsvc --cov-report= $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCS) --dist loadfile --cov=feedsvc --cov-report= $(PYTEST_ARGS)
 	$(BIN)/python -m coverage report --include='$(HTTP_LAYER)' --fail-under=95
 
 ## flake: run the suite N times (default 10) and print, per test, how often it failed

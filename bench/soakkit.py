@@ -31,6 +31,11 @@ BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 BASE_URL = "https://feeds.example.org/"
 FORMATS = ("rss", "atom", "json")
+# Seconds a check of every worker asks /readyz again to reach a worker it has not heard from
+# yet (never to wait for an answer to change: the first wrong answer ends it).
+REACH = 5.0
+# Rounds of /readyz each successful check of every worker needed (1: the first round did).
+REACHED: list[int] = []
 
 
 def until(what: Callable[[], bool], deadline: float, step: float = 0.05) -> float | None:
@@ -66,6 +71,7 @@ class Service:
     process: subprocess.Popen[bytes]
     base: str
     log: Path
+    last_check: str = ""  # why the last all_workers() said False
 
     @property
     def pid(self) -> int:
@@ -101,10 +107,33 @@ class Service:
         return {a["service"]["pid"]: (a["dataset"]["version"], a["status"]) for a in self.readiness()}
 
     def all_workers(self, version: str, status: str | None = None, count: int = 2) -> bool:
-        """True when `count` workers answer, all serving `version` (and reporting `status`)."""
-        seen = self.serving()
-        return len(seen) >= count and all(
-            v == version and (status is None or s == status) for v, s in seen.values())
+        """True when every live worker (at least `count`) answers, all serving `version` (and
+        reporting `status`); False at the first answer that differs.
+
+        Under load one worker can hold every kept-alive connection of the load and be busy,
+        while the other, idle, accepts each new connection first: one round of /readyz
+        requests then reaches only the idle one. So rounds are asked until every worker the
+        master has answered at least once (for at most REACH seconds), and every answer of
+        every round must match: retrying only reaches workers, never forgives an answer.
+        """
+        answers: dict[int, tuple[str, str]] = {}
+        begin, rounds = time.monotonic(), 0
+        while True:
+            rounds += 1
+            for a in self.readiness():
+                seen = (a["dataset"]["version"], a["status"])
+                if seen[0] != version or (status is not None and seen[1] != status):
+                    self.last_check = f"worker {a['service']['pid']} answered {seen}"
+                    return False
+                answers[a["service"]["pid"]] = seen
+            live = set(self.workers())
+            if len(live) >= count and live <= answers.keys():
+                REACHED.append(rounds)
+                return True
+            if time.monotonic() - begin >= REACH:
+                self.last_check = (f"{len(live)} live workers {sorted(live)}; {rounds} rounds of "
+                                   f"/readyz reached only {sorted(answers)}")
+                return False
 
     def metric(self, name: str, text: str | None = None, **labels: str) -> float:
         """Sum a metric's samples with these labels, from `text` or a scrape now."""
@@ -121,7 +150,8 @@ def start_service(data: Path, log: Path, *, workers: int = 2, cache_url: str | N
            if not k.startswith(("FEEDSVC_", "PROMETHEUS_MULTIPROC_DIR", "_FEEDSVC_"))}
     env.update(FEEDSVC_BIND=f"127.0.0.1:{port}", FEEDSVC_WORKERS=str(workers),
                FEEDSVC_DATA=str(data), FEEDSVC_BASE_URL=BASE_URL,
-               FEEDSVC_RELOAD_INTERVAL=str(reload_interval), FEEDSVC_LOG_LEVEL="WARNING")
+               FEEDSVC_RELOAD_INTERVAL=str(reload_interval),
+               FEEDSVC_LOG_LEVEL=os.environ.get("SOAK_LOG_LEVEL", "WARNING"))
     if cache_url:
         env["FEEDSVC_CACHE_URL"] = cache_url
     with log.open("wb") as out:

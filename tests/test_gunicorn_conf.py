@@ -10,6 +10,7 @@ import runpy
 import sys
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -55,12 +56,27 @@ def test_worker_exit_ends_a_worker_at_once_with_the_status_gunicorn_gave(
             try:
                 sys.exit(code)
             finally:
-                conf["worker_exit"](None, None)
+                conf["worker_exit"](None, SimpleNamespace(pid=os.getpid()))
         finally:
             os._exit(99)  # only if the hook returned
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == code % 256
     assert not torn_down.exists()
+
+
+def test_worker_exit_in_the_master_leaves_the_master_running(conf: dict[str, Any]) -> None:
+    # gunicorn calls the hook in the master too, for a worker it found already gone when it
+    # meant to signal it (Arbiter.kill_worker, ESRCH): a SIGHUP storm made the master end
+    # silently there. Run as a forked "master", which must go on after the hook.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            conf["worker_exit"](None, SimpleNamespace(pid=os.getpid() + 1))
+            os._exit(7)  # went on
+        finally:
+            os._exit(99)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

@@ -121,9 +121,18 @@ def test_log_settings_are_validated() -> None:
 def test_gunicorns_logger_writes_in_feedsvcs_format(fmt: str, kind: type) -> None:
     from gunicorn.config import Config
 
-    logger = gunicorn_logger({"FEEDSVC_LOG_FORMAT": fmt})(Config())
-    handlers = logger.error_log.handlers
-    assert handlers and all(isinstance(h.formatter, kind) for h in handlers)
+    # gunicorn's loggers do not propagate, so pytest's capture handlers sit on them too; the
+    # setup below reformats every handler there: theirs get their formatters back after, or
+    # a later test's log line goes through feedsvc's format into pytest's handler.
+    error_log = logging.getLogger("gunicorn.error")
+    theirs = {h: h.formatter for h in error_log.handlers}
+    try:
+        logger = gunicorn_logger({"FEEDSVC_LOG_FORMAT": fmt})(Config())
+        handlers = [h for h in logger.error_log.handlers if h not in theirs]
+        assert handlers and all(isinstance(h.formatter, kind) for h in handlers)
+    finally:
+        for handler, formatter in theirs.items():
+            handler.setFormatter(formatter)
 
 
 @pytest.mark.parametrize("path", [

@@ -35,7 +35,7 @@ from ..dataset.reindex import update_index
 from ..dataset.snapfile import Restored
 from ..state import Live
 from . import metrics
-from .watcher import Watcher
+from .watcher import Watcher, park
 
 log = logging.getLogger("feedsvc.reload")
 # Releases changed since the last whole snapshot before another is written: a start applies
@@ -125,6 +125,20 @@ class Reloader:
             return result
         finally:
             self._busy.release()
+
+    def serve_journal(self) -> str:
+        """Serve the snapshot with its journal's files: what was served before the stop.
+
+        Only the journal's entries are assembled, no file on disk is read: whatever changed
+        while the service was down (even invalid data, or a path through a link, which would
+        make a look read every file) is for the first look, an ordinary reload, to judge.
+        """
+        with self._busy:
+            self._settle()
+            if self.served.catalog.site is None:  # the snapshot's catalog was not trusted
+                return "unchanged"  # the first look compares every file, as after _settle
+            self._pending = False
+            return self._consider(Change(self.seen, (), ()), strict=True)
 
     def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
         change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
@@ -285,7 +299,7 @@ def init_app(app: Flask) -> Live:
     else:  # the watcher's first look finds what changed while down, or during a cold start
         live.start_unchecked()
         if journal:  # what was served before the stop: the journal's files, and no others
-            watch.check(strict=True, paths=())
+            watch.serve_journal()
     saving.begin()  # the snapshot of a cold start, written while the app begins to serve
     app.extensions[_RELOADER] = watch
     app.extensions[_WATCHING] = None
@@ -339,9 +353,7 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
             looking = watch.held is not None or watch.linked or watcher.backend == "poll"
             notified = starting or watcher.wait(interval if looking else None)
             if not watcher.owned:  # a copy of this loop in a forked worker (gevent): only the
-                # master looks. The copy parks for good: returning would end a thread the fork
-                # left out of threading's registry, and threading would log a KeyError traceback.
-                threading.Event().wait()
+                park()  # master looks; the copy parks for good (see watcher.park)
             paths = watcher.take() if notified and watcher.backend == "notify" else None
             try:
                 result = watch.check(paths=None if starting else paths)

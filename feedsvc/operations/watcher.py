@@ -23,10 +23,21 @@ log = logging.getLogger("feedsvc.watcher")
 CHANGES = (flags.CREATE | flags.DELETE | flags.MODIFY | flags.MOVED_FROM | flags.MOVED_TO
            | flags.CLOSE_WRITE | flags.ATTRIB | flags.DELETE_SELF | flags.MOVE_SELF)
 ENTRIES = flags.CREATE | flags.DELETE | flags.MOVED_FROM | flags.MOVED_TO | flags.ATTRIB
+# The dataset's parent: its entries, and its own removal (the dataset goes with it).
+PARENT = ENTRIES | flags.DELETE_SELF | flags.MOVE_SELF
 # Wait for this long without a change before checking: a copy of many files is looked at once.
 SETTLE = 0.5
 # A folder changed (made, moved, removed) or events were lost: any file may have changed.
 _WHOLE = flags.ISDIR | flags.Q_OVERFLOW | flags.DELETE_SELF | flags.MOVE_SELF
+
+
+def park() -> None:
+    """End a thread's copy in a forked process (a greenlet, under gevent) without a trace.
+
+    Returning would end it, but threading then fails to forget a thread the fork already
+    forgot, and gevent logs that as a traceback in every worker; waiting forever costs nothing.
+    """
+    threading.Event().wait()
 
 
 class Watcher:
@@ -41,6 +52,7 @@ class Watcher:
         self._paths: set[str] | None = set()  # None: look at every file
         self._folders: dict[int, str] = {}
         self._inotify: INotify | None = None
+        self.blind = False  # the folders could not be watched again: looking every interval
         self._owner = os.getpid()
         self.backend = "poll" if backend == "poll" else self._notify(backend == "notify")
 
@@ -69,6 +81,9 @@ class Watcher:
 
         Threads do not survive a fork, but gevent's greenlets do: the reader's copy would wait
         on the same inotify file. Its descriptor now stands for a pipe that never has data.
+        A copy forked just after select() woke it, before it read, finds that it is not the
+        owner (see _read) and never reads that pipe: the read would block the worker's whole
+        event loop, and gunicorn kill it 30 s later as a timed-out worker.
         """
         if self._inotify is not None:
             never, _keep_open = os.pipe()
@@ -88,40 +103,65 @@ class Watcher:
         # other entries being written: a log file beside a one-file dataset would wake the
         # reader on every write of the log.
         parent = os.path.dirname(self.path)
-        self._folders = {self._inotify.add_watch(parent, ENTRIES): parent}
-        if os.path.isdir(self.path):
-            for folder, _, _ in os.walk(self.path):
+        self._folders = {self._inotify.add_watch(parent, PARENT): parent}
+        # A folder is watched before it is listed, so a folder made in it meanwhile is seen
+        # either way. One removed meanwhile (the dataset deleted while this runs) is no
+        # error: the watch of its parent, made before, tells of the removal.
+        folders = [self.path]
+        while folders:
+            folder = folders.pop()
+            try:  # a one-file dataset written in place: its events stand for the file
                 self._folders[self._inotify.add_watch(folder, CHANGES)] = folder
-            return
-        try:  # written in place; its events name no entry, so they stand for the file
-            self._folders[self._inotify.add_watch(self.path, CHANGES)] = self.path
-        except FileNotFoundError:  # not there (yet): the parent tells when it is
-            pass
+                if folder == self.path and not os.path.isdir(folder):
+                    return
+                with os.scandir(folder) as entries:
+                    folders.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # not there (yet, or any more): its parent's watch tells
 
     def _read(self) -> None:
         assert self._inotify is not None
         while True:
             try:
                 select.select([self._inotify.fileno()], [], [])
+                if not self.owned:  # woken in the master, resumed in a forked worker
+                    park()
                 data = os.read(self._inotify.fileno(), 1 << 16)
             except (OSError, ValueError):  # closed by stop()
                 return
             paths: set[str] = set()
-            whole = False
+            whole, parent = False, os.path.dirname(self.path)
             for event in parse_events(data):
                 folder = self._folders.get(event.wd)
                 if folder is None:  # a watch dropped when the folders were watched again
                     whole = whole or bool(event.mask & flags.Q_OVERFLOW)
                     continue
                 path = os.path.join(folder, event.name) if event.name else folder
-                if folder == os.path.dirname(self.path) and path != self.path:
+                if folder == parent and event.name and path != self.path:
                     continue  # the parent's other entries: not the dataset
                 paths.add(path)
-                whole = whole or bool(event.mask & _WHOLE) or path == self.path
+                # The dataset itself, or its parent (removed or moved), changed.
+                whole = whole or bool(event.mask & _WHOLE) or path in (self.path, parent)
             if whole:
-                self._watch_all()  # new folders, or the dataset itself replaced
+                self._rewatch()  # new folders, or the dataset itself replaced
             if paths or whole:
                 self.note(paths, whole)
+
+    def _rewatch(self) -> None:
+        """Watch the folders again; if that fails, look every interval until it succeeds.
+
+        The reader must outlive any failure here: were it to end, no change would ever be
+        looked at again (e.g. the restored dataset, after its folder had been deleted).
+        """
+        try:
+            self._watch_all()
+        except OSError as error:  # the parent folder gone too, or out of watches
+            if not self.blind:
+                log.warning("dataset watch: cannot watch %s (%s); looking every %s s until it "
+                            "can", self.path, error, self.interval)
+            self.blind = True
+        else:
+            self.blind = False
 
     def note(self, paths: set[str], whole: bool = False) -> None:
         """Record changed paths (whole: anything may have changed) and wake the owner."""
@@ -143,8 +183,11 @@ class Watcher:
 
         Polling, every wait is `interval` seconds and returns True: the owner looks each time.
         """
-        if self.backend == "poll":
+        if self.backend == "poll" or self.blind:
             time.sleep(self.interval if timeout is None else min(timeout, self.interval))
+            if self.blind:
+                self._rewatch()
+                self.note(set(), whole=True)  # unwatched meanwhile: any file may have changed
             return True
         if not self.changed.wait(timeout):
             return False

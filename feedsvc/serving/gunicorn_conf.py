@@ -142,6 +142,9 @@ def refork_workers(server: Any, result: str) -> None:
     One at a time (SIGTERM: each finishes its request), not HUP's all-new-then-all-old: the
     process tree never holds more than one worker above its size.
     """
+    from feedsvc.operations.watcher import park
+
+    master = os.getpid()
     server.log.info("dataset %s: re-forking %d workers", result, len(server.WORKERS))
     for pid in list(server.WORKERS):
         try:
@@ -153,6 +156,11 @@ def refork_workers(server: Any, result: str) -> None:
         while (pid in server.WORKERS or len(server.WORKERS) < server.num_workers) \
                 and time.monotonic() < deadline:
             time.sleep(0.02)
+            # A worker forked meanwhile (the replacement this waits for) holds a copy of
+            # this greenlet: in it, WORKERS never changes, and the loop would poll for 35 s
+            # and then signal the master's old workers (or whatever took their pids).
+            if os.getpid() != master:
+                park()
 
 
 def on_reload(server: Any) -> None:
@@ -173,9 +181,15 @@ def worker_exit(server: Any, worker: Any) -> None:
     the master (child_exit), log lines still waiting for their loop turn's write are written
     by logging.shutdown below, and sockets close with the process. gunicorn's exit status is
     kept (it tells a boot error from a normal end).
+
+    gunicorn also calls this hook in the master, for a worker it meant to signal but found
+    gone (kill_worker: ESRCH, e.g. already reaped by gevent's child watcher during a SIGHUP
+    storm): there it must do nothing, or the master would end at once, without a word.
     """
     import logging
 
+    if os.getpid() != worker.pid:
+        return
     error = sys.exc_info()[1]
     code = error.code if isinstance(error, SystemExit) else 1 if error is not None else 0
     logging.shutdown()
