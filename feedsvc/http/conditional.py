@@ -119,6 +119,9 @@ def _etag(validators: Validators, gzipped: bool) -> str:
     return f"{validators.etag}-gz" if gzipped else validators.etag
 
 
+# Readers send back the Last-Modified they were given: few distinct values, each parsed twice
+# per conditional request (IgnoreInvalidDates, then is_fresh), on the fast path's hits too.
+@lru_cache(maxsize=1024)
 def http_date_seconds(value: str) -> float | None:
     """Return an HTTP-date as Unix seconds, or None when it is not one a clock can hold.
 
