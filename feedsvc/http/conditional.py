@@ -141,7 +141,9 @@ def http_date_seconds(value: str) -> float | None:
 class IgnoreInvalidDates:
     """WSGI middleware: drop an If-Modified-Since or If-Unmodified-Since that is no HTTP-date a
     clock can hold, as RFC 9110 13.1.3 says to ignore it, before any view reads it: werkzeug's
-    send_file (static files) lets an absurd year's OverflowError through as a 500."""
+    send_file (static files) lets an absurd year's OverflowError through as a 500. An If-Range
+    that is neither an entity-tag nor such a date matches nothing (13.1.5): the whole file is
+    sent, so its Range goes with it."""
 
     HEADERS = ("HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE")
 
@@ -154,6 +156,11 @@ class IgnoreInvalidDates:
             value = environ.get(name)
             if value is not None and http_date_seconds(value) is None:
                 del environ[name]
+        if_range = environ.get("HTTP_IF_RANGE")
+        if if_range is not None and not if_range.lstrip().startswith(('"', 'W/"')) and \
+                http_date_seconds(if_range) is None:
+            del environ["HTTP_IF_RANGE"]
+            environ.pop("HTTP_RANGE", None)
         return self.wsgi_app(environ, start_response)
 
 
