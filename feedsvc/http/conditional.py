@@ -119,9 +119,6 @@ def _etag(validators: Validators, gzipped: bool) -> str:
     return f"{validators.etag}-gz" if gzipped else validators.etag
 
 
-# Readers send back the Last-Modified they were given: few distinct values, each parsed twice
-# per conditional request (IgnoreInvalidDates, then is_fresh), on the fast path's hits too.
-@lru_cache(maxsize=1024)
 def http_date_seconds(value: str) -> float | None:
     """Return an HTTP-date as Unix seconds, or None when it is not one a clock can hold.
 
@@ -129,6 +126,14 @@ def http_date_seconds(value: str) -> float | None:
     text that is no date, that covers dates no calendar arithmetic can hold (year
     99999999999 overflows a C int on its way to a datetime; year 10000 is out of range).
     """
+    # Readers send back the Last-Modified they were given: few distinct values, each parsed
+    # twice per conditional request (IgnoreInvalidDates, then is_fresh), fast path included.
+    # Only values of a date's length are kept: a client's 8 KB headers are not.
+    return _date_seconds(value) if len(value) <= 64 else _date_seconds.__wrapped__(value)
+
+
+@lru_cache(maxsize=1024)
+def _date_seconds(value: str) -> float | None:
     try:
         parsed = email.utils.parsedate_to_datetime(value)
         if parsed.tzinfo is None:  # asctime form: GMT by definition
