@@ -48,6 +48,8 @@ def test_values_are_parsed() -> None:
     assert settings["FEEDSVC_LOG_LEVEL"] == "DEBUG"
     assert from_env({"FEEDSVC_BIND": "unix:/run/feedsvc.sock"})["FEEDSVC_BIND"] == "unix:/run/feedsvc.sock"
     assert from_env({"FEEDSVC_BIND": "[::1]:8000"})["FEEDSVC_BIND"] == "[::1]:8000"
+    for url in ("redis://:pw@127.0.0.1:6379/2", "rediss://cache.internal/0", "unix:///run/r.sock"):
+        assert from_env({"FEEDSVC_CACHE_URL": url})["FEEDSVC_CACHE_URL"] == url
 
 
 @pytest.mark.parametrize(("name", "raw"), BAD)
