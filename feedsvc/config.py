@@ -85,6 +85,20 @@ def _networks(raw: str | None) -> tuple[IPv4Network | IPv6Network, ...]:
                           "127.0.0.1,::1,10.0.0.0/8") from None
 
 
+def _cache_url(raw: str | None) -> str | None:
+    """Check FEEDSVC_CACHE_URL with the Redis client's own parser (at start, not on the first
+    request); the value is not repeated in the error, as it may hold a password."""
+    if not raw:
+        return None
+    from redis.connection import parse_url
+
+    try:
+        parse_url(raw)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+    except ValueError as error:
+        raise ConfigError(f"FEEDSVC_CACHE_URL: {error}; e.g. redis://127.0.0.1:6379/0") from None
+    return raw
+
+
 def _hub(raw: str | None, base_url: str | None) -> str | None:
     if not raw:
         return None
@@ -126,7 +140,8 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 def _bind(raw: str | None) -> str:
     bind = (raw or "").strip() or "127.0.0.1:8000"
-    if not re.fullmatch(r"(unix:/\S+|(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5})", bind):
+    found = re.fullmatch(r"unix:/\S+|(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})", bind)
+    if not found or found[1] is not None and int(found[1]) > 65535:  # a port the kernel has
         raise ConfigError(f"FEEDSVC_BIND must be HOST:PORT or unix:/PATH, got {raw!r}")
     return bind
 
@@ -145,7 +160,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_DATA": env.get("FEEDSVC_DATA") or str(BUNDLED_DATA),
         "FEEDSVC_BASE_URL": base_url,
         "FEEDSVC_WEBSUB_HUB": _hub(env.get("FEEDSVC_WEBSUB_HUB"), base_url),
-        "FEEDSVC_CACHE_URL": env.get("FEEDSVC_CACHE_URL") or None,
+        "FEEDSVC_CACHE_URL": _cache_url(env.get("FEEDSVC_CACHE_URL")),
         # Bodies each worker keeps in memory, bounded in number and in bytes (both codings
         # and overhead): without FEEDSVC_CACHE_URL, all it caches...
         "FEEDSVC_CACHE_ENTRIES": _int(env, "FEEDSVC_CACHE_ENTRIES", 2000, 10, 10_000_000),

@@ -113,14 +113,23 @@ def _start(name: str, argv: list[str], workdir: Path, env: Mapping[str, str] | N
     return Server(name, process, port, log)
 
 
+def _ready(server: Server, path: str | None = None, deadline_s: float = 30.0) -> Server:
+    """Wait until the server answers; one that does not is stopped, not left running (and
+    holding its port and memory) after the test that started it has failed."""
+    try:
+        server.wait_ready(path, deadline_s)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
+
+
 def start_redis(workdir: Path, port: int | None = None) -> Server:
     """Start a throw-away redis-server: loopback only, no persistence."""
     port = port or free_port()
     argv = [executable("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", str(workdir)]
-    server = _start(f"redis-{port}", argv, workdir, port=port)
-    server.wait_ready()
-    return server
+    return _ready(_start(f"redis-{port}", argv, workdir, port=port))
 
 
 def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
@@ -144,13 +153,8 @@ def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
         "--worker-class", "gevent", "--workers", str(workers), "--preload",
         "--bind", f"127.0.0.1:{port}"]
     argv = [sys.executable, "-m", "gunicorn", *config, *extra, app]
-    server = _start(f"gunicorn-{port}", argv, workdir, settings, port, root)
-    try:
-        server.wait_ready(ready_path, ready_s)
-    except RuntimeError:
-        server.stop()  # not left serving (and holding memory) after a start that timed out
-        raise
-    return server
+    return _ready(_start(f"gunicorn-{port}", argv, workdir, settings, port, root), ready_path,
+                  ready_s)
 
 
 def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir: Path) -> Path:
@@ -181,6 +185,4 @@ def start_nginx(workdir: Path, conf: Path, port: int, ready_path: str | None = N
     # As root, workers would switch to `nobody` and could not write the tmp cache directory.
     user = "user root;" if os.geteuid() == 0 else ""
     argv = [executable("nginx"), "-p", f"{prefix}/", "-c", str(conf), "-g", f"daemon off; {user}"]
-    server = _start(f"nginx-{port}", argv, workdir, port=port)
-    server.wait_ready(ready_path)
-    return server
+    return _ready(_start(f"nginx-{port}", argv, workdir, port=port), ready_path)

@@ -11,6 +11,7 @@ import pytest
 
 from feedsvc import create_app
 from feedsvc.config import BUNDLED_DATA, ConfigError, from_env
+from feedsvc.operations import cli
 
 from .servers import GUNICORN_CONF, ROOT
 
@@ -18,7 +19,8 @@ BAD = [("FEEDSVC_LOG_LEVEL", "loud"), ("FEEDSVC_LOG_FORMAT", "xml"), ("FEEDSVC_W
        ("FEEDSVC_WORKERS", "0"), ("FEEDSVC_BIND", "nowhere"), ("FEEDSVC_FAST_PATH", "maybe"),
        ("FEEDSVC_MAX_AGE", "-1"), ("FEEDSVC_CACHE_ENTRIES", "lots"), ("FEEDSVC_CACHE_BYTES", "64M"),
        ("FEEDSVC_CACHE_BYTES", "1000"), ("FEEDSVC_MEMO_BYTES", "-1"), ("FEEDSVC_QUERY_RENDER_SHARE", "0"),
-       ("FEEDSVC_BASE_URL", "feeds.example.org"), ("FEEDSVC_SNAPSHOT_DIR", "relative/dir")]
+       ("FEEDSVC_BASE_URL", "feeds.example.org"), ("FEEDSVC_SNAPSHOT_DIR", "relative/dir"),
+       ("FEEDSVC_BIND", "127.0.0.1:99999"), ("FEEDSVC_BIND", ":65536")]
 
 
 def test_defaults() -> None:
@@ -46,6 +48,8 @@ def test_values_are_parsed() -> None:
     assert settings["FEEDSVC_LOG_LEVEL"] == "DEBUG"
     assert from_env({"FEEDSVC_BIND": "unix:/run/feedsvc.sock"})["FEEDSVC_BIND"] == "unix:/run/feedsvc.sock"
     assert from_env({"FEEDSVC_BIND": "[::1]:8000"})["FEEDSVC_BIND"] == "[::1]:8000"
+    for url in ("redis://:pw@127.0.0.1:6379/2", "rediss://cache.internal/0", "unix:///run/r.sock"):
+        assert from_env({"FEEDSVC_CACHE_URL": url})["FEEDSVC_CACHE_URL"] == url
 
 
 @pytest.mark.parametrize(("name", "raw"), BAD)
@@ -53,6 +57,32 @@ def test_a_bad_value_is_refused_naming_the_variable(name: str, raw: str) -> None
     with pytest.raises(ConfigError, match=name) as refused:
         from_env({name: raw})
     assert "\n" not in str(refused.value) and raw in str(refused.value)
+
+
+@pytest.mark.parametrize(("raw", "said"), [
+    ("localhost:6379", "schemes (redis://, rediss://, unix://)"),
+    ("redis://:secret@127.0.0.1:port/0", "Port could not be cast to integer"),
+    ("redis://:secret@127.0.0.1:6379/0?socket_timeout=soon", "socket_timeout")])
+def test_a_bad_cache_url_stops_the_start_with_one_line_that_keeps_the_password(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], raw: str,
+        said: str) -> None:
+    monkeypatch.setenv("FEEDSVC_CACHE_URL", raw)
+    with pytest.raises(SystemExit) as stopped:
+        create_app()  # as a server calls it: the Redis client's parser ran on the first request
+    assert stopped.value.code == 4
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("feedsvc: not starting: FEEDSVC_CACHE_URL: ") and said in line, line
+    assert "secret" not in line
+
+
+def test_a_port_out_of_range_is_one_line_from_feedsvc_serve(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FEEDSVC_BIND", "127.0.0.1:8000")  # serve --bind sets it: undone after
+    # Refused before gunicorn runs: the probe for a port in use raised OverflowError on 99999.
+    assert cli.main(["serve", "--bind", "127.0.0.1:99999"]) == 2
+    assert capsys.readouterr().err == ("feedsvc: not starting: FEEDSVC_BIND must be HOST:PORT or "
+                                       "unix:/PATH, got '127.0.0.1:99999'\n")
+    assert from_env({"FEEDSVC_BIND": "[::]:65535"})["FEEDSVC_BIND"] == "[::]:65535"
 
 
 def test_settings_that_need_each_other_are_checked_after_a_tests_own() -> None:

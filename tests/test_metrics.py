@@ -93,7 +93,8 @@ def test_metrics_answer_allowed_networks_only_and_name_no_path(dataset_dir: Path
     client = app.test_client()
     body = client.get("/metrics").get_data(as_text=True)  # loopback: the default
     assert "feedsvc_dataset_info" in body and str(dataset_dir) not in body
-    for remote in ("203.0.113.5", "::ffff:203.0.113.5", "2001:db8::1", "10.1.2.3"):
+    # "": a peer on a unix socket (FEEDSVC_BIND=unix:/...) has no address to allow.
+    for remote in ("203.0.113.5", "::ffff:203.0.113.5", "2001:db8::1", "10.1.2.3", ""):
         refused = client.get("/metrics", environ_base={"REMOTE_ADDR": remote})
         assert refused.status_code == 403, remote
         assert refused.headers["Cache-Control"] == "no-store" and b"feedsvc_" not in refused.data

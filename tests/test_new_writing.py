@@ -137,6 +137,17 @@ def test_edit_keeps_a_draft_that_fails_the_check_and_resume_reopens_it(
     assert code == 0 and ": ok, 2 releases" in out
 
 
+def test_a_draft_the_editor_removed_is_not_said_to_be_kept(
+        make_dataset: Callable[..., Path], clock: FakeClock, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_dataset([release_yaml(1, "2026-11-02")])
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "remove", "path.unlink()\n"))
+    code, out, err = run(capsys, "new", "--data", str(root), "--edit", *OPTIONS)
+    assert code == 1 and "is gone; nothing saved" in err, err
+    assert "--resume" not in err and "kept" not in err
+    assert not (root / "releases" / "pr-2026-001.yaml").exists()
+
+
 def test_the_lock_is_not_held_while_the_editor_is_open(
         make_dataset: Callable[..., Path], clock: FakeClock, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -80,17 +80,19 @@ def nginx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if request.param.endswith("allowed-hosts"):
         env["FEEDSVC_ALLOWED_HOSTS"] = HOST
     app = servers.start_gunicorn(workdir, workers=1, env=env, ready_path=None)
-    port = servers.free_port()
-    if request.param.startswith("compose"):
-        conf = workdir / "nginx.conf"  # start_nginx runs its workers as a user who can write
-        conf.write_text(nginx_conf_for_test(workdir, app.port, app.port).replace(
-            "listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;"))
-    else:
-        conf = servers.render_nginx(workdir, port, [app.port], workdir / "cache")
-    proxy = servers.start_nginx(workdir, conf, port)
-    yield port
-    proxy.stop()
-    app.stop()
+    try:  # gunicorn is stopped even when the config or nginx fails to come up
+        port = servers.free_port()
+        if request.param.startswith("compose"):
+            conf = workdir / "nginx.conf"  # start_nginx runs its workers as a user who can write
+            conf.write_text(nginx_conf_for_test(workdir, app.port, app.port).replace(
+                "listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;"))
+        else:
+            conf = servers.render_nginx(workdir, port, [app.port], workdir / "cache")
+        proxy = servers.start_nginx(workdir, conf, port)
+        yield port
+        proxy.stop()
+    finally:
+        app.stop()
 
 
 @pytest.mark.parametrize("n", range(len(VARIANTS)))

@@ -236,6 +236,7 @@ def test_a_release_published_with_the_wheels_cli_is_served_and_the_log_has_no_tr
         deadline = time.monotonic() + 60
         while not (after := entry_ids(fetch(port, "/feeds/all.atom")))[0].endswith(rid):
             assert time.monotonic() < deadline, server.tail()
+            time.sleep(0.1)  # polling a real server's reload (not timing it): no busy loop
         assert after[1:] == before  # the newest first, then the sample as it was
     finally:
         server.stop()

@@ -1,6 +1,7 @@
 """The words `q` matches, in the index and in a query alike: one definition for both."""
 from __future__ import annotations
 
+from bisect import bisect_right
 from unicodedata import normalize
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): characters a reader does
@@ -11,6 +12,9 @@ _IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1
               (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
               (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
               (0xE0000, 0xE0FFF))
+# Where each range starts and where it has ended: a code falls inside one when an odd number of
+# these edges are at or below it (a binary search, not a scan of every range per character).
+_EDGES = tuple(edge for low, high in _IGNORABLE for edge in (low, high + 1))
 
 
 class _Spaces(dict[int, int | None]):
@@ -21,7 +25,7 @@ class _Spaces(dict[int, int | None]):
     def __missing__(self, code: int) -> int | None:
         char = chr(code)
         found: int | None = code if char.isalnum() or char == "_" else 32
-        if any(low <= code <= high for low, high in _IGNORABLE):
+        if bisect_right(_EDGES, code) % 2:  # above _KEPT (CJK) this runs for every character
             found = None
         if code < _KEPT:
             self[code] = found

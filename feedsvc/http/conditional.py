@@ -126,6 +126,14 @@ def http_date_seconds(value: str) -> float | None:
     text that is no date, that covers dates no calendar arithmetic can hold (year
     99999999999 overflows a C int on its way to a datetime; year 10000 is out of range).
     """
+    # Readers send back the Last-Modified they were given: few distinct values, each parsed
+    # twice per conditional request (IgnoreInvalidDates, then is_fresh), fast path included.
+    # Only values of a date's length are kept: a client's 8 KB headers are not.
+    return _date_seconds(value) if len(value) <= 64 else _date_seconds.__wrapped__(value)
+
+
+@lru_cache(maxsize=1024)
+def _date_seconds(value: str) -> float | None:
     try:
         parsed = email.utils.parsedate_to_datetime(value)
         if parsed.tzinfo is None:  # asctime form: GMT by definition
@@ -138,7 +146,9 @@ def http_date_seconds(value: str) -> float | None:
 class IgnoreInvalidDates:
     """WSGI middleware: drop an If-Modified-Since or If-Unmodified-Since that is no HTTP-date a
     clock can hold, as RFC 9110 13.1.3 says to ignore it, before any view reads it: werkzeug's
-    send_file (static files) lets an absurd year's OverflowError through as a 500."""
+    send_file (static files) lets an absurd year's OverflowError through as a 500. An If-Range
+    that is neither an entity-tag nor such a date matches nothing (13.1.5): the whole file is
+    sent, so its Range goes with it."""
 
     HEADERS = ("HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE")
 
@@ -151,6 +161,11 @@ class IgnoreInvalidDates:
             value = environ.get(name)
             if value is not None and http_date_seconds(value) is None:
                 del environ[name]
+        if_range = environ.get("HTTP_IF_RANGE")
+        if if_range is not None and not if_range.lstrip().startswith(('"', 'W/"')) and \
+                http_date_seconds(if_range) is None:
+            del environ["HTTP_IF_RANGE"]
+            environ.pop("HTTP_RANGE", None)
         return self.wsgi_app(environ, start_response)
 
 

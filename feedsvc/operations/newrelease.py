@@ -213,6 +213,8 @@ def write_release(root: Path, options: Mapping[str, Any], editor: str | None,
     try:
         written = _save(root, edit(draft, editor), proposed, year, known, max_file_bytes, draft)
     except (DatasetError, NewReleaseError, OSError) as error:
+        if not draft.is_file():  # the editor removed or moved it: no text to point at
+            raise NewReleaseError(f"the draft {draft} is gone; nothing saved") from error
         raise DraftKept(error, draft) from error
     draft.unlink(missing_ok=True)
     return written
