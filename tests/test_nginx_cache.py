@@ -8,6 +8,7 @@ request on one worker, the one that holds the old file.
 from __future__ import annotations
 
 import http.client
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,46 +52,47 @@ class Reader:
 
 
 @pytest.fixture
-def nginx(dataset_dir: Path, tmp_path: Path) -> Iterator[int]:
-    """gunicorn on a copy of the dataset (feeds fresh for 1 s, reloaded within a second of a
-    change) behind the shipped nginx config."""
+def app(dataset_dir: Path, tmp_path: Path) -> Iterator[servers.Server]:
+    """gunicorn on a copy of the dataset, feeds fresh for 1 s. It reloads on HUP alone: the
+    test says when (a watcher's timing is tests/test_gunicorn.py's subject, not this one's)."""
     env = {"FEEDSVC_BASE_URL": "https://feeds.example.org/", "FEEDSVC_DATA": str(dataset_dir),
            "FEEDSVC_MAX_AGE": "1", "FEEDSVC_STALE_WHILE_REVALIDATE": "0",
-           "FEEDSVC_RELOAD_INTERVAL": "1"}
-    app = servers.start_gunicorn(tmp_path, env=env)
-    try:
-        port = servers.free_port()
-        conf = servers.render_nginx(tmp_path, port, [app.port], tmp_path / "cache")
-        proxy = servers.start_nginx(tmp_path, conf, port, "/feeds/all.rss")
-        yield port
-        proxy.stop()
-    finally:
-        app.stop()
+           "FEEDSVC_RELOAD_INTERVAL": "0"}
+    server = servers.start_gunicorn(tmp_path, env=env)
+    yield server
+    server.stop()
 
 
-def publish(dataset_dir: Path, title: str) -> None:
-    """Add a release newer than every other (or retitle it), as `feedsvc new` would write it."""
+@pytest.fixture
+def reader(app: servers.Server, tmp_path: Path) -> Iterator[Reader]:
+    """A feed reader's kept connection to the shipped nginx config in front of the app."""
+    port = servers.free_port()
+    conf = servers.render_nginx(tmp_path, port, [app.port], tmp_path / "cache")
+    proxy = servers.start_nginx(tmp_path, conf, port, "/feeds/all.rss")
+    kept = Reader(port)
+    yield kept
+    kept.conn.close()
+    proxy.stop()
+
+
+def publish(app: servers.Server, dataset_dir: Path, title: str) -> None:
+    """Add a release newer than every other (or retitle it), as `feedsvc new` would write it,
+    and tell the app (HUP)."""
     text = (dataset_dir / RELEASES / NEWEST).read_text().replace("pr-2005-002", "pr-2005-003")
     text = text.replace("published: 2005-01-17", "published: 2005-01-18")
     lines = [f"title: {title}" if line.startswith("title: ") else line
              for line in text.splitlines()]
     (dataset_dir / RELEASES / "pr-2005-003.yaml").write_text("\n".join(lines) + "\n")
-
-
-@pytest.fixture
-def reader(nginx: int) -> Iterator[Reader]:
-    kept = Reader(nginx)
-    yield kept
-    kept.conn.close()
+    app.process.send_signal(signal.SIGHUP)
 
 
 def test_a_publish_and_two_edits_each_reach_the_hits_on_a_kept_connection(
-        reader: Reader, dataset_dir: Path) -> None:
+        app: servers.Server, reader: Reader, dataset_dir: Path) -> None:
     status, before = reader.poll()
     assert status == "MISS"
     assert reader.poll() == ("HIT", before)  # the worker now holds the cache file open
     for title in ("Workers publish", "Workers publish - corrected", "Workers publish - again"):
-        publish(dataset_dir, title)
+        publish(app, dataset_dir, title)
         answers = reader.until_first_title(title)
         # Once nginx has stored the new feed, the file the worker held open is never served again.
         assert [first for _, first in answers] == [title] * len(answers)
