@@ -157,9 +157,11 @@ def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
                   ready_s)
 
 
-def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir: Path) -> Path:
-    """Copy deploy/nginx/ to workdir with its `# site:` lines set for loopback; return nginx.conf."""
-    site = (NGINX_DIR / "feedsvc.conf").read_text()
+def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir: Path,
+                 source: Path = NGINX_DIR) -> Path:
+    """Copy deploy/nginx/ (or `source`, another tree's) to workdir with its `# site:` lines set
+    for loopback; return nginx.conf."""
+    site = (source / "feedsvc.conf").read_text()
     instance = re.compile(r"^(\s*)server \S+ (.*# site: instance)\n", re.MULTILINE)
     lines = list(instance.finditer(site))
     assert lines, "deploy/nginx/feedsvc.conf: no `# site: instance` line"
@@ -171,7 +173,7 @@ def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir
     site, n_cache = re.subn(r"proxy_cache_path \S+ (.*# site: cache)",
                             rf"proxy_cache_path {cache_dir} \1", site)
     assert n_listen == 1 and n_cache == 1, "deploy/nginx/feedsvc.conf: `# site:` lines changed"
-    for shared in NGINX_DIR.glob("*.conf"):  # nginx.conf and the files every front includes
+    for shared in source.glob("*.conf"):  # nginx.conf and the files every front includes
         if shared.name != "feedsvc.conf":
             shutil.copy(shared, workdir / shared.name)
     (workdir / "feedsvc.conf").write_text(site)

@@ -85,3 +85,25 @@ def test_costly_queries_are_limited_for_everyone_together(nginx: int) -> None:
         statuses = [s for answers in pool.map(client, range(16)) for s in answers]
     assert statuses.count(200) >= 61 and 429 in statuses and set(statuses) <= {200, 429}
     assert get(nginx, "/feeds/all.rss", "127.0.3.1")[0] == 200
+
+
+def test_a_hit_is_served_from_the_cache_file_its_worker_keeps_open(nginx: int,
+                                                                   tmp_path: Path) -> None:
+    # One keep-alive connection: one worker. Once it has served the feed from its cache file it
+    # keeps the file open, so a hit neither opens nor stats it: with the file gone from the
+    # disk, the next hit is still served, from the open file, without asking the app.
+    conn = http.client.HTTPConnection("127.0.0.1", nginx, timeout=10)
+    answers = []
+    for _ in range(3):
+        conn.request("GET", "/feeds/all.rss", headers={"Host": "feeds.example.org"})
+        response = conn.getresponse()
+        answers.append((response.status, response.getheader("X-Cache-Status"), response.read()))
+        if len(answers) == 2:
+            stored = [path for path in (tmp_path / "cache").rglob("*") if path.is_file()]
+            assert stored
+            for path in stored:
+                path.unlink()
+    conn.close()
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert [cache for _, cache, _ in answers] == ["MISS", "HIT", "HIT"]
+    assert answers[2][2] == answers[0][2]
