@@ -167,7 +167,13 @@ def on_reload(server: Any) -> None:
     """On HUP, load and validate the dataset in the master, so that new workers fork with it."""
     from feedsvc.operations.reload import reload_now
 
-    result = reload_now(server.app.wsgi())
+    # An exception out of this hook ends the master (gunicorn's main loop): the service would
+    # be down. reload_now reports its own failures; this is the last line of defence.
+    try:
+        result = reload_now(server.app.wsgi())
+    except Exception:
+        server.log.exception("HUP: dataset reload failed; still serving the last good data")
+        return
     server.log.info("HUP: dataset %s", result)
 
 
