@@ -42,7 +42,7 @@ log = logging.getLogger("feedsvc.reload")
 # the journal's files with one index update, which is cheap while they are few.
 JOURNAL_LIMIT = 200
 # Results after which what the workers serve, or report, differs: they must be re-forked.
-NEWS = frozenset({"reloaded", "rejected", "held", "recovered"})
+NEWS = frozenset({"reloaded", "rejected", "held", "recovered", "failed"})
 
 
 class Reloader:
@@ -106,7 +106,7 @@ class Reloader:
 
     def check(self, force: bool = False, *, strict: bool = False,
               paths: Collection[str] | None = None) -> str:
-        """Look once; return unchanged, changing, reloaded, rejected, held or recovered.
+        """Look once; return unchanged, changing, reloaded, rejected, held, recovered or failed.
 
         force reads every file again whatever its stat says (SIGHUP); strict raises
         DatasetError instead of keeping the old data (at start-up: never serve less than
@@ -194,12 +194,12 @@ class Reloader:
     def _failed(self, error: Exception) -> str:
         """Keep serving the last good data; say why once (degraded, counted, logged)."""
         failure = f"reload failed: {type(error).__name__}: {error}"
-        if failure != self.failure:  # the same failure at the next look is not news
-            self.failure = failure
-            self.live.reject(f"{failure}; still serving version {self.live.index.version}")
-            metrics.RELOADS.labels(result="failed").inc()
-            log.exception("dataset %s, still serving version %s", failure,
-                          self.live.index.version)
+        if failure == self.failure:  # the same failure at the next look is not news
+            return "unchanged"
+        self.failure = failure
+        self.live.reject(f"{failure}; still serving version {self.live.index.version}")
+        metrics.RELOADS.labels(result="failed").inc()
+        log.exception("dataset %s, still serving version %s", failure, self.live.index.version)
         return "failed"
 
     def _rebuild(self, strict: bool) -> str:
