@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 
 from feedsvc import create_app, state
-from feedsvc.dataset import snapfile
+from feedsvc.dataset import journal, snapfile
 from feedsvc.operations import reload
 from feedsvc.operations.reload import reloader
 
@@ -110,7 +110,7 @@ def test_state_not_saved_never_refuses_a_valid_publish(
             patch.setattr(snapfile, "write_private", _disk_full)
             patch.setattr(snapfile, "write_atomic", _disk_full)
         else:
-            patch.setattr(reload.journal_file, "write_journal", _broken)
+            patch.setattr(journal, "write_journal", _broken)
         edit_title(dataset_dir)
         assert reloader(live_app).check() == "reloaded"
         version, body = served(client)
