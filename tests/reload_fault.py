@@ -8,9 +8,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from feedsvc.dataset import assemble
 from feedsvc.operations import reload
 
-_assemble_changed = reload.assemble_changed
+_assemble_changed = assemble.assemble_changed
 
 
 class InjectedFault(RuntimeError):
@@ -23,4 +24,4 @@ def _faulty(*args: Any, **kwargs: Any) -> Any:
     return _assemble_changed(*args, **kwargs)
 
 
-reload.assemble_changed = _faulty  # type: ignore[assignment]
+setattr(reload, "assemble_changed", _faulty)  # the name the Reloader calls
