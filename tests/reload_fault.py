@@ -24,4 +24,4 @@ def _faulty(*args: Any, **kwargs: Any) -> Any:
     return _assemble_changed(*args, **kwargs)
 
 
-setattr(reload, "assemble_changed", _faulty)  # the name the Reloader calls
+reload.assemble_changed = _faulty  # type: ignore[attr-defined]  # the name the Reloader calls
