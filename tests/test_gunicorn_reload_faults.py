@@ -44,6 +44,15 @@ def server(dataset_dir: Path, tmp_path: Path, fault: Path) -> Iterator[Server]:
     stop(running)
 
 
+def settled(server: Server, want: Callable[[dict[str, Any]], bool]) -> None:
+    """Wait until every worker answers as wanted; else fail with the end of the server's log."""
+    try:
+        until(every_worker(server, WORKERS, want))
+    except AssertionError as error:
+        tail = "\n".join(server.log.read_text(errors="replace").splitlines()[-40:])
+        raise AssertionError(f"{error}; the server's log ends:\n{tail}") from None
+
+
 def feed(server: Server) -> str:
     code, _, body = server.get("/feeds/all.rss")
     assert code == 200
@@ -67,20 +76,20 @@ def test_a_failed_reload_and_sighup_never_end_the_master(server: Server, dataset
     release = dataset_dir / "releases" / "pr-2005-002.yaml"
     fault.touch()
     edit_summary(release, "Edited while the reload is broken.")
-    until(every_worker(server, WORKERS, lambda r: r["status"] == "degraded"
-                       and "InjectedFault" in (r["dataset"]["last_reload_error"] or "")))
+    settled(server, lambda r: r["status"] == "degraded"
+            and "InjectedFault" in (r["dataset"]["last_reload_error"] or ""))
     assert "Edited while the reload is broken." not in feed(server)
     server.process.send_signal(signal.SIGHUP)  # still failing: the master must survive it
-    until(every_worker(server, WORKERS, lambda r: r["status"] == "degraded"))
+    settled(server, lambda r: r["status"] == "degraded")
     assert server.process.poll() is None
     fault.unlink()
     server.process.send_signal(signal.SIGHUP)
-    until(every_worker(server, WORKERS, lambda r: r["status"] == "ok"))
+    settled(server, lambda r: r["status"] == "ok")
     assert "Edited while the reload is broken." in feed(server)
     stop(server)
     assert server.process.returncode == 0  # SIGTERM's graceful stop, not a kill
     log = server.log.read_text(errors="replace")
-    assert log.count("dataset reload failed: InjectedFault") == 1  # logged once
+    assert log.count("dataset reload failed: InjectedFault") == 1, log  # logged once
     assert "Unhandled exception in main loop" not in log
 
 
