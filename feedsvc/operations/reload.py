@@ -180,16 +180,16 @@ class Reloader:
                 if any(stat_key(name) != change.catalog.files[name].key for name in change.changed):
                     return "changing"  # still being written: look again when it settles
                 return self._reject(error)
-            gone = guard.removed(served, dataset)
+            gone = guard.removed_ids(served, dataset)
         else:
-            gone = len({r.id for r in removed} - {r.id for r in added})
+            gone = {r.id for r in removed} - {r.id for r in added}  # the changed files' only
         if dataset.version == served.version and self.served.catalog.site is not None:
             return self._recovered()
-        if gone > self.max_removal.allowed(len(served.releases)) \
+        if len(gone) > self.max_removal.allowed(len(served.releases)) \
                 and not self._accepted(dataset.version):
-            return self._hold(Held(dataset.version, gone, len(served.releases)))
+            return self._hold(Held(dataset.version, len(gone), len(served.releases)))
         built = self._index(dataset, change.catalog, removed, added)
-        return self._swap(Loaded(built, change.catalog), diff)
+        return self._swap(Loaded(built, change.catalog), diff, gone)
 
     def _failed(self, error: Exception) -> str:
         """Keep serving the last good data; say why once (degraded, counted, logged)."""
@@ -239,7 +239,7 @@ class Reloader:
         """Load every file (the vocabulary changed): in child processes when the data is large."""
         return snapshot.load_catalog(root, limit)
 
-    def _swap(self, loaded: Loaded, diff: Journal) -> str:
+    def _swap(self, loaded: Loaded, diff: Journal, gone: Collection[str]) -> str:
         unsaved = None
         if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared
             unsaved = self._saved(loaded, diff)
@@ -249,9 +249,8 @@ class Reloader:
         metrics.RELOADS.labels(result="reloaded").inc()
         log.info("dataset reloaded: version %s -> %s, %d releases, from %s",
                  old.version, loaded.index.version, len(loaded.index.releases), self.path)
-        gone = sorted(old.by_id.keys() - loaded.index.by_id.keys())
-        if gone:
-            log.info("dataset reload removed %d releases: %s", len(gone), " ".join(gone))
+        if gone:  # which ones, for whoever wonders where a release went
+            log.info("dataset reload removed %d releases: %s", len(gone), " ".join(sorted(gone)))
         if unsaved is not None:  # served all the same: a valid publish is never refused
             self.live.reject(f"state not saved: {unsaved}")
         return "reloaded"
