@@ -118,3 +118,36 @@ def test_an_edit_of_a_release_with_a_picture_reaches_every_worker(
     assert server.process.poll() is None, made.stdout
     ready = json.loads(server.get("/readyz")[2])
     assert ready["dataset"]["last_reload_error"] is None
+
+
+# The shipped config, with workers slow to set themselves up after the fork (test-only).
+SLOW_BOOT = """import sys, time
+sys.path.insert(0, {root!r})
+exec(compile(open({deploy!r}).read(), {deploy!r}, "exec"))
+_post_fork = post_fork  # noqa: F821
+
+
+def post_fork(server, worker):
+    time.sleep(2)  # before the worker's own signal handlers: as on a loaded machine
+    _post_fork(server, worker)
+"""
+
+
+def test_a_reload_while_workers_still_start_reaches_every_worker(
+        dataset_dir: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "gunicorn-slow.conf.py"
+    conf.write_text(SLOW_BOOT.format(root=str(ROOT),
+                                     deploy=str(ROOT / "deploy/gunicorn.conf.py")),
+                    encoding="utf-8")
+    server = start(dataset_dir, tmp_path / "gunicorn.log", 1, WORKERS, conf=str(conf))
+    try:
+        until(lambda: server.get("/readyz")[0] == 200)
+        edit_summary(dataset_dir / "releases" / "pr-2004-001.yaml", "First edit.")
+        until(lambda: "re-forking" in server.log.read_text(errors="replace"))
+        # The workers forked by that re-fork are still starting when this edit is reloaded:
+        # the next re-fork's SIGTERM reaches them before their own handlers do.
+        edit_summary(dataset_dir / "releases" / "pr-2005-002.yaml", "Second edit.")
+        until(lambda: all("Second edit." in feed(server) for _ in range(4 * WORKERS)))
+        settled(server, lambda r: r["status"] == "ok")
+    finally:
+        stop(server)
