@@ -42,9 +42,10 @@ test: $(BIN)/.installed system-deps lint
 	$(BIN)/python -m pytest -n $(TEST_PROCS) --dist loadfile --cov=feedsvc --cov-report= $(PYTEST_ARGS)
 	$(BIN)/python -m coverage report --include='$(HTTP_LAYER)' --fail-under=95
 
-## flake: run the suite N times (default 10) and print, per test, how often it failed
+## flake: the reload state machine's 5,000 sequences; the suite N times (default 10), per test how often it failed
 N ?= 10
 flake: $(BIN)/.installed system-deps lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_reload_stateful.py --hypothesis-profile=feedsvc-5000
 	$(BIN)/python .ci/flake.py $(N) $(PYTEST_ARGS)
 
 ## lint: ruff and mypy --strict over the package and the tests

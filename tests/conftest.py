@@ -145,6 +145,9 @@ def serve() -> Iterator[Callable[[WSGIApplication, str], str]]:
 # Property-based tests: reproducible (the same examples on every run) and few enough for CI.
 settings.register_profile("feedsvc", max_examples=60, deadline=None, derandomize=True,
                           database=None, suppress_health_check=[HealthCheck.too_slow])
+# The same, with many more examples: `make flake` runs the stateful tests under it.
+settings.register_profile("feedsvc-5000", parent=settings.get_profile("feedsvc"),
+                          max_examples=5000)
 settings.load_profile("feedsvc")
 
 

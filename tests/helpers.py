@@ -57,3 +57,25 @@ def index_meaning(index: Any) -> dict[str, Any]:
         "by_country": positions(index.by_country), "by_topic": positions(index.by_topic),
         "by_word": positions(index.by_word),
     }
+
+
+def publish(app: Any, releases: list[dict[str, object]]) -> None:
+    """Make the app's dataset folder hold exactly these releases (as the fixtures write them,
+    one file each) and reload it the way the watcher does (Reloader.check); it must swap."""
+    from pathlib import Path
+
+    import yaml
+
+    from feedsvc.operations.reload import reloader
+
+    folder = Path(app.config["FEEDSVC_DATA"]) / "releases"
+    wanted = {f"{release['id']}.yaml": release for release in releases}
+    for path in folder.glob("*.yaml"):
+        if path.name not in wanted:
+            path.unlink()
+    for name, release in wanted.items():
+        text = yaml.safe_dump(release, allow_unicode=True, sort_keys=False)
+        if not (folder / name).exists() or (folder / name).read_text(encoding="utf-8") != text:
+            (folder / name).write_text(text, encoding="utf-8")
+    result = reloader(app).check()
+    assert result == "reloaded", (result, reloader(app).live.last_error)

@@ -67,6 +67,8 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    # A test that makes a reload fail on purpose; any other fails if its log shows one.
+    expect_failure: bool = False
 
     def wait_ready(self, path: str | None = None, deadline_s: float = 30.0) -> None:
         """Poll until the port accepts connections (and `path` answers), or fail with the log."""
@@ -91,6 +93,20 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.name.startswith("gunicorn") and not self.expect_failure:
+            assert_no_failed_reload(self.log)
+
+
+# What the master logs when a look at the dataset failed unexpectedly (not: rejected invalid
+# data, which tests provoke on purpose): a bug, which every test under gunicorn must catch.
+FAILED_RELOAD = ("dataset check failed", "dataset reload failed", "HUP: dataset reload failed")
+
+
+def assert_no_failed_reload(log: Path) -> None:
+    """Fail if a gunicorn log shows a failed dataset check or reload."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    found = [line for line in text.splitlines() if any(f in line for f in FAILED_RELOAD)]
+    assert not found, f"{log}: a dataset reload failed:\n" + "\n".join(found[:5])
 
 
 def _answers(port: int, path: str | None) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Self
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .servers import free_port
+from .servers import assert_no_failed_reload, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TITLE = "ILO offers renewed training in Cambodian Women Workers' Rights"
@@ -33,6 +33,8 @@ class Server:
     log: Path
     temp: Path  # its TMPDIR
     statuses: list[int] = field(default_factory=list)
+    # A test that makes a reload fail on purpose; any other fails if its log shows one.
+    expect_failure: bool = False
 
     def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
         try:
@@ -60,7 +62,7 @@ def until(what: Callable[[], bool], deadline: float = DEADLINE) -> float:
 
 
 def start(data: Path, log: Path, interval: int, workers: int = 2,
-          extra: dict[str, str] | None = None) -> Server:
+          extra: dict[str, str] | None = None, conf: str = "deploy/gunicorn.conf.py") -> Server:
     port = free_port()
     temp = log.with_name(f"{log.stem}-tmp")  # not /tmp: a killed server leaves its dirs here
     temp.mkdir(exist_ok=True)
@@ -71,7 +73,7 @@ def start(data: Path, log: Path, interval: int, workers: int = 2,
                TMPDIR=str(temp), **(extra or {}))
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", conf, "wsgi:app"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(process, f"http://127.0.0.1:{port}", log, temp)
 
@@ -93,6 +95,8 @@ def stop(server: Server) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()
+    if not server.expect_failure:
+        assert_no_failed_reload(server.log)
 
 
 @pytest.fixture

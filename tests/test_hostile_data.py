@@ -16,6 +16,7 @@ from flask import Flask
 
 from feedsvc import create_app
 from feedsvc.dataset import DatasetError, load_dataset
+from feedsvc.operations.reload import reloader
 
 from .helpers import parse_feed
 
@@ -294,9 +295,18 @@ def test_hostile_data_never_stops_a_running_service(dataset_dir: Path, tmp_path:
     before = client.get("/feeds/all.rss").data
     for kind, text in BOMBS.items():
         write_release(dataset_dir, text)
-        with pytest.raises(DatasetError):
-            load_dataset(dataset_dir)
+        # What the watcher does on the change: the reload path, which must refuse it.
+        assert reloader(app).check() == "rejected", kind
         assert client.get("/feeds/all.rss").data == before, kind
+        ready = client.get("/readyz").get_json()
+        assert ready["status"] == "degraded" and "hostile.yaml" in \
+            ready["dataset"]["last_reload_error"], kind
+    # Still reloading: a valid file in its place is served.
+    write_release(dataset_dir, RELEASE.format(title='"After the bombs"', published="2005-02-01",
+                                              summary="Fine."))
+    assert reloader(app).check() == "reloaded"
+    assert b"After the bombs" in client.get("/feeds/all.rss").data
+    assert client.get("/readyz").get_json()["status"] == "ok"
 
 
 @pytest.mark.parametrize("title", ['Gender <img src=x onerror="alert(1)"> equality',

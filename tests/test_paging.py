@@ -10,10 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from feedsvc import create_app, state
-from feedsvc.dataset import load_dataset
-from feedsvc.dataset.index import build_index
 
 from .conftest import BASE_URL, release_yaml
+from .helpers import publish
 
 
 def _sixty(make_dataset: Callable[..., Path]) -> Path:
@@ -97,7 +96,7 @@ def test_cursor_survives_deletions_and_insertions(paged_app: Flask,
     kept = [release_yaml(n, f"2020-01-{1 + n // 5:02d}") for n in range(60) if f"t-{n:03d}" != last_id]
     kept.append(release_yaml(99, "2021-01-01"))
     live = state.live(paged_app)
-    live.swap(build_index(load_dataset(make_dataset(kept))))
+    publish(paged_app, kept)  # through the reload path: its index update keeps labels
     second = client.get(first["next_url"].removeprefix(BASE_URL[:-1])).get_json()
     before = [item["id"] for item in first["items"]]
     after = [item["id"] for item in second["items"]]

@@ -362,3 +362,14 @@ def test_a_query_is_checked_against_the_topics_of_the_data_served(live_app: Flas
     assert reloader(live_app).check() == "reloaded"
     response = client.get(url)
     assert response.status_code == 400 and "decent-work" in response.get_data(as_text=True)
+
+
+def test_a_reload_that_removes_releases_logs_their_ids(live_app: Flask, dataset_dir: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "feedsvc.reload")
+    (dataset_dir / "releases" / "pr-2004-001.yaml").unlink()
+    (dataset_dir / "releases" / "pr-2005-002.yaml").rename(dataset_dir / "releases" / "moved.yaml")
+    assert reloader(live_app).check() == "reloaded"
+    removals = [r.getMessage() for r in caplog.records if "removed" in r.getMessage()]
+    # The renamed file's release is still served: only the deleted one is named.
+    assert removals == ["dataset reload removed 1 releases: pr-2004-001"]

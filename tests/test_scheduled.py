@@ -14,14 +14,12 @@ from lxml import etree, html
 
 from feedsvc import create_app, state
 from feedsvc.clock import set_clock
-from feedsvc.dataset import load_dataset
-from feedsvc.dataset.index import build_index
 from feedsvc.http.fastpath import fast_path
 from feedsvc.operations.export import export
 from feedsvc.operations.websub import MAX_WAIT, schedule, start_schedule
 
 from .conftest import BASE_URL, FakeClock, release_yaml
-from .helpers import FORMATS, entry_ids
+from .helpers import FORMATS, entry_ids, publish
 from .test_websub import Hub
 
 AT_ONE = "2030-06-01T13:00:00+00:00"  # an hour after the clock fixture's start
@@ -185,7 +183,7 @@ def test_new_data_with_a_scheduled_release_tells_the_hub_nothing_yet(
     publisher = live.listeners[-1]
     threads: list[object] = []
     live.listeners[-1] = lambda old, new: threads.append(publisher(old, new))
-    live.swap(build_index(load_dataset(make_dataset(_releases()))))
+    publish(app, _releases())  # the reload path production uses
     (thread,) = threads
     assert isinstance(thread, threading.Thread)
     thread.join(timeout=30)

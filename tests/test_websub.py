@@ -27,6 +27,7 @@ from feedsvc.operations.claims import KEEP, Claims
 from feedsvc.operations.websub import Publisher
 
 from .conftest import BASE_URL, release_yaml
+from .helpers import publish
 from .servers import ROOT
 
 
@@ -65,8 +66,8 @@ def hub_app(make_dataset: Callable[..., Path], serve: Callable[..., str]) -> Ite
     yield app, hub, hub_url
 
 
-def _swap(app: Flask, make_dataset: Callable[..., Path], releases: list[dict[str, object]]) -> None:
-    state.live(app).swap(build_index(load_dataset(make_dataset(releases))))
+def _swap(app: Flask, releases: list[dict[str, object]]) -> None:
+    publish(app, releases)  # the reload path production uses: update, assemble, index, swap
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -99,7 +100,7 @@ def test_reload_notifies_the_hub_of_changed_feeds(hub_app: tuple[Flask, Hub, str
     changed = _releases()
     changed[1]["title"] = "A new title"
     changed.append(release_yaml(4, "2020-01-04", countries=("TH",), topics=("social-security",)))
-    _swap(app, make_dataset, changed)
+    _swap(app, changed)
     (thread,) = threads
     assert thread is not None
     thread.join(timeout=30)

@@ -31,10 +31,10 @@ class Held:
                 f"new version {self.version}; accept it with `feedsvc accept-removal`")
 
 
-def removed(served: Index, new: Dataset) -> int:
-    """Count the served releases the new dataset no longer has."""
+def removed_ids(served: Index, new: Dataset) -> set[str]:
+    """Return the ids of the served releases the new dataset no longer has."""
     kept = {release.id for release in new.releases}
-    return sum(1 for rid in served.by_id if rid not in kept)
+    return {rid for rid in served.by_id if rid not in kept}
 
 
 def write_held(snapshot_dir: str, path: str, held: Held) -> None:

@@ -367,7 +367,13 @@ def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
     if parts.sites or parts.topics:
         return None
     assert old.site is not None
-    return _entry(Path(old.root), key, raw, parts, problems, old.site, old.topics, now_ns)
+    entry = _entry(Path(old.root), key, raw, parts, problems, old.site, old.topics, now_ns)
+    if previous is not None and entry.stamp == previous.stamp \
+            and entry.problems == previous.problems:
+        # Read again only for its media files, which are as they were: keep the very
+        # releases served, which the index holds (a reload removes them by identity).
+        return replace(entry, releases=previous.releases, ids=previous.ids)
+    return entry
 
 
 def _everything(old: Catalog, new: Catalog) -> Change:

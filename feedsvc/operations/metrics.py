@@ -44,7 +44,9 @@ CACHE = Counter("feedsvc_feed_cache_events", "Feed cache lookups: hit, miss, or 
 RENDER = Histogram("feedsvc_feed_render_duration_seconds",
                    "Time to build, render and compress a feed on a cache miss.", buckets=SECONDS,
                    registry=LOCAL)
-RELOADS = Counter("feedsvc_dataset_reloads", "Dataset reloads: reloaded, or rejected as invalid.",
+RELOADS = Counter("feedsvc_dataset_reloads",
+                  "Dataset reloads: reloaded, rejected as invalid, held (mass removal), "
+                  "failed (an unexpected error), unsaved (served; state not saved).",
                   ["result"], registry=LOCAL)
 
 

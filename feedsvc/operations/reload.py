@@ -42,7 +42,7 @@ log = logging.getLogger("feedsvc.reload")
 # the journal's files with one index update, which is cheap while they are few.
 JOURNAL_LIMIT = 200
 # Results after which what the workers serve, or report, differs: they must be re-forked.
-NEWS = frozenset({"reloaded", "rejected", "held", "recovered"})
+NEWS = frozenset({"reloaded", "rejected", "held", "recovered", "failed"})
 
 
 class Reloader:
@@ -64,8 +64,13 @@ class Reloader:
         # Files read since the served data was built: only they can differ from it.
         self._touched: set[str] = set(journal or ())
         self.held: Held | None = None
+        # The last unexpected failure of a reload (type and message), reported once; while
+        # set, the next look loads and indexes every file afresh, trusting no kept state.
+        self.failure: str | None = None
         self._busy = threading.Lock()
         self._restored = loaded if isinstance(loaded, Restored) else None
+        # Until the files are read: no vocabulary, so the first update loads every file.
+        self.seen = Catalog(self.root, {}, None, {})
         if isinstance(loaded, Loaded):
             self._serve_catalog(loaded.index, loaded.catalog)
 
@@ -101,7 +106,7 @@ class Reloader:
 
     def check(self, force: bool = False, *, strict: bool = False,
               paths: Collection[str] | None = None) -> str:
-        """Look once; return unchanged, changing, reloaded, rejected, held or recovered.
+        """Look once; return unchanged, changing, reloaded, rejected, held, recovered or failed.
 
         force reads every file again whatever its stat says (SIGHUP); strict raises
         DatasetError instead of keeping the old data (at start-up: never serve less than
@@ -112,8 +117,15 @@ class Reloader:
         if not self._busy.acquire(blocking=False):
             return "busy"
         try:
-            self._settle()
-            result = self._look(force, strict, paths)
+            try:
+                self._settle()
+                result = self._look(force, strict, paths)
+            # Whatever a reload hits (a bug, a full disk, memory), the last good data keeps
+            # serving, says why it is stale, and the next change or SIGHUP tries again.
+            except Exception as error:
+                if strict:
+                    raise
+                return self._failed(error)
             if self.live.start_pending and paths is None and result != "changing":
                 # Unchanged: every worker reports it (a shared page); news: the workers
                 # forked again, with the new data, do.
@@ -144,6 +156,8 @@ class Reloader:
         change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
                         only=paths)
         self.seen = change.catalog
+        if self.failure is not None and (change.any or force):
+            return self._rebuild(strict)
         accept = self.held is not None and self._accepted(self.held.version)
         if not (change.any or force or accept or self._pending):
             return "unchanged"
@@ -166,16 +180,38 @@ class Reloader:
                 if any(stat_key(name) != change.catalog.files[name].key for name in change.changed):
                     return "changing"  # still being written: look again when it settles
                 return self._reject(error)
-            gone = guard.removed(served, dataset)
+            gone = guard.removed_ids(served, dataset)
         else:
-            gone = len({r.id for r in removed} - {r.id for r in added})
+            gone = {r.id for r in removed} - {r.id for r in added}  # the changed files' only
         if dataset.version == served.version and self.served.catalog.site is not None:
             return self._recovered()
-        if gone > self.max_removal.allowed(len(served.releases)) \
+        if len(gone) > self.max_removal.allowed(len(served.releases)) \
                 and not self._accepted(dataset.version):
-            return self._hold(Held(dataset.version, gone, len(served.releases)))
+            return self._hold(Held(dataset.version, len(gone), len(served.releases)))
         built = self._index(dataset, change.catalog, removed, added)
-        return self._swap(Loaded(built, change.catalog), diff)
+        return self._swap(Loaded(built, change.catalog), diff, gone)
+
+    def _failed(self, error: Exception) -> str:
+        """Keep serving the last good data; say why once (degraded, counted, logged)."""
+        failure = f"reload failed: {type(error).__name__}: {error}"
+        if failure == self.failure:  # the same failure at the next look is not news
+            return "unchanged"
+        self.failure = failure
+        self.live.reject(f"{failure}; still serving version {self.live.index.version}")
+        metrics.RELOADS.labels(result="failed").inc()
+        log.exception("dataset %s, still serving version %s", failure, self.live.index.version)
+        return "failed"
+
+    def _rebuild(self, strict: bool) -> str:
+        """After a failure: load and index every file afresh, as a restart would."""
+        fresh = self._full(Path(self.root), self.limit)
+        # Served: the live index, of no known files or vocabulary: _consider assembles and
+        # indexes what is on disk afresh (as _settle does when a snapshot's catalog is lost).
+        self.served = Loaded(self.live.index, replace(fresh, files={}, fold=None, site=None))
+        self.seen, self._touched, self._pending = fresh, set(fresh.files), False
+        result = self._consider(Change(fresh, tuple(fresh.files), ()), strict)
+        self.failure = None
+        return result
 
     def _diff(self, catalog: Catalog) -> Journal:
         """Return the files whose releases differ from the served ones (None: deleted)."""
@@ -203,28 +239,48 @@ class Reloader:
         """Load every file (the vocabulary changed): in child processes when the data is large."""
         return snapshot.load_catalog(root, limit)
 
-    def _swap(self, loaded: Loaded, diff: Journal) -> str:
+    def _swap(self, loaded: Loaded, diff: Journal, gone: Collection[str]) -> str:
+        unsaved = None
         if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared
-            self._save(loaded, diff)
+            unsaved = self._saved(loaded, diff)
         self._forget_hold()
         old = self.live.swap(loaded.index)
         self.served, self._touched = loaded, set()
         metrics.RELOADS.labels(result="reloaded").inc()
         log.info("dataset reloaded: version %s -> %s, %d releases, from %s",
                  old.version, loaded.index.version, len(loaded.index.releases), self.path)
+        if gone:  # which ones, for whoever wonders where a release went
+            log.info("dataset reload removed %d releases: %s", len(gone), " ".join(sorted(gone)))
+        if unsaved is not None:  # served all the same: a valid publish is never refused
+            self.live.reject(f"state not saved: {unsaved}")
         return "reloaded"
 
-    def _save(self, loaded: Loaded, diff: Journal) -> None:
+    def _saved(self, loaded: Loaded, diff: Journal) -> str | None:
+        """Save the new state (journal or snapshot); return why it was not, or None."""
+        try:
+            if self._save(loaded, diff):
+                return None
+            why = "the snapshot or journal could not be written (see the log)"
+        # A full disk or a bug in saving must not refuse the data: a restart then reads
+        # the older snapshot and its journal and looks for the files changed since.
+        except Exception as error:
+            log.exception("dataset state not saved")
+            why = f"{type(error).__name__}: {error}"
+        metrics.RELOADS.labels(result="unsaved").inc()
+        return why
+
+    def _save(self, loaded: Loaded, diff: Journal) -> bool:
         """Note the changed files in the journal; save a whole snapshot once it grows large."""
         saving.settle()  # the snapshot of a cold start: written before anything newer
         self._journal.update(diff)
         changed = sum(len(e.releases) if e is not None else 1 for e in self._journal.values())
         vocabulary = loaded.catalog.site is not self.served.catalog.site
         if vocabulary or changed > JOURNAL_LIMIT:
-            if snapshot.write_snapshot(self._file("snapshot"), loaded):
-                self._journal, self._base = {}, loaded.index.version
-        else:
-            journal_file.write_journal(self._file("snapshot"), self._base, self._journal)
+            if not snapshot.write_snapshot(self._file("snapshot"), loaded):
+                return False
+            self._journal, self._base = {}, loaded.index.version
+            return True
+        return journal_file.write_journal(self._file("snapshot"), self._base, self._journal)
 
     def _reject(self, error: DatasetError) -> str:
         self.live.reject(error.report())  # reported once: the next look is at the next change

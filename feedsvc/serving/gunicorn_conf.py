@@ -152,6 +152,7 @@ def refork_workers(server: Any, result: str) -> None:
         except ProcessLookupError:
             continue
         deadline = time.monotonic() + server.cfg.graceful_timeout + 5
+        again = time.monotonic() + 1
         # The arbiter reaps the worker and forks its replacement; wait for both.
         while (pid in server.WORKERS or len(server.WORKERS) < server.num_workers) \
                 and time.monotonic() < deadline:
@@ -161,13 +162,34 @@ def refork_workers(server: Any, result: str) -> None:
             # and then signal the master's old workers (or whatever took their pids).
             if os.getpid() != master:
                 park()
+            # A worker forked just before this reload may not have set up its own signal
+            # handlers yet: the master's copies it still runs drop the SIGTERM, and it would
+            # serve the old data for good. Sent again each second until it goes.
+            if pid in server.WORKERS and time.monotonic() >= again:
+                again += 1
+                _kill(pid, signal.SIGTERM)
+        if pid in server.WORKERS:  # past its graceful timeout: it must not keep old data
+            _kill(pid, signal.SIGKILL)
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass  # gone meanwhile: the arbiter reaps it
 
 
 def on_reload(server: Any) -> None:
     """On HUP, load and validate the dataset in the master, so that new workers fork with it."""
     from feedsvc.operations.reload import reload_now
 
-    result = reload_now(server.app.wsgi())
+    # An exception out of this hook ends the master (gunicorn's main loop): the service would
+    # be down. reload_now reports its own failures; this is the last line of defence.
+    try:
+        result = reload_now(server.app.wsgi())
+    except Exception:
+        server.log.exception("HUP: dataset reload failed; still serving the last good data")
+        return
     server.log.info("HUP: dataset %s", result)
 
 

@@ -1,0 +1,129 @@
+"""Any failure inside a reload keeps the last good data served and says so; a failure to save
+state never refuses a valid publish.
+
+Faults are injected by monkeypatching the stage they stand for (test-only code): the parse
+of the changed files, the dataset's assembly, the index update, the swap itself, and the
+writes of the journal and snapshot.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from feedsvc import create_app, state
+from feedsvc.dataset import journal, snapfile
+from feedsvc.operations import reload
+from feedsvc.operations.reload import reloader
+
+from .test_metrics import scrape, value
+from .test_reload import NEW_TITLE, edit_title, readiness, served
+
+BASE_URL = "https://feeds.example.org/"
+
+
+class Injected(RuntimeError):
+    """The fault a test puts into a stage of the reload."""
+
+
+def _broken(*args: Any, **kwargs: Any) -> Any:
+    raise Injected("injected fault")
+
+
+# Each stage of a reload, as the name the Reloader calls it by.
+STAGES = {
+    "parse": (reload, "update"),
+    "assemble": (reload, "assemble_changed"),
+    "index update": (reload, "update_index"),
+    "swap": (state.Live, "swap"),
+}
+
+
+@pytest.fixture
+def live_app(dataset_dir: Path, tmp_path: Path) -> Flask:
+    return create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL,
+                       "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "snapshots")})
+
+
+def failures_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "feedsvc.reload" and r.exc_info]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+@pytest.mark.parametrize("retry", ["next change", "sighup"])
+def test_a_failed_reload_keeps_serving_says_so_and_is_tried_again(
+        live_app: Flask, dataset_dir: Path, stage: str, retry: str,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    client = live_app.test_client()
+    old_version, old_body = served(client)
+    before = scrape(client)
+    owner, name = STAGES[stage]
+    with monkeypatch.context() as patch:
+        patch.setattr(owner, name, _broken)
+        edit_title(dataset_dir)
+        assert reloader(live_app).check() == "failed"
+        assert served(client) == (old_version, old_body)
+        ready = readiness(client)
+        assert ready["status"] == "degraded"
+        assert "Injected: injected fault" in ready["dataset"]["last_reload_error"]
+        # Looked at again (the parse fails again): not logged, counted or re-forked again.
+        assert reloader(live_app).check() == "unchanged"
+        assert reloader(live_app).check() == "unchanged"
+    after = scrape(client)
+    assert value(after, "feedsvc_dataset_reloads_total", result="failed") - \
+        value(before, "feedsvc_dataset_reloads_total", result="failed") == 1
+    logged = failures_logged(caplog)
+    assert len(logged) == 1 and "Injected: injected fault" in logged[0].getMessage()
+    assert "_broken" in caplog.text  # the traceback names where it came from
+    # The fault is gone: the next change, or SIGHUP, reloads.
+    if retry == "next change":
+        edit_title(dataset_dir, NEW_TITLE + " again")
+        assert reloader(live_app).check() == "reloaded"
+        assert (NEW_TITLE + " again").encode() in served(client)[1]
+    else:
+        assert reloader(live_app).check(force=True) == "reloaded"
+        assert NEW_TITLE.encode() in served(client)[1]
+    assert readiness(client)["status"] == "ok"
+    # And the reload after that goes the incremental way again.
+    edit_title(dataset_dir, "A third title")
+    assert reloader(live_app).check() == "reloaded"
+    assert b"A third title" in served(client)[1]
+
+
+def _disk_full(*args: Any, **kwargs: Any) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("fault", ["disk full", "bug"])
+def test_state_not_saved_never_refuses_a_valid_publish(
+        live_app: Flask, dataset_dir: Path, fault: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    client = live_app.test_client()
+    old_version, _ = served(client)
+    before = scrape(client)
+    with monkeypatch.context() as patch:
+        if fault == "disk full":  # every write of the journal or a snapshot
+            patch.setattr(snapfile, "write_private", _disk_full)
+            patch.setattr(snapfile, "write_atomic", _disk_full)
+        else:
+            patch.setattr(journal, "write_journal", _broken)
+        edit_title(dataset_dir)
+        assert reloader(live_app).check() == "reloaded"
+        version, body = served(client)
+        assert version != old_version and NEW_TITLE.encode() in body
+        ready = readiness(client)
+        assert ready["status"] == "degraded"
+        assert ready["dataset"]["last_reload_error"].startswith("state not saved")
+    after = scrape(client)
+    assert value(after, "feedsvc_dataset_reloads_total", result="unsaved") - \
+        value(before, "feedsvc_dataset_reloads_total", result="unsaved") == 1
+    # Saved at the next publish: ready again, and a restart serves that publish.
+    edit_title(dataset_dir, "Saved at last")
+    assert reloader(live_app).check() == "reloaded"
+    assert readiness(client)["status"] == "ok"
+    again = create_app(dict(live_app.config))
+    assert b"Saved at last" in served(again.test_client())[1]
