@@ -4,12 +4,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, Request, Response, abort, current_app, redirect, request
+from flask import Blueprint, Flask, Request, Response, abort, current_app, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..dataset.lifecycle import View
-from ..dataset.records import country_code
 from ..feeds.feed import build_feed
 from ..feeds.query import DEFAULT_QUERY, FeedQuery
 from ..feeds.render import CONTENT_TYPES, RENDERERS
@@ -18,7 +17,7 @@ from ..http.conditional import Rendered
 from ..http.errors import HostRefused
 from ..http.feedcache import cache_key
 from ..state import current_index, parsed_queries
-from .common import NO_HOST, cacheable, query_of, settings_of, urls, urls_for
+from .common import NO_HOST, cacheable, check_country, lowercase, query_of, settings_of, urls_for
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 FMT = "<any(rss, atom, json):fmt>"
@@ -82,13 +81,9 @@ def all_releases(fmt: str) -> Response:
 
 @bp.get(f"/countries/<code>.{FMT}")
 def country(code: str, fmt: str) -> BaseResponse:
-    if country_code(code) is None:
-        abort(404, description=f"No such country {code[:20]!r}: use an ISO 3166-1 alpha-2 code "
-                               "in lowercase, e.g. /feeds/countries/th.rss.")
-    if code != code.lower():
-        query = request.query_string.decode("latin-1")
-        return redirect(urls().feed(Scope("countries", code.lower()), fmt, query), code=301)
-    return serve_feed(Scope("countries", code), fmt)
+    check_country(code, f"/feeds/countries/th.{fmt}")
+    return (lowercase(code, lambda links, scope, query: links.feed(scope, fmt, query))
+            or serve_feed(Scope("countries", code), fmt))
 
 
 @bp.get(f"/topics/<slug>.{FMT}")

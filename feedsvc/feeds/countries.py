@@ -1,0 +1,40 @@
+"""What to tell a reader who named a country by something other than its code."""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import pycountry
+
+# A name or code worth searching for: letters (any script), spaces, dots, hyphens and
+# apostrophes, at most 40 of them (the longest common name, "Saint Vincent and the Grenadines",
+# is 32). Anything else is not a country name, and searching for it costs the same ~10 ms.
+_SEARCHABLE = re.compile(r"[^\W\d_][\w .'’-]{0,39}")
+SUGGESTIONS = 3
+
+
+@lru_cache(maxsize=1024)  # a fuzzy search reads every country and subdivision name
+def _search(text: str) -> tuple[tuple[str, str], ...]:
+    try:
+        found = pycountry.countries.search_fuzzy(text)
+    except LookupError:
+        return ()
+    return tuple((c.alpha_2, c.name) for c in found[:SUGGESTIONS])
+
+
+def suggestions(text: str) -> tuple[tuple[str, str], ...]:
+    """Return the codes and names of the countries `text` most likely means, best first."""
+    cleaned = " ".join(text.split()).casefold()
+    if not _SEARCHABLE.fullmatch(cleaned):
+        return ()
+    return _search(cleaned)
+
+
+def unknown_country(text: str, example: str) -> str:
+    """Return the message of a 404 for `text`, no country code: with the likely codes."""
+    found = suggestions(text)
+    said = f"No such country {text[:40]!r}: use a lowercase ISO 3166-1 alpha-2 code, e.g. {example}."
+    if not found:
+        return said
+    named = [f"{code.lower()} ({name})" for code, name in found]
+    return f"{said} Did you mean {' or '.join(named)}?"
