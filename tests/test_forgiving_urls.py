@@ -1,6 +1,8 @@
 """Country URLs forgive their case, and a wrong code or a country's name gets the right code."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pycountry
 import pytest
 from flask.testing import FlaskClient
@@ -54,7 +56,7 @@ def test_the_search_is_bounded_and_remembered(client: FlaskClient,
     searched: list[str] = []
     fuzzy = pycountry.countries.search_fuzzy
 
-    def counted(text: str) -> list[object]:
+    def counted(text: str) -> Sequence[object]:
         searched.append(text)
         return fuzzy(text)
 

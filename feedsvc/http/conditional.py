@@ -46,11 +46,6 @@ class Rendered:
         zipped = gzip.compress(body, compresslevel=6, mtime=0)
         return cls(Validators(etag, int(last_modified.timestamp())), content_type, body, zipped)
 
-    @classmethod
-    def file(cls, body: bytes, content_type: str, digest: str, modified: float) -> Rendered:
-        """Describe a file served as it is (never compressed), by its content hash."""
-        return cls(Validators(digest[:32], int(modified)), content_type, body, b"")
-
 
 @dataclass(frozen=True, slots=True)
 class Conditions:
@@ -98,12 +93,18 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 MEDIA_MAX_AGE = "public, max-age=86400"
 
 
-def media_answer(conditions: Conditions, hashed: bool, fetch: Callable[[], Rendered],
-                 validators: Validators) -> Answer:
-    """Answer for a media file (never gzipped: pictures and PDFs are compressed already),
-    reading it (`fetch`) only for a 200; `hashed`: the URL names its current content hash."""
-    plain = Conditions(conditions.if_none_match, conditions.if_modified_since, gzip=False)
-    return respond(plain, IMMUTABLE if hashed else MEDIA_MAX_AGE, fetch, lambda: validators)
+def media_cache_control(hashed: bool) -> str:
+    """Return the Cache-Control of a media file; `hashed`: its URL names its current hash."""
+    return IMMUTABLE if hashed else MEDIA_MAX_AGE
+
+
+def shown_inline(mimetype: str) -> bool:
+    """Tell whether a media file may be shown in the browser: a raster picture, audio, video
+    or a PDF. Anything else (HTML, SVG, office files, unknown types) is only downloaded: shown
+    on our origin, its scripts or links would act as the site's own pages."""
+    major = mimetype.partition("/")[0]
+    return (major in ("audio", "video") or mimetype == "application/pdf"
+            or (major == "image" and mimetype != "image/svg+xml"))
 
 
 def accepts_gzip(header: str) -> bool:

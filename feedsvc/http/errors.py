@@ -37,10 +37,13 @@ def _http_error(error: HTTPException) -> Response:
     else:
         response = Response(f"{code} {name}: {error.description}\n", status=code,
                             content_type="text/plain; charset=utf-8")
-    refused = code >= 500 or isinstance(error, NotStored)
+    # A 416 answers the request's Range header, which no shared cache keys on.
+    refused = code >= 500 or code == 416 or isinstance(error, NotStored)
     response.headers["Cache-Control"] = "no-store" if refused else _error_control()
-    if error.code == 405:  # only its Allow: werkzeug's headers also say text/html, for its own body
-        response.headers.update((k, v) for k, v in error.get_headers() if k.lower() == "allow")
+    # Its own headers (405: Allow, 416: Content-Range), not its Content-Type: werkzeug's are for
+    # its own body.
+    response.headers.update((k, v) for k, v in error.get_headers()
+                            if k.lower() != "content-type")
     return response
 
 
