@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, ServiceUnavailable
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException
 
 from ..clock import current_view
 from ..feeds.query import QueryError
-from .budget import Overloaded
 
 
 class NotStored(HTTPException):
@@ -57,15 +56,6 @@ def _query_error(error: QueryError) -> Response:
     return _http_error(BadRequest(description=f"{error}."))
 
 
-def _overloaded(error: Overloaded) -> Response:
-    response = _http_error(ServiceUnavailable(
-        description="Too many requests for new queries right now; cached pages are still "
-                    "served. Try again shortly."))
-    response.headers["Retry-After"] = str(error.retry_after)
-    return response
-
-
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(QueryError, _query_error)
-    app.register_error_handler(Overloaded, _overloaded)

@@ -94,16 +94,14 @@ def to_response(answer: Answer) -> Response:
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
-def cacheable(cache_as: str | None, render: Callable[[], Rendered], queried: bool = False
-              ) -> Response:
+def cacheable(cache_as: str | None, render: Callable[[], Rendered]) -> Response:
     """Answer with a body that depends only on the dataset and the request: from the feed
-    cache under the key `cache_as` (None: not cached, e.g. a static asset), 304 when fresh.
-    A `queried` body (one of countless keys) is rendered only within the render budget."""
+    cache under the key `cache_as` (None: not cached, e.g. a static asset), 304 when fresh."""
     cache = feed_cache()
     control = cache_control(current_app.config, current_view().seconds_to_change())
     conditions = Conditions.of(request.environ)
     if cache_as is None:
         return to_response(respond(conditions, control, render))
     return to_response(respond(conditions, control,
-                               lambda: cache.fetch(cache_as, render, queried),
+                               lambda: cache.fetch(cache_as, render),
                                lambda: cache.validators(cache_as)))

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..feeds.feed import NEVER, feed_title
-from ..feeds.query import DEFAULT_QUERY, parse_choice
+from ..feeds.query import parse_choice
 from ..feeds.urls import Scope, Urls
 from ..http.conditional import Rendered
 from .common import cacheable, check_country, feed_query, key, lowercase, topic_scope, urls
@@ -52,7 +52,7 @@ def _csp(response: Response) -> Response:
 def _embed(scope: Scope) -> Response:
     view, links = current_view(), urls()
     index = view.index
-    query = asked = feed_query(index)
+    query = feed_query(index)
     if "limit" not in request.args:
         query = replace(query, limit=EMBED_LIMIT)
     theme = parse_choice(request.args.to_dict(flat=False), "theme", THEMES)
@@ -68,8 +68,7 @@ def _embed(scope: Scope) -> Response:
         updated = max((r.modified for r in page.releases), default=NEVER)
         return Rendered.build(body.encode(), "text/html; charset=utf-8", updated)
 
-    return cacheable(key(f"embed/{scope.path}", f"html-{theme}", query.canonical()), render,
-                     queried=asked != DEFAULT_QUERY)
+    return cacheable(key(f"embed/{scope.path}", f"html-{theme}", query.canonical()), render)
 
 
 @bp.get("/embed/countries/<code>")

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ..clock import current_view
 from ..dataset.lifecycle import View
 from ..feeds.feed import build_feed
-from ..feeds.query import DEFAULT_QUERY, FeedQuery
+from ..feeds.query import FeedQuery
 from ..feeds.render import CONTENT_TYPES, RENDERERS
 from ..feeds.urls import Scope, Urls
 from ..http.conditional import Rendered
@@ -71,7 +71,7 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
                          gone)
         return Rendered.build(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
-    return cacheable(feed.key, render, queried=feed.query != DEFAULT_QUERY)
+    return cacheable(feed.key, render)
 
 
 @bp.get(f"/all.{FMT}")

@@ -13,7 +13,7 @@ from ..dataset import Release
 from ..dataset.lifecycle import View
 from ..feeds.catalogue import catalogue
 from ..feeds.feed import country_name, feed_title
-from ..feeds.query import DEFAULT_QUERY, FeedQuery
+from ..feeds.query import FeedQuery
 from ..feeds.seo import news_article, script_json
 from ..feeds.urls import Scope, Urls
 from ..http.conditional import Rendered
@@ -73,8 +73,7 @@ def _listing(scope: Scope) -> Response:
             else [here, everything],
             countries_with_releases=_countries_with_releases(view)), view)
 
-    return cacheable(key(f"page/{scope.path}", "html", query.canonical()), render,
-                     queried=query != DEFAULT_QUERY)
+    return cacheable(key(f"page/{scope.path}", "html", query.canonical()), render)
 
 
 def _countries_with_releases(view: View) -> list[str]:
