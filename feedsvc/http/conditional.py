@@ -170,6 +170,17 @@ class IgnoreInvalidDates:
         return self.wsgi_app(environ, start_response)
 
 
+def without_bad_dates(environ: dict[str, Any]) -> dict[str, Any]:
+    """Return the environ with its If-Modified-Since and If-Range taken out when they hold a
+    date no clock can hold: RFC 9110 ignores an invalid date, and Werkzeug's parse_date (under
+    make_conditional) raises OverflowError on some (year 99999999999). IgnoreInvalidDates
+    takes care of If-Modified-Since before any view; If-Range is read by make_conditional only."""
+    bad = [name for name in ("HTTP_IF_MODIFIED_SINCE", "HTTP_IF_RANGE")
+           if (value := environ.get(name)) and not value.lstrip("W/").startswith('"')
+           and http_date_seconds(value) is None]
+    return {k: v for k, v in environ.items() if k not in bad} if bad else environ
+
+
 def is_fresh(conditions: Conditions, validators: Validators) -> bool:
     """Tell whether the client's copy is still valid (RFC 9110 13.2.2: If-None-Match, when
     given, decides; else If-Modified-Since; a validator that does not parse is ignored)."""
@@ -180,12 +191,18 @@ def is_fresh(conditions: Conditions, validators: Validators) -> bool:
     return since is not None and validators.last_modified <= since
 
 
+# What every cacheable answer varies on (its gzip form); a feed also on whether a person
+# opened it in a browser tab (Sec-Fetch-Dest: document gets a page, views/feeds.py).
+VARY = "Accept-Encoding"
+FEED_VARY = "Accept-Encoding, Sec-Fetch-Dest"
+
+
 @lru_cache(maxsize=4096)  # the same few feeds on every request: build their headers once
 def _headers(validators: Validators, gzipped: bool, cache_control: str,
-             content_type: str | None) -> Headers:
+             content_type: str | None, vary: str = VARY) -> Headers:
     """Return the headers of a 200 (with its content type) or of a 304 (without)."""
     common = (("ETag", quote_etag(_etag(validators, gzipped))), ("Cache-Control", cache_control),
-              ("Vary", "Accept-Encoding"))
+              ("Vary", vary))
     if content_type is None:  # a 304 carries no representation metadata (RFC 9110 15.4.5)
         return common
     coding = (("Content-Encoding", "gzip"),) if gzipped else ()
@@ -193,22 +210,24 @@ def _headers(validators: Validators, gzipped: bool, cache_control: str,
             ("Last-Modified", http_date(validators.last_modified)), *common)
 
 
-def answer(rendered: Rendered, conditions: Conditions, cache_control: str) -> Answer:
+def answer(rendered: Rendered, conditions: Conditions, cache_control: str, vary: str = VARY
+           ) -> Answer:
     """Answer with the body (gzip where accepted), or 304 when the client's copy is fresh."""
     validators = rendered.validators
     if conditions.conditional and is_fresh(conditions, validators):
-        return Answer(304, _headers(validators, conditions.gzip, cache_control, None), b"")
+        return Answer(304, _headers(validators, conditions.gzip, cache_control, None, vary), b"")
     body = rendered.gzipped if conditions.gzip else rendered.body
-    return Answer(200, _headers(validators, conditions.gzip, cache_control, rendered.content_type),
-                  body)
+    return Answer(200, _headers(validators, conditions.gzip, cache_control, rendered.content_type,
+                                vary), body)
 
 
 def respond(conditions: Conditions, cache_control: str, fetch: Callable[[], Rendered],
-            validators: Callable[[], Validators | None] = lambda: None) -> Answer:
+            validators: Callable[[], Validators | None] = lambda: None, vary: str = VARY
+            ) -> Answer:
     """Answer a conditional request from `validators()` alone when they say the copy is fresh;
     else `fetch()` the body (from a cache, or rendered) and `answer` with it."""
     if conditions.conditional:
         known = validators()
         if known is not None and is_fresh(conditions, known):
-            return Answer(304, _headers(known, conditions.gzip, cache_control, None), b"")
-    return answer(fetch(), conditions, cache_control)
+            return Answer(304, _headers(known, conditions.gzip, cache_control, None, vary), b"")
+    return answer(fetch(), conditions, cache_control, vary)

@@ -14,7 +14,7 @@ from ..dataset.records import country_code
 from ..feeds.countries import unknown_country
 from ..feeds.query import DEFAULT_QUERY, FeedQuery, parse_query
 from ..feeds.urls import Scope, Urls
-from ..http.conditional import Answer, Conditions, Rendered, cache_control, respond
+from ..http.conditional import VARY, Answer, Conditions, Rendered, cache_control, respond
 from ..http.errors import HostRefused
 from ..http.feedcache import cache_key
 from ..state import ParsedQueries, current_index, feed_cache, parsed_queries
@@ -94,14 +94,14 @@ def to_response(answer: Answer) -> Response:
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
-def cacheable(cache_as: str | None, render: Callable[[], Rendered]) -> Response:
+def cacheable(cache_as: str | None, render: Callable[[], Rendered], vary: str = VARY) -> Response:
     """Answer with a body that depends only on the dataset and the request: from the feed
     cache under the key `cache_as` (None: not cached, e.g. a static asset), 304 when fresh."""
     cache = feed_cache()
     control = cache_control(current_app.config, current_view().seconds_to_change())
     conditions = Conditions.of(request.environ)
     if cache_as is None:
-        return to_response(respond(conditions, control, render))
+        return to_response(respond(conditions, control, render, vary=vary))
     return to_response(respond(conditions, control,
                                lambda: cache.fetch(cache_as, render),
-                               lambda: cache.validators(cache_as)))
+                               lambda: cache.validators(cache_as), vary))
