@@ -134,7 +134,7 @@ def test_a_large_file_is_streamed_not_read_whole(data: Path) -> None:
     client.get("/media/big.bin", buffered=True)  # the first request hashes the file once
     tracemalloc.start()
     try:
-        with client.get("/media/big.bin") as response:
+        with client.get("/media/big.bin", buffered=False) as response:
             received = b"".join(hashlib.sha256(bytes(chunk)).digest()
                                 for chunk in response.iter_encoded())
         _, peak = tracemalloc.get_traced_memory()
