@@ -70,3 +70,10 @@ def test_the_search_is_bounded_and_remembered(client: FlaskClient,
         assert response.status_code == 404 and "Did you mean" not in response.get_data(as_text=True)
         assert len(response.data) < 300
     assert searched == ["thailand"]  # not names: never searched
+
+
+@pytest.mark.parametrize("path", ["/countries/zz", "/embed/countries/xx", "/feeds/countries/zz.rss"])
+def test_a_code_that_names_no_country_suggests_none(client: FlaskClient, path: str) -> None:
+    # zz is inside a subdivision's name (Abruzzo, Italy): no reason to send anyone to Italy.
+    response = client.get(path, headers={"Accept": "text/plain"})
+    assert response.status_code == 404 and "Did you mean" not in response.get_data(as_text=True)

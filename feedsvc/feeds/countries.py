@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 import pycountry
 
@@ -13,12 +14,26 @@ _SEARCHABLE = re.compile(r"[^\W\d_][\w .'’-]{0,39}")
 SUGGESTIONS = 3
 
 
+def _named(country: Any, text: str) -> bool:
+    """Tell whether `text` is in one of the country's own names, or is their initials (UK)."""
+    for field in ("name", "official_name", "common_name"):
+        name = getattr(country, field, None)
+        if name and (text in name.casefold()
+                     or text == "".join(c for c in name if c.isupper()).casefold()):
+            return True
+    return False
+
+
 @lru_cache(maxsize=1024)  # a fuzzy search reads every country and subdivision name
 def _search(text: str) -> tuple[tuple[str, str], ...]:
     try:
         found = pycountry.countries.search_fuzzy(text)
     except LookupError:
         return ()
+    # A code-like text matches inside any subdivision's name (zz: Abruzzo, Italy): only a
+    # country it names, or abbreviates, is worth suggesting.
+    if len(text) <= 3:
+        found = [c for c in found if _named(c, text)]
     return tuple((c.alpha_2, c.name) for c in found[:SUGGESTIONS])
 
 
