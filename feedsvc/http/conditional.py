@@ -170,17 +170,6 @@ class IgnoreInvalidDates:
         return self.wsgi_app(environ, start_response)
 
 
-def without_bad_dates(environ: dict[str, Any]) -> dict[str, Any]:
-    """Return the environ with its If-Modified-Since and If-Range taken out when they hold a
-    date no clock can hold: RFC 9110 ignores an invalid date, and Werkzeug's parse_date (under
-    make_conditional) raises OverflowError on some (year 99999999999). IgnoreInvalidDates
-    takes care of If-Modified-Since before any view; If-Range is read by make_conditional only."""
-    bad = [name for name in ("HTTP_IF_MODIFIED_SINCE", "HTTP_IF_RANGE")
-           if (value := environ.get(name)) and not value.lstrip("W/").startswith('"')
-           and http_date_seconds(value) is None]
-    return {k: v for k, v in environ.items() if k not in bad} if bad else environ
-
-
 def is_fresh(conditions: Conditions, validators: Validators) -> bool:
     """Tell whether the client's copy is still valid (RFC 9110 13.2.2: If-None-Match, when
     given, decides; else If-Modified-Since; a validator that does not parse is ignored)."""

@@ -21,7 +21,7 @@ from ..clock import current_view
 from ..dataset.lifecycle import View
 from ..dataset.media import content_type, file_facts, local_files, locate, media_root
 from ..feeds.urls import MEDIA_HASH
-from ..http.conditional import Validators, media_cache_control, shown_inline, without_bad_dates
+from ..http.conditional import Validators, media_cache_control, shown_inline
 from ..state import current_index
 
 bp = Blueprint("media", __name__)
@@ -63,7 +63,7 @@ def send(stream: IO[bytes], name: str, size: int, validators: Validators, hashed
     a satisfiable Range (If-Range checked), 304, or RequestedRangeNotSatisfiable (a 416).
     conditional.py decides the caching headers and which types are shown inline."""
     mimetype = content_type(name)
-    environ = without_bad_dates(request.environ)
+    environ = request.environ
     # gunicorn's file wrapper sends a whole file with sendfile(2) but cannot seek: a range far
     # into a large file would be read from its start. Werkzeug's own wrapper seeks.
     wrapping = {} if "HTTP_RANGE" in environ else environ
