@@ -63,6 +63,8 @@ def _build(test_config: Mapping[str, Any] | None) -> Flask:
         app.config.from_mapping(test_config)
     config.check(app.config)
     logs.init_app(app)
+    for warning in config.ignored():
+        app.logger.warning(warning)
     live = reload.init_app(app)  # the live dataset, brought up to date with the files, and its watcher
     clock.init_app(app, live)
     websub.init_app(app, live)

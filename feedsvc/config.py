@@ -152,6 +152,21 @@ def check(config: Mapping[str, Any]) -> None:
     _hub(config["FEEDSVC_WEBSUB_HUB"], config["FEEDSVC_BASE_URL"])
 
 
+# Variables that once meant something: still accepted (a deployment that sets one keeps
+# starting), ignored, and named in a warning at start-up.
+REMOVED = {
+    "FEEDSVC_QUERY_RENDER_SHARE": "renders run beside cached answers (offload.py), so queried "
+                                  "misses are no longer refused",
+}
+
+
+def ignored(env: Mapping[str, str] | None = None) -> list[str]:
+    """Return a warning for each removed variable that `env` still sets."""
+    env = os.environ if env is None else env
+    return [f"{name} is no longer used and is ignored: {why}"
+            for name, why in REMOVED.items() if name in env]
+
+
 def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read every FEEDSVC_* setting, with its default, into a Flask config mapping."""
     env = os.environ if env is None else env
@@ -168,10 +183,6 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # ... with it, the hottest, in front of Redis (0: none, every hit asks Redis).
         "FEEDSVC_MEMO_ENTRIES": _int(env, "FEEDSVC_MEMO_ENTRIES", 256, 0, 1_000_000),
         "FEEDSVC_MEMO_BYTES": _int(env, "FEEDSVC_MEMO_BYTES", 16 * MIB, 0, 2**40),
-        # Percent of each worker's time that renders may take before a miss of a queried page
-        # (q, since, limit, before, filters) is refused with 503; 100 (the default): never
-        # refused (renders run beside cached answers, not in front of them: offload.py).
-        "FEEDSVC_QUERY_RENDER_SHARE": _int(env, "FEEDSVC_QUERY_RENDER_SHARE", 100, 1, 100),
         "FEEDSVC_CACHE_TIMEOUT": _int(env, "FEEDSVC_CACHE_TIMEOUT", 86400, 0, 31_536_000),
         "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS": _int(
             env, "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS", 250, 10, 60_000

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import TestResponse
 
-from feedsvc import create_app, state
+from feedsvc import create_app
 from feedsvc.clock import set_clock
 from feedsvc.config import BUNDLED_DATA
 
@@ -62,14 +62,10 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
 
 @pytest.fixture(autouse=True, scope="session")
 def _snapshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Keep start-up snapshots in the session's temporary directory, not the user's cache; and
-    render every queried miss (tests ask for hundreds of distinct queries back to back, which
-    a render budget would rightly refuse, whatever the environment says: tests/test_budget.py
-    switches it on)."""
+    """Keep start-up snapshots in the session's temporary directory, not the user's cache."""
     directory = tmp_path_factory.mktemp("snapshots")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FEEDSVC_SNAPSHOT_DIR", str(directory))
-        patch.setenv("FEEDSVC_QUERY_RENDER_SHARE", "100")
         yield directory
 
 
@@ -163,7 +159,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def redis_app(redis_url: str) -> Iterator[Callable[..., Flask]]:
-    """Build apps on an emptied Redis database of their own; close their connections after."""
+    """Build apps on an emptied Redis database of their own."""
     apps: list[Flask] = []
     url = f"{redis_url}/{next(_databases)}"
     with redis.Redis.from_url(url) as store:
@@ -173,8 +169,6 @@ def redis_app(redis_url: str) -> Iterator[Callable[..., Flask]]:
         apps.append(app := build(FEEDSVC_CACHE_URL=url, **settings))
         return app
     yield make
-    for app in apps:
-        state.feed_cache(app).close()
 
 
 _databases = itertools.cycle(range(1, 16))

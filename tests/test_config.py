@@ -18,7 +18,7 @@ from .servers import GUNICORN_CONF, ROOT
 BAD = [("FEEDSVC_LOG_LEVEL", "loud"), ("FEEDSVC_LOG_FORMAT", "xml"), ("FEEDSVC_WORKERS", "x"),
        ("FEEDSVC_WORKERS", "0"), ("FEEDSVC_BIND", "nowhere"), ("FEEDSVC_FAST_PATH", "maybe"),
        ("FEEDSVC_MAX_AGE", "-1"), ("FEEDSVC_CACHE_ENTRIES", "lots"), ("FEEDSVC_CACHE_BYTES", "64M"),
-       ("FEEDSVC_CACHE_BYTES", "1000"), ("FEEDSVC_MEMO_BYTES", "-1"), ("FEEDSVC_QUERY_RENDER_SHARE", "0"),
+       ("FEEDSVC_CACHE_BYTES", "1000"), ("FEEDSVC_MEMO_BYTES", "-1"),
        ("FEEDSVC_BASE_URL", "feeds.example.org"), ("FEEDSVC_SNAPSHOT_DIR", "relative/dir"),
        ("FEEDSVC_BIND", "127.0.0.1:99999"), ("FEEDSVC_BIND", ":65536")]
 
@@ -31,7 +31,7 @@ def test_defaults() -> None:
         "127.0.0.1:8000", os.cpu_count())
     assert (settings["FEEDSVC_CACHE_ENTRIES"], settings["FEEDSVC_MEMO_ENTRIES"]) == (2000, 256)
     assert (settings["FEEDSVC_CACHE_BYTES"], settings["FEEDSVC_MEMO_BYTES"]) == (64 * 2**20, 16 * 2**20)
-    assert settings["FEEDSVC_QUERY_RENDER_SHARE"] == 100
+    assert "FEEDSVC_QUERY_RENDER_SHARE" not in settings
     assert settings["FEEDSVC_FAST_PATH"] is True
     assert settings["FEEDSVC_SNAPSHOT_DIR"] == "/var/cache/feedsvc"
     assert (settings["FEEDSVC_LOG_FORMAT"], settings["FEEDSVC_LOG_LEVEL"]) == ("text", "INFO")
@@ -120,3 +120,23 @@ def test_gunicorn_says_one_line_and_exits_2(name: str, raw: str, tmp_path: Path)
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"feedsvc: not starting: {name} ") and repr(raw) in line
     assert list(tmp_path.iterdir()) == []  # nor a metrics directory left behind
+
+
+def test_a_removed_variable_is_accepted_ignored_and_named(tmp_path: Path) -> None:
+    from .servers import start_gunicorn
+
+    # 0 was refused while it meant something; any value is now accepted, and does nothing.
+    server = start_gunicorn(tmp_path, workers=1, env={"FEEDSVC_QUERY_RENDER_SHARE": "0",
+                                                      "FEEDSVC_RELOAD_INTERVAL": "0"})
+    try:
+        port = server.port
+        for n in range(1, 31):  # distinct queried misses: never refused
+            done = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                   f"http://127.0.0.1:{port}/feeds/all.rss?limit={n}"],
+                                  capture_output=True, text=True, check=True)
+            assert done.stdout == "200"
+    finally:
+        server.stop()
+    warnings = [line for line in server.log.read_text().splitlines()
+                if "FEEDSVC_QUERY_RENDER_SHARE is no longer used and is ignored" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0]

@@ -313,7 +313,6 @@ def main(groups: list[str]) -> None:
     """Write tests/golden/<group>.json from the code as it is now."""
     with tempfile.TemporaryDirectory(prefix="feedsvc-golden-") as tmp:
         os.environ["FEEDSVC_SNAPSHOT_DIR"] = tmp  # as tests/conftest.py has it
-        os.environ["FEEDSVC_QUERY_RENDER_SHARE"] = "100"
         os.environ.setdefault("FEEDSVC_LOG_LEVEL", "WARNING")
         for group in groups or ["seed", "synth", "non_ascii"]:
             app = synth_app(synth_archive(Path(tmp))) if group == "synth" else seed_app()

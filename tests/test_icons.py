@@ -48,16 +48,16 @@ def test_feeds_carry_the_icon_and_logo(make_dataset: Callable[..., Path]) -> Non
 
 def test_favicon_is_the_site_icon(make_dataset: Callable[..., Path]) -> None:
     client = app_for(with_site_pictures(make_dataset([release_yaml(1, "2005-01-01")]))).test_client()
-    response = client.get("/favicon.ico")
+    response = client.get("/favicon.ico", buffered=True)
     assert response.status_code == 200 and response.data == PNG
     assert response.headers["Content-Type"] == "image/png"
-    assert client.get(ICON_URL.removeprefix(BASE_URL.rstrip("/"))).data == PNG
-    again = client.get("/favicon.ico", headers={"If-None-Match": response.headers["ETag"]})
+    assert client.get(ICON_URL.removeprefix(BASE_URL.rstrip("/")), buffered=True).data == PNG
+    again = client.get("/favicon.ico", buffered=True, headers={"If-None-Match": response.headers["ETag"]})
     assert again.status_code == 304
 
 
 def test_without_an_icon_favicon_is_feedsvc_own(client: FlaskClient) -> None:
-    response = client.get("/favicon.ico")
+    response = client.get("/favicon.ico", buffered=True)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "image/vnd.microsoft.icon"
     assert response.data[:4] == b"\x00\x00\x01\x00"  # an ICO file

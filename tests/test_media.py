@@ -122,7 +122,7 @@ def test_release_page_shows_the_picture_and_attachments(media_client: FlaskClien
 
 def test_media_files_are_served_with_type_length_and_validators(
         media_client: FlaskClient) -> None:
-    hashed = media_client.get(GIF_URL.removeprefix(BASE_URL.rstrip("/")),
+    hashed = media_client.get(GIF_URL.removeprefix(BASE_URL.rstrip("/")), buffered=True,
                               headers={"Accept-Encoding": "gzip"})
     assert hashed.status_code == 200 and hashed.data == GIF
     assert hashed.headers["Content-Type"] == "image/gif"
@@ -130,14 +130,15 @@ def test_media_files_are_served_with_type_length_and_validators(
     assert "Content-Encoding" not in hashed.headers
     assert hashed.headers["ETag"] == f'"{hashlib.sha256(GIF).hexdigest()[:32]}"'
     assert hashed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-    plain = media_client.get("/media/report.pdf")
+    plain = media_client.get("/media/report.pdf", buffered=True)
     assert plain.status_code == 200 and plain.data == PDF
     assert plain.headers["Content-Type"] == "application/pdf"
     assert plain.headers["Cache-Control"] == "public, max-age=86400"
     assert "Last-Modified" in plain.headers
-    again = media_client.get("/media/report.pdf", headers={"If-None-Match": plain.headers["ETag"]})
+    again = media_client.get("/media/report.pdf", buffered=True,
+                             headers={"If-None-Match": plain.headers["ETag"]})
     assert again.status_code == 304 and again.data == b""
-    stale = media_client.get("/media/report.pdf?v=0000000000000000")
+    stale = media_client.get("/media/report.pdf?v=0000000000000000", buffered=True)
     assert stale.status_code == 200 and stale.headers["Cache-Control"] == "public, max-age=86400"
 
 
@@ -228,15 +229,15 @@ def test_a_large_file_is_served_whole_and_revalidated(make_dataset: Callable[...
     (root / "media" / "big.pdf").write_bytes(big)
     client = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL}).test_client()
     url = f"/media/big.pdf?v={short(big)}"
-    response = client.get(url)
+    response = client.get(url, buffered=True)
     assert response.status_code == 200 and response.data == big
     assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert response.headers["ETag"] == f'"{hashlib.sha256(big).hexdigest()[:32]}"'
-    since = client.get(url, headers={"If-Modified-Since": response.headers["Last-Modified"]})
+    since = client.get(url, buffered=True, headers={"If-Modified-Since": response.headers["Last-Modified"]})
     assert since.status_code == 304
     (root / "media" / "big.pdf").write_bytes(big[:1000])  # replaced in place: read afresh
     os.utime(root / "media" / "big.pdf", ns=(1, 1))
-    assert client.get("/media/big.pdf").data == big[:1000]
+    assert client.get("/media/big.pdf", buffered=True).data == big[:1000]
 
 
 def _enclosures(client: FlaskClient) -> dict[str, tuple[int, str]]:
@@ -269,7 +270,7 @@ def test_a_media_file_changed_in_place_reloads_the_releases_naming_it(
     url = f"{BASE_URL}media/report.pdf?v={short(bigger)}"
     assert _enclosures(client)[url] == (len(bigger), "application/pdf")
     assert PDF_URL not in _enclosures(client)
-    served = client.get("/media/report.pdf")
+    served = client.get("/media/report.pdf", buffered=True)
     assert served.data == bigger and served.headers["Content-Length"] == str(len(bigger))
     version = client.get("/readyz").get_json()["dataset"]["version"]
     assert version != before and version == load_dataset(root).version  # as a restart says

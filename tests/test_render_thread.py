@@ -91,8 +91,7 @@ def held(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     conf = tmp_path / "held.conf.py"
     conf.write_text(HELD_CONF.format(conf=str(GUNICORN_CONF), tmp=str(tmp_path)))
     server = servers.start_gunicorn(
-        tmp_path, workers=1, env={"FEEDSVC_BASE_URL": "https://feeds.example.org/",
-                                  "FEEDSVC_QUERY_RENDER_SHARE": "100"},
+        tmp_path, workers=1, env={"FEEDSVC_BASE_URL": "https://feeds.example.org/"},
         extra=["-c", str(conf)])
     yield f"http://127.0.0.1:{server.port}", tmp_path
     for name in ("hold", "next"):  # never leave a worker burning CPU

@@ -46,11 +46,6 @@ class Rendered:
         zipped = gzip.compress(body, compresslevel=6, mtime=0)
         return cls(Validators(etag, int(last_modified.timestamp())), content_type, body, zipped)
 
-    @classmethod
-    def file(cls, body: bytes, content_type: str, digest: str, modified: float) -> Rendered:
-        """Describe a file served as it is (never compressed), by its content hash."""
-        return cls(Validators(digest[:32], int(modified)), content_type, body, b"")
-
 
 @dataclass(frozen=True, slots=True)
 class Conditions:
@@ -98,12 +93,18 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 MEDIA_MAX_AGE = "public, max-age=86400"
 
 
-def media_answer(conditions: Conditions, hashed: bool, fetch: Callable[[], Rendered],
-                 validators: Validators) -> Answer:
-    """Answer for a media file (never gzipped: pictures and PDFs are compressed already),
-    reading it (`fetch`) only for a 200; `hashed`: the URL names its current content hash."""
-    plain = Conditions(conditions.if_none_match, conditions.if_modified_since, gzip=False)
-    return respond(plain, IMMUTABLE if hashed else MEDIA_MAX_AGE, fetch, lambda: validators)
+def media_cache_control(hashed: bool) -> str:
+    """Return the Cache-Control of a media file; `hashed`: its URL names its current hash."""
+    return IMMUTABLE if hashed else MEDIA_MAX_AGE
+
+
+def shown_inline(mimetype: str) -> bool:
+    """Tell whether a media file may be shown in the browser: a raster picture, audio, video
+    or a PDF. Anything else (HTML, SVG, office files, unknown types) is only downloaded: shown
+    on our origin, its scripts or links would act as the site's own pages."""
+    major = mimetype.partition("/")[0]
+    return (major in ("audio", "video") or mimetype == "application/pdf"
+            or (major == "image" and mimetype != "image/svg+xml"))
 
 
 def accepts_gzip(header: str) -> bool:
@@ -179,12 +180,18 @@ def is_fresh(conditions: Conditions, validators: Validators) -> bool:
     return since is not None and validators.last_modified <= since
 
 
+# What every cacheable answer varies on (its gzip form); a feed also on whether a person
+# opened it in a browser tab (Sec-Fetch-Dest: document gets a page, views/feeds.py).
+VARY = "Accept-Encoding"
+FEED_VARY = "Accept-Encoding, Sec-Fetch-Dest"
+
+
 @lru_cache(maxsize=4096)  # the same few feeds on every request: build their headers once
 def _headers(validators: Validators, gzipped: bool, cache_control: str,
-             content_type: str | None) -> Headers:
+             content_type: str | None, vary: str = VARY) -> Headers:
     """Return the headers of a 200 (with its content type) or of a 304 (without)."""
     common = (("ETag", quote_etag(_etag(validators, gzipped))), ("Cache-Control", cache_control),
-              ("Vary", "Accept-Encoding"))
+              ("Vary", vary))
     if content_type is None:  # a 304 carries no representation metadata (RFC 9110 15.4.5)
         return common
     coding = (("Content-Encoding", "gzip"),) if gzipped else ()
@@ -192,22 +199,24 @@ def _headers(validators: Validators, gzipped: bool, cache_control: str,
             ("Last-Modified", http_date(validators.last_modified)), *common)
 
 
-def answer(rendered: Rendered, conditions: Conditions, cache_control: str) -> Answer:
+def answer(rendered: Rendered, conditions: Conditions, cache_control: str, vary: str = VARY
+           ) -> Answer:
     """Answer with the body (gzip where accepted), or 304 when the client's copy is fresh."""
     validators = rendered.validators
     if conditions.conditional and is_fresh(conditions, validators):
-        return Answer(304, _headers(validators, conditions.gzip, cache_control, None), b"")
+        return Answer(304, _headers(validators, conditions.gzip, cache_control, None, vary), b"")
     body = rendered.gzipped if conditions.gzip else rendered.body
-    return Answer(200, _headers(validators, conditions.gzip, cache_control, rendered.content_type),
-                  body)
+    return Answer(200, _headers(validators, conditions.gzip, cache_control, rendered.content_type,
+                                vary), body)
 
 
 def respond(conditions: Conditions, cache_control: str, fetch: Callable[[], Rendered],
-            validators: Callable[[], Validators | None] = lambda: None) -> Answer:
+            validators: Callable[[], Validators | None] = lambda: None, vary: str = VARY
+            ) -> Answer:
     """Answer a conditional request from `validators()` alone when they say the copy is fresh;
     else `fetch()` the body (from a cache, or rendered) and `answer` with it."""
     if conditions.conditional:
         known = validators()
         if known is not None and is_fresh(conditions, known):
-            return Answer(304, _headers(known, conditions.gzip, cache_control, None), b"")
-    return answer(fetch(), conditions, cache_control)
+            return Answer(304, _headers(known, conditions.gzip, cache_control, None, vary), b"")
+    return answer(fetch(), conditions, cache_control, vary)

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, ServiceUnavailable
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException
 
 from ..clock import current_view
 from ..feeds.query import QueryError
-from .budget import Overloaded
 
 
 class NotStored(HTTPException):
@@ -37,10 +36,13 @@ def _http_error(error: HTTPException) -> Response:
     else:
         response = Response(f"{code} {name}: {error.description}\n", status=code,
                             content_type="text/plain; charset=utf-8")
-    refused = code >= 500 or isinstance(error, NotStored)
+    # A 416 answers the request's Range header, which no shared cache keys on.
+    refused = code >= 500 or code == 416 or isinstance(error, NotStored)
     response.headers["Cache-Control"] = "no-store" if refused else _error_control()
-    if error.code == 405:  # only its Allow: werkzeug's headers also say text/html, for its own body
-        response.headers.update((k, v) for k, v in error.get_headers() if k.lower() == "allow")
+    # Its own headers (405: Allow, 416: Content-Range), not its Content-Type: werkzeug's are for
+    # its own body.
+    response.headers.update((k, v) for k, v in error.get_headers()
+                            if k.lower() != "content-type")
     return response
 
 
@@ -54,15 +56,6 @@ def _query_error(error: QueryError) -> Response:
     return _http_error(BadRequest(description=f"{error}."))
 
 
-def _overloaded(error: Overloaded) -> Response:
-    response = _http_error(ServiceUnavailable(
-        description="Too many requests for new queries right now; cached pages are still "
-                    "served. Try again shortly."))
-    response.headers["Retry-After"] = str(error.retry_after)
-    return response
-
-
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(QueryError, _query_error)
-    app.register_error_handler(Overloaded, _overloaded)

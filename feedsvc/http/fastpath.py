@@ -24,7 +24,7 @@ from ..feeds.query import QueryError
 from ..feeds.urls import Scope
 from ..views.feeds import SCOPES, feed_request
 from . import observe
-from .conditional import Answer, Conditions, Rendered, cache_control, respond
+from .conditional import FEED_VARY, Answer, Conditions, Rendered, cache_control, respond
 from .headers import security_headers
 from .proxy import host_allowed
 
@@ -90,7 +90,7 @@ class FastPath:
         method = environ["REQUEST_METHOD"]
         cache = self.cache
         answer: Answer = respond(Conditions.of(environ), control, lambda: cache.hit(body),
-                                 lambda: body.validators)
+                                 lambda: body.validators, FEED_VARY)
         headers = list(answer.headers)
         if answer.status == 200:
             headers.append(("Content-Length", str(len(answer.body))))

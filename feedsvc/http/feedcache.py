@@ -15,12 +15,13 @@ from cachelib import BaseCache
 from flask import Flask
 from flask_caching import Cache
 
-from .budget import RenderBudget
 from .conditional import Rendered, Validators
 from .offload import RenderThread
 
 log = logging.getLogger("feedsvc.feedcache")
 
+# The key whose presence reachable() asks about (never stored).
+PROBE = "feedsvc:probe"
 # Bumped when the shape of cached values changes, so old entries are never unpickled.
 FORMAT = 2
 
@@ -104,13 +105,14 @@ class FeedCache:
     (FEEDSVC_MEMO_ENTRIES and FEEDSVC_MEMO_BYTES). A failing
     backend is logged, counted and treated as a miss; after an error it is left alone for
     `retry_after` seconds, so a cache that hangs costs one timeout per interval, not per request.
-    Every render spends the worker's `budget`; a queried miss is refused when it is empty.
     Renders run through `renderer`: under gevent, in the worker's render thread (offload.py).
     """
 
     local: Memo[str, Rendered]
-    shared: BaseCache | None = None  # the flask-caching backend itself: no app lookup per call
-    budget: RenderBudget = field(default_factory=lambda: RenderBudget(1.0))
+    # The backend flask-caching built for the app (Cache.cache), held so that a call needs no
+    # app context (the fast path has none); only cachelib's public BaseCache methods are used.
+    shared: BaseCache | None = None
+    backend: str = "in-process"
     renderer: RenderThread = field(default_factory=RenderThread)
     retry_after: float = 1.0
     local_hits: int = 0
@@ -155,9 +157,8 @@ class FeedCache:
         value = self._call("get", lambda shared: shared.get(f"{key}:v"))
         return value if isinstance(value, Validators) else None
 
-    def fetch(self, key: str, render: Callable[[], Rendered], queried: bool = False) -> Rendered:
-        """Return the body for `key`: from the local tier, else the shared cache, else rendered
-        (a `queried` body only within the render budget: else Overloaded is raised)."""
+    def fetch(self, key: str, render: Callable[[], Rendered]) -> Rendered:
+        """Return the body for `key`: from the local tier, else the shared cache, else rendered."""
         found = self.local.get(key)
         if found is not None:
             return self.hit(found)
@@ -166,8 +167,6 @@ class FeedCache:
             self.shared_hits += 1
             self.on_event("hit")
             return self.local.put(key, value)
-        if queried:
-            self.budget.admit()
         self.misses += 1
         self.on_event("miss")
 
@@ -176,30 +175,21 @@ class FeedCache:
             return render(), time.perf_counter() - started
 
         rendered, took = self.renderer(timed)
-        self.budget.spend(took)
         self.on_render(took)
         self._call("set", lambda shared: shared.set_many({key: rendered,
                                                           f"{key}:v": rendered.validators}))
         return self.local.put(key, rendered)
 
-    def close(self) -> None:
-        """Close the connections to the shared backend (an app's owner that outlives it)."""
-        if self.shared is not None:
-            self.shared._write_client.close()  # type: ignore[attr-defined]
-
-    @property
-    def backend(self) -> str:
-        return "in-process" if self.shared is None else type(self.shared).__name__
-
     def reachable(self) -> bool:
-        """Ask the backend now, ignoring the retry window: Redis must answer PING in time."""
+        """Ask the backend now, ignoring the retry window: Redis must answer in time."""
         if self.shared is None:  # in-process: always there
             return True
         # Imported here: loading the Redis client costs every start, and only this tier uses it.
         from redis.exceptions import RedisError
 
         try:
-            return bool(self.shared._write_client.ping())  # type: ignore[attr-defined]
+            self.shared.has(PROBE)  # a round trip (EXISTS), whatever the answer
+            return True
         except (RedisError, OSError) as exc:
             log.info("feed cache unreachable: %s: %s", type(exc).__name__, exc)
             return False
@@ -216,11 +206,11 @@ def backend_config(config: Mapping[str, Any]) -> dict[str, Any]:
 def from_config(app: Flask, shared: Cache) -> FeedCache:
     """Build the app's feed cache: local tier only, or local in front of Redis."""
     config = app.config
-    budget = RenderBudget(config["FEEDSVC_QUERY_RENDER_SHARE"] / 100)
     if not config["FEEDSVC_CACHE_URL"]:
         memo = Memo(config["FEEDSVC_CACHE_ENTRIES"], config["FEEDSVC_CACHE_BYTES"], weight)
-        return FeedCache(memo, budget=budget)
+        return FeedCache(memo)
     shared.init_app(app, config=backend_config(config))
-    backend: BaseCache = app.extensions["cache"][shared]
+    with app.app_context():
+        backend: BaseCache = shared.cache
     memo = Memo(config["FEEDSVC_MEMO_ENTRIES"], config["FEEDSVC_MEMO_BYTES"], weight)
-    return FeedCache(memo, backend, budget=budget)
+    return FeedCache(memo, backend, type(backend).__name__)

@@ -13,6 +13,11 @@ _HTML = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; 
          "form-action 'self'")
 # Anything else (feeds, text errors, scripts): nothing may run or load if a browser renders it.
 DATA_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; sandbox"
+# Files of releases (/media/): nothing runs or loads but the file itself; Chromium shows audio
+# and video in a <video> of its own that fetches the file again (media-src), from the opaque
+# origin the sandbox gives it, hence CORS. An HTML or SVG attachment runs nothing either.
+MEDIA_CSP = ("default-src 'none'; media-src 'self'; base-uri 'none'; form-action 'none'; "
+             "frame-ancestors 'none'; sandbox")
 REFERRER_POLICY = "strict-origin-when-cross-origin"
 
 
@@ -22,6 +27,7 @@ class Policy:
 
     html_csp: str  # the Content-Security-Policy of its text/html responses
     cors: bool  # GET and HEAD answers may be read by scripts of any origin (never with credentials)
+    data_csp: str = DATA_CSP  # that of its other responses
 
 
 PAGE = Policy(f"{_HTML}; frame-ancestors 'none'", cors=False)
@@ -30,6 +36,9 @@ FEED = Policy(PAGE.html_csp, cors=True)
 DIRECTORY = Policy(PAGE.html_csp.replace("style-src 'unsafe-inline'",
                                          "style-src 'self' 'unsafe-inline'; script-src 'self'"),
                    cors=False)
+# Files of releases: never run as the site's own page, whatever their type (an HTML attachment
+# is downloaded, but a browser may still be led to open it); public, like the feeds naming them.
+MEDIA = Policy(MEDIA_CSP, cors=True, data_csp=MEDIA_CSP)
 # Pages made to be shown in an iframe on other sites: framing allowed, nothing else relaxed.
 EMBED = Policy(f"{_HTML}; frame-ancestors *", cors=True)
 
@@ -37,7 +46,7 @@ EMBED = Policy(f"{_HTML}; frame-ancestors *", cors=True)
 # A view may set a stricter Content-Security-Policy of its own (embed: hashed script and style).
 POLICIES: dict[str, Policy] = {"feeds": FEED, "embed": EMBED, "directory.opml": FEED,
                                "directory.directory": DIRECTORY,
-                               "directory.stylesheet": FEED}
+                               "directory.stylesheet": FEED, "media": MEDIA}
 
 
 def policy_for(endpoint: str | None) -> Policy:
@@ -56,7 +65,7 @@ def security_headers(endpoint: str | None, content_type: str | None,
     html = (content_type or "").partition(";")[0].strip() == "text/html"
     found: tuple[tuple[str, str], ...] = (
         ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", REFERRER_POLICY),
-        ("Content-Security-Policy", policy.html_csp if html else DATA_CSP))
+        ("Content-Security-Policy", policy.html_csp if html else policy.data_csp))
     if policy.cors and method in ("GET", "HEAD"):
         found += (("Access-Control-Allow-Origin", "*"),)
     return found

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Request, Response, abort, current_app, request
+from flask import Request, Response, abort, current_app, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..dataset.index import Index
 from ..dataset.records import country_code
+from ..feeds.countries import unknown_country
 from ..feeds.query import DEFAULT_QUERY, FeedQuery, parse_query
 from ..feeds.urls import Scope, Urls
-from ..http.conditional import Answer, Conditions, Rendered, cache_control, respond
+from ..http.conditional import VARY, Answer, Conditions, Rendered, cache_control, respond
 from ..http.errors import HostRefused
 from ..http.feedcache import cache_key
 from ..state import ParsedQueries, current_index, feed_cache, parsed_queries
@@ -54,13 +56,26 @@ def feed_query(index: Index) -> FeedQuery:
     return query_of(request, index, parsed_queries())
 
 
-def page_scope(kind: str, key: str) -> Scope:
-    """Return the scope of a page about a lowercase country code or a topic, or abort with 404."""
-    if kind == "countries" and (country_code(key) is None or key != key.lower()):
-        abort(404, description=f"No such country {key[:20]!r}: use a lowercase ISO 3166-1 code.")
-    if kind == "topics" and key not in current_index().dataset.topics:
-        abort(404, description=f"No such topic {key[:40]!r}.")
-    return Scope(kind, key)
+def check_country(code: str, example: str) -> None:
+    """Abort with 404 when `code` is no country code in any case, naming the likely ones."""
+    if country_code(code) is None:
+        abort(404, description=unknown_country(code, example))
+
+
+def lowercase(code: str, url_of: Callable[[Urls, Scope, str], str]) -> BaseResponse | None:
+    """Return a 301 to the lowercase form of a country's URL (`url_of` builds it, the query
+    kept), or None when `code` is lowercase already: one URL per page, and per cache entry."""
+    if code == code.lower():
+        return None
+    query = request.query_string.decode("latin-1")
+    return redirect(url_of(urls(), Scope("countries", code.lower()), query), code=301)
+
+
+def topic_scope(slug: str) -> Scope:
+    """Return the scope of a page about a topic, or abort with 404."""
+    if slug not in current_index().dataset.topics:
+        abort(404, description=f"No such topic {slug[:40]!r}.")
+    return Scope("topics", slug)
 
 
 def settings_of(config: Mapping[str, Any], links: Urls) -> str:
@@ -79,16 +94,14 @@ def to_response(answer: Answer) -> Response:
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
-def cacheable(cache_as: str | None, render: Callable[[], Rendered], queried: bool = False
-              ) -> Response:
+def cacheable(cache_as: str | None, render: Callable[[], Rendered], vary: str = VARY) -> Response:
     """Answer with a body that depends only on the dataset and the request: from the feed
-    cache under the key `cache_as` (None: not cached, e.g. a static asset), 304 when fresh.
-    A `queried` body (one of countless keys) is rendered only within the render budget."""
+    cache under the key `cache_as` (None: not cached, e.g. a static asset), 304 when fresh."""
     cache = feed_cache()
     control = cache_control(current_app.config, current_view().seconds_to_change())
     conditions = Conditions.of(request.environ)
     if cache_as is None:
-        return to_response(respond(conditions, control, render))
+        return to_response(respond(conditions, control, render, vary=vary))
     return to_response(respond(conditions, control,
-                               lambda: cache.fetch(cache_as, render, queried),
-                               lambda: cache.validators(cache_as)))
+                               lambda: cache.fetch(cache_as, render),
+                               lambda: cache.validators(cache_as), vary))

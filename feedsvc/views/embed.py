@@ -8,13 +8,14 @@ from functools import cache
 from importlib.resources import files
 
 from flask import Blueprint, Response, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..feeds.feed import NEVER, feed_title
-from ..feeds.query import DEFAULT_QUERY, parse_choice
-from ..feeds.urls import Scope
+from ..feeds.query import parse_choice
+from ..feeds.urls import Scope, Urls
 from ..http.conditional import Rendered
-from .common import cacheable, feed_query, key, page_scope, urls
+from .common import cacheable, check_country, feed_query, key, lowercase, topic_scope, urls
 
 bp = Blueprint("embed", __name__)
 THEMES = ("light", "dark")
@@ -51,7 +52,7 @@ def _csp(response: Response) -> Response:
 def _embed(scope: Scope) -> Response:
     view, links = current_view(), urls()
     index = view.index
-    query = asked = feed_query(index)
+    query = feed_query(index)
     if "limit" not in request.args:
         query = replace(query, limit=EMBED_LIMIT)
     theme = parse_choice(request.args.to_dict(flat=False), "theme", THEMES)
@@ -67,18 +68,18 @@ def _embed(scope: Scope) -> Response:
         updated = max((r.modified for r in page.releases), default=NEVER)
         return Rendered.build(body.encode(), "text/html; charset=utf-8", updated)
 
-    return cacheable(key(f"embed/{scope.path}", f"html-{theme}", query.canonical()), render,
-                     queried=asked != DEFAULT_QUERY)
+    return cacheable(key(f"embed/{scope.path}", f"html-{theme}", query.canonical()), render)
 
 
 @bp.get("/embed/countries/<code>")
-def country(code: str) -> Response:
-    return _embed(page_scope("countries", code))
+def country(code: str) -> BaseResponse:
+    check_country(code, "/embed/countries/th")
+    return lowercase(code, Urls.embed) or _embed(Scope("countries", code))
 
 
 @bp.get("/embed/topics/<slug>")
 def topic(slug: str) -> Response:
-    return _embed(page_scope("topics", slug))
+    return _embed(topic_scope(slug))
 
 
 @cache

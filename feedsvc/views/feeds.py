@@ -1,26 +1,29 @@
 """/feeds/...: every feed, in RSS, Atom and JSON Feed, cached and conditional."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from flask import Blueprint, Flask, Request, Response, abort, current_app, redirect, request
+from flask import Blueprint, Flask, Request, Response, abort, current_app, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
+from ..dataset import Release
 from ..dataset.lifecycle import View
-from ..dataset.records import country_code
 from ..feeds.feed import build_feed
-from ..feeds.query import DEFAULT_QUERY, FeedQuery
+from ..feeds.query import FeedQuery
 from ..feeds.render import CONTENT_TYPES, RENDERERS
 from ..feeds.urls import Scope, Urls
-from ..http.conditional import Rendered
+from ..http.conditional import FEED_VARY, Rendered
 from ..http.errors import HostRefused
 from ..http.feedcache import cache_key
 from ..state import current_index, parsed_queries
-from .common import NO_HOST, cacheable, query_of, settings_of, urls, urls_for
+from .common import NO_HOST, cacheable, check_country, lowercase, query_of, settings_of, urls_for
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
+HTML = "text/html; charset=utf-8"
+FORMAT_NAMES = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 FMT = "<any(rss, atom, json):fmt>"
 # Endpoint -> the scope its URL arguments name (the fast path reads the same table).
 SCOPES: dict[str, Callable[[Mapping[str, str]], Scope]] = {
@@ -39,6 +42,13 @@ class FeedRequest:
     query: FeedQuery
     links: Urls
     key: str
+    page: bool  # a person opened the feed in a browser tab: a page about it, not the feed
+
+
+def opened_in_a_tab(req: Request) -> bool:
+    """Tell whether a browser navigates to the URL (what it sends, never who it says it is):
+    feed readers, scripts and XSLT-running browsers' subresource fetches send no such header."""
+    return req.headers.get("Sec-Fetch-Dest") == "document"
 
 
 def feed_request(app: Flask, req: Request, view: View, scope: Scope, fmt: str
@@ -49,9 +59,11 @@ def feed_request(app: Flask, req: Request, view: View, scope: Scope, fmt: str
     if links is None:
         return None
     query = query_of(req, view.index, parsed_queries(app))
+    page = opened_in_a_tab(req)
+    # The page has its own key (and nginx's, and Vary): the feed's bytes and entry are untouched.
     return FeedRequest(scope, fmt, query, links, cache_key(
-        view.index.version, view.token, settings_of(config, links), scope.path, fmt,
-        query.canonical()))
+        view.index.version, view.token, settings_of(config, links), scope.path,
+        f"{fmt}-page" if page else fmt, query.canonical()), page)
 
 
 def serve_feed(scope: Scope, fmt: str) -> Response:
@@ -70,9 +82,21 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
         gone = view.tombstones(filters) if query.before is None else []
         doc = build_feed(index, scope, query, fmt, feed.links, page, config["FEEDSVC_WEBSUB_HUB"],
                          gone)
+        if feed.page:
+            return Rendered.build(preview(doc, feed, page.releases), HTML, doc.updated)
         return Rendered.build(RENDERERS[fmt](doc), CONTENT_TYPES[fmt], doc.updated)
 
-    return cacheable(feed.key, render, queried=feed.query != DEFAULT_QUERY)
+    return cacheable(feed.key, render, FEED_VARY)
+
+
+def preview(doc: Any, feed: FeedRequest, releases: Sequence[Release]) -> bytes:
+    """Return the page a person sees on opening a feed: what it is, its URL to copy into a
+    reader, and its latest releases."""
+    address = feed.links.feed(feed.scope, feed.fmt, feed.query.link_query())
+    return render_template("feed-preview.html", index=current_view().index, urls=feed.links,
+                           autodiscovery=[], doc=doc, address=address, fmt=FORMAT_NAMES[feed.fmt],
+                           releases=releases, page_url=feed.links.page(
+                               feed.scope, feed.query.link_query())).encode()
 
 
 @bp.get(f"/all.{FMT}")
@@ -82,13 +106,9 @@ def all_releases(fmt: str) -> Response:
 
 @bp.get(f"/countries/<code>.{FMT}")
 def country(code: str, fmt: str) -> BaseResponse:
-    if country_code(code) is None:
-        abort(404, description=f"No such country {code[:20]!r}: use an ISO 3166-1 alpha-2 code "
-                               "in lowercase, e.g. /feeds/countries/th.rss.")
-    if code != code.lower():
-        query = request.query_string.decode("latin-1")
-        return redirect(urls().feed(Scope("countries", code.lower()), fmt, query), code=301)
-    return serve_feed(Scope("countries", code), fmt)
+    check_country(code, f"/feeds/countries/th.{fmt}")
+    return (lowercase(code, lambda links, scope, query: links.feed(scope, fmt, query))
+            or serve_feed(Scope("countries", code), fmt))
 
 
 @bp.get(f"/topics/<slug>.{FMT}")

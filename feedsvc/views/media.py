@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import stat
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib.resources import files
 from pathlib import Path
+from typing import IO
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, abort, request
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.utils import send_file
+from werkzeug.wrappers import Response
 
 from ..clock import current_view
 from ..dataset.lifecycle import View
 from ..dataset.media import content_type, file_facts, local_files, locate, media_root
 from ..feeds.urls import MEDIA_HASH
-from ..http.conditional import Conditions, Rendered, Validators, media_answer
+from ..http.conditional import Validators, media_cache_control, shown_inline
 from ..state import current_index
-from .common import to_response
 
 bp = Blueprint("media", __name__)
-# Files up to this size stay in memory (at most _KEPT of them); larger ones are read for
-# each 200, so that a folder of big PDFs cannot fill a worker's memory.
-_KEEP_BYTES, _KEPT = 1 << 20, 64
 # The files the visible releases name, by src: built once per dataset version and moment
 # (a scheduled release going live, a notice ending), not per request.
 _named: tuple[tuple[str, str], frozenset[str]] = (("", ""), frozenset())
@@ -42,16 +44,11 @@ def named_files(view: View) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class _File:
-    """A file as it is now: keyed by size and time of change, so a replaced one is read afresh."""
+    """A file as it is now: keyed by size and time of change, so a replaced one is hashed afresh."""
 
     path: Path
     size: int
     mtime_ns: int
-
-    @classmethod
-    def at(cls, path: Path) -> _File:
-        status = os.stat(path)
-        return cls(path, status.st_size, status.st_mtime_ns)
 
 
 @lru_cache(maxsize=4096)
@@ -60,29 +57,47 @@ def _validators(file: _File) -> Validators:
     return Validators(digest[:32], file.mtime_ns // 1_000_000_000)
 
 
-def _read(file: _File) -> Rendered:
-    validators = _validators(file)
-    return Rendered(validators, content_type(file.path.name), file.path.read_bytes(), b"")
+def send(stream: IO[bytes], name: str, size: int, validators: Validators, hashed: bool
+         ) -> Response:
+    """Answer with an open file (closed with the response), by Werkzeug's rules: 200, 206 for
+    a satisfiable Range (If-Range checked), 304, or RequestedRangeNotSatisfiable (a 416).
+    conditional.py decides the caching headers and which types are shown inline."""
+    mimetype = content_type(name)
+    environ = request.environ
+    # gunicorn's file wrapper sends a whole file with sendfile(2) but cannot seek: a range far
+    # into a large file would be read from its start. Werkzeug's own wrapper seeks.
+    wrapping = {} if "HTTP_RANGE" in environ else environ
+    response = send_file(stream, wrapping, mimetype=mimetype, download_name=Path(name).name,
+                         as_attachment=not shown_inline(mimetype), conditional=False,
+                         etag=validators.etag, last_modified=validators.last_modified)
+    response.content_length = size
+    response.headers["Cache-Control"] = media_cache_control(hashed)
+    try:
+        return response.make_conditional(environ, accept_ranges=True, complete_length=size)
+    except RequestedRangeNotSatisfiable:
+        response.close()
+        raise
 
 
-_kept = lru_cache(maxsize=_KEPT)(_read)
-
-
-def _fetch(file: _File) -> Rendered:
-    return _kept(file) if file.size <= _KEEP_BYTES else _read(file)
-
-
-def _serve(file: _File, hashed_as: str | None) -> Response:
-    validators = _validators(file)
+def _serve(path: Path, hashed_as: str | None) -> Response:
+    """Send the file at `path` (OSError when it cannot be opened)."""
+    stream = path.open("rb")
+    try:
+        status = os.fstat(stream.fileno())  # the file opened, even if replaced meanwhile
+        if not stat.S_ISREG(status.st_mode):
+            raise IsADirectoryError(f"{path} is not a regular file")
+        validators = _validators(_File(path, status.st_size, status.st_mtime_ns))
+    except OSError:
+        stream.close()
+        raise
     hashed = hashed_as == validators.etag[:MEDIA_HASH]
-    return to_response(media_answer(Conditions.of(request.environ), hashed,
-                                    lambda: _fetch(file), validators))
+    return send(stream, path.name, status.st_size, validators, hashed)
 
 
 @cache
-def _default_icon() -> Rendered:
+def _default_icon() -> tuple[bytes, Validators]:
     body = files("feedsvc").joinpath("static/favicon.ico").read_bytes()
-    return Rendered.file(body, "image/vnd.microsoft.icon", hashlib.sha256(body).hexdigest(), 0)
+    return body, Validators(hashlib.sha256(body).hexdigest()[:32], 0)
 
 
 @bp.get("/favicon.ico")
@@ -93,12 +108,11 @@ def favicon() -> Response:
     found = locate(media_root(index.dataset.source), icon.src) if icon and not icon.remote else None
     try:
         if found is not None:
-            return _serve(_File.at(found), None)
+            return _serve(found, None)
     except OSError:
         pass  # gone since the dataset was loaded: the default is better than an error
-    default = _default_icon()
-    return to_response(media_answer(Conditions.of(request.environ), False, lambda: default,
-                                    default.validators))
+    body, validators = _default_icon()
+    return send(io.BytesIO(body), "favicon.ico", len(body), validators, False)
 
 
 @bp.get("/media/<path:name>")
@@ -108,7 +122,7 @@ def media(name: str) -> Response:
              else None)
     try:
         if found is not None:
-            return _serve(_File.at(found), request.args.get("v"))
+            return _serve(found, request.args.get("v"))
     except OSError:
         pass
     abort(404, description=f"No media file {name[:100]!r}.")

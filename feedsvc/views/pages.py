@@ -6,17 +6,18 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, render_template
 from markupsafe import Markup
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..dataset import Release
 from ..dataset.lifecycle import View
 from ..feeds.catalogue import catalogue
 from ..feeds.feed import country_name, feed_title
-from ..feeds.query import DEFAULT_QUERY, FeedQuery
+from ..feeds.query import FeedQuery
 from ..feeds.seo import news_article, script_json
 from ..feeds.urls import Scope, Urls
 from ..http.conditional import Rendered
-from .common import cacheable, feed_query, key, page_scope, urls
+from .common import cacheable, check_country, feed_query, key, lowercase, topic_scope, urls
 
 bp = Blueprint("pages", __name__)
 HTML = "text/html; charset=utf-8"
@@ -72,8 +73,7 @@ def _listing(scope: Scope) -> Response:
             else [here, everything],
             countries_with_releases=_countries_with_releases(view)), view)
 
-    return cacheable(key(f"page/{scope.path}", "html", query.canonical()), render,
-                     queried=query != DEFAULT_QUERY)
+    return cacheable(key(f"page/{scope.path}", "html", query.canonical()), render)
 
 
 def _countries_with_releases(view: View) -> list[str]:
@@ -86,13 +86,14 @@ def home() -> Response:
 
 
 @bp.get("/countries/<code>")
-def country(code: str) -> Response:
-    return _listing(page_scope("countries", code))
+def country(code: str) -> BaseResponse:
+    check_country(code, "/countries/th")
+    return lowercase(code, Urls.page) or _listing(Scope("countries", code))
 
 
 @bp.get("/topics/<slug>")
 def topic(slug: str) -> Response:
-    return _listing(page_scope("topics", slug))
+    return _listing(topic_scope(slug))
 
 
 @bp.get("/releases/<release_id>")

@@ -1,0 +1,79 @@
+"""Country URLs forgive their case, and a wrong code or a country's name gets the right code."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pycountry
+import pytest
+from flask.testing import FlaskClient
+
+from feedsvc.feeds import countries
+
+from .conftest import BASE_URL
+
+# Every URL that names a country, in the case a person may type it, and its one lowercase form.
+UPPER = [("/countries/TH", "countries/th"), ("/embed/countries/TH", "embed/countries/th"),
+         ("/countries/Kh?limit=2", "countries/kh?limit=2"),
+         ("/embed/countries/tH?theme=dark", "embed/countries/th?theme=dark"),
+         ("/feeds/countries/TH.rss?topic=social-security",
+          "feeds/countries/th.rss?topic=social-security")]
+
+
+@pytest.mark.parametrize("path,lower", UPPER)
+def test_a_country_in_any_case_moves_to_its_lowercase_url(client: FlaskClient, path: str,
+                                                          lower: str) -> None:
+    moved = client.get(path)
+    assert moved.status_code == 301
+    assert moved.headers["Location"] == f"{BASE_URL}{lower}"
+    # The lowercase URL is the page itself, not another redirect.
+    assert client.get(moved.headers["Location"].removeprefix(BASE_URL.rstrip("/"))).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/countries/UK", "/embed/countries/uk", "/feeds/countries/UK.atom",
+                                  "/countries/United%20Kingdom"])
+def test_uk_is_refused_naming_gb(client: FlaskClient, path: str) -> None:
+    response = client.get(path, headers={"Accept": "text/plain"})
+    assert response.status_code == 404
+    assert "Did you mean gb (United Kingdom)" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/countries/Philippines", "/embed/countries/philippines",
+                                  "/feeds/countries/Philippines.json"])
+def test_a_country_name_is_refused_naming_its_code(client: FlaskClient, path: str) -> None:
+    response = client.get(path, headers={"Accept": "text/plain"})
+    assert response.status_code == 404
+    assert "Did you mean ph (Philippines)?" in response.get_data(as_text=True)
+
+
+def test_a_page_for_people_shows_the_suggestion(client: FlaskClient) -> None:
+    response = client.get("/countries/UK", headers={"Accept": "text/html"})
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert "gb (United Kingdom)" in response.get_data(as_text=True)
+
+
+def test_the_search_is_bounded_and_remembered(client: FlaskClient,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    searched: list[str] = []
+    fuzzy = pycountry.countries.search_fuzzy
+
+    def counted(text: str) -> Sequence[object]:
+        searched.append(text)
+        return fuzzy(text)
+
+    monkeypatch.setattr(pycountry.countries, "search_fuzzy", counted)
+    countries._search.cache_clear()
+    for _ in range(3):
+        assert client.get("/countries/Thailand").status_code == 404
+    assert searched == ["thailand"]  # once, whatever the number of requests
+    for junk in ("x" * 5000, "th.rss%3Cscript%3E", "12345"):
+        response = client.get(f"/countries/{junk}", headers={"Accept": "text/plain"})
+        assert response.status_code == 404 and "Did you mean" not in response.get_data(as_text=True)
+        assert len(response.data) < 300
+    assert searched == ["thailand"]  # not names: never searched
+
+
+@pytest.mark.parametrize("path", ["/countries/zz", "/embed/countries/xx", "/feeds/countries/zz.rss"])
+def test_a_code_that_names_no_country_suggests_none(client: FlaskClient, path: str) -> None:
+    # zz is inside a subdivision's name (Abruzzo, Italy): no reason to send anyone to Italy.
+    response = client.get(path, headers={"Accept": "text/plain"})
+    assert response.status_code == 404 and "Did you mean" not in response.get_data(as_text=True)
