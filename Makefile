@@ -36,10 +36,13 @@ serve: $(SERVE_BIN)/.installed
 ## that in-process tests cover at least 95% of the HTTP layer
 # The suite runs in TEST_PROCS processes (pytest-xdist), a test file's tests all in one of them
 # (--dist loadfile): a server a module starts once serves all its tests, and no two tests of a
-# file run at once. TEST_PROCS=0 runs it in this process alone.
+# file run at once. TEST_PROCS=0 runs it in this process alone. Files go to the processes in
+# the order pytest collects them (--no-loadscope-reorder): xdist's own order, most tests first,
+# leaves the files of a few slow real-server tests to the end, in one process, the other idle.
 TEST_PROCS ?= 2
 test: $(BIN)/.installed system-deps lint
-	$(BIN)/python -m pytest -n $(TEST_PROCS) --dist loadfile --cov=feedsvc --cov-report= $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCS) --dist loadfile --no-loadscope-reorder --cov=feedsvc \
+		--cov-report= $(PYTEST_ARGS)
 	$(BIN)/python -m coverage report --include='$(HTTP_LAYER)' --fail-under=95
 
 ## flake: the reload state machine's 5,000 sequences; the suite N times (default 10), per test how often it failed

@@ -133,7 +133,15 @@ class Capture:
 def _releases(app: Flask) -> tuple[Dataset, list[Release]]:
     """Return the app's dataset as the YAML loader reads it, newest first as feeds list it:
     the URL matrix depends on the YAML alone, never on how the store keeps it."""
-    dataset = load_dataset(app.config["FEEDSVC_DATA"])
+    return _read(str(app.config["FEEDSVC_DATA"]))
+
+
+@functools.cache
+def _read(data: str) -> tuple[Dataset, list[Release]]:
+    # Once per folder: a test reads its dataset for the matrix and for the instants, and the
+    # restart test reads the same archive again (10,000 releases: seconds each time). No test
+    # here writes to a dataset folder once an app has been built from it.
+    dataset = load_dataset(data)
     return dataset, sorted(dataset.releases, key=lambda r: (r.published, r.id), reverse=True)
 
 

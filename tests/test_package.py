@@ -1,10 +1,12 @@
 """feedsvc as a package: the built wheel, installed into a new venv, serves from any folder.
 
-One wheel and one venv for the module (building and installing take about 40 s); every server
-is real gunicorn started from that venv, in a temporary folder outside the repository.
+One wheel and one venv for the module (the venv is kept for the next run of the same wheel);
+every server is real gunicorn started from that venv, in a temporary folder outside the
+repository.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,19 +35,39 @@ GUNICORN_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\S+Z [A-Z]+ (gunicorn\.|feedsvc\.
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the wheel from this checkout and install it into a fresh venv (no test tools)."""
+def venv(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the wheel from this checkout and install it into a fresh venv (no test tools).
+
+    The venv is kept in pytest's cache under the wheel's contents (each file's name and bytes,
+    its dependencies with them) and this Python's version: a run whose wheel is the same
+    installs it into the venv the last one made (creating and installing cost half a minute,
+    several under load); any change to what the wheel holds makes a new one."""
     work = tmp_path_factory.mktemp("package")
     wheels = work / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels),
                     str(ROOT)], check=True, cwd=work)
     (wheel,) = wheels.glob("feedsvc-*.whl")
-    target = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
-    subprocess.run([str(target / "bin" / "pip"), "install", "--quiet", str(wheel)], check=True,
-                   cwd=work)
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    kept = cache.mkdir("feedsvc-wheel-venv") if cache is not None else work / "kept"
+    target = kept / wheel_key(wheel)
+    if not (target / "installed-wheel").is_file():  # written last: a venv made to the end
+        shutil.rmtree(kept, ignore_errors=True)  # older wheels' venvs, or one left half-made
+        kept.mkdir(parents=True)
+        subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
+        subprocess.run([str(target / "bin" / "pip"), "install", "--quiet", str(wheel)],
+                       check=True, cwd=work)
+        (target / "installed-wheel").write_text(wheel.name, encoding="utf-8")
     (target / "bin" / ".installed").touch()  # as the Makefile's serving venv marks itself
     return target
+
+
+def wheel_key(wheel: Path) -> str:
+    """Name what a wheel installs: every member's name and bytes, and the Python it is for."""
+    digest = hashlib.sha256(sys.version.encode())
+    with zipfile.ZipFile(wheel) as archive:
+        for member in sorted(archive.namelist()):
+            digest.update(member.encode() + b"\0" + hashlib.sha256(archive.read(member)).digest())
+    return digest.hexdigest()[:32]
 
 
 @pytest.fixture
