@@ -132,7 +132,7 @@ def _new_parser(commands: Any) -> None:
 
 
 def accept_removal(path: str, snapshot_dir: str | None) -> int:
-    """Accept the mass removal the running service holds for this dataset (see README, Reload)."""
+    """Accept the mass removal the running service holds (docs/operations.md#mass-removal)."""
     from ..dataset.guard import accept_removal as accept
 
     if snapshot_dir is None:
