@@ -61,7 +61,7 @@ def measure(data: Path, runs: int) -> dict[str, list[float]]:
 
     app = create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_SNAPSHOT_DIR": str(workdir() / "snapshots"),
                       "FEEDSVC_BASE_URL": "https://feeds.example.org/", "FEEDSVC_CACHE_ENTRIES": 0,
-                      "FEEDSVC_FAST_PATH": False, "FEEDSVC_QUERY_RENDER_SHARE": 100,
+                      "FEEDSVC_FAST_PATH": False,
                       "FEEDSVC_LOG_LEVEL": "WARNING"})
     gc.freeze()  # as deploy/gunicorn.conf.py does before forking workers: no pass over the data
     client = app.test_client()
