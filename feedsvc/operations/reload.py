@@ -193,7 +193,8 @@ class Reloader:
         if self.served.catalog.site is None:  # the snapshot's catalog was not trusted
             return "unchanged"  # the first look compares every file, as after _settle
         self._pending = False
-        return self._consider(Change(self.seen, (), ()), strict=True)
+        # Served before the stop: a removal in it was allowed (or accepted) then.
+        return self._consider(Change(self.seen, (), ()), strict=True, guarded=False)
 
     def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
         change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
@@ -208,7 +209,7 @@ class Reloader:
         self._touched.update(change.changed, change.removed)
         return self._consider(change, strict)
 
-    def _consider(self, change: Change, strict: bool) -> str:
+    def _consider(self, change: Change, strict: bool, guarded: bool = True) -> str:
         diff = self._diff(change.catalog)
         removed, added = self._releases(diff)
         served = self.served.index
@@ -228,7 +229,7 @@ class Reloader:
             gone = {r.id for r in removed} - {r.id for r in added}  # the changed files' only
         if dataset.version == served.version and self.served.catalog.site is not None:
             return self._recovered()
-        if len(gone) > self.max_removal.allowed(len(served.releases)) \
+        if guarded and len(gone) > self.max_removal.allowed(len(served.releases)) \
                 and not self._accepted(dataset.version):
             return self._hold(Held(dataset.version, len(gone), len(served.releases)))
         built = self._index(dataset, change.catalog, removed, added)
@@ -393,12 +394,12 @@ def init_app(app: Flask) -> Live:
                      limit=config["FEEDSVC_MAX_FILE_BYTES"],
                      max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,
                      journal=journal)
+    if journal:  # what was served before the stop: the journal's files, and no others
+        watch.serve_journal()  # the files on disk are then compared with it, as when running
     if not later:
         watch.check(strict=True)
     else:  # the watcher's first look finds what changed while down, or during a cold start
         live.start_unchecked()
-        if journal:  # what was served before the stop: the journal's files, and no others
-            watch.serve_journal()
     saving.begin()  # the snapshot of a cold start, written while the app begins to serve
     app.extensions[_RELOADER] = watch
     app.extensions[_WATCHING] = None
