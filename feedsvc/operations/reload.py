@@ -24,7 +24,7 @@ from flask import Flask
 
 from .. import state
 from ..config import BUNDLED_DATA, MaxRemoval
-from ..dataset import Dataset, DatasetError, Release, guard, saving, snapshot
+from ..dataset import Dataset, DatasetError, Release, facts, guard, saving, snapshot
 from ..dataset import journal as journal_file
 from ..dataset.assemble import Loaded, assemble, assemble_changed
 from ..dataset.guard import Held
@@ -284,6 +284,9 @@ class Reloader:
         return snapshot.load_catalog(root, limit)
 
     def _swap(self, loaded: Loaded, diff: Journal, gone: Collection[str]) -> str:
+        # Worked out from the served index's (by the releases changed), before anyone asks:
+        # before it is saved, and before the workers fork (they share them).
+        facts.facts(loaded.index, self.served.index)
         unsaved = None
         if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared
             unsaved = self._saved(loaded, diff)
