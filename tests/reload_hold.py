@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from feedsvc.dataset import loader
 from feedsvc.operations import reload
 
-_update = reload.update
+_update = loader.update
 
 
 def _held(*args: Any, **kwargs: Any) -> Any:
