@@ -183,10 +183,10 @@ def _expiry(release: Release) -> float:
     return (release.withdrawn + TOMBSTONE_DAYS).timestamp()
 
 
-# By version: the index the facts are of (labels are not a function of the version: an
-# index updated release by release and one built afresh from the same files label them
-# differently), and the facts. Two kept: a swap's.
-_facts_of: dict[str, tuple[weakref.ref[Index], Facts]] = {}
+# By index (its id, and a weak reference to tell it from a later one with the same id), not
+# by version: an index updated release by release and one built afresh from the same files
+# have one version but label them differently. Two kept: a swap's.
+_facts_of: dict[int, tuple[weakref.ref[Index], Facts]] = {}
 _lock = threading.Lock()
 
 
@@ -206,14 +206,14 @@ def facts(index: Index, base: Index | None = None) -> Facts:
 
 
 def _known(index: Index) -> Facts | None:
-    kept = _facts_of.get(index.version)
+    kept = _facts_of.get(id(index))
     return kept[1] if kept is not None and kept[0]() is index else None
 
 
 def remember(index: Index, found: Facts) -> None:
     """Keep `found` as the facts of `index` (read with it from a snapshot): not worked out again."""
     with _lock:
-        _facts_of.pop(index.version, None)
+        _facts_of.pop(id(index), None)
         while len(_facts_of) >= 2:
             del _facts_of[next(iter(_facts_of))]
-        _facts_of[index.version] = (weakref.ref(index), found)
+        _facts_of[id(index)] = (weakref.ref(index), found)
