@@ -116,9 +116,9 @@ class Reloader:
         DatasetError instead of keeping the old data (at start-up: never serve less than
         check-data accepts); paths, if given, are the only ones a notification said changed.
         busy if another check is running: that one then looks again, as asked (force, paths),
-        and returns both results' news, so a change made during a check is never dropped;
-        checked after the first check of a restart that
-        found nothing changed (not news: what the workers serve is the same).
+        and returns either look's news, so a change made during a check is never dropped;
+        checked after the first check of a restart that found nothing changed (not news:
+        what the workers serve is the same).
         """
         if not self._ask(force, paths):
             return "busy"  # the running check looks again, as asked, once it is done
