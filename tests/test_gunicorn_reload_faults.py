@@ -151,3 +151,27 @@ def test_a_reload_while_workers_still_start_reaches_every_worker(
         settled(server, lambda r: r["status"] == "ok")
     finally:
         stop(server)
+
+
+def test_a_sighup_during_a_check_is_loaded_after_it(dataset_dir: Path, tmp_path: Path) -> None:
+    """The watcher's look (polling, once an hour) holds after reading the files; an edit and
+    SIGHUP meanwhile: once the look ends, the SIGHUP's look runs and every worker serves it."""
+    conf = tmp_path / "gunicorn-hold.conf.py"
+    conf.write_text(CONF.format(root=str(ROOT), deploy=str(ROOT / "deploy/gunicorn.conf.py"))
+                    .replace("tests.reload_fault", "tests.reload_hold"), encoding="utf-8")
+    hold = tmp_path / "hold"
+    hold.touch()  # the first look, at start, holds
+    server = start(dataset_dir, tmp_path / "gunicorn.log", 3600, WORKERS,
+                   {"RELOAD_HOLD_FILE": str(hold), "FEEDSVC_RELOAD_WATCH": "poll"},
+                   conf=str(conf))
+    try:
+        until(Path(f"{hold}.reached").exists)
+        version = json.loads(server.get("/readyz")[2])["dataset"]["version"]
+        edit_summary(dataset_dir / "releases" / "pr-2005-002.yaml", "Edited during a check.")
+        server.process.send_signal(signal.SIGHUP)
+        until(lambda: b"HUP: a dataset check is running" in server.log.read_bytes())
+        hold.unlink()
+        settled(server, lambda r: r["status"] == "ok" and r["dataset"]["version"] != version)
+        assert "Edited during a check." in feed(server)
+    finally:
+        stop(server)

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from flask import Flask
+from lxml import etree
 
 from feedsvc import create_app, state
 from feedsvc.dataset import journal, snapfile
 from feedsvc.operations import reload
 from feedsvc.operations.reload import reloader
 
+from .conftest import release_yaml
 from .test_metrics import scrape, value
 from .test_reload import NEW_TITLE, edit_title, readiness, served
 
@@ -127,3 +130,53 @@ def test_state_not_saved_never_refuses_a_valid_publish(
     assert readiness(client)["status"] == "ok"
     again = create_app(dict(live_app.config))
     assert b"Saved at last" in served(again.test_client())[1]
+
+
+def test_a_rebuild_of_the_served_version_hides_the_right_releases(
+        make_dataset: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """After a failure, the files put back as they were: the rebuilt index (the same version,
+    labelled afresh) has its own facts (withdrawn, updated), as a fresh process has, and the
+    next edits of them work (they were worked out from the other index's labels: wrong
+    feeds, then an IndexError in the swap listener)."""
+    releases = [release_yaml(n, f"2020-01-{n:02d}") for n in range(1, 9)]
+    releases[3]["withdrawn"] = "2020-02-01T00:00:00+00:00"
+    releases[5]["updated"] = "2020-03-01T00:00:00+00:00"
+    root = make_dataset(releases)
+    app = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL,
+                      "FEEDSVC_SNAPSHOT_DIR": None})
+    watch = reloader(app)
+    (root / "releases" / "t-020.yaml").write_text(
+        yaml.safe_dump(release_yaml(20, "2020-01-04")), encoding="utf-8")
+    assert watch.check() == "reloaded"  # labelled between its neighbours: not as afresh
+    assert feeds(app) == feeds(fresh_app(root))
+    edited = root / "releases" / "t-002.yaml"
+    kept = edited.read_bytes()
+    edited.write_text(yaml.safe_dump(release_yaml(2, "2020-01-02", title="Edited")))
+    with monkeypatch.context() as patch:
+        patch.setattr(reload, "update_index", _broken)
+        assert watch.check() == "failed"
+    edited.write_bytes(kept)  # put back: the files are what is served, labelled afresh
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert watch.check() == "reloaded"
+        assert feeds(app) == feeds(fresh_app(root))
+        # Then the withdrawn release is put back, and the updated one withdrawn.
+        for number, changes in ((4, {}), (6, {"withdrawn": "2020-02-01T00:00:00+00:00"})):
+            (root / "releases" / f"t-{number:03d}.yaml").write_text(yaml.safe_dump(
+                {**release_yaml(number, f"2020-01-{number:02d}"), **changes}), encoding="utf-8")
+        assert watch.check() == "reloaded", readiness(app.test_client())
+        assert feeds(app) == feeds(fresh_app(root))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def fresh_app(root: Path) -> Flask:
+    return create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL,
+                       "FEEDSVC_SNAPSHOT_DIR": None})
+
+
+def feeds(app: Flask) -> tuple[Any, bytes]:
+    """Return the JSON Feed and the Atom feed (canonical XML, tombstones included), parsed."""
+    client = app.test_client()
+    atom = etree.fromstring(client.get("/feeds/all.atom").get_data())
+    return client.get("/feeds/all.json").get_json(), etree.tostring(atom, method="c14n")

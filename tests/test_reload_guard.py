@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from flask import Flask
 
 from feedsvc import create_app
 from feedsvc.config import ConfigError, MaxRemoval, from_env
 from feedsvc.dataset import saving
+from feedsvc.dataset.guard import accept_removal
 from feedsvc.dataset.snapshot import side_file as state_file
 from feedsvc.operations.cli import check_data, main
 from feedsvc.operations.reload import reloader
@@ -172,3 +174,58 @@ def test_a_large_bundle_is_parsed_in_a_child_once_per_edit(
     assert reloader(app).check() == "reloaded"
     assert readiness(app)["status"] == "ok"
     assert parsed == []  # every parse was the child's: the serving process parsed nothing
+
+
+@pytest.mark.parametrize("start_check", ["wait", "background"])
+def test_a_restart_keeps_a_held_removal_held_and_the_publishes_before_it(
+        ten: Path, tmp_path: Path, start_check: str) -> None:
+    """Publish one, remove every file (held), restart: the restart serves what was served."""
+    snapshots = str(tmp_path / "snap")
+    settings: dict[str, object] = {"FEEDSVC_SNAPSHOT_DIR": snapshots, "FEEDSVC_RELOAD_INTERVAL": 1,
+                                   "FEEDSVC_MAX_REMOVAL": MaxRemoval(count=2, spec="2")}
+    app = build(ten, **settings)
+    saving.settle()  # the cold start's snapshot: the publish below goes to its journal
+    published = release_yaml(11, "2020-02-01")
+    (ten / "releases" / "t-011.yaml").write_text(yaml.safe_dump(published), encoding="utf-8")
+    assert reloader(app).check() == "reloaded"
+    served, version = feed_ids(app), readiness(app)["dataset"]["version"]
+    assert "t-011" in " ".join(served)
+    for path in (ten / "releases").iterdir():
+        path.unlink()
+    assert reloader(app).check() == "held"
+    for restarts in range(2):  # and again: the restart's own state is what the next one reads
+        app = build(ten, FEEDSVC_START_CHECK=start_check, **settings)
+        if start_check == "background":  # the watcher's first look, at the files changed
+            assert reloader(app).check() in ("held", "unchanged", "checked")
+        ready = readiness(app)
+        assert (ready["status"], ready["dataset"]["version"]) == ("degraded", version), restarts
+        assert "11 of 11 releases would be removed" in ready["dataset"]["last_reload_error"]
+        assert feed_ids(app) == served
+    # Accepted, the removal is served, as it would have been without the restarts.
+    accept_removal(str(ten), snapshots)
+    assert reloader(app).check() == "reloaded"
+    assert feed_ids(app) == [] and readiness(app)["status"] == "ok"
+
+
+@pytest.mark.parametrize("start_check", ["wait", "background"])
+def test_a_restart_serves_an_accepted_removal(ten: Path, tmp_path: Path,
+                                             start_check: str) -> None:
+    """An accepted removal small enough for the journal is served again after a restart."""
+    snapshots = str(tmp_path / "snap")
+    settings: dict[str, object] = {"FEEDSVC_SNAPSHOT_DIR": snapshots, "FEEDSVC_RELOAD_INTERVAL": 1,
+                                   "FEEDSVC_MAX_REMOVAL": MaxRemoval(count=2, spec="2")}
+    app = build(ten, **settings)
+    saving.settle()
+    for number in range(1, 4):
+        (ten / "releases" / f"t-{number:03d}.yaml").unlink()
+    assert reloader(app).check() == "held"
+    accept_removal(str(ten), snapshots)
+    assert reloader(app).check() == "reloaded"
+    served, version = feed_ids(app), readiness(app)["dataset"]["version"]
+    assert len(served) == 7
+    again = build(ten, FEEDSVC_START_CHECK=start_check, **settings)
+    if start_check == "background":
+        assert reloader(again).check() == "checked"
+    ready = readiness(again)
+    assert (ready["status"], ready["dataset"]["version"]) == ("ok", version)
+    assert feed_ids(again) == served

@@ -1,11 +1,13 @@
 """What one index version says about hiding releases, kept per version (see lifecycle.py).
 
 Worked out afresh at a start, from the few drafts, withdrawn and updated releases; after a
-publish, from the previous version's facts by the releases that changed (Index.delta).
+publish, from the facts of the index it was updated from by the releases that changed
+(Index.delta; the reloader names that index: see facts()).
 """
 from __future__ import annotations
 
 import threading
+import weakref
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
@@ -181,26 +183,37 @@ def _expiry(release: Release) -> float:
     return (release.withdrawn + TOMBSTONE_DAYS).timestamp()
 
 
-_facts_of: dict[str, Facts] = {}
+# By index (its id, and a weak reference to tell it from a later one with the same id), not
+# by version: an index updated release by release and one built afresh from the same files
+# have one version but label them differently. Two kept: a swap's.
+_facts_of: dict[int, tuple[weakref.ref[Index], Facts]] = {}
 _lock = threading.Lock()
 
 
-def facts(index: Index) -> Facts:
-    """Return the index's facts, once per dataset version (two kept: a swap's); from the
-    previous version's, by the changed releases, when the index was updated from it."""
+def facts(index: Index, base: Index | None = None) -> Facts:
+    """Return the index's facts, once per index (two kept: a swap's); from the facts of
+    `base`, by the changed releases, when the index was updated from that very index."""
     with _lock:
-        found = _facts_of.get(index.version)
-        base = None if index.delta is None else _facts_of.get(index.delta.base)
+        found = _known(index)
+        delta = index.delta
+        before = _known(base) if base is not None and delta is not None \
+            and delta.base == base.version else None
     if found is None:
-        found = _facts(index) if base is None or index.delta is None \
-            else _facts_after(base, index.delta)
+        found = _facts(index) if before is None or delta is None \
+            else _facts_after(before, delta)
         remember(index, found)
     return found
+
+
+def _known(index: Index) -> Facts | None:
+    kept = _facts_of.get(id(index))
+    return kept[1] if kept is not None and kept[0]() is index else None
 
 
 def remember(index: Index, found: Facts) -> None:
     """Keep `found` as the facts of `index` (read with it from a snapshot): not worked out again."""
     with _lock:
+        _facts_of.pop(id(index), None)
         while len(_facts_of) >= 2:
             del _facts_of[next(iter(_facts_of))]
-        _facts_of[index.version] = found
+        _facts_of[id(index)] = (weakref.ref(index), found)

@@ -24,7 +24,7 @@ from flask import Flask
 
 from .. import state
 from ..config import BUNDLED_DATA, MaxRemoval
-from ..dataset import Dataset, DatasetError, Release, guard, saving, snapshot
+from ..dataset import Dataset, DatasetError, Release, facts, guard, saving, snapshot
 from ..dataset import journal as journal_file
 from ..dataset.assemble import Loaded, assemble, assemble_changed
 from ..dataset.guard import Held
@@ -67,7 +67,11 @@ class Reloader:
         # The last unexpected failure of a reload (type and message), reported once; while
         # set, the next look loads and indexes every file afresh, trusting no kept state.
         self.failure: str | None = None
-        self._busy = threading.Lock()
+        # A look asked for while one runs (SIGHUP, a notification): the running check runs
+        # it next, so that a change made during a check is never dropped (see check).
+        self._asked = threading.Lock()
+        self._running = False
+        self._again: tuple[bool, frozenset[str] | None] | None = None
         self._restored = loaded if isinstance(loaded, Restored) else None
         # Until the files are read: no vocabulary, so the first update loads every file.
         self.seen = Catalog(self.root, {}, None, {})
@@ -111,32 +115,71 @@ class Reloader:
         force reads every file again whatever its stat says (SIGHUP); strict raises
         DatasetError instead of keeping the old data (at start-up: never serve less than
         check-data accepts); paths, if given, are the only ones a notification said changed.
-        busy if another check is running; checked after the first check of a restart that
-        found nothing changed (not news: what the workers serve is the same).
+        busy if another check is running: that one then looks again, as asked (force, paths),
+        and returns either look's news, so a change made during a check is never dropped;
+        checked after the first check of a restart that found nothing changed (not news:
+        what the workers serve is the same).
         """
-        if not self._busy.acquire(blocking=False):
-            return "busy"
+        if not self._ask(force, paths):
+            return "busy"  # the running check looks again, as asked, once it is done
+        result: str | None = None
         try:
-            try:
-                self._settle()
-                result = self._look(force, strict, paths)
-            # Whatever a reload hits (a bug, a full disk, memory), the last good data keeps
-            # serving, says why it is stale, and the next change or SIGHUP tries again.
-            except Exception as error:
-                if strict:
-                    raise
-                return self._failed(error)
-            if self.live.start_pending and paths is None and result != "changing":
-                # Unchanged: every worker reports it (a shared page); news: the workers
-                # forked again, with the new data, do.
-                self.live.start_checked(everywhere=result not in NEWS)
-                log.info("dataset %s: checked for changes made while down: %s", self.root,
-                         result)
-                if result == "unchanged":
-                    return "checked"
-            return result
-        finally:
-            self._busy.release()
+            while (asked := self._next()) is not None:
+                found = self._once(asked[0], strict and result is None, asked[1])
+                result = found if result is None or found in NEWS or result not in NEWS \
+                    else result  # news (re-fork the workers) is not undone by a later look
+        except BaseException:
+            with self._asked:
+                self._running, self._again = False, None
+            raise
+        assert result is not None
+        return result
+
+    def _ask(self, force: bool, paths: Collection[str] | None) -> bool:
+        """Note a look asked for; return whether the caller runs it (no check is running).
+
+        Requests made during a check are merged into one look after it: force if any was
+        forced, every file if any asked for every file, else the union of the paths.
+        """
+        with self._asked:
+            named = None if paths is None else frozenset(paths)
+            if self._again is not None:
+                was_forced, was_named = self._again
+                force = force or was_forced
+                named = None if named is None or was_named is None else named | was_named
+            self._again = (force, named)
+            if self._running:
+                return False
+            self._running = True
+            return True
+
+    def _next(self) -> tuple[bool, frozenset[str] | None] | None:
+        """Take the look asked for, or say the checks are done (None) if none was."""
+        with self._asked:
+            asked, self._again = self._again, None
+            self._running = asked is not None
+            return asked
+
+    def _once(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
+        """Look once (see check)."""
+        try:
+            self._settle()
+            result = self._look(force, strict, paths)
+        # Whatever a reload hits (a bug, a full disk, memory), the last good data keeps
+        # serving, says why it is stale, and the next change or SIGHUP tries again.
+        except Exception as error:
+            if strict:
+                raise
+            return self._failed(error)
+        if self.live.start_pending and paths is None and result != "changing":
+            # Unchanged: every worker reports it (a shared page); news: the workers
+            # forked again, with the new data, do.
+            self.live.start_checked(everywhere=result not in NEWS)
+            log.info("dataset %s: checked for changes made while down: %s", self.root,
+                     result)
+            if result == "unchanged":
+                return "checked"
+        return result
 
     def serve_journal(self) -> str:
         """Serve the snapshot with its journal's files: what was served before the stop.
@@ -145,12 +188,13 @@ class Reloader:
         while the service was down (even invalid data, or a path through a link, which would
         make a look read every file) is for the first look, an ordinary reload, to judge.
         """
-        with self._busy:
-            self._settle()
-            if self.served.catalog.site is None:  # the snapshot's catalog was not trusted
-                return "unchanged"  # the first look compares every file, as after _settle
-            self._pending = False
-            return self._consider(Change(self.seen, (), ()), strict=True)
+        # At start, before any watcher or signal handler could ask for a look: none runs.
+        self._settle()
+        if self.served.catalog.site is None:  # the snapshot's catalog was not trusted
+            return "unchanged"  # the first look compares every file, as after _settle
+        self._pending = False
+        # Served before the stop: a removal in it was allowed (or accepted) then.
+        return self._consider(Change(self.seen, (), ()), strict=True, guarded=False)
 
     def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
         change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
@@ -165,7 +209,7 @@ class Reloader:
         self._touched.update(change.changed, change.removed)
         return self._consider(change, strict)
 
-    def _consider(self, change: Change, strict: bool) -> str:
+    def _consider(self, change: Change, strict: bool, guarded: bool = True) -> str:
         diff = self._diff(change.catalog)
         removed, added = self._releases(diff)
         served = self.served.index
@@ -185,7 +229,7 @@ class Reloader:
             gone = {r.id for r in removed} - {r.id for r in added}  # the changed files' only
         if dataset.version == served.version and self.served.catalog.site is not None:
             return self._recovered()
-        if len(gone) > self.max_removal.allowed(len(served.releases)) \
+        if guarded and len(gone) > self.max_removal.allowed(len(served.releases)) \
                 and not self._accepted(dataset.version):
             return self._hold(Held(dataset.version, len(gone), len(served.releases)))
         built = self._index(dataset, change.catalog, removed, added)
@@ -240,6 +284,9 @@ class Reloader:
         return snapshot.load_catalog(root, limit)
 
     def _swap(self, loaded: Loaded, diff: Journal, gone: Collection[str]) -> str:
+        # Worked out from the served index's (by the releases changed), before anyone asks:
+        # before it is saved, and before the workers fork (they share them).
+        facts.facts(loaded.index, self.served.index)
         unsaved = None
         if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared
             unsaved = self._saved(loaded, diff)
@@ -350,12 +397,12 @@ def init_app(app: Flask) -> Live:
                      limit=config["FEEDSVC_MAX_FILE_BYTES"],
                      max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,
                      journal=journal)
+    if journal:  # what was served before the stop: the journal's files, and no others
+        watch.serve_journal()  # the files on disk are then compared with it, as when running
     if not later:
         watch.check(strict=True)
     else:  # the watcher's first look finds what changed while down, or during a cold start
         live.start_unchecked()
-        if journal:  # what was served before the stop: the journal's files, and no others
-            watch.serve_journal()
     saving.begin()  # the snapshot of a cold start, written while the app begins to serve
     app.extensions[_RELOADER] = watch
     app.extensions[_WATCHING] = None
@@ -413,7 +460,8 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
             paths = watcher.take() if notified and watcher.backend == "notify" else None
             try:
                 result = watch.check(paths=None if starting else paths)
-                starting = starting and result in ("busy", "changing")
+                # busy: the running check (a SIGHUP's) makes this look next, as asked.
+                starting = starting and result == "changing"
                 if result in NEWS and on_news is not None:
                     on_news(result)
                 elif result == "changing":

@@ -191,7 +191,10 @@ def on_reload(server: Any) -> None:
     except Exception:
         server.log.exception("HUP: dataset reload failed; still serving the last good data")
         return
-    server.log.info("HUP: dataset %s", result)
+    if result == "busy":  # the watcher's check: it reads every file again when done
+        server.log.info("HUP: a dataset check is running; it reloads again once done")
+    else:
+        server.log.info("HUP: dataset %s", result)
 
 
 def worker_exit(server: Any, worker: Any) -> None:
