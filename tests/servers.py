@@ -196,6 +196,13 @@ def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir
     return workdir / "nginx.conf"
 
 
+def start_shipped_nginx(workdir: Path, upstream: int, ready_path: str = "/feeds/all.rss") -> Server:
+    """Run the shipped deploy/nginx config on a free port in front of `upstream`, cache in workdir."""
+    port = free_port()
+    conf = render_nginx(workdir, port, [upstream], workdir / "cache")
+    return start_nginx(workdir, conf, port, ready_path)
+
+
 def start_nginx(workdir: Path, conf: Path, port: int, ready_path: str | None = None) -> Server:
     """Run nginx in the foreground with `conf`, its prefix (pid, temp files) in workdir."""
     prefix = workdir / "prefix"

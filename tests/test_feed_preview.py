@@ -111,10 +111,8 @@ def test_chromium_shows_a_page_with_the_feed_address(
 def front(tmp_path: Path) -> Iterator[int]:
     app = servers.start_gunicorn(tmp_path, env={"FEEDSVC_BASE_URL": BASE_URL,
                                                 "FEEDSVC_RELOAD_INTERVAL": "0"})
-    port = servers.free_port()
-    conf = servers.render_nginx(tmp_path, port, [app.port], tmp_path / "cache")
-    proxy = servers.start_nginx(tmp_path, conf, port, "/healthz")
-    yield port
+    proxy = servers.start_shipped_nginx(tmp_path, app.port, "/healthz")
+    yield proxy.port
     proxy.stop()
     app.stop()
 

@@ -66,10 +66,8 @@ def app(dataset_dir: Path, tmp_path: Path) -> Iterator[servers.Server]:
 @pytest.fixture
 def reader(app: servers.Server, tmp_path: Path) -> Iterator[Reader]:
     """A feed reader's kept connection to the shipped nginx config in front of the app."""
-    port = servers.free_port()
-    conf = servers.render_nginx(tmp_path, port, [app.port], tmp_path / "cache")
-    proxy = servers.start_nginx(tmp_path, conf, port, "/feeds/all.rss")
-    kept = Reader(port)
+    proxy = servers.start_shipped_nginx(tmp_path, app.port)
+    kept = Reader(proxy.port)
     yield kept
     kept.conn.close()
     proxy.stop()

@@ -38,10 +38,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
 @pytest.fixture
 def nginx(app: servers.Server, tmp_path: Path) -> Iterator[int]:
     """A fresh nginx (and so fresh rate-limit budgets) for each test."""
-    port = servers.free_port()
-    conf = servers.render_nginx(tmp_path, port, [app.port], tmp_path / "cache")
-    proxy = servers.start_nginx(tmp_path, conf, port, "/feeds/all.rss")
-    yield port
+    proxy = servers.start_shipped_nginx(tmp_path, app.port)
+    yield proxy.port
     proxy.stop()
 
 
