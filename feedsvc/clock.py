@@ -12,7 +12,8 @@ from flask import Flask, current_app, g
 
 from .dataset.facts import facts
 from .dataset.index import Index
-from .dataset.lifecycle import View, view_at
+from .dataset.lifecycle import view_at
+from .dataset.served import View
 from .state import Live, current_index
 
 Clock = Callable[[], datetime]

@@ -10,8 +10,9 @@ import pytest
 
 from feedsvc.dataset import Release, load_dataset, newest_first
 from feedsvc.dataset.facts import Facts, _facts, facts, hidden
-from feedsvc.dataset.index import Filters, Index, build_index
+from feedsvc.dataset.index import Cursor, Filters, Index, build_index
 from feedsvc.dataset.lifecycle import view_at
+from feedsvc.dataset.served import each_visible
 from feedsvc.dataset.reindex import update_index
 from feedsvc.feeds.catalogue import build_catalogue
 from feedsvc.feeds.feed import NEVER
@@ -61,6 +62,26 @@ def like_a_scan(archive: Index, k: int) -> None:
         assert listing.updated == max(r.modified for r in mine)
     page = view.select(Filters(countries=frozenset({"TH"})), 5)
     assert list(page.releases) == [r for r in shown if "TH" in r.countries][:5]
+
+
+@pytest.mark.parametrize("k", [0, 37, 500])
+def test_view_pages_by_cursor_and_slices_by_rank_like_a_scan(archive: Index, k: int) -> None:
+    """A page after a cursor, and the visible releases ranked start to stop (the sitemap's
+    slices), are those of the scan: hidden releases skipped wherever they fall."""
+    now = archive.releases[k].published
+    view = view_at(archive, now)
+    shown = [r for r in archive.releases if r.published <= now and not hidden(r)]
+    for at in (0, 1, 5, len(shown) // 2, len(shown) - 1):
+        if at < len(shown):
+            after = view.select(Filters(), 9, Cursor.of(shown[at]))
+            assert list(after.releases) == shown[at + 1:at + 10]
+            assert after.more == (len(shown) > at + 10)
+    thai = [r for r in shown if "TH" in r.countries]
+    assert list(view.select(Filters(countries=frozenset({"TH"})), 4, Cursor.of(thai[2])).releases) \
+        == thai[3:7]
+    for start, stop in ((0, 0), (0, 1), (3, 40), (len(shown) - 2, len(shown) + 5), (5, 2)):
+        assert list(view.visible_slice(start, stop)) == shown[start:stop]
+    assert list(each_visible(view)) == shown
 
 
 def _changes(archive: Index) -> list[tuple[list[Release], list[Release]]]:

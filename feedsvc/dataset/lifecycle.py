@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 
 from . import Release
 from .facts import NONE, Facts, changed, facts, hidden
-from .index import Filters, Index, Page
+from .index import Cursor, Filters, Index, Page
 from .stored import Passing
 from .words import words
 
@@ -77,9 +77,10 @@ class View:
             return "missing", None
         return ("gone" if release.withdrawn is not None else "ok"), release
 
-    def select(self, filters: Filters, limit: int, start: int = 0) -> Page:
-        """Return up to `limit` visible releases matching `filters` from position `start`."""
-        index, start = self.index, max(start, self.first)
+    def select(self, filters: Filters, limit: int, before: Cursor | None = None) -> Page:
+        """Return up to `limit` visible releases matching `filters`, older than `before`."""
+        index = self.index
+        start = max(index.start_after(before), self.first)
         if not self.facts.hidden_all:
             return index.select(filters, limit, start)
         chosen: list[Release] = []
@@ -90,15 +91,28 @@ class View:
                 return Page(chosen[:limit], len(chosen) > limit)
             start = index.position(index.by_id[page.releases[-1].id]) + 1
 
-    def visible(self) -> Sequence[Release]:
-        """Return every release readers can see now, newest first, each made only while it is
-        used (stored.Passing): for what is built once per version and moment in a pass over
-        the archive, such as the sitemap, which then keeps no object per release."""
+    def countries(self) -> Collection[str]:
+        """Return the codes of the countries some release of this version names."""
+        return self.index.by_country.keys()
+
+    def visible_slice(self, start: int, stop: int) -> Sequence[Release]:
+        """Return the visible releases ranked `start` to `stop` (excluded), newest first, each
+        made only while it is used (stored.Passing): a slice costs its length and the hidden
+        releases (few), not the archive."""
         index, end = self.index, len(self.index.releases)
-        hidden = {index.position(label) for label in self.facts.hidden_all}  # a few
-        positions: Sequence[int] = range(self.first, end) if not hidden else \
-            [p for p in range(self.first, end) if p not in hidden]
-        return Passing(index.releases, positions)
+        hidden = sorted({p for p in map(index.position, self.facts.hidden_all) if p >= self.first})
+
+        def position(rank: int) -> int:  # of the visible release ranked `rank`
+            found = self.first + rank
+            for at in hidden:  # ascending: each hidden one at or before it pushes it on
+                if at <= found:
+                    found += 1
+            return min(found, end)
+
+        low, high = position(max(start, 0)), position(max(stop, start, 0))
+        skipped = set(hidden)
+        return Passing(index.releases, [p for p in range(low, high) if p not in skipped]
+                       if skipped else range(low, high))
 
     def _lists(self, name: str | None) -> tuple[array[int], array[int]]:
         """Return the labels of a posting list (every release for None), and its hidden ones."""

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from lxml import etree
 
 from ..dataset import Release
-from ..dataset.lifecycle import View
+from ..dataset.served import View
 from .catalogue import catalogue
 from .feed import NEVER
 from .urls import Urls
@@ -37,11 +37,12 @@ class Loc:
 class Sitemap:
     """Every page of the site: the listings with releases, then each release, newest first.
 
-    URLs are built only for the slice a sitemap file holds, not for the whole archive.
+    URLs are built, and releases read, only for the slice a sitemap file holds, not for the
+    whole archive.
     """
 
     pages: Sequence[Loc]
-    releases: Sequence[Release]
+    view: View
     urls: Urls
 
     @classmethod
@@ -50,24 +51,25 @@ class Sitemap:
         listed = catalogue(view)
         pages = [Loc(urls.page(listing.scope), listing.updated) for listing in listed.listings
                  if listing.releases and listing.updated != NEVER]
-        return cls(pages, view.visible(), urls)
+        return cls(pages, view, urls)
 
     def __len__(self) -> int:
-        return len(self.pages) + len(self.releases)
+        return len(self.pages) + self.view.count()
+
+    def _releases(self, start: int, stop: int) -> Sequence[Release]:
+        first = len(self.pages)
+        return self.view.visible_slice(max(start - first, 0), max(stop - first, 0))
 
     def locs(self, start: int, stop: int) -> list[Loc]:
         """Return the URLs from position `start` to `stop` (excluded)."""
-        first = len(self.pages)
         chosen = list(self.pages[start:stop])
-        chosen += [Loc(self.urls.release(r.id), r.modified)
-                   for r in self.releases[max(start - first, 0):max(stop - first, 0)]]
+        chosen += [Loc(self.urls.release(r.id), r.modified) for r in self._releases(start, stop)]
         return chosen
 
     def lastmod(self, start: int, stop: int) -> datetime:
         """Return when the newest page from `start` to `stop` changed."""
-        first = len(self.pages)
         dates = [loc.lastmod for loc in self.pages[start:stop]]
-        dates += [r.modified for r in self.releases[max(start - first, 0):max(stop - first, 0)]]
+        dates += [r.modified for r in self._releases(start, stop)]
         return max(dates, default=NEVER)
 
 

@@ -58,7 +58,7 @@ def _embed(scope: Scope) -> Response:
     theme = parse_choice(request.args.to_dict(flat=False), "theme", THEMES)
 
     def render() -> Rendered:
-        page = view.select(query.filters(scope), query.limit, index.start_after(query.before))
+        page = view.select(query.filters(scope), query.limit, query.before)
         body = render_template(
             "embed.html", index=index, urls=links, theme=theme, releases=page.releases,
             title=feed_title(index, scope, query), css=_asset("embed.css"),

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..dataset import Release
-from ..dataset.lifecycle import View
+from ..dataset.served import View
 from ..feeds.feed import build_feed
 from ..feeds.query import FeedQuery
 from ..feeds.render import CONTENT_TYPES, RENDERERS
@@ -77,7 +77,7 @@ def serve_feed(scope: Scope, fmt: str) -> Response:
     def render() -> Rendered:
         index, query = view.index, feed.query
         filters = query.filters(scope)
-        page = view.select(filters, query.limit, index.start_after(query.before))
+        page = view.select(filters, query.limit, query.before)
         # Withdrawal notices belong to the feed, not to a page of its archive.
         gone = view.tombstones(filters) if query.before is None else []
         doc = build_feed(index, scope, query, fmt, feed.links, page, config["FEEDSVC_WEBSUB_HUB"],

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..dataset import Release
-from ..dataset.lifecycle import View
+from ..dataset.served import View
 from ..feeds.catalogue import catalogue
 from ..feeds.feed import country_name, feed_title
 from ..feeds.query import FeedQuery
@@ -68,7 +68,7 @@ def _listing(scope: Scope) -> Response:
         everything = _feeds(links, Scope(), index.dataset.site.title)
         return _html(render_template(
             "listing.html", index=index, scope=scope, urls=links, title=title, feed_links=here,
-            page=view.select(query.filters(scope), query.limit, index.start_after(query.before)),
+            page=view.select(query.filters(scope), query.limit, query.before),
             autodiscovery=[here] if scope.kind == "all" and not query.link_query()
             else [here, everything],
             countries_with_releases=_countries_with_releases(view)), view)

@@ -1,0 +1,78 @@
+"""What the app reads of the served dataset at one moment: the interface both engines offer.
+
+Consumers (views, feeds, the fast path, WebSub, health) are typed against these Protocols,
+never against the in-memory Index's positions or posting lists, so that lifecycle.View and a
+reader over SQLite (issue 19) can each serve them. A page starts after a Cursor, not at a
+position; the sitemap asks for visible releases by rank in slices, never for all of them.
+"""
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from . import Release
+from .index import Cursor, Filters, Page
+from .records import Site, Topic
+
+
+class Described(Protocol):
+    """What a dataset says besides its releases (Dataset offers it; a store keeps it as meta)."""
+
+    @property
+    def site(self) -> Site: ...
+    @property
+    def topics(self) -> Mapping[str, Topic]: ...
+    @property
+    def source(self) -> str: ...
+
+
+class Handle(Protocol):
+    """One served version: `view.index` (the attribute names of index.Index, kept for the
+    templates and feed builders that read `index.dataset.site` and `index.version`)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def dataset(self) -> Described: ...
+
+
+class View(Protocol):
+    """A served version as readers see it at `now` (lifecycle.View says what each means)."""
+
+    @property
+    def index(self) -> Handle: ...
+    @property
+    def now(self) -> datetime: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def next_publication(self) -> datetime | None: ...
+    @property
+    def next_change(self) -> datetime | None: ...
+    def seconds_to_change(self) -> float | None: ...
+    def status(self, release_id: str) -> tuple[str, Release | None]: ...
+
+    def select(self, filters: Filters, limit: int, before: Cursor | None = None) -> Page:
+        """Return up to `limit` visible releases matching `filters`, older than `before`."""
+
+    def countries(self) -> Collection[str]:
+        """Return the codes of the countries some release of this version names (visible
+        now or not: WebSub compares the feeds of two versions country by country)."""
+
+    def count(self, name: str | None = None) -> int: ...
+    def newest(self, name: str | None = None) -> Release | None: ...
+    def tombstones(self, filters: Filters) -> list[Release]: ...
+
+    def visible_slice(self, start: int, stop: int) -> Sequence[Release]:
+        """Return the visible releases ranked `start` to `stop` (excluded), newest first;
+        rank 0 is the newest; `count()` of them exist."""
+
+
+SLICE = 10_000  # releases made at a time by a pass over the archive (each then dropped)
+
+
+def each_visible(view: View) -> Iterator[Release]:
+    """Yield every visible release, newest first, a slice at a time (for a pass over all)."""
+    for start in range(0, view.count(), SLICE):
+        yield from view.visible_slice(start, start + SLICE)
