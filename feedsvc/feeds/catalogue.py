@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..dataset.lifecycle import View
+from ..dataset.served import View
 from .feed import NEVER, country_name
 from .urls import Scope
 
@@ -48,7 +48,7 @@ def build_catalogue(view: View) -> Catalogue:
     bisect per feed (lifecycle.View), never a pass over the releases."""
     dataset = view.index.dataset
     countries = (_listing(view, Scope("countries", code.lower()), country_name(code),
-                          f"countries/{code}") for code in view.index.by_country)
+                          f"countries/{code}") for code in view.countries())
     return Catalogue(
         everything=_listing(view, Scope(), dataset.site.title, None),
         topics=[_listing(view, Scope("topics", t.slug), t.label, f"topics/{t.slug}")

@@ -14,7 +14,8 @@ from flask import Flask
 
 from ..clock import now, system_now
 from ..dataset.index import Index
-from ..dataset.lifecycle import View, view_at
+from ..dataset.lifecycle import view_at
+from ..dataset.served import View
 from ..feeds.feed import FeedDoc, build_feed
 from ..feeds.query import FORMATS, FeedQuery
 from ..feeds.urls import Scope, Urls
@@ -40,7 +41,7 @@ def changed_feeds(old: View, new: View, urls: Urls) -> list[str]:
     readers saw of the old index to what they see of the new one (or of the same, later)."""
     scopes = [Scope(), *(Scope("topics", slug) for slug in new.index.dataset.topics)]
     scopes += [Scope("countries", code.lower())
-               for code in sorted(set(old.index.by_country) | set(new.index.by_country))]
+               for code in sorted(set(old.countries()) | set(new.countries()))]
     changed = [s for s in scopes if _first_page(old, s, urls) != _first_page(new, s, urls)]
     return [urls.feed(scope, fmt) for scope in changed for fmt in FORMATS]
 
