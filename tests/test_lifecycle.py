@@ -12,8 +12,8 @@ from feedsvc.dataset import Release, load_dataset, newest_first
 from feedsvc.dataset.facts import Facts, _facts, facts, hidden
 from feedsvc.dataset.index import Cursor, Filters, Index, build_index
 from feedsvc.dataset.lifecycle import view_at
-from feedsvc.dataset.served import each_visible
 from feedsvc.dataset.reindex import update_index
+from feedsvc.dataset.served import each_visible
 from feedsvc.feeds.catalogue import build_catalogue
 from feedsvc.feeds.feed import NEVER
 

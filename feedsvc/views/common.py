@@ -17,7 +17,7 @@ from ..feeds.urls import Scope, Urls
 from ..http.conditional import VARY, Answer, Conditions, Rendered, cache_control, respond
 from ..http.errors import HostRefused
 from ..http.feedcache import cache_key
-from ..state import ParsedQueries, current_index, feed_cache, parsed_queries
+from ..state import ParsedQueries, feed_cache, parsed_queries
 
 NO_HOST = "The Host header is missing or is not a valid host name."
 
@@ -73,7 +73,7 @@ def lowercase(code: str, url_of: Callable[[Urls, Scope, str], str]) -> BaseRespo
 
 def topic_scope(slug: str) -> Scope:
     """Return the scope of a page about a topic, or abort with 404."""
-    if slug not in current_index().dataset.topics:
+    if slug not in current_view().index.dataset.topics:
         abort(404, description=f"No such topic {slug[:40]!r}.")
     return Scope("topics", slug)
 

@@ -18,7 +18,7 @@ from ..feeds.urls import Scope, Urls
 from ..http.conditional import FEED_VARY, Rendered
 from ..http.errors import HostRefused
 from ..http.feedcache import cache_key
-from ..state import current_index, parsed_queries
+from ..state import parsed_queries
 from .common import NO_HOST, cacheable, check_country, lowercase, query_of, settings_of, urls_for
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
@@ -113,7 +113,7 @@ def country(code: str, fmt: str) -> BaseResponse:
 
 @bp.get(f"/topics/<slug>.{FMT}")
 def topic(slug: str, fmt: str) -> Response:
-    topics = current_index().dataset.topics
+    topics = current_view().index.dataset.topics
     if slug not in topics:
         abort(404, description=f"No such topic {slug[:40]!r}; topics: {', '.join(sorted(topics))}.")
     return serve_feed(Scope("topics", slug), fmt)

@@ -22,7 +22,6 @@ from ..dataset.media import content_type, file_facts, local_files, locate, media
 from ..dataset.served import View, each_visible
 from ..feeds.urls import MEDIA_HASH
 from ..http.conditional import Validators, media_cache_control, shown_inline
-from ..state import current_index
 
 bp = Blueprint("media", __name__)
 # The files the visible releases name, by src: built once per dataset version and moment
@@ -103,7 +102,7 @@ def _default_icon() -> tuple[bytes, Validators]:
 @bp.get("/favicon.ico")
 def favicon() -> Response:
     """Serve the site's icon (a file below media/), else feedsvc's: never a 404."""
-    index = current_index()
+    index = current_view().index
     icon = index.dataset.site.icon
     found = locate(media_root(index.dataset.source), icon.src) if icon and not icon.remote else None
     try:
