@@ -12,8 +12,8 @@ from feedsvc.dataset import Release, load_dataset, newest_first
 from feedsvc.dataset.facts import Facts, _facts, facts, hidden
 from feedsvc.dataset.index import Cursor, Filters, Index, build_index
 from feedsvc.dataset.lifecycle import view_at
+from feedsvc.dataset.media import local_files
 from feedsvc.dataset.reindex import update_index
-from feedsvc.dataset.served import each_visible
 from feedsvc.feeds.catalogue import build_catalogue
 from feedsvc.feeds.feed import NEVER
 
@@ -81,7 +81,7 @@ def test_view_pages_by_cursor_and_slices_by_rank_like_a_scan(archive: Index, k: 
         == thai[3:7]
     for start, stop in ((0, 0), (0, 1), (3, 40), (len(shown) - 2, len(shown) + 5), (5, 2)):
         assert list(view.visible_slice(start, stop)) == shown[start:stop]
-    assert list(each_visible(view)) == shown
+    assert view.media_files() == set(local_files(archive.dataset.site, shown))
 
 
 def _changes(archive: Index) -> list[tuple[list[Release], list[Release]]]:

@@ -19,6 +19,7 @@ from datetime import datetime, time
 from . import Release
 from .facts import NONE, Facts, changed, facts, hidden
 from .index import Cursor, Filters, Index, Page
+from .media import local_files
 from .stored import Passing
 from .words import words
 
@@ -94,6 +95,11 @@ class View:
     def countries(self) -> Collection[str]:
         """Return the codes of the countries some release of this version names."""
         return self.index.by_country.keys()
+
+    def media_files(self) -> frozenset[str]:
+        """Return the src of every file below media/ the site or a visible release names (a
+        pass over the archive: the caller keeps it per version and moment)."""
+        return frozenset(local_files(self.index.dataset.site, self.visible_slice(0, self.count())))
 
     def visible_slice(self, start: int, stop: int) -> Sequence[Release]:
         """Return the visible releases ranked `start` to `stop` (excluded), newest first, each

@@ -7,7 +7,7 @@ position; the sitemap asks for visible releases by rank in slices, never for all
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -37,6 +37,15 @@ class Handle(Protocol):
     def dataset(self) -> Described: ...
 
 
+class Listed(Protocol):
+    """A visible release as the sitemap lists it (a Release, or a store's lighter row)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def modified(self) -> datetime: ...
+
+
 class View(Protocol):
     """A served version as readers see it at `now` (lifecycle.View says what each means)."""
 
@@ -64,15 +73,10 @@ class View(Protocol):
     def newest(self, name: str | None = None) -> Release | None: ...
     def tombstones(self, filters: Filters) -> list[Release]: ...
 
-    def visible_slice(self, start: int, stop: int) -> Sequence[Release]:
+    def visible_slice(self, start: int, stop: int) -> Sequence[Listed]:
         """Return the visible releases ranked `start` to `stop` (excluded), newest first;
         rank 0 is the newest; `count()` of them exist."""
 
-
-SLICE = 10_000  # releases made at a time by a pass over the archive (each then dropped)
-
-
-def each_visible(view: View) -> Iterator[Release]:
-    """Yield every visible release, newest first, a slice at a time (for a pass over all)."""
-    for start in range(0, view.count(), SLICE):
-        yield from view.visible_slice(start, start + SLICE)
+    def media_files(self) -> Collection[str]:
+        """Return the src of every file below media/ that the site or a visible release
+        names: only these are served (a draft's picture must not be found by its name)."""

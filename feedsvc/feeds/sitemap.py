@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from ..dataset import Release
-from ..dataset.served import View
+from ..dataset.served import Listed, View
 from .catalogue import catalogue
 from .feed import NEVER
 from .urls import Urls
@@ -56,7 +55,7 @@ class Sitemap:
     def __len__(self) -> int:
         return len(self.pages) + self.view.count()
 
-    def _releases(self, start: int, stop: int) -> Sequence[Release]:
+    def _releases(self, start: int, stop: int) -> Sequence[Listed]:
         first = len(self.pages)
         return self.view.visible_slice(max(start - first, 0), max(stop - first, 0))
 

@@ -14,8 +14,6 @@ from flask import Flask
 
 from .. import state
 from ..clock import view_of
-from ..dataset.media import local_files
-from ..dataset.served import each_visible
 from ..feeds.catalogue import catalogue
 from ..feeds.render import RENDERERS
 from ..feeds.urls import Scope, Urls
@@ -44,7 +42,7 @@ def feed_paths(app: Flask) -> list[str]:
     # The OPML list, and the XSLT that every RSS and Atom feed names, when the app serves them.
     paths += [path for path in (OPML, STYLESHEET) if path in rules]
     # The pictures and attachments the feeds link to (a static server ignores their ?v=).
-    paths += [here.media(src) for src in local_files(view.index.dataset.site, each_visible(view))]
+    paths += [here.media(src) for src in sorted(view.media_files())]
     return paths
 
 

@@ -18,8 +18,8 @@ from werkzeug.utils import send_file
 from werkzeug.wrappers import Response
 
 from ..clock import current_view
-from ..dataset.media import content_type, file_facts, local_files, locate, media_root
-from ..dataset.served import View, each_visible
+from ..dataset.media import content_type, file_facts, locate, media_root
+from ..dataset.served import View
 from ..feeds.urls import MEDIA_HASH
 from ..http.conditional import Validators, media_cache_control, shown_inline
 
@@ -36,7 +36,7 @@ def named_files(view: View) -> frozenset[str]:
     global _named
     moment, found = _named
     if moment != (view.index.version, view.token):
-        found = frozenset(local_files(view.index.dataset.site, each_visible(view)))
+        found = frozenset(view.media_files())
         _named = ((view.index.version, view.token), found)  # one assignment: thread-safe
     return found
 
