@@ -17,8 +17,9 @@ from flask.testing import FlaskClient
 from lxml import etree, html
 
 from feedsvc import create_app
+from feedsvc.clock import set_clock
 
-from .conftest import BASE_URL, release_yaml
+from .conftest import BASE_URL, FakeClock, release_yaml
 
 MRSS = "http://search.yahoo.com/mrss/"
 ATOM = "http://www.w3.org/2005/Atom"
@@ -293,3 +294,23 @@ def test_a_media_file_deleted_is_rejected_and_its_return_recovers(media_app: Fla
     assert reloader(media_app).check() == "recovered"
     ready = client.get("/readyz").get_json()
     assert ready["status"] == "ok" and ready["dataset"]["version"] == served
+
+
+def test_a_draft_or_scheduled_releases_files_are_not_served_until_it_is(
+        make_dataset: Callable[..., Path], clock: FakeClock) -> None:
+    """Only the files a visible release names are served: a draft's picture never, a
+    scheduled release's attachment from its publication on (time moved by the clock)."""
+    draft = release_yaml(1, "2005-01-01", title="A draft")
+    draft.update({"draft": True, "image": {"src": "photos/dot.gif", "alt": "A white dot"}})
+    scheduled = release_yaml(2, "2030-06-01T13:00:00+00:00", title="Scheduled")
+    scheduled["attachments"] = [{"src": "report.pdf", "title": "The report"}]
+    root = with_media(make_dataset([draft, scheduled, release_yaml(3, "2004-12-01")]))
+    app = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL})
+    set_clock(app, clock)
+    client = app.test_client()
+    assert client.get("/media/photos/dot.gif").status_code == 404
+    assert client.get("/media/report.pdf").status_code == 404
+    clock.advance(hours=2)
+    found = client.get("/media/report.pdf")
+    assert (found.status_code, found.data) == (200, PDF)
+    assert client.get("/media/photos/dot.gif").status_code == 404
