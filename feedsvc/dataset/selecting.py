@@ -19,7 +19,7 @@ from .index import Filters
 
 # The most words `q` may hold: each is one more doclist for FTS5 to step through. The query
 # parser refuses more (the measured cost of the bound is in bench/store_queries.py).
-MAX_WORDS = 16
+MAX_WORDS = 24
 # The most (country, topic) ranges one page reads; more codes are checked row by row.
 MAX_ARMS = 16
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 
 from . import Release, Site
 from .db import key_of
@@ -26,7 +26,8 @@ LOWEST_KEY = -(1 << 62)  # below every key: nothing is visible
 @dataclass(frozen=True, slots=True)
 class Visible:
     """One visible release as the sitemap needs it: its key (to ask for the next slice), its
-    id and when it last changed."""
+    id and the UTC second of its last change (what a sitemap writes; not decoded from the
+    release's own zone, which costs ten times as much at 50,000 a slice)."""
 
     key: int
     id: str
@@ -193,10 +194,11 @@ class StoreView:
         """Return up to `size` visible releases, newest first, older than the key `after`
         (None: from the newest): the sitemap's slices, a range of keys each (never OFFSET)."""
         upper = self.upto if after is None else min(self.upto, after - 1)
-        rows = self.conn.execute("SELECT key, id, coalesce(updated, published) FROM releases "
+        rows = self.conn.execute("SELECT key, id, modified_s FROM releases "
                                  "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ?",
                                  (upper, size))
-        return [Visible(key, rid, when_from(when)) for key, rid, when in rows]
+        return [Visible(key, rid, datetime.fromtimestamp(modified, UTC))
+                for key, rid, modified in rows]
 
 
 def view_at(conn: sqlite3.Connection, site: Site, now: datetime) -> StoreView:
