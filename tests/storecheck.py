@@ -58,3 +58,11 @@ def build_store(dataset: Dataset, path: Path, per_file: int = 1) -> Reader:
     finally:
         conn.close()
     return Reader(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Given:
+    """A served version's handle (served.Handle) for a view made on a bare connection."""
+
+    version: str
+    dataset: Dataset

@@ -20,7 +20,7 @@ from feedsvc.dataset.visible import view_at
 from feedsvc.dataset.write import FileChange, apply, rebuild
 from feedsvc.operations.synth import write_archive
 
-from .storecheck import files_of
+from .storecheck import Given, files_of
 
 
 class Recorder:
@@ -90,7 +90,7 @@ def test_every_reader_query_is_an_index_search(archive: tuple[Dataset, Path]) ->
     recorder = Recorder(conn)
     zone = dataset.site.zone
     for now in (datetime(2015, 1, 1, tzinfo=zone), datetime(2024, 6, 1, 3, tzinfo=zone)):
-        view = view_at(recorder, dataset.site, now)  # type: ignore[arg-type]
+        view = view_at(recorder, Given(dataset.version, dataset), now)  # type: ignore[arg-type]
         cursor = Cursor(datetime(2012, 3, 1, tzinfo=zone), "pr-2012-00100")
         for filters in every_filter(dataset):
             for before in (None, cursor):
@@ -103,13 +103,16 @@ def test_every_reader_query_is_an_index_search(archive: tuple[Dataset, Path]) ->
         assert view.next_change is not None and view.countries()
         after = view.visible(None, 500)[-1].key
         view.visible(after, 500)
+        view.visible_slice(1000, 1500)
+        assert view.media_files()
     assert len(recorder.seen) > 25
     assert flagged(conn, recorder.seen) == []
 
 
 def test_more_words_than_the_bound_are_refused(archive: tuple[Dataset, Path]) -> None:
     dataset, path = archive
-    view = view_at(connect(path, write=False), dataset.site, datetime.now(dataset.site.zone))
+    view = view_at(connect(path, write=False), Given(dataset.version, dataset),
+                   datetime.now(dataset.site.zone))
     with pytest.raises(TooManyWords):
         view.select(Filters(words=frozenset(f"w{n}" for n in range(MAX_WORDS + 1))), 20)
     assert MAX_WORDS >= 8 and MAX_ARMS >= 4

@@ -21,7 +21,7 @@ from pathlib import Path
 
 # Bumped by hand when the meaning of a column or of the codec (rows.py) changes; a change of
 # the DDL below changes SCHEMA_VERSION by itself.
-FORMAT = 3
+FORMAT = 4
 RANK_BITS = 20  # up to 1,048,576 releases published in one second
 
 # FTS5's ascii tokenizer over words() joined by spaces gives words() back, for every code
@@ -65,6 +65,7 @@ CREATE TABLE releases(
     attachments TEXT NOT NULL);
 CREATE INDEX releases_file ON releases(file);
 CREATE INDEX releases_notice ON releases(notice_until_us) WHERE notice_until_us IS NOT NULL;
+CREATE INDEX releases_media ON releases(key) WHERE image IS NOT NULL OR attachments <> '[]';
 CREATE TABLE release_countries(country TEXT NOT NULL, key INTEGER NOT NULL,
                                PRIMARY KEY(country, key)) WITHOUT ROWID;
 CREATE TABLE release_topics(topic TEXT NOT NULL, key INTEGER NOT NULL,
@@ -85,7 +86,8 @@ CREATE VIRTUAL TABLE release_words_docs USING fts5vocab(release_words, row);
 #   (hashed again at every look); vocabulary: it holds the site or topics. file_media: the
 #   media files its releases name (src below media/, sha256 hex).
 # - counts: listed (visible at some moment: not hidden) releases per scope: "" for all,
-#   "countries/TH", "topics/slug"; and "tombstones": withdrawn releases that are not drafts.
+#   "countries/TH", "topics/slug"; "tombstones": withdrawn releases that are not drafts;
+#   "named:TH": every release naming the country, hidden or not (View.countries).
 # - releases: published_us and notice_until_us (withdrawal + TOMBSTONE_DAYS, for withdrawn
 #   releases that are not drafts) are UTC microseconds, modified_s is facts.changed();
 #   published, updated, withdrawn keep the date-time as written (wall time, zone): rows.py.

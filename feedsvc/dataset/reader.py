@@ -49,6 +49,11 @@ class Snapshot:
         return self.meta.version
 
     @property
+    def dataset(self) -> Meta:
+        """What the version says besides its releases (served.Handle's `dataset`)."""
+        return self.meta
+
+    @property
     def site(self) -> Site:
         return self.meta.site
 
@@ -62,7 +67,7 @@ class Snapshot:
 
     def view_at(self, now: datetime) -> StoreView:
         """Return what readers see of this version at `now` (an aware date-time)."""
-        return view_at(self.conn, self.meta.site, now)
+        return view_at(self.conn, self, now)
 
 
 class Reader:

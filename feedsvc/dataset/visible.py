@@ -8,6 +8,7 @@ selecting.py.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from .db import key_of
 from .index import Cursor, Filters, Page
 from .rows import FIELDS, decode, micros, when_from
 from .selecting import choose
+from .served import Handle
 from .words import words
 
 LOWEST_KEY = -(1 << 62)  # below every key: nothing is visible
@@ -53,11 +55,15 @@ class StoreView:
     """The store as readers see it at `now`, within one read transaction (reader.py)."""
 
     conn: sqlite3.Connection
-    site: Site
+    index: Handle  # the version read (served.Handle: version, dataset.site/topics/source)
     now: datetime
     upto: int  # the highest key published at or before now
     scheduled: int  # how many releases (of any kind) are published after now
     expired: int  # how many tombstones have ended their notice
+
+    @property
+    def site(self) -> Site:
+        return self.index.dataset.site
 
     @property
     def token(self) -> str:
@@ -186,26 +192,52 @@ class StoreView:
         return None if change is None else max(0.0, (change - self.now).total_seconds())
 
     def countries(self) -> list[str]:
-        """Return the countries with listed releases (visible now or later), in code order."""
-        return [scope.split("/", 1)[1] for (scope,) in self.conn.execute(
-            "SELECT scope FROM counts WHERE scope > 'countries/' AND scope < 'countries0'")]
+        """Return the countries some release of this version names (visible now or not, hidden
+        or not: WebSub compares two versions country by country), in code order."""
+        return [scope[6:] for (scope,) in self.conn.execute(
+            "SELECT scope FROM counts WHERE scope > 'named:' AND scope < 'named;'")]
 
     def visible(self, after: int | None, size: int) -> list[Visible]:
         """Return up to `size` visible releases, newest first, older than the key `after`
-        (None: from the newest): the sitemap's slices, a range of keys each (never OFFSET)."""
+        (None: from the newest): the sitemap's slices as a range of keys each."""
         upper = self.upto if after is None else min(self.upto, after - 1)
+        return self._visible(upper, size, 0)
+
+    def visible_slice(self, start: int, stop: int) -> list[Visible]:
+        """Return the visible releases ranked `start` to `stop` (excluded), newest first.
+
+        A rank is not a key: SQLite steps over the `start` newer entries of the releases'
+        b-tree (OFFSET, in C, no row read into Python). visible(after, size) costs the slice
+        alone, for a caller that walks the slices in order."""
+        start = max(start, 0)
+        return self._visible(self.upto, max(stop - start, 0), start)
+
+    def _visible(self, upper: int, size: int, skip: int) -> list[Visible]:
         rows = self.conn.execute("SELECT key, id, modified_s FROM releases "
-                                 "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ?",
-                                 (upper, size))
+                                 "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ? "
+                                 "OFFSET ?", (upper, size, skip))
         return [Visible(key, rid, datetime.fromtimestamp(modified, UTC))
                 for key, rid, modified in rows]
 
+    def media_files(self) -> frozenset[str]:
+        """Return the src of every file below media/ the site or a visible release names (the
+        releases with media, by a partial index: the caller keeps it per version and moment)."""
+        named = [m for m in (self.site.icon, self.site.logo) if m is not None and not m.remote]
+        found = {m.src for m in named}
+        rows = self.conn.execute("SELECT image, attachments FROM releases WHERE key <= ? AND "
+                                 "hidden = 0 AND (image IS NOT NULL OR attachments <> '[]')",
+                                 (self.upto,))
+        for image, attachments in rows:
+            listed = json.loads(attachments) + ([json.loads(image)] if image else [])
+            found.update(m["src"] for m in listed if not m["src"].startswith("https://"))
+        return frozenset(found)
 
-def view_at(conn: sqlite3.Connection, site: Site, now: datetime) -> StoreView:
+
+def view_at(conn: sqlite3.Connection, index: Handle, now: datetime) -> StoreView:
     """Return what readers see of the store at `now` (three index lookups)."""
     now_us = micros(now)
     upto = _upto(conn, now_us)
     scheduled = _one(conn, "SELECT count(*) FROM releases WHERE key > ?", upto) or 0
     tombstones = _one(conn, "SELECT releases FROM counts WHERE scope = 'tombstones'") or 0
     live = _one(conn, "SELECT count(*) FROM releases WHERE notice_until_us > ?", now_us) or 0
-    return StoreView(conn, site, now, upto, scheduled, tombstones - live)
+    return StoreView(conn, index, now, upto, scheduled, tombstones - live)

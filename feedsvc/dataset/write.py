@@ -80,6 +80,8 @@ class _Writer:
         """Put a release in every table that holds it (when flushed)."""
         waiting = self.waiting
         waiting[INSERT].append(encode(release, key, file))
+        for country in release.countries:
+            self._count(f"named:{country}", 1)
         if release.withdrawn is not None and not release.draft:
             self._count("tombstones", 1)
         if hidden(release):
@@ -105,6 +107,8 @@ class _Writer:
         """Take a release out of every table that holds it."""
         conn = self.conn
         conn.execute("DELETE FROM releases WHERE key = ?", (key,))
+        for country in release.countries:
+            self._count(f"named:{country}", -1)
         if release.withdrawn is not None and not release.draft:
             self._count("tombstones", -1)
         if hidden(release):
