@@ -213,13 +213,14 @@ def _refold(db: sqlite3.Connection, root: Path, total: int, rows: Iterable[FileR
             removed: Iterable[str], names: Names) -> int:
     """Return the version sum with the changed files' old hashes out and new ones in."""
     rows = list(rows)
-    old = [(r.name, _stamp(db, r.below)) for r in rows]
-    old += [(name, _stamp(db, names.below(name))) for name in removed]
+    old = [(r.name, stamp_of(db, r.below)) for r in rows]
+    old += [(name, stamp_of(db, names.below(name))) for name in removed]
     return versions.refold(root, total, ((n, s) for n, s in old if s is not None),
                            ((r.name, r.stamp) for r in rows))
 
 
-def _stamp(db: sqlite3.Connection, below: str) -> bytes | None:
+def stamp_of(db: sqlite3.Connection, below: str) -> bytes | None:
+    """Return what a stored file adds to the version (None: no such file)."""
     found, digest, kept, _ = _stored(db, below)
     return None if found is None else digest + "".join(sha for _, _, sha in kept).encode()
 

@@ -1,0 +1,81 @@
+"""One look at the dataset for the store's one writer: plan what changed, then commit it.
+
+`look` returns the Plan of the files on disk against the store: only the changed files read
+(ingest.plan), or every file (coldstart.read_all) when the store is empty or the vocabulary
+changed, with the mass-removal guard's counts taken from the store. `commit` writes a plan in
+one transaction (write.apply, or write.rebuild for a full read); a plan with problems is
+refused and nothing is written, and a look that found nothing writes nothing at all.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection
+from dataclasses import replace
+from pathlib import Path
+
+from . import Dataset, DatasetError, newest_first
+from . import write as writer
+from .catalog import Names
+from .coldstart import CHILD_LOAD_BYTES, read_all
+from .ingest import FileRow, FullRead, Plan, plan, stamp_of
+
+
+def look(db: sqlite3.Connection, root: Path, limit: int, paths: Collection[str] | None = None,
+         *, trust_stat: bool = True, child_over: int = CHILD_LOAD_BYTES) -> Plan:
+    """Return what the files on disk change in the store (nothing is written)."""
+    try:
+        return plan(db, root, limit, paths, trust_stat=trust_stat)
+    except FullRead:
+        return counted(db, root, read_all(root, limit, over=child_over))
+
+
+def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
+    """Return a full read's plan with what it removes from the store: files and releases."""
+    served = db.execute("SELECT count(*) FROM releases").fetchone()[0]
+    if not served and not db.execute("SELECT 1 FROM files LIMIT 1").fetchone():
+        return found
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS kept(name TEXT PRIMARY KEY) WITHOUT ROWID")
+    try:
+        db.executemany("INSERT OR IGNORE INTO temp.kept VALUES (?)",
+                       ((r.id,) for row in found.files for r in row.releases or ()))
+        gone = db.execute("SELECT count(*) FROM releases WHERE id NOT IN "
+                          "(SELECT name FROM temp.kept)").fetchone()[0]
+        db.execute("DELETE FROM temp.kept")
+        db.executemany("INSERT OR IGNORE INTO temp.kept VALUES (?)",
+                       ((row.below,) for row in found.files))
+        removed = tuple(path for path, in db.execute(
+            "SELECT path FROM files WHERE path NOT IN (SELECT name FROM temp.kept) "
+            "ORDER BY path"))
+    finally:
+        db.execute("DELETE FROM temp.kept")
+    changed = tuple(row.name for row in found.files if stamp_of(db, row.below) != row.stamp)
+    return replace(found, removed=removed, gone=gone, served=served,
+                   changed=changed + tuple(Names(root).full(path) for path in removed))
+
+
+def commit(db: sqlite3.Connection, root: Path, found: Plan) -> bool:
+    """Write a plan in one transaction; return whether anything was written.
+
+    Raise DatasetError (writing nothing) if the plan has problems.
+    """
+    if found.problems:
+        raise DatasetError(found.problems)
+    meta = {"fold": f"{found.fold:032x}", "linked": "1" if found.linked else "0",
+            "root": str(root)}
+    files = [_change(row) for row in found.files]
+    if found.site is not None:
+        assert found.topics is not None
+        releases = newest_first(r for row in found.files for r in row.releases or ())
+        writer.rebuild(db, Dataset(found.site, found.topics, releases, found.version,
+                                   str(root)), files, meta)
+        return True
+    known = dict(db.execute("SELECT name, value FROM meta WHERE name IN ('linked', 'fold')"))
+    if not files and not found.removed and known == {k: meta[k] for k in ("linked", "fold")}:
+        return False  # nothing changed, not even a stat: no transaction, no new data_version
+    writer.apply(db, files, found.removed, version=found.version, meta=meta)
+    return True
+
+
+def _change(row: FileRow) -> writer.FileChange:
+    return writer.FileChange(row.below, *row.key, row.digest, row.releases, row.racy,
+                             row.vocabulary, tuple((src, *at, sha) for src, at, sha in row.media))

@@ -1,0 +1,284 @@
+"""The store's ingest (catalog, ingest, coldstart, sync) against today's loader, step by step.
+
+Every sequence runs the same edits through both: `loader.update` + `assemble` (what reload
+does today) and `sync.look` + `sync.commit` on a real SQLite store. After each step they must
+agree on the files changed and removed, the problems (same text, same order), the version,
+and, once committed, every release in the store. A rejected step must leave the store's
+file as it was, byte for byte.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from feedsvc.dataset import DatasetError, Problem, Release, db, load_dataset, loader, rows, sync
+from feedsvc.dataset.assemble import assemble
+from feedsvc.dataset.assemble import version as catalog_version
+from feedsvc.dataset.coldstart import read_all
+from feedsvc.dataset.ingest import Plan
+
+from .conftest import release_yaml
+from .test_media import GIF, PDF, illustrated, with_media
+
+LIMIT = 64 << 20
+
+
+def age(root: Path) -> None:
+    """Date every file an hour back: no file is racy unless a test makes it so."""
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            status = path.stat()
+            os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns - 3600 * 10**9))
+
+
+def stored(conn: sqlite3.Connection) -> list[Release]:
+    """Every release in the store, by id."""
+    found = (rows.decode(row) for row in conn.execute(f"SELECT {rows.FIELDS} FROM releases"))
+    return sorted(found, key=lambda r: r.id)
+
+
+def dump(path: Path) -> tuple[list[object], bytes, bytes]:
+    """Every row of every table of the store (the word index's own tables included), and
+    its file's bytes and its write-ahead log's."""
+    other = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables = [name for name, sql in other.execute(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+            if not sql.startswith("CREATE VIRTUAL")]
+        found: list[object] = [other.execute("PRAGMA user_version").fetchone()]
+        found += [(name, other.execute(f'SELECT * FROM "{name}"').fetchall()) for name in tables]
+    finally:
+        other.close()
+    wal = path.with_name(path.name + "-wal")
+    return found, path.read_bytes(), wal.read_bytes() if wal.exists() else b""
+
+
+class Pair:
+    """The same dataset followed by today's loader and by the store."""
+
+    def __init__(self, root: Path, store: Path) -> None:
+        self.root, self.store = root, store
+        self.catalog = loader.load(root, LIMIT)
+        self.conn = db.connect(store, write=True)
+        found = sync.look(self.conn, root, LIMIT)
+        assert found.problems == tuple(_problems(self.catalog))
+        sync.commit(self.conn, root, found)
+        self.same_releases()
+
+    def same_releases(self) -> None:
+        dataset = assemble(self.catalog)
+        assert stored(self.conn) == sorted(dataset.releases, key=lambda r: r.id)
+        assert self._meta("version") == dataset.version
+
+    def _meta(self, name: str) -> str:
+        return str(self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,))
+                   .fetchone()[0])
+
+    def step(self, paths: Collection[str] | None = None, *, trust_stat: bool = True,
+             changed: bool = True) -> Plan:
+        """Look with both; assert they agree; commit if valid. Return the store's plan."""
+        change = loader.update(self.catalog, LIMIT, trust_stat=trust_stat, only=paths)
+        before = dump(self.store)
+        found = sync.look(self.conn, self.root, LIMIT, paths, trust_stat=trust_stat)
+        assert dump(self.store) == before  # a look writes nothing
+        assert found.problems == tuple(_problems(change.catalog))
+        if changed:  # a full read names every file changed; the loader only those that are
+            assert set(found.changed) == {*change.changed, *change.removed}
+        if found.problems:
+            with pytest.raises(DatasetError):
+                sync.commit(self.conn, self.root, found)
+            assert dump(self.store) == before  # a rejected change writes nothing
+        else:
+            assert found.version == catalog_version(change.catalog)
+            sync.commit(self.conn, self.root, found)
+            self.catalog = change.catalog
+            self.same_releases()
+        return found
+
+
+def _problems(catalog: loader.Catalog) -> list[Problem]:
+    try:
+        assemble(catalog)
+    except DatasetError as error:
+        return list(error.problems)
+    return []
+
+
+@pytest.fixture
+def pair(dataset_dir: Path, tmp_path: Path) -> Iterator[Pair]:
+    age(dataset_dir)
+    made = Pair(dataset_dir, tmp_path / "store.db")
+    yield made
+    made.conn.close()
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_add_edit_edit_again_rename_delete(pair: Pair) -> None:
+    releases = pair.root / "releases"
+    new = releases / "pr-2006-001.yaml"
+    new.write_text(yaml.safe_dump(release_yaml(1, "2006-01-02")), encoding="utf-8")
+    assert pair.step().changed == (str(new),)
+    edit(new, "Test release number 1", "A first title")
+    assert pair.step().gone == 0
+    edit(new, "A first title", "A second title")
+    pair.step()
+    new.rename(releases / "moved.yaml")
+    assert pair.step().gone == 0
+    (releases / "moved.yaml").unlink()
+    assert pair.step().gone == 1
+    assert pair.step().changed == ()  # nothing left to find
+    assert len(stored(pair.conn)) == 10
+
+
+def test_notified_paths_read_only_those_files(pair: Pair, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    target = pair.root / "releases" / "pr-2005-002.yaml"
+    other = pair.root / "releases" / "pr-2004-001.yaml"
+    edit(target, "title:", "title: Edited")
+    edit(other, "title:", "title: Not notified")  # not named: looked at by the next walk
+    change = loader.update(pair.catalog, LIMIT, only=[str(target)])
+    assert change.changed == (str(target),)
+    pair.step([str(target)])
+    assert pair.step().changed == (str(other),)
+
+
+def test_the_stat_is_not_trusted_for_a_racy_file(pair: Pair) -> None:
+    path = pair.root / "releases" / "pr-2005-002.yaml"
+    edit(path, "title:", "title: Fresh")  # written now: racy at the next look
+    pair.step()
+    status = path.stat()
+    text = path.read_text(encoding="utf-8")
+    edit(path, "title: Fresh", "title: Fres!")  # same size; the same stat key put back
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert path.stat().st_size == status.st_size and path.read_text() != text
+    assert pair.step().changed == (str(path),)
+    assert any(r.title.startswith("Fres!") for r in stored(pair.conn))
+
+
+def test_sighup_reads_every_file_and_parses_only_the_changed(pair: Pair) -> None:
+    path = pair.root / "releases" / "pr-2005-002.yaml"
+    status = path.stat()
+    edit(path, "title:", "title:")  # the same bytes, a new mtime
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+    found = pair.step(trust_stat=False)
+    assert found.changed == () and len(found.files) == 12  # all read, none changed
+
+
+def test_invalid_then_fixed_and_a_duplicate_id(pair: Pair) -> None:
+    path = pair.root / "releases" / "pr-2005-002.yaml"
+    original = path.read_text(encoding="utf-8")
+    path.write_text("id: [broken\n", encoding="utf-8")
+    assert pair.step().problems
+    assert pair.step(changed=False).problems  # rejected: still reported at the next look
+    path.write_text(original, encoding="utf-8")
+    pair.step()
+    copy = pair.root / "releases" / "zz-copy.yaml"
+    copy.write_text(original, encoding="utf-8")
+    found = pair.step()
+    assert [p.field for p in found.problems] == ["id"]
+    assert "first used at" in found.problems[0].message
+    early = pair.root / "releases" / "aa-copy.yaml"  # before the stored file in path order
+    copy.rename(early)
+    assert "first used at" in pair.step().problems[0].message
+
+
+def test_a_vocabulary_change_checks_every_release_again(pair: Pair) -> None:
+    topics = pair.root / "topics.yaml"
+    text = topics.read_text(encoding="utf-8")
+    used = stored(pair.conn)[0].topics[0]
+    lines = text.splitlines(keepends=True)
+    start = next(n for n, line in enumerate(lines) if f"slug: {used}" in line)
+    # Drop the topic's entry (its slug line and the indented lines after it).
+    end = next((n for n in range(start + 1, len(lines)) if lines[n].lstrip().startswith("- ")),
+               len(lines))
+    topics.write_text("".join(lines[:start] + lines[end:]), encoding="utf-8")
+    found = pair.step(changed=False)
+    assert found.problems and all(p.field == "topics" for p in found.problems
+                                  if p.release is not None)
+    topics.write_text(text.replace("label:", "label: Renamed", 1), encoding="utf-8")
+    assert pair.step(changed=False).site is not None  # read in full, committed by rebuild
+
+
+def test_links_inside_are_followed_and_outside_refused(pair: Pair, tmp_path: Path) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "x.yaml").write_text(yaml.safe_dump(release_yaml(7, "2006-02-02")),
+                                  encoding="utf-8")
+    (pair.root / "outside.yaml").symlink_to(extra / "x.yaml")
+    found = pair.step()
+    assert "outside the dataset folder" in found.problems[0].message
+    (pair.root / "outside.yaml").unlink()
+    shutil.copytree(extra, pair.root / "more")
+    (pair.root / "linked").symlink_to("more")
+    pair.step()
+    assert pair.step().linked  # walked: a change behind a link comes without notification
+    (pair.root / "more" / "x.yaml").unlink()
+    pair.step([str(pair.root / "more" / "x.yaml")])  # a linked dataset is walked anyway
+
+
+@pytest.mark.parametrize("notified", [False, True], ids=["walked", "notified"])
+def test_a_media_file_replaced_reads_the_files_naming_it(
+        make_dataset: Callable[..., Path], tmp_path: Path, notified: bool) -> None:
+    root = with_media(make_dataset([illustrated(), release_yaml(2, "2004-12-01")]))
+    age(root)
+    pair = Pair(root, tmp_path / "media.db")
+    report = root / "media" / "report.pdf"
+    with report.open("r+b") as stream:  # the same inode, new bytes: no YAML file changed
+        stream.write(PDF + b"% more\n")
+    found = pair.step([str(report)] if notified else None)
+    assert found.changed == (str(root / "releases" / "t-001.yaml"),)
+    (root / "media" / "photos" / "dot.gif").unlink()
+    assert "is not a file" in pair.step([str(root / "media" / "photos" / "dot.gif")]
+                                        if notified else None).problems[0].message
+    (root / "media" / "photos" / "dot.gif").write_bytes(GIF)
+    pair.step()
+    assert pair.step().changed == ()
+
+
+def test_a_mass_removal_is_counted_from_the_store(pair: Pair) -> None:
+    for path in sorted((pair.root / "releases").glob("*.yaml"))[:6]:
+        path.unlink()
+    found = pair.step()
+    assert (found.gone, found.served) == (6, 10)
+
+
+def test_cold_start_equals_a_load_in_one_process_and_in_children(tmp_path: Path) -> None:
+    root = tmp_path / "synth"
+    subprocess.run([sys.executable, "-m", "feedsvc", "synth", "2500", str(root), "--split",
+                    "--lifecycle"], check=True, stdout=subprocess.DEVNULL)
+    expected = load_dataset(root)
+    for over, name in ((LIMIT, "one.db"), (0, "children.db")):
+        conn = db.connect(tmp_path / name, write=True)
+        found = sync.counted(conn, root, read_all(root, LIMIT, processes=2, over=over))
+        assert sync.commit(conn, root, found)
+        assert stored(conn) == sorted(expected.releases, key=lambda r: r.id)
+        assert found.version == expected.version
+        conn.close()
+
+
+def test_cold_start_problems_come_in_the_order_of_one_process(tmp_path: Path) -> None:
+    root = tmp_path / "synth"
+    subprocess.run([sys.executable, "-m", "feedsvc", "synth", "2100", str(root), "--split"],
+                   check=True, stdout=subprocess.DEVNULL)
+    files = sorted((root / "releases").rglob("*.yaml"))
+    for path in (files[3], files[1500], files[-1]):
+        edit(path, "countries:", "countries: [XX]\nwas_countries:")
+    shutil.copy(files[10], root / "releases" / "zz-duplicate.yaml")
+    (root / "releases" / "bad.yaml").write_text("title: [unclosed\n", encoding="utf-8")
+    expected = _problems(loader.load(root, LIMIT))
+    assert len(expected) > 5
+    assert list(read_all(root, LIMIT, processes=3, over=0).problems) == expected
+    assert list(read_all(root, LIMIT, over=LIMIT).problems) == expected
