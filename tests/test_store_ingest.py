@@ -153,6 +153,8 @@ def test_notified_paths_read_only_those_files(pair: Pair, monkeypatch: pytest.Mo
     assert change.changed == (str(target),)
     pair.step([str(target)])
     assert pair.step().changed == (str(other),)
+    target.unlink()
+    assert pair.step([str(target)]).removed == ("releases/pr-2005-002.yaml",)
 
 
 def test_the_stat_is_not_trusted_for_a_racy_file(pair: Pair) -> None:
@@ -210,6 +212,13 @@ def test_a_vocabulary_change_checks_every_release_again(pair: Pair) -> None:
                                   if p.release is not None)
     topics.write_text(text.replace("label:", "label: Renamed", 1), encoding="utf-8")
     assert pair.step(changed=False).site is not None  # read in full, committed by rebuild
+    more = pair.root / "releases" / "more-topics.yaml"  # a new file of the vocabulary
+    more.write_text("topics:\n  - {slug: extra, label: Extra, description: More.}\n",
+                    encoding="utf-8")
+    assert pair.step(changed=False).site is not None
+    more.write_text(yaml.safe_dump(release_yaml(9, "2006-03-03")), encoding="utf-8")
+    assert pair.step(changed=False).site is not None  # no longer the vocabulary's
+    assert len(stored(pair.conn)) == 11
 
 
 def test_links_inside_are_followed_and_outside_refused(pair: Pair, tmp_path: Path) -> None:
