@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from feedsvc.dataset import DatasetError, Problem, Release, db, load_dataset, loader, rows, sync
+from feedsvc.dataset import DatasetError, Problem, Release, db, load_dataset, loader, rows, sync, write
 from feedsvc.dataset.assemble import assemble
 from feedsvc.dataset.assemble import version as catalog_version
 from feedsvc.dataset.coldstart import read_all
 from feedsvc.dataset.ingest import Plan
+from feedsvc.dataset.write import FileChange
 
 from .conftest import release_yaml
 from .test_media import GIF, PDF, illustrated, with_media
@@ -291,3 +292,40 @@ def test_cold_start_problems_come_in_the_order_of_one_process(tmp_path: Path) ->
     assert len(expected) > 5
     assert list(read_all(root, LIMIT, processes=3, over=0).problems) == expected
     assert list(read_all(root, LIMIT, over=LIMIT).problems) == expected
+
+
+def tables(conn: sqlite3.Connection) -> dict[str, list[object]]:
+    """Every row of the store's tables; the word index as its words and their releases (its
+    own tables' bytes depend on the order it was written in)."""
+    names = [name for name, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        if not sql.startswith("CREATE VIRTUAL") and not name.startswith("release_words")]
+    found: dict[str, list[object]] = {
+        name: conn.execute(f'SELECT * FROM "{name}" ORDER BY 1, 2').fetchall() for name in names}
+    found["words"] = conn.execute("SELECT term, doc FROM release_words_docs ORDER BY term")\
+        .fetchall()
+    found["matches"] = [conn.execute("SELECT rowid FROM release_words WHERE release_words "
+                                     "MATCH ? ORDER BY rowid", (f'"{term}"',)).fetchall()
+                        for term, _ in found["words"][::97]]
+    return found
+
+
+def test_a_bulk_cold_start_writes_what_the_writer_would(tmp_path: Path) -> None:
+    root = tmp_path / "synth"
+    subprocess.run([sys.executable, "-m", "feedsvc", "synth", "2500", str(root), "--split",
+                    "--lifecycle"], check=True, stdout=subprocess.DEVNULL)
+    (root / "releases" / "ties.yaml").write_text(yaml.safe_dump({"releases": [
+        release_yaml(n, "2004-03-01T10:00:00+07:00") for n in range(3)]}), encoding="utf-8")
+    bulk = db.connect(tmp_path / "bulk.db", write=True)
+    found = read_all(root, LIMIT, processes=2, over=0)
+    sync.commit(bulk, root, found)
+    catalog = loader.load(root, LIMIT)
+    rebuilt = db.connect(tmp_path / "rebuilt.db", write=True)
+    # The files as the full read found them (racy then), with the loader's releases.
+    files = [FileChange(row.below, *row.key, row.digest, entry.releases, row.racy,
+                        row.vocabulary, tuple((src, *at, sha) for src, at, sha in row.media))
+             for entry, row in zip(catalog.files.values(), found.files, strict=True)]
+    meta = {"fold": f"{found.fold:032x}", "linked": "0", "root": str(root)}
+    write.rebuild(rebuilt, assemble(catalog), files, meta)
+    assert tables(bulk) == tables(rebuilt)
+    assert len(tables(bulk)["releases"]) == 2503 and tables(bulk)["release_updates"]

@@ -20,12 +20,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
 from . import version as versions
+from .bulkload import prepare
 from .catalog import Names
 from .ingest import FileRow, Plan, row_of
 from .loader import FileEntry, Read
@@ -36,7 +38,6 @@ from .yamlsource import SourceFile, find_files
 CHILD_LOAD_BYTES = 8 << 20
 PER_PROCESS = 1000
 log = logging.getLogger("feedsvc.coldstart")
-RELEASE_FIELDS = rows.COLUMNS.index("published")  # encode()'s tuple from here is decode()'s
 
 
 class _Failed(Exception):
@@ -82,9 +83,16 @@ def _one(root: Path, limit: int, names: Sequence[str], linked: bool) -> Plan:
     site, topics, problems = loader.read_vocabulary(root, loader.vocabulary_parts(read))
     entries = loader.entries(root, read, site, topics, now)
     files = Names(root)
-    found = [row_of(root, name, files.below(name), entry) for name, entry in entries.items()]
+    found = [_prepared(*row_of(root, name, files.below(name), entry))
+             for name, entry in entries.items()]
     linked = linked or any(link for *_, link in read)
     return _plan(root, site, topics, problems, found, linked)
+
+
+def _prepared(row: FileRow, problems: list[Problem]) -> tuple[FileRow, list[Problem]]:
+    """Return a file's row with its releases as plain values (bulkload.prepare)."""
+    return replace(row, releases=None,
+                   prepared=tuple(prepare(release) for release in row.releases or ())), problems
 
 
 def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
@@ -169,26 +177,20 @@ def _files(pipe: Connection) -> list[tuple[FileRow, list[Problem]]]:
         sent = marshal.loads(pipe.recv_bytes())
     except (EOFError, OSError, ValueError) as error:
         raise _Failed(f"a loading process ended early: {error!r}") from error
-    found = []
-    for name, below, key, digest, racy, vocabulary, media, ids, problems, encoded in sent:
-        releases = tuple(rows.decode((row[1], *row[RELEASE_FIELDS:])) for row in encoded)
-        found.append((FileRow(name, below, tuple(key), digest, racy, vocabulary,
-                              tuple((src, tuple(at), sha) for src, at, sha in media),
-                              releases, tuple(tuple(i) for i in ids)),
-                      [Problem(*p) for p in problems]))
-    return found
+    return [(FileRow(name, below, key, digest, racy, vocabulary, media, None, ids, prepared),
+             [Problem(*p) for p in problems])
+            for name, below, key, digest, racy, vocabulary, media, ids, problems, prepared in sent]
 
 
 def _send_files(pipe: Connection, root: Path, entries: Mapping[str, FileEntry]) -> None:
-    """Send a run's files as plain values: each release as rows.encode makes it."""
+    """Send a run's files as plain values: each release as bulkload.prepare makes it."""
     names = Names(root)
     sent = []
     for name, entry in entries.items():
-        row, problems = row_of(root, name, names.below(name), entry)
+        row, problems = _prepared(*row_of(root, name, names.below(name), entry))
         sent.append((name, row.below, row.key, row.digest, row.racy, row.vocabulary,
-                     row.media, row.ids, [(p.file, p.line, p.release, p.field, p.message)
-                                          for p in problems],
-                     [rows.encode(release, 0, 0) for release in row.releases or ()]))
+                     row.media, row.ids, tuple((p.file, p.line, p.release, p.field, p.message)
+                                               for p in problems), row.prepared))
     pipe.send(("ok", None))
     pipe.send_bytes(marshal.dumps(sent))
 

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from . import Ids, Problem, Release, Site, Topic, duplicate_ids, media, parse_file
 from . import version as versions
+from .bulkload import Prepared
 from .catalog import Found, Names, look
 from .loader import RACY_NS, FileEntry, Key, _entry, _escapes, _read
 from .rows import site_from, topics_from
@@ -41,6 +42,8 @@ class FileRow:
     media: MediaRows
     releases: tuple[Release, ...] | None
     ids: Ids = ()  # every id its releases name, valid or not, with its line
+    # A full read's releases, as plain values (bulkload.py); its `releases` are then None.
+    prepared: tuple[Prepared, ...] = ()
 
     @property
     def stamp(self) -> bytes:

@@ -13,8 +13,9 @@ from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
-from . import Dataset, DatasetError, newest_first
+from . import DatasetError
 from . import write as writer
+from .bulkload import fill
 from .catalog import Names
 from .coldstart import CHILD_LOAD_BYTES, read_all
 from .ingest import FileRow, FullRead, Plan, plan, stamp_of
@@ -31,13 +32,14 @@ def look(db: sqlite3.Connection, root: Path, limit: int, paths: Collection[str] 
 
 def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
     """Return a full read's plan with what it removes from the store: files and releases."""
+    plan_rows = found.files
     served = db.execute("SELECT count(*) FROM releases").fetchone()[0]
     if not served and not db.execute("SELECT 1 FROM files LIMIT 1").fetchone():
         return found
     db.execute("CREATE TEMP TABLE IF NOT EXISTS kept(name TEXT PRIMARY KEY) WITHOUT ROWID")
     try:
         db.executemany("INSERT OR IGNORE INTO temp.kept VALUES (?)",
-                       ((r.id,) for row in found.files for r in row.releases or ()))
+                       ((found[0][1],) for row in plan_rows for found in row.prepared))
         gone = db.execute("SELECT count(*) FROM releases WHERE id NOT IN "
                           "(SELECT name FROM temp.kept)").fetchone()[0]
         db.execute("DELETE FROM temp.kept")
@@ -63,11 +65,12 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan) -> bool:
     meta = {"fold": f"{found.fold:032x}", "linked": "1" if found.linked else "0",
             "root": str(root)}
     files = [_change(row) for row in found.files]
-    if found.site is not None:
+    if found.site is not None:  # a full read: its releases are plain values (bulkload.py)
         assert found.topics is not None
-        releases = newest_first(r for row in found.files for r in row.releases or ())
-        writer.rebuild(db, Dataset(found.site, found.topics, releases, found.version,
-                                   str(root)), files, meta)
+        fill(db, [(f.path, f.size, f.mtime_ns, f.inode, f.sha256, f.racy, f.vocabulary,
+                   f.media, row.prepared) for f, row in zip(files, found.files, strict=True)],
+             {**meta, "version": found.version, "source": str(root)},
+             site=found.site, topics=found.topics)
         return True
     known = dict(db.execute("SELECT name, value FROM meta WHERE name IN ('linked', 'fold')"))
     if not files and not found.removed and known == {k: meta[k] for k in ("linked", "fold")}:
