@@ -302,11 +302,11 @@ def tables(conn: sqlite3.Connection) -> dict[str, list[object]]:
         if not sql.startswith("CREATE VIRTUAL") and not name.startswith("release_words")]
     found: dict[str, list[object]] = {
         name: conn.execute(f'SELECT * FROM "{name}" ORDER BY 1, 2').fetchall() for name in names}
-    found["words"] = conn.execute("SELECT term, doc FROM release_words_docs ORDER BY term")\
-        .fetchall()
+    terms = conn.execute("SELECT term, doc FROM release_words_docs ORDER BY term").fetchall()
+    found["words"] = terms
     found["matches"] = [conn.execute("SELECT rowid FROM release_words WHERE release_words "
                                      "MATCH ? ORDER BY rowid", (f'"{term}"',)).fetchall()
-                        for term, _ in found["words"][::97]]
+                        for term, _ in terms[::97]]
     return found
 
 
