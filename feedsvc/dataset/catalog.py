@@ -93,6 +93,9 @@ def _walk(db: sqlite3.Connection, root: Path, names: Names, trust_stat: bool) ->
             yield names.below(name), *key
     db.execute("CREATE TEMP TABLE IF NOT EXISTS disk(path TEXT PRIMARY KEY, size INTEGER, "
                "mtime_ns INTEGER, inode INTEGER) WITHOUT ROWID")
+    began = not db.in_transaction
+    if began:  # one read of the store, and the temporary rows in one transaction, not one each
+        db.execute("BEGIN")
     try:
         db.executemany("INSERT OR REPLACE INTO temp.disk VALUES (?, ?, ?, ?)", keys())
         moved = _media_moved(db, root, None if trust_stat else ())
@@ -110,6 +113,8 @@ def _walk(db: sqlite3.Connection, root: Path, names: Names, trust_stat: bool) ->
         removed = tuple(names.full(below) for below, in gone)
     finally:
         db.execute("DELETE FROM temp.disk")
+        if began:
+            db.execute("COMMIT")  # the main database was only read: nothing written there
     return Found(tuple(read), removed, linked[0])
 
 

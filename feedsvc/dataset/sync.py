@@ -37,6 +37,7 @@ def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
     if not served and not db.execute("SELECT 1 FROM files LIMIT 1").fetchone():
         return found
     db.execute("CREATE TEMP TABLE IF NOT EXISTS kept(name TEXT PRIMARY KEY) WITHOUT ROWID")
+    db.execute("BEGIN")  # the temporary rows in one transaction, not one each
     try:
         db.executemany("INSERT OR IGNORE INTO temp.kept VALUES (?)",
                        ((found[0][1],) for row in plan_rows for found in row.prepared))
@@ -50,6 +51,7 @@ def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
             "ORDER BY path"))
     finally:
         db.execute("DELETE FROM temp.kept")
+        db.execute("COMMIT")  # the store itself was only read
     changed = tuple(row.name for row in found.files if stamp_of(db, row.below) != row.stamp)
     return replace(found, removed=removed, gone=gone, served=served,
                    changed=changed + tuple(Names(root).full(path) for path in removed))
