@@ -172,11 +172,18 @@ def _parse(root: Path, name: str, below: str, key: Key, raw: bytes, site: Site,
 
 def row_of(root: Path, name: str, below: str, entry: FileEntry) -> tuple[FileRow, list[Problem]]:
     """Return a loader entry as the store keeps it, and its problems."""
+    return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary,
+                   media_rows(root, entry), tuple(entry.releases), entry.ids), \
+        list(entry.problems)
+
+
+def media_rows(root: Path, entry: FileEntry) -> MediaRows:
+    """Return the media files an entry names as the store keeps them (src below media/)."""
+    if not entry.media:  # most files: not even the media folder's path is worked out
+        return ()
     folder = str(media.media_root(root))
-    kept = tuple(sorted((PurePosixPath(os.path.relpath(path, folder)).as_posix(), at, sha)
+    return tuple(sorted((PurePosixPath(os.path.relpath(path, folder)).as_posix(), at, sha)
                         for path, at, sha in entry.media))
-    return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary, kept,
-                   tuple(entry.releases), entry.ids), list(entry.problems)
 
 
 def _duplicates(db: sqlite3.Connection, root: Path, limit: int, names: Names,
