@@ -67,11 +67,13 @@ class Pair:
 
     def __init__(self, root: Path, store: Path) -> None:
         self.root, self.store = root, store
+        self.rejected = False
         self.catalog = loader.load(root, LIMIT)
         self.conn = db.connect(store, write=True)
-        found = sync.look(self.conn, root, LIMIT)
+        self.looker = sync.Looker(self.conn, root, LIMIT)
+        found = self.looker.look()
         assert found.problems == tuple(_problems(self.catalog))
-        sync.commit(self.conn, root, found)
+        self.looker.commit(found)
         self.same_releases()
 
     def same_releases(self) -> None:
@@ -83,23 +85,29 @@ class Pair:
         return str(self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,))
                    .fetchone()[0])
 
-    def step(self, paths: Collection[str] | None = None, *, trust_stat: bool = True,
-             changed: bool = True) -> Plan:
-        """Look with both; assert they agree; commit if valid. Return the store's plan."""
+    def step(self, paths: Collection[str] | None = None, *, trust_stat: bool = True) -> Plan:
+        """Look with both; assert they agree; commit if valid. Return the store's plan.
+
+        The files changed are compared unless every file was read (the loader names only
+        those that differ) or the last step was rejected (the loader remembers the invalid
+        files it read; the store, which wrote nothing, reads them again).
+        """
         change = loader.update(self.catalog, LIMIT, trust_stat=trust_stat, only=paths)
         before = dump(self.store)
-        found = sync.look(self.conn, self.root, LIMIT, paths, trust_stat=trust_stat)
+        found = self.looker.look(paths, trust_stat=trust_stat)
         assert dump(self.store) == before  # a look writes nothing
         assert found.problems == tuple(_problems(change.catalog))
-        if changed:  # a full read names every file changed; the loader only those that are
+        if not self.rejected and found.site is None:
             assert set(found.changed) == {*change.changed, *change.removed}
+        self.rejected = bool(found.problems)
         if found.problems:
+            self.catalog = change.catalog  # as the reloader keeps what it saw
             with pytest.raises(DatasetError):
-                sync.commit(self.conn, self.root, found)
+                self.looker.commit(found)
             assert dump(self.store) == before  # a rejected change writes nothing
         else:
             assert found.version == catalog_version(change.catalog)
-            sync.commit(self.conn, self.root, found)
+            self.looker.commit(found)
             self.catalog = change.catalog
             self.same_releases()
         return found
@@ -180,12 +188,26 @@ def test_sighup_reads_every_file_and_parses_only_the_changed(pair: Pair) -> None
     assert found.changed == () and len(found.files) == 12  # all read, none changed
 
 
+def test_after_a_rejection_a_look_at_another_file_still_finds_the_invalid_one(pair: Pair
+                                                                              ) -> None:
+    broken = pair.root / "releases" / "pr-2005-002.yaml"
+    original = broken.read_text(encoding="utf-8")
+    broken.write_text("id: [broken\n", encoding="utf-8")
+    assert pair.step([str(broken)]).problems
+    other = pair.root / "releases" / "pr-2004-001.yaml"
+    edit(other, "title:", "title: Meanwhile")
+    assert pair.step([str(other)]).problems[0].file == str(broken)  # still refused
+    broken.write_text(original, encoding="utf-8")
+    assert not pair.step([str(broken)]).problems  # both files written now
+    assert any(r.title.startswith("Meanwhile") for r in stored(pair.conn))
+
+
 def test_invalid_then_fixed_and_a_duplicate_id(pair: Pair) -> None:
     path = pair.root / "releases" / "pr-2005-002.yaml"
     original = path.read_text(encoding="utf-8")
     path.write_text("id: [broken\n", encoding="utf-8")
     assert pair.step().problems
-    assert pair.step(changed=False).problems  # rejected: still reported at the next look
+    assert pair.step().problems  # rejected: still reported at the next look
     path.write_text(original, encoding="utf-8")
     pair.step()
     copy = pair.root / "releases" / "zz-copy.yaml"
@@ -208,17 +230,17 @@ def test_a_vocabulary_change_checks_every_release_again(pair: Pair) -> None:
     end = next((n for n in range(start + 1, len(lines)) if lines[n].lstrip().startswith("- ")),
                len(lines))
     topics.write_text("".join(lines[:start] + lines[end:]), encoding="utf-8")
-    found = pair.step(changed=False)
+    found = pair.step()
     assert found.problems and all(p.field == "topics" for p in found.problems
                                   if p.release is not None)
     topics.write_text(text.replace("label:", "label: Renamed", 1), encoding="utf-8")
-    assert pair.step(changed=False).site is not None  # read in full, committed by rebuild
+    assert pair.step().site is not None  # read in full, committed by rebuild
     more = pair.root / "releases" / "more-topics.yaml"  # a new file of the vocabulary
     more.write_text("topics:\n  - {slug: extra, label: Extra, description: More.}\n",
                     encoding="utf-8")
-    assert pair.step(changed=False).site is not None
+    assert pair.step().site is not None
     more.write_text(yaml.safe_dump(release_yaml(9, "2006-03-03")), encoding="utf-8")
-    assert pair.step(changed=False).site is not None  # no longer the vocabulary's
+    assert pair.step().site is not None  # no longer the vocabulary's
     assert len(stored(pair.conn)) == 11
 
 

@@ -66,6 +66,9 @@ class Plan:
     # A new vocabulary (every file read again): the store is rebuilt from `files`.
     site: Site | None = None
     topics: Mapping[str, Topic] | None = None
+    # The files this look read or found gone (a full read: those that differ from the store):
+    # until a commit, the next looks read them again (sync.Looker).
+    looked: tuple[str, ...] = ()
 
     @property
     def any(self) -> bool:
@@ -104,7 +107,8 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     linked = found.linked if paths is None or not trust_stat else \
         found.linked or meta.get("linked") == "1"
     return Plan(tuple(rows), removed, tuple(sorted(problems, key=_place)),
-                tuple(changed) + found.removed, fold, linked, *_guard(db, rows, removed))
+                tuple(changed) + found.removed, fold, linked, *_guard(db, rows, removed),
+                looked=tuple(name for name, _, _ in found.read) + found.removed)
 
 
 def _place(problem: Problem) -> tuple[str, int]:

@@ -53,8 +53,10 @@ def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
         db.execute("DELETE FROM temp.kept")
         db.execute("COMMIT")  # the store itself was only read
     changed = tuple(row.name for row in found.files if stamp_of(db, row.below) != row.stamp)
-    return replace(found, removed=removed, gone=gone, served=served,
-                   changed=changed + tuple(Names(root).full(path) for path in removed))
+    changed += tuple(Names(root).full(path) for path in removed)
+    problems = tuple(p.file for p in found.problems if p.file not in changed)
+    return replace(found, removed=removed, gone=gone, served=served, changed=changed,
+                   looked=changed + tuple(dict.fromkeys(problems)))
 
 
 def commit(db: sqlite3.Connection, root: Path, found: Plan) -> bool:
@@ -84,3 +86,32 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan) -> bool:
 def _change(row: FileRow) -> writer.FileChange:
     return writer.FileChange(row.below, *row.key, row.digest, row.releases, row.racy,
                              row.vocabulary, tuple((src, *at, sha) for src, at, sha in row.media))
+
+
+class Looker:
+    """The writer's looks at one dataset: a look and, if valid and allowed, its commit.
+
+    A rejected (or held) look writes nothing, so the store still holds the files as they were
+    before it; the files it read are remembered here (only those: what changed, not the
+    archive) and read again by every look until a commit, so that a notification naming
+    another file still finds them invalid, as loader.update's catalog does today.
+    """
+
+    def __init__(self, db: sqlite3.Connection, root: Path, limit: int) -> None:
+        self.db, self.root, self.limit = db, root, limit
+        self.pending: frozenset[str] = frozenset()
+
+    def look(self, paths: Collection[str] | None = None, *, trust_stat: bool = True,
+             child_over: int = CHILD_LOAD_BYTES) -> Plan:
+        """Return what changed since the last commit (see sync.look)."""
+        named = None if paths is None else {*paths, *self.pending}
+        found = look(self.db, self.root, self.limit, named, trust_stat=trust_stat,
+                     child_over=child_over)
+        self.pending |= frozenset(found.looked)
+        return found
+
+    def commit(self, found: Plan) -> bool:
+        """Write a plan (see sync.commit); the files read since the last commit are then in."""
+        written = commit(self.db, self.root, found)
+        self.pending = frozenset()
+        return written
