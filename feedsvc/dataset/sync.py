@@ -68,14 +68,15 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan) -> bool:
         raise DatasetError(found.problems)
     meta = {"fold": f"{found.fold:032x}", "linked": "1" if found.linked else "0",
             "root": str(root)}
-    files = [_change(row) for row in found.files]
     if found.site is not None:  # a full read: its releases are plain values (bulkload.py)
         assert found.topics is not None
-        fill(db, [(f.path, f.size, f.mtime_ns, f.inode, f.sha256, f.racy, f.vocabulary,
-                   f.media, row.prepared) for f, row in zip(files, found.files, strict=True)],
+        fill(db, [(row.below, *row.key, row.digest, row.racy, row.vocabulary,
+                   [(src, *at, sha) for src, at, sha in row.media], row.prepared)
+                  for row in found.files],
              {**meta, "version": found.version, "source": str(root)},
              site=found.site, topics=found.topics)
         return True
+    files = [_change(row) for row in found.files]
     known = dict(db.execute("SELECT name, value FROM meta WHERE name IN ('linked', 'fold')"))
     if not files and not found.removed and known == {k: meta[k] for k in ("linked", "fold")}:
         return False  # nothing changed, not even a stat: no transaction, no new data_version
