@@ -124,27 +124,33 @@ def _note_moved(db: sqlite3.Connection, moved: Iterable[str]) -> None:
     db.executemany("INSERT OR IGNORE INTO temp.moved VALUES (?)", ((b,) for b in moved))
 
 
+_MEDIA = "SELECT f.path, m.src, m.size, m.mtime_ns, m.inode FROM file_media m " \
+         "JOIN files f ON f.id = m.file"
+
+
 def _media_moved(db: sqlite3.Connection, root: Path, srcs: Collection[str] | None,
                  of: Collection[str] | None = None) -> set[str]:
     """Return the files (below the root) naming a media file that may have changed.
 
     srcs=None: every media file named is stat'ed; srcs=(): every file naming one counts
-    (SIGHUP: its hashes are taken again); else those media files changed. `of`: only these
-    files are asked about (a notification's).
+    (SIGHUP: its hashes are taken again); else those media files changed (an indexed lookup
+    each). `of`: only these files are asked about (a notification's, a lookup each).
     """
+    rows: Iterable[tuple[str, str, int, int, int]]
+    if of is not None:
+        rows = [row for below in of for row in db.execute(f"{_MEDIA} WHERE f.path = ?",
+                                                          (below,))]
+    elif srcs:
+        rows = [row for src in srcs for row in db.execute(f"{_MEDIA} WHERE m.src = ?", (src,))]
+    else:
+        rows = db.execute(_MEDIA)  # a walk: every media file named, streamed
     folder = media.media_root(root)
-    rows = db.execute("SELECT f.path, m.src, m.size, m.mtime_ns, m.inode FROM file_media m "
-                      "JOIN files f ON f.id = m.file")
     moved: set[str] = set()
     for below, src, size, mtime, inode in rows:
-        if of is not None and below not in of:
-            continue
         if srcs is None:
             path = os.path.join(folder, *PurePosixPath(src).parts)
             if stat_key(path) == (size, mtime, inode):
                 continue
-        elif srcs and src not in srcs:
-            continue
         moved.add(below)
     return moved
 

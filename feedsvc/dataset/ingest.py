@@ -9,6 +9,7 @@ reads every file again (coldstart.py), as loader.update does. Nothing is written
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -62,7 +63,7 @@ class Plan:
     fold: int  # the version sum (version.py) after the change
     linked: bool
     gone: int  # served releases the change removes (the mass-removal guard's count)
-    served: int  # releases in the store before it
+    served: int  # releases in the store before it (counted only when some are removed)
     # A new vocabulary (every file read again): the store is rebuilt from `files`.
     site: Site | None = None
     topics: Mapping[str, Topic] | None = None
@@ -99,9 +100,7 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     if any(_stored(db, below)[3] for below in removed):
         raise FullRead(str(root))
     problems += _duplicates(db, root, limit, names, rows, removed)
-    count = db.execute("SELECT count(*) FROM files").fetchone()[0]
-    if count + sum(1 for r in rows if _stored(db, r.below)[0] is None) == len(removed) \
-            and not problems:
+    if removed and not rows and not problems and not _kept(db, removed):
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     fold = _refold(db, root, int(meta.get("fold", "0"), 16), rows, found.removed, names)
     linked = found.linked if paths is None or not trust_stat else \
@@ -109,6 +108,13 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     return Plan(tuple(rows), removed, tuple(sorted(problems, key=_place)),
                 tuple(changed) + found.removed, fold, linked, *_guard(db, rows, removed),
                 looked=tuple(name for name, _, _ in found.read) + found.removed)
+
+
+def _kept(db: sqlite3.Connection, removed: Collection[str]) -> bool:
+    """Tell whether the store has a file besides those removed (without counting them all)."""
+    found = db.execute("SELECT 1 FROM files WHERE path NOT IN (SELECT value FROM json_each(?)) "
+                       "LIMIT 1", (json.dumps(list(removed)),))
+    return found.fetchone() is not None
 
 
 def _place(problem: Problem) -> tuple[str, int]:
@@ -249,4 +255,6 @@ def _guard(db: sqlite3.Connection, rows: Iterable[FileRow],
         for rid, in db.execute("SELECT r.id FROM releases r JOIN files f ON f.id = r.file "
                                "WHERE f.path = ?", (below,)):
             gone += rid not in new
+    if not gone:  # nothing served is removed: the guard has nothing to weigh, and counting
+        return 0, 0  # the archive's releases would cost the archive
     return gone, db.execute("SELECT count(*) FROM releases").fetchone()[0]
