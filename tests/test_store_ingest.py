@@ -97,6 +97,7 @@ class Pair:
         found = self.looker.look(paths, trust_stat=trust_stat)
         assert dump(self.store) == before  # a look writes nothing
         assert found.problems == tuple(_problems(change.catalog))
+        assert found.linked == change.catalog.linked
         if not self.rejected and found.site is None:
             assert set(found.changed) == {*change.changed, *change.removed}
         self.rejected = bool(found.problems)
@@ -259,6 +260,8 @@ def test_links_inside_are_followed_and_outside_refused(pair: Pair, tmp_path: Pat
     assert pair.step().linked  # walked: a change behind a link comes without notification
     (pair.root / "more" / "x.yaml").unlink()
     pair.step([str(pair.root / "more" / "x.yaml")])  # a linked dataset is walked anyway
+    (pair.root / "linked").unlink()
+    assert not pair.step([str(pair.root / "linked")]).linked  # walked: no link left
 
 
 @pytest.mark.parametrize("notified", [False, True], ids=["walked", "notified"])

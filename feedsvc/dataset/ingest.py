@@ -103,8 +103,7 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     if removed and not rows and not problems and not _kept(db, removed):
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     fold = _refold(db, root, int(meta.get("fold", "0"), 16), rows, found.removed, names)
-    linked = found.linked if paths is None or not trust_stat else \
-        found.linked or meta.get("linked") == "1"
+    linked = found.linked if found.walked else found.linked or meta.get("linked") == "1"
     return Plan(tuple(rows), removed, tuple(sorted(problems, key=_place)),
                 tuple(changed) + found.removed, fold, linked, *_guard(db, rows, removed),
                 looked=tuple(name for name, _, _ in found.read) + found.removed)

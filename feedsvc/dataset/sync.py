@@ -8,6 +8,7 @@ refused and nothing is written, and a look that found nothing writes nothing at 
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Collection
 from dataclasses import replace
@@ -108,7 +109,8 @@ class Looker:
         named = None if paths is None else {*paths, *self.pending}
         found = look(self.db, self.root, self.limit, named, trust_stat=trust_stat,
                      child_over=child_over)
-        self.pending |= frozenset(found.looked)
+        # As a notification names them (absolute), whatever the root's spelling.
+        self.pending |= frozenset(os.path.abspath(name) for name in found.looked)
         return found
 
     def commit(self, found: Plan) -> bool:
