@@ -76,16 +76,18 @@ def _numbered(files: Sequence[FileValues]) -> list[tuple[int, int, Prepared]]:
 
 def _lists(conn: sqlite3.Connection, listed: list[tuple[int, Prepared]]) -> None:
     """Fill the list tables, the word index and the updated releases of the listed releases."""
+    # In key order (oldest first): each list's rows go to the end of its range. Sorting them
+    # by list first measured slower (the sort costs more than the b-tree saves).
     conn.executemany("INSERT INTO release_countries VALUES (?, ?)",
-                     sorted((c, key) for key, found in listed for c in found[1]))
+                     ((c, key) for key, found in listed for c in found[1]))
     conn.executemany("INSERT INTO release_topics VALUES (?, ?)",
-                     sorted((t, key) for key, found in listed for t in found[2]))
-    conn.executemany("INSERT INTO release_pairs VALUES (?, ?, ?)", sorted(
-        (c, t, key) for key, (_, countries, topics, _, _) in listed
-        for c in countries for t in topics))
+                     ((t, key) for key, found in listed for t in found[2]))
+    conn.executemany("INSERT INTO release_pairs VALUES (?, ?, ?)",
+                     ((c, t, key) for key, (_, countries, topics, _, _) in listed
+                      for c in countries for t in topics))
     conn.executemany("INSERT INTO release_words(rowid, words) VALUES (?, ?)",
                      ((key, found[3]) for key, found in listed))
-    conn.executemany("INSERT INTO release_updates VALUES (?, ?, ?)", sorted(
+    conn.executemany("INSERT INTO release_updates VALUES (?, ?, ?)", (
         (scope, row[4], key) for key, (row, countries, topics, _, updated) in listed if updated
         for scope in ("", *(f"countries/{c}" for c in countries),
                       *(f"topics/{t}" for t in topics))))
