@@ -10,6 +10,7 @@ would make of the same dataset (tests/test_store_ingest.py compares them).
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import cast
@@ -17,7 +18,7 @@ from typing import cast
 from . import Release, Site, Topic, rows
 from .db import key_of
 from .facts import hidden
-from .write import _indexed_words  # what write.insert indexes: the same words, the same way
+from .write import indexed_words  # what write.insert indexes: the same document
 
 # One release as plain values: its row (rows.encode, key and file 0), countries, topics,
 # indexed words, and whether it has `updated` (listed among the updated).
@@ -33,7 +34,7 @@ _TABLES = ("releases", "release_countries", "release_topics", "release_pairs",
 def prepare(release: Release) -> Prepared:
     """Return a release as the plain values `fill` inserts."""
     return (rows.encode(release, 0, 0), tuple(release.countries), tuple(release.topics),
-            "" if hidden(release) else _indexed_words(release), release.updated is not None)
+            "" if hidden(release) else indexed_words(release), release.updated is not None)
 
 
 def fill(conn: sqlite3.Connection, files: Sequence[FileValues], meta: Mapping[str, str], *,
@@ -54,6 +55,7 @@ def fill(conn: sqlite3.Connection, files: Sequence[FileValues], meta: Mapping[st
                                        for key, file, (row, *_) in numbered))
         _lists(conn, [(key, found) for key, _, found in numbered if not found[0][5]])
         _counts(conn)
+        _named(conn, numbered)
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                          {**meta, "site": rows.site_json(site),
                           "topics": rows.topics_json(topics)}.items())
@@ -94,7 +96,8 @@ def _lists(conn: sqlite3.Connection, listed: list[tuple[int, Prepared]]) -> None
 
 
 def _counts(conn: sqlite3.Connection) -> None:
-    """Sum the counts write.insert keeps: listed releases per scope, and tombstones."""
+    """Sum the counts write.insert keeps: listed releases per scope, every release naming each
+    country (hidden or not), and tombstones."""
     conn.execute("INSERT INTO counts SELECT 'countries/' || country, count(*) "
                  "FROM release_countries GROUP BY country")
     conn.execute("INSERT INTO counts SELECT 'topics/' || topic, count(*) "
@@ -103,3 +106,10 @@ def _counts(conn: sqlite3.Connection) -> None:
                  "HAVING count(*) > 0")
     conn.execute("INSERT INTO counts SELECT 'tombstones', count(*) FROM releases "
                  "WHERE notice_until_us IS NOT NULL HAVING count(*) > 0")
+
+
+def _named(conn: sqlite3.Connection, numbered: Sequence[tuple[int, int, Prepared]]) -> None:
+    """Count every release naming each country, hidden or not ("named:XX", see db.py)."""
+    named = Counter(c for _, _, found in numbered for c in found[1])
+    conn.executemany("INSERT INTO counts VALUES (?, ?)",
+                     ((f"named:{c}", n) for c, n in sorted(named.items())))
