@@ -354,3 +354,19 @@ def test_a_bulk_cold_start_writes_what_the_writer_would(tmp_path: Path) -> None:
     write.rebuild(rebuilt, assemble(catalog), files, meta)
     assert tables(bulk) == tables(rebuilt)
     assert len(tables(bulk)["releases"]) == 2503 and tables(bulk)["release_updates"]
+
+
+def test_a_cold_start_whose_children_cannot_start_reads_in_one_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "synth"
+    subprocess.run([sys.executable, "-m", "feedsvc", "synth", "1500", str(root), "--split"],
+                   check=True, stdout=subprocess.DEVNULL)
+    expected = read_all(root, LIMIT, over=LIMIT)  # one process: the reference
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    found = read_all(root, LIMIT, processes=2, over=0)
+    assert "parallel load failed" in caplog.text
+    assert found.version == expected.version and found.problems == expected.problems
+    assert [row.prepared for row in found.files] == [row.prepared for row in expected.files]
