@@ -16,7 +16,7 @@ from hypothesis import given
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.dataset import Dataset, load_dataset, newest_first, served
 from feedsvc.dataset.facts import TOMBSTONE_DAYS
-from feedsvc.dataset.index import Cursor, Filters, Index, build_index
+from feedsvc.dataset.index import Cursor, Filters, build_index
 from feedsvc.dataset.lifecycle import View, view_at
 from feedsvc.dataset.reader import Reader
 from feedsvc.dataset.served import Listed
@@ -63,7 +63,7 @@ def filters_of(dataset: Dataset) -> list[Filters]:
     return found
 
 
-def same_pages(old: View, index: Index, new: StoreView, filters: Filters, limit: int,
+def same_pages(old: View, new: StoreView, filters: Filters, limit: int,
                pages: int) -> None:
     """Walk up to `pages` pages of a feed with both, from the newest, by cursor; also from
     cursors that name no release (a tick later, an id beside)."""
@@ -146,7 +146,7 @@ def compare(dataset: Dataset, reader: Reader, at: Sequence[datetime], limits: Se
                 found = new.tombstones(filters)
                 assert [exact(r) for r in found] == [exact(r) for r in old.tombstones(filters)]
                 for limit in limits:
-                    same_pages(old, index, new, filters, limit, pages)
+                    same_pages(old, new, filters, limit, pages)
 
 
 def test_the_seed_data(tmp_path: Path) -> None:

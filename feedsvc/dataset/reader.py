@@ -8,7 +8,8 @@ open a connection per request).
 One request sees one version: `Reader.read()` begins a read transaction and reads the version
 inside it; every query of the snapshot it yields (and of its views) runs in that transaction,
 so a commit by the writer meanwhile is seen by the next read only (WAL: readers never block
-the writer nor wait for it).
+the writer nor wait for it). A thread holds one read at a time: under gevent, a request's
+queries run in one call on the render thread, never across a greenlet switch.
 """
 from __future__ import annotations
 
