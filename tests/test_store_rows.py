@@ -36,7 +36,8 @@ def lifecycle_2k(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
 
 
 def _round_trip(db: sqlite3.Connection, dataset: Dataset) -> list[Release]:
-    db.execute("INSERT INTO files VALUES (1, 'x.yaml', 0, 0, 0, x'00')")
+    db.execute("INSERT INTO files(id, path, size, mtime_ns, inode, sha256) "
+               "VALUES (1, 'x.yaml', 0, 0, 0, x'00')")
     db.executemany(INSERT, (encode(r, n, 1) for n, r in enumerate(dataset.releases)))
     return [decode(row) for row in db.execute(f"SELECT {FIELDS} FROM releases ORDER BY key")]
 

@@ -28,7 +28,13 @@ DDL = """
 CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE counts(scope TEXT PRIMARY KEY, releases INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE files(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
-                   mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 BLOB NOT NULL);
+                   mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 BLOB NOT NULL,
+                   racy INTEGER NOT NULL DEFAULT 0, vocabulary INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX files_racy ON files(path) WHERE racy;
+CREATE TABLE file_media(file INTEGER NOT NULL REFERENCES files(id), src TEXT NOT NULL,
+                        size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL, PRIMARY KEY(file, src)) WITHOUT ROWID;
+CREATE INDEX file_media_src ON file_media(src);
 CREATE TABLE releases(
     key INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -70,7 +76,11 @@ CREATE VIRTUAL TABLE release_words USING fts5(words, content='', columnsize=0, d
 CREATE VIRTUAL TABLE release_words_docs USING fts5vocab(release_words, row);
 """
 # What each table holds, beyond its columns' names:
-# - meta: "version", "source", "site" (JSON), "topics" (JSON), see rows.py.
+# - meta: "version", "source", "site" (JSON), "topics" (JSON), see rows.py; and what the
+#   catalog keeps (ingest: "fold", "linked", "root").
+# - files: the catalog, path below the dataset root; racy: its stat is too recent to trust
+#   (hashed again at every look); vocabulary: it holds the site or topics. file_media: the
+#   media files its releases name (src below media/, sha256 hex).
 # - counts: listed (visible at some moment: not hidden) releases per scope: "" for all,
 #   "countries/TH", "topics/slug"; and "tombstones": withdrawn releases that are not drafts.
 # - releases: published_us and notice_until_us (withdrawal + TOMBSTONE_DAYS, for withdrawn
