@@ -21,7 +21,7 @@ from pathlib import Path
 
 # Bumped by hand when the meaning of a column or of the codec (rows.py) changes; a change of
 # the DDL below changes SCHEMA_VERSION by itself.
-FORMAT = 1
+FORMAT = 2
 RANK_BITS = 20  # up to 1,048,576 releases published in one second
 
 DDL = """
@@ -91,7 +91,9 @@ CREATE VIRTUAL TABLE release_words_docs USING fts5vocab(release_words, row);
 # - release_updates: listed releases with `updated`, per scope ("" and the names of counts),
 #   by last change: the candidates of View.newest besides the newest published.
 # - release_words: FTS5, rowid = key, over words() of title and summary, joined by spaces
-#   (the built-in unicode61 tokenizer splits and folds differently from words()).
+#   (the built-in unicode61 tokenizer splits and folds differently from words()), and a tag
+#   per country and topic (selecting.py), so that q within countries and topics is one MATCH.
+#   release_words_docs: how many documents hold each token (FTS5's own count).
 
 SCHEMA_VERSION = ((FORMAT << 24) | int(hashlib.sha256(DDL.encode()).hexdigest()[:6], 16)) \
     & 0x7FFFFFFF
