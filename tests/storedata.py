@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
@@ -13,7 +13,7 @@ from feedsvc.dataset import Dataset, Release, load_dataset, newest_first
 from feedsvc.dataset.records import Correction
 
 ZONES = (ZoneInfo("Asia/Bangkok"), ZoneInfo("Europe/London"), ZoneInfo("America/Sao_Paulo"),
-         timezone.utc, timezone(timedelta(hours=7)), timezone(timedelta(hours=-3, minutes=-30)))
+         UTC, timezone(timedelta(hours=7)), timezone(timedelta(hours=-3, minutes=-30)))
 # Few instants, so that releases share seconds and instants (ties), a spring gap and an
 # ambiguous autumn hour among them.
 BASES = (datetime(2005, 1, 17, 0, 0), datetime(2005, 1, 17, 9, 30), datetime(2024, 3, 31, 1, 30),

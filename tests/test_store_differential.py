@@ -12,10 +12,9 @@ from tempfile import TemporaryDirectory
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from feedsvc.config import BUNDLED_DATA
-from feedsvc.dataset import Dataset, load_dataset
+from feedsvc.dataset import Dataset, load_dataset, newest_first
 from feedsvc.dataset.facts import TOMBSTONE_DAYS
 from feedsvc.dataset.index import Cursor, Filters, Index, build_index
 from feedsvc.dataset.lifecycle import View, view_at
@@ -25,7 +24,7 @@ from feedsvc.dataset.words import words
 from feedsvc.operations.synth import write_archive
 
 from .storecheck import assert_same, build_store, exact
-from .storedata import datasets
+from .storedata import ZONES, datasets
 
 
 def moments(dataset: Dataset, every: int = 1) -> list[datetime]:
@@ -185,3 +184,20 @@ def test_since_is_a_day_in_the_site_zone(tmp_path: Path) -> None:
         view = snapshot.view_at(datetime(2030, 1, 1, tzinfo=dataset.site.zone))
         page = view.select(Filters(since=date(2005, 1, 17)), 20)
     assert [r.id for r in page.releases] == [first.id]
+
+
+def test_ties_within_a_second_are_ordered_by_instant_then_id(tmp_path: Path) -> None:
+    """Releases of one second: the later instant first, then the greater id, in every zone."""
+    dataset = load_dataset(BUNDLED_DATA)
+    second = datetime(2005, 1, 17, 9, 30, tzinfo=dataset.site.zone)
+    offsets = [(0, "pr-2005-002"), (500_000, "pr-2005-001"), (1, "pr-2004-008"),
+               (500_000, "pr-2004-007"), (0, "pr-2004-006")]
+    releases = {r.id: r for r in dataset.releases}
+    tied = [replace(releases[rid], published=(second + timedelta(microseconds=us)).astimezone(
+        ZONES[n % len(ZONES)])) for n, (us, rid) in enumerate(offsets)]
+    rest = [r for r in dataset.releases if r.id not in dict((i, 0) for _, i in offsets)]
+    moved = replace(dataset, releases=newest_first([*tied, *rest]))
+    assert [r.id for r in moved.releases[:5]] == ["pr-2005-001", "pr-2004-007", "pr-2004-008",
+                                                   "pr-2005-002", "pr-2004-006"]
+    reader = build_store(moved, tmp_path / "store.sqlite3")
+    compare(moved, reader, moments(moved), (1, 2, 20))

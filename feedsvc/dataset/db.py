@@ -24,7 +24,10 @@ from pathlib import Path
 FORMAT = 2
 RANK_BITS = 20  # up to 1,048,576 releases published in one second
 
-DDL = """
+# FTS5's ascii tokenizer over words() joined by spaces gives words() back, for every code
+# point (tests/test_store_words.py); "_" is a word character of words().
+TOKENIZER = "ascii tokenchars '_'"
+DDL = f"""
 CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE counts(scope TEXT PRIMARY KEY, releases INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE files(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
@@ -72,7 +75,7 @@ CREATE TABLE release_updates(scope TEXT NOT NULL, modified_s INTEGER NOT NULL,
                              key INTEGER NOT NULL,
                              PRIMARY KEY(scope, modified_s, key)) WITHOUT ROWID;
 CREATE VIRTUAL TABLE release_words USING fts5(words, content='', columnsize=0, detail=none,
-                                              tokenize="ascii tokenchars '_'");
+                                              tokenize="{TOKENIZER}");
 CREATE VIRTUAL TABLE release_words_docs USING fts5vocab(release_words, row);
 """
 # What each table holds, beyond its columns' names:
