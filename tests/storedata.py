@@ -36,7 +36,7 @@ def _when(draw: st.DrawFn) -> datetime:
 
 
 @st.composite
-def _release(draw: st.DrawFn, number: int) -> Release:
+def release(draw: st.DrawFn, number: int) -> Release:
     published = draw(_when())
     later = st.integers(0, 90 * 86400).map(lambda s: published + timedelta(seconds=s))
     text = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join)
@@ -62,6 +62,6 @@ def _release(draw: st.DrawFn, number: int) -> Release:
 def datasets(draw: st.DrawFn, most: int = 14) -> Dataset:
     """Draw a valid dataset of up to `most` releases, sorted as a loaded one is."""
     count = draw(st.integers(0, most))
-    releases = newest_first(draw(_release(n)) for n in range(count))
+    releases = newest_first(draw(release(n)) for n in range(count))
     version = hashlib.sha256(repr([r.id for r in releases]).encode()).hexdigest()[:16]
     return Dataset(bundled().site, bundled().topics, releases, version, "generated")
