@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from . import Site, Topic
-from .db import connect
+from .db import Unusable, connect
 from .rows import site_from, topics_from
 from .visible import StoreView, view_at
 
@@ -110,7 +110,7 @@ class Reader:
         try:
             found = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
             if found is None:
-                raise LookupError(f"{self.path}: the store holds no dataset yet")
+                raise Unusable(f"{self.path}: the store holds no dataset yet")
             yield Snapshot(conn, self._meta_of(conn, found[0]))
         finally:
             conn.execute("ROLLBACK")  # a read transaction: nothing to keep
