@@ -21,7 +21,7 @@ from pathlib import Path
 
 # Bumped by hand when the meaning of a column or of the codec (rows.py) changes; a change of
 # the DDL below changes SCHEMA_VERSION by itself.
-FORMAT = 2
+FORMAT = 3
 RANK_BITS = 20  # up to 1,048,576 releases published in one second
 
 # FTS5's ascii tokenizer over words() joined by spaces gives words() back, for every code

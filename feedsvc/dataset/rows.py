@@ -1,5 +1,7 @@
 """Release <-> row of the store's `releases` table, and Site and topics <-> `meta` (JSON).
 
+Countries and topics are kept as codes and slugs apart by spaces (neither holds one), the
+rest of the lists as JSON: decoding a page of releases is most of what selecting it costs.
 The round trip is exact: every field, a date-time as written (its wall time, its zone: a
 named zone comes back as the same ZoneInfo, a fixed offset as the same offset, and `fold`),
 corrections, pictures and attachments with every field of Media.
@@ -80,8 +82,8 @@ def encode(release: Release, key: int, file: int) -> tuple[object, ...]:
     return (key, release.id, file, micros(release.published), changed(release),
             int(hidden(release)), notice, when_text(release.published), _maybe(release.updated),
             release.type, release.title, release.summary, release.body, release.url,
-            release.language, release.dateline, json.dumps(release.countries),
-            json.dumps(release.topics), int(release.draft),
+            release.language, release.dateline, " ".join(release.countries),
+            " ".join(release.topics), int(release.draft),
             json.dumps([(when_text(c.date), c.note) for c in release.corrections]),
             _maybe(release.withdrawn), release.withdrawn_note, _media_json(release.image),
             json.dumps([_media(m) for m in release.attachments]))
@@ -94,13 +96,14 @@ def decode(row: Sequence[Any]) -> Release:
     return Release(
         id=rid, type=kind, title=title, published=when_from(published),
         updated=None if updated is None else when_from(updated), dateline=dateline,
-        countries=tuple(json.loads(countries)), topics=tuple(json.loads(topics)),
+        countries=tuple(countries.split()), topics=tuple(topics.split()),
         summary=summary, body=body, url=url, language=language, draft=bool(draft),
-        corrections=tuple(Correction(when_from(when), text)
-                          for when, text in json.loads(corrections)),
+        corrections=() if corrections == "[]" else tuple(
+            Correction(when_from(when), text) for when, text in json.loads(corrections)),
         withdrawn=None if withdrawn is None else when_from(withdrawn), withdrawn_note=note,
         image=_media_from(None if image is None else json.loads(image)),
-        attachments=tuple(Media(**found) for found in json.loads(attachments)))
+        attachments=() if attachments == "[]" else tuple(
+            Media(**found) for found in json.loads(attachments)))
 
 
 def site_json(site: Site) -> str:
