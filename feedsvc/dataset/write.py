@@ -43,7 +43,7 @@ def _names(release: Release) -> list[str]:
             *(f"topics/{t}" for t in release.topics)]
 
 
-def _indexed_words(release: Release) -> str:
+def indexed_words(release: Release) -> str:
     """Return a release's document in the word index: its words, and its tags (selecting.py)."""
     return " ".join([*dict.fromkeys(words(f"{release.title} {release.summary}")),
                      *map(country_tag, release.countries), *map(topic_tag, release.topics)])
@@ -74,7 +74,7 @@ class _Writer:
         conn.executemany("INSERT INTO release_pairs VALUES (?, ?, ?)",
                          ((c, t, key) for c in release.countries for t in release.topics))
         conn.execute("INSERT INTO release_words(rowid, words) VALUES (?, ?)",
-                     (key, _indexed_words(release)))
+                     (key, indexed_words(release)))
         scopes = ["", *_names(release)]
         if release.updated is not None:
             modified = int(release.modified.timestamp())  # facts.changed()
@@ -103,7 +103,7 @@ class _Writer:
             conn.executemany("DELETE FROM release_updates WHERE scope = ? AND modified_s = ? "
                              "AND key = ?", ((s, modified, key) for s in ("", *_names(release))))
         conn.execute("INSERT INTO release_words(release_words, rowid, words) "
-                     "VALUES ('delete', ?, ?)", (key, _indexed_words(release)))
+                     "VALUES ('delete', ?, ?)", (key, indexed_words(release)))
         for scope in ("", *_names(release)):
             self._count(scope, -1)
 
