@@ -43,10 +43,16 @@ def _names(release: Release) -> list[str]:
             *(f"topics/{t}" for t in release.topics)]
 
 
+def document(title: str, summary: str, countries: Iterable[str], topics: Iterable[str]) -> str:
+    """Return a listed release's document in the word index: the words of its title and
+    summary, and a tag per country and topic (selecting.py)."""
+    return " ".join([*dict.fromkeys(words(f"{title} {summary}")), *map(country_tag, countries),
+                     *map(topic_tag, topics)])
+
+
 def indexed_words(release: Release) -> str:
-    """Return a release's document in the word index: its words, and its tags (selecting.py)."""
-    return " ".join([*dict.fromkeys(words(f"{release.title} {release.summary}")),
-                     *map(country_tag, release.countries), *map(topic_tag, release.topics)])
+    """Return a release's document in the word index (see document)."""
+    return document(release.title, release.summary, release.countries, release.topics)
 
 
 class _Writer:
