@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -60,11 +61,22 @@ def garble(file: Path) -> None:
     file.write_bytes(b"not a database\n" * 1000)
 
 
+def sql(statement: str) -> Callable[[Path], None]:
+    def run(file: Path) -> None:
+        conn = sqlite3.connect(file, isolation_level=None)
+        conn.execute(statement)
+        conn.close()
+    return run
+
+
 DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "deleted": (Path.unlink, "missing: building it from the YAML"),
     "truncated to half": (lambda file: os.truncate(file, file.stat().st_size // 2), "truncated"),
     "garbage": (garble, "not an SQLite database"),
     "file 0444": (lambda file: file.chmod(0o444), "not writable"),
+    "another schema": (sql("PRAGMA user_version = 7"), "schema 7, this code reads"),
+    "another code": (sql("UPDATE meta SET value = 'c0de' WHERE name = 'code'"),
+                     "written by other code (c0de)"),
 }
 
 
@@ -90,17 +102,20 @@ def test_a_damaged_store_is_moved_aside_and_built_again(base: Path, damage: str)
     assert (after["rebuild"], after["releases"], logged) == (False, releases, [])
 
 
-def test_an_unwritable_state_directory_gives_a_temporary_store_and_says_so(base: Path) -> None:
+@pytest.mark.parametrize(("mode", "says"), [(0o555, "Permission denied"),
+                                            (0o777, "not private to this user")])
+def test_an_unusable_state_directory_gives_a_temporary_store_and_says_so(
+        base: Path, mode: int, says: str) -> None:
     releases = len(load_dataset(base / "data").releases)
     start(base)
     store = Path(start(base)[0]["path"])
     kept = store.read_bytes()
-    (base / "state").chmod(0o555)
+    (base / "state").chmod(mode)
     for _ in range(2):  # and again at the next start: nothing persists
         found, logged = start(base)
         assert (found["rebuild"], found["persistent"], found["releases"]) == (True, False, releases)
         assert found["state"].startswith(NO_STATE) and str(base / "state") in found["state"]
-        assert len(logged) == 1 and str(base / "state") in logged[0], logged
+        assert len(logged) == 1 and str(base / "state") in logged[0] and says in logged[0]
         assert not Path(found["path"]).exists()  # the process that made it removed it
     assert store.read_bytes() == kept
 
@@ -139,3 +154,19 @@ def test_apps_of_one_process_share_the_lock_and_the_guard_finds_its_files(tmp_pa
     for kind in ("held", "accept"):
         assert state_file(tmp_path, data, kind) == side_file(str(tmp_path), str(data), kind)
     assert (tmp_path / "s").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_killed_writers_wal_goes_with_the_file_moved_aside(base: Path) -> None:
+    start(base)
+    store = Path(start(base)[0]["path"])
+    # A writer killed after committing to the WAL: its frames belong to that file alone, and
+    # would be replayed into a new file of the same name.
+    script = ("import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+              "c.execute(\"UPDATE meta SET value = 'c0de' WHERE name = 'code'\"); os._exit(0)")
+    subprocess.run([sys.executable, "-c", script, str(store)], check=True)
+    wal = store.with_name(store.name + "-wal")
+    assert wal.stat().st_size > 0
+    out, err = child("open", str(base / "state"), str(base / "data"),
+                     "--as-nobody").communicate(timeout=60)
+    assert json.loads(out)["rebuild"] and "written by other code (c0de)" in err
+    assert not wal.exists() and store.stat().st_size == 0
