@@ -61,6 +61,14 @@ def garble(file: Path) -> None:
     file.write_bytes(b"not a database\n" * 1000)
 
 
+def foreign(file: Path) -> None:
+    """Replace the store by another program's database (no schema version), the same owner."""
+    owner = file.stat()
+    file.unlink()
+    sql("CREATE TABLE notes(text)")(file)
+    os.chown(file, owner.st_uid, owner.st_gid)
+
+
 def sql(statement: str) -> Callable[[Path], None]:
     def run(file: Path) -> None:
         conn = sqlite3.connect(file, isolation_level=None)
@@ -77,6 +85,7 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "another schema": (sql("PRAGMA user_version = 7"), "schema 7, this code reads"),
     "another code": (sql("UPDATE meta SET value = 'c0de' WHERE name = 'code'"),
                      "written by other code (c0de)"),
+    "another program's database": (foreign, "not a feedsvc store: 1 tables"),
 }
 
 

@@ -1,12 +1,10 @@
-"""The state directory: its files per dataset, one instance on it, and a store file that can be
-used or is to be built from the YAML.
+"""The state directory: its files per dataset, one instance on it, a store usable or to build.
 
-Per source path (the resolved dataset root, hashed) it holds `<src>.sqlite` (the store, with
-SQLite's `-wal`/`-shm`), `<src>.lock` (the instance lock), `<src>.held` and `<src>.accept`
-(guard.py). The directory is the service's alone (created 0700; another user's, or one others
-may write, is not used). A store file of another schema or code, damaged, or not writable is
-moved aside (`.bad`, the last one kept) and built again; when the directory cannot be used,
-the store goes to a private temporary directory, and restarts cold-start.
+Per dataset root (resolved, hashed) it holds `<src>.sqlite` (the store, and SQLite's -wal and
+-shm), `<src>.lock` (the instance lock), `<src>.held` and `<src>.accept` (guard.py). It is the
+service's alone (created 0700; another user's, or one others may write, is not used). A store
+of another schema or code, damaged or not writable, is moved aside (`.bad`, the last one kept)
+and built again; if the directory cannot be used, the store goes to a private temporary one.
 """
 from __future__ import annotations
 
@@ -19,6 +17,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,6 @@ log = logging.getLogger("feedsvc.statedir")
 NO_STATE = "no persistent state: restarts will cold-start"
 HEADER = b"SQLite format 3\x00"
 TO_BUILD = ("missing", "empty", "not yet built")  # a first start (or an instance-mate's build)
-
 
 # The code that parses, validates and encodes, fingerprinted once, at import (the code this
 # process runs, even if newer files are deployed later): new rules, a new store.
@@ -62,11 +60,8 @@ _held: dict[Path, int] = {}
 
 
 def open_state(state_dir: str | Path | None, root: str | Path) -> Opened:
-    """Take the instance lock of `state_dir` and check the store of `root` in it.
-
-    Raise ConfigError if another instance holds the directory; anything else wrong (the
-    directory or the file) is one log line and a store to build, never a failed start.
-    """
+    """Take the instance lock of `state_dir` and check the store of `root` in it: ConfigError
+    if another instance holds it; anything else wrong is a log line and a store to build."""
     if state_dir is None:
         return _temporary("FEEDSVC_STATE_DIR is off", logging.INFO)
     directory = Path(state_dir)
@@ -176,16 +171,15 @@ def _problem(file: Path) -> str | None:
 
 def _schema_problem(file: Path) -> str | None:
     try:
-        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
-        try:
+        with closing(sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)) as conn:
             schema = conn.execute("PRAGMA user_version").fetchone()[0]
-            if schema == 0:
-                return "empty"
+            if schema == 0:  # a new file, or another program's database
+                tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+                return f"not a feedsvc store: {tables} tables, no schema version" if tables \
+                    else "empty"
             if schema != db.SCHEMA_VERSION:
                 return f"schema {schema}, this code reads {db.SCHEMA_VERSION}"
             code = conn.execute("SELECT value FROM meta WHERE name = 'code'").fetchone()
-        finally:
-            conn.close()
     except sqlite3.Error as error:
         return f"not a feedsvc store: {error}"
     if code is None:
