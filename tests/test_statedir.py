@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from feedsvc.config import ConfigError
 from feedsvc.dataset import load_dataset
 from feedsvc.dataset.snapshot import side_file
 from feedsvc.dataset.statedir import NO_STATE, open_state, state_file
@@ -157,9 +158,23 @@ def test_the_workers_of_one_gunicorn_share_the_directory(base: Path) -> None:
     assert holder in {f["pid"] for f in found}
 
 
-def test_apps_of_one_process_share_the_lock_and_the_guard_finds_its_files(tmp_path: Path) -> None:
+def test_apps_of_one_process_and_its_forks_share_the_lock(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert open_state(tmp_path / "s", data).path == open_state(tmp_path / "s", data).path
+    # gunicorn's master (preload) holds it; its workers inherit the lock, not its parent.
+    worker = os.fork()
+    if worker == 0:
+        try:
+            open_state(tmp_path / "s", data)
+        except ConfigError:
+            os._exit(4)
+        os._exit(0)
+    assert os.waitstatus_to_exitcode(os.waitpid(worker, 0)[1]) == 0
+
+
+def test_the_guard_finds_its_files_in_the_state_directory(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    open_state(tmp_path / "s", data)
     for kind in ("held", "accept"):
         assert state_file(tmp_path, data, kind) == side_file(str(tmp_path), str(data), kind)
     assert (tmp_path / "s").stat().st_mode & 0o777 == 0o700
