@@ -78,4 +78,4 @@ def publish(app: Any, releases: list[dict[str, object]]) -> None:
         if not (folder / name).exists() or (folder / name).read_text(encoding="utf-8") != text:
             (folder / name).write_text(text, encoding="utf-8")
     result = reloader(app).check()
-    assert result == "reloaded", (result, reloader(app).live.last_error)
+    assert result == "reloaded", (result, reloader(app).error)

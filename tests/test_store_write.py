@@ -26,7 +26,7 @@ def dump(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
     """Return every row of the store, files named by path (their ids are the writer's)."""
     found = {name: sorted(conn.execute(f"SELECT * FROM {name}").fetchall())  # noqa: S608
              for name in TABLES}
-    columns = [row[1] for row in conn.execute("PRAGMA table_info(releases)") if row[1] != "file"]
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(releases)") if row[1] not in ("file", "written")]
     found["releases"] = conn.execute(
         f"SELECT {', '.join('r.' + c for c in columns)}, f.path FROM releases r "  # noqa: S608
         "JOIN files f ON f.id = r.file ORDER BY r.key").fetchall()
@@ -35,7 +35,9 @@ def dump(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
     found["file_media"] = conn.execute("SELECT f.path, m.src, m.size, m.mtime_ns, m.inode, "
                                        "m.sha256 FROM file_media m JOIN files f ON f.id = m.file "
                                        "ORDER BY 1, 2").fetchall()
-    found["meta"] = conn.execute("SELECT * FROM meta ORDER BY name").fetchall()
+    # What differs by history, not by data: the commit counter and the rows' commits.
+    found["meta"] = conn.execute("SELECT * FROM meta WHERE name NOT IN ('commit', 'generation') "
+                                 "ORDER BY name").fetchall()
     terms = conn.execute("SELECT term, doc FROM release_words_docs ORDER BY term").fetchall()
     found["words"] = [(term, doc, tuple(key for (key,) in conn.execute(
         "SELECT rowid FROM release_words WHERE release_words MATCH ? ORDER BY rowid",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 # Bumped by hand when the meaning of a column or of the codec (rows.py) changes; a change of
 # the DDL below changes SCHEMA_VERSION by itself.
-FORMAT = 4
+FORMAT = 5
 RANK_BITS = 20  # up to 1,048,576 releases published in one second
 
 # FTS5's ascii tokenizer over words() joined by spaces gives words() back, for every code
@@ -29,6 +29,7 @@ RANK_BITS = 20  # up to 1,048,576 releases published in one second
 TOKENIZER = "ascii tokenchars '_'"
 DDL = f"""
 CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE status(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE counts(scope TEXT PRIMARY KEY, releases INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE files(id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
                    mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 BLOB NOT NULL,
@@ -62,7 +63,8 @@ CREATE TABLE releases(
     withdrawn TEXT,
     withdrawn_note TEXT,
     image TEXT,
-    attachments TEXT NOT NULL);
+    attachments TEXT NOT NULL,
+    written INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX releases_file ON releases(file);
 CREATE INDEX releases_notice ON releases(notice_until_us) WHERE notice_until_us IS NOT NULL;
 CREATE INDEX releases_media ON releases(key) WHERE image IS NOT NULL OR attachments <> '[]';
@@ -82,6 +84,11 @@ CREATE VIRTUAL TABLE release_words_docs USING fts5vocab(release_words, row);
 # What each table holds, beyond its columns' names:
 # - meta: "version", "source", "site" (JSON), "topics" (JSON), see rows.py; and what the
 #   catalog keeps (ingest: "fold", "linked", "root").
+#   "generation": changes with every full build (a reader of `written` starts again), and
+#   "commit": a counter moved by every commit of data.
+# - status: what the writer's last look said, for every worker's /readyz ("error",
+#   "rejected_at", "loaded_at", "start_check"); written in its own small transaction, never
+#   with the data (a rejected look writes nothing else).
 # - files: the catalog, path below the dataset root; racy: its stat is too recent to trust
 #   (hashed again at every look); vocabulary: it holds the site or topics. file_media: the
 #   media files its releases name (src below media/, sha256 hex).
@@ -91,6 +98,7 @@ CREATE VIRTUAL TABLE release_words_docs USING fts5vocab(release_words, row);
 # - releases: published_us and notice_until_us (withdrawal + TOMBSTONE_DAYS, for withdrawn
 #   releases that are not drafts) are UTC microseconds, modified_s is facts.changed();
 #   published, updated, withdrawn keep the date-time as written (wall time, zone): rows.py.
+#   written: meta "commit" of the transaction that last wrote the row (what changed since N).
 # - release_pairs: (country, topic) of listed releases, so that a feed of a country and a
 #   topic is one range, even when the two lists are long and rarely meet.
 # - release_updates: listed releases with `updated`, per scope ("" and the names of counts),

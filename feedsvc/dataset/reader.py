@@ -37,6 +37,14 @@ class Meta:
     topics: Mapping[str, Topic]
     source: str
 
+    @property
+    def dataset(self) -> Meta:
+        """What the version says besides its releases (served.Handle's `dataset`)."""
+        return self
+
+
+IDLE = 8  # pooled connections kept open per process; more are closed when returned
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -68,7 +76,11 @@ class Snapshot:
 
     def view_at(self, now: datetime) -> StoreView:
         """Return what readers see of this version at `now` (an aware date-time)."""
-        return view_at(self.conn, self, now)
+        return view_at(self.conn, self.meta, now)
+
+    def status(self) -> dict[str, str]:
+        """Return what the writer's last look said (db.py's status table)."""
+        return dict(self.conn.execute("SELECT name, value FROM status").fetchall())
 
 
 class Reader:
@@ -84,13 +96,44 @@ class Reader:
         # (closing them could release what the parent holds), so that GC does not close them.
         self._inherited: list[sqlite3.Connection] = []
         self._data_version: dict[int, int] = {}
+        self._idle: list[sqlite3.Connection] = []  # the pool (checkout), this process's
+
+    def checkout(self) -> sqlite3.Connection:
+        """Return a connection of this process's pool, for one request (release it after).
+
+        A request's transaction lasts while its greenlet waits for the render thread: it
+        needs a connection of its own, not the thread's (another greenlet of the hub thread
+        would begin its own transaction on it meanwhile).
+        """
+        with self._lock:
+            self._forked()
+            if self._idle:
+                return self._idle.pop()
+        return connect(self.path, write=False)
+
+    def release(self, conn: sqlite3.Connection) -> None:
+        """Return a connection to the pool: its transaction ended, kept if few are idle."""
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")  # a read transaction: nothing to keep
+        with self._lock:
+            if os.getpid() == self._pid and len(self._idle) < IDLE:
+                self._idle.append(conn)
+                return
+        if os.getpid() == self._pid:
+            conn.close()
+
+    def _forked(self) -> None:
+        """In a process forked since the connections were opened: keep them unused (under
+        the lock)."""
+        if os.getpid() != self._pid:
+            self._inherited += [*self._conns.values(), *self._idle]
+            self._conns, self._data_version, self._idle = {}, {}, []
+            self._pid = os.getpid()
 
     def _conn(self) -> sqlite3.Connection:
         thread = threading.get_native_id()
         with self._lock:
-            if os.getpid() != self._pid:
-                self._inherited += self._conns.values()
-                self._conns, self._data_version, self._pid = {}, {}, os.getpid()
+            self._forked()
             conn = self._conns.get(thread)
         if conn is None:
             conn = connect(self.path, write=False)
@@ -110,16 +153,32 @@ class Reader:
 
     @contextmanager
     def read(self) -> Iterator[Snapshot]:
-        """Yield the store at its current version, for one request's queries."""
+        """Yield the store at its current version, for queries made without a greenlet
+        switch (the thread's own connection)."""
         conn = self._conn()
-        conn.execute("BEGIN")
         try:
-            found = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
-            if found is None:
-                raise Unusable(f"{self.path}: the store holds no dataset yet")
-            yield Snapshot(conn, self._meta_of(conn, found[0]))
+            yield self.begin(conn)
         finally:
             conn.execute("ROLLBACK")  # a read transaction: nothing to keep
+
+    @contextmanager
+    def pooled(self) -> Iterator[Snapshot]:
+        """Yield the store at its current version on a pooled connection: for a transaction
+        that may last across a greenlet switch, or beside another read of this thread."""
+        conn = self.checkout()
+        try:
+            yield self.begin(conn)
+        finally:
+            self.release(conn)
+
+    def begin(self, conn: sqlite3.Connection) -> Snapshot:
+        """Begin a read transaction on `conn`; return the store at the version it sees."""
+        conn.execute("BEGIN")
+        found = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+        if found is None:
+            conn.execute("ROLLBACK")
+            raise Unusable(f"{self.path}: the store holds no dataset yet")
+        return Snapshot(conn, self._meta_of(conn, found[0]))
 
     def _meta_of(self, conn: sqlite3.Connection, version: str) -> Meta:
         """Return the version's site and topics, decoded once per version (not per read)."""
@@ -137,6 +196,6 @@ class Reader:
         """Close this process's connections (those of a parent are left alone)."""
         with self._lock:
             if os.getpid() == self._pid:
-                for conn in self._conns.values():
+                for conn in [*self._conns.values(), *self._idle]:
                     conn.close()
-            self._conns = {}
+            self._conns, self._idle = {}, []

@@ -9,8 +9,9 @@ refused and nothing is written, and a look that found nothing writes nothing at 
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,21 +61,24 @@ def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
                    looked=changed + tuple(dict.fromkeys(problems)))
 
 
-def commit(db: sqlite3.Connection, root: Path, found: Plan) -> bool:
-    """Write a plan in one transaction; return whether anything was written.
+def commit(db: sqlite3.Connection, root: Path, found: Plan,
+           extra: Mapping[str, str] | None = None) -> bool:
+    """Write a plan in one transaction, with `extra` in meta; return whether anything was
+    written. A full read gets a new "generation" (db.py).
 
     Raise DatasetError (writing nothing) if the plan has problems.
     """
     if found.problems:
         raise DatasetError(found.problems)
     meta = {"fold": f"{found.fold:032x}", "linked": "1" if found.linked else "0",
-            "root": str(root)}
+            "root": str(root), **(extra or {})}
     if found.site is not None:  # a full read: its releases are plain values (bulkload.py)
         assert found.topics is not None
         fill(db, [(row.below, *row.key, row.digest, row.racy, row.vocabulary,
                    [(src, *at, sha) for src, at, sha in row.media], row.prepared)
                   for row in found.files],
-             {**meta, "version": found.version, "source": str(root)},
+             {**meta, "version": found.version, "source": str(root),
+              "generation": secrets.token_hex(8)},
              site=found.site, topics=found.topics)
         return True
     files = [_change(row) for row in found.files]
@@ -99,8 +103,10 @@ class Looker:
     another file still finds them invalid, as loader.update's catalog does today.
     """
 
-    def __init__(self, db: sqlite3.Connection, root: Path, limit: int) -> None:
+    def __init__(self, db: sqlite3.Connection, root: Path, limit: int,
+                 meta: Mapping[str, str] | None = None) -> None:
         self.db, self.root, self.limit = db, root, limit
+        self.meta = dict(meta or {})  # what every commit writes in meta (statedir.META)
         self.pending: frozenset[str] = frozenset()
 
     def look(self, paths: Collection[str] | None = None, *, trust_stat: bool = True,
@@ -115,6 +121,6 @@ class Looker:
 
     def commit(self, found: Plan) -> bool:
         """Write a plan (see sync.commit); the files read since the last commit are then in."""
-        written = commit(self.db, self.root, found)
+        written = commit(self.db, self.root, found, self.meta)
         self.pending = frozenset()
         return written

@@ -70,6 +70,7 @@ class _Writer:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.counts: dict[str, int] = {}
+        self.keys: list[int] = []  # the releases put in: written by this commit
         self.waiting: dict[str, list[tuple[object, ...]]] = {
             sql: [] for sql in (INSERT, _COUNTRIES, _TOPICS, _PAIRS, _WORDS, _UPDATES)}
 
@@ -80,6 +81,7 @@ class _Writer:
         """Put a release in every table that holds it (when flushed)."""
         waiting = self.waiting
         waiting[INSERT].append(encode(release, key, file))
+        self.keys.append(key)
         for country in release.countries:
             self._count(f"named:{country}", 1)
         if release.withdrawn is not None and not release.draft:
@@ -212,10 +214,22 @@ def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterab
             _renumber(writer, second, coming)
         writer.save_counts()
         _save_meta(conn, _meta(version, site, topics, source, meta))
+        _mark_written(writer)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _mark_written(writer: _Writer) -> None:
+    """Move the commit counter, and mark the releases put in as written by it (db.py), so that
+    a reader can ask what changed since a commit without a pass over the archive."""
+    conn = writer.conn
+    found = conn.execute("SELECT value FROM meta WHERE name = 'commit'").fetchone()
+    commit = (0 if found is None else int(found[0])) + 1
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('commit', ?)", (str(commit),))
+    conn.executemany("UPDATE releases SET written = ? WHERE key = ?",
+                     ((commit, key) for key in writer.keys))
 
 
 def _drop_releases(writer: _Writer, path: str, seconds: dict[int, list[tuple[Release, int]]]
