@@ -14,6 +14,7 @@ changed while the service was down: an ordinary reload, under the same rules.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -29,7 +30,7 @@ from flask import Flask
 
 from .. import state
 from ..config import BUNDLED_DATA, MaxRemoval
-from ..dataset import DatasetError, guard, statedir
+from ..dataset import DatasetError, catalog, guard, statedir
 from ..dataset.coldstart import read_all
 from ..dataset.db import connect
 from ..dataset.guard import Held
@@ -63,6 +64,9 @@ class Reloader:
         self.failure: str | None = None
         self.error: str | None = None  # what the status table says is wrong (this writer's)
         self.start_pending = False
+        # The files as a rejected look found them (name, stat): until they change, a look
+        # without notification (a poll) finds the same problems without parsing them again.
+        self._rejected: frozenset[tuple[str, object]] | None = None
         self._linked = self._meta("linked") == "1"
         # A look asked for while one runs (SIGHUP, a notification): the running check runs
         # it next, so that a change made during a check is never dropped (see check).
@@ -169,8 +173,18 @@ class Reloader:
                 return "checked"
         return result
 
+    def _seen(self) -> frozenset[tuple[str, object]]:
+        """Return the files whose stat differs from the store's catalog (a stat walk)."""
+        found = catalog.look(self.looker.db, self.looker.root)
+        return frozenset([*((name, key) for name, key, _ in found.read),
+                          *((name, None) for name in found.removed)])
+
     def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
+        if self._rejected is not None and paths is None and not force \
+                and self._seen() == self._rejected:
+            return "unchanged"
         found = self.looker.look(paths, trust_stat=not force)
+        self._rejected = None
         if self.failure is not None and (found.any or force):
             found = self._full()
         accept = self.held is not None and self._accepted(self.held.version)
@@ -200,15 +214,28 @@ class Reloader:
         if found.gone > self.max_removal.allowed(found.served) \
                 and not self._accepted(found.version):
             return self._hold(Held(found.version, found.gone, found.served))
+        gone = self._gone_ids(found) if found.gone else []
         self._commit(found)
         self.failure = None
         self._forget_hold()
         metrics.RELOADS.labels(result="reloaded").inc()
         log.info("dataset reloaded: version %s -> %s, from %s", before, found.version,
                  self.path)
-        if found.gone:
-            log.info("dataset reload removed %d releases", found.gone)
+        if found.gone:  # which ones, for whoever wonders where a release went
+            log.info("dataset reload removed %d releases%s", found.gone,
+                     f": {' '.join(gone)}" if gone else "")
         return "reloaded"
+
+    def _gone_ids(self, found: Plan) -> list[str]:
+        """Return the ids a plan of changed files takes out of the store (a full read's: [])."""
+        if found.site is not None:
+            return []
+        paths = [*found.removed, *(row.below for row in found.files if row.releases is not None)]
+        coming = {r.id for row in found.files for r in row.releases or ()}
+        held = self.looker.db.execute(
+            "SELECT id FROM releases WHERE file IN (SELECT id FROM files WHERE path IN "
+            "(SELECT value FROM json_each(?)))", (json.dumps(paths),))
+        return sorted(rid for rid, in held if rid not in coming)
 
     def _commit(self, found: Plan) -> None:
         """Commit the plan; listeners (WebSub) get what readers saw before and after it."""
@@ -266,6 +293,9 @@ class Reloader:
         return "failed"
 
     def _reject(self, error: DatasetError) -> str:
+        if error.report() == self.error:  # the same problems at the next look: not news
+            return "unchanged"
+        self._rejected = self._seen()
         self._say(error.report())  # reported once: the next look is at the next change
         metrics.RELOADS.labels(result="rejected").inc()
         log.error("dataset reload rejected, still serving version %s: %s",
@@ -288,6 +318,7 @@ class Reloader:
         """What is on disk is again what is served (an edit reverted): forget any rejection."""
         was_degraded = self.error is not None
         self._forget_hold()
+        self.failure = None
         if was_degraded:
             self.error = None
             self.status(error=None, rejected_at=None)
