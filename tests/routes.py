@@ -8,8 +8,8 @@ from flask import Flask
 from werkzeug.routing import AnyConverter, Rule
 
 from feedsvc import create_app
-from feedsvc.config import BUNDLED_DATA
 from feedsvc.clock import current_view
+from feedsvc.config import BUNDLED_DATA
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # The smallest GIF (1x1 pixel): a picture for the media route's example.

@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 
 from feedsvc import create_app
 from feedsvc.dataset import loader
-from feedsvc.dataset.served import View
 from feedsvc.dataset.problems import Problem
+from feedsvc.dataset.served import View
 from feedsvc.dataset.yamlsource import read_source
 from feedsvc.operations.cli import check_data
 from feedsvc.operations.reload import reload_now, reloader, start_watching

@@ -328,7 +328,8 @@ def tables(conn: sqlite3.Connection) -> dict[str, list[object]]:
     found: dict[str, list[object]] = {
         name: conn.execute(f'SELECT * FROM "{name}" ORDER BY 1, 2').fetchall() for name in names}
     # A full build's generation is new each time (db.py): not what the store holds.
-    found["meta"] = [row for row in found["meta"] if row[0] != "generation"]
+    found["meta"] = conn.execute("SELECT * FROM meta WHERE name <> 'generation' "
+                                 "ORDER BY 1, 2").fetchall()
     terms = conn.execute("SELECT term, doc FROM release_words_docs ORDER BY term").fetchall()
     found["words"] = terms
     found["matches"] = [conn.execute("SELECT rowid FROM release_words WHERE release_words "

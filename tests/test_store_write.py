@@ -26,7 +26,8 @@ def dump(conn: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
     """Return every row of the store, files named by path (their ids are the writer's)."""
     found = {name: sorted(conn.execute(f"SELECT * FROM {name}").fetchall())  # noqa: S608
              for name in TABLES}
-    columns = [row[1] for row in conn.execute("PRAGMA table_info(releases)") if row[1] not in ("file", "written")]
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(releases)")
+               if row[1] not in ("file", "written")]
     found["releases"] = conn.execute(
         f"SELECT {', '.join('r.' + c for c in columns)}, f.path FROM releases r "  # noqa: S608
         "JOIN files f ON f.id = r.file ORDER BY r.key").fetchall()

@@ -362,14 +362,15 @@ def init_app(app: Flask) -> Served:
     watch = Reloader(served, looker, limit=config["FEEDSVC_MAX_FILE_BYTES"],
                      max_removal=config["FEEDSVC_MAX_REMOVAL"],
                      snapshot_dir=state_dir if opened.persistent else None)
-    if later and watch._meta("version") is not None:
+    if not later or watch._meta("version") is None:
+        # A cold start (built before serving), or FEEDSVC_START_CHECK=wait: the files decide.
+        watch.status(start_check=None)
+        watch.check(strict=True)
+    if later:  # the watcher's first look finds what changed while down, or while building
         log.info("dataset %s: served from the state file %s; the files are compared with it "
                  "next", path, opened.path)
         watch.start_pending = True
         watch.status(start_check="pending")
-    else:  # a cold start, or FEEDSVC_START_CHECK=wait: the files decide before serving
-        watch.status(start_check=None)
-        watch.check(strict=True)
     app.extensions[_RELOADER] = watch
     app.extensions[_WATCHING] = None
     return served
