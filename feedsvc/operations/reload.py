@@ -30,7 +30,7 @@ from flask import Flask
 
 from .. import state
 from ..config import BUNDLED_DATA, MaxRemoval
-from ..dataset import DatasetError, catalog, guard, statedir
+from ..dataset import DatasetError, catalog, guard, media, statedir
 from ..dataset.coldstart import read_all
 from ..dataset.db import connect
 from ..dataset.guard import Held
@@ -174,10 +174,13 @@ class Reloader:
         return result
 
     def _seen(self) -> frozenset[tuple[str, object]]:
-        """Return the files whose stat differs from the store's catalog (a stat walk)."""
+        """Return the files whose stat differs from the store's catalog (a stat walk), and
+        the media folders' mtimes (a picture a rejected file names may appear meanwhile)."""
         found = catalog.look(self.looker.db, self.looker.root)
+        folders = [(str(path), path.stat().st_mtime_ns)
+                   for path in _folders(media.media_root(self.looker.root))]
         return frozenset([*((name, key) for name, key, _ in found.read),
-                          *((name, None) for name in found.removed)])
+                          *((name, None) for name in found.removed), *folders])
 
     def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
         if self._rejected is not None and paths is None and not force \
@@ -332,6 +335,13 @@ class Reloader:
     def _accepted(self, version: str) -> bool:
         return self.snapshot_dir is not None and guard.accepted(self.snapshot_dir, self.path,
                                                                 version)
+
+
+def _folders(root: Path) -> list[Path]:
+    """Return a folder and every folder below it (none if it is missing)."""
+    if not root.is_dir():
+        return []
+    return [root, *(path for path in root.rglob("*") if path.is_dir())]
 
 
 def _now() -> str:
