@@ -376,3 +376,13 @@ def test_a_reload_that_removes_releases_logs_their_ids(live_app: Flask, dataset_
     removals = [r.getMessage() for r in caplog.records if "removed" in r.getMessage()]
     # The renamed file's release is still served: only the deleted one is named.
     assert removals == ["dataset reload removed 1 releases: pr-2004-001"]
+
+
+def test_the_vocabulary_is_still_checked_after_a_sighup(live_app: Flask,
+                                                        dataset_dir: Path) -> None:
+    # A look that reads every file again (SIGHUP) keeps knowing site.yaml for what it is.
+    edit_title(dataset_dir)
+    assert reload_now(live_app) == "reloaded"
+    (dataset_dir / "site.yaml").unlink()
+    assert reload_now(live_app) == "rejected"
+    assert served(live_app.test_client())[1].count(NEW_TITLE.encode()) >= 1

@@ -154,7 +154,7 @@ def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site
             continue
         new_digest = file_digest(raw)
         if digest and new_digest == digest and not moved:  # touched, not changed
-            rows.append(FileRow(name, below, key, digest, racy, False, old_media, None))
+            rows.append(FileRow(name, below, key, digest, racy, vocabulary, old_media, None))
             continue
         if vocabulary:
             raise FullRead(name)

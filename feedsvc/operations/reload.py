@@ -221,6 +221,9 @@ class Reloader:
         self._commit(found)
         self.failure = None
         self._forget_hold()
+        if before is None:  # the store's first build: a start, not a reload
+            log.info("dataset built: version %s, from %s", found.version, self.path)
+            return "reloaded"
         metrics.RELOADS.labels(result="reloaded").inc()
         log.info("dataset reloaded: version %s -> %s, from %s", before, found.version,
                  self.path)

@@ -17,10 +17,21 @@ from ..dataset.served import View
 from ..feeds.feed import FeedDoc, build_feed
 from ..feeds.query import FORMATS, FeedQuery
 from ..feeds.urls import Scope, Urls
+from ..http.offload import gevent_patched
 from ..state import Served
 from .claims import Claims
 
 log = logging.getLogger("feedsvc.websub")
+
+
+def _real_thread() -> type[threading.Thread]:
+    """Return the OS thread class, also under gevent's patches."""
+    if not gevent_patched():
+        return threading.Thread
+    from gevent.monkey import get_original
+
+    found: type[threading.Thread] = get_original("threading", "Thread")
+    return found
 
 
 def _first_page(view: View, scope: Scope, urls: Urls) -> FeedDoc | None:
@@ -74,8 +85,10 @@ class Publisher:
         feeds = changed_feeds(old, new, self.urls)
         log.info("websub: %d feed URLs changed from %s/%s to %s/%s", len(feeds),
                  old.index.version, old.token, new.index.version, new.token)
-        thread = threading.Thread(target=self.publish, args=(feeds,), name="websub-publish",
-                                  daemon=True)
+        # A real thread: the writer may call this from its own (a gunicorn master's looks
+        # run in one), where a gevent greenlet would never be run.
+        thread = _real_thread()(target=self.publish, args=(feeds,), name="websub-publish",
+                         daemon=True)
         thread.start()
         return thread
 
