@@ -24,14 +24,16 @@ from .claims import Claims
 log = logging.getLogger("feedsvc.websub")
 
 
-def _real_thread() -> type[threading.Thread]:
-    """Return the OS thread class, also under gevent's patches."""
+def _start_os_thread(run: Callable[[], None]) -> bool:
+    """Run `run` in a new OS thread if this process is gevent's (a gunicorn master, whose
+    looks run in a thread of their own, where a greenlet, even one of threading.Thread, would
+    never run); return whether it did."""
     if not gevent_patched():
-        return threading.Thread
+        return False
     from gevent.monkey import get_original
 
-    found: type[threading.Thread] = get_original("threading", "Thread")
-    return found
+    get_original("_thread", "start_new_thread")(run, ())
+    return True
 
 
 def _first_page(view: View, scope: Scope, urls: Urls) -> FeedDoc | None:
@@ -85,10 +87,10 @@ class Publisher:
         feeds = changed_feeds(old, new, self.urls)
         log.info("websub: %d feed URLs changed from %s/%s to %s/%s", len(feeds),
                  old.index.version, old.token, new.index.version, new.token)
-        # A real thread: the writer may call this from its own (a gunicorn master's looks
-        # run in one), where a gevent greenlet would never be run.
-        thread = _real_thread()(target=self.publish, args=(feeds,), name="websub-publish",
-                         daemon=True)
+        if _start_os_thread(lambda: self.publish(feeds)):
+            return None  # nobody waits for it
+        thread = threading.Thread(target=self.publish, args=(feeds,), name="websub-publish",
+                                  daemon=True)
         thread.start()
         return thread
 
