@@ -148,10 +148,10 @@ class ReloadMachine(RuleBasedStateMachine):
         self.snapshots.mkdir()
         self.clock = FakeClock(NOW)
         self.references = 0
+        self.reference = self._fresh_process()
         self.app = self._start("wait")
         good = fresh(self.root)
         assert good is not None
-        self.reference = self._fresh_process()
         self.good, self.degraded, self.held = good, False, False
 
     def _fresh_process(self) -> Flask:

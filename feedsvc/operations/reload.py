@@ -151,8 +151,16 @@ class Reloader:
         if self._pool is None:
             self._pool = ThreadPool(1)
         assert isinstance(self._pool, ThreadPool)
-        found: T = self._pool.spawn(look).get()
-        return found
+
+        def caught() -> tuple[T | None, Exception | None]:
+            try:  # raised again here: gevent would print it from the pool's thread too
+                return look(), None
+            except Exception as error:
+                return None, error
+        found, error = self._pool.spawn(caught).get()
+        if error is not None:
+            raise error
+        return found  # type: ignore[return-value]  # set when no error
 
     def _once(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
         """Look once (see check)."""
@@ -375,9 +383,10 @@ def init_app(app: Flask) -> Served:
     watch = Reloader(served, looker, limit=config["FEEDSVC_MAX_FILE_BYTES"],
                      max_removal=config["FEEDSVC_MAX_REMOVAL"],
                      snapshot_dir=state_dir if opened.persistent else None)
-    if not later or watch._meta("version") is None:
-        # A cold start (built before serving), or FEEDSVC_START_CHECK=wait: the files decide.
-        watch.status(start_check=None)
+    watch.status(start_check=None)
+    if watch._meta("version") is None:  # a cold start: every file read, built before serving
+        watch._run(lambda: watch._consider(watch._full(), strict=True))
+    elif not later:  # FEEDSVC_START_CHECK=wait: the files decide before serving
         watch.check(strict=True)
     if later:  # the watcher's first look finds what changed while down, or while building
         log.info("dataset %s: served from the state file %s; the files are compared with it "
