@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from flask import Flask
 
@@ -157,10 +157,10 @@ class Reloader:
                 return look(), None
             except Exception as error:
                 return None, error
-        found, error = self._pool.spawn(caught).get()
-        if error is not None:
-            raise error
-        return found  # type: ignore[return-value]  # set when no error
+        found: tuple[T | None, Exception | None] = self._pool.spawn(caught).get()
+        if found[1] is not None:
+            raise found[1]
+        return cast(T, found[0])
 
     def _once(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
         """Look once (see check)."""
