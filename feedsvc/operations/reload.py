@@ -389,8 +389,8 @@ def init_app(app: Flask) -> Served:
     elif not later:  # FEEDSVC_START_CHECK=wait: the files decide before serving
         watch.check(strict=True)
     if later:  # the watcher's first look finds what changed while down, or while building
-        log.info("dataset %s: served from the state file %s; the files are compared with it "
-                 "next", path, opened.path)
+        log.info("dataset %s: served from its state file; the files are compared with it "
+                 "next", path)
         watch.start_pending = True
         watch.status(start_check="pending")
     app.extensions[_RELOADER] = watch
