@@ -373,3 +373,18 @@ def test_a_cold_start_whose_children_cannot_start_reads_in_one_process(
     assert "parallel load failed" in caplog.text
     assert found.version == expected.version and found.problems == expected.problems
     assert [row.prepared for row in found.files] == [row.prepared for row in expected.files]
+
+
+def test_a_notified_look_lists_no_folder(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A publish under inotify costs the files named, not the archive: nothing is walked."""
+    from feedsvc.dataset import catalog
+
+    def walk(*args: object, **kwargs: object) -> list[str]:
+        raise AssertionError("the dataset was walked")
+    target = pair.root / "releases" / "pr-2005-002.yaml"
+    edit(target, "title:", "title: Notified")
+    monkeypatch.setattr(catalog, "find_files", walk)
+    found = pair.looker.look([str(target)])
+    assert found.changed == (str(target),)
+    pair.looker.commit(found)
+    assert any(r.title.startswith("Notified") for r in stored(pair.conn))

@@ -98,7 +98,7 @@ def _prepared(root: Path, name: str, below: str, entry: FileEntry
 
 def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
           vocabulary: Iterable[Problem], found: Sequence[tuple[FileRow, list[Problem]]],
-          linked: bool) -> Plan:
+          linked: bool, fold: int | None = None) -> Plan:
     """Return the plan of a full read: problems as assemble.problems_of orders them."""
     problems = list(vocabulary)
     for _, more in found:
@@ -109,7 +109,8 @@ def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
     if not found and not problems:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     problems.sort(key=lambda p: (p.file, p.line or 0))
-    fold = versions.fold(root, ((row.name, row.stamp) for row, _ in found))
+    if fold is None:
+        fold = versions.fold(root, ((row.name, row.stamp) for row, _ in found))
     files = tuple(row for row, _ in found)
     return Plan(files, (), tuple(problems), tuple(row.name for row in files), fold, linked,
                 0, 0, site, topics)
@@ -141,7 +142,9 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool)
         told = None if site is None else (rows.site_json(site), rows.topics_json(topics))
         for pipe in mine:
             pipe.send(told)
-        found = [item for pipe in mine for item in _files(pipe)]
+        sent = [_files(pipe) for pipe in mine]
+        found = [item for files, _ in sent for item in files]
+        fold = versions.total(run_fold for _, run_fold in sent)  # each summed by its child
     except OSError as error:  # e.g. no process could be started
         raise _Failed(repr(error)) from error
     finally:
@@ -151,7 +154,7 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool)
             # 0.5 s at 100,000 files): waited for in the background, not before the commit
             threading.Thread(target=_end, args=(first,), name="feedsvc-coldstart-end",
                              daemon=True).start()
-    return _plan(root, site, topics, problems, found, linked)
+    return _plan(root, site, topics, problems, found, linked, fold)
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
@@ -173,16 +176,17 @@ def _receive(pipe: Connection) -> Any:
     return value
 
 
-def _files(pipe: Connection) -> list[tuple[FileRow, list[Problem]]]:
-    """Return the files a child sent (see _send_files), their releases decoded."""
+def _files(pipe: Connection) -> tuple[list[tuple[FileRow, list[Problem]]], int]:
+    """Return the files a child sent (see _send_files) and their version sum."""
     _receive(pipe)
     try:
-        sent = marshal.loads(pipe.recv_bytes())
+        fold, sent = marshal.loads(pipe.recv_bytes())
     except (EOFError, OSError, ValueError) as error:
         raise _Failed(f"a loading process ended early: {error!r}") from error
     return [(FileRow(name, below, key, digest, racy, vocabulary, media, None, ids, prepared),
              [Problem(*p) for p in problems])
-            for name, below, key, digest, racy, vocabulary, media, ids, problems, prepared in sent]
+            for name, below, key, digest, racy, vocabulary, media, ids, problems, prepared
+            in sent], fold
 
 
 def _send_files(pipe: Connection, root: Path, entries: Mapping[str, FileEntry]) -> None:
@@ -194,8 +198,9 @@ def _send_files(pipe: Connection, root: Path, entries: Mapping[str, FileEntry]) 
         sent.append((name, row.below, row.key, row.digest, row.racy, row.vocabulary,
                      row.media, row.ids, tuple((p.file, p.line, p.release, p.field, p.message)
                                                for p in problems), row.prepared))
+    fold = versions.fold(root, ((name, entry.stamp) for name, entry in entries.items()))
     pipe.send(("ok", None))
-    pipe.send_bytes(marshal.dumps(sent))
+    pipe.send_bytes(marshal.dumps((fold, sent)))
 
 
 def main(fds: Sequence[str]) -> None:

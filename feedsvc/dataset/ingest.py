@@ -16,6 +16,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 from . import Ids, Problem, Release, Site, Topic, duplicate_ids, media, parse_file
 from . import version as versions
@@ -30,9 +31,10 @@ from .yamlsource import file_digest
 MediaRows = tuple[tuple[str, Key, str], ...]
 
 
-@dataclass(frozen=True)
-class FileRow:
-    """One file as the store keeps it; releases None: its bytes are the same, keep them."""
+class FileRow(NamedTuple):
+    """One file as the store keeps it; releases None: its bytes are the same, keep them.
+
+    A tuple: a full read makes one a file, in this process, at a tuple's cost."""
 
     name: str  # as find_files gives it (problems name files so)
     below: str  # as the table keeps it
