@@ -57,7 +57,7 @@ from feedsvc.operations.logs import gunicorn_logger  # noqa: E402
 
 # The master runs the dataset watcher (when_ready): a restart serves the snapshot at once and
 # the watcher's first look finds the files changed while the service was down
-# (docs/operations.md#start-up-snapshot). Only
+# (docs/operations.md#state). Only
 # when gunicorn reads this file: a test that reads it must not change its own environment.
 if __name__ == "__config__":
     os.environ.setdefault("FEEDSVC_START_CHECK", "background")
