@@ -4,11 +4,11 @@ invalid, a mass removal held) the last good data, saying `degraded`.
 
 Drives the reload path production uses (Reloader.check: a look at the files against the
 store, the guard, the store's one write transaction) in-process, on a copy of the bundled
-vocabulary with a few releases, pictures and attachments in media/, symlinked files and folders, and a clock the test moves
-(scheduled releases go live). What is compared is what a subscriber sees: the JSON Feed of
-everything, the dataset version each answer names, and /readyz. The reference, "a fresh
-process", is an app started cold (a state directory of its own) on a copy of the files as they
-were when last valid.
+vocabulary with a few releases, pictures and attachments in media/, symlinked files and
+folders, and a clock the test moves (scheduled releases go live). What is compared is what
+a subscriber sees: the JSON Feed of everything, the dataset version each answer names, and
+/readyz. The reference, "a fresh process", is an app started cold (a state directory of its
+own) on a copy of the files as they were when last valid.
 
 CI runs 200 sequences of up to 30 steps; `make flake` runs 5,000
 (--hypothesis-profile=feedsvc-5000, see conftest.py).
