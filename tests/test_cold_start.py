@@ -8,7 +8,7 @@ from pathlib import Path
 
 import feedparser
 
-from feedsvc.dataset.snapshot import CHILD_LOAD_BYTES
+from feedsvc.dataset.coldstart import CHILD_LOAD_BYTES
 from feedsvc.operations.synth import write_archive
 
 from .servers import Server, start_gunicorn

@@ -59,7 +59,10 @@ def read_all(root: Path, limit: int, *, processes: int | None = None,
             runs = [names[len(names) * n // count:len(names) * (n + 1) // count]
                     for n in range(count)]
             try:
-                return _spread(root, limit, runs, bool(links))
+                found = _spread(root, limit, runs, bool(links))
+                log.info("dataset %s: %d files loaded in child processes (%d)", root,
+                         len(names), len(runs))
+                return found
             except _Failed as error:
                 log.warning("dataset %s: parallel load failed (%s); loading in one process",
                             root, error)
