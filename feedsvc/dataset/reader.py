@@ -159,7 +159,8 @@ class Reader:
         try:
             yield self.begin(conn)
         finally:
-            conn.execute("ROLLBACK")  # a read transaction: nothing to keep
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")  # a read transaction: nothing to keep
 
     @contextmanager
     def pooled(self) -> Iterator[Snapshot]:

@@ -63,7 +63,7 @@ def open_state(state_dir: str | Path | None, root: str | Path) -> Opened:
     """Take the instance lock of `state_dir` and check the store of `root` in it: ConfigError
     if another instance holds it; anything else wrong is a log line and a store to build."""
     if state_dir is None:
-        return _temporary("FEEDSVC_STATE_DIR is off", logging.INFO)
+        return _temporary("FEEDSVC_STATE_DIR is off", logging.DEBUG)
     directory = Path(state_dir)
     try:
         _private_dir(directory)
@@ -123,7 +123,7 @@ def _check(file: Path) -> Opened:
     problem = _problem(file)
     if problem in (None, *TO_BUILD):
         if problem:
-            log.info("state file %s %s: building it from the YAML", file, problem)
+            log.debug("state file %s %s: building it from the YAML", file, problem)
         return _private_file(Opened(file, "persistent", problem is not None, True))
     log.warning("state file %s unusable (%s): rebuilding from the YAML", file, problem)
     try:
