@@ -255,7 +255,8 @@ def _every_worker_done(server: Server, version: str) -> bool:
 
 def test_under_gunicorn_a_restart_serves_the_change_made_while_down(
         dataset_dir: Path, tmp_path: Path) -> None:
-    first = start(dataset_dir, tmp_path / "first.log", 1)
+    first = start(dataset_dir, tmp_path / "first.log", 1,
+               extra={"FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "state")})
     try:
         old = json.loads(first.get("/readyz")[2])["dataset"]["version"]
     finally:
@@ -263,7 +264,8 @@ def test_under_gunicorn_a_restart_serves_the_change_made_while_down(
     edit(dataset_dir)
     expected = readiness(app_of(dataset_dir, None).test_client())["dataset"]["version"]
     assert expected != old
-    server = start(dataset_dir, tmp_path / "second.log", 1)
+    server = start(dataset_dir, tmp_path / "second.log", 1,
+                extra={"FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "state")})
     try:
         until(lambda: _every_worker_done(server, expected))
         code, _, body = server.get("/feeds/all.rss")
