@@ -307,8 +307,6 @@ class Reloader:
         return "failed"
 
     def _reject(self, error: DatasetError) -> str:
-        if error.report() == self.error:  # the same problems at the next look: not news
-            return "unchanged"
         self._rejected = self._seen()
         self._say(error.report())  # reported once: the next look is at the next change
         metrics.RELOADS.labels(result="rejected").inc()
