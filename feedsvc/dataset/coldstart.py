@@ -128,10 +128,15 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool)
     first: subprocess.Popen[bytes] | None = None
     try:
         fds = [pipe.fileno() for pipe in theirs]
-        first = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from feedsvc.dataset.coldstart import main; "
-             "main(sys.argv[1:])", *map(str, fds)],
-            pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            first = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from feedsvc.dataset.coldstart import main; "
+                 "main(sys.argv[1:])", *map(str, fds)],
+                pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        # gevent's Popen watches its child from the default loop only: a gunicorn master's
+        # looks, in a thread of their own, read in one process instead.
+        except Exception as error:
+            raise _Failed(repr(error)) from error
         for pipe in theirs:
             pipe.close()
         mine[0].send((str(root), [list(run) for run in runs], limit, time.time_ns()))

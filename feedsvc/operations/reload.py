@@ -383,7 +383,7 @@ def init_app(app: Flask) -> Served:
                      snapshot_dir=state_dir if opened.persistent else None)
     watch.status(start_check=None)
     if watch._meta("version") is None:  # a cold start: every file read, built before serving
-        watch._run(lambda: watch._consider(watch._full(), strict=True))
+        watch._consider(watch._full(), strict=True)  # here: child processes may read
     elif not later:  # FEEDSVC_START_CHECK=wait: the files decide before serving
         watch.check(strict=True)
     if later:  # the watcher's first look finds what changed while down, or while building
