@@ -17,9 +17,10 @@ from itertools import groupby, islice, product
 
 from .index import Filters
 
-# The most words `q` may hold: each is one more doclist for FTS5 to step through. The query
-# parser refuses more (the measured cost of the bound is in bench/store_queries.py).
-MAX_WORDS = 24
+# The most words `q` may hold: each is one more doclist for FTS5 to step through, the whole
+# of it when the words never meet (the archive's commonest words are the worst case). The
+# query parser refuses more; bench/store_queries.py measures the bound's worst case.
+MAX_WORDS = 12
 # The most (country, topic) ranges one page reads; more codes are checked row by row.
 MAX_ARMS = 16
 
