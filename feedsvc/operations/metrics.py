@@ -46,7 +46,7 @@ RENDER = Histogram("feedsvc_feed_render_duration_seconds",
                    registry=LOCAL)
 RELOADS = Counter("feedsvc_dataset_reloads",
                   "Dataset reloads: reloaded, rejected as invalid, held (mass removal), "
-                  "failed (an unexpected error), unsaved (served; state not saved).",
+                  "failed (an unexpected error, or a write the state file could not take).",
                   ["result"], registry=LOCAL)
 
 
