@@ -79,7 +79,7 @@ def sql(statement: str) -> Callable[[Path], None]:
 
 
 DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
-    "deleted": (Path.unlink, "missing: building it from the YAML"),
+    "deleted": (Path.unlink, ""),  # a first start: the app says it once built (test_state_faults)
     "truncated to half": (lambda file: os.truncate(file, file.stat().st_size // 2), "truncated"),
     "garbage": (garble, "not an SQLite database"),
     "file 0444": (lambda file: file.chmod(0o444), "not writable"),
@@ -105,7 +105,10 @@ def test_a_damaged_store_is_moved_aside_and_built_again(base: Path, damage: str)
     damaged = store.read_bytes() if store.exists() else None
     found, logged = start(base)
     assert (found["rebuild"], found["persistent"], found["releases"]) == (True, True, releases)
-    assert len(logged) == 1 and str(store) in logged[0] and says in logged[0], logged
+    if says:
+        assert len(logged) == 1 and str(store) in logged[0] and says in logged[0], logged
+    else:
+        assert logged == [], logged
     bad = store.with_name(store.name + ".bad")
     assert (bad.read_bytes() if bad.exists() else None) == damaged
     after, logged = start(base)  # the new file is used from then on

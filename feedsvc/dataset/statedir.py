@@ -53,6 +53,7 @@ class Opened:
     state: str  # "persistent", or NO_STATE with the reason
     rebuild: bool  # missing, empty, or moved aside: build it from the YAML
     persistent: bool
+    first: str | None = None  # why a first build (missing, empty): said once it is built
 
 
 # Instance locks this process holds (also through a fork: the descriptor is inherited), by path.
@@ -124,7 +125,7 @@ def _check(file: Path) -> Opened:
     if problem in (None, *TO_BUILD):
         if problem:
             log.debug("state file %s %s: building it from the YAML", file, problem)
-        return _private_file(Opened(file, "persistent", problem is not None, True))
+        return _private_file(Opened(file, "persistent", problem is not None, True, problem))
     log.warning("state file %s unusable (%s): rebuilding from the YAML", file, problem)
     try:
         os.replace(file, file.with_name(file.name + ".bad"))

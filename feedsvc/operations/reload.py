@@ -384,6 +384,8 @@ def init_app(app: Flask) -> Served:
     watch.status(start_check=None)
     if watch._meta("version") is None:  # a cold start: every file read, built before serving
         watch._consider(watch._full(), strict=True)  # here: child processes may read
+        if opened.first is not None:  # a deleted file is said too, once it is built again
+            log.info("state file %s was %s: built from the YAML", opened.path, opened.first)
     elif not later:  # FEEDSVC_START_CHECK=wait: the files decide before serving
         watch.check(strict=True)
     if later:  # the watcher's first look finds what changed while down, or while building
