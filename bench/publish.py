@@ -5,7 +5,8 @@ For N releases (default 100,000) written by `feedsvc synth N DIR --split`:
 - under gunicorn with W workers (default 2): CPU of the whole process tree while the dataset
   sits idle; then one release added, edited and deleted: seconds until every worker serves the
   new version, CPU of the tree for it, process-tree RSS at its peak (sampled every 20 ms) and
-  PSS after, against steady state.
+  PSS after, against steady state. Targets are issue 19's (served ≤ 2 s, ≤ 0.2 CPU-s; idle
+  ≤ 0.02 CPU-s per 20 s); the idle window starts once the start check is done.
 Run: python bench/publish.py [N] [WORKERS] [--before TREE] [--idle S] [--out FILE]
 (--before: another feedsvc source tree, e.g. a `git worktree` of main, measured in the same run
 after this one, with each figure's ratio this / before; --idle: the idle window, 20 s by
@@ -32,7 +33,7 @@ from startup import PROBE, memory, ran_from, tree_env
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERVAL = 5
-POLL_S, ASKS = 0.5, 5  # how often a change is asked about over HTTP; asks to price one
+POLL_S, ASKS = 0.2, 5  # how often a change is asked about over HTTP; asks to price one
 SPREAD_LIMIT_S = 600
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -206,7 +207,9 @@ def gunicorn_rows(data: Path, snapshots: Path, count: int, workers: int, tree: P
                   idle_s: float = 20.0) -> list[Row]:
     server = Server(data, snapshots, workers, tree)
     try:
-        server.wait(lambda r: r["status"] == "ok")
+        # The start check (a restart's look at every file, 15 s at 1,000,000 before issue 19)
+        # is start-up work, not watching: the idle window starts once every worker says done.
+        server.wait(lambda r: r["status"] == "ok" and r["dataset"].get("start_check") == "done")
         time.sleep(5)  # let start-up work finish before the idle window
         cpu = tree_cpu(server.process.pid)
         time.sleep(idle_s)  # the idle window itself: what watching costs
@@ -217,12 +220,14 @@ def gunicorn_rows(data: Path, snapshots: Path, count: int, workers: int, tree: P
             ("one release edited", lambda: write(new, release_text(1, "Edited")), count + 1),
             ("one release deleted", lambda: new.unlink(), count),
         ]
-        rows: list[Row] = [("idle watching, % of one core", "≤ 1", idle, "{:.2f}")]
+        rows: list[Row] = [("idle watching, % of one core", "≤ 1", idle, "{:.2f}"),
+                           ("idle watching, CPU s per 20 s", "≤ 0.02", idle / 100 * 20,
+                            "{:.3f}")]
         for name, change, releases in steps:
             m = measure_change(server, change, releases, server.readyz()["dataset"]["version"])
             rows += [
-                (f"{name}: served by every worker, s", f"≤ {INTERVAL + 2}", m["latency"], "{:.2f}"),
-                (f"{name}: CPU of the process tree, s", "≤ 2", m["cpu"], "{:.2f}"),
+                (f"{name}: served by every worker, s", "≤ 2", m["latency"], "{:.2f}"),
+                (f"{name}: CPU of the process tree, s", "≤ 0.2", m["cpu"], "{:.2f}"),
                 (f"{name}: peak RSS / steady (tree)", "≤ 1.5", m["peak_rss"] / m["steady_rss"],
                  "{:.2f}"),
                 (f"{name}: PSS after / before (tree)", "≤ 1.2", m["after_pss"] / m["steady_pss"],
