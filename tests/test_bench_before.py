@@ -36,13 +36,21 @@ def bench(tmp_path: Path, *argv: str) -> list[list[str]]:
 
 
 def test_startup_measures_both_codes_and_their_ratio(tmp_path: Path, before_tree: Path) -> None:
-    rows = bench(tmp_path, "bench/startup.py", "200", "--runs", "1", "--before", str(before_tree))
-    starts = [row[:2] for row in rows if row[0] == "200"]
-    assert starts == [["200", "this"], ["200", "before"], ["200", "this / before"]]
+    rows = [row for row in bench(tmp_path, "bench/startup.py", "sample,200", "--runs", "1",
+                                 "--before", str(before_tree)) if row[0] != "releases"]
+    codes = ["this", "before", "this / before"]
+    starts = [row[:2] for row in rows if len(row) == 15]
+    assert starts == [[size, code] for size in ("sample", "200") for code in codes]
     ratios = rows[[row[:2] for row in rows].index(["200", "this / before"])]
     assert all(cell.endswith("×") for cell in ratios[2:13])
-    served = [row[:2] for row in rows if row[0] in ("1", "2")]
-    assert served == [[w, code] for w in ("1", "2") for code in ("this", "before", "this / before")]
+    # Restart under the shipped config, start to first feed; 200 against the sample's goal.
+    restarts = {tuple(row[:2]): row for row in rows if len(row) == 5}
+    assert list(restarts) == [(size, code) for size in ("sample", "200") for code in codes]
+    assert float(restarts["200", "this"][2]) > 0
+    assert restarts["200", "this"][4].startswith(("met", "MISSED by"))
+    assert restarts["200", "this / before"][2].endswith("×")
+    served = [row[:3] for row in rows if row[0] in ("1", "2")]
+    assert served == [[w, "restart", code] for w in ("1", "2") for code in codes]
 
 
 def test_publish_measures_both_codes_and_their_ratio(tmp_path: Path, before_tree: Path) -> None:
