@@ -245,6 +245,9 @@ def measure(data: Path, scratch: Path, count: int, workers: int, trees: dict[str
             idle_s: float) -> dict[str, list[Row]]:
     """Return each tree's rows: its starts made beside the other's, then its gunicorn alone."""
     starts: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
+    # With --state, a state an earlier run left: the first start is a restart too.
+    first = "first start (kept state)" if any((scratch / f"{label}-snapshots").is_dir()
+                                              for label in trees) else "cold start"
     for _ in ("cold", "restart"):  # the second start of a tree restarts from the first's snapshot
         for label, tree in trees.items():
             starts[label].append(start_app(data, scratch / f"{label}-snapshots", tree))
@@ -252,8 +255,8 @@ def measure(data: Path, scratch: Path, count: int, workers: int, trees: dict[str
     for label, tree in trees.items():
         cold, warm = starts[label]
         rows: list[Row] = [
-            ("cold start, s", "≤ 8", cold["total"], "{:.2f}"),
-            ("cold start, CPU s", "", cold["cpu"], "{:.2f}"),
+            (f"{first}, s", "≤ 8", cold["total"], "{:.2f}"),
+            (f"{first}, CPU s", "", cold["cpu"], "{:.2f}"),
             ("restart from snapshot, s", "≤ 1", warm["total"], "{:.2f}"),
             ("restart from snapshot, CPU s", "", warm["cpu"], "{:.2f}"),
             ("restart RSS, MB", "", warm["rss"], "{:.0f}"),
@@ -264,11 +267,11 @@ def measure(data: Path, scratch: Path, count: int, workers: int, trees: dict[str
 
 
 def main(count: int, workers: int, before: Path | None = None, idle_s: float = 20.0,
-         out: Path | None = None) -> None:
+         out: Path | None = None, state: Path | None = None) -> None:
     data = split_archive(count)
     trees = {"this": ROOT, **({"before": before.resolve()} if before else {})}
     with tempfile.TemporaryDirectory(prefix="feedsvc-publish-") as tmp:
-        found = measure(data, Path(tmp), count, workers, trees, idle_s)
+        found = measure(data, state or Path(tmp), count, workers, trees, idle_s)
     load = os.getloadavg()[0]
     rows = []
     for n, (what, target, figure, form) in enumerate(found["this"]):
@@ -300,5 +303,8 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=float, default=20.0, help="the idle window, s")
     parser.add_argument("--out", type=Path, default=None,
                         help="write the table to this file (default: bench/results/)")
+    parser.add_argument("--state", type=Path, default=None,
+                        help="keep each code's state directory here (DIR/this-snapshots, "
+                        "DIR/before-snapshots); one an earlier run left is started from")
     given = parser.parse_args()
-    main(given.count, given.workers, given.before, given.idle, given.out)
+    main(given.count, given.workers, given.before, given.idle, given.out, given.state)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -240,7 +241,9 @@ def starts(data: Path, scratch: Path, size: int, trees: Trees, runs: int
     beside the same start of the other, so that both meet the same load."""
     colds: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
     warms: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
-    for n in range(runs):  # each cold start with no snapshot; the last one's kept for restarts
+    if all(kept(scratch / f"{label}-snapshots-{size}") for label in trees):
+        colds = {label: [NOT_MEASURED] * runs for label in trees}  # --state: made earlier
+    for n in range(runs if not colds["this"] else 0):  # each cold start with no snapshot;
         for label, tree in trees.items():
             where = scratch / (f"{label}-snapshots-{size}" if n == runs - 1
                                else f"{label}-cold-{size}-{n}")
@@ -250,6 +253,14 @@ def starts(data: Path, scratch: Path, size: int, trees: Trees, runs: int
             warms[label].append(start_app(data, scratch / f"{label}-snapshots-{size}", tree))
     return {label: (sorted(colds[label], key=lambda r: r["total"])[runs // 2],
                     min(warms[label], key=lambda r: r["total"])) for label in trees}
+
+
+NOT_MEASURED = {"total": math.nan, "cpu": math.nan, "peak": math.nan}
+
+
+def kept(state: Path) -> bool:
+    """Whether a state directory already holds a code's state (given by --state)."""
+    return state.is_dir() and any(state.iterdir())
 
 
 def figures(cold: dict[str, float], warm: dict[str, float], floor: float) -> list[float]:
@@ -277,12 +288,14 @@ def startup_rows(sizes: list[int], scratch: Path, source: Source, trees: Trees,
     for size in sizes:
         data = source(size)
         measured = starts(data, scratch, size, trees, runs)
-        floor = parse_only(data)
+        cold_measured = not math.isnan(measured["this"][0]["total"])
+        floor = parse_only(data) if cold_measured else math.nan  # only beside cold starts
         found = {label: figures(cold, warm, floor) for label, (cold, warm) in measured.items()}
         for label, values in found.items():
             cold_s, restart_s = values[0], values[5]
             rows.append((size_label(size), label,
                          *[f"{v:.2f}" if v < 100 else f"{v:.0f}" for v in values],
+                         "" if math.isnan(cold_s) else
                          "met" if cold_s <= COLD_TARGET_S else "MISSED",
                          "met" if restart_s <= RESTART_TARGET_S else "MISSED"))
         if "before" in found:
@@ -367,7 +380,8 @@ def gunicorn_table(found: Served, trees: Trees) -> tuple[str, list[str]]:
 
 
 def main(sizes: list[int], split: bool, workers: list[int], before: Path | None = None,
-         runs: int = 3, out: Path | None = None, cold: bool = False) -> None:
+         runs: int = 3, out: Path | None = None, cold: bool = False,
+         state: Path | None = None) -> None:
     load = os.getloadavg()[0]
     bulk: Source = split_archive if split else archive
 
@@ -375,7 +389,7 @@ def main(sizes: list[int], split: bool, workers: list[int], before: Path | None 
         return SAMPLE if size == 0 else bulk(size)
     trees: Trees = {"this": ROOT, **({"before": before.resolve()} if before else {})}
     with tempfile.TemporaryDirectory(prefix="feedsvc-startup-") as tmp:
-        scratch = Path(tmp)
+        scratch = state or Path(tmp)
         rows, restarts = startup_rows(sizes, scratch, source, trees, runs)
         largest = max(sizes)
         found = served(source, largest, scratch, trees, workers, cold)
@@ -425,7 +439,10 @@ if __name__ == "__main__":
                         help="write the table to this file (default: bench/results/)")
     parser.add_argument("--cold", action="store_true",
                         help="also serve the largest archive with 2 workers from no state")
+    parser.add_argument("--state", type=Path, default=None,
+                        help="keep the state directories here; a size whose states an earlier "
+                        "run left here gets no cold start (its cold figures: nan)")
     given = parser.parse_args()
     main([0 if s == "sample" else int(s) for s in given.sizes.split(",")] if given.sizes
          else list(SIZES), given.split, [int(w) for w in given.workers.split(",")],
-         given.before, given.runs, given.out, given.cold)
+         given.before, given.runs, given.out, given.cold, given.state)
