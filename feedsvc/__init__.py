@@ -65,8 +65,8 @@ def _build(test_config: Mapping[str, Any] | None) -> Flask:
     logs.init_app(app)
     for warning in config.ignored():
         app.logger.warning(warning)
-    live = reload.init_app(app)  # the live dataset, brought up to date with the files, and its watcher
-    clock.init_app(app, live)
+    clock.init_app(app)
+    live = reload.init_app(app)  # the store, brought up to date with the files, and its writer
     websub.init_app(app, live)
     state.set_feed_cache(app, feedcache.from_config(app, cache))
     observe.init_app(app)

@@ -10,11 +10,9 @@ from datetime import UTC, datetime
 
 from flask import Flask, current_app, g
 
-from .dataset.facts import facts
-from .dataset.index import Index
-from .dataset.lifecycle import view_at
+from .dataset.reader import Snapshot
 from .dataset.served import View
-from .state import Live, current_index
+from .state import current_snapshot
 
 Clock = Callable[[], datetime]
 _CLOCK = "feedsvc.clock"
@@ -24,12 +22,9 @@ def system_now() -> datetime:
     return datetime.now(UTC)
 
 
-def init_app(app: Flask, live: Live) -> None:
-    """Read the system clock; work out what each new index hides when it goes live, off
-    the request path (in the master before workers fork, then in the reloading thread)."""
+def init_app(app: Flask) -> None:
+    """Read the system clock."""
     app.extensions[_CLOCK] = system_now
-    facts(live.index)
-    live.on_swap(lambda old, new: facts(new))
 
 
 def set_clock(app: Flask, clock: Clock) -> None:
@@ -42,14 +37,16 @@ def now(app: Flask | None = None) -> datetime:
     return clock()
 
 
-def view_of(app: Flask, index: Index) -> View:
-    """Return what readers of `app` see of `index` now."""
-    return view_at(index, now(app))
+def view_of(app: Flask, snapshot: Snapshot) -> View:
+    """Return what readers of `app` see of the store's version in `snapshot` now (while its
+    transaction lasts)."""
+    return snapshot.view_at(now(app))
 
 
 def current_view() -> View:
-    """Return what this request sees: the request's index at one moment, for the whole request."""
+    """Return what this request sees: the request's version at one moment, for the whole
+    request."""
     if "feedsvc_view" not in g:
-        g.feedsvc_view = view_at(current_index(), now())
+        g.feedsvc_view = current_snapshot().view_at(now())
     view: View = g.feedsvc_view
     return view

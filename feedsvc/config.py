@@ -51,15 +51,23 @@ def default_snapshot_dir(env: Mapping[str, str]) -> Path:
     return Path(cache_home) / "feedsvc"
 
 
-def _snapshot_dir(env: Mapping[str, str]) -> str | None:
-    raw = (env.get("FEEDSVC_SNAPSHOT_DIR") or "").strip()
+def _state_dir(env: Mapping[str, str]) -> str | None:
+    """Read FEEDSVC_STATE_DIR, or its older name FEEDSVC_SNAPSHOT_DIR: one directory, so
+    two values that differ are refused rather than one silently ignored."""
+    state = (env.get("FEEDSVC_STATE_DIR") or "").strip()
+    snapshot = (env.get("FEEDSVC_SNAPSHOT_DIR") or "").strip()
+    if state and snapshot and state != snapshot:
+        raise ConfigError(f"FEEDSVC_STATE_DIR={state!r} and FEEDSVC_SNAPSHOT_DIR={snapshot!r} "
+                          "differ; FEEDSVC_SNAPSHOT_DIR is its older name: set only "
+                          "FEEDSVC_STATE_DIR")
+    name, raw = ("FEEDSVC_STATE_DIR", state) if state else ("FEEDSVC_SNAPSHOT_DIR", snapshot)
     if raw.lower() == "off":
         return None
     path = Path(raw) if raw else default_snapshot_dir(env)
     if not path.is_absolute():
-        raise ConfigError(f"FEEDSVC_SNAPSHOT_DIR must be an absolute path or 'off', got {raw!r}")
+        raise ConfigError(f"{name} must be an absolute path or 'off', got {raw!r}")
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"FEEDSVC_SNAPSHOT_DIR is not a directory: {raw!r}")
+        raise ConfigError(f"{name} is not a directory: {raw!r}")
     return str(path)
 
 
@@ -187,7 +195,9 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS": _int(
             env, "FEEDSVC_CACHE_SOCKET_TIMEOUT_MS", 250, 10, 60_000
         ),
-        "FEEDSVC_SNAPSHOT_DIR": _snapshot_dir(env),
+        # The state directory (FEEDSVC_STATE_DIR, or its older name), kept under the older key
+        # that reload.py, the CLI and tests' settings already use; None: 'off'.
+        "FEEDSVC_SNAPSHOT_DIR": _state_dir(env),
         "FEEDSVC_MAX_AGE": _int(env, "FEEDSVC_MAX_AGE", 300, 0, 31_536_000),
         # URLs per sitemap file; the protocol's limit, and a sitemap index above it.
         "FEEDSVC_SITEMAP_URLS": _int(env, "FEEDSVC_SITEMAP_URLS", 50_000, 1, 50_000),

@@ -1,9 +1,9 @@
-"""What an app holds, behind typed accessors: the live dataset index of this process (swapped
-atomically when new data is accepted), its feed cache, and the feed queries it has parsed."""
+"""What an app holds, behind typed accessors: the store it serves from (every worker reads the
+committed version; a commit is seen by the next request, no re-fork), its feed cache, and
+the feed queries it has parsed."""
 from __future__ import annotations
 
 import logging
-import mmap
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,80 +11,73 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g
 
-from .dataset.index import Index
+from .dataset.reader import Meta, Reader, Snapshot
+from .dataset.served import View
 from .feeds.query import FeedQuery
 from .http.feedcache import FeedCache, Memo
 
 log = logging.getLogger("feedsvc.state")
 
-# Called after a swap with the index served before and the one served from now on.
-SwapListener = Callable[[Index, Index], object]
+# Called by the writer after a commit with what readers saw just before it and see after.
+SwapListener = Callable[[View, View], object]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class Live:
-    """What a worker serves from: one valid index, replaced whole, never edited."""
+@dataclass(frozen=True)
+class Status:
+    """What the writer's last look said, as every worker reads it from the store."""
 
-    index: Index
-    loaded_at: datetime = field(default_factory=_now)
-    last_error: str | None = None
-    rejected_at: datetime | None = None
-    # A restart that served its snapshot at once: one shared memory page, 1 until the files
-    # were compared with it. Workers forked before that (gunicorn) see it cleared too,
-    # without being forked again when nothing had changed.
-    _start: mmap.mmap | None = field(default=None, repr=False)
+    loaded_at: datetime | None
+    last_error: str | None
+    rejected_at: datetime | None
+    start_pending: bool
+
+
+def _when(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+@dataclass
+class Served:
+    """What a process serves from: the store (one read transaction per request), and what
+    the writer's looks said (its status table). `state` says whether the store persists."""
+
+    reader: Reader
+    state: str = "persistent"
+    # The writer's own word when the store could not take it (a full disk): this process's.
+    unwritten: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     listeners: list[SwapListener] = field(default_factory=list, repr=False)
 
     def on_swap(self, listener: SwapListener) -> None:
-        """Call `listener(old, new)` after every swap (e.g. to notify subscribers)."""
+        """Call `listener(old, new)` in the writer after each commit (e.g. to notify hubs)."""
         self.listeners.append(listener)
 
-    def swap(self, index: Index) -> Index:
-        """Serve `index` from now on and return the old one; requests in flight keep theirs."""
-        with self.lock:
-            old = self.index
-            self.index, self.loaded_at = index, _now()
-            self.last_error = self.rejected_at = None
+    def swapped(self, old: View, new: View) -> None:
+        """Tell the listeners of a commit (the writer calls it); a failure is logged only."""
         for listener in self.listeners:
             try:
-                listener(old, index)
-            # A listener's failure must not undo or hide the swap that already happened.
+                listener(old, new)
+            # A listener's failure must not undo or hide the commit that already happened.
             except Exception:
                 log.exception("dataset swap listener %r failed", listener)
-        return old
-
-    def reject(self, report: str) -> None:
-        """Record why new data was refused; the index served stays as it is."""
-        with self.lock:
-            self.last_error, self.rejected_at = report, _now()
 
     @property
-    def start_pending(self) -> bool:
-        """Whether the files are still to be compared with the restored snapshot's."""
-        return self._start is not None and self._start[0] == 1
+    def index(self) -> Meta:
+        """The version committed last (read in a transaction of its own)."""
+        with self.reader.read() as snapshot:
+            return snapshot.meta
 
-    def start_unchecked(self) -> None:
-        """Record that a restart serves its snapshot before comparing the files with it."""
-        self._start = mmap.mmap(-1, 1)  # shared and anonymous: seen by every forked worker
-        self._start[0] = 1
-
-    def start_checked(self, everywhere: bool) -> None:
-        """Record that the files were compared with the restored snapshot's: for every
-        process, or (when the workers are replaced, e.g. after a swap) for this one and those
-        forked from it from now on."""
-        if self._start is not None and everywhere:
-            self._start[0] = 0
-        self._start = None
-
-    def clear_rejection(self) -> None:
-        """Forget a rejection: what is on disk is again what is served."""
-        with self.lock:
-            self.last_error = self.rejected_at = None
+    def status_of(self, snapshot: Snapshot) -> Status:
+        """Read the writer's last word in `snapshot`'s transaction."""
+        found = snapshot.status()
+        error = self.unwritten or found.get("error")
+        return Status(_when(found.get("loaded_at")), error,
+                      _when(found.get("rejected_at")) if error else None,
+                      found.get("start_check") == "pending")
 
 
 # Parsed feed queries by dataset version (which fixes the topics a query may name) and raw
@@ -100,17 +93,18 @@ def _raw_size(key: tuple[str, bytes], _: FeedQuery) -> int:
     return len(key[1])
 
 
-def init_app(app: Flask, index: Index) -> Live:
-    """Serve `index` (loaded and validated by reload.init_app) from this app; return it live."""
-    app.extensions[_LIVE] = found = Live(index)
+def init_app(app: Flask, served: Served) -> Served:
+    """Serve from `served` (the store reload.init_app brought up to date) in this app."""
+    app.extensions[_LIVE] = served
     app.extensions[_QUERIES] = ParsedQueries(1024, 256 * 1024, _raw_size)
     app.after_request(_version_header)
-    return found
+    app.teardown_request(_end_read)
+    return served
 
 
-def live(app: Flask | None = None) -> Live:
-    """Return the live dataset state of `app` (default: the current app)."""
-    found: Live = (app or current_app).extensions[_LIVE]
+def live(app: Flask | None = None) -> Served:
+    """Return what `app` (default: the current app) serves from."""
+    found: Served = (app or current_app).extensions[_LIVE]
     return found
 
 
@@ -131,16 +125,29 @@ def parsed_queries(app: Flask | None = None) -> ParsedQueries:
     return found
 
 
-def current_index() -> Index:
-    """Return the index this request is served from: the same one for the whole request."""
-    if "feedsvc_index" not in g:
-        g.feedsvc_index = live().index
-    index: Index = g.feedsvc_index
-    return index
+def current_snapshot() -> Snapshot:
+    """Return the store as this request reads it: one version, one read transaction on a
+    pooled connection, for the whole request (ended by the teardown)."""
+    if "feedsvc_snapshot" not in g:
+        reader = live().reader
+        conn = reader.checkout()
+        try:
+            g.feedsvc_snapshot = reader.begin(conn)
+        except BaseException:
+            reader.release(conn)
+            raise
+    snapshot: Snapshot = g.feedsvc_snapshot
+    return snapshot
+
+
+def _end_read(_: BaseException | None) -> None:
+    snapshot: Snapshot | None = g.pop("feedsvc_snapshot", None)
+    if snapshot is not None:
+        live().reader.release(snapshot.conn)
 
 
 def _version_header(response: Response) -> Response:
     # Says which dataset a response came from (e.g. to watch a reload reach every worker).
-    if "feedsvc_index" in g:
-        response.headers["X-Dataset-Version"] = g.feedsvc_index.version
+    if "feedsvc_snapshot" in g:
+        response.headers["X-Dataset-Version"] = g.feedsvc_snapshot.version
     return response

@@ -62,10 +62,12 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
 
 @pytest.fixture(autouse=True, scope="session")
 def _snapshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Keep start-up snapshots in the session's temporary directory, not the user's cache."""
+    """No state directory unless a test names one: never the user's cache, and no state file
+    shared by the servers a session starts (one instance per directory: a second is refused).
+    Each app then keeps its store in a private temporary directory."""
     directory = tmp_path_factory.mktemp("snapshots")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FEEDSVC_SNAPSHOT_DIR", str(directory))
+        patch.setenv("FEEDSVC_SNAPSHOT_DIR", "off")
         yield directory
 
 

@@ -30,7 +30,7 @@ def entry_ids(response: TestResponse, fmt: str) -> list[str]:
 def record_parses(monkeypatch: Any) -> list[str]:
     """Record the name of every file the dataset loader parses from now on."""
     from feedsvc import dataset
-    from feedsvc.dataset import loader
+    from feedsvc.dataset import ingest, loader
 
     parsed: list[str] = []
 
@@ -38,7 +38,8 @@ def record_parses(monkeypatch: Any) -> list[str]:
         parsed.append(name)
         return dataset.parse_file(name, raw, problems)
 
-    monkeypatch.setattr(loader, "parse_file", parse)
+    monkeypatch.setattr(loader, "parse_file", parse)  # a full read (coldstart.py: loader's)
+    monkeypatch.setattr(ingest, "parse_file", parse)  # the changed files of a look
     return parsed
 
 
@@ -78,4 +79,4 @@ def publish(app: Any, releases: list[dict[str, object]]) -> None:
         if not (folder / name).exists() or (folder / name).read_text(encoding="utf-8") != text:
             (folder / name).write_text(text, encoding="utf-8")
     result = reloader(app).check()
-    assert result == "reloaded", (result, reloader(app).live.last_error)
+    assert result == "reloaded", (result, reloader(app).error)

@@ -12,20 +12,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from feedsvc.dataset import loader
-from feedsvc.operations import reload
+from feedsvc.dataset import sync
 
-_update = loader.update
+_look = sync.Looker.look
 
 
-def _held(*args: Any, **kwargs: Any) -> Any:
-    change = _update(*args, **kwargs)
+def _held(self: sync.Looker, *args: Any, **kwargs: Any) -> Any:
+    found = _look(self, *args, **kwargs)
     hold = os.environ["RELOAD_HOLD_FILE"]
     if os.path.exists(hold):
         Path(hold + ".reached").touch()
         while os.path.exists(hold):
-            time.sleep(0.05)  # gevent's: the master's loop runs meanwhile (SIGHUP)
-    return change
+            time.sleep(0.05)  # the look's own thread: the master's loop runs meanwhile
+    return found
 
 
-reload.update = _held  # type: ignore[attr-defined]  # the name the Reloader calls
+sync.Looker.look = _held  # type: ignore[method-assign]  # the look the Reloader makes

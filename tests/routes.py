@@ -8,9 +8,8 @@ from flask import Flask
 from werkzeug.routing import AnyConverter, Rule
 
 from feedsvc import create_app
+from feedsvc.clock import current_view
 from feedsvc.config import BUNDLED_DATA
-from feedsvc.dataset.media import local_files
-from feedsvc.state import current_index
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # The smallest GIF (1x1 pixel): a picture for the media route's example.
@@ -39,9 +38,9 @@ def rules(app: Flask) -> list[Rule]:
 def _examples(app: Flask) -> dict[str, str]:
     """Return a valid value for the route arguments whose meaning the name tells."""
     with app.test_request_context():
-        index = current_index()
-        topic, release = sorted(index.dataset.topics)[0], index.releases[0].id
-        media = local_files(index.dataset.site, index.releases)
+        view = current_view()
+        topic, release = sorted(view.index.dataset.topics)[0], view.visible_slice(0, 1)[0].id
+        media = sorted(view.media_files())
     return {"code": "th", "country": "th", "slug": topic, "topic": topic, "release_id": release,
             "id": release, "filename": STATIC_EXAMPLE, "fmt": "rss", "format": "rss",
             "part": "1", "name": media[0] if media else "none.gif"}

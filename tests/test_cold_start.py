@@ -8,7 +8,7 @@ from pathlib import Path
 
 import feedparser
 
-from feedsvc.dataset.snapshot import CHILD_LOAD_BYTES
+from feedsvc.dataset.coldstart import CHILD_LOAD_BYTES
 from feedsvc.operations.synth import write_archive
 
 from .servers import Server, start_gunicorn
@@ -39,8 +39,10 @@ def test_a_large_dataset_is_parsed_in_child_processes_of_a_gunicorn_master(
             time.sleep(0.1)
         assert (ready["status"], ready["dataset"]["releases"]) == ("ok", 15_000)
     finally:
-        server.stop(60)  # a clean stop: the snapshot written in the background is complete
+        server.stop(60)  # a clean stop
     assert server.process.returncode == 0, server.tail()
     again = start_gunicorn(tmp_path, env=env, ready_s=180)
     again.stop(60)
-    assert "loaded from snapshot" in again.log.read_text(), again.tail()
+    restarted = again.log.read_text()  # served from the state file: no file read again
+    assert "served from its state file" in restarted and "child processes" not in restarted, \
+        again.tail()

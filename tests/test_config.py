@@ -20,7 +20,8 @@ BAD = [("FEEDSVC_LOG_LEVEL", "loud"), ("FEEDSVC_LOG_FORMAT", "xml"), ("FEEDSVC_W
        ("FEEDSVC_MAX_AGE", "-1"), ("FEEDSVC_CACHE_ENTRIES", "lots"), ("FEEDSVC_CACHE_BYTES", "64M"),
        ("FEEDSVC_CACHE_BYTES", "1000"), ("FEEDSVC_MEMO_BYTES", "-1"),
        ("FEEDSVC_BASE_URL", "feeds.example.org"), ("FEEDSVC_SNAPSHOT_DIR", "relative/dir"),
-       ("FEEDSVC_BIND", "127.0.0.1:99999"), ("FEEDSVC_BIND", ":65536")]
+       ("FEEDSVC_BIND", "127.0.0.1:99999"), ("FEEDSVC_BIND", ":65536"),
+       ("FEEDSVC_STATE_DIR", "relative/dir")]
 
 
 def test_defaults() -> None:
@@ -50,6 +51,25 @@ def test_values_are_parsed() -> None:
     assert from_env({"FEEDSVC_BIND": "[::1]:8000"})["FEEDSVC_BIND"] == "[::1]:8000"
     for url in ("redis://:pw@127.0.0.1:6379/2", "rediss://cache.internal/0", "unix:///run/r.sock"):
         assert from_env({"FEEDSVC_CACHE_URL": url})["FEEDSVC_CACHE_URL"] == url
+
+
+def test_the_state_directory_has_two_names_and_one_value() -> None:
+    def state_dir(**env: str) -> str | None:
+        return from_env(env)["FEEDSVC_SNAPSHOT_DIR"]  # type: ignore[no-any-return]
+
+    assert state_dir(FEEDSVC_STATE_DIR="/srv/state") == "/srv/state"
+    assert state_dir(FEEDSVC_SNAPSHOT_DIR="/srv/snap") == "/srv/snap"  # the older name
+    assert state_dir(FEEDSVC_STATE_DIR="/srv/s", FEEDSVC_SNAPSHOT_DIR="/srv/s") == "/srv/s"
+    assert state_dir(FEEDSVC_STATE_DIR="off") is None
+    assert state_dir(FEEDSVC_STATE_DIR="OFF", FEEDSVC_SNAPSHOT_DIR="OFF") is None
+    assert state_dir(FEEDSVC_STATE_DIR="", FEEDSVC_SNAPSHOT_DIR="off") is None
+    assert state_dir(XDG_CACHE_HOME="/c") == "/c/feedsvc"
+    for other in ("/srv/snap", "off"):
+        with pytest.raises(ConfigError) as refused:
+            state_dir(FEEDSVC_STATE_DIR="/srv/state", FEEDSVC_SNAPSHOT_DIR=other)
+        message = str(refused.value)
+        assert "FEEDSVC_STATE_DIR='/srv/state'" in message and f"FEEDSVC_SNAPSHOT_DIR={other!r}" \
+            in message and "\n" not in message
 
 
 @pytest.mark.parametrize(("name", "raw"), BAD)

@@ -11,15 +11,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
 
-from feedsvc import create_app, state
-from feedsvc.dataset import Dataset
+from feedsvc import create_app
+from feedsvc.dataset import Dataset, load_dataset
 
 from .conftest import BASE_URL, release_yaml
 
 
 def _dataset(app: Flask) -> Dataset:
-    dataset: Dataset = state.live(app).index.dataset
-    return dataset
+    return load_dataset(app.config["FEEDSVC_DATA"])  # what the files say
 
 
 def _expected_feeds(app: Flask) -> set[str]:

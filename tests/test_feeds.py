@@ -130,6 +130,7 @@ def test_equivalent_queries_give_identical_responses(client: FlaskClient) -> Non
     ("since=2005-02-30", "since"), ("since=yesterday", "since"), ("since=17/01/2005", "since"),
     ("country=zz", "country"), ("country=tha", "country"), ("country=th,", None),
     ("topic=cooking", "topic"), ("q=" + "x" * 201, "q"),
+    ("q=" + "+".join(f"w{n}" for n in range(13)), "q"),  # more words than the store matches
 ])
 def test_bad_parameters_get_a_400_naming_them(client: FlaskClient, query: str,
                                                parameter: str | None) -> None:
@@ -160,3 +161,10 @@ def test_unknown_feeds_are_404_with_a_short_message(client: FlaskClient, path: s
     response = client.get(path)
     assert response.status_code == 404
     assert 0 < len(response.data) < 300
+
+
+def test_q_with_as_many_words_as_allowed_is_answered(client: FlaskClient) -> None:
+    twelve = "+".join(f"w{n}" for n in range(12)) + "+w0"  # a repeated word counts once
+    response = client.get(f"/feeds/all.json?q={twelve}")
+    assert response.status_code == 200
+    assert response.get_json()["items"] == []

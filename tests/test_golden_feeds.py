@@ -274,10 +274,7 @@ def test_a_synthetic_archive_with_every_lifecycle_field_keeps_its_bytes(synth: F
 def test_a_restart_from_the_kept_state_serves_the_same_bytes(
         synth: Flask, synth_dirs: tuple[Path, Path]) -> None:
     """The cold start above kept its state; a restart serves from it (start check pending)."""
-    from feedsvc.dataset import saving
-
-    archive, state_dir = synth_dirs
-    saving.settle()  # the cold start's state, written once it could serve
+    archive, state_dir = synth_dirs  # the cold start committed its store before serving
     restarted = synth_app(archive, FEEDSVC_SNAPSHOT_DIR=str(state_dir),
                           FEEDSVC_START_CHECK="background", FEEDSVC_RELOAD_INTERVAL=5)
     readiness = restarted.test_client().get("/readyz").get_json()["dataset"]

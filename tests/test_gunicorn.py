@@ -61,6 +61,11 @@ def until(what: Callable[[], bool], deadline: float = DEADLINE) -> float:
     return time.monotonic() - start
 
 
+def state_dir(log: Path) -> Path:
+    """Return the state directory of the server that logs to `log` (start)."""
+    return log.with_name(f"{log.stem}-state")
+
+
 def start(data: Path, log: Path, interval: int, workers: int = 2,
           extra: dict[str, str] | None = None, conf: str = "deploy/gunicorn.conf.py") -> Server:
     port = free_port()
@@ -70,7 +75,8 @@ def start(data: Path, log: Path, interval: int, workers: int = 2,
     env.update(FEEDSVC_BIND=f"127.0.0.1:{port}", FEEDSVC_WORKERS=str(workers),
                FEEDSVC_DATA=str(data), FEEDSVC_BASE_URL="https://feeds.example.org/",
                FEEDSVC_LOG_FORMAT="json", FEEDSVC_RELOAD_INTERVAL=str(interval),
-               TMPDIR=str(temp), **(extra or {}))
+               TMPDIR=str(temp))
+    env.update({"FEEDSVC_SNAPSHOT_DIR": str(state_dir(log)), **(extra or {})})  # its own
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", conf, "wsgi:app"],

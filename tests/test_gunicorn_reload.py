@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from .conftest import release_yaml
-from .test_gunicorn import ROOT, Hammer, Server, metric, start, stop, until
+from .test_gunicorn import ROOT, Hammer, Server, metric, start, state_dir, stop, until
 
 
 @pytest.fixture(params=[2, 4], ids=["2-workers", "4-workers"])
@@ -149,7 +149,7 @@ def test_mass_deletion_is_held_then_accepted(server: Server, data: Path, workers
                        and r["dataset"]["version"] == served
                        and "10 of 10 releases would be removed" in r["dataset"]["last_reload_error"]))
     assert server.get("/releases/t-001")[0] == 200
-    printed = accept_removal(data, os.environ["FEEDSVC_SNAPSHOT_DIR"])
+    printed = accept_removal(data, str(state_dir(server.log)))
     assert "accepted: 10 of 10 releases removed" in printed
     until(every_worker(server, workers, ok_with(0)))
     assert server.get("/releases/t-001")[0] == 404

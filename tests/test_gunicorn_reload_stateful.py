@@ -48,7 +48,7 @@ class GunicornReloadMachine(ReloadMachine):
         if force:
             self.server.process.send_signal(signal.SIGHUP)
         self._expect("looked")  # what a fresh load says must be served, and degraded or not
-        version, status = self.good.index.version, "degraded" if self.degraded else "ok"
+        version, status = self.good.version, "degraded" if self.degraded else "ok"
         until(every_worker(self.server, WORKERS, lambda r: r["dataset"]["version"] == version
                            and r["status"] == status))
 
@@ -60,7 +60,7 @@ class GunicornReloadMachine(ReloadMachine):
         assert now is not None
         self._serve(now)
         until(every_worker(self.server, WORKERS,
-                           lambda r: r["dataset"]["version"] == now.index.version
+                           lambda r: r["dataset"]["version"] == now.version
                            and r["status"] == "ok"))
 
     # Not here: the service's clock is real, and a restart is test_restart.py's.

@@ -8,6 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from feedsvc import create_app, state
+from feedsvc.dataset import load_dataset
 from feedsvc.operations.reload import reloader
 
 from .conftest import FakeClock, release_yaml
@@ -30,13 +31,14 @@ def test_readyz_ok_describes_what_is_served(client: FlaskClient, app: Flask) -> 
     assert response.headers["Cache-Control"] == "no-store"
     body = response.get_json()
     index = state.live(app).index
+    named = {c for r in load_dataset(app.config["FEEDSVC_DATA"]).releases for c in r.countries}
     assert body["status"] == "ok"
-    assert body["dataset"] | {"loaded_at": None} == {
+    assert body["dataset"] | {"loaded_at": None, "state": None} == {
         "version": index.version, "releases": 10, "visible": 10, "next_scheduled": None,
-        "countries": len(index.by_country),
+        "countries": len(named),
         "topics": len(index.dataset.topics), "source": index.dataset.source,
         "loaded_at": None, "last_reload_error": None, "rejected_at": None,
-        "start_check": "done"}
+        "start_check": "done", "state": None}
     assert body["cache"] == {"backend": "in-process", "reachable": True}
     assert body["service"]["version"] == "0.1.0" and body["service"]["uptime_seconds"] >= 0
 

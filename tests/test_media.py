@@ -12,12 +12,14 @@ from urllib.parse import urlsplit
 
 import feedparser
 import pytest
+import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
 
 from feedsvc import create_app
 from feedsvc.clock import set_clock
+from feedsvc.operations.reload import reloader
 
 from .conftest import BASE_URL, FakeClock, release_yaml
 
@@ -314,3 +316,28 @@ def test_a_draft_or_scheduled_releases_files_are_not_served_until_it_is(
     found = client.get("/media/report.pdf")
     assert (found.status_code, found.data) == (200, PDF)
     assert client.get("/media/photos/dot.gif").status_code == 404
+
+
+def test_in_a_bundle_file_only_the_visible_releases_files_are_served(
+        make_dataset: Callable[..., Path]) -> None:
+    """Media are per release, not per file: a bundle holding a draft with a picture and a
+    visible release with an attachment serves the attachment only, until the draft is
+    published (an edit of the bundle), and a restart serves the same."""
+    draft = release_yaml(1, "2005-01-01", title="A draft")
+    draft.update({"draft": True, "image": {"src": "photos/dot.gif", "alt": "A white dot"}})
+    visible = release_yaml(2, "2004-12-01", title="Visible")
+    visible["attachments"] = [{"src": "report.pdf", "title": "The report"}]
+    root = with_media(make_dataset([]))
+    bundle = root / "releases" / "bundle.yaml"
+    bundle.write_text(yaml.safe_dump({"releases": [draft, visible]}), encoding="utf-8")
+    app = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL})
+    client = app.test_client()
+    assert client.get("/media/report.pdf").status_code == 200
+    assert client.get("/media/photos/dot.gif").status_code == 404
+    draft["draft"] = False
+    bundle.write_text(yaml.safe_dump({"releases": [draft, visible]}), encoding="utf-8")
+    assert reloader(app).check() == "reloaded"
+    found = client.get("/media/photos/dot.gif")
+    assert (found.status_code, found.data) == (200, GIF)
+    again = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL}).test_client()
+    assert again.get("/media/photos/dot.gif").status_code == 200

@@ -15,14 +15,14 @@ from flask.testing import FlaskClient
 
 from feedsvc import create_app
 from feedsvc.dataset import loader
-from feedsvc.dataset.index import Index
 from feedsvc.dataset.problems import Problem
+from feedsvc.dataset.served import View
 from feedsvc.dataset.yamlsource import read_source
 from feedsvc.operations.cli import check_data
 from feedsvc.operations.reload import reload_now, reloader, start_watching
-from feedsvc.state import Live, live
+from feedsvc.state import Served, live
 
-from .helpers import index_meaning, record_parses
+from .helpers import record_parses
 
 BASE_URL = "https://feeds.example.org/"
 
@@ -90,13 +90,14 @@ def test_a_valid_edit_is_swapped_in(live_app: Flask, dataset_dir: Path,
                                     reads: dict[str, list[str]]) -> None:
     client = live_app.test_client()
     old_version, _ = served(client)
-    swaps: list[tuple[Index, Index]] = []
+    swaps: list[tuple[View, View]] = []
     live(live_app).on_swap(lambda old, new: swaps.append((old, new)))
     edit_title(dataset_dir)
     assert reloader(live_app).check() == "reloaded"
     version, body = served(client)
     assert version != old_version and NEW_TITLE.encode() in body
-    assert [(old.version, new.version) for old, new in swaps] == [(old_version, version)]
+    assert [(old.index.version, new.index.version) for old, new in swaps] \
+        == [(old_version, version)]
     assert reads["parsed"] == [str(dataset_dir / RELEASE)]  # only the edited file
 
 
@@ -179,7 +180,7 @@ def test_reverting_a_bad_edit_clears_the_rejection(live_app: Flask, dataset_dir:
 
 def test_a_file_written_while_read_is_looked_at_again(live_app: Flask, dataset_dir: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    state: Live = live(live_app)
+    state: Served = live(live_app)
     before = state.index
     path = dataset_dir / RELEASE
     whole = path.read_bytes()
@@ -193,7 +194,7 @@ def test_a_file_written_while_read_is_looked_at_again(live_app: Flask, dataset_d
     _half_written(dataset_dir)
     monkeypatch.setattr(loader, "read_source", read_then_finish)
     assert reloader(live_app).check() == "changing"
-    assert state.index is before and state.last_error is None
+    assert state.index is before and reloader(live_app).error is None
     monkeypatch.setattr(loader, "read_source", real_read)
     assert reloader(live_app).check() == "reloaded"
     assert b"Finished," in served(live_app.test_client())[1]
@@ -318,11 +319,7 @@ def test_a_one_file_dataset_is_watched_and_not_the_files_beside_it(
 
 
 def test_each_reload_serves_what_a_restart_would(dataset_dir: Path) -> None:
-    from feedsvc.dataset import load_dataset
-    from feedsvc.dataset.index import build_index
-
     app = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL})
-    state: Live = live(app)
     source = (dataset_dir / RELEASE).read_text()
     steps: list[Callable[[], object]] = [
         lambda: (dataset_dir / "releases" / "new-1.yaml").write_text(
@@ -336,10 +333,16 @@ def test_each_reload_serves_what_a_restart_would(dataset_dir: Path) -> None:
     for step in steps:
         step()
         assert reloader(app).check() == "reloaded"
-        fresh = build_index(load_dataset(dataset_dir))
-        assert state.index.version == fresh.version
-        assert state.index.releases == fresh.releases
-        assert index_meaning(state.index) == index_meaning(fresh)
+        # A cold start of its own (no state directory): what a restart from nothing serves.
+        fresh = create_app({"FEEDSVC_DATA": str(dataset_dir), "FEEDSVC_BASE_URL": BASE_URL,
+                            "FEEDSVC_SNAPSHOT_DIR": None})
+        for path in ("/feeds/all.json", "/feeds/all.atom", "/feeds/countries/kh.rss",
+                     "/feeds/all.json?q=workers&limit=3", "/releases/new-2", "/sitemap.xml"):
+            mine, theirs = app.test_client().get(path), fresh.test_client().get(path)
+            assert (mine.status_code, mine.get_data()) == (theirs.status_code,
+                                                            theirs.get_data()), path
+            assert mine.headers.get("X-Dataset-Version") == theirs.headers.get(
+                "X-Dataset-Version")
 
 
 def test_a_query_is_checked_against_the_topics_of_the_data_served(live_app: Flask,
@@ -373,3 +376,13 @@ def test_a_reload_that_removes_releases_logs_their_ids(live_app: Flask, dataset_
     removals = [r.getMessage() for r in caplog.records if "removed" in r.getMessage()]
     # The renamed file's release is still served: only the deleted one is named.
     assert removals == ["dataset reload removed 1 releases: pr-2004-001"]
+
+
+def test_the_vocabulary_is_still_checked_after_a_sighup(live_app: Flask,
+                                                        dataset_dir: Path) -> None:
+    # A look that reads every file again (SIGHUP) keeps knowing site.yaml for what it is.
+    edit_title(dataset_dir)
+    assert reload_now(live_app) == "reloaded"
+    (dataset_dir / "site.yaml").unlink()
+    assert reload_now(live_app) == "rejected"
+    assert served(live_app.test_client())[1].count(NEW_TITLE.encode()) >= 1

@@ -30,19 +30,19 @@ def titles(app: Flask) -> set[str]:
 
 
 class Blocked:
-    """Holds the first swap of a check until released: the check is then mid-way."""
+    """Holds the first commit of a check until released: the check is then mid-way."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reached, self.release = threading.Event(), threading.Event()
-        swap = Reloader._swap
+        commit = Reloader._commit
 
-        def held(reload: Reloader, *args: Any) -> str:
+        def held(reload: Reloader, *args: Any) -> None:
             if not self.reached.is_set():
                 self.reached.set()
                 assert self.release.wait(10), "the test never released the check"
-            return swap(reload, *args)
+            commit(reload, *args)
 
-        monkeypatch.setattr(Reloader, "_swap", held)
+        monkeypatch.setattr(Reloader, "_commit", held)
 
 
 @pytest.mark.parametrize("asked", ["sighup", "notification"])

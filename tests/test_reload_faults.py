@@ -1,14 +1,13 @@
-"""Any failure inside a reload keeps the last good data served and says so; a failure to save
-state never refuses a valid publish.
+"""Any failure inside a reload keeps the last committed data served and says so; a write the
+store cannot take (a full disk) is rolled back, said, and tried again at the next look.
 
-Faults are injected by monkeypatching the stage they stand for (test-only code): the parse
-of the changed files, the dataset's assembly, the index update, the swap itself, and the
-writes of the journal and snapshot.
+Faults are injected by monkeypatching the stage they stand for (test-only code): the look at
+the files (read, parse, validate) and the store's write transaction.
 """
 from __future__ import annotations
 
-import errno
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,8 @@ import yaml
 from flask import Flask
 from lxml import etree
 
-from feedsvc import create_app, state
-from feedsvc.dataset import journal, snapfile
-from feedsvc.operations import reload
+from feedsvc import create_app
+from feedsvc.dataset import sync, write
 from feedsvc.operations.reload import reloader
 
 from .conftest import release_yaml
@@ -39,10 +37,8 @@ def _broken(*args: Any, **kwargs: Any) -> Any:
 
 # Each stage of a reload, as the name the Reloader calls it by.
 STAGES = {
-    "parse": (reload, "update"),
-    "assemble": (reload, "assemble_changed"),
-    "index update": (reload, "update_index"),
-    "swap": (state.Live, "swap"),
+    "look": (sync.Looker, "look"),
+    "write": (sync, "commit"),  # the store's transaction, of a change or of every file
 }
 
 
@@ -98,38 +94,30 @@ def test_a_failed_reload_keeps_serving_says_so_and_is_tried_again(
 
 
 def _disk_full(*args: Any, **kwargs: Any) -> None:
-    raise OSError(errno.ENOSPC, "No space left on device")
+    raise sqlite3.OperationalError("database or disk is full")
 
 
-@pytest.mark.parametrize("fault", ["disk full", "bug"])
-def test_state_not_saved_never_refuses_a_valid_publish(
-        live_app: Flask, dataset_dir: Path, fault: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_state_not_written_keeps_the_last_commit_says_so_and_is_tried_again(
+        live_app: Flask, dataset_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     client = live_app.test_client()
-    old_version, _ = served(client)
-    before = scrape(client)
+    old_version, old_body = served(client)
     with monkeypatch.context() as patch:
-        if fault == "disk full":  # every write of the journal or a snapshot
-            patch.setattr(snapfile, "write_private", _disk_full)
-            patch.setattr(snapfile, "write_atomic", _disk_full)
-        else:
-            patch.setattr(journal, "write_journal", _broken)
+        patch.setattr(write, "apply", _disk_full)  # the store's transaction for a publish
         edit_title(dataset_dir)
-        assert reloader(live_app).check() == "reloaded"
-        version, body = served(client)
-        assert version != old_version and NEW_TITLE.encode() in body
+        assert reloader(live_app).check() == "failed"
+        assert served(client) == (old_version, old_body)  # serving is the committed store
         ready = readiness(client)
         assert ready["status"] == "degraded"
-        assert ready["dataset"]["last_reload_error"].startswith("state not saved")
-    after = scrape(client)
-    assert value(after, "feedsvc_dataset_reloads_total", result="unsaved") - \
-        value(before, "feedsvc_dataset_reloads_total", result="unsaved") == 1
-    # Saved at the next publish: ready again, and a restart serves that publish.
-    edit_title(dataset_dir, "Saved at last")
+        assert ready["dataset"]["last_reload_error"].startswith(
+            "state not written: OperationalError: database or disk is full")
+    # The disk has room again: the next look writes the publish, and a restart serves it.
     assert reloader(live_app).check() == "reloaded"
+    assert NEW_TITLE.encode() in served(client)[1]
     assert readiness(client)["status"] == "ok"
+    edit_title(dataset_dir, "Written at last")
+    assert reloader(live_app).check() == "reloaded"
     again = create_app(dict(live_app.config))
-    assert b"Saved at last" in served(again.test_client())[1]
+    assert b"Written at last" in served(again.test_client())[1]
 
 
 def test_a_rebuild_of_the_served_version_hides_the_right_releases(
@@ -154,12 +142,12 @@ def test_a_rebuild_of_the_served_version_hides_the_right_releases(
     kept = edited.read_bytes()
     edited.write_text(yaml.safe_dump(release_yaml(2, "2020-01-02", title="Edited")))
     with monkeypatch.context() as patch:
-        patch.setattr(reload, "update_index", _broken)
+        patch.setattr(sync, "commit", _broken)
         assert watch.check() == "failed"
-    edited.write_bytes(kept)  # put back: the files are what is served, labelled afresh
+    edited.write_bytes(kept)  # put back: the files are again what the store holds
     caplog.clear()
     with caplog.at_level(logging.ERROR):
-        assert watch.check() == "reloaded"
+        assert watch.check() == "recovered"  # the failed write left the store as it was
         assert feeds(app) == feeds(fresh_app(root))
         # Then the withdrawn release is put back, and the updated one withdrawn.
         for number, changes in ((4, {}), (6, {"withdrawn": "2020-02-01T00:00:00+00:00"})):

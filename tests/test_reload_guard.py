@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,8 @@ from flask import Flask
 
 from feedsvc import create_app
 from feedsvc.config import ConfigError, MaxRemoval, from_env
-from feedsvc.dataset import saving
 from feedsvc.dataset.guard import accept_removal
-from feedsvc.dataset.snapshot import side_file as state_file
+from feedsvc.dataset.statedir import state_file
 from feedsvc.operations.cli import check_data, main
 from feedsvc.operations.reload import reloader
 
@@ -87,8 +87,8 @@ def test_a_mass_removal_is_held_until_accepted(ten: Path, tmp_path: Path,
     app = build(ten, FEEDSVC_SNAPSHOT_DIR=str(snapshots))
     served = feed_ids(app)
     version = readiness(app)["dataset"]["version"]
-    saving.settle()  # the cold start's snapshot, written once the app could serve
-    snapshot = state_file(str(snapshots), str(ten), "snapshot").read_bytes()
+    store = state_file(str(snapshots), str(ten), "sqlite")
+    committed = stored(store)
     for number in range(1, 4):  # 3 of 10: more than the default 20%
         (ten / "releases" / f"t-{number:03d}.yaml").unlink()
     assert reloader(app).check() == "held"
@@ -96,9 +96,9 @@ def test_a_mass_removal_is_held_until_accepted(ten: Path, tmp_path: Path,
     assert (ready["status"], ready["dataset"]["version"]) == ("degraded", version)
     assert "3 of 10 releases would be removed" in ready["dataset"]["last_reload_error"]
     assert feed_ids(app) == served
-    assert state_file(str(snapshots), str(ten), "snapshot").read_bytes() == snapshot
+    assert stored(store) == committed  # a held reload writes nothing
     assert reloader(app).check() == "unchanged"
-    # A restart serves the snapshot and holds the removal too.
+    # A restart serves the store and holds the removal too.
     again = build(ten, FEEDSVC_SNAPSHOT_DIR=str(snapshots))
     assert readiness(again)["status"] == "degraded" and feed_ids(again) == served
     monkeypatch.setenv("FEEDSVC_SNAPSHOT_DIR", str(snapshots))
@@ -107,6 +107,16 @@ def test_a_mass_removal_is_held_until_accepted(ten: Path, tmp_path: Path,
     assert feed_ids(app) == served[:7]
     assert readiness(app)["status"] == "ok"
     assert main(["accept-removal", str(ten)]) == 1  # nothing held any more
+
+
+def stored(store: Path) -> list[tuple[object, ...]]:
+    """Return what the store file holds: its version and releases (the committed data)."""
+    conn = sqlite3.connect(store)
+    try:
+        return conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchall() + \
+            conn.execute("SELECT key, id, title FROM releases ORDER BY key").fetchall()
+    finally:
+        conn.close()
 
 
 def test_removing_up_to_the_limit_is_a_normal_reload(ten: Path) -> None:
@@ -156,26 +166,6 @@ def test_max_removal_setting() -> None:
             from_env({"FEEDSVC_MAX_REMOVAL": bad})
 
 
-def test_a_large_bundle_is_parsed_in_a_child_once_per_edit(
-        archive_1k: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from feedsvc.dataset import snapshot
-
-    bundle = tmp_path / "bundle.yaml"
-    bundle.write_bytes(archive_1k.read_bytes())
-    app = build(bundle, FEEDSVC_SNAPSHOT_DIR=str(tmp_path / "snap"))
-    monkeypatch.setattr(snapshot, "CHILD_LOAD_BYTES", 0)  # as if it were over 8 MB
-    parsed = record_parses(monkeypatch)
-    whole = bundle.read_bytes()
-    bundle.write_bytes(whole.replace(b"published: ", b"published: 2021-02-30", 1))
-    assert reloader(app).check() == "rejected"
-    assert "field published" in readiness(app)["dataset"]["last_reload_error"]
-    assert reloader(app).check() == "unchanged"
-    bundle.write_bytes(whole.replace(b"title: ", b"title: Corrected ", 1))
-    assert reloader(app).check() == "reloaded"
-    assert readiness(app)["status"] == "ok"
-    assert parsed == []  # every parse was the child's: the serving process parsed nothing
-
-
 @pytest.mark.parametrize("start_check", ["wait", "background"])
 def test_a_restart_keeps_a_held_removal_held_and_the_publishes_before_it(
         ten: Path, tmp_path: Path, start_check: str) -> None:
@@ -184,7 +174,6 @@ def test_a_restart_keeps_a_held_removal_held_and_the_publishes_before_it(
     settings: dict[str, object] = {"FEEDSVC_SNAPSHOT_DIR": snapshots, "FEEDSVC_RELOAD_INTERVAL": 1,
                                    "FEEDSVC_MAX_REMOVAL": MaxRemoval(count=2, spec="2")}
     app = build(ten, **settings)
-    saving.settle()  # the cold start's snapshot: the publish below goes to its journal
     published = release_yaml(11, "2020-02-01")
     (ten / "releases" / "t-011.yaml").write_text(yaml.safe_dump(published), encoding="utf-8")
     assert reloader(app).check() == "reloaded"
@@ -215,7 +204,6 @@ def test_a_restart_serves_an_accepted_removal(ten: Path, tmp_path: Path,
     settings: dict[str, object] = {"FEEDSVC_SNAPSHOT_DIR": snapshots, "FEEDSVC_RELOAD_INTERVAL": 1,
                                    "FEEDSVC_MAX_REMOVAL": MaxRemoval(count=2, spec="2")}
     app = build(ten, **settings)
-    saving.settle()
     for number in range(1, 4):
         (ten / "releases" / f"t-{number:03d}.yaml").unlink()
     assert reloader(app).check() == "held"

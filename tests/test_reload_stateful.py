@@ -2,12 +2,13 @@
 every step the service serves what a fresh process loading the same files serves, or (files
 invalid, a mass removal held) the last good data, saying `degraded`.
 
-Drives the reload path production uses (Reloader.check: loader.update, assemble_changed,
-update_index, the swap) in-process, on a copy of the bundled vocabulary with a few releases,
-pictures and attachments in media/, symlinked files and folders, and a clock the test moves
-(scheduled releases go live). What is compared is what a subscriber sees: the JSON Feed of
-everything, the dataset version each answer names, and /readyz. The reference, "a fresh
-process", is the dataset loaded and indexed afresh from the same files and served by an app.
+Drives the reload path production uses (Reloader.check: a look at the files against the
+store, the guard, the store's one write transaction) in-process, on a copy of the bundled
+vocabulary with a few releases, pictures and attachments in media/, symlinked files and
+folders, and a clock the test moves (scheduled releases go live). What is compared is what
+a subscriber sees: the JSON Feed of everything, the dataset version each answer names, and
+/readyz. The reference, "a fresh process", is an app started cold (a state directory of its
+own) on a copy of the files as they were when last valid.
 
 CI runs 200 sequences of up to 30 steps; `make flake` runs 5,000
 (--hypothesis-profile=feedsvc-5000, see conftest.py).
@@ -34,10 +35,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from feedsvc import create_app, state
 from feedsvc.clock import set_clock
 from feedsvc.config import BUNDLED_DATA, MaxRemoval
-from feedsvc.dataset import DatasetError
-from feedsvc.dataset.assemble import Loaded, build
+from feedsvc.dataset import Dataset, DatasetError, load_dataset
 from feedsvc.dataset.guard import accept_removal
-from feedsvc.dataset.loader import load
 from feedsvc.operations.reload import reloader
 
 from .conftest import BASE_URL, NOW, FakeClock
@@ -107,10 +106,10 @@ def release_text(rid: str, spec: dict[str, Any]) -> str:
     return yaml.safe_dump(release, sort_keys=False)
 
 
-def fresh(root: Path) -> Loaded | None:
-    """Load and index every file afresh, as a new process would; None if they are invalid."""
+def fresh(root: Path) -> Dataset | None:
+    """Load every file afresh, as a new process would; None if they are invalid."""
     try:
-        return build(load(root, LIMIT))
+        return load_dataset(root, LIMIT)
     except DatasetError:
         return None
 
@@ -127,18 +126,6 @@ def readiness(app: Flask) -> dict[str, Any]:
     assert response.status_code == 200
     found: dict[str, Any] = response.get_json()
     return found
-
-
-_REFERENCE: list[Flask] = []
-
-
-def reference_app() -> Flask:
-    """One app for every example, serving the index a fresh load made (no snapshots)."""
-    if not _REFERENCE:
-        _REFERENCE.append(create_app({"FEEDSVC_DATA": str(BUNDLED_DATA),
-                                      "FEEDSVC_BASE_URL": BASE_URL,
-                                      "FEEDSVC_SNAPSHOT_DIR": None}))
-    return _REFERENCE[0]
 
 
 class ReloadMachine(RuleBasedStateMachine):
@@ -160,13 +147,26 @@ class ReloadMachine(RuleBasedStateMachine):
         self.snapshots = self.tmp / "snapshots"
         self.snapshots.mkdir()
         self.clock = FakeClock(NOW)
-        self.reference = reference_app()
-        set_clock(self.reference, self.clock)
+        self.references = 0
+        self.reference = self._fresh_process()
         self.app = self._start("wait")
         good = fresh(self.root)
         assert good is not None
         self.good, self.degraded, self.held = good, False, False
-        state.live(self.reference).swap(good.index)
+
+    def _fresh_process(self) -> Flask:
+        """Start an app cold on a copy of the files as they are now (valid)."""
+        self.references += 1
+        copy = self.tmp / f"reference-{self.references}"
+        shutil.copytree(self.root, copy / "data", symlinks=True)  # links inside: relative
+        app = create_app({"FEEDSVC_DATA": str(copy / "data"), "FEEDSVC_BASE_URL": BASE_URL,
+                          "FEEDSVC_SNAPSHOT_DIR": str(copy / "state"),
+                          "FEEDSVC_LOG_LEVEL": "WARNING"})
+        set_clock(app, self.clock)
+        if self.references > 1:  # the one before is not asked again: its files closed
+            state.live(self.reference).reader.close()
+            reloader(self.reference).looker.db.close()
+        return app
 
     def teardown(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -186,22 +186,22 @@ class ReloadMachine(RuleBasedStateMachine):
 
     def _expect(self, result: str) -> None:
         """Work out what the service must serve now that it looked, from a fresh load."""
-        assert result != "failed", state.live(self.app).last_error
+        assert result != "failed", reloader(self.app).error
         now = fresh(self.root)
         if now is None:
             self.degraded, self.held = True, False
             return
-        gone = self.good.index.by_id.keys() - now.index.by_id.keys()
-        if now.index.version == self.good.index.version:
+        gone = {r.id for r in self.good.releases} - {r.id for r in now.releases}
+        if now.version == self.good.version:
             self.degraded = self.held = False
         elif len(gone) > MAX_REMOVAL:
             self.degraded = self.held = True
         else:
             self._serve(now)
 
-    def _serve(self, now: Loaded) -> None:
+    def _serve(self, now: Dataset) -> None:
         self.good, self.degraded, self.held = now, False, False
-        state.live(self.reference).swap(now.index)
+        self.reference = self._fresh_process()
 
     def _look(self, force: bool = False) -> None:
         self._expect(reloader(self.app).check(force=force))
@@ -315,7 +315,7 @@ class ReloadMachine(RuleBasedStateMachine):
         version, feed = served(self.app)
         assert (version, feed) == served(self.reference)
         ready = readiness(self.app)
-        assert ready["dataset"]["version"] == self.good.index.version
+        assert ready["dataset"]["version"] == self.good.version
         assert ready["status"] == ("degraded" if self.degraded else "ok"), ready
 
 

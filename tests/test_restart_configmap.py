@@ -110,7 +110,8 @@ def test_a_restart_on_invalid_configmap_data_serves_the_last_good_data_and_says_
     files = bundled()
     volume = ConfigMap(tmp_path / "volume")
     volume.publish(files)
-    server = start(volume.root, tmp_path / "first.log", 1)
+    server = start(volume.root, tmp_path / "first.log", 1,
+                   extra={"FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "state")})
     try:
         first = version_of(server)
         settles(server, (first, "ok"))
@@ -120,7 +121,8 @@ def test_a_restart_on_invalid_configmap_data_serves_the_last_good_data_and_says_
     finally:
         stop(server)
     volume.publish(broken(retitled(files, "Invalid, never served")))
-    server = start(volume.root, tmp_path / "second.log", 1)
+    server = start(volume.root, tmp_path / "second.log", 1,
+                   extra={"FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "state")})
     try:
         settles(server, (good, "degraded"))
         error = json.loads(server.get("/readyz")[2])["dataset"]["last_reload_error"]

@@ -1,4 +1,4 @@
-"""WebSub: feeds advertise the hub; a dataset swap pings the hub for each changed feed."""
+"""WebSub: feeds advertise the hub; a commit of new data pings the hub for each changed feed."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs
@@ -19,11 +21,11 @@ from flask import Flask
 
 from feedsvc import create_app, state
 from feedsvc.config import ConfigError, from_env
-from feedsvc.dataset import load_dataset
-from feedsvc.dataset.index import build_index
+from feedsvc.dataset.served import View
 from feedsvc.feeds.query import FORMATS
 from feedsvc.feeds.urls import Urls
 from feedsvc.operations.claims import KEEP, Claims
+from feedsvc.operations.reload import reloader
 from feedsvc.operations.websub import Publisher
 
 from .conftest import BASE_URL, release_yaml
@@ -49,6 +51,14 @@ class Hub:
         while not self.received.empty():
             items.append(self.received.get_nowait())
         return items
+
+
+def viewed(reads: ExitStack, root: Path) -> View:
+    """Return what readers see now of the dataset in `root` (a store of its own), for as
+    long as `reads` keeps its read transaction."""
+    app = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL,
+                      "FEEDSVC_SNAPSHOT_DIR": None})
+    return reads.enter_context(state.live(app).reader.pooled()).view_at(datetime.now(UTC))
 
 
 def _releases() -> list[dict[str, object]]:
@@ -117,7 +127,7 @@ def test_unchanged_data_is_not_published(hub_app: tuple[Flask, Hub, str]) -> Non
     threads: list[threading.Thread | None] = []
     publisher = cast(Publisher, state.live(app).listeners[-1])
     state.live(app).listeners[-1] = lambda old, new: threads.append(publisher(old, new))
-    state.live(app).swap(build_index(load_dataset(app.config["FEEDSVC_DATA"])))
+    assert reloader(app).check(force=True) == "unchanged"  # every file read: nothing new
     for thread in threads:
         if thread is not None:
             thread.join(timeout=30)
@@ -129,12 +139,11 @@ def test_hub_failures_are_logged_and_never_raise(make_dataset: Callable[..., Pat
                                                  caplog: pytest.LogCaptureFixture) -> None:
     failing = Hub("500 Internal Server Error")
     app = create_app({"FEEDSVC_DATA": str(make_dataset(_releases())), "FEEDSVC_BASE_URL": BASE_URL})
-    index = state.live(app).index
     publisher = Publisher(serve(failing) + "/hub", Urls(BASE_URL), timeout=5)
     changed = _releases()[:2]
-    new = build_index(load_dataset(make_dataset(changed)))
-    with caplog.at_level(logging.WARNING, logger="feedsvc.websub"):
-        thread = publisher(index, new)
+    with caplog.at_level(logging.WARNING, logger="feedsvc.websub"), ExitStack() as reads:
+        old = viewed(reads, Path(app.config["FEEDSVC_DATA"]))
+        thread = publisher(old, viewed(reads, make_dataset(changed)))
         assert thread is not None
         thread.join(timeout=30)
     assert len(failing.drain()) == 9  # all, Laos and labour migration, each in three formats
@@ -166,13 +175,13 @@ def test_unreachable_hub_is_logged(make_dataset: Callable[..., Path],
 def test_workers_forked_from_one_app_publish_a_version_once(make_dataset: Callable[..., Path],
                                                             serve: Callable[..., str]) -> None:
     hub = Hub()
-    app = create_app({"FEEDSVC_DATA": str(make_dataset(_releases())), "FEEDSVC_BASE_URL": BASE_URL})
-    old = state.live(app).index
-    new = build_index(load_dataset(make_dataset(_releases()[:2])))
+    reads = ExitStack()
+    old, new = viewed(reads, make_dataset(_releases())), viewed(reads, make_dataset(_releases()[:2]))
     first = Publisher(serve(hub) + "/hub", Urls(BASE_URL), timeout=5)
     # A second worker forked from the same preloaded app shares the publisher's claims.
     second = Publisher(first.hub, first.urls, timeout=5, claims=Claims(first.claims.path))
-    started = [first(old, new), second(old, new)]
+    with reads:
+        started = [first(old, new), second(old, new)]
     assert started[1] is None
     assert started[0] is not None
     started[0].join(timeout=30)
@@ -184,22 +193,27 @@ def test_workers_forked_from_one_app_publish_a_version_once(make_dataset: Callab
 # (its atexit handlers run); the master prints what its temporary directory holds, then exits.
 MASTER_AND_WORKER = """
 import os, sys, tempfile
+from datetime import UTC, datetime
 from feedsvc import create_app, state
-from feedsvc.dataset import load_dataset
-from feedsvc.dataset.index import build_index
 from feedsvc.operations.websub import schedule
 
 old_data, new_data, base, hub = sys.argv[1:]
-app = create_app({"FEEDSVC_DATA": old_data, "FEEDSVC_BASE_URL": base, "FEEDSVC_WEBSUB_HUB": hub})
-print(*os.listdir(tempfile.gettempdir()), flush=True)
+app = create_app({"FEEDSVC_DATA": old_data, "FEEDSVC_BASE_URL": base, "FEEDSVC_WEBSUB_HUB": hub,
+                  "FEEDSVC_SNAPSHOT_DIR": None})
+other = create_app({"FEEDSVC_DATA": new_data, "FEEDSVC_BASE_URL": base,
+                    "FEEDSVC_SNAPSHOT_DIR": None})
+print(*sorted(n for n in os.listdir(tempfile.gettempdir()) if "websub" in n), flush=True)
 publish = schedule(app).publisher
-old, new = state.live(app).index, build_index(load_dataset(new_data))
-publish(old, new).join()
+now = datetime.now(UTC)
+with state.live(app).reader.pooled() as before, state.live(other).reader.pooled() as after:
+    old, new = before.view_at(now), after.view_at(now)
+    publish(old, new).join()
 worker = os.fork()
 if worker == 0:
     sys.exit(0 if publish(old, new) is None else 3)
 _, status = os.waitpid(worker, 0)
-print(os.waitstatus_to_exitcode(status), *os.listdir(tempfile.gettempdir()), flush=True)
+print(os.waitstatus_to_exitcode(status),
+      *sorted(n for n in os.listdir(tempfile.gettempdir()) if "websub" in n), flush=True)
 """
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from . import Dataset
 from .index import Index
-from .snapshot import side_file
+from .statedir import state_file as side_file
 
 log = logging.getLogger("feedsvc.guard")
 

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from ..dataset.fields import SLUG
 from ..dataset.index import Cursor, Filters
 from ..dataset.records import country_code
+from ..dataset.selecting import MAX_WORDS
 from ..dataset.words import words
 from .urls import Scope
 
@@ -159,7 +160,10 @@ def _words(raw: str | None) -> tuple[str, ...]:
         return ()
     if len(raw) > MAX_Q_LENGTH:
         raise QueryError("q", f"is {len(raw)} characters long; at most {MAX_Q_LENGTH} allowed")
-    return tuple(sorted(set(words(raw))))
+    found = tuple(sorted(set(words(raw))))
+    if len(found) > MAX_WORDS:
+        raise QueryError("q", f"has {len(found)} different words; at most {MAX_WORDS} allowed")
+    return found
 
 
 def parse_choice(args: Mapping[str, Sequence[str]], name: str, choices: Sequence[str]) -> str:

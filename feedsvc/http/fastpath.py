@@ -71,18 +71,22 @@ class FastPath:
             return None
         rule, scope, fmt = route
         request = app.request_class(environ)
-        view = view_of(app, self.live.index)
         allowed = app.config["FEEDSVC_ALLOWED_HOSTS"]
         if allowed and not host_allowed(request.host, allowed):
             return None  # the same host check as Flask's (proxy.py): the refusal is Flask's
-        try:  # query checks as in Flask: any refusal is Flask's to answer
-            feed = feed_request(app, request, view, scope, fmt)
-        except (HTTPException, QueryError):
-            return None
-        body = None if feed is None else self.cache.local.get(feed.key)
-        if body is None:
-            return None
-        return rule, view.index.version, body, cache_control(app.config, view.seconds_to_change())
+        # Version and visibility read in one short transaction on this thread's connection:
+        # nothing in it waits (no greenlet switch), so no other request shares it meanwhile.
+        with self.live.reader.read() as snapshot:
+            view = view_of(app, snapshot)
+            try:  # query checks as in Flask: any refusal is Flask's to answer
+                feed = feed_request(app, request, view, scope, fmt)
+            except (HTTPException, QueryError):
+                return None
+            body = None if feed is None else self.cache.local.get(feed.key)
+            if body is None:
+                return None
+            return rule, snapshot.version, body, cache_control(app.config,
+                                                               view.seconds_to_change())
 
     def _send(self, environ: dict[str, Any], start_response: StartResponse, started: float,
               route: str, version: str, body: Rendered, control: str) -> Iterable[bytes]:

@@ -56,18 +56,32 @@ def synth(count: int, out: str, seed: int, split: bool, lifecycle: bool = False)
 
 
 def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
-    """Validate a dataset and save its snapshot, so the next start with this data is fast."""
-    from ..dataset.snapshot import save_snapshot
+    """Validate a dataset and build its state file, so the next start with it serves at once."""
+    import sqlite3
 
-    try:
-        file = save_snapshot(path, snapshot_dir, max_file_bytes)
+    from ..dataset import statedir
+    from ..dataset.coldstart import read_all
+    from ..dataset.db import connect
+    from ..dataset.sync import commit, counted
+
+    root = Path(path)
+    try:  # the instance lock: refused while a service uses the directory
+        opened = statedir.open_state(snapshot_dir, path)
+        if not opened.persistent:
+            print(f"feedsvc snapshot: {opened.state}", file=sys.stderr)
+            return 1
+        db = connect(opened.path, write=True)
+        try:
+            commit(db, root, counted(db, root, read_all(root, max_file_bytes)), statedir.META)
+        finally:
+            db.close()
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         return 1
-    except OSError as error:
+    except (ConfigError, OSError, sqlite3.Error) as error:
         print(f"feedsvc snapshot: {error}", file=sys.stderr)
         return 1
-    print(f"{path}: snapshot {file}")
+    print(f"{path}: state file {opened.path}")
     return 0
 
 

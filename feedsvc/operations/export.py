@@ -17,7 +17,6 @@ from ..clock import view_of
 from ..feeds.catalogue import catalogue
 from ..feeds.render import RENDERERS
 from ..feeds.urls import Scope, Urls
-from ..state import Live
 
 OPML = "/feeds.opml"
 STYLESHEET = "/feeds/feed.xsl"
@@ -31,8 +30,10 @@ class ExportError(RuntimeError):
 def feed_paths(app: Flask) -> list[str]:
     """Return the path of every feed: all, each country with releases readers can see now,
     each topic (the OPML list names them all), every format."""
-    view = view_of(app, state.live(app).index)
-    listed = catalogue(view)
+    with state.live(app).reader.read() as snapshot:
+        view = view_of(app, snapshot)
+        listed = catalogue(view)
+        media = sorted(view.media_files())
     scopes = [Scope()]
     scopes += sorted((c.scope for c in listed.countries), key=lambda s: s.path)
     scopes += sorted((t.scope for t in listed.topics), key=lambda s: s.path)
@@ -42,7 +43,7 @@ def feed_paths(app: Flask) -> list[str]:
     # The OPML list, and the XSLT that every RSS and Atom feed names, when the app serves them.
     paths += [path for path in (OPML, STYLESHEET) if path in rules]
     # The pictures and attachments the feeds link to (a static server ignores their ?v=).
-    paths += [here.media(src) for src in sorted(view.media_files())]
+    paths += [here.media(src) for src in media]
     return paths
 
 
@@ -96,8 +97,8 @@ def _fill(app: Flask, directory: Path) -> dict[str, Any]:
         files.append({"path": name, "content_type": response.content_type,
                       "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body),
                       "etag": response.headers.get("ETag")})
-    live: Live = state.live(app)
-    manifest = {"base_url": app.config["FEEDSVC_BASE_URL"], "dataset_version": live.index.version,
+    manifest = {"base_url": app.config["FEEDSVC_BASE_URL"],
+                "dataset_version": state.live(app).index.version,
                 "files": files}
     _write(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n")
     return manifest

@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
-from ..state import Live
+from ..state import Served
 
 # The *_created series double the output and multi-process mode has none: the same text either way.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -46,7 +46,7 @@ RENDER = Histogram("feedsvc_feed_render_duration_seconds",
                    registry=LOCAL)
 RELOADS = Counter("feedsvc_dataset_reloads",
                   "Dataset reloads: reloaded, rejected as invalid, held (mass removal), "
-                  "failed (an unexpected error), unsaved (served; state not saved).",
+                  "failed (an unexpected error, or a write the state file could not take).",
                   ["result"], registry=LOCAL)
 
 
@@ -107,24 +107,27 @@ def cache_event(event: str) -> None:
 class DatasetCollector(Collector):
     """The dataset this process serves: version, size, load time, and a rejected reload."""
 
-    def __init__(self, live: Live) -> None:
-        self.live = live
+    def __init__(self, served: Served) -> None:
+        self.served = served
 
     def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
-        live, index = self.live, self.live.index
+        with self.served.reader.pooled() as snapshot:
+            status = self.served.status_of(snapshot)
+            releases = int(snapshot.status().get("releases", "0"))
         yield InfoMetricFamily("feedsvc_dataset", "The dataset served (content hash version).",
-                               value={"version": index.version})
+                               value={"version": snapshot.version})
         yield GaugeMetricFamily("feedsvc_dataset_releases", "Releases in the dataset served.",
-                                value=len(index.releases))
+                                value=releases)
         yield GaugeMetricFamily("feedsvc_dataset_loaded_timestamp_seconds",
                                 "When the dataset served was loaded (Unix time).",
-                                value=live.loaded_at.timestamp())
+                                value=0 if status.loaded_at is None
+                                else status.loaded_at.timestamp())
         yield GaugeMetricFamily("feedsvc_dataset_reload_rejected",
                                 "1 while the newest data on disk was rejected as invalid.",
-                                value=0 if live.last_error is None else 1)
+                                value=0 if status.last_error is None else 1)
 
 
-def exposition(live: Live, multiprocess_dir: str | None) -> tuple[bytes, str]:
+def exposition(live: Served, multiprocess_dir: str | None) -> tuple[bytes, str]:
     """Return the metrics text of every process, and its content type."""
     registry = CollectorRegistry()
     if multiprocess_dir:

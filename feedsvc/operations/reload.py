@@ -1,103 +1,79 @@
-"""Live dataset reload: read only the changed files, validate, guard the archive, swap or refuse.
+"""Live dataset reload: read only the changed files, validate, guard the archive, commit or refuse.
 
-One Reloader per instance: under gunicorn it runs in the master (deploy/gunicorn.conf.py), whose
-watcher thread wakes on a change, loads it here once and then has the workers re-forked so they
-share the new data copy-on-write. Invalid data is never swapped in: the last good index stays
-live and the rejection is recorded on `Live`. A reload that would remove more than
-FEEDSVC_MAX_REMOVAL of the served releases is held until an operator accepts it.
+One Reloader per instance is the store's one writer: under the shipped gunicorn config it runs
+in the master (deploy/gunicorn.conf.py), whose watcher wakes on a change and commits it to the
+store in one transaction (dataset/sync.py); every worker reads the committed version at its
+next request (no re-fork). Invalid data is never written: the store keeps the last good
+version and the rejection is written to its status table, which every worker's /readyz reads.
+A reload that would remove more than FEEDSVC_MAX_REMOVAL of the served releases is held until
+an operator accepts it.
 
 With FEEDSVC_START_CHECK=background (set by deploy/gunicorn.conf.py) a restart serves the
-snapshot's index at once, and the watcher's first look, right after, is the check for files
+committed store at once, and the watcher's first look, right after, is the check for files
 changed while the service was down: an ordinary reload, under the same rules.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection
-from dataclasses import replace
+from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar, cast
 
 from flask import Flask
 
 from .. import state
 from ..config import BUNDLED_DATA, MaxRemoval
-from ..dataset import Dataset, DatasetError, Release, facts, guard, saving, snapshot
-from ..dataset import journal as journal_file
-from ..dataset.assemble import Loaded, assemble, assemble_changed
+from ..dataset import DatasetError, catalog, guard, media, statedir
+from ..dataset.coldstart import read_all
+from ..dataset.db import connect
 from ..dataset.guard import Held
-from ..dataset.index import Index, build_index
-from ..dataset.journal import Journal
-from ..dataset.loader import Catalog, Change, stat_key, update
-from ..dataset.reindex import update_index
-from ..dataset.snapfile import Restored
-from ..state import Live
+from ..dataset.ingest import Plan
+from ..dataset.loader import stat_key
+from ..dataset.reader import Reader
+from ..dataset.sync import Looker, counted
+from ..http.offload import gevent_patched
+from ..state import Served
 from . import metrics
 from .watcher import Watcher, park
 
 log = logging.getLogger("feedsvc.reload")
-# Releases changed since the last whole snapshot before another is written: a start applies
-# the journal's files with one index update, which is cheap while they are few.
-JOURNAL_LIMIT = 200
-# Results after which what the workers serve, or report, differs: they must be re-forked.
+# Results after which what the workers serve, or report, differs.
 NEWS = frozenset({"reloaded", "rejected", "held", "recovered", "failed"})
+T = TypeVar("T")
 
 
 class Reloader:
-    """Compares the dataset on disk with the one served, and swaps in new data when valid."""
+    """Compares the dataset on disk with the store, and commits the change when valid."""
 
-    def __init__(self, live: Live, loaded: Loaded | Restored, *, limit: int,
-                 max_removal: MaxRemoval, snapshot_dir: str | None,
-                 journal: Journal | None = None) -> None:
-        """Serve `loaded`: the snapshot, whose `journal` says which files changed since it.
-
-        A Restored snapshot's catalog is read at the first check, which is then the check
-        for changes made while the service was down (`live.start_pending` until it is done).
-        """
-        self.live, self.root = live, loaded.index.dataset.source
+    def __init__(self, live: Served, looker: Looker, *, limit: int, max_removal: MaxRemoval,
+                 snapshot_dir: str | None) -> None:
+        self.live, self.looker = live, looker
+        self.root = str(looker.root)
         self.limit, self.max_removal = limit, max_removal
-        self.snapshot_dir = snapshot_dir
-        self._journal, self._base = dict(journal or {}), loaded.index.version
-        self._pending = bool(journal)  # the journal's files are read, not yet served
-        # Files read since the served data was built: only they can differ from it.
-        self._touched: set[str] = set(journal or ())
+        self.snapshot_dir = snapshot_dir  # the state directory: guard.py's files
         self.held: Held | None = None
         # The last unexpected failure of a reload (type and message), reported once; while
-        # set, the next look loads and indexes every file afresh, trusting no kept state.
+        # set, the next look reads every file afresh, trusting no kept state.
         self.failure: str | None = None
+        self.error: str | None = None  # what the status table says is wrong (this writer's)
+        self.start_pending = False
+        # The files as a rejected look found them (name, stat): until they change, a look
+        # without notification (a poll) finds the same problems without parsing them again.
+        self._rejected: frozenset[tuple[str, object]] | None = None
+        self._linked = self._meta("linked") == "1"
         # A look asked for while one runs (SIGHUP, a notification): the running check runs
         # it next, so that a change made during a check is never dropped (see check).
         self._asked = threading.Lock()
         self._running = False
         self._again: tuple[bool, frozenset[str] | None] | None = None
-        self._restored = loaded if isinstance(loaded, Restored) else None
-        # Until the files are read: no vocabulary, so the first update loads every file.
-        self.seen = Catalog(self.root, {}, None, {})
-        if isinstance(loaded, Loaded):
-            self._serve_catalog(loaded.index, loaded.catalog)
-
-    def _serve_catalog(self, index: Index, catalog: Catalog) -> None:
-        self.served = Loaded(index, catalog)
-        self.seen = journal_file.with_journal(catalog, self._journal)
-
-    def _settle(self) -> None:
-        """Read the restored snapshot's catalog; if it cannot be, load every file instead."""
-        restored, self._restored = self._restored, None
-        if restored is None:
-            return
-        catalog = restored.catalog()
-        if catalog is not None:
-            self._serve_catalog(restored.index, catalog)
-            return
-        log.warning("dataset %s: loading every file to compare with the snapshot's data",
-                    self.root)
-        fresh = self._full(Path(self.root), self.limit)
-        # Served: the snapshot's index, of no known files or vocabulary: what is on disk is
-        # assembled and indexed afresh, and swapped in if valid (see _consider).
-        self.served = Loaded(restored.index, replace(fresh, files={}, fold=None, site=None))
-        self.seen, self._touched, self._pending = fresh, set(fresh.files), True
+        self._pool: object | None = None  # a real thread for the looks under gevent
 
     @property
     def path(self) -> str:
@@ -106,7 +82,12 @@ class Reloader:
     @property
     def linked(self) -> bool:
         """Whether some files or folders are links (changes to look for by polling)."""
-        return self._restored is None and self.seen.linked
+        return self._linked
+
+    def _meta(self, name: str) -> str | None:
+        found = self.looker.db.execute("SELECT value FROM meta WHERE name = ?",
+                                       (name,)).fetchone()
+        return None if found is None else str(found[0])
 
     def check(self, force: bool = False, *, strict: bool = False,
               paths: Collection[str] | None = None) -> str:
@@ -160,188 +141,185 @@ class Reloader:
             self._running = asked is not None
             return asked
 
+    def _run(self, look: Callable[[], T]) -> T:
+        """Run a look in a real thread when the process is gevent's (a gunicorn master): a
+        greenlet would hold the arbiter's loop for the whole parse and transaction."""
+        if not gevent_patched():
+            return look()
+        from gevent.threadpool import ThreadPool
+
+        if self._pool is None:
+            self._pool = ThreadPool(1)
+        assert isinstance(self._pool, ThreadPool)
+
+        def caught() -> tuple[T | None, Exception | None]:
+            try:  # raised again here: gevent would print it from the pool's thread too
+                return look(), None
+            except Exception as error:
+                return None, error
+        found: tuple[T | None, Exception | None] = self._pool.spawn(caught).get()
+        if found[1] is not None:
+            raise found[1]
+        return cast(T, found[0])
+
     def _once(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
         """Look once (see check)."""
         try:
-            self._settle()
-            result = self._look(force, strict, paths)
-        # Whatever a reload hits (a bug, a full disk, memory), the last good data keeps
+            result = self._run(lambda: self._look(force, strict, paths))
+        # Whatever a reload hits (a bug, a full disk, memory), the last committed data keeps
         # serving, says why it is stale, and the next change or SIGHUP tries again.
         except Exception as error:
             if strict:
                 raise
             return self._failed(error)
-        if self.live.start_pending and paths is None and result != "changing":
-            # Unchanged: every worker reports it (a shared page); news: the workers
-            # forked again, with the new data, do.
-            self.live.start_checked(everywhere=result not in NEWS)
+        if self.start_pending and paths is None and result != "changing":
+            self.start_pending = False
+            self.status(start_check=None)
             log.info("dataset %s: checked for changes made while down: %s", self.root,
                      result)
             if result == "unchanged":
                 return "checked"
         return result
 
-    def serve_journal(self) -> str:
-        """Serve the snapshot with its journal's files: what was served before the stop.
-
-        Only the journal's entries are assembled, no file on disk is read: whatever changed
-        while the service was down (even invalid data, or a path through a link, which would
-        make a look read every file) is for the first look, an ordinary reload, to judge.
-        """
-        # At start, before any watcher or signal handler could ask for a look: none runs.
-        self._settle()
-        if self.served.catalog.site is None:  # the snapshot's catalog was not trusted
-            return "unchanged"  # the first look compares every file, as after _settle
-        self._pending = False
-        # Served before the stop: a removal in it was allowed (or accepted) then.
-        return self._consider(Change(self.seen, (), ()), strict=True, guarded=False)
+    def _seen(self) -> frozenset[tuple[str, object]]:
+        """Return the files whose stat differs from the store's catalog (a stat walk), and
+        the media folders' mtimes (a picture a rejected file names may appear meanwhile)."""
+        found = catalog.look(self.looker.db, self.looker.root)
+        folders = [(str(path), path.stat().st_mtime_ns)
+                   for path in _folders(media.media_root(self.looker.root))]
+        return frozenset([*((name, key) for name, key, _ in found.read),
+                          *((name, None) for name in found.removed), *folders])
 
     def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
-        change = update(self.seen, self.limit, trust_stat=not force, full=self._full,
-                        only=paths)
-        self.seen = change.catalog
-        if self.failure is not None and (change.any or force):
-            return self._rebuild(strict)
-        accept = self.held is not None and self._accepted(self.held.version)
-        if not (change.any or force or accept or self._pending):
+        if self._rejected is not None and paths is None and not force \
+                and self._seen() == self._rejected:
             return "unchanged"
-        self._pending = False
-        self._touched.update(change.changed, change.removed)
-        return self._consider(change, strict)
+        found = self.looker.look(paths, trust_stat=not force)
+        self._rejected = None
+        if self.failure is not None and (found.any or force):
+            found = self._full()
+        accept = self.held is not None and self._accepted(self.held.version)
+        if not (found.any or force or accept or self.error is not None
+                or self.start_pending):
+            return "unchanged"
+        return self._consider(found, strict)
 
-    def _consider(self, change: Change, strict: bool, guarded: bool = True) -> str:
-        diff = self._diff(change.catalog)
-        removed, added = self._releases(diff)
-        served = self.served.index
-        dataset = assemble_changed(served, change.catalog, removed,
-                                   [entry for entry in diff.values() if entry is not None])
-        if dataset is None:
-            try:
-                dataset = assemble(change.catalog)
-            except DatasetError as error:
-                if strict:
-                    raise
-                if any(stat_key(name) != change.catalog.files[name].key for name in change.changed):
-                    return "changing"  # still being written: look again when it settles
-                return self._reject(error)
-            gone = guard.removed_ids(served, dataset)
-        else:
-            gone = {r.id for r in removed} - {r.id for r in added}  # the changed files' only
-        if dataset.version == served.version and self.served.catalog.site is not None:
+    def _full(self) -> Plan:
+        """After a failure: every file read afresh, as a cold start would."""
+        root = Path(self.root)
+        return counted(self.looker.db, root, read_all(root, self.limit))
+
+    def _consider(self, found: Plan, strict: bool) -> str:
+        if found.problems:
+            error = DatasetError(list(found.problems))
+            if strict:
+                raise error
+            if any(stat_key(row.name) != row.key for row in found.files
+                   if row.name in found.changed):
+                return "changing"  # still being written: look again when it settles
+            return self._reject(error)
+        before = self._meta("version")
+        if found.site is None and found.version == before:
+            self.looker.commit(found)  # the catalog's stat facts only (if any)
             return self._recovered()
-        if guarded and len(gone) > self.max_removal.allowed(len(served.releases)) \
-                and not self._accepted(dataset.version):
-            return self._hold(Held(dataset.version, len(gone), len(served.releases)))
-        built = self._index(dataset, change.catalog, removed, added)
-        return self._swap(Loaded(built, change.catalog), diff, gone)
+        if found.gone > self.max_removal.allowed(found.served) \
+                and not self._accepted(found.version):
+            return self._hold(Held(found.version, found.gone, found.served))
+        gone = self._gone_ids(found) if found.gone else []
+        self._commit(found)
+        self.failure = None
+        self._forget_hold()
+        if before is None:  # the store's first build: a start, not a reload
+            log.info("dataset built: version %s, from %s", found.version, self.path)
+            return "reloaded"
+        metrics.RELOADS.labels(result="reloaded").inc()
+        log.info("dataset reloaded: version %s -> %s, from %s", before, found.version,
+                 self.path)
+        if found.gone:  # which ones, for whoever wonders where a release went
+            log.info("dataset reload removed %d releases%s", found.gone,
+                     f": {' '.join(gone)}" if gone else "")
+        return "reloaded"
+
+    def _gone_ids(self, found: Plan) -> list[str]:
+        """Return the ids a plan of changed files takes out of the store (a full read's: [])."""
+        if found.site is not None:
+            return []
+        paths = [*found.removed, *(row.below for row in found.files if row.releases is not None)]
+        coming = {r.id for row in found.files for r in row.releases or ()}
+        held = self.looker.db.execute(
+            "SELECT id FROM releases WHERE file IN (SELECT id FROM files WHERE path IN "
+            "(SELECT value FROM json_each(?)))", (json.dumps(paths),))
+        return sorted(rid for rid, in held if rid not in coming)
+
+    def _commit(self, found: Plan) -> None:
+        """Commit the plan; listeners (WebSub) get what readers saw before and after it."""
+        reader, listening = self.live.reader, bool(self.live.listeners)
+        with ExitStack() as reads:
+            old = reads.enter_context(reader.pooled()) if listening else None
+            self.looker.commit(found)
+            self._linked = found.linked
+            self.error = self.live.unwritten = None
+            releases = self.looker.db.execute("SELECT count(*) FROM releases").fetchone()[0]
+            self.status(error=None, rejected_at=None, loaded_at=_now(), releases=str(releases))
+            if old is not None:
+                new = reads.enter_context(reader.pooled())
+                now = datetime.now(UTC)
+                self.live.swapped(old.view_at(now), new.view_at(now))
+
+    def status(self, **values: str | None) -> None:
+        """Write what this look says for every worker (None: forget it), in a transaction of
+        its own: never with the data. A store that cannot take it: this process says it."""
+        db = self.looker.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for name, value in values.items():
+                if value is None:
+                    db.execute("DELETE FROM status WHERE name = ?", (name,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO status VALUES (?, ?)", (name, value))
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            log.warning("dataset %s: status not written: %s", self.root, error)
+
+    def _say(self, report: str) -> None:
+        self.error = report
+        self.status(error=report, rejected_at=_now())
 
     def _failed(self, error: Exception) -> str:
-        """Keep serving the last good data; say why once (degraded, counted, logged)."""
-        failure = f"reload failed: {type(error).__name__}: {error}"
+        """Keep serving the last committed data; say why once (degraded, counted, logged)."""
+        serving = self._meta("version")
+        if isinstance(error, sqlite3.Error):
+            failure = f"state not written: {type(error).__name__}: {error}"
+        else:
+            failure = f"reload failed: {type(error).__name__}: {error}"
         if failure == self.failure:  # the same failure at the next look is not news
             return "unchanged"
         self.failure = failure
-        self.live.reject(f"{failure}; still serving version {self.live.index.version}")
+        report = f"{failure}; still serving version {serving}"
+        if isinstance(error, sqlite3.Error):
+            self.live.unwritten = report  # the store may not take the status either
+        self._say(report)
         metrics.RELOADS.labels(result="failed").inc()
-        log.exception("dataset %s, still serving version %s", failure, self.live.index.version)
+        log.error("dataset %s, still serving version %s", failure, serving,
+                  exc_info=error)
         return "failed"
 
-    def _rebuild(self, strict: bool) -> str:
-        """After a failure: load and index every file afresh, as a restart would."""
-        fresh = self._full(Path(self.root), self.limit)
-        # Served: the live index, of no known files or vocabulary: _consider assembles and
-        # indexes what is on disk afresh (as _settle does when a snapshot's catalog is lost).
-        self.served = Loaded(self.live.index, replace(fresh, files={}, fold=None, site=None))
-        self.seen, self._touched, self._pending = fresh, set(fresh.files), False
-        result = self._consider(Change(fresh, tuple(fresh.files), ()), strict)
-        self.failure = None
-        return result
-
-    def _diff(self, catalog: Catalog) -> Journal:
-        """Return the files whose releases differ from the served ones (None: deleted)."""
-        served = self.served.catalog.files
-        return {name: catalog.files.get(name) for name in self._touched
-                if name not in served or name not in catalog.files
-                or served[name].releases is not catalog.files[name].releases}
-
-    def _releases(self, diff: Journal) -> tuple[list[Release], list[Release]]:
-        """Return the served releases of the changed files, and the releases they hold now."""
-        served = self.served.catalog.files
-        removed = [r for name in diff if name in served for r in served[name].releases]
-        added = [r for entry in diff.values() if entry is not None for r in entry.releases]
-        return removed, added
-
-    def _index(self, dataset: Dataset, catalog: Catalog, removed: list[Release],
-               added: list[Release]) -> Index:
-        """Index the new dataset: update the served index by the files changed since it."""
-        served = self.served.catalog
-        if served.site is not catalog.site or served.topics is not catalog.topics:
-            return build_index(dataset)  # the vocabulary was read again: all of it is new
-        return update_index(self.served.index, dataset, removed, added)
-
-    def _full(self, root: Path, limit: int) -> Catalog:
-        """Load every file (the vocabulary changed): in child processes when the data is large."""
-        return snapshot.load_catalog(root, limit)
-
-    def _swap(self, loaded: Loaded, diff: Journal, gone: Collection[str]) -> str:
-        # Worked out from the served index's (by the releases changed), before anyone asks:
-        # before it is saved, and before the workers fork (they share them).
-        facts.facts(loaded.index, self.served.index)
-        unsaved = None
-        if self.snapshot_dir is not None:  # before anyone forks: its pages are then shared
-            unsaved = self._saved(loaded, diff)
-        self._forget_hold()
-        old = self.live.swap(loaded.index)
-        self.served, self._touched = loaded, set()
-        metrics.RELOADS.labels(result="reloaded").inc()
-        log.info("dataset reloaded: version %s -> %s, %d releases, from %s",
-                 old.version, loaded.index.version, len(loaded.index.releases), self.path)
-        if gone:  # which ones, for whoever wonders where a release went
-            log.info("dataset reload removed %d releases: %s", len(gone), " ".join(sorted(gone)))
-        if unsaved is not None:  # served all the same: a valid publish is never refused
-            self.live.reject(f"state not saved: {unsaved}")
-        return "reloaded"
-
-    def _saved(self, loaded: Loaded, diff: Journal) -> str | None:
-        """Save the new state (journal or snapshot); return why it was not, or None."""
-        try:
-            if self._save(loaded, diff):
-                return None
-            why = "the snapshot or journal could not be written (see the log)"
-        # A full disk or a bug in saving must not refuse the data: a restart then reads
-        # the older snapshot and its journal and looks for the files changed since.
-        except Exception as error:
-            log.exception("dataset state not saved")
-            why = f"{type(error).__name__}: {error}"
-        metrics.RELOADS.labels(result="unsaved").inc()
-        return why
-
-    def _save(self, loaded: Loaded, diff: Journal) -> bool:
-        """Note the changed files in the journal; save a whole snapshot once it grows large."""
-        saving.settle()  # the snapshot of a cold start: written before anything newer
-        self._journal.update(diff)
-        changed = sum(len(e.releases) if e is not None else 1 for e in self._journal.values())
-        vocabulary = loaded.catalog.site is not self.served.catalog.site
-        if vocabulary or changed > JOURNAL_LIMIT:
-            if not snapshot.write_snapshot(self._file("snapshot"), loaded):
-                return False
-            self._journal, self._base = {}, loaded.index.version
-            return True
-        return journal_file.write_journal(self._file("snapshot"), self._base, self._journal)
-
     def _reject(self, error: DatasetError) -> str:
-        self.live.reject(error.report())  # reported once: the next look is at the next change
+        self._rejected = self._seen()
+        self._say(error.report())  # reported once: the next look is at the next change
         metrics.RELOADS.labels(result="rejected").inc()
         log.error("dataset reload rejected, still serving version %s: %s",
-                  self.live.index.version, error.report())
+                  self._meta("version"), error.report())
         return "rejected"
 
     def _hold(self, held: Held) -> str:
         if self.held == held:
             return "unchanged"
-        report = held.report(self.max_removal.spec, self.live.index.version)
+        report = held.report(self.max_removal.spec, self._meta("version") or "")
         self.held = held
-        self.live.reject(report)
+        self._say(report)
         metrics.RELOADS.labels(result="held").inc()
         log.error("dataset reload %s", report)
         if self.snapshot_dir is not None:
@@ -350,9 +328,12 @@ class Reloader:
 
     def _recovered(self) -> str:
         """What is on disk is again what is served (an edit reverted): forget any rejection."""
-        was_degraded = self.live.last_error is not None
+        was_degraded = self.error is not None
         self._forget_hold()
-        self.live.clear_rejection()
+        self.failure = None
+        if was_degraded:
+            self.error = None
+            self.status(error=None, rejected_at=None)
         return "recovered" if was_degraded else "unchanged"
 
     def _forget_hold(self) -> None:
@@ -364,49 +345,55 @@ class Reloader:
         return self.snapshot_dir is not None and guard.accepted(self.snapshot_dir, self.path,
                                                                 version)
 
-    def _file(self, kind: str) -> Path:
-        assert self.snapshot_dir is not None
-        return snapshot.side_file(self.snapshot_dir, self.path, kind)
+
+def _folders(root: Path) -> list[Path]:
+    """Return a folder and every folder below it (none if it is missing)."""
+    if not root.is_dir():
+        return []
+    return [root, *(path for path in root.rglob("*") if path.is_dir())]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 _RELOADER, _WATCHING = "feedsvc.reloader", "feedsvc.watcher"
 
 
-def init_app(app: Flask) -> Live:
-    """Load the dataset (from its snapshot, then the changed files) and keep its Reloader.
+def init_app(app: Flask) -> Served:
+    """Open the store (built from the YAML if missing or unusable) and keep its Reloader.
 
     Invalid data on disk stops the start (DatasetError), as `feedsvc check-data` would fail;
-    a mass removal since the snapshot is held, and the snapshot's data served. With
-    FEEDSVC_START_CHECK=background and a watcher, a restart serves the snapshot (and its
-    journal) at once, and a cold start what it read; the look at every file for changes
-    made meanwhile is left to the watcher (start_watching).
+    a mass removal since the last commit is held, and the store's data served. With
+    FEEDSVC_START_CHECK=background and a watcher, a restart serves the committed store at once
+    (whatever the archive's size) and the look at every file for changes made meanwhile is
+    left to the watcher (start_watching); a cold start builds the store before serving.
     """
     config = app.config
-    path, snapshot_dir = config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"]
+    path, state_dir = config["FEEDSVC_DATA"], config["FEEDSVC_SNAPSHOT_DIR"]
     if path == str(BUNDLED_DATA):
         log.info("serving the sample dataset shipped with feedsvc (FEEDSVC_DATA names yours): %s", path)
     later = config["FEEDSVC_START_CHECK"] == "background" and config["FEEDSVC_RELOAD_INTERVAL"] > 0
-    restored = snapshot.restore(path, snapshot_dir) if later and snapshot_dir is not None \
-        else None
-    loaded = restored or snapshot.load(path, snapshot_dir, config["FEEDSVC_MAX_FILE_BYTES"],
-                                       background=True)
-    live = state.init_app(app, loaded.index)
-    journal = None if snapshot_dir is None else journal_file.read_journal(
-        snapshot.side_file(snapshot_dir, path, "snapshot"), loaded.index.version)
-    watch = Reloader(live, loaded,
-                     limit=config["FEEDSVC_MAX_FILE_BYTES"],
-                     max_removal=config["FEEDSVC_MAX_REMOVAL"], snapshot_dir=snapshot_dir,
-                     journal=journal)
-    if journal:  # what was served before the stop: the journal's files, and no others
-        watch.serve_journal()  # the files on disk are then compared with it, as when running
-    if not later:
+    opened = statedir.open_state(state_dir, path)
+    served = state.init_app(app, Served(Reader(opened.path), opened.state))
+    looker = Looker(connect(opened.path, write=True), Path(path), config["FEEDSVC_MAX_FILE_BYTES"],
+                    meta=statedir.META)
+    watch = Reloader(served, looker, limit=config["FEEDSVC_MAX_FILE_BYTES"],
+                     max_removal=config["FEEDSVC_MAX_REMOVAL"],
+                     snapshot_dir=state_dir if opened.persistent else None)
+    watch.status(start_check=None)
+    if watch._meta("version") is None:  # a cold start: every file read, built before serving
+        watch._consider(watch._full(), strict=True)  # here: child processes may read
+    elif not later:  # FEEDSVC_START_CHECK=wait: the files decide before serving
         watch.check(strict=True)
-    else:  # the watcher's first look finds what changed while down, or during a cold start
-        live.start_unchecked()
-    saving.begin()  # the snapshot of a cold start, written while the app begins to serve
+    if later:  # the watcher's first look finds what changed while down, or while building
+        log.info("dataset %s: served from its state file; the files are compared with it "
+                 "next", path)
+        watch.start_pending = True
+        watch.status(start_check="pending")
     app.extensions[_RELOADER] = watch
     app.extensions[_WATCHING] = None
-    return live
+    return served
 
 
 def reloader(app: Flask) -> Reloader:
@@ -440,12 +427,12 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
     interval = app.config["FEEDSVC_RELOAD_INTERVAL"]
     if interval <= 0 or watching(app) is not None:
         return None
-    watch, live = reloader(app), state.live(app)
+    watch = reloader(app)
     watcher = Watcher(watch.path, interval, app.config["FEEDSVC_RELOAD_WATCH"])
     log.info("dataset watch: %s, %s", watcher.backend, watch.path)
 
     def loop() -> None:
-        starting = live.start_pending  # the look for changes made while down: at once
+        starting = watch.start_pending  # the look for changes made while down: at once
         deadline = time.monotonic() + interval
         while starting and serving is not None and not serving() \
                 and time.monotonic() < deadline:

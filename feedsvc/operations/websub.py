@@ -13,16 +13,27 @@ from urllib.request import Request, urlopen
 from flask import Flask
 
 from ..clock import now, system_now
-from ..dataset.index import Index
-from ..dataset.lifecycle import view_at
 from ..dataset.served import View
 from ..feeds.feed import FeedDoc, build_feed
 from ..feeds.query import FORMATS, FeedQuery
 from ..feeds.urls import Scope, Urls
-from ..state import Live
+from ..http.offload import gevent_patched
+from ..state import Served
 from .claims import Claims
 
 log = logging.getLogger("feedsvc.websub")
+
+
+def _start_os_thread(run: Callable[[], None]) -> bool:
+    """Run `run` in a new OS thread if this process is gevent's (a gunicorn master, whose
+    looks run in a thread of their own, where a greenlet, even one of threading.Thread, would
+    never run); return whether it did."""
+    if not gevent_patched():
+        return False
+    from gevent.monkey import get_original
+
+    get_original("_thread", "start_new_thread")(run, ())
+    return True
 
 
 def _first_page(view: View, scope: Scope, urls: Urls) -> FeedDoc | None:
@@ -58,29 +69,32 @@ class Publisher:
     # forked from a preloading gunicorn master share the claims and nothing else does.
     claims: Claims = field(default_factory=Claims.temporary, repr=False)
 
-    def __call__(self, old: Index, new: Index) -> threading.Thread | None:
-        """Start publishing in a background thread and return it; serving never waits.
+    def __call__(self, old: View, new: View) -> threading.Thread | None:
+        """Tell the hub of a commit: what readers saw just before it and see after (views
+        of two read transactions the writer holds while this runs).
 
-        Every worker of a box swaps in the same new version; only the first to claim it
-        publishes (None for the others), so the hub is told once per box, not once per worker.
+        Only the first process of the box to claim the version publishes (None for the
+        others), so the hub is told once per box.
         """
-        now = self.clock()
-        return self.start(new.version, view_at(old, now), view_at(new, now))
+        return self.start(new.index.version, old, new)
 
     def start(self, claim: str, old: View, new: View) -> threading.Thread | None:
-        """Publish the feeds that differ from `old` to `new`, in a thread, if this process is
-        the first of the box to claim `claim`; return the thread."""
+        """Work out the feeds that differ from `old` to `new` now (the views last as long as
+        their transactions), and ping the hub for them in a thread, if this process is the
+        first of the box to claim `claim`; return the thread."""
         if not self.claims.claim(claim):
             return None
-        thread = threading.Thread(target=self.publish, args=(old, new), name="websub-publish",
+        feeds = changed_feeds(old, new, self.urls)
+        log.info("websub: %d feed URLs changed from %s/%s to %s/%s", len(feeds),
+                 old.index.version, old.token, new.index.version, new.token)
+        if _start_os_thread(lambda: self.publish(feeds)):
+            return None  # nobody waits for it
+        thread = threading.Thread(target=self.publish, args=(feeds,), name="websub-publish",
                                   daemon=True)
         thread.start()
         return thread
 
-    def publish(self, old: View, new: View) -> None:
-        feeds = changed_feeds(old, new, self.urls)
-        log.info("websub: %d feed URLs changed from %s/%s to %s/%s", len(feeds),
-                 old.index.version, old.token, new.index.version, new.token)
+    def publish(self, feeds: list[str]) -> None:
         for url in feeds:
             self.ping(url)
 
@@ -99,7 +113,7 @@ class Publisher:
         return True
 
 
-def init_app(app: Flask, live: Live) -> None:
+def init_app(app: Flask, live: Served) -> None:
     """With FEEDSVC_WEBSUB_HUB set, publish to the hub whenever a new index is swapped in.
 
     config.check has made sure that FEEDSVC_BASE_URL is set with it.
@@ -138,16 +152,18 @@ class Schedule:
     next publication; the first process of the box to claim the moment publishes it."""
 
     publisher: Publisher
-    live: Live
-    seen: View | None = None
+    live: Served
+    # What readers saw when last looked at: the version, the moment and its token.
+    seen: tuple[str, datetime, str] | None = None
     timer: threading.Timer | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def arm(self) -> None:
         """Remember what readers see now, and set the timer for its next publication."""
-        with self.lock:
-            self.seen = view_at(self.live.index, self.publisher.clock())
-            self._set(self.seen)
+        with self.lock, self.live.reader.pooled() as snapshot:
+            view = snapshot.view_at(self.publisher.clock())
+            self.seen = (snapshot.version, view.now, view.token)
+            self._set(view)
 
     def _set(self, view: View) -> None:
         if self.timer is not None:
@@ -163,17 +179,19 @@ class Schedule:
         self.timer.daemon = True
         self.timer.start()
 
-    def on_swap(self, old: Index, new: Index) -> None:
+    def on_swap(self, old: View, new: View) -> None:
         """New data: the Publisher tells the hub of it; only re-arm the timer here."""
         if self.timer is not None or self.seen is not None:
             self.arm()
 
     def tick(self) -> threading.Thread | None:
         """Publish what became visible since the last look, and re-arm; return the thread."""
-        with self.lock:
-            before, after = self.seen, view_at(self.live.index, self.publisher.clock())
-            self.seen = after
+        with self.lock, self.live.reader.pooled() as snapshot:
+            before, after = self.seen, snapshot.view_at(self.publisher.clock())
+            self.seen = (snapshot.version, after.now, after.token)
             self._set(after)
-        if before is None or before.index is not after.index or before.token == after.token:
-            return None
-        return self.publisher.start(f"{after.index.version}.{after.token}", before, after)
+            if before is None or before[0] != snapshot.version or before[2] == after.token:
+                return None
+            # Both moments of the one version, in one transaction.
+            return self.publisher.start(f"{snapshot.version}.{after.token}",
+                                        snapshot.view_at(before[1]), after)

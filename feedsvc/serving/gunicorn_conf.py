@@ -2,10 +2,10 @@
 
 Its settings (FEEDSVC_BIND, FEEDSVC_WORKERS, FEEDSVC_LOG_LEVEL, FEEDSVC_LOG_FORMAT) are read,
 with every other FEEDSVC_* variable, by feedsvc/config.py: a bad value stops the start here
-with one line on stderr and exit status 2. The master watches the dataset, loads each change
-once and re-forks the workers one at a time, so they share the new data copy-on-write.
-`kill -HUP <master pid>` reloads the dataset now (invalid data is refused and the old data
-keeps serving) and replaces the workers gracefully; code changes need a restart.
+with one line on stderr and exit status 2. The master watches the dataset and commits each
+change to the store (the state directory's SQLite file) once; every worker reads it at its
+next request. `kill -HUP <master pid>` reloads the dataset now (invalid data is refused and
+the old data keeps serving) and replaces the workers gracefully; code changes need a restart.
 """
 # gevent workers (see worker_class): patch the standard library before anything else is
 # imported, so that the app preload_app loads in the master, and every worker forked from it,
@@ -18,13 +18,10 @@ if __name__ == "__config__":
     monkey.patch_all()
 
 import atexit
-import gc
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +57,7 @@ from feedsvc.operations.logs import gunicorn_logger  # noqa: E402
 
 # The master runs the dataset watcher (when_ready): a restart serves the snapshot at once and
 # the watcher's first look finds the files changed while the service was down
-# (docs/operations.md#start-up-snapshot). Only
+# (docs/operations.md#state). Only
 # when gunicorn reads this file: a test that reads it must not change its own environment.
 if __name__ == "__config__":
     os.environ.setdefault("FEEDSVC_START_CHECK", "background")
@@ -85,7 +82,7 @@ worker_class = "gevent"
 # listen backlog. Keep the open-files limit (`ulimit -n`) above this.
 worker_connections = 1000
 workers = _settings["FEEDSVC_WORKERS"]
-# Load the dataset once in the master; workers share its memory copy-on-write.
+# Open (or build) the store once in the master, which writes it; workers only read it.
 preload_app = True
 timeout = 30
 graceful_timeout = 30
@@ -108,25 +105,14 @@ loglevel = _settings["FEEDSVC_LOG_LEVEL"].lower()
 logger_class = gunicorn_logger(_settings)
 
 
-def pre_fork(server: Any, worker: Any) -> None:
-    """Freeze what the master has loaded just before each fork (also after a HUP reload).
-
-    Frozen objects are left out of the workers' garbage collections: a full collection in a
-    long-running worker would otherwise write to every page holding the dataset and unshare
-    it (bench/soak.py measured +32% PSS per worker in 5 minutes at flat RSS without this;
-    bench/startup.py runs too briefly for one: 1.13x -> 1.12x there).
-    """
-    gc.freeze()
-
-
 def when_ready(server: Any) -> None:
-    """Start the instance's one dataset watcher, in the master: it loads each change once."""
+    """Start the instance's one dataset watcher, in the master: the store's one writer, it
+    commits each change once; every worker reads it at its next request."""
     from feedsvc.operations.reload import start_watching
 
     # A restart's first look at the files waits for the workers: they serve the snapshot
     # meanwhile (this hook runs before the arbiter forks them).
-    start_watching(server.app.wsgi(), lambda result: refork_workers(server, result),
-                   lambda: len(server.WORKERS) >= server.num_workers)
+    start_watching(server.app.wsgi(), None, lambda: len(server.WORKERS) >= server.num_workers)
 
 
 def post_fork(server: Any, worker: Any) -> None:
@@ -137,51 +123,8 @@ def post_fork(server: Any, worker: Any) -> None:
     start_schedule(worker.app.wsgi())
 
 
-def refork_workers(server: Any, result: str) -> None:
-    """Replace the workers one at a time, so each new one forks with the master's new data.
-
-    One at a time (SIGTERM: each finishes its request), not HUP's all-new-then-all-old: the
-    process tree never holds more than one worker above its size.
-    """
-    from feedsvc.operations.watcher import park
-
-    master = os.getpid()
-    server.log.info("dataset %s: re-forking %d workers", result, len(server.WORKERS))
-    for pid in list(server.WORKERS):
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + server.cfg.graceful_timeout + 5
-        again = time.monotonic() + 1
-        # The arbiter reaps the worker and forks its replacement; wait for both.
-        while (pid in server.WORKERS or len(server.WORKERS) < server.num_workers) \
-                and time.monotonic() < deadline:
-            time.sleep(0.02)
-            # A worker forked meanwhile (the replacement this waits for) holds a copy of
-            # this greenlet: in it, WORKERS never changes, and the loop would poll for 35 s
-            # and then signal the master's old workers (or whatever took their pids).
-            if os.getpid() != master:
-                park()
-            # A worker forked just before this reload may not have set up its own signal
-            # handlers yet: the master's copies it still runs drop the SIGTERM, and it would
-            # serve the old data for good. Sent again each second until it goes.
-            if pid in server.WORKERS and time.monotonic() >= again:
-                again += 1
-                _kill(pid, signal.SIGTERM)
-        if pid in server.WORKERS:  # past its graceful timeout: it must not keep old data
-            _kill(pid, signal.SIGKILL)
-
-
-def _kill(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass  # gone meanwhile: the arbiter reaps it
-
-
 def on_reload(server: Any) -> None:
-    """On HUP, load and validate the dataset in the master, so that new workers fork with it."""
+    """On HUP, look at every file of the dataset in the master, and commit what changed."""
     from feedsvc.operations.reload import reload_now
 
     # An exception out of this hook ends the master (gunicorn's main loop): the service would
@@ -195,33 +138,6 @@ def on_reload(server: Any) -> None:
         server.log.info("HUP: a dataset check is running; it reloads again once done")
     else:
         server.log.info("HUP: dataset %s", result)
-
-
-def worker_exit(server: Any, worker: Any) -> None:
-    """End a worker without tearing down what it inherited from the master.
-
-    A normal interpreter exit frees every object the worker holds: with a large dataset that
-    is seconds of CPU per worker (every re-fork after a publish ends them all), and each freed
-    object writes to a page the worker shares with the master, so the pages are copied just
-    before the process goes. Nothing the worker holds needs that: its metrics are folded in by
-    the master (child_exit), log lines still waiting for their loop turn's write are written
-    by logging.shutdown below, and sockets close with the process. gunicorn's exit status is
-    kept (it tells a boot error from a normal end).
-
-    gunicorn also calls this hook in the master, for a worker it meant to signal but found
-    gone (kill_worker: ESRCH, e.g. already reaped by gevent's child watcher during a SIGHUP
-    storm): there it must do nothing, or the master would end at once, without a word.
-    """
-    import logging
-
-    if os.getpid() != worker.pid:
-        return
-    error = sys.exc_info()[1]
-    code = error.code if isinstance(error, SystemExit) else 1 if error is not None else 0
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 def child_exit(server: Any, worker: Any) -> None:

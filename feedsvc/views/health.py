@@ -9,10 +9,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..clock import now
-from ..dataset.lifecycle import view_at
+from ..clock import current_view
 from ..feeds.catalogue import catalogue
-from ..state import Live, feed_cache, live
+from ..state import Served, current_snapshot, feed_cache, live
 
 bp = Blueprint("health", __name__)
 STARTED = time.monotonic()
@@ -31,12 +30,10 @@ def healthz() -> Response:
     return _no_store({"status": "ok"})
 
 
-def _dataset(live: Live) -> dict[str, Any]:
-    with live.lock:
-        index, loaded_at, error, rejected_at = (live.index, live.loaded_at, live.last_error,
-                                                live.rejected_at)
-        pending = live.start_pending
-    view = view_at(index, now())
+def _dataset(store: Served) -> dict[str, Any]:
+    view, index = current_view(), current_view().index
+    status = store.status_of(current_snapshot())  # the same transaction as the view
+    loaded_at, error, rejected_at = status.loaded_at, status.last_error, status.rejected_at
     scheduled, served = view.next_publication, view.count()
     # What readers are served now: no drafts, releases not yet published or withdrawn ones,
     # and only the countries with a feed in the catalogue (/feeds/, OPML).
@@ -44,11 +41,14 @@ def _dataset(live: Live) -> dict[str, Any]:
         "version": index.version, "releases": served, "visible": served,
         "next_scheduled": None if scheduled is None else scheduled.isoformat(),
         "countries": len(catalogue(view).countries), "topics": len(index.dataset.topics),
-        "source": index.dataset.source, "loaded_at": loaded_at.isoformat(),
+        "source": index.dataset.source,
+        "loaded_at": None if loaded_at is None else loaded_at.isoformat(),
         "last_reload_error": error,
         "rejected_at": None if rejected_at is None else rejected_at.isoformat(),
         # "pending": restarted from the snapshot, not yet compared with the files on disk.
-        "start_check": "pending" if pending else "done",
+        "start_check": "pending" if status.start_pending else "done",
+        # "persistent", or why a restart will read every file again.
+        "state": store.state,
     }
 
 

@@ -1,0 +1,265 @@
+"""A cold start: every file read, parsed and validated, in child processes when it pays.
+
+The result is the Plan (ingest.py) the writer rebuilds the store from: every file's row and
+releases, the vocabulary, the version sum, and the problems, the same and in the same order
+as a load in one process (loader.load, assemble.problems_of). Above CHILD_LOAD_BYTES of YAML
+the files are cut into contiguous runs in path order, one per core: each child reads and
+parses its run and sends back its site and topic mappings; this process reads the vocabulary
+from all of them, in path order, and sends it back (as the JSON the store keeps); each child
+then checks its releases against it and sends its files as plain values (marshal: rows.encode
+of each release, never a pickle of one). The children start safely from any process, threads
+and all: the first is a new interpreter, which forks the others while it runs no other thread.
+"""
+from __future__ import annotations
+
+import logging
+import marshal
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
+from . import version as versions
+from .bulkload import prepare
+from .catalog import Names
+from .ingest import FileRow, Plan, media_rows
+from .loader import FileEntry, Read
+from .yamlsource import SourceFile, find_files
+
+# Above this many bytes of YAML, the parse is spread over child processes (as fanout.py);
+# below this many files a child costs more than it saves.
+CHILD_LOAD_BYTES = 8 << 20
+PER_PROCESS = 1000
+log = logging.getLogger("feedsvc.coldstart")
+
+
+class _Failed(Exception):
+    """A child died or reported an error: the files are read again in this process."""
+
+
+def read_all(root: Path, limit: int, *, processes: int | None = None,
+             over: int = CHILD_LOAD_BYTES) -> Plan:
+    """Read, parse and validate every file under `root`; return what the store is built from."""
+    if not root.exists():
+        missing = Problem(str(root), None, None, None, "no such file or directory")
+        return Plan((), (), (missing,), (), 0, False, 0, 0)
+    links: list[str] = []
+    names = find_files(root, links)
+    wanted = len(os.sched_getaffinity(0)) if processes is None else processes
+    count = max(1, min(wanted, len(names) // PER_PROCESS))
+    with loader.quiet_gc():
+        if _holds_more(names, over):
+            runs = [names[len(names) * n // count:len(names) * (n + 1) // count]
+                    for n in range(count)]
+            try:
+                found = _spread(root, limit, runs, bool(links))
+                log.info("dataset %s: %d files loaded in child processes (%d)", root,
+                         len(names), len(runs))
+                return found
+            except _Failed as error:
+                log.warning("dataset %s: parallel load failed (%s); loading in one process",
+                            root, error)
+        return _one(root, limit, names, bool(links))
+
+
+def _holds_more(names: Sequence[str], limit: int) -> bool:
+    """Tell whether the files hold more than `limit` bytes: stat until they do."""
+    total = 0
+    for name in names:
+        total += max(loader.stat_key(name)[0], 0)
+        if total > limit:
+            return True
+    return False
+
+
+def _one(root: Path, limit: int, names: Sequence[str], linked: bool) -> Plan:
+    """Read every file in this process."""
+    now = time.time_ns()
+    read = loader.read_files(root, names, limit)
+    site, topics, problems = loader.read_vocabulary(root, loader.vocabulary_parts(read))
+    entries = loader.entries(root, read, site, topics, now)
+    files = Names(root)
+    found = [_prepared(root, name, files.below(name), entry) for name, entry in entries.items()]
+    linked = linked or any(link for *_, link in read)
+    return _plan(root, site, topics, problems, found, linked)
+
+
+def _prepared(root: Path, name: str, below: str, entry: FileEntry
+              ) -> tuple[FileRow, list[Problem]]:
+    """Return a file's row with its releases as plain values (bulkload.prepare)."""
+    return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary,
+                   media_rows(root, entry), None, entry.ids,
+                   tuple(prepare(release) for release in entry.releases)), list(entry.problems)
+
+
+def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
+          vocabulary: Iterable[Problem], found: Sequence[tuple[FileRow, list[Problem]]],
+          linked: bool, fold: int | None = None) -> Plan:
+    """Return the plan of a full read: problems as assemble.problems_of orders them."""
+    problems = list(vocabulary)
+    for _, more in found:
+        problems += more
+    ids = [rid for row, _ in found for rid, _ in row.ids]
+    if len(set(ids)) < len(ids):  # files come in path order already
+        problems += duplicate_ids((row.name, row.ids) for row, _ in found)
+    if not found and not problems:
+        problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
+    problems.sort(key=lambda p: (p.file, p.line or 0))
+    if fold is None:
+        fold = versions.fold(root, ((row.name, row.stamp) for row, _ in found))
+    files = tuple(row for row, _ in found)
+    return Plan(files, (), tuple(problems), tuple(row.name for row in files), fold, linked,
+                0, 0, site, topics)
+
+
+def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool) -> Plan:
+    """Have each run read by a child process; gather their files in path order."""
+    pipes = [multiprocessing.Pipe() for _ in runs]
+    mine, theirs = [a for a, _ in pipes], [b for _, b in pipes]
+    for pipe in (*mine, *theirs):  # gevent's socketpair (a gunicorn master) is non-blocking
+        os.set_blocking(pipe.fileno(), True)
+    first: subprocess.Popen[bytes] | None = None
+    try:
+        fds = [pipe.fileno() for pipe in theirs]
+        try:
+            first = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from feedsvc.dataset.coldstart import main; "
+                 "main(sys.argv[1:])", *map(str, fds)],
+                pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        # gevent's Popen watches its child from the default loop only: a gunicorn master's
+        # looks, in a thread of their own, read in one process instead.
+        except Exception as error:
+            raise _Failed(repr(error)) from error
+        for pipe in theirs:
+            pipe.close()
+        mine[0].send((str(root), [list(run) for run in runs], limit, time.time_ns()))
+        gathered = Parts([], [], [])
+        for pipe in mine:
+            sites, topics, links = _receive(pipe)
+            gathered.sites += sites
+            gathered.topics += topics
+            linked = linked or links
+        site, topics, problems = loader.read_vocabulary(root, gathered)
+        told = None if site is None else (rows.site_json(site), rows.topics_json(topics))
+        for pipe in mine:
+            pipe.send(told)
+        sent = [_files(pipe) for pipe in mine]
+        found = [item for files, _ in sent for item in files]
+        fold = versions.total(run_fold for _, run_fold in sent)  # each summed by its child
+    except OSError as error:  # e.g. no process could be started
+        raise _Failed(repr(error)) from error
+    finally:
+        for pipe in (*mine, *theirs):
+            pipe.close()
+        if first is not None:  # it ends once its children have freed their memory (about
+            # 0.5 s at 100,000 files): waited for in the background, not before the commit
+            threading.Thread(target=_end, args=(first,), name="feedsvc-coldstart-end",
+                             daemon=True).start()
+    return _plan(root, site, topics, problems, found, linked, fold)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _receive(pipe: Connection) -> Any:
+    """Return what a child sent; _Failed if it failed or ended."""
+    try:
+        kind, value = pipe.recv()
+    except (EOFError, OSError) as error:
+        raise _Failed(f"a loading process ended early: {error!r}") from error
+    if kind != "ok":
+        raise _Failed(value)
+    return value
+
+
+def _files(pipe: Connection) -> tuple[list[tuple[FileRow, list[Problem]]], int]:
+    """Return the files a child sent (see _send_files) and their version sum."""
+    _receive(pipe)
+    try:
+        fold, sent = marshal.loads(pipe.recv_bytes())
+    except (EOFError, OSError, ValueError) as error:
+        raise _Failed(f"a loading process ended early: {error!r}") from error
+    return [(FileRow(name, below, key, digest, racy, vocabulary, media, None, ids, prepared),
+             [Problem(*p) for p in problems])
+            for name, below, key, digest, racy, vocabulary, media, ids, problems, prepared
+            in sent], fold
+
+
+def _send_files(pipe: Connection, root: Path, entries: Mapping[str, FileEntry]) -> None:
+    """Send a run's files as plain values: each release as bulkload.prepare makes it."""
+    names = Names(root)
+    sent = []
+    for name, entry in entries.items():
+        row, problems = _prepared(root, name, names.below(name), entry)
+        sent.append((name, row.below, row.key, row.digest, row.racy, row.vocabulary,
+                     row.media, row.ids, tuple((p.file, p.line, p.release, p.field, p.message)
+                                               for p in problems), row.prepared))
+    fold = versions.fold(root, ((name, entry.stamp) for name, entry in entries.items()))
+    pipe.send(("ok", None))
+    pipe.send_bytes(marshal.dumps((fold, sent)))
+
+
+def main(fds: Sequence[str]) -> None:
+    """In a new interpreter: be the first loading process, on the pipes of these descriptors."""
+    _lead([Connection(int(fd)) for fd in fds])
+    os._exit(0)  # its work is sent: freeing every object one by one would only cost time
+
+
+def _lead(pipes: Sequence[Connection]) -> None:
+    """In the first child: fork one process for each other run; read the first run."""
+    try:
+        root, runs, limit, now = pipes[0].recv()
+    except EOFError:
+        return
+    children = []
+    for n in range(1, len(runs)):
+        pid = os.fork()  # this process runs no other thread
+        if pid == 0:
+            for other, pipe in enumerate(pipes):
+                if other != n:
+                    pipe.close()
+            _work(pipes[n], Path(root), runs[n], limit, now)
+            os._exit(0)
+        children.append(pid)
+    for pipe in pipes[1:]:
+        pipe.close()
+    _work(pipes[0], Path(root), runs[0], limit, now)
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: int) -> None:
+    """In a child: read and parse `names`, then check them against the vocabulary sent."""
+    try:
+        with loader.quiet_gc():
+            read: list[Read] = loader.read_files(root, names, limit)
+            parts = loader.vocabulary_parts(read)  # without their whole documents:
+            sites = [(SourceFile(src.name, None), mapping) for src, mapping in parts.sites]
+            topics_found = [(SourceFile(src.name, None), m) for src, m in parts.topics]
+            pipe.send(("ok", (sites, topics_found, any(link for *_, link in read))))
+            told = pipe.recv()
+            site, topics = (None, {}) if told is None else \
+                (rows.site_from(told[0]), rows.topics_from(told[1]))
+            _send_files(pipe, root, loader.entries(root, read, site, topics, now))
+    except EOFError:
+        pass  # the parent gave up on this one
+    # Whatever fails here must reach the parent, which then reads in one process.
+    except Exception as error:  # noqa: BLE001
+        try:
+            pipe.send(("error", f"{type(error).__name__}: {error}"))
+        except OSError:
+            pass
+    finally:
+        pipe.close()

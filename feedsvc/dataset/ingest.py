@@ -1,0 +1,261 @@
+"""A look at the dataset against the store: read the changed files, validate, plan one write.
+
+`plan` compares the files with the store's catalog (catalog.py), reads and parses only the
+files that changed, validates their releases against the vocabulary the store holds, looks
+their ids up in the store, and works out the new version from the changed files' hashes
+alone: what it returns is everything one transaction (`commit`) writes, or the problems that
+refuse it. A change to the site or topic vocabulary, which every release is checked against,
+reads every file again (coldstart.py), as loader.update does. Nothing is written by `plan`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import NamedTuple
+
+from . import Ids, Problem, Release, Site, Topic, duplicate_ids, media, parse_file
+from . import version as versions
+from .bulkload import Prepared
+from .catalog import Found, Names, look
+from .loader import RACY_NS, FileEntry, Key, _entry, _escapes, _read
+from .rows import site_from, topics_from
+from .yamlsource import file_digest
+
+# A file's media files as kept: src below media/, stat key when read, sha256 (hex; "" if
+# unreadable), in src order (the order loader.FileEntry.stamp hashes them in).
+MediaRows = tuple[tuple[str, Key, str], ...]
+
+
+class FileRow(NamedTuple):
+    """One file as the store keeps it; releases None: its bytes are the same, keep them.
+
+    A tuple: a full read makes one a file, in this process, at a tuple's cost."""
+
+    name: str  # as find_files gives it (problems name files so)
+    below: str  # as the table keeps it
+    key: Key
+    digest: bytes
+    racy: bool
+    vocabulary: bool
+    media: MediaRows
+    releases: tuple[Release, ...] | None
+    ids: Ids = ()  # every id its releases name, valid or not, with its line
+    # A full read's releases, as plain values (bulkload.py); its `releases` are then None.
+    prepared: tuple[Prepared, ...] = ()
+
+    @property
+    def stamp(self) -> bytes:
+        """What the version is made of (loader.FileEntry.stamp)."""
+        return self.digest + "".join(sha for _, _, sha in self.media).encode()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one look found and what its one transaction writes (nothing if problems)."""
+
+    files: tuple[FileRow, ...]
+    removed: tuple[str, ...]  # below the root
+    problems: tuple[Problem, ...]
+    changed: tuple[str, ...]  # names whose releases, hashes or problems changed
+    fold: int  # the version sum (version.py) after the change
+    linked: bool
+    gone: int  # served releases the change removes (the mass-removal guard's count)
+    served: int  # releases in the store before it (counted only when some are removed)
+    # A new vocabulary (every file read again): the store is rebuilt from `files`.
+    site: Site | None = None
+    topics: Mapping[str, Topic] | None = None
+    # The files this look read or found gone (a full read: those that differ from the store):
+    # until a commit, the next looks read them again (sync.Looker).
+    looked: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.changed or self.removed or self.problems)
+
+    @property
+    def version(self) -> str:
+        return versions.version(self.fold)
+
+
+class FullRead(Exception):
+    """The vocabulary changed (or the store holds none): every file must be read again."""
+
+
+def plan(db: sqlite3.Connection, root: Path, limit: int,
+         paths: Collection[str] | None = None, *, trust_stat: bool = True) -> Plan:
+    """Return what the files on disk change in the store; raise FullRead if every file must
+    be read again (a vocabulary file changed, or the store is empty)."""
+    meta = dict(db.execute("SELECT name, value FROM meta WHERE name IN "
+                           "('site', 'topics', 'fold', 'linked')").fetchall())
+    if "site" not in meta or not root.exists():
+        raise FullRead(str(root))
+    site, topics = site_from(meta["site"]), topics_from(meta["topics"])
+    found = look(db, root, paths, trust_stat=trust_stat)
+    names = Names(root)
+    rows, problems, changed = _read_all(db, root, limit, found, site, topics)
+    removed = tuple(names.below(name) for name in found.removed)
+    if any(_stored(db, below)[3] for below in removed):
+        raise FullRead(str(root))
+    problems += _duplicates(db, root, limit, names, rows, removed)
+    if removed and not rows and not problems and not _kept(db, removed):
+        problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
+    fold = _refold(db, root, int(meta.get("fold", "0"), 16), rows, found.removed, names)
+    linked = found.linked if found.walked else found.linked or meta.get("linked") == "1"
+    return Plan(tuple(rows), removed, tuple(sorted(problems, key=_place)),
+                tuple(changed) + found.removed, fold, linked, *_guard(db, rows, removed),
+                looked=tuple(name for name, _, _ in found.read) + found.removed)
+
+
+def _kept(db: sqlite3.Connection, removed: Collection[str]) -> bool:
+    """Tell whether the store has a file besides those removed (without counting them all)."""
+    found = db.execute("SELECT 1 FROM files WHERE path NOT IN (SELECT value FROM json_each(?)) "
+                       "LIMIT 1", (json.dumps(list(removed)),))
+    return found.fetchone() is not None
+
+
+def _place(problem: Problem) -> tuple[str, int]:
+    return problem.file, problem.line or 0
+
+
+def _stored(db: sqlite3.Connection, below: str) -> tuple[int | None, bytes, MediaRows, bool]:
+    """Return a file's row id, digest, media rows and vocabulary flag (None, b"", (), False
+    when the store has no such file)."""
+    row = db.execute("SELECT id, sha256, vocabulary FROM files WHERE path = ?",
+                     (below,)).fetchone()
+    if row is None:
+        return None, b"", (), False
+    found = db.execute("SELECT src, size, mtime_ns, inode, sha256 FROM file_media "
+                       "WHERE file = ? ORDER BY src", (row[0],))
+    return row[0], bytes(row[1]), tuple((s, (a, b, c), h) for s, a, b, c, h in found), \
+        bool(row[2])
+
+
+def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site: Site,
+              topics: Mapping[str, Topic]) -> tuple[list[FileRow], list[Problem], list[str]]:
+    """Read the files found again, in path order; return their rows, problems, and names
+    whose releases, hashes or problems changed."""
+    names, now, escapes = Names(root), time.time_ns(), _escapes(root)
+    rows: list[FileRow] = []
+    problems: list[Problem] = []
+    changed: list[str] = []
+    for name, _, moved in sorted(found.read, key=lambda r: r[0].replace(os.sep, "\0")):
+        below = names.below(name)
+        _, digest, old_media, vocabulary = _stored(db, below)
+        key, _, raw, problem = _read(name, limit, escapes)
+        racy = key[1] >= now - RACY_NS
+        if raw is None:
+            if vocabulary:
+                raise FullRead(name)
+            problems += [problem] if problem else []
+            changed.append(name)
+            continue
+        new_digest = file_digest(raw)
+        if digest and new_digest == digest and not moved:  # touched, not changed
+            rows.append(FileRow(name, below, key, digest, racy, vocabulary, old_media, None))
+            continue
+        if vocabulary:
+            raise FullRead(name)
+        row, found_problems = _parse(root, name, below, key, raw, site, topics, now)
+        old = digest + "".join(sha for _, _, sha in old_media).encode()
+        if digest and row.stamp == old and not found_problems:
+            row = FileRow(name, below, row.key, row.digest, row.racy, False, row.media, None)
+        else:
+            changed.append(name)
+        problems += found_problems
+        rows.append(row)
+    return rows, problems, changed
+
+
+def _parse(root: Path, name: str, below: str, key: Key, raw: bytes, site: Site,
+           topics: Mapping[str, Topic], now: int) -> tuple[FileRow, list[Problem]]:
+    """Parse and validate one file against the vocabulary (loader's rules: _entry)."""
+    problems: list[Problem] = []
+    parts = parse_file(name, raw, problems)
+    if parts.sites or parts.topics:
+        raise FullRead(name)
+    return row_of(root, name, below, _entry(root, key, raw, parts, problems, site, topics, now))
+
+
+def row_of(root: Path, name: str, below: str, entry: FileEntry) -> tuple[FileRow, list[Problem]]:
+    """Return a loader entry as the store keeps it, and its problems."""
+    return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary,
+                   media_rows(root, entry), tuple(entry.releases), entry.ids), \
+        list(entry.problems)
+
+
+def media_rows(root: Path, entry: FileEntry) -> MediaRows:
+    """Return the media files an entry names as the store keeps them (src below media/)."""
+    if not entry.media:  # most files: not even the media folder's path is worked out
+        return ()
+    folder = str(media.media_root(root))
+    return tuple(sorted((PurePosixPath(os.path.relpath(path, folder)).as_posix(), at, sha)
+                        for path, at, sha in entry.media))
+
+
+def _duplicates(db: sqlite3.Connection, root: Path, limit: int, names: Names,
+                rows: list[FileRow], removed: Collection[str]) -> list[Problem]:
+    """Report ids used twice: among the changed files, or by a file the store keeps (an
+    indexed lookup each); the files involved are read again for the lines to report."""
+    ids: dict[str, FileRow] = {}
+    owners: set[str] = set()
+    clash = False
+    changing = {row.below for row in rows if row.releases is not None} | set(removed)
+    for row in rows:
+        for rid, _ in row.ids if row.releases is not None else ():
+            clash = clash or rid in ids
+            ids[rid] = row
+            owner = db.execute("SELECT f.path FROM releases r JOIN files f ON f.id = r.file "
+                               "WHERE r.id = ?", (rid,)).fetchone()
+            if owner is not None and owner[0] not in changing:
+                owners.add(owner[0])
+    if not clash and not owners:
+        return []
+    involved = sorted({*(names.full(b) for b in owners), *(r.name for r in rows)},
+                      key=lambda n: n.replace(os.sep, "\0"))
+    return duplicate_ids((name, _ids(name, limit)) for name in involved)
+
+
+def _ids(name: str, limit: int) -> tuple[tuple[str, int | None], ...]:
+    """Return the ids a file names, with their lines (as file_releases finds them)."""
+    raw, _ = _read(name, limit, None)[2:]
+    if raw is None:
+        return ()
+    parts = parse_file(name, raw, [])
+    return tuple((mapping["id"], mapping.key_lines.get("id")) for _, mapping in parts.releases
+                 if isinstance(mapping.get("id"), str))
+
+
+def _refold(db: sqlite3.Connection, root: Path, total: int, rows: Iterable[FileRow],
+            removed: Iterable[str], names: Names) -> int:
+    """Return the version sum with the changed files' old hashes out and new ones in."""
+    rows = list(rows)
+    old = [(r.name, stamp_of(db, r.below)) for r in rows]
+    old += [(name, stamp_of(db, names.below(name))) for name in removed]
+    return versions.refold(root, total, ((n, s) for n, s in old if s is not None),
+                           ((r.name, r.stamp) for r in rows))
+
+
+def stamp_of(db: sqlite3.Connection, below: str) -> bytes | None:
+    """Return what a stored file adds to the version (None: no such file)."""
+    found, digest, kept, _ = _stored(db, below)
+    return None if found is None else digest + "".join(sha for _, _, sha in kept).encode()
+
+
+def _guard(db: sqlite3.Connection, rows: Iterable[FileRow],
+           removed: Iterable[str]) -> tuple[int, int]:
+    """Return how many served releases the change removes, and how many are served."""
+    new = {r.id for row in rows if row.releases is not None for r in row.releases}
+    replaced = [row.below for row in rows if row.releases is not None] + list(removed)
+    gone = 0
+    for below in replaced:
+        for rid, in db.execute("SELECT r.id FROM releases r JOIN files f ON f.id = r.file "
+                               "WHERE f.path = ?", (below,)):
+            gone += rid not in new
+    if not gone:  # nothing served is removed: the guard has nothing to weigh, and counting
+        return 0, 0  # the archive's releases would cost the archive
+    return gone, db.execute("SELECT count(*) FROM releases").fetchone()[0]

@@ -1,0 +1,134 @@
+"""Release <-> row of the store's `releases` table, and Site and topics <-> `meta` (JSON).
+
+Countries and topics are kept as codes and slugs apart by spaces (neither holds one), the
+rest of the lists as JSON: decoding a page of releases is most of what selecting it costs.
+The round trip is exact: every field, a date-time as written (its wall time, its zone: a
+named zone comes back as the same ZoneInfo, a fixed offset as the same offset, and `fold`),
+corrections, pictures and attachments with every field of Media.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import Release, Site, Topic
+from .facts import TOMBSTONE_DAYS, changed, hidden
+from .media import Media
+from .records import Correction
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+# The columns of `releases`, in the order of db.DDL and of encode()'s tuple.
+COLUMNS = ("key", "id", "file", "published_us", "modified_s", "hidden", "notice_until_us",
+           "published", "updated", "type", "title", "summary", "body", "url", "language",
+           "dateline", "countries", "topics", "draft", "corrections", "withdrawn",
+           "withdrawn_note", "image", "attachments")
+# What decode() reads: the release's fields (SELECT {FIELDS} FROM releases ...).
+FIELDS = ", ".join(("id", *COLUMNS[7:]))
+INSERT = f"INSERT INTO releases({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+def micros(when: datetime) -> int:
+    """Return an aware date-time as whole microseconds since the Unix epoch (exact)."""
+    return (when - _EPOCH) // _MICRO
+
+
+def when_text(when: datetime) -> str:
+    """Return a date-time as its wall time, its zone and its fold: what when_from reads."""
+    zone = when.tzinfo
+    if isinstance(zone, ZoneInfo) and zone.key is not None:
+        name = zone.key
+    elif isinstance(zone, timezone) and zone == timezone(zone.utcoffset(None)) \
+            and zone.tzname(None) == timezone(zone.utcoffset(None)).tzname(None):
+        name = f"@{zone.utcoffset(None) // _MICRO}"
+    else:
+        raise ValueError(f"{when!r}: only IANA zones and unnamed fixed offsets are stored")
+    return f"{when.replace(tzinfo=None).isoformat()} {name}" + (" 1" if when.fold else "")
+
+
+def when_from(text: str) -> datetime:
+    """Return the date-time when_text wrote."""
+    wall, name, *fold = text.split(" ")
+    zone: tzinfo = timezone(int(name[1:]) * _MICRO) if name.startswith("@") else ZoneInfo(name)
+    return datetime.fromisoformat(wall).replace(tzinfo=zone, fold=1 if fold else 0)
+
+
+def _maybe(when: datetime | None) -> str | None:
+    return None if when is None else when_text(when)
+
+
+def _media(media: Media) -> dict[str, Any]:
+    return {"src": media.src, "text": media.text, "type": media.type, "length": media.length,
+            "digest": media.digest, "file": media.file, "line": media.line,
+            "owner": media.owner, "name": media.name}
+
+
+def _media_json(media: Media | None) -> str | None:
+    return None if media is None else json.dumps(_media(media))
+
+
+def _media_from(found: dict[str, Any] | None) -> Media | None:
+    return None if found is None else Media(**found)
+
+
+def encode(release: Release, key: int, file: int) -> tuple[object, ...]:
+    """Return the row of `releases` for a release (the order of COLUMNS)."""
+    notice = None if release.withdrawn is None or release.draft \
+        else micros(release.withdrawn + TOMBSTONE_DAYS)
+    return (key, release.id, file, micros(release.published), changed(release),
+            int(hidden(release)), notice, when_text(release.published), _maybe(release.updated),
+            release.type, release.title, release.summary, release.body, release.url,
+            release.language, release.dateline, " ".join(release.countries),
+            " ".join(release.topics), int(release.draft),
+            json.dumps([(when_text(c.date), c.note) for c in release.corrections]),
+            _maybe(release.withdrawn), release.withdrawn_note, _media_json(release.image),
+            json.dumps([_media(m) for m in release.attachments]))
+
+
+def decode(row: Sequence[Any]) -> Release:
+    """Return the release of a row selected as FIELDS."""
+    (rid, published, updated, kind, title, summary, body, url, language, dateline, countries,
+     topics, draft, corrections, withdrawn, note, image, attachments) = row
+    return Release(
+        id=rid, type=kind, title=title, published=when_from(published),
+        updated=None if updated is None else when_from(updated), dateline=dateline,
+        countries=tuple(countries.split()), topics=tuple(topics.split()),
+        summary=summary, body=body, url=url, language=language, draft=bool(draft),
+        corrections=() if corrections == "[]" else tuple(
+            Correction(when_from(when), text) for when, text in json.loads(corrections)),
+        withdrawn=None if withdrawn is None else when_from(withdrawn), withdrawn_note=note,
+        image=_media_from(None if image is None else json.loads(image)),
+        attachments=() if attachments == "[]" else tuple(
+            Media(**found) for found in json.loads(attachments)))
+
+
+def site_json(site: Site) -> str:
+    """Return the site as the JSON kept in meta."""
+    return json.dumps({"title": site.title, "subtitle": site.subtitle,
+                       "publisher": site.publisher, "language": site.language,
+                       "timezone": site.timezone, "tag_authority": site.tag_authority,
+                       "types": dict(site.types), "icon": _media_json(site.icon),
+                       "logo": _media_json(site.logo)})
+
+
+def site_from(text: str) -> Site:
+    """Return the site site_json wrote."""
+    found = json.loads(text)
+    for name in ("icon", "logo"):
+        found[name] = _media_from(None if found[name] is None else json.loads(found[name]))
+    return Site(**found)
+
+
+def topics_json(topics: Mapping[str, Topic]) -> str:
+    """Return the topic vocabulary, in its order, as the JSON kept in meta."""
+    return json.dumps([(t.slug, t.label, t.description) for t in topics.values()])
+
+
+def topics_from(text: str) -> dict[str, Topic]:
+    """Return the vocabulary topics_json wrote."""
+    return {slug: Topic(slug, label, description)
+            for slug, label, description in json.loads(text)}

@@ -1,0 +1,200 @@
+"""The state directory: its files per dataset, one instance on it, a store usable or to build.
+
+Per dataset root (resolved, hashed) it holds `<src>.sqlite` (the store, and SQLite's -wal and
+-shm), `<src>.lock` (the instance lock), `<src>.held` and `<src>.accept` (guard.py). It is the
+service's alone (created 0700; another user's, or one others may write, is not used). A store
+of another schema or code, damaged or not writable, is moved aside (`.bad`, the last one kept)
+and built again; if the directory cannot be used, the store goes to a private temporary one.
+"""
+from __future__ import annotations
+
+import atexit
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import sqlite3
+import stat
+import tempfile
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import ConfigError
+from . import db, fields, media, records, rows, version, words, yamlsource
+
+log = logging.getLogger("feedsvc.statedir")
+NO_STATE = "no persistent state: restarts will cold-start"
+HEADER = b"SQLite format 3\x00"
+TO_BUILD = ("missing", "empty", "not yet built")  # a first start (or an instance-mate's build)
+
+# The code that parses, validates and encodes, fingerprinted once, at import (the code this
+# process runs, even if newer files are deployed later): new rules, a new store.
+CODE_VERSION = hashlib.sha256(b"".join(
+    module.__name__.encode() + Path(str(module.__file__)).read_bytes()
+    for module in (db, fields, media, records, rows, version, words, yamlsource))).hexdigest()[:12]
+# What the writer puts in `meta` with a full build (write.rebuild / bulkload's meta), so that
+# a store written by other code is rebuilt, never misread.
+META = {"code": CODE_VERSION}
+
+
+def state_file(state_dir: str | Path, root: str | Path, kind: str) -> Path:
+    """Name a file of the state directory for this dataset: kind "sqlite", "lock", "held"..."""
+    source = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]
+    return Path(state_dir) / f"{source}.{kind}"
+
+
+@dataclass(frozen=True)
+class Opened:
+    """Where the store is, what /readyz says of it, and whether it is to be built."""
+
+    path: Path  # in the state directory, or in a private temporary one (never None)
+    state: str  # "persistent", or NO_STATE with the reason
+    rebuild: bool  # missing, empty, or moved aside: build it from the YAML
+    persistent: bool
+
+
+# Instance locks this process holds (also through a fork: the descriptor is inherited), by path.
+_held: dict[Path, int] = {}
+
+
+def open_state(state_dir: str | Path | None, root: str | Path) -> Opened:
+    """Take the instance lock of `state_dir` and check the store of `root` in it: ConfigError
+    if another instance holds it; anything else wrong is a log line and a store to build."""
+    if state_dir is None:
+        return _temporary("FEEDSVC_STATE_DIR is off", logging.DEBUG)
+    directory = Path(state_dir)
+    try:
+        _private_dir(directory)
+        guard = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        return _temporary(f"state directory {directory} cannot be used: {error}")
+    try:
+        # Taking the lock and writing who holds it, and checking the file, are one step for the
+        # instances and instance-mates starting together (a brief flock on the directory).
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            tempfile.TemporaryFile(dir=directory).close()  # SQLite makes -wal, -shm beside it
+            _lock(state_file(directory, root, "lock"))
+        except OSError as error:
+            return _temporary(f"state directory {directory} cannot be used: {error}")
+        return _check(state_file(directory, root, "sqlite"))
+    finally:
+        os.close(guard)
+
+
+def _private_dir(directory: Path) -> None:
+    """Make the directory 0700 if missing; raise OSError if others could plant a file in it."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    found = directory.stat()
+    if found.st_uid != os.getuid() or found.st_mode & 0o022:
+        raise PermissionError(f"not private to this user (owner uid {found.st_uid}, mode "
+                              f"{stat.filemode(found.st_mode)})")
+
+
+def _lock(lock: Path) -> None:
+    """Hold `lock` for this process's life, or accept an instance-mate's; else ConfigError."""
+    if lock in _held:
+        return
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 100, 0).decode("ascii", "replace").split()
+        os.close(fd)
+        # Workers of one plain `gunicorn -w N` share a parent and a process group; another
+        # service, or another gunicorn, shares neither.
+        if holder[1:3] == [str(os.getppid()), str(os.getpgrp())]:
+            return
+        raise ConfigError(f"state directory {lock.parent} is in use by another feedsvc instance "
+                          f"(pid {holder[0] if holder else '?'}); give each its own "
+                          "FEEDSVC_STATE_DIR") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {os.getppid()} {os.getpgrp()}\n".encode(), 0)
+    _held[lock] = fd
+
+
+def _check(file: Path) -> Opened:
+    """Return the store if usable, else move it aside and say it is to be built."""
+    problem = _problem(file)
+    if problem in (None, *TO_BUILD):
+        if problem:
+            log.debug("state file %s %s: building it from the YAML", file, problem)
+        return _private_file(Opened(file, "persistent", problem is not None, True))
+    log.warning("state file %s unusable (%s): rebuilding from the YAML", file, problem)
+    try:
+        os.replace(file, file.with_name(file.name + ".bad"))
+        for side in ("-wal", "-shm"):  # a stale WAL must never be replayed into the new file
+            file.with_name(file.name + side).unlink(missing_ok=True)
+    except OSError as error:
+        return _temporary(f"state file {file} cannot be moved aside: {error}")
+    return _private_file(Opened(file, "persistent", True, True))
+
+
+def _private_file(opened: Opened) -> Opened:
+    """Create the store file 0600 if missing (SQLite gives its -wal and -shm the same mode)."""
+    os.close(os.open(opened.path, os.O_WRONLY | os.O_CREAT, 0o600))
+    return opened
+
+
+def _problem(file: Path) -> str | None:
+    """Say what is wrong with the store file: None if usable; TO_BUILD: nothing to move."""
+    try:
+        with file.open("rb") as stream:
+            found = os.fstat(stream.fileno())
+            header = stream.read(100)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as error:
+        return f"cannot be read: {error}"
+    if found.st_uid != os.getuid() or found.st_mode & 0o022:
+        return "not private to this user"
+    if not header:
+        return "empty"
+    if len(header) < 100 or not header.startswith(HEADER):
+        return "not an SQLite database"
+    page_size = int.from_bytes(header[16:18], "big")
+    size = int.from_bytes(header[28:32], "big") * (65536 if page_size == 1 else page_size)
+    # The header's page count is valid when its two change counters agree (SQLite >= 3.7.0).
+    if header[24:28] == header[92:96] and found.st_size < size:
+        return f"truncated: {found.st_size} bytes of {size}"
+    try:
+        os.close(os.open(file, os.O_RDWR))
+    except OSError as error:
+        return f"not writable: {error}"
+    return _schema_problem(file)
+
+
+def _schema_problem(file: Path) -> str | None:
+    try:
+        with closing(sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            schema = conn.execute("PRAGMA user_version").fetchone()[0]
+            if schema == 0:  # a new file, or another program's database
+                tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+                return f"not a feedsvc store: {tables} tables, no schema version" if tables \
+                    else "empty"
+            if schema != db.SCHEMA_VERSION:
+                return f"schema {schema}, this code reads {db.SCHEMA_VERSION}"
+            code = conn.execute("SELECT value FROM meta WHERE name = 'code'").fetchone()
+    except sqlite3.Error as error:
+        return f"not a feedsvc store: {error}"
+    if code is None:
+        return "not yet built"  # the schema, but no build committed
+    return None if code[0] == CODE_VERSION else f"written by other code ({code[0]})"
+
+
+def _temporary(why: str, level: int = logging.WARNING) -> Opened:
+    """A store in a private directory removed when this process ends: nothing persists."""
+    log.log(level, "%s: %s", why, NO_STATE)
+    directory = Path(tempfile.mkdtemp(prefix="feedsvc-state-"))
+    atexit.register(_remove, directory, os.getpid())
+    return _private_file(Opened(directory / "store.sqlite", f"{NO_STATE} ({why})", True, False))
+
+
+def _remove(directory: Path, owner: int) -> None:
+    if os.getpid() == owner:  # forked workers run atexit too: the maker alone removes it
+        shutil.rmtree(directory, ignore_errors=True)

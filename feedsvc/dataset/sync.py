@@ -1,0 +1,126 @@
+"""One look at the dataset for the store's one writer: plan what changed, then commit it.
+
+`look` returns the Plan of the files on disk against the store: only the changed files read
+(ingest.plan), or every file (coldstart.read_all) when the store is empty or the vocabulary
+changed, with the mass-removal guard's counts taken from the store. `commit` writes a plan in
+one transaction (write.apply, or write.rebuild for a full read); a plan with problems is
+refused and nothing is written, and a look that found nothing writes nothing at all.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from collections.abc import Collection, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from . import DatasetError
+from . import write as writer
+from .bulkload import fill
+from .catalog import Names
+from .coldstart import CHILD_LOAD_BYTES, read_all
+from .ingest import FileRow, FullRead, Plan, plan, stamp_of
+
+
+def look(db: sqlite3.Connection, root: Path, limit: int, paths: Collection[str] | None = None,
+         *, trust_stat: bool = True, child_over: int = CHILD_LOAD_BYTES) -> Plan:
+    """Return what the files on disk change in the store (nothing is written)."""
+    try:
+        return plan(db, root, limit, paths, trust_stat=trust_stat)
+    except FullRead:
+        return counted(db, root, read_all(root, limit, over=child_over))
+
+
+def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
+    """Return a full read's plan with what it removes from the store: files and releases."""
+    plan_rows = found.files
+    served = db.execute("SELECT count(*) FROM releases").fetchone()[0]
+    if not served and not db.execute("SELECT 1 FROM files LIMIT 1").fetchone():
+        return found
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS kept(name TEXT PRIMARY KEY) WITHOUT ROWID")
+    db.execute("BEGIN")  # the temporary rows in one transaction, not one each
+    try:
+        db.executemany("INSERT OR IGNORE INTO temp.kept VALUES (?)",
+                       ((found[0][1],) for row in plan_rows for found in row.prepared))
+        gone = db.execute("SELECT count(*) FROM releases WHERE id NOT IN "
+                          "(SELECT name FROM temp.kept)").fetchone()[0]
+        db.execute("DELETE FROM temp.kept")
+        db.executemany("INSERT OR IGNORE INTO temp.kept VALUES (?)",
+                       ((row.below,) for row in found.files))
+        removed = tuple(path for path, in db.execute(
+            "SELECT path FROM files WHERE path NOT IN (SELECT name FROM temp.kept) "
+            "ORDER BY path"))
+    finally:
+        db.execute("DELETE FROM temp.kept")
+        db.execute("COMMIT")  # the store itself was only read
+    changed = tuple(row.name for row in found.files if stamp_of(db, row.below) != row.stamp)
+    changed += tuple(Names(root).full(path) for path in removed)
+    problems = tuple(p.file for p in found.problems if p.file not in changed)
+    return replace(found, removed=removed, gone=gone, served=served, changed=changed,
+                   looked=changed + tuple(dict.fromkeys(problems)))
+
+
+def commit(db: sqlite3.Connection, root: Path, found: Plan,
+           extra: Mapping[str, str] | None = None) -> bool:
+    """Write a plan in one transaction, with `extra` in meta; return whether anything was
+    written. A full read gets a new "generation" (db.py).
+
+    Raise DatasetError (writing nothing) if the plan has problems.
+    """
+    if found.problems:
+        raise DatasetError(found.problems)
+    meta = {"fold": f"{found.fold:032x}", "linked": "1" if found.linked else "0",
+            "root": str(root), **(extra or {})}
+    if found.site is not None:  # a full read: its releases are plain values (bulkload.py)
+        assert found.topics is not None
+        fill(db, [(row.below, *row.key, row.digest, row.racy, row.vocabulary,
+                   [(src, *at, sha) for src, at, sha in row.media], row.prepared)
+                  for row in found.files],
+             {**meta, "version": found.version, "source": str(root),
+              "generation": secrets.token_hex(8)},
+             site=found.site, topics=found.topics)
+        return True
+    files = [_change(row) for row in found.files]
+    known = dict(db.execute("SELECT name, value FROM meta WHERE name IN ('linked', 'fold')"))
+    if not files and not found.removed and known == {k: meta[k] for k in ("linked", "fold")}:
+        return False  # nothing changed, not even a stat: no transaction, no new data_version
+    writer.apply(db, files, found.removed, version=found.version, meta=meta)
+    return True
+
+
+def _change(row: FileRow) -> writer.FileChange:
+    return writer.FileChange(row.below, *row.key, row.digest, row.releases, row.racy,
+                             row.vocabulary, tuple((src, *at, sha) for src, at, sha in row.media))
+
+
+class Looker:
+    """The writer's looks at one dataset: a look and, if valid and allowed, its commit.
+
+    A rejected (or held) look writes nothing, so the store still holds the files as they were
+    before it; the files it read are remembered here (only those: what changed, not the
+    archive) and read again by every look until a commit, so that a notification naming
+    another file still finds them invalid, as loader.update's catalog does today.
+    """
+
+    def __init__(self, db: sqlite3.Connection, root: Path, limit: int,
+                 meta: Mapping[str, str] | None = None) -> None:
+        self.db, self.root, self.limit = db, root, limit
+        self.meta = dict(meta or {})  # what every commit writes in meta (statedir.META)
+        self.pending: frozenset[str] = frozenset()
+
+    def look(self, paths: Collection[str] | None = None, *, trust_stat: bool = True,
+             child_over: int = CHILD_LOAD_BYTES) -> Plan:
+        """Return what changed since the last commit (see sync.look)."""
+        named = None if paths is None else {*paths, *self.pending}
+        found = look(self.db, self.root, self.limit, named, trust_stat=trust_stat,
+                     child_over=child_over)
+        # As a notification names them (absolute), whatever the root's spelling.
+        self.pending |= frozenset(os.path.abspath(name) for name in found.looked)
+        return found
+
+    def commit(self, found: Plan) -> bool:
+        """Write a plan (see sync.commit); the files read since the last commit are then in."""
+        written = commit(self.db, self.root, found, self.meta)
+        self.pending = frozenset()
+        return written

@@ -1,0 +1,243 @@
+"""What readers see of the store at one moment: lifecycle.View's answers, from SQL.
+
+Releases published after `now` are the keys above `upto` (db.py: the key is the feed order);
+drafts and withdrawn releases are never in the list tables or the word index, and are skipped
+in `releases` by their `hidden` column. Every answer is the same as lifecycle.View's for the
+same dataset and moment (tests/test_store_differential.py); how a page is selected is in
+selecting.py.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+
+from . import Release, Site
+from .db import key_of
+from .index import Cursor, Filters, Page
+from .rows import FIELDS, decode, micros, when_from
+from .selecting import choose
+from .served import Handle
+from .words import words
+
+LOWEST_KEY = -(1 << 62)  # below every key: nothing is visible
+
+
+@dataclass(frozen=True, slots=True)
+class Visible:
+    """One visible release as the sitemap needs it: its key (to ask for the next slice), its
+    id and the UTC second of its last change (what a sitemap writes; not decoded from the
+    release's own zone, which costs ten times as much at 50,000 a slice)."""
+
+    key: int
+    id: str
+    modified: datetime
+
+
+def _one(conn: sqlite3.Connection, sql: str, *values: object) -> int | None:
+    found = conn.execute(sql, values).fetchone()
+    return None if found is None or found[0] is None else int(found[0])
+
+
+def _upto(conn: sqlite3.Connection, now_us: int) -> int:
+    """Return the highest key published at or before `now_us` (only that second's and the
+    next's releases are passed over to find it)."""
+    below = key_of(now_us // 1_000_000 + 1, 0)
+    found = _one(conn, "SELECT key FROM releases WHERE key < ? AND published_us <= ? "
+                 "ORDER BY key DESC LIMIT 1", below, now_us)
+    return LOWEST_KEY if found is None else found
+
+
+@dataclass(frozen=True)
+class StoreView:
+    """The store as readers see it at `now`, within one read transaction (reader.py)."""
+
+    conn: sqlite3.Connection
+    index: Handle  # the version read (served.Handle: version, dataset.site/topics/source)
+    now: datetime
+    upto: int  # the highest key published at or before now
+    scheduled: int  # how many releases (of any kind) are published after now
+    expired: int  # how many tombstones have ended their notice
+
+    @property
+    def site(self) -> Site:
+        return self.index.dataset.site
+
+    @property
+    def token(self) -> str:
+        """Name what is visible: the bytes of every response depend on it and the version."""
+        return f"{self.scheduled}.{self.expired}"
+
+    @property
+    def _now_us(self) -> int:
+        return micros(self.now)
+
+    def _releases(self, keys: Sequence[int]) -> list[Release]:
+        """Return the releases of these keys, in the order given."""
+        if not keys:
+            return []
+        rows = self.conn.execute(f"SELECT key, {FIELDS} FROM releases WHERE key IN "
+                                 f"({', '.join('?' * len(keys))})", keys)
+        found = {row[0]: decode(row[1:]) for row in rows}
+        return [found[key] for key in keys]
+
+    def _cursor_key(self, cursor: Cursor) -> int:
+        """Return the highest key older than the cursor (which need not name a release)."""
+        at = micros(cursor.published)
+        found = _one(self.conn, "SELECT key FROM releases WHERE key < ? AND (published_us < ? "
+                     "OR (published_us = ? AND id < ?)) ORDER BY key DESC LIMIT 1",
+                     key_of(at // 1_000_000 + 1, 0), at, at, cursor.id)
+        return LOWEST_KEY if found is None else found
+
+    def _lowest(self, filters: Filters) -> int:
+        if filters.since is None:
+            return LOWEST_KEY
+        midnight = micros(datetime.combine(filters.since, time(), self.site.zone))
+        return key_of(-(-midnight // 1_000_000), 0)
+
+    def select(self, filters: Filters, limit: int, before: Cursor | None = None) -> Page:
+        """Return up to `limit` visible releases matching `filters`, newest first, older than
+        the cursor `before` (None: from the newest)."""
+        upper = self.upto if before is None else min(self.upto, self._cursor_key(before))
+        keys = choose(self.conn, filters, limit + 1, upper, self._lowest(filters))
+        return Page(self._releases(keys[:limit]), len(keys) > limit)
+
+    def status(self, release_id: str) -> tuple[str, Release | None]:
+        """Say what `/releases/{id}` answers: ("ok", release), ("gone", release) or
+        ("missing", None) for an unknown, draft or not yet published release."""
+        row = self.conn.execute(f"SELECT key, draft, {FIELDS} FROM releases WHERE id = ?",
+                                (release_id,)).fetchone()
+        if row is None or row[0] > self.upto or row[1]:
+            return "missing", None
+        release = decode(row[2:])
+        return ("gone" if release.withdrawn is not None else "ok"), release
+
+    def _scope(self, name: str | None) -> tuple[str, tuple[str, ...]]:
+        """Return the list table and its condition for a name (every listed release: None),
+        with the condition's value."""
+        if name is None:
+            return "releases WHERE hidden = 0", ()
+        kind, code = name.split("/", 1)
+        if kind == "countries":
+            return "release_countries WHERE country = ?", (code,)
+        return "release_topics WHERE topic = ?", (code,)
+
+    def count(self, name: str | None = None) -> int:
+        """Return how many releases are visible, in all or in one list ("countries/TH",
+        "topics/slug"): the kept count less the scheduled ones (few)."""
+        kept = _one(self.conn, "SELECT releases FROM counts WHERE scope = ?", name or "") or 0
+        scope, values = self._scope(name)
+        later = _one(self.conn, f"SELECT count(*) FROM {scope} AND key > ?",  # noqa: S608
+                     *values, self.upto) or 0
+        return kept - later
+
+    def newest(self, name: str | None = None) -> Release | None:
+        """Return the visible release changed last, in all or in one list (as
+        lifecycle.View.newest): the newest published, or an updated one changed later."""
+        scope, values = self._scope(name)
+        best: tuple[int, int] | None = None
+        newest = _one(self.conn, f"SELECT key FROM {scope} AND key <= ? "  # noqa: S608
+                      "ORDER BY key DESC LIMIT 1", *values, self.upto)
+        if newest is not None:
+            changed = _one(self.conn, "SELECT modified_s FROM releases WHERE key = ?", newest)
+            best = (changed or 0, newest)
+        updated = self.conn.execute(
+            "SELECT modified_s, key FROM release_updates WHERE scope = ? AND key <= ? "
+            "ORDER BY modified_s DESC, key DESC LIMIT 1", (name or "", self.upto)).fetchone()
+        if updated is not None and (best is None or tuple(updated) > best):
+            best = (updated[0], updated[1])
+        return None if best is None else self._releases([best[1]])[0]
+
+    def tombstones(self, filters: Filters) -> list[Release]:
+        """Return the withdrawn releases whose notice still runs, of a feed's selection."""
+        rows = self.conn.execute(f"SELECT {FIELDS} FROM releases WHERE notice_until_us > ? "
+                                 "AND key <= ?", (self._now_us, self.upto))
+        live = [decode(row) for row in rows]
+        return sorted((r for r in live if self._matches(r, filters)),
+                      key=lambda r: (r.withdrawn, r.id), reverse=True)
+
+    def _matches(self, release: Release, filters: Filters) -> bool:
+        if filters.countries and not filters.countries.intersection(release.countries):
+            return False
+        if filters.topics and not filters.topics.intersection(release.topics):
+            return False
+        if filters.words and not filters.words <= set(words(f"{release.title} "
+                                                             f"{release.summary}")):
+            return False
+        return filters.since is None or release.published >= datetime.combine(
+            filters.since, time(), self.site.zone)
+
+    @property
+    def next_publication(self) -> datetime | None:
+        """Return when the next scheduled release goes live (drafts are never), or None."""
+        found = self.conn.execute("SELECT published FROM releases WHERE key > ? AND hidden = 0 "
+                                  "ORDER BY key LIMIT 1", (self.upto,)).fetchone()
+        return None if found is None else when_from(found[0])
+
+    @property
+    def next_change(self) -> datetime | None:
+        """Return the next instant at which what is visible changes, or None."""
+        changes = [self.next_publication]
+        expiry = _one(self.conn, "SELECT min(notice_until_us) FROM releases "
+                      "WHERE notice_until_us > ?", self._now_us)
+        if expiry is not None:
+            changes.append(datetime.fromtimestamp(expiry / 10**6, self.now.tzinfo))
+        return min((c for c in changes if c is not None), default=None)
+
+    def seconds_to_change(self) -> float | None:
+        """Return how long the current responses stay true, or None (until the data changes)."""
+        change = self.next_change
+        return None if change is None else max(0.0, (change - self.now).total_seconds())
+
+    def countries(self) -> list[str]:
+        """Return the countries some release of this version names (visible now or not, hidden
+        or not: WebSub compares two versions country by country), in code order."""
+        return [scope[6:] for (scope,) in self.conn.execute(
+            "SELECT scope FROM counts WHERE scope > 'named:' AND scope < 'named;'")]
+
+    def visible(self, after: int | None, size: int) -> list[Visible]:
+        """Return up to `size` visible releases, newest first, older than the key `after`
+        (None: from the newest): the sitemap's slices as a range of keys each."""
+        upper = self.upto if after is None else min(self.upto, after - 1)
+        return self._visible(upper, size, 0)
+
+    def visible_slice(self, start: int, stop: int) -> list[Visible]:
+        """Return the visible releases ranked `start` to `stop` (excluded), newest first.
+
+        A rank is not a key: SQLite steps over the `start` newer entries of the releases'
+        b-tree (OFFSET, in C, no row read into Python). visible(after, size) costs the slice
+        alone, for a caller that walks the slices in order."""
+        start = max(start, 0)
+        return self._visible(self.upto, max(stop - start, 0), start)
+
+    def _visible(self, upper: int, size: int, skip: int) -> list[Visible]:
+        rows = self.conn.execute("SELECT key, id, modified_s FROM releases "
+                                 "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ? "
+                                 "OFFSET ?", (upper, size, skip))
+        return [Visible(key, rid, datetime.fromtimestamp(modified, UTC))
+                for key, rid, modified in rows]
+
+    def media_files(self) -> frozenset[str]:
+        """Return the src of every file below media/ the site or a visible release names (the
+        releases with media, by a partial index: the caller keeps it per version and moment)."""
+        named = [m for m in (self.site.icon, self.site.logo) if m is not None and not m.remote]
+        found = {m.src for m in named}
+        rows = self.conn.execute("SELECT image, attachments FROM releases WHERE key <= ? AND "
+                                 "hidden = 0 AND (image IS NOT NULL OR attachments <> '[]')",
+                                 (self.upto,))
+        for image, attachments in rows:
+            listed = json.loads(attachments) + ([json.loads(image)] if image else [])
+            found.update(m["src"] for m in listed if not m["src"].startswith("https://"))
+        return frozenset(found)
+
+
+def view_at(conn: sqlite3.Connection, index: Handle, now: datetime) -> StoreView:
+    """Return what readers see of the store at `now` (three index lookups)."""
+    now_us = micros(now)
+    upto = _upto(conn, now_us)
+    scheduled = _one(conn, "SELECT count(*) FROM releases WHERE key > ?", upto) or 0
+    tombstones = _one(conn, "SELECT releases FROM counts WHERE scope = 'tombstones'") or 0
+    live = _one(conn, "SELECT count(*) FROM releases WHERE notice_until_us > ?", now_us) or 0
+    return StoreView(conn, index, now, upto, scheduled, tombstones - live)

@@ -1,0 +1,281 @@
+"""The store's one writer: a whole dataset (rebuild), or the files that changed (apply), each
+in one transaction, so that a reader sees the version before or the version after, never a mix.
+
+A release's key is its UTC second and its rank among the releases of that second (db.py): a
+change renumbers the releases of the seconds it touches, so the file holds the same rows as a
+rebuild of the same dataset would.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+from . import Dataset, Release, Site, Topic
+from .db import RANK_BITS, key_of, second_of
+from .facts import hidden
+from .rows import FIELDS, INSERT, decode, encode, micros, site_json, topics_json
+from .selecting import country_tag, topic_tag
+from .words import words
+
+MediaRow = tuple[str, int, int, int, str]  # src below media/, size, mtime_ns, inode, sha256 hex
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file of the dataset as the catalog keeps it, and the releases it holds (None, when
+    its bytes did not change: its releases stay as they are)."""
+
+    path: str  # below the dataset root, as version.py names it
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: bytes
+    releases: Sequence[Release] | None
+    racy: bool = False  # its stat is too recent to trust
+    vocabulary: bool = False  # it holds the site or the topics
+    media: Sequence[MediaRow] = ()
+
+
+def _names(release: Release) -> list[str]:
+    return [*(f"countries/{c}" for c in release.countries),
+            *(f"topics/{t}" for t in release.topics)]
+
+
+def document(title: str, summary: str, countries: Iterable[str], topics: Iterable[str]) -> str:
+    """Return a listed release's document in the word index: the words of its title and
+    summary, and a tag per country and topic (selecting.py)."""
+    return " ".join([*dict.fromkeys(words(f"{title} {summary}")), *map(country_tag, countries),
+                     *map(topic_tag, topics)])
+
+
+def indexed_words(release: Release) -> str:
+    """Return a release's document in the word index (see document)."""
+    return document(release.title, release.summary, release.countries, release.topics)
+
+
+_COUNTRIES = "INSERT INTO release_countries VALUES (?, ?)"
+_TOPICS = "INSERT INTO release_topics VALUES (?, ?)"
+_PAIRS = "INSERT INTO release_pairs VALUES (?, ?, ?)"
+_WORDS = "INSERT INTO release_words(rowid, words) VALUES (?, ?)"
+_UPDATES = "INSERT INTO release_updates VALUES (?, ?, ?)"
+
+
+class _Writer:
+    """Rows going in and out of one transaction, with the counts they change. Rows going in
+    wait in lists, written by one executemany a table (flush): a rebuild of 100,000 releases
+    makes six calls into SQLite, not six a release."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.counts: dict[str, int] = {}
+        self.keys: list[int] = []  # the releases put in: written by this commit
+        self.waiting: dict[str, list[tuple[object, ...]]] = {
+            sql: [] for sql in (INSERT, _COUNTRIES, _TOPICS, _PAIRS, _WORDS, _UPDATES)}
+
+    def _count(self, scope: str, by: int) -> None:
+        self.counts[scope] = self.counts.get(scope, 0) + by
+
+    def insert(self, release: Release, key: int, file: int) -> None:
+        """Put a release in every table that holds it (when flushed)."""
+        waiting = self.waiting
+        waiting[INSERT].append(encode(release, key, file))
+        self.keys.append(key)
+        for country in release.countries:
+            self._count(f"named:{country}", 1)
+        if release.withdrawn is not None and not release.draft:
+            self._count("tombstones", 1)
+        if hidden(release):
+            return
+        waiting[_COUNTRIES] += ((c, key) for c in release.countries)
+        waiting[_TOPICS] += ((t, key) for t in release.topics)
+        waiting[_PAIRS] += ((c, t, key) for c in release.countries for t in release.topics)
+        waiting[_WORDS].append((key, indexed_words(release)))
+        scopes = ["", *_names(release)]
+        if release.updated is not None:
+            modified = int(release.modified.timestamp())  # facts.changed()
+            waiting[_UPDATES] += ((scope, modified, key) for scope in scopes)
+        for scope in scopes:
+            self._count(scope, 1)
+
+    def flush(self) -> None:
+        """Write the rows waiting to go in."""
+        for sql, rows in self.waiting.items():
+            self.conn.executemany(sql, rows)
+            rows.clear()
+
+    def delete(self, release: Release, key: int) -> None:
+        """Take a release out of every table that holds it."""
+        conn = self.conn
+        conn.execute("DELETE FROM releases WHERE key = ?", (key,))
+        for country in release.countries:
+            self._count(f"named:{country}", -1)
+        if release.withdrawn is not None and not release.draft:
+            self._count("tombstones", -1)
+        if hidden(release):
+            return
+        # By their whole primary keys: each a search, not a scan of the list tables.
+        conn.executemany("DELETE FROM release_countries WHERE country = ? AND key = ?",
+                         ((c, key) for c in release.countries))
+        conn.executemany("DELETE FROM release_topics WHERE topic = ? AND key = ?",
+                         ((t, key) for t in release.topics))
+        conn.executemany("DELETE FROM release_pairs WHERE country = ? AND topic = ? AND key = ?",
+                         ((c, t, key) for c in release.countries for t in release.topics))
+        if release.updated is not None:
+            modified = int(release.modified.timestamp())
+            conn.executemany("DELETE FROM release_updates WHERE scope = ? AND modified_s = ? "
+                             "AND key = ?", ((s, modified, key) for s in ("", *_names(release))))
+        conn.execute("INSERT INTO release_words(release_words, rowid, words) "
+                     "VALUES ('delete', ?, ?)", (key, indexed_words(release)))
+        for scope in ("", *_names(release)):
+            self._count(scope, -1)
+
+    def save_counts(self) -> None:
+        self.flush()
+        for scope, change in self.counts.items():
+            if change:
+                self.conn.execute(
+                    "INSERT INTO counts VALUES (?, ?) ON CONFLICT(scope) "
+                    "DO UPDATE SET releases = releases + excluded.releases", (scope, change))
+        self.conn.executemany("DELETE FROM counts WHERE scope = ? AND releases = 0",
+                              ((scope,) for scope in self.counts))
+        self.counts.clear()
+
+
+def _save_meta(conn: sqlite3.Connection, values: Mapping[str, str]) -> None:
+    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+
+
+def _meta(version: str, site: Site | None, topics: Mapping[str, Topic] | None,
+          source: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
+    found = {"version": version, **(extra or {})}
+    if site is not None:
+        found["site"] = site_json(site)
+    if topics is not None:
+        found["topics"] = topics_json(topics)
+    if source is not None:
+        found["source"] = source
+    return found
+
+
+def _put_file(conn: sqlite3.Connection, change: FileChange) -> int:
+    """Insert or update a file of the catalog, with its media; return its id."""
+    found = conn.execute(
+        "INSERT INTO files(path, size, mtime_ns, inode, sha256, racy, vocabulary) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET size = excluded.size, "
+        "mtime_ns = excluded.mtime_ns, inode = excluded.inode, sha256 = excluded.sha256, "
+        "racy = excluded.racy, vocabulary = excluded.vocabulary RETURNING id",
+        (change.path, change.size, change.mtime_ns, change.inode, change.sha256,
+         int(change.racy), int(change.vocabulary))).fetchone()
+    file = int(found[0])
+    conn.execute("DELETE FROM file_media WHERE file = ?", (file,))
+    conn.executemany("INSERT INTO file_media VALUES (?, ?, ?, ?, ?, ?)",
+                     ((file, *media) for media in change.media))
+    return file
+
+
+def _order(release: Release) -> tuple[int, str]:
+    return micros(release.published), release.id
+
+
+def _in_second(conn: sqlite3.Connection, second: int) -> list[tuple[Release, int, int]]:
+    """Return the releases stored in a second, with their keys and files."""
+    low = key_of(second, 0)
+    rows = conn.execute(f"SELECT key, file, {FIELDS} FROM releases WHERE key BETWEEN ? AND ?",
+                        (low, low + (1 << RANK_BITS) - 1))
+    return [(decode(row[2:]), row[0], row[1]) for row in rows]
+
+
+def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterable[str], *,
+          version: str, site: Site | None = None, topics: Mapping[str, Topic] | None = None,
+          source: str | None = None, meta: Mapping[str, str] | None = None) -> None:
+    """Put the changed files and their releases, take out the removed files and theirs, and
+    record the new version (and site, topics, source and catalog facts when given): in one
+    transaction, rolled back whole on any error."""
+    writer = _Writer(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        seconds: dict[int, list[tuple[Release, int]]] = {}  # the releases coming in, by second
+        gone: list[str] = list(removed)
+        for path in gone:
+            _drop_releases(writer, path, seconds)
+        conn.executemany("DELETE FROM file_media WHERE file = (SELECT id FROM files "
+                         "WHERE path = ?)", ((p,) for p in gone))
+        conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in gone))
+        for change in files:
+            if change.releases is not None:
+                _drop_releases(writer, change.path, seconds)
+            file = _put_file(conn, change)
+            for release in change.releases or ():
+                seconds.setdefault(micros(release.published) // 1_000_000, []).append(
+                    (release, file))
+        for second, coming in sorted(seconds.items()):
+            _renumber(writer, second, coming)
+        writer.save_counts()
+        _save_meta(conn, _meta(version, site, topics, source, meta))
+        _mark_written(writer)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _mark_written(writer: _Writer) -> None:
+    """Move the commit counter, and mark the releases put in as written by it (db.py), so that
+    a reader can ask what changed since a commit without a pass over the archive."""
+    conn = writer.conn
+    found = conn.execute("SELECT value FROM meta WHERE name = 'commit'").fetchone()
+    commit = (0 if found is None else int(found[0])) + 1
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('commit', ?)", (str(commit),))
+    conn.executemany("UPDATE releases SET written = ? WHERE key = ?",
+                     ((commit, key) for key in writer.keys))
+
+
+def _drop_releases(writer: _Writer, path: str, seconds: dict[int, list[tuple[Release, int]]]
+                   ) -> None:
+    """Take out the releases of a file, noting their seconds (to be numbered again)."""
+    rows = writer.conn.execute(
+        f"SELECT key, {FIELDS} FROM releases WHERE file = (SELECT id FROM files WHERE path = ?)",
+        (path,)).fetchall()
+    for row in rows:
+        writer.delete(decode(row[1:]), row[0])
+        seconds.setdefault(second_of(row[0]), [])
+
+
+def _renumber(writer: _Writer, second: int, coming: list[tuple[Release, int]]) -> None:
+    """Number the releases of one second again, with those coming in, by (published, id)."""
+    staying = _in_second(writer.conn, second)
+    for release, key, _ in staying:
+        writer.delete(release, key)
+    every = sorted([(r, f) for r, _, f in staying] + coming, key=lambda pair: _order(pair[0]))
+    for rank, (release, file) in enumerate(every):
+        writer.insert(release, key_of(second, rank), file)
+
+
+def rebuild(conn: sqlite3.Connection, dataset: Dataset, files: Iterable[FileChange],
+            meta: Mapping[str, str] | None = None) -> None:
+    """Replace everything in the store by a dataset and the files it was read from (each
+    FileChange naming the releases it holds), in one transaction."""
+    writer = _Writer(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table in ("releases", "release_countries", "release_topics", "release_pairs",
+                      "release_updates", "counts", "meta", "file_media", "files"):
+            conn.execute(f"DELETE FROM {table}")  # noqa: S608 (a name)
+        conn.execute("INSERT INTO release_words(release_words) VALUES ('delete-all')")
+        file_of: dict[str, int] = {}
+        for change in files:
+            file = _put_file(conn, change)
+            file_of.update((r.id, file) for r in change.releases or ())
+        oldest_first = reversed(dataset.releases)
+        for second, group in groupby(oldest_first, key=lambda r: micros(r.published) // 10**6):
+            for rank, release in enumerate(sorted(group, key=_order)):
+                writer.insert(release, key_of(second, rank), file_of[release.id])
+        writer.save_counts()
+        _save_meta(conn, _meta(dataset.version, dataset.site, dataset.topics, dataset.source,
+                               meta))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,218 @@
+"""The state file under a real gunicorn (gevent workers, the shipped config): what a crash
+inside a publish, a damaged or missing file and a second instance on the same directory do
+to what is served. Every claim is checked through HTTP, and the file with SQLite itself."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from feedsvc import create_app
+from feedsvc.dataset.statedir import NO_STATE, state_file
+
+from .servers import ROOT, free_port
+from .test_gunicorn import Server, start, stop, until
+from .test_gunicorn_reload import every_worker, worker_pids
+
+WORKERS = 2
+RELEASE = "releases/pr-2005-002.yaml"
+CONF = """import sys
+sys.path.insert(0, {root!r})
+exec(compile(open({deploy!r}).read(), {deploy!r}, "exec"))
+import tests.state_hold  # noqa: E402,F401
+"""
+
+
+def edit(data: Path, title: str) -> None:
+    path = data / RELEASE
+    text = path.read_text(encoding="utf-8")
+    old = next(line for line in text.splitlines() if line.startswith("title:"))
+    path.write_text(text.replace(old, f"title: {title}"), encoding="utf-8")
+
+
+def cold(data: Path) -> Flask:
+    """An app started from nothing on the same files: what the service must serve."""
+    return create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_BASE_URL": "https://feeds.example.org/",
+                       "FEEDSVC_SNAPSHOT_DIR": None})
+
+
+def version_of(app: Flask) -> str:
+    return str(app.test_client().get("/readyz").get_json()["dataset"]["version"])
+
+
+def serving(server: Server, version: str) -> Callable[[], bool]:
+    return every_worker(server, WORKERS, lambda r: r["dataset"]["version"] == version)
+
+
+def launch(data: Path, tmp: Path, name: str, state: Path, **extra: str) -> Server:
+    return start(data, tmp / f"{name}.log", 1, WORKERS,
+                 {**at(state), **extra})
+
+
+def at(state: Path) -> dict[str, str]:
+    """The state directory, by both its names (the tests' session sets the older one)."""
+    return {"FEEDSVC_STATE_DIR": str(state), "FEEDSVC_SNAPSHOT_DIR": str(state)}
+
+
+def test_a_publish_reaches_every_worker_without_a_refork(dataset_dir: Path,
+                                                        tmp_path: Path) -> None:
+    server = launch(dataset_dir, tmp_path, "g", tmp_path / "state")
+    try:
+        until(serving(server, version_of(cold(dataset_dir))))
+        pids = worker_pids(server)
+        edit(dataset_dir, "Published while serving")
+        until(serving(server, version_of(cold(dataset_dir))))
+        assert worker_pids(server) == pids  # the same workers read the new commit
+        body = server.get("/feeds/all.rss")[2]
+        assert b"Published while serving" in body
+    finally:
+        stop(server)
+
+
+def test_a_kill_inside_the_publish_transaction_restarts_to_the_last_commit(
+        dataset_dir: Path, tmp_path: Path) -> None:
+    state, hold = tmp_path / "state", tmp_path / "hold"
+    conf = tmp_path / "gunicorn-hold.conf.py"
+    conf.write_text(CONF.format(root=str(ROOT), deploy=str(ROOT / "deploy/gunicorn.conf.py")),
+                    encoding="utf-8")
+    before = version_of(cold(dataset_dir))
+    server = launch(dataset_dir, tmp_path, "first", state, STATE_HOLD_FILE=str(hold))
+    server.expect_failure = True
+    server.process.terminate()
+    server.process.wait(timeout=20)  # the first start built the store; now the held one
+    server = start(dataset_dir, tmp_path / "held.log", 1, WORKERS,
+                   {**at(state), "STATE_HOLD_FILE": str(hold)},
+                   conf=str(conf))
+    hold.touch()
+    workers = worker_pids(server)
+    edit(dataset_dir, "Written when the master died")
+    until(Path(f"{hold}.reached").exists)  # the master is inside the write transaction
+    for pid in (server.process.pid, *workers):
+        os.kill(pid, signal.SIGKILL)
+    server.process.wait(timeout=20)
+    hold.unlink()
+    store = state_file(state, dataset_dir, "sqlite")
+    with sqlite3.connect(store) as conn:  # SQLite's own recovery: the WAL's last commit
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone() \
+            == (before,)
+    server = launch(dataset_dir, tmp_path, "after", state)
+    try:  # served at once, then the start check publishes the file, on every worker
+        until(serving(server, version_of(cold(dataset_dir))))
+        assert b"Written when the master died" in server.get("/feeds/all.rss")[2]
+        assert "unusable" not in server.log.read_text()  # the file was used, not rebuilt
+    finally:
+        stop(server)
+
+
+def _deleted(store: Path) -> None:
+    store.unlink()
+
+
+def _truncated(store: Path) -> None:
+    store.write_bytes(store.read_bytes()[: store.stat().st_size // 2])
+
+
+def _garbage(store: Path) -> None:
+    store.write_bytes(b"\x00garbage\xff" * 4096)
+
+
+@pytest.mark.parametrize("damage", [_deleted, _truncated, _garbage])
+def test_a_damaged_state_file_starts_from_the_yaml(dataset_dir: Path, tmp_path: Path,
+                                                  damage: Callable[[Path], None]) -> None:
+    state = tmp_path / "state"
+    first = launch(dataset_dir, tmp_path, "first", state)
+    stop(first)  # a clean stop: the WAL checkpointed into the file
+    store = state_file(state, dataset_dir, "sqlite")
+    damage(store)
+    for side in ("-wal", "-shm"):
+        Path(f"{store}{side}").unlink(missing_ok=True)
+    server = launch(dataset_dir, tmp_path, "second", state)
+    try:
+        expected = cold(dataset_dir)
+        until(serving(server, version_of(expected)))
+        assert server.get("/feeds/all.atom")[2] == expected.test_client().get(
+            "/feeds/all.atom").get_data()
+        lines = [json.loads(line)["message"] for line in server.log.read_text().splitlines()
+                 if line.startswith("{") and str(store) in line]
+        if damage is _deleted:  # a cache deleted: a first start, nothing to warn of
+            assert lines == []
+        else:
+            assert len(lines) == 1 and "unusable" in lines[0], lines  # one line, the file
+        ready = json.loads(server.get("/readyz")[2])
+        assert (ready["status"], ready["dataset"]["state"]) == ("ok", "persistent")
+    finally:
+        stop(server)
+
+
+def test_an_unusable_state_directory_serves_and_says_restarts_will_cold_start(
+        dataset_dir: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)  # others could plant a file in it: not used
+    server = launch(dataset_dir, tmp_path, "g", state)
+    try:
+        until(serving(server, version_of(cold(dataset_dir))))
+        ready = json.loads(server.get("/readyz")[2])
+        assert ready["status"] == "ok" and ready["dataset"]["state"].startswith(NO_STATE)
+        assert str(state) in ready["dataset"]["state"]
+    finally:
+        stop(server)
+
+
+def test_a_second_instance_on_the_same_state_directory_refuses_to_start(
+        dataset_dir: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    server = launch(dataset_dir, tmp_path, "first", state)
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update(FEEDSVC_BIND=f"127.0.0.1:{free_port()}", FEEDSVC_WORKERS="2",
+                   FEEDSVC_DATA=str(dataset_dir), **at(state))
+        # A service of its own, as systemd or a container starts it: its own session.
+        second = subprocess.run([sys.executable, "-m", "gunicorn", "-c",
+                                 "deploy/gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60,
+                                start_new_session=True)
+        assert second.returncode != 0
+        assert "in use by another feedsvc instance" in second.stderr
+        assert f"pid {server.process.pid}" in second.stderr
+        assert server.get("/feeds/all.rss")[0] == 200  # the first goes on serving
+    finally:
+        stop(server)
+
+
+def test_plain_gunicorn_workers_share_one_state_directory(dataset_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """`gunicorn -w 3` without the shipped config: every worker starts the app, they are
+    instance-mates (not refused), and every one serves the same version."""
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    port = free_port()
+    env.update(FEEDSVC_DATA=str(dataset_dir), FEEDSVC_BASE_URL="https://feeds.example.org/",
+               **at(tmp_path / "state"))
+    log = tmp_path / "plain.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "3", "-b",
+                                    f"127.0.0.1:{port}", "wsgi:app"], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    server = Server(process, f"http://127.0.0.1:{port}", log, tmp_path)
+    try:
+        expected = version_of(cold(dataset_dir))
+        until(lambda: process.poll() is None and _answers(server))
+        until(every_worker(server, 3, lambda r: r["dataset"]["version"] == expected))
+    finally:
+        stop(server)
+
+
+def _answers(server: Server) -> bool:
+    try:
+        return server.get("/healthz")[0] == 200
+    except OSError:
+        return False

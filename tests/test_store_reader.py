@@ -1,0 +1,113 @@
+"""The store's reader: one version per read while the writer commits, a connection per thread
+and per process (never one inherited across a fork), unusable files reported."""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feedsvc.config import BUNDLED_DATA
+from feedsvc.dataset import load_dataset
+from feedsvc.dataset.db import Unusable, connect
+from feedsvc.dataset.index import Filters
+from feedsvc.dataset.reader import Reader
+from feedsvc.dataset.write import FileChange, apply
+
+from .storecheck import build_store
+
+
+def _publish(path: Path, rid: str, when: datetime, version: str) -> None:
+    dataset = load_dataset(BUNDLED_DATA)
+    release = replace(dataset.releases[0], id=rid, title="Added while a read runs",
+                      published=when)
+    conn = connect(path, write=True)
+    apply(conn, [FileChange(f"releases/{rid}.yaml", 1, 1, 1, b"\3" * 16, (release,))], [],
+          version=version)
+    conn.close()
+
+
+def test_a_read_sees_one_version_while_the_writer_commits(tmp_path: Path) -> None:
+    dataset = load_dataset(BUNDLED_DATA)
+    path = tmp_path / "store.sqlite3"
+    reader = build_store(dataset, path)
+    now = datetime(2030, 1, 1, tzinfo=dataset.site.zone)
+    assert not reader.changed()
+    with reader.read() as snapshot:
+        view = snapshot.view_at(now)
+        before = [r.id for r in view.select(Filters(), 5).releases]
+        _publish(path, "pr-added", now - timedelta(days=1), "v-after")
+        # The commit is done; this read still sees the version it began with, in full.
+        assert snapshot.version == dataset.version
+        assert [r.id for r in snapshot.view_at(now).select(Filters(), 5).releases] == before
+        assert view.count() == len(dataset.releases)
+        assert view.status("pr-added") == ("missing", None)
+    assert reader.changed()
+    with reader.read() as snapshot:
+        assert snapshot.version == "v-after"
+        view = snapshot.view_at(now)
+        assert [r.id for r in view.select(Filters(), 2).releases] == ["pr-added", before[0]]
+        assert view.count() == len(dataset.releases) + 1
+    assert not reader.changed()
+    _publish(path, "pr-added-2", now - timedelta(days=2), "v-3")
+    with reader.read() as snapshot:  # the next read, again: no restart, no re-open
+        assert snapshot.version == "v-3"
+        assert snapshot.view_at(now).status("pr-added-2")[0] == "ok"
+
+
+def test_each_thread_reads_through_its_own_connection(tmp_path: Path) -> None:
+    reader = build_store(load_dataset(BUNDLED_DATA), tmp_path / "store.sqlite3")
+    used: list[int] = []
+
+    def read() -> None:
+        with reader.read() as snapshot:
+            used.append(id(snapshot.conn))
+            snapshot.view_at(datetime(2030, 1, 1, tzinfo=snapshot.site.zone)).count()
+
+    read()
+    read()
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        thread.join()  # one after the other: the second thread may reuse the first's id
+    assert used[0] == used[1] and used[2] != used[0]
+    assert len({id(c) for c in reader._conns.values()}) >= 2
+
+
+def test_a_forked_process_opens_its_own_connection(tmp_path: Path) -> None:
+    dataset = load_dataset(BUNDLED_DATA)
+    reader = build_store(dataset, tmp_path / "store.sqlite3")
+    with reader.read() as snapshot:
+        parent = id(snapshot.conn)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it read through, then leave at once
+        try:
+            with reader.read() as snapshot:
+                count = snapshot.view_at(datetime(2030, 1, 1, tzinfo=snapshot.site.zone)).count()
+                own = id(snapshot.conn) != parent and len(reader._inherited) == 1
+            os.write(write_end, f"{int(own)} {count}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 100).decode()
+    os.waitpid(pid, 0)
+    assert answer == f"1 {len(dataset.releases)}"
+    with reader.read() as snapshot:  # the parent's connection is its own still
+        assert id(snapshot.conn) == parent
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "empty"])
+def test_an_unusable_file_is_reported(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "store.sqlite3"
+    if damage == "garbage":
+        path.write_bytes(b"\x00garbage" * 1000)
+    elif damage == "empty":
+        connect(path, write=True).close()  # a schema, but no dataset written yet
+    reader = Reader(path)
+    with pytest.raises(Unusable):
+        with reader.read():
+            pass
