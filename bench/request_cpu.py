@@ -35,6 +35,8 @@ from bench.archives import archive, publish, table, workdir  # noqa: E402
 BUDGET_MS = 20.0
 # {n}: a different request each time (a new key: a miss). The worst shapes of
 # bench/hostile_mix.py, and the pages built once per dataset version.
+COMMON = ("held a in at on and workers employers organizations the of governments brings "
+          "together representatives new ilo for").split()  # the most common first
 SHAPES = {
     "RSS, limit=100": "/feeds/all.rss?limit=100&since=20{y:02d}-{m:02d}-01",
     "Atom, limit=100": "/feeds/all.atom?limit=100&since=20{y:02d}-{m:02d}-01",
@@ -46,10 +48,12 @@ SHAPES = {
     # The archive's 18 most common words, which about a quarter of its releases all hold (a
     # full page of matches), in 4 countries and 3 topics; `since` before the archive's first
     # release: a new key each time for the same worst case.
-    **{f"{kind}, 18 common words, 4 countries, 3 topics, limit=100": path + "?limit=100&"
+    # A code that bounds q below 18 words answers those with a 400 naming q (issue 19 allows
+    # it): the table says so, and the same shape with 12 words (the store's bound) is measured.
+    **{f"{kind}, {n} common words, 4 countries, 3 topics, limit=100": path + "?limit=100&"
        "since=2004-{m9:02d}-{d:02d}&country=th,cn,id,ph&topic=social-dialogue,labour-migration,"
-       "social-security&q=held+a+in+at+on+and+workers+employers+organizations+the+of+"
-       "governments+brings+together+representatives+new+ilo+for"
+       "social-security&q=" + "+".join(COMMON[:n])
+       for n in (18, 12)
        for kind, path in (("RSS", "/feeds/all.rss"), ("Atom", "/feeds/all.atom"),
                           ("JSON Feed", "/feeds/all.json"), ("HTML home page", "/"))},
     "home page, limit=100": "/?limit=100&since=20{y:02d}-{m:02d}-01",
@@ -85,18 +89,24 @@ def measure(data: Path, runs: int, releases_in: int) -> dict[str, list[float]]:
     shapes = {name: path for name, path in SHAPES.items()  # a sitemap index from 50,001 URLs
               if "/sitemaps/" not in path or releases_in > 50_000}
     times: dict[str, list[float]] = {name: [] for name in shapes}
+    refused: set[str] = set()
     for n in range(-2, runs):  # two of each first: what is built once per process
         for name, template in shapes.items():
             path = template.format(n=n, y=5 + n % 15, m=1 + n % 12, release=releases[n],
                                    m9=1 + n % 9, d=1 + n % 28)
             gc.collect()  # each request pays for its own garbage, not for the one before
             started = time.thread_time()
-            status = client.get(path).status_code
+            response = client.get(path)
+            status = response.status_code
             took = (time.thread_time() - started) * 1000
-            assert status == 200, (path, status)
+            if status == 400 and "words" in name and "q" in response.get_data(as_text=True):
+                refused.add(name)  # q's bound, named in the 400, as the issue allows
+            else:
+                assert status == 200, (path, status)
             if n >= 0:
                 times[name].append(took)
-    return times
+    return {f"{name} (400: q's bound)" if name in refused else name: took
+            for name, took in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,9 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, took in ours.items():
         row = [name, f"{statistics.median(took):.1f}", f"{max(took):.1f}",
                "met" if max(took) <= BUDGET_MS else "MISSED"]
-        if base is not None:
-            row[1:1] = [f"{statistics.median(base[name]):.1f}", f"{max(base[name]):.1f}"]
-            row.append(f"{statistics.median(took) / statistics.median(base[name]):.2f}×")
+        if base is not None:  # the same shape, whichever code refused it
+            shape = {key.split(" (400")[0]: value for key, value in base.items()}
+            before = shape[name.split(" (400")[0]]
+            row[1:1] = [f"{statistics.median(before):.1f}", f"{max(before):.1f}"]
+            row.append(f"{statistics.median(took) / statistics.median(before):.2f}×")
         rows.append(row)
     headers = ["shape", "CPU ms median", "CPU ms max", f"≤ {BUDGET_MS:.0f} ms"]
     if base is not None:
