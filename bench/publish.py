@@ -5,7 +5,8 @@ For N releases (default 100,000) written by `feedsvc synth N DIR --split`:
 - under gunicorn with W workers (default 2): CPU of the whole process tree while the dataset
   sits idle; then one release added, edited and deleted: seconds until every worker serves the
   new version, CPU of the tree for it, process-tree RSS at its peak (sampled every 20 ms) and
-  PSS after, against steady state.
+  PSS after, against steady state. Targets are issue 19's (served ≤ 2 s, ≤ 0.2 CPU-s; idle
+  ≤ 0.02 CPU-s per 20 s); the idle window starts once the start check is done.
 Run: python bench/publish.py [N] [WORKERS] [--before TREE] [--idle S] [--out FILE]
 (--before: another feedsvc source tree, e.g. a `git worktree` of main, measured in the same run
 after this one, with each figure's ratio this / before; --idle: the idle window, 20 s by
@@ -32,7 +33,7 @@ from startup import PROBE, memory, ran_from, tree_env
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERVAL = 5
-POLL_S, ASKS = 0.5, 5  # how often a change is asked about over HTTP; asks to price one
+POLL_S, ASKS = 0.2, 5  # how often a change is asked about over HTTP; asks to price one
 SPREAD_LIMIT_S = 600
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -206,7 +207,9 @@ def gunicorn_rows(data: Path, snapshots: Path, count: int, workers: int, tree: P
                   idle_s: float = 20.0) -> list[Row]:
     server = Server(data, snapshots, workers, tree)
     try:
-        server.wait(lambda r: r["status"] == "ok")
+        # The start check (a restart's look at every file, 15 s at 1,000,000 before issue 19)
+        # is start-up work, not watching: the idle window starts once every worker says done.
+        server.wait(lambda r: r["status"] == "ok" and r["dataset"].get("start_check") == "done")
         time.sleep(5)  # let start-up work finish before the idle window
         cpu = tree_cpu(server.process.pid)
         time.sleep(idle_s)  # the idle window itself: what watching costs
@@ -217,12 +220,14 @@ def gunicorn_rows(data: Path, snapshots: Path, count: int, workers: int, tree: P
             ("one release edited", lambda: write(new, release_text(1, "Edited")), count + 1),
             ("one release deleted", lambda: new.unlink(), count),
         ]
-        rows: list[Row] = [("idle watching, % of one core", "≤ 1", idle, "{:.2f}")]
+        rows: list[Row] = [("idle watching, % of one core", "≤ 1", idle, "{:.2f}"),
+                           ("idle watching, CPU s per 20 s", "≤ 0.02", idle / 100 * 20,
+                            "{:.3f}")]
         for name, change, releases in steps:
             m = measure_change(server, change, releases, server.readyz()["dataset"]["version"])
             rows += [
-                (f"{name}: served by every worker, s", f"≤ {INTERVAL + 2}", m["latency"], "{:.2f}"),
-                (f"{name}: CPU of the process tree, s", "≤ 2", m["cpu"], "{:.2f}"),
+                (f"{name}: served by every worker, s", "≤ 2", m["latency"], "{:.2f}"),
+                (f"{name}: CPU of the process tree, s", "≤ 0.2", m["cpu"], "{:.2f}"),
                 (f"{name}: peak RSS / steady (tree)", "≤ 1.5", m["peak_rss"] / m["steady_rss"],
                  "{:.2f}"),
                 (f"{name}: PSS after / before (tree)", "≤ 1.2", m["after_pss"] / m["steady_pss"],
@@ -240,6 +245,9 @@ def measure(data: Path, scratch: Path, count: int, workers: int, trees: dict[str
             idle_s: float) -> dict[str, list[Row]]:
     """Return each tree's rows: its starts made beside the other's, then its gunicorn alone."""
     starts: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
+    # With --state, a state an earlier run left: the first start is a restart too.
+    first = "first start (kept state)" if any((scratch / f"{label}-snapshots").is_dir()
+                                              for label in trees) else "cold start"
     for _ in ("cold", "restart"):  # the second start of a tree restarts from the first's snapshot
         for label, tree in trees.items():
             starts[label].append(start_app(data, scratch / f"{label}-snapshots", tree))
@@ -247,8 +255,8 @@ def measure(data: Path, scratch: Path, count: int, workers: int, trees: dict[str
     for label, tree in trees.items():
         cold, warm = starts[label]
         rows: list[Row] = [
-            ("cold start, s", "≤ 8", cold["total"], "{:.2f}"),
-            ("cold start, CPU s", "", cold["cpu"], "{:.2f}"),
+            (f"{first}, s", "≤ 8", cold["total"], "{:.2f}"),
+            (f"{first}, CPU s", "", cold["cpu"], "{:.2f}"),
             ("restart from snapshot, s", "≤ 1", warm["total"], "{:.2f}"),
             ("restart from snapshot, CPU s", "", warm["cpu"], "{:.2f}"),
             ("restart RSS, MB", "", warm["rss"], "{:.0f}"),
@@ -259,11 +267,11 @@ def measure(data: Path, scratch: Path, count: int, workers: int, trees: dict[str
 
 
 def main(count: int, workers: int, before: Path | None = None, idle_s: float = 20.0,
-         out: Path | None = None) -> None:
+         out: Path | None = None, state: Path | None = None) -> None:
     data = split_archive(count)
     trees = {"this": ROOT, **({"before": before.resolve()} if before else {})}
     with tempfile.TemporaryDirectory(prefix="feedsvc-publish-") as tmp:
-        found = measure(data, Path(tmp), count, workers, trees, idle_s)
+        found = measure(data, state or Path(tmp), count, workers, trees, idle_s)
     load = os.getloadavg()[0]
     rows = []
     for n, (what, target, figure, form) in enumerate(found["this"]):
@@ -295,5 +303,8 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=float, default=20.0, help="the idle window, s")
     parser.add_argument("--out", type=Path, default=None,
                         help="write the table to this file (default: bench/results/)")
+    parser.add_argument("--state", type=Path, default=None,
+                        help="keep each code's state directory here (DIR/this-snapshots, "
+                        "DIR/before-snapshots); one an earlier run left is started from")
     given = parser.parse_args()
-    main(given.count, given.workers, given.before, given.idle, given.out)
+    main(given.count, given.workers, given.before, given.idle, given.out, given.state)
