@@ -3,8 +3,7 @@
     python -m bench.run
 
 Runs bench/httpbench.py and bench/slowclients.py, then bench/startup.py, bench/render_scale.py,
-bench/search_cost.py, bench/lifecycle_cost.py, bench/request_cpu.py, bench/hostile_mix.py and
-bench/publish.py.
+bench/request_cpu.py, bench/hostile_mix.py and bench/publish.py.
 """
 from __future__ import annotations
 
@@ -14,8 +13,8 @@ import sys
 
 from bench.loopback import ROOT
 
-BENCHMARKS = ("httpbench", "slowclients", "startup", "render_scale", "search_cost", "lifecycle_cost",
-              "request_cpu", "hostile_mix", "publish")
+BENCHMARKS = ("httpbench", "slowclients", "startup", "render_scale", "request_cpu", "hostile_mix",
+              "publish")
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ The prototype (what the switch would build, not used by the service):
   (code, key): "newest N of X before C" is one range of that key. Drafts and withdrawn
   releases are not in them (they are never listed; tombstones are a query on `releases`).
 - `release_words`: FTS5, contentless, detail=none, rowid = key, over the output of
-  `feedsvc.dataset.index.words()` with the ascii tokenizer (see the tokenizer table: the
+  `feedsvc.dataset.words.words()` with the ascii tokenizer (see the tokenizer table: the
   built-in unicode61 splits and folds differently from `words()`).
 - `files`: the catalog (path, size, mtime, inode, sha256), each release naming its file.
 - The writer: one transaction per change on a WAL file (timed: add, edit, delete one release).
@@ -39,7 +39,7 @@ from archives import publish, table
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.dataset import load_dataset
 from feedsvc.dataset.fields import parse_when
-from feedsvc.dataset.index import words
+from feedsvc.dataset.words import words
 from feedsvc.operations.synth import releases as synth_releases
 
 SHIFT = 1 << 20
@@ -379,14 +379,14 @@ def delete_one_committed(db: sqlite3.Connection, rid: str) -> None:
 
 
 def tokenizers() -> list[tuple[str, str]]:
-    """Compare FTS5 tokenizers with `words()` over every code point (as tests/test_index.py)."""
+    """Compare FTS5 tokenizers with `words()` over every code point (as tests/test_words.py)."""
     db = sqlite3.connect(":memory:")
     db.execute("CREATE VIRTUAL TABLE u USING fts5(t, tokenize='unicode61 remove_diacritics 0')")
     db.execute("CREATE VIRTUAL TABLE a USING fts5(t, tokenize=\"ascii tokenchars '_'\")")
     db.execute("CREATE VIRTUAL TABLE uv USING fts5vocab(u, instance)")
     db.execute("CREATE VIRTUAL TABLE av USING fts5vocab(a, instance)")
     points = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
-    # As tests/test_index.py; without "Straße" for unicode61, which differs on it alone
+    # As tests/test_words.py; without "Straße" for unicode61, which differs on it alone
     # (words() folds ß to ss, unicode61 keeps ß), to show where its splitting differs.
     texts = {c: f"a{chr(c)}b {chr(c)} x{chr(c)}Straße" for c in points}
     plain = {c: f"a{chr(c)}b {chr(c)}" for c in points}

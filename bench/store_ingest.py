@@ -1,15 +1,13 @@
-"""Issue 19, the store's ingest: cold start, one publish and an idle look, against today's code.
+"""Issue 19, the store's ingest: cold start, one publish and an idle look.
 
 At N releases one file each (bench/archives.py's split archive), each figure taken in a new
 process (CPU of its child processes included), in the same run:
-- cold start: the bare PyYAML C-loader parse of the same files (the floor); today's full
-  read in child processes (fanout.load) and today's cold start (snapshot.load_afresh: read,
-  merge, index and write the snapshot); the store's (sync.look on an empty store: the files
-  read in child processes, then sync.commit: bulkload.fill in one transaction).
-- one publish (one file's title edited): today's reload check (an app restarted from its
-  snapshot, then Reloader.check: read the file, update the index, write the journal; the
-  re-fork of gunicorn workers is not counted) and the store's (sync.look + sync.commit), each
-  after a walk of every file (a poll) and after a notification naming the file (inotify).
+- cold start: the bare PyYAML C-loader parse of the same files (the floor); the store's
+  (sync.look on an empty store: the files read in child processes, then sync.commit:
+  bulkload.fill in one transaction).
+- one publish (one file's title edited): the app's reload check (an app started on the
+  store, then Reloader.check) and the store's own (sync.look + sync.commit), each after a
+  walk of every file (a poll) and after a notification naming the file (inotify).
 - an idle look (nothing changed): a walk (poll, SIGHUP-less) by each, and the store's look
   at an empty notification (inotify said nothing about a dataset file).
 Run: python bench/store_ingest.py [--releases N] [--out FILE]
@@ -33,7 +31,7 @@ PROBE = """
 import json, os, resource, sys, time
 from pathlib import Path
 kind, root, scratch = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-from feedsvc.dataset import db, fanout, snapshot, saving, sync, loader
+from feedsvc.dataset import db, sync
 from feedsvc.dataset.yamlsource import find_files
 import yaml
 LIMIT = 64 << 20
@@ -49,7 +47,6 @@ def timed(action):
     wall, cpu = time.perf_counter(), time.process_time()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     action()
-    fanout.settle(); saving.settle()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     children = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu + children}
@@ -65,10 +62,6 @@ def store_cold():
 
 if kind == "parse":
     result = timed(parse)
-elif kind == "fanout":
-    result = timed(lambda: fanout.load(root, LIMIT, over=snapshot.CHILD_LOAD_BYTES))
-elif kind == "afresh":
-    result = timed(lambda: snapshot.load_afresh(root, scratch / "snapshots", LIMIT))
 elif kind == "store-cold":
     result = timed(store_cold)
 elif kind in ("store-publish", "store-publish-notified", "store-idle", "store-notified"):
@@ -78,29 +71,27 @@ elif kind in ("store-publish", "store-publish-notified", "store-idle", "store-no
         name = edit()
         paths = [str(name)] if kind.endswith("notified") else None
     result = timed(lambda: sync.commit(conn, root, sync.look(conn, root, LIMIT, paths)))
-elif kind in ("today-publish", "today-publish-notified", "today-idle"):
-    os.environ.update(FEEDSVC_DATA=str(root), FEEDSVC_SNAPSHOT_DIR=str(scratch / "snapshots"),
+elif kind in ("app-publish", "app-publish-notified", "app-idle"):
+    os.environ.update(FEEDSVC_DATA=str(root), FEEDSVC_STATE_DIR=str(scratch / "state"),
                       FEEDSVC_START_CHECK="background", FEEDSVC_RELOAD_INTERVAL="5")
     from feedsvc import create_app
     from feedsvc.operations.reload import reloader
     app = create_app()
     reloader(app).check()  # the start check: the catalog read, nothing changed
     paths = None
-    if kind.startswith("today-publish"):
+    if kind.startswith("app-publish"):
         name = edit()
         paths = [str(name)] if kind.endswith("notified") else None
     result = timed(lambda: reloader(app).check(paths=paths))
 print(json.dumps(result))
 """
 ROWS = (("cold start: bare PyYAML C parse (floor)", "parse"),
-        ("cold start: today's fanout.load (read only)", "fanout"),
-        ("cold start: today's snapshot.load_afresh", "afresh"),
         ("cold start: store (look + commit)", "store-cold"),
-        ("publish one file: today's Reloader.check", "today-publish"),
+        ("publish one file: the app's Reloader.check", "app-publish"),
         ("publish one file: store (look + commit)", "store-publish"),
-        ("publish one file, notified: today's Reloader.check", "today-publish-notified"),
+        ("publish one file, notified: the app's Reloader.check", "app-publish-notified"),
         ("publish one file, notified: store (look + commit)", "store-publish-notified"),
-        ("idle walk: today's Reloader.check", "today-idle"),
+        ("idle walk: the app's Reloader.check", "app-idle"),
         ("idle walk: store look", "store-idle"),
         ("idle, notified of nothing: store look", "store-notified"))
 
@@ -126,15 +117,15 @@ def main(count: int, out: Path | None) -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     floor = results["parse"]["cpu"]
-    cold = results["afresh"]
+    cold = results["store-cold"]
     rows = [(what, f"{r['wall']:.3f}", f"{r['cpu']:.3f}", f"{r['cpu'] / floor:.2f}",
-             f"{r['wall'] / cold['wall']:.2f}" if kind.endswith(("cold", "fanout", "parse"))
+             f"{r['wall'] / cold['wall']:.2f}" if kind.endswith(("cold", "parse"))
              else "")
             for what, kind in ROWS for r in [results[kind]]]
     load = os.getloadavg()
     text = (f"store ingest at {count:,} releases, one file each (load average "
             f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores)\n\n"
-            + table(("what", "wall s", "CPU s", "CPU / bare parse", "wall / today's cold start"),
+            + table(("what", "wall s", "CPU s", "CPU / bare parse", "wall / store cold start"),
                     rows))
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")

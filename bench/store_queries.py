@@ -1,7 +1,6 @@
 """Issue 19, the store: every query shape the reader answers, through its API (feedsvc/dataset/
-visible.py), at N synthetic releases with every lifecycle field: median ms and CPU ms per call,
-beside today's in-memory View answering the same call in the same run; and the writer's
-one-file transactions (add, edit, delete a release).
+visible.py), at N synthetic releases with every lifecycle field: median ms and CPU ms per call;
+and the writer's one-file transactions (add, edit, delete a release).
 
 Run: python bench/store_queries.py [--releases N] [--runs R]   (default 100,000 and 21)
 """
@@ -22,9 +21,8 @@ from archives import publish, table
 
 from feedsvc.dataset import Dataset, load_dataset
 from feedsvc.dataset.db import connect
-from feedsvc.dataset.index import Cursor, Filters, build_index
-from feedsvc.dataset.lifecycle import View, view_at
 from feedsvc.dataset.selecting import MAX_WORDS
+from feedsvc.dataset.served import Cursor, Filters
 from feedsvc.dataset.visible import StoreView
 from feedsvc.dataset.visible import view_at as store_view_at
 from feedsvc.dataset.write import FileChange, apply, rebuild
@@ -51,13 +49,13 @@ def w(count: int) -> frozenset[str]:
     return frozenset(COMMON[:count])
 
 
-Call = Callable[[View | StoreView], object]
+Call = Callable[[StoreView], object]
 
 
 def shapes(cursor: Cursor, some_id: str, commonest: frozenset[str]) -> list[tuple[str, Call]]:
-    """Each shape: a label, and the call that answers it on either view."""
+    """Each shape: a label, and the call that answers it on the store's view."""
     def select(filters: Filters, limit: int = 20, before: Cursor | None = None) -> Call:
-        def call(view: View | StoreView) -> object:
+        def call(view: StoreView) -> object:
             return view.select(filters, limit, before)
         return call
     return [
@@ -151,13 +149,12 @@ def main(count: int, runs: int) -> None:
     built = time.perf_counter() - began
     zone = dataset.site.zone
     now = datetime(2024, 6, 1, 3, tzinfo=zone)  # the last four months are scheduled
-    old = view_at(build_index(dataset), now)
     reader = connect(path, write=False)
     reader.execute("BEGIN")
     handle = Given(dataset.version, dataset)
     new = store_view_at(reader, handle, now)
     cursor = Cursor(datetime(2010, 1, 1, tzinfo=zone), "pr-2010-00001")
-    rows = [("view at a moment (upto, scheduled, expired)", "—",
+    rows = [("view at a moment (upto, scheduled, expired)",
              *(f"{v:.3f}" for v in median_ms(lambda: store_view_at(reader, handle, now),
                                              runs)))]
     commonest = frozenset(term for (term,) in reader.execute(
@@ -165,19 +162,16 @@ def main(count: int, runs: int) -> None:
         "LIMIT ?", (MAX_WORDS,)))
     some_id = dataset.releases[len(dataset.releases) // 2].id
     for label, call in shapes(cursor, some_id, commonest):
-        before = median_ms(lambda call=call: call(old), runs)[0]
         wall, cpu = median_ms(lambda call=call: call(new), runs)
-        rows.append((label, f"{before:.3f}", f"{wall:.3f}", f"{cpu:.3f}"))
+        rows.append((label, f"{wall:.3f}", f"{cpu:.3f}"))
     after = new.visible(None, 1)[0].key + 1
-    rows.append(("sitemap slice: 50,000 visible releases, by key", "—",
+    rows.append(("sitemap slice: 50,000 visible releases, by key",
                  *(f"{v:.3f}" for v in median_ms(lambda: new.visible(after, 50_000), 5))))
     last = max(0, new.count() - 50_000)
     rows.append(("sitemap slice: the last 50,000, by rank (OFFSET)",
-                 f"{median_ms(lambda: old.visible_slice(last, last + 50_000), 5)[0]:.3f}",
                  *(f"{v:.3f}" for v in median_ms(lambda: new.visible_slice(last, last + 50_000),
                                                  5))))
     rows.append(("media files of the visible releases",
-                 f"{median_ms(old.media_files, 5)[0]:.3f}",
                  *(f"{v:.3f}" for v in median_ms(new.media_files, 5))))
     reader.execute("ROLLBACK")
     written = writes(conn, dataset, runs)
@@ -190,8 +184,8 @@ def main(count: int, runs: int) -> None:
                               ("rebuild the store (write.rebuild)", f"{built:.2f}"),
                               ("database and WAL size, MB", f"{size / 1e6:.0f}")]),
         f"Each call at {now.isoformat()} (limit 20 unless said), median of {runs} runs: "
-        "today's in-memory View (ms), the store's view (ms, CPU ms)",
-        table(("shape", "View ms", "store ms", "store CPU ms"), rows),
+        "the store's view (ms, CPU ms)",
+        table(("shape", "store ms", "store CPU ms"), rows),
         f"The writer (write.apply), one transaction each, median of {runs}:",
         table(("write", "median ms", "CPU ms"), written),
     ])

@@ -46,7 +46,7 @@ def _build(test_config: Mapping[str, Any] | None) -> Flask:
        front of it, so that the fast path sees the host the proxy settled.
 
     The app's modules are imported here, not with the package: a process that loads the
-    dataset (dataset/fanout.py) imports feedsvc.dataset without Flask and the views.
+    dataset (dataset/coldstart.py's children) imports feedsvc.dataset without Flask and the views.
     """
     from flask import Flask
 

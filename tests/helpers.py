@@ -43,23 +43,6 @@ def record_parses(monkeypatch: Any) -> list[str]:
     return parsed
 
 
-def index_meaning(index: Any) -> dict[str, Any]:
-    """Return what an Index says, by position: its labels are its own and may differ between
-    an index updated in place and one built afresh, but never what they stand for."""
-    labels = list(index.labels)
-    assert labels == sorted(set(labels)), "labels must rise with the position"
-
-    def positions(postings: Any) -> dict[str, list[int]]:
-        return {key: [index.position(label) for label in found] for key, found in postings.items()}
-    return {
-        "releases": index.releases,
-        "by_id": {rid: index.position(label) for rid, label in index.by_id.items()},
-        "sort_keys": list(index.sort_keys),
-        "by_country": positions(index.by_country), "by_topic": positions(index.by_topic),
-        "by_word": positions(index.by_word),
-    }
-
-
 def publish(app: Any, releases: list[dict[str, object]]) -> None:
     """Make the app's dataset folder hold exactly these releases (as the fixtures write them,
     one file each) and reload it the way the watcher does (Reloader.check); it must swap."""

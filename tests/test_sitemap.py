@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from feedsvc import create_app
-from feedsvc.dataset.lifecycle import View
+from feedsvc.dataset.served import View
 from feedsvc.feeds.sitemap import Sitemap
 from feedsvc.feeds.urls import Urls
 

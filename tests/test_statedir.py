@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from feedsvc.config import ConfigError
-from feedsvc.dataset import load_dataset
-from feedsvc.dataset.snapshot import side_file
+from feedsvc.dataset import guard, load_dataset
 from feedsvc.dataset.statedir import NO_STATE, open_state, state_file
 
 from .servers import ROOT
@@ -176,11 +175,19 @@ def test_apps_of_one_process_and_its_forks_share_the_lock(tmp_path: Path) -> Non
 
 
 def test_the_guard_finds_its_files_in_the_state_directory(tmp_path: Path) -> None:
+    """A held reload is noted, accepted and forgotten in the state directory's files."""
     data = tmp_path / "data"
-    open_state(tmp_path / "s", data)
-    for kind in ("held", "accept"):
-        assert state_file(tmp_path, data, kind) == side_file(str(tmp_path), str(data), kind)
-    assert (tmp_path / "s").stat().st_mode & 0o777 == 0o700
+    state = tmp_path / "s"
+    open_state(state, data)
+    guard.write_held(str(state), str(data), guard.Held("v-new", 9, 10))
+    assert json.loads(state_file(state, data, "held").read_text())["version"] == "v-new"
+    assert not guard.accepted(str(state), str(data), "v-new")
+    guard.accept_removal(str(data), str(state))
+    assert state_file(state, data, "accept").read_text() == "v-new\n"
+    assert guard.accepted(str(state), str(data), "v-new")
+    guard.forget(str(state), str(data))
+    assert not state_file(state, data, "held").exists() and not guard.accepted(str(state), str(data), "v-new")
+    assert state.stat().st_mode & 0o777 == 0o700
 
 
 def test_a_killed_writers_wal_goes_with_the_file_moved_aside(base: Path) -> None:

@@ -14,8 +14,8 @@ import pytest
 
 from feedsvc.dataset import Dataset, load_dataset
 from feedsvc.dataset.db import connect
-from feedsvc.dataset.index import Cursor, Filters
 from feedsvc.dataset.selecting import MAX_ARMS, MAX_WORDS, TooManyWords
+from feedsvc.dataset.served import Cursor, Filters
 from feedsvc.dataset.visible import view_at
 from feedsvc.dataset.write import FileChange, apply, rebuild
 from feedsvc.operations.synth import write_archive

@@ -5,19 +5,20 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from feedsvc.config import BUNDLED_DATA
-from feedsvc.dataset import load_dataset
+from feedsvc.dataset import load_dataset, newest_first
 from feedsvc.dataset.db import Unusable, connect
-from feedsvc.dataset.index import Filters
 from feedsvc.dataset.reader import Reader
+from feedsvc.dataset.served import Cursor, Filters
 from feedsvc.dataset.write import FileChange, apply
 
 from .storecheck import build_store
+from .storedata import ZONES
 
 
 def _publish(path: Path, rid: str, when: datetime, version: str) -> None:
@@ -111,3 +112,47 @@ def test_an_unusable_file_is_reported(tmp_path: Path, damage: str) -> None:
     with pytest.raises(Unusable):
         with reader.read():
             pass
+
+
+def test_since_is_a_day_in_the_site_zone(tmp_path: Path) -> None:
+    """A release just before the site's midnight is not of a feed since that day."""
+    dataset = load_dataset(BUNDLED_DATA)
+    first = dataset.releases[0]
+    midnight = datetime.combine(date(2005, 1, 17), datetime.min.time(), dataset.site.zone)
+    moved = replace(dataset, releases=(replace(first, published=midnight), replace(
+        dataset.releases[1], published=midnight - timedelta(microseconds=1)),
+        *dataset.releases[2:]))
+    reader = build_store(moved, tmp_path / "store.sqlite3")
+    with reader.read() as snapshot:
+        view = snapshot.view_at(datetime(2030, 1, 1, tzinfo=dataset.site.zone))
+        page = view.select(Filters(since=date(2005, 1, 17)), 20)
+    reader.close()
+    assert [r.id for r in page.releases] == [first.id]
+
+
+def test_ties_within_a_second_are_ordered_by_instant_then_id(tmp_path: Path) -> None:
+    """Releases of one second: the later instant first, then the greater id, in every zone,
+    on every page size."""
+    dataset = load_dataset(BUNDLED_DATA)
+    second = datetime(2005, 1, 17, 9, 30, tzinfo=dataset.site.zone)
+    offsets = [(0, "pr-2005-002"), (500_000, "pr-2005-001"), (1, "pr-2004-008"),
+               (500_000, "pr-2004-007"), (0, "pr-2004-006")]
+    releases = {r.id: r for r in dataset.releases}
+    tied = [replace(releases[rid], published=(second + timedelta(microseconds=us)).astimezone(
+        ZONES[n % len(ZONES)])) for n, (us, rid) in enumerate(offsets)]
+    rest = [r for r in dataset.releases if r.id not in dict((i, 0) for _, i in offsets)]
+    moved = replace(dataset, releases=newest_first([*tied, *rest]))
+    expected = ["pr-2005-001", "pr-2004-007", "pr-2004-008", "pr-2005-002", "pr-2004-006"]
+    reader = build_store(moved, tmp_path / "store.sqlite3")
+    with reader.read() as snapshot:
+        view = snapshot.view_at(datetime(2030, 1, 1, tzinfo=dataset.site.zone))
+        for limit in (1, 2, 20):
+            ids: list[str] = []
+            after = None
+            while len(ids) < len(expected):
+                page = view.select(Filters(), limit, after)
+                ids += [r.id for r in page.releases]
+                after = Cursor.of(page.releases[-1])
+            assert ids[:len(expected)] == expected, limit
+    reader.close()
+

@@ -9,12 +9,12 @@ from feedsvc.dataset.words import words
 
 
 def test_the_word_index_tokenizer_gives_words_back_for_every_code_point() -> None:
-    """Each character alone, inside a word and after one (as tests/test_index.py tries
+    """Each character alone, inside a word and after one (as tests/test_words.py tries
     words()): every character words() can give is a token character of FTS5's tokenizer, left
     as it is, so the tokens of words() joined by spaces are words() itself."""
     codes = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
     given: set[str] = set()
-    for at in range(0, len(codes), 256):  # 256 texts a call: see tests/test_index.py
+    for at in range(0, len(codes), 256):  # 256 texts a call: see tests/test_words.py
         text = " ".join(f"a{chr(c)}b {chr(c)} x{chr(c)}Straße" for c in codes[at:at + 256])
         given.update("".join(words(text)))
     db = sqlite3.connect(":memory:")

@@ -32,7 +32,7 @@ class Dataset:
 
     site: Site
     topics: Mapping[str, Topic]
-    releases: Sequence[Release]  # a tuple, or stored records (stored.py) after a restart
+    releases: Sequence[Release]
     version: str
     source: str
 

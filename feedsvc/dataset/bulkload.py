@@ -17,7 +17,7 @@ from typing import cast
 
 from . import Release, Site, Topic, rows
 from .db import key_of
-from .facts import hidden
+from .rows import hidden
 from .write import indexed_words  # what write.insert indexes: the same document
 
 # One release as plain values: its row (rows.encode, key and file 0), countries, topics,

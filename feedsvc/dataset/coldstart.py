@@ -33,7 +33,7 @@ from .ingest import FileRow, Plan, media_rows
 from .loader import FileEntry, Read
 from .yamlsource import SourceFile, find_files
 
-# Above this many bytes of YAML, the parse is spread over child processes (as fanout.py);
+# Above this many bytes of YAML, the parse is spread over child processes;
 # below this many files a child costs more than it saves.
 CHILD_LOAD_BYTES = 8 << 20
 PER_PROCESS = 1000

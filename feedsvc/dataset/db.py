@@ -96,7 +96,7 @@ CREATE VIRTUAL TABLE release_words_docs USING fts5vocab(release_words, row);
 #   "countries/TH", "topics/slug"; "tombstones": withdrawn releases that are not drafts;
 #   "named:TH": every release naming the country, hidden or not (View.countries).
 # - releases: published_us and notice_until_us (withdrawal + TOMBSTONE_DAYS, for withdrawn
-#   releases that are not drafts) are UTC microseconds, modified_s is facts.changed();
+#   releases that are not drafts) are UTC microseconds, modified_s is rows.changed();
 #   published, updated, withdrawn keep the date-time as written (wall time, zone): rows.py.
 #   written: meta "commit" of the transaction that last wrote the row (what changed since N).
 # - release_pairs: (country, topic) of listed releases, so that a feed of a country and a

@@ -9,8 +9,6 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 
-from . import Dataset
-from .index import Index
 from .statedir import state_file as side_file
 
 log = logging.getLogger("feedsvc.guard")
@@ -29,12 +27,6 @@ class Held:
         return (f"mass removal held: {self.removed} of {self.served} releases would be removed "
                 f"(more than FEEDSVC_MAX_REMOVAL={limit}); still serving version {serving}; "
                 f"new version {self.version}; accept it with `feedsvc accept-removal`")
-
-
-def removed_ids(served: Index, new: Dataset) -> set[str]:
-    """Return the ids of the served releases the new dataset no longer has."""
-    kept = {release.id for release in new.releases}
-    return {rid for rid in served.by_id if rid not in kept}
 
 
 def write_held(snapshot_dir: str, path: str, held: Held) -> None:

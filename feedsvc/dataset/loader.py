@@ -33,7 +33,7 @@ class FileEntry:
 
     key: Key
     digest: bytes
-    releases: Sequence[Release] = ()  # a tuple, or stored records (stored.py) after a restart
+    releases: Sequence[Release] = ()
     ids: Ids = ()
     problems: tuple[Problem, ...] = ()
     vocabulary: bool = False
@@ -260,7 +260,7 @@ def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad 
 
     With trust_stat=False every file is read and hashed again (SIGHUP: "whatever the file
     times say"); still only files whose bytes changed are parsed. `full` loads everything
-    when the vocabulary changed (e.g. in a child process, see snapshot.load_catalog). `only`
+    when the vocabulary changed (e.g. in a child process). `only`
     names the paths a notification said changed: only those are looked at, when that is
     safe (see _named); otherwise every file is.
     """

@@ -83,7 +83,7 @@ class Release:
     body: str | None
     url: str | None
     language: str
-    # The life of a release (see lifecycle.py): never served, corrected, withdrawn.
+    # The life of a release (see visible.py): never served, corrected, withdrawn.
     draft: bool = False
     corrections: tuple[Correction, ...] = ()
     withdrawn: datetime | None = None

@@ -15,9 +15,22 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import Release, Site, Topic
-from .facts import TOMBSTONE_DAYS, changed, hidden
 from .media import Media
 from .records import Correction
+
+# How long a withdrawn release's Atom tombstone (RFC 6721) stays in the feeds it was in.
+TOMBSTONE_DAYS = timedelta(days=30)
+
+
+def hidden(release: Release) -> bool:
+    """Tell whether a release is never served: a draft, or withdrawn."""
+    return release.draft or release.withdrawn is not None
+
+
+def changed(release: Release) -> int:
+    """Return a release's last change in whole seconds: what the store sorts updates by."""
+    return int(release.modified.timestamp())
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)

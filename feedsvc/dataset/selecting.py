@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import groupby, islice, product
 
-from .index import Filters
+from .served import Filters
 
 # The most words `q` may hold: each is one more doclist for FTS5 to step through, the whole
 # of it when the words never meet (the archive's commonest words are the worst case). The

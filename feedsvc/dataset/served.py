@@ -1,19 +1,48 @@
-"""What the app reads of the served dataset at one moment: the interface both engines offer.
+"""What the app reads of the served dataset at one moment, and the values a page is asked by.
 
 Consumers (views, feeds, the fast path, WebSub, health) are typed against these Protocols,
-never against the in-memory Index's positions or posting lists, so that lifecycle.View and a
-reader over SQLite (issue 19) can each serve them. A page starts after a Cursor, not at a
-position; the sitemap asks for visible releases by rank in slices, never for all of them.
+which the reader over the SQLite store (reader.py) serves. A page starts after a Cursor, not
+at a position; the sitemap asks for visible releases by rank in slices, never for all of them.
 """
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Protocol
 
 from . import Release
-from .index import Cursor, Filters, Page
 from .records import Site, Topic
+
+
+@dataclass(frozen=True)
+class Page:
+    """The releases selected for one feed page, newest first, and whether older ones exist."""
+
+    releases: Sequence[Release]
+    more: bool
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the release there, by its sort keys (published, then id)."""
+
+    published: datetime
+    id: str
+
+    @classmethod
+    def of(cls, release: Release) -> Cursor:
+        return cls(release.published, release.id)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a feed selects: any of the countries, and any of the topics, and every word."""
+
+    countries: frozenset[str] = frozenset()
+    topics: frozenset[str] = frozenset()
+    words: frozenset[str] = frozenset()
+    since: date | None = None
 
 
 class Described(Protocol):
@@ -28,8 +57,8 @@ class Described(Protocol):
 
 
 class Handle(Protocol):
-    """One served version: `view.index` (the attribute names of index.Index, kept for the
-    templates and feed builders that read `index.dataset.site` and `index.version`)."""
+    """One served version: `view.index` (the attribute names of the former in-memory index,
+    kept for the templates and feed builders that read `index.dataset.site` and `index.version`)."""
 
     @property
     def version(self) -> str: ...
@@ -47,7 +76,7 @@ class Listed(Protocol):
 
 
 class View(Protocol):
-    """A served version as readers see it at `now` (lifecycle.View says what each means)."""
+    """A served version as readers see it at `now` (visible.StoreView says what each means)."""
 
     @property
     def index(self) -> Handle: ...

@@ -1,10 +1,9 @@
-"""What readers see of the store at one moment: lifecycle.View's answers, from SQL.
+"""What readers see of the store at one moment, from SQL.
 
 Releases published after `now` are the keys above `upto` (db.py: the key is the feed order);
 drafts and withdrawn releases are never in the list tables or the word index, and are skipped
-in `releases` by their `hidden` column. Every answer is the same as lifecycle.View's for the
-same dataset and moment (tests/test_store_differential.py); how a page is selected is in
-selecting.py.
+in `releases` by their `hidden` column (tests/test_golden_feeds.py and the reload state
+machine hold the answers); how a page is selected is in selecting.py.
 """
 from __future__ import annotations
 
@@ -16,10 +15,9 @@ from datetime import UTC, datetime, time
 
 from . import Release, Site
 from .db import key_of
-from .index import Cursor, Filters, Page
 from .rows import FIELDS, decode, micros, when_from
 from .selecting import choose
-from .served import Handle
+from .served import Cursor, Filters, Handle, Page
 from .words import words
 
 LOWEST_KEY = -(1 << 62)  # below every key: nothing is visible
@@ -134,8 +132,8 @@ class StoreView:
         return kept - later
 
     def newest(self, name: str | None = None) -> Release | None:
-        """Return the visible release changed last, in all or in one list (as
-        lifecycle.View.newest): the newest published, or an updated one changed later."""
+        """Return the visible release changed last, in all or in one list: the newest
+        published, or an updated one changed later."""
         scope, values = self._scope(name)
         best: tuple[int, int] | None = None
         newest = _one(self.conn, f"SELECT key FROM {scope} AND key <= ? "  # noqa: S608

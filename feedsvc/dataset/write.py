@@ -14,8 +14,7 @@ from itertools import groupby
 
 from . import Dataset, Release, Site, Topic
 from .db import RANK_BITS, key_of, second_of
-from .facts import hidden
-from .rows import FIELDS, INSERT, decode, encode, micros, site_json, topics_json
+from .rows import FIELDS, INSERT, decode, encode, hidden, micros, site_json, topics_json
 from .selecting import country_tag, topic_tag
 from .words import words
 
@@ -94,7 +93,7 @@ class _Writer:
         waiting[_WORDS].append((key, indexed_words(release)))
         scopes = ["", *_names(release)]
         if release.updated is not None:
-            modified = int(release.modified.timestamp())  # facts.changed()
+            modified = int(release.modified.timestamp())  # rows.changed()
             waiting[_UPDATES] += ((scope, modified, key) for scope in scopes)
         for scope in scopes:
             self._count(scope, 1)

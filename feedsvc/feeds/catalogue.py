@@ -45,7 +45,7 @@ def _listing(view: View, scope: Scope, title: str, name: str | None) -> Listing:
 
 def build_catalogue(view: View) -> Catalogue:
     """List every feed readers see now, with its number of releases and last update: a
-    bisect per feed (lifecycle.View), never a pass over the releases."""
+    count per feed from the store (visible.py), never a pass over the releases."""
     dataset = view.index.dataset
     countries = (_listing(view, Scope("countries", code.lower()), country_name(code),
                           f"countries/{code}") for code in view.countries())

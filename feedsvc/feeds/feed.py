@@ -9,9 +9,8 @@ from functools import lru_cache
 import pycountry
 
 from ..dataset import Release
-from ..dataset.index import Cursor, Page
 from ..dataset.media import Media
-from ..dataset.served import Handle
+from ..dataset.served import Cursor, Handle, Page
 from .query import FeedQuery
 from .urls import Scope, Urls, tag_uri
 

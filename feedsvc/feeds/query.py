@@ -9,9 +9,9 @@ from functools import lru_cache
 from urllib.parse import urlencode
 
 from ..dataset.fields import SLUG
-from ..dataset.index import Cursor, Filters
 from ..dataset.records import country_code
 from ..dataset.selecting import MAX_WORDS
+from ..dataset.served import Cursor, Filters
 from ..dataset.words import words
 from .urls import Scope
 

@@ -30,7 +30,7 @@ FORMAT = 2
 def cache_key(version: str, moment: str, settings: str, path: str, fmt: str,
               canonical_query: str) -> str:
     """Return the one key of a rendered body: dataset version, the moment's visibility token
-    (which scheduled releases are live, which withdrawal notices run: lifecycle.View.token),
+    (which scheduled releases are live, which withdrawal notices run: StoreView.token),
     the settings that shape links (base URL or request host, hub), the feed, its format and
     the canonical query."""
     ident = "\0".join((settings, path, fmt, canonical_query))
