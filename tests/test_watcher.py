@@ -2,6 +2,7 @@
 whole dataset deleted and restored, is still noticed (bench/faults.py's `delete` fault)."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -70,3 +71,17 @@ def test_a_watcher_that_cannot_watch_again_looks_every_interval(
         assert str(parent / "data" / "a.yaml") in (watcher.take() or set())
     finally:
         watcher.stop()
+
+
+def test_a_watcher_in_a_process_holding_many_files_still_notices(tmp_path: Path) -> None:
+    """Its inotify descriptor numbered above 1023 (select() refuses those): still watched."""
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    watcher = watching.Watcher(str(tmp_path), interval=5, backend="notify", settle=0.2)
+    try:
+        (tmp_path / "a.yaml").write_text("x: 1\n")
+        assert watcher.wait(timeout=30)
+        assert str(tmp_path / "a.yaml") in (watcher.take() or set())
+    finally:
+        watcher.stop()
+        for fd in held:
+            os.close(fd)

@@ -40,6 +40,19 @@ def park() -> None:
     threading.Event().wait()
 
 
+def _readable(fd: int) -> None:
+    """Wait until `fd` can be read (or is closed). poll(), not select(): select() refuses a
+    descriptor numbered 1024 or more (a process holding many files, e.g. SQLite connections,
+    gets such numbers), which ended the reader and left every change unseen. gevent removes
+    poll() from `select` and makes select() itself cooperative, with no such limit."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.poll()
+    else:
+        select.select([fd], [], [])
+
+
 class Watcher:
     """Tells its owner when the files at a path (a directory, or one file) may have changed."""
 
@@ -123,7 +136,7 @@ class Watcher:
         assert self._inotify is not None
         while True:
             try:
-                select.select([self._inotify.fileno()], [], [])
+                _readable(self._inotify.fileno())
                 if not self.owned:  # woken in the master, resumed in a forked worker
                     park()
                 data = os.read(self._inotify.fileno(), 1 << 16)
