@@ -174,15 +174,24 @@ class StoreView:
                                   "ORDER BY key LIMIT 1", (self.upto,)).fetchone()
         return None if found is None else when_from(found[0])
 
+    def _at(self, sql: str, value: int) -> datetime | None:
+        found = _one(self.conn, sql, value)
+        return None if found is None else datetime.fromtimestamp(found / 10**6, self.now.tzinfo)
+
     @property
     def next_change(self) -> datetime | None:
         """Return the next instant at which what is visible changes, or None."""
-        changes = [self.next_publication]
-        expiry = _one(self.conn, "SELECT min(notice_until_us) FROM releases "
-                      "WHERE notice_until_us > ?", self._now_us)
-        if expiry is not None:
-            changes.append(datetime.fromtimestamp(expiry / 10**6, self.now.tzinfo))
-        return min((c for c in changes if c is not None), default=None)
+        expiry = self._at("SELECT min(notice_until_us) FROM releases WHERE notice_until_us > ?",
+                          self._now_us)
+        return min((c for c in (self.next_publication, expiry) if c is not None), default=None)
+
+    @property
+    def token_until(self) -> datetime | None:
+        """Return when `token` next changes (a release of any kind passes now: `scheduled`
+        counts drafts too; or a notice ends), or None: the fast path keeps it until then."""
+        later = self._at("SELECT published_us FROM releases WHERE key > ? ORDER BY key LIMIT 1",
+                         self.upto)
+        return min((c for c in (later, self.next_change) if c is not None), default=None)
 
     def seconds_to_change(self) -> float | None:
         """Return how long the current responses stay true, or None (until the data changes)."""
