@@ -435,8 +435,14 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
     watcher = Watcher(watch.path, interval, app.config["FEEDSVC_RELOAD_WATCH"], start=False)
 
     def loop() -> None:
-        watch._run(watcher.watch_folders)  # the writer's real thread: the event loop runs on
-        if not watcher.owned:  # a copy of this loop in a worker forked meanwhile (gevent)
+        deadline = time.monotonic() + interval
+        while serving is not None and not serving() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the arbiter forks its workers meanwhile: they serve at once
+        # Only the master watches: a copy of this loop in a worker forked before or during the
+        # set-up (gevent) parks for good (see watcher.park).
+        if watcher.owned:
+            watch._run(watcher.watch_folders)  # the writer's real thread: the loop runs on
+        if not watcher.owned:
             park()
         watcher.listen()
         log.info("dataset watch: %s, %s", watcher.backend, watch.path)
@@ -444,9 +450,6 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
         # before is seen by the look, one written after by the watch. It is the look for
         # changes made while down (FEEDSVC_START_CHECK=background), or after the build.
         starting, pending = True, watch.start_pending
-        deadline = time.monotonic() + interval
-        while serving is not None and not serving() and time.monotonic() < deadline:
-            time.sleep(0.05)  # the arbiter forks its workers meanwhile
         while True:
             # Besides notifications: look every interval while a removal is held (for its
             # acceptance), or when links may hide changes from the notifications.
