@@ -39,7 +39,7 @@ def _examples(app: Flask) -> dict[str, str]:
     """Return a valid value for the route arguments whose meaning the name tells."""
     with app.test_request_context():
         view = current_view()
-        topic, release = sorted(view.index.dataset.topics)[0], view.visible_slice(0, 1)[0].id
+        topic, release = sorted(view.index.dataset.topics)[0], view.visible_slice(0, 1)[0][0]
         media = sorted(view.media_files())
     return {"code": "th", "country": "th", "slug": topic, "topic": topic, "release_id": release,
             "id": release, "filename": STATIC_EXAMPLE, "fmt": "rss", "format": "rss",

@@ -2,25 +2,31 @@
 would answer it."""
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
+from lxml import etree
 from werkzeug.test import TestResponse
 
 from feedsvc import state
 from feedsvc.config import BUNDLED_DATA
+from feedsvc.dataset import reader
+from feedsvc.dataset.db import connect
 from feedsvc.http import fastpath
 from feedsvc.http.fastpath import FastPath
 from feedsvc.operations.reload import reloader
 
-from .conftest import BASE_URL, build
+from .conftest import BASE_URL, FakeClock, build, release_yaml
 from .helpers import parse_feed
 
 URLS = ["/feeds/all.rss", "/feeds/countries/th.atom?topic=social-security",
         "/feeds/topics/occupational-safety-and-health.json?limit=3"]
 ENCODINGS = [{}, {"Accept-Encoding": "gzip"}]
+AT = "http://purl.org/atompub/tombstones/1.0"
 
 
 def fast_path(app: Flask) -> FastPath:
@@ -157,3 +163,59 @@ def test_each_app_parses_a_query_string_once_per_dataset_version(
     assert state.parsed_queries(second).get(key) is None  # the app's own, not shared
     assert second.test_client().get(url).status_code == 200
     assert len(parsed) == 2
+
+
+def test_a_hit_reads_nothing_of_the_store_until_a_commit(dataset_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    statements: list[str] = []
+
+    def traced(path: Any, write: bool) -> sqlite3.Connection:
+        conn = connect(path, write)
+        if not write:  # the readers' connections: what a request asks of the store
+            conn.set_trace_callback(statements.append)
+        return conn
+    monkeypatch.setattr(reader, "connect", traced)
+    app = build(FEEDSVC_DATA=str(dataset_dir))
+    client = app.test_client()
+    for round_ in ("before", "after"):
+        first = client.get("/feeds/countries/in.rss")  # rendered (a miss, or a new version)
+        answered, statements[:] = fast_path(app).answered, []
+        for _ in range(3):
+            assert client.get("/feeds/countries/in.rss").data == first.data
+        assert fast_path(app).answered == answered + 3
+        assert statements == ["PRAGMA data_version"] * 3  # no transaction, no query
+        if round_ == "before":
+            assert parse_feed(first).entries[0].title.endswith("official visit to India")
+            path = next((dataset_dir / "releases").glob("pr-2004-005*"))
+            path.write_text(path.read_text().replace("official visit to India", "visit to Delhi"))
+            assert reloader(app).check() == "reloaded"
+    assert parse_feed(first).entries[0].title == "ILO Director-General on visit to Delhi"
+
+
+def test_what_a_hit_keeps_ends_when_time_changes_what_is_visible(
+        clocked_app: Callable[..., Flask], clock: FakeClock) -> None:
+    # t-002 goes live in an hour, already withdrawn: its notice appears then (a hidden
+    # release: no scheduled publication says so), and the clock may be set back.
+    gone = {**release_yaml(2, "2030-06-01T13:00:00+00:00"),
+            "withdrawn": "2030-06-01T13:05:00+00:00", "withdrawn_note": "Sent in error."}
+    app = clocked_app([release_yaml(1, "2030-05-01"), gone])
+    client, start = app.test_client(), clock.now
+
+    def notices() -> list[str]:
+        found = []
+        for _ in range(2):  # the second from the fast path
+            answered = fast_path(app).answered
+            root = etree.fromstring(client.get("/feeds/all.atom").data)
+            found.append([n.get("ref").rsplit(":", 1)[1]
+                          for n in root.iter(f"{{{AT}}}deleted-entry")])
+        assert fast_path(app).answered == answered + 1 and found[0] == found[1]
+        return found[0]
+    assert notices() == []
+    clock.advance(minutes=59, seconds=59)
+    assert notices() == []
+    clock.advance(seconds=1)
+    assert notices() == ["t-002"]
+    clock.now = start  # set back (a clock corrected): what was visible then, again
+    assert notices() == []
+    clock.advance(days=31)  # the notice has ended
+    assert notices() == []

@@ -11,6 +11,7 @@ from lxml import etree
 
 from feedsvc import create_app
 from feedsvc.dataset.served import View
+from feedsvc.dataset.visible import StoreView
 from feedsvc.feeds.sitemap import Sitemap
 from feedsvc.feeds.urls import Urls
 
@@ -24,7 +25,11 @@ def xml(client: FlaskClient, path: str) -> etree._Element:
     assert response.status_code == 200, response.data
     assert response.headers["Content-Type"] == "application/xml; charset=utf-8"
     assert "ETag" in response.headers and "max-age" in response.headers["Cache-Control"]
-    return etree.fromstring(response.data)
+    doc = etree.fromstring(response.data)
+    # Written as text, byte for byte what lxml writes of the same document.
+    assert etree.tostring(doc, encoding="UTF-8", xml_declaration=True,
+                          pretty_print=True) == response.data
+    return doc
 
 
 def urls_of(doc: etree._Element) -> dict[str, str]:
@@ -107,3 +112,50 @@ def test_drafts_scheduled_and_withdrawn_releases_are_not_in_the_sitemap(
     app = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL})
     found = [u for u in urls_of(xml(app.test_client(), "/sitemap.xml")) if "/releases/" in u]
     assert found == [f"{BASE_URL}releases/t-001"]
+
+
+def test_each_part_is_dated_by_its_newest_change_and_hidden_releases_take_no_place(
+        make_dataset: Callable[..., Path]) -> None:
+    """An old release updated late dates its part; drafts, withdrawn and scheduled releases
+    between the visible ones neither appear nor shift the parts' edges."""
+    releases = [release_yaml(n, f"2005-01-{n:02d}") for n in range(1, 21)]
+    releases[2]["updated"] = "2006-03-04T05:06:07+07:00"  # t-003: in the last part
+    releases[12]["updated"] = "2005-02-01T00:00:00+07:00"  # t-013: in the second
+    for n in (5, 10, 15):
+        releases[n - 1]["draft"] = True
+    releases[7]["withdrawn"], releases[7]["withdrawn_note"] = "2005-02-01T10:00:00+07:00", "No."
+    releases.append(release_yaml(21, "2099-01-01"))  # scheduled
+    base = "https://feeds.example.org/a&b/"  # escaped in every loc
+    app = create_app({"FEEDSVC_DATA": str(make_dataset(releases)), "FEEDSVC_BASE_URL": base,
+                      "FEEDSVC_SITEMAP_URLS": 4})
+    client = app.test_client()
+    index = xml(client, "/sitemap.xml")
+    parts = {s.findtext("s:loc", namespaces=NS): s.findtext("s:lastmod", namespaces=NS)
+             for s in index.findall("s:sitemap", NS)}
+    seen: dict[str, str] = {}
+    for part, lastmod in parts.items():
+        found = urls_of(xml(client, "/" + part.removeprefix(base)))
+        assert lastmod == max(found.values())  # the part's newest page, rows or listings
+        seen |= found
+    visible = [n for n in range(1, 21) if n not in (5, 8, 10, 15)]
+    assert [u for u in seen if "/releases/" in u] == [
+        f"{base}releases/t-{n:03d}" for n in reversed(visible)]
+    assert len(parts) == -(-len(seen) // 4) and all(u.startswith(base) for u in seen)
+    assert seen[f"{base}releases/t-003"] == "2006-03-03T22:06:07Z"
+    assert seen[f"{base}releases/t-013"] == "2005-01-31T17:00:00Z"
+
+
+def test_the_index_reads_no_release_rows(make_dataset: Callable[..., Path],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index asks the store for each part's last change: its cost is the number of parts,
+    not the archive (a part's rows are read only for that part)."""
+    client = sitemap_app(make_dataset, 12, 4).test_client()
+
+    def refused(*_: object) -> None:
+        raise AssertionError("the index read release rows")
+    monkeypatch.setattr(StoreView, "visible_slice", refused)
+    index = xml(client, "/sitemap.xml")
+    assert [s.findtext("s:lastmod", namespaces=NS) for s in index.findall("s:sitemap", NS)] == [
+        "2005-01-11T17:00:00Z", "2005-01-10T17:00:00Z", "2005-01-06T17:00:00Z",
+        "2005-01-02T17:00:00Z"]  # t-012 (with the 3 listings), t-011, t-007, t-003
+    assert client.get("/sitemaps/1.xml").status_code == 500  # a part reads its own rows

@@ -48,7 +48,9 @@ def flagged(conn: sqlite3.Connection, seen: dict[str, Any]) -> list[tuple[str, l
         if not sql.lstrip().upper().startswith(("SELECT", "DELETE", "UPDATE", "INSERT")):
             continue  # BEGIN, COMMIT, ROLLBACK
         steps = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, values)]
-        if any(s.startswith("SCAN ") and "VIRTUAL TABLE" not in s or "TEMP B-TREE" in s
+        # A co-routine's SCAN reads a subquery's own rows (bounded by its LIMIT): no table.
+        if any(s.startswith("SCAN ") and "VIRTUAL TABLE" not in s and "(subquery-" not in s
+               or "TEMP B-TREE" in s
                for s in steps):
             found.append((sql, steps))
     return found
@@ -101,8 +103,7 @@ def test_every_reader_query_is_an_index_search(archive: tuple[Dataset, Path]) ->
             view.newest(name)
         view.status(dataset.releases[100].id)
         assert view.next_change is not None and view.countries()
-        after = view.visible(None, 500)[-1].key
-        view.visible(after, 500)
+        assert len(view.lastmods([500, 500, 0, 500])) == 4
         view.visible_slice(1000, 1500)
         assert view.media_files()
     assert len(recorder.seen) > 25

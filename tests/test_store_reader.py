@@ -36,7 +36,8 @@ def test_a_read_sees_one_version_while_the_writer_commits(tmp_path: Path) -> Non
     path = tmp_path / "store.sqlite3"
     reader = build_store(dataset, path)
     now = datetime(2030, 1, 1, tzinfo=dataset.site.zone)
-    assert not reader.changed()
+    stamp = reader.stamp()
+    assert reader.stamp() == stamp  # nothing committed: the same
     with reader.read() as snapshot:
         view = snapshot.view_at(now)
         before = [r.id for r in view.select(Filters(), 5).releases]
@@ -46,13 +47,14 @@ def test_a_read_sees_one_version_while_the_writer_commits(tmp_path: Path) -> Non
         assert [r.id for r in snapshot.view_at(now).select(Filters(), 5).releases] == before
         assert view.count() == len(dataset.releases)
         assert view.status("pr-added") == ("missing", None)
-    assert reader.changed()
+    assert reader.stamp() != stamp
+    stamp = reader.stamp()
     with reader.read() as snapshot:
         assert snapshot.version == "v-after"
         view = snapshot.view_at(now)
         assert [r.id for r in view.select(Filters(), 2).releases] == ["pr-added", before[0]]
         assert view.count() == len(dataset.releases) + 1
-    assert not reader.changed()
+    assert reader.stamp() == stamp
     _publish(path, "pr-added-2", now - timedelta(days=2), "v-3")
     with reader.read() as snapshot:  # the next read, again: no restart, no re-open
         assert snapshot.version == "v-3"

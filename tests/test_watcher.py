@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,27 @@ def test_a_watcher_in_a_process_holding_many_files_still_notices(tmp_path: Path)
         watcher.stop()
         for fd in held:
             os.close(fd)
+
+
+def test_a_reader_that_fails_says_so_and_the_watcher_polls(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Its wait refused (as select() refused a descriptor above 1023): never a silent end."""
+    failing = threading.Event()
+
+    def readable(fd: int) -> None:
+        failing.wait()
+        raise ValueError("filedescriptor out of range in select()")
+    monkeypatch.setattr(watching, "_readable", readable)
+    watcher = watching.Watcher(str(tmp_path), interval=1, backend="notify", settle=0.2)
+    try:
+        assert not watcher.wait(timeout=0.3) and watcher.backend == "notify"
+        (tmp_path / "a.yaml").write_text("x: 1\n")  # unread: the reader is about to fail
+        failing.set()
+        assert watcher.wait(timeout=30) and watcher.take() is None  # look at every file
+        assert watcher.backend == "poll"
+        assert [r.getMessage() for r in caplog.records if r.name == "feedsvc.watcher"] == [
+            "dataset watch: notification reader failed (ValueError('filedescriptor out of range "
+            "in select()')); polling every 1 s"]
+        assert watcher.wait(timeout=None)  # each interval from then on (the owner looks at all)
+    finally:
+        watcher.stop()

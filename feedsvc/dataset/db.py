@@ -68,6 +68,7 @@ CREATE TABLE releases(
 CREATE INDEX releases_file ON releases(file);
 CREATE INDEX releases_notice ON releases(notice_until_us) WHERE notice_until_us IS NOT NULL;
 CREATE INDEX releases_media ON releases(key) WHERE image IS NOT NULL OR attachments <> '[]';
+CREATE INDEX releases_listed ON releases(key, modified_s, id) WHERE hidden = 0;
 CREATE TABLE release_countries(country TEXT NOT NULL, key INTEGER NOT NULL,
                                PRIMARY KEY(country, key)) WITHOUT ROWID;
 CREATE TABLE release_topics(topic TEXT NOT NULL, key INTEGER NOT NULL,
@@ -99,6 +100,7 @@ CREATE VIRTUAL TABLE release_words_docs USING fts5vocab(release_words, row);
 #   releases that are not drafts) are UTC microseconds, modified_s is rows.changed();
 #   published, updated, withdrawn keep the date-time as written (wall time, zone): rows.py.
 #   written: meta "commit" of the transaction that last wrote the row (what changed since N).
+#   releases_listed: the sitemap's walk over the listed releases, a few bytes an entry.
 # - release_pairs: (country, topic) of listed releases, so that a feed of a country and a
 #   topic is one range, even when the two lists are long and rarely meet.
 # - release_updates: listed releases with `updated`, per scope ("" and the names of counts),

@@ -95,7 +95,6 @@ class Reader:
         # Connections of the process this one was forked from: kept, never used nor closed
         # (closing them could release what the parent holds), so that GC does not close them.
         self._inherited: list[sqlite3.Connection] = []
-        self._data_version: dict[int, int] = {}
         self._idle: list[sqlite3.Connection] = []  # the pool (checkout), this process's
 
     def checkout(self) -> sqlite3.Connection:
@@ -127,7 +126,7 @@ class Reader:
         the lock)."""
         if os.getpid() != self._pid:
             self._inherited += [*self._conns.values(), *self._idle]
-            self._conns, self._data_version, self._idle = {}, {}, []
+            self._conns, self._idle = {}, []
             self._pid = os.getpid()
 
     def _conn(self) -> sqlite3.Connection:
@@ -141,15 +140,11 @@ class Reader:
                 self._conns[thread] = conn
         return conn
 
-    def changed(self) -> bool:
-        """Tell whether a writer committed since this thread last asked (PRAGMA data_version:
-        no read of the data, so a watcher may ask it often)."""
+    def stamp(self) -> tuple[int, int]:
+        """Return what changes when a writer commits: this thread's connection and its PRAGMA
+        data_version (a counter per connection; no read of the data, a few microseconds)."""
         conn = self._conn()
-        found = conn.execute("PRAGMA data_version").fetchone()[0]
-        thread = threading.get_native_id()
-        before = self._data_version.get(thread)
-        self._data_version[thread] = found
-        return before is not None and before != found
+        return id(conn), conn.execute("PRAGMA data_version").fetchone()[0]
 
     @contextmanager
     def read(self) -> Iterator[Snapshot]:

@@ -66,15 +66,6 @@ class Handle(Protocol):
     def dataset(self) -> Described: ...
 
 
-class Listed(Protocol):
-    """A visible release as the sitemap lists it (a Release, or a store's lighter row)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def modified(self) -> datetime: ...
-
-
 class View(Protocol):
     """A served version as readers see it at `now` (visible.StoreView says what each means)."""
 
@@ -102,9 +93,13 @@ class View(Protocol):
     def newest(self, name: str | None = None) -> Release | None: ...
     def tombstones(self, filters: Filters) -> list[Release]: ...
 
-    def visible_slice(self, start: int, stop: int) -> Sequence[Listed]:
-        """Return the visible releases ranked `start` to `stop` (excluded), newest first;
-        rank 0 is the newest; `count()` of them exist."""
+    def visible_slice(self, start: int, stop: int) -> Sequence[tuple[str, int]]:
+        """Return the id and last change (UTC second) of the visible releases ranked `start`
+        to `stop` (excluded), newest first; rank 0 is the newest; `count()` of them exist."""
+
+    def lastmods(self, sizes: Sequence[int]) -> list[int | None]:
+        """Return the last change (UTC second) of each run of visible releases of these sizes,
+        newest first, one run after the other (None: no release in it)."""
 
     def media_files(self) -> Collection[str]:
         """Return the src of every file below media/ that the site or a visible release

@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 
 from . import Release, Site
 from .db import key_of
@@ -21,17 +21,6 @@ from .served import Cursor, Filters, Handle, Page
 from .words import words
 
 LOWEST_KEY = -(1 << 62)  # below every key: nothing is visible
-
-
-@dataclass(frozen=True, slots=True)
-class Visible:
-    """One visible release as the sitemap needs it: its key (to ask for the next slice), its
-    id and the UTC second of its last change (what a sitemap writes; not decoded from the
-    release's own zone, which costs ten times as much at 50,000 a slice)."""
-
-    key: int
-    id: str
-    modified: datetime
 
 
 def _one(conn: sqlite3.Connection, sql: str, *values: object) -> int | None:
@@ -174,15 +163,24 @@ class StoreView:
                                   "ORDER BY key LIMIT 1", (self.upto,)).fetchone()
         return None if found is None else when_from(found[0])
 
+    def _at(self, sql: str, value: int) -> datetime | None:
+        found = _one(self.conn, sql, value)
+        return None if found is None else datetime.fromtimestamp(found / 10**6, self.now.tzinfo)
+
     @property
     def next_change(self) -> datetime | None:
         """Return the next instant at which what is visible changes, or None."""
-        changes = [self.next_publication]
-        expiry = _one(self.conn, "SELECT min(notice_until_us) FROM releases "
-                      "WHERE notice_until_us > ?", self._now_us)
-        if expiry is not None:
-            changes.append(datetime.fromtimestamp(expiry / 10**6, self.now.tzinfo))
-        return min((c for c in changes if c is not None), default=None)
+        expiry = self._at("SELECT min(notice_until_us) FROM releases WHERE notice_until_us > ?",
+                          self._now_us)
+        return min((c for c in (self.next_publication, expiry) if c is not None), default=None)
+
+    @property
+    def token_until(self) -> datetime | None:
+        """Return when `token` next changes (a release of any kind passes now: `scheduled`
+        counts drafts too; or a notice ends), or None: the fast path keeps it until then."""
+        later = self._at("SELECT published_us FROM releases WHERE key > ? ORDER BY key LIMIT 1",
+                         self.upto)
+        return min((c for c in (later, self.next_change) if c is not None), default=None)
 
     def seconds_to_change(self) -> float | None:
         """Return how long the current responses stay true, or None (until the data changes)."""
@@ -195,27 +193,29 @@ class StoreView:
         return [scope[6:] for (scope,) in self.conn.execute(
             "SELECT scope FROM counts WHERE scope > 'named:' AND scope < 'named;'")]
 
-    def visible(self, after: int | None, size: int) -> list[Visible]:
-        """Return up to `size` visible releases, newest first, older than the key `after`
-        (None: from the newest): the sitemap's slices as a range of keys each."""
-        upper = self.upto if after is None else min(self.upto, after - 1)
-        return self._visible(upper, size, 0)
-
-    def visible_slice(self, start: int, stop: int) -> list[Visible]:
-        """Return the visible releases ranked `start` to `stop` (excluded), newest first.
-
-        A rank is not a key: SQLite steps over the `start` newer entries of the releases'
-        b-tree (OFFSET, in C, no row read into Python). visible(after, size) costs the slice
-        alone, for a caller that walks the slices in order."""
+    def visible_slice(self, start: int, stop: int) -> list[tuple[str, int]]:
+        """Return the id and last change (UTC second) of the visible releases ranked `start` to
+        `stop` (excluded), newest first: SQLite steps over the `start` newer entries of the
+        listed releases' index (OFFSET, in C), and no row becomes an object."""
         start = max(start, 0)
-        return self._visible(self.upto, max(stop - start, 0), start)
+        return self.conn.execute("SELECT id, modified_s FROM releases WHERE key <= ? AND "
+                                 "hidden = 0 ORDER BY key DESC LIMIT ? OFFSET ?",
+                                 (self.upto, max(stop - start, 0), start)).fetchall()
 
-    def _visible(self, upper: int, size: int, skip: int) -> list[Visible]:
-        rows = self.conn.execute("SELECT key, id, modified_s FROM releases "
-                                 "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ? "
-                                 "OFFSET ?", (upper, size, skip))
-        return [Visible(key, rid, datetime.fromtimestamp(modified, UTC))
-                for key, rid, modified in rows]
+    def lastmods(self, sizes: Sequence[int]) -> list[int | None]:
+        """Return the last change (UTC second; None: no release) of each run of visible
+        releases, newest first, of these sizes one after the other (the sitemap's parts): a
+        query per run, each over its own entries of the listed releases' index."""
+        found: list[int | None] = []
+        upper = self.upto
+        for size in sizes:
+            newest, lowest = self.conn.execute(
+                "SELECT max(modified_s), min(key) FROM (SELECT key, modified_s FROM releases "
+                "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ?)", (upper, size)
+            ).fetchone()
+            found.append(newest)
+            upper = upper if lowest is None else lowest - 1
+        return found
 
     def media_files(self) -> frozenset[str]:
         """Return the src of every file below media/ the site or a visible release names (the

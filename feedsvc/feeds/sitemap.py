@@ -3,16 +3,20 @@
 Up to that many URLs, /sitemap.xml is the sitemap; above it, /sitemap.xml is a sitemap index
 naming /sitemaps/1.xml, /sitemaps/2.xml, … Listing pages come first, then releases newest
 first, so a part's contents move only when releases are added or removed.
+
+A part is written as text, a line per element (as lxml's pretty print writes it): tens of
+thousands of rows become no objects but their lines. The index asks the store for each part's
+last change (View.lastmods), never for its rows.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from xml.sax.saxutils import escape
 
-from lxml import etree
-
-from ..dataset.served import Listed, View
+from ..dataset.served import View
 from .catalogue import catalogue
 from .feed import NEVER
 from .urls import Urls
@@ -20,6 +24,7 @@ from .urls import Urls
 NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 CONTENT_TYPE = "application/xml; charset=utf-8"
 ROBOTS_CONTENT_TYPE = "text/plain; charset=utf-8"
+W3C = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +33,6 @@ class Loc:
 
     url: str
     lastmod: datetime
-
-
 
 
 @dataclass(frozen=True)
@@ -55,21 +58,40 @@ class Sitemap:
     def __len__(self) -> int:
         return len(self.pages) + self.view.count()
 
-    def _releases(self, start: int, stop: int) -> Sequence[Listed]:
+    def _ranks(self, start: int, stop: int) -> tuple[int, int]:
+        """Return the release ranks of URL positions `start` to `stop` (the pages come first)."""
         first = len(self.pages)
-        return self.view.visible_slice(max(start - first, 0), max(stop - first, 0))
+        return max(start - first, 0), max(stop - first, 0)
 
-    def locs(self, start: int, stop: int) -> list[Loc]:
-        """Return the URLs from position `start` to `stop` (excluded)."""
-        chosen = list(self.pages[start:stop])
-        chosen += [Loc(self.urls.release(r.id), r.modified) for r in self._releases(start, stop)]
-        return chosen
+    def urlset(self, start: int, stop: int) -> tuple[bytes, datetime]:
+        """Write the sitemap of the URLs from position `start` to `stop` (excluded); return it
+        and when its newest page changed."""
+        pages, rows = self.pages[start:stop], self.view.visible_slice(*self._ranks(start, stop))
+        release, plain = self.urls.release, escape(self.urls.release("")) == self.urls.release("")
+        lines = [_item("url", escape(loc.url), _w3c(loc.lastmod)) for loc in pages]
+        stamps: dict[int, str] = {}  # each second written once: releases share their times
+        # Each id is quoted into the URL: only the base may need escaping, once for all.
+        lines += [_item("url", release(rid) if plain else escape(release(rid)),
+                        stamps.get(second) or stamps.setdefault(
+                            second, time.strftime(W3C, time.gmtime(second))))
+                  for rid, second in rows]
+        newest = max((second for _, second in rows), default=None)
+        return _document("urlset", lines), max(
+            [loc.lastmod for loc in pages] + ([_utc(newest)] if newest is not None else []),
+            default=NEVER)
 
-    def lastmod(self, start: int, stop: int) -> datetime:
-        """Return when the newest page from `start` to `stop` changed."""
-        dates = [loc.lastmod for loc in self.pages[start:stop]]
-        dates += [r.modified for r in self._releases(start, stop)]
-        return max(dates, default=NEVER)
+    def index(self, per_file: int) -> tuple[bytes, datetime]:
+        """Write the sitemap index of the parts of `per_file` URLs; return it and when the
+        newest page changed."""
+        ranks = [self._ranks(n * per_file, (n + 1) * per_file)
+                 for n in range(part_count(len(self), per_file))]
+        seconds = self.view.lastmods([stop - start for start, stop in ranks])
+        lastmods = [max([loc.lastmod for loc in self.pages[n * per_file:(n + 1) * per_file]]
+                        + ([_utc(second)] if second is not None else []), default=NEVER)
+                    for n, second in enumerate(seconds)]
+        lines = [_item("sitemap", escape(self.urls.sitemap(n)), _w3c(lastmod))
+                 for n, lastmod in enumerate(lastmods, start=1)]
+        return _document("sitemapindex", lines), max(lastmods, default=NEVER)
 
 
 def part_count(total: int, per_file: int) -> int:
@@ -77,32 +99,25 @@ def part_count(total: int, per_file: int) -> int:
     return 0 if total <= per_file else -(-total // per_file)
 
 
+def _utc(second: int) -> datetime:
+    return datetime.fromtimestamp(second, UTC)
+
+
 def _w3c(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime(W3C)
 
 
-def _xml(root: etree._Element) -> bytes:
-    return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True))
+def _item(name: str, loc: str, lastmod: str) -> str:
+    return (f"  <{name}>\n    <loc>{loc}</loc>\n    <lastmod>{lastmod}</lastmod>\n"
+            f"  </{name}>\n")
 
 
-def _listed(root: str, item: str, locs: Sequence[Loc]) -> bytes:
-    """Write a sitemap document: one `item` element (loc, lastmod) per entry under `root`."""
-    document = etree.Element(f"{{{NS}}}{root}", nsmap={None: NS})
-    for loc in locs:
-        node = etree.SubElement(document, f"{{{NS}}}{item}")
-        etree.SubElement(node, f"{{{NS}}}loc").text = loc.url
-        etree.SubElement(node, f"{{{NS}}}lastmod").text = _w3c(loc.lastmod)
-    return _xml(document)
-
-
-def render_urlset(locs: Sequence[Loc]) -> bytes:
-    """Write a sitemap of these URLs."""
-    return _listed("urlset", "url", locs)
-
-
-def render_index(parts: Sequence[Loc]) -> bytes:
-    """Write a sitemap index naming each part and when its newest page changed."""
-    return _listed("sitemapindex", "sitemap", parts)
+def _document(root: str, items: Iterable[str]) -> bytes:
+    """Write a sitemap document (escaped items), byte for byte as lxml would."""
+    body = "".join(items)
+    text = (f'<{root} xmlns="{NS}">\n{body}</{root}>\n' if body else
+            f'<{root} xmlns="{NS}"/>\n')
+    return f"<?xml version='1.0' encoding='UTF-8'?>\n{text}".encode()
 
 
 def robots(urls: Urls) -> bytes:

@@ -7,11 +7,18 @@ that key, conditional.py decides 200 or 304, and the answer goes out with what e
 response gets: the security headers (headers.py), the dataset version, a request id, an
 access line and the metrics. Anything else (a miss, a redirect, an error, another route)
 goes to Flask, which fills the local tier for the next request.
+
+A hit reads nothing of the store: what a cache key needs of it (the version and the
+visibility token) is kept per connection as a `Moment`, true until a writer commits (PRAGMA
+data_version moves: the next request, on any worker) or the token's own expiry (a scheduled
+release goes live, a notice ends: no commit says so).
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -19,7 +26,8 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from .. import state
-from ..clock import view_of
+from ..clock import now
+from ..dataset.reader import Meta
 from ..feeds.query import QueryError
 from ..feeds.urls import Scope
 from ..views.feeds import SCOPES, feed_request
@@ -33,6 +41,23 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 STATUS = {200: "200 OK", 304: "304 Not Modified"}
 
 
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """What a cache key needs of the store (feed_request's `view`), true from `since` until
+    `until` (None: until a commit) at the commit `stamp` (Reader.stamp)."""
+
+    stamp: tuple[int, int]
+    index: Meta
+    token: str
+    since: datetime
+    until: datetime | None
+    next_change: datetime | None  # what Cache-Control counts down to (feeds' own changes)
+
+    def holds(self, stamp: tuple[int, int], at: datetime) -> bool:
+        return stamp == self.stamp and self.since <= at and (self.until is None
+                                                              or at < self.until)
+
+
 class FastPath:
     """WSGI middleware in front of Flask that answers feeds from the local tier."""
 
@@ -40,6 +65,7 @@ class FastPath:
         self.app, self.wsgi_app = app, wsgi_app
         self.live, self.cache = state.live(app), state.feed_cache(app)  # fixed once built
         self.answered = 0  # requests answered here, without Flask
+        self.moments: dict[int, Moment] = {}  # by connection (Reader.stamp), so by thread
         # Routing depends on the path alone (no host or subdomain rules): remember it.
         self.route = lru_cache(maxsize=1024)(self._route)
 
@@ -74,19 +100,33 @@ class FastPath:
         allowed = app.config["FEEDSVC_ALLOWED_HOSTS"]
         if allowed and not host_allowed(request.host, allowed):
             return None  # the same host check as Flask's (proxy.py): the refusal is Flask's
-        # Version and visibility read in one short transaction on this thread's connection:
-        # nothing in it waits (no greenlet switch), so no other request shares it meanwhile.
-        with self.live.reader.read() as snapshot:
-            view = view_of(app, snapshot)
-            try:  # query checks as in Flask: any refusal is Flask's to answer
-                feed = feed_request(app, request, view, scope, fmt)
-            except (HTTPException, QueryError):
-                return None
-            body = None if feed is None else self.cache.local.get(feed.key)
-            if body is None:
-                return None
-            return rule, snapshot.version, body, cache_control(app.config,
-                                                               view.seconds_to_change())
+        at = now(app)
+        moment = self._moment(at)
+        try:  # query checks as in Flask: any refusal is Flask's to answer
+            feed = feed_request(app, request, moment, scope, fmt)
+        except (HTTPException, QueryError):
+            return None
+        body = None if feed is None else self.cache.local.get(feed.key)
+        if body is None:
+            return None
+        left = None if moment.next_change is None else max(
+            0.0, (moment.next_change - at).total_seconds())
+        return rule, moment.index.version, body, cache_control(app.config, left)
+
+    def _moment(self, at: datetime) -> Moment:
+        """Return the version and token at `at`: the one kept, or read again (in one short
+        transaction on this thread's connection: nothing in it waits for another greenlet)."""
+        reader = self.live.reader
+        stamp = reader.stamp()
+        kept = self.moments.get(stamp[0])
+        if kept is not None and kept.holds(stamp, at):
+            return kept
+        with reader.read() as snapshot:
+            view = snapshot.view_at(at)
+            kept = Moment(stamp, snapshot.meta, view.token, at, view.token_until,
+                          view.next_change)
+        self.moments[stamp[0]] = kept
+        return kept
 
     def _send(self, environ: dict[str, Any], start_response: StartResponse, started: float,
               route: str, version: str, body: Rendered, control: str) -> Iterable[bytes]:

@@ -430,15 +430,26 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
     if interval <= 0 or watching(app) is not None:
         return None
     watch = reloader(app)
-    watcher = Watcher(watch.path, interval, app.config["FEEDSVC_RELOAD_WATCH"])
-    log.info("dataset watch: %s, %s", watcher.backend, watch.path)
+    # Only the notification is opened here: watching every folder (a scandir of each, seconds
+    # at a million files) runs in the watcher's thread, while the workers already serve.
+    watcher = Watcher(watch.path, interval, app.config["FEEDSVC_RELOAD_WATCH"], start=False)
 
     def loop() -> None:
-        starting = watch.start_pending  # the look for changes made while down: at once
         deadline = time.monotonic() + interval
-        while starting and serving is not None and not serving() \
-                and time.monotonic() < deadline:
-            time.sleep(0.05)  # the arbiter forks its workers meanwhile
+        while serving is not None and not serving() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the arbiter forks its workers meanwhile: they serve at once
+        # Only the master watches: a copy of this loop in a worker forked before or during the
+        # set-up (gevent) parks for good (see watcher.park).
+        if watcher.owned:
+            watch._run(watcher.watch_folders)  # the writer's real thread: the loop runs on
+        if not watcher.owned:
+            park()
+        watcher.listen()
+        log.info("dataset watch: %s, %s", watcher.backend, watch.path)
+        # The first look, at every file, comes after the folders are watched: a file written
+        # before is seen by the look, one written after by the watch. It is the look for
+        # changes made while down (FEEDSVC_START_CHECK=background), or after the build.
+        starting, pending = True, watch.start_pending
         while True:
             # Besides notifications: look every interval while a removal is held (for its
             # acceptance), or when links may hide changes from the notifications.
@@ -450,7 +461,7 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
             try:
                 result = watch.check(paths=None if starting else paths)
                 # busy: the running check (a SIGHUP's) makes this look next, as asked.
-                starting = starting and result == "changing"
+                starting = pending and starting and result == "changing"
                 if result in NEWS and on_news is not None:
                     on_news(result)
                 elif result == "changing":

@@ -2,8 +2,9 @@
 
 With notification (inotify, through the small inotify_simple wrapper) an idle dataset costs
 nothing: a check runs only after files changed and then stayed quiet for a moment. The reader
-waits with select(), so it also runs as a greenlet where gevent has patched the standard
-library (deploy/gunicorn.conf.py's master). Where the kernel cannot tell (not Linux, or
+waits with poll() (select() under gevent), so it also runs as a greenlet where gevent has
+patched the standard library (deploy/gunicorn.conf.py's master); should it fail, the watcher
+says so and polls. Where the kernel cannot tell (not Linux, or
 FEEDSVC_RELOAD_WATCH=poll, e.g. for NFS), the owner checks every FEEDSVC_RELOAD_INTERVAL seconds
 instead, which costs a stat of every file each time.
 """
@@ -57,7 +58,9 @@ class Watcher:
     """Tells its owner when the files at a path (a directory, or one file) may have changed."""
 
     def __init__(self, path: str, interval: float, backend: str = "auto",
-                 settle: float = SETTLE) -> None:
+                 settle: float = SETTLE, *, start: bool = True) -> None:
+        """Watch `path`; start=False: only open the notification (start() watches the folders:
+        a scandir of each, which the owner runs off its event loop, not before serving)."""
         self.path = os.path.abspath(path)
         self.interval, self.settle = interval, min(settle, interval)
         self.changed = threading.Event()
@@ -66,8 +69,12 @@ class Watcher:
         self._folders: dict[int, str] = {}
         self._inotify: INotify | None = None
         self.blind = False  # the folders could not be watched again: looking every interval
+        self._stopped = False
         self._owner = os.getpid()
         self.backend = "poll" if backend == "poll" else self._notify(backend == "notify")
+        if start:
+            self.watch_folders()
+            self.listen()
 
     @property
     def owned(self) -> bool:
@@ -77,17 +84,33 @@ class Watcher:
     def _notify(self, required: bool) -> str:
         try:
             self._inotify = INotify()
-            self._watch_all()
-        except OSError as error:  # not Linux, or fs.inotify.max_user_watches reached
+        except OSError as error:  # not Linux, or fs.inotify.max_user_instances reached
             if required:
                 raise
-            log.warning("dataset watch: no kernel notification (%s); polling every %s s",
-                        error, self.interval)
-            self._inotify = None
-            return "poll"
-        threading.Thread(target=self._read, name="feedsvc-inotify", daemon=True).start()
+            return self._poll(f"no kernel notification ({error})")
         os.register_at_fork(after_in_child=self._forked)
         return "notify"
+
+    def _poll(self, why: str) -> str:
+        """Look every interval from now on, and say so (never silently: a watcher that stops
+        noticing leaves every change unserved)."""
+        log.warning("dataset watch: %s; polling every %s s", why, self.interval)
+        self.backend = "poll"
+        return "poll"
+
+    def watch_folders(self) -> None:
+        """Watch every folder of the dataset (or fall back to polling, saying why)."""
+        if self._inotify is None:
+            return
+        try:
+            self._watch_all()
+        except OSError as error:  # fs.inotify.max_user_watches reached
+            self._poll(f"cannot watch {self.path} ({error})")
+
+    def listen(self) -> None:
+        """Start reading the notifications (in the owner's thread: a greenlet under gevent)."""
+        if self.backend == "notify":
+            threading.Thread(target=self._read, name="feedsvc-inotify", daemon=True).start()
 
     def _forked(self) -> None:
         """In a forked worker: never read the master's notifications (it would take them).
@@ -133,32 +156,37 @@ class Watcher:
                 continue  # not there (yet, or any more): its parent's watch tells
 
     def _read(self) -> None:
+        """Read the notifications until stop(); on any other error, poll from then on."""
         assert self._inotify is not None
-        while True:
-            try:
+        try:
+            while True:
                 _readable(self._inotify.fileno())
                 if not self.owned:  # woken in the master, resumed in a forked worker
                     park()
-                data = os.read(self._inotify.fileno(), 1 << 16)
-            except (OSError, ValueError):  # closed by stop()
-                return
-            paths: set[str] = set()
-            whole, parent = False, os.path.dirname(self.path)
-            for event in parse_events(data):
-                folder = self._folders.get(event.wd)
-                if folder is None:  # a watch dropped when the folders were watched again
-                    whole = whole or bool(event.mask & flags.Q_OVERFLOW)
-                    continue
-                path = os.path.join(folder, event.name) if event.name else folder
-                if folder == parent and event.name and path != self.path:
-                    continue  # the parent's other entries: not the dataset
-                paths.add(path)
-                # The dataset itself, or its parent (removed or moved), changed.
-                whole = whole or bool(event.mask & _WHOLE) or path in (self.path, parent)
-            if whole:
-                self._rewatch()  # new folders, or the dataset itself replaced
-            if paths or whole:
-                self.note(paths, whole)
+                self._events(os.read(self._inotify.fileno(), 1 << 16))
+        except Exception as error:  # noqa: BLE001 (any: the reader must not end unseen)
+            if not self._stopped and self.owned:  # a worker's copy: never the reader
+                self._poll(f"notification reader failed ({error!r})")
+                self.note(set(), whole=True)  # what it missed: every file looked at
+
+    def _events(self, data: bytes) -> None:
+        paths: set[str] = set()
+        whole, parent = False, os.path.dirname(self.path)
+        for event in parse_events(data):
+            folder = self._folders.get(event.wd)
+            if folder is None:  # a watch dropped when the folders were watched again
+                whole = whole or bool(event.mask & flags.Q_OVERFLOW)
+                continue
+            path = os.path.join(folder, event.name) if event.name else folder
+            if folder == parent and event.name and path != self.path:
+                continue  # the parent's other entries: not the dataset
+            paths.add(path)
+            # The dataset itself, or its parent (removed or moved), changed.
+            whole = whole or bool(event.mask & _WHOLE) or path in (self.path, parent)
+        if whole:
+            self._rewatch()  # new folders, or the dataset itself replaced
+        if paths or whole:
+            self.note(paths, whole)
 
     def _rewatch(self) -> None:
         """Watch the folders again; if that fails, look every interval until it succeeds.
@@ -211,5 +239,6 @@ class Watcher:
                 return True
 
     def stop(self) -> None:
+        self._stopped = True
         if self._inotify is not None:
             self._inotify.close()

@@ -110,8 +110,10 @@ def when_ready(server: Any) -> None:
     commits each change once; every worker reads it at its next request."""
     from feedsvc.operations.reload import start_watching
 
-    # A restart's first look at the files waits for the workers: they serve the snapshot
-    # meanwhile (this hook runs before the arbiter forks them).
+    # Nothing here waits for the archive: the watch of every folder is set up in the
+    # watcher's own thread, and the first look at the files (after it) waits for the
+    # workers, which serve the committed store meanwhile (this hook runs before the
+    # arbiter forks them).
     start_watching(server.app.wsgi(), None, lambda: len(server.WORKERS) >= server.num_workers)
 
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Blueprint, Flask, Request, Response, abort, current_app, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..dataset import Release
-from ..dataset.served import View
+from ..dataset.served import Handle
 from ..feeds.feed import build_feed
 from ..feeds.query import FeedQuery
 from ..feeds.render import CONTENT_TYPES, RENDERERS
@@ -33,6 +33,15 @@ SCOPES: dict[str, Callable[[Mapping[str, str]], Scope]] = {
 }
 
 
+class Keyed(Protocol):
+    """What a feed's cache key needs of the store: a View, or the fast path's Moment."""
+
+    @property
+    def index(self) -> Handle: ...
+    @property
+    def token(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FeedRequest:
     """A feed request resolved: what to render, and the cache key of its bytes."""
@@ -51,7 +60,7 @@ def opened_in_a_tab(req: Request) -> bool:
     return req.headers.get("Sec-Fetch-Dest") == "document"
 
 
-def feed_request(app: Flask, req: Request, view: View, scope: Scope, fmt: str
+def feed_request(app: Flask, req: Request, view: Keyed, scope: Scope, fmt: str
                  ) -> FeedRequest | None:
     """Resolve a feed request (None: no usable host; QueryError: a bad query parameter)."""
     config = app.config

@@ -5,16 +5,7 @@ from flask import Blueprint, Response, abort, current_app
 
 from ..clock import current_view
 from ..feeds.catalogue import catalogue
-from ..feeds.sitemap import (
-    CONTENT_TYPE,
-    ROBOTS_CONTENT_TYPE,
-    Loc,
-    Sitemap,
-    part_count,
-    render_index,
-    render_urlset,
-    robots,
-)
+from ..feeds.sitemap import CONTENT_TYPE, ROBOTS_CONTENT_TYPE, Sitemap, part_count, robots
 from ..http.conditional import Rendered
 from .common import cacheable, key, urls
 
@@ -32,13 +23,9 @@ def sitemap() -> Response:
 
     def render() -> Rendered:
         site = Sitemap.of(view, links)
-        total, count = len(site), part_count(len(site), per)
-        if count == 0:
-            return Rendered.build(render_urlset(site.locs(0, total)), CONTENT_TYPE,
-                                  site.lastmod(0, total))
-        parts = [Loc(links.sitemap(n), site.lastmod((n - 1) * per, n * per))
-                 for n in range(1, count + 1)]
-        return Rendered.build(render_index(parts), CONTENT_TYPE, site.lastmod(0, total))
+        total = len(site)
+        body, lastmod = site.urlset(0, total) if total <= per else site.index(per)
+        return Rendered.build(body, CONTENT_TYPE, lastmod)
 
     return cacheable(key("sitemap", "xml", str(per)), render)
 
@@ -55,9 +42,8 @@ def sitemap_part(part: int) -> Response:
         site = Sitemap.of(view, links)
         if part > part_count(len(site), per):
             abort(404, description=f"No sitemap part {part}.")
-        start, stop = (part - 1) * per, part * per
-        return Rendered.build(render_urlset(site.locs(start, stop)), CONTENT_TYPE,
-                              site.lastmod(start, stop))
+        body, lastmod = site.urlset((part - 1) * per, part * per)
+        return Rendered.build(body, CONTENT_TYPE, lastmod)
 
     return cacheable(key(f"sitemaps/{part}", "xml", str(per)), render)
 
