@@ -17,7 +17,7 @@ from . import Release, Site
 from .db import key_of
 from .rows import FIELDS, decode, micros, when_from
 from .selecting import choose
-from .served import Cursor, Filters, Handle, Page
+from .served import Cursor, Filters, Handle, Page, Run
 from .words import words
 
 LOWEST_KEY = -(1 << 62)  # below every key: nothing is visible
@@ -193,29 +193,27 @@ class StoreView:
         return [scope[6:] for (scope,) in self.conn.execute(
             "SELECT scope FROM counts WHERE scope > 'named:' AND scope < 'named;'")]
 
-    def visible_slice(self, start: int, stop: int) -> list[tuple[str, int]]:
-        """Return the id and last change (UTC second) of the visible releases ranked `start` to
-        `stop` (excluded), newest first: SQLite steps over the `start` newer entries of the
-        listed releases' index (OFFSET, in C), and no row becomes an object."""
-        start = max(start, 0)
-        return self.conn.execute("SELECT id, modified_s FROM releases WHERE key <= ? AND "
-                                 "hidden = 0 ORDER BY key DESC LIMIT ? OFFSET ?",
-                                 (self.upto, max(stop - start, 0), start)).fetchall()
-
-    def lastmods(self, sizes: Sequence[int]) -> list[int | None]:
-        """Return the last change (UTC second; None: no release) of each run of visible
-        releases, newest first, of these sizes one after the other (the sitemap's parts): a
-        query per run, each over its own entries of the listed releases' index."""
-        found: list[int | None] = []
+    def runs(self, sizes: Sequence[int]) -> list[Run]:
+        """Cut the visible releases, newest first, into runs of these sizes one after the
+        other (the sitemap's parts): each run's last change and the key it starts at, a query
+        per run over its own entries of the listed releases' index."""
+        found: list[Run] = []
         upper = self.upto
         for size in sizes:
             newest, lowest = self.conn.execute(
                 "SELECT max(modified_s), min(key) FROM (SELECT key, modified_s FROM releases "
                 "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ?)", (upper, size)
             ).fetchone()
-            found.append(newest)
+            found.append(Run(newest, upper, size))
             upper = upper if lowest is None else lowest - 1
         return found
+
+    def listed(self, run: Run) -> list[tuple[str, int]]:
+        """Return the id and last change (UTC second) of a run's releases, newest first: an
+        index range from its first key (SQLite steps over no earlier entry), no row an object."""
+        return self.conn.execute("SELECT id, modified_s FROM releases WHERE key <= ? AND "
+                                 "hidden = 0 ORDER BY key DESC LIMIT ?",
+                                 (min(run.upper, self.upto), run.size)).fetchall()
 
     def media_files(self) -> frozenset[str]:
         """Return the src of every file below media/ the site or a visible release names (the
