@@ -169,10 +169,14 @@ class StoreView:
 
     @property
     def next_change(self) -> datetime | None:
-        """Return the next instant at which what is visible changes, or None."""
+        """Return the next instant at which what is visible changes, or None: a release goes
+        live, or a withdrawn one is published (its notice appears: drafts alone change
+        nothing), or a notice ends."""
+        live = self._at("SELECT published_us FROM releases WHERE key > ? AND draft = 0 "
+                        "ORDER BY key LIMIT 1", self.upto)
         expiry = self._at("SELECT min(notice_until_us) FROM releases WHERE notice_until_us > ?",
                           self._now_us)
-        return min((c for c in (self.next_publication, expiry) if c is not None), default=None)
+        return min((c for c in (live, expiry) if c is not None), default=None)
 
     @property
     def token_until(self) -> datetime | None:
