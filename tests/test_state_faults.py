@@ -92,12 +92,16 @@ def test_a_kill_inside_the_publish_transaction_restarts_to_the_last_commit(
                    {**at(state), "STATE_HOLD_FILE": str(hold)},
                    conf=str(conf))
     hold.touch()
+    until(lambda: len(worker_pids(server)) == WORKERS)  # every one: each holds the lock
     workers = worker_pids(server)
     edit(dataset_dir, "Written when the master died")
     until(Path(f"{hold}.reached").exists)  # the master is inside the write transaction
     for pid in (server.process.pid, *workers):
         os.kill(pid, signal.SIGKILL)
     server.process.wait(timeout=20)
+    # SIGKILL is delivered, not awaited: until the last of them has exited, the instance's
+    # lock is held (inherited by every worker), and a restart is refused.
+    until(lambda: all(_exited(pid) for pid in workers))
     hold.unlink()
     store = state_file(state, dataset_dir, "sqlite")
     with sqlite3.connect(store) as conn:  # SQLite's own recovery: the WAL's last commit
@@ -111,6 +115,14 @@ def test_a_kill_inside_the_publish_transaction_restarts_to_the_last_commit(
         assert "unusable" not in server.log.read_text()  # the file was used, not rebuilt
     finally:
         stop(server)
+
+
+def _exited(pid: int) -> bool:
+    """Tell whether a process has exited (gone, or a zombie not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def _deleted(store: Path) -> None:
