@@ -237,7 +237,11 @@ def test_plain_gunicorn_workers_share_one_state_directory(dataset_dir: Path,
     try:
         expected = version_of(cold(dataset_dir))
         until(lambda: process.poll() is None and _answers(server))
-        until(every_worker(server, 3, lambda r: r["dataset"]["version"] == expected))
+        until(every_worker(server, 3, lambda r: r["dataset"]["version"] == expected
+                           and r["dataset"]["state"] == "persistent"))
+        # One of them holds the lock (and writes); the others read the same file.
+        holder = int(state_file(tmp_path / "state", dataset_dir, "lock").read_text().split()[0])
+        assert holder in worker_pids(server)
     finally:
         stop(server)
 
