@@ -49,9 +49,8 @@ class Filters:
 @dataclass(frozen=True)
 class Run:
     """A run of visible releases, newest first (a sitemap part's): up to `size` of those with a
-    key at or below `upper`, and the last change of any (UTC second; None: no release)."""
+    key at or below `upper`."""
 
-    newest: int | None
     upper: int
     size: int
 
@@ -107,6 +106,9 @@ class View(Protocol):
     def runs(self, sizes: Sequence[int]) -> list[Run]:
         """Cut the visible releases, newest first, into runs of these sizes one after the
         other; `count()` of them exist."""
+
+    def lastmod(self, run: Run) -> int | None:
+        """Return the last change (UTC second) of a run's releases (None: no release)."""
 
     def listed(self, run: Run) -> Sequence[tuple[str, int]]:
         """Return the id and last change (UTC second) of a run's releases, newest first."""

@@ -199,18 +199,25 @@ class StoreView:
 
     def runs(self, sizes: Sequence[int]) -> list[Run]:
         """Cut the visible releases, newest first, into runs of these sizes one after the
-        other (the sitemap's parts): each run's last change and the key it starts at, a query
-        per run over its own entries of the listed releases' index."""
+        other (the sitemap's parts): the key each starts at, found by stepping over the
+        listed releases' index to each run's last entry (no row read; a walk over them all,
+        once for every run)."""
         found: list[Run] = []
         upper = self.upto
         for size in sizes:
-            newest, lowest = self.conn.execute(
-                "SELECT max(modified_s), min(key) FROM (SELECT key, modified_s FROM releases "
-                "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ?)", (upper, size)
-            ).fetchone()
-            found.append(Run(newest, upper, size))
-            upper = upper if lowest is None else lowest - 1
+            found.append(Run(upper, size))
+            if size:
+                last = _one(self.conn, "SELECT key FROM releases WHERE key <= ? AND hidden = 0 "
+                            "ORDER BY key DESC LIMIT 1 OFFSET ?", upper, size - 1)
+                upper = LOWEST_KEY if last is None else last - 1
         return found
+
+    def lastmod(self, run: Run) -> int | None:
+        """Return the last change (UTC second) of a run's releases (None: no release), from
+        its own entries of the listed releases' index."""
+        return _one(self.conn, "SELECT max(modified_s) FROM (SELECT modified_s FROM releases "
+                    "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ?)",
+                    min(run.upper, self.upto), run.size)
 
     def listed(self, run: Run) -> list[tuple[str, int]]:
         """Return the id and last change (UTC second) of a run's releases, newest first: an

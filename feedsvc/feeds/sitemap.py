@@ -4,9 +4,10 @@ Up to that many URLs, /sitemap.xml is the sitemap; above it, /sitemap.xml is a s
 naming /sitemaps/1.xml, /sitemaps/2.xml, … Listing pages come first, then releases newest
 first, so a part's contents move only when releases are added or removed.
 
-The store cuts the visible releases into the parts' runs (View.runs: each run's first key and
-last change); the index reads no release row, and a part reads its own run's rows as an index
-range from its first key, whatever its number. A part is written as text, a line per element
+The store cuts the visible releases into the parts' runs once (View.runs: the key each
+starts at); the index asks for each run's last change (View.lastmod) and reads no release
+row, and a part reads its own run's rows as an index range from its first key, whatever its
+number. A part is written as text, a line per element
 (as lxml's pretty print writes it): its rows become no objects but their lines.
 """
 from __future__ import annotations
@@ -91,20 +92,22 @@ class Sitemap:
                         stamps.get(second) or stamps.setdefault(
                             second, time.strftime(W3C, time.gmtime(second))))
                   for rid, second in rows]
-        return _document("urlset", lines), self._lastmod(part, runs[part])
+        return _document("urlset", lines), self._lastmod(
+            part, max((second for _, second in rows), default=None))
 
     def index(self, runs: Sequence[Run]) -> tuple[bytes, datetime]:
         """Write the sitemap index of the parts (the runs cut by `sizes`); return it and when
         the newest page changed."""
-        lastmods = [self._lastmod(n, run) for n, run in enumerate(runs)]
+        lastmods = [self._lastmod(n, self.view.lastmod(run)) for n, run in enumerate(runs)]
         lines = [_item("sitemap", escape(self.urls.sitemap(n)), _w3c(lastmod))
                  for n, lastmod in enumerate(lastmods, start=1)]
         return _document("sitemapindex", lines), max(lastmods, default=NEVER)
 
-    def _lastmod(self, part: int, run: Run) -> datetime:
-        """Return when the newest page of a file changed: a listing, or its run's newest."""
+    def _lastmod(self, part: int, newest: int | None) -> datetime:
+        """Return when the newest page of a file changed: a listing, or its run's newest
+        release (`newest`, UTC second)."""
         return max([loc.lastmod for loc in self._pages(part)]
-                   + ([_utc(run.newest)] if run.newest is not None else []), default=NEVER)
+                   + ([_utc(newest)] if newest is not None else []), default=NEVER)
 
 
 def part_count(total: int, per_file: int) -> int:
