@@ -6,7 +6,7 @@ first, so a part's contents move only when releases are added or removed.
 
 A part is written as text, a line per element (as lxml's pretty print writes it): tens of
 thousands of rows become no objects but their lines. The index asks the store for each part's
-last change (View.lastmods), never for its rows.
+last change (StoreView.lastmods), never for its rows.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
-from ..dataset.served import View
+from ..dataset.visible import StoreView
 from .catalogue import catalogue
 from .feed import NEVER
 from .urls import Urls
@@ -44,11 +44,11 @@ class Sitemap:
     """
 
     pages: Sequence[Loc]
-    view: View
+    view: StoreView
     urls: Urls
 
     @classmethod
-    def of(cls, view: View, urls: Urls) -> Sitemap:
+    def of(cls, view: StoreView, urls: Urls) -> Sitemap:
         """List what readers can see at the view's moment (no draft, scheduled or withdrawn)."""
         listed = catalogue(view)
         pages = [Loc(urls.page(listing.scope), listing.updated) for listing in listed.listings
