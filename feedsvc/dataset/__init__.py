@@ -160,8 +160,7 @@ def _newest_first(release: Release) -> tuple[datetime, str]:
 
 def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Dataset:
     """Load and validate every file under `path`; raise DatasetError listing every problem."""
-    from .assemble import assemble  # both build on this module's per-file steps
-    from .loader import load
+    from .loader import assemble, load  # it builds on this module's per-file steps
 
     return assemble(load(Path(path), max_file_bytes))
 

@@ -2,7 +2,7 @@
 
 The result is the Plan (ingest.py) the writer rebuilds the store from: every file's row and
 releases, the vocabulary, the version sum, and the problems, the same and in the same order
-as a load in one process (loader.load, assemble.problems_of). Above CHILD_LOAD_BYTES of YAML
+as a load in one process (loader.load, loader.problems_of). Above CHILD_LOAD_BYTES of YAML
 the files are cut into contiguous runs in path order, one per core: each child reads and
 parses its run and sends back its site and topic mappings; this process reads the vocabulary
 from all of them, in path order, and sends it back (as the JSON the store keeps); each child
@@ -102,7 +102,7 @@ def _prepared(root: Path, name: str, below: str, entry: FileEntry
 def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
           vocabulary: Iterable[Problem], found: Sequence[tuple[FileRow, list[Problem]]],
           linked: bool, fold: int | None = None) -> Plan:
-    """Return the plan of a full read: problems as assemble.problems_of orders them."""
+    """Return the plan of a full read: problems as loader.problems_of orders them."""
     problems = list(vocabulary)
     for _, more in found:
         problems += more

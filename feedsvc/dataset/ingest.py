@@ -5,7 +5,7 @@ files that changed, validates their releases against the vocabulary the store ho
 their ids up in the store, and works out the new version from the changed files' hashes
 alone: what it returns is everything one transaction (`commit`) writes, or the problems that
 refuse it. A change to the site or topic vocabulary, which every release is checked against,
-reads every file again (coldstart.py), as loader.update does. Nothing is written by `plan`.
+reads every file again (coldstart.py). Nothing is written by `plan`.
 """
 from __future__ import annotations
 

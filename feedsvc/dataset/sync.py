@@ -100,7 +100,7 @@ class Looker:
     A rejected (or held) look writes nothing, so the store still holds the files as they were
     before it; the files it read are remembered here (only those: what changed, not the
     archive) and read again by every look until a commit, so that a notification naming
-    another file still finds them invalid, as loader.update's catalog does today.
+    another file still finds them invalid (as a full load would).
     """
 
     def __init__(self, db: sqlite3.Connection, root: Path, limit: int,

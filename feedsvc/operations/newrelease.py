@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from ..dataset import read_files
-from ..dataset.assemble import check_with_file
+from ..dataset.loader import check_with_file
 from ..dataset.problems import DatasetError, Problem
 from ..dataset.records import zone_named
 
