@@ -20,12 +20,13 @@ from pathlib import Path
 from archives import publish, table
 
 from feedsvc.dataset import Dataset, load_dataset
+from feedsvc.dataset.bulkload import rebuild
 from feedsvc.dataset.db import connect
 from feedsvc.dataset.selecting import MAX_WORDS
 from feedsvc.dataset.served import Cursor, Filters
 from feedsvc.dataset.visible import StoreView
 from feedsvc.dataset.visible import view_at as store_view_at
-from feedsvc.dataset.write import FileChange, apply, rebuild
+from feedsvc.dataset.write import FileChange, apply
 from feedsvc.operations.synth import write_archive
 
 COMMON = ("workers", "ilo", "organizations", "employers", "governments", "representatives",
@@ -181,7 +182,7 @@ def main(count: int, runs: int) -> None:
         f"{sqlite3.sqlite_version}; load average {load:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs)",
         table(("step", "s"), [("load the YAML (load_dataset)", f"{loaded:.2f}"),
-                              ("rebuild the store (write.rebuild)", f"{built:.2f}"),
+                              ("rebuild the store (bulkload.rebuild)", f"{built:.2f}"),
                               ("database and WAL size, MB", f"{size / 1e6:.0f}")]),
         f"Each call at {now.isoformat()} (limit 20 unless said), median of {runs} runs: "
         "the store's view (ms, CPU ms)",

@@ -9,10 +9,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from feedsvc.dataset import Dataset, Release
+from feedsvc.dataset.bulkload import rebuild
 from feedsvc.dataset.db import connect
 from feedsvc.dataset.reader import Reader
 from feedsvc.dataset.served import Meta
-from feedsvc.dataset.write import FileChange, rebuild
+from feedsvc.dataset.write import FileChange
 
 
 def exact(value: Any) -> Any:

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from feedsvc.dataset import Dataset, load_dataset
+from feedsvc.dataset.bulkload import rebuild
 from feedsvc.dataset.db import connect
 from feedsvc.dataset.selecting import MAX_ARMS, MAX_WORDS, TooManyWords
 from feedsvc.dataset.served import Cursor, Filters
 from feedsvc.dataset.visible import view_at
-from feedsvc.dataset.write import FileChange, apply, rebuild
+from feedsvc.dataset.write import FileChange, apply
 from feedsvc.operations.synth import write_archive
 
 from .storecheck import files_of, meta_of

@@ -14,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from feedsvc.dataset import Dataset, Release, newest_first
+from feedsvc.dataset.bulkload import rebuild
 from feedsvc.dataset.db import connect
-from feedsvc.dataset.write import FileChange, apply, rebuild
+from feedsvc.dataset.write import FileChange, apply
 
 from .storedata import bundled, datasets, release
 

@@ -4,8 +4,8 @@ A full read (coldstart.py) has each release turned into plain values where it wa
 in the child process that parsed it: its `releases` row (rows.encode, key and file left 0),
 its countries and topics, the words it is found by, and whether it was updated. Here they are
 numbered (file ids in path order; keys by second and rank, as db.py defines them) and
-inserted table by table with executemany, the counts summed by SQL: the rows write.rebuild
-would make of the same dataset (tests/test_store_ingest.py compares them).
+inserted table by table with executemany, the counts summed by SQL: the rows write.apply
+makes of the same dataset, change by change (tests/test_store_write.py compares them).
 """
 from __future__ import annotations
 
@@ -15,18 +15,14 @@ from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import cast
 
-from . import Release, Site, Topic, rows
+from . import Dataset, Release, Site, Topic, rows
 from .db import key_of
 from .rows import hidden
-from .write import indexed_words  # what write.insert indexes: the same document
+from .write import FileChange, indexed_words  # what write.insert indexes: the same document
 
 # One release as plain values: its row (rows.encode, key and file 0), countries, topics,
 # indexed words, and whether it has `updated` (listed among the updated).
 Prepared = tuple[tuple[object, ...], tuple[str, ...], tuple[str, ...], str, bool]
-# One file as the catalog keeps it: path, size, mtime_ns, inode, sha256, racy, vocabulary,
-# its media rows (src, size, mtime_ns, inode, sha256 hex), and its releases, prepared.
-FileValues = tuple[str, int, int, int, bytes, bool, bool,
-                   Sequence[tuple[str, int, int, int, str]], Sequence[Prepared]]
 _TABLES = ("releases", "release_countries", "release_topics", "release_pairs",
            "release_updates", "counts", "meta", "file_media", "files")
 
@@ -37,9 +33,20 @@ def prepare(release: Release) -> Prepared:
             "" if hidden(release) else indexed_words(release), release.updated is not None)
 
 
-def fill(conn: sqlite3.Connection, files: Sequence[FileValues], meta: Mapping[str, str], *,
-         site: Site, topics: Mapping[str, Topic]) -> None:
-    """Replace everything in the store by these files and their releases, in one transaction."""
+def rebuild(conn: sqlite3.Connection, dataset: Dataset, files: Sequence[FileChange],
+            meta: Mapping[str, str] | None = None) -> None:
+    """Replace everything in the store by a dataset and the files it was read from (each
+    FileChange naming the releases it holds), in one transaction."""
+    fill(conn, files, [[prepare(r) for r in f.releases or ()] for f in files],
+         {"version": dataset.version, "source": dataset.source, **(meta or {})},
+         site=dataset.site, topics=dataset.topics)
+
+
+def fill(conn: sqlite3.Connection, files: Sequence[FileChange],
+         releases: Sequence[Sequence[Prepared]], meta: Mapping[str, str], *, site: Site,
+         topics: Mapping[str, Topic]) -> None:
+    """Replace everything in the store by these files and their releases (prepared, file by
+    file), in one transaction."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         for table in _TABLES:
@@ -47,10 +54,11 @@ def fill(conn: sqlite3.Connection, files: Sequence[FileValues], meta: Mapping[st
         conn.execute("INSERT INTO release_words(release_words) VALUES ('delete-all')")
         conn.executemany("INSERT INTO files(id, path, size, mtime_ns, inode, sha256, racy, "
                          "vocabulary) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         ((n, *f[:5], int(f[5]), int(f[6])) for n, f in enumerate(files, 1)))
+                         ((n, f.path, f.size, f.mtime_ns, f.inode, f.sha256, int(f.racy),
+                           int(f.vocabulary)) for n, f in enumerate(files, 1)))
         conn.executemany("INSERT INTO file_media VALUES (?, ?, ?, ?, ?, ?)",
-                         ((n, *m) for n, f in enumerate(files, 1) for m in f[7]))
-        numbered = _numbered(files)
+                         ((n, *m) for n, f in enumerate(files, 1) for m in f.media))
+        numbered = _numbered(releases)
         conn.executemany(rows.INSERT, ((key, row[1], file, *row[3:])
                                        for key, file, (row, *_) in numbered))
         _lists(conn, [(key, found) for key, _, found in numbered if not found[0][5]])
@@ -65,10 +73,10 @@ def fill(conn: sqlite3.Connection, files: Sequence[FileValues], meta: Mapping[st
         raise
 
 
-def _numbered(files: Sequence[FileValues]) -> list[tuple[int, int, Prepared]]:
+def _numbered(releases: Sequence[Sequence[Prepared]]) -> list[tuple[int, int, Prepared]]:
     """Return each release with its key and file id, oldest first (by published, then id)."""
     found = sorted((cast(int, found[0][3]), cast(str, found[0][1]), n, found)
-                   for n, f in enumerate(files, 1) for found in f[8])
+                   for n, held in enumerate(releases, 1) for found in held)
     numbered: list[tuple[int, int, Prepared]] = []
     for second, group in groupby(found, key=lambda item: item[0] // 1_000_000):
         numbered += [(key_of(second, rank), n, prepared)

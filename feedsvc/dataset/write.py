@@ -1,5 +1,6 @@
-"""The store's one writer: a whole dataset (rebuild), or the files that changed (apply), each
-in one transaction, so that a reader sees the version before or the version after, never a mix.
+"""The store's one writer of changes: the files that changed (apply), in one transaction, so
+that a reader sees the version before or the version after, never a mix (a whole dataset is
+written by bulkload.py).
 
 A release's key is its UTC second and its rank among the releases of that second (db.py): a
 change renumbers the releases of the seconds it touches, so the file holds the same rows as a
@@ -10,9 +11,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import groupby
 
-from . import Dataset, Release, Site, Topic
+from . import Release, Site, Topic
 from .db import RANK_BITS, key_of, second_of
 from .rows import FIELDS, INSERT, decode, encode, hidden, micros, site_json, topics_json
 from .selecting import country_tag, topic_tag
@@ -250,31 +250,3 @@ def _renumber(writer: _Writer, second: int, coming: list[tuple[Release, int]]) -
     every = sorted([(r, f) for r, _, f in staying] + coming, key=lambda pair: _order(pair[0]))
     for rank, (release, file) in enumerate(every):
         writer.insert(release, key_of(second, rank), file)
-
-
-def rebuild(conn: sqlite3.Connection, dataset: Dataset, files: Iterable[FileChange],
-            meta: Mapping[str, str] | None = None) -> None:
-    """Replace everything in the store by a dataset and the files it was read from (each
-    FileChange naming the releases it holds), in one transaction."""
-    writer = _Writer(conn)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for table in ("releases", "release_countries", "release_topics", "release_pairs",
-                      "release_updates", "counts", "meta", "file_media", "files"):
-            conn.execute(f"DELETE FROM {table}")  # noqa: S608 (a name)
-        conn.execute("INSERT INTO release_words(release_words) VALUES ('delete-all')")
-        file_of: dict[str, int] = {}
-        for change in files:
-            file = _put_file(conn, change)
-            file_of.update((r.id, file) for r in change.releases or ())
-        oldest_first = reversed(dataset.releases)
-        for second, group in groupby(oldest_first, key=lambda r: micros(r.published) // 10**6):
-            for rank, release in enumerate(sorted(group, key=_order)):
-                writer.insert(release, key_of(second, rank), file_of[release.id])
-        writer.save_counts()
-        _save_meta(conn, _meta(dataset.version, dataset.site, dataset.topics, dataset.source,
-                               meta))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
