@@ -27,10 +27,10 @@ from typing import Any
 
 from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
 from . import version as versions
-from .bulkload import prepare
 from .catalog import Names
 from .ingest import FileRow, Plan, media_rows
 from .loader import FileEntry, Read
+from .write import prepare
 from .yamlsource import SourceFile, find_files
 
 # Above this many bytes of YAML, the parse is spread over child processes;
@@ -93,7 +93,7 @@ def _one(root: Path, limit: int, names: Sequence[str], linked: bool) -> Plan:
 
 def _prepared(root: Path, name: str, below: str, entry: FileEntry
               ) -> tuple[FileRow, list[Problem]]:
-    """Return a file's row with its releases as plain values (bulkload.prepare)."""
+    """Return a file's row with its releases as plain values (write.prepare)."""
     return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary,
                    media_rows(root, entry), None, entry.ids,
                    tuple(prepare(release) for release in entry.releases)), list(entry.problems)
@@ -198,7 +198,7 @@ def _files(pipe: Connection) -> tuple[list[tuple[FileRow, list[Problem]]], int]:
 
 
 def _send_files(pipe: Connection, root: Path, entries: Mapping[str, FileEntry]) -> None:
-    """Send a run's files as plain values: each release as bulkload.prepare makes it."""
+    """Send a run's files as plain values: each release as write.prepare makes it."""
     names = Names(root)
     sent = []
     for name, entry in entries.items():

@@ -20,10 +20,10 @@ from typing import NamedTuple
 
 from . import Ids, Problem, Release, Site, Topic, duplicate_ids, media, parse_file
 from . import version as versions
-from .bulkload import Prepared
 from .catalog import Found, Names, look
 from .loader import RACY_NS, FileEntry, Key, _entry, _escapes, _read
 from .rows import site_from, topics_from
+from .write import Prepared
 from .yamlsource import file_digest
 
 # A file's media files as kept: src below media/, stat key when read, sha256 (hex; "" if

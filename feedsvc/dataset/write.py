@@ -61,10 +61,23 @@ _WORDS = "INSERT INTO release_words(rowid, words) VALUES (?, ?)"
 _UPDATES = "INSERT INTO release_updates VALUES (?, ?, ?)"
 
 
-class _Writer:
+# One release as plain values: its row (rows.encode, key and file 0), countries, topics,
+# indexed words ("" if hidden), and whether it has `updated` (listed among the updated).
+Prepared = tuple[tuple[object, ...], tuple[str, ...], tuple[str, ...], str, bool]
+FLUSH = 10_000  # releases waiting to go in, at most: memory stays flat at 1,000,000
+
+
+def prepare(release: Release) -> Prepared:
+    """Return a release as the plain values `Writer.put` inserts (made where it was validated:
+    a cold start's child process sends them, never the release)."""
+    return (encode(release, 0, 0), tuple(release.countries), tuple(release.topics),
+            "" if hidden(release) else indexed_words(release), release.updated is not None)
+
+
+class Writer:
     """Rows going in and out of one transaction, with the counts they change. Rows going in
-    wait in lists, written by one executemany a table (flush): a rebuild of 100,000 releases
-    makes six calls into SQLite, not six a release."""
+    wait in lists, written by one executemany a table (flush): 10,000 releases make six calls
+    into SQLite, not six a release."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -78,25 +91,31 @@ class _Writer:
 
     def insert(self, release: Release, key: int, file: int) -> None:
         """Put a release in every table that holds it (when flushed)."""
+        self.put(prepare(release), key, file)
+
+    def put(self, prepared: Prepared, key: int, file: int) -> None:
+        """Put a release, as prepare made it, in every table that holds it (when flushed)."""
+        row, countries, topics, document, updated = prepared
         waiting = self.waiting
-        waiting[INSERT].append(encode(release, key, file))
+        waiting[INSERT].append((key, row[1], file, *row[3:]))
         self.keys.append(key)
-        for country in release.countries:
+        for country in countries:
             self._count(f"named:{country}", 1)
-        if release.withdrawn is not None and not release.draft:
+        if row[6] is not None:  # a notice runs: withdrawn, not a draft
             self._count("tombstones", 1)
-        if hidden(release):
+        if row[5]:  # hidden
             return
-        waiting[_COUNTRIES] += ((c, key) for c in release.countries)
-        waiting[_TOPICS] += ((t, key) for t in release.topics)
-        waiting[_PAIRS] += ((c, t, key) for c in release.countries for t in release.topics)
-        waiting[_WORDS].append((key, indexed_words(release)))
-        scopes = ["", *_names(release)]
-        if release.updated is not None:
-            modified = int(release.modified.timestamp())  # rows.changed()
-            waiting[_UPDATES] += ((scope, modified, key) for scope in scopes)
+        waiting[_COUNTRIES] += ((c, key) for c in countries)
+        waiting[_TOPICS] += ((t, key) for t in topics)
+        waiting[_PAIRS] += ((c, t, key) for c in countries for t in topics)
+        waiting[_WORDS].append((key, document))
+        scopes = ["", *(f"countries/{c}" for c in countries), *(f"topics/{t}" for t in topics)]
+        if updated:
+            waiting[_UPDATES] += ((scope, row[4], key) for scope in scopes)
         for scope in scopes:
             self._count(scope, 1)
+        if len(waiting[INSERT]) >= FLUSH:
+            self.flush()
 
     def flush(self) -> None:
         """Write the rows waiting to go in."""
@@ -192,7 +211,7 @@ def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterab
     """Put the changed files and their releases, take out the removed files and theirs, and
     record the new version (and site, topics, source and catalog facts when given): in one
     transaction, rolled back whole on any error."""
-    writer = _Writer(conn)
+    writer = Writer(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         seconds: dict[int, list[tuple[Release, int]]] = {}  # the releases coming in, by second
@@ -220,7 +239,7 @@ def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterab
         raise
 
 
-def _mark_written(writer: _Writer) -> None:
+def _mark_written(writer: Writer) -> None:
     """Move the commit counter, and mark the releases put in as written by it (db.py), so that
     a reader can ask what changed since a commit without a pass over the archive."""
     conn = writer.conn
@@ -231,7 +250,7 @@ def _mark_written(writer: _Writer) -> None:
                      ((commit, key) for key in writer.keys))
 
 
-def _drop_releases(writer: _Writer, path: str, seconds: dict[int, list[tuple[Release, int]]]
+def _drop_releases(writer: Writer, path: str, seconds: dict[int, list[tuple[Release, int]]]
                    ) -> None:
     """Take out the releases of a file, noting their seconds (to be numbered again)."""
     rows = writer.conn.execute(
@@ -242,7 +261,7 @@ def _drop_releases(writer: _Writer, path: str, seconds: dict[int, list[tuple[Rel
         seconds.setdefault(second_of(row[0]), [])
 
 
-def _renumber(writer: _Writer, second: int, coming: list[tuple[Release, int]]) -> None:
+def _renumber(writer: Writer, second: int, coming: list[tuple[Release, int]]) -> None:
     """Number the releases of one second again, with those coming in, by (published, id)."""
     staying = _in_second(writer.conn, second)
     for release, key, _ in staying:
