@@ -28,9 +28,8 @@ from typing import Any
 from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
 from . import version as versions
 from .catalog import Names
-from .ingest import FileRow, Plan, media_rows
+from .ingest import FileRow, Plan, row_of
 from .loader import FileEntry, Read
-from .write import prepare
 from .yamlsource import SourceFile, find_files
 
 # Above this many bytes of YAML, the parse is spread over child processes;
@@ -86,17 +85,10 @@ def _one(root: Path, limit: int, names: Sequence[str], linked: bool) -> Plan:
     site, topics, problems = loader.read_vocabulary(root, loader.vocabulary_parts(read))
     entries = loader.entries(root, read, site, topics, now)
     files = Names(root)
-    found = [_prepared(root, name, files.below(name), entry) for name, entry in entries.items()]
+    found = [row_of(root, name, files.below(name), entry, prepared=True)
+             for name, entry in entries.items()]
     linked = linked or any(link for *_, link in read)
     return _plan(root, site, topics, problems, found, linked)
-
-
-def _prepared(root: Path, name: str, below: str, entry: FileEntry
-              ) -> tuple[FileRow, list[Problem]]:
-    """Return a file's row with its releases as plain values (write.prepare)."""
-    return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary,
-                   media_rows(root, entry), None, entry.ids,
-                   tuple(prepare(release) for release in entry.releases)), list(entry.problems)
 
 
 def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
@@ -202,7 +194,7 @@ def _send_files(pipe: Connection, root: Path, entries: Mapping[str, FileEntry]) 
     names = Names(root)
     sent = []
     for name, entry in entries.items():
-        row, problems = _prepared(root, name, names.below(name), entry)
+        row, problems = row_of(root, name, names.below(name), entry, prepared=True)
         sent.append((name, row.below, row.key, row.digest, row.racy, row.vocabulary,
                      row.media, row.ids, tuple((p.file, p.line, p.release, p.field, p.message)
                                                for p in problems), row.prepared))

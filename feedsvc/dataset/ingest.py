@@ -23,7 +23,7 @@ from . import version as versions
 from .catalog import Found, Names, look
 from .loader import RACY_NS, FileEntry, Key, _entry, _escapes, _read
 from .rows import site_from, topics_from
-from .write import Prepared
+from .write import Prepared, prepare
 from .yamlsource import file_digest
 
 # A file's media files as kept: src below media/, stat key when read, sha256 (hex; "" if
@@ -181,11 +181,16 @@ def _parse(root: Path, name: str, below: str, key: Key, raw: bytes, site: Site,
     return row_of(root, name, below, _entry(root, key, raw, parts, problems, site, topics, now))
 
 
-def row_of(root: Path, name: str, below: str, entry: FileEntry) -> tuple[FileRow, list[Problem]]:
-    """Return a loader entry as the store keeps it, and its problems."""
+def row_of(root: Path, name: str, below: str, entry: FileEntry, *, prepared: bool = False
+           ) -> tuple[FileRow, list[Problem]]:
+    """Return a loader entry as the store keeps it, and its problems; `prepared`: its
+    releases as plain values (write.prepare: a full read), not as releases."""
+    if prepared:
+        releases, plain = None, tuple(prepare(release) for release in entry.releases)
+    else:
+        releases, plain = tuple(entry.releases), ()
     return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary,
-                   media_rows(root, entry), tuple(entry.releases), entry.ids), \
-        list(entry.problems)
+                   media_rows(root, entry), releases, entry.ids, plain), list(entry.problems)
 
 
 def media_rows(root: Path, entry: FileEntry) -> MediaRows:

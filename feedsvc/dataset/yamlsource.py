@@ -322,8 +322,3 @@ def version_of(root: str | Path, digests: Iterable[tuple[str, bytes]]) -> str:
     from per-file digests (see version.py), a new version costs a hash of the changed files only.
     """
     return version.version(version.fold(root, digests))
-
-
-def content_hash(files: list[tuple[str, bytes]], root: str | Path) -> str:
-    """Return the dataset version of files already read (name, bytes), as `version_of` does."""
-    return version_of(root, ((name, file_digest(raw)) for name, raw in files))
