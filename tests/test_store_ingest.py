@@ -363,8 +363,9 @@ def test_a_bulk_cold_start_writes_what_the_writer_would(tmp_path: Path) -> None:
              for entry, row in zip(catalog.files.values(), found.files, strict=True)]
     meta = {"fold": f"{found.fold:032x}", "linked": "0", "root": str(root)}
     dataset = assemble(catalog)
-    write.apply(applied, files, [], version=dataset.version, site=dataset.site,
-                topics=dataset.topics, source=dataset.source, meta=meta)
+    write.apply(applied, files, [], version=dataset.version, meta={
+        **meta, "source": dataset.source, "site": rows.site_json(dataset.site),
+        "topics": rows.topics_json(dataset.topics)})
     assert tables(bulk) == tables(applied)
     assert len(tables(bulk)["releases"]) == 2503 and tables(bulk)["release_updates"]
 

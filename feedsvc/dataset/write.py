@@ -12,9 +12,9 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from . import Release, Site, Topic
+from . import Release
 from .db import RANK_BITS, key_of, second_of
-from .rows import FIELDS, INSERT, decode, encode, hidden, micros, site_json, topics_json
+from .rows import FIELDS, INSERT, decode, encode, hidden, micros
 from .selecting import country_tag, topic_tag
 from .words import words
 
@@ -161,22 +161,6 @@ class Writer:
         self.counts.clear()
 
 
-def _save_meta(conn: sqlite3.Connection, values: Mapping[str, str]) -> None:
-    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
-
-
-def _meta(version: str, site: Site | None, topics: Mapping[str, Topic] | None,
-          source: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
-    found = {"version": version, **(extra or {})}
-    if site is not None:
-        found["site"] = site_json(site)
-    if topics is not None:
-        found["topics"] = topics_json(topics)
-    if source is not None:
-        found["source"] = source
-    return found
-
-
 def _put_file(conn: sqlite3.Connection, change: FileChange) -> int:
     """Insert or update a file of the catalog, with its media; return its id."""
     found = conn.execute(
@@ -206,11 +190,10 @@ def _in_second(conn: sqlite3.Connection, second: int) -> list[tuple[Release, int
 
 
 def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterable[str], *,
-          version: str, site: Site | None = None, topics: Mapping[str, Topic] | None = None,
-          source: str | None = None, meta: Mapping[str, str] | None = None) -> None:
+          version: str, meta: Mapping[str, str] | None = None) -> None:
     """Put the changed files and their releases, take out the removed files and theirs, and
-    record the new version (and site, topics, source and catalog facts when given): in one
-    transaction, rolled back whole on any error."""
+    record the new version (and `meta`: the catalog's facts): in one transaction, rolled
+    back whole on any error."""
     writer = Writer(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -231,7 +214,8 @@ def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterab
         for second, coming in sorted(seconds.items()):
             _renumber(writer, second, coming)
         writer.save_counts()
-        _save_meta(conn, _meta(version, site, topics, source, meta))
+        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                         {**(meta or {}), "version": version}.items())
         _mark_written(writer)
         conn.execute("COMMIT")
     except BaseException:
