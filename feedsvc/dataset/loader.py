@@ -125,6 +125,15 @@ def _read(name: str, limit: int, escapes: Escapes
     return key, link, raw, problem
 
 
+def raw_files(root: Path, limit: int) -> list[tuple[str, bytes]]:
+    """Return each dataset file's name and bytes, in path order, unparsed (`feedsvc new` finds
+    the ids in use in them, even in a broken dataset). A file that cannot be read safely, or
+    that links outside the dataset folder, is left out."""
+    escapes = _escapes(root)
+    return [(name, raw) for name in find_files(root)
+            if (raw := _read(name, limit, escapes)[2]) is not None]
+
+
 def load(root: Path, limit: int) -> Catalog:
     """Read, parse and validate every file: check-data, a cold start, a vocabulary change."""
     if not root.exists():
