@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from feedsvc.dataset import DatasetError, Release, db, load_dataset, loader, rows, sync, write
-from feedsvc.dataset.catalog import Names
 from feedsvc.dataset.coldstart import read_all
 from feedsvc.dataset.ingest import Plan, stamp_of
 from feedsvc.dataset.loader import assemble
+from feedsvc.dataset.version import Names
 from feedsvc.dataset.write import FileChange
 
 from .conftest import release_yaml

@@ -27,9 +27,9 @@ from typing import Any
 
 from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
 from . import version as versions
-from .catalog import Names
 from .ingest import FileRow, Plan, row_of
 from .loader import FileEntry, Read
+from .version import Names
 from .yamlsource import SourceFile, find_files
 
 # Above this many bytes of YAML, the parse is spread over child processes;
@@ -105,7 +105,7 @@ def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     problems.sort(key=lambda p: (p.file, p.line or 0))
     if fold is None:
-        fold = versions.fold(root, ((row.name, row.stamp) for row, _ in found))
+        fold = versions.fold((row.below, row.stamp) for row, _ in found)
     files = tuple(row for row, _ in found)
     return Plan(files, (), tuple(problems), tuple(row.name for row in files), fold, linked,
                 0, 0, site, topics)
@@ -192,13 +192,14 @@ def _files(pipe: Connection) -> tuple[list[tuple[FileRow, list[Problem]]], int]:
 def _send_files(pipe: Connection, root: Path, entries: Mapping[str, FileEntry]) -> None:
     """Send a run's files as plain values: each release as write.prepare makes it."""
     names = Names(root)
-    sent = []
+    sent, stamps = [], []
     for name, entry in entries.items():
         row, problems = row_of(root, name, names.below(name), entry, prepared=True)
+        stamps.append((row.below, row.stamp))
         sent.append((name, row.below, row.key, row.digest, row.racy, row.vocabulary,
                      row.media, row.ids, tuple((p.file, p.line, p.release, p.field, p.message)
                                                for p in problems), row.prepared))
-    fold = versions.fold(root, ((name, entry.stamp) for name, entry in entries.items()))
+    fold = versions.fold(stamps)
     pipe.send(("ok", None))
     pipe.send_bytes(marshal.dumps((fold, sent)))
 

@@ -20,9 +20,10 @@ from typing import NamedTuple
 
 from . import Ids, Problem, Release, Site, Topic, duplicate_ids, media, parse_file
 from . import version as versions
-from .catalog import Found, Names, look
+from .catalog import Found, look
 from .loader import RACY_NS, FileEntry, Key, _entry, _escapes, _read
 from .rows import site_from, topics_from
+from .version import Names
 from .write import Prepared, prepare
 from .yamlsource import file_digest
 
@@ -104,7 +105,7 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     problems += _duplicates(db, root, limit, names, rows, removed)
     if removed and not rows and not problems and not _kept(db, removed):
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
-    fold = _refold(db, root, int(meta.get("fold", "0"), 16), rows, found.removed, names)
+    fold = _refold(db, int(meta.get("fold", "0"), 16), rows, removed)
     linked = found.linked if found.walked else found.linked or meta.get("linked") == "1"
     return Plan(tuple(rows), removed, tuple(sorted(problems, key=_place)),
                 tuple(changed) + found.removed, fold, linked, *_guard(db, rows, removed),
@@ -235,14 +236,13 @@ def _ids(name: str, limit: int) -> tuple[tuple[str, int | None], ...]:
                  if isinstance(mapping.get("id"), str))
 
 
-def _refold(db: sqlite3.Connection, root: Path, total: int, rows: Iterable[FileRow],
-            removed: Iterable[str], names: Names) -> int:
+def _refold(db: sqlite3.Connection, total: int, rows: Iterable[FileRow],
+            removed: Iterable[str]) -> int:
     """Return the version sum with the changed files' old hashes out and new ones in."""
     rows = list(rows)
-    old = [(r.name, stamp_of(db, r.below)) for r in rows]
-    old += [(name, stamp_of(db, names.below(name))) for name in removed]
-    return versions.refold(root, total, ((n, s) for n, s in old if s is not None),
-                           ((r.name, r.stamp) for r in rows))
+    old = [(below, stamp_of(db, below)) for below in [*(r.below for r in rows), *removed]]
+    return versions.refold(total, ((b, s) for b, s in old if s is not None),
+                           ((r.below, r.stamp) for r in rows))
 
 
 def stamp_of(db: sqlite3.Connection, below: str) -> bytes | None:

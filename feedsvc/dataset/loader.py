@@ -33,7 +33,9 @@ from . import (
     parse_file,
     vocabulary,
 )
-from .yamlsource import file_digest, find_files, links_out, read_source, version_of
+from . import version as versions
+from .version import Names
+from .yamlsource import file_digest, find_files, links_out, read_source
 
 Key = tuple[int, int, int]
 UNREADABLE: Key = (-1, -1, -1)
@@ -267,8 +269,15 @@ def assemble(catalog: Catalog) -> Dataset:
     assert catalog.site is not None
     releases = (release for entry in catalog.files.values() for release in entry.releases)
     return Dataset(catalog.site, catalog.topics, newest_first(releases),
-                   version_of(catalog.root, ((n, e.stamp) for n, e in catalog.files.items())),
+                   version(catalog),
                    catalog.root)
+
+
+def version(catalog: Catalog) -> str:
+    """Return the dataset version of the catalog's files (see version.py)."""
+    names = Names(catalog.root)
+    return versions.version(versions.fold((names.below(n), e.stamp)
+                                          for n, e in catalog.files.items()))
 
 
 def check_with_file(root: Path, limit: int, name: str, raw: bytes,

@@ -18,9 +18,9 @@ from pathlib import Path
 from . import DatasetError
 from . import write as writer
 from .bulkload import fill
-from .catalog import Names
 from .coldstart import CHILD_LOAD_BYTES, read_all
 from .ingest import FileRow, FullRead, Plan, plan, stamp_of
+from .version import Names
 
 
 def look(db: sqlite3.Connection, root: Path, limit: int, paths: Collection[str] | None = None,
