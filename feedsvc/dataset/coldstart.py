@@ -85,7 +85,7 @@ def _one(root: Path, limit: int, names: Sequence[str], linked: bool) -> Plan:
     site, topics, problems = loader.read_vocabulary(root, loader.vocabulary_parts(read))
     entries = loader.entries(root, read, site, topics, now)
     files = Names(root)
-    found = [row_of(root, name, files.below(name), entry, prepared=True)
+    found = [row_of(name, files.below(name), entry, prepared=True)
              for name, entry in entries.items()]
     linked = linked or any(link for *_, link in read)
     return _plan(root, site, topics, problems, found, linked)
@@ -194,7 +194,7 @@ def _send_files(pipe: Connection, root: Path, entries: Mapping[str, FileEntry]) 
     names = Names(root)
     sent, stamps = [], []
     for name, entry in entries.items():
-        row, problems = row_of(root, name, names.below(name), entry, prepared=True)
+        row, problems = row_of(name, names.below(name), entry, prepared=True)
         stamps.append((row.below, row.stamp))
         sent.append((name, row.below, row.key, row.digest, row.racy, row.vocabulary,
                      row.media, row.ids, tuple((p.file, p.line, p.release, p.field, p.message)

@@ -15,21 +15,17 @@ import sqlite3
 import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import NamedTuple
 
-from . import Ids, Problem, Release, Site, Topic, duplicate_ids, media, parse_file
+from . import Ids, Problem, Release, Site, Topic, duplicate_ids, parse_file
 from . import version as versions
 from .catalog import Found, look
-from .loader import RACY_NS, FileEntry, Key, _entry, _escapes, _read
+from .loader import RACY_NS, FileEntry, Key, MediaRows, _entry, _escapes, _read
 from .rows import site_from, topics_from
 from .version import Names
 from .write import Prepared, prepare
 from .yamlsource import file_digest
-
-# A file's media files as kept: src below media/, stat key when read, sha256 (hex; "" if
-# unreadable), in src order (the order loader.FileEntry.stamp hashes them in).
-MediaRows = tuple[tuple[str, Key, str], ...]
 
 
 class FileRow(NamedTuple):
@@ -179,10 +175,10 @@ def _parse(root: Path, name: str, below: str, key: Key, raw: bytes, site: Site,
     parts = parse_file(name, raw, problems)
     if parts.sites or parts.topics:
         raise FullRead(name)
-    return row_of(root, name, below, _entry(root, key, raw, parts, problems, site, topics, now))
+    return row_of(name, below, _entry(root, key, raw, parts, problems, site, topics, now))
 
 
-def row_of(root: Path, name: str, below: str, entry: FileEntry, *, prepared: bool = False
+def row_of(name: str, below: str, entry: FileEntry, *, prepared: bool = False
            ) -> tuple[FileRow, list[Problem]]:
     """Return a loader entry as the store keeps it, and its problems; `prepared`: its
     releases as plain values (write.prepare: a full read), not as releases."""
@@ -191,16 +187,7 @@ def row_of(root: Path, name: str, below: str, entry: FileEntry, *, prepared: boo
     else:
         releases, plain = tuple(entry.releases), ()
     return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary,
-                   media_rows(root, entry), releases, entry.ids, plain), list(entry.problems)
-
-
-def media_rows(root: Path, entry: FileEntry) -> MediaRows:
-    """Return the media files an entry names as the store keeps them (src below media/)."""
-    if not entry.media:  # most files: not even the media folder's path is worked out
-        return ()
-    folder = str(media.media_root(root))
-    return tuple(sorted((PurePosixPath(os.path.relpath(path, folder)).as_posix(), at, sha)
-                        for path, at, sha in entry.media))
+                   entry.media, releases, entry.ids, plain), list(entry.problems)
 
 
 def _duplicates(db: sqlite3.Connection, root: Path, limit: int, names: Names,

@@ -39,6 +39,10 @@ from .yamlsource import file_digest, find_files, links_out, read_source
 
 Key = tuple[int, int, int]
 UNREADABLE: Key = (-1, -1, -1)
+# The media files a file's releases name, by name below media/ (as a notification names
+# them): stat key when read, sha256 (hex; "" if unreadable). A change to one reads the file
+# again, though its own bytes are the same.
+MediaRows = tuple[tuple[str, Key, str], ...]
 # A file changed this recently may change again within the same mtime tick: hash it again
 # at the next look (as git does for "racily clean" entries).
 RACY_NS = 2_000_000_000
@@ -55,9 +59,7 @@ class FileEntry:
     problems: tuple[Problem, ...] = ()
     vocabulary: bool = False
     racy: bool = False
-    # The media files its releases name: path, stat key when read, and sha256 (hex; "" if
-    # unreadable). A change to one reads this file again, though its own bytes are the same.
-    media: tuple[tuple[str, Key, str], ...] = ()
+    media: MediaRows = ()
 
     @property
     def stamp(self) -> bytes:
@@ -224,19 +226,21 @@ def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list
         _, resolved = media.resolve(root, None, list(releases), problems)
         releases = tuple(resolved)
         hashes = {m.src: m.digest or "" for r in releases for m in media.release_media(r)}
-        named = tuple((path, at, hashes.get(src, "")) for src, (path, at) in watched.items())
+        named = tuple(sorted((below, at, hashes.get(src, ""))
+                             for src, (below, at) in watched.items()))
         racy = racy or any(at[1] >= now_ns - RACY_NS for _, at, _ in named)
     return FileEntry(key, digest, releases, ids, tuple(problems), holds_vocabulary, racy, named)
 
 
 def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[str, Key]]:
-    """Return the path and stat key of each local media file the releases name, by src."""
-    sources = sorted({m.src for r in releases for m in media.release_media(r) if not m.remote})
+    """Return the name below media/ (as a notification names it) and the stat key of each
+    local media file the releases name, by src."""
+    sources = {m.src for r in releases for m in media.release_media(r) if not m.remote}
     if not sources:  # most releases: not even the media folder's path is worked out
         return {}
     folder = str(media.media_root(root))
-    paths = {src: os.path.join(folder, *PurePosixPath(src).parts) for src in sources}
-    return {src: (path, stat_key(path)) for src, path in paths.items()}
+    parts = {src: PurePosixPath(src).parts for src in sources}
+    return {src: ("/".join(p), stat_key(os.path.join(folder, *p))) for src, p in parts.items()}
 
 
 def entry_of(root: Path, raw: bytes, parts: Parts, problems: list[Problem],
