@@ -38,10 +38,6 @@ class Found:
     linked: bool
     walked: bool = True  # every file was listed (else only those named, and racy ones)
 
-    @property
-    def any(self) -> bool:
-        return bool(self.read or self.removed)
-
 
 def look(db: sqlite3.Connection, root: Path, paths: Collection[str] | None = None, *,
          trust_stat: bool = True) -> Found:
