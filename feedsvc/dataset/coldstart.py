@@ -27,9 +27,9 @@ from typing import Any
 
 from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
 from . import version as versions
-from .ingest import FileRow, Plan, row_of
-from .loader import FileEntry, Read
-from .version import Names
+from .ingest import Plan
+from .loader import FileRow, Read
+from .write import prepare
 from .yamlsource import SourceFile, find_files
 
 # Above this many bytes of YAML, the parse is spread over child processes;
@@ -84,29 +84,33 @@ def _one(root: Path, limit: int, names: Sequence[str], linked: bool) -> Plan:
     read = loader.read_files(root, names, limit)
     site, topics, problems = loader.read_vocabulary(root, loader.vocabulary_parts(read))
     entries = loader.entries(root, read, site, topics, now)
-    files = Names(root)
-    found = [row_of(name, files.below(name), entry, prepared=True)
-             for name, entry in entries.items()]
+    found = [_plain(entry) for entry in entries.values()]
     linked = linked or any(link for *_, link in read)
     return _plan(root, site, topics, problems, found, linked)
 
 
+def _plain(row: FileRow) -> FileRow:
+    """Return a file's row with its releases as plain values (write.prepare)."""
+    return row._replace(releases=None,
+                        prepared=tuple(prepare(release) for release in row.releases or ()))
+
+
 def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
-          vocabulary: Iterable[Problem], found: Sequence[tuple[FileRow, list[Problem]]],
-          linked: bool, fold: int | None = None) -> Plan:
+          vocabulary: Iterable[Problem], found: Sequence[FileRow], linked: bool,
+          fold: int | None = None) -> Plan:
     """Return the plan of a full read: problems as loader.problems_of orders them."""
     problems = list(vocabulary)
-    for _, more in found:
-        problems += more
-    ids = [rid for row, _ in found for rid, _ in row.ids]
+    for row in found:
+        problems += row.problems
+    ids = [rid for row in found for rid, _ in row.ids]
     if len(set(ids)) < len(ids):  # files come in path order already
-        problems += duplicate_ids((row.name, row.ids) for row, _ in found)
+        problems += duplicate_ids((row.name, row.ids) for row in found)
     if not found and not problems:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     problems.sort(key=lambda p: (p.file, p.line or 0))
     if fold is None:
-        fold = versions.fold((row.below, row.stamp) for row, _ in found)
-    files = tuple(row for row, _ in found)
+        fold = versions.fold((row.below, row.stamp) for row in found)
+    files = tuple(found)
     return Plan(files, (), tuple(problems), tuple(row.name for row in files), fold, linked,
                 0, 0, site, topics)
 
@@ -176,32 +180,23 @@ def _receive(pipe: Connection) -> Any:
     return value
 
 
-def _files(pipe: Connection) -> tuple[list[tuple[FileRow, list[Problem]]], int]:
+def _files(pipe: Connection) -> tuple[list[FileRow], int]:
     """Return the files a child sent (see _send_files) and their version sum."""
     _receive(pipe)
     try:
         fold, sent = marshal.loads(pipe.recv_bytes())
     except (EOFError, OSError, ValueError) as error:
         raise _Failed(f"a loading process ended early: {error!r}") from error
-    return [(FileRow(name, below, key, digest, racy, vocabulary, media, None, ids, prepared),
-             [Problem(*p) for p in problems])
-            for name, below, key, digest, racy, vocabulary, media, ids, problems, prepared
-            in sent], fold
+    return [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]))) for row in sent], fold
 
 
-def _send_files(pipe: Connection, root: Path, entries: Mapping[str, FileEntry]) -> None:
+def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> None:
     """Send a run's files as plain values: each release as write.prepare makes it."""
-    names = Names(root)
-    sent, stamps = [], []
-    for name, entry in entries.items():
-        row, problems = row_of(name, names.below(name), entry, prepared=True)
-        stamps.append((row.below, row.stamp))
-        sent.append((name, row.below, row.key, row.digest, row.racy, row.vocabulary,
-                     row.media, row.ids, tuple((p.file, p.line, p.release, p.field, p.message)
-                                               for p in problems), row.prepared))
-    fold = versions.fold(stamps)
+    rows = [_plain(entry) for entry in entries.values()]
+    sent = [(*row[:-1], tuple((p.file, p.line, p.release, p.field, p.message)
+                              for p in row.problems)) for row in rows]
     pipe.send(("ok", None))
-    pipe.send_bytes(marshal.dumps((fold, sent)))
+    pipe.send_bytes(marshal.dumps((versions.fold((r.below, r.stamp) for r in rows), sent)))
 
 
 def main(fds: Sequence[str]) -> None:
@@ -245,7 +240,7 @@ def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: i
             told = pipe.recv()
             site, topics = (None, {}) if told is None else \
                 (rows.site_from(told[0]), rows.topics_from(told[1]))
-            _send_files(pipe, root, loader.entries(root, read, site, topics, now))
+            _send_files(pipe, loader.entries(root, read, site, topics, now))
     except EOFError:
         pass  # the parent gave up on this one
     # Whatever fails here must reach the parent, which then reads in one process.

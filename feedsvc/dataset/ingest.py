@@ -16,39 +16,14 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
-from . import Ids, Problem, Release, Site, Topic, duplicate_ids, parse_file
+from . import Problem, Site, Topic, duplicate_ids, parse_file
 from . import version as versions
 from .catalog import Found, look
-from .loader import RACY_NS, FileEntry, Key, MediaRows, _entry, _escapes, _read
+from .loader import RACY_NS, FileRow, Key, MediaRows, _entry, _escapes, _read
 from .rows import site_from, topics_from
 from .version import Names
-from .write import Prepared, prepare
 from .yamlsource import file_digest
-
-
-class FileRow(NamedTuple):
-    """One file as the store keeps it; releases None: its bytes are the same, keep them.
-
-    A tuple: a full read makes one a file, in this process, at a tuple's cost."""
-
-    name: str  # as find_files gives it (problems name files so)
-    below: str  # as the table keeps it
-    key: Key
-    digest: bytes
-    racy: bool
-    vocabulary: bool
-    media: MediaRows
-    releases: tuple[Release, ...] | None
-    ids: Ids = ()  # every id its releases name, valid or not, with its line
-    # A full read's releases, as plain values (bulkload.py); its `releases` are then None.
-    prepared: tuple[Prepared, ...] = ()
-
-    @property
-    def stamp(self) -> bytes:
-        """What the version is made of (loader.FileEntry.stamp)."""
-        return self.digest + "".join(sha for _, _, sha in self.media).encode()
 
 
 @dataclass(frozen=True)
@@ -157,37 +132,25 @@ def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site
             continue
         if vocabulary:
             raise FullRead(name)
-        row, found_problems = _parse(root, name, below, key, raw, site, topics, now)
+        row = _parse(root, name, below, key, raw, site, topics, now)
         old = digest + "".join(sha for _, _, sha in old_media).encode()
-        if digest and row.stamp == old and not found_problems:
-            row = FileRow(name, below, row.key, row.digest, row.racy, False, row.media, None)
+        if digest and row.stamp == old and not row.problems:
+            row = row._replace(vocabulary=False, releases=None, ids=())
         else:
             changed.append(name)
-        problems += found_problems
+        problems += row.problems
         rows.append(row)
     return rows, problems, changed
 
 
 def _parse(root: Path, name: str, below: str, key: Key, raw: bytes, site: Site,
-           topics: Mapping[str, Topic], now: int) -> tuple[FileRow, list[Problem]]:
+           topics: Mapping[str, Topic], now: int) -> FileRow:
     """Parse and validate one file against the vocabulary (loader's rules: _entry)."""
     problems: list[Problem] = []
     parts = parse_file(name, raw, problems)
     if parts.sites or parts.topics:
         raise FullRead(name)
-    return row_of(name, below, _entry(root, key, raw, parts, problems, site, topics, now))
-
-
-def row_of(name: str, below: str, entry: FileEntry, *, prepared: bool = False
-           ) -> tuple[FileRow, list[Problem]]:
-    """Return a loader entry as the store keeps it, and its problems; `prepared`: its
-    releases as plain values (write.prepare: a full read), not as releases."""
-    if prepared:
-        releases, plain = None, tuple(prepare(release) for release in entry.releases)
-    else:
-        releases, plain = tuple(entry.releases), ()
-    return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary,
-                   entry.media, releases, entry.ids, plain), list(entry.problems)
+    return _entry(root, name, below, key, raw, parts, problems, site, topics, now)
 
 
 def _duplicates(db: sqlite3.Connection, root: Path, limit: int, names: Names,

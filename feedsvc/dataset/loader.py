@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import (
     Dataset,
@@ -37,6 +38,9 @@ from . import version as versions
 from .version import Names
 from .yamlsource import file_digest, find_files, links_out, read_source
 
+if TYPE_CHECKING:
+    from .write import Prepared
+
 Key = tuple[int, int, int]
 UNREADABLE: Key = (-1, -1, -1)
 # The media files a file's releases name, by name below media/ (as a notification names
@@ -48,18 +52,24 @@ MediaRows = tuple[tuple[str, Key, str], ...]
 RACY_NS = 2_000_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    """One dataset file as last read: its stat key, its bytes' digest and what it held."""
+class FileRow(NamedTuple):
+    """One dataset file as read: its stat key, its bytes' digest and what it held, as the store
+    keeps it. A tuple: a full read makes one a file, at a tuple's cost.
 
+    `releases` None: its bytes are the same as the store holds, keep its releases; a full
+    read for the store has them as plain values in `prepared` instead (write.prepare)."""
+
+    name: str  # as find_files gives it (problems name files so)
+    below: str  # below the root, as the version and the store name it
     key: Key
     digest: bytes
-    releases: Sequence[Release] = ()
-    ids: Ids = ()
-    problems: tuple[Problem, ...] = ()
-    vocabulary: bool = False
     racy: bool = False
+    vocabulary: bool = False
     media: MediaRows = ()
+    releases: tuple[Release, ...] | None = ()
+    ids: Ids = ()  # every id its releases name, valid or not, with its line
+    prepared: tuple[Prepared, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     @property
     def stamp(self) -> bytes:
@@ -74,7 +84,7 @@ class Catalog:
     """Every file of a dataset as last read, in path order, and the vocabulary they define."""
 
     root: str
-    files: Mapping[str, FileEntry]
+    files: Mapping[str, FileRow]
     site: Site | None
     topics: Mapping[str, Topic]
     # Problems of the vocabulary, or of the dataset as a whole (e.g. the path is missing).
@@ -100,7 +110,7 @@ def _stat(path: str) -> tuple[Key, bool]:
     return (status.st_size, status.st_mtime_ns, status.st_ino), link
 
 
-def in_path_order(files: Mapping[str, FileEntry]) -> dict[str, FileEntry]:
+def in_path_order(files: Mapping[str, FileRow]) -> dict[str, FileRow]:
     """Order files as find_files does, by path parts ("\\0" sorts before any other character)."""
     return dict(sorted(files.items(), key=lambda item: item[0].replace(os.sep, "\0")))
 
@@ -203,18 +213,20 @@ def read_vocabulary(root: Path, gathered: Parts
 
 
 def entries(root: Path, read: Iterable[Read], site: Site | None,
-            topics: Mapping[str, Topic], now_ns: int) -> dict[str, FileEntry]:
+            topics: Mapping[str, Topic], now_ns: int) -> dict[str, FileRow]:
     """Validate the releases of files read against the vocabulary: their catalog entries."""
-    return {name: _entry(root, key, raw, parts, problems, site, topics, now_ns)
-            for name, key, raw, parts, problems, _ in read}
+    names = Names(root)
+    return {name: _entry(root, name, names.below(name), key, raw, parts, problems, site, topics,
+                         now_ns) for name, key, raw, parts, problems, _ in read}
 
 
-def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list[Problem],
-           site: Site | None, topics: Mapping[str, Topic], now_ns: int) -> FileEntry:
+def _entry(root: Path, name: str, below: str, key: Key, raw: bytes, parts: Parts | None,
+           problems: list[Problem], site: Site | None, topics: Mapping[str, Topic],
+           now_ns: int) -> FileRow:
     racy = key[1] >= now_ns - RACY_NS
     digest = file_digest(raw) if parts is not None else b""
     if parts is None:
-        return FileEntry(key, digest, problems=tuple(problems), racy=racy)
+        return FileRow(name, below, key, digest, racy, problems=tuple(problems))
     holds_vocabulary = bool(parts.sites or parts.topics)
     releases: tuple[Release, ...] = ()
     ids: Ids = ()
@@ -229,7 +241,8 @@ def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list
         named = tuple(sorted((below, at, hashes.get(src, ""))
                              for src, (below, at) in watched.items()))
         racy = racy or any(at[1] >= now_ns - RACY_NS for _, at, _ in named)
-    return FileEntry(key, digest, releases, ids, tuple(problems), holds_vocabulary, racy, named)
+    return FileRow(name, below, key, digest, racy, holds_vocabulary, named, releases, ids,
+                   problems=tuple(problems))
 
 
 def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[str, Key]]:
@@ -243,10 +256,11 @@ def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[st
     return {src: ("/".join(p), stat_key(os.path.join(folder, *p))) for src, p in parts.items()}
 
 
-def entry_of(root: Path, raw: bytes, parts: Parts, problems: list[Problem],
-             catalog: Catalog) -> FileEntry:
+def entry_of(root: Path, name: str, raw: bytes, parts: Parts, problems: list[Problem],
+             catalog: Catalog) -> FileRow:
     """Return the entry a file not on disk yet would have in `catalog` (`feedsvc new`)."""
-    return _entry(root, UNREADABLE, raw, parts, problems, catalog.site, catalog.topics, 0)
+    return _entry(root, name, Names(root).below(name), UNREADABLE, raw, parts, problems,
+                  catalog.site, catalog.topics, 0)
 
 
 def problems_of(catalog: Catalog) -> list[Problem]:
@@ -271,7 +285,7 @@ def assemble(catalog: Catalog) -> Dataset:
     if problems:
         raise DatasetError(problems)
     assert catalog.site is not None
-    releases = (release for entry in catalog.files.values() for release in entry.releases)
+    releases = (release for entry in catalog.files.values() for release in entry.releases or ())
     return Dataset(catalog.site, catalog.topics, newest_first(releases),
                    version(catalog),
                    catalog.root)
@@ -290,7 +304,7 @@ def check_with_file(root: Path, limit: int, name: str, raw: bytes,
     raise DatasetError listing every problem, `problems` included."""
     catalog = load(root, limit)
     found: list[Problem] = []
-    entry = entry_of(root, raw, parse_file(name, raw, found), found, catalog)
+    entry = entry_of(root, name, raw, parse_file(name, raw, found), found, catalog)
     every = [*problems, *problems_of(replace(catalog, files={**catalog.files, name: entry}))]
     if every:
         raise DatasetError(sorted(every, key=lambda p: (p.file, p.line or 0)))

@@ -19,7 +19,8 @@ from . import DatasetError
 from . import write as writer
 from .bulkload import fill
 from .coldstart import CHILD_LOAD_BYTES, read_all
-from .ingest import FileRow, FullRead, Plan, plan, stamp_of
+from .ingest import FullRead, Plan, plan, stamp_of
+from .loader import FileRow
 from .version import Names
 
 
