@@ -110,11 +110,6 @@ def _stat(path: str) -> tuple[Key, bool]:
     return (status.st_size, status.st_mtime_ns, status.st_ino), link
 
 
-def in_path_order(files: Mapping[str, FileRow]) -> dict[str, FileRow]:
-    """Order files as find_files does, by path parts ("\\0" sorts before any other character)."""
-    return dict(sorted(files.items(), key=lambda item: item[0].replace(os.sep, "\0")))
-
-
 def _missing(root: Path) -> Catalog:
     return Catalog(str(root), {}, None, {},
                    (Problem(str(root), None, None, None, "no such file or directory"),))
@@ -256,24 +251,17 @@ def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[st
     return {src: ("/".join(p), stat_key(os.path.join(folder, *p))) for src, p in parts.items()}
 
 
-def entry_of(root: Path, name: str, raw: bytes, parts: Parts, problems: list[Problem],
-             catalog: Catalog) -> FileRow:
-    """Return the entry a file not on disk yet would have in `catalog` (`feedsvc new`)."""
-    return _entry(root, name, Names(root).below(name), UNREADABLE, raw, parts, problems,
-                  catalog.site, catalog.topics, 0)
-
-
 def problems_of(catalog: Catalog) -> list[Problem]:
     """Return every problem of the files and of the dataset as a whole, sorted by place."""
     problems = list(catalog.problems)
     for entry in catalog.files.values():
         problems += entry.problems
-    # An id used twice is reported where it comes again, in path order (as find_files lists);
-    # the files are sorted for it only when some id is used twice.
+    # An id used twice is reported where it comes again, in path order (as find_files lists:
+    # by parts, "\0" before any other character); sorted only when some id is used twice.
     ids = [rid for entry in catalog.files.values() for rid, _ in entry.ids]
     if len(set(ids)) < len(ids):
-        files = in_path_order(catalog.files)
-        problems += duplicate_ids((name, entry.ids) for name, entry in files.items())
+        files = sorted(catalog.files.values(), key=lambda e: e.name.replace(os.sep, "\0"))
+        problems += duplicate_ids((entry.name, entry.ids) for entry in files)
     if not catalog.files and not problems:
         problems.append(Problem(catalog.root, None, None, None, "no .yaml or .yml files found"))
     return sorted(problems, key=lambda p: (p.file, p.line or 0))
@@ -286,16 +274,9 @@ def assemble(catalog: Catalog) -> Dataset:
         raise DatasetError(problems)
     assert catalog.site is not None
     releases = (release for entry in catalog.files.values() for release in entry.releases or ())
+    version = versions.fold((entry.below, entry.stamp) for entry in catalog.files.values())
     return Dataset(catalog.site, catalog.topics, newest_first(releases),
-                   version(catalog),
-                   catalog.root)
-
-
-def version(catalog: Catalog) -> str:
-    """Return the dataset version of the catalog's files (see version.py)."""
-    names = Names(catalog.root)
-    return versions.version(versions.fold((names.below(n), e.stamp)
-                                          for n, e in catalog.files.items()))
+                   versions.version(version), catalog.root)
 
 
 def check_with_file(root: Path, limit: int, name: str, raw: bytes,
@@ -304,7 +285,9 @@ def check_with_file(root: Path, limit: int, name: str, raw: bytes,
     raise DatasetError listing every problem, `problems` included."""
     catalog = load(root, limit)
     found: list[Problem] = []
-    entry = entry_of(root, name, raw, parse_file(name, raw, found), found, catalog)
+    # The entry it would have (not on disk yet: no stat key).
+    entry = _entry(root, name, Names(root).below(name), UNREADABLE, raw,
+                   parse_file(name, raw, found), found, catalog.site, catalog.topics, 0)
     every = [*problems, *problems_of(replace(catalog, files={**catalog.files, name: entry}))]
     if every:
         raise DatasetError(sorted(every, key=lambda p: (p.file, p.line or 0)))
