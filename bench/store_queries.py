@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from feedsvc.dataset import Dataset, load_dataset
 from feedsvc.dataset.bulkload import rebuild
 from feedsvc.dataset.db import connect
 from feedsvc.dataset.selecting import MAX_WORDS
-from feedsvc.dataset.served import Cursor, Filters
+from feedsvc.dataset.served import Cursor, Filters, Meta
 from feedsvc.dataset.visible import StoreView
 from feedsvc.dataset.visible import view_at as store_view_at
 from feedsvc.dataset.write import FileChange, apply
@@ -36,14 +36,6 @@ FIVE = frozenset({"TH", "KH", "LA", "VN", "MM"})
 SOCIAL = frozenset({"social-security"})
 THREE = frozenset({"social-security", "labour-migration", "gender-equality"})
 SINCE = date(2024, 1, 1)
-
-
-@dataclass(frozen=True)
-class Given:
-    """The served version's handle a view made on a bare connection names (served.Handle)."""
-
-    version: str
-    dataset: Dataset
 
 
 def w(count: int) -> frozenset[str]:
@@ -152,7 +144,7 @@ def main(count: int, runs: int) -> None:
     now = datetime(2024, 6, 1, 3, tzinfo=zone)  # the last four months are scheduled
     reader = connect(path, write=False)
     reader.execute("BEGIN")
-    handle = Given(dataset.version, dataset)
+    handle = Meta(dataset.version, dataset.site, dataset.topics, dataset.source)
     new = store_view_at(reader, handle, now)
     cursor = Cursor(datetime(2010, 1, 1, tzinfo=zone), "pr-2010-00001")
     rows = [("view at a moment (upto, scheduled, expired)",
