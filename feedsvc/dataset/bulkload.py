@@ -16,7 +16,7 @@ from typing import cast
 
 from . import Dataset, Site, Topic, rows
 from .db import key_of
-from .write import FileChange, Prepared, Writer, prepare
+from .write import FLUSH, FileChange, Prepared, Writer, prepare
 
 _TABLES = ("releases", "release_countries", "release_topics", "release_pairs",
            "release_updates", "counts", "meta", "file_media", "files")
@@ -47,9 +47,9 @@ def fill(conn: sqlite3.Connection, files: Sequence[FileChange],
                            int(f.vocabulary)) for n, f in enumerate(files, 1)))
         conn.executemany("INSERT INTO file_media VALUES (?, ?, ?, ?, ?, ?)",
                          ((n, *m) for n, f in enumerate(files, 1) for m in f.media))
-        writer = Writer(conn)
-        for key, file, found in _numbered(releases):
-            writer.put(found, key, file)
+        writer, numbered = Writer(conn), _numbered(releases)
+        for start in range(0, len(numbered), FLUSH):
+            writer.put(numbered[start:start + FLUSH])
         writer.save_counts()
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                          {**meta, "site": rows.site_json(site),

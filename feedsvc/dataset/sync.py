@@ -90,7 +90,8 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan,
 
 def _change(row: FileRow) -> writer.FileChange:
     return writer.FileChange(row.below, *row.key, row.digest, row.releases, row.racy,
-                             row.vocabulary, tuple((src, *at, sha) for src, at, sha in row.media))
+                             row.vocabulary,
+                             tuple((src, *at, sha) for src, at, sha in row.media) if row.media else ())
 
 
 class Looker:
