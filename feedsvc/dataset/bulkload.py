@@ -66,6 +66,8 @@ def _numbered(releases: Sequence[Sequence[Prepared]]) -> list[tuple[int, int, Pr
                    for n, held in enumerate(releases, 1) for found in held)
     numbered: list[tuple[int, int, Prepared]] = []
     for second, group in groupby(found, key=lambda item: item[0] // 1_000_000):
-        numbered += [(key_of(second, rank), n, prepared)
-                     for rank, (_, _, n, prepared) in enumerate(group)]
+        held = list(group)
+        first = key_of(second, len(held) - 1) - len(held) + 1  # the last rank checked
+        numbered += [(key, n, prepared)
+                     for key, (_, _, n, prepared) in enumerate(held, first)]
     return numbered

@@ -12,6 +12,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 from . import Release
 from .db import RANK_BITS, key_of, second_of
@@ -40,6 +41,11 @@ class FileChange:
 
 def _names(release: Release) -> list[str]:
     return _scopes(release.countries, release.topics)[1:]
+
+
+def _named(prefix: str, names: Iterable[str]) -> dict[str, int]:
+    """Return how many times each name comes, by the prefixed name (counted as they come)."""
+    return {f"{prefix}{name}": n for name, n in Counter(names).items()}
 
 
 def _scopes(countries: Iterable[str], topics: Iterable[str]) -> list[str]:
@@ -102,11 +108,11 @@ class Writer:
         """Put releases, each with its key and file id and as prepare made it, in every table
         that holds them (when flushed). Each table's rows and each scope's count are made by
         one comprehension over the batch: a cold start puts 10,000 releases a call."""
-        waiting, counts = self.waiting, Counter[str]()
+        waiting = self.waiting
         waiting[INSERT] += ((key, p[0][1], file, *p[0][3:]) for key, file, p in releases)
         self.keys += (key for key, _, _ in releases)
-        counts.update(f"named:{c}" for _, _, p in releases for c in p[1])
-        counts["tombstones"] += sum(p[0][6] is not None for _, _, p in releases)  # withdrawn,
+        counts = _named("named:", chain.from_iterable(p[1] for _, _, p in releases))
+        counts["tombstones"] = sum(p[0][6] is not None for _, _, p in releases)  # withdrawn,
         listed = [(key, p) for key, _, p in releases if not p[0][5]]  # not a draft; not hidden
         waiting[_COUNTRIES] += ((c, key) for key, p in listed for c in p[1])
         waiting[_TOPICS] += ((t, key) for key, p in listed for t in p[2])
@@ -114,9 +120,9 @@ class Writer:
         waiting[_WORDS] += ((key, p[3]) for key, p in listed)
         waiting[_UPDATES] += ((scope, p[0][4], key) for key, p in listed if p[4]
                               for scope in _scopes(p[1], p[2]))
-        counts[""] += len(listed)
-        counts.update(f"countries/{c}" for _, p in listed for c in p[1])
-        counts.update(f"topics/{t}" for _, p in listed for t in p[2])
+        counts[""] = len(listed)
+        counts.update(_named("countries/", chain.from_iterable(p[1] for _, p in listed)))
+        counts.update(_named("topics/", chain.from_iterable(p[2] for _, p in listed)))
         for scope, change in counts.items():
             if change:
                 self._count(scope, change)
