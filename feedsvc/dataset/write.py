@@ -112,8 +112,9 @@ class Writer:
         waiting[INSERT] += ((key, p[0][1], file, *p[0][3:]) for key, file, p in releases)
         self.keys += (key for key, _, _ in releases)
         counts = _named("named:", chain.from_iterable(p[1] for _, _, p in releases))
-        counts["tombstones"] = sum(p[0][6] is not None for _, _, p in releases)  # withdrawn,
-        listed = [(key, p) for key, _, p in releases if not p[0][5]]  # not a draft; not hidden
+        # A notice runs (withdrawn, not a draft) for a tombstone; listed: not hidden.
+        counts["tombstones"] = sum(p[0][6] is not None for _, _, p in releases)
+        listed = [(key, p) for key, _, p in releases if not p[0][5]]
         waiting[_COUNTRIES] += ((c, key) for key, p in listed for c in p[1])
         waiting[_TOPICS] += ((t, key) for key, p in listed for t in p[2])
         waiting[_PAIRS] += ((c, t, key) for key, p in listed for c in p[1] for t in p[2])
