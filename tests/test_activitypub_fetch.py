@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.activitypub.durable import Durable, durable_path
-from feedsvc.activitypub.fetch import ActorKeys, Client, FetchError, Refused, allowed
+from feedsvc.activitypub.fetch import ActorKeys, Client, FetchError, Refused, allowed, post
 from feedsvc.activitypub.keys import SiteKey, new_site_key
 from feedsvc.activitypub.signatures import RemoteKey, SignatureError, Signer, sign, verify
 from feedsvc.config import from_env
@@ -187,8 +187,10 @@ def test_gets_are_signed_and_posts_carry_their_body(remote: Remote, site: SiteKe
 
 def test_a_post_does_not_follow_a_redirect(remote: Remote, site: SiteKey) -> None:
     remote.routes["/inbox"] = lambda _: (308, {"Location": "/elsewhere"}, b"")
-    assert loopback().post(remote.url + "/inbox", b"{}", Signer(OURS, site.private_pem)).status == 308
+    assert post(remote.url + "/inbox", b"{}", Signer(OURS, site.private_pem), loopback().allow) == 308
     assert [path for _, path, _, _ in remote.seen] == ["/inbox"]
+    with pytest.raises(Refused):  # the deliverer's call: any status is a return, no answer an error
+        post(remote.url + "/inbox", b"{}", Signer(OURS, site.private_pem))
 
 
 def test_actor_keys_are_fetched_once_and_kept(remote: Remote, site: SiteKey, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ urllib3 does HTTP (its pools are keyed by the checked address); under gevent it 
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import socket
@@ -178,6 +179,17 @@ class Client:
             while len(self._pools) > POOLS:
                 self._pools.popitem(last=False)[1].close()
             return pool
+
+
+@functools.lru_cache(maxsize=8)
+def client(allow: tuple[Network, ...] = ()) -> Client:
+    """The process's client for these allowed networks (its connection pools are kept)."""
+    return Client(allow)
+
+
+def post(url: str, body: bytes, signer: Signer, allow: tuple[Network, ...] = ()) -> int:
+    """POST a signed activity; return the HTTP status (any), or raise FetchError if none came."""
+    return client(allow).post(url, body, signer).status
 
 
 class ActorKeys:

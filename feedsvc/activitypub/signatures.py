@@ -12,6 +12,7 @@ Behind a proxy the request's Host may lack the public port: the caller passes th
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import time
@@ -179,9 +180,22 @@ def _b64(value: str) -> bytes:
 
 def _public_key(key: RemoteKey) -> Any:
     try:
-        return serialization.load_pem_public_key(key.public_pem.encode())
+        return _load_public(key.public_pem)
     except ValueError:
         raise SignatureError(f"key {key.key_id} is not a PEM public key") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _load_public(pem: str) -> Any:
+    return serialization.load_pem_public_key(pem.encode())
+
+
+@functools.lru_cache(maxsize=4)
+def _private_key(pem: bytes) -> rsa.RSAPrivateKey:
+    """Load the site's key once per process: loading checks the key (~35 ms), signing ~0.3 ms."""
+    key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey), "the site's key is RSA"
+    return key
 
 
 # --- RFC 9421 --------------------------------------------------------------------------------
@@ -269,10 +283,8 @@ def sign(method: str, url: str, body: bytes | None, key_id: str, private_pem: by
     else:
         headers["accept"] = ACCEPT
     names = ["(request-target)", *headers]
-    key = serialization.load_pem_private_key(private_pem, password=None)
-    assert isinstance(key, rsa.RSAPrivateKey), "the site's key is RSA"
-    signature = key.sign(_signing_string(names, method, target, headers, {}), padding.PKCS1v15(),
-                         hashes.SHA256())
+    signing = _signing_string(names, method, target, headers, {})
+    signature = _private_key(private_pem).sign(signing, padding.PKCS1v15(), hashes.SHA256())
     headers["signature"] = (f'keyId="{key_id}",algorithm="rsa-sha256",headers="{" ".join(names)}",'
                             f'signature="{base64.b64encode(signature).decode()}"')
     return {name.title(): value for name, value in headers.items()}
