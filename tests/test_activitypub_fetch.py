@@ -224,3 +224,27 @@ def test_a_key_whose_owner_does_not_list_it_is_refused(remote: Remote, site: Sit
     keys = ActorKeys(Durable(durable_path(tmp_path)), loopback(), Signer(OURS, site.private_pem))
     with pytest.raises(SignatureError, match="does not hold key"):
         keys(mallory + "#main-key")
+
+
+def test_a_rotated_key_is_fetched_again_once_then_not_for_a_while(
+        remote: Remote, site: SiteKey, tmp_path: Path) -> None:
+    old, new = new_site_key(), new_site_key()
+    actor = remote.url + "/users/carol"
+    current = {"pem": old.public_pem}
+    remote.routes["/users/carol"] = lambda _: json_route({"id": actor, "publicKey": {
+        "id": actor + "#main-key", "owner": actor, "publicKeyPem": current["pem"]}})(_)
+    durable = Durable(durable_path(tmp_path))
+    keys = ActorKeys(durable, loopback(), Signer(OURS, site.private_pem), again_after=600)
+    assert keys(actor + "#main-key").public_pem == old.public_pem  # fetched and cached
+    durable.store_actor_key(actor + "#main-key", actor, old.public_pem, now=time.time() - 3600)  # an hour ago
+    current["pem"] = new.public_pem  # the actor rotates its key
+    headers = sign("POST", "https://feeds.example.org/ap/inbox", b"{}", actor + "#main-key", new.private_pem)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify("POST", "/ap/inbox", headers, b"{}", keys)  # the cached key alone fails
+    assert verify("POST", "/ap/inbox", headers, b"{}", keys, refresh=keys.fetch).owner == actor
+    fetches = len(remote.seen)
+    bad = sign("POST", "https://feeds.example.org/ap/inbox", b"{}", actor + "#main-key", old.private_pem)
+    for _ in range(5):  # badly signed posts: no fetch each (the key was fetched just now)
+        with pytest.raises(SignatureError, match="does not match"):
+            verify("POST", "/ap/inbox", bad, b"{}", keys, refresh=keys.fetch)
+    assert len(remote.seen) == fetches == 2

@@ -196,8 +196,10 @@ class ActorKeys:
     """Remote actors' public keys by key id: from the durable file's cache (`ttl` seconds),
     else fetched (a signed GET) from the key id's document, an actor or a key."""
 
-    def __init__(self, durable: Any, client: Client, signer: Signer, ttl: float = 86400.0) -> None:
+    def __init__(self, durable: Any, client: Client, signer: Signer, ttl: float = 86400.0,
+                 again_after: float = 600.0) -> None:
         self.durable, self.client, self.signer, self.ttl = durable, client, signer, ttl
+        self.again_after = again_after
 
     def __call__(self, key_id: str) -> RemoteKey:
         cached = self.durable.cached_actor_key(key_id, self.ttl)
@@ -206,7 +208,12 @@ class ActorKeys:
         return self.fetch(key_id)
 
     def fetch(self, key_id: str) -> RemoteKey:
-        """Fetch the key anew (also when a cached one no longer verifies: keys are rotated)."""
+        """Fetch the key anew (verify's `refresh`: a cached key that no longer verifies may have
+        been rotated), unless it was fetched less than `again_after` seconds ago: badly
+        signed posts must not each cost a fetch."""
+        recent = self.durable.cached_actor_key(key_id, self.again_after)
+        if recent is not None:
+            return RemoteKey(key_id, recent[0], recent[1])
         try:
             document = self.client.get_json(key_id.split("#")[0], self.signer)
             key = _key_in(document, key_id)

@@ -44,6 +44,14 @@ class SignatureError(ValueError):
     """A request is unsigned or its signature does not hold; the message says why."""
 
 
+class Mismatch(SignatureError):
+    """The signature does not match the request under the key found (maybe an old key)."""
+
+    def __init__(self, message: str, key: RemoteKey) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass(frozen=True)
 class RemoteKey:
     """A public key as its actor document gives it: who owns it, and the PEM."""
@@ -66,9 +74,25 @@ KeyLookup = Callable[[str], RemoteKey]  # raises SignatureError when the key can
 
 def verify(method: str, path_with_query: str, headers: Mapping[str, str], body: bytes,
            key_lookup: KeyLookup, authority: str | None = None, scheme: str = "https",
-           now: float | None = None) -> RemoteKey:
+           now: float | None = None, refresh: KeyLookup | None = None) -> RemoteKey:
     """Check a request's signature (RFC 9421 if it has Signature-Input, else cavage-12) and
-    its body's digest; return the key that signed it, or raise SignatureError."""
+    its body's digest; return the key that signed it, or raise SignatureError. If the key
+    found does not verify it, `refresh` (a fetch of the key anew: keys are rotated) is asked
+    once, and a different key tried."""
+    try:
+        return _verify(method, path_with_query, headers, body, key_lookup, authority, scheme, now)
+    except Mismatch as mismatch:
+        if refresh is None:
+            raise
+        failed = mismatch
+    again = refresh(failed.key.key_id)
+    if again.public_pem == failed.key.public_pem:  # the same key: no second try
+        raise failed
+    return _verify(method, path_with_query, headers, body, lambda _: again, authority, scheme, now)
+
+
+def _verify(method: str, path_with_query: str, headers: Mapping[str, str], body: bytes,
+            key_lookup: KeyLookup, authority: str | None, scheme: str, now: float | None) -> RemoteKey:
     lowered = {name.lower(): value for name, value in headers.items()}
     if authority is not None:
         lowered["host"] = authority
@@ -129,7 +153,7 @@ def _verify_cavage(method: str, target: str, headers: Mapping[str, str], body: b
         public.verify(_b64(params["signature"]), _signing_string(names, method, target, headers, params),
                       padding.PKCS1v15(), hashes.SHA256())
     except BadSignature:
-        raise SignatureError(f"signature does not match (key {key.key_id})") from None
+        raise Mismatch(f"signature does not match (key {key.key_id})", key) from None
     return key
 
 
@@ -249,7 +273,7 @@ def _verify_rfc9421(method: str, url: str, headers: dict[str, str], body: bytes,
             return key
         except (InvalidSignature, HTTPMessageSignaturesException) as error:
             problem = str(error)
-    raise SignatureError(f"RFC 9421 signature does not hold (key {key.key_id}): {problem}")
+    raise Mismatch(f"RFC 9421 signature does not hold (key {key.key_id}): {problem}", key)
 
 
 def _algorithms(alg: object, public: Any) -> list[type[algorithms.HTTPSignatureAlgorithm]]:
