@@ -239,3 +239,16 @@ def test_readyz_says_why_federation_is_off(tmp_path: Path) -> None:
     on = fed_app(tmp_path / "state").test_client().get("/readyz")
     assert json.loads(on.data)["activitypub"] == {"mode": "owner", "federating": True,
                                                   "off_because": None}
+
+
+def test_owner_and_elsewhere_share_cache_entries_off_does_not(tmp_path: Path) -> None:
+    from feedsvc.feeds.urls import Urls
+    from feedsvc.views.common import settings_of
+
+    apps = {mode: fed_app(tmp_path / mode, FEEDSVC_ACTIVITYPUB=mode)
+            for mode in ("owner", "elsewhere", "off")}
+    keyed = {mode: settings_of(app.config, Urls(BASE_URL)) for mode, app in apps.items()}
+    assert keyed["owner"] == keyed["elsewhere"] != keyed["off"]
+    # the bodies are indeed the same: an HTML page with its alternate link
+    pages = {mode: app.test_client().get("/countries/th").data for mode, app in apps.items()}
+    assert pages["owner"] == pages["elsewhere"] != pages["off"]

@@ -1,18 +1,34 @@
-"""What the app reads of the served dataset at one moment, and the values a page is asked by.
+"""The values the served dataset is read and asked by: a version's Meta, and a page's Cursor,
+Filters and Page.
 
-Consumers (views, feeds, the fast path, WebSub, health) are typed against these Protocols,
-which the reader over the SQLite store (reader.py) serves. A page starts after a Cursor, not
-at a position; the sitemap asks for visible releases by rank in slices, never for all of them.
+The store is read through reader.Snapshot and visible.StoreView (their only implementation: no
+Protocol stands between them and the views). A page starts after a Cursor, not at a position;
+the sitemap cuts the visible releases into runs and reads one run at a time, never all of them.
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
 
 from . import Release
 from .records import Site, Topic
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What one version of the store says besides its releases."""
+
+    version: str
+    site: Site
+    topics: Mapping[str, Topic]
+    source: str
+
+    @property
+    def dataset(self) -> Meta:
+        """Itself: templates and feed builders read `index.dataset.site` (the names of the
+        former in-memory index)."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -45,62 +61,10 @@ class Filters:
     since: date | None = None
 
 
-class Described(Protocol):
-    """What a dataset says besides its releases (Dataset offers it; a store keeps it as meta)."""
+@dataclass(frozen=True)
+class Run:
+    """A run of visible releases, newest first (a sitemap part's): up to `size` of those with a
+    key at or below `upper`."""
 
-    @property
-    def site(self) -> Site: ...
-    @property
-    def topics(self) -> Mapping[str, Topic]: ...
-    @property
-    def source(self) -> str: ...
-
-
-class Handle(Protocol):
-    """One served version: `view.index` (the attribute names of the former in-memory index,
-    kept for the templates and feed builders that read `index.dataset.site` and `index.version`)."""
-
-    @property
-    def version(self) -> str: ...
-    @property
-    def dataset(self) -> Described: ...
-
-
-class View(Protocol):
-    """A served version as readers see it at `now` (visible.StoreView says what each means)."""
-
-    @property
-    def index(self) -> Handle: ...
-    @property
-    def now(self) -> datetime: ...
-    @property
-    def token(self) -> str: ...
-    @property
-    def next_publication(self) -> datetime | None: ...
-    @property
-    def next_change(self) -> datetime | None: ...
-    def seconds_to_change(self) -> float | None: ...
-    def status(self, release_id: str) -> tuple[str, Release | None]: ...
-
-    def select(self, filters: Filters, limit: int, before: Cursor | None = None) -> Page:
-        """Return up to `limit` visible releases matching `filters`, older than `before`."""
-
-    def countries(self) -> Collection[str]:
-        """Return the codes of the countries some release of this version names (visible
-        now or not: WebSub compares the feeds of two versions country by country)."""
-
-    def count(self, name: str | None = None) -> int: ...
-    def newest(self, name: str | None = None) -> Release | None: ...
-    def tombstones(self, filters: Filters) -> list[Release]: ...
-
-    def visible_slice(self, start: int, stop: int) -> Sequence[tuple[str, int]]:
-        """Return the id and last change (UTC second) of the visible releases ranked `start`
-        to `stop` (excluded), newest first; rank 0 is the newest; `count()` of them exist."""
-
-    def lastmods(self, sizes: Sequence[int]) -> list[int | None]:
-        """Return the last change (UTC second) of each run of visible releases of these sizes,
-        newest first, one run after the other (None: no release in it)."""
-
-    def media_files(self) -> Collection[str]:
-        """Return the src of every file below media/ that the site or a visible release
-        names: only these are served (a draft's picture must not be found by its name)."""
+    upper: int
+    size: int
