@@ -110,18 +110,23 @@ class Client:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError(f"{url}: not an http(s) URL")
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = self._resolve(parts.hostname, port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = sign(method, url, body, signer.key_id, signer.private_pem) if signer else \
             {"Host": parts.netloc, "Accept": "application/activity+json"}
         headers["User-Agent"] = "feedsvc (ActivityPub)"
-        pool = self._pool(parts.scheme, parts.hostname, port, address)
-        try:
-            response = pool.urlopen(method, target, body=body, headers=headers, redirect=False,
-                                    retries=False, preload_content=False, assert_same_host=False,
-                                    timeout=urllib3.Timeout(total=self._left(deadline, url)))
-        except urllib3.exceptions.HTTPError as error:
-            raise FetchError(f"{method} {url}: {error}") from None
+        for address in self._resolve(parts.hostname, port):  # the next if one cannot be reached
+            pool = self._pool(parts.scheme, parts.hostname, port, address)
+            try:
+                response = pool.urlopen(method, target, body=body, headers=headers, redirect=False,
+                                        retries=False, preload_content=False, assert_same_host=False,
+                                        timeout=urllib3.Timeout(total=self._left(deadline, url)))
+                break
+            except urllib3.exceptions.NewConnectionError as error:
+                failed = error
+            except urllib3.exceptions.HTTPError as error:
+                raise FetchError(f"{method} {url}: {error}") from None
+        else:
+            raise FetchError(f"{method} {url}: {failed}") from None
         try:
             data = self._read(response, deadline, url)
         finally:
@@ -152,18 +157,19 @@ class Client:
             raise FetchError(f"{url}: {error}") from None
         return b"".join(chunks)
 
-    def _resolve(self, host: str, port: int) -> str:
-        """Return the first address of `host` that may be connected to, else Refused."""
+    def _resolve(self, host: str, port: int) -> list[str]:
+        """Return the addresses of `host` that may be connected to, in the resolver's order;
+        Refused if none."""
         try:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as error:
             raise FetchError(f"{host}: cannot be resolved ({error})") from None
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
-        for address in addresses:
-            if allowed(address, self.allow):
-                return str(address)
-        raise Refused(f"{host} resolves to {', '.join(map(str, addresses)) or 'nothing'}: not a public "
-                      "address (FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE allows others)")
+        usable = list(dict.fromkeys(str(a) for a in addresses if allowed(a, self.allow)))
+        if not usable:
+            raise Refused(f"{host} resolves to {', '.join(map(str, addresses)) or 'nothing'}: not a "
+                          "public address (FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE allows others)")
+        return usable
 
     def _pool(self, scheme: str, host: str, port: int, address: str) -> urllib3.HTTPConnectionPool:
         key = (scheme, host, port, address)
