@@ -231,3 +231,23 @@ def test_a_keys_dir_without_its_pair_is_an_error_naming_the_file(tmp_path: Path)
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path, name: str, raw: str) -> None:
     done = _cli({"HOME": str(tmp_path), name: raw}, "activitypub", "export-keys", str(tmp_path / "x"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and name in done.stderr
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    import os
+    import warnings
+
+    durable = Durable(durable_path(tmp_path))
+    durable.follow("th", ACTOR.format(1), ACTOR.format(1) + "/inbox", None)  # opened in the parent
+    with warnings.catch_warnings():  # Python 3.12 warns of fork() with threads; gunicorn forks all the same
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: a worker after gunicorn's fork
+        try:
+            durable.follow("th", ACTOR.format(2), ACTOR.format(2) + "/inbox", None)
+        finally:
+            os._exit(0 if durable.follower_count("th") == 2 else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert durable.follower_count("th") == 2  # the parent still reads and writes its own
+    durable.follow("th", ACTOR.format(3), ACTOR.format(3) + "/inbox", None)
+    assert Durable(durable_path(tmp_path)).follower_count("th") == 3

@@ -53,6 +53,9 @@ CREATE INDEX actor_keys_actor ON actor_keys(actor_id);
 __all__ = ["Delivery", "Durable", "DurableError", "SiteKey", "durable_path"]
 
 
+_INHERITED: list[sqlite3.Connection] = []
+
+
 class DurableError(RuntimeError):
     """The durable file cannot be used; the message names it and says what an operator can do."""
 
@@ -94,6 +97,8 @@ class Durable:
     # --- the connection --------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
+            if self._conn is not None:  # the parent's, across a fork: never used nor closed here
+                _INHERITED.append(self._conn)  # (closing it could delete the parent's WAL)
             self._conn, self._pid, self._lock, self._depth = None, os.getpid(), threading.RLock(), 0
             self._conn = _open(self.path)
         return self._conn
