@@ -216,3 +216,26 @@ def test_the_rfc_s_own_example_verifies() -> None:
         verify("POST", "/foo?param=Value&Pet=dog", RFC_HEADERS, b'{"hello": "World"}', find, now=then)
     with pytest.raises(SignatureError, match="does not hold"):
         verify("POST", "/foo?param=Value&Pet=cat", RFC_HEADERS, body, find, now=then)
+
+
+def test_an_hs2019_signature_with_created_passes(keys: tuple[SiteKey, SiteKey]) -> None:
+    """hs2019 with (created) and (expires) instead of Date, as some servers sign (bare numbers)."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    created, digest = int(time.time()), "SHA-256=" + base64.b64encode(hashlib.sha256(BODY).digest()).decode()
+
+    def headers_for(expires: int) -> dict[str, str]:
+        text = (f"(request-target): post /ap/inbox\n(created): {created}\n(expires): {expires}\n"
+                f"host: feeds.example.org\ndigest: {digest}")
+        signature = base64.b64encode(private_key(keys[0]).sign(text.encode(), padding.PKCS1v15(),
+                                                               hashes.SHA256())).decode()
+        return {"Host": "feeds.example.org", "Digest": digest, "Signature": (
+            f'keyId="{KEY_ID}",algorithm="hs2019",created={created},expires={expires},'
+            f'headers="(request-target) (created) (expires) host digest",signature="{signature}"')}
+    assert verify("POST", "/ap/inbox", headers_for(created + 300), BODY, lookup(keys[0])).owner == ACTOR
+    with pytest.raises(SignatureError, match="expired"):
+        verify("POST", "/ap/inbox", headers_for(created - 1), BODY, lookup(keys[0]))

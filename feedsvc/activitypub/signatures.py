@@ -110,7 +110,8 @@ def _verify(method: str, path_with_query: str, headers: Mapping[str, str], body:
 # --- draft-cavage-12 -------------------------------------------------------------------------
 
 def _cavage_params(header: str) -> dict[str, str]:
-    params = dict(re.findall(r'(\w+)="([^"]*)"', header))
+    params = {name: quoted or bare for name, quoted, bare
+              in re.findall(r'(\w+)=(?:"([^"]*)"|([0-9.]+))', header)}  # created, expires: bare
     for required in ("keyId", "signature"):
         if required not in params:
             raise SignatureError(f"Signature header has no {required}")
@@ -143,6 +144,8 @@ def _verify_cavage(method: str, target: str, headers: Mapping[str, str], body: b
         _check_time(_date(headers["date"]), now, "Date")
     if "(created)" in names:
         _check_time(_integer(params.get("created")), now, "created")
+    if "(expires)" in names and _integer(params.get("expires")) < now:
+        raise SignatureError("the signature has expired")
     if body or "digest" in headers:
         _check_digest(headers.get("digest", ""), body)
     key = key_lookup(params["keyId"])
@@ -186,7 +189,7 @@ def _date(value: str) -> float:
 
 def _integer(value: str | None) -> float:
     if value is None or not re.fullmatch(r"\d{1,12}(\.\d+)?", value):
-        raise SignatureError(f"created {value!r} is not a time")
+        raise SignatureError(f"(created) or (expires) {value!r} is not a time")
     return float(value)
 
 
