@@ -156,7 +156,7 @@ def test_an_ed25519_rfc9421_signature_passes() -> None:
 def test_a_changed_rfc9421_request_fails_with_a_reason(keys: tuple[SiteKey, SiteKey]) -> None:
     headers = rfc9421(private_key(keys[0]), algorithms.RSA_V1_5_SHA256)
     with pytest.raises(SignatureError, match="Content-Digest does not match the message body"):
-        verify("POST", "/ap/inbox", headers, BODY + b" ", lookup(keys[0]))
+        verify("POST", "/ap/inbox", headers, BODY + b" ", lookup(keys[0], "no key is asked for"))
     with pytest.raises(SignatureError, match="does not hold"):
         verify("POST", "/ap/inbox", {**headers, "Content-Type": "text/plain"}, BODY, lookup(keys[0]))
     with pytest.raises(SignatureError, match="does not hold"):
@@ -239,3 +239,13 @@ def test_an_hs2019_signature_with_created_passes(keys: tuple[SiteKey, SiteKey]) 
     assert verify("POST", "/ap/inbox", headers_for(created + 300), BODY, lookup(keys[0])).owner == ACTOR
     with pytest.raises(SignatureError, match="expired"):
         verify("POST", "/ap/inbox", headers_for(created - 1), BODY, lookup(keys[0]))
+
+
+def test_an_rfc9421_post_must_sign_its_content_digest(keys: tuple[SiteKey, SiteKey]) -> None:
+    request = Request("POST", INBOX, {"Host": "feeds.example.org"})
+    HTTPMessageSigner(signature_algorithm=algorithms.RSA_V1_5_SHA256, key_resolver=MappingKeyResolver(
+        public_keys={}, private_keys={KEY_ID: private_key(keys[0])})).sign(
+        request, key_id=KEY_ID, covered_component_ids=("@method", "@target-uri"))  # no body: no digest
+    with pytest.raises(SignatureError, match="does not cover content-digest"):
+        verify("POST", "/ap/inbox", request.headers, BODY, lookup(keys[0]))
+    assert verify("POST", "/ap/inbox", request.headers, b"", lookup(keys[0])).owner == ACTOR

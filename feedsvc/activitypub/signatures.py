@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidSignature as BadSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from http_message_signatures import (
+    ContentDigest,
     HTTPMessageVerifier,
     HTTPSignatureKeyResolver,
     InvalidSignature,
@@ -263,6 +264,13 @@ def _verify_rfc9421(method: str, url: str, headers: dict[str, str], body: bytes,
         raise SignatureError("Signature-Input has no keyid")
     if isinstance(params.get("created"), int):
         _check_time(params["created"], now, "created")
+    if body and "content-digest" not in covered_names:
+        raise SignatureError("the signature does not cover content-digest")
+    if body:  # before any key is fetched: a wrong body costs no fetch
+        try:
+            ContentDigest.verify(headers.get("content-digest", ""), body)
+        except HTTPMessageSignaturesException as error:
+            raise SignatureError(f"Content-Digest: {error}") from None
     key = key_lookup(params["keyid"])
     public = _public_key(key)
     request = _Request(method.upper(), url, headers)
