@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -249,3 +250,26 @@ def test_an_rfc9421_post_must_sign_its_content_digest(keys: tuple[SiteKey, SiteK
     with pytest.raises(SignatureError, match="does not cover content-digest"):
         verify("POST", "/ap/inbox", request.headers, BODY, lookup(keys[0]))
     assert verify("POST", "/ap/inbox", request.headers, b"", lookup(keys[0])).owner == ACTOR
+
+
+# A Follow signed by Fedify 2.3.6 (@fedify/fedify's signRequest, both of its schemes; the key is the
+# sender's RSA key), recorded once with the follower app's Node: Fedify's own bytes, checked without Node.
+FEDIFY = json.loads((Path(__file__).parent / "golden" / "fedify_signed.json").read_text())
+
+
+@pytest.mark.parametrize("scheme", ["rfc9421", "cavage"])
+def test_fedify_s_signatures_verify_behind_a_proxy(scheme: str) -> None:
+    headers = {**FEDIFY[scheme], "host": "localhost"}  # nginx's Host $host: the public port is gone
+    then = parsedate_to_datetime(headers["date"]).timestamp()
+    owner = FEDIFY["key_id"].split("#")[0]
+
+    def find(key_id: str) -> RemoteKey:
+        assert key_id == FEDIFY["key_id"]
+        return RemoteKey(key_id, owner, FEDIFY["public_pem"])
+    body = FEDIFY["body"].encode()
+    found = verify("POST", "/ap/inbox", headers, body, find, authority="localhost:8443", now=then)
+    assert found.owner == owner
+    with pytest.raises(SignatureError, match="does not match"):
+        verify("POST", "/ap/inbox", headers, body + b" ", find, authority="localhost:8443", now=then)
+    with pytest.raises(SignatureError, match="does not match|does not hold"):
+        verify("POST", "/ap/inbox", headers, body, find, authority="localhost:8444", now=then)
