@@ -13,6 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedsvc.activitypub.keys import SiteKey, new_site_key
 from feedsvc.activitypub.signatures import RemoteKey, SignatureError, sign, verify
@@ -273,3 +275,30 @@ def test_fedify_s_signatures_verify_behind_a_proxy(scheme: str) -> None:
         verify("POST", "/ap/inbox", headers, body + b" ", find, authority="localhost:8443", now=then)
     with pytest.raises(SignatureError, match="does not match|does not hold"):
         verify("POST", "/ap/inbox", headers, body, find, authority="localhost:8444", now=then)
+
+
+FIELD = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)
+SIGNATURE_PARTS = st.lists(st.one_of(
+    FIELD, st.just('keyId="k"'), st.just('algorithm="hs2019"'), st.just('algorithm="rsa-sha256"'),
+    st.just('headers="(request-target) host date digest"'), st.just('headers="(created) (expires)"'),
+    st.just("created=12"), st.just('signature="AAAA"'), st.just('signature="%%%"')), max_size=6)
+
+
+@given(signature=SIGNATURE_PARTS.map(",".join),
+       date=st.one_of(FIELD, st.just("Mon, 07 Dec 2026 12:00:00 GMT")),
+       digest=st.one_of(FIELD, st.just("SHA-256=xyz"), st.just("sha-512=")),
+       signature_input=st.one_of(st.none(), FIELD, st.just('sig1=("@method" "@target-uri");keyid="k"'),
+                                 st.just('sig1="x";keyid=1'), st.just('a=("@method"), b=("@path")')),
+       body=st.binary(max_size=40))
+def test_any_signature_header_is_a_signature_error_or_a_pass(
+        keys: tuple[SiteKey, SiteKey], signature: str, date: str, digest: str, signature_input: str | None,
+        body: bytes) -> None:
+    """Whatever a sender puts in these headers, verify answers with SignatureError (the inbox's 401),
+    never another exception (a 500)."""
+    headers = {"Host": "feeds.example.org", "Signature": signature, "Date": date, "Digest": digest}
+    if signature_input is not None:
+        headers["Signature-Input"], headers["Content-Digest"] = signature_input, digest
+    try:
+        verify("POST", "/ap/inbox", headers, body, lookup(keys[0], "k"))
+    except SignatureError:
+        pass
