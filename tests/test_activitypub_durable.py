@@ -214,6 +214,7 @@ def test_exported_keys_are_private_and_read_back_from_the_keys_dir(tmp_path: Pat
     assert (out / "private.pem").read_bytes() == stored.private_pem
     from_dir = Durable(durable_path(tmp_path / "elsewhere"), keys_dir=out).site_key()
     assert from_dir == stored
+    assert not durable_path(tmp_path / "elsewhere").exists()  # a mounted key is never copied into a file
     _signs_and_verifies(from_dir.private_pem, from_dir.public_pem)
     again = _cli(env, "activitypub", "export-keys", str(out))  # never overwrites a key
     assert again.returncode == 1 and "private.pem exists" in again.stderr

@@ -119,6 +119,19 @@ def test_a_redirect_to_a_private_address_is_refused(remote: Remote) -> None:
     assert loopback().get_json(remote.url + "/ok", None) == {"id": "actor"}  # a relative one, followed
 
 
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://example.org/", "http://user:pw@example.org/",
+                                 "https:///no-host"])
+def test_only_plain_http_urls_are_fetched(url: str) -> None:
+    with pytest.raises(FetchError, match="not an http"):
+        loopback().get_json(url, None)
+
+
+def test_a_redirect_to_another_scheme_is_refused(remote: Remote) -> None:
+    remote.routes["/hop"] = lambda _: (302, {"Location": "file:///etc/passwd"}, b"")
+    with pytest.raises(FetchError, match="not an http"):
+        loopback().get_json(remote.url + "/hop", None)
+
+
 def test_redirects_stop_after_three(remote: Remote) -> None:
     remote.routes["/loop"] = lambda _: (302, {"Location": "/loop"}, b"")
     with pytest.raises(FetchError, match="more than 3 redirects"):

@@ -110,8 +110,8 @@ class Client:
     def _once(self, method: str, url: str, body: bytes | None, signer: Signer | None,
               deadline: float) -> Reply:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FetchError(f"{url}: not an http(s) URL")
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            raise FetchError(f"{url}: not an http(s) URL without credentials")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = sign(method, url, body, signer.key_id, signer.private_pem) if signer else \
