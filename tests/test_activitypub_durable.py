@@ -29,6 +29,7 @@ import sys, time
 from pathlib import Path
 from feedsvc.activitypub.durable import Durable
 go = Path(sys.argv[2])
+Path(sys.argv[3]).touch()  # imported: ready
 deadline = time.monotonic() + 30
 while not go.exists() and time.monotonic() < deadline:  # all start making the key together
     time.sleep(0.001)
@@ -52,10 +53,13 @@ def _signs_and_verifies(private_pem: bytes, public_pem: str) -> None:
 
 def test_processes_making_the_key_at_once_share_one(tmp_path: Path) -> None:
     path, go = durable_path(tmp_path), tmp_path / "go"
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(go)],
+    ready = [tmp_path / f"ready-{n}" for n in range(4)]
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(go), str(mark)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(4)]
-    time.sleep(0.5)  # let them import (not a wait for the result: they wait for `go`)
+                for mark in ready]
+    deadline = time.monotonic() + 60
+    while not all(mark.exists() for mark in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until all four have imported and wait for `go`
     go.touch()
     outputs = [child.communicate(timeout=60) for child in children]
     assert [child.returncode for child in children] == [0] * 4, outputs
