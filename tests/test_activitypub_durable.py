@@ -345,3 +345,21 @@ class QueueMachine(RuleBasedStateMachine):
 
 TestQueue = QueueMachine.TestCase
 TestQueue.settings = settings(settings.get_profile("feedsvc"), stateful_step_count=25)
+
+
+def test_calls_inside_a_transaction_commit_or_roll_back_with_it(tmp_path: Path) -> None:
+    """The ledger's writes and the queue are one transaction: a failure between them leaves neither."""
+    durable = Durable(durable_path(tmp_path))
+    durable.follow("th", ACTOR.format(1), ACTOR.format(1) + "/inbox", None)
+    with pytest.raises(RuntimeError), durable.transaction() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS ledger(release TEXT PRIMARY KEY, sent TEXT)")
+        conn.execute("INSERT INTO ledger VALUES ('r1', 'v1')")
+        assert durable.enqueue_to_followers("th", {"type": "Create"}) == 1
+        raise RuntimeError("the deliverer dies here")
+    assert durable.pending() == 0
+    with durable.transaction() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS ledger(release TEXT PRIMARY KEY, sent TEXT)")
+        conn.execute("INSERT INTO ledger VALUES ('r1', 'v1')")
+        durable.enqueue_to_followers("th", {"type": "Create"})
+    assert durable.pending() == 1
+    assert Durable(durable_path(tmp_path)).follower_count("th") == 1  # another connection sees it
