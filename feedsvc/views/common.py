@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..dataset.records import country_code
-from ..dataset.served import Handle
+from ..dataset.served import Meta
 from ..feeds.countries import unknown_country
 from ..feeds.query import DEFAULT_QUERY, FeedQuery, parse_query
 from ..feeds.urls import Scope, Urls
@@ -39,7 +39,7 @@ def urls() -> Urls:
     return found
 
 
-def query_of(req: Request, index: Handle, parsed: ParsedQueries) -> FeedQuery:
+def query_of(req: Request, index: Meta, parsed: ParsedQueries) -> FeedQuery:
     """Parse a request's query string, or take it from those `parsed` before (state.py says
     why); a bad value raises QueryError (a 400)."""
     raw = req.query_string
@@ -52,7 +52,7 @@ def query_of(req: Request, index: Handle, parsed: ParsedQueries) -> FeedQuery:
     return found
 
 
-def feed_query(index: Handle) -> FeedQuery:
+def feed_query(index: Meta) -> FeedQuery:
     return query_of(request, index, parsed_queries())
 
 
