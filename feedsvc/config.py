@@ -9,6 +9,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
+from .activitypub.settings import MODES as ACTIVITYPUB_MODES
 from .dataset.yamlsource import DEFAULT_MAX_FILE_BYTES
 
 # The sample dataset, served when FEEDSVC_DATA is unset: in the repository sample_data is a link
@@ -219,12 +220,15 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_LOG_LEVEL": _choice(env, "FEEDSVC_LOG_LEVEL", LOG_LEVELS, "INFO"),
         # Answer feeds held in the worker's memory before Flask runs (off: always through Flask).
         "FEEDSVC_FAST_PATH": _switch(env, "FEEDSVC_FAST_PATH", True),
+        # The fediverse (docs/fediverse.md): this instance federates, another does, or none.
+        "FEEDSVC_ACTIVITYPUB": _choice(env, "FEEDSVC_ACTIVITYPUB", ACTIVITYPUB_MODES, "owner"),
         # gunicorn (deploy/gunicorn.conf.py): where to listen and how many worker processes.
         "FEEDSVC_BIND": _bind(env.get("FEEDSVC_BIND")),
         "FEEDSVC_WORKERS": _int(env, "FEEDSVC_WORKERS", os.cpu_count() or 1, 1, 256),
         # Set by deploy/gunicorn.conf.py: metrics are summed over the worker processes.
         "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         **_reload_settings(env),
+        **_activitypub_settings(env),
     }
 
 
@@ -269,4 +273,38 @@ def _reload_settings(env: Mapping[str, str]) -> dict[str, Any]:
         # ("wait"), or serve the snapshot at once and let the watcher look ("background", set
         # by deploy/gunicorn.conf.py, whose master runs the watcher).
         "FEEDSVC_START_CHECK": _choice(env, "FEEDSVC_START_CHECK", START_CHECKS, "wait"),
+    }
+
+
+# --- The fediverse (issue 22): keys and fetching (feedsvc/activitypub/) ----------------------
+
+LOOPBACK = "127.0.0.0/8,::1"
+
+
+def _allow_private(raw: str | None) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Parse FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE: off, loopback, or networks (CIDR)."""
+    text = (raw or "").strip().lower()
+    if text in ("", "off"):
+        return ()
+    try:
+        return tuple(ip_network(part.strip(), strict=False)
+                     for part in (LOOPBACK if text == "loopback" else text).split(",") if part.strip())
+    except ValueError as error:
+        raise ConfigError(f"FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE: {error}; give off, loopback or "
+                          "networks, e.g. 10.0.0.0/8,fd00::/8") from None
+
+
+def _keys_dir(raw: str | None) -> str | None:
+    text = (raw or "").strip()
+    if text and not Path(text).is_absolute():
+        raise ConfigError(f"FEEDSVC_ACTIVITYPUB_KEYS_DIR must be an absolute path, got {raw!r}")
+    return text or None
+
+
+def _activitypub_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        # Private, loopback, link-local addresses fetched from and delivered to (tests: loopback).
+        "FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE": _allow_private(env.get("FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE")),
+        # A directory holding private.pem and public.pem (a mounted secret); unset: the durable file.
+        "FEEDSVC_ACTIVITYPUB_KEYS_DIR": _keys_dir(env.get("FEEDSVC_ACTIVITYPUB_KEYS_DIR")),
     }
