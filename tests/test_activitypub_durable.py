@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from feedsvc import create_app
 from feedsvc.activitypub.durable import Durable, DurableError, durable_path
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.dataset.statedir import state_file
@@ -29,6 +28,11 @@ while not go.exists() and time.monotonic() < deadline:  # all start making the k
     time.sleep(0.001)
 print(Durable(sys.argv[1]).site_key().public_pem)
 """
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "feedsvc", *args], capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": env["HOME"], **env})
 
 
 def _signs_and_verifies(private_pem: bytes, public_pem: str) -> None:
@@ -135,15 +139,16 @@ def test_a_gone_inbox_is_forgotten_with_its_followers(tmp_path: Path) -> None:
 
 def test_a_store_rebuild_leaves_the_durable_file_alone(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    settings = {"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_SNAPSHOT_DIR": str(state)}
-    create_app(settings)
+    env = {"HOME": str(tmp_path), "FEEDSVC_STATE_DIR": str(state)}
+    assert _cli(env, "snapshot", str(BUNDLED_DATA)).returncode == 0  # builds the store
     durable = Durable(durable_path(state))
     key = durable.site_key()
     durable.follow("th", ACTOR.format(1), ACTOR.format(1) + "/inbox", None)
     store = state_file(state, BUNDLED_DATA, "sqlite")
     assert store.exists() and store != durable_path(state)
     store.write_bytes(b"garbage, so the next start moves the store aside and builds it again")
-    create_app(settings)
+    done = _cli(env, "snapshot", str(BUNDLED_DATA))
+    assert done.returncode == 0 and "rebuilding" in done.stderr, done.stderr
     assert store.with_name(store.name + ".bad").exists()  # it was rebuilt
     reopened = Durable(durable_path(state))
     assert reopened.site_key() == key and reopened.follower_count("th") == 1
@@ -190,11 +195,6 @@ def test_a_damaged_file_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(DurableError) as raised:
         Durable(path).follower_count("th")
     assert str(path) in str(raised.value)
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "feedsvc", *args], capture_output=True, text=True,
-                          timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": env["HOME"], **env})
 
 
 def test_exported_keys_are_private_and_read_back_from_the_keys_dir(tmp_path: Path) -> None:
