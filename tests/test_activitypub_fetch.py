@@ -119,6 +119,19 @@ def test_a_redirect_to_a_private_address_is_refused(remote: Remote) -> None:
     assert loopback().get_json(remote.url + "/ok", None) == {"id": "actor"}  # a relative one, followed
 
 
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://example.org/", "http://user:pw@example.org/",
+                                 "https:///no-host"])
+def test_only_plain_http_urls_are_fetched(url: str) -> None:
+    with pytest.raises(FetchError, match="not an http"):
+        loopback().get_json(url, None)
+
+
+def test_a_redirect_to_another_scheme_is_refused(remote: Remote) -> None:
+    remote.routes["/hop"] = lambda _: (302, {"Location": "file:///etc/passwd"}, b"")
+    with pytest.raises(FetchError, match="not an http"):
+        loopback().get_json(remote.url + "/hop", None)
+
+
 def test_redirects_stop_after_three(remote: Remote) -> None:
     remote.routes["/loop"] = lambda _: (302, {"Location": "/loop"}, b"")
     with pytest.raises(FetchError, match="more than 3 redirects"):
@@ -248,3 +261,98 @@ def test_a_rotated_key_is_fetched_again_once_then_not_for_a_while(
         with pytest.raises(SignatureError, match="does not match"):
             verify("POST", "/ap/inbox", bad, b"{}", keys, refresh=keys.fetch)
     assert len(remote.seen) == fetches == 2
+
+
+def _certificate(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A test CA, and a certificate it signs for the name localhost only."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+    now = datetime.now(UTC)
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - timedelta(hours=1))
+          .not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(name("localhost")).issuer_name(ca.subject)
+            .public_key(leaf_key.public_key()).serial_number(2).not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = tmp_path / "ca.pem", tmp_path / "leaf.pem", tmp_path / "leaf.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    return paths
+
+
+def test_https_keeps_the_name_for_sni_and_the_certificate(
+        remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    ca, leaf, key = _certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(leaf, key)
+    names: list[str] = []
+
+    def seen(_socket: ssl.SSLObject, name: str, _context: ssl.SSLContext) -> None:
+        names.append(name)
+    context.sni_callback = seen
+    remote.server.socket = context.wrap_socket(remote.server.socket, server_side=True)
+    remote.routes["/actor"] = json_route({"id": "tls"})
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the client trusts the test CA (and the system's)
+    port = remote.server.server_port
+    assert loopback().get_json(f"https://localhost:{port}/actor", None) == {"id": "tls"}
+    assert names == ["localhost"]  # connected to the checked 127.0.0.1, but named localhost
+    with pytest.raises(FetchError, match="certificate|hostname|match"):
+        loopback().get_json(f"https://127.0.0.1:{port}/actor", None)  # the certificate is localhost's
+
+
+def test_the_next_checked_address_is_tried_when_one_cannot_be_reached(
+        remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    remote.routes["/actor"] = json_route({"id": "second"})
+    port = remote.server.server_port
+    answers = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+               for ip in ("10.0.0.1", "127.0.0.2", "127.0.0.1")]  # not allowed, nobody there, the server
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: answers)
+    assert loopback().get_json(f"http://remote.example:{port}/actor", None) == {"id": "second"}
+    assert remote.seen[0][2]["Host"] == f"remote.example:{port}"  # the name, not the address
+
+
+def test_at_most_four_requests_at_once_to_one_server(remote: Remote, site: SiteKey) -> None:
+    lock, now, most = threading.Lock(), [0], [0]
+    release = threading.Event()
+
+    def slow(_: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        release.wait(5)
+        with lock:
+            now[0] -= 1
+        return 202, {}, b""
+    remote.routes["/inbox"] = slow
+    client, signer = loopback(), Signer(OURS, site.private_pem)
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(client.post(remote.url + "/inbox", b"{}",
+                                                                           signer).status))
+               for _ in range(8)]  # the deliverer's threads, all to one shared inbox
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while most[0] < 4 and time.monotonic() < deadline:  # wait until 4 are in, on a condition
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert statuses == [202] * 8 and most[0] == 4
