@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -235,3 +237,19 @@ def synced(durable: Durable) -> bool:
 def write_release(data: Path, release: dict[str, object]) -> None:
     text = yaml.safe_dump(release, allow_unicode=True, sort_keys=False)
     (data / "releases" / f"{release['id']}.yaml").write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(("env", "why"), [
+    ({"FEEDSVC_ACTIVITYPUB": "off"}, "FEEDSVC_ACTIVITYPUB=off"),
+    ({"FEEDSVC_BASE_URL": ""}, "FEEDSVC_BASE_URL"),
+    ({"FEEDSVC_ACTIVITYPUB": "elsewhere"}, "FEEDSVC_ACTIVITYPUB=elsewhere"),
+])
+def test_the_command_refuses_in_one_line_where_this_instance_does_not_deliver(
+        tmp_path: Path, env: dict[str, str], why: str) -> None:
+    settings = {"FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_SNAPSHOT_DIR": str(tmp_path), **env}
+    done = subprocess.run([sys.executable, "-m", "feedsvc", "deliver"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **settings}, check=False)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("feedsvc deliver: this instance does not deliver: ") and why in line
+    assert not (tmp_path / "activitypub.sqlite3").exists()
