@@ -188,10 +188,13 @@ def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
 
 
 def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir: Path,
-                 source: Path = NGINX_DIR) -> Path:
+                 source: Path = NGINX_DIR, owner: int | None = None) -> Path:
     """Copy deploy/nginx/ (or `source`, another tree's) to workdir with its `# site:` lines set
-    for loopback; return nginx.conf."""
+    for loopback; return nginx.conf. The fediverse's owner is `owner`, else the first upstream."""
+    upstreams = list(upstreams)
     site = (source / "feedsvc.conf").read_text()
+    site = re.sub(r"server \S+;(\s*# site: owner)", rf"server 127.0.0.1:{owner or upstreams[0]};\1",
+                  site)
     instance = re.compile(r"^(\s*)server \S+ (.*# site: instance)\n", re.MULTILINE)
     lines = list(instance.finditer(site))
     assert lines, "deploy/nginx/feedsvc.conf: no `# site: instance` line"
