@@ -11,6 +11,7 @@ import http.server
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -55,6 +56,7 @@ def test_compose_runs_two_apps_behind_nginx_with_shared_redis() -> None:
         build = app["build"]
         assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == CONTAINERFILE
         assert app["environment"]["FEEDSVC_CACHE_URL"].startswith("redis://redis:6379/")
+        assert app["environment"]["FEEDSVC_TRUST_PROXY"] == "1"  # behind nginx, one hop
         (data,) = [v for v in app["volumes"] if v["target"] == app["environment"]["FEEDSVC_DATA"]]
         assert data["read_only"] and (COMPOSE.parent / data["source"]).resolve() == ROOT / "data"
         assert app["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -253,3 +255,27 @@ def test_compose_nginx_keeps_readiness_private_and_limits_costly_queries(
     assert statuses[:21] == [200] * 21 and 429 in statuses, statuses
     assert get_from(port, "/", "127.0.0.3") == 200
     assert [path for _, path, _ in seen].count("/?q=employment") == statuses.count(200)
+
+
+def test_compose_nginx_sends_the_fediverse_to_the_owner_alone(
+    compose_nginx: tuple[int, Seen], tmp_path: Path,
+) -> None:
+    """app1 is the owner (compose.yaml): its actors, inboxes, WebFinger, NodeInfo and the
+    ActivityStreams answers of countries and topics reach app1 only; their HTML, both."""
+    port, seen = compose_nginx
+    assert compose()["services"]["app1"]["environment"]["FEEDSVC_ACTIVITYPUB"] == "owner"
+    conf = (tmp_path / "nginx.conf").read_text(encoding="utf-8")
+    app1 = int(re.findall(r"server 127\.0\.0\.1:(\d+)", conf)[0])  # upstream feedsvc's first
+    owner = re.search(r"upstream feedsvc_owner \{\s*server 127\.0\.0\.1:(\d+);", conf)
+    assert owner is not None and int(owner[1]) == app1
+    activity = {"Accept": "application/activity+json"}
+    paths = ["/ap/actors/th", "/.well-known/webfinger?resource=acct:th@localhost",
+             "/.well-known/nodeinfo", "/nodeinfo/2.1"]
+    for _ in range(4):
+        for path in paths:
+            assert get(port, path).status == 200
+        assert get(port, "/countries/th", **activity).status == 200
+    assert {upstream for upstream, path, _ in seen} == {app1}
+    for _ in range(4):
+        assert get(port, "/countries/th").status == 200
+    assert len({upstream for upstream, _, _ in seen}) == 2
