@@ -253,3 +253,22 @@ def test_the_command_refuses_in_one_line_where_this_instance_does_not_deliver(
     (line,) = done.stderr.splitlines()
     assert line.startswith("feedsvc deliver: this instance does not deliver: ") and why in line
     assert not (tmp_path / "activitypub.sqlite3").exists()
+
+
+def test_a_deliverer_that_fails_is_said_and_started_again_and_the_command_stops_on_sigterm(
+        tmp_path: Path, make_dataset: Callable[..., Path]) -> None:
+    (tmp_path / "activitypub.sqlite3").write_bytes(b"not a database, " * 10)
+    settings = {"FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_SNAPSHOT_DIR": str(tmp_path),
+                "FEEDSVC_DATA": str(make_dataset(ONE))}
+    log = tmp_path / "deliver.log"
+    with log.open("wb") as out:
+        command = subprocess.Popen([sys.executable, "-m", "feedsvc", "deliver"], stderr=out,
+                                   env={**os.environ, **settings})
+    try:
+        wait_until(lambda: log.read_text().count("the deliverer failed") >= 2)
+    finally:
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(20) == 0
+    text = log.read_text()
+    assert "not an SQLite database" in text  # durable.py's word, naming the file
+    assert "the deliverer ended (exit status 1): starting it again in" in text
