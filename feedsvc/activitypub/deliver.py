@@ -95,6 +95,9 @@ class Deliverer:
                 if inflight:
                     done, _ = wait(inflight, timeout=self.poll, return_when=FIRST_COMPLETED)
                     inflight -= done
+                    for failed in (f.exception() for f in done):
+                        if failed is not None:  # a bug: said; the claim's lease ends it
+                            log.error("a delivery failed: %r", failed)
                 else:
                     stop.wait(self._idle())
             wait(inflight)
