@@ -24,6 +24,7 @@ from feedsvc.activitypub.deliver import Deliverer, only_deliverer, sender
 from feedsvc.activitypub.durable import Durable
 from feedsvc.activitypub.ledger import Ledger
 from feedsvc.config import from_env
+from feedsvc.dataset.db import connect
 from feedsvc.feeds.urls import Urls
 
 from .conftest import BASE_URL, FakeClock, release_yaml
@@ -121,10 +122,11 @@ def test_an_inbox_answering_500_is_retried_later(world: World) -> None:
     with world.running():
         publish(world.app, TWO)
         world.personal.wait_for(1)
-        with world.shared.changed:  # the 500 was answered and noted
+        with world.shared.changed:  # the 500 was answered
             assert world.shared.changed.wait_for(lambda: not world.shared.answers, 20)
         assert world.shared.received == []
-        wait_until(lambda: (world.durable.next_due() or 0) > world.clock.now.timestamp() + 30)
+        # Noted: due again a minute later (not at the end of its claim's 5-minute lease).
+        wait_until(lambda: 30 < (world.durable.next_due() or 0) - world.clock.now.timestamp() < 120)
         world.clock.advance(seconds=61)  # the first retry is due a minute later
         (create,) = world.shared.wait_for(1)
         assert create.activity["type"] == "Create"
@@ -253,3 +255,33 @@ def test_the_command_refuses_in_one_line_where_this_instance_does_not_deliver(
     (line,) = done.stderr.splitlines()
     assert line.startswith("feedsvc deliver: this instance does not deliver: ") and why in line
     assert not (tmp_path / "activitypub.sqlite3").exists()
+
+
+def test_a_deliverer_that_fails_is_said_and_started_again_and_the_command_stops_on_sigterm(
+        tmp_path: Path, make_dataset: Callable[..., Path]) -> None:
+    (tmp_path / "activitypub.sqlite3").write_bytes(b"not a database, " * 10)
+    settings = {"FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_SNAPSHOT_DIR": str(tmp_path),
+                "FEEDSVC_DATA": str(make_dataset(ONE))}
+    log = tmp_path / "deliver.log"
+    with log.open("wb") as out:
+        command = subprocess.Popen([sys.executable, "-m", "feedsvc", "deliver"], stderr=out,
+                                   env={**os.environ, **settings})
+    try:
+        wait_until(lambda: log.read_text().count("the deliverer failed") >= 2)
+    finally:
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(20) == 0
+    text = log.read_text()
+    assert "not an SQLite database" in text  # durable.py's word, naming the file
+    assert "the deliverer ended (exit status 1): starting it again in" in text
+
+
+def test_the_deliverer_waits_for_a_store_not_built_yet(tmp_path: Path) -> None:
+    durable = Durable(tmp_path / "activitypub.sqlite3")
+    store = tmp_path / "store.sqlite"
+    urls = Urls(BASE_URL)
+    deliverer = Deliverer(durable, store, lambda reader: Ledger(durable, reader, urls),
+                          lambda delivery: 202)
+    assert not deliverer.sync_if_changed()  # no file
+    connect(store, write=True).close()  # the schema, no dataset yet (a build under way)
+    assert not deliverer.sync_if_changed()
