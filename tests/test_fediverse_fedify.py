@@ -1,0 +1,169 @@
+"""Issue 22 against a real implementation: a follower built on Fedify (tests/fedify/) follows
+feedsvc's actors and receives what a publish, a correction and a withdrawal send.
+
+feedsvc runs as in production: gunicorn with the shipped config (which starts the deliverer)
+behind the shipped nginx, given a TLS listener with a test CA (Fedify resolves `acct:` handles
+over https only), FEEDSVC_BASE_URL=https://localhost:PORT. Fedify trusts the CA through
+NODE_EXTRA_CA_CERTS and may reach loopback (`allowPrivateAddress`); feedsvc may reach the
+follower on loopback (FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE=loopback).
+
+Fedify hands an activity to its inbox listeners only once it has verified the request's HTTP
+signature with the key the activity's actor publishes: what the follower lists as `received` is
+signed by us as Fedify checks it; anything it refused is listed as `unverified`, with Fedify's
+reason, and fails the test. The tests run in order, each going on from the one before.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from feedsvc.config import BUNDLED_DATA
+
+from . import servers
+from .fedify_follower import Follower, start_follower
+from .tls import make_certificates, start_tls_nginx
+
+AS_JSON = "application/activity+json"
+# A moment in the past all the releases below are dated from: visible at once when written.
+START = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+
+
+@dataclass
+class World:
+    """feedsvc behind TLS, its dataset folder, and the Fedify follower."""
+
+    origin: str  # https://localhost:PORT, feedsvc's FEEDSVC_BASE_URL without the slash
+    host: str  # localhost:PORT, the host part of a handle
+    data: Path
+    follower: Follower
+    gunicorn: servers.Server
+    follows: dict[str, str]  # handle -> the id of the Follow the follower sent
+
+    def actor(self, handle: str) -> str:
+        return f"{self.origin}/ap/actors/{handle}"
+
+    def release(self, rid: str) -> str:
+        return f"{self.origin}/releases/{rid}"
+
+    def write(self, rid: str, **fields: Any) -> None:
+        """Write (or rewrite) a Thailand release into the dataset, as an editor would."""
+        release = {"id": rid, "type": "press-release", "title": f"Thailand release {rid}",
+                   "published": (START + timedelta(minutes=1)).isoformat(),
+                   "countries": ["TH"], "topics": ["social-security"],
+                   "summary": f"What {rid} says about social security in Thailand.", **fields}
+        text = yaml.safe_dump(release, allow_unicode=True, sort_keys=False)
+        path = self.data / "releases" / f"{rid}.yaml"
+        temporary = path.with_name(f".{rid}.yaml.tmp")  # hidden: the watcher skips it
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    workdir = tmp_path_factory.mktemp("fediverse")
+    certs = make_certificates(workdir)
+    data = workdir / "data"
+    shutil.copytree(BUNDLED_DATA, data)
+    port = servers.free_port()
+    origin = f"https://localhost:{port}"
+    state = str(workdir / "state")
+    app = servers.start_gunicorn(workdir, env={
+        "FEEDSVC_DATA": str(data), "FEEDSVC_BASE_URL": origin + "/",
+        "FEEDSVC_STATE_DIR": state, "FEEDSVC_SNAPSHOT_DIR": state,
+        "FEEDSVC_ACTIVITYPUB": "owner", "FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE": "loopback"})
+    started: list[servers.Server | Follower] = [app]
+    try:
+        started.append(start_tls_nginx(workdir, port, app.port, certs))
+        follower = start_follower(workdir, certs.ca)
+        started.append(follower)
+        yield World(origin, f"localhost:{port}", data, follower, app, {})
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+def verified_only(world: World) -> None:
+    """Fail if Fedify refused any of our requests (a signature it could not verify)."""
+    unverified = world.follower.inbox()["unverified"]
+    assert not unverified, f"Fedify could not verify: {unverified}\n{world.gunicorn.tail(40)}"
+
+
+def test_the_follower_reaches_feedsvc_through_the_tls_front(world: World) -> None:
+    got = world.follower.call("/control/fetch", {"url": f"{world.origin}/feeds/all.json"})
+    assert got["status"] == 200, got
+    assert "Thailand" in got["body"] or "items" in got["body"]
+
+
+def test_follow_th_by_its_handle_is_accepted(world: World) -> None:
+    answer = world.follower.follow(f"@th@{world.host}")  # WebFinger, then the actor document
+    assert answer["actor"] == world.actor("th")
+    world.follows["th"] = answer["follow"]
+    accept = world.follower.wait_for(
+        lambda a: a["type"] == "Accept" and a["actor"] == world.actor("th"), "Accept from th")
+    assert accept["object"] == answer["follow"]
+    assert accept["recipient"] in (None, "alice")
+    verified_only(world)
+
+
+def test_a_new_thailand_release_is_announced_by_th(world: World) -> None:
+    world.write("fedify-th-1")
+    url = world.release("fedify-th-1")
+    announce = world.follower.wait_for(
+        lambda a: a["type"] == "Announce" and a["object"] == url, "Announce of fedify-th-1")
+    assert announce["actor"] == world.actor("th")
+    article = announce["objectJson"]  # embedded, or fetched by Fedify from the release page
+    assert article["type"] == "Article" and article["id"] == url
+    assert article["name"] == "Thailand release fedify-th-1"
+    verified_only(world)
+
+
+def test_following_all_then_a_release_is_created_by_the_site_actor(world: World) -> None:
+    answer = world.follower.follow(f"@all@{world.host}")
+    assert answer["actor"] == world.actor("all")
+    world.follows["all"] = answer["follow"]
+    world.follower.wait_for(lambda a: a["type"] == "Accept" and a["object"] == answer["follow"],
+                            "Accept from all")
+    world.write("fedify-th-2")
+    url = world.release("fedify-th-2")
+    create = world.follower.wait_for(
+        lambda a: a["type"] == "Create" and a["object"] == url, "Create of fedify-th-2")
+    assert create["actor"] == world.actor("all")
+    assert create["objectJson"]["type"] == "Article"
+    assert create["objectJson"]["attributedTo"] == world.actor("all")
+    world.follower.wait_for(lambda a: a["type"] == "Announce" and a["object"] == url,
+                            "Announce of fedify-th-2 by th")
+    verified_only(world)
+
+
+def test_a_correction_is_sent_as_an_update(world: World) -> None:
+    note = "The scheme covers 2 million workers, not 200,000."
+    world.write("fedify-th-2", corrections=[
+        {"date": (START + timedelta(minutes=30)).isoformat(), "note": note}])
+    url = world.release("fedify-th-2")
+    update = world.follower.wait_for(
+        lambda a: a["type"] == "Update" and a["object"] == url, "Update of fedify-th-2")
+    assert update["actor"] == world.actor("all")
+    assert update["objectJson"]["type"] == "Article"
+    assert update["objectJson"]["updated"] != update["objectJson"]["published"]
+    verified_only(world)
+
+
+def test_a_withdrawal_is_sent_as_a_delete_and_the_announce_is_undone(world: World) -> None:
+    world.write("fedify-th-2", withdrawn=(START + timedelta(minutes=45)).isoformat(),
+                withdrawn_note="Withdrawn at the request of the ministry.")
+    url = world.release("fedify-th-2")
+    delete = world.follower.wait_for(
+        lambda a: a["type"] == "Delete" and a["object"] == url, "Delete of fedify-th-2")
+    assert delete["actor"] == world.actor("all")
+    undo = world.follower.wait_for(
+        lambda a: a["type"] == "Undo" and a["actor"] == world.actor("th"), "Undo by th")
+    undone = undo["objectJson"]
+    assert undone["type"] == "Announce" and undone["object"] == url
+    verified_only(world)
