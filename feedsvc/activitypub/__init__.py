@@ -1,0 +1,1 @@
+"""The fediverse: every country and topic feed, and the whole site, as an ActivityPub actor."""
