@@ -34,7 +34,7 @@ class Follower:
     def actor(self) -> str:
         return f"{self.base}/users/alice"
 
-    def call(self, path: str, body: dict[str, str] | None = None) -> Any:
+    def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         """GET (no body) or POST JSON to the control API; return its JSON, or fail with the log."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ from pyld import jsonld  # type: ignore[import-untyped]
 from feedsvc import create_app
 from feedsvc.activitypub import objects
 from feedsvc.config import BUNDLED_DATA
-from feedsvc.dataset.media import Media
-from feedsvc.dataset.records import Correction, Release
-from feedsvc.feeds.urls import Urls
+
+from .apsamples import BASE, built_documents
 
 CONTEXTS = Path(__file__).parent / "jsonld"
 BUNDLED = {
@@ -34,7 +32,6 @@ BUNDLED = {
 }
 AS_JSON = "application/activity+json"
 LD_JSON = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
-BASE = "https://feeds.example.org/"
 
 
 def load_bundled(url: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -131,40 +128,6 @@ def test_the_loader_serves_bundled_contexts_only() -> None:
 
 
 # --- What objects.py builds (what the deliverer sends) ------------------------------------------
-
-PUBLISHED = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
-# Every optional field an Article or activity may carry: a picture, a correction, a second
-# country, a topic and country whose hashtags are CamelCased.
-FULL = Release(
-    id="pr-2024-7", type="press-release", title="Decent work for domestic workers",
-    published=PUBLISHED, updated=datetime(2024, 3, 6, tzinfo=UTC), dateline="BANGKOK",
-    countries=("TH", "LA"), topics=("social-security",), summary="A new study.", body="Text.",
-    url=None, language="en", corrections=(Correction(datetime(2024, 3, 6, tzinfo=UTC), "Fixed."),),
-    image=Media("photos/a.jpg", "Workers in Bangkok", "image/jpeg", 1234, "ab" * 32))
-FOLLOW = {"@context": "https://www.w3.org/ns/activitystreams",
-          "id": "https://fedify.example/follows/1", "type": "Follow",
-          "actor": "https://fedify.example/users/alice", "object": f"{BASE}ap/actors/th"}
-
-
-def built_documents() -> dict[str, dict[str, Any]]:
-    """Every kind of document objects.py builds, by name."""
-    urls = Urls(BASE)
-    article = objects.article(FULL, urls)
-    announce = objects.announce("th", article)
-    withdrawn = Release(**{**{f: getattr(FULL, f) for f in FULL.__slots__},
-                           "withdrawn": datetime(2024, 3, 7, tzinfo=UTC), "withdrawn_note": "No."})
-    profile = objects.Profile("Thailand", "Releases about Thailand.", f"{BASE}countries/th",
-                              f"{BASE}feeds/countries/th.rss", f"{BASE}feeds/countries/th.atom",
-                              f"{BASE}ap/icon.png", "image/png")
-    pem = "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n"
-    return {
-        "Article": article, "Tombstone": objects.tombstone(withdrawn, urls),
-        "Service": objects.actor("th", profile, urls, pem),
-        "Create": objects.create(article), "Update": objects.update(article),
-        "Announce": announce, "Delete": objects.delete(article["id"]),
-        "Undo": objects.undo(announce), "Accept": objects.accept(f"{BASE}ap/actors/th", FOLLOW),
-    }
-
 
 @pytest.mark.parametrize("kind", list(built_documents()))
 def test_every_built_document_keeps_every_term(kind: str) -> None:

@@ -27,8 +27,9 @@ import yaml
 from feedsvc.config import BUNDLED_DATA
 
 from . import servers
+from .apsamples import built_documents
 from .fedify_follower import Follower, start_follower
-from .tls import make_certificates, start_tls_nginx
+from .tls import Certificates, make_certificates, start_tls_nginx
 
 AS_JSON = "application/activity+json"
 # A moment in the past all the releases below are dated from: visible at once when written.
@@ -66,9 +67,24 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    workdir = tmp_path_factory.mktemp("fediverse")
-    certs = make_certificates(workdir)
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fediverse")
+
+
+@pytest.fixture(scope="module")
+def certs(workdir: Path) -> Certificates:
+    return make_certificates(workdir)
+
+
+@pytest.fixture(scope="module")
+def follower(workdir: Path, certs: Certificates) -> Iterator[Follower]:
+    started = start_follower(workdir, certs.ca)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def world(workdir: Path, certs: Certificates, follower: Follower) -> Iterator[World]:
     data = workdir / "data"
     shutil.copytree(BUNDLED_DATA, data)
     port = servers.free_port()
@@ -78,15 +94,34 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "FEEDSVC_DATA": str(data), "FEEDSVC_BASE_URL": origin + "/",
         "FEEDSVC_STATE_DIR": state, "FEEDSVC_SNAPSHOT_DIR": state,
         "FEEDSVC_ACTIVITYPUB": "owner", "FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE": "loopback"})
-    started: list[servers.Server | Follower] = [app]
     try:
-        started.append(start_tls_nginx(workdir, port, app.port, certs))
-        follower = start_follower(workdir, certs.ca)
-        started.append(follower)
-        yield World(origin, f"localhost:{port}", data, follower, app, {})
-    finally:
-        for server in reversed(started):
-            server.stop()
+        front = start_tls_nginx(workdir, port, app.port, certs)
+    except BaseException:
+        app.stop()
+        raise
+    yield World(origin, f"localhost:{port}", data, follower, app, {})
+    front.stop()
+    app.stop()
+
+
+@pytest.mark.parametrize("kind", list(built_documents()))
+def test_fedify_reads_every_document_we_build_whole(follower: Follower, kind: str) -> None:
+    """Fedify parses each document to its class and writes back every property we send:
+    none is unknown to it (Mastodon's terms included)."""
+    document = built_documents()[kind]
+    parsed = follower.call("/control/parse", {"document": document})
+    assert parsed["type"] == kind
+    missing = sorted(set(document) - set(parsed["jsonld"]) - {"@context"})
+    assert not missing, f"Fedify dropped {missing} of our {kind}: {parsed['jsonld']}"
+
+
+def test_fedify_drops_a_property_it_does_not_know(follower: Follower) -> None:
+    """What makes the test above worth having: an unknown term does not come back."""
+    document = {"@context": ["https://www.w3.org/ns/activitystreams",
+                             {"colour": "https://x.example/ns#colour"}],
+                "id": "https://x.example/a", "type": "Article", "name": "A", "colour": "red"}
+    parsed = follower.call("/control/parse", {"document": document})
+    assert parsed["jsonld"]["name"] == "A" and "colour" not in parsed["jsonld"]
 
 
 def verified_only(world: World) -> None:

@@ -11,6 +11,7 @@
 //                                          send a signed Follow; -> {actor, follow}
 //   POST /control/lookup {id}           -> Fedify's lookupObject of a URL or handle, as JSON-LD
 //   GET  /control/received              -> {received: [...], unverified: [...]}
+//   POST /control/parse {document}      -> Fedify's reading of a JSON-LD document: {type, jsonld}
 //   POST /control/fetch {url, accept}   -> a plain fetch() from this process: {status, type, body}
 //
 // Environment: PORT (loopback port to listen on), NODE_EXTRA_CA_CERTS (the test CA, so that
@@ -30,6 +31,7 @@ import {
   Delete,
   Endpoints,
   Follow,
+  Object as ASObject,
   Person,
   Undo,
   Update,
@@ -167,6 +169,17 @@ async function control(request) {
     return json(200, {
       type: found.constructor.name,
       jsonld: await found.toJsonLd({ format: "compact", contextLoader: ctx.contextLoader }),
+    });
+  }
+  if (url.pathname === "/control/parse" && request.method === "POST") {
+    const { document } = await request.json();
+    const parsed = await ASObject.fromJsonLd(document, {
+      documentLoader: ctx.documentLoader,
+      contextLoader: ctx.contextLoader,
+    });
+    return json(200, {
+      type: parsed.constructor.name,
+      jsonld: await parsed.toJsonLd({ format: "compact", contextLoader: ctx.contextLoader }),
     });
   }
   if (url.pathname === "/control/fetch" && request.method === "POST") {
