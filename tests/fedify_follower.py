@@ -51,6 +51,12 @@ class Follower:
         answer: dict[str, str] = self.call("/control/follow", {"handle": handle})
         return answer
 
+    def knock(self, origin: str, spec: str | None = None) -> str | None:
+        """The HTTP signature spec Fedify signs with first for `origin` (set it to `spec`)."""
+        body = {"origin": origin} if spec is None else {"origin": origin, "spec": spec}
+        found: str | None = self.call("/control/knock", body)["spec"]
+        return found
+
     def lookup(self, identifier: str) -> dict[str, Any]:
         """Fedify's lookupObject of a URL or handle: {type, jsonld}."""
         answer: dict[str, Any] = self.call("/control/lookup", {"id": identifier})

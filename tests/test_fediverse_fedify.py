@@ -31,7 +31,8 @@ from .apsamples import built_documents
 from .fedify_follower import Follower, start_follower
 from .tls import Certificates, make_certificates, start_tls_nginx
 
-AS_JSON = "application/activity+json"
+RFC9421 = "rfc9421"
+CAVAGE = "draft-cavage-http-signatures-12"
 # A moment in the past all the releases below are dated from: visible at once when written.
 START = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
 
@@ -137,6 +138,9 @@ def test_the_follower_reaches_feedsvc_through_the_tls_front(world: World) -> Non
 
 
 def test_follow_th_by_its_handle_is_accepted(world: World) -> None:
+    # Fedify signs its Follow with RFC 9421 first, and falls back to draft-cavage-12 if we
+    # answer 401; it remembers which one we accepted: RFC 9421, at the first knock.
+    assert world.follower.knock(world.origin, RFC9421) == RFC9421
     answer = world.follower.follow(f"@th@{world.host}")  # WebFinger, then the actor document
     assert answer["actor"] == world.actor("th")
     world.follows["th"] = answer["follow"]
@@ -144,10 +148,18 @@ def test_follow_th_by_its_handle_is_accepted(world: World) -> None:
         lambda a: a["type"] == "Accept" and a["actor"] == world.actor("th"), "Accept from th")
     assert accept["object"] == answer["follow"]
     assert accept["recipient"] in (None, "alice")
+    assert world.follower.knock(world.origin) == RFC9421, "our inbox refused RFC 9421"
     verified_only(world)
 
 
+def following(world: World, *handles: str) -> None:
+    """Fail at once (not after a minute's wait) when an earlier test's Follow failed."""
+    missing = [handle for handle in handles if handle not in world.follows]
+    assert not missing, f"the follower does not follow {missing}: see the tests above"
+
+
 def test_a_new_thailand_release_is_announced_by_th(world: World) -> None:
+    following(world, "th")
     world.write("fedify-th-1")
     url = world.release("fedify-th-1")
     announce = world.follower.wait_for(
@@ -160,11 +172,15 @@ def test_a_new_thailand_release_is_announced_by_th(world: World) -> None:
 
 
 def test_following_all_then_a_release_is_created_by_the_site_actor(world: World) -> None:
+    following(world, "th")
+    # This Follow is signed with draft-cavage-12 (what Mastodon sends) at the first knock.
+    world.follower.knock(world.origin, CAVAGE)
     answer = world.follower.follow(f"@all@{world.host}")
     assert answer["actor"] == world.actor("all")
     world.follows["all"] = answer["follow"]
     world.follower.wait_for(lambda a: a["type"] == "Accept" and a["object"] == answer["follow"],
                             "Accept from all")
+    assert world.follower.knock(world.origin) == CAVAGE, "our inbox refused draft-cavage-12"
     world.write("fedify-th-2")
     url = world.release("fedify-th-2")
     create = world.follower.wait_for(
@@ -178,6 +194,7 @@ def test_following_all_then_a_release_is_created_by_the_site_actor(world: World)
 
 
 def test_a_correction_is_sent_as_an_update(world: World) -> None:
+    following(world, "th", "all")
     note = "The scheme covers 2 million workers, not 200,000."
     world.write("fedify-th-2", corrections=[
         {"date": (START + timedelta(minutes=30)).isoformat(), "note": note}])
@@ -191,6 +208,7 @@ def test_a_correction_is_sent_as_an_update(world: World) -> None:
 
 
 def test_a_withdrawal_is_sent_as_a_delete_and_the_announce_is_undone(world: World) -> None:
+    following(world, "th", "all")
     world.write("fedify-th-2", withdrawn=(START + timedelta(minutes=45)).isoformat(),
                 withdrawn_note="Withdrawn at the request of the ministry.")
     url = world.release("fedify-th-2")

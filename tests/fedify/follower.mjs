@@ -11,6 +11,9 @@
 //                                          send a signed Follow; -> {actor, follow}
 //   POST /control/lookup {id}           -> Fedify's lookupObject of a URL or handle, as JSON-LD
 //   GET  /control/received              -> {received: [...], unverified: [...]}
+//   POST /control/knock {origin, spec?} -> the HTTP signature spec Fedify signs with first for
+//                                          that origin (set it when `spec` is given): after a
+//                                          send, the one the server accepted: {spec}
 //   POST /control/parse {document}      -> Fedify's reading of a JSON-LD document: {type, jsonld}
 //   POST /control/fetch {url, accept}   -> a plain fetch() from this process: {status, type, body}
 //
@@ -59,8 +62,12 @@ const received = [];
 const unverified = [];
 const follows = new Map(); // actor id -> the Follow we sent it
 
+const kv = new MemoryKvStore();
+// Where Fedify remembers, per origin, which HTTP signature spec a server accepted (its
+// double-knock: RFC 9421 first, then draft-cavage-12 after a 400/401).
+const SPEC_KEY = ["_fedify", "httpMessageSignaturesSpec"];
 const federation = createFederation({
-  kv: new MemoryKvStore(),
+  kv,
   origin,
   // feedsvc listens on loopback in the test: Fedify refuses private addresses otherwise.
   allowPrivateAddress: true,
@@ -170,6 +177,11 @@ async function control(request) {
       type: found.constructor.name,
       jsonld: await found.toJsonLd({ format: "compact", contextLoader: ctx.contextLoader }),
     });
+  }
+  if (url.pathname === "/control/knock" && request.method === "POST") {
+    const { origin: target, spec } = await request.json();
+    if (spec != null) await kv.set([...SPEC_KEY, target], spec);
+    return json(200, { spec: (await kv.get([...SPEC_KEY, target])) ?? null });
   }
   if (url.pathname === "/control/parse" && request.method === "POST") {
     const { document } = await request.json();
