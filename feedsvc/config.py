@@ -228,6 +228,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Set by deploy/gunicorn.conf.py: metrics are summed over the worker processes.
         "PROMETHEUS_MULTIPROC_DIR": env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         **_reload_settings(env),
+        **_activitypub_settings(env),
     }
 
 
@@ -272,4 +273,38 @@ def _reload_settings(env: Mapping[str, str]) -> dict[str, Any]:
         # ("wait"), or serve the snapshot at once and let the watcher look ("background", set
         # by deploy/gunicorn.conf.py, whose master runs the watcher).
         "FEEDSVC_START_CHECK": _choice(env, "FEEDSVC_START_CHECK", START_CHECKS, "wait"),
+    }
+
+
+# --- The fediverse (issue 22): keys and fetching (feedsvc/activitypub/) ----------------------
+
+LOOPBACK = "127.0.0.0/8,::1"
+
+
+def _allow_private(raw: str | None) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Parse FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE: off, loopback, or networks (CIDR)."""
+    text = (raw or "").strip().lower()
+    if text in ("", "off"):
+        return ()
+    try:
+        return tuple(ip_network(part.strip(), strict=False)
+                     for part in (LOOPBACK if text == "loopback" else text).split(",") if part.strip())
+    except ValueError as error:
+        raise ConfigError(f"FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE: {error}; give off, loopback or "
+                          "networks, e.g. 10.0.0.0/8,fd00::/8") from None
+
+
+def _keys_dir(raw: str | None) -> str | None:
+    text = (raw or "").strip()
+    if text and not Path(text).is_absolute():
+        raise ConfigError(f"FEEDSVC_ACTIVITYPUB_KEYS_DIR must be an absolute path, got {raw!r}")
+    return text or None
+
+
+def _activitypub_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        # Private, loopback, link-local addresses fetched from and delivered to (tests: loopback).
+        "FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE": _allow_private(env.get("FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE")),
+        # A directory holding private.pem and public.pem (a mounted secret); unset: the durable file.
+        "FEEDSVC_ACTIVITYPUB_KEYS_DIR": _keys_dir(env.get("FEEDSVC_ACTIVITYPUB_KEYS_DIR")),
     }

@@ -1,1 +1,1 @@
-"""The fediverse: every country and topic feed, and the whole site, as an ActivityPub actor."""
+"""The fediverse: every country and topic feed an ActivityPub actor (docs/fediverse.md)."""

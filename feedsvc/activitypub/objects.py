@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 from urllib.parse import unquote
 
+from ..dataset import SITE_HANDLE as SITE_HANDLE  # the site actor's handle, re-exported
 from ..dataset.records import Release
 from ..feeds.feed import country_name
 from ..feeds.urls import Scope, Urls
@@ -36,7 +37,6 @@ CONTEXT: list[Any] = [
         "sensitive": "as:sensitive",
     },
 ]
-SITE_HANDLE = "all"
 _WORD = re.compile(r"[^\W_]+")  # letters and digits, any script: what a hashtag may hold
 _APOSTROPHES = str.maketrans("", "", "'\u2019")
 

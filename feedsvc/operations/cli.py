@@ -189,6 +189,33 @@ def export_feeds(directory: str) -> int:
     return 0
 
 
+def export_keys(directory: str, state_dir: str | None) -> int:
+    """Write the site's key pair from the durable file (made if new) into DIR, mode 0600."""
+    from ..activitypub.durable import Durable, DurableError, durable_path
+    from ..activitypub.keys import KeysError
+    from ..activitypub.keys import export_keys as export
+
+    if state_dir is None:
+        print("feedsvc activitypub export-keys: FEEDSVC_STATE_DIR is off: there is no durable file",
+              file=sys.stderr)
+        return 2
+    try:
+        written = export(Durable(durable_path(state_dir)).site_key(), Path(directory))
+    except (DurableError, KeysError, OSError) as error:
+        print(f"feedsvc activitypub export-keys: {error}", file=sys.stderr)
+        return 1
+    print(f"{directory}: {', '.join(path.name for path in written)} (mode 0600)")
+    return 0
+
+
+def _activitypub_parser(commands: Any) -> None:
+    fediverse = commands.add_parser("activitypub", help="the fediverse's durable state")
+    actions = fediverse.add_subparsers(dest="action", required=True)
+    keys = actions.add_parser("export-keys", help="write the site's key pair (private.pem, public.pem, "
+                                                  "mode 0600) into DIR, for FEEDSVC_ACTIVITYPUB_KEYS_DIR")
+    keys.add_argument("directory", metavar="DIR")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedsvc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -211,6 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("--dir", default=None,
                       help="snapshot directory (default: $FEEDSVC_SNAPSHOT_DIR, else ~/.cache/feedsvc)")
     _new_parser(commands)
+    _activitypub_parser(commands)
     accept = commands.add_parser(
         "accept-removal", help="let the running service serve a held mass removal of releases")
     accept.add_argument("path", nargs="?", default=None,
@@ -263,6 +291,8 @@ def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
         return snapshot(args.path or settings["FEEDSVC_DATA"], directory, max_bytes)
     if args.command == "accept-removal":
         return accept_removal(args.path or settings["FEEDSVC_DATA"], settings["FEEDSVC_SNAPSHOT_DIR"])
+    if args.command == "activitypub":  # its one action: export-keys
+        return export_keys(args.directory, settings["FEEDSVC_SNAPSHOT_DIR"])
     if args.command == "synth":
         return synth(args.count, args.out, args.seed, args.split, args.lifecycle)
     return 2

@@ -79,8 +79,9 @@ def topic_scope(slug: str) -> Scope:
 
 
 def settings_of(config: Mapping[str, Any], links: Urls) -> str:
-    """Return what, besides data and query, shapes a rendered body: base URL (or host) and hub."""
-    return f"{links.base} {config['FEEDSVC_WEBSUB_HUB'] or ''}"
+    """Return what, besides data and query, shapes a rendered body: base URL (or host), hub,
+    and whether pages link to the fediverse."""
+    return f"{links.base} {config['FEEDSVC_WEBSUB_HUB'] or ''} {config['FEEDSVC_ACTIVITYPUB']}"
 
 
 def key(path: str, fmt: str, canonical_query: str = "") -> str:

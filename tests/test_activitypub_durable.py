@@ -1,0 +1,233 @@
+"""The durable file: the site's key pair, followers, the delivery queue (feedsvc/activitypub/durable.py)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.hashes import SHA256
+
+from feedsvc import create_app
+from feedsvc.activitypub.durable import Durable, DurableError, durable_path
+from feedsvc.config import BUNDLED_DATA
+from feedsvc.dataset.statedir import state_file
+
+ACTOR = "https://social.example/users/{}"
+CHILD = """
+import sys, time
+from pathlib import Path
+from feedsvc.activitypub.durable import Durable
+go = Path(sys.argv[2])
+deadline = time.monotonic() + 30
+while not go.exists() and time.monotonic() < deadline:  # all start making the key together
+    time.sleep(0.001)
+print(Durable(sys.argv[1]).site_key().public_pem)
+"""
+
+
+def _signs_and_verifies(private_pem: bytes, public_pem: str) -> None:
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+    signature = key.sign(b"x", padding.PKCS1v15(), SHA256())
+    public = serialization.load_pem_public_key(public_pem.encode())
+    assert isinstance(public, rsa.RSAPublicKey)
+    public.verify(signature, b"x", padding.PKCS1v15(), SHA256())  # raises if not its pair
+
+
+def test_processes_making_the_key_at_once_share_one(tmp_path: Path) -> None:
+    path, go = durable_path(tmp_path), tmp_path / "go"
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(go)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(4)]
+    time.sleep(0.5)  # let them import (not a wait for the result: they wait for `go`)
+    go.touch()
+    outputs = [child.communicate(timeout=60) for child in children]
+    assert [child.returncode for child in children] == [0] * 4, outputs
+    keys = {out for out, _ in outputs}
+    assert len(keys) == 1
+    made = [err for _, err in outputs if "made the site's key pair" in err]
+    assert len(made) <= 1  # the others found the first one's key, and said nothing
+    stored = Durable(path).site_key()
+    assert stored.public_pem.strip() == keys.pop().strip()
+    _signs_and_verifies(stored.private_pem, stored.public_pem)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_key_is_kept_across_opens_and_never_shown(tmp_path: Path) -> None:
+    first = Durable(durable_path(tmp_path)).site_key()
+    again = Durable(durable_path(tmp_path)).site_key()
+    assert again == first
+    assert "PRIVATE" not in repr(first) and "PRIVATE" not in str(first)
+
+
+def test_follow_unfollow_and_forget_actor(tmp_path: Path) -> None:
+    durable = Durable(durable_path(tmp_path))
+    a, b = ACTOR.format("a"), ACTOR.format("b")
+    durable.follow("th", a, a + "/inbox", "https://social.example/inbox")
+    durable.follow("th", a, a + "/inbox2", None)  # again: updated, still one follow
+    durable.follow("all", a, a + "/inbox", None)
+    durable.follow("th", b, b + "/inbox", None)
+    assert (durable.follower_count("th"), durable.follower_count("all")) == (2, 1)
+    assert durable.unfollow("th", b) is True
+    assert durable.unfollow("th", b) is False
+    assert durable.follower_count("th") == 1
+    assert durable.enqueue_to_followers("th", {"type": "Create"}) == 1
+    assert [d.inbox for d in durable.claim(10)] == [a + "/inbox2"]
+    assert durable.forget_actor(a) == 2
+    assert (durable.follower_count("th"), durable.follower_count("all")) == (0, 0)
+    assert durable.follower_count("nobody") == 0
+
+
+def test_followers_get_one_delivery_per_shared_inbox(tmp_path: Path) -> None:
+    durable = Durable(durable_path(tmp_path))
+    for n in range(5):  # five on one server with a shared inbox
+        durable.follow("th", ACTOR.format(n), ACTOR.format(n) + "/inbox", "https://social.example/inbox")
+    durable.follow("th", "https://b.example/u/1", "https://b.example/u/1/inbox", "https://b.example/inbox")
+    durable.follow("th", "https://c.example/u/1", "https://c.example/u/1/inbox", None)
+    durable.follow("de", "https://d.example/u/1", "https://d.example/u/1/inbox", None)
+    activity = {"type": "Announce", "object": "https://feeds.example.org/releases/r1", "name": "Thaïlande"}
+    assert durable.enqueue_to_followers("th", activity, now=1000.0) == 3
+    assert durable.enqueue_to_followers("nl", activity, now=1000.0) == 0  # no followers, nothing kept
+    claimed = durable.claim(10, now=1000.0)
+    assert sorted(d.inbox for d in claimed) == ["https://b.example/inbox", "https://c.example/u/1/inbox",
+                                                "https://social.example/inbox"]
+    assert {d.signer for d in claimed} == {"th"}
+    assert all(json.loads(d.body) == activity and d.attempts == 1 for d in claimed)
+
+
+def test_the_queue_leases_retries_and_gives_up(tmp_path: Path) -> None:
+    durable = Durable(durable_path(tmp_path))
+    inboxes = ["https://a.example/inbox", "https://b.example/inbox", "https://c.example/inbox"]
+    assert durable.enqueue("all", {"type": "Accept"}, inboxes + inboxes[:1], now=100.0) == 3
+    claimed = durable.claim(2, lease=60, now=100.0)
+    assert [d.inbox for d in claimed] == inboxes[:2] and all(d.created == 100.0 for d in claimed)
+    assert [d.inbox for d in durable.claim(10, lease=60, now=101.0)] == inboxes[2:]  # leased: not again
+    assert durable.claim(10, now=150.0) == []
+    durable.delivered(claimed[0].id)
+    durable.retry_later(claimed[1].id, at=500.0, error="HTTP 500")
+    # the third, claimed and never answered (its deliverer died), is due when its lease ends
+    assert durable.next_due() == 161.0
+    again = durable.claim(10, lease=60, now=161.0)
+    assert [(d.inbox, d.attempts) for d in again] == [(inboxes[2], 2)]
+    durable.give_up(again[0].id, "HTTP 410")
+    assert [(d.inbox, d.attempts) for d in durable.claim(10, now=500.0)] == [(inboxes[1], 2)]
+    durable.delivered(claimed[1].id)
+    assert (durable.pending(), durable.next_due()) == (0, None)
+    with sqlite3.connect(durable_path(tmp_path)) as conn:  # the activity went with its last delivery
+        assert conn.execute("SELECT count(*) FROM activities").fetchone() == (0,)
+
+
+def test_a_gone_inbox_is_forgotten_with_its_followers(tmp_path: Path) -> None:
+    durable = Durable(durable_path(tmp_path))
+    durable.follow("th", ACTOR.format(1), ACTOR.format(1) + "/inbox", "https://social.example/inbox")
+    durable.follow("th", ACTOR.format(2), ACTOR.format(2) + "/inbox", None)
+    durable.enqueue_to_followers("th", {"type": "Create"})
+    assert durable.forget_inbox("https://social.example/inbox") == 1
+    assert durable.follower_count("th") == 1
+    assert [d.inbox for d in durable.claim(10)] == [ACTOR.format(2) + "/inbox"]
+
+
+def test_a_store_rebuild_leaves_the_durable_file_alone(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    settings = {"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_SNAPSHOT_DIR": str(state)}
+    create_app(settings)
+    durable = Durable(durable_path(state))
+    key = durable.site_key()
+    durable.follow("th", ACTOR.format(1), ACTOR.format(1) + "/inbox", None)
+    store = state_file(state, BUNDLED_DATA, "sqlite")
+    assert store.exists() and store != durable_path(state)
+    store.write_bytes(b"garbage, so the next start moves the store aside and builds it again")
+    create_app(settings)
+    assert store.with_name(store.name + ".bad").exists()  # it was rebuilt
+    reopened = Durable(durable_path(state))
+    assert reopened.site_key() == key and reopened.follower_count("th") == 1
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"not a database at all" * 10, "not an SQLite database"),
+    (None, "not feedsvc's fediverse file"),  # another program's SQLite database
+])
+def test_a_foreign_file_is_an_error_naming_it_never_new_keys(
+        tmp_path: Path, content: bytes | None, says: str) -> None:
+    path = durable_path(tmp_path)
+    if content is None:
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE notes(text)")
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(DurableError) as raised:
+        Durable(path).site_key()
+    assert str(path) in str(raised.value) and says in str(raised.value)
+    assert "backup" in str(raised.value)
+    assert path.read_bytes() == before
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = durable_path(tmp_path)
+    Durable(path).follower_count("th")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(DurableError, match="schema 99"):
+        Durable(path).follower_count("th")
+
+
+def test_a_damaged_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = durable_path(tmp_path)
+    durable = Durable(path)
+    for n in range(200):
+        durable.follow("th", ACTOR.format(n), ACTOR.format(n) + "/inbox", None)
+    durable.close()  # its WAL is written back into the file
+    data = bytearray(path.read_bytes())
+    data[4096:] = b"\xff" * (len(data) - 4096)  # every page after the first
+    path.write_bytes(bytes(data))
+    with pytest.raises(DurableError) as raised:
+        Durable(path).follower_count("th")
+    assert str(path) in str(raised.value)
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "feedsvc", *args], capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": env["HOME"], **env})
+
+
+def test_exported_keys_are_private_and_read_back_from_the_keys_dir(tmp_path: Path) -> None:
+    state, out = tmp_path / "state", tmp_path / "secret"
+    env = {"HOME": str(tmp_path), "FEEDSVC_STATE_DIR": str(state)}
+    done = _cli(env, "activitypub", "export-keys", str(out))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["private.pem", "public.pem"]
+    assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o600}
+    stored = Durable(durable_path(state)).site_key()  # the pair it made in the durable file
+    assert (out / "private.pem").read_bytes() == stored.private_pem
+    from_dir = Durable(durable_path(tmp_path / "elsewhere"), keys_dir=out).site_key()
+    assert from_dir == stored
+    _signs_and_verifies(from_dir.private_pem, from_dir.public_pem)
+    again = _cli(env, "activitypub", "export-keys", str(out))  # never overwrites a key
+    assert again.returncode == 1 and "private.pem exists" in again.stderr
+    off = _cli({**env, "FEEDSVC_STATE_DIR": "off"}, "activitypub", "export-keys", str(tmp_path / "x"))
+    assert off.returncode == 2 and "FEEDSVC_STATE_DIR is off" in off.stderr
+
+
+def test_a_keys_dir_without_its_pair_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    with pytest.raises(DurableError, match="private.pem"):
+        Durable(durable_path(tmp_path), keys_dir=keys).site_key()
+    (keys / "private.pem").write_bytes(Durable(durable_path(tmp_path / "a")).site_key().private_pem)
+    (keys / "public.pem").write_text(Durable(durable_path(tmp_path / "b")).site_key().public_pem)
+    with pytest.raises(DurableError, match="public.pem is not the public half"):
+        Durable(durable_path(tmp_path), keys_dir=keys).site_key()
+
+
+@pytest.mark.parametrize("name, raw", [("FEEDSVC_ACTIVITYPUB_KEYS_DIR", "relative/keys"),
+                                       ("FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE", "everything")])
+def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path, name: str, raw: str) -> None:
+    done = _cli({"HOME": str(tmp_path), name: raw}, "activitypub", "export-keys", str(tmp_path / "x"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and name in done.stderr
