@@ -10,6 +10,7 @@ expands to an absolute IRI, and no value is lost in expansion.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,10 +139,20 @@ def test_every_built_document_keeps_every_term(kind: str) -> None:
 
 # --- What feedsvc serves ----------------------------------------------------------------------
 
+WITHDRAWN = "pr-2099-gone"
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """The bundled dataset and one withdrawn release."""
+    data = tmp_path_factory.mktemp("data") / "data"
+    shutil.copytree(BUNDLED_DATA, data)
+    (data / "releases" / f"{WITHDRAWN}.yaml").write_text(
+        f"id: {WITHDRAWN}\ntype: press-release\ntitle: Gone\npublished: 2005-01-01\n"
+        "countries: [TH]\ntopics: [social-security]\nsummary: Gone.\n"
+        "withdrawn: 2005-01-02\nwithdrawn_note: Withdrawn.\n", encoding="utf-8")
     state = tmp_path_factory.mktemp("state")
-    return create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": BASE,
+    return create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_BASE_URL": BASE,
                        "FEEDSVC_SNAPSHOT_DIR": str(state), "FEEDSVC_ACTIVITYPUB": "owner"})
 
 
@@ -202,3 +213,9 @@ def test_a_release_page_answers_an_article_that_keeps_every_term(client: FlaskCl
     assert article["type"] == "Article" and article["id"] == f"{BASE}releases/{RELEASE}"
     assert_kept(article, "article")
 
+
+
+def test_a_withdrawn_release_answers_a_tombstone_that_keeps_every_term(client: FlaskClient) -> None:
+    tombstone = get_as(client, f"/releases/{WITHDRAWN}", status=410)
+    assert tombstone["type"] == "Tombstone" and tombstone["id"] == f"{BASE}releases/{WITHDRAWN}"
+    assert_kept(tombstone, "tombstone")
