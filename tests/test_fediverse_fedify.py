@@ -137,6 +137,21 @@ def test_the_follower_reaches_feedsvc_through_the_tls_front(world: World) -> Non
     assert "Thailand" in got["body"] or "items" in got["body"]
 
 
+@pytest.mark.parametrize(("path", "kind", "same_as"), [
+    ("/ap/actors/th", "Service", None), ("/ap/actors/all", "Service", None),
+    ("/countries/th", "Service", "/ap/actors/th"),
+    ("/topics/social-security", "Service", "/ap/actors/social-security"),
+    ("/releases/pr-2004-007", "Article", None),
+    ("/ap/actors/th/outbox", "OrderedCollection", None),
+    ("/ap/actors/th/followers", "OrderedCollection", None),
+])
+def test_fedify_dereferences_our_object_ids(world: World, path: str, kind: str,
+                                            same_as: str | None) -> None:
+    found = world.follower.lookup(world.origin + path)
+    assert found["type"] == kind, found
+    assert found["jsonld"]["id"] == world.origin + (same_as or path)
+
+
 def test_follow_th_by_its_handle_is_accepted(world: World) -> None:
     # Fedify signs its Follow with RFC 9421 first, and falls back to draft-cavage-12 if we
     # answer 401; it remembers which one we accepted: RFC 9421, at the first knock.
