@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from feedsvc import create_app
 from feedsvc.activitypub.durable import Durable, DurableError, durable_path
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.dataset.statedir import state_file
@@ -29,6 +28,11 @@ while not go.exists() and time.monotonic() < deadline:  # all start making the k
     time.sleep(0.001)
 print(Durable(sys.argv[1]).site_key().public_pem)
 """
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "feedsvc", *args], capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": env["HOME"], **env})
 
 
 def _signs_and_verifies(private_pem: bytes, public_pem: str) -> None:
@@ -135,15 +139,16 @@ def test_a_gone_inbox_is_forgotten_with_its_followers(tmp_path: Path) -> None:
 
 def test_a_store_rebuild_leaves_the_durable_file_alone(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    settings = {"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_SNAPSHOT_DIR": str(state)}
-    create_app(settings)
+    env = {"HOME": str(tmp_path), "FEEDSVC_STATE_DIR": str(state)}
+    assert _cli(env, "snapshot", str(BUNDLED_DATA)).returncode == 0  # builds the store
     durable = Durable(durable_path(state))
     key = durable.site_key()
     durable.follow("th", ACTOR.format(1), ACTOR.format(1) + "/inbox", None)
     store = state_file(state, BUNDLED_DATA, "sqlite")
     assert store.exists() and store != durable_path(state)
     store.write_bytes(b"garbage, so the next start moves the store aside and builds it again")
-    create_app(settings)
+    done = _cli(env, "snapshot", str(BUNDLED_DATA))
+    assert done.returncode == 0 and "rebuilding" in done.stderr, done.stderr
     assert store.with_name(store.name + ".bad").exists()  # it was rebuilt
     reopened = Durable(durable_path(state))
     assert reopened.site_key() == key and reopened.follower_count("th") == 1
@@ -192,11 +197,6 @@ def test_a_damaged_file_is_an_error_naming_it(tmp_path: Path) -> None:
     assert str(path) in str(raised.value)
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "feedsvc", *args], capture_output=True, text=True,
-                          timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": env["HOME"], **env})
-
-
 def test_exported_keys_are_private_and_read_back_from_the_keys_dir(tmp_path: Path) -> None:
     state, out = tmp_path / "state", tmp_path / "secret"
     env = {"HOME": str(tmp_path), "FEEDSVC_STATE_DIR": str(state)}
@@ -231,3 +231,23 @@ def test_a_keys_dir_without_its_pair_is_an_error_naming_the_file(tmp_path: Path)
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path, name: str, raw: str) -> None:
     done = _cli({"HOME": str(tmp_path), name: raw}, "activitypub", "export-keys", str(tmp_path / "x"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and name in done.stderr
+
+
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    import os
+    import warnings
+
+    durable = Durable(durable_path(tmp_path))
+    durable.follow("th", ACTOR.format(1), ACTOR.format(1) + "/inbox", None)  # opened in the parent
+    with warnings.catch_warnings():  # Python 3.12 warns of fork() with threads; gunicorn forks all the same
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: a worker after gunicorn's fork
+        try:
+            durable.follow("th", ACTOR.format(2), ACTOR.format(2) + "/inbox", None)
+        finally:
+            os._exit(0 if durable.follower_count("th") == 2 else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert durable.follower_count("th") == 2  # the parent still reads and writes its own
+    durable.follow("th", ACTOR.format(3), ACTOR.format(3) + "/inbox", None)
+    assert Durable(durable_path(tmp_path)).follower_count("th") == 3

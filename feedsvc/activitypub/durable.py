@@ -8,7 +8,6 @@ fork. feddel's `ledger` table lives here too, written in `transaction()` with th
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -21,40 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .durablefile import FILE_NAME, DurableError, named, open_file
 from .keys import KeysError, SiteKey, new_site_key, read_keys_dir
 
 log = logging.getLogger("feedsvc.activitypub")
-FILE_NAME = "activitypub.sqlite3"
-SCHEMA = 1
-APPLICATION_ID = 0x46454431  # "FED1": marks the file as feedsvc's, in the SQLite header
-HEADER = b"SQLite format 3\x00"
-BUSY_TIMEOUT_MS = 5000
-DDL = """
-CREATE TABLE keys(name TEXT PRIMARY KEY, private_pem BLOB NOT NULL, public_pem TEXT NOT NULL,
-                  created INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE followers(handle TEXT NOT NULL, actor_id TEXT NOT NULL, inbox TEXT NOT NULL,
-                       shared_inbox TEXT, since INTEGER NOT NULL,
-                       PRIMARY KEY(handle, actor_id)) WITHOUT ROWID;
-CREATE INDEX followers_actor ON followers(actor_id);
-CREATE TABLE activities(id INTEGER PRIMARY KEY, signer TEXT NOT NULL, body BLOB NOT NULL);
-CREATE TABLE deliveries(id INTEGER PRIMARY KEY,
-                        activity INTEGER NOT NULL REFERENCES activities(id),
-                        inbox TEXT NOT NULL, created REAL NOT NULL, due REAL NOT NULL,
-                        attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,
-                        UNIQUE(activity, inbox));
-CREATE INDEX deliveries_due ON deliveries(due);
-CREATE TRIGGER activity_done AFTER DELETE ON deliveries
-WHEN NOT EXISTS (SELECT 1 FROM deliveries WHERE activity = OLD.activity)
-BEGIN DELETE FROM activities WHERE id = OLD.activity; END;
-CREATE TABLE actor_keys(key_id TEXT PRIMARY KEY, actor_id TEXT NOT NULL,
-                        public_pem TEXT NOT NULL, fetched REAL NOT NULL) WITHOUT ROWID;
-CREATE INDEX actor_keys_actor ON actor_keys(actor_id);
-"""
 __all__ = ["Delivery", "Durable", "DurableError", "SiteKey", "durable_path"]
 
 
-class DurableError(RuntimeError):
-    """The durable file cannot be used; the message names it and says what an operator can do."""
+_INHERITED: list[sqlite3.Connection] = []
 
 
 @dataclass(frozen=True)
@@ -94,8 +67,10 @@ class Durable:
     # --- the connection --------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
+            if self._conn is not None:  # the parent's, across a fork: never used nor closed here
+                _INHERITED.append(self._conn)  # (closing it could delete the parent's WAL)
             self._conn, self._pid, self._lock, self._depth = None, os.getpid(), threading.RLock(), 0
-            self._conn = _open(self.path)
+            self._conn = open_file(self.path)
         return self._conn
 
     def close(self) -> None:
@@ -116,7 +91,7 @@ class Durable:
                 finally:
                     self._depth -= 1
                 return
-            with _named(self.path):
+            with named(self.path):
                 conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
@@ -125,14 +100,14 @@ class Durable:
                 conn.execute("ROLLBACK")
                 raise
             else:
-                with _named(self.path):
+                with named(self.path):
                     conn.execute("COMMIT")
             finally:
                 self._depth = 0
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
         conn = self._connection()
-        with self._lock, _named(self.path):
+        with self._lock, named(self.path):
             return conn.execute(sql, tuple(args)).fetchall()
 
     # --- the site's key pair ---------------------------------------------------------------
@@ -290,89 +265,3 @@ def _add_activity(conn: sqlite3.Connection, signer: str, activity: dict[str, Any
     return int(cursor.lastrowid or 0)
 
 
-@contextmanager
-def _named(path: Path) -> Iterator[None]:
-    """Turn an SQLite error into a DurableError naming the file."""
-    try:
-        yield
-    except sqlite3.DatabaseError as error:
-        raise DurableError(f"{path}: {error}{_ADVICE}") from error
-
-
-_ADVICE = ("; this file holds the site's key pair (its fediverse identity) and its followers: "
-           "restore it from a backup, or move it aside to start again with new keys and no followers")
-
-
-def _open(path: Path) -> sqlite3.Connection:
-    """Open (or create, 0600) the durable file and check it is ours, in our schema. Processes
-    opening it at once take turns (flock): switching a new file to WAL does not wait for a
-    busy file as other statements do."""
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the state directory is
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # 0600: it holds the private key
-    except OSError as error:
-        raise DurableError(f"{path}: cannot be opened: {error}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # SQLite's own locks are fcntl's: independent of it
-        header = os.pread(fd, 100, 0)
-        if header and not header.startswith(HEADER):
-            raise DurableError(f"{path}: not an SQLite database{_ADVICE}")
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            with _named(path):
-                _prepare(conn, path)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-    finally:
-        os.close(fd)  # and with it the flock
-
-
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    _refuse_foreign(conn, path)  # before anything is written to it
-    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        _schema(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _statements(script: str) -> Iterator[str]:
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            yield statement
-            statement = ""
-
-
-def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if app_id == 0 and version == 0:
-        tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-        if tables:
-            raise DurableError(f"{path}: not feedsvc's fediverse file ({tables} tables of "
-                               f"another program){_ADVICE}")
-    elif app_id != APPLICATION_ID:
-        raise DurableError(f"{path}: not feedsvc's fediverse file (application id {app_id}){_ADVICE}")
-    elif version != SCHEMA:
-        raise DurableError(f"{path}: schema {version}, this feedsvc reads {SCHEMA} (written by "
-                           f"another version of feedsvc: run that one){_ADVICE}")
-
-
-def _schema(conn: sqlite3.Connection) -> None:
-    """Create the tables in a new file (checked again in the transaction: another process
-    may have just made them)."""
-    if conn.execute("PRAGMA application_id").fetchone()[0] == 0:
-        for statement in _statements(DDL):  # not executescript: it would COMMIT first
-            conn.execute(statement)
-        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        conn.execute(f"PRAGMA user_version = {SCHEMA}")
