@@ -19,6 +19,7 @@ from ..feeds.query import parse_cursor
 from ..feeds.urls import Scope
 from ..http.conditional import VARY, Rendered
 from ..http.negotiate import AS_CONTENT_TYPE, PAGE_VARY, wants_activity
+from . import inboxes
 from .common import cacheable, key, urls
 from .health import VERSION
 
@@ -170,6 +171,17 @@ def _acct(resource: str, host: str) -> str | None:
         return name if at.casefold() == host.casefold() else None
     prefix = urls().actor("")
     return resource[len(prefix):] if resource.startswith(prefix) else None
+
+
+@bp.post("/ap/inbox")
+def shared_inbox() -> Response:
+    return inboxes.receive(durable(), urls())
+
+
+@bp.post("/ap/actors/<handle>/inbox")
+def actor_inbox(handle: str) -> Response:
+    _actor_scope(handle)
+    return inboxes.receive(durable(), urls())
 
 
 @bp.get("/.well-known/webfinger")
