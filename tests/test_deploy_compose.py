@@ -49,7 +49,7 @@ def test_compose_matches_compose_spec_schema() -> None:
 
 def test_compose_runs_two_apps_behind_nginx_with_shared_redis() -> None:
     services = compose()["services"]
-    assert set(services) == {"app1", "app2", "redis", "nginx"}
+    assert set(services) == {"app1", "app2", "deliver", "redis", "nginx"}
     for name in ("app1", "app2"):
         app = services[name]
         build = app["build"]
@@ -73,6 +73,26 @@ def test_compose_runs_two_apps_behind_nginx_with_shared_redis() -> None:
     assert nginx["depends_on"] == {a: {"condition": "service_healthy"} for a in ("app1", "app2")}
     for name, service in services.items():
         assert service["healthcheck"]["test"][0] == "CMD", name
+
+
+def test_compose_has_one_fediverse_owner_and_its_deliverer_beside_it() -> None:
+    """app1 owns the fediverse, with its state in a volume (its keys and followers outlive
+    the container); app2 does not; the deliver sidecar runs on app1's state directory."""
+    services = compose()["services"]
+    app1, app2, deliver = services["app1"], services["app2"], services["deliver"]
+    assert app1["environment"]["FEEDSVC_ACTIVITYPUB"] == "owner"
+    assert app1["environment"]["FEEDSVC_ACTIVITYPUB_DELIVER"] == "external"
+    assert app2["environment"]["FEEDSVC_ACTIVITYPUB"] == "elsewhere"
+    assert deliver["command"] == ["feedsvc", "deliver"]
+    assert deliver["environment"]["FEEDSVC_ACTIVITYPUB"] == "owner"
+    state = app1["environment"]["FEEDSVC_SNAPSHOT_DIR"]
+    assert deliver["environment"]["FEEDSVC_SNAPSHOT_DIR"] == state
+    assert deliver["environment"]["FEEDSVC_DATA"] == app1["environment"]["FEEDSVC_DATA"]
+    (mounted,) = [v for v in app1["volumes"] if v["target"] == state]
+    assert mounted["type"] == "volume" and mounted in deliver["volumes"]
+    assert mounted["source"] in compose()["volumes"] and state not in app1["tmpfs"]
+    assert not deliver["expose"]
+    assert deliver["depends_on"] == {"app1": {"condition": "service_healthy"}}
 
 
 # --- nginx ---------------------------------------------------------------------------

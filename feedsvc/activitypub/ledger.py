@@ -73,12 +73,14 @@ class Ledger:
 
     def __init__(self, durable: Durable, reader: Reader, urls: Urls) -> None:
         self.durable, self.reader, self.urls = durable, reader, urls
+        self._now = 0.0  # the sync's moment (epoch seconds): when what it queues is queued
         with durable.transaction() as conn:
             for statement in DDL:  # (executescript would COMMIT first)
                 conn.execute(statement)
 
     def sync(self, now: datetime) -> Synced:
         """Send what changed in the store, or passed its time, since the last sync."""
+        self._now = now.timestamp()
         with self.reader.read() as snapshot:
             view = snapshot.view_at(now)
             mark = Mark(_meta(view.conn, "generation") or "", int(_meta(view.conn, "commit") or 0),
@@ -169,7 +171,7 @@ class Ledger:
         """Queue an activity to an actor's followers (none: nothing queued)."""
         if not self.durable.is_followed(handle):
             return 0
-        return int(self.durable.enqueue_to_followers(handle, activity))
+        return int(self.durable.enqueue_to_followers(handle, activity, now=self._now))
 
     def _record(self, view: StoreView) -> int:
         """Record every visible release as sent: the first sync on an existing archive."""
