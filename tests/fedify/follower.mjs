@@ -60,7 +60,7 @@ await configure({
 const keyPair = await generateCryptoKeyPair("RSASSA-PKCS1-v1_5");
 const received = [];
 const unverified = [];
-const follows = new Map(); // actor id -> the Follow we sent it
+const follows = new Map(); // the id of each Follow we sent -> the Follow
 
 const kv = new MemoryKvStore();
 // Where Fedify remembers, per origin, which HTTP signature spec a server accepted (its
@@ -88,6 +88,11 @@ federation
     });
   })
   .setKeyPairsDispatcher((_ctx, identifier) => identifier === IDENTIFIER ? [keyPair] : []);
+
+// Our Follows dereference: Fedify re-fetches an object embedded in an activity from another
+// origin (feedsvc's Accept embeds our Follow) rather than trust the copy.
+federation.setObjectDispatcher(Follow, "/follows/{id}", (_ctx, values) =>
+  follows.get(new URL(`/follows/${values.id}`, origin).href) ?? null);
 
 // What the test needs to know of a verified activity: its type, ids, and its object as
 // Fedify parsed it (the object is embedded in what feedsvc sends, so no fetch is needed).
@@ -161,11 +166,11 @@ async function control(request) {
       return json(404, { error: `cannot resolve ${handle} to an actor with an inbox` });
     }
     const follow = new Follow({
-      id: new URL(`/follows/${crypto.randomUUID()}`, origin),
+      id: ctx.getObjectUri(Follow, { id: crypto.randomUUID() }),
       actor: ctx.getActorUri(IDENTIFIER),
       object: target.id,
     });
-    follows.set(target.id.href, follow);
+    follows.set(follow.id.href, follow);
     await ctx.sendActivity({ identifier: IDENTIFIER }, target, follow);
     return json(200, { actor: target.id.href, follow: follow.id.href });
   }
