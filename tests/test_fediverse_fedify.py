@@ -167,6 +167,19 @@ def test_follow_th_by_its_handle_is_accepted(world: World) -> None:
     verified_only(world)
 
 
+def as_list(value: Any) -> list[Any]:
+    """A compacted JSON-LD value as a list (compaction writes a one-item list as the item)."""
+    return value if isinstance(value, list) else [value]
+
+
+def addressed(activity: dict[str, Any], world: World, handle: str) -> None:
+    """Check an activity is public and copied to the sending actor's followers, and came to
+    the follower's shared inbox (one delivery per shared inbox), not to alice's own."""
+    assert "as:Public" in as_list(activity["activity"]["to"]), activity["activity"]
+    assert f"{world.actor(handle)}/followers" in as_list(activity["activity"]["cc"])
+    assert activity["recipient"] is None, "delivered to alice's inbox, not the shared one"
+
+
 def following(world: World, *handles: str) -> None:
     """Fail at once (not after a minute's wait) when an earlier test's Follow failed."""
     missing = [handle for handle in handles if handle not in world.follows]
@@ -183,6 +196,9 @@ def test_a_new_thailand_release_is_announced_by_th(world: World) -> None:
     article = announce["objectJson"]  # embedded, or fetched by Fedify from the release page
     assert article["type"] == "Article" and article["id"] == url
     assert article["name"] == "Thailand release fedify-th-1"
+    assert {tag["name"] for tag in as_list(article["tag"]) if tag["type"] == "Hashtag"} == {
+        "#Thailand", "#SocialSecurity"}
+    addressed(announce, world, "th")
     verified_only(world)
 
 
@@ -203,6 +219,7 @@ def test_following_all_then_a_release_is_created_by_the_site_actor(world: World)
     assert create["actor"] == world.actor("all")
     assert create["objectJson"]["type"] == "Article"
     assert create["objectJson"]["attributedTo"] == world.actor("all")
+    addressed(create, world, "all")
     world.follower.wait_for(lambda a: a["type"] == "Announce" and a["object"] == url,
                             "Announce of fedify-th-2 by th")
     verified_only(world)
@@ -219,6 +236,7 @@ def test_a_correction_is_sent_as_an_update(world: World) -> None:
     assert update["actor"] == world.actor("all")
     assert update["objectJson"]["type"] == "Article"
     assert update["objectJson"]["updated"] != update["objectJson"]["published"]
+    addressed(update, world, "all")
     verified_only(world)
 
 
@@ -230,8 +248,11 @@ def test_a_withdrawal_is_sent_as_a_delete_and_the_announce_is_undone(world: Worl
     delete = world.follower.wait_for(
         lambda a: a["type"] == "Delete" and a["object"] == url, "Delete of fedify-th-2")
     assert delete["actor"] == world.actor("all")
+    assert delete["objectJson"]["type"] == "Tombstone"
+    addressed(delete, world, "all")
     undo = world.follower.wait_for(
         lambda a: a["type"] == "Undo" and a["actor"] == world.actor("th"), "Undo by th")
     undone = undo["objectJson"]
     assert undone["type"] == "Announce" and undone["object"] == url
+    addressed(undo, world, "th")
     verified_only(world)
