@@ -152,6 +152,27 @@ def test_fedify_dereferences_our_object_ids(world: World, path: str, kind: str,
     assert found["jsonld"]["id"] == world.origin + (same_as or path)
 
 
+@pytest.mark.parametrize("handle", ["th", "all", "social-security"])
+def test_an_actor_id_gives_back_its_handle_by_webfinger(world: World, handle: str) -> None:
+    # What Fedify's getActorHandle does (which cannot itself write a host with a port): the
+    # actor id asked of WebFinger names the acct: handle, which leads back to the same actor,
+    # whose preferredUsername is the handle.
+    acct = f"acct:{handle}@{world.host}"
+    by_id = world.follower.call("/control/webfinger", {"resource": world.actor(handle)})
+    assert acct in [by_id.get("subject"), *by_id.get("aliases", [])], by_id
+    by_acct = world.follower.call("/control/webfinger", {"resource": acct})
+    selves = [link["href"] for link in by_acct["links"]
+              if link["rel"] == "self" and link.get("type") == "application/activity+json"]
+    assert selves == [world.actor(handle)], by_acct
+    assert world.follower.lookup(world.actor(handle))["jsonld"]["preferredUsername"] == handle
+
+
+def test_fedify_reads_our_nodeinfo(world: World) -> None:
+    nodeinfo = world.follower.call("/control/nodeinfo", {"url": world.origin})["nodeinfo"]
+    assert "activitypub" in nodeinfo["protocols"]
+    assert nodeinfo["software"]["name"] == "feedsvc"
+
+
 def test_follow_th_by_its_handle_is_accepted(world: World) -> None:
     # Fedify signs its Follow with RFC 9421 first, and falls back to draft-cavage-12 if we
     # answer 401; it remembers which one we accepted: RFC 9421, at the first knock.

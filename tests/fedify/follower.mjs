@@ -14,6 +14,9 @@
 //   POST /control/knock {origin, spec?} -> the HTTP signature spec Fedify signs with first for
 //                                          that origin (set it when `spec` is given): after a
 //                                          send, the one the server accepted: {spec}
+//   POST /control/webfinger {resource}  -> Fedify's WebFinger lookup of an acct: or https: resource
+//   POST /control/nodeinfo {url}        -> a server's NodeInfo 2.1 (found from /.well-known/nodeinfo)
+//                                          as Fedify's parseNodeInfo reads it, strictly: {nodeinfo}
 //   POST /control/parse {document}      -> Fedify's reading of a JSON-LD document: {type, jsonld}
 //   POST /control/fetch {url, accept}   -> a plain fetch() from this process: {status, type, body}
 //
@@ -26,6 +29,8 @@ import {
   createFederation,
   generateCryptoKeyPair,
   MemoryKvStore,
+  nodeInfoToJson,
+  parseNodeInfo,
 } from "@fedify/fedify";
 import {
   Accept,
@@ -66,6 +71,7 @@ const kv = new MemoryKvStore();
 // Where Fedify remembers, per origin, which HTTP signature spec a server accepted (its
 // double-knock: RFC 9421 first, then draft-cavage-12 after a 400/401).
 const SPEC_KEY = ["_fedify", "httpMessageSignaturesSpec"];
+const NODEINFO_2_1 = "http://nodeinfo.diaspora.software/ns/schema/2.1";
 const federation = createFederation({
   kv,
   origin,
@@ -187,6 +193,23 @@ async function control(request) {
     const { origin: target, spec } = await request.json();
     if (spec != null) await kv.set([...SPEC_KEY, target], spec);
     return json(200, { spec: (await kv.get([...SPEC_KEY, target])) ?? null });
+  }
+  if (url.pathname === "/control/webfinger" && request.method === "POST") {
+    const { resource } = await request.json();
+    const found = await ctx.lookupWebFinger(resource);
+    if (found == null) return json(404, { error: `WebFinger found nothing for ${resource}` });
+    return json(200, found);
+  }
+  if (url.pathname === "/control/nodeinfo" && request.method === "POST") {
+    // getNodeInfo does the same, but refuses loopback addresses with no option to allow them.
+    const { url: target } = await request.json();
+    const index = await (await fetch(new URL("/.well-known/nodeinfo", target))).json();
+    const link = index.links?.find((l) => l.rel === NODEINFO_2_1);
+    if (link == null) return json(404, { error: `no ${NODEINFO_2_1} link`, index });
+    const document = await (await fetch(link.href)).json();
+    const found = parseNodeInfo(document, { tryBestEffort: false });
+    if (found == null) return json(422, { error: "not valid NodeInfo", document });
+    return json(200, { nodeinfo: nodeInfoToJson(found) });
   }
   if (url.pathname === "/control/parse" && request.method === "POST") {
     const { document } = await request.json();
