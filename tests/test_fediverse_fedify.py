@@ -14,6 +14,7 @@ reason, and fails the test. The tests run in order, each going on from the one b
 """
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -276,4 +277,19 @@ def test_a_withdrawal_is_sent_as_a_delete_and_the_announce_is_undone(world: Worl
     undone = undo["objectJson"]
     assert undone["type"] == "Announce" and undone["object"] == url
     addressed(undo, world, "th")
+    verified_only(world)
+
+
+def test_an_undone_follow_removes_the_follower(world: World) -> None:
+    following(world, "th", "all")
+
+    def followers(handle: str) -> int:  # fetched afresh (Fedify's lookups are cached)
+        got = world.follower.call("/control/fetch", {"url": f"{world.actor(handle)}/followers",
+                                                     "accept": "application/activity+json"})
+        count: int = json.loads(got["body"])["totalItems"]
+        return count
+
+    assert (followers("th"), followers("all")) == (1, 1)
+    world.follower.call("/control/unfollow", {"follow": world.follows.pop("th")})
+    assert (followers("th"), followers("all")) == (0, 1)  # the Undo is handled in its POST
     verified_only(world)

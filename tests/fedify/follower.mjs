@@ -9,6 +9,7 @@
 //   GET  /control/health                -> {actor}
 //   POST /control/follow {handle}       -> resolve the handle (WebFinger, Fedify's lookupObject),
 //                                          send a signed Follow; -> {actor, follow}
+//   POST /control/unfollow {follow}     -> send a signed Undo of that Follow to the actor it followed
 //   POST /control/lookup {id}           -> Fedify's lookupObject of a URL or handle, as JSON-LD
 //   GET  /control/received              -> {received: [...], unverified: [...]}
 //   POST /control/knock {origin, spec?} -> the HTTP signature spec Fedify signs with first for
@@ -179,6 +180,19 @@ async function control(request) {
     follows.set(follow.id.href, follow);
     await ctx.sendActivity({ identifier: IDENTIFIER }, target, follow);
     return json(200, { actor: target.id.href, follow: follow.id.href });
+  }
+  if (url.pathname === "/control/unfollow" && request.method === "POST") {
+    const { follow: followId } = await request.json();
+    const follow = follows.get(followId);
+    if (follow == null) return json(404, { error: `no Follow ${followId} was sent` });
+    const target = await ctx.lookupObject(follow.objectId);
+    const undo = new Undo({
+      id: new URL(`#undo`, follow.id),
+      actor: ctx.getActorUri(IDENTIFIER),
+      object: follow,
+    });
+    await ctx.sendActivity({ identifier: IDENTIFIER }, target, undo);
+    return json(200, { undo: undo.id.href });
   }
   if (url.pathname === "/control/lookup" && request.method === "POST") {
     const { id } = await request.json();
