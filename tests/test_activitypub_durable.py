@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.hashes import SHA256
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from feedsvc.activitypub.durable import Durable, DurableError, durable_path
 from feedsvc.config import BUNDLED_DATA
@@ -208,6 +214,7 @@ def test_exported_keys_are_private_and_read_back_from_the_keys_dir(tmp_path: Pat
     assert (out / "private.pem").read_bytes() == stored.private_pem
     from_dir = Durable(durable_path(tmp_path / "elsewhere"), keys_dir=out).site_key()
     assert from_dir == stored
+    assert not durable_path(tmp_path / "elsewhere").exists()  # a mounted key is never copied into a file
     _signs_and_verifies(from_dir.private_pem, from_dir.public_pem)
     again = _cli(env, "activitypub", "export-keys", str(out))  # never overwrites a key
     assert again.returncode == 1 and "private.pem exists" in again.stderr
@@ -251,3 +258,86 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     assert durable.follower_count("th") == 2  # the parent still reads and writes its own
     durable.follow("th", ACTOR.format(3), ACTOR.format(3) + "/inbox", None)
     assert Durable(durable_path(tmp_path)).follower_count("th") == 3
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Random sequences of follows, enqueues, claims and answers against a model of the queue."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.directory = Path(tempfile.mkdtemp(prefix="feedsvc-queue-"))
+        self.durable = Durable(durable_path(self.directory))
+        self.now = 1000.0
+        self.followers: dict[tuple[str, str], str] = {}  # (handle, actor) -> where to deliver
+        self.queue: dict[int, dict[str, Any]] = {}  # id -> inbox, due, attempts, activity
+        self.next_id = 1
+        self.claimed: list[int] = []
+
+    def teardown(self) -> None:
+        self.durable.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    @rule(handle=st.sampled_from(["th", "all"]), actor=st.integers(0, 5), server=st.integers(0, 2),
+          shared=st.booleans())
+    def follow(self, handle: str, actor: int, server: int, shared: bool) -> None:
+        actor_id = f"https://s{server}.example/u/{actor}"
+        shared_inbox = f"https://s{server}.example/inbox" if shared else None
+        self.durable.follow(handle, actor_id, actor_id + "/inbox", shared_inbox)
+        self.followers[handle, actor_id] = shared_inbox or actor_id + "/inbox"
+
+    @rule(handle=st.sampled_from(["th", "all"]), actor=st.integers(0, 5), server=st.integers(0, 2))
+    def unfollow(self, handle: str, actor: int, server: int) -> None:
+        actor_id = f"https://s{server}.example/u/{actor}"
+        assert self.durable.unfollow(handle, actor_id) == ((handle, actor_id) in self.followers)
+        self.followers.pop((handle, actor_id), None)
+
+    @rule(handle=st.sampled_from(["th", "all"]))
+    def enqueue(self, handle: str) -> None:
+        targets = sorted({inbox for (h, _), inbox in self.followers.items() if h == handle})
+        activity = {"type": "Create", "n": self.next_id}
+        assert self.durable.enqueue_to_followers(handle, activity, now=self.now) == len(targets)
+        for inbox in targets:
+            self.queue[self.next_id] = {"inbox": inbox, "due": self.now, "attempts": 0, "activity": activity}
+            self.next_id += 1
+
+    @rule(limit=st.integers(1, 4), lease=st.sampled_from([10.0, 300.0]))
+    def claim(self, limit: int, lease: float) -> None:
+        due = sorted((entry["due"], id_) for id_, entry in self.queue.items() if entry["due"] <= self.now)
+        expected = sorted(id_ for _, id_ in due[:limit])
+        claimed = self.durable.claim(limit, lease=lease, now=self.now)
+        assert [d.id for d in claimed] == expected
+        for delivery in claimed:
+            entry = self.queue[delivery.id]
+            entry["due"], entry["attempts"] = self.now + lease, entry["attempts"] + 1
+            assert (delivery.inbox, delivery.attempts) == (entry["inbox"], entry["attempts"])
+            assert json.loads(delivery.body) == entry["activity"]
+        self.claimed = expected
+
+    @precondition(lambda self: self.claimed)
+    @rule(data=st.data(), answer=st.sampled_from(["delivered", "retry", "give_up"]))
+    def answer(self, data: st.DataObject, answer: str) -> None:
+        id_ = data.draw(st.sampled_from(self.claimed))
+        self.claimed.remove(id_)
+        if answer == "retry":
+            self.durable.retry_later(id_, self.now + 60, "HTTP 500")
+            if id_ in self.queue:
+                self.queue[id_]["due"] = self.now + 60
+            return
+        getattr(self.durable, answer)(*([id_] if answer == "delivered" else [id_, "HTTP 410"]))
+        self.queue.pop(id_, None)
+
+    @rule(seconds=st.sampled_from([1.0, 30.0, 400.0]))
+    def wait(self, seconds: float) -> None:
+        self.now += seconds
+
+    @invariant()
+    def agrees(self) -> None:
+        assert self.durable.pending() == len(self.queue)
+        assert self.durable.next_due() == min((e["due"] for e in self.queue.values()), default=None)
+        live = {json.dumps(e["activity"]) for e in self.queue.values()}
+        with sqlite3.connect(durable_path(self.directory)) as conn:  # activities go with their last delivery
+            assert conn.execute("SELECT count(*) FROM activities").fetchone()[0] == len(live)
+
+
+TestQueue = QueueMachine.TestCase
+TestQueue.settings = settings(settings.get_profile("feedsvc"), stateful_step_count=25)

@@ -119,6 +119,19 @@ def test_a_redirect_to_a_private_address_is_refused(remote: Remote) -> None:
     assert loopback().get_json(remote.url + "/ok", None) == {"id": "actor"}  # a relative one, followed
 
 
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://example.org/", "http://user:pw@example.org/",
+                                 "https:///no-host"])
+def test_only_plain_http_urls_are_fetched(url: str) -> None:
+    with pytest.raises(FetchError, match="not an http"):
+        loopback().get_json(url, None)
+
+
+def test_a_redirect_to_another_scheme_is_refused(remote: Remote) -> None:
+    remote.routes["/hop"] = lambda _: (302, {"Location": "file:///etc/passwd"}, b"")
+    with pytest.raises(FetchError, match="not an http"):
+        loopback().get_json(remote.url + "/hop", None)
+
+
 def test_redirects_stop_after_three(remote: Remote) -> None:
     remote.routes["/loop"] = lambda _: (302, {"Location": "/loop"}, b"")
     with pytest.raises(FetchError, match="more than 3 redirects"):
@@ -314,3 +327,32 @@ def test_the_next_checked_address_is_tried_when_one_cannot_be_reached(
     monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: answers)
     assert loopback().get_json(f"http://remote.example:{port}/actor", None) == {"id": "second"}
     assert remote.seen[0][2]["Host"] == f"remote.example:{port}"  # the name, not the address
+
+
+def test_at_most_four_requests_at_once_to_one_server(remote: Remote, site: SiteKey) -> None:
+    lock, now, most = threading.Lock(), [0], [0]
+    release = threading.Event()
+
+    def slow(_: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        release.wait(5)
+        with lock:
+            now[0] -= 1
+        return 202, {}, b""
+    remote.routes["/inbox"] = slow
+    client, signer = loopback(), Signer(OURS, site.private_pem)
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(client.post(remote.url + "/inbox", b"{}",
+                                                                           signer).status))
+               for _ in range(8)]  # the deliverer's threads, all to one shared inbox
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while most[0] < 4 and time.monotonic() < deadline:  # wait until 4 are in, on a condition
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert statuses == [202] * 8 and most[0] == 4

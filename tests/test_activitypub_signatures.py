@@ -6,12 +6,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedsvc.activitypub.keys import SiteKey, new_site_key
 from feedsvc.activitypub.signatures import RemoteKey, SignatureError, sign, verify
@@ -156,7 +159,7 @@ def test_an_ed25519_rfc9421_signature_passes() -> None:
 def test_a_changed_rfc9421_request_fails_with_a_reason(keys: tuple[SiteKey, SiteKey]) -> None:
     headers = rfc9421(private_key(keys[0]), algorithms.RSA_V1_5_SHA256)
     with pytest.raises(SignatureError, match="Content-Digest does not match the message body"):
-        verify("POST", "/ap/inbox", headers, BODY + b" ", lookup(keys[0]))
+        verify("POST", "/ap/inbox", headers, BODY + b" ", lookup(keys[0], "no key is asked for"))
     with pytest.raises(SignatureError, match="does not hold"):
         verify("POST", "/ap/inbox", {**headers, "Content-Type": "text/plain"}, BODY, lookup(keys[0]))
     with pytest.raises(SignatureError, match="does not hold"):
@@ -216,3 +219,86 @@ def test_the_rfc_s_own_example_verifies() -> None:
         verify("POST", "/foo?param=Value&Pet=dog", RFC_HEADERS, b'{"hello": "World"}', find, now=then)
     with pytest.raises(SignatureError, match="does not hold"):
         verify("POST", "/foo?param=Value&Pet=cat", RFC_HEADERS, body, find, now=then)
+
+
+def test_an_hs2019_signature_with_created_passes(keys: tuple[SiteKey, SiteKey]) -> None:
+    """hs2019 with (created) and (expires) instead of Date, as some servers sign (bare numbers)."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    created, digest = int(time.time()), "SHA-256=" + base64.b64encode(hashlib.sha256(BODY).digest()).decode()
+
+    def headers_for(expires: int) -> dict[str, str]:
+        text = (f"(request-target): post /ap/inbox\n(created): {created}\n(expires): {expires}\n"
+                f"host: feeds.example.org\ndigest: {digest}")
+        signature = base64.b64encode(private_key(keys[0]).sign(text.encode(), padding.PKCS1v15(),
+                                                               hashes.SHA256())).decode()
+        return {"Host": "feeds.example.org", "Digest": digest, "Signature": (
+            f'keyId="{KEY_ID}",algorithm="hs2019",created={created},expires={expires},'
+            f'headers="(request-target) (created) (expires) host digest",signature="{signature}"')}
+    assert verify("POST", "/ap/inbox", headers_for(created + 300), BODY, lookup(keys[0])).owner == ACTOR
+    with pytest.raises(SignatureError, match="expired"):
+        verify("POST", "/ap/inbox", headers_for(created - 1), BODY, lookup(keys[0]))
+
+
+def test_an_rfc9421_post_must_sign_its_content_digest(keys: tuple[SiteKey, SiteKey]) -> None:
+    request = Request("POST", INBOX, {"Host": "feeds.example.org"})
+    HTTPMessageSigner(signature_algorithm=algorithms.RSA_V1_5_SHA256, key_resolver=MappingKeyResolver(
+        public_keys={}, private_keys={KEY_ID: private_key(keys[0])})).sign(
+        request, key_id=KEY_ID, covered_component_ids=("@method", "@target-uri"))  # no body: no digest
+    with pytest.raises(SignatureError, match="does not cover content-digest"):
+        verify("POST", "/ap/inbox", request.headers, BODY, lookup(keys[0]))
+    assert verify("POST", "/ap/inbox", request.headers, b"", lookup(keys[0])).owner == ACTOR
+
+
+# A Follow signed by Fedify 2.3.6 (@fedify/fedify's signRequest, both of its schemes; the key is the
+# sender's RSA key), recorded once with the follower app's Node: Fedify's own bytes, checked without Node.
+FEDIFY = json.loads((Path(__file__).parent / "golden" / "fedify_signed.json").read_text())
+
+
+@pytest.mark.parametrize("scheme", ["rfc9421", "cavage"])
+def test_fedify_s_signatures_verify_behind_a_proxy(scheme: str) -> None:
+    headers = {**FEDIFY[scheme], "host": "localhost"}  # nginx's Host $host: the public port is gone
+    then = parsedate_to_datetime(headers["date"]).timestamp()
+    owner = FEDIFY["key_id"].split("#")[0]
+
+    def find(key_id: str) -> RemoteKey:
+        assert key_id == FEDIFY["key_id"]
+        return RemoteKey(key_id, owner, FEDIFY["public_pem"])
+    body = FEDIFY["body"].encode()
+    found = verify("POST", "/ap/inbox", headers, body, find, authority="localhost:8443", now=then)
+    assert found.owner == owner
+    with pytest.raises(SignatureError, match="does not match"):
+        verify("POST", "/ap/inbox", headers, body + b" ", find, authority="localhost:8443", now=then)
+    with pytest.raises(SignatureError, match="does not match|does not hold"):
+        verify("POST", "/ap/inbox", headers, body, find, authority="localhost:8444", now=then)
+
+
+FIELD = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)
+SIGNATURE_PARTS = st.lists(st.one_of(
+    FIELD, st.just('keyId="k"'), st.just('algorithm="hs2019"'), st.just('algorithm="rsa-sha256"'),
+    st.just('headers="(request-target) host date digest"'), st.just('headers="(created) (expires)"'),
+    st.just("created=12"), st.just('signature="AAAA"'), st.just('signature="%%%"')), max_size=6)
+
+
+@given(signature=SIGNATURE_PARTS.map(",".join),
+       date=st.one_of(FIELD, st.just("Mon, 07 Dec 2026 12:00:00 GMT")),
+       digest=st.one_of(FIELD, st.just("SHA-256=xyz"), st.just("sha-512=")),
+       signature_input=st.one_of(st.none(), FIELD, st.just('sig1=("@method" "@target-uri");keyid="k"'),
+                                 st.just('sig1="x";keyid=1'), st.just('a=("@method"), b=("@path")')),
+       body=st.binary(max_size=40))
+def test_any_signature_header_is_a_signature_error_or_a_pass(
+        keys: tuple[SiteKey, SiteKey], signature: str, date: str, digest: str, signature_input: str | None,
+        body: bytes) -> None:
+    """Whatever a sender puts in these headers, verify answers with SignatureError (the inbox's 401),
+    never another exception (a 500)."""
+    headers = {"Host": "feeds.example.org", "Signature": signature, "Date": date, "Digest": digest}
+    if signature_input is not None:
+        headers["Signature-Input"], headers["Content-Digest"] = signature_input, digest
+    try:
+        verify("POST", "/ap/inbox", headers, body, lookup(keys[0], "k"))
+    except SignatureError:
+        pass

@@ -24,8 +24,8 @@ CREATE TABLE followers(handle TEXT NOT NULL, actor_id TEXT NOT NULL, inbox TEXT 
                        shared_inbox TEXT, since INTEGER NOT NULL,
                        PRIMARY KEY(handle, actor_id)) WITHOUT ROWID;
 CREATE INDEX followers_actor ON followers(actor_id);
-CREATE TABLE activities(id INTEGER PRIMARY KEY, signer TEXT NOT NULL, body BLOB NOT NULL);
-CREATE TABLE deliveries(id INTEGER PRIMARY KEY,
+CREATE TABLE activities(id INTEGER PRIMARY KEY AUTOINCREMENT, signer TEXT NOT NULL, body BLOB NOT NULL);
+CREATE TABLE deliveries(id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a claimed id is one
                         activity INTEGER NOT NULL REFERENCES activities(id),
                         inbox TEXT NOT NULL, created REAL NOT NULL, due REAL NOT NULL,
                         attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,

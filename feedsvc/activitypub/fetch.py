@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import math
 import socket
 import threading
 import time
@@ -28,7 +29,9 @@ from .signatures import RemoteKey, SignatureError, Signer, sign
 TIMEOUT = 10.0
 MAX_BODY = 2**20
 MAX_REDIRECTS = 3
-POOLS = 256  # connection pools kept (one per checked address and name), least recently used out
+POOLS = 64  # connection pools kept (one per checked address and name), least recently used out
+CONNECTIONS = 4  # at most this many at once to one server (others wait their turn): polite, and
+# at most POOLS * CONNECTIONS sockets kept open
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -107,8 +110,8 @@ class Client:
     def _once(self, method: str, url: str, body: bytes | None, signer: Signer | None,
               deadline: float) -> Reply:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FetchError(f"{url}: not an http(s) URL")
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            raise FetchError(f"{url}: not an http(s) URL without credentials")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = sign(method, url, body, signer.key_id, signer.private_pem) if signer else \
@@ -119,7 +122,8 @@ class Client:
             try:
                 response = pool.urlopen(method, target, body=body, headers=headers, redirect=False,
                                         retries=False, preload_content=False, assert_same_host=False,
-                                        timeout=urllib3.Timeout(total=self._left(deadline, url)))
+                                        timeout=urllib3.Timeout(total=self._left(deadline, url)),
+                                        pool_timeout=math.ceil(self._left(deadline, url)))
                 break
             except urllib3.exceptions.NewConnectionError as error:
                 failed = error
@@ -178,9 +182,10 @@ class Client:
             if pool is None:
                 if scheme == "https":  # connect to the address; SNI and the certificate: the name
                     pool = urllib3.HTTPSConnectionPool(address, port, server_hostname=host,
-                                                       assert_hostname=host, maxsize=4)
+                                                       assert_hostname=host, maxsize=CONNECTIONS,
+                                                       block=True)
                 else:
-                    pool = urllib3.HTTPConnectionPool(address, port, maxsize=4)
+                    pool = urllib3.HTTPConnectionPool(address, port, maxsize=CONNECTIONS, block=True)
             self._pools[key] = pool
             while len(self._pools) > POOLS:
                 self._pools.popitem(last=False)[1].close()
