@@ -51,6 +51,20 @@ def free_port() -> int:
         return port
 
 
+def gunicorn_workers(master: int) -> set[int]:
+    """Return the pids of a gunicorn master's workers: its children but the fediverse's
+    deliverer (`feedsvc deliver`, which the shipped config starts beside them)."""
+    found: set[int] = set()
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:  # ended meanwhile
+            continue
+        if argv[1:4] != [b"-m", b"feedsvc", b"deliver"]:
+            found.add(int(pid))
+    return found
+
+
 def executable(name: str) -> str:
     """Find a server binary on PATH or in /usr/sbin (nginx lives there on Debian)."""
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")

@@ -205,6 +205,7 @@ def test_the_shipped_gunicorn_config_runs_the_deliverer_restarts_and_stops_it(
                              if b"deliver" in Path(f"/proc/{p}/cmdline").read_bytes()]
             wait_until(lambda: len(children(supervisor)) == 1)
             (first,) = children(supervisor)
+            wait_until(lambda: niceness(first) == niceness(master) + 10)  # requests go first
             wait_until(lambda: synced(durable))  # its first sync recorded the archive
             write_release(data, release_yaml(2, "2020-05-02"))  # the real clock: in the past
             assert inbox.wait_for(1)[0].activity["type"] == "Create"
@@ -218,6 +219,10 @@ def test_the_shipped_gunicorn_config_runs_the_deliverer_restarts_and_stops_it(
             server.stop()
         assert not Path(f"/proc/{supervisor}").exists()  # stopped with the master
     assert "fediverse deliverer started" in server.log.read_text()
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 def synced(durable: Durable) -> bool:

@@ -25,6 +25,8 @@ from .conftest import BASE_URL, FakeClock, release_yaml
 from .helpers import publish
 
 FAR = 10.0**12  # a moment after every delivery is due
+ONE = [release_yaml(1, "2030-05-01")]
+TWO = [*ONE, release_yaml(2, "2030-05-02")]
 TH = "https://th-follower.example/users/ann"
 ALL = "https://all-follower.example/users/bob"
 
@@ -39,6 +41,12 @@ class World:
     def ledger(self) -> Ledger:
         """A ledger as a (re)started deliverer makes it: its own reader of the store."""
         return Ledger(self.durable, Reader(state.live(self.app).reader.path), self.urls)
+
+    def generation(self) -> str:
+        """Name the store's full build (a new one for each rebuild)."""
+        with Reader(state.live(self.app).reader.path).read() as snapshot:
+            found = snapshot.conn.execute("SELECT value FROM meta WHERE name = 'generation'")
+            return str(found.fetchone()[0])
 
     def queued(self) -> list[tuple[str, str, dict[str, Any]]]:
         """Take every queued delivery: (signing actor, inbox, activity)."""
@@ -183,3 +191,20 @@ def test_a_crash_between_two_activities_queues_neither_and_the_next_sync_both(
     monkeypatch.setattr(objects, "announce", real)
     world.ledger().sync(world.clock.now)
     assert [t for _, t, _ in kinds(world.queued())] == ["Create", "Announce"]
+
+
+def test_a_rebuilt_store_is_compared_release_by_release_and_only_changes_are_sent(
+        world: World) -> None:
+    world.ledger().sync(world.clock.now)
+    publish(world.app, TWO)
+    world.ledger().sync(world.clock.now)
+    world.queued()
+    before = world.generation()
+    site = Path(world.app.config["FEEDSVC_DATA"]) / "site.yaml"
+    site.write_text(site.read_text(encoding="utf-8").replace("title:", "title: New", 1),
+                    encoding="utf-8")  # the site's file: a full read, a new generation
+    publish(world.app, [ONE[0], {**TWO[1], "title": "Corrected"}])
+    assert world.generation() != before
+    synced = world.ledger().sync(world.clock.now)
+    assert synced.looked >= 2  # every release compared
+    assert kinds(world.queued()) == [("all", "Update", "https://all-follower.example/inbox")]

@@ -27,6 +27,7 @@ log = logging.getLogger("feedsvc.deliver")
 PID_ENV = "_FEEDSVC_DELIVERER_PID"  # the master's record of its deliverer (its hooks reload)
 QUICK = 10.0  # seconds: a deliverer that dies sooner is started again after a longer wait
 MOST = 60.0  # seconds: the longest wait before a start again
+NICE = 10  # the deliverer's niceness increment
 
 
 def main(settings: Mapping[str, Any]) -> int:
@@ -90,6 +91,8 @@ def _child(settings: Mapping[str, Any], durable_file: Path, base: str, parent: i
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor passes it on as SIGTERM
+    # Background work: when the cores are busy, the workers' requests go first.
+    os.nice(NICE)
     supervisor = os.getppid()
     durable = Durable(durable_file, settings.get("FEEDSVC_ACTIVITYPUB_KEYS_DIR"))
     urls = Urls(base)
