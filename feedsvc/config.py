@@ -201,7 +201,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_SNAPSHOT_DIR": _state_dir(env),
         "FEEDSVC_MAX_AGE": _int(env, "FEEDSVC_MAX_AGE", 300, 0, 31_536_000),
         # URLs per sitemap file; the protocol's limit, and a sitemap index above it.
-        "FEEDSVC_SITEMAP_URLS": _int(env, "FEEDSVC_SITEMAP_URLS", 50_000, 1, 50_000),
+        "FEEDSVC_SITEMAP_URLS": _int(env, "FEEDSVC_SITEMAP_URLS", 5000, 1, 50_000),
         "FEEDSVC_STALE_WHILE_REVALIDATE": _int(
             env, "FEEDSVC_STALE_WHILE_REVALIDATE", 600, 0, 31_536_000
         ),

@@ -10,6 +10,7 @@ from werkzeug.routing import AnyConverter, Rule
 from feedsvc import create_app
 from feedsvc.clock import current_view
 from feedsvc.config import BUNDLED_DATA
+from feedsvc.dataset.served import Filters
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # The smallest GIF (1x1 pixel): a picture for the media route's example.
@@ -39,7 +40,7 @@ def _examples(app: Flask) -> dict[str, str]:
     """Return a valid value for the route arguments whose meaning the name tells."""
     with app.test_request_context():
         view = current_view()
-        topic, release = sorted(view.index.dataset.topics)[0], view.visible_slice(0, 1)[0][0]
+        topic, release = sorted(view.index.dataset.topics)[0], view.select(Filters(), 1).releases[0].id
         media = sorted(view.media_files())
     return {"code": "th", "country": "th", "slug": topic, "topic": topic, "release_id": release,
             "id": release, "filename": STATIC_EXAMPLE, "fmt": "rss", "format": "rss",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -235,3 +237,38 @@ def synced(durable: Durable) -> bool:
 def write_release(data: Path, release: dict[str, object]) -> None:
     text = yaml.safe_dump(release, allow_unicode=True, sort_keys=False)
     (data / "releases" / f"{release['id']}.yaml").write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(("env", "why"), [
+    ({"FEEDSVC_ACTIVITYPUB": "off"}, "FEEDSVC_ACTIVITYPUB=off"),
+    ({"FEEDSVC_BASE_URL": ""}, "FEEDSVC_BASE_URL"),
+    ({"FEEDSVC_ACTIVITYPUB": "elsewhere"}, "FEEDSVC_ACTIVITYPUB=elsewhere"),
+])
+def test_the_command_refuses_in_one_line_where_this_instance_does_not_deliver(
+        tmp_path: Path, env: dict[str, str], why: str) -> None:
+    settings = {"FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_SNAPSHOT_DIR": str(tmp_path), **env}
+    done = subprocess.run([sys.executable, "-m", "feedsvc", "deliver"], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **settings}, check=False)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("feedsvc deliver: this instance does not deliver: ") and why in line
+    assert not (tmp_path / "activitypub.sqlite3").exists()
+
+
+def test_a_deliverer_that_fails_is_said_and_started_again_and_the_command_stops_on_sigterm(
+        tmp_path: Path, make_dataset: Callable[..., Path]) -> None:
+    (tmp_path / "activitypub.sqlite3").write_bytes(b"not a database, " * 10)
+    settings = {"FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_SNAPSHOT_DIR": str(tmp_path),
+                "FEEDSVC_DATA": str(make_dataset(ONE))}
+    log = tmp_path / "deliver.log"
+    with log.open("wb") as out:
+        command = subprocess.Popen([sys.executable, "-m", "feedsvc", "deliver"], stderr=out,
+                                   env={**os.environ, **settings})
+    try:
+        wait_until(lambda: log.read_text().count("the deliverer failed") >= 2)
+    finally:
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(20) == 0
+    text = log.read_text()
+    assert "not an SQLite database" in text  # durable.py's word, naming the file
+    assert "the deliverer ended (exit status 1): starting it again in" in text

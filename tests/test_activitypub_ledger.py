@@ -74,16 +74,18 @@ def test_the_first_sync_records_the_archive_without_sending(world: World) -> Non
     assert world.queued() == []
 
 
-def test_nothing_is_recorded_before_the_first_follower(world: World, tmp_path: Path) -> None:
+def test_the_first_sync_records_even_without_followers_so_the_first_follow_misses_nothing(
+        world: World, tmp_path: Path) -> None:
     lonely = Durable(tmp_path / "lonely.sqlite3")
     reader = Reader(state.live(world.app).reader.path)
-    assert Ledger(lonely, reader, world.urls).sync(world.clock.now).looked == 0
-    publish(world.app, [release_yaml(1, "2030-05-01"), release_yaml(2, "2030-05-02")])
-    lonely.follow("all", ALL, f"{ALL}/inbox", None)
-    # The first sync with a follower records what is there (both releases): nothing sent.
     synced = Ledger(lonely, reader, world.urls).sync(world.clock.now)
-    assert synced.recorded and synced.looked == 2
-    assert lonely.claim(100, now=FAR) == []
+    assert synced.recorded and synced.looked == 1
+    lonely.follow("all", ALL, f"{ALL}/inbox", None)  # then a follow, and a release at once
+    publish(world.app, TWO)
+    synced = Ledger(lonely, reader, world.urls).sync(world.clock.now)
+    assert not synced.recorded and synced.queued == 1
+    (delivery,) = lonely.claim(100, now=FAR)
+    assert json.loads(delivery.body)["type"] == "Create"
 
 
 def test_a_publication_is_created_by_the_site_and_announced_by_its_followed_actors(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from feedsvc.dataset.visible import StoreView
 from feedsvc.feeds.sitemap import Sitemap
 from feedsvc.feeds.urls import Urls
 
-from .conftest import BASE_URL, release_yaml
+from .conftest import BASE_URL, FakeClock, release_yaml
 
 NS = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
 
@@ -90,9 +91,9 @@ def test_the_sitemap_is_built_once_per_dataset_version(
     built: list[int] = []
     original = Sitemap.of
 
-    def counting(view: View, urls: Urls) -> Sitemap:
+    def counting(view: View, urls: Urls, per_file: int) -> Sitemap:
         built.append(1)
-        return original(view, urls)
+        return original(view, urls, per_file)
 
     monkeypatch.setattr(Sitemap, "of", counting)
     first = client.get("/sitemap.xml")
@@ -153,9 +154,36 @@ def test_the_index_reads_no_release_rows(make_dataset: Callable[..., Path],
 
     def refused(*_: object) -> None:
         raise AssertionError("the index read release rows")
-    monkeypatch.setattr(StoreView, "visible_slice", refused)
+    monkeypatch.setattr(StoreView, "listed", refused)
     index = xml(client, "/sitemap.xml")
     assert [s.findtext("s:lastmod", namespaces=NS) for s in index.findall("s:sitemap", NS)] == [
         "2005-01-11T17:00:00Z", "2005-01-10T17:00:00Z", "2005-01-06T17:00:00Z",
         "2005-01-02T17:00:00Z"]  # t-012 (with the 3 listings), t-011, t-007, t-003
     assert client.get("/sitemaps/1.xml").status_code == 500  # a part reads its own rows
+
+
+def test_a_part_asked_first_and_a_release_going_live_keep_index_and_parts_in_step(
+        clocked_app: Callable[..., Flask], clock: FakeClock) -> None:
+    """A part asked before the index cuts the runs where the index does; a scheduled release
+    going live (no reload) moves every part's edge by one, in the index and in the parts."""
+    releases = [release_yaml(n, f"2030-05-{n:02d}") for n in range(1, 13)]
+    releases.append(release_yaml(13, "2030-06-02T09:00:00+07:00"))  # after the clock's now
+    client = clocked_app(releases, FEEDSVC_SITEMAP_URLS=4).test_client()
+
+    def parts() -> list[list[str]]:
+        index = xml(client, "/sitemap.xml")
+        found = []
+        for entry in index.findall("s:sitemap", NS):
+            urls = urls_of(xml(client, entry.findtext("s:loc", namespaces=NS)
+                               .removeprefix(BASE_URL.rstrip("/"))))
+            assert entry.findtext("s:lastmod", namespaces=NS) == max(urls.values())
+            found.append([u.rsplit("-", 1)[1] for u in urls if "/releases/" in u])
+        return found
+
+    second = [u.rsplit("-", 1)[1] for u in urls_of(xml(client, "/sitemaps/2.xml"))]
+    before = parts()  # 3 listings and 12 releases, 4 URLs a file
+    assert before == [["012"], ["011", "010", "009", "008"], ["007", "006", "005", "004"],
+                      ["003", "002", "001"]] and before[1] == second
+    clock.now = datetime.fromisoformat("2030-06-02T09:00:00+07:00")
+    assert parts() == [["013"], ["012", "011", "010", "009"], ["008", "007", "006", "005"],
+                       ["004", "003", "002", "001"]]

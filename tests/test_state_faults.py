@@ -92,12 +92,16 @@ def test_a_kill_inside_the_publish_transaction_restarts_to_the_last_commit(
                    {**at(state), "STATE_HOLD_FILE": str(hold)},
                    conf=str(conf))
     hold.touch()
+    until(lambda: len(worker_pids(server)) == WORKERS)  # every one: each holds the lock
     workers = worker_pids(server)
     edit(dataset_dir, "Written when the master died")
     until(Path(f"{hold}.reached").exists)  # the master is inside the write transaction
     for pid in (server.process.pid, *workers):
         os.kill(pid, signal.SIGKILL)
     server.process.wait(timeout=20)
+    # SIGKILL is delivered, not awaited: until the last of them has exited, the instance's
+    # lock is held (inherited by every worker), and a restart is refused.
+    until(lambda: all(_exited(pid) for pid in workers))
     hold.unlink()
     store = state_file(state, dataset_dir, "sqlite")
     with sqlite3.connect(store) as conn:  # SQLite's own recovery: the WAL's last commit
@@ -111,6 +115,14 @@ def test_a_kill_inside_the_publish_transaction_restarts_to_the_last_commit(
         assert "unusable" not in server.log.read_text()  # the file was used, not rebuilt
     finally:
         stop(server)
+
+
+def _exited(pid: int) -> bool:
+    """Tell whether a process has exited (gone, or a zombie not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def _deleted(store: Path) -> None:
@@ -166,25 +178,46 @@ def test_an_unusable_state_directory_serves_and_says_restarts_will_cold_start(
         stop(server)
 
 
+@pytest.mark.parametrize("session", ["own session", "same parent"])
 def test_a_second_instance_on_the_same_state_directory_refuses_to_start(
-        dataset_dir: Path, tmp_path: Path) -> None:
+        dataset_dir: Path, tmp_path: Path, session: str) -> None:
+    """A second shipped-config master on the directory, as systemd or a container starts it
+    (its own session), or started by the same parent as the first (a test, a supervisor: the
+    same parent pid and process group), refuses to start; the first keeps its file and serves."""
     state = tmp_path / "state"
     server = launch(dataset_dir, tmp_path, "first", state)
     try:
+        until(serving(server, version_of(cold(dataset_dir))))
+        store = state_file(state, dataset_dir, "sqlite")
+        before = _file_identity(store)
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         env.update(FEEDSVC_BIND=f"127.0.0.1:{free_port()}", FEEDSVC_WORKERS="2",
                    FEEDSVC_DATA=str(dataset_dir), **at(state))
-        # A service of its own, as systemd or a container starts it: its own session.
         second = subprocess.run([sys.executable, "-m", "gunicorn", "-c",
                                  "deploy/gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=60,
-                                start_new_session=True)
+                                start_new_session=session == "own session")
         assert second.returncode != 0
-        assert "in use by another feedsvc instance" in second.stderr
-        assert f"pid {server.process.pid}" in second.stderr
-        assert server.get("/feeds/all.rss")[0] == 200  # the first goes on serving
+        assert (f"state directory {state} is in use by another feedsvc instance (pid "
+                f"{server.process.pid}); give each its own FEEDSVC_STATE_DIR") in second.stderr
+        assert _file_identity(store) == before  # not moved aside, not written to
+        assert sorted(path.name for path in state.iterdir() if ".bad" in path.name) == []
+        status, _, body = server.get("/feeds/all.rss")  # the first goes on serving its data
+        assert status == 200 and body == cold(dataset_dir).test_client().get(
+            "/feeds/all.rss").get_data()
     finally:
         stop(server)
+    after = launch(dataset_dir, tmp_path, "after", state)  # once it ends, the next may start
+    try:
+        until(serving(after, version_of(cold(dataset_dir))))
+        assert "unusable" not in after.log.read_text()  # the first's file, used as it is
+    finally:
+        stop(after)
+
+
+def _file_identity(store: Path) -> tuple[int, int, int, bytes]:
+    found = store.stat()
+    return found.st_ino, found.st_size, found.st_mtime_ns, store.read_bytes()
 
 
 def test_plain_gunicorn_workers_share_one_state_directory(dataset_dir: Path,
@@ -204,7 +237,11 @@ def test_plain_gunicorn_workers_share_one_state_directory(dataset_dir: Path,
     try:
         expected = version_of(cold(dataset_dir))
         until(lambda: process.poll() is None and _answers(server))
-        until(every_worker(server, 3, lambda r: r["dataset"]["version"] == expected))
+        until(every_worker(server, 3, lambda r: r["dataset"]["version"] == expected
+                           and r["dataset"]["state"] == "persistent"))
+        # One of them holds the lock (and writes); the others read the same file.
+        holder = int(state_file(tmp_path / "state", dataset_dir, "lock").read_text().split()[0])
+        assert holder in worker_pids(server)
     finally:
         stop(server)
 

@@ -132,16 +132,17 @@ def test_an_unusable_state_directory_gives_a_temporary_store_and_says_so(
     assert store.read_bytes() == kept
 
 
-@pytest.mark.parametrize("other", ["own process group", "other parent"])
+@pytest.mark.parametrize("other", ["own process group", "other parent", "same parent"])
 def test_a_second_instance_on_the_directory_is_refused_until_the_first_ends(
         base: Path, other: str) -> None:
     state, data = str(base / "state"), str(base / "data")
     # Another service runs in a process group of its own; another gunicorn's workers have
-    # another parent (`mates` forks one start below a process of its own).
+    # another parent (`mates` forks one start below a process of its own); another program
+    # started by the same parent (this test) shares its parent and process group, not its exec.
     holder = child("open", state, data, "--hold", start_new_session=other == "own process group")
     assert holder.stdout is not None and json.loads(holder.stdout.readline())["rebuild"]
-    second = child("open", state, data) if other == "own process group" \
-        else child("mates", state, data, "1")
+    second = child("mates", state, data, "1") if other == "other parent" \
+        else child("open", state, data)
     out, err = second.communicate(timeout=60)
     expected = (f"state directory {state} is in use by another feedsvc instance (pid "
                 f"{holder.pid}); give each its own FEEDSVC_STATE_DIR")

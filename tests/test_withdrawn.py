@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import feedparser
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
+from werkzeug.test import TestResponse
 
 from .conftest import FakeClock, release_yaml
 from .helpers import FORMATS, entry_ids, parse_feed
+from .test_fastpath import fast_path
 
 AT = "http://purl.org/atompub/tombstones/1.0"
 NOTE = "Withdrawn at the request of the ministry: the figures were provisional."
@@ -106,3 +108,34 @@ def test_corrections_date_the_entry_and_are_shown(clocked_app: Callable[..., Fla
     page = html.fromstring(client.get("/releases/t-003").data)
     notes = [li.text_content() for li in page.xpath("//*[@class='corrections']//li")]
     assert len(notes) == 2 and "Tuesday, not Monday" in notes[0] and "Spelling" in notes[1]
+
+
+def _max_age(response: TestResponse) -> int:
+    control = dict(part.strip().partition("=")[::2]
+                   for part in response.headers["Cache-Control"].split(","))
+    return int(control["max-age"]) + int(control["stale-while-revalidate"])
+
+
+def test_a_withdrawn_release_scheduled_later_ends_the_cache_lifetime_when_it_goes_live(
+        clocked_app: Callable[..., Flask], clock: FakeClock) -> None:
+    """Published in 100 s, already withdrawn: nothing is listed, but its notice appears in the
+    Atom feeds then, so no answer may be kept (stale copies included) past that instant, by
+    Flask or by the fast path (its second answer)."""
+    live = clock.now + timedelta(seconds=100)
+    gone = {**release_yaml(2, live.isoformat(), countries=("KH",)),
+            "withdrawn": (live + timedelta(days=2)).isoformat(), "withdrawn_note": NOTE}
+    app = clocked_app([release_yaml(1, "2030-05-01", countries=("KH",)), gone])
+    client, fast = app.test_client(), fast_path(app)
+    for path in ("/feeds/all.atom", "/feeds/countries/kh.atom", "/feeds/all.rss"):
+        for answered_by_fast in (0, 1):  # Flask renders it; the fast path answers it again
+            answered = fast.answered
+            assert 0 < _max_age(client.get(path)) <= 100, path
+            assert fast.answered == answered + answered_by_fast
+    assert _tombstones(client, "/feeds/all.atom") == []
+    clock.now = live
+    notice = [("t-002", (live + timedelta(days=2)).isoformat(), [NOTE])]
+    assert _tombstones(client, "/feeds/all.atom") == notice
+    assert _tombstones(client, "/feeds/countries/kh.atom") == notice
+    for fmt in FORMATS:  # never listed
+        assert entry_ids(client.get(f"/feeds/all.{fmt}"), fmt) == ["t-001"]
+    assert _max_age(client.get("/feeds/all.atom")) > 100  # nothing further is scheduled

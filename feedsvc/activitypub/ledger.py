@@ -13,8 +13,9 @@ wrote since the commit last seen (`written`, indexed), the releases whose public
 withdrawal time passed since the last sync (key and notice ranges), and, only when the ledger
 holds another number of releases than the store shows (a release removed), a pass over the
 ledger. A new store (a full build: a new generation) is compared release by release; the
-first sync once the site has a follower records the archive without sending anything (no
-flood; before, nothing could be sent, and nothing is recorded).
+first sync on a durable file (the deliverer's first start) records the archive without
+sending anything: no flood, and a reader who follows later gets what is published from then
+on, even the first release after the Follow.
 """
 from __future__ import annotations
 
@@ -86,8 +87,6 @@ class Ledger:
             mark = Mark(_meta(view.conn, "generation") or "", int(_meta(view.conn, "commit") or 0),
                         micros(now))
             last = self._mark()
-            if last is None and not self._followed():  # nothing to send, nor to record yet
-                return Synced(0, 0, view.next_change)
             if last is None:
                 looked = self._record(view)
                 self._save(mark)
@@ -192,10 +191,6 @@ class Ledger:
             if len(batch) < BATCH:
                 return count
             after = batch[-1][0] - 1
-
-    def _followed(self) -> bool:
-        with self.durable.transaction() as conn:
-            return conn.execute("SELECT 1 FROM followers LIMIT 1").fetchone() is not None
 
     def _mark(self) -> Mark | None:
         with self.durable.transaction() as conn:

@@ -45,13 +45,19 @@ def main(settings: Mapping[str, Any]) -> int:
     while not stop.is_set():
         started = time.monotonic()
         pid = os.fork()
-        if pid == 0:
-            os._exit(_child(settings, found.durable, found.base, parent))
-        code = _wait(pid, stop, parent)
+        if pid == 0:  # the deliverer: it never returns into this loop
+            code = 1
+            try:
+                code = _child(settings, found.durable, found.base)
+            except BaseException:  # noqa: BLE001 (any end of the child is said, then exit)
+                log.exception("the deliverer failed")
+            finally:
+                os._exit(code)
+        ended = _wait(pid, stop, parent)
         if stop.is_set() or os.getppid() != parent:
             return 0
         wait = 1.0 if time.monotonic() - started > QUICK else min(MOST, wait * 2)
-        log.error("the deliverer ended (%s): starting it again in %.0f s", code, wait)
+        log.error("the deliverer ended (%s): starting it again in %.0f s", ended, wait)
         stop.wait(wait)
     return 0
 
@@ -82,7 +88,7 @@ def _wait(pid: int, stop: threading.Event, parent: int) -> str:
         time.sleep(0.2)
 
 
-def _child(settings: Mapping[str, Any], durable_file: Path, base: str, parent: int) -> int:
+def _child(settings: Mapping[str, Any], durable_file: Path, base: str) -> int:
     """Run the deliverer in this (forked) process; return its exit status."""
     from .deliver import Deliverer, only_deliverer, sender
     from .durable import Durable

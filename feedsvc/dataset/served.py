@@ -2,7 +2,8 @@
 
 Consumers (views, feeds, the fast path, WebSub, health) are typed against these Protocols,
 which the reader over the SQLite store (reader.py) serves. A page starts after a Cursor, not
-at a position; the sitemap asks for visible releases by rank in slices, never for all of them.
+at a position; the sitemap cuts the visible releases into runs and reads one run at a time,
+never all of them.
 """
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ class Filters:
     topics: frozenset[str] = frozenset()
     words: frozenset[str] = frozenset()
     since: date | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run of visible releases, newest first (a sitemap part's): up to `size` of those with a
+    key at or below `upper`."""
+
+    upper: int
+    size: int
 
 
 class Described(Protocol):
@@ -93,13 +103,15 @@ class View(Protocol):
     def newest(self, name: str | None = None) -> Release | None: ...
     def tombstones(self, filters: Filters) -> list[Release]: ...
 
-    def visible_slice(self, start: int, stop: int) -> Sequence[tuple[str, int]]:
-        """Return the id and last change (UTC second) of the visible releases ranked `start`
-        to `stop` (excluded), newest first; rank 0 is the newest; `count()` of them exist."""
+    def runs(self, sizes: Sequence[int]) -> list[Run]:
+        """Cut the visible releases, newest first, into runs of these sizes one after the
+        other; `count()` of them exist."""
 
-    def lastmods(self, sizes: Sequence[int]) -> list[int | None]:
-        """Return the last change (UTC second) of each run of visible releases of these sizes,
-        newest first, one run after the other (None: no release in it)."""
+    def lastmod(self, run: Run) -> int | None:
+        """Return the last change (UTC second) of a run's releases (None: no release)."""
+
+    def listed(self, run: Run) -> Sequence[tuple[str, int]]:
+        """Return the id and last change (UTC second) of a run's releases, newest first."""
 
     def media_files(self) -> Collection[str]:
         """Return the src of every file below media/ that the site or a visible release

@@ -9,6 +9,7 @@ and built again; if the directory cannot be used, the store goes to a private te
 from __future__ import annotations
 
 import atexit
+import ctypes
 import fcntl
 import hashlib
 import logging
@@ -95,18 +96,23 @@ def _private_dir(directory: Path) -> None:
 
 
 def _lock(lock: Path) -> None:
-    """Hold `lock` for this process's life, or accept an instance-mate's; else ConfigError."""
+    """Hold `lock` for this process's life, or accept an instance-mate's; else ConfigError.
+
+    Instance-mates are the processes forked, without exec, from one started program (the
+    workers of one gunicorn): a fork of the holder inherits its locked descriptor (`_held`);
+    the workers of a plain `gunicorn -w N`, each starting the app, share the exec they were
+    forked from. Another program (another gunicorn, even started by the same parent) has its
+    own exec, so it is refused.
+    """
     if lock in _held:
         return
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 100, 0).decode("ascii", "replace").split()
+        holder = os.pread(fd, 200, 0).decode("ascii", "replace").split()
         os.close(fd)
-        # Workers of one plain `gunicorn -w N` share a parent and a process group; another
-        # service, or another gunicorn, shares neither.
-        if holder[1:3] == [str(os.getppid()), str(os.getpgrp())]:
+        if holder[1:2] == [_exec_id()]:
             return
         raise ConfigError(f"state directory {lock.parent} is in use by another feedsvc instance "
                           f"(pid {holder[0] if holder else '?'}); give each its own "
@@ -115,8 +121,30 @@ def _lock(lock: Path) -> None:
         os.close(fd)
         raise
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {os.getppid()} {os.getpgrp()}\n".encode(), 0)
+    os.pwrite(fd, f"{os.getpid()} {_exec_id()}\n".encode(), 0)
     _held[lock] = fd
+
+
+def _exec_id() -> str:
+    """Name the exec this process runs: the same in every process forked from it, without exec.
+
+    The kernel draws 16 random bytes for each exec (AT_RANDOM, getauxval(3)), and a fork copies
+    them with the rest of memory; their hash (they seed the stack protector) names the exec.
+    Without them (not Linux), every process is an instance of its own, its forks' inherited
+    lock aside.
+    """
+    try:
+        getauxval = ctypes.CDLL(None).getauxval
+    except (OSError, AttributeError):
+        return f"pid-{os.getpid()}"
+    getauxval.restype, getauxval.argtypes = ctypes.c_ulong, [ctypes.c_ulong]
+    address = getauxval(_AT_RANDOM)
+    if not address:
+        return f"pid-{os.getpid()}"
+    return hashlib.sha256(ctypes.string_at(address, 16)).hexdigest()[:32]
+
+
+_AT_RANDOM = 25  # <elf.h>
 
 
 def _check(file: Path) -> Opened:

@@ -17,7 +17,7 @@ from . import Release, Site
 from .db import key_of
 from .rows import FIELDS, decode, micros, when_from
 from .selecting import choose
-from .served import Cursor, Filters, Handle, Page
+from .served import Cursor, Filters, Handle, Page, Run
 from .words import words
 
 LOWEST_KEY = -(1 << 62)  # below every key: nothing is visible
@@ -169,10 +169,14 @@ class StoreView:
 
     @property
     def next_change(self) -> datetime | None:
-        """Return the next instant at which what is visible changes, or None."""
+        """Return the next instant at which what is visible changes, or None: a release goes
+        live, or a withdrawn one is published (its notice appears: drafts alone change
+        nothing), or a notice ends."""
+        live = self._at("SELECT published_us FROM releases WHERE key > ? AND draft = 0 "
+                        "ORDER BY key LIMIT 1", self.upto)
         expiry = self._at("SELECT min(notice_until_us) FROM releases WHERE notice_until_us > ?",
                           self._now_us)
-        return min((c for c in (self.next_publication, expiry) if c is not None), default=None)
+        return min((c for c in (live, expiry) if c is not None), default=None)
 
     @property
     def token_until(self) -> datetime | None:
@@ -193,29 +197,34 @@ class StoreView:
         return [scope[6:] for (scope,) in self.conn.execute(
             "SELECT scope FROM counts WHERE scope > 'named:' AND scope < 'named;'")]
 
-    def visible_slice(self, start: int, stop: int) -> list[tuple[str, int]]:
-        """Return the id and last change (UTC second) of the visible releases ranked `start` to
-        `stop` (excluded), newest first: SQLite steps over the `start` newer entries of the
-        listed releases' index (OFFSET, in C), and no row becomes an object."""
-        start = max(start, 0)
-        return self.conn.execute("SELECT id, modified_s FROM releases WHERE key <= ? AND "
-                                 "hidden = 0 ORDER BY key DESC LIMIT ? OFFSET ?",
-                                 (self.upto, max(stop - start, 0), start)).fetchall()
-
-    def lastmods(self, sizes: Sequence[int]) -> list[int | None]:
-        """Return the last change (UTC second; None: no release) of each run of visible
-        releases, newest first, of these sizes one after the other (the sitemap's parts): a
-        query per run, each over its own entries of the listed releases' index."""
-        found: list[int | None] = []
+    def runs(self, sizes: Sequence[int]) -> list[Run]:
+        """Cut the visible releases, newest first, into runs of these sizes one after the
+        other (the sitemap's parts): the key each starts at, found by stepping over the
+        listed releases' index to each run's last entry (no row read; a walk over them all,
+        once for every run)."""
+        found: list[Run] = []
         upper = self.upto
         for size in sizes:
-            newest, lowest = self.conn.execute(
-                "SELECT max(modified_s), min(key) FROM (SELECT key, modified_s FROM releases "
-                "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ?)", (upper, size)
-            ).fetchone()
-            found.append(newest)
-            upper = upper if lowest is None else lowest - 1
+            found.append(Run(upper, size))
+            if size:
+                last = _one(self.conn, "SELECT key FROM releases WHERE key <= ? AND hidden = 0 "
+                            "ORDER BY key DESC LIMIT 1 OFFSET ?", upper, size - 1)
+                upper = LOWEST_KEY if last is None else last - 1
         return found
+
+    def lastmod(self, run: Run) -> int | None:
+        """Return the last change (UTC second) of a run's releases (None: no release), from
+        its own entries of the listed releases' index."""
+        return _one(self.conn, "SELECT max(modified_s) FROM (SELECT modified_s FROM releases "
+                    "WHERE key <= ? AND hidden = 0 ORDER BY key DESC LIMIT ?)",
+                    min(run.upper, self.upto), run.size)
+
+    def listed(self, run: Run) -> list[tuple[str, int]]:
+        """Return the id and last change (UTC second) of a run's releases, newest first: an
+        index range from its first key (SQLite steps over no earlier entry), no row an object."""
+        return self.conn.execute("SELECT id, modified_s FROM releases WHERE key <= ? AND "
+                                 "hidden = 0 ORDER BY key DESC LIMIT ?",
+                                 (min(run.upper, self.upto), run.size)).fetchall()
 
     def media_files(self) -> frozenset[str]:
         """Return the src of every file below media/ the site or a visible release names (the

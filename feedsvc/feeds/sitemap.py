@@ -1,12 +1,14 @@
-"""The sitemap of the release and listing pages, in files of at most 50,000 URLs.
+"""The sitemap of the release and listing pages, in files of FEEDSVC_SITEMAP_URLS URLs.
 
 Up to that many URLs, /sitemap.xml is the sitemap; above it, /sitemap.xml is a sitemap index
 naming /sitemaps/1.xml, /sitemaps/2.xml, … Listing pages come first, then releases newest
 first, so a part's contents move only when releases are added or removed.
 
-A part is written as text, a line per element (as lxml's pretty print writes it): tens of
-thousands of rows become no objects but their lines. The index asks the store for each part's
-last change (View.lastmods), never for its rows.
+The store cuts the visible releases into the parts' runs once (View.runs: the key each
+starts at); the index asks for each run's last change (View.lastmod) and reads no release
+row, and a part reads its own run's rows as an index range from its first key, whatever its
+number. A part is written as text, a line per element
+(as lxml's pretty print writes it): its rows become no objects but their lines.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
-from ..dataset.served import View
+from ..dataset.served import Run, View
 from .catalogue import catalogue
 from .feed import NEVER
 from .urls import Urls
@@ -37,36 +39,51 @@ class Loc:
 
 @dataclass(frozen=True)
 class Sitemap:
-    """Every page of the site: the listings with releases, then each release, newest first.
+    """Every page of the site: the listings with releases, then each release, newest first,
+    in files of `per_file` URLs (one file when all fit).
 
-    URLs are built, and releases read, only for the slice a sitemap file holds, not for the
+    URLs are built, and releases read, only for the run of releases a file holds, not for the
     whole archive.
     """
 
     pages: Sequence[Loc]
     view: View
     urls: Urls
+    per_file: int
 
     @classmethod
-    def of(cls, view: View, urls: Urls) -> Sitemap:
+    def of(cls, view: View, urls: Urls, per_file: int) -> Sitemap:
         """List what readers can see at the view's moment (no draft, scheduled or withdrawn)."""
         listed = catalogue(view)
         pages = [Loc(urls.page(listing.scope), listing.updated) for listing in listed.listings
                  if listing.releases and listing.updated != NEVER]
-        return cls(pages, view, urls)
+        return cls(pages, view, urls, per_file)
 
     def __len__(self) -> int:
         return len(self.pages) + self.view.count()
 
-    def _ranks(self, start: int, stop: int) -> tuple[int, int]:
-        """Return the release ranks of URL positions `start` to `stop` (the pages come first)."""
-        first = len(self.pages)
-        return max(start - first, 0), max(stop - first, 0)
+    @property
+    def parts(self) -> int:
+        """Return how many files the sitemap index names (0: /sitemap.xml holds every URL)."""
+        return part_count(len(self), self.per_file)
 
-    def urlset(self, start: int, stop: int) -> tuple[bytes, datetime]:
-        """Write the sitemap of the URLs from position `start` to `stop` (excluded); return it
-        and when its newest page changed."""
-        pages, rows = self.pages[start:stop], self.view.visible_slice(*self._ranks(start, stop))
+    def sizes(self) -> list[int]:
+        """Return how many releases each file holds, the pages coming first: the runs to ask
+        the view for (View.runs), the index and every part cut at the same keys."""
+        if not self.parts:
+            return [self.view.count()]
+        per, first = self.per_file, len(self.pages)
+        return [max((n + 1) * per - first, 0) - max(n * per - first, 0)
+                for n in range(self.parts)]
+
+    def _pages(self, part: int) -> Sequence[Loc]:
+        return self.pages[part * self.per_file:(part + 1) * self.per_file] if self.parts \
+            else self.pages
+
+    def urlset(self, part: int, runs: Sequence[Run]) -> tuple[bytes, datetime]:
+        """Write file `part` (0: the first, or the only one) of the runs cut by `sizes`; return
+        it and when its newest page changed."""
+        pages, rows = self._pages(part), self.view.listed(runs[part])
         release, plain = self.urls.release, escape(self.urls.release("")) == self.urls.release("")
         lines = [_item("url", escape(loc.url), _w3c(loc.lastmod)) for loc in pages]
         stamps: dict[int, str] = {}  # each second written once: releases share their times
@@ -75,23 +92,22 @@ class Sitemap:
                         stamps.get(second) or stamps.setdefault(
                             second, time.strftime(W3C, time.gmtime(second))))
                   for rid, second in rows]
-        newest = max((second for _, second in rows), default=None)
-        return _document("urlset", lines), max(
-            [loc.lastmod for loc in pages] + ([_utc(newest)] if newest is not None else []),
-            default=NEVER)
+        return _document("urlset", lines), self._lastmod(
+            part, max((second for _, second in rows), default=None))
 
-    def index(self, per_file: int) -> tuple[bytes, datetime]:
-        """Write the sitemap index of the parts of `per_file` URLs; return it and when the
-        newest page changed."""
-        ranks = [self._ranks(n * per_file, (n + 1) * per_file)
-                 for n in range(part_count(len(self), per_file))]
-        seconds = self.view.lastmods([stop - start for start, stop in ranks])
-        lastmods = [max([loc.lastmod for loc in self.pages[n * per_file:(n + 1) * per_file]]
-                        + ([_utc(second)] if second is not None else []), default=NEVER)
-                    for n, second in enumerate(seconds)]
+    def index(self, runs: Sequence[Run]) -> tuple[bytes, datetime]:
+        """Write the sitemap index of the parts (the runs cut by `sizes`); return it and when
+        the newest page changed."""
+        lastmods = [self._lastmod(n, self.view.lastmod(run)) for n, run in enumerate(runs)]
         lines = [_item("sitemap", escape(self.urls.sitemap(n)), _w3c(lastmod))
                  for n, lastmod in enumerate(lastmods, start=1)]
         return _document("sitemapindex", lines), max(lastmods, default=NEVER)
+
+    def _lastmod(self, part: int, newest: int | None) -> datetime:
+        """Return when the newest page of a file changed: a listing, or its run's newest
+        release (`newest`, UTC second)."""
+        return max([loc.lastmod for loc in self._pages(part)]
+                   + ([_utc(newest)] if newest is not None else []), default=NEVER)
 
 
 def part_count(total: int, per_file: int) -> int:

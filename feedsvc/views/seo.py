@@ -1,15 +1,23 @@
-"""/sitemap.xml (with /sitemaps/<n>.xml above 50,000 URLs) and /robots.txt, cached per dataset."""
+"""/sitemap.xml (with /sitemaps/<n>.xml above FEEDSVC_SITEMAP_URLS URLs) and /robots.txt,
+cached per dataset."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from flask import Blueprint, Response, abort, current_app
 
 from ..clock import current_view
+from ..dataset.served import Run, View
 from ..feeds.catalogue import catalogue
 from ..feeds.sitemap import CONTENT_TYPE, ROBOTS_CONTENT_TYPE, Sitemap, part_count, robots
 from ..http.conditional import Rendered
 from .common import cacheable, key, urls
 
 bp = Blueprint("seo", __name__)
+# Where the sitemap's parts start (View.runs), by dataset version, moment and part size: found
+# once (a walk over the listed releases' index, as the sitemap index takes), so that the index
+# and every part cut at the same keys and a part reads only its own run.
+_cut: tuple[tuple[str, str, int], Sequence[Run]] = (("", "", 0), ())
 
 
 def _per_file() -> int:
@@ -17,14 +25,24 @@ def _per_file() -> int:
     return per
 
 
+def runs_of(view: View, site: Sitemap) -> Sequence[Run]:
+    """Return the runs of releases the sitemap's files hold, newest first (one a file)."""
+    global _cut
+    moment, found = _cut
+    if moment != (view.index.version, view.token, site.per_file):
+        found = view.runs(site.sizes())
+        _cut = ((view.index.version, view.token, site.per_file), found)  # one assignment
+    return found
+
+
 @bp.get("/sitemap.xml")
 def sitemap() -> Response:
     view, links, per = current_view(), urls(), _per_file()
 
     def render() -> Rendered:
-        site = Sitemap.of(view, links)
-        total = len(site)
-        body, lastmod = site.urlset(0, total) if total <= per else site.index(per)
+        site = Sitemap.of(view, links, per)
+        runs = runs_of(view, site)
+        body, lastmod = site.index(runs) if site.parts else site.urlset(0, runs)
         return Rendered.build(body, CONTENT_TYPE, lastmod)
 
     return cacheable(key("sitemap", "xml", str(per)), render)
@@ -39,10 +57,10 @@ def sitemap_part(part: int) -> Response:
         abort(404, description=f"No sitemap part {part}.")
 
     def render() -> Rendered:
-        site = Sitemap.of(view, links)
-        if part > part_count(len(site), per):
+        site = Sitemap.of(view, links, per)
+        if part > site.parts:
             abort(404, description=f"No sitemap part {part}.")
-        body, lastmod = site.urlset((part - 1) * per, part * per)
+        body, lastmod = site.urlset(part - 1, runs_of(view, site))
         return Rendered.build(body, CONTENT_TYPE, lastmod)
 
     return cacheable(key(f"sitemaps/{part}", "xml", str(per)), render)
