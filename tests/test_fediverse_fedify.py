@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -98,12 +99,23 @@ def world(workdir: Path, certs: Certificates, follower: Follower) -> Iterator[Wo
         "FEEDSVC_ACTIVITYPUB": "owner", "FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE": "loopback"})
     try:
         front = start_tls_nginx(workdir, port, app.port, certs)
+        # The deliverer's first start records the archive as already sent (no flood); a release
+        # written before it has looked would be recorded too, never sent: wait for that look.
+        wait_for_log(app, "fediverse ledger:")
     except BaseException:
         app.stop()
         raise
     yield World(origin, f"localhost:{port}", data, follower, app, {})
     front.stop()
     app.stop()
+
+
+def wait_for_log(server: servers.Server, text: str, deadline_s: float = 60.0) -> None:
+    """Wait until a server's log holds `text`, or fail with its tail."""
+    deadline = time.monotonic() + deadline_s
+    while text not in server.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"no {text!r} in {server.name}'s log:\n{server.tail()}"
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("kind", list(built_documents()))
