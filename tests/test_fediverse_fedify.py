@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from .tls import Certificates, make_certificates, start_tls_nginx
 
 RFC9421 = "rfc9421"
 CAVAGE = "draft-cavage-http-signatures-12"
+SCHEDULED_IN_S = 8  # a scheduled release goes live this long after it is written
 # A moment in the past all the releases below are dated from: visible at once when written.
 START = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
 
@@ -291,6 +293,29 @@ def test_a_withdrawal_is_sent_as_a_delete_and_the_announce_is_undone(world: Worl
     undone = undo["objectJson"]
     assert undone["type"] == "Announce" and undone["object"] == url
     addressed(undo, world, "th")
+    verified_only(world)
+
+
+def test_a_scheduled_release_is_announced_when_it_goes_live(world: World) -> None:
+    following(world, "th")
+    live = (datetime.now(UTC) + timedelta(seconds=SCHEDULED_IN_S)).replace(microsecond=0)
+    world.write("fedify-th-3", published=live.isoformat())
+    url = world.release("fedify-th-3")
+
+    def next_scheduled() -> str | None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{world.gunicorn.port}/readyz",
+                                    timeout=10) as response:
+            found: str | None = json.loads(response.read())["dataset"]["next_scheduled"]
+            return found
+
+    # Loaded while still scheduled (served nowhere yet): it goes live with no file change.
+    while next_scheduled() is None or datetime.fromisoformat(str(next_scheduled())) != live:
+        assert datetime.now(UTC) < live, f"the file was not loaded within {SCHEDULED_IN_S} s"
+        time.sleep(0.1)
+    announce = world.follower.wait_for(
+        lambda a: a["type"] == "Announce" and a["object"] == url, "Announce of fedify-th-3")
+    assert datetime.fromisoformat(announce["receivedAt"]) >= live
+    addressed(announce, world, "th")
     verified_only(world)
 
 

@@ -119,6 +119,7 @@ async function describe(ctx, activity) {
     object: activity.objectId?.href ?? null,
     objectJson,
     recipient: ctx.recipient,
+    receivedAt: new Date().toISOString(),
     activity: await activity.toJsonLd({ format: "compact", contextLoader: ctx.contextLoader }),
   };
 }
