@@ -36,6 +36,7 @@ from .tls import Certificates, make_certificates, start_tls_nginx
 
 RFC9421 = "rfc9421"
 CAVAGE = "draft-cavage-http-signatures-12"
+OLD_RELEASES = 25  # Thailand releases in the dataset from the start, with the bundled ones
 SCHEDULED_IN_S = 8  # a scheduled release goes live this long after it is written
 # A moment in the past all the releases below are dated from: visible at once when written.
 START = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
@@ -92,6 +93,11 @@ def follower(workdir: Path, certs: Certificates) -> Iterator[Follower]:
 def world(workdir: Path, certs: Certificates, follower: Follower) -> Iterator[World]:
     data = workdir / "data"
     shutil.copytree(BUNDLED_DATA, data)
+    for number in range(OLD_RELEASES):  # th's outbox: more than a page
+        release = {"id": f"fedify-old-{number:02d}", "type": "press-release",
+                   "title": f"Old release {number}", "published": f"2003-01-{number + 1:02d}",
+                   "countries": ["TH"], "topics": ["social-security"], "summary": "Old."}
+        (data / "releases" / f"{release['id']}.yaml").write_text(yaml.safe_dump(release))
     port = servers.free_port()
     origin = f"https://localhost:{port}"
     state = str(workdir / "state")
@@ -167,6 +173,17 @@ def test_fedify_dereferences_our_object_ids(world: World, path: str, kind: str,
     found = world.follower.lookup(world.origin + path)
     assert found["type"] == kind, found
     assert found["jsonld"]["id"] == world.origin + (same_as or path)
+
+
+def test_fedify_walks_th_s_outbox_page_by_page(world: World) -> None:
+    walked = world.follower.call("/control/outbox", {"url": f"{world.actor('th')}/outbox"})
+    th = [path for path in (world.data / "releases").glob("*.yaml")
+          if "TH" in yaml.safe_load(path.read_text(encoding="utf-8")).get("countries", [])]
+    assert len(th) > 20, "more than a page of releases (20)"
+    assert walked["totalItems"] == len(walked["items"]) == len(th)
+    assert {item["type"] for item in walked["items"]} == {"Announce"}
+    assert {item["object"] for item in walked["items"]} == {
+        world.release(path.stem) for path in th}
 
 
 @pytest.mark.parametrize("handle", ["th", "all", "social-security"])

@@ -10,6 +10,8 @@
 //   POST /control/follow {handle}       -> resolve the handle (WebFinger, Fedify's lookupObject),
 //                                          send a signed Follow; -> {actor, follow}
 //   POST /control/unfollow {follow}     -> send a signed Undo of that Follow to the actor it followed
+//   POST /control/outbox {url}          -> Fedify's traverseCollection of a collection, page by
+//                                          page: {totalItems, items: [{type, id, object}]}
 //   POST /control/lookup {id}           -> Fedify's lookupObject of a URL or handle, as JSON-LD
 //   GET  /control/received              -> {received: [...], unverified: [...]}
 //   POST /control/knock {origin, spec?} -> the HTTP signature spec Fedify signs with first for
@@ -194,6 +196,20 @@ async function control(request) {
     });
     await ctx.sendActivity({ identifier: IDENTIFIER }, target, undo);
     return json(200, { undo: undo.id.href });
+  }
+  if (url.pathname === "/control/outbox" && request.method === "POST") {
+    const { url: target } = await request.json();
+    const collection = await ctx.lookupObject(target);
+    if (collection == null) return json(404, { error: `lookupObject(${target}) found nothing` });
+    const items = [];
+    for await (const item of ctx.traverseCollection(collection)) {
+      items.push({
+        type: item.constructor.name,
+        id: item.id?.href ?? null,
+        object: item.objectId?.href ?? null,
+      });
+    }
+    return json(200, { totalItems: collection.totalItems, items });
   }
   if (url.pathname === "/control/lookup" && request.method === "POST") {
     const { id } = await request.json();
