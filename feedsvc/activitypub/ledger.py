@@ -12,10 +12,9 @@ What a sync looks at costs with the change, not with the archive: the rows the s
 wrote since the commit last seen (`written`, indexed), the releases whose publication or
 withdrawal time passed since the last sync (key and notice ranges), and, only when the ledger
 holds another number of releases than the store shows (a release removed), a pass over the
-ledger. A new store (a full build: a new generation) is compared release by release; the
-first sync on a durable file (the deliverer's first start) records the archive without
-sending anything: no flood, and a reader who follows later gets what is published from then
-on, even the first release after the Follow.
+ledger. A new store (a full build: a new generation) is compared release by release. The
+first sync on a durable file records the archive without sending it (no flood), as of the
+moment the gunicorn master noted before serving (begin): what changed since is sent.
 """
 from __future__ import annotations
 
@@ -52,6 +51,7 @@ class Mark:
     generation: str
     commit: int
     now_us: int
+    pending: bool = False  # a baseline begin() noted, not recorded yet
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,22 @@ def handles(release: Release) -> list[str]:
     return [code.lower() for code in release.countries] + list(release.topics)
 
 
+def begin(durable: Durable, reader: Reader, now: datetime) -> bool:
+    """Note, once per durable file, the store's state at which federation begins: what is
+    visible then is recorded as sent by the deliverer's first sync, what is written or goes
+    live after it is sent. The gunicorn master calls it before its workers serve (a Follow,
+    then a release, may come before the deliverer's first sync). Return whether it noted."""
+    with reader.read() as snapshot:
+        mark = _mark_at(snapshot.conn, now)
+    with durable.transaction() as conn:
+        _tables(conn)
+        if conn.execute("SELECT 1 FROM ledger_sync").fetchone() is not None:
+            return False
+        _write_mark(conn, mark)
+        conn.execute("INSERT INTO ledger_sync VALUES ('baseline', 'pending')")
+    return True
+
+
 class Ledger:
     """The deliverer's view of what was sent, and the decisions that keep it true."""
 
@@ -76,21 +92,16 @@ class Ledger:
         self.durable, self.reader, self.urls = durable, reader, urls
         self._now = 0.0  # the sync's moment (epoch seconds): when what it queues is queued
         with durable.transaction() as conn:
-            for statement in DDL:  # (executescript would COMMIT first)
-                conn.execute(statement)
+            _tables(conn)
 
     def sync(self, now: datetime) -> Synced:
         """Send what changed in the store, or passed its time, since the last sync."""
         self._now = now.timestamp()
         with self.reader.read() as snapshot:
             view = snapshot.view_at(now)
-            mark = Mark(_meta(view.conn, "generation") or "", int(_meta(view.conn, "commit") or 0),
-                        micros(now))
-            last = self._mark()
-            if last is None:
-                looked = self._record(view)
-                self._save(mark)
-                return Synced(looked, 0, view.next_change, recorded=True)
+            mark, last = _mark_at(view.conn, now), self._mark()
+            if last is None or last.pending:
+                return self._first(view, last, mark)
             if last.generation != mark.generation:  # a new store: compare every release
                 looked, queued = self._decide_all(view, chain(_visible_ids(view), self._ids()))
             else:
@@ -100,6 +111,16 @@ class Ledger:
                     looked, queued = looked + more[0], queued + more[1]
             self._save(mark)
             return Synced(looked, queued, view.next_change)
+
+    def _first(self, view: StoreView, begun: Mark | None, mark: Mark) -> Synced:
+        """Record the archive as sent; with begin()'s baseline (same store), send what was
+        written or went live since it."""
+        new = [] if begun is None or begun.generation != mark.generation else \
+            _changed(view, begun, mark)
+        looked = self._record(view, frozenset(new))
+        decided, queued = self._decide_all(view, new)
+        self._save(mark)
+        return Synced(looked + decided, queued, view.next_change, recorded=True)
 
     def _decide_all(self, view: StoreView, ids: Iterable[str]) -> tuple[int, int]:
         looked = queued = 0
@@ -172,8 +193,8 @@ class Ledger:
             return 0
         return int(self.durable.enqueue_to_followers(handle, activity, now=self._now))
 
-    def _record(self, view: StoreView) -> int:
-        """Record every visible release as sent: the first sync on an existing archive."""
+    def _record(self, view: StoreView, skip: frozenset[str]) -> int:
+        """Record every visible release but `skip` as sent: the first sync on an archive."""
         count, after = 0, view.upto
         while True:
             batch = view.conn.execute(f"SELECT key, {FIELDS} FROM releases WHERE key <= ? AND "
@@ -181,6 +202,8 @@ class Ledger:
                                       (after, BATCH)).fetchall()
             rows = []
             for row in batch:
+                if row[1] in skip:
+                    continue
                 release = decode(row[1:])
                 version = objects.version(objects.article(release, self.urls))
                 rows.append((release.id, version, json.dumps(
@@ -197,13 +220,13 @@ class Ledger:
             found = dict(conn.execute("SELECT name, value FROM ledger_sync").fetchall())
         if not found:
             return None
-        return Mark(found["generation"], int(found["commit"]), int(found["now_us"]))
+        return Mark(found["generation"], int(found["commit"]), int(found["now_us"]),
+                    "baseline" in found)
 
     def _save(self, mark: Mark) -> None:
         with self.durable.transaction() as conn:
-            conn.executemany("INSERT OR REPLACE INTO ledger_sync VALUES (?, ?)",
-                             [("generation", mark.generation), ("commit", str(mark.commit)),
-                              ("now_us", str(mark.now_us))])
+            _write_mark(conn, mark)
+            conn.execute("DELETE FROM ledger_sync WHERE name = 'baseline'")
 
     def _count(self) -> int:
         with self.durable.transaction() as conn:
@@ -222,9 +245,25 @@ class Ledger:
             after = batch[-1]
 
 
+def _tables(conn: sqlite3.Connection) -> None:
+    for statement in DDL:  # (executescript would COMMIT first)
+        conn.execute(statement)
+
+
 def _meta(conn: sqlite3.Connection, name: str) -> str | None:
     found = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
     return None if found is None else str(found[0])
+
+
+def _mark_at(conn: sqlite3.Connection, now: datetime) -> Mark:
+    """Return where the store is (read in its transaction on `conn`) at `now`."""
+    return Mark(_meta(conn, "generation") or "", int(_meta(conn, "commit") or 0), micros(now))
+
+
+def _write_mark(conn: sqlite3.Connection, mark: Mark) -> None:
+    conn.executemany("INSERT OR REPLACE INTO ledger_sync VALUES (?, ?)",
+                     [("generation", mark.generation), ("commit", str(mark.commit)),
+                      ("now_us", str(mark.now_us))])
 
 
 def _changed(view: StoreView, last: Mark, mark: Mark) -> list[str]:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +104,7 @@ def _child(settings: Mapping[str, Any], durable_file: Path, base: str) -> int:
     supervisor = os.getppid()
     durable = Durable(durable_file, settings.get("FEEDSVC_ACTIVITYPUB_KEYS_DIR"))
     urls = Urls(base)
-    store = statedir.state_file(settings["FEEDSVC_SNAPSHOT_DIR"], settings["FEEDSVC_DATA"],
-                                "sqlite")
+    store = _store(settings)
     with only_deliverer(durable_file, stop) as held:
         if not held:
             return 0
@@ -115,18 +116,47 @@ def _child(settings: Mapping[str, Any], durable_file: Path, base: str) -> int:
 
 
 def start_with_master(settings: Mapping[str, Any]) -> int | None:
-    """Start `feedsvc deliver` from the gunicorn master, unless this instance does not
-    federate or a sidecar delivers (FEEDSVC_ACTIVITYPUB_DELIVER=external); return its pid.
+    """Note where federation begins (ledger.begin), then start `feedsvc deliver` from the
+    gunicorn master, unless this instance does not federate or a sidecar delivers
+    (FEEDSVC_ACTIVITYPUB_DELIVER=external); return its pid.
 
     A new program (posix_spawn: nothing of the master's gevent hub, sockets or threads comes
     along); gunicorn's SIGCHLD handler reaps it if it ends.
     """
-    if settings.get("FEEDSVC_ACTIVITYPUB_DELIVER") == "external" or not federation(settings).owner:
+    found = federation(settings)
+    if not found.owner or found.durable is None:
+        return None
+    _begin(settings, found.durable)
+    if settings.get("FEEDSVC_ACTIVITYPUB_DELIVER") == "external":
         return None
     argv = [sys.executable, "-m", "feedsvc", "deliver"]
     pid = os.posix_spawn(sys.executable, argv, dict(os.environ))
     os.environ[PID_ENV] = str(pid)
     return pid
+
+
+def _begin(settings: Mapping[str, Any], durable_file: Path) -> None:
+    """Note the store's state in the durable file before the workers serve (once a file)."""
+    from ..dataset.db import Unusable
+    from ..dataset.reader import Reader
+    from .durable import Durable, DurableError
+    from .ledger import begin
+
+    reader = Reader(_store(settings))
+    try:
+        begin(Durable(durable_file, settings.get("FEEDSVC_ACTIVITYPUB_KEYS_DIR")), reader,
+              datetime.now(UTC))
+    except (Unusable, DurableError, OSError, sqlite3.Error) as error:
+        log.warning("fediverse: where federation begins is not noted (%s): the deliverer's "
+                    "first sync notes it", error)
+    finally:
+        reader.close()
+
+
+def _store(settings: Mapping[str, Any]) -> Path:
+    """Name the store the instance serves (the state directory's file for its dataset)."""
+    return statedir.state_file(settings["FEEDSVC_SNAPSHOT_DIR"], settings["FEEDSVC_DATA"],
+                               "sqlite")
 
 
 def stop_with_master(timeout: float = 30.0) -> None:
