@@ -60,6 +60,8 @@ def test_webfinger_finds_an_actor_whose_username_round_trips(client: FlaskClient
     assert profile["href"] == f"{BASE_URL}countries/th"
     actor = as_json(client.get(self_link["href"].removeprefix(BASE_URL.rstrip("/"))))
     assert actor["id"] == self_link["href"] and actor["preferredUsername"] == "th"
+    typed = client.get("/.well-known/webfinger?resource=acct:TH@Feeds.Example.org")
+    assert json.loads(typed.data)["subject"] == jrd["subject"]  # as a reader may type it
     # and by the actor's URL, as some servers ask
     by_url = client.get(f"/.well-known/webfinger?resource={self_link['href']}")
     assert json.loads(by_url.data)["subject"] == jrd["subject"]
