@@ -17,7 +17,7 @@ from flask import Flask
 from feedsvc import state
 from feedsvc.activitypub import objects
 from feedsvc.activitypub.durable import Durable
-from feedsvc.activitypub.ledger import Ledger, begin
+from feedsvc.activitypub.ledger import Ledger, begun
 from feedsvc.dataset.reader import Reader
 from feedsvc.feeds.urls import Urls
 
@@ -88,22 +88,24 @@ def test_the_first_sync_records_even_without_followers_so_the_first_follow_misse
     assert json.loads(delivery.body)["type"] == "Create"
 
 
-def test_what_changes_after_the_master_noted_the_start_is_sent_by_the_first_sync(
+def test_what_changes_after_the_master_started_the_deliverer_is_sent_by_its_first_sync(
         world: World, tmp_path: Path) -> None:
-    """The gunicorn master notes the store's state before its workers serve: a Follow and a
-    release before the deliverer's first sync are not swallowed by its baseline."""
+    """The gunicorn master tells the deliverer where the store was before its workers served:
+    a Follow and a release before the deliverer's first sync are not swallowed by it."""
     durable = Durable(tmp_path / "begun.sqlite3")
     reader = Reader(state.live(world.app).reader.path)
     publish(world.app, [*ONE, release_yaml(3, "2030-06-01T12:10:00Z")])  # scheduled
-    assert begin(durable, reader, world.clock.now)
-    assert not begin(durable, reader, world.clock.now)  # once a file
+    since = begun(reader, world.clock.now)
     durable.follow("all", ALL, f"{ALL}/inbox", None)
     publish(world.app, [*TWO, release_yaml(3, "2030-06-01T12:10:00Z")])
     world.clock.advance(minutes=15)  # the scheduled one went live meanwhile
-    synced = Ledger(durable, reader, world.urls).sync(world.clock.now)
+    synced = Ledger(durable, reader, world.urls, since).sync(world.clock.now)
     assert synced.recorded and synced.queued == 2
     sent = sorted(json.loads(d.body)["object"]["id"] for d in durable.claim(100, now=FAR))
     assert sent == [f"{BASE_URL}releases/t-002", f"{BASE_URL}releases/t-003"]  # not t-001
+    # Once the ledger has its own mark, the master's is not read again (a restart).
+    publish(world.app, [*TWO, release_yaml(3, "2030-06-01T12:10:00Z"), release_yaml(4, "2030-05-04")])
+    assert Ledger(durable, reader, world.urls, since).sync(world.clock.now).queued == 1
 
 
 def test_a_publication_is_created_by_the_site_and_announced_by_its_followed_actors(

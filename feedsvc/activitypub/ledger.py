@@ -14,7 +14,7 @@ withdrawal time passed since the last sync (key and notice ranges), and, only wh
 holds another number of releases than the store shows (a release removed), a pass over the
 ledger. A new store (a full build: a new generation) is compared release by release. The
 first sync on a durable file records the archive without sending it (no flood), as of the
-moment the gunicorn master noted before serving (begin): what changed since is sent.
+moment the gunicorn master started it (begun): what changed since is sent.
 """
 from __future__ import annotations
 
@@ -51,7 +51,6 @@ class Mark:
     generation: str
     commit: int
     now_us: int
-    pending: bool = False  # a baseline begin() noted, not recorded yet
 
 
 @dataclass(frozen=True)
@@ -69,27 +68,23 @@ def handles(release: Release) -> list[str]:
     return [code.lower() for code in release.countries] + list(release.topics)
 
 
-def begin(durable: Durable, reader: Reader, now: datetime) -> bool:
-    """Note, once per durable file, the store's state at which federation begins: what is
-    visible then is recorded as sent by the deliverer's first sync, what is written or goes
-    live after it is sent. The gunicorn master calls it before its workers serve (a Follow,
-    then a release, may come before the deliverer's first sync). Return whether it noted."""
+def begun(reader: Reader, now: datetime) -> str:
+    """Name where the store is at `now`, the moment federation begins, for a deliverer the
+    gunicorn master starts: what is visible then is recorded as sent by its first sync, what
+    is written or goes live after it is sent (a Follow, then a release, may come before the
+    deliverer's first sync). The master reads only the store: never the durable file."""
     with reader.read() as snapshot:
         mark = _mark_at(snapshot.conn, now)
-    with durable.transaction() as conn:
-        _tables(conn)
-        if conn.execute("SELECT 1 FROM ledger_sync").fetchone() is not None:
-            return False
-        _write_mark(conn, mark)
-        conn.execute("INSERT INTO ledger_sync VALUES ('baseline', 'pending')")
-    return True
+    return f"{mark.generation}:{mark.commit}:{mark.now_us}"
 
 
 class Ledger:
     """The deliverer's view of what was sent, and the decisions that keep it true."""
 
-    def __init__(self, durable: Durable, reader: Reader, urls: Urls) -> None:
+    def __init__(self, durable: Durable, reader: Reader, urls: Urls,
+                 since: str | None = None) -> None:
         self.durable, self.reader, self.urls = durable, reader, urls
+        self.since = None if not since else Mark(*_fields(since))  # begun()'s, if any
         self._now = 0.0  # the sync's moment (epoch seconds): when what it queues is queued
         with durable.transaction() as conn:
             _tables(conn)
@@ -100,8 +95,8 @@ class Ledger:
         with self.reader.read() as snapshot:
             view = snapshot.view_at(now)
             mark, last = _mark_at(view.conn, now), self._mark()
-            if last is None or last.pending:
-                return self._first(view, last, mark)
+            if last is None:
+                return self._first(view, self.since, mark)
             if last.generation != mark.generation:  # a new store: compare every release
                 looked, queued = self._decide_all(view, chain(_visible_ids(view), self._ids()))
             else:
@@ -112,11 +107,11 @@ class Ledger:
             self._save(mark)
             return Synced(looked, queued, view.next_change)
 
-    def _first(self, view: StoreView, begun: Mark | None, mark: Mark) -> Synced:
-        """Record the archive as sent; with begin()'s baseline (same store), send what was
+    def _first(self, view: StoreView, since: Mark | None, mark: Mark) -> Synced:
+        """Record the archive as sent; with begun()'s mark (same store), send what was
         written or went live since it."""
-        new = [] if begun is None or begun.generation != mark.generation else \
-            _changed(view, begun, mark)
+        new = [] if since is None or since.generation != mark.generation else \
+            _changed(view, since, mark)
         looked = self._record(view, frozenset(new))
         decided, queued = self._decide_all(view, new)
         self._save(mark)
@@ -220,13 +215,13 @@ class Ledger:
             found = dict(conn.execute("SELECT name, value FROM ledger_sync").fetchall())
         if not found:
             return None
-        return Mark(found["generation"], int(found["commit"]), int(found["now_us"]),
-                    "baseline" in found)
+        return Mark(found["generation"], int(found["commit"]), int(found["now_us"]))
 
     def _save(self, mark: Mark) -> None:
         with self.durable.transaction() as conn:
-            _write_mark(conn, mark)
-            conn.execute("DELETE FROM ledger_sync WHERE name = 'baseline'")
+            conn.executemany("INSERT OR REPLACE INTO ledger_sync VALUES (?, ?)",
+                             [("generation", mark.generation), ("commit", str(mark.commit)),
+                              ("now_us", str(mark.now_us))])
 
     def _count(self) -> int:
         with self.durable.transaction() as conn:
@@ -260,10 +255,9 @@ def _mark_at(conn: sqlite3.Connection, now: datetime) -> Mark:
     return Mark(_meta(conn, "generation") or "", int(_meta(conn, "commit") or 0), micros(now))
 
 
-def _write_mark(conn: sqlite3.Connection, mark: Mark) -> None:
-    conn.executemany("INSERT OR REPLACE INTO ledger_sync VALUES (?, ?)",
-                     [("generation", mark.generation), ("commit", str(mark.commit)),
-                      ("now_us", str(mark.now_us))])
+def _fields(text: str) -> tuple[str, int, int]:
+    generation, commit, now_us = text.split(":")
+    return generation, int(commit), int(now_us)
 
 
 def _changed(view: StoreView, last: Mark, mark: Mark) -> list[str]:

@@ -30,6 +30,7 @@ PID_ENV = "_FEEDSVC_DELIVERER_PID"  # the master's record of its deliverer (its 
 QUICK = 10.0  # seconds: a deliverer that dies sooner is started again after a longer wait
 MOST = 60.0  # seconds: the longest wait before a start again
 NICE = 10  # the deliverer's niceness increment
+SINCE_ENV = "_FEEDSVC_FEDERATION_SINCE"  # ledger.begun()'s mark, from the master
 
 
 def main(settings: Mapping[str, Any]) -> int:
@@ -109,48 +110,40 @@ def _child(settings: Mapping[str, Any], durable_file: Path, base: str) -> int:
         if not held:
             return 0
         log.info("delivering to the fediverse from %s", durable_file)
-        deliverer = Deliverer(durable, store, lambda reader: Ledger(durable, reader, urls),
+        since = os.environ.get(SINCE_ENV)
+        deliverer = Deliverer(durable, store, lambda reader: Ledger(durable, reader, urls, since),
                               sender(durable, urls, settings))
         deliverer.run(stop, alive=lambda: os.getppid() == supervisor)
     return 0
 
 
 def start_with_master(settings: Mapping[str, Any]) -> int | None:
-    """Note where federation begins (ledger.begin), then start `feedsvc deliver` from the
-    gunicorn master, unless this instance does not federate or a sidecar delivers
-    (FEEDSVC_ACTIVITYPUB_DELIVER=external); return its pid.
+    """Start `feedsvc deliver` from the gunicorn master, unless this instance does not
+    federate or a sidecar delivers (FEEDSVC_ACTIVITYPUB_DELIVER=external); return its pid.
 
-    A new program (posix_spawn: nothing of the master's gevent hub, sockets or threads comes
-    along); gunicorn's SIGCHLD handler reaps it if it ends.
+    It is told where the store is now, before the workers serve (ledger.begun). A new
+    program (posix_spawn: nothing of the master's gevent hub, sockets, threads or
+    connections comes along); gunicorn's SIGCHLD handler reaps it if it ends.
     """
-    found = federation(settings)
-    if not found.owner or found.durable is None:
+    if settings.get("FEEDSVC_ACTIVITYPUB_DELIVER") == "external" or not federation(settings).owner:
         return None
-    _begin(settings, found.durable)
-    if settings.get("FEEDSVC_ACTIVITYPUB_DELIVER") == "external":
-        return None
-    argv = [sys.executable, "-m", "feedsvc", "deliver"]
-    pid = os.posix_spawn(sys.executable, argv, dict(os.environ))
-    os.environ[PID_ENV] = str(pid)
-    return pid
-
-
-def _begin(settings: Mapping[str, Any], durable_file: Path) -> None:
-    """Note the store's state in the durable file before the workers serve (once a file)."""
     from ..dataset.db import Unusable
     from ..dataset.reader import Reader
-    from .durable import Durable, DurableError
-    from .ledger import begin
+    from .ledger import begun
 
+    env = dict(os.environ)
     reader = Reader(_store(settings))
     try:
-        begin(Durable(durable_file, settings.get("FEEDSVC_ACTIVITYPUB_KEYS_DIR")), reader,
-              datetime.now(UTC))
-    except (Unusable, DurableError, OSError, sqlite3.Error) as error:
-        log.warning("fediverse: where federation begins is not noted (%s): the deliverer's "
-                    "first sync notes it", error)
+        env[SINCE_ENV] = begun(reader, datetime.now(UTC))
+    except (Unusable, OSError, sqlite3.Error) as error:
+        log.warning("fediverse: the store is not readable (%s): the deliverer's first sync "
+                    "takes its start", error)
     finally:
         reader.close()
+    argv = [sys.executable, "-m", "feedsvc", "deliver"]
+    pid = os.posix_spawn(sys.executable, argv, env)
+    os.environ[PID_ENV] = str(pid)
+    return pid
 
 
 def _store(settings: Mapping[str, Any]) -> Path:
