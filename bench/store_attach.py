@@ -26,7 +26,7 @@ from archives import split_archive, table
 
 from feedsvc.dataset import db, rows, sync
 from feedsvc.dataset.coldstart import read_all
-from feedsvc.dataset.ingest import FileRow
+from feedsvc.dataset.loader import FileRow
 
 LIMIT = 64 << 20
 STAGE = f"""

@@ -13,19 +13,20 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
 from archives import publish, table
 
 from feedsvc.dataset import Dataset, load_dataset
+from feedsvc.dataset.bulkload import rebuild
 from feedsvc.dataset.db import connect
 from feedsvc.dataset.selecting import MAX_WORDS
-from feedsvc.dataset.served import Cursor, Filters
+from feedsvc.dataset.served import Cursor, Filters, Meta
 from feedsvc.dataset.visible import StoreView
 from feedsvc.dataset.visible import view_at as store_view_at
-from feedsvc.dataset.write import FileChange, apply, rebuild
+from feedsvc.dataset.write import FileChange, apply
 from feedsvc.operations.synth import write_archive
 
 COMMON = ("workers", "ilo", "organizations", "employers", "governments", "representatives",
@@ -35,14 +36,6 @@ FIVE = frozenset({"TH", "KH", "LA", "VN", "MM"})
 SOCIAL = frozenset({"social-security"})
 THREE = frozenset({"social-security", "labour-migration", "gender-equality"})
 SINCE = date(2024, 1, 1)
-
-
-@dataclass(frozen=True)
-class Given:
-    """The served version's handle a view made on a bare connection names (served.Handle)."""
-
-    version: str
-    dataset: Dataset
 
 
 def w(count: int) -> frozenset[str]:
@@ -151,7 +144,7 @@ def main(count: int, runs: int) -> None:
     now = datetime(2024, 6, 1, 3, tzinfo=zone)  # the last four months are scheduled
     reader = connect(path, write=False)
     reader.execute("BEGIN")
-    handle = Given(dataset.version, dataset)
+    handle = Meta(dataset.version, dataset.site, dataset.topics, dataset.source)
     new = store_view_at(reader, handle, now)
     cursor = Cursor(datetime(2010, 1, 1, tzinfo=zone), "pr-2010-00001")
     rows = [("view at a moment (upto, scheduled, expired)",
@@ -181,7 +174,7 @@ def main(count: int, runs: int) -> None:
         f"{sqlite3.sqlite_version}; load average {load:.1f} at the start, "
         f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs)",
         table(("step", "s"), [("load the YAML (load_dataset)", f"{loaded:.2f}"),
-                              ("rebuild the store (write.rebuild)", f"{built:.2f}"),
+                              ("rebuild the store (bulkload.rebuild)", f"{built:.2f}"),
                               ("database and WAL size, MB", f"{size / 1e6:.0f}")]),
         f"Each call at {now.isoformat()} (limit 20 unless said), median of {runs} runs: "
         "the store's view (ms, CPU ms)",

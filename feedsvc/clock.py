@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from flask import Flask, current_app, g
 
 from .dataset.reader import Snapshot
-from .dataset.served import View
+from .dataset.visible import StoreView
 from .state import current_snapshot
 
 Clock = Callable[[], datetime]
@@ -37,16 +37,16 @@ def now(app: Flask | None = None) -> datetime:
     return clock()
 
 
-def view_of(app: Flask, snapshot: Snapshot) -> View:
+def view_of(app: Flask, snapshot: Snapshot) -> StoreView:
     """Return what readers of `app` see of the store's version in `snapshot` now (while its
     transaction lasts)."""
     return snapshot.view_at(now(app))
 
 
-def current_view() -> View:
+def current_view() -> StoreView:
     """Return what this request sees: the request's version at one moment, for the whole
     request."""
     if "feedsvc_view" not in g:
         g.feedsvc_view = current_snapshot().view_at(now())
-    view: View = g.feedsvc_view
+    view: StoreView = g.feedsvc_view
     return view

@@ -11,15 +11,16 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, g
 
-from .dataset.reader import Meta, Reader, Snapshot
-from .dataset.served import View
+from .dataset.reader import Reader, Snapshot
+from .dataset.served import Meta
+from .dataset.visible import StoreView
 from .feeds.query import FeedQuery
 from .http.feedcache import FeedCache, Memo
 
 log = logging.getLogger("feedsvc.state")
 
 # Called by the writer after a commit with what readers saw just before it and see after.
-SwapListener = Callable[[View, View], object]
+SwapListener = Callable[[StoreView, StoreView], object]
 
 
 def _now() -> datetime:
@@ -56,7 +57,7 @@ class Served:
         """Call `listener(old, new)` in the writer after each commit (e.g. to notify hubs)."""
         self.listeners.append(listener)
 
-    def swapped(self, old: View, new: View) -> None:
+    def swapped(self, old: StoreView, new: StoreView) -> None:
         """Tell the listeners of a commit (the writer calls it); a failure is logged only."""
         for listener in self.listeners:
             try:

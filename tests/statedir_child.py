@@ -17,9 +17,9 @@ import sys
 
 from feedsvc.config import ConfigError
 from feedsvc.dataset import Dataset, load_dataset
+from feedsvc.dataset.bulkload import rebuild
 from feedsvc.dataset.db import connect
 from feedsvc.dataset.statedir import META, open_state
-from feedsvc.dataset.write import rebuild
 
 from .storecheck import files_of
 

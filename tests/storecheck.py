@@ -9,9 +9,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from feedsvc.dataset import Dataset, Release
+from feedsvc.dataset.bulkload import rebuild
 from feedsvc.dataset.db import connect
 from feedsvc.dataset.reader import Reader
-from feedsvc.dataset.write import FileChange, rebuild
+from feedsvc.dataset.served import Meta
+from feedsvc.dataset.write import FileChange
 
 
 def exact(value: Any) -> Any:
@@ -60,9 +62,7 @@ def build_store(dataset: Dataset, path: Path, per_file: int = 1) -> Reader:
     return Reader(path)
 
 
-@dataclasses.dataclass(frozen=True)
-class Given:
-    """A served version's handle (served.Handle) for a view made on a bare connection."""
-
-    version: str
-    dataset: Dataset
+def meta_of(dataset: Dataset) -> Meta:
+    """Return what a store built from `dataset` says besides its releases, for a view made on
+    a bare connection."""
+    return Meta(dataset.version, dataset.site, dataset.topics, dataset.source)

@@ -29,6 +29,7 @@ import sys, time
 from pathlib import Path
 from feedsvc.activitypub.durable import Durable
 go = Path(sys.argv[2])
+Path(sys.argv[3]).touch()  # imported: ready
 deadline = time.monotonic() + 30
 while not go.exists() and time.monotonic() < deadline:  # all start making the key together
     time.sleep(0.001)
@@ -52,10 +53,13 @@ def _signs_and_verifies(private_pem: bytes, public_pem: str) -> None:
 
 def test_processes_making_the_key_at_once_share_one(tmp_path: Path) -> None:
     path, go = durable_path(tmp_path), tmp_path / "go"
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(go)],
+    ready = [tmp_path / f"ready-{n}" for n in range(4)]
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(go), str(mark)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for _ in range(4)]
-    time.sleep(0.5)  # let them import (not a wait for the result: they wait for `go`)
+                for mark in ready]
+    deadline = time.monotonic() + 60
+    while not all(mark.exists() for mark in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until all four have imported and wait for `go`
     go.touch()
     outputs = [child.communicate(timeout=60) for child in children]
     assert [child.returncode for child in children] == [0] * 4, outputs
@@ -341,3 +345,21 @@ class QueueMachine(RuleBasedStateMachine):
 
 TestQueue = QueueMachine.TestCase
 TestQueue.settings = settings(settings.get_profile("feedsvc"), stateful_step_count=25)
+
+
+def test_calls_inside_a_transaction_commit_or_roll_back_with_it(tmp_path: Path) -> None:
+    """The ledger's writes and the queue are one transaction: a failure between them leaves neither."""
+    durable = Durable(durable_path(tmp_path))
+    durable.follow("th", ACTOR.format(1), ACTOR.format(1) + "/inbox", None)
+    with pytest.raises(RuntimeError), durable.transaction() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS ledger(release TEXT PRIMARY KEY, sent TEXT)")
+        conn.execute("INSERT INTO ledger VALUES ('r1', 'v1')")
+        assert durable.enqueue_to_followers("th", {"type": "Create"}) == 1
+        raise RuntimeError("the deliverer dies here")
+    assert durable.pending() == 0
+    with durable.transaction() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS ledger(release TEXT PRIMARY KEY, sent TEXT)")
+        conn.execute("INSERT INTO ledger VALUES ('r1', 'v1')")
+        durable.enqueue_to_followers("th", {"type": "Create"})
+    assert durable.pending() == 1
+    assert Durable(durable_path(tmp_path)).follower_count("th") == 1  # another connection sees it

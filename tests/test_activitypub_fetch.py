@@ -356,3 +356,27 @@ def test_at_most_four_requests_at_once_to_one_server(remote: Remote, site: SiteK
     for thread in threads:
         thread.join(10)
     assert statuses == [202] * 8 and most[0] == 4
+
+
+# An Ed25519 key as Fedify 2.3.6 publishes it in `assertionMethod` (exportMultibaseKey), and the same
+# key as its exportSpki writes it: recorded once with the follower app's Node.
+FEDIFY_MULTIKEY = "z6Mkko7joRbiLpjZpBmGFvuj92actDwsgM9UEHy8TZFq5M29"
+FEDIFY_MULTIKEY_PEM = ("-----BEGIN PUBLIC KEY-----\n"
+                       "MCowBQYDK2VwAyEAXjxYZVRXCkn+eTZ8+32kr0jj2NIBe2WDxYPEcBoM+XI=\n"
+                       "-----END PUBLIC KEY-----\n")
+
+
+def test_a_multikey_in_assertion_method_is_found(remote: Remote, site: SiteKey, tmp_path: Path) -> None:
+    actor = remote.url + "/users/dave"
+    remote.routes["/users/dave"] = json_route({
+        "id": actor, "type": "Person",
+        "publicKey": {"id": actor + "#main-key", "owner": actor, "publicKeyPem": new_site_key().public_pem},
+        "assertionMethod": [{"id": actor + "#key-2", "type": "Multikey", "controller": actor,
+                             "publicKeyMultibase": FEDIFY_MULTIKEY},
+                            {"id": actor + "#key-3", "type": "Multikey", "controller": actor,
+                             "publicKeyMultibase": "zNotBase58!"}]})
+    keys = ActorKeys(Durable(durable_path(tmp_path)), loopback(), Signer(OURS, site.private_pem))
+    found = keys(actor + "#key-2")
+    assert (found.owner, found.public_pem) == (actor, FEDIFY_MULTIKEY_PEM)
+    with pytest.raises(SignatureError, match="does not hold key"):
+        keys(actor + "#key-3")

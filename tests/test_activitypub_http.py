@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ def test_webfinger_finds_an_actor_whose_username_round_trips(client: FlaskClient
     assert profile["href"] == f"{BASE_URL}countries/th"
     actor = as_json(client.get(self_link["href"].removeprefix(BASE_URL.rstrip("/"))))
     assert actor["id"] == self_link["href"] and actor["preferredUsername"] == "th"
+    typed = client.get("/.well-known/webfinger?resource=acct:TH@Feeds.Example.org")
+    assert json.loads(typed.data)["subject"] == jrd["subject"]  # as a reader may type it
     # and by the actor's URL, as some servers ask
     by_url = client.get(f"/.well-known/webfinger?resource={self_link['href']}")
     assert json.loads(by_url.data)["subject"] == jrd["subject"]
@@ -239,3 +242,31 @@ def test_readyz_says_why_federation_is_off(tmp_path: Path) -> None:
     on = fed_app(tmp_path / "state").test_client().get("/readyz")
     assert json.loads(on.data)["activitypub"] == {"mode": "owner", "federating": True,
                                                   "off_because": None}
+
+
+def test_owner_and_elsewhere_share_cache_entries_off_does_not(tmp_path: Path) -> None:
+    from feedsvc.feeds.urls import Urls
+    from feedsvc.views.common import settings_of
+
+    apps = {mode: fed_app(tmp_path / mode, FEEDSVC_ACTIVITYPUB=mode)
+            for mode in ("owner", "elsewhere", "off")}
+    keyed = {mode: settings_of(app.config, Urls(BASE_URL)) for mode, app in apps.items()}
+    assert keyed["owner"] == keyed["elsewhere"] != keyed["off"]
+    # the bodies are indeed the same: an HTML page with its alternate link
+    pages = {mode: app.test_client().get("/countries/th").data for mode, app in apps.items()}
+    assert pages["owner"] == pages["elsewhere"] != pages["off"]
+
+
+def test_the_site_logo_is_the_actors_picture(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(BUNDLED_DATA, data)
+    (data / "media").mkdir()
+    Image.new("RGB", (512, 512), "navy").save(data / "media" / "logo.png")
+    site = data / "site.yaml"
+    site.write_text(site.read_text() + "  logo: logo.png\n")
+    client = fed_app(tmp_path / "state", data).test_client()
+    icon = as_json(client.get("/ap/actors/all"))["icon"]
+    assert icon["mediaType"] == "image/png" and "/media/logo.png?v=" in icon["url"]
+    picture = client.get(icon["url"].removeprefix(BASE_URL.rstrip("/")))
+    assert picture.status_code == 200
+    assert Image.open(io.BytesIO(picture.data)).size == (512, 512)

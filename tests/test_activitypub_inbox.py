@@ -36,6 +36,7 @@ class Remote:
     key: SiteKey
     name: str = "ann"
     gets: list[dict[str, str]] = field(default_factory=list)
+    answers: int = 1_000_000  # GETs answered before the server starts failing (500)
 
     @property
     def id(self) -> str:
@@ -57,6 +58,8 @@ def remote(serve: Callable[..., str]) -> Remote:
     @site.get("/users/<name>")
     def actor(name: str) -> Response:
         found[0].gets.append(dict(request.headers))
+        if len(found[0].gets) > found[0].answers:
+            return Response("down", status=500)
         return Response(json.dumps(found[0].document()), content_type="application/activity+json")
 
     found.append(Remote(serve(site), new_site_key()))
@@ -172,3 +175,15 @@ def test_a_stranger_leaving_costs_no_fetch(app: Flask, remote: Remote) -> None:
     gone = {"id": f"{remote.id}#delete", "type": "Delete", "actor": remote.id, "object": remote.id}
     assert post(app.test_client(), "/ap/inbox", gone, remote).status_code == 202
     assert remote.gets == []  # never followed us: its key was not fetched
+
+
+def test_what_cannot_be_read_stores_nothing(app: Flask, remote: Remote) -> None:
+    client = app.test_client()
+    for body in (b"{not json", b"[1, 2]"):
+        headers = sign("POST", f"{BASE_URL}ap/inbox", body, f"{remote.id}#main-key",
+                       remote.key.private_pem)
+        assert client.post("/ap/inbox", data=body, headers=headers,
+                           base_url=BASE_URL).status_code == 400
+    remote.answers = 1  # its key is read, then its server fails: its inbox cannot be known
+    answer = post(client, "/ap/inbox", follow(remote), remote)
+    assert answer.status_code == 502 and followers(app) == 0 and queued(app) == []

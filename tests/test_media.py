@@ -197,6 +197,24 @@ def test_check_data_names_file_line_release_and_field(
     assert message in problems[0]
 
 
+def test_a_media_entry_s_own_keys_are_named_with_its_path(make_dataset: Callable[..., Path]
+                                                          ) -> None:
+    """A key given twice or unknown inside an image or attachment is named by its full path."""
+    root = with_media(make_dataset([illustrated(attachments=[
+        {"src": "report.pdf", "title": "The report", "caption": "x"}])]))
+    file = root / "releases" / "t-001.yaml"
+    text = file.read_text(encoding="utf-8")
+    assert "image:\n  src: photos/dot.gif\n" in text
+    file.write_text(text.replace("image:\n", "image:\n  alt: Again\n", 1), encoding="utf-8")
+    done = check(root)
+    assert done.returncode == 1, done.stdout
+    problems = [p.strip().partition(": ")[2] for p in done.stderr.splitlines()[1:]]
+    assert sorted(problems) == sorted([
+        "release t-001: field image.alt: given twice",
+        "release t-001: field attachments[1].caption: unknown field (allowed: length, src, "
+        "title, type)"]), problems
+
+
 def test_check_data_accepts_valid_media(make_dataset: Callable[..., Path]) -> None:
     done = check(with_media(make_dataset([illustrated()])))
     assert done.returncode == 0, done.stderr

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from feedsvc import create_app
 from feedsvc.dataset import loader
 from feedsvc.dataset.problems import Problem
-from feedsvc.dataset.served import View
+from feedsvc.dataset.visible import StoreView
 from feedsvc.dataset.yamlsource import read_source
 from feedsvc.operations.cli import check_data
 from feedsvc.operations.reload import reload_now, reloader, start_watching
@@ -90,7 +90,7 @@ def test_a_valid_edit_is_swapped_in(live_app: Flask, dataset_dir: Path,
                                     reads: dict[str, list[str]]) -> None:
     client = live_app.test_client()
     old_version, _ = served(client)
-    swaps: list[tuple[View, View]] = []
+    swaps: list[tuple[StoreView, StoreView]] = []
     live(live_app).on_swap(lambda old, new: swaps.append((old, new)))
     edit_title(dataset_dir)
     assert reloader(live_app).check() == "reloaded"

@@ -11,7 +11,6 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from feedsvc import create_app
-from feedsvc.dataset.served import View
 from feedsvc.dataset.visible import StoreView
 from feedsvc.feeds.sitemap import Sitemap
 from feedsvc.feeds.urls import Urls
@@ -91,7 +90,7 @@ def test_the_sitemap_is_built_once_per_dataset_version(
     built: list[int] = []
     original = Sitemap.of
 
-    def counting(view: View, urls: Urls, per_file: int) -> Sitemap:
+    def counting(view: StoreView, urls: Urls, per_file: int) -> Sitemap:
         built.append(1)
         return original(view, urls, per_file)
 

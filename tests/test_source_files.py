@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from feedsvc.dataset import load_dataset, read_files
-from feedsvc.dataset.yamlsource import DatasetLoader, LocatedMap, content_hash
+from feedsvc.dataset import load_dataset
+from feedsvc.dataset.loader import raw_files
+from feedsvc.dataset.yamlsource import DEFAULT_MAX_FILE_BYTES as LIMIT
+from feedsvc.dataset.yamlsource import DatasetLoader, LocatedMap
 
 RELEASE_TEXT = (Path(__file__).resolve().parent.parent / "data" / "releases"
                 / "pr-2004-001.yaml").read_text()
@@ -20,7 +22,7 @@ def test_files_come_in_path_order_by_parts(dataset_dir: Path) -> None:
     shutil.move(releases / "pr-2005-001.yaml", releases / "a" / "pr-2005-001.yml")
     shutil.move(releases / "pr-2005-002.yaml", releases / "a-c.yaml")
     (releases / "notes.txt").write_text("not: [valid")
-    names = [str(Path(name).relative_to(dataset_dir)) for name, _ in read_files(dataset_dir)]
+    names = [str(Path(name).relative_to(dataset_dir)) for name, _ in raw_files(dataset_dir, LIMIT)]
     # By parts, "a/..." sorts before "a-c.yaml" (as a string, "-" would sort before "/").
     assert names[:2] == ["releases/a/pr-2005-001.yml", "releases/a-c.yaml"]
     assert names[-2:] == ["site.yaml", "topics.yaml"]
@@ -31,17 +33,17 @@ def test_a_folder_reached_twice_through_links_is_read_once_from_its_first_path(
         dataset_dir: Path) -> None:
     (dataset_dir / "again").symlink_to("releases")
     (dataset_dir / "zzz").symlink_to("releases")
-    names = [str(Path(name).relative_to(dataset_dir)) for name, _ in read_files(dataset_dir)]
+    names = [str(Path(name).relative_to(dataset_dir)) for name, _ in raw_files(dataset_dir, LIMIT)]
     assert len(names) == 12 and names[0] == "again/pr-2004-001.yaml"
     assert not any(name.startswith(("releases/", "zzz/")) for name in names)
 
 
 def test_names_and_version_do_not_depend_on_how_the_path_is_written(dataset_dir: Path) -> None:
-    versions = {content_hash(read_files(path), path) for path in (dataset_dir, Path(f"{dataset_dir}/"))}
+    versions = {load_dataset(path).version for path in (dataset_dir, Path(f"{dataset_dir}/"))}
     assert len(versions) == 1
-    assert read_files(dataset_dir)[0][0] == f"{dataset_dir}/releases/pr-2004-001.yaml"
+    assert raw_files(dataset_dir, LIMIT)[0][0] == f"{dataset_dir}/releases/pr-2004-001.yaml"
     single = dataset_dir / "releases" / "pr-2004-001.yaml"
-    assert [name for name, _ in read_files(single)] == [str(single)]
+    assert [name for name, _ in raw_files(single, LIMIT)] == [str(single)]
 
 
 def test_the_version_does_not_depend_on_where_the_data_lives(dataset_dir: Path,

@@ -1,10 +1,11 @@
-"""The store's ingest (catalog, ingest, coldstart, sync) against today's loader, step by step.
+"""The store's ingest (catalog, ingest, coldstart, sync) against a full load, step by step.
 
-Every sequence runs the same edits through both: `loader.update` + `assemble` (what reload
-does today) and `sync.look` + `sync.commit` on a real SQLite store. After each step they must
-agree on the files changed and removed, the problems (same text, same order), the version,
-and, once committed, every release in the store. A rejected step must leave the store's
-file as it was, byte for byte.
+Every step runs `sync.look` + `sync.commit` on a real SQLite store, and loads the whole
+dataset again (`loader.load` + `assemble`: what `check-data` and a restart from the YAML
+read). After each step they must agree on the problems (same text, same order), the version,
+and, once committed, every release in the store; the files the look reports changed and
+removed must be those whose hashes differ from what the store held. A rejected step must
+leave the store's file as it was, byte for byte.
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from feedsvc.dataset import DatasetError, Problem, Release, db, load_dataset, loader, rows, sync, write
-from feedsvc.dataset.assemble import assemble
-from feedsvc.dataset.assemble import version as catalog_version
+from feedsvc.dataset import DatasetError, Release, db, load_dataset, loader, rows, sync, write
 from feedsvc.dataset.coldstart import read_all
-from feedsvc.dataset.ingest import Plan
+from feedsvc.dataset.ingest import Plan, stamp_of
+from feedsvc.dataset.loader import assemble
+from feedsvc.dataset.version import Names
 from feedsvc.dataset.write import FileChange
 
 from .conftest import release_yaml
@@ -63,21 +64,20 @@ def dump(path: Path) -> tuple[list[object], bytes, bytes]:
 
 
 class Pair:
-    """The same dataset followed by today's loader and by the store."""
+    """A dataset followed by the store, checked against a full load after every look."""
 
     def __init__(self, root: Path, store: Path) -> None:
         self.root, self.store = root, store
         self.rejected = False
-        self.catalog = loader.load(root, LIMIT)
         self.conn = db.connect(store, write=True)
         self.looker = sync.Looker(self.conn, root, LIMIT)
         found = self.looker.look()
-        assert found.problems == tuple(_problems(self.catalog))
+        assert found.problems == tuple(loader.problems_of(loader.load(root, LIMIT)))
         self.looker.commit(found)
-        self.same_releases()
+        self.same_releases(loader.load(root, LIMIT))
 
-    def same_releases(self) -> None:
-        dataset = assemble(self.catalog)
+    def same_releases(self, catalog: loader.Catalog) -> None:
+        dataset = assemble(catalog)
         assert stored(self.conn) == sorted(dataset.releases, key=lambda r: r.id)
         assert self._meta("version") == dataset.version
 
@@ -85,41 +85,42 @@ class Pair:
         return str(self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,))
                    .fetchone()[0])
 
-    def step(self, paths: Collection[str] | None = None, *, trust_stat: bool = True) -> Plan:
-        """Look with both; assert they agree; commit if valid. Return the store's plan.
+    def _differ(self, catalog: loader.Catalog) -> set[str]:
+        """Return the files whose hashes (or problems) differ from what the store holds, and
+        those it holds that are gone."""
+        names = Names(self.root)
+        found = {name for name, entry in catalog.files.items()
+                 if entry.problems or stamp_of(self.conn, names.below(name)) != entry.stamp}
+        return found | {names.full(below) for below, in self.conn.execute("SELECT path FROM files")
+                        if names.full(below) not in catalog.files}
 
-        The files changed are compared unless every file was read (the loader names only
-        those that differ) or the last step was rejected (the loader remembers the invalid
-        files it read; the store, which wrote nothing, reads them again).
+    def step(self, paths: Collection[str] | None = None, *, trust_stat: bool = True) -> Plan:
+        """Look; assert the look agrees with a full load; commit if valid. Return the plan.
+
+        Every edit since the last look must be one the look can see: named in `paths`, or
+        (without) with a new stat key, or in a racy file. The files changed are compared
+        unless every file was read, or the last step was rejected (the look then reads the
+        files it found invalid again).
         """
-        change = loader.update(self.catalog, LIMIT, trust_stat=trust_stat, only=paths)
         before = dump(self.store)
+        catalog = loader.load(self.root, LIMIT)
+        differ = self._differ(catalog)
         found = self.looker.look(paths, trust_stat=trust_stat)
         assert dump(self.store) == before  # a look writes nothing
-        assert found.problems == tuple(_problems(change.catalog))
-        assert found.linked == change.catalog.linked
+        assert found.problems == tuple(loader.problems_of(catalog))
+        assert found.linked == catalog.linked
         if not self.rejected and found.site is None:
-            assert set(found.changed) == {*change.changed, *change.removed}
+            assert set(found.changed) == differ
         self.rejected = bool(found.problems)
         if found.problems:
-            self.catalog = change.catalog  # as the reloader keeps what it saw
             with pytest.raises(DatasetError):
                 self.looker.commit(found)
             assert dump(self.store) == before  # a rejected change writes nothing
         else:
-            assert found.version == catalog_version(change.catalog)
+            assert found.version == assemble(catalog).version
             self.looker.commit(found)
-            self.catalog = change.catalog
-            self.same_releases()
+            self.same_releases(catalog)
         return found
-
-
-def _problems(catalog: loader.Catalog) -> list[Problem]:
-    try:
-        assemble(catalog)
-    except DatasetError as error:
-        return list(error.problems)
-    return []
 
 
 @pytest.fixture
@@ -153,15 +154,17 @@ def test_add_edit_edit_again_rename_delete(pair: Pair) -> None:
     assert len(stored(pair.conn)) == 10
 
 
-def test_notified_paths_read_only_those_files(pair: Pair, monkeypatch: pytest.MonkeyPatch
-                                              ) -> None:
+def test_notified_paths_read_only_those_files(pair: Pair) -> None:
     target = pair.root / "releases" / "pr-2005-002.yaml"
     other = pair.root / "releases" / "pr-2004-001.yaml"
     edit(target, "title:", "title: Edited")
     edit(other, "title:", "title: Not notified")  # not named: looked at by the next walk
-    change = loader.update(pair.catalog, LIMIT, only=[str(target)])
-    assert change.changed == (str(target),)
-    pair.step([str(target)])
+    found = pair.looker.look([str(target)])
+    assert found.changed == (str(target),)
+    pair.looker.commit(found)
+    titles = {r.title for r in stored(pair.conn)}
+    assert any(t.startswith("Edited") for t in titles)
+    assert not any(t.startswith("Not notified") for t in titles)
     assert pair.step().changed == (str(other),)
     target.unlink()
     assert pair.step([str(target)]).removed == ("releases/pr-2005-002.yaml",)
@@ -313,7 +316,7 @@ def test_cold_start_problems_come_in_the_order_of_one_process(tmp_path: Path) ->
         edit(path, "countries:", "countries: [XX]\nwas_countries:")
     shutil.copy(files[10], root / "releases" / "zz-duplicate.yaml")
     (root / "releases" / "bad.yaml").write_text("title: [unclosed\n", encoding="utf-8")
-    expected = _problems(loader.load(root, LIMIT))
+    expected = loader.problems_of(loader.load(root, LIMIT))
     assert len(expected) > 5
     assert list(read_all(root, LIMIT, processes=3, over=0).problems) == expected
     assert list(read_all(root, LIMIT, over=LIMIT).problems) == expected
@@ -327,9 +330,13 @@ def tables(conn: sqlite3.Connection) -> dict[str, list[object]]:
         if not sql.startswith("CREATE VIRTUAL") and not name.startswith("release_words")]
     found: dict[str, list[object]] = {
         name: conn.execute(f'SELECT * FROM "{name}" ORDER BY 1, 2').fetchall() for name in names}
-    # A full build's generation is new each time (db.py): not what the store holds.
-    found["meta"] = conn.execute("SELECT * FROM meta WHERE name <> 'generation' "
+    # A full build's generation is new each time, and the commit counter and the commit that
+    # wrote each release count history (db.py): not what the store holds.
+    found["meta"] = conn.execute("SELECT * FROM meta WHERE name NOT IN ('generation', 'commit') "
                                  "ORDER BY 1, 2").fetchall()
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(releases)") if row[1] != "written"]
+    found["releases"] = conn.execute(f"SELECT {', '.join(columns)} FROM releases "  # noqa: S608
+                                     "ORDER BY 1, 2").fetchall()
     terms = conn.execute("SELECT term, doc FROM release_words_docs ORDER BY term").fetchall()
     found["words"] = terms
     found["matches"] = [conn.execute("SELECT rowid FROM release_words WHERE release_words "
@@ -348,14 +355,18 @@ def test_a_bulk_cold_start_writes_what_the_writer_would(tmp_path: Path) -> None:
     found = read_all(root, LIMIT, processes=2, over=0)
     sync.commit(bulk, root, found)
     catalog = loader.load(root, LIMIT)
-    rebuilt = db.connect(tmp_path / "rebuilt.db", write=True)
-    # The files as the full read found them (racy then), with the loader's releases.
+    applied = db.connect(tmp_path / "applied.db", write=True)
+    # The files as the full read found them (racy then), with the loader's releases, put in
+    # an empty store by the writer of changes.
     files = [FileChange(row.below, *row.key, row.digest, entry.releases, row.racy,
                         row.vocabulary, tuple((src, *at, sha) for src, at, sha in row.media))
              for entry, row in zip(catalog.files.values(), found.files, strict=True)]
     meta = {"fold": f"{found.fold:032x}", "linked": "0", "root": str(root)}
-    write.rebuild(rebuilt, assemble(catalog), files, meta)
-    assert tables(bulk) == tables(rebuilt)
+    dataset = assemble(catalog)
+    write.apply(applied, files, [], version=dataset.version, meta={
+        **meta, "source": dataset.source, "site": rows.site_json(dataset.site),
+        "topics": rows.topics_json(dataset.topics)})
+    assert tables(bulk) == tables(applied)
     assert len(tables(bulk)["releases"]) == 2503 and tables(bulk)["release_updates"]
 
 

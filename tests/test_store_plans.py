@@ -13,14 +13,15 @@ from typing import Any
 import pytest
 
 from feedsvc.dataset import Dataset, load_dataset
+from feedsvc.dataset.bulkload import rebuild
 from feedsvc.dataset.db import connect
 from feedsvc.dataset.selecting import MAX_ARMS, MAX_WORDS, TooManyWords
 from feedsvc.dataset.served import Cursor, Filters
 from feedsvc.dataset.visible import view_at
-from feedsvc.dataset.write import FileChange, apply, rebuild
+from feedsvc.dataset.write import FileChange, apply
 from feedsvc.operations.synth import write_archive
 
-from .storecheck import Given, files_of
+from .storecheck import files_of, meta_of
 
 
 class Recorder:
@@ -92,7 +93,7 @@ def test_every_reader_query_is_an_index_search(archive: tuple[Dataset, Path]) ->
     recorder = Recorder(conn)
     zone = dataset.site.zone
     for now in (datetime(2015, 1, 1, tzinfo=zone), datetime(2024, 6, 1, 3, tzinfo=zone)):
-        view = view_at(recorder, Given(dataset.version, dataset), now)  # type: ignore[arg-type]
+        view = view_at(recorder, meta_of(dataset), now)  # type: ignore[arg-type]
         cursor = Cursor(datetime(2012, 3, 1, tzinfo=zone), "pr-2012-00100")
         for filters in every_filter(dataset):
             for before in (None, cursor):
@@ -112,7 +113,7 @@ def test_every_reader_query_is_an_index_search(archive: tuple[Dataset, Path]) ->
 
 def test_more_words_than_the_bound_are_refused(archive: tuple[Dataset, Path]) -> None:
     dataset, path = archive
-    view = view_at(connect(path, write=False), Given(dataset.version, dataset),
+    view = view_at(connect(path, write=False), meta_of(dataset),
                    datetime.now(dataset.site.zone))
     with pytest.raises(TooManyWords):
         view.select(Filters(words=frozenset(f"w{n}" for n in range(MAX_WORDS + 1))), 20)
@@ -148,7 +149,7 @@ def test_a_sitemap_part_reads_only_its_own_run(archive: tuple[Dataset, Path]) ->
     starts where the one before it ended."""
     dataset, path = archive
     conn = connect(path, write=False)
-    view = view_at(conn, Given(dataset.version, dataset), datetime(2024, 6, 1, tzinfo=UTC))
+    view = view_at(conn, meta_of(dataset), datetime(2024, 6, 1, tzinfo=UTC))
     runs = view.runs([250] * (view.count() // 250))
     assert len(runs) >= 8
     listed = [view.listed(run) for run in runs]

@@ -11,7 +11,7 @@ import pytest
 
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.dataset import Dataset, Release, load_dataset
-from feedsvc.dataset.db import SCHEMA_VERSION, Unusable, connect, discard
+from feedsvc.dataset.db import SCHEMA_VERSION, Unusable, connect
 from feedsvc.dataset.media import Media
 from feedsvc.dataset.records import Correction
 from feedsvc.dataset.rows import (
@@ -110,7 +110,7 @@ def test_another_schema_or_not_a_database_is_reported(tmp_path: Path) -> None:
             connect(path, write=write)
     with pytest.raises(Unusable, match="cannot be opened"):
         connect(tmp_path / "missing.sqlite3", write=False)
-    discard(path)  # what a caller does with an Unusable file: then a new one is made
+    path.unlink()  # what a caller does with an Unusable file (statedir.py): a new one is made
     assert connect(path, write=True).execute("PRAGMA user_version").fetchone()[0] \
         == SCHEMA_VERSION
 

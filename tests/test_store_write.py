@@ -14,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from feedsvc.dataset import Dataset, Release, newest_first
+from feedsvc.dataset.bulkload import rebuild
 from feedsvc.dataset.db import connect
-from feedsvc.dataset.write import FileChange, apply, rebuild
+from feedsvc.dataset.write import FileChange, apply
 
 from .storedata import bundled, datasets, release
 
@@ -112,7 +113,7 @@ def test_apply_sequences_equal_a_rebuild(start: Dataset, data: st.DataObject) ->
             puts = [c for c in catalog(files) if c.path in changed]
             if kind == "touch":
                 puts = [replace(c, releases=None) for c in puts]
-            apply(conn, puts, removed, version=f"v{step + 1}", source="generated")
+            apply(conn, puts, removed, version=f"v{step + 1}", meta={"source": "generated"})
             same_as_rebuilt(conn, files, f"v{step + 1}", Path(folder))
         conn.close()
 

@@ -21,7 +21,7 @@ from flask import Flask
 
 from feedsvc import create_app, state
 from feedsvc.config import ConfigError, from_env
-from feedsvc.dataset.served import View
+from feedsvc.dataset.visible import StoreView
 from feedsvc.feeds.query import FORMATS
 from feedsvc.feeds.urls import Urls
 from feedsvc.operations.claims import KEEP, Claims
@@ -53,7 +53,7 @@ class Hub:
         return items
 
 
-def viewed(reads: ExitStack, root: Path) -> View:
+def viewed(reads: ExitStack, root: Path) -> StoreView:
     """Return what readers see now of the dataset in `root` (a store of its own), for as
     long as `reads` keeps its read transaction."""
     app = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL,

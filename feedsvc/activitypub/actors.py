@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..dataset.served import Cursor, View
+from ..dataset.served import Cursor
+from ..dataset.visible import StoreView
 from ..feeds.query import DEFAULT_LIMIT, FeedQuery, cursor_text
 from ..feeds.urls import Scope, Urls
 from . import objects
@@ -23,14 +24,14 @@ def list_name(scope: Scope) -> str | None:
     return None if scope.kind == "all" else scope.path
 
 
-def outbox(view: View, urls: Urls, handle: str, scope: Scope) -> Json:
+def outbox(view: StoreView, urls: Urls, handle: str, scope: Scope) -> Json:
     """Return an actor's outbox: how many activities it holds, and its first page."""
     ident = f"{urls.actor(handle)}/outbox"
     return {"@context": CONTEXT, "id": ident, "type": "OrderedCollection",
             "totalItems": view.count(list_name(scope)), "first": f"{ident}?page={FIRST}"}
 
 
-def outbox_page(view: View, urls: Urls, handle: str, scope: Scope, before: Cursor | None) -> Json:
+def outbox_page(view: StoreView, urls: Urls, handle: str, scope: Scope, before: Cursor | None) -> Json:
     """Return one page of an outbox, newest first: the site's Create, or a feed's Announce,
     of each release readers see now (the feed's own selection: no drafts, nothing scheduled
     before its time, nothing withdrawn), found from the store's index after `before`."""
@@ -75,7 +76,7 @@ def nodeinfo_links(urls: Urls) -> Json:
     return {"links": [{"rel": NODEINFO_SCHEMA, "href": urls.at("nodeinfo/2.1")}]}
 
 
-def nodeinfo(view: View, version: str, actors: int) -> Json:
+def nodeinfo(view: StoreView, version: str, actors: int) -> Json:
     """Return NodeInfo 2.1: the software, its protocol, and what it serves."""
     site = view.index.dataset.site
     metadata: dict[str, Any] = {"nodeName": site.title, "nodeDescription": site.subtitle}

@@ -23,6 +23,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .signatures import RemoteKey, SignatureError, Signer, sign
 
@@ -237,11 +239,36 @@ class ActorKeys:
 
 
 def _key_in(document: dict[str, Any], key_id: str) -> RemoteKey:
-    """Find `key_id` in an actor's `publicKey` (one or a list), or as the document itself."""
-    listed = document.get("publicKey", document)
-    for entry in listed if isinstance(listed, list) else [listed]:
+    """Find `key_id` in an actor's `publicKey` (a PEM) or `assertionMethod` (a Multikey, as
+    Fedify publishes Ed25519 keys), one or a list, or as the document itself."""
+    entries: list[Any] = [document]
+    for name in ("publicKey", "assertionMethod"):
+        listed = document.get(name)
+        entries += listed if isinstance(listed, list) else [listed]
+    for entry in entries:
         if isinstance(entry, dict) and entry.get("id") == key_id:
-            owner, pem = entry.get("owner") or document.get("id"), entry.get("publicKeyPem")
+            owner = entry.get("owner") or entry.get("controller") or document.get("id")
+            pem = entry.get("publicKeyPem") or _multikey_pem(entry.get("publicKeyMultibase"))
             if isinstance(owner, str) and isinstance(pem, str):
                 return RemoteKey(key_id, owner, pem)
     raise SignatureError(f"{document.get('id')!r} does not hold key {key_id}")
+
+
+BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+ED25519_PUB = b"\xed\x01"  # the multicodec prefix of an Ed25519 public key
+
+
+def _multikey_pem(value: object) -> str | None:
+    """Turn a Multikey's base58btc (`z...`) Ed25519 public key into PEM; None for any other."""
+    if not isinstance(value, str) or not value.startswith("z") or len(value) > 100 \
+            or any(char not in BASE58 for char in value[1:]):
+        return None
+    number = 0
+    for char in value[1:]:
+        number = number * 58 + BASE58.index(char)
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    if raw[:2] != ED25519_PUB or len(raw) != 34:
+        return None
+    key = ed25519.Ed25519PublicKey.from_public_bytes(raw[2:])
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()

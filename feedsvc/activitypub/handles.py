@@ -3,7 +3,7 @@ slug); one namespace, so check-data refuses a topic slug that is a country code 
 from __future__ import annotations
 
 from ..dataset.records import Release
-from ..dataset.served import View
+from ..dataset.visible import StoreView
 from ..feeds.catalogue import catalogue
 from ..feeds.feed import country_name
 from ..feeds.urls import Scope, Urls
@@ -15,7 +15,7 @@ def handles_of(release: Release) -> list[str]:
     return [code.lower() for code in release.countries] + list(release.topics)
 
 
-def scope_of(view: View, handle: str) -> Scope | None:
+def scope_of(view: StoreView, handle: str) -> Scope | None:
     """Return the feed an actor posts (None: no such actor now).
 
     A country is an actor while readers see a release of it (its feed is in the catalogue).
@@ -30,12 +30,12 @@ def scope_of(view: View, handle: str) -> Scope | None:
     return None
 
 
-def every_handle(view: View) -> int:
+def every_handle(view: StoreView) -> int:
     """Return how many actors there are now (NodeInfo's count of users)."""
     return 1 + len(view.index.dataset.topics) + len(catalogue(view).countries)
 
 
-def profile(view: View, urls: Urls, scope: Scope) -> Profile:
+def profile(view: StoreView, urls: Urls, scope: Scope) -> Profile:
     """Return what the actor of a feed says about itself."""
     site = view.index.dataset.site
     if scope.kind == "topics" and scope.key is not None:

@@ -10,18 +10,9 @@ from .problems import DatasetError, Problem
 
 # Re-exported: the records are part of this module's interface.
 from .records import Release, Site, Topic, country_code, read_release, read_site, read_topic
-from .yamlsource import (
-    DEFAULT_MAX_FILE_BYTES,
-    LocatedMap,
-    SourceFile,
-    find_files,
-    links_out,
-    parse,
-    read_source,
-)
+from .yamlsource import DEFAULT_MAX_FILE_BYTES, LocatedMap, SourceFile, parse
 
-__all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset",
-           "read_files"]
+__all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset"]
 
 BUNDLE_KEYS = frozenset({"site", "topics", "releases"})
 # Fediverse handles share one namespace (docs/fediverse.md): `all`, country codes, topic slugs.
@@ -169,27 +160,6 @@ def _newest_first(release: Release) -> tuple[datetime, str]:
 
 def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Dataset:
     """Load and validate every file under `path`; raise DatasetError listing every problem."""
-    from .assemble import assemble  # both build on this module's per-file steps
-    from .loader import load
+    from .loader import assemble, load  # it builds on this module's per-file steps
 
     return assemble(load(Path(path), max_file_bytes))
-
-
-def read_files(root: Path, limit: int = DEFAULT_MAX_FILE_BYTES,
-               problems: list[Problem] | None = None) -> list[tuple[str, bytes]]:
-    """Return each dataset file's reported name and bytes, in order: what the version hashes.
-
-    A file that cannot be read safely (see read_source), or that links outside the dataset
-    folder (see links_out), is left out, and its problem recorded.
-    """
-    raw_files = []
-    escapes = links_out(str(root)) if root.is_dir() else None
-    for name in find_files(root):  # named as the operator knows it: the path given, or below it
-        raw, problem = read_source(name, name, limit) if escapes is None or not escapes(name, None) \
-            else (None, Problem(name, None, None, None,
-                                "links to a file outside the dataset folder: refused"))
-        if problem is not None and problems is not None:
-            problems.append(problem)
-        elif raw is not None:
-            raw_files.append((name, raw))
-    return raw_files

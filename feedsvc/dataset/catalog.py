@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from . import media
 from .loader import Key, _stat, stat_key
+from .version import Names
 from .yamlsource import SUFFIXES, find_files
 
 # One file to read again: its name as find_files gives it, its stat key now, and whether
@@ -36,31 +37,6 @@ class Found:
     # Some file or folder is a symbolic link: changes behind it come without a notification.
     linked: bool
     walked: bool = True  # every file was listed (else only those named, and racy ones)
-
-    @property
-    def any(self) -> bool:
-        return bool(self.read or self.removed)
-
-
-class Names:
-    """Turns the names find_files gives into the names the table keeps (below the root)."""
-
-    def __init__(self, root: Path) -> None:
-        self.top = str(root)
-        self.folder = root.is_dir()
-        self.prefix = self.top if self.top.endswith(os.sep) else self.top + os.sep
-
-    def below(self, name: str) -> str:
-        """Return a file's name below the root ("" for a one-file dataset), POSIX."""
-        if not self.folder:
-            return ""
-        below = name[len(self.prefix):] if name.startswith(self.prefix) \
-            else os.path.relpath(name, self.top)
-        return below if os.sep == "/" else below.replace(os.sep, "/")
-
-    def full(self, below: str) -> str:
-        """Return the name find_files gives a file kept as `below`."""
-        return self.prefix + below.replace("/", os.sep) if self.folder else self.top
 
 
 def look(db: sqlite3.Connection, root: Path, paths: Collection[str] | None = None, *,

@@ -2,7 +2,7 @@
 
 The result is the Plan (ingest.py) the writer rebuilds the store from: every file's row and
 releases, the vocabulary, the version sum, and the problems, the same and in the same order
-as a load in one process (loader.load, assemble.problems_of). Above CHILD_LOAD_BYTES of YAML
+as a load in one process (loader.load, loader.problems_of). Above CHILD_LOAD_BYTES of YAML
 the files are cut into contiguous runs in path order, one per core: each child reads and
 parses its run and sends back its site and topic mappings; this process reads the vocabulary
 from all of them, in path order, and sends it back (as the JSON the store keeps); each child
@@ -27,10 +27,9 @@ from typing import Any
 
 from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
 from . import version as versions
-from .bulkload import prepare
-from .catalog import Names
-from .ingest import FileRow, Plan, media_rows
-from .loader import FileEntry, Read
+from .ingest import Plan
+from .loader import FileRow, Read
+from .write import prepare
 from .yamlsource import SourceFile, find_files
 
 # Above this many bytes of YAML, the parse is spread over child processes;
@@ -85,36 +84,33 @@ def _one(root: Path, limit: int, names: Sequence[str], linked: bool) -> Plan:
     read = loader.read_files(root, names, limit)
     site, topics, problems = loader.read_vocabulary(root, loader.vocabulary_parts(read))
     entries = loader.entries(root, read, site, topics, now)
-    files = Names(root)
-    found = [_prepared(root, name, files.below(name), entry) for name, entry in entries.items()]
+    found = [_plain(entry) for entry in entries.values()]
     linked = linked or any(link for *_, link in read)
     return _plan(root, site, topics, problems, found, linked)
 
 
-def _prepared(root: Path, name: str, below: str, entry: FileEntry
-              ) -> tuple[FileRow, list[Problem]]:
-    """Return a file's row with its releases as plain values (bulkload.prepare)."""
-    return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary,
-                   media_rows(root, entry), None, entry.ids,
-                   tuple(prepare(release) for release in entry.releases)), list(entry.problems)
+def _plain(row: FileRow) -> FileRow:
+    """Return a file's row with its releases as plain values (write.prepare)."""
+    return row._replace(releases=None,
+                        prepared=tuple(prepare(release) for release in row.releases or ()))
 
 
 def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
-          vocabulary: Iterable[Problem], found: Sequence[tuple[FileRow, list[Problem]]],
-          linked: bool, fold: int | None = None) -> Plan:
-    """Return the plan of a full read: problems as assemble.problems_of orders them."""
+          vocabulary: Iterable[Problem], found: Sequence[FileRow], linked: bool,
+          fold: int | None = None) -> Plan:
+    """Return the plan of a full read: problems as loader.problems_of orders them."""
     problems = list(vocabulary)
-    for _, more in found:
-        problems += more
-    ids = [rid for row, _ in found for rid, _ in row.ids]
+    for row in found:
+        problems += row.problems
+    ids = [rid for row in found for rid, _ in row.ids]
     if len(set(ids)) < len(ids):  # files come in path order already
-        problems += duplicate_ids((row.name, row.ids) for row, _ in found)
+        problems += duplicate_ids((row.name, row.ids) for row in found)
     if not found and not problems:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     problems.sort(key=lambda p: (p.file, p.line or 0))
     if fold is None:
-        fold = versions.fold(root, ((row.name, row.stamp) for row, _ in found))
-    files = tuple(row for row, _ in found)
+        fold = versions.fold((row.below, row.stamp) for row in found)
+    files = tuple(found)
     return Plan(files, (), tuple(problems), tuple(row.name for row in files), fold, linked,
                 0, 0, site, topics)
 
@@ -184,31 +180,23 @@ def _receive(pipe: Connection) -> Any:
     return value
 
 
-def _files(pipe: Connection) -> tuple[list[tuple[FileRow, list[Problem]]], int]:
+def _files(pipe: Connection) -> tuple[list[FileRow], int]:
     """Return the files a child sent (see _send_files) and their version sum."""
     _receive(pipe)
     try:
         fold, sent = marshal.loads(pipe.recv_bytes())
     except (EOFError, OSError, ValueError) as error:
         raise _Failed(f"a loading process ended early: {error!r}") from error
-    return [(FileRow(name, below, key, digest, racy, vocabulary, media, None, ids, prepared),
-             [Problem(*p) for p in problems])
-            for name, below, key, digest, racy, vocabulary, media, ids, problems, prepared
-            in sent], fold
+    return [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]))) for row in sent], fold
 
 
-def _send_files(pipe: Connection, root: Path, entries: Mapping[str, FileEntry]) -> None:
-    """Send a run's files as plain values: each release as bulkload.prepare makes it."""
-    names = Names(root)
-    sent = []
-    for name, entry in entries.items():
-        row, problems = _prepared(root, name, names.below(name), entry)
-        sent.append((name, row.below, row.key, row.digest, row.racy, row.vocabulary,
-                     row.media, row.ids, tuple((p.file, p.line, p.release, p.field, p.message)
-                                               for p in problems), row.prepared))
-    fold = versions.fold(root, ((name, entry.stamp) for name, entry in entries.items()))
+def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> None:
+    """Send a run's files as plain values: each release as write.prepare makes it."""
+    rows = [_plain(entry) for entry in entries.values()]
+    sent = [(*row[:-1], tuple((p.file, p.line, p.release, p.field, p.message)
+                              for p in row.problems)) for row in rows]
     pipe.send(("ok", None))
-    pipe.send_bytes(marshal.dumps((fold, sent)))
+    pipe.send_bytes(marshal.dumps((versions.fold((r.below, r.stamp) for r in rows), sent)))
 
 
 def main(fds: Sequence[str]) -> None:
@@ -252,7 +240,7 @@ def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: i
             told = pipe.recv()
             site, topics = (None, {}) if told is None else \
                 (rows.site_from(told[0]), rows.topics_from(told[1]))
-            _send_files(pipe, root, loader.entries(root, read, site, topics, now))
+            _send_files(pipe, loader.entries(root, read, site, topics, now))
     except EOFError:
         pass  # the parent gave up on this one
     # Whatever fails here must reach the parent, which then reads in one process.

@@ -159,13 +159,6 @@ def _check(conn: sqlite3.Connection, path: str | Path, write: bool) -> None:
                        f"this code reads {SCHEMA_VERSION})")
 
 
-def discard(path: str | Path) -> None:
-    """Remove a store and its WAL and shared-memory files (an Unusable one, before a rebuild:
-    a WAL left beside a new file would be read as the new file's)."""
-    for name in (str(path), f"{path}-wal", f"{path}-shm"):
-        Path(name).unlink(missing_ok=True)
-
-
 def second_of(key: int) -> int:
     """Return the UTC second a key's release was published in."""
     return key >> RANK_BITS

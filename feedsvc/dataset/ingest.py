@@ -5,7 +5,7 @@ files that changed, validates their releases against the vocabulary the store ho
 their ids up in the store, and works out the new version from the changed files' hashes
 alone: what it returns is everything one transaction (`commit`) writes, or the problems that
 refuse it. A change to the site or topic vocabulary, which every release is checked against,
-reads every file again (coldstart.py), as loader.update does. Nothing is written by `plan`.
+reads every file again (coldstart.py). Nothing is written by `plan`.
 """
 from __future__ import annotations
 
@@ -15,43 +15,15 @@ import sqlite3
 import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from pathlib import Path
 
-from . import Ids, Problem, Release, Site, Topic, duplicate_ids, media, parse_file
+from . import Problem, Site, Topic, duplicate_ids, parse_file
 from . import version as versions
-from .bulkload import Prepared
-from .catalog import Found, Names, look
-from .loader import RACY_NS, FileEntry, Key, _entry, _escapes, _read
+from .catalog import Found, look
+from .loader import RACY_NS, FileRow, Key, MediaRows, _entry, _escapes, _read
 from .rows import site_from, topics_from
+from .version import Names
 from .yamlsource import file_digest
-
-# A file's media files as kept: src below media/, stat key when read, sha256 (hex; "" if
-# unreadable), in src order (the order loader.FileEntry.stamp hashes them in).
-MediaRows = tuple[tuple[str, Key, str], ...]
-
-
-class FileRow(NamedTuple):
-    """One file as the store keeps it; releases None: its bytes are the same, keep them.
-
-    A tuple: a full read makes one a file, in this process, at a tuple's cost."""
-
-    name: str  # as find_files gives it (problems name files so)
-    below: str  # as the table keeps it
-    key: Key
-    digest: bytes
-    racy: bool
-    vocabulary: bool
-    media: MediaRows
-    releases: tuple[Release, ...] | None
-    ids: Ids = ()  # every id its releases name, valid or not, with its line
-    # A full read's releases, as plain values (bulkload.py); its `releases` are then None.
-    prepared: tuple[Prepared, ...] = ()
-
-    @property
-    def stamp(self) -> bytes:
-        """What the version is made of (loader.FileEntry.stamp)."""
-        return self.digest + "".join(sha for _, _, sha in self.media).encode()
 
 
 @dataclass(frozen=True)
@@ -104,7 +76,7 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     problems += _duplicates(db, root, limit, names, rows, removed)
     if removed and not rows and not problems and not _kept(db, removed):
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
-    fold = _refold(db, root, int(meta.get("fold", "0"), 16), rows, found.removed, names)
+    fold = _refold(db, int(meta.get("fold", "0"), 16), rows, removed)
     linked = found.linked if found.walked else found.linked or meta.get("linked") == "1"
     return Plan(tuple(rows), removed, tuple(sorted(problems, key=_place)),
                 tuple(changed) + found.removed, fold, linked, *_guard(db, rows, removed),
@@ -160,41 +132,25 @@ def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site
             continue
         if vocabulary:
             raise FullRead(name)
-        row, found_problems = _parse(root, name, below, key, raw, site, topics, now)
+        row = _parse(root, name, below, key, raw, site, topics, now)
         old = digest + "".join(sha for _, _, sha in old_media).encode()
-        if digest and row.stamp == old and not found_problems:
-            row = FileRow(name, below, row.key, row.digest, row.racy, False, row.media, None)
+        if digest and row.stamp == old and not row.problems:
+            row = row._replace(vocabulary=False, releases=None, ids=())
         else:
             changed.append(name)
-        problems += found_problems
+        problems += row.problems
         rows.append(row)
     return rows, problems, changed
 
 
 def _parse(root: Path, name: str, below: str, key: Key, raw: bytes, site: Site,
-           topics: Mapping[str, Topic], now: int) -> tuple[FileRow, list[Problem]]:
+           topics: Mapping[str, Topic], now: int) -> FileRow:
     """Parse and validate one file against the vocabulary (loader's rules: _entry)."""
     problems: list[Problem] = []
     parts = parse_file(name, raw, problems)
     if parts.sites or parts.topics:
         raise FullRead(name)
-    return row_of(root, name, below, _entry(root, key, raw, parts, problems, site, topics, now))
-
-
-def row_of(root: Path, name: str, below: str, entry: FileEntry) -> tuple[FileRow, list[Problem]]:
-    """Return a loader entry as the store keeps it, and its problems."""
-    return FileRow(name, below, entry.key, entry.digest, entry.racy, entry.vocabulary,
-                   media_rows(root, entry), tuple(entry.releases), entry.ids), \
-        list(entry.problems)
-
-
-def media_rows(root: Path, entry: FileEntry) -> MediaRows:
-    """Return the media files an entry names as the store keeps them (src below media/)."""
-    if not entry.media:  # most files: not even the media folder's path is worked out
-        return ()
-    folder = str(media.media_root(root))
-    return tuple(sorted((PurePosixPath(os.path.relpath(path, folder)).as_posix(), at, sha)
-                        for path, at, sha in entry.media))
+    return _entry(root, name, below, key, raw, parts, problems, site, topics, now)
 
 
 def _duplicates(db: sqlite3.Connection, root: Path, limit: int, names: Names,
@@ -230,14 +186,13 @@ def _ids(name: str, limit: int) -> tuple[tuple[str, int | None], ...]:
                  if isinstance(mapping.get("id"), str))
 
 
-def _refold(db: sqlite3.Connection, root: Path, total: int, rows: Iterable[FileRow],
-            removed: Iterable[str], names: Names) -> int:
+def _refold(db: sqlite3.Connection, total: int, rows: Iterable[FileRow],
+            removed: Iterable[str]) -> int:
     """Return the version sum with the changed files' old hashes out and new ones in."""
     rows = list(rows)
-    old = [(r.name, stamp_of(db, r.below)) for r in rows]
-    old += [(name, stamp_of(db, names.below(name))) for name in removed]
-    return versions.refold(root, total, ((n, s) for n, s in old if s is not None),
-                           ((r.name, r.stamp) for r in rows))
+    old = [(below, stamp_of(db, below)) for below in [*(r.below for r in rows), *removed]]
+    return versions.refold(total, ((b, s) for b, s in old if s is not None),
+                           ((r.below, r.stamp) for r in rows))
 
 
 def stamp_of(db: sqlite3.Connection, below: str) -> bytes | None:

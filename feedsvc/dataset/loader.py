@@ -1,10 +1,10 @@
-"""The dataset as files, each read, parsed and validated once: a change costs the files it touches.
+"""The dataset as files, each read, parsed and validated once: a full load, and a valid
+dataset (or every problem) made of it.
 
 A Catalog records, for every dataset file, its stat key (size, mtime, inode), a hash of its
-bytes and what it held: validated releases, or problems. `update` stats the files and reads
-only those whose key changed (or whose mtime was too recent to trust); it parses only those
-whose bytes changed and keeps every other file's releases as they are. A change to the site or
-the topic vocabulary, which every release is checked against, loads everything again.
+bytes and what it held: validated releases, or problems. `check-data`, `feedsvc new` and the
+tests load it whole; the store's writer finds the files that changed itself (catalog.py,
+ingest.py) and reads every file through the same steps on a cold start (coldstart.py).
 """
 from __future__ import annotations
 
@@ -12,35 +12,64 @@ import gc
 import os
 import stat
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, NamedTuple
 
-from . import Ids, Parts, Problem, Release, Site, Topic, file_releases, media, parse_file, version, vocabulary
-from .yamlsource import SUFFIXES, file_digest, find_files, links_out, read_source
+from . import (
+    Dataset,
+    DatasetError,
+    Ids,
+    Parts,
+    Problem,
+    Release,
+    Site,
+    Topic,
+    duplicate_ids,
+    file_releases,
+    media,
+    newest_first,
+    parse_file,
+    vocabulary,
+)
+from . import version as versions
+from .version import Names
+from .yamlsource import file_digest, find_files, links_out, read_source
+
+if TYPE_CHECKING:
+    from .write import Prepared
 
 Key = tuple[int, int, int]
 UNREADABLE: Key = (-1, -1, -1)
+# The media files a file's releases name, by name below media/ (as a notification names
+# them): stat key when read, sha256 (hex; "" if unreadable). A change to one reads the file
+# again, though its own bytes are the same.
+MediaRows = tuple[tuple[str, Key, str], ...]
 # A file changed this recently may change again within the same mtime tick: hash it again
 # at the next look (as git does for "racily clean" entries).
 RACY_NS = 2_000_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class FileEntry:
-    """One dataset file as last read: its stat key, its bytes' digest and what it held."""
+class FileRow(NamedTuple):
+    """One dataset file as read: its stat key, its bytes' digest and what it held, as the store
+    keeps it. A tuple: a full read makes one a file, at a tuple's cost.
 
+    `releases` None: its bytes are the same as the store holds, keep its releases; a full
+    read for the store has them as plain values in `prepared` instead (write.prepare)."""
+
+    name: str  # as find_files gives it (problems name files so)
+    below: str  # below the root, as the version and the store name it
     key: Key
     digest: bytes
-    releases: Sequence[Release] = ()
-    ids: Ids = ()
-    problems: tuple[Problem, ...] = ()
-    vocabulary: bool = False
     racy: bool = False
-    # The media files its releases name: path, stat key when read, and sha256 (hex; "" if
-    # unreadable). A change to one reads this file again, though its own bytes are the same.
-    media: tuple[tuple[str, Key, str], ...] = ()
+    vocabulary: bool = False
+    media: MediaRows = ()
+    releases: tuple[Release, ...] | None = ()
+    ids: Ids = ()  # every id its releases name, valid or not, with its line
+    prepared: tuple[Prepared, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
     @property
     def stamp(self) -> bytes:
@@ -55,31 +84,13 @@ class Catalog:
     """Every file of a dataset as last read, in path order, and the vocabulary they define."""
 
     root: str
-    files: Mapping[str, FileEntry]
+    files: Mapping[str, FileRow]
     site: Site | None
     topics: Mapping[str, Topic]
     # Problems of the vocabulary, or of the dataset as a whole (e.g. the path is missing).
     problems: tuple[Problem, ...] = ()
-    # Some files or folders are symbolic links: a change to what they point to may come
-    # without a notification from the dataset's own folders, so it is looked for by polling.
+    # Some files or folders are symbolic links (the store keeps this to walk at every look).
     linked: bool = False
-    # The sum of the files' hashes the version is made of (version.py); None: not summed yet.
-    fold: int | None = None
-    # The files whose entry is racy (looked at again at every check); None: not gathered yet.
-    racy_names: frozenset[str] | None = None
-
-
-@dataclass(frozen=True)
-class Change:
-    """What an update found: the new catalog, and the files read again because they changed."""
-
-    catalog: Catalog
-    changed: tuple[str, ...]
-    removed: tuple[str, ...]
-
-    @property
-    def any(self) -> bool:
-        return bool(self.changed or self.removed)
 
 
 def stat_key(path: str) -> Key:
@@ -97,11 +108,6 @@ def _stat(path: str) -> tuple[Key, bool]:
     except OSError:
         return UNREADABLE, os.path.islink(path)
     return (status.st_size, status.st_mtime_ns, status.st_ino), link
-
-
-def in_path_order(files: Mapping[str, FileEntry]) -> dict[str, FileEntry]:
-    """Order files as find_files does, by path parts ("\\0" sorts before any other character)."""
-    return dict(sorted(files.items(), key=lambda item: item[0].replace(os.sep, "\0")))
 
 
 def _missing(root: Path) -> Catalog:
@@ -128,6 +134,15 @@ def _read(name: str, limit: int, escapes: Escapes
     return key, link, raw, problem
 
 
+def raw_files(root: Path, limit: int) -> list[tuple[str, bytes]]:
+    """Return each dataset file's name and bytes, in path order, unparsed (`feedsvc new` finds
+    the ids in use in them, even in a broken dataset). A file that cannot be read safely, or
+    that links outside the dataset folder, is left out."""
+    escapes = _escapes(root)
+    return [(name, raw) for name in find_files(root)
+            if (raw := _read(name, limit, escapes)[2]) is not None]
+
+
 def load(root: Path, limit: int) -> Catalog:
     """Read, parse and validate every file: check-data, a cold start, a vocabulary change."""
     if not root.exists():
@@ -139,15 +154,7 @@ def load(root: Path, limit: int) -> Catalog:
         links += [name for name, *_, link in read if link]
         site, topics, vocab_problems = read_vocabulary(root, vocabulary_parts(read))
         files = entries(root, read, site, topics, now)
-    return catalog(root, files, site, topics, vocab_problems, bool(links))
-
-
-def catalog(root: Path, files: dict[str, FileEntry], site: Site | None,
-            topics: Mapping[str, Topic], problems: Iterable[Problem], linked: bool) -> Catalog:
-    """Return the catalog of a full load, its version sum and racy files gathered."""
-    return Catalog(str(root), files, site, topics, tuple(problems), linked,
-                   version.fold(root, ((name, e.stamp) for name, e in files.items())),
-                   frozenset(name for name, e in files.items() if e.racy))
+    return Catalog(str(root), files, site, topics, tuple(vocab_problems), bool(links))
 
 
 @contextmanager
@@ -201,18 +208,20 @@ def read_vocabulary(root: Path, gathered: Parts
 
 
 def entries(root: Path, read: Iterable[Read], site: Site | None,
-            topics: Mapping[str, Topic], now_ns: int) -> dict[str, FileEntry]:
+            topics: Mapping[str, Topic], now_ns: int) -> dict[str, FileRow]:
     """Validate the releases of files read against the vocabulary: their catalog entries."""
-    return {name: _entry(root, key, raw, parts, problems, site, topics, now_ns)
-            for name, key, raw, parts, problems, _ in read}
+    names = Names(root)
+    return {name: _entry(root, name, names.below(name), key, raw, parts, problems, site, topics,
+                         now_ns) for name, key, raw, parts, problems, _ in read}
 
 
-def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list[Problem],
-           site: Site | None, topics: Mapping[str, Topic], now_ns: int) -> FileEntry:
+def _entry(root: Path, name: str, below: str, key: Key, raw: bytes, parts: Parts | None,
+           problems: list[Problem], site: Site | None, topics: Mapping[str, Topic],
+           now_ns: int) -> FileRow:
     racy = key[1] >= now_ns - RACY_NS
     digest = file_digest(raw) if parts is not None else b""
     if parts is None:
-        return FileEntry(key, digest, problems=tuple(problems), racy=racy)
+        return FileRow(name, below, key, digest, racy, problems=tuple(problems))
     holds_vocabulary = bool(parts.sites or parts.topics)
     releases: tuple[Release, ...] = ()
     ids: Ids = ()
@@ -224,163 +233,61 @@ def _entry(root: Path, key: Key, raw: bytes, parts: Parts | None, problems: list
         _, resolved = media.resolve(root, None, list(releases), problems)
         releases = tuple(resolved)
         hashes = {m.src: m.digest or "" for r in releases for m in media.release_media(r)}
-        named = tuple((path, at, hashes.get(src, "")) for src, (path, at) in watched.items())
+        named = tuple(sorted((below, at, hashes.get(src, ""))
+                             for src, (below, at) in watched.items()))
         racy = racy or any(at[1] >= now_ns - RACY_NS for _, at, _ in named)
-    return FileEntry(key, digest, releases, ids, tuple(problems), holds_vocabulary, racy, named)
+    return FileRow(name, below, key, digest, racy, holds_vocabulary, named, releases, ids,
+                   problems=tuple(problems))
 
 
 def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[str, Key]]:
-    """Return the path and stat key of each local media file the releases name, by src."""
-    sources = sorted({m.src for r in releases for m in media.release_media(r) if not m.remote})
+    """Return the name below media/ (as a notification names it) and the stat key of each
+    local media file the releases name, by src."""
+    sources = {m.src for r in releases for m in media.release_media(r) if not m.remote}
     if not sources:  # most releases: not even the media folder's path is worked out
         return {}
     folder = str(media.media_root(root))
-    paths = {src: os.path.join(folder, *PurePosixPath(src).parts) for src in sources}
-    return {src: (path, stat_key(path)) for src, path in paths.items()}
+    parts = {src: PurePosixPath(src).parts for src in sources}
+    return {src: ("/".join(p), stat_key(os.path.join(folder, *p))) for src, p in parts.items()}
 
 
-def _media_moved(entry: FileEntry) -> bool:
-    """Tell whether a media file the entry names may have changed since it was read."""
-    return bool(entry.media) and (entry.racy or any(stat_key(path) != at
-                                                    for path, at, _ in entry.media))
+def problems_of(catalog: Catalog) -> list[Problem]:
+    """Return every problem of the files and of the dataset as a whole, sorted by place."""
+    problems = list(catalog.problems)
+    for entry in catalog.files.values():
+        problems += entry.problems
+    # An id used twice is reported where it comes again, in path order (as find_files lists:
+    # by parts, "\0" before any other character); sorted only when some id is used twice.
+    ids = [rid for entry in catalog.files.values() for rid, _ in entry.ids]
+    if len(set(ids)) < len(ids):
+        files = sorted(catalog.files.values(), key=lambda e: e.name.replace(os.sep, "\0"))
+        problems += duplicate_ids((entry.name, entry.ids) for entry in files)
+    if not catalog.files and not problems:
+        problems.append(Problem(catalog.root, None, None, None, "no .yaml or .yml files found"))
+    return sorted(problems, key=lambda p: (p.file, p.line or 0))
 
 
-def entry_of(root: Path, raw: bytes, parts: Parts, problems: list[Problem],
-             catalog: Catalog) -> FileEntry:
-    """Return the entry a file not on disk yet would have in `catalog` (`feedsvc new`)."""
-    return _entry(root, UNREADABLE, raw, parts, problems, catalog.site, catalog.topics, 0)
+def assemble(catalog: Catalog) -> Dataset:
+    """Return the valid dataset the catalog describes; raise DatasetError listing every problem."""
+    problems = problems_of(catalog)
+    if problems:
+        raise DatasetError(problems)
+    assert catalog.site is not None
+    releases = (release for entry in catalog.files.values() for release in entry.releases or ())
+    version = versions.fold((entry.below, entry.stamp) for entry in catalog.files.values())
+    return Dataset(catalog.site, catalog.topics, newest_first(releases),
+                   versions.version(version), catalog.root)
 
 
-FullLoad = Callable[[Path, int], Catalog]
-
-
-def update(old: Catalog, limit: int, *, trust_stat: bool = True, full: FullLoad = load,
-           only: Collection[str] | None = None) -> Change:
-    """Return the catalog of the files on disk now, reading only those that changed.
-
-    With trust_stat=False every file is read and hashed again (SIGHUP: "whatever the file
-    times say"); still only files whose bytes changed are parsed. `full` loads everything
-    when the vocabulary changed (e.g. in a child process). `only`
-    names the paths a notification said changed: only those are looked at, when that is
-    safe (see _named); otherwise every file is.
-    """
-    root = Path(old.root)
-    if not root.exists():
-        return Change(_missing(root), (), tuple(old.files))
-    if old.site is None:  # nothing valid to build on: start afresh
-        return _everything(old, full(root, limit))
-    names = _named(old, only) if only is not None and trust_stat else None
-    links: list[str] = []
-    listed = find_files(root, links, ordered=False) if names is None else names
-    files = dict(old.files) if names is not None else {}
-    now, changed, escapes = time.time_ns(), [], _escapes(root)
-    for name in listed:
-        previous = old.files.get(name)
-        if names is not None and not os.path.lexists(name):
-            files.pop(name, None)
-            continue
-        key, link = _stat(name)
-        if link:
-            links.append(name)
-        moved = previous is not None and (_media_moved(previous)
-                                          or not trust_stat and bool(previous.media))
-        if previous is not None and previous.key == key and not previous.racy and trust_stat \
-                and not moved:
-            files[name] = previous
-            continue
-        entry = _reread(name, previous, limit, old, now, escapes, moved)
-        if entry is None:  # the site or topics changed: every release is checked again
-            return _everything(old, full(root, limit))
-        files[name] = entry
-        if previous is None or entry.stamp != previous.stamp or entry.problems != previous.problems:
-            changed.append(name)
-    removed = tuple(name for name in (listed if names is not None else old.files)
-                    if name in old.files and name not in files)
-    if any(old.files[name].vocabulary for name in removed):
-        return _everything(old, full(root, limit))
-    if names is None:  # listed afresh: in the order they were in, or in path order
-        files = {name: files[name] for name in old.files} \
-            if files.keys() == old.files.keys() else in_path_order(files)
-    linked = old.linked or bool(links) if names is not None else bool(links)
-    racy = frozenset(name for name in (files if names is None else names)
-                     if name in files and files[name].racy)
-    new = replace(old, files=files, linked=linked, racy_names=racy,
-                  fold=refold(old, files, (*changed, *removed)))
-    return Change(new, tuple(changed), removed)
-
-
-def refold(old: Catalog, files: Mapping[str, FileEntry], names: Collection[str]) -> int:
-    """Return the version sum of `files`: old's, less the old and plus the new hashes of
-    `names` (every other file's digest being as in `old`)."""
-    total = old.fold if old.fold is not None else \
-        version.fold(old.root, ((name, e.stamp) for name, e in old.files.items()))
-    return version.refold(old.root, total,
-                          ((n, old.files[n].stamp) for n in names if n in old.files),
-                          ((n, files[n].stamp) for n in names if n in files))
-
-
-def _named(old: Catalog, paths: Collection[str]) -> list[str] | None:
-    """Return the dataset files among notified paths, and the racy ones; None: look at all.
-
-    Safe only in a plain folder tree: a path through a link, in a hidden folder, or a
-    folder's own change may stand for files under other names, so everything is listed.
-    """
-    top = os.path.abspath(old.root)
-    if old.linked or not os.path.isdir(old.root):
-        return None
-    names = set(old.racy_names) if old.racy_names is not None else \
-        {name for name, entry in old.files.items() if entry.racy}
-    media_files = set()
-    for path in paths:
-        if not path.startswith(top + os.sep) or os.path.islink(path) or os.path.isdir(path):
-            return None
-        *folders, base = path[len(top) + 1:].split(os.sep)
-        if any(folder.startswith(".") for folder in folders):
-            return None
-        if folders[:1] == [media.MEDIA_DIR]:  # a picture or attachment (or a dataset file)
-            media_files.add(os.path.join(old.root, *folders, base))
-        if not base.startswith(".") and base.endswith(SUFFIXES):
-            names.add(os.path.join(old.root, *folders, base))
-    if media_files:  # rare: a pass over the entries finds the files naming them
-        names.update(name for name, entry in old.files.items()
-                     if any(path in media_files for path, _, _ in entry.media))
-    return sorted(names)
-
-
-def _reread(name: str, previous: FileEntry | None, limit: int, old: Catalog,
-            now_ns: int, escapes: Escapes, media_moved: bool = False) -> FileEntry | None:
-    """Read one file again (and the media files it names, if they moved); None if it holds
-    (or held) part of the vocabulary."""
-    key, _, raw, problem = _read(name, limit, escapes)
-    racy = key[1] >= now_ns - RACY_NS
-    if raw is None:
-        if previous is not None and previous.vocabulary:
-            return None
-        return FileEntry(key, b"", problems=(problem,) if problem else (), racy=racy)
-    digest = file_digest(raw)
-    if previous is not None and digest == previous.digest and not media_moved:
-        return replace(previous, key=key, racy=racy)  # touched, not changed: nothing to parse
-    if previous is not None and previous.vocabulary:
-        return None
-    problems: list[Problem] = []
-    parts = parse_file(name, raw, problems)
-    if parts.sites or parts.topics:
-        return None
-    assert old.site is not None
-    entry = _entry(Path(old.root), key, raw, parts, problems, old.site, old.topics, now_ns)
-    if previous is not None and entry.stamp == previous.stamp \
-            and entry.problems == previous.problems:
-        # Read again only for its media files, which are as they were: keep the very
-        # releases served, which the index holds (a reload removes them by identity).
-        return replace(entry, releases=previous.releases, ids=previous.ids)
-    return entry
-
-
-def _everything(old: Catalog, new: Catalog) -> Change:
-    changed = tuple(name for name, entry in new.files.items()
-                    if name not in old.files or old.files[name].stamp != entry.stamp
-                    or old.files[name].problems != entry.problems)
-    removed = tuple(name for name in old.files if name not in new.files)
-    if new.problems != old.problems and not changed and not removed:
-        changed = (new.root,)
-    return Change(new, changed, removed)
+def check_with_file(root: Path, limit: int, name: str, raw: bytes,
+                    problems: Sequence[Problem] = ()) -> None:
+    """Check the dataset as it would be with one more file, not written yet (`feedsvc new`);
+    raise DatasetError listing every problem, `problems` included."""
+    catalog = load(root, limit)
+    found: list[Problem] = []
+    # The entry it would have (not on disk yet: no stat key).
+    entry = _entry(root, name, Names(root).below(name), UNREADABLE, raw,
+                   parse_file(name, raw, found), found, catalog.site, catalog.topics, 0)
+    every = [*problems, *problems_of(replace(catalog, files={**catalog.files, name: entry}))]
+    if every:
+        raise DatasetError(sorted(every, key=lambda p: (p.file, p.line or 0)))

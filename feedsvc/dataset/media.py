@@ -12,7 +12,6 @@ import mimetypes
 import os
 import re
 import stat
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -86,19 +85,7 @@ def local_path_problem(src: str) -> str | None:
     return None
 
 
-class _Nested(Fields):
-    """The fields of a mapping inside a release's field, named e.g. image.src, attachments[2].src."""
-
-    def __init__(self, parent: Fields, mapping: LocatedMap, prefix: str) -> None:
-        super().__init__(parent.file, mapping, parent.owner, parent.problems)
-        self.prefix = prefix
-
-    def problem(self, field: str | None, message: str) -> None:
-        name = f"{self.prefix}.{field}" if field else self.prefix
-        self.problems.append(Problem(self.file, self.line(field), self.owner, name, message))
-
-
-def _remote_problems(sub: _Nested, src: str, mapping: LocatedMap) -> None:
+def _remote_problems(sub: Fields, src: str, mapping: LocatedMap) -> None:
     if sub.url("src") and not src.startswith("https://"):
         sub.problem("src", f"{src!r}: a remote file must be an https:// URL")
     if "type" not in mapping:
@@ -114,7 +101,7 @@ def _read_one(f: Fields, name: str, mapping: object, text_key: str, image: bool)
         f.problem(name, f"must be a mapping with src and {text_key}, e.g. "
                         f"{{src: photos/a.jpg, {text_key}: …}}")
         return None
-    sub, before = _Nested(f, mapping, name), len(f.problems)
+    sub, before = Fields(f.file, mapping, f.owner, f.problems, f"{name}."), len(f.problems)
     sub.check_keys(("src", text_key, "type", "length"), ("src", text_key))
     src, text = sub.text("src", limit=1000), sub.text(text_key, limit=500)
     given = sub.match("type", _MIME, "a MIME type such as image/jpeg") if "type" in mapping else None
@@ -181,13 +168,6 @@ def read_attachments(f: Fields) -> tuple[Media, ...]:
 def release_media(release: Release) -> tuple[Media, ...]:
     """Return a release's picture (if any) and attachments."""
     return ((release.image,) if release.image else ()) + release.attachments
-
-
-def local_files(site: Site, releases: Iterable[Release]) -> list[str]:
-    """Return the src of every file below media/ the site and releases name, sorted."""
-    named = [m for m in (site.icon, site.logo) if m is not None]
-    named += [m for r in releases for m in release_media(r)]
-    return sorted({m.src for m in named if not m.remote})
 
 
 def file_facts(path: Path) -> tuple[int, str]:

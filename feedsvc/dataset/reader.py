@@ -16,32 +16,17 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import Site, Topic
+from . import Site
 from .db import Unusable, connect
 from .rows import site_from, topics_from
+from .served import Meta
 from .visible import StoreView, view_at
-
-
-@dataclass(frozen=True)
-class Meta:
-    """What one version of the store says besides its releases."""
-
-    version: str
-    site: Site
-    topics: Mapping[str, Topic]
-    source: str
-
-    @property
-    def dataset(self) -> Meta:
-        """What the version says besides its releases (served.Handle's `dataset`)."""
-        return self
-
 
 IDLE = 8  # pooled connections kept open per process; more are closed when returned
 
@@ -58,21 +43,8 @@ class Snapshot:
         return self.meta.version
 
     @property
-    def dataset(self) -> Meta:
-        """What the version says besides its releases (served.Handle's `dataset`)."""
-        return self.meta
-
-    @property
     def site(self) -> Site:
         return self.meta.site
-
-    @property
-    def topics(self) -> Mapping[str, Topic]:
-        return self.meta.topics
-
-    @property
-    def source(self) -> str:
-        return self.meta.source
 
     def view_at(self, now: datetime) -> StoreView:
         """Return what readers see of this version at `now` (an aware date-time)."""

@@ -1,19 +1,34 @@
-"""What the app reads of the served dataset at one moment, and the values a page is asked by.
+"""The values the served dataset is read and asked by: a version's Meta, and a page's Cursor,
+Filters and Page.
 
-Consumers (views, feeds, the fast path, WebSub, health) are typed against these Protocols,
-which the reader over the SQLite store (reader.py) serves. A page starts after a Cursor, not
-at a position; the sitemap cuts the visible releases into runs and reads one run at a time,
-never all of them.
+The store is read through reader.Snapshot and visible.StoreView (their only implementation: no
+Protocol stands between them and the views). A page starts after a Cursor, not at a position;
+the sitemap cuts the visible releases into runs and reads one run at a time, never all of them.
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
 
 from . import Release
 from .records import Site, Topic
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What one version of the store says besides its releases."""
+
+    version: str
+    site: Site
+    topics: Mapping[str, Topic]
+    source: str
+
+    @property
+    def dataset(self) -> Meta:
+        """Itself: templates and feed builders read `index.dataset.site` (the names of the
+        former in-memory index)."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -53,66 +68,3 @@ class Run:
 
     upper: int
     size: int
-
-
-class Described(Protocol):
-    """What a dataset says besides its releases (Dataset offers it; a store keeps it as meta)."""
-
-    @property
-    def site(self) -> Site: ...
-    @property
-    def topics(self) -> Mapping[str, Topic]: ...
-    @property
-    def source(self) -> str: ...
-
-
-class Handle(Protocol):
-    """One served version: `view.index` (the attribute names of the former in-memory index,
-    kept for the templates and feed builders that read `index.dataset.site` and `index.version`)."""
-
-    @property
-    def version(self) -> str: ...
-    @property
-    def dataset(self) -> Described: ...
-
-
-class View(Protocol):
-    """A served version as readers see it at `now` (visible.StoreView says what each means)."""
-
-    @property
-    def index(self) -> Handle: ...
-    @property
-    def now(self) -> datetime: ...
-    @property
-    def token(self) -> str: ...
-    @property
-    def next_publication(self) -> datetime | None: ...
-    @property
-    def next_change(self) -> datetime | None: ...
-    def seconds_to_change(self) -> float | None: ...
-    def status(self, release_id: str) -> tuple[str, Release | None]: ...
-
-    def select(self, filters: Filters, limit: int, before: Cursor | None = None) -> Page:
-        """Return up to `limit` visible releases matching `filters`, older than `before`."""
-
-    def countries(self) -> Collection[str]:
-        """Return the codes of the countries some release of this version names (visible
-        now or not: WebSub compares the feeds of two versions country by country)."""
-
-    def count(self, name: str | None = None) -> int: ...
-    def newest(self, name: str | None = None) -> Release | None: ...
-    def tombstones(self, filters: Filters) -> list[Release]: ...
-
-    def runs(self, sizes: Sequence[int]) -> list[Run]:
-        """Cut the visible releases, newest first, into runs of these sizes one after the
-        other; `count()` of them exist."""
-
-    def lastmod(self, run: Run) -> int | None:
-        """Return the last change (UTC second) of a run's releases (None: no release)."""
-
-    def listed(self, run: Run) -> Sequence[tuple[str, int]]:
-        """Return the id and last change (UTC second) of a run's releases, newest first."""
-
-    def media_files(self) -> Collection[str]:
-        """Return the src of every file below media/ that the site or a visible release
-        names: only these are served (a draft's picture must not be found by its name)."""

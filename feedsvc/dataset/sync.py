@@ -3,7 +3,7 @@
 `look` returns the Plan of the files on disk against the store: only the changed files read
 (ingest.plan), or every file (coldstart.read_all) when the store is empty or the vocabulary
 changed, with the mass-removal guard's counts taken from the store. `commit` writes a plan in
-one transaction (write.apply, or write.rebuild for a full read); a plan with problems is
+one transaction (write.apply, or bulkload.fill for a full read); a plan with problems is
 refused and nothing is written, and a look that found nothing writes nothing at all.
 """
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pathlib import Path
 from . import DatasetError
 from . import write as writer
 from .bulkload import fill
-from .catalog import Names
 from .coldstart import CHILD_LOAD_BYTES, read_all
-from .ingest import FileRow, FullRead, Plan, plan, stamp_of
+from .ingest import FullRead, Plan, plan, stamp_of
+from .loader import FileRow
+from .version import Names
 
 
 def look(db: sqlite3.Connection, root: Path, limit: int, paths: Collection[str] | None = None,
@@ -74,9 +75,7 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan,
             "root": str(root), **(extra or {})}
     if found.site is not None:  # a full read: its releases are plain values (bulkload.py)
         assert found.topics is not None
-        fill(db, [(row.below, *row.key, row.digest, row.racy, row.vocabulary,
-                   [(src, *at, sha) for src, at, sha in row.media], row.prepared)
-                  for row in found.files],
+        fill(db, [_change(row) for row in found.files], [row.prepared for row in found.files],
              {**meta, "version": found.version, "source": str(root),
               "generation": secrets.token_hex(8)},
              site=found.site, topics=found.topics)
@@ -100,7 +99,7 @@ class Looker:
     A rejected (or held) look writes nothing, so the store still holds the files as they were
     before it; the files it read are remembered here (only those: what changed, not the
     archive) and read again by every look until a commit, so that a notification naming
-    another file still finds them invalid, as loader.update's catalog does today.
+    another file still finds them invalid (as a full load would).
     """
 
     def __init__(self, db: sqlite3.Connection, root: Path, limit: int,

@@ -1,9 +1,11 @@
 """The dataset version: a hash of every file's name and digest, kept up to date file by file.
 
-Each file contributes a 128-bit hash of its name (below the dataset's root) and its digest;
-the version hashes their sum (modulo 2**128). A sum does not depend on the order of the files,
-and a changed file changes it by the difference of its two hashes: a publish costs the files it
-touches, not the archive, and still gives the version a full load would.
+Each file contributes a 128-bit hash of its name below the dataset's root (so that the same
+data has the same version wherever it is installed: instances sharing a Redis cache then
+share its entries) and its digest; the version hashes their sum (modulo 2**128). A sum does
+not depend on the order of the files, and a changed file changes it by the difference of its
+two hashes: a publish costs the files it touches, not the archive, and still gives the
+version a full load would.
 """
 from __future__ import annotations
 
@@ -15,23 +17,33 @@ from pathlib import Path
 _MODULUS = 1 << 128
 
 
-def _below(root: str | Path) -> tuple[str, str]:
-    top = os.path.normpath(root)
-    return top, top.rstrip(os.sep) + os.sep
+class Names:
+    """Turns the names find_files gives into names below the root: what the version hashes and
+    the store's catalog keeps."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.top = str(root)
+        self.folder = os.path.isdir(root)
+        self.prefix = self.top if self.top.endswith(os.sep) else self.top + os.sep
+
+    def below(self, name: str) -> str:
+        """Return a file's name below the root ("" for a one-file dataset), POSIX."""
+        if not self.folder:
+            return ""
+        below = name[len(self.prefix):] if name.startswith(self.prefix) \
+            else os.path.relpath(name, self.top)
+        return below if os.sep == "/" else below.replace(os.sep, "/")
+
+    def full(self, below: str) -> str:
+        """Return the name find_files gives a file kept as `below`."""
+        return self.prefix + below.replace("/", os.sep) if self.folder else self.top
 
 
-def _term(top: str, prefix: str, name: str, digest: bytes) -> int:
-    if name.startswith(prefix):  # as find_files names them: no relpath, a million times
-        below = name[len(prefix):]
-    else:
-        below = "" if os.path.normpath(name) == top else os.path.relpath(name, top)
-    return int.from_bytes(hashlib.sha256(f"{below}\0".encode() + digest).digest()[:16])
-
-
-def fold(root: str | Path, digests: Iterable[tuple[str, bytes]]) -> int:
-    """Return the sum of the files' hashes: what the version is made of."""
-    top, prefix = _below(root)
-    return sum(_term(top, prefix, name, digest) for name, digest in digests) % _MODULUS
+def fold(files: Iterable[tuple[str, bytes]]) -> int:
+    """Return the sum of the files' hashes (each file's name below the root, and its digest):
+    what the version is made of."""
+    return sum(int.from_bytes(hashlib.sha256(f"{below}\0".encode() + digest).digest()[:16])
+               for below, digest in files) % _MODULUS
 
 
 def total(sums: Iterable[int]) -> int:
@@ -39,10 +51,10 @@ def total(sums: Iterable[int]) -> int:
     return sum(sums) % _MODULUS
 
 
-def refold(root: str | Path, total: int, removed: Iterable[tuple[str, bytes]],
+def refold(total: int, removed: Iterable[tuple[str, bytes]],
            added: Iterable[tuple[str, bytes]]) -> int:
     """Return `total` with the `removed` files' hashes taken out and the `added` ones put in."""
-    return (total - fold(root, removed) + fold(root, added)) % _MODULUS
+    return (total - fold(removed) + fold(added)) % _MODULUS
 
 
 def version(total: int) -> str:

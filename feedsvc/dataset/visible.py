@@ -17,7 +17,7 @@ from . import Release, Site
 from .db import key_of
 from .rows import FIELDS, decode, micros, when_from
 from .selecting import choose
-from .served import Cursor, Filters, Handle, Page, Run
+from .served import Cursor, Filters, Meta, Page, Run
 from .words import words
 
 LOWEST_KEY = -(1 << 62)  # below every key: nothing is visible
@@ -42,7 +42,7 @@ class StoreView:
     """The store as readers see it at `now`, within one read transaction (reader.py)."""
 
     conn: sqlite3.Connection
-    index: Handle  # the version read (served.Handle: version, dataset.site/topics/source)
+    index: Meta  # the version read
     now: datetime
     upto: int  # the highest key published at or before now
     scheduled: int  # how many releases (of any kind) are published after now
@@ -240,7 +240,7 @@ class StoreView:
         return frozenset(found)
 
 
-def view_at(conn: sqlite3.Connection, index: Handle, now: datetime) -> StoreView:
+def view_at(conn: sqlite3.Connection, index: Meta, now: datetime) -> StoreView:
     """Return what readers see of the store at `now` (three index lookups)."""
     now_us = micros(now)
     upto = _upto(conn, now_us)

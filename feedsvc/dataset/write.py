@@ -1,5 +1,6 @@
-"""The store's one writer: a whole dataset (rebuild), or the files that changed (apply), each
-in one transaction, so that a reader sees the version before or the version after, never a mix.
+"""The store's one writer of changes: the files that changed (apply), in one transaction, so
+that a reader sees the version before or the version after, never a mix (a whole dataset is
+written by bulkload.py).
 
 A release's key is its UTC second and its rank among the releases of that second (db.py): a
 change renumbers the releases of the seconds it touches, so the file holds the same rows as a
@@ -10,11 +11,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import groupby
 
-from . import Dataset, Release, Site, Topic
+from . import Release
 from .db import RANK_BITS, key_of, second_of
-from .rows import FIELDS, INSERT, decode, encode, hidden, micros, site_json, topics_json
+from .rows import FIELDS, INSERT, decode, encode, hidden, micros
 from .selecting import country_tag, topic_tag
 from .words import words
 
@@ -61,10 +61,23 @@ _WORDS = "INSERT INTO release_words(rowid, words) VALUES (?, ?)"
 _UPDATES = "INSERT INTO release_updates VALUES (?, ?, ?)"
 
 
-class _Writer:
+# One release as plain values: its row (rows.encode, key and file 0), countries, topics,
+# indexed words ("" if hidden), and whether it has `updated` (listed among the updated).
+Prepared = tuple[tuple[object, ...], tuple[str, ...], tuple[str, ...], str, bool]
+FLUSH = 10_000  # releases waiting to go in, at most: memory stays flat at 1,000,000
+
+
+def prepare(release: Release) -> Prepared:
+    """Return a release as the plain values `Writer.put` inserts (made where it was validated:
+    a cold start's child process sends them, never the release)."""
+    return (encode(release, 0, 0), tuple(release.countries), tuple(release.topics),
+            "" if hidden(release) else indexed_words(release), release.updated is not None)
+
+
+class Writer:
     """Rows going in and out of one transaction, with the counts they change. Rows going in
-    wait in lists, written by one executemany a table (flush): a rebuild of 100,000 releases
-    makes six calls into SQLite, not six a release."""
+    wait in lists, written by one executemany a table (flush): 10,000 releases make six calls
+    into SQLite, not six a release."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -78,25 +91,31 @@ class _Writer:
 
     def insert(self, release: Release, key: int, file: int) -> None:
         """Put a release in every table that holds it (when flushed)."""
+        self.put(prepare(release), key, file)
+
+    def put(self, prepared: Prepared, key: int, file: int) -> None:
+        """Put a release, as prepare made it, in every table that holds it (when flushed)."""
+        row, countries, topics, document, updated = prepared
         waiting = self.waiting
-        waiting[INSERT].append(encode(release, key, file))
+        waiting[INSERT].append((key, row[1], file, *row[3:]))
         self.keys.append(key)
-        for country in release.countries:
+        for country in countries:
             self._count(f"named:{country}", 1)
-        if release.withdrawn is not None and not release.draft:
+        if row[6] is not None:  # a notice runs: withdrawn, not a draft
             self._count("tombstones", 1)
-        if hidden(release):
+        if row[5]:  # hidden
             return
-        waiting[_COUNTRIES] += ((c, key) for c in release.countries)
-        waiting[_TOPICS] += ((t, key) for t in release.topics)
-        waiting[_PAIRS] += ((c, t, key) for c in release.countries for t in release.topics)
-        waiting[_WORDS].append((key, indexed_words(release)))
-        scopes = ["", *_names(release)]
-        if release.updated is not None:
-            modified = int(release.modified.timestamp())  # rows.changed()
-            waiting[_UPDATES] += ((scope, modified, key) for scope in scopes)
+        waiting[_COUNTRIES] += ((c, key) for c in countries)
+        waiting[_TOPICS] += ((t, key) for t in topics)
+        waiting[_PAIRS] += ((c, t, key) for c in countries for t in topics)
+        waiting[_WORDS].append((key, document))
+        scopes = ["", *(f"countries/{c}" for c in countries), *(f"topics/{t}" for t in topics)]
+        if updated:
+            waiting[_UPDATES] += ((scope, row[4], key) for scope in scopes)
         for scope in scopes:
             self._count(scope, 1)
+        if len(waiting[INSERT]) >= FLUSH:
+            self.flush()
 
     def flush(self) -> None:
         """Write the rows waiting to go in."""
@@ -142,22 +161,6 @@ class _Writer:
         self.counts.clear()
 
 
-def _save_meta(conn: sqlite3.Connection, values: Mapping[str, str]) -> None:
-    conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
-
-
-def _meta(version: str, site: Site | None, topics: Mapping[str, Topic] | None,
-          source: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
-    found = {"version": version, **(extra or {})}
-    if site is not None:
-        found["site"] = site_json(site)
-    if topics is not None:
-        found["topics"] = topics_json(topics)
-    if source is not None:
-        found["source"] = source
-    return found
-
-
 def _put_file(conn: sqlite3.Connection, change: FileChange) -> int:
     """Insert or update a file of the catalog, with its media; return its id."""
     found = conn.execute(
@@ -187,12 +190,11 @@ def _in_second(conn: sqlite3.Connection, second: int) -> list[tuple[Release, int
 
 
 def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterable[str], *,
-          version: str, site: Site | None = None, topics: Mapping[str, Topic] | None = None,
-          source: str | None = None, meta: Mapping[str, str] | None = None) -> None:
+          version: str, meta: Mapping[str, str] | None = None) -> None:
     """Put the changed files and their releases, take out the removed files and theirs, and
-    record the new version (and site, topics, source and catalog facts when given): in one
-    transaction, rolled back whole on any error."""
-    writer = _Writer(conn)
+    record the new version (and `meta`: the catalog's facts): in one transaction, rolled
+    back whole on any error."""
+    writer = Writer(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         seconds: dict[int, list[tuple[Release, int]]] = {}  # the releases coming in, by second
@@ -212,7 +214,8 @@ def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterab
         for second, coming in sorted(seconds.items()):
             _renumber(writer, second, coming)
         writer.save_counts()
-        _save_meta(conn, _meta(version, site, topics, source, meta))
+        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                         {**(meta or {}), "version": version}.items())
         _mark_written(writer)
         conn.execute("COMMIT")
     except BaseException:
@@ -220,7 +223,7 @@ def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterab
         raise
 
 
-def _mark_written(writer: _Writer) -> None:
+def _mark_written(writer: Writer) -> None:
     """Move the commit counter, and mark the releases put in as written by it (db.py), so that
     a reader can ask what changed since a commit without a pass over the archive."""
     conn = writer.conn
@@ -231,7 +234,7 @@ def _mark_written(writer: _Writer) -> None:
                      ((commit, key) for key in writer.keys))
 
 
-def _drop_releases(writer: _Writer, path: str, seconds: dict[int, list[tuple[Release, int]]]
+def _drop_releases(writer: Writer, path: str, seconds: dict[int, list[tuple[Release, int]]]
                    ) -> None:
     """Take out the releases of a file, noting their seconds (to be numbered again)."""
     rows = writer.conn.execute(
@@ -242,7 +245,7 @@ def _drop_releases(writer: _Writer, path: str, seconds: dict[int, list[tuple[Rel
         seconds.setdefault(second_of(row[0]), [])
 
 
-def _renumber(writer: _Writer, second: int, coming: list[tuple[Release, int]]) -> None:
+def _renumber(writer: Writer, second: int, coming: list[tuple[Release, int]]) -> None:
     """Number the releases of one second again, with those coming in, by (published, id)."""
     staying = _in_second(writer.conn, second)
     for release, key, _ in staying:
@@ -250,31 +253,3 @@ def _renumber(writer: _Writer, second: int, coming: list[tuple[Release, int]]) -
     every = sorted([(r, f) for r, _, f in staying] + coming, key=lambda pair: _order(pair[0]))
     for rank, (release, file) in enumerate(every):
         writer.insert(release, key_of(second, rank), file)
-
-
-def rebuild(conn: sqlite3.Connection, dataset: Dataset, files: Iterable[FileChange],
-            meta: Mapping[str, str] | None = None) -> None:
-    """Replace everything in the store by a dataset and the files it was read from (each
-    FileChange naming the releases it holds), in one transaction."""
-    writer = _Writer(conn)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for table in ("releases", "release_countries", "release_topics", "release_pairs",
-                      "release_updates", "counts", "meta", "file_media", "files"):
-            conn.execute(f"DELETE FROM {table}")  # noqa: S608 (a name)
-        conn.execute("INSERT INTO release_words(release_words) VALUES ('delete-all')")
-        file_of: dict[str, int] = {}
-        for change in files:
-            file = _put_file(conn, change)
-            file_of.update((r.id, file) for r in change.releases or ())
-        oldest_first = reversed(dataset.releases)
-        for second, group in groupby(oldest_first, key=lambda r: micros(r.published) // 10**6):
-            for rank, release in enumerate(sorted(group, key=_order)):
-                writer.insert(release, key_of(second, rank), file_of[release.id])
-        writer.save_counts()
-        _save_meta(conn, _meta(dataset.version, dataset.site, dataset.topics, dataset.source,
-                               meta))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise

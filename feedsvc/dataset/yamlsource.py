@@ -5,7 +5,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -13,7 +13,6 @@ from typing import Any
 
 import yaml
 
-from . import version
 from .problems import Problem
 
 # The C loader parses ~6x faster; the pure-Python one is the fallback.
@@ -312,18 +311,3 @@ def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
 def file_digest(raw: bytes) -> bytes:
     """Return the hash of one file's bytes (what the dataset version is made of)."""
     return hashlib.sha256(raw).digest()[:16]
-
-
-def version_of(root: str | Path, digests: Iterable[tuple[str, bytes]]) -> str:
-    """Return a short hash of every file's name below `root` and bytes' digest: the dataset version.
-
-    Names are taken relative to the dataset's root, so the same data has the same version
-    wherever it is installed: instances sharing a Redis cache then share its entries. Built
-    from per-file digests (see version.py), a new version costs a hash of the changed files only.
-    """
-    return version.version(version.fold(root, digests))
-
-
-def content_hash(files: list[tuple[str, bytes]], root: str | Path) -> str:
-    """Return the dataset version of files already read (name, bytes), as `version_of` does."""
-    return version_of(root, ((name, file_digest(raw)) for name, raw in files))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..dataset.served import View
+from ..dataset.visible import StoreView
 from .feed import NEVER, country_name
 from .urls import Scope
 
@@ -38,12 +38,12 @@ class Catalogue:
         return found[0] if found else Listing(scope, country_name(code), 0, NEVER)
 
 
-def _listing(view: View, scope: Scope, title: str, name: str | None) -> Listing:
+def _listing(view: StoreView, scope: Scope, title: str, name: str | None) -> Listing:
     newest = view.newest(name)
     return Listing(scope, title, view.count(name), NEVER if newest is None else newest.modified)
 
 
-def build_catalogue(view: View) -> Catalogue:
+def build_catalogue(view: StoreView) -> Catalogue:
     """List every feed readers see now, with its number of releases and last update: a
     count per feed from the store (visible.py), never a pass over the releases."""
     dataset = view.index.dataset
@@ -62,7 +62,7 @@ _cached: dict[str, Catalogue] = {}
 _lock = threading.Lock()
 
 
-def catalogue(view: View) -> Catalogue:
+def catalogue(view: StoreView) -> Catalogue:
     """Return the catalogue of what readers see now, built once per dataset version and
     visibility token."""
     key = f"{view.index.version}:{view.token}"

@@ -10,7 +10,7 @@ import pycountry
 
 from ..dataset import Release
 from ..dataset.media import Media
-from ..dataset.served import Cursor, Handle, Page
+from ..dataset.served import Cursor, Meta, Page
 from .query import FeedQuery
 from .urls import Scope, Urls, tag_uri
 
@@ -92,7 +92,7 @@ def country_name(code: str) -> str:
     return str(getattr(country, "common_name", None) or country.name)
 
 
-def feed_title(index: Handle, scope: Scope, query: FeedQuery) -> str:
+def feed_title(index: Meta, scope: Scope, query: FeedQuery) -> str:
     """Say in the title what was filtered: "… — Thailand — Social security"."""
     topics = index.dataset.topics
     filters = query.filters(scope)
@@ -108,7 +108,7 @@ def feed_title(index: Handle, scope: Scope, query: FeedQuery) -> str:
     return " — ".join(parts)
 
 
-def build_entry(index: Handle, release: Release, urls: Urls) -> Entry:
+def build_entry(index: Meta, release: Release, urls: Urls) -> Entry:
     """Describe one release as a feed entry."""
     site, topics = index.dataset.site, index.dataset.topics
     lede = f"{release.dateline} — {release.summary}" if release.dateline else release.summary
@@ -144,7 +144,7 @@ def _content(lede: str, release: Release) -> str | None:
     return "\n\n".join([lede, *parts]) if parts else None
 
 
-def tombstone(index: Handle, release: Release) -> Tombstone:
+def tombstone(index: Meta, release: Release) -> Tombstone:
     """Describe a withdrawn release's notice."""
     assert release.withdrawn is not None
     return Tombstone(tag_uri(index.dataset.site.tag_authority, f"release:{release.id}"),
@@ -169,7 +169,7 @@ def _links(scope: Scope, query: FeedQuery, fmt: str, urls: Urls, page: Page,
     return tuple(links)
 
 
-def build_feed(index: Handle, scope: Scope, query: FeedQuery, fmt: str, urls: Urls,
+def build_feed(index: Meta, scope: Scope, query: FeedQuery, fmt: str, urls: Urls,
                page: Page, hub: str | None = None,
                withdrawn: Sequence[Release] = ()) -> FeedDoc:
     """Describe one page of the feed a scope and query select, for one format."""

@@ -4,8 +4,8 @@ Up to that many URLs, /sitemap.xml is the sitemap; above it, /sitemap.xml is a s
 naming /sitemaps/1.xml, /sitemaps/2.xml, … Listing pages come first, then releases newest
 first, so a part's contents move only when releases are added or removed.
 
-The store cuts the visible releases into the parts' runs once (View.runs: the key each
-starts at); the index asks for each run's last change (View.lastmod) and reads no release
+The store cuts the visible releases into the parts' runs once (StoreView.runs: the key each
+starts at); the index asks for each run's last change (StoreView.lastmod) and reads no release
 row, and a part reads its own run's rows as an index range from its first key, whatever its
 number. A part is written as text, a line per element
 (as lxml's pretty print writes it): its rows become no objects but their lines.
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
-from ..dataset.served import Run, View
+from ..dataset.served import Run
+from ..dataset.visible import StoreView
 from .catalogue import catalogue
 from .feed import NEVER
 from .urls import Urls
@@ -47,12 +48,12 @@ class Sitemap:
     """
 
     pages: Sequence[Loc]
-    view: View
+    view: StoreView
     urls: Urls
     per_file: int
 
     @classmethod
-    def of(cls, view: View, urls: Urls, per_file: int) -> Sitemap:
+    def of(cls, view: StoreView, urls: Urls, per_file: int) -> Sitemap:
         """List what readers can see at the view's moment (no draft, scheduled or withdrawn)."""
         listed = catalogue(view)
         pages = [Loc(urls.page(listing.scope), listing.updated) for listing in listed.listings
@@ -69,7 +70,7 @@ class Sitemap:
 
     def sizes(self) -> list[int]:
         """Return how many releases each file holds, the pages coming first: the runs to ask
-        the view for (View.runs), the index and every part cut at the same keys."""
+        the view for (StoreView.runs), the index and every part cut at the same keys."""
         if not self.parts:
             return [self.view.count()]
         per, first = self.per_file, len(self.pages)

@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import state
 from ..clock import now
-from ..dataset.reader import Meta
+from ..dataset.served import Meta
 from ..feeds.query import QueryError
 from ..feeds.urls import Scope
 from ..views.feeds import SCOPES, feed_request

@@ -30,8 +30,7 @@ from typing import Any
 
 import yaml
 
-from ..dataset import read_files
-from ..dataset.assemble import check_with_file
+from ..dataset.loader import check_with_file, raw_files
 from ..dataset.problems import DatasetError, Problem
 from ..dataset.records import zone_named
 
@@ -196,10 +195,10 @@ def write_release(root: Path, options: Mapping[str, Any], editor: str | None,
     dataset would be bad, or DraftKept when an edited release is not saved."""
     if not root.is_dir():
         raise NewReleaseError(f"{root}: the dataset must be a folder to add a release file to")
-    raw_files = read_files(root, max_file_bytes)  # for the ids in use, even in broken files
-    zone = site_zone(raw_files)
+    files = raw_files(root, max_file_bytes)  # for the ids in use, even in broken files
+    zone = site_zone(files)
     year = _year(options.get("published"), zone)
-    known = _known_ids(raw_files)
+    known = _known_ids(files)
     proposed = next_id(year, _issued(root) | known)  # settled under the lock, when saving
     if resume is not None:
         try:

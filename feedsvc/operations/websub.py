@@ -13,7 +13,7 @@ from urllib.request import Request, urlopen
 from flask import Flask
 
 from ..clock import now, system_now
-from ..dataset.served import View
+from ..dataset.visible import StoreView
 from ..feeds.feed import FeedDoc, build_feed
 from ..feeds.query import FORMATS, FeedQuery
 from ..feeds.urls import Scope, Urls
@@ -36,7 +36,7 @@ def _start_os_thread(run: Callable[[], None]) -> bool:
     return True
 
 
-def _first_page(view: View, scope: Scope, urls: Urls) -> FeedDoc | None:
+def _first_page(view: StoreView, scope: Scope, urls: Urls) -> FeedDoc | None:
     """Describe what a subscriber of the feed gets, or None where the feed does not exist."""
     index = view.index
     if scope.kind == "topics" and scope.key not in index.dataset.topics:
@@ -47,7 +47,7 @@ def _first_page(view: View, scope: Scope, urls: Urls) -> FeedDoc | None:
     return build_feed(index, scope, query, "json", urls, page, None, view.tombstones(filters))
 
 
-def changed_feeds(old: View, new: View, urls: Urls) -> list[str]:
+def changed_feeds(old: StoreView, new: StoreView, urls: Urls) -> list[str]:
     """Return the subscription URL, in every format, of each feed that changed from what
     readers saw of the old index to what they see of the new one (or of the same, later)."""
     scopes = [Scope(), *(Scope("topics", slug) for slug in new.index.dataset.topics)]
@@ -69,7 +69,7 @@ class Publisher:
     # forked from a preloading gunicorn master share the claims and nothing else does.
     claims: Claims = field(default_factory=Claims.temporary, repr=False)
 
-    def __call__(self, old: View, new: View) -> threading.Thread | None:
+    def __call__(self, old: StoreView, new: StoreView) -> threading.Thread | None:
         """Tell the hub of a commit: what readers saw just before it and see after (views
         of two read transactions the writer holds while this runs).
 
@@ -78,7 +78,7 @@ class Publisher:
         """
         return self.start(new.index.version, old, new)
 
-    def start(self, claim: str, old: View, new: View) -> threading.Thread | None:
+    def start(self, claim: str, old: StoreView, new: StoreView) -> threading.Thread | None:
         """Work out the feeds that differ from `old` to `new` now (the views last as long as
         their transactions), and ping the hub for them in a thread, if this process is the
         first of the box to claim `claim`; return the thread."""
@@ -165,7 +165,7 @@ class Schedule:
             self.seen = (snapshot.version, view.now, view.token)
             self._set(view)
 
-    def _set(self, view: View) -> None:
+    def _set(self, view: StoreView) -> None:
         if self.timer is not None:
             self.timer.cancel()
         due = view.next_publication
@@ -179,7 +179,7 @@ class Schedule:
         self.timer.daemon = True
         self.timer.start()
 
-    def on_swap(self, old: View, new: View) -> None:
+    def on_swap(self, old: StoreView, new: StoreView) -> None:
         """New data: the Publisher tells the hub of it; only re-arm the timer here."""
         if self.timer is not None or self.seen is not None:
             self.arm()

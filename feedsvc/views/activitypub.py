@@ -168,7 +168,8 @@ def _acct(resource: str, host: str) -> str | None:
     """Return the handle an `acct:handle@host` (or an actor's URL) names on this host."""
     if resource.startswith("acct:"):
         name, _, at = resource[5:].lstrip("@").rpartition("@")
-        return name if at.casefold() == host.casefold() else None
+        # handles are lowercase: @TH@host, as a reader may type it, is @th@host
+        return name.lower() if at.casefold() == host.casefold() else None
     prefix = urls().actor("")
     return resource[len(prefix):] if resource.startswith(prefix) else None
 

@@ -8,9 +8,10 @@ from typing import Any
 from flask import Request, Response, abort, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..activitypub.settings import federation
 from ..clock import current_view
 from ..dataset.records import country_code
-from ..dataset.served import Handle
+from ..dataset.served import Meta
 from ..feeds.countries import unknown_country
 from ..feeds.query import DEFAULT_QUERY, FeedQuery, parse_query
 from ..feeds.urls import Scope, Urls
@@ -39,7 +40,7 @@ def urls() -> Urls:
     return found
 
 
-def query_of(req: Request, index: Handle, parsed: ParsedQueries) -> FeedQuery:
+def query_of(req: Request, index: Meta, parsed: ParsedQueries) -> FeedQuery:
     """Parse a request's query string, or take it from those `parsed` before (state.py says
     why); a bad value raises QueryError (a 400)."""
     raw = req.query_string
@@ -52,7 +53,7 @@ def query_of(req: Request, index: Handle, parsed: ParsedQueries) -> FeedQuery:
     return found
 
 
-def feed_query(index: Handle) -> FeedQuery:
+def feed_query(index: Meta) -> FeedQuery:
     return query_of(request, index, parsed_queries())
 
 
@@ -80,8 +81,10 @@ def topic_scope(slug: str) -> Scope:
 
 def settings_of(config: Mapping[str, Any], links: Urls) -> str:
     """Return what, besides data and query, shapes a rendered body: base URL (or host), hub,
-    and whether pages link to the fediverse."""
-    return f"{links.base} {config['FEEDSVC_WEBSUB_HUB'] or ''} {config['FEEDSVC_ACTIVITYPUB']}"
+    and whether pages link to the fediverse (the same on an owner and on `elsewhere`
+    instances, which share cache entries)."""
+    linked = "objects" if federation(config).objects else "plain"
+    return f"{links.base} {config['FEEDSVC_WEBSUB_HUB'] or ''} {linked}"
 
 
 def key(path: str, fmt: str, canonical_query: str = "") -> str:

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..dataset import Release
-from ..dataset.served import Handle
+from ..dataset.served import Meta
 from ..feeds.feed import build_feed
 from ..feeds.query import FeedQuery
 from ..feeds.render import CONTENT_TYPES, RENDERERS
@@ -37,7 +37,7 @@ class Keyed(Protocol):
     """What a feed's cache key needs of the store: a View, or the fast path's Moment."""
 
     @property
-    def index(self) -> Handle: ...
+    def index(self) -> Meta: ...
     @property
     def token(self) -> str: ...
 

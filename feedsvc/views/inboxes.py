@@ -2,7 +2,7 @@
 
 Every refusal is decided before anything is written: a body over the cap (413), no signature
 or a bad one (401), too many posts from one sender host or one client address (429, in each
-worker's memory: `limits`' moving window), a body that is no JSON object (400).
+worker's memory: `limits`' fixed window), a body that is no JSON object (400).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, request
 from limits import parse
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..activitypub import handles
@@ -33,7 +33,7 @@ MAX_BODY = 256 * 1024  # Mastodon's own inbox cap is 1 MiB; our activities of in
 PER_SENDER, PER_CLIENT = parse("300/minute"), parse("600/minute")
 _KEY_ID = re.compile(r'keyid="([^"]{1,2000})"', re.IGNORECASE)
 _CLIENT = "feedsvc.activitypub.client"
-_limiter = MovingWindowRateLimiter(MemoryStorage())
+_limiter = FixedWindowRateLimiter(MemoryStorage())
 
 
 def _answer(status: int, text: str) -> Response:

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from ..clock import current_view
 from ..dataset.media import content_type, file_facts, locate, media_root
-from ..dataset.served import View
+from ..dataset.visible import StoreView
 from ..feeds.urls import MEDIA_HASH
 from ..http.conditional import Validators, media_cache_control, shown_inline
 
@@ -29,7 +29,7 @@ bp = Blueprint("media", __name__)
 _named: tuple[tuple[str, str], frozenset[str]] = (("", ""), frozenset())
 
 
-def named_files(view: View) -> frozenset[str]:
+def named_files(view: StoreView) -> frozenset[str]:
     """Return the src of every local file the releases readers can see name (only these are
     served: a picture of a draft or of a release not yet published must not be found by
     guessing its name)."""

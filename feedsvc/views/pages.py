@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..clock import current_view
 from ..dataset import Release
-from ..dataset.served import View
+from ..dataset.visible import StoreView
 from ..feeds.catalogue import catalogue
 from ..feeds.feed import country_name, feed_title
 from ..feeds.query import FeedQuery
@@ -52,7 +52,7 @@ def _helpers() -> dict[str, Any]:
             "country_scope": lambda c: Scope("countries", c), "country_name": country_name}
 
 
-def _html(body: str, view: View) -> Rendered:
+def _html(body: str, view: StoreView) -> Rendered:
     # A page lists more than its releases (e.g. every country with releases): it is as new as
     # the newest change readers can see.
     return Rendered.build(body.encode(), HTML, catalogue(view).everything.updated)
@@ -81,7 +81,7 @@ def _listing(scope: Scope) -> BaseResponse:
                      activitypub.page_vary())
 
 
-def _countries_with_releases(view: View) -> list[str]:
+def _countries_with_releases(view: StoreView) -> list[str]:
     return [listing.scope.key or "" for listing in catalogue(view).countries]
 
 
@@ -128,7 +128,7 @@ def release(release_id: str) -> Response:
     return cacheable(key(f"releases/{release_id}", "html"), render, activitypub.page_vary())
 
 
-def withdrawn(view: View, links: Urls, release: Release) -> Response:
+def withdrawn(view: StoreView, links: Urls, release: Release) -> Response:
     """Answer 410 Gone for a withdrawn release, with its note (not cached: rare, and small)."""
     body = render_template("withdrawn.html", release=release, index=view.index, urls=links,
                            autodiscovery=[])

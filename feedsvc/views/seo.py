@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from flask import Blueprint, Response, abort, current_app
 
 from ..clock import current_view
-from ..dataset.served import Run, View
+from ..dataset.served import Run
+from ..dataset.visible import StoreView
 from ..feeds.catalogue import catalogue
 from ..feeds.sitemap import CONTENT_TYPE, ROBOTS_CONTENT_TYPE, Sitemap, part_count, robots
 from ..http.conditional import Rendered
 from .common import cacheable, key, urls
 
 bp = Blueprint("seo", __name__)
-# Where the sitemap's parts start (View.runs), by dataset version, moment and part size: found
+# Where the sitemap's parts start (StoreView.runs), by dataset version, moment and part size: found
 # once (a walk over the listed releases' index, as the sitemap index takes), so that the index
 # and every part cut at the same keys and a part reads only its own run.
 _cut: tuple[tuple[str, str, int], Sequence[Run]] = (("", "", 0), ())
@@ -25,7 +26,7 @@ def _per_file() -> int:
     return per
 
 
-def runs_of(view: View, site: Sitemap) -> Sequence[Run]:
+def runs_of(view: StoreView, site: Sitemap) -> Sequence[Run]:
     """Return the runs of releases the sitemap's files hold, newest first (one a file)."""
     global _cut
     moment, found = _cut
