@@ -75,10 +75,12 @@ def deliverer(master: int) -> int:
 
 
 def synced(durable: Durable) -> bool:
+    """Tell whether the deliverer's first sync recorded the archive (the master's noted
+    baseline is no longer pending)."""
     with durable.transaction() as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema")}
-        return "ledger_sync" in names and bool(
-            conn.execute("SELECT count(*) FROM ledger_sync").fetchone()[0])
+        return "ledger_sync" in names and conn.execute(
+            "SELECT count(*) > 0 AND sum(name = 'baseline') = 0 FROM ledger_sync").fetchone()[0] == 1
 
 
 def in_ledger(durable: Durable) -> bool:
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, float]:
             "FEEDSVC_LOG_LEVEL": "WARNING"})
         stack.callback(server.stop)
         wait(lambda: synced(durable), 300, "the deliverer's first sync")
-        pid = deliverer(server.process.pid)
+        pid = deliverer(server.process.pid)  # it synced: it runs
         idle = parse_wrk(wrk(server.port, args.seconds, args.connections).communicate()[0])
         before = cpu(pid)
         release = (data / "releases").iterdir().__next__().read_text()

@@ -24,6 +24,7 @@ from feedsvc.activitypub.deliver import Deliverer, only_deliverer, sender
 from feedsvc.activitypub.durable import Durable
 from feedsvc.activitypub.ledger import Ledger
 from feedsvc.config import from_env
+from feedsvc.dataset.db import connect
 from feedsvc.feeds.urls import Urls
 
 from .conftest import BASE_URL, FakeClock, release_yaml
@@ -232,7 +233,7 @@ def synced(durable: Durable) -> bool:
     with durable.transaction() as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema")}
         return "ledger_sync" in tables and conn.execute(
-            "SELECT count(*) FROM ledger_sync").fetchone()[0] > 0
+            "SELECT count(*) > 0 AND sum(name = 'baseline') = 0 FROM ledger_sync").fetchone()[0] == 1
 
 
 def write_release(data: Path, release: dict[str, object]) -> None:
@@ -273,3 +274,14 @@ def test_a_deliverer_that_fails_is_said_and_started_again_and_the_command_stops_
     text = log.read_text()
     assert "not an SQLite database" in text  # durable.py's word, naming the file
     assert "the deliverer ended (exit status 1): starting it again in" in text
+
+
+def test_the_deliverer_waits_for_a_store_not_built_yet(tmp_path: Path) -> None:
+    durable = Durable(tmp_path / "activitypub.sqlite3")
+    store = tmp_path / "store.sqlite"
+    urls = Urls(BASE_URL)
+    deliverer = Deliverer(durable, store, lambda reader: Ledger(durable, reader, urls),
+                          lambda delivery: 202)
+    assert not deliverer.sync_if_changed()  # no file
+    connect(store, write=True).close()  # the schema, no dataset yet (a build under way)
+    assert not deliverer.sync_if_changed()

@@ -95,6 +95,9 @@ class Deliverer:
                 if inflight:
                     done, _ = wait(inflight, timeout=self.poll, return_when=FIRST_COMPLETED)
                     inflight -= done
+                    for failed in (f.exception() for f in done):
+                        if failed is not None:  # a bug: said; the claim's lease ends it
+                            log.error("a delivery failed: %r", failed)
                 else:
                     stop.wait(self._idle())
             wait(inflight)
@@ -110,13 +113,14 @@ class Deliverer:
         whether it did."""
         try:
             seen = self._look()
+            if seen == self._seen and (self._next_change is None
+                                       or self.clock() < self._next_change):
+                return False
+            assert self._ledger is not None
+            synced = self._ledger.sync(datetime.fromtimestamp(self.clock(), UTC))
         except (Unusable, OSError) as error:  # not built yet, or being rebuilt: next time
             log.debug("store not readable yet: %s", error)
             return False
-        if seen == self._seen and (self._next_change is None or self.clock() < self._next_change):
-            return False
-        assert self._ledger is not None
-        synced = self._ledger.sync(datetime.fromtimestamp(self.clock(), UTC))
         self._seen = seen
         self._next_change = None if synced.next_change is None else \
             synced.next_change.timestamp()

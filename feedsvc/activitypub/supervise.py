@@ -30,6 +30,7 @@ PID_ENV = "_FEEDSVC_DELIVERER_PID"  # the master's record of its deliverer (its 
 QUICK = 10.0  # seconds: a deliverer that dies sooner is started again after a longer wait
 MOST = 60.0  # seconds: the longest wait before a start again
 NICE = 10  # the deliverer's niceness increment
+_KEPT: list[Any] = []  # the master's durable file (see _begin)
 
 
 def main(settings: Mapping[str, Any]) -> int:
@@ -143,14 +144,18 @@ def _begin(settings: Mapping[str, Any], durable_file: Path) -> None:
     from .ledger import begin
 
     reader = Reader(_store(settings))
+    durable = Durable(durable_file, settings.get("FEEDSVC_ACTIVITYPUB_KEYS_DIR"))
     try:
-        begin(Durable(durable_file, settings.get("FEEDSVC_ACTIVITYPUB_KEYS_DIR")), reader,
-              datetime.now(UTC))
+        begin(durable, reader, datetime.now(UTC))
     except (Unusable, DurableError, OSError, sqlite3.Error) as error:
         log.warning("fediverse: where federation begins is not noted (%s): the deliverer's "
                     "first sync notes it", error)
     finally:
         reader.close()
+    # Kept open for the master's life, never collected: a connection closed in the master,
+    # or collected in a worker that inherited it, may be taken for the file's last one and
+    # take its WAL from under the deliverer's and the workers' connections.
+    _KEPT.append(durable)
 
 
 def _store(settings: Mapping[str, Any]) -> Path:
