@@ -83,4 +83,4 @@ system-deps:
 	bash .ci/system-deps
 
 clean:
-	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache *.egg-info .coverage
+	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache *.egg-info .coverage $(FEDIFY)/node_modules

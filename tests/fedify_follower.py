@@ -68,7 +68,7 @@ class Follower:
         return answer
 
     def wait_for(self, match: Callable[[dict[str, Any]], bool], what: str,
-                 deadline_s: float = 60.0) -> dict[str, Any]:
+                 deadline_s: float = 30.0) -> dict[str, Any]:
         """Return the first verified activity `match` accepts, polling until the deadline."""
         deadline = time.monotonic() + deadline_s
         while True:
