@@ -21,6 +21,7 @@ from feedsvc.operations.reload import reloader
 from feedsvc.operations.synth import write_archive
 
 from .helpers import parse_feed, record_parses
+from .servers import gunicorn_workers
 from .test_gunicorn import Server, start, stop, until
 
 BASE_URL = "https://feeds.example.org/"
@@ -250,8 +251,7 @@ def test_a_restart_lists_the_whole_archive_in_its_sitemap(thousand: Path,
 
 
 def _pids(server: Server) -> set[int]:
-    pid = server.process.pid
-    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    return gunicorn_workers(server.process.pid)
 
 
 def _every_worker_done(server: Server, version: str) -> bool:
