@@ -54,7 +54,7 @@ def _build(test_config: Mapping[str, Any] | None) -> Flask:
     from .extensions import cache
     from .http import errors, fastpath, feedcache, headers, observe, proxy
     from .operations import logs, reload, websub
-    from .views import directory, embed, feeds, health, media, pages, seo
+    from .views import activitypub, directory, embed, feeds, health, media, pages, seo
     from .views import metrics as metrics_view  # the view, apart from operations.metrics
 
     app = Flask(__name__)
@@ -73,6 +73,7 @@ def _build(test_config: Mapping[str, Any] | None) -> Flask:
     for blueprint in (feeds.bp, pages.bp, directory.bp, embed.bp, health.bp, metrics_view.bp,
                       media.bp, seo.bp):
         app.register_blueprint(blueprint)
+    activitypub.init_app(app)  # the fediverse's URLs, when this instance federates
     errors.init_app(app)
     headers.init_app(app)
     fastpath.init_app(app)

@@ -9,6 +9,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
+from .activitypub.settings import MODES as ACTIVITYPUB_MODES
 from .dataset.yamlsource import DEFAULT_MAX_FILE_BYTES
 
 # The sample dataset, served when FEEDSVC_DATA is unset: in the repository sample_data is a link
@@ -219,6 +220,11 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_LOG_LEVEL": _choice(env, "FEEDSVC_LOG_LEVEL", LOG_LEVELS, "INFO"),
         # Answer feeds held in the worker's memory before Flask runs (off: always through Flask).
         "FEEDSVC_FAST_PATH": _switch(env, "FEEDSVC_FAST_PATH", True),
+        # The fediverse (docs/fediverse.md): this instance federates, another does, or none.
+        "FEEDSVC_ACTIVITYPUB": _choice(env, "FEEDSVC_ACTIVITYPUB", ACTIVITYPUB_MODES, "owner"),
+        # Who runs the deliverer: the shipped gunicorn config (auto) or a sidecar (external).
+        "FEEDSVC_ACTIVITYPUB_DELIVER": _choice(env, "FEEDSVC_ACTIVITYPUB_DELIVER",
+                                               ("auto", "external"), "auto"),
         # gunicorn (deploy/gunicorn.conf.py): where to listen and how many worker processes.
         "FEEDSVC_BIND": _bind(env.get("FEEDSVC_BIND")),
         "FEEDSVC_WORKERS": _int(env, "FEEDSVC_WORKERS", os.cpu_count() or 1, 1, 256),

@@ -9,12 +9,17 @@ from pathlib import Path
 from .problems import DatasetError, Problem
 
 # Re-exported: the records are part of this module's interface.
-from .records import Release, Site, Topic, read_release, read_site, read_topic
+from .records import Release, Site, Topic, country_code, read_release, read_site, read_topic
 from .yamlsource import DEFAULT_MAX_FILE_BYTES, LocatedMap, SourceFile, parse
 
 __all__ = ["Dataset", "DatasetError", "Problem", "Release", "Site", "Topic", "load_dataset"]
 
 BUNDLE_KEYS = frozenset({"site", "topics", "releases"})
+# Fediverse handles share one namespace (docs/fediverse.md): `all`, country codes, topic slugs.
+SITE_HANDLE = "all"
+_HANDLE_TAKEN = ("topic slug {slug!r} is {what} fediverse handle (@{slug}@...): handles of "
+                 "the site (all), countries (their codes) and topics share one namespace; "
+                 "choose another slug")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,10 @@ def _topics(parts: Parts, problems: list[Problem]) -> dict[str, Topic]:
         if topic.slug in topics:
             problems.append(Problem(src.name, mapping.line, None, "slug",
                                     f"topic {topic.slug!r} is defined twice"))
+        elif topic.slug == SITE_HANDLE or country_code(topic.slug) is not None:
+            problems.append(Problem(src.name, mapping.line, None, "slug", _HANDLE_TAKEN.format(
+                slug=topic.slug, what="the whole site's" if topic.slug == SITE_HANDLE
+                else "a country's")))
         else:
             topics[topic.slug] = topic
     if not parts.topics:

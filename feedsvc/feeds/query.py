@@ -130,7 +130,8 @@ def _since(raw: str | None) -> date | None:
         raise QueryError("since", f"{raw[:20]!r} is not a date; use YYYY-MM-DD") from None
 
 
-def _before(raw: str | None) -> Cursor | None:
+def parse_cursor(raw: str | None) -> Cursor | None:
+    """Read a paging cursor as `cursor_text` writes it (None: none given)."""
     if raw is None:
         return None
     match = _CURSOR.match(raw)
@@ -190,7 +191,7 @@ def parse_query(args: Mapping[str, Sequence[str]], known_topics: Collection[str]
         words=_words(_single(args, "q")),
         since=_since(_single(args, "since")),
         limit=_limit(_single(args, "limit")),
-        before=_before(_single(args, "before")),
+        before=parse_cursor(_single(args, "before")),
     )
 
 

@@ -80,6 +80,21 @@ class Urls:
         """Return the sitemap (or its index), or one of its numbered parts."""
         return f"{self.base}sitemap.xml" if part is None else f"{self.base}sitemaps/{part}.xml"
 
+    def actor(self, handle: str) -> str:
+        """Return a fediverse actor's id: `all`, a lowercase country code or a topic slug."""
+        return f"{self.base}ap/actors/{quote(handle)}"
+
+    def shared_inbox(self) -> str:
+        return f"{self.base}ap/inbox"
+
+    def activity(self, kind: str, handle: str, release_id: str, version: str) -> str:
+        """Return the id of an activity about a release (stable: the same on every instance)."""
+        return f"{self.base}ap/activities/{kind}/{quote(handle)}/{quote(release_id)}/{version}"
+
+    def ap_icon(self) -> str:
+        """Return the actors' picture drawn from the site's name (when the site has no logo)."""
+        return f"{self.base}ap/icon.png"
+
     def scheme(self, kind: str) -> str:
         """Return the category scheme of countries or topics (their feeds' folder)."""
         return f"{self.base}feeds/{kind}/"

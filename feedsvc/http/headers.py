@@ -46,7 +46,9 @@ EMBED = Policy(f"{_HTML}; frame-ancestors *", cors=True)
 # A view may set a stricter Content-Security-Policy of its own (embed: hashed script and style).
 POLICIES: dict[str, Policy] = {"feeds": FEED, "embed": EMBED, "directory.opml": FEED,
                                "directory.directory": DIRECTORY,
-                               "directory.stylesheet": FEED, "media": MEDIA}
+                               "directory.stylesheet": FEED, "media": MEDIA,
+                               # WebFinger (RFC 7033 asks for CORS), NodeInfo, actors: public data.
+                               "activitypub": FEED}
 
 
 def policy_for(endpoint: str | None) -> Policy:

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Request, Response, abort, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..activitypub.settings import federation
 from ..clock import current_view
 from ..dataset.records import country_code
 from ..dataset.served import Meta
@@ -79,8 +80,11 @@ def topic_scope(slug: str) -> Scope:
 
 
 def settings_of(config: Mapping[str, Any], links: Urls) -> str:
-    """Return what, besides data and query, shapes a rendered body: base URL (or host) and hub."""
-    return f"{links.base} {config['FEEDSVC_WEBSUB_HUB'] or ''}"
+    """Return what, besides data and query, shapes a rendered body: base URL (or host), hub,
+    and whether pages link to the fediverse (the same on an owner and on `elsewhere`
+    instances, which share cache entries)."""
+    linked = "objects" if federation(config).objects else "plain"
+    return f"{links.base} {config['FEEDSVC_WEBSUB_HUB'] or ''} {linked}"
 
 
 def key(path: str, fmt: str, canonical_query: str = "") -> str:

@@ -80,6 +80,15 @@ def _from_this_host() -> bool:
         return False
 
 
+def _activitypub() -> dict[str, Any]:
+    """Say what this instance does on the fediverse, and why not when it cannot (not a failure
+    of readiness: feeds are served either way)."""
+    from .activitypub import federation_of
+
+    found = federation_of()
+    return {"mode": found.mode, "federating": found.owner, "off_because": found.reason}
+
+
 @bp.get("/readyz")
 def readyz() -> Response:
     """ok, or degraded: still serving, but the cache is down or new data was rejected.
@@ -91,5 +100,6 @@ def readyz() -> Response:
     dataset = _dataset(live())
     healthy = reachable and dataset["last_reload_error"] is None
     body = {"status": "ok" if healthy else "degraded", "dataset": dataset,
-            "cache": {"backend": cache.backend, "reachable": reachable}, "service": _service()}
+            "cache": {"backend": cache.backend, "reachable": reachable}, "service": _service(),
+            "activitypub": _activitypub()}
     return _no_store(body if _from_this_host() else _for_public(body))

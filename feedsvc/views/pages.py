@@ -17,6 +17,7 @@ from ..feeds.query import FeedQuery
 from ..feeds.seo import news_article, script_json
 from ..feeds.urls import Scope, Urls
 from ..http.conditional import Rendered
+from . import activitypub
 from .common import cacheable, check_country, feed_query, key, lowercase, topic_scope, urls
 
 bp = Blueprint("pages", __name__)
@@ -57,7 +58,9 @@ def _html(body: str, view: StoreView) -> Rendered:
     return Rendered.build(body.encode(), HTML, catalogue(view).everything.updated)
 
 
-def _listing(scope: Scope) -> Response:
+def _listing(scope: Scope) -> BaseResponse:
+    if activitypub.negotiated():
+        return activitypub.feed_actor(scope)
     view, links = current_view(), urls()
     index = view.index
     query: FeedQuery = feed_query(index)
@@ -71,9 +74,11 @@ def _listing(scope: Scope) -> Response:
             page=view.select(query.filters(scope), query.limit, query.before),
             autodiscovery=[here] if scope.kind == "all" and not query.link_query()
             else [here, everything],
-            countries_with_releases=_countries_with_releases(view)), view)
+            countries_with_releases=_countries_with_releases(view),
+            activity=activitypub.actor_link(scope)), view)
 
-    return cacheable(key(f"page/{scope.path}", "html", query.canonical()), render)
+    return cacheable(key(f"page/{scope.path}", "html", query.canonical()), render,
+                     activitypub.page_vary())
 
 
 def _countries_with_releases(view: StoreView) -> list[str]:
@@ -81,7 +86,7 @@ def _countries_with_releases(view: StoreView) -> list[str]:
 
 
 @bp.get("/")
-def home() -> Response:
+def home() -> BaseResponse:
     return _listing(Scope())
 
 
@@ -92,7 +97,7 @@ def country(code: str) -> BaseResponse:
 
 
 @bp.get("/topics/<slug>")
-def topic(slug: str) -> Response:
+def topic(slug: str) -> BaseResponse:
     return _listing(topic_scope(slug))
 
 
@@ -103,6 +108,8 @@ def release(release_id: str) -> Response:
     status, found = view.status(release_id)
     if found is None:
         abort(404, description=f"No release has the id {release_id[:100]!r}.")
+    if activitypub.negotiated():
+        return activitypub.release_object(release_id, status, found)
     if status == "gone":
         return withdrawn(view, links, found)
     shown = found
@@ -115,9 +122,10 @@ def release(release_id: str) -> Response:
                           for c in shown.countries]
         jsonld = Markup(script_json(news_article(shown, index.dataset.site, links)))
         return _html(render_template("release.html", index=index, release=shown, urls=links,
-                                     autodiscovery=autodiscovery, jsonld=jsonld), view)
+                                     autodiscovery=autodiscovery, jsonld=jsonld,
+                                     activity=activitypub.object_link(shown)), view)
 
-    return cacheable(key(f"releases/{release_id}", "html"), render)
+    return cacheable(key(f"releases/{release_id}", "html"), render, activitypub.page_vary())
 
 
 def withdrawn(view: StoreView, links: Urls, release: Release) -> Response:
@@ -126,4 +134,5 @@ def withdrawn(view: StoreView, links: Urls, release: Release) -> Response:
                            autodiscovery=[])
     response = Response(body, status=410, content_type=HTML)
     response.headers["Cache-Control"] = "public, max-age=60"
+    response.headers["Vary"] = activitypub.page_vary()
     return response
