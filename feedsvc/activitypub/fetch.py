@@ -116,10 +116,11 @@ class Client:
             raise FetchError(f"{url}: not an http(s) URL without credentials")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        addresses = self._resolve(parts.hostname, port)  # refused before anything is signed
         headers = sign(method, url, body, signer.key_id, signer.private_pem) if signer else \
             {"Host": parts.netloc, "Accept": "application/activity+json"}
         headers["User-Agent"] = "feedsvc (ActivityPub)"
-        for address in self._resolve(parts.hostname, port):  # the next if one cannot be reached
+        for address in addresses:  # the next if one cannot be reached
             pool = self._pool(parts.scheme, parts.hostname, port, address)
             try:
                 response = pool.urlopen(method, target, body=body, headers=headers, redirect=False,
