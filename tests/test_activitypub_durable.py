@@ -363,3 +363,27 @@ def test_calls_inside_a_transaction_commit_or_roll_back_with_it(tmp_path: Path) 
         durable.enqueue_to_followers("th", {"type": "Create"})
     assert durable.pending() == 1
     assert Durable(durable_path(tmp_path)).follower_count("th") == 1  # another connection sees it
+
+
+WRITER = """
+import sys
+from feedsvc.activitypub.durable import Durable
+durable = Durable(sys.argv[1])
+durable.follow("th", sys.argv[2], sys.argv[2] + "/inbox", None)
+durable.close()
+"""
+
+
+def test_a_process_closing_the_file_leaves_the_others_their_wal(tmp_path: Path) -> None:
+    """The locks SQLite holds on the file stay held: a process that opens, writes and closes it
+    (the gunicorn master, the CLI) never checkpoints and deletes the -wal and -shm under another
+    process's open connection, which then sees every later write."""
+    path = durable_path(tmp_path)
+    holder = Durable(path)  # a worker, its connection open throughout
+    assert holder.follower_count("th") == 0
+    for actor in (ACTOR.format("b"), ACTOR.format("c")):  # B opens, writes, closes; then C
+        done = subprocess.run([sys.executable, "-c", WRITER, str(path), actor], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert path.with_name(path.name + "-shm").exists()  # not deleted under the holder
+    assert holder.follower_count("th") == 2

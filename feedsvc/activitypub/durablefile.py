@@ -15,7 +15,6 @@ from pathlib import Path
 FILE_NAME = "activitypub.sqlite3"
 SCHEMA = 1
 APPLICATION_ID = 0x46454431  # "FED1": marks the file as feedsvc's, in the SQLite header
-HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5000
 DDL = """
 CREATE TABLE keys(name TEXT PRIMARY KEY, private_pem BLOB NOT NULL, public_pem TEXT NOT NULL,
@@ -50,7 +49,8 @@ def named(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as error:
-        raise DurableError(f"{path}: {error}{_ADVICE}") from error
+        what = "not an SQLite database" if str(error) == "file is not a database" else error
+        raise DurableError(f"{path}: {what}{_ADVICE}") from error
 
 
 _ADVICE = ("; this file holds the site's key pair (its fediverse identity) and its followers: "
@@ -59,28 +59,32 @@ _ADVICE = ("; this file holds the site's key pair (its fediverse identity) and i
 
 def open_file(path: Path) -> sqlite3.Connection:
     """Open (or create, 0600) the durable file and check it is ours, in our schema. Processes
-    opening it at once take turns (flock): switching a new file to WAL does not wait for a
-    busy file as other statements do."""
+    opening it at once take turns (a flock on a file beside it): switching a new file to WAL
+    does not wait for a busy file as other statements do. The database file itself is only
+    ever opened by SQLite: closing any other descriptor of it would drop the process's fcntl
+    locks on it, SQLite's own among them (then a closing process, finding no other, deletes
+    the -wal and -shm under the others' feet)."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the state directory is
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # 0600: it holds the private key
+        turns = os.open(path.with_name(path.name + ".open-lock"), os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as error:
         raise DurableError(f"{path}: cannot be opened: {error}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # SQLite's own locks are fcntl's: independent of it
-        header = os.pread(fd, 100, 0)
-        if header and not header.startswith(HEADER):
-            raise DurableError(f"{path}: not an SQLite database{_ADVICE}")
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        fcntl.flock(turns, fcntl.LOCK_EX)
+        with named(path):
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
+            os.chmod(path, 0o600)  # it holds the private key (-wal and -shm take its mode)
             with named(path):
                 _prepare(conn, path)
         except BaseException:
             conn.close()
             raise
         return conn
+    except OSError as error:
+        raise DurableError(f"{path}: cannot be opened: {error}") from None
     finally:
-        os.close(fd)  # and with it the flock
+        os.close(turns)  # and with it the flock
 
 
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:
