@@ -247,20 +247,50 @@ def test_a_rotated_key_is_fetched_again_once_then_not_for_a_while(
     remote.routes["/users/carol"] = lambda _: json_route({"id": actor, "publicKey": {
         "id": actor + "#main-key", "owner": actor, "publicKeyPem": current["pem"]}})(_)
     durable = Durable(durable_path(tmp_path))
-    keys = ActorKeys(durable, loopback(), Signer(OURS, site.private_pem), again_after=600)
-    assert keys(actor + "#main-key").public_pem == old.public_pem  # fetched and cached
+    signer = Signer(OURS, site.private_pem)
+    first = ActorKeys(durable, loopback(), signer, again_after=600)  # a worker
+    assert first(actor + "#main-key").public_pem == old.public_pem  # fetched and kept
     durable.store_actor_key(actor + "#main-key", actor, old.public_pem, now=time.time() - 3600)  # an hour ago
     current["pem"] = new.public_pem  # the actor rotates its key
+    keys = ActorKeys(durable, loopback(), signer, again_after=600)  # another worker
     headers = sign("POST", "https://feeds.example.org/ap/inbox", b"{}", actor + "#main-key", new.private_pem)
     with pytest.raises(SignatureError, match="does not match"):
-        verify("POST", "/ap/inbox", headers, b"{}", keys)  # the cached key alone fails
+        verify("POST", "/ap/inbox", headers, b"{}", keys)  # the kept key alone fails
     assert verify("POST", "/ap/inbox", headers, b"{}", keys, refresh=keys.fetch).owner == actor
     fetches = len(remote.seen)
+    # the first worker still remembers the old key, and is told of the new one by the file
+    assert verify("POST", "/ap/inbox", headers, b"{}", first, refresh=first.fetch).owner == actor
     bad = sign("POST", "https://feeds.example.org/ap/inbox", b"{}", actor + "#main-key", old.private_pem)
     for _ in range(5):  # badly signed posts: no fetch each (the key was fetched just now)
         with pytest.raises(SignatureError, match="does not match"):
             verify("POST", "/ap/inbox", bad, b"{}", keys, refresh=keys.fetch)
     assert len(remote.seen) == fetches == 2
+
+
+def test_a_kept_key_is_read_from_the_file_once_a_minute(
+        remote: Remote, site: SiteKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    theirs, actor = new_site_key(), remote.url + "/users/erin"
+    durable = Durable(durable_path(tmp_path))
+    durable.store_actor_key(actor + "#main-key", actor, theirs.public_pem)
+    reads: list[str] = []
+    real = durable.actor_key
+
+    def counted(key_id: str) -> tuple[str, str, float] | None:
+        reads.append(key_id)
+        return real(key_id)
+    monkeypatch.setattr(durable, "actor_key", counted)
+    keys = ActorKeys(durable, loopback(), Signer(OURS, site.private_pem))
+    headers = sign("POST", "https://feeds.example.org/ap/inbox", b"{}", actor + "#main-key",
+                   theirs.private_pem)
+    for _ in range(20):
+        assert verify("POST", "/ap/inbox", headers, b"{}", keys, refresh=keys.fetch).owner == actor
+    assert len(reads) == 1 and remote.seen == []
+    durable.forget_actor(actor)  # its Delete, received by another worker
+    later = time.monotonic() + ActorKeys.MEMO_SECONDS + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)  # a minute on
+    with pytest.raises(SignatureError, match="could not be fetched"):  # forgotten here too: asked again
+        keys(actor + "#main-key")
+    assert len(reads) == 3 and len(remote.seen) == 1
 
 
 def _certificate(tmp_path: Path) -> tuple[Path, Path, Path]:

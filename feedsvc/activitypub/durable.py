@@ -247,10 +247,15 @@ class Durable:
     def cached_actor_key(self, key_id: str, max_age: float,
                          now: float | None = None) -> tuple[str, str] | None:
         """Return (actor id, public PEM) of a remote key fetched less than `max_age` s ago."""
+        found = self.actor_key(key_id)
         at = time.time() if now is None else now
-        found = self._read("SELECT actor_id, public_pem FROM actor_keys WHERE key_id = ? "
-                           "AND fetched > ?", (key_id, at - max_age))
-        return (str(found[0][0]), str(found[0][1])) if found else None
+        return (found[0], found[1]) if found and found[2] > at - max_age else None
+
+    def actor_key(self, key_id: str) -> tuple[str, str, float] | None:
+        """Return (actor id, public PEM, when fetched) of a remote key kept, if it is."""
+        found = self._read("SELECT actor_id, public_pem, fetched FROM actor_keys WHERE key_id = ?",
+                           (key_id,))
+        return (str(found[0][0]), str(found[0][1]), float(found[0][2])) if found else None
 
     def store_actor_key(self, key_id: str, actor_id: str, public_pem: str,
                         now: float | None = None) -> None:

@@ -206,27 +206,36 @@ def post(url: str, body: bytes, signer: Signer, allow: tuple[Network, ...] = ())
 
 
 class ActorKeys:
-    """Remote actors' public keys by key id: from the durable file's cache (`ttl` seconds),
-    else fetched (a signed GET) from the key id's document, an actor or a key."""
+    """Remote actors' public keys by key id: kept in the durable file (`ttl` seconds), else
+    fetched (a signed GET) from the key id's document, an actor or a key. Each process also
+    remembers the last `MEMO` keys it read for a minute, so that an inbox's posts read no SQLite
+    row each (a badly signed one reads one, to see whether another process fetched a newer
+    key); a key another process forgot (its actor was deleted) is forgotten within that minute."""
+
+    MEMO = 1024
+    MEMO_SECONDS = 60.0
 
     def __init__(self, durable: Any, client: Client, signer: Signer, ttl: float = 86400.0,
                  again_after: float = 600.0) -> None:
         self.durable, self.client, self.signer, self.ttl = durable, client, signer, ttl
         self.again_after = again_after
+        # key id -> (the key, when it was fetched (epoch), when it was read (monotonic))
+        self._memo: OrderedDict[str, tuple[RemoteKey, float, float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __call__(self, key_id: str) -> RemoteKey:
-        cached = self.durable.cached_actor_key(key_id, self.ttl)
-        if cached is not None:
-            return RemoteKey(key_id, cached[0], cached[1])
+        known = self._known(key_id, fresh=False)
+        if known is not None and time.time() - known[1] < self.ttl:
+            return known[0]
         return self.fetch(key_id)
 
     def fetch(self, key_id: str) -> RemoteKey:
-        """Fetch the key anew (verify's `refresh`: a cached key that no longer verifies may have
-        been rotated), unless it was fetched less than `again_after` seconds ago: badly
-        signed posts must not each cost a fetch."""
-        recent = self.durable.cached_actor_key(key_id, self.again_after)
-        if recent is not None:
-            return RemoteKey(key_id, recent[0], recent[1])
+        """Fetch the key anew (verify's `refresh`: a kept key that no longer verifies may have
+        been rotated), unless it was fetched less than `again_after` seconds ago (by any
+        process): badly signed posts must not each cost a fetch."""
+        known = self._known(key_id, fresh=True)  # the file: another process may have fetched it
+        if known is not None and time.time() - known[1] < self.again_after:
+            return known[0]
         try:
             document = self.client.get_json(key_id.split("#")[0], self.signer)
             key = _key_in(document, key_id)
@@ -235,7 +244,32 @@ class ActorKeys:
         except FetchError as error:
             raise SignatureError(f"key {key_id} could not be fetched: {error}") from None
         self.durable.store_actor_key(key.key_id, key.owner, key.public_pem)
+        self._remember(key, time.time())
         return key
+
+    def _known(self, key_id: str, fresh: bool) -> tuple[RemoteKey, float, float] | None:
+        """The key as remembered (read from the file less than a minute ago), else as the file
+        has it now (`fresh`: always the file)."""
+        with self._lock:
+            found = self._memo.get(key_id)
+            if found is not None and not fresh and time.monotonic() - found[2] < self.MEMO_SECONDS:
+                self._memo.move_to_end(key_id)
+                return found
+        kept = self.durable.actor_key(key_id)
+        if kept is None:
+            with self._lock:
+                self._memo.pop(key_id, None)
+            return None
+        return self._remember(RemoteKey(key_id, kept[0], kept[1]), kept[2])
+
+    def _remember(self, key: RemoteKey, fetched: float) -> tuple[RemoteKey, float, float]:
+        entry = (key, fetched, time.monotonic())
+        with self._lock:
+            self._memo[key.key_id] = entry
+            self._memo.move_to_end(key.key_id)
+            while len(self._memo) > self.MEMO:
+                self._memo.popitem(last=False)
+        return entry
 
 
 def _key_in(document: dict[str, Any], key_id: str) -> RemoteKey:
