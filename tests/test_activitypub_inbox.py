@@ -86,6 +86,16 @@ def post(client: FlaskClient, path: str, activity: dict[str, Any], remote: Remot
                        base_url=BASE_URL)
 
 
+def post_from(address: str, client: FlaskClient, path: str, activity: dict[str, Any],
+              remote: Remote) -> TestResponse:
+    """POST a signed activity as `post` does, from client address `address`."""
+    signed = json.dumps(activity).encode()
+    headers = sign("POST", f"{BASE_URL.rstrip('/')}{path}", signed, f"{remote.id}#main-key",
+                   remote.key.private_pem)
+    return client.post(path, data=signed, headers=headers, base_url=BASE_URL,
+                       environ_base={"REMOTE_ADDR": address})
+
+
 def follow(remote: Remote, target: str = TH) -> dict[str, Any]:
     return {"@context": "https://www.w3.org/ns/activitystreams", "id": f"{remote.id}/follows/1",
             "type": "Follow", "actor": remote.id, "object": target}
@@ -109,8 +119,9 @@ def test_a_follow_is_recorded_and_answered_with_an_accept(app: Flask, remote: Re
     assert inbox == f"{remote.id}/inbox"
     assert accept["type"] == "Accept" and accept["actor"] == TH
     assert accept["object"]["id"] == f"{remote.id}/follows/1"
-    # the key and the actor were fetched with signed GETs, as authorized-fetch servers want
-    assert remote.gets and all("Signature" in get for get in remote.gets)
+    # the actor was fetched once (its key, then its inbox, from one document) with a signed
+    # GET, as authorized-fetch servers want
+    assert len(remote.gets) == 1 and "Signature" in remote.gets[0]
 
 
 def test_the_shared_inbox_takes_follows_of_any_actor(app: Flask, remote: Remote) -> None:
@@ -171,6 +182,31 @@ def test_bodies_are_capped_and_senders_limited(app: Flask, remote: Remote,
     assert followers(app) == 1
 
 
+def test_a_forged_key_id_spends_no_allowance_of_the_server_it_names(
+        app: Flask, remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = app.test_client()
+    monkeypatch.setattr(inboxes, "PER_SENDER", parse("3/minute"))
+    forger = new_site_key()  # posts naming the remote's key id, signed with another key
+    forged = [post(client, "/ap/inbox", follow(remote), remote, key=forger).status_code
+              for _ in range(5)]
+    assert forged == [401] * 5
+    assert post(client, "/ap/actors/th/inbox", follow(remote), remote).status_code == 202
+    assert followers(app) == 1
+
+
+def test_one_client_address_is_limited_before_any_signature_is_checked(
+        app: Flask, remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = app.test_client()
+    monkeypatch.setattr(inboxes, "PER_CLIENT", parse("3/minute"))
+    forger = new_site_key()
+    statuses = [post(client, "/ap/inbox", follow(remote), remote, key=forger).status_code
+                for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    # another address is not limited by it
+    other = post_from("203.0.113.9", client, "/ap/inbox", follow(remote), remote)
+    assert other.status_code == 202 and followers(app) == 1
+
+
 def test_a_stranger_leaving_costs_no_fetch(app: Flask, remote: Remote) -> None:
     gone = {"id": f"{remote.id}#delete", "type": "Delete", "actor": remote.id, "object": remote.id}
     assert post(app.test_client(), "/ap/inbox", gone, remote).status_code == 202
@@ -184,6 +220,8 @@ def test_what_cannot_be_read_stores_nothing(app: Flask, remote: Remote) -> None:
                        remote.key.private_pem)
         assert client.post("/ap/inbox", data=body, headers=headers,
                            base_url=BASE_URL).status_code == 400
-    remote.answers = 1  # its key is read, then its server fails: its inbox cannot be known
+    like = {"id": f"{remote.id}/likes/1", "type": "Like", "actor": remote.id, "object": TH}
+    assert post(client, "/ap/inbox", like, remote).status_code == 202  # its key is kept
+    remote.answers = len(remote.gets)  # then its server fails: its inbox cannot be known
     answer = post(client, "/ap/inbox", follow(remote), remote)
     assert answer.status_code == 502 and followers(app) == 0 and queued(app) == []
