@@ -4,7 +4,7 @@ Every refusal is decided before anything is written: a body over the cap (413), 
 from one client address (429, before any work), no signature or a bad one (401), a body that is
 no JSON object (400), too many verified posts from one sender host (429: counted only once the
 signature holds, so that a forged key id cannot spend a real server's allowance). Both limits
-live in each worker's memory (`limits`' fixed window).
+live in each worker's memory (activitypub/ratelimit.py: fixed one-minute windows).
 """
 from __future__ import annotations
 
@@ -16,15 +16,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, has_app_context, request
-from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..activitypub import handles
 from ..activitypub.durable import Durable
 from ..activitypub.fetch import ActorKeys, Client, FetchError
 from ..activitypub.inbox import Inbox, Refused
+from ..activitypub.ratelimit import Counts
 from ..activitypub.signatures import SignatureError, Signer, verify
 from ..clock import current_view
 from ..feeds.urls import Urls
@@ -33,10 +31,10 @@ log = logging.getLogger("feedsvc.activitypub")
 MAX_BODY = 256 * 1024  # Mastodon's own inbox cap is 1 MiB; our activities of interest are < 4 KiB
 # Per client address (before verifying) and per sender host (the verified key id's), in each
 # worker: a server that delivers much more is told to come back later (senders retry a 429).
-PER_SENDER, PER_CLIENT = parse("300/minute"), parse("600/minute")
+PER_SENDER, PER_CLIENT = 300, 600  # a minute
 _KEY_ID = re.compile(r'keyid="([^"]{1,2000})"', re.IGNORECASE)
 _CLIENT, _FETCHED = "feedsvc.activitypub.client", "feedsvc_activitypub_fetched"
-_limiter = FixedWindowRateLimiter(MemoryStorage())
+COUNTS = "feedsvc.activitypub.counts"  # app.extensions: the worker's Counts
 
 
 def _answer(status: int, text: str) -> Response:
@@ -82,9 +80,10 @@ def _unknown_leaving(activity: dict[str, object], key_id: str, durable: Durable)
             and durable.cached_actor_key(key_id, math.inf) is None)
 
 
-def _too_many(limit: RateLimitItem, kind: str, who: str) -> Response | None:
-    """Count one post from `who`; answer 429 once it has sent more than `limit`."""
-    if _limiter.hit(limit, kind, who):
+def _too_many(most: int, kind: str, who: str) -> Response | None:
+    """Count one post from `who`; answer 429 once it has sent more than `most` this minute."""
+    counts: Counts = current_app.extensions.setdefault(COUNTS, Counts())
+    if counts.hit(f"{kind} {who}", most):
         return None
     return _answer(429, f"too many posts from {who}; try again later")
 
