@@ -31,10 +31,12 @@ SITEMAP = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
 
 def app_of(data: Path, snapshots: Path | None, **settings: Any) -> Flask:
-    """Start an app on `data` (snapshots None: no snapshot, every file loaded)."""
+    """Start an app on `data` (snapshots None: no snapshot, every file loaded). Not on the
+    fediverse: federation needs a state directory, and pages link to it when on, so a start
+    without one would serve other bytes for the same data."""
     return create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_BASE_URL": BASE_URL,
                        "FEEDSVC_SNAPSHOT_DIR": None if snapshots is None else str(snapshots),
-                       **settings})
+                       "FEEDSVC_ACTIVITYPUB": "off", **settings})
 
 
 def restarted(data: Path, snapshots: Path) -> Flask:
