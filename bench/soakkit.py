@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loopback import free_port  # the one definition, beside this file (bench/ is on sys.path)
+from loopback import (  # the one definition, beside this file (bench/ is on sys.path)
+    free_port,
+    gunicorn_workers,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,12 +84,11 @@ class Service:
         return fetch(self.base + path, headers)
 
     def workers(self) -> list[int]:
-        """Return the pids of the master's live children (the workers)."""
+        """Return the pids of the master's live workers (its children but the deliverer)."""
         try:
-            text = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+            return sorted(gunicorn_workers(self.pid))
         except OSError:
             return []
-        return sorted(int(p) for p in text.split())
 
     def readiness(self, times: int = 16, conns: int = 4) -> list[dict[str, Any]]:
         """Ask /readyz from several connections at once, so that every worker answers some."""

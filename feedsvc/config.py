@@ -222,6 +222,9 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FEEDSVC_FAST_PATH": _switch(env, "FEEDSVC_FAST_PATH", True),
         # The fediverse (docs/fediverse.md): this instance federates, another does, or none.
         "FEEDSVC_ACTIVITYPUB": _choice(env, "FEEDSVC_ACTIVITYPUB", ACTIVITYPUB_MODES, "owner"),
+        # Who runs the deliverer: the shipped gunicorn config (auto) or a sidecar (external).
+        "FEEDSVC_ACTIVITYPUB_DELIVER": _choice(env, "FEEDSVC_ACTIVITYPUB_DELIVER",
+                                               ("auto", "external"), "auto"),
         # gunicorn (deploy/gunicorn.conf.py): where to listen and how many worker processes.
         "FEEDSVC_BIND": _bind(env.get("FEEDSVC_BIND")),
         "FEEDSVC_WORKERS": _int(env, "FEEDSVC_WORKERS", os.cpu_count() or 1, 1, 256),

@@ -51,6 +51,20 @@ def free_port() -> int:
         return port
 
 
+def gunicorn_workers(master: int) -> set[int]:
+    """Return the pids of a gunicorn master's workers: its children but the fediverse's
+    deliverer (`feedsvc deliver`, which the shipped config starts beside them)."""
+    found: set[int] = set()
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:  # ended meanwhile
+            continue
+        if argv[1:4] != [b"-m", b"feedsvc", b"deliver"]:
+            found.add(int(pid))
+    return found
+
+
 def executable(name: str) -> str:
     """Find a server binary on PATH or in /usr/sbin (nginx lives there on Debian)."""
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
@@ -174,10 +188,13 @@ def start_gunicorn(workdir: Path, app: str = "wsgi:app", workers: int = 2,
 
 
 def render_nginx(workdir: Path, listen: int, upstreams: Iterable[int], cache_dir: Path,
-                 source: Path = NGINX_DIR) -> Path:
+                 source: Path = NGINX_DIR, owner: int | None = None) -> Path:
     """Copy deploy/nginx/ (or `source`, another tree's) to workdir with its `# site:` lines set
-    for loopback; return nginx.conf."""
+    for loopback; return nginx.conf. The fediverse's owner is `owner`, else the first upstream."""
+    upstreams = list(upstreams)
     site = (source / "feedsvc.conf").read_text()
+    site = re.sub(r"server \S+;(\s*# site: owner)", rf"server 127.0.0.1:{owner or upstreams[0]};\1",
+                  site)
     instance = re.compile(r"^(\s*)server \S+ (.*# site: instance)\n", re.MULTILINE)
     lines = list(instance.finditer(site))
     assert lines, "deploy/nginx/feedsvc.conf: no `# site: instance` line"

@@ -1,6 +1,11 @@
-"""Two gunicorn instances sharing one Redis, behind the shipped nginx config, all on loopback."""
+"""Two gunicorn instances sharing one Redis, behind the shipped nginx config, all on loopback.
+
+Instance a owns the fediverse (FEEDSVC_ACTIVITYPUB=owner), b serves pages' ActivityStreams JSON
+only (elsewhere), as deploy/compose.yaml runs app1 and app2 (docs/fediverse.md#several-instances).
+"""
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +20,11 @@ import redis
 from . import servers as loopback
 
 BASE_URL = "https://feeds.example.org/"
+# What Mastodon sends when it fetches an object, and the other media type of ActivityStreams.
+LD_JSON = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+MASTODON = f"application/activity+json, {LD_JSON}, text/html;q=0.1"
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+RELEASE = "/releases/pr-2004-005"
 
 
 @dataclass
@@ -37,8 +47,14 @@ class Answer:
 
 
 def get(port: int, path: str, **headers: str) -> Answer:
+    return send(port, path, None, headers)
+
+
+def send(port: int, path: str, body: bytes | None, headers: dict[str, str]) -> Answer:
+    """GET `path` (POST `body` to it) with `headers` (some_name: Some-Name)."""
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", headers={k.replace("_", "-"): v for k, v in headers.items()})
+        f"http://127.0.0.1:{port}{path}", data=body,
+        headers={k.replace("_", "-"): v for k, v in headers.items()})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return Answer(response.status, dict(response.headers), response.read())
@@ -54,10 +70,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         servers.append(store := loopback.start_redis(workdir))
         env = {"FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_CACHE_URL": f"redis://127.0.0.1:{store.port}/0"}
         log = ["--access-logfile", "-"]
-        servers.append(a := loopback.start_gunicorn(workdir, workers=1, env=env, extra=log))
-        servers.append(b := loopback.start_gunicorn(workdir, workers=1, env=env, extra=log))
+        owner = {**env, "FEEDSVC_ACTIVITYPUB": "owner", "FEEDSVC_ACTIVITYPUB_DELIVER": "external",
+                 "FEEDSVC_SNAPSHOT_DIR": str(workdir / "owner-state")}
+        servers.append(a := loopback.start_gunicorn(workdir, workers=1, env=owner, extra=log))
+        elsewhere = {**env, "FEEDSVC_ACTIVITYPUB": "elsewhere",
+                     "FEEDSVC_SNAPSHOT_DIR": str(workdir / "elsewhere-state")}
+        servers.append(b := loopback.start_gunicorn(workdir, workers=1, env=elsewhere, extra=log))
         port = loopback.free_port()
-        conf = loopback.render_nginx(workdir, port, [a.port, b.port], workdir / "nginx-cache")
+        conf = loopback.render_nginx(workdir, port, [a.port, b.port], workdir / "nginx-cache",
+                                     owner=a.port)
         servers.append(nginx := loopback.start_nginx(workdir, conf, port, "/feeds/all.rss"))
         running = Cluster(store, a, b, nginx, workdir)
         yield running
@@ -154,3 +175,96 @@ def test_feeds_are_served_without_redis_and_cached_again_after(cluster: Cluster)
         assert get(cluster.a.port, f"/feeds/all.rss?limit={next(limits)}").status == 200
         return bool(store.keys("feedsvc:*"))
     eventually(cached_again, 15)
+
+
+# The fediverse's URLs, each asked through nginx (a GET, or a POST with its body).
+FEDIVERSE = [("/.well-known/webfinger?resource=acct:th@feeds.example.org", None),
+             ("/.well-known/nodeinfo", None), ("/nodeinfo/2.1", None),
+             ("/ap/actors/th", None), ("/ap/actors/th/outbox", None),
+             ("/ap/actors/th/followers", None), ("/ap/inbox", b"{}"),
+             ("/ap/actors/th/inbox", b"{}")]
+
+
+def logged(server: loopback.Server, path: str) -> int:
+    """Count the requests for `path` in a gunicorn access log."""
+    return sum(f' {path} HTTP/1.1"' in line for line in server.log.read_text().splitlines())
+
+
+def test_the_fediverse_is_answered_by_the_owner_alone(cluster: Cluster) -> None:
+    assert get(cluster.b.port, "/ap/actors/th").status == 404  # b would say "no such actor"
+    eventually(lambda: logged(cluster.b, "/ap/actors/th") == 1)
+    for path, body in FEDIVERSE:
+        asked, owned = logged(cluster.b, path), logged(cluster.a, path)
+        for _ in range(3):  # round robin would send one of three to b
+            answer = send(cluster.nginx.port, path, body, {})
+            # Unsigned posts: the owner's inbox says 401 (b has no inbox: 404).
+            assert answer.status == (401 if body else 200), (path, answer.status)
+        eventually(lambda: logged(cluster.a, path) == owned + 3)  # noqa: B023 (called at once)
+        assert logged(cluster.b, path) == asked, path
+    actor = json.loads(get(cluster.nginx.port, "/ap/actors/th", accept=MASTODON).body)
+    assert actor["id"] == f"{BASE_URL}ap/actors/th"
+    assert actor["publicKey"]["id"] == f"{BASE_URL}ap/actors/th#main-key"
+    # A country's, a topic's and the home page's AS answer is their actor (it carries the key):
+    # the owner's too.
+    for page, handle in (("/countries/th", "th"), ("/topics/social-security", "social-security"),
+                         ("/", "all")):
+        asked, owned = logged(cluster.b, page), logged(cluster.a, page)
+        for _ in range(3):
+            answer = get(cluster.nginx.port, page, accept=MASTODON)
+            assert answer.headers["Content-Type"].startswith("application/activity+json")
+            assert json.loads(answer.body)["id"] == f"{BASE_URL}ap/actors/{handle}"
+        eventually(lambda: logged(cluster.a, page) == owned + 3)  # noqa: B023 (called at once)
+        assert logged(cluster.b, page) == asked, page
+
+
+def test_a_release_s_activity_json_is_answered_by_every_instance(cluster: Cluster) -> None:
+    a, b = (get(server.port, RELEASE, accept=LD_JSON) for server in (cluster.a, cluster.b))
+    assert (a.status, b.status) == (200, 200)
+    assert a.body == b.body and a.headers["ETag"] == b.headers["ETag"]
+    article = json.loads(b.body)
+    assert (article["type"], article["id"]) == ("Article", f"{BASE_URL}{RELEASE[1:]}")
+    before = logged(cluster.a, RELEASE), logged(cluster.b, RELEASE)
+    for _ in range(4):
+        assert get(cluster.nginx.port, RELEASE, accept=MASTODON).body == a.body
+    eventually(lambda: logged(cluster.a, RELEASE) + logged(cluster.b, RELEASE) == sum(before) + 4)
+    assert logged(cluster.a, RELEASE) > before[0] and logged(cluster.b, RELEASE) > before[1]
+
+
+def is_activity(answer: Answer) -> bool:
+    """Tell an ActivityStreams answer from an HTML one by its type and its body."""
+    kind = answer.headers["Content-Type"].partition(";")[0]
+    assert answer.status == 200 and "Accept" in answer.headers["Vary"], answer.headers
+    if kind == "application/activity+json":
+        assert json.loads(answer.body)["@context"]
+        return True
+    assert kind == "text/html" and answer.body.lstrip().lower().startswith(b"<!doctype html")
+    return False
+
+
+@pytest.mark.parametrize("path", [RELEASE, "/countries/kh", "/topics/gender-equality", "/"])
+def test_html_and_activity_answers_never_share_a_cache_entry(cluster: Cluster, path: str) -> None:
+    # Each answer is stored (the shared Redis, the app's memory) before the next asks for the
+    # other type; twice round, so the second round is served from those stores.
+    for _ in range(2):
+        for accept, activity in ((BROWSER, False), (MASTODON, True), ("", False),
+                                 (LD_JSON, True), ("*/*", False)):
+            headers = {"accept": accept} if accept else {}
+            assert is_activity(get(cluster.nginx.port, path, **headers)) is activity, accept
+    # nginx decides, and tells the app: any Accept naming ActivityStreams gets it, even one
+    # the app alone would answer with HTML (the cache key and the answer always agree).
+    mixed = "text/html, application/activity+json;q=0.1"
+    assert not is_activity(get(cluster.b.port, RELEASE, accept=mixed))
+    assert is_activity(get(cluster.nginx.port, RELEASE, accept=mixed))
+
+
+def test_with_the_owner_down_feeds_serve_and_the_fediverse_says_502(cluster: Cluster) -> None:
+    """Last in this module: it stops the owner."""
+    cluster.a.stop()
+    for _ in range(4):
+        assert len(feedparser.parse(get(cluster.nginx.port, "/feeds/all.atom").body).entries) == 10
+        assert not is_activity(get(cluster.nginx.port, "/countries/th", accept=BROWSER))
+        assert is_activity(get(cluster.nginx.port, RELEASE, accept=MASTODON))
+    for path, body in [*FEDIVERSE, ("/countries/th", None)]:
+        answer = send(cluster.nginx.port, path, body, {"accept": MASTODON})
+        assert answer.status == 502, (path, answer.status)  # never b's 404: "no such actor"
+    assert logged(cluster.b, "/ap/actors/th") == 1  # the first test's direct request alone

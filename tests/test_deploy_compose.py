@@ -11,6 +11,7 @@ import http.server
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -49,12 +50,13 @@ def test_compose_matches_compose_spec_schema() -> None:
 
 def test_compose_runs_two_apps_behind_nginx_with_shared_redis() -> None:
     services = compose()["services"]
-    assert set(services) == {"app1", "app2", "redis", "nginx"}
+    assert set(services) == {"app1", "app2", "deliver", "redis", "nginx"}
     for name in ("app1", "app2"):
         app = services[name]
         build = app["build"]
         assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == CONTAINERFILE
         assert app["environment"]["FEEDSVC_CACHE_URL"].startswith("redis://redis:6379/")
+        assert app["environment"]["FEEDSVC_TRUST_PROXY"] == "1"  # behind nginx, one hop
         (data,) = [v for v in app["volumes"] if v["target"] == app["environment"]["FEEDSVC_DATA"]]
         assert data["read_only"] and (COMPOSE.parent / data["source"]).resolve() == ROOT / "data"
         assert app["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -73,6 +75,26 @@ def test_compose_runs_two_apps_behind_nginx_with_shared_redis() -> None:
     assert nginx["depends_on"] == {a: {"condition": "service_healthy"} for a in ("app1", "app2")}
     for name, service in services.items():
         assert service["healthcheck"]["test"][0] == "CMD", name
+
+
+def test_compose_has_one_fediverse_owner_and_its_deliverer_beside_it() -> None:
+    """app1 owns the fediverse, with its state in a volume (its keys and followers outlive
+    the container); app2 does not; the deliver sidecar runs on app1's state directory."""
+    services = compose()["services"]
+    app1, app2, deliver = services["app1"], services["app2"], services["deliver"]
+    assert app1["environment"]["FEEDSVC_ACTIVITYPUB"] == "owner"
+    assert app1["environment"]["FEEDSVC_ACTIVITYPUB_DELIVER"] == "external"
+    assert app2["environment"]["FEEDSVC_ACTIVITYPUB"] == "elsewhere"
+    assert deliver["command"] == ["feedsvc", "deliver"]
+    assert deliver["environment"]["FEEDSVC_ACTIVITYPUB"] == "owner"
+    state = app1["environment"]["FEEDSVC_SNAPSHOT_DIR"]
+    assert deliver["environment"]["FEEDSVC_SNAPSHOT_DIR"] == state
+    assert deliver["environment"]["FEEDSVC_DATA"] == app1["environment"]["FEEDSVC_DATA"]
+    (mounted,) = [v for v in app1["volumes"] if v["target"] == state]
+    assert mounted["type"] == "volume" and mounted in deliver["volumes"]
+    assert mounted["source"] in compose()["volumes"] and state not in app1["tmpfs"]
+    assert not deliver["expose"]
+    assert deliver["depends_on"] == {"app1": {"condition": "service_healthy"}}
 
 
 # --- nginx ---------------------------------------------------------------------------
@@ -233,3 +255,27 @@ def test_compose_nginx_keeps_readiness_private_and_limits_costly_queries(
     assert statuses[:21] == [200] * 21 and 429 in statuses, statuses
     assert get_from(port, "/", "127.0.0.3") == 200
     assert [path for _, path, _ in seen].count("/?q=employment") == statuses.count(200)
+
+
+def test_compose_nginx_sends_the_fediverse_to_the_owner_alone(
+    compose_nginx: tuple[int, Seen], tmp_path: Path,
+) -> None:
+    """app1 is the owner (compose.yaml): its actors, inboxes, WebFinger, NodeInfo and the
+    ActivityStreams answers of countries and topics reach app1 only; their HTML, both."""
+    port, seen = compose_nginx
+    assert compose()["services"]["app1"]["environment"]["FEEDSVC_ACTIVITYPUB"] == "owner"
+    conf = (tmp_path / "nginx.conf").read_text(encoding="utf-8")
+    app1 = int(re.findall(r"server 127\.0\.0\.1:(\d+)", conf)[0])  # upstream feedsvc's first
+    owner = re.search(r"upstream feedsvc_owner \{\s*server 127\.0\.0\.1:(\d+);", conf)
+    assert owner is not None and int(owner[1]) == app1
+    activity = {"Accept": "application/activity+json"}
+    paths = ["/ap/actors/th", "/.well-known/webfinger?resource=acct:th@localhost",
+             "/.well-known/nodeinfo", "/nodeinfo/2.1"]
+    for _ in range(4):
+        for path in paths:
+            assert get(port, path).status == 200
+        assert get(port, "/countries/th", **activity).status == 200
+    assert {upstream for upstream, path, _ in seen} == {app1}
+    for _ in range(4):
+        assert get(port, "/countries/th").status == 200
+    assert len({upstream for upstream, _, _ in seen}) == 2

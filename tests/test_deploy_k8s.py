@@ -18,16 +18,20 @@ K8S = DEPLOY / "k8s"
 FEEDSVC_VARIABLES = {
     "FEEDSVC_BIND", "FEEDSVC_WORKERS", "FEEDSVC_DATA", "FEEDSVC_BASE_URL",
     "FEEDSVC_CACHE_URL", "FEEDSVC_SNAPSHOT_DIR", "FEEDSVC_LOG_LEVEL", "FEEDSVC_METRICS_ALLOW",
+    "FEEDSVC_ACTIVITYPUB", "FEEDSVC_ACTIVITYPUB_DELIVER",
 }
 
 
 def manifests() -> dict[str, Any]:
-    """Return the resources listed in kustomization.yaml by kind."""
+    """Return the resources listed in kustomization.yaml by kind (a second of a kind, e.g.
+    the fediverse's Service, by kind/name)."""
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
     resources: dict[str, Any] = {}
     for name in kustomization["resources"]:
         for doc in yaml.safe_load_all((K8S / name).read_text(encoding="utf-8")):
-            resources[doc["kind"]] = doc
+            key = doc["kind"] if doc["kind"] not in resources else \
+                f"{doc['kind']}/{doc['metadata']['name']}"
+            resources[key] = doc
     return resources
 
 
@@ -40,7 +44,8 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 @pytest.mark.parametrize("version", ["1.27.0", kubernetes_validate.latest_version()])
-@pytest.mark.parametrize("kind", ["Deployment", "Service", "PodDisruptionBudget", "ConfigMap"])
+@pytest.mark.parametrize("kind", ["Deployment", "Service", "PodDisruptionBudget", "ConfigMap",
+                                  "StatefulSet", "Service/feedsvc-fediverse"])
 def test_k8s_manifest_is_valid_in_strict_mode(kind: str, version: str) -> None:
     # strict rejects unknown fields; a missing schema raises SchemaNotFoundError.
     kubernetes_validate.validate(manifests()[kind], version, strict=True)
@@ -133,3 +138,29 @@ def test_configmap_dataset_is_valid(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"ok, {len(parsed)} releases" in result.stdout
+
+
+def test_one_fediverse_owner_with_its_deliverer_beside_it_on_a_persistent_volume() -> None:
+    """The web pods do not own the fediverse; one StatefulSet pod does, its state on a
+    claimed volume, and its deliver container runs `feedsvc deliver` on the same state."""
+    resources = manifests()
+    web = {e["name"]: e["value"] for e in pod_spec()["containers"][0]["env"]}
+    assert web["FEEDSVC_ACTIVITYPUB"] == "elsewhere"
+    owner = resources["StatefulSet"]
+    assert owner["spec"]["replicas"] == 1
+    feedsvc, deliver = owner["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in feedsvc["env"]}
+    deliver_env = {e["name"]: e["value"] for e in deliver["env"]}
+    assert set(env) <= FEEDSVC_VARIABLES and set(deliver_env) <= FEEDSVC_VARIABLES
+    assert env["FEEDSVC_ACTIVITYPUB"] == deliver_env["FEEDSVC_ACTIVITYPUB"] == "owner"
+    assert env["FEEDSVC_ACTIVITYPUB_DELIVER"] == "external"
+    assert deliver["command"] == ["feedsvc", "deliver"] and deliver["image"] == feedsvc["image"]
+    for name in ("FEEDSVC_DATA", "FEEDSVC_SNAPSHOT_DIR", "FEEDSVC_BASE_URL"):
+        assert deliver_env[name] == env[name], name
+    (claim,) = owner["spec"]["volumeClaimTemplates"]
+    for container in (feedsvc, deliver):
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert env["FEEDSVC_SNAPSHOT_DIR"].startswith(mounts[claim["metadata"]["name"]] + "/")
+    service = resources["Service/feedsvc-fediverse"]["spec"]
+    assert service["selector"].items() <= owner["spec"]["template"]["metadata"]["labels"].items()
+    assert owner["spec"]["selector"]["matchLabels"] == service["selector"]

@@ -222,20 +222,21 @@ def url_table() -> list[str]:
 def expand(path: str) -> list[str]:
     """Fill a URL pattern with values of the test dataset: every format, one of each name."""
     values = {"code": "th", "slug": "social-security", "id": "pr-2004-001",
-              "path": "photos/visit.jpg"}
-    path = re.sub(r"\{(code|slug|id|path)\}", lambda m: values[m.group(1)], path)
+              "path": "photos/visit.jpg", "handle": "th"}
+    path = re.sub(r"\{(code|slug|id|path|handle)\}", lambda m: values[m.group(1)], path)
     formats = re.search(r"\{([a-z,]+)\}", path)
     if formats is None:
         return [path]
     return [path.replace(formats.group(0), fmt) for fmt in formats.group(1).split(",")]
 
 
-def test_every_url_of_the_readme_answers(dataset_dir: Path) -> None:
+def test_every_url_of_the_readme_answers(dataset_dir: Path, tmp_path: Path) -> None:
     (dataset_dir / "media" / "photos").mkdir(parents=True)
     (dataset_dir / "media" / "photos" / "visit.jpg").write_bytes(b"\xff\xd8\xff\xe0 not much")
     with (dataset_dir / "releases" / "pr-2004-001.yaml").open("a", encoding="utf-8") as file:
         file.write("image: {src: photos/visit.jpg, alt: The visit}\n")
     client = create_app({"FEEDSVC_DATA": str(dataset_dir),
+                         "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "state"),
                          "FEEDSVC_BASE_URL": "https://feeds.example.org/"}).test_client()
     paths = [url for pattern in url_table() for url in expand(pattern)] + examples()
     assert len(paths) >= 20 and "/media/photos/visit.jpg" in paths

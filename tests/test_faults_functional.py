@@ -26,6 +26,7 @@ import yaml
 from feedsvc.config import BUNDLED_DATA
 
 from . import servers
+from .servers import gunicorn_workers
 from .test_gunicorn import DEADLINE, Server, start, stop, until
 
 EDITED = "pr-2005-002"
@@ -36,8 +37,7 @@ Answer = tuple[str, str]  # (dataset version, readiness status)
 # --- what every worker says, and what it serves ------------------------------------------------
 
 def worker_pids(server: Server) -> set[int]:
-    pid = server.process.pid
-    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    return gunicorn_workers(server.process.pid)
 
 
 def answers(server: Server) -> dict[int, set[Answer]]:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from .conftest import release_yaml
+from .servers import gunicorn_workers
 from .test_gunicorn import ROOT, Hammer, Server, metric, start, state_dir, stop, until
 
 
@@ -40,9 +41,7 @@ def server(data: Path, tmp_path: Path, workers: int) -> Iterator[Server]:
 
 
 def worker_pids(server: Server) -> set[int]:
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return {int(child) for child in children}
+    return gunicorn_workers(server.process.pid)
 
 
 def answers(server: Server, workers: int) -> list[tuple[int, dict[str, Any]]]:

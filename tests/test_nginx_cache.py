@@ -8,6 +8,7 @@ request on one worker, the one that holds the old file.
 from __future__ import annotations
 
 import http.client
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -95,3 +96,39 @@ def test_a_publish_and_two_edits_each_reach_the_hits_on_a_kept_connection(
         # Once nginx has stored the new feed, the file the worker held open is never served again.
         assert [first for _, first in answers] == [title] * len(answers)
     assert {first for _, first in (reader.poll() for _ in range(5))} == {title}
+
+
+def cached(proxy: servers.Server, path: str, accept: str) -> str:
+    """GET `path` through nginx with `accept`; return its X-Cache-Status."""
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": "feeds.example.org", "Accept": accept})
+        response = conn.getresponse()
+        assert response.status == 200 and feedparser.parse(response.read()).entries
+        return str(response.getheader("X-Cache-Status"))
+    finally:
+        conn.close()
+
+
+def test_the_accept_choice_is_part_of_the_cache_key(app: servers.Server, tmp_path: Path) -> None:
+    """ActivityStreams requests (either media type, folded to one) and all others have keys of
+    their own: an answer stored for one is never served to the other."""
+    proxy = servers.start_shipped_nginx(tmp_path, app.port)
+    ld_json = 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+    try:
+        path = "/feeds/countries/th.atom"
+        assert [cached(proxy, path, "*/*"), cached(proxy, path, "text/html")] == ["MISS", "HIT"]
+        assert [cached(proxy, path, "application/activity+json"),
+                cached(proxy, path, ld_json),
+                cached(proxy, path, "application/json, application/activity+json;q=0.9")
+                ] == ["MISS", "HIT", "HIT"]
+        assert cached(proxy, path, "application/json") == "HIT"
+    finally:
+        proxy.stop()
+    # The keys nginx wrote in its cache files for the path: one per choice (nginx's readiness
+    # check stored /feeds/all.rss too).
+    keys = {re.search(rb"\nKEY: ([^\n]*)\n", file.read_bytes())[1]  # type: ignore[index]
+            for file in (tmp_path / "cache").rglob("*") if file.is_file()}
+    assert {key for key in keys if path.encode() in key} == {
+            b"httpfeeds.example.org" + path.encode(),
+                    b"httpfeeds.example.org" + path.encode() + b"activity"}

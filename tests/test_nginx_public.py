@@ -17,12 +17,19 @@ from . import servers
 
 
 def get(port: int, path: str, source: str = "127.0.0.1") -> tuple[int, bytes]:
+    status, _, body = ask(port, "GET", path, source)
+    return status, body
+
+
+def ask(port: int, method: str, path: str, source: str = "127.0.0.1",
+        body: bytes | None = None) -> tuple[int, str, bytes]:
+    """Return an answer's status, Content-Type and body."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
                                       source_address=(source, 0))
     try:
-        conn.request("GET", path, headers={"Host": "feeds.example.org"})
+        conn.request(method, path, body, headers={"Host": "feeds.example.org"})
         response = conn.getresponse()
-        return response.status, response.read()
+        return response.status, response.getheader("Content-Type", ""), response.read()
     finally:
         conn.close()
 
@@ -30,7 +37,9 @@ def get(port: int, path: str, source: str = "127.0.0.1") -> tuple[int, bytes]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
     workdir: Path = tmp_path_factory.mktemp("gunicorn")
-    server = servers.start_gunicorn(workdir, env={"FEEDSVC_BASE_URL": "https://feeds.example.org/"})
+    server = servers.start_gunicorn(workdir, env={
+        "FEEDSVC_BASE_URL": "https://feeds.example.org/", "FEEDSVC_SNAPSHOT_DIR": str(workdir),
+        "FEEDSVC_ACTIVITYPUB_DELIVER": "external"})  # the inboxes need a state directory
     yield server
     server.stop()
 
@@ -105,3 +114,26 @@ def test_a_hit_is_served_from_the_cache_file_its_worker_keeps_open(nginx: int,
     assert [status for status, _, _ in answers] == [200, 200, 200]
     assert [cache for _, cache, _ in answers] == ["MISS", "HIT", "HIT"]
     assert answers[2][2] == answers[0][2]
+
+
+NGINX_PAGE = "text/html"  # nginx's own error pages; the app's inbox answers text/plain
+
+
+def test_an_inbox_post_over_256_kib_is_refused_by_nginx(nginx: int) -> None:
+    for path in ("/ap/inbox", "/ap/actors/th/inbox"):
+        status, kind, _ = ask(nginx, "POST", path, body=b" " * (256 * 1024 + 1))
+        assert (status, kind) == (413, NGINX_PAGE), path
+        # At the cap the app reads it (and refuses it unsigned, with its own plain answer).
+        status, kind, _ = ask(nginx, "POST", path, body=b" " * (256 * 1024))
+        assert (status, kind.partition(";")[0]) == (401, "text/plain"), path
+
+
+def test_inbox_posts_are_limited_per_client_after_a_burst(nginx: int) -> None:
+    source = "127.0.4.1"
+    answers = [ask(nginx, "POST", "/ap/inbox", source, b"{}")[:2] for _ in range(50)]
+    statuses = [status for status, _ in answers]
+    assert statuses[:31] == [401] * 31, statuses  # one, then a burst of 30: the app's 401s
+    assert (429, NGINX_PAGE) in answers and set(statuses) <= {401, 429}, statuses
+    # The same client's GETs of actors are not counted, nor another client's posts.
+    assert get(nginx, "/ap/actors/th", source)[0] == 200
+    assert ask(nginx, "POST", "/ap/inbox", "127.0.4.2", b"{}")[0] == 401

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from feedsvc.operations.reload import reloader
 from feedsvc.operations.synth import write_archive
 
 from .helpers import parse_feed, record_parses
+from .servers import gunicorn_workers
 from .test_gunicorn import Server, start, stop, until
 
 BASE_URL = "https://feeds.example.org/"
@@ -31,12 +33,16 @@ SITEMAP = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
 
 def app_of(data: Path, snapshots: Path | None, **settings: Any) -> Flask:
-    """Start an app on `data` (snapshots None: no snapshot, every file loaded). Not on the
-    fediverse: federation needs a state directory, and pages link to it when on, so a start
-    without one would serve other bytes for the same data."""
+    """Start an app on `data` (snapshots None: no snapshot, every file loaded)."""
     return create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_BASE_URL": BASE_URL,
                        "FEEDSVC_SNAPSHOT_DIR": None if snapshots is None else str(snapshots),
-                       "FEEDSVC_ACTIVITYPUB": "off", **settings})
+                       **settings})
+
+
+def fresh(data: Path) -> FlaskClient:
+    """A cold start on `data` with a new, empty state directory (every file loaded): the same
+    settings as the restarts it is compared with, so the fediverse's links are the same too."""
+    return app_of(data, Path(tempfile.mkdtemp(dir=data.parent, prefix="fresh-"))).test_client()
 
 
 def restarted(data: Path, snapshots: Path) -> Flask:
@@ -102,7 +108,7 @@ def test_a_change_made_while_down_is_served_after_the_start_check(
     assert sorted(parsed) == sorted(str(dataset_dir / name) for name in
                                     (EDITED, "releases/pr-new.yaml"))
     assert readiness(client)["dataset"]["start_check"] == "done"
-    cold = app_of(dataset_dir, None).test_client()  # every file loaded, no snapshot
+    cold = fresh(dataset_dir)  # every file loaded, a new state directory
     assert feeds(client) == feeds(cold) != before
     assert readiness(client)["dataset"]["version"] == readiness(cold)["dataset"]["version"]
 
@@ -117,7 +123,7 @@ def test_a_cold_start_serves_what_it_read_and_the_first_look_finds_changes_made_
     assert feeds(client) == before
     assert reloader(app).check() == "reloaded"  # the watcher's first look
     assert readiness(client)["dataset"]["start_check"] == "done"
-    assert feeds(client) == feeds(app_of(dataset_dir, None).test_client()) != before
+    assert feeds(client) == feeds(fresh(dataset_dir)) != before
 
 
 def test_nothing_changed_while_down(dataset_dir: Path, snapshots: Path) -> None:
@@ -164,7 +170,7 @@ def test_a_damaged_state_file_means_every_file_is_read(dataset_dir: Path,
     edit(dataset_dir)
     app = restarted(dataset_dir, snapshots)  # built again from every file: edits included
     assert reloader(app).check() == "checked"
-    cold = app_of(dataset_dir, None).test_client()
+    cold = fresh(dataset_dir)
     assert feeds(app.test_client()) == feeds(cold)
     assert reloader(app).check() == "unchanged"
 
@@ -176,7 +182,7 @@ def test_the_start_check_waits_without_a_watcher(dataset_dir: Path, snapshots: P
                  FEEDSVC_RELOAD_INTERVAL=0)  # nothing would look later: it looks now
     client = app.test_client()
     assert readiness(client)["dataset"]["start_check"] == "done"
-    assert feeds(client) == feeds(app_of(dataset_dir, None).test_client())
+    assert feeds(client) == feeds(fresh(dataset_dir))
 
 
 def test_a_snapshot_written_after_a_publish_restarts_to_the_same_data(
@@ -188,14 +194,14 @@ def test_a_snapshot_written_after_a_publish_restarts_to_the_same_data(
     edit(dataset_dir)
     assert reloader(app).check() == "reloaded"
     again = restarted(dataset_dir, snapshots)
-    cold = app_of(dataset_dir, None).test_client()
+    cold = fresh(dataset_dir)
     assert feeds(again.test_client()) == feeds(cold) == feeds(client)
     assert reloader(again).check() == "checked"
     # Each file's releases in the store's catalog are its own: an edit replaces them.
     path = dataset_dir / "releases" / "pr-2004-001.yaml"
     path.write_text(path.read_text().replace("title: ", "title: Again - ", 1))
     assert reloader(again).check() == "reloaded"
-    assert feeds(again.test_client()) == feeds(app_of(dataset_dir, None).test_client())
+    assert feeds(again.test_client()) == feeds(fresh(dataset_dir))
 
 
 @pytest.fixture(scope="module")
@@ -245,8 +251,7 @@ def test_a_restart_lists_the_whole_archive_in_its_sitemap(thousand: Path,
 
 
 def _pids(server: Server) -> set[int]:
-    pid = server.process.pid
-    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    return gunicorn_workers(server.process.pid)
 
 
 def _every_worker_done(server: Server, version: str) -> bool:
@@ -264,7 +269,7 @@ def test_under_gunicorn_a_restart_serves_the_change_made_while_down(
     finally:
         stop(first)
     edit(dataset_dir)
-    expected = readiness(app_of(dataset_dir, None).test_client())["dataset"]["version"]
+    expected = readiness(fresh(dataset_dir))["dataset"]["version"]
     assert expected != old
     server = start(dataset_dir, tmp_path / "second.log", 1,
                 extra={"FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "state")})

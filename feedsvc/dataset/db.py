@@ -69,6 +69,7 @@ CREATE INDEX releases_file ON releases(file);
 CREATE INDEX releases_notice ON releases(notice_until_us) WHERE notice_until_us IS NOT NULL;
 CREATE INDEX releases_media ON releases(key) WHERE image IS NOT NULL OR attachments <> '[]';
 CREATE INDEX releases_listed ON releases(key, modified_s, id) WHERE hidden = 0;
+CREATE INDEX releases_written ON releases(written);
 CREATE TABLE release_countries(country TEXT NOT NULL, key INTEGER NOT NULL,
                                PRIMARY KEY(country, key)) WITHOUT ROWID;
 CREATE TABLE release_topics(topic TEXT NOT NULL, key INTEGER NOT NULL,
@@ -99,7 +100,8 @@ CREATE VIRTUAL TABLE release_words_docs USING fts5vocab(release_words, row);
 # - releases: published_us and notice_until_us (withdrawal + TOMBSTONE_DAYS, for withdrawn
 #   releases that are not drafts) are UTC microseconds, modified_s is rows.changed();
 #   published, updated, withdrawn keep the date-time as written (wall time, zone): rows.py.
-#   written: meta "commit" of the transaction that last wrote the row (what changed since N).
+#   written: meta "commit" of the transaction that last wrote the row (what changed since N:
+#   the fediverse's deliverer asks, by the releases_written index).
 #   releases_listed: the sitemap's walk over the listed releases, a few bytes an entry.
 # - release_pairs: (country, topic) of listed releases, so that a feed of a country and a
 #   topic is one range, even when the two lists are long and rarely meet.

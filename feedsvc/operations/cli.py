@@ -1,4 +1,5 @@
-"""The `feedsvc` command: serve, check-data, new, export, snapshot, accept-removal, synth."""
+"""The `feedsvc` command: serve, check-data, new, export, snapshot, accept-removal, synth,
+deliver."""
 from __future__ import annotations
 
 import argparse
@@ -252,6 +253,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--lifecycle", action="store_true",
                      help="add drafts, withdrawals, corrections, pictures and attachments "
                           "(and the media/ files they name)")
+    commands.add_parser("deliver", help="send the fediverse what changed (the shipped gunicorn "
+                                         "config starts it; a sidecar runs it with "
+                                         "FEEDSVC_ACTIVITYPUB_DELIVER=external)")
     return parser
 
 
@@ -295,6 +299,10 @@ def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
         return export_keys(args.directory, settings["FEEDSVC_SNAPSHOT_DIR"])
     if args.command == "synth":
         return synth(args.count, args.out, args.seed, args.split, args.lifecycle)
+    if args.command == "deliver":
+        from ..activitypub.supervise import main as deliver
+
+        return deliver(settings)
     return 2
 
 

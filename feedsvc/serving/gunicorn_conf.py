@@ -115,6 +115,13 @@ def when_ready(server: Any) -> None:
     # workers, which serve the committed store meanwhile (this hook runs before the
     # arbiter forks them).
     start_watching(server.app.wsgi(), None, lambda: len(server.WORKERS) >= server.num_workers)
+    # The fediverse's deliverer: a process of its own (never a thread here), which starts it
+    # again if it dies and ends with this master (feedsvc/activitypub/supervise.py).
+    from feedsvc.activitypub.supervise import start_with_master
+
+    pid = start_with_master(_settings)
+    if pid is not None:
+        server.log.info("fediverse deliverer started (pid %d)", pid)
 
 
 def post_fork(server: Any, worker: Any) -> None:
@@ -151,6 +158,9 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    """Remove the metrics directory if this file created it (also when gunicorn daemonized,
-    in another process than the one that read this file)."""
+    """Stop the fediverse's deliverer; remove the metrics directory if this file created it
+    (also when gunicorn daemonized, in another process than the one that read this file)."""
+    from feedsvc.activitypub.supervise import stop_with_master
+
+    stop_with_master()
     _remove_metrics_dir()
