@@ -258,8 +258,11 @@ def test_a_rotated_key_is_fetched_again_once_then_not_for_a_while(
         verify("POST", "/ap/inbox", headers, b"{}", keys)  # the kept key alone fails
     assert verify("POST", "/ap/inbox", headers, b"{}", keys, refresh=keys.fetch).owner == actor
     fetches = len(remote.seen)
-    # the first worker still remembers the old key, and is told of the new one by the file
-    assert verify("POST", "/ap/inbox", headers, b"{}", first, refresh=first.fetch).owner == actor
+    # the first worker remembers the old key for a minute, then reads the new one from the file
+    later = time.monotonic() + ActorKeys.MEMO_SECONDS + 1
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time, "monotonic", lambda: later)
+        assert verify("POST", "/ap/inbox", headers, b"{}", first, refresh=first.fetch).owner == actor
     bad = sign("POST", "https://feeds.example.org/ap/inbox", b"{}", actor + "#main-key", old.private_pem)
     for _ in range(5):  # badly signed posts: no fetch each (the key was fetched just now)
         with pytest.raises(SignatureError, match="does not match"):
@@ -288,9 +291,24 @@ def test_a_kept_key_is_read_from_the_file_once_a_minute(
     durable.forget_actor(actor)  # its Delete, received by another worker
     later = time.monotonic() + ActorKeys.MEMO_SECONDS + 1
     monkeypatch.setattr(time, "monotonic", lambda: later)  # a minute on
-    with pytest.raises(SignatureError, match="could not be fetched"):  # forgotten here too: asked again
-        keys(actor + "#main-key")
+    for _ in range(5):  # forgotten here too: asked again, once, and the failure remembered
+        with pytest.raises(SignatureError, match="could not be fetched"):
+            keys(actor + "#main-key")
     assert len(reads) == 3 and len(remote.seen) == 1
+
+
+def test_a_key_that_cannot_be_had_is_not_asked_again_for_a_minute(
+        remote: Remote, site: SiteKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = ActorKeys(Durable(durable_path(tmp_path)), loopback(), Signer(OURS, site.private_pem))
+    for _ in range(5):  # a flood naming a key id on a server that answers 404
+        with pytest.raises(SignatureError, match="could not be fetched: .*HTTP 404"):
+            keys(remote.url + "/users/nobody#main-key")
+    assert len(remote.seen) == 1
+    later = time.monotonic() + ActorKeys.MEMO_SECONDS + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    with pytest.raises(SignatureError, match="could not be fetched"):
+        keys(remote.url + "/users/nobody#main-key")
+    assert len(remote.seen) == 2
 
 
 def _certificate(tmp_path: Path) -> tuple[Path, Path, Path]:

@@ -207,10 +207,12 @@ def post(url: str, body: bytes, signer: Signer, allow: tuple[Network, ...] = ())
 
 class ActorKeys:
     """Remote actors' public keys by key id: kept in the durable file (`ttl` seconds), else
-    fetched (a signed GET) from the key id's document, an actor or a key. Each process also
-    remembers the last `MEMO` keys it read for a minute, so that an inbox's posts read no SQLite
-    row each (a badly signed one reads one, to see whether another process fetched a newer
-    key); a key another process forgot (its actor was deleted) is forgotten within that minute."""
+    fetched (a signed GET) from the key id's document, an actor or a key.
+
+    Each process also remembers, for a minute, the last `MEMO` keys it read or fetched, and the
+    key ids it could not fetch: a flood of posts, well or badly signed, or naming a key that
+    cannot be had, costs no SQLite read and no fetch each. Within that minute it also sees a
+    key that another process fetched anew (rotated) or forgot (its actor was deleted)."""
 
     MEMO = 1024
     MEMO_SECONDS = 60.0
@@ -219,12 +221,12 @@ class ActorKeys:
                  again_after: float = 600.0) -> None:
         self.durable, self.client, self.signer, self.ttl = durable, client, signer, ttl
         self.again_after = again_after
-        # key id -> (the key, when it was fetched (epoch), when it was read (monotonic))
-        self._memo: OrderedDict[str, tuple[RemoteKey, float, float]] = OrderedDict()
+        # key id -> (the key, or why it could not be had; when fetched (epoch); when read (monotonic))
+        self._memo: OrderedDict[str, tuple[RemoteKey | str, float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, key_id: str) -> RemoteKey:
-        known = self._known(key_id, fresh=False)
+        known = self._known(key_id)
         if known is not None and time.time() - known[1] < self.ttl:
             return known[0]
         return self.fetch(key_id)
@@ -232,8 +234,8 @@ class ActorKeys:
     def fetch(self, key_id: str) -> RemoteKey:
         """Fetch the key anew (verify's `refresh`: a kept key that no longer verifies may have
         been rotated), unless it was fetched less than `again_after` seconds ago (by any
-        process): badly signed posts must not each cost a fetch."""
-        known = self._known(key_id, fresh=True)  # the file: another process may have fetched it
+        process, as this one saw in the last minute): badly signed posts cost no fetch each."""
+        known = self._known(key_id)
         if known is not None and time.time() - known[1] < self.again_after:
             return known[0]
         try:
@@ -241,35 +243,39 @@ class ActorKeys:
             key = _key_in(document, key_id)
             if key.owner != document.get("id"):  # a key's own document: its owner must list it
                 key = _key_in(self.client.get_json(key.owner, self.signer), key_id)
-        except FetchError as error:
-            raise SignatureError(f"key {key_id} could not be fetched: {error}") from None
+        except (FetchError, SignatureError) as error:
+            reason = f"key {key_id} could not be fetched: {error}"
+            self._remember(key_id, reason, time.time())
+            raise SignatureError(reason) from None
         self.durable.store_actor_key(key.key_id, key.owner, key.public_pem)
-        self._remember(key, time.time())
+        self._remember(key_id, key, time.time())
         return key
 
-    def _known(self, key_id: str, fresh: bool) -> tuple[RemoteKey, float, float] | None:
-        """The key as remembered (read from the file less than a minute ago), else as the file
-        has it now (`fresh`: always the file)."""
+    def _known(self, key_id: str) -> tuple[RemoteKey, float] | None:
+        """The key as remembered (read less than a minute ago), else as the file has it; a key
+        id that could not be fetched in the last minute raises its reason again."""
         with self._lock:
             found = self._memo.get(key_id)
-            if found is not None and not fresh and time.monotonic() - found[2] < self.MEMO_SECONDS:
+            if found is not None and time.monotonic() - found[2] < self.MEMO_SECONDS:
                 self._memo.move_to_end(key_id)
-                return found
+                if isinstance(found[0], str):
+                    raise SignatureError(found[0])
+                return found[0], found[1]
         kept = self.durable.actor_key(key_id)
         if kept is None:
             with self._lock:
                 self._memo.pop(key_id, None)
             return None
-        return self._remember(RemoteKey(key_id, kept[0], kept[1]), kept[2])
+        key = RemoteKey(key_id, kept[0], kept[1])
+        self._remember(key_id, key, kept[2])
+        return key, kept[2]
 
-    def _remember(self, key: RemoteKey, fetched: float) -> tuple[RemoteKey, float, float]:
-        entry = (key, fetched, time.monotonic())
+    def _remember(self, key_id: str, found: RemoteKey | str, fetched: float) -> None:
         with self._lock:
-            self._memo[key.key_id] = entry
-            self._memo.move_to_end(key.key_id)
+            self._memo[key_id] = (found, fetched, time.monotonic())
+            self._memo.move_to_end(key_id)
             while len(self._memo) > self.MEMO:
                 self._memo.popitem(last=False)
-        return entry
 
 
 def _key_in(document: dict[str, Any], key_id: str) -> RemoteKey:
