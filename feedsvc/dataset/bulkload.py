@@ -16,7 +16,7 @@ from typing import cast
 
 from . import Dataset, Site, Topic, rows
 from .db import key_of
-from .write import FileChange, Prepared, Writer, prepare
+from .write import FLUSH, FileChange, Prepared, Writer, prepare
 
 _TABLES = ("releases", "release_countries", "release_topics", "release_pairs",
            "release_updates", "counts", "meta", "file_media", "files")
@@ -47,9 +47,9 @@ def fill(conn: sqlite3.Connection, files: Sequence[FileChange],
                            int(f.vocabulary)) for n, f in enumerate(files, 1)))
         conn.executemany("INSERT INTO file_media VALUES (?, ?, ?, ?, ?, ?)",
                          ((n, *m) for n, f in enumerate(files, 1) for m in f.media))
-        writer = Writer(conn)
-        for key, file, found in _numbered(releases):
-            writer.put(found, key, file)
+        writer, numbered = Writer(conn), _numbered(releases)
+        for start in range(0, len(numbered), FLUSH):
+            writer.put(numbered[start:start + FLUSH])
         writer.save_counts()
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                          {**meta, "site": rows.site_json(site),
@@ -66,6 +66,8 @@ def _numbered(releases: Sequence[Sequence[Prepared]]) -> list[tuple[int, int, Pr
                    for n, held in enumerate(releases, 1) for found in held)
     numbered: list[tuple[int, int, Prepared]] = []
     for second, group in groupby(found, key=lambda item: item[0] // 1_000_000):
-        numbered += [(key_of(second, rank), n, prepared)
-                     for rank, (_, _, n, prepared) in enumerate(group)]
+        held = list(group)
+        first = key_of(second, len(held) - 1) - len(held) + 1  # the last rank checked
+        numbered += [(key, n, prepared)
+                     for key, (_, _, n, prepared) in enumerate(held, first)]
     return numbered

@@ -12,6 +12,7 @@ and all: the first is a new interpreter, which forks the others while it runs no
 """
 from __future__ import annotations
 
+import gc
 import logging
 import marshal
 import multiprocessing
@@ -190,27 +191,36 @@ def _files(pipe: Connection) -> tuple[list[FileRow], int]:
     return [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]))) for row in sent], fold
 
 
-def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> None:
-    """Send a run's files as plain values: each release as write.prepare makes it."""
+def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> list[object]:
+    """Send a run's files as plain values: each release as write.prepare makes it; return
+    what was made for it (see _work)."""
     rows = [_plain(entry) for entry in entries.values()]
     sent = [(*row[:-1], tuple((p.file, p.line, p.release, p.field, p.message)
                               for p in row.problems)) for row in rows]
     pipe.send(("ok", None))
     pipe.send_bytes(marshal.dumps((versions.fold((r.below, r.stamp) for r in rows), sent)))
+    return [rows, sent]
+
+
+# What a loading process made, held until it ends (os._exit) once its work is sent: freeing
+# every object one by one (or collecting them all) would only cost time.
+_ENDING: list[object] = []
 
 
 def main(fds: Sequence[str]) -> None:
     """In a new interpreter: be the first loading process, on the pipes of these descriptors."""
-    _lead([Connection(int(fd)) for fd in fds])
-    os._exit(0)  # its work is sent: freeing every object one by one would only cost time
+    gc.disable()  # for good, here and in the processes it forks: they make millions of objects
+    _ENDING.append(_lead([Connection(int(fd)) for fd in fds]))  # and no cycles, then end
+    os._exit(0)
 
 
-def _lead(pipes: Sequence[Connection]) -> None:
-    """In the first child: fork one process for each other run; read the first run."""
+def _lead(pipes: Sequence[Connection]) -> list[object] | None:
+    """In the first child: fork one process for each other run; read the first run; return
+    what it made (see _work)."""
     try:
         root, runs, limit, now = pipes[0].recv()
     except EOFError:
-        return
+        return None
     children = []
     for n in range(1, len(runs)):
         pid = os.fork()  # this process runs no other thread
@@ -218,29 +228,34 @@ def _lead(pipes: Sequence[Connection]) -> None:
             for other, pipe in enumerate(pipes):
                 if other != n:
                     pipe.close()
-            _work(pipes[n], Path(root), runs[n], limit, now)
+            _ENDING.append(_work(pipes[n], Path(root), runs[n], limit, now))
             os._exit(0)
         children.append(pid)
     for pipe in pipes[1:]:
         pipe.close()
-    _work(pipes[0], Path(root), runs[0], limit, now)
+    made = _work(pipes[0], Path(root), runs[0], limit, now)
     for pid in children:
         os.waitpid(pid, 0)
+    return made
 
 
-def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: int) -> None:
-    """In a child: read and parse `names`, then check them against the vocabulary sent."""
+def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: int
+          ) -> list[object]:
+    """In a child: read and parse `names`, then check them against the vocabulary sent;
+    return what it made, which the process ends holding (main)."""
+    made: list[object] = []
     try:
-        with loader.quiet_gc():
-            read: list[Read] = loader.read_files(root, names, limit)
-            parts = loader.vocabulary_parts(read)  # without their whole documents:
-            sites = [(SourceFile(src.name, None), mapping) for src, mapping in parts.sites]
-            topics_found = [(SourceFile(src.name, None), m) for src, m in parts.topics]
-            pipe.send(("ok", (sites, topics_found, any(link for *_, link in read))))
-            told = pipe.recv()
-            site, topics = (None, {}) if told is None else \
-                (rows.site_from(told[0]), rows.topics_from(told[1]))
-            _send_files(pipe, loader.entries(root, read, site, topics, now))
+        read: list[Read] = loader.read_files(root, names, limit)
+        made.append(read)
+        parts = loader.vocabulary_parts(read)  # without their whole documents:
+        sites = [(SourceFile(src.name, None), mapping) for src, mapping in parts.sites]
+        topics_found = [(SourceFile(src.name, None), m) for src, m in parts.topics]
+        pipe.send(("ok", (sites, topics_found, any(link for *_, link in read))))
+        told = pipe.recv()
+        site, topics = (None, {}) if told is None else \
+            (rows.site_from(told[0]), rows.topics_from(told[1]))
+        entries = loader.entries(root, read, site, topics, now)
+        made += [entries, *_send_files(pipe, entries)]
     except EOFError:
         pass  # the parent gave up on this one
     # Whatever fails here must reach the parent, which then reads in one process.
@@ -251,3 +266,4 @@ def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: i
             pass
     finally:
         pipe.close()
+    return made

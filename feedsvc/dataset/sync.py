@@ -20,7 +20,7 @@ from . import write as writer
 from .bulkload import fill
 from .coldstart import CHILD_LOAD_BYTES, read_all
 from .ingest import FullRead, Plan, plan, stamp_of
-from .loader import FileRow
+from .loader import FileRow, quiet_gc
 from .version import Names
 
 
@@ -75,10 +75,12 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan,
             "root": str(root), **(extra or {})}
     if found.site is not None:  # a full read: its releases are plain values (bulkload.py)
         assert found.topics is not None
-        fill(db, [_change(row) for row in found.files], [row.prepared for row in found.files],
-             {**meta, "version": found.version, "source": str(root),
-              "generation": secrets.token_hex(8)},
-             site=found.site, topics=found.topics)
+        with quiet_gc():  # millions of tuples and no cycle: a collection would only walk them
+            fill(db, [_change(row) for row in found.files],
+                 [row.prepared for row in found.files],
+                 {**meta, "version": found.version, "source": str(root),
+                  "generation": secrets.token_hex(8)},
+                 site=found.site, topics=found.topics)
         return True
     files = [_change(row) for row in found.files]
     known = dict(db.execute("SELECT name, value FROM meta WHERE name IN ('linked', 'fold')"))
@@ -90,7 +92,8 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan,
 
 def _change(row: FileRow) -> writer.FileChange:
     return writer.FileChange(row.below, *row.key, row.digest, row.releases, row.racy,
-                             row.vocabulary, tuple((src, *at, sha) for src, at, sha in row.media))
+                             row.vocabulary,
+                             tuple((src, *at, sha) for src, at, sha in row.media) if row.media else ())
 
 
 class Looker:
