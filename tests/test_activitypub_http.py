@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from flask import Flask
 from flask.testing import FlaskClient
+from lxml import html as lxml_html
 from PIL import Image
 from werkzeug.test import TestResponse
 
@@ -225,6 +226,45 @@ def test_elsewhere_serves_objects_and_leaves_actors_to_the_owner(tmp_path: Path)
     moved = client.get("/countries/th", headers={"Accept": AS})
     assert moved.status_code == 302 and moved.headers["Location"] == f"{BASE_URL}ap/actors/th"
     assert not (tmp_path / "state" / "activitypub.sqlite3").exists()
+
+
+# Each page that is also an ActivityPub object, and the actor it is (None: the release itself).
+PAGES = {"/": "all", "/countries/th": "th", "/topics/gender-equality": "gender-equality",
+         "/releases/pr-2004-005": None}
+
+
+def alternates(page: TestResponse) -> list[str]:
+    """Return the hrefs of a page's ActivityStreams alternate links."""
+    tree = lxml_html.fromstring(page.data)
+    return [str(href) for href in
+            tree.xpath('//link[@rel="alternate"][@type="application/activity+json"]/@href')]
+
+
+@pytest.mark.parametrize("mode", ["owner", "elsewhere", "off"])
+def test_pages_link_to_and_answer_activitystreams_as_the_mode_says(tmp_path: Path,
+                                                                   mode: str) -> None:
+    client = fed_app(tmp_path / "state", FEEDSVC_ACTIVITYPUB=mode).test_client()
+    for page, handle in PAGES.items():
+        html = client.get(page, headers={"Accept": BROWSER})
+        answer = client.get(page, headers={"Accept": AS})
+        assert html.status_code == 200 and html.mimetype == "text/html", page
+        if mode == "off":  # no link, and the Accept header changes nothing
+            assert alternates(html) == [] and not varies_on_accept(html), page
+            assert answer.mimetype == "text/html" and answer.data == html.data, page
+            continue
+        target = f"{BASE_URL}releases/pr-2004-005" if handle is None else \
+            f"{BASE_URL}ap/actors/{handle}"
+        assert alternates(html) == [target], page
+        assert varies_on_accept(html) and varies_on_accept(answer), page
+        if handle is None:  # a release's Article, from any instance
+            assert as_json(answer)["id"] == target
+        elif mode == "owner":
+            assert as_json(answer)["id"] == target
+        else:  # elsewhere: the owner answers actors (the shipped nginx routes /ap/ there)
+            assert answer.status_code == 302 and answer.headers["Location"] == target, page
+    for inbox in ("/ap/inbox", "/ap/actors/th/inbox"):  # only the owner has inboxes
+        posted = client.post(inbox, json={"type": "Follow"}, base_url=BASE_URL)
+        assert posted.status_code == (401 if mode == "owner" else 404), (mode, inbox)
 
 
 def test_without_a_base_url_there_is_no_federation(tmp_path: Path) -> None:

@@ -11,12 +11,10 @@ from typing import Any
 import pytest
 from flask import Flask, Response, request
 from flask.testing import FlaskClient
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from werkzeug.test import TestResponse
 
 from feedsvc import create_app
+from feedsvc.activitypub import ratelimit
 from feedsvc.activitypub.keys import SiteKey, new_site_key
 from feedsvc.activitypub.signatures import sign
 from feedsvc.config import BUNDLED_DATA
@@ -69,7 +67,6 @@ def remote(serve: Callable[..., str]) -> Remote:
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     monkeypatch.setenv("FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE", "loopback")  # the remote is loopback
-    monkeypatch.setattr(inboxes, "_limiter", MovingWindowRateLimiter(MemoryStorage()))
     app = create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": BASE_URL,
                       "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "state")})
     yield app
@@ -84,6 +81,16 @@ def post(client: FlaskClient, path: str, activity: dict[str, Any], remote: Remot
                    (key or remote.key).private_pem)
     return client.post(path, data=signed if body is None else body, headers=headers,
                        base_url=BASE_URL)
+
+
+def post_from(address: str, client: FlaskClient, path: str, activity: dict[str, Any],
+              remote: Remote) -> TestResponse:
+    """POST a signed activity as `post` does, from client address `address`."""
+    signed = json.dumps(activity).encode()
+    headers = sign("POST", f"{BASE_URL.rstrip('/')}{path}", signed, f"{remote.id}#main-key",
+                   remote.key.private_pem)
+    return client.post(path, data=signed, headers=headers, base_url=BASE_URL,
+                       environ_base={"REMOTE_ADDR": address})
 
 
 def follow(remote: Remote, target: str = TH) -> dict[str, Any]:
@@ -109,8 +116,9 @@ def test_a_follow_is_recorded_and_answered_with_an_accept(app: Flask, remote: Re
     assert inbox == f"{remote.id}/inbox"
     assert accept["type"] == "Accept" and accept["actor"] == TH
     assert accept["object"]["id"] == f"{remote.id}/follows/1"
-    # the key and the actor were fetched with signed GETs, as authorized-fetch servers want
-    assert remote.gets and all("Signature" in get for get in remote.gets)
+    # the actor was fetched once (its key, then its inbox, from one document) with a signed
+    # GET, as authorized-fetch servers want
+    assert len(remote.gets) == 1 and "Signature" in remote.gets[0]
 
 
 def test_the_shared_inbox_takes_follows_of_any_actor(app: Flask, remote: Remote) -> None:
@@ -165,10 +173,35 @@ def test_bodies_are_capped_and_senders_limited(app: Flask, remote: Remote,
     client = app.test_client()
     big = {**follow(remote), "padding": "x" * inboxes.MAX_BODY}
     assert post(client, "/ap/inbox", big, remote).status_code == 413
-    monkeypatch.setattr(inboxes, "PER_SENDER", parse("3/minute"))
+    monkeypatch.setattr(inboxes, "PER_SENDER", 3)
     statuses = [post(client, "/ap/inbox", follow(remote), remote).status_code for _ in range(5)]
     assert statuses == [202, 202, 202, 429, 429]
     assert followers(app) == 1
+
+
+def test_a_forged_key_id_spends_no_allowance_of_the_server_it_names(
+        app: Flask, remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = app.test_client()
+    monkeypatch.setattr(inboxes, "PER_SENDER", 3)
+    forger = new_site_key()  # posts naming the remote's key id, signed with another key
+    forged = [post(client, "/ap/inbox", follow(remote), remote, key=forger).status_code
+              for _ in range(5)]
+    assert forged == [401] * 5
+    assert post(client, "/ap/actors/th/inbox", follow(remote), remote).status_code == 202
+    assert followers(app) == 1
+
+
+def test_one_client_address_is_limited_before_any_signature_is_checked(
+        app: Flask, remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = app.test_client()
+    monkeypatch.setattr(inboxes, "PER_CLIENT", 3)
+    forger = new_site_key()
+    statuses = [post(client, "/ap/inbox", follow(remote), remote, key=forger).status_code
+                for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    # another address is not limited by it
+    other = post_from("203.0.113.9", client, "/ap/inbox", follow(remote), remote)
+    assert other.status_code == 202 and followers(app) == 1
 
 
 def test_a_stranger_leaving_costs_no_fetch(app: Flask, remote: Remote) -> None:
@@ -184,6 +217,22 @@ def test_what_cannot_be_read_stores_nothing(app: Flask, remote: Remote) -> None:
                        remote.key.private_pem)
         assert client.post("/ap/inbox", data=body, headers=headers,
                            base_url=BASE_URL).status_code == 400
-    remote.answers = 1  # its key is read, then its server fails: its inbox cannot be known
+    like = {"id": f"{remote.id}/likes/1", "type": "Like", "actor": remote.id, "object": TH}
+    assert post(client, "/ap/inbox", like, remote).status_code == 202  # its key is kept
+    remote.answers = len(remote.gets)  # then its server fails: its inbox cannot be known
     answer = post(client, "/ap/inbox", follow(remote), remote)
     assert answer.status_code == 502 and followers(app) == 0 and queued(app) == []
+
+
+def test_a_limited_sender_is_let_in_again_the_next_minute(app: Flask, remote: Remote,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1_800_000_000.0]  # the start of a minute
+    app.extensions[inboxes.COUNTS] = ratelimit.Counts(clock=lambda: now[0])
+    monkeypatch.setattr(inboxes, "PER_SENDER", 1)
+    client = app.test_client()
+    like = {"id": f"{remote.id}/likes/1", "type": "Like", "actor": remote.id, "object": TH}
+    assert [post(client, "/ap/inbox", like, remote).status_code for _ in range(2)] == [202, 429]
+    now[0] += 59
+    assert post(client, "/ap/inbox", like, remote).status_code == 429
+    now[0] += 1
+    assert post(client, "/ap/inbox", like, remote).status_code == 202

@@ -18,9 +18,10 @@ from werkzeug.test import TestResponse
 from feedsvc import create_app
 from feedsvc.config import BUNDLED_DATA
 
-from .routes import every_route_app, rules, values
+from .routes import ACTIVITY, BASE_URL, every_route_app, path, reads, rules, values
 
-KNOWN = ("country", "topic", "q", "since", "limit", "before", "page", "format", "callback")
+KNOWN = ("country", "topic", "q", "since", "limit", "before", "page", "format", "callback",
+         "resource")
 JSON_FEED_KEYS = {"version", "title", "items"}
 JSON_ITEM_KEYS = {"id"}
 
@@ -43,10 +44,18 @@ def fuzz_app() -> Flask:
     return create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": None})
 
 
+@pytest.fixture(scope="module")
+def federated_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    # The fediverse's routes exist only with a public base URL and a state directory.
+    return create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": BASE_URL,
+                       "FEEDSVC_SNAPSHOT_DIR": str(tmp_path_factory.mktemp("state"))})
+
+
 @st.composite
-def paths(draw: st.DrawFn, app: Flask) -> str:
-    """Draw a route and fill each argument with a valid value or junk, quoted in some way."""
-    rule: Rule = draw(st.sampled_from(rules(app)))
+def paths(draw: st.DrawFn, app: Flask, rule: Rule | None = None) -> str:
+    """Draw a route (or take `rule`) and fill each argument with a valid value or junk,
+    quoted in some way."""
+    rule = rule or draw(st.sampled_from(rules(app)))
     arguments = values(app, rule, draw(st.integers(0, 2)))
     for name, converter in rule._converters.items():
         if isinstance(converter, AnyConverter) and draw(st.booleans()):
@@ -97,6 +106,10 @@ def check(response: TestResponse) -> None:
             feed = json.loads(body)
             assert JSON_FEED_KEYS <= feed.keys()
             assert all(JSON_ITEM_KEYS <= item.keys() for item in feed["items"])
+        elif mimetype == ACTIVITY:
+            assert {"@context", "id", "type"} <= json.loads(body).keys()
+        elif (mimetype or "").endswith("json"):  # WebFinger's JRD, NodeInfo, health
+            assert isinstance(json.loads(body), dict)
 
 
 @given(data=st.data(), query=queries, raw=raw_queries, sent=headers)
@@ -122,14 +135,51 @@ def test_repeated_and_huge_parameters_on_every_route(
         check(client.head(path, query_string=urlencode(pairs)))
 
 
+# What a fediverse server may send: ActivityStreams asked for in its forms, or junk.
+activity_accept = st.one_of(header_text, st.sampled_from([
+    ACTIVITY, 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"',
+    f"{ACTIVITY};q=nan", f"text/html;q=0.9, {ACTIVITY};q=0.9", f"{ACTIVITY};q=0, */*",
+    "application/ld+json", "application/json"]))
+signature = st.one_of(header_text, st.sampled_from([
+    'keyId="https://social.example/users/a#main-key",headers="(request-target) host date",'
+    'signature="AAAA"', 'keyId="http://10.0.0.1/k",signature="x"', 'keyId=""', 'keyId="#"',
+    'sig1=("@method");keyid="https://social.example/k"']))
+
+
+@given(data=st.data(), query=queries, sent=headers, accept=activity_accept, signed=signature,
+       body=st.one_of(st.binary(max_size=200), st.sampled_from(
+           [b"{}", b"[]", b"null", b'{"type": "Follow", "actor": 1}', b"{" * 5000])))
+def test_no_fediverse_request_gets_a_5xx(
+        federated_app: Flask, data: st.DataObject, query: list[tuple[str, str]],
+        sent: dict[str, str], accept: str, signed: str, body: bytes) -> None:
+    # The fediverse's routes and the pages that are also its objects, as a fediverse server
+    # asks for them: with an ActivityStreams Accept; inboxes with a POST, a signature and a
+    # body that are junk or nearly right.
+    rule = data.draw(st.sampled_from([r for r in rules(federated_app)
+                                      if r.endpoint.startswith(("activitypub.", "pages."))]))
+    target = data.draw(paths(federated_app, rule))
+    client = federated_app.test_client()
+    sent = {**sent, "Accept": accept}
+    if reads(rule):
+        check(client.get(target, query_string=urlencode(query), headers=sent))
+    else:
+        sent = {**sent, data.draw(st.sampled_from(["Signature", "Signature-Input"])): signed}
+        check(client.post(target, data=body, headers=sent, base_url=BASE_URL))
+
+
 def test_every_route_answers_its_valid_example(tmp_path: Path) -> None:
-    # A dataset in which every route's example exists (a picture, sitemap parts): each is a 200.
+    # A dataset in which every route's example exists (a picture, sitemap parts), federation
+    # on: each is a 200, and an inbox (POSTs only) a 405 with the POST it allows.
     app = every_route_app(tmp_path / "data")
     client = app.test_client()
     for rule in rules(app):
         for choice in range(3):
-            built = rule.build(values(app, rule, choice))
-            assert built is not None
-            response = client.get(built[1])
-            assert response.status_code == 200, (built[1], response.status_code)
+            built = path(rule, values(app, rule, choice))
+            response = client.get(built)
+            if not reads(rule):
+                assert response.status_code == 405 and "POST" in response.headers["Allow"]
+                continue
+            assert response.status_code == 200, (built, response.status_code)
             check(response)
+            if response.mimetype == "text/html":  # a page that is also an ActivityPub object?
+                check(client.get(built, headers={"Accept": ACTIVITY}))

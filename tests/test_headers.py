@@ -1,6 +1,7 @@
 """Security headers on every route (found in the URL map), every status, and through gunicorn."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -18,7 +19,7 @@ from werkzeug.test import TestResponse
 
 from feedsvc.http import headers
 
-from .routes import METHODS, every_route_app, example_paths
+from .routes import ACTIVITY, METHODS, every_route_app, example_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
@@ -56,9 +57,16 @@ def cors_route(app: Flask, path: str) -> bool:
     return headers.policy_for(endpoint).cors
 
 
-def test_every_route_and_method_has_the_security_headers(client: FlaskClient, app: Flask) -> None:
-    paths = example_paths(app)
-    assert len(paths) >= 14
+@pytest.fixture
+def swept(tmp_path: Path) -> Flask:
+    """The app with every route's example (the fediverse's too: a base URL, a state dir)."""
+    return every_route_app(tmp_path / "data")
+
+
+def test_every_route_and_method_has_the_security_headers(swept: Flask) -> None:
+    app, client = swept, swept.test_client()
+    paths = [*example_paths(app), *example_paths(app, read=False)]
+    assert len(paths) >= 14 and "/ap/inbox" in paths and "/ap/actors/th" in paths
     for path in [*paths, "/no/such/page", "/feeds/no-such.rss", "/feeds/countries/TH.rss"]:
         for method in METHODS:
             response = client.open(path, method=method)
@@ -68,7 +76,8 @@ def test_every_route_and_method_has_the_security_headers(client: FlaskClient, ap
             assert not cors or (method in ("GET", "HEAD") and cors_route(app, path)), (method, path)
 
 
-def test_html_pages_may_not_be_framed_and_embed_routes_may(client: FlaskClient, app: Flask) -> None:
+def test_html_pages_may_not_be_framed_and_embed_routes_may(swept: Flask) -> None:
+    app, client = swept, swept.test_client()
     pages = [p for p in example_paths(app) if not p.startswith(("/feeds/", "/static/"))]
     for path in pages:
         response = client.get(path)
@@ -117,8 +126,8 @@ def test_redirects_carry_the_headers(client: FlaskClient) -> None:
 def test_non_get_methods_get_405_with_allow(tmp_path: Path) -> None:
     app = every_route_app(tmp_path / "data")  # every route's example exists: none is a 404
     client = app.test_client()
-    paths = example_paths(app)
-    assert len(paths) >= len(list(app.url_map.iter_rules()))
+    paths, inboxes = example_paths(app), example_paths(app, read=False)
+    assert len(paths) + len(inboxes) >= len(list(app.url_map.iter_rules()))
     for path in paths:
         assert client.get(path).status_code == 200, path
         for method in ("POST", "PUT", "PATCH", "DELETE"):
@@ -126,6 +135,32 @@ def test_non_get_methods_get_405_with_allow(tmp_path: Path) -> None:
             assert response.status_code == 405, (method, path)
             assert "GET" in response.headers["Allow"], path
             assert response.get_data(as_text=True).strip(), path
+    assert inboxes, "the fediverse's inboxes are swept too"
+    for path in inboxes:  # they take POSTs only: an unsigned one is told why it is refused
+        unsigned = client.post(path, json={"type": "Follow"})
+        assert unsigned.status_code == 401 and unsigned.get_data(as_text=True).strip(), path
+        assert_common(unsigned)
+        for method in ("GET", "PUT", "PATCH", "DELETE"):
+            response = client.open(path, method=method)
+            assert response.status_code == 405, (method, path)
+            assert "POST" in response.headers["Allow"], path
+            assert_common(response)
+
+
+def test_activitystreams_answers_have_the_headers_and_vary(swept: Flask) -> None:
+    app, client = swept, swept.test_client()
+    negotiated = 0
+    for path in example_paths(app):
+        response = client.get(path, headers={"Accept": ACTIVITY})
+        assert response.status_code == 200, path
+        assert_common(response)
+        page = client.get(path)
+        if page.mimetype == "text/html" and response.mimetype == ACTIVITY:  # one URL, two answers
+            negotiated += 1
+            assert json.loads(response.data)["@context"], path
+            for answer in (page, response):
+                assert "Accept" in answer.headers["Vary"].replace(" ", "").split(","), path
+    assert negotiated >= 4  # the home page, a release, a country, a topic
 
 
 @pytest.fixture

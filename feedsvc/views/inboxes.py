@@ -1,8 +1,10 @@
 """POST to an inbox: capped, rate-limited per sender, verified, then one short transaction.
 
-Every refusal is decided before anything is written: a body over the cap (413), no signature
-or a bad one (401), too many posts from one sender host or one client address (429, in each
-worker's memory: `limits`' fixed window), a body that is no JSON object (400).
+Every refusal is decided before anything is written: a body over the cap (413), too many posts
+from one client address (429, before any work), no signature or a bad one (401), a body that is
+no JSON object (400), too many verified posts from one sender host (429: counted only once the
+signature holds, so that a forged key id cannot spend a real server's allowance). Both limits
+live in each worker's memory (activitypub/ratelimit.py: fixed one-minute windows).
 """
 from __future__ import annotations
 
@@ -10,30 +12,29 @@ import json
 import logging
 import math
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter
+from flask import Flask, Response, current_app, g, has_app_context, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..activitypub import handles
 from ..activitypub.durable import Durable
 from ..activitypub.fetch import ActorKeys, Client, FetchError
 from ..activitypub.inbox import Inbox, Refused
+from ..activitypub.ratelimit import Counts
 from ..activitypub.signatures import SignatureError, Signer, verify
 from ..clock import current_view
 from ..feeds.urls import Urls
 
 log = logging.getLogger("feedsvc.activitypub")
 MAX_BODY = 256 * 1024  # Mastodon's own inbox cap is 1 MiB; our activities of interest are < 4 KiB
-# Per sender host (the signature's key id) and per client address, in each worker: a server
-# that delivers much more is told to come back later (senders retry a 429).
-PER_SENDER, PER_CLIENT = parse("300/minute"), parse("600/minute")
+# Per client address (before verifying) and per sender host (the verified key id's), in each
+# worker: a server that delivers much more is told to come back later (senders retry a 429).
+PER_SENDER, PER_CLIENT = 300, 600  # a minute
 _KEY_ID = re.compile(r'keyid="([^"]{1,2000})"', re.IGNORECASE)
-_CLIENT = "feedsvc.activitypub.client"
-_limiter = FixedWindowRateLimiter(MemoryStorage())
+_CLIENT, _FETCHED = "feedsvc.activitypub.client", "feedsvc_activitypub_fetched"
+COUNTS = "feedsvc.activitypub.counts"  # app.extensions: the worker's Counts
 
 
 def _answer(status: int, text: str) -> Response:
@@ -42,12 +43,23 @@ def _answer(status: int, text: str) -> Response:
     return response
 
 
+class _Remembering(Client):
+    """The inbox's client: it remembers, for the rest of the request, the documents it fetched,
+    so that a first Follow reads its sender's actor once (for its key, then for its inbox)."""
+
+    def get_json(self, url: str, signer: Signer | None) -> dict[str, Any]:
+        fetched: dict[str, dict[str, Any]] = g.setdefault(_FETCHED, {}) if has_app_context() else {}
+        if url not in fetched:
+            fetched[url] = super().get_json(url, signer)
+        return fetched[url]
+
+
 def _client(app: Flask, durable: Durable, links: Urls) -> ActorKeys:
     """Return the app's fetcher of remote actors' keys (and documents), made once."""
     found: ActorKeys | None = app.extensions.get(_CLIENT)
     if found is None:
         signer = Signer(f"{links.actor('all')}#main-key", durable.site_key().private_pem)
-        client = Client(allow=app.config["FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE"])
+        client = _Remembering(allow=app.config["FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE"])
         found = app.extensions[_CLIENT] = ActorKeys(durable, client, signer)
     return found
 
@@ -68,9 +80,12 @@ def _unknown_leaving(activity: dict[str, object], key_id: str, durable: Durable)
             and durable.cached_actor_key(key_id, math.inf) is None)
 
 
-def _limited(sender: str) -> bool:
-    return not (_limiter.hit(PER_CLIENT, "client", request.remote_addr or "")
-                and _limiter.hit(PER_SENDER, "sender", sender))
+def _too_many(most: int, kind: str, who: str) -> Response | None:
+    """Count one post from `who`; answer 429 once it has sent more than `most` this minute."""
+    counts: Counts = current_app.extensions.setdefault(COUNTS, Counts())
+    if counts.hit(f"{kind} {who}", most):
+        return None
+    return _answer(429, f"too many posts from {who}; try again later")
 
 
 def receive(durable: Durable, links: Urls) -> Response:
@@ -80,13 +95,13 @@ def receive(durable: Durable, links: Urls) -> Response:
         body = request.get_data(cache=False)
     except RequestEntityTooLarge:
         return _answer(413, f"an inbox takes at most {MAX_BODY} bytes")
+    refused = _too_many(PER_CLIENT, "client", request.remote_addr or "")
+    if refused is not None:
+        return refused
     key_id = _key_id(request.headers.get("Signature-Input") or
                      request.headers.get("Signature") or "")
     if key_id is None:
         return _answer(401, "the request is not signed (HTTP signatures with a keyId)")
-    sender = urlsplit(key_id).hostname or ""
-    if _limited(sender):
-        return _answer(429, f"too many posts from {sender}; try again later")
     try:
         activity = json.loads(body)
     except ValueError:
@@ -99,15 +114,20 @@ def receive(durable: Durable, links: Urls) -> Response:
 
 
 def _verified(activity: dict[str, object], body: bytes, durable: Durable, links: Urls) -> Response:
+    """Verify the signature, count the post against its (now proven) sender host, act."""
     keys = _client(current_app, durable, links)
     base = urlsplit(links.base)
     target = request.path + (f"?{request.query_string.decode('latin-1')}"
                              if request.query_string else "")
     try:
-        signer = verify(request.method, target, dict(request.headers.items()), body, keys,
-                        authority=base.netloc, scheme=base.scheme, refresh=keys.fetch).owner
+        key = verify(request.method, target, dict(request.headers.items()), body, keys,
+                     authority=base.netloc, scheme=base.scheme, refresh=keys.fetch)
     except SignatureError as error:
         return _answer(401, f"signature refused: {error}")
+    refused = _too_many(PER_SENDER, "sender", urlsplit(key.key_id).hostname or "")
+    if refused is not None:
+        return refused
+    signer = key.owner
     view = current_view()
     inbox = Inbox(durable, links, lambda h: handles.scope_of(view, h) is not None,
                   lambda ident: keys.client.get_json(ident, keys.signer))
