@@ -5,13 +5,16 @@ POST's signature with feedsvc's verify() and the site's public key, as a remote 
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,6 +226,37 @@ def test_the_shipped_gunicorn_config_runs_the_deliverer_restarts_and_stops_it(
             server.stop()
         assert not Path(f"/proc/{supervisor}").exists()  # stopped with the master
     assert "fediverse deliverer started" in server.log.read_text()
+
+
+def test_the_site_key_is_made_at_the_first_start_and_never_shown(
+        tmp_path: Path, make_dataset: Callable[..., Path]) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    server = start_gunicorn(tmp_path, env={
+        "FEEDSVC_DATA": str(make_dataset(ONE)), "FEEDSVC_SNAPSHOT_DIR": str(state_dir),
+        "FEEDSVC_BASE_URL": BASE_URL})
+    try:
+        wait_until(lambda: stored_key(state_dir / "activitypub.sqlite3") is not None)  # no request yet
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/ap/actors/all") as answer:
+            actor = json.loads(answer.read())
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/readyz") as answer:
+            readiness = answer.read().decode()
+    finally:
+        server.stop()
+    public = stored_key(state_dir / "activitypub.sqlite3")
+    assert public is not None and actor["publicKey"]["publicKeyPem"] == public
+    for shown in (readiness, server.log.read_text()):
+        assert "PRIVATE KEY" not in shown and public.splitlines()[1] not in shown
+
+
+def stored_key(path: Path) -> str | None:
+    """The site's public key in the durable file, read without making one (None: none yet)."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT public_pem FROM keys WHERE name = 'site'").fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
 
 
 def niceness(pid: int) -> int:

@@ -104,6 +104,7 @@ def _child(settings: Mapping[str, Any], durable_file: Path, base: str) -> int:
     os.nice(NICE)
     supervisor = os.getppid()
     durable = Durable(durable_file, settings.get("FEEDSVC_ACTIVITYPUB_KEYS_DIR"))
+    durable.site_key()  # made at the instance's first start (not at a first request); a bad file is said now
     urls = Urls(base)
     store = _store(settings)
     with only_deliverer(durable_file, stop) as held:
