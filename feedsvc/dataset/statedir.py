@@ -35,7 +35,7 @@ TO_BUILD = ("missing", "empty", "not yet built")  # a first start (or an instanc
 CODE_VERSION = hashlib.sha256(b"".join(
     module.__name__.encode() + Path(str(module.__file__)).read_bytes()
     for module in (db, fields, media, records, rows, version, words, yamlsource))).hexdigest()[:12]
-# What the writer puts in `meta` with a full build (write.rebuild / bulkload's meta), so that
+# What the writer puts in `meta` with a full build (bulkload.rebuild), so that
 # a store written by other code is rebuilt, never misread.
 META = {"code": CODE_VERSION}
 
