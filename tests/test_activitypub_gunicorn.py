@@ -27,7 +27,10 @@ AS = "application/activity+json"
 def gunicorn(tmp_path: Path) -> Iterator[servers.Server]:
     env = {"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": BASE_URL,
            "FEEDSVC_SNAPSHOT_DIR": str(tmp_path / "state"),
-           "FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE": "loopback", "FEEDSVC_RELOAD_INTERVAL": "0"}
+           "FEEDSVC_ACTIVITYPUB_ALLOW_PRIVATE": "loopback", "FEEDSVC_RELOAD_INTERVAL": "0",
+           # No deliverer: these tests count what the workers queue (one would send and remove
+           # it meanwhile), and the workers make the key (the deliverer would make it at start).
+           "FEEDSVC_ACTIVITYPUB_DELIVER": "external"}
     server = servers.start_gunicorn(tmp_path, env=env)
     yield server
     server.stop()
