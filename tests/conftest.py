@@ -24,6 +24,7 @@ from feedsvc.clock import set_clock
 from feedsvc.config import BUNDLED_DATA
 
 from . import servers
+from .storedata import bundled_skeleton
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -110,10 +111,7 @@ def make_dataset(tmp_path: Path) -> Callable[..., Path]:
     counter = iter(range(1_000_000))
 
     def make(releases: list[dict[str, object]]) -> Path:
-        root = tmp_path / f"data-{next(counter)}"
-        (root / "releases").mkdir(parents=True)
-        for name in ("site.yaml", "topics.yaml"):
-            shutil.copy(BUNDLED_DATA / name, root / name)
+        root = bundled_skeleton(tmp_path / f"data-{next(counter)}")
         for release in releases:
             text = yaml.safe_dump(release, allow_unicode=True, sort_keys=False)
             (root / "releases" / f"{release['id']}.yaml").write_text(text, encoding="utf-8")

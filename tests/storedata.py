@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import shutil
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
@@ -11,6 +13,15 @@ from hypothesis import strategies as st
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.dataset import Dataset, Release, load_dataset, newest_first
 from feedsvc.dataset.records import Correction
+
+
+def bundled_skeleton(root: Path) -> Path:
+    """Make `root` a dataset of the bundled site and topics with no release yet; return it."""
+    (root / "releases").mkdir(parents=True)
+    for name in ("site.yaml", "topics.yaml"):
+        shutil.copy(BUNDLED_DATA / name, root / name)
+    return root
+
 
 ZONES = (ZoneInfo("Asia/Bangkok"), ZoneInfo("Europe/London"), ZoneInfo("America/Sao_Paulo"),
          UTC, timezone(timedelta(hours=7)), timezone(timedelta(hours=-3, minutes=-30)))

@@ -22,12 +22,13 @@ from feedsvc import create_app, state
 from feedsvc.activitypub.durable import Durable
 from feedsvc.activitypub.ledger import Ledger
 from feedsvc.clock import set_clock
-from feedsvc.config import BUNDLED_DATA, MaxRemoval
+from feedsvc.config import MaxRemoval
 from feedsvc.dataset.reader import Reader
 from feedsvc.feeds.urls import Urls
 from feedsvc.operations.reload import reloader
 
 from .conftest import BASE_URL, NOW, FakeClock, release_yaml
+from .storedata import bundled_skeleton
 
 IDS = range(1, 4)
 KINDS = ("visible", "draft", "withdrawn", "scheduled", "absent")
@@ -38,10 +39,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="feedsvc-ledger-machine-"))
-        self.root = self.tmp / "data"
-        (self.root / "releases").mkdir(parents=True)
-        for name in ("site.yaml", "topics.yaml"):
-            shutil.copy(BUNDLED_DATA / name, self.root / name)
+        self.root = bundled_skeleton(self.tmp / "data")
         self.clock = FakeClock(NOW)
         self.files: dict[int, tuple[str, int, int]] = {}  # id -> (kind, edition, minutes ahead)
         self.app = create_app({"FEEDSVC_DATA": str(self.root), "FEEDSVC_BASE_URL": BASE_URL,

@@ -16,11 +16,11 @@ from flask.testing import FlaskClient
 from playwright.sync_api import Browser
 
 from feedsvc import create_app
-from feedsvc.config import BUNDLED_DATA
 
 from .conftest import BASE_URL, release_yaml
 from .mediafiles import pdf, wav
 from .servers import Server, start_gunicorn
+from .storedata import bundled_skeleton
 from .test_browser import browser  # noqa: F401  (the module's Chromium)
 
 REPORT = pdf("The annual report")
@@ -37,10 +37,8 @@ def short(body: bytes) -> str:
 
 
 def write_dataset(root: Path) -> Path:
-    (root / "releases").mkdir(parents=True)
+    bundled_skeleton(root)
     (root / "media").mkdir()
-    for name in ("site.yaml", "topics.yaml"):
-        (root / name).write_bytes((BUNDLED_DATA / name).read_bytes())
     for name, body in FILES.items():
         (root / "media" / name).write_bytes(body)
     release = release_yaml(1, "2005-01-01")

@@ -40,6 +40,7 @@ from feedsvc.dataset.guard import accept_removal
 from feedsvc.operations.reload import reloader
 
 from .conftest import BASE_URL, NOW, FakeClock
+from .storedata import bundled_skeleton
 
 MAX_REMOVAL = 2  # releases one reload may remove before it is held
 LIMIT = 1 << 20
@@ -134,10 +135,7 @@ class ReloadMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="feedsvc-reload-machine-"))
-        self.root = self.tmp / "data"
-        (self.root / "releases").mkdir(parents=True)
-        for name in ("site.yaml", "topics.yaml"):
-            shutil.copy(BUNDLED_DATA / name, self.root / name)
+        self.root = bundled_skeleton(self.tmp / "data")
         for name in KEPT:
             shutil.copy(BUNDLED_DATA / "releases" / name, self.root / "releases" / name)
         for src, make in MEDIA.items():

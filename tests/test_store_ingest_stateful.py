@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, rule
 from feedsvc.config import BUNDLED_DATA
 
 from .conftest import release_yaml
+from .storedata import bundled_skeleton
 from .test_store_ingest import Pair, age, stored
 
 SLOTS = 5
@@ -33,10 +34,7 @@ class IngestMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="feedsvc-ingest-machine-"))
-        self.root = self.tmp / "data"
-        (self.root / "releases").mkdir(parents=True)
-        for name in ("site.yaml", "topics.yaml"):
-            shutil.copy(BUNDLED_DATA / name, self.root / name)
+        self.root = bundled_skeleton(self.tmp / "data")
         shutil.copy(BUNDLED_DATA / "releases" / "pr-2004-001.yaml", self.root / "releases")
         age(self.root)
         self.pair = Pair(self.root, self.tmp / "store.db")
