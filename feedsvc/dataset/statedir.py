@@ -1,7 +1,8 @@
 """The state directory: its files per dataset, one instance on it, a store usable or to build.
 
 Per dataset root (resolved, hashed) it holds `<src>.sqlite` (the store, and SQLite's -wal and
--shm), `<src>.lock` (the instance lock), `<src>.held` and `<src>.accept` (guard.py). It is the
+-shm), `<src>.lock` (the instance lock), `<src>.start` (instance-mates' turns at start, `alone`),
+`<src>.held` and `<src>.accept` (guard.py). It is the
 service's alone (created 0700; another user's, or one others may write, is not used). A store
 of another schema or code, damaged or not writable, is moved aside (`.bad`, the last one kept)
 and built again; if the directory cannot be used, the store goes to a private temporary one.
@@ -18,7 +19,8 @@ import shutil
 import sqlite3
 import stat
 import tempfile
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +86,22 @@ def open_state(state_dir: str | Path | None, root: str | Path) -> Opened:
         return _check(state_file(directory, root, "sqlite"))
     finally:
         os.close(guard)
+
+
+@contextmanager
+def alone(opened: Opened) -> Iterator[None]:
+    """Bring the store up to date within this: instance-mates starting together (the workers
+    of a plain `gunicorn -w N`) take turns (a flock on `<src>.start`), so that one builds the
+    store and the next finds it built, never two creating or building it at once."""
+    if not opened.persistent:  # a private temporary store: this process's alone
+        yield
+        return
+    fd = os.open(opened.path.with_suffix(".start"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and the flock with it
 
 
 def _private_dir(directory: Path) -> None:

@@ -375,19 +375,20 @@ def init_app(app: Flask) -> Served:
         log.info("serving the sample dataset shipped with feedsvc (FEEDSVC_DATA names yours): %s", path)
     later = config["FEEDSVC_START_CHECK"] == "background" and config["FEEDSVC_RELOAD_INTERVAL"] > 0
     opened = statedir.open_state(state_dir, path)
-    served = state.init_app(app, Served(Reader(opened.path), opened.state))
-    looker = Looker(connect(opened.path, write=True), Path(path), config["FEEDSVC_MAX_FILE_BYTES"],
-                    meta=statedir.META)
-    watch = Reloader(served, looker, limit=config["FEEDSVC_MAX_FILE_BYTES"],
-                     max_removal=config["FEEDSVC_MAX_REMOVAL"],
-                     snapshot_dir=state_dir if opened.persistent else None)
-    watch.status(start_check=None)
-    if watch._meta("version") is None:  # a cold start: every file read, built before serving
-        watch._consider(watch._full(), strict=True)  # here: child processes may read
-        if opened.first is not None:  # a deleted file is said too, once it is built again
-            log.info("state file %s was %s: built from the YAML", opened.path, opened.first)
-    elif not later:  # FEEDSVC_START_CHECK=wait: the files decide before serving
-        watch.check(strict=True)
+    with statedir.alone(opened):  # a plain `gunicorn -w N`'s workers: one builds, in turn
+        served = state.init_app(app, Served(Reader(opened.path), opened.state))
+        looker = Looker(connect(opened.path, write=True), Path(path),
+                        config["FEEDSVC_MAX_FILE_BYTES"], meta=statedir.META)
+        watch = Reloader(served, looker, limit=config["FEEDSVC_MAX_FILE_BYTES"],
+                         max_removal=config["FEEDSVC_MAX_REMOVAL"],
+                         snapshot_dir=state_dir if opened.persistent else None)
+        watch.status(start_check=None)
+        if watch._meta("version") is None:  # a cold start: every file read, built first
+            watch._consider(watch._full(), strict=True)  # here: child processes may read
+            if opened.first is not None:  # a deleted file is said too, once it is built again
+                log.info("state file %s was %s: built from the YAML", opened.path, opened.first)
+        elif not later:  # FEEDSVC_START_CHECK=wait: the files decide before serving
+            watch.check(strict=True)
     if later:  # the watcher's first look finds what changed while down, or while building
         log.info("dataset %s: served from its state file; the files are compared with it "
                  "next", path)
