@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import Problem, Site, Topic, duplicate_ids, parse_file
 from . import version as versions
+from .bulkload import Staged
 from .catalog import Found, look
 from .loader import RACY_NS, FileRow, Key, MediaRows, _entry, _escapes, _read
 from .rows import site_from, topics_from
@@ -38,12 +39,14 @@ class Plan:
     linked: bool
     gone: int  # served releases the change removes (the mass-removal guard's count)
     served: int  # releases in the store before it (counted only when some are removed)
-    # A new vocabulary (every file read again): the store is rebuilt from `files`.
+    # A new vocabulary (every file read again): the store is rebuilt (`staged`).
     site: Site | None = None
     topics: Mapping[str, Topic] | None = None
     # The files this look read or found gone (a full read: those that differ from the store):
     # until a commit, the next looks read them again (sync.Looker).
     looked: tuple[str, ...] = ()
+    # A full read without problems: its releases, in staging files (bulkload.py).
+    staged: Staged | None = None
 
     @property
     def any(self) -> bool:

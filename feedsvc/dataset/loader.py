@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from . import (
     Dataset,
@@ -38,9 +38,6 @@ from . import version as versions
 from .version import Names
 from .yamlsource import file_digest, find_files, links_out, read_source
 
-if TYPE_CHECKING:
-    from .write import Prepared
-
 Key = tuple[int, int, int]
 UNREADABLE: Key = (-1, -1, -1)
 # The media files a file's releases name, by name below media/ (as a notification names
@@ -57,7 +54,7 @@ class FileRow(NamedTuple):
     keeps it. A tuple: a full read makes one a file, at a tuple's cost.
 
     `releases` None: its bytes are the same as the store holds, keep its releases; a full
-    read for the store has them as plain values in `prepared` instead (write.prepare)."""
+    read for the store has them in its staging files instead (bulkload.Staged)."""
 
     name: str  # as find_files gives it (problems name files so)
     below: str  # below the root, as the version and the store name it
@@ -68,7 +65,6 @@ class FileRow(NamedTuple):
     media: MediaRows = ()
     releases: tuple[Release, ...] | None = ()
     ids: Ids = ()  # every id its releases name, valid or not, with its line
-    prepared: tuple[Prepared, ...] = ()
     problems: tuple[Problem, ...] = ()
 
     @property
