@@ -1,34 +1,14 @@
 """A publish costs the work, not the archive: every statement the store's writer runs for a
 notified publish (a new release, an edited one) is an index search, as EXPLAIN QUERY PLAN
-says on the writer's own connection; a scan of a partial index reads only its few rows (the
-racy files), so it counts as a search."""
+says on the writer's own connection."""
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from feedsvc import create_app
 from feedsvc.operations.reload import reloader
 
-
-def partial_indexes(conn: sqlite3.Connection) -> set[str]:
-    return {name for name, sql in conn.execute(
-        "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL")
-        if " WHERE " in sql.upper()}
-
-
-def scans(conn: sqlite3.Connection, statements: list[str]) -> list[tuple[str, list[str]]]:
-    """Return each statement whose plan scans a table (or a whole index) or sorts."""
-    partial, found = partial_indexes(conn), []
-    for sql in dict.fromkeys(statements):
-        if not sql.lstrip().upper().startswith(("SELECT", "DELETE", "UPDATE", "INSERT", "WITH")):
-            continue  # BEGIN, COMMIT, PRAGMA
-        steps = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
-        if any(step.startswith("SCAN ") and "VIRTUAL TABLE" not in step
-               and "(subquery-" not in step and step.split()[-1] not in partial
-               or "TEMP B-TREE" in step for step in steps):
-            found.append((sql, steps))
-    return found
+from .plans import scans
 
 
 def test_a_notified_publish_runs_no_scan_of_the_archive(dataset_dir: Path) -> None:

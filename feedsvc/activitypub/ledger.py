@@ -35,11 +35,20 @@ from ..feeds.urls import Urls
 from . import objects
 from .durable import Durable
 
-# announced: JSON {handle: the version it announced}; ledger_sync: generation, commit, now_us.
+# announced: JSON {handle: the version it announced}; ledger_sync: generation, commit, now_us,
+# and count: the ledger's rows, kept by its triggers in the transaction that moves them (a
+# count(*) of the ledger would read every row at every sync).
 DDL = ("CREATE TABLE IF NOT EXISTS ledger(id TEXT PRIMARY KEY, version TEXT NOT NULL, "
        "announced TEXT NOT NULL) WITHOUT ROWID",
        "CREATE TABLE IF NOT EXISTS ledger_sync(name TEXT PRIMARY KEY, value TEXT NOT NULL) "
-       "WITHOUT ROWID")
+       "WITHOUT ROWID",
+       "CREATE TRIGGER IF NOT EXISTS ledger_in AFTER INSERT ON ledger BEGIN "
+       "UPDATE ledger_sync SET value = value + 1 WHERE name = 'count'; END",
+       "CREATE TRIGGER IF NOT EXISTS ledger_out AFTER DELETE ON ledger BEGIN "
+       "UPDATE ledger_sync SET value = value - 1 WHERE name = 'count'; END")
+# An insert of a known id updates its row (INSERT OR REPLACE would fire the insert trigger).
+PUT = ("INSERT INTO ledger VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+       "version = excluded.version, announced = excluded.announced")
 BATCH = 500  # ids per query of a pass, releases per transaction of a first recording
 NOTICE_US = int(TOMBSTONE_DAYS.total_seconds()) * 10**6  # withdrawal -> notice_until_us
 
@@ -159,8 +168,7 @@ class Ledger:
             if row is not None and row[0] == version:
                 return 0
             targets = {h: announced.get(h, version) for h in handles(release)}
-            conn.execute("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)",
-                         (release_id, version, json.dumps(targets, sort_keys=True)))
+            conn.execute(PUT, (release_id, version, json.dumps(targets, sort_keys=True)))
             first = objects.update(article) if row is not None else objects.create(article)
             queued = self._send(objects.SITE_HANDLE, first)
             queued += sum(self._send(h, objects.announce(h, article))
@@ -204,7 +212,7 @@ class Ledger:
                 rows.append((release.id, version, json.dumps(
                     dict.fromkeys(handles(release), version), sort_keys=True)))
             with self.durable.transaction() as conn:
-                conn.executemany("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)", rows)
+                conn.executemany(PUT, rows)
             count += len(rows)
             if len(batch) < BATCH:
                 return count
@@ -213,7 +221,7 @@ class Ledger:
     def _mark(self) -> Mark | None:
         with self.durable.transaction() as conn:
             found = dict(conn.execute("SELECT name, value FROM ledger_sync").fetchall())
-        if not found:
+        if "generation" not in found:
             return None
         return Mark(found["generation"], int(found["commit"]), int(found["now_us"]))
 
@@ -225,7 +233,8 @@ class Ledger:
 
     def _count(self) -> int:
         with self.durable.transaction() as conn:
-            return int(conn.execute("SELECT count(*) FROM ledger").fetchone()[0])
+            return int(conn.execute("SELECT value FROM ledger_sync WHERE name = 'count'")
+                       .fetchone()[0])
 
     def _ids(self) -> Iterator[str]:
         """Yield every id of the ledger, a batch a transaction (decisions may delete rows)."""
@@ -243,6 +252,9 @@ class Ledger:
 def _tables(conn: sqlite3.Connection) -> None:
     for statement in DDL:  # (executescript would COMMIT first)
         conn.execute(statement)
+    if conn.execute("SELECT 1 FROM ledger_sync WHERE name = 'count'").fetchone() is None:
+        # A new file, or one whose ledger was kept without its count: counted once.
+        conn.execute("INSERT INTO ledger_sync SELECT 'count', count(*) FROM ledger")
 
 
 def _meta(conn: sqlite3.Connection, name: str) -> str | None:
