@@ -34,6 +34,7 @@ from ..dataset.visible import StoreView
 from ..feeds.urls import Urls
 from . import objects
 from .durable import Durable
+from .durablefile import DurableError
 
 # announced: JSON {handle: the version it announced}; ledger_sync: generation, commit, now_us,
 # and count: the ledger's rows, kept by its triggers in the transaction that moves them (a
@@ -173,22 +174,16 @@ class Ledger:
             queued = self._send(objects.SITE_HANDLE, first)
             queued += sum(self._send(h, objects.announce(h, article))
                           for h in targets if h not in announced)
-            return queued + sum(self._send(h, objects.undo(self._announced(h, release_id, v)))
+            return queued + sum(self._send(h, self._undo(h, release_id, v))
                                 for h, v in announced.items() if h not in targets)
 
     def _withdraw(self, release_id: str, announced: dict[str, str]) -> int:
         queued = self._send(objects.SITE_HANDLE, objects.delete(self.urls.release(release_id)))
-        return queued + sum(self._send(h, objects.undo(self._announced(h, release_id, v)))
+        return queued + sum(self._send(h, self._undo(h, release_id, v))
                             for h, v in sorted(announced.items()))
 
-    def _announced(self, handle: str, release_id: str, version: str) -> dict[str, Any]:
-        """Return the Announce an actor sent of a release's version, as far as its Undo needs
-        (servers find the boost by its id)."""
-        actor = self.urls.actor(handle)
-        return {"id": self.urls.activity("announce", handle, release_id, version),
-                "type": "Announce", "actor": actor, "to": [objects.PUBLIC],
-                "cc": [objects.followers(self.urls, handle), self.urls.actor(objects.SITE_HANDLE)],
-                "object": self.urls.release(release_id)}
+    def _undo(self, handle: str, release_id: str, version: str) -> dict[str, Any]:
+        return objects.undo(objects.announced(self.urls, handle, release_id, version))
 
     def _send(self, handle: str, activity: dict[str, Any]) -> int:
         """Queue an activity to an actor's followers (none: nothing queued)."""
@@ -309,3 +304,15 @@ def _chunks(ids: Iterable[str]) -> Iterator[Sequence[str]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def announced(durable: Durable, release_id: str) -> dict[str, str]:
+    """Return the version of a release each actor last announced, as the ledger says (none
+    before the deliverer's first sync: no ledger yet)."""
+    try:
+        found = durable.read("SELECT announced FROM ledger WHERE id = ?", (release_id,))
+    except DurableError as error:
+        if "no such table" not in str(error):
+            raise
+        return {}  # no deliverer has synced on this file yet
+    return {} if not found else dict(json.loads(found[0][0]))
