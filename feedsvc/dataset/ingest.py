@@ -204,13 +204,12 @@ def stamp_of(db: sqlite3.Connection, below: str) -> bytes | None:
 def _guard(db: sqlite3.Connection, rows: Iterable[FileRow],
            removed: Iterable[str]) -> tuple[int, int]:
     """Return how many served releases the change removes, and how many are served."""
-    new = {r.id for row in rows if row.releases is not None for r in row.releases}
+    new = [r.id for row in rows if row.releases is not None for r in row.releases]
     replaced = [row.below for row in rows if row.releases is not None] + list(removed)
-    gone = 0
-    for below in replaced:
-        for rid, in db.execute("SELECT r.id FROM releases r JOIN files f ON f.id = r.file "
-                               "WHERE f.path = ?", (below,)):
-            gone += rid not in new
+    gone = db.execute("SELECT count(*) FROM releases r JOIN files f ON f.id = r.file "
+                      "WHERE f.path IN (SELECT value FROM json_each(?)) "
+                      "AND r.id NOT IN (SELECT value FROM json_each(?))",
+                      (json.dumps(replaced), json.dumps(new))).fetchone()[0]
     if not gone:  # nothing served is removed: the guard has nothing to weigh, and counting
         return 0, 0  # the archive's releases would cost the archive
     return gone, db.execute("SELECT count(*) FROM releases").fetchone()[0]
