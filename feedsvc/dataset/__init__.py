@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from .problems import DatasetError, Problem
@@ -151,11 +150,7 @@ def duplicate_ids(files: Iterable[tuple[str, Ids]]) -> list[Problem]:
 
 def newest_first(releases: Iterable[Release]) -> tuple[Release, ...]:
     """Sort releases newest first (ties by id, descending): the order every feed is in."""
-    return tuple(sorted(releases, key=_newest_first, reverse=True))
-
-
-def _newest_first(release: Release) -> tuple[datetime, str]:
-    return release.published, release.id
+    return tuple(sorted(releases, key=lambda r: (r.published, r.id), reverse=True))
 
 
 def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Dataset:

@@ -110,11 +110,6 @@ def _stat(path: str) -> tuple[Key, bool]:
     return (status.st_size, status.st_mtime_ns, status.st_ino), link
 
 
-def _missing(root: Path) -> Catalog:
-    return Catalog(str(root), {}, None, {},
-                   (Problem(str(root), None, None, None, "no such file or directory"),))
-
-
 Escapes = Callable[[str, bool | None], bool] | None
 
 
@@ -146,7 +141,8 @@ def raw_files(root: Path, limit: int) -> list[tuple[str, bytes]]:
 def load(root: Path, limit: int) -> Catalog:
     """Read, parse and validate every file: check-data, a cold start, a vocabulary change."""
     if not root.exists():
-        return _missing(root)
+        return Catalog(str(root), {}, None, {},
+                       (Problem(str(root), None, None, None, "no such file or directory"),))
     now = time.time_ns()
     with quiet_gc():
         links: list[str] = []
