@@ -51,7 +51,7 @@ def miss_ns(app: Flask, client: FlaskClient, url: str) -> int:
 def select_ns(app: Flask, scope: Scope, args: dict[str, list[str]]) -> int:
     with app.app_context():
         index = current_index()
-        query = parse_query(args, index.dataset.topics)
+        query = parse_query(args, index.topics)
         start = time.perf_counter_ns()
         page = index.select(query.filters(scope), query.limit)
         elapsed = time.perf_counter_ns() - start

@@ -50,7 +50,7 @@ class StoreView:
 
     @property
     def site(self) -> Site:
-        return self.index.dataset.site
+        return self.index.site
 
     @property
     def token(self) -> str:
