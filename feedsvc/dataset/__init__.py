@@ -157,4 +157,4 @@ def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES)
     """Load and validate every file under `path`; raise DatasetError listing every problem."""
     from .loader import assemble, load  # it builds on this module's per-file steps
 
-    return assemble(load(Path(path), max_file_bytes))
+    return assemble(load(Path(path), max_file_bytes), str(Path(path)))
