@@ -73,7 +73,8 @@ def _sort_bundle(src: SourceFile, doc: LocatedMap, parts: Parts, problems: list[
         problems.append(Problem(src.name, doc.key_lines[key], None, key, f"must be {shape}"))
 
 
-def _site(parts: Parts, problems: list[Problem]) -> Site | None:
+def site_of(parts: Parts, problems: list[Problem]) -> Site | None:
+    """Read the one site mapping gathered from every file."""
     if len(parts.sites) != 1:
         where = ", ".join(f"{s.name}:{m.line}" for s, m in parts.sites) or "none found"
         problems.append(Problem(parts.sites[-1][0].name if parts.sites else "(dataset)", None,
@@ -83,7 +84,8 @@ def _site(parts: Parts, problems: list[Problem]) -> Site | None:
     return read_site(src.name, mapping, problems)
 
 
-def _topics(parts: Parts, problems: list[Problem]) -> dict[str, Topic]:
+def topics_of(parts: Parts, problems: list[Problem]) -> dict[str, Topic]:
+    """Read the topic vocabulary gathered from every file, in path order."""
     topics: dict[str, Topic] = {}
     for src, mapping in parts.topics:
         topic = read_topic(src.name, mapping, problems)
@@ -101,11 +103,6 @@ def _topics(parts: Parts, problems: list[Problem]) -> dict[str, Topic]:
     if not parts.topics:
         problems.append(Problem("(dataset)", None, None, "topics", "no topic vocabulary found"))
     return topics
-
-
-def vocabulary(parts: Parts, problems: list[Problem]) -> tuple[Site | None, dict[str, Topic]]:
-    """Read the site and the topic vocabulary gathered from every file, in path order."""
-    return _site(parts, problems), _topics(parts, problems)
 
 
 def parse_file(name: str, raw: bytes, problems: list[Problem]) -> Parts:

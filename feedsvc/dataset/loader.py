@@ -33,7 +33,8 @@ from . import (
     media,
     newest_first,
     parse_file,
-    vocabulary,
+    site_of,
+    topics_of,
 )
 from . import version as versions
 from .version import Names
@@ -228,7 +229,7 @@ def read_vocabulary(root: Path, gathered: Parts
                     ) -> tuple[Site | None, dict[str, Topic], list[Problem]]:
     """Return the site (its icon and logo checked) and topics, and the problems found."""
     problems: list[Problem] = []
-    site, topics = vocabulary(gathered, problems)
+    site, topics = site_of(gathered, problems), topics_of(gathered, problems)
     site, _ = media.resolve(root, site, [], problems)
     return site, topics, problems
 
