@@ -49,7 +49,7 @@ def miss_ns(app: Flask, client: FlaskClient, url: str) -> int:
 def select_ns(app: Flask, scope: Scope, args: dict[str, list[str]]) -> int:
     with live(app).reader.pooled() as snapshot:
         view = view_of(app, snapshot)
-        query = parse_query(args, view.index.dataset.topics)
+        query = parse_query(args, view.index.topics)
         start = time.perf_counter_ns()
         page = view.select(query.filters(scope), query.limit)
         elapsed = time.perf_counter_ns() - start

@@ -180,7 +180,7 @@ def followers(handle: str) -> Response:
 
 @bp.get("/ap/icon.png")
 def actor_icon() -> Response:
-    title = current_view().index.dataset.site.title
+    title = current_view().index.site.title
     return cacheable(key("ap/icon", "png"),
                      lambda: Rendered.build(icon.drawn(title), "image/png", EPOCH))
 
