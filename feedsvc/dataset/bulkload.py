@@ -139,14 +139,20 @@ def stage(path: Path, files: Sequence[FileChange], first: int, keys: Sequence[in
         conn.close()
 
 
+def stage_here(store: Path, files: Sequence[FileChange]) -> Staged:
+    """Stage files and their releases in this process, as one run."""
+    staged = Staged(store)
+    stage(staged.file(0), files, 1, keys_of([order_of(files)])[0])
+    staged.count = 1
+    return staged
+
+
 def rebuild(conn: sqlite3.Connection, dataset: Dataset, files: Sequence[FileChange],
             meta: Mapping[str, str] | None = None) -> None:
     """Replace everything in the store by a dataset and the files it was read from (each
     FileChange naming the releases it holds), in one transaction."""
-    staged = Staged(store_file(conn))
+    staged = stage_here(store_file(conn), files)
     try:
-        stage(staged.file(0), files, 1, keys_of([order_of(files)])[0])
-        staged.count = 1
         fill(conn, staged, {"version": dataset.version, "source": dataset.source,
                             **(meta or {})}, site=dataset.site, topics=dataset.topics)
     finally:

@@ -1,18 +1,14 @@
 """A cold start: every file read, parsed and validated, in child processes when it pays.
 
-The result is the Plan (ingest.py) the writer rebuilds the store from: every file's row, the
-vocabulary, the version sum and the problems, the same and in the same order as a load in one
-process (loader.load, loader.problems_of), and, when there is no problem, the releases written
-to staging files beside the store (bulkload.Staged), keyed over the whole dataset. Above
-CHILD_LOAD_BYTES of YAML the files are cut into contiguous runs in path order, one per core:
-each child reads and parses its run and sends back its site and topic mappings; this process
-reads the vocabulary from all of them, in path order, and sends it back (as the JSON the store
-keeps); each child then checks its releases against it and sends its files as plain values
-(marshal: no release) with what orders its releases (bulkload.order_of); this process numbers
-every release (bulkload.keys_of) and sends each child its keys, and each child writes its
-run's staging file (bulkload.stage), in parallel. The children start safely from any process,
-threads and all: the first is a new interpreter, which forks the others while it runs no
-other thread.
+The result is the Plan the writer rebuilds the store from: every file's row, the vocabulary,
+the version sum and the problems, as a load in one process has them (loader.load), and, with
+no problem, the releases in staging files beside the store (bulkload.py). Above
+CHILD_LOAD_BYTES of YAML the files are cut into runs in path order, one per core: each child
+parses its run and sends its site and topic mappings; this process reads the vocabulary from
+them all and sends it back; each child checks its releases against it and sends its files
+(marshal: no release) and what orders its releases; this process numbers every release and
+sends each child its keys, and each child writes its run's staging file. The first child is a
+new interpreter (safe from any process, threads and all), which forks the others.
 """
 from __future__ import annotations
 
@@ -33,7 +29,7 @@ from typing import Any
 
 from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
 from . import version as versions
-from .bulkload import MAX_RUNS, Staged, change_of, keys_of, order_of, stage
+from .bulkload import MAX_RUNS, Staged, change_of, keys_of, order_of, stage, stage_here
 from .ingest import Plan
 from .loader import FileRow, Read
 from .write import FileChange
@@ -65,14 +61,12 @@ def read_all(root: Path, limit: int, store: Path, *, processes: int | None = Non
         if _holds_more(names, over):
             runs = [names[len(names) * n // count:len(names) * (n + 1) // count]
                     for n in range(count)]
-            staged = Staged(store)
             try:
-                found = _spread(root, limit, runs, bool(links), staged)
+                found = _spread(root, limit, runs, bool(links), store)
                 log.info("dataset %s: %d files loaded in child processes (%d)", root,
                          len(names), len(runs))
                 return found
-            except _Failed as error:
-                staged.close()
+            except _Failed as error:  # what it staged goes with it (bulkload.Staged)
                 log.warning("dataset %s: parallel load failed (%s); loading in one process",
                             root, error)
         return _one(root, limit, names, bool(links), store)
@@ -95,19 +89,11 @@ def _one(root: Path, limit: int, names: Sequence[str], linked: bool, store: Path
     site, topics, problems = loader.read_vocabulary(root, loader.vocabulary_parts(read))
     entries = list(loader.entries(root, read, site, topics, now).values())
     linked = linked or any(link for *_, link in read)
-    found = _plan(root, site, topics, problems, [_sent(row) for row in entries], linked)
+    found = _plan(root, site, topics, problems,  # the releases go to a staging file
+                  [row._replace(releases=None) for row in entries], linked)
     if found.problems:
         return found
-    staged = Staged(store)
-    files = [change_of(row) for row in entries]
-    stage(staged.file(0), files, 1, keys_of([order_of(files)])[0])
-    staged.count = 1
-    return replace(found, staged=staged)
-
-
-def _sent(row: FileRow) -> FileRow:
-    """Return a file's row without its releases (they go to a staging file)."""
-    return row._replace(releases=None)
+    return replace(found, staged=stage_here(store, [change_of(row) for row in entries]))
 
 
 def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
@@ -131,7 +117,7 @@ def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
 
 
 def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
-            staged: Staged) -> Plan:
+            store: Path) -> Plan:
     """Have each run read by a child process; gather their files in path order; when there
     is no problem, have each write its staging file."""
     pipes = [multiprocessing.Pipe() for _ in runs]
@@ -166,11 +152,7 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
         sent = [_files(pipe) for pipe in mine]
         found = _plan(root, site, topics, problems, [row for files, _, _ in sent for row in files],
                       linked, versions.total(fold for _, fold, _ in sent))  # summed by each
-        if not found.problems:
-            found = replace(found, staged=_staged(mine, sent, staged))
-        else:
-            for pipe in mine:
-                pipe.send(None)
+        found = replace(found, staged=_staged(mine, sent, store, found.problems))
     except OSError as error:  # e.g. no process could be started
         raise _Failed(repr(error)) from error
     finally:
@@ -184,9 +166,14 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
 
 
 def _staged(pipes: Sequence[Connection], sent: Sequence[tuple[list[FileRow], int, Any]],
-            staged: Staged) -> Staged:
-    """Number every release, have each child write its run's staging file; return them."""
-    keys = keys_of([order for _, _, order in sent])
+            store: Path, problems: Sequence[Problem]) -> Staged | None:
+    """Number every release, have each child write its run's staging file; return them (None
+    with problems: nothing is staged)."""
+    if problems:
+        for pipe in pipes:
+            pipe.send(None)
+        return None
+    staged, keys = Staged(store), keys_of([order for _, _, order in sent])
     first = 1
     for run, (pipe, (files, _, _)) in enumerate(zip(pipes, sent, strict=True)):
         pipe.send((str(staged.file(run)), first, keys[run]))
@@ -217,8 +204,7 @@ def _receive(pipe: Connection) -> Any:
 
 
 def _files(pipe: Connection) -> tuple[list[FileRow], int, list[tuple[int, str]]]:
-    """Return the files a child sent (see _send_files), their version sum and what orders
-    their releases."""
+    """Return a child's files (_send_files), their version sum and their releases' order."""
     _receive(pipe)
     try:
         fold, sent, order = marshal.loads(pipe.recv_bytes())
@@ -229,11 +215,11 @@ def _files(pipe: Connection) -> tuple[list[FileRow], int, list[tuple[int, str]]]
 
 
 def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> list[FileChange]:
-    """Send a run's files as plain values, their version sum and what orders their releases;
-    return the files as the writer takes them (for the staging file)."""
+    """Send a run's files, version sum and releases' order; return the files to stage."""
     files = [change_of(row) for row in entries.values()]
-    sent = [(*_sent(row)[:-1], tuple((p.file, p.line, p.release, p.field, p.message)
-                                     for p in row.problems)) for row in entries.values()]
+    sent = [(*row._replace(releases=None)[:-1], tuple(  # no release: to the staging file
+        (p.file, p.line, p.release, p.field, p.message) for p in row.problems))
+        for row in entries.values()]
     fold = versions.fold((r.below, r.stamp) for r in entries.values())
     pipe.send(("ok", None))
     # Version 2: no references, which cost a lookup per object shared (names, paths).
@@ -280,9 +266,8 @@ def _lead(pipes: Sequence[Connection]) -> list[object] | None:
 
 def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: int
           ) -> list[object]:
-    """In a child: read and parse `names`, check them against the vocabulary sent, send
-    them, and write the staging file asked for; return what it made, which the process ends
-    holding (main)."""
+    """In a child: read, parse and check `names`, send them, write the staging file asked
+    for; return what it made, which the process ends holding (main)."""
     made: list[object] = []
     try:
         read: list[Read] = loader.read_files(root, names, limit)
