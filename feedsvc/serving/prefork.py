@@ -29,7 +29,7 @@ GEVENT_MODULES = ("gevent.threadpool",)
 def prepare(app: Flask) -> None:
     """Import, look up and compile in this process what each worker would on first use, then
     collect the young generations: their survivors move to the oldest here, where a worker's
-    young collections never touch them (a full collection costs ~40 ms more, saves nothing)."""
+    young collections never touch them (a full collection costs more and saved nothing)."""
     for name in CODECS:
         codecs.lookup(name)
     for module in MODULES + (GEVENT_MODULES if gevent_patched() else ()):
