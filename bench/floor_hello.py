@@ -5,9 +5,17 @@ below: bench/startup.py prints it beside feedsvc's own figures.
 """
 from __future__ import annotations
 
-from flask import Flask
+import os
+
+from flask import Flask, Response, jsonify
 
 app = Flask(__name__)
+
+
+@app.get("/readyz")
+def readyz() -> Response:
+    """What bench/startup.py asks of feedsvc's /readyz: the start check, and which worker."""
+    return jsonify(dataset={"start_check": "done"}, service={"pid": os.getpid()})
 
 
 @app.get("/", defaults={"path": ""})

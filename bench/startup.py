@@ -175,6 +175,18 @@ def wait_checked(port: int) -> None:
     raise RuntimeError("the start check did not end")
 
 
+def wait_answered(port: int, workers: set[int]) -> None:
+    """Ask /readyz until each worker has answered it: the polls before reach some workers and
+    not others, and a worker's first request is most of what it makes its own."""
+    answered: set[int] = set()
+    began = time.perf_counter()
+    while not workers <= answered:
+        if time.perf_counter() - began > 120:
+            raise RuntimeError(f"{len(workers - answered)} workers never answered /readyz")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=30) as r:
+            answered.add(json.load(r)["service"]["pid"])
+
+
 # The memory floor: a minimal Flask app under the shipped settings (without feedsvc's hooks).
 FLOOR = ("bench/floor_gunicorn.conf.py", "bench.floor_hello:app")
 
@@ -192,8 +204,8 @@ def gunicorn(data: Path, snapshots: Path, workers: int, tree: Path = ROOT,
                               env=env, stderr=subprocess.DEVNULL)
     try:
         ready = wait_ready(master, port, workers)
-        if served != FLOOR:  # the floor has no start check
-            wait_checked(port)  # memory in the steady state: after the start check
+        wait_checked(port)  # memory in the steady state: after the start check,
+        wait_answered(port, set(children(master.pid)))  # every worker having answered
         checked = sum(memory(p)[1] for p in [master.pid, *children(master.pid)])
         for _ in range(20 * workers):  # traffic, so workers touch what serving touches
             for url in URLS:
@@ -451,10 +463,11 @@ def main(sizes: list[int], split: bool, workers: list[int], before: Path | None 
          f"/feeds/all.rss served, {runs} each"),
         restart_table(restarts, trees),
         f"## gunicorn, preloaded, {size_label(largest)} releases",
-        ("PSS is of the process tree (master and workers): after the start check, and after "
-         f"{len(URLS)} URLs asked 20 times a worker. The floor: a minimal Flask app "
-         "(bench/floor_hello.py) under the same settings (bench/floor_gunicorn.conf.py), "
-         "asked the same: what a worker costs that no change of feedsvc can go below."),
+        ("PSS is of the process tree (master and workers): after the start check, once each "
+         f"worker has answered /readyz, and after {len(URLS)} URLs asked 20 times a worker. "
+         "The floor: a minimal Flask app (bench/floor_hello.py) under the same settings "
+         "(bench/floor_gunicorn.conf.py), asked the same: what a worker costs that no change "
+         "of feedsvc can go below."),
         gunicorn_rows,
         "\n".join(verdicts),
     ])
