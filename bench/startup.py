@@ -39,8 +39,8 @@ from loopback import free_port
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data"  # the ten-release sample: size 0, "sample" on the command line
 RESTART_TARGET_S, COLD_TARGET_S, WORKER_TARGET_MB = 1.0, 8.0, 400
-# Issue 19, after the start check: the process tree with 2 workers (at 1,000,000 releases), and
-# the most workers measured (16 at 100,000) beside one.
+# The store's memory goals, after the start check: the process tree with 2 workers (at
+# 1,000,000 releases), and the most workers measured (16 at 100,000) beside one.
 TREE_PSS_TARGET_MB, WORKERS_RATIO_TARGET = 500, 1.3
 PROBE = """
 import json, resource, time
@@ -410,7 +410,7 @@ def met(ok: bool) -> str:
 
 
 def memory_verdict(found: Served, label: str) -> str:
-    """The issue's memory goals for one code, the floor's figures beside."""
+    """The store's memory goals for one code, the floor's figures beside."""
     worst = max(m["worker_rss"] for (code, _, _), m in found.items() if code == label)
     two = {start: found[label, 2, start]["checked_pss"] for start in ("restart", "cold")
            if (label, 2, start) in found}
