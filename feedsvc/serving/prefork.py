@@ -1,15 +1,18 @@
-"""What gunicorn's master builds before it forks the workers, so that they share it.
+"""What gunicorn's master does last before it forks the workers, so that they share the most.
 
 A worker shares the master's memory until it writes to a page of it. What a worker builds on
 its first requests (a codec looked up by name, a module imported on first use, a template
-compiled) lands in the free space of pages the master left half full, and each such page
-becomes the worker's own copy: a few hundred small objects cost megabytes in every worker.
-Built once in the master, the same things are shared by all (bench/startup.py measures the
-per-worker cost beside a minimal Flask app's, docs/performance.md).
+compiled) is written into pages it shares with the master (new objects in the free space the
+master's heap left, and the references they take), and each such page becomes the worker's
+own copy: a few hundred small objects cost megabytes in every worker. Built once in the
+master, they are shared by all. And the C heap a cold start freed in the master is given
+back to the kernel rather than kept in the master and every worker's share of it
+(bench/startup.py measures both, beside a minimal Flask app's workers, docs/performance.md).
 """
 from __future__ import annotations
 
 import codecs
+import ctypes
 import gc
 import importlib
 
@@ -27,9 +30,10 @@ GEVENT_MODULES = ("gevent.threadpool",)
 
 
 def prepare(app: Flask) -> None:
-    """Import, look up and compile in this process what each worker would on first use, then
-    collect the young generations: their survivors move to the oldest here, where a worker's
-    young collections never touch them (a full collection costs more and saved nothing)."""
+    """Import, look up and compile in this process what each worker would on first use; collect
+    the young generations (their survivors move to the oldest here, where a worker's young
+    collections never touch them; a full collection costs more and saved nothing); give the
+    freed C heap back."""
     for name in CODECS:
         codecs.lookup(name)
     for module in MODULES + (GEVENT_MODULES if gevent_patched() else ()):
@@ -37,3 +41,13 @@ def prepare(app: Flask) -> None:
     for template in app.jinja_env.list_templates():
         app.jinja_env.get_template(template)
     gc.collect(1)
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Return the free pages of the C heap to the kernel (glibc's malloc_trim): glibc keeps
+    what a process frees for its next allocations, and a cold start frees the whole archive's
+    worth of rows in the master. Without glibc (musl, macOS) there is nothing to do."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
