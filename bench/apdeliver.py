@@ -80,7 +80,8 @@ def synced(durable: Durable) -> bool:
     with durable.transaction() as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema")}
         return "ledger_sync" in names and conn.execute(
-            "SELECT count(*) > 0 AND sum(name = 'baseline') = 0 FROM ledger_sync").fetchone()[0] == 1
+            "SELECT sum(name = 'generation') = 1 AND sum(name = 'baseline') = 0 "
+            "FROM ledger_sync").fetchone()[0] == 1
 
 
 def in_ledger(durable: Durable) -> bool:

@@ -43,8 +43,9 @@ WORKERS = 2
 BASE_URL = "https://feeds.example.org/"
 CACHED = "/feeds/all.rss"
 BUDGET_MS, TARGET_P99_MS = 20.0, 50.0
-WORST = ("a+and+at+brings+employers+governments+held+in+new+of+on+opens+organizations+"
-         "representatives+the+together+workers+talks")
+# The archive's common words, as many as q allows with one more (selecting.MAX_WORDS, 12): a
+# longer q is a 400 that names its bound (issue 19 allows one), no render.
+WORST = "a+and+at+brings+employers+governments+held+in+new+of+on"
 FIRST_DAY = date(2004, 10, 1)  # operations/synth.py: the archive's first day (20 years on)
 TOPIC = "social-security"
 ATTACK_PATHS = 80_000  # more than 8 connections send in a run
@@ -54,7 +55,7 @@ PAUSE_S = 0.1
 # key of its own. {n} makes each request distinct.
 SHAPES = {
     "feed, limit=100, since": "/feeds/all.{fmt}?limit=100&since={day}",
-    "feed, 18 common words + 1": "/feeds/all.{fmt}?limit=100&q=" + WORST + "+w{n}",
+    "feed, 11 common words + 1": "/feeds/all.{fmt}?limit=100&q=" + WORST + "+w{n}",
     "country feed, limit, since": "/feeds/countries/th.{fmt}?limit={limit}&since={day}",
     "home page, limit, since": "/?limit={limit}&since={day}",
     "topic page, words": f"/topics/{TOPIC}?limit=100&q=workers+w{{n}}",

@@ -1,7 +1,7 @@
 """Target 4: a cache-miss render of a 20-item filtered feed at 100,000 releases vs 1,000.
 
-Each feed is requested through the app (test client) with the feed cache emptied before
-every request, so every timed request selects, builds, renders and compresses. The two
+Each feed is requested through the app (test client) with no feed cache and no fast path,
+so every timed request selects, builds, renders and compresses. The two
 archives are measured in alternation, so a busy machine slows both alike.
 Run: python bench/render_scale.py [RUNS]
 """
@@ -16,10 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from feedsvc import create_app
-from feedsvc.extensions import cache
+from feedsvc.clock import view_of
 from feedsvc.feeds.query import parse_query
 from feedsvc.feeds.urls import Scope
-from feedsvc.state import current_index, feed_cache
+from feedsvc.state import feed_cache, live
 
 SMALL, LARGE = 1_000, 100_000
 TARGET = 1.5
@@ -36,8 +36,6 @@ FEEDS = (  # (label, URL, scope of the URL, its query parameters): 20 items even
 
 
 def miss_ns(app: Flask, client: FlaskClient, url: str) -> int:
-    with app.app_context():
-        cache.clear()
     feeds = feed_cache(app)
     misses = feeds.misses
     start = time.perf_counter_ns()
@@ -49,11 +47,11 @@ def miss_ns(app: Flask, client: FlaskClient, url: str) -> int:
 
 
 def select_ns(app: Flask, scope: Scope, args: dict[str, list[str]]) -> int:
-    with app.app_context():
-        index = current_index()
-        query = parse_query(args, index.dataset.topics)
+    with live(app).reader.pooled() as snapshot:
+        view = view_of(app, snapshot)
+        query = parse_query(args, view.index.topics)
         start = time.perf_counter_ns()
-        page = index.select(query.filters(scope), query.limit)
+        page = view.select(query.filters(scope), query.limit)
         elapsed = time.perf_counter_ns() - start
     assert len(page.releases) == 20
     return elapsed
@@ -61,10 +59,12 @@ def select_ns(app: Flask, scope: Scope, args: dict[str, list[str]]) -> int:
 
 def main(runs: int = 300) -> None:
     snapshots = workdir() / "snapshots"
-    # No per-worker memo or replay (FEEDSVC_MEMO_ENTRIES=0): every request must render.
-    apps = {n: create_app({"FEEDSVC_DATA": str(archive(n)), "FEEDSVC_SNAPSHOT_DIR": str(snapshots),
+    # No feed cache and no fast path in front of it: every request must render.
+    apps = {n: create_app({"FEEDSVC_DATA": str(archive(n)),
+                           "FEEDSVC_SNAPSHOT_DIR": str(snapshots / str(n)),
                            "FEEDSVC_BASE_URL": "https://feeds.example.org/",
-                           "FEEDSVC_MEMO_ENTRIES": 0, "FEEDSVC_LOG_LEVEL": "WARNING"})
+                           "FEEDSVC_CACHE_ENTRIES": 0, "FEEDSVC_FAST_PATH": False,
+                           "FEEDSVC_LOG_LEVEL": "WARNING"})
             for n in (SMALL, LARGE)}
     clients = {n: app.test_client() for n, app in apps.items()}
     rows = []

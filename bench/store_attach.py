@@ -8,7 +8,7 @@ two halves, as two children would hold them. "child" is the CPU one child spends
 half to its own file (the two run in parallel: the slower one counts for the wall); "parent"
 is what this process then spends (for the pipe: unmarshalling what the children marshalled,
 then the fill; the ATTACH way leaves out the counts and meta rows, a few ms). The rows of the
-main tables of both stores are compared at the end. Both stores are compared (rows of every table) at the end.
+main tables of both stores are compared at the end.
 Run: python bench/store_attach.py [--releases N]
 """
 from __future__ import annotations
@@ -91,7 +91,8 @@ def copy(conn: sqlite3.Connection, runs: Sequence[Path], found: sync.Plan) -> fl
         conn.execute(f"INSERT INTO files SELECT * FROM run{n}.files")
         conn.execute(f"INSERT INTO file_media SELECT * FROM run{n}.file_media")
         join = f"JOIN temp.k k ON k.run = {n} AND k.r = x.r"
-        conn.execute(f"INSERT INTO releases SELECT k.key, {', '.join('x.' + c for c in rows.COLUMNS[1:])} "
+        conn.execute(f"INSERT INTO releases({', '.join(rows.COLUMNS)}) "  # written: its default
+                     f"SELECT k.key, {', '.join('x.' + c for c in rows.COLUMNS[1:])} "
                      f"FROM run{n}.rel x {join} ORDER BY k.key")
         for target, columns, source in (
                 ("release_countries", "x.country, k.key", "countries"),

@@ -72,6 +72,7 @@ elif kind in ("store-publish", "store-publish-notified", "store-idle", "store-no
         paths = [str(name)] if kind.endswith("notified") else None
     result = timed(lambda: sync.commit(conn, root, sync.look(conn, root, LIMIT, paths)))
 elif kind in ("app-publish", "app-publish-notified", "app-idle"):
+    os.environ.pop("FEEDSVC_SNAPSHOT_DIR", None)  # the older name: it may not differ
     os.environ.update(FEEDSVC_DATA=str(root), FEEDSVC_STATE_DIR=str(scratch / "state"),
                       FEEDSVC_START_CHECK="background", FEEDSVC_RELOAD_INTERVAL="5")
     from feedsvc import create_app
@@ -99,7 +100,7 @@ ROWS = (("cold start: bare PyYAML C parse (floor)", "parse"),
 def probe(kind: str, root: Path, scratch: Path) -> dict[str, float]:
     """Run one measurement in a new process; return its wall and CPU seconds."""
     done = subprocess.run([sys.executable, "-c", PROBE, kind, str(root), str(scratch)],
-                          capture_output=True, text=True, check=True, cwd=ROOT)
+                          stdout=subprocess.PIPE, text=True, check=True, cwd=ROOT)
     found: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
     return found
 

@@ -46,7 +46,7 @@ def _examples(app: Flask) -> dict[str, str]:
     """Return a valid value for the route arguments whose meaning the name tells."""
     with app.test_request_context():
         view = current_view()
-        topic, release = sorted(view.index.dataset.topics)[0], view.select(Filters(), 1).releases[0].id
+        topic, release = sorted(view.index.topics)[0], view.select(Filters(), 1).releases[0].id
         media = sorted(view.media_files())
     return {"code": "th", "country": "th", "slug": topic, "topic": topic, "release_id": release,
             "id": release, "filename": STATIC_EXAMPLE, "fmt": "rss", "format": "rss",

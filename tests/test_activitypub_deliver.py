@@ -267,7 +267,8 @@ def synced(durable: Durable) -> bool:
     with durable.transaction() as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema")}
         return "ledger_sync" in tables and conn.execute(
-            "SELECT count(*) > 0 AND sum(name = 'baseline') = 0 FROM ledger_sync").fetchone()[0] == 1
+            "SELECT sum(name = 'generation') = 1 AND sum(name = 'baseline') = 0 "
+            "FROM ledger_sync").fetchone()[0] == 1
 
 
 def write_release(data: Path, release: dict[str, object]) -> None:

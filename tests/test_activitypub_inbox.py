@@ -227,7 +227,9 @@ def test_what_cannot_be_read_stores_nothing(app: Flask, remote: Remote) -> None:
 def test_a_limited_sender_is_let_in_again_the_next_minute(app: Flask, remote: Remote,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1_800_000_000.0]  # the start of a minute
-    app.extensions[inboxes.COUNTS] = ratelimit.Counts(clock=lambda: now[0])
+    with app.app_context():
+        app.extensions[inboxes.COUNTS] = (ratelimit.Counts(clock=lambda: now[0]),
+                                          ratelimit.SharedCounts(durable(), clock=lambda: now[0]))
     monkeypatch.setattr(inboxes, "PER_SENDER", 1)
     client = app.test_client()
     like = {"id": f"{remote.id}/likes/1", "type": "Like", "actor": remote.id, "object": TH}

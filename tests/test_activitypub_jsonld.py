@@ -219,3 +219,13 @@ def test_a_withdrawn_release_answers_a_tombstone_that_keeps_every_term(client: F
     tombstone = get_as(client, f"/releases/{WITHDRAWN}", status=410)
     assert tombstone["type"] == "Tombstone" and tombstone["id"] == f"{BASE}releases/{WITHDRAWN}"
     assert_kept(tombstone, "tombstone")
+
+
+def test_what_activity_ids_answer_keeps_every_term(client: FlaskClient) -> None:
+    first = get_as(client, local_path(get_as(client, "/ap/actors/th/outbox")["first"]))
+    announce = first["orderedItems"][0]
+    assert_kept(get_as(client, local_path(announce["id"])), "announce")
+    for path, status in ((f"/ap/activities/delete/all/{WITHDRAWN}/tombstone", 200),
+                         (f"/ap/activities/undo-announce/th/{WITHDRAWN}/0123456789abcdef", 200),
+                         (f"/ap/activities/create/all/{WITHDRAWN}/0123456789abcdef", 410)):
+        assert_kept(get_as(client, path, status=status), path)

@@ -23,6 +23,7 @@ from feedsvc.feeds.urls import Urls
 
 from .conftest import BASE_URL, FakeClock, release_yaml
 from .helpers import publish
+from .plans import scans
 
 FAR = 10.0**12  # a moment after every delivery is due
 ONE = [release_yaml(1, "2030-05-01")]
@@ -186,6 +187,30 @@ def test_a_sync_looks_at_what_changed_not_at_the_archive(world: World) -> None:
     publish(world.app, releases)
     synced = world.ledger().sync(world.clock.now)
     assert synced.looked == 1 and synced.queued == 1
+
+
+def test_a_sync_after_an_edit_runs_no_scan_of_the_ledger(world: World) -> None:
+    """The ledger's size is kept with its rows (a count of them would read every one)."""
+    releases = [release_yaml(n, f"2030-05-{n % 28 + 1:02d}T{n // 28:02d}:00:00Z")
+                for n in range(1, 31)]
+    publish(world.app, releases)
+    world.ledger().sync(world.clock.now)
+    releases[7] = {**releases[7], "title": "Edited"}
+    publish(world.app, releases)
+    ledger, statements = world.ledger(), list[str]()
+    with world.durable.transaction() as conn:
+        conn.set_trace_callback(statements.append)
+    try:
+        assert ledger.sync(world.clock.now).queued == 1
+    finally:
+        conn.set_trace_callback(None)
+    assert any("FROM ledger " in sql for sql in statements)
+    assert scans(conn, statements, few=["ledger_sync"]) == []
+    publish(world.app, releases[:-1])  # a release removed: the kept size says so
+    world.ledger().sync(world.clock.now)
+    assert ("all", "Delete", "https://all-follower.example/inbox") in kinds(world.queued())
+    with world.durable.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM ledger").fetchone()[0] == 29
 
 
 def test_a_restarted_deliverer_sends_nothing_twice(world: World) -> None:

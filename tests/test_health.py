@@ -36,7 +36,7 @@ def test_readyz_ok_describes_what_is_served(client: FlaskClient, app: Flask) -> 
     assert body["dataset"] | {"loaded_at": None, "state": None} == {
         "version": index.version, "releases": 10, "visible": 10, "next_scheduled": None,
         "countries": len(named),
-        "topics": len(index.dataset.topics), "source": index.dataset.source,
+        "topics": len(index.topics), "source": index.source,
         "loaded_at": None, "last_reload_error": None, "rejected_at": None,
         "start_check": "done", "state": None}
     assert body["cache"] == {"backend": "in-process", "reachable": True}

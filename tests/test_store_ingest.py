@@ -72,12 +72,12 @@ class Pair:
         self.conn = db.connect(store, write=True)
         self.looker = sync.Looker(self.conn, root, LIMIT)
         found = self.looker.look()
-        assert found.problems == tuple(loader.problems_of(loader.load(root, LIMIT)))
+        assert found.problems == loader.load(root, LIMIT).problems
         self.looker.commit(found)
         self.same_releases(loader.load(root, LIMIT))
 
-    def same_releases(self, catalog: loader.Catalog) -> None:
-        dataset = assemble(catalog)
+    def same_releases(self, full: Plan) -> None:
+        dataset = assemble(full, str(self.root))
         assert stored(self.conn) == sorted(dataset.releases, key=lambda r: r.id)
         assert self._meta("version") == dataset.version
 
@@ -85,14 +85,14 @@ class Pair:
         return str(self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,))
                    .fetchone()[0])
 
-    def _differ(self, catalog: loader.Catalog) -> set[str]:
+    def _differ(self, full: Plan) -> set[str]:
         """Return the files whose hashes (or problems) differ from what the store holds, and
         those it holds that are gone."""
         names = Names(self.root)
-        found = {name for name, entry in catalog.files.items()
-                 if entry.problems or stamp_of(self.conn, names.below(name)) != entry.stamp}
+        found = {entry.name for entry in full.files
+                 if entry.problems or stamp_of(self.conn, entry.below) != entry.stamp}
         return found | {names.full(below) for below, in self.conn.execute("SELECT path FROM files")
-                        if names.full(below) not in catalog.files}
+                        if names.full(below) not in {entry.name for entry in full.files}}
 
     def step(self, paths: Collection[str] | None = None, *, trust_stat: bool = True) -> Plan:
         """Look; assert the look agrees with a full load; commit if valid. Return the plan.
@@ -103,12 +103,12 @@ class Pair:
         files it found invalid again).
         """
         before = dump(self.store)
-        catalog = loader.load(self.root, LIMIT)
-        differ = self._differ(catalog)
+        full = loader.load(self.root, LIMIT)
+        differ = self._differ(full)
         found = self.looker.look(paths, trust_stat=trust_stat)
         assert dump(self.store) == before  # a look writes nothing
-        assert found.problems == tuple(loader.problems_of(catalog))
-        assert found.linked == catalog.linked
+        assert found.problems == full.problems
+        assert found.linked == full.linked
         if not self.rejected and found.site is None:
             assert set(found.changed) == differ
         self.rejected = bool(found.problems)
@@ -117,9 +117,9 @@ class Pair:
                 self.looker.commit(found)
             assert dump(self.store) == before  # a rejected change writes nothing
         else:
-            assert found.version == assemble(catalog).version
+            assert found.version == assemble(full, str(self.root)).version
             self.looker.commit(found)
-            self.same_releases(catalog)
+            self.same_releases(full)
         return found
 
 
@@ -316,7 +316,7 @@ def test_cold_start_problems_come_in_the_order_of_one_process(tmp_path: Path) ->
         edit(path, "countries:", "countries: [XX]\nwas_countries:")
     shutil.copy(files[10], root / "releases" / "zz-duplicate.yaml")
     (root / "releases" / "bad.yaml").write_text("title: [unclosed\n", encoding="utf-8")
-    expected = loader.problems_of(loader.load(root, LIMIT))
+    expected = list(loader.load(root, LIMIT).problems)
     assert len(expected) > 5
     assert list(read_all(root, LIMIT, processes=3, over=0).problems) == expected
     assert list(read_all(root, LIMIT, over=LIMIT).problems) == expected
@@ -360,9 +360,9 @@ def test_a_bulk_cold_start_writes_what_the_writer_would(tmp_path: Path) -> None:
     # an empty store by the writer of changes.
     files = [FileChange(row.below, *row.key, row.digest, entry.releases, row.racy,
                         row.vocabulary, tuple((src, *at, sha) for src, at, sha in row.media))
-             for entry, row in zip(catalog.files.values(), found.files, strict=True)]
+             for entry, row in zip(catalog.files, found.files, strict=True)]
     meta = {"fold": f"{found.fold:032x}", "linked": "0", "root": str(root)}
-    dataset = assemble(catalog)
+    dataset = assemble(catalog, str(root))
     write.apply(applied, files, [], version=dataset.version, meta={
         **meta, "source": dataset.source, "site": rows.site_json(dataset.site),
         "topics": rows.topics_json(dataset.topics)})

@@ -78,7 +78,7 @@ def nodeinfo_links(urls: Urls) -> Json:
 
 def nodeinfo(view: StoreView, version: str, actors: int) -> Json:
     """Return NodeInfo 2.1: the software, its protocol, and what it serves."""
-    site = view.index.dataset.site
+    site = view.index.site
     metadata: dict[str, Any] = {"nodeName": site.title, "nodeDescription": site.subtitle}
     return {"version": "2.1",
             "software": {"name": "feedsvc", "version": version},

@@ -105,7 +105,8 @@ class Durable:
             finally:
                 self._depth = 0
 
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+    def read(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        """Run one query outside any write transaction (a GET never waits for the writer)."""
         conn = self._connection()
         with self._lock, named(self.path):
             return conn.execute(sql, tuple(args)).fetchall()
@@ -124,7 +125,7 @@ class Durable:
         return self._key
 
     def _stored_key(self) -> SiteKey:
-        found = self._read("SELECT private_pem, public_pem FROM keys WHERE name = 'site'")
+        found = self.read("SELECT private_pem, public_pem FROM keys WHERE name = 'site'")
         if not found:
             made = new_site_key()  # outside the transaction: generation takes ~0.1 s
             with self.transaction() as conn:
@@ -133,7 +134,7 @@ class Durable:
             if cursor.rowcount:
                 log.warning("made the site's key pair in %s (its fediverse identity: back it up)",
                             self.path)
-            found = self._read("SELECT private_pem, public_pem FROM keys WHERE name = 'site'")
+            found = self.read("SELECT private_pem, public_pem FROM keys WHERE name = 'site'")
         return SiteKey(bytes(found[0][0]), str(found[0][1]))
 
     # --- followers -------------------------------------------------------------------------
@@ -164,10 +165,10 @@ class Durable:
                                 (inbox, inbox)).rowcount
 
     def follower_count(self, handle: str) -> int:
-        return int(self._read("SELECT count(*) FROM followers WHERE handle = ?", (handle,))[0][0])
+        return int(self.read("SELECT count(*) FROM followers WHERE handle = ?", (handle,))[0][0])
 
     def is_followed(self, handle: str) -> bool:
-        return bool(self._read("SELECT 1 FROM followers WHERE handle = ? LIMIT 1", (handle,)))
+        return bool(self.read("SELECT 1 FROM followers WHERE handle = ? LIMIT 1", (handle,)))
 
     # --- the queue: the inbox and the ledger put in ----------------------------------------
     def enqueue(self, signer_handle: str, activity: dict[str, Any], inboxes: Iterable[str],
@@ -238,10 +239,10 @@ class Durable:
 
     def next_due(self) -> float | None:
         """When the next delivery is due (epoch seconds; claimed ones at their lease's end)."""
-        return self._read("SELECT min(due) FROM deliveries")[0][0]  # type: ignore[no-any-return]
+        return self.read("SELECT min(due) FROM deliveries")[0][0]  # type: ignore[no-any-return]
 
     def pending(self) -> int:
-        return int(self._read("SELECT count(*) FROM deliveries")[0][0])
+        return int(self.read("SELECT count(*) FROM deliveries")[0][0])
 
     # --- remote actors' keys (fetch.ActorKeys) ---------------------------------------------
     def cached_actor_key(self, key_id: str, max_age: float,
@@ -253,7 +254,7 @@ class Durable:
 
     def actor_key(self, key_id: str) -> tuple[str, str, float] | None:
         """Return (actor id, public PEM, when fetched) of a remote key kept, if it is."""
-        found = self._read("SELECT actor_id, public_pem, fetched FROM actor_keys WHERE key_id = ?",
+        found = self.read("SELECT actor_id, public_pem, fetched FROM actor_keys WHERE key_id = ?",
                            (key_id,))
         return (str(found[0][0]), str(found[0][1]), float(found[0][2])) if found else None
 

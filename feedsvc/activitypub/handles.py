@@ -22,7 +22,7 @@ def scope_of(view: StoreView, handle: str) -> Scope | None:
     """
     if handle == SITE_HANDLE:
         return Scope()
-    if handle in view.index.dataset.topics:
+    if handle in view.index.topics:
         return Scope("topics", handle)
     scope = Scope("countries", handle)
     if any(listing.scope == scope for listing in catalogue(view).countries):
@@ -32,14 +32,14 @@ def scope_of(view: StoreView, handle: str) -> Scope | None:
 
 def every_handle(view: StoreView) -> int:
     """Return how many actors there are now (NodeInfo's count of users)."""
-    return 1 + len(view.index.dataset.topics) + len(catalogue(view).countries)
+    return 1 + len(view.index.topics) + len(catalogue(view).countries)
 
 
 def profile(view: StoreView, urls: Urls, scope: Scope) -> Profile:
     """Return what the actor of a feed says about itself."""
-    site = view.index.dataset.site
+    site = view.index.site
     if scope.kind == "topics" and scope.key is not None:
-        topic = view.index.dataset.topics[scope.key]
+        topic = view.index.topics[scope.key]
         name, summary = topic.label, f"{topic.description} ({site.title})"
     elif scope.kind == "countries" and scope.key is not None:
         name = country_name(scope.key)

@@ -34,12 +34,22 @@ from ..dataset.visible import StoreView
 from ..feeds.urls import Urls
 from . import objects
 from .durable import Durable
+from .durablefile import DurableError
 
-# announced: JSON {handle: the version it announced}; ledger_sync: generation, commit, now_us.
+# announced: JSON {handle: the version it announced}; ledger_sync: generation, commit, now_us,
+# and count: the ledger's rows, kept by its triggers in the transaction that moves them (a
+# count(*) of the ledger would read every row at every sync).
 DDL = ("CREATE TABLE IF NOT EXISTS ledger(id TEXT PRIMARY KEY, version TEXT NOT NULL, "
        "announced TEXT NOT NULL) WITHOUT ROWID",
        "CREATE TABLE IF NOT EXISTS ledger_sync(name TEXT PRIMARY KEY, value TEXT NOT NULL) "
-       "WITHOUT ROWID")
+       "WITHOUT ROWID",
+       "CREATE TRIGGER IF NOT EXISTS ledger_in AFTER INSERT ON ledger BEGIN "
+       "UPDATE ledger_sync SET value = value + 1 WHERE name = 'count'; END",
+       "CREATE TRIGGER IF NOT EXISTS ledger_out AFTER DELETE ON ledger BEGIN "
+       "UPDATE ledger_sync SET value = value - 1 WHERE name = 'count'; END")
+# An insert of a known id updates its row (INSERT OR REPLACE would fire the insert trigger).
+PUT = ("INSERT INTO ledger VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+       "version = excluded.version, announced = excluded.announced")
 BATCH = 500  # ids per query of a pass, releases per transaction of a first recording
 NOTICE_US = int(TOMBSTONE_DAYS.total_seconds()) * 10**6  # withdrawal -> notice_until_us
 
@@ -159,28 +169,21 @@ class Ledger:
             if row is not None and row[0] == version:
                 return 0
             targets = {h: announced.get(h, version) for h in handles(release)}
-            conn.execute("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)",
-                         (release_id, version, json.dumps(targets, sort_keys=True)))
+            conn.execute(PUT, (release_id, version, json.dumps(targets, sort_keys=True)))
             first = objects.update(article) if row is not None else objects.create(article)
             queued = self._send(objects.SITE_HANDLE, first)
             queued += sum(self._send(h, objects.announce(h, article))
                           for h in targets if h not in announced)
-            return queued + sum(self._send(h, objects.undo(self._announced(h, release_id, v)))
+            return queued + sum(self._send(h, self._undo(h, release_id, v))
                                 for h, v in announced.items() if h not in targets)
 
     def _withdraw(self, release_id: str, announced: dict[str, str]) -> int:
         queued = self._send(objects.SITE_HANDLE, objects.delete(self.urls.release(release_id)))
-        return queued + sum(self._send(h, objects.undo(self._announced(h, release_id, v)))
+        return queued + sum(self._send(h, self._undo(h, release_id, v))
                             for h, v in sorted(announced.items()))
 
-    def _announced(self, handle: str, release_id: str, version: str) -> dict[str, Any]:
-        """Return the Announce an actor sent of a release's version, as far as its Undo needs
-        (servers find the boost by its id)."""
-        actor = self.urls.actor(handle)
-        return {"id": self.urls.activity("announce", handle, release_id, version),
-                "type": "Announce", "actor": actor, "to": [objects.PUBLIC],
-                "cc": [objects.followers(self.urls, handle), self.urls.actor(objects.SITE_HANDLE)],
-                "object": self.urls.release(release_id)}
+    def _undo(self, handle: str, release_id: str, version: str) -> dict[str, Any]:
+        return objects.undo(objects.announced(self.urls, handle, release_id, version))
 
     def _send(self, handle: str, activity: dict[str, Any]) -> int:
         """Queue an activity to an actor's followers (none: nothing queued)."""
@@ -204,7 +207,7 @@ class Ledger:
                 rows.append((release.id, version, json.dumps(
                     dict.fromkeys(handles(release), version), sort_keys=True)))
             with self.durable.transaction() as conn:
-                conn.executemany("INSERT OR REPLACE INTO ledger VALUES (?, ?, ?)", rows)
+                conn.executemany(PUT, rows)
             count += len(rows)
             if len(batch) < BATCH:
                 return count
@@ -213,7 +216,7 @@ class Ledger:
     def _mark(self) -> Mark | None:
         with self.durable.transaction() as conn:
             found = dict(conn.execute("SELECT name, value FROM ledger_sync").fetchall())
-        if not found:
+        if "generation" not in found:
             return None
         return Mark(found["generation"], int(found["commit"]), int(found["now_us"]))
 
@@ -225,7 +228,8 @@ class Ledger:
 
     def _count(self) -> int:
         with self.durable.transaction() as conn:
-            return int(conn.execute("SELECT count(*) FROM ledger").fetchone()[0])
+            return int(conn.execute("SELECT value FROM ledger_sync WHERE name = 'count'")
+                       .fetchone()[0])
 
     def _ids(self) -> Iterator[str]:
         """Yield every id of the ledger, a batch a transaction (decisions may delete rows)."""
@@ -243,6 +247,9 @@ class Ledger:
 def _tables(conn: sqlite3.Connection) -> None:
     for statement in DDL:  # (executescript would COMMIT first)
         conn.execute(statement)
+    if conn.execute("SELECT 1 FROM ledger_sync WHERE name = 'count'").fetchone() is None:
+        # A new file, or one whose ledger was kept without its count: counted once.
+        conn.execute("INSERT INTO ledger_sync SELECT 'count', count(*) FROM ledger")
 
 
 def _meta(conn: sqlite3.Connection, name: str) -> str | None:
@@ -297,3 +304,15 @@ def _chunks(ids: Iterable[str]) -> Iterator[Sequence[str]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def announced(durable: Durable, release_id: str) -> dict[str, str]:
+    """Return the version of a release each actor last announced, as the ledger says (none
+    before the deliverer's first sync: no ledger yet)."""
+    try:
+        found = durable.read("SELECT announced FROM ledger WHERE id = ?", (release_id,))
+    except DurableError as error:
+        if "no such table" not in str(error):
+            raise
+        return {}  # no deliverer has synced on this file yet
+    return {} if not found else dict(json.loads(found[0][0]))

@@ -151,6 +151,16 @@ def announce(handle: str, article_: Json) -> Json:
                      [followers(urls, handle), article_["attributedTo"]])
 
 
+def announced(urls: Urls, handle: str, release_id: str, version: str) -> Json:
+    """Return an Announce an actor sent of a release's version, as far as its Undo needs and
+    its id answers once the version is not the release's current one (servers find a boost
+    by its id)."""
+    return {"id": urls.activity("announce", handle, release_id, version),
+            "type": "Announce", "actor": urls.actor(handle), "to": [PUBLIC],
+            "cc": [followers(urls, handle), urls.actor(SITE_HANDLE)],
+            "object": urls.release(release_id)}
+
+
 def delete(release_url: str) -> Json:
     """Return the site actor's Delete of a withdrawn release, its object a Tombstone."""
     origin = _Origin.of(release_url)
@@ -171,9 +181,10 @@ def undo(activity: Json) -> Json:
 
 def accept(actor_id: str, follow: Json) -> Json:
     """Return an actor's Accept of a Follow it received (the Follow embedded, as Mastodon
-    matches it by id or by actor and object)."""
+    matches it by id or by actor and object). Its id is a fragment of the actor's, as
+    Mastodon's own Accepts are: it dereferences to the actor, and no Follow is kept for it."""
     digest = hashlib.sha256(str(follow.get("id", "")).encode()).hexdigest()[:16]
-    return {"@context": CONTEXT, "id": f"{actor_id}/accepts/{digest}", "type": "Accept",
+    return {"@context": CONTEXT, "id": f"{actor_id}#accepts/{digest}", "type": "Accept",
             "actor": actor_id, "to": [follow["actor"]], "object": _body(follow)}
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from .problems import DatasetError, Problem
@@ -74,7 +73,8 @@ def _sort_bundle(src: SourceFile, doc: LocatedMap, parts: Parts, problems: list[
         problems.append(Problem(src.name, doc.key_lines[key], None, key, f"must be {shape}"))
 
 
-def _site(parts: Parts, problems: list[Problem]) -> Site | None:
+def site_of(parts: Parts, problems: list[Problem]) -> Site | None:
+    """Read the one site mapping gathered from every file."""
     if len(parts.sites) != 1:
         where = ", ".join(f"{s.name}:{m.line}" for s, m in parts.sites) or "none found"
         problems.append(Problem(parts.sites[-1][0].name if parts.sites else "(dataset)", None,
@@ -84,7 +84,8 @@ def _site(parts: Parts, problems: list[Problem]) -> Site | None:
     return read_site(src.name, mapping, problems)
 
 
-def _topics(parts: Parts, problems: list[Problem]) -> dict[str, Topic]:
+def topics_of(parts: Parts, problems: list[Problem]) -> dict[str, Topic]:
+    """Read the topic vocabulary gathered from every file, in path order."""
     topics: dict[str, Topic] = {}
     for src, mapping in parts.topics:
         topic = read_topic(src.name, mapping, problems)
@@ -102,11 +103,6 @@ def _topics(parts: Parts, problems: list[Problem]) -> dict[str, Topic]:
     if not parts.topics:
         problems.append(Problem("(dataset)", None, None, "topics", "no topic vocabulary found"))
     return topics
-
-
-def vocabulary(parts: Parts, problems: list[Problem]) -> tuple[Site | None, dict[str, Topic]]:
-    """Read the site and the topic vocabulary gathered from every file, in path order."""
-    return _site(parts, problems), _topics(parts, problems)
 
 
 def parse_file(name: str, raw: bytes, problems: list[Problem]) -> Parts:
@@ -151,15 +147,11 @@ def duplicate_ids(files: Iterable[tuple[str, Ids]]) -> list[Problem]:
 
 def newest_first(releases: Iterable[Release]) -> tuple[Release, ...]:
     """Sort releases newest first (ties by id, descending): the order every feed is in."""
-    return tuple(sorted(releases, key=_newest_first, reverse=True))
-
-
-def _newest_first(release: Release) -> tuple[datetime, str]:
-    return release.published, release.id
+    return tuple(sorted(releases, key=lambda r: (r.published, r.id), reverse=True))
 
 
 def load_dataset(path: str | Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Dataset:
     """Load and validate every file under `path`; raise DatasetError listing every problem."""
     from .loader import assemble, load  # it builds on this module's per-file steps
 
-    return assemble(load(Path(path), max_file_bytes))
+    return assemble(load(Path(path), max_file_bytes), str(Path(path)))

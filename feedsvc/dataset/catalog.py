@@ -12,6 +12,7 @@ into a temporary table, and a notification costs an indexed lookup per named fil
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
@@ -75,14 +76,14 @@ def _walk(db: sqlite3.Connection, root: Path, names: Names, trust_stat: bool) ->
         db.execute("BEGIN")
     try:
         db.executemany("INSERT OR REPLACE INTO temp.disk VALUES (?, ?, ?, ?)", keys())
-        moved = _media_moved(db, root, None if trust_stat else ())
+        moved = json.dumps(sorted(_media_moved(db, root, None if trust_stat else ())))
         stale = "" if not trust_stat else \
             "WHERE f.id IS NULL OR f.racy OR f.size != d.size OR f.mtime_ns != d.mtime_ns " \
-            "OR f.inode != d.inode OR d.path IN (SELECT path FROM temp.moved)"
-        _note_moved(db, moved)
+            "OR f.inode != d.inode OR d.path IN (SELECT value FROM json_each(:moved))"
         found = db.execute("SELECT d.path, d.size, d.mtime_ns, d.inode, "
-                           "d.path IN (SELECT path FROM temp.moved) FROM temp.disk d "
-                           f"LEFT JOIN files f ON f.path = d.path {stale} ORDER BY d.path")
+                           "d.path IN (SELECT value FROM json_each(:moved)) FROM temp.disk d "
+                           f"LEFT JOIN files f ON f.path = d.path {stale} ORDER BY d.path",
+                           {"moved": moved})
         read = [(names.full(below), (size, mtime, inode), bool(again))
                 for below, size, mtime, inode, again in found]
         gone = db.execute("SELECT path FROM files f WHERE NOT EXISTS "
@@ -93,12 +94,6 @@ def _walk(db: sqlite3.Connection, root: Path, names: Names, trust_stat: bool) ->
         if began:
             db.execute("COMMIT")  # the main database was only read: nothing written there
     return Found(tuple(read), removed, linked[0])
-
-
-def _note_moved(db: sqlite3.Connection, moved: Iterable[str]) -> None:
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS moved(path TEXT PRIMARY KEY) WITHOUT ROWID")
-    db.execute("DELETE FROM temp.moved")
-    db.executemany("INSERT OR IGNORE INTO temp.moved VALUES (?)", ((b,) for b in moved))
 
 
 _MEDIA = "SELECT f.path, m.src, m.size, m.mtime_ns, m.inode FROM file_media m " \

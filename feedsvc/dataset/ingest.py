@@ -14,44 +14,16 @@ import os
 import sqlite3
 import time
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import Problem, Site, Topic, duplicate_ids, parse_file
 from . import version as versions
 from .catalog import Found, look
 from .loader import RACY_NS, FileRow, Key, MediaRows, _entry, _escapes, _read
+from .loader import Plan as Plan  # where coldstart.py and reload.py find it
 from .rows import site_from, topics_from
 from .version import Names
 from .yamlsource import file_digest
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one look found and what its one transaction writes (nothing if problems)."""
-
-    files: tuple[FileRow, ...]
-    removed: tuple[str, ...]  # below the root
-    problems: tuple[Problem, ...]
-    changed: tuple[str, ...]  # names whose releases, hashes or problems changed
-    fold: int  # the version sum (version.py) after the change
-    linked: bool
-    gone: int  # served releases the change removes (the mass-removal guard's count)
-    served: int  # releases in the store before it (counted only when some are removed)
-    # A new vocabulary (every file read again): the store is rebuilt from `files`.
-    site: Site | None = None
-    topics: Mapping[str, Topic] | None = None
-    # The files this look read or found gone (a full read: those that differ from the store):
-    # until a commit, the next looks read them again (sync.Looker).
-    looked: tuple[str, ...] = ()
-
-    @property
-    def any(self) -> bool:
-        return bool(self.changed or self.removed or self.problems)
-
-    @property
-    def version(self) -> str:
-        return versions.version(self.fold)
 
 
 class FullRead(Exception):
@@ -204,13 +176,12 @@ def stamp_of(db: sqlite3.Connection, below: str) -> bytes | None:
 def _guard(db: sqlite3.Connection, rows: Iterable[FileRow],
            removed: Iterable[str]) -> tuple[int, int]:
     """Return how many served releases the change removes, and how many are served."""
-    new = {r.id for row in rows if row.releases is not None for r in row.releases}
+    new = [r.id for row in rows if row.releases is not None for r in row.releases]
     replaced = [row.below for row in rows if row.releases is not None] + list(removed)
-    gone = 0
-    for below in replaced:
-        for rid, in db.execute("SELECT r.id FROM releases r JOIN files f ON f.id = r.file "
-                               "WHERE f.path = ?", (below,)):
-            gone += rid not in new
+    gone = db.execute("SELECT count(*) FROM releases r JOIN files f ON f.id = r.file "
+                      "WHERE f.path IN (SELECT value FROM json_each(?)) "
+                      "AND r.id NOT IN (SELECT value FROM json_each(?))",
+                      (json.dumps(replaced), json.dumps(new))).fetchone()[0]
     if not gone:  # nothing served is removed: the guard has nothing to weigh, and counting
         return 0, 0  # the archive's releases would cost the archive
     return gone, db.execute("SELECT count(*) FROM releases").fetchone()[0]

@@ -1,10 +1,11 @@
 """The dataset as files, each read, parsed and validated once: a full load, and a valid
 dataset (or every problem) made of it.
 
-A Catalog records, for every dataset file, its stat key (size, mtime, inode), a hash of its
-bytes and what it held: validated releases, or problems. `check-data`, `feedsvc new` and the
-tests load it whole; the store's writer finds the files that changed itself (catalog.py,
-ingest.py) and reads every file through the same steps on a cold start (coldstart.py).
+A full read is a Plan: for every dataset file a FileRow (its stat key, a hash of its bytes
+and what it held: validated releases, or problems), the vocabulary, the version sum and every
+problem. `check-data`, `feedsvc new` and the tests load it here, in one process; the store's
+writer finds the files that changed itself (catalog.py, ingest.py) and reads every file
+through the same steps on a cold start (coldstart.py).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -32,7 +33,8 @@ from . import (
     media,
     newest_first,
     parse_file,
-    vocabulary,
+    site_of,
+    topics_of,
 )
 from . import version as versions
 from .version import Names
@@ -80,17 +82,31 @@ class FileRow(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Catalog:
-    """Every file of a dataset as last read, in path order, and the vocabulary they define."""
+class Plan:
+    """What one look found and what its one transaction writes (nothing if problems)."""
 
-    root: str
-    files: Mapping[str, FileRow]
-    site: Site | None
-    topics: Mapping[str, Topic]
-    # Problems of the vocabulary, or of the dataset as a whole (e.g. the path is missing).
-    problems: tuple[Problem, ...] = ()
-    # Some files or folders are symbolic links (the store keeps this to walk at every look).
-    linked: bool = False
+    files: tuple[FileRow, ...]
+    removed: tuple[str, ...]  # below the root
+    problems: tuple[Problem, ...]
+    changed: tuple[str, ...]  # names whose releases, hashes or problems changed
+    fold: int  # the version sum (version.py) after the change
+    linked: bool
+    gone: int  # served releases the change removes (the mass-removal guard's count)
+    served: int  # releases in the store before it (counted only when some are removed)
+    # A new vocabulary (every file read again): the store is rebuilt from `files`.
+    site: Site | None = None
+    topics: Mapping[str, Topic] | None = None
+    # The files this look read or found gone (a full read: those that differ from the store):
+    # until a commit, the next looks read them again (sync.Looker).
+    looked: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.changed or self.removed or self.problems)
+
+    @property
+    def version(self) -> str:
+        return versions.version(self.fold)
 
 
 def stat_key(path: str) -> Key:
@@ -108,11 +124,6 @@ def _stat(path: str) -> tuple[Key, bool]:
     except OSError:
         return UNREADABLE, os.path.islink(path)
     return (status.st_size, status.st_mtime_ns, status.st_ino), link
-
-
-def _missing(root: Path) -> Catalog:
-    return Catalog(str(root), {}, None, {},
-                   (Problem(str(root), None, None, None, "no such file or directory"),))
 
 
 Escapes = Callable[[str, bool | None], bool] | None
@@ -143,18 +154,34 @@ def raw_files(root: Path, limit: int) -> list[tuple[str, bytes]]:
             if (raw := _read(name, limit, escapes)[2]) is not None]
 
 
-def load(root: Path, limit: int) -> Catalog:
-    """Read, parse and validate every file: check-data, a cold start, a vocabulary change."""
+def load(root: Path, limit: int, extra: tuple[str, bytes] | None = None) -> Plan:
+    """Read, parse and validate every file in this process, with `extra` (a file not written
+    yet, checked against the vocabulary on disk: `feedsvc new`): check-data, the tests'
+    reference. Its problems are every problem of the files and of the dataset, sorted."""
     if not root.exists():
-        return _missing(root)
-    now = time.time_ns()
+        missing = Problem(str(root), None, None, None, "no such file or directory")
+        return Plan((), (), (missing,), (), 0, False, 0, 0)
     with quiet_gc():
         links: list[str] = []
         read = read_files(root, find_files(root, links), limit)
-        links += [name for name, *_, link in read if link]
-        site, topics, vocab_problems = read_vocabulary(root, vocabulary_parts(read))
-        files = entries(root, read, site, topics, now)
-    return Catalog(str(root), files, site, topics, tuple(vocab_problems), bool(links))
+        site, topics, problems = read_vocabulary(root, vocabulary_parts(read))
+        if extra is not None:  # not on disk: no stat key
+            found: list[Problem] = []
+            read.append((extra[0], UNREADABLE, extra[1], parse_file(*extra, found), found,
+                         False))
+        rows = tuple(entries(root, read, site, topics, time.time_ns()).values())
+    problems += [problem for row in rows for problem in row.problems]
+    # An id used twice is reported where it comes again, in path order (as find_files lists:
+    # by parts, "\0" before any other character); sorted only when some id is used twice.
+    ids = [rid for row in rows for rid, _ in row.ids]
+    if len(set(ids)) < len(ids):
+        problems += duplicate_ids((row.name, row.ids) for row in
+                                  sorted(rows, key=lambda row: row.name.replace(os.sep, "\0")))
+    if not rows and not problems:
+        problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
+    return Plan(rows, (), tuple(sorted(problems, key=lambda p: (p.file, p.line or 0))), (),
+                versions.fold((row.below, row.stamp) for row in rows),
+                any(link for *_, link in read) or bool(links), 0, 0, site, topics)
 
 
 @contextmanager
@@ -202,7 +229,7 @@ def read_vocabulary(root: Path, gathered: Parts
                     ) -> tuple[Site | None, dict[str, Topic], list[Problem]]:
     """Return the site (its icon and logo checked) and topics, and the problems found."""
     problems: list[Problem] = []
-    site, topics = vocabulary(gathered, problems)
+    site, topics = site_of(gathered, problems), topics_of(gathered, problems)
     site, _ = media.resolve(root, site, [], problems)
     return site, topics, problems
 
@@ -251,43 +278,19 @@ def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[st
     return {src: ("/".join(p), stat_key(os.path.join(folder, *p))) for src, p in parts.items()}
 
 
-def problems_of(catalog: Catalog) -> list[Problem]:
-    """Return every problem of the files and of the dataset as a whole, sorted by place."""
-    problems = list(catalog.problems)
-    for entry in catalog.files.values():
-        problems += entry.problems
-    # An id used twice is reported where it comes again, in path order (as find_files lists:
-    # by parts, "\0" before any other character); sorted only when some id is used twice.
-    ids = [rid for entry in catalog.files.values() for rid, _ in entry.ids]
-    if len(set(ids)) < len(ids):
-        files = sorted(catalog.files.values(), key=lambda e: e.name.replace(os.sep, "\0"))
-        problems += duplicate_ids((entry.name, entry.ids) for entry in files)
-    if not catalog.files and not problems:
-        problems.append(Problem(catalog.root, None, None, None, "no .yaml or .yml files found"))
-    return sorted(problems, key=lambda p: (p.file, p.line or 0))
-
-
-def assemble(catalog: Catalog) -> Dataset:
-    """Return the valid dataset the catalog describes; raise DatasetError listing every problem."""
-    problems = problems_of(catalog)
-    if problems:
-        raise DatasetError(problems)
-    assert catalog.site is not None
-    releases = (release for entry in catalog.files.values() for release in entry.releases or ())
-    version = versions.fold((entry.below, entry.stamp) for entry in catalog.files.values())
-    return Dataset(catalog.site, catalog.topics, newest_first(releases),
-                   versions.version(version), catalog.root)
+def assemble(found: Plan, source: str) -> Dataset:
+    """Return the valid dataset a full read found; raise DatasetError listing every problem."""
+    if found.problems:
+        raise DatasetError(found.problems)
+    assert found.site is not None and found.topics is not None
+    releases = (release for row in found.files for release in row.releases or ())
+    return Dataset(found.site, found.topics, newest_first(releases), found.version, source)
 
 
 def check_with_file(root: Path, limit: int, name: str, raw: bytes,
                     problems: Sequence[Problem] = ()) -> None:
     """Check the dataset as it would be with one more file, not written yet (`feedsvc new`);
     raise DatasetError listing every problem, `problems` included."""
-    catalog = load(root, limit)
-    found: list[Problem] = []
-    # The entry it would have (not on disk yet: no stat key).
-    entry = _entry(root, name, Names(root).below(name), UNREADABLE, raw,
-                   parse_file(name, raw, found), found, catalog.site, catalog.topics, 0)
-    every = [*problems, *problems_of(replace(catalog, files={**catalog.files, name: entry}))]
+    every = [*problems, *load(root, limit, (name, raw)).problems]
     if every:
         raise DatasetError(sorted(every, key=lambda p: (p.file, p.line or 0)))

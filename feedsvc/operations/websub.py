@@ -39,7 +39,7 @@ def _start_os_thread(run: Callable[[], None]) -> bool:
 def _first_page(view: StoreView, scope: Scope, urls: Urls) -> FeedDoc | None:
     """Describe what a subscriber of the feed gets, or None where the feed does not exist."""
     index = view.index
-    if scope.kind == "topics" and scope.key not in index.dataset.topics:
+    if scope.kind == "topics" and scope.key not in index.topics:
         return None
     query = FeedQuery()
     filters = query.filters(scope)
@@ -50,7 +50,7 @@ def _first_page(view: StoreView, scope: Scope, urls: Urls) -> FeedDoc | None:
 def changed_feeds(old: StoreView, new: StoreView, urls: Urls) -> list[str]:
     """Return the subscription URL, in every format, of each feed that changed from what
     readers saw of the old index to what they see of the new one (or of the same, later)."""
-    scopes = [Scope(), *(Scope("topics", slug) for slug in new.index.dataset.topics)]
+    scopes = [Scope(), *(Scope("topics", slug) for slug in new.index.topics)]
     scopes += [Scope("countries", code.lower())
                for code in sorted(set(old.countries()) | set(new.countries()))]
     changed = [s for s in scopes if _first_page(old, s, urls) != _first_page(new, s, urls)]

@@ -9,8 +9,9 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..activitypub import actors, handles, icon, objects
+from ..activitypub import activities, actors, handles, icon, objects
 from ..activitypub.durable import Durable
+from ..activitypub.ledger import announced
 from ..activitypub.settings import Federation, federation
 from ..clock import current_view
 from ..dataset import Release
@@ -124,17 +125,37 @@ def feed_actor(scope: Scope) -> BaseResponse:
     return answer
 
 
+def _gone(tombstone: dict[str, Any]) -> Response:
+    """Answer 410 with a Tombstone (briefly cached: a withdrawal may be undone)."""
+    body = json.dumps(tombstone, sort_keys=True).encode()
+    response = Response(body, status=410, content_type=AS_CONTENT_TYPE)
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
 def release_object(release_id: str, status: str, found: Release) -> Response:
     """Answer a release page's AS request: its Article, or a Tombstone with 410."""
     links = urls()
     if status == "gone":
-        body = json.dumps(objects.tombstone(found, links), sort_keys=True).encode()
-        response = Response(body, status=410, content_type=AS_CONTENT_TYPE)
-        response.headers["Cache-Control"] = "public, max-age=60"
+        response = _gone(objects.tombstone(found, links))
         response.headers["Vary"] = PAGE_VARY
         return response
     return cacheable(key(f"releases/{release_id}", "activity"),
                      lambda: _json(objects.article(found, links)), PAGE_VARY)
+
+
+@bp.get("/ap/activities/<kind>/<handle>/<release_id>/<version>")
+def activity(kind: str, handle: str, release_id: str, version: str) -> Response:
+    """Answer an activity's id: the activity, or a Tombstone with 410 (activities.py)."""
+    _actor_scope(handle)
+    found = activities.activity(current_view(), urls(), lambda rid: announced(durable(), rid),
+                                kind, handle, release_id, version)
+    if found is None:
+        abort(404, description="No such activity.")
+    if found.status == 410:
+        return _gone(found.document)
+    path = f"ap/activities/{kind}/{handle}/{release_id}/{version}"
+    return cacheable(key(path, "activity"), lambda: _json(found.document))
 
 
 @bp.get("/ap/actors/<handle>/outbox")
@@ -159,7 +180,7 @@ def followers(handle: str) -> Response:
 
 @bp.get("/ap/icon.png")
 def actor_icon() -> Response:
-    title = current_view().index.dataset.site.title
+    title = current_view().index.site.title
     return cacheable(key("ap/icon", "png"),
                      lambda: Rendered.build(icon.drawn(title), "image/png", EPOCH))
 

@@ -49,7 +49,7 @@ def query_of(req: Request, index: Meta, parsed: ParsedQueries) -> FeedQuery:
     key = (index.version, raw)
     found = parsed.get(key)
     if found is None:
-        found = parsed.put(key, parse_query(req.args.to_dict(flat=False), index.dataset.topics))
+        found = parsed.put(key, parse_query(req.args.to_dict(flat=False), index.topics))
     return found
 
 
@@ -74,7 +74,7 @@ def lowercase(code: str, url_of: Callable[[Urls, Scope, str], str]) -> BaseRespo
 
 def topic_scope(slug: str) -> Scope:
     """Return the scope of a page about a topic, or abort with 404."""
-    if slug not in current_view().index.dataset.topics:
+    if slug not in current_view().index.topics:
         abort(404, description=f"No such topic {slug[:40]!r}.")
     return Scope("topics", slug)
 

@@ -57,7 +57,7 @@ def directory() -> Response:
     chosen = parse_country(request.args.to_dict(flat=False))
 
     def render() -> Rendered:
-        main = {"title": index.dataset.site.title, **{f: links.feed(listed.everything.scope, f)
+        main = {"title": index.site.title, **{f: links.feed(listed.everything.scope, f)
                                                       for f in FORMATS}}
         body = render_template(
             "directory.html", index=index, urls=links, catalogue=listed, formats=FORMAT_NAMES,
@@ -78,7 +78,7 @@ def opml() -> Response:
 
     def render() -> Rendered:
         listed = catalogue(view)
-        body = render_opml(f"{index.dataset.site.title}: all feeds", index.dataset.site.publisher,
+        body = render_opml(f"{index.site.title}: all feeds", index.site.publisher,
                            listed.everything.updated, [
                                outline(listed.everything),
                                Outline("Topics", children=tuple(map(outline, listed.topics))),

@@ -122,7 +122,7 @@ def country(code: str, fmt: str) -> BaseResponse:
 
 @bp.get(f"/topics/<slug>.{FMT}")
 def topic(slug: str, fmt: str) -> Response:
-    topics = current_view().index.dataset.topics
+    topics = current_view().index.topics
     if slug not in topics:
         abort(404, description=f"No such topic {slug[:40]!r}; topics: {', '.join(sorted(topics))}.")
     return serve_feed(Scope("topics", slug), fmt)

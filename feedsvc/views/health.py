@@ -40,8 +40,8 @@ def _dataset(store: Served) -> dict[str, Any]:
     return {
         "version": index.version, "releases": served, "visible": served,
         "next_scheduled": None if scheduled is None else scheduled.isoformat(),
-        "countries": len(catalogue(view).countries), "topics": len(index.dataset.topics),
-        "source": index.dataset.source,
+        "countries": len(catalogue(view).countries), "topics": len(index.topics),
+        "source": index.source,
         "loaded_at": None if loaded_at is None else loaded_at.isoformat(),
         "last_reload_error": error,
         "rejected_at": None if rejected_at is None else rejected_at.isoformat(),

@@ -3,8 +3,9 @@
 Every refusal is decided before anything is written: a body over the cap (413), too many posts
 from one client address (429, before any work), no signature or a bad one (401), a body that is
 no JSON object (400), too many verified posts from one sender host (429: counted only once the
-signature holds, so that a forged key id cannot spend a real server's allowance). Both limits
-live in each worker's memory (activitypub/ratelimit.py: fixed one-minute windows).
+signature holds, so that a forged key id cannot spend a real server's allowance). The first is
+counted in each worker's memory, the second in the durable file for the whole instance
+(activitypub/ratelimit.py: fixed one-minute windows).
 """
 from __future__ import annotations
 
@@ -22,19 +23,20 @@ from ..activitypub import handles
 from ..activitypub.durable import Durable
 from ..activitypub.fetch import ActorKeys, Client, FetchError
 from ..activitypub.inbox import Inbox, Refused
-from ..activitypub.ratelimit import Counts
+from ..activitypub.ratelimit import Counts, SharedCounts
 from ..activitypub.signatures import SignatureError, Signer, verify
 from ..clock import current_view
 from ..feeds.urls import Urls
 
 log = logging.getLogger("feedsvc.activitypub")
 MAX_BODY = 256 * 1024  # Mastodon's own inbox cap is 1 MiB; our activities of interest are < 4 KiB
-# Per client address (before verifying) and per sender host (the verified key id's), in each
-# worker: a server that delivers much more is told to come back later (senders retry a 429).
+# Per client address (before verifying: in each worker) and per sender host (the verified key
+# id's: for the instance): a server that delivers much more is told to come back later
+# (senders retry a 429).
 PER_SENDER, PER_CLIENT = 300, 600  # a minute
 _KEY_ID = re.compile(r'keyid="([^"]{1,2000})"', re.IGNORECASE)
 _CLIENT, _FETCHED = "feedsvc.activitypub.client", "feedsvc_activitypub_fetched"
-COUNTS = "feedsvc.activitypub.counts"  # app.extensions: the worker's Counts
+COUNTS = "feedsvc.activitypub.counts"  # app.extensions: _counts()
 
 
 def _answer(status: int, text: str) -> Response:
@@ -80,12 +82,19 @@ def _unknown_leaving(activity: dict[str, object], key_id: str, durable: Durable)
             and durable.cached_actor_key(key_id, math.inf) is None)
 
 
-def _too_many(most: int, kind: str, who: str) -> Response | None:
+def _too_many(counts: Counts | SharedCounts, most: int, who: str) -> Response | None:
     """Count one post from `who`; answer 429 once it has sent more than `most` this minute."""
-    counts: Counts = current_app.extensions.setdefault(COUNTS, Counts())
-    if counts.hit(f"{kind} {who}", most):
+    if counts.hit(who, most):
         return None
     return _answer(429, f"too many posts from {who}; try again later")
+
+
+def _counts(durable: Durable) -> tuple[Counts, SharedCounts]:
+    """Return the worker's counts per client address and the instance's per sender host."""
+    found: tuple[Counts, SharedCounts] | None = current_app.extensions.get(COUNTS)
+    if found is None:
+        found = current_app.extensions[COUNTS] = (Counts(), SharedCounts(durable))
+    return found
 
 
 def receive(durable: Durable, links: Urls) -> Response:
@@ -95,7 +104,7 @@ def receive(durable: Durable, links: Urls) -> Response:
         body = request.get_data(cache=False)
     except RequestEntityTooLarge:
         return _answer(413, f"an inbox takes at most {MAX_BODY} bytes")
-    refused = _too_many(PER_CLIENT, "client", request.remote_addr or "")
+    refused = _too_many(_counts(durable)[0], PER_CLIENT, request.remote_addr or "")
     if refused is not None:
         return refused
     key_id = _key_id(request.headers.get("Signature-Input") or
@@ -124,7 +133,7 @@ def _verified(activity: dict[str, object], body: bytes, durable: Durable, links:
                      authority=base.netloc, scheme=base.scheme, refresh=keys.fetch)
     except SignatureError as error:
         return _answer(401, f"signature refused: {error}")
-    refused = _too_many(PER_SENDER, "sender", urlsplit(key.key_id).hostname or "")
+    refused = _too_many(_counts(durable)[1], PER_SENDER, urlsplit(key.key_id).hostname or "")
     if refused is not None:
         return refused
     signer = key.owner

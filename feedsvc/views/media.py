@@ -103,8 +103,8 @@ def _default_icon() -> tuple[bytes, Validators]:
 def favicon() -> Response:
     """Serve the site's icon (a file below media/), else feedsvc's: never a 404."""
     index = current_view().index
-    icon = index.dataset.site.icon
-    found = locate(media_root(index.dataset.source), icon.src) if icon and not icon.remote else None
+    icon = index.site.icon
+    found = locate(media_root(index.source), icon.src) if icon and not icon.remote else None
     try:
         if found is not None:
             return _serve(found, None)
@@ -117,7 +117,7 @@ def favicon() -> Response:
 @bp.get("/media/<path:name>")
 def media(name: str) -> Response:
     view = current_view()
-    found = (locate(media_root(view.index.dataset.source), name) if name in named_files(view)
+    found = (locate(media_root(view.index.source), name) if name in named_files(view)
              else None)
     try:
         if found is not None:

@@ -5,6 +5,7 @@ from ipaddress import ip_address
 
 from flask import Blueprint, Response, current_app, request
 
+from ..clock import now
 from ..http.errors import ClientRefused
 from ..operations.metrics import exposition
 from ..state import live
@@ -27,5 +28,6 @@ def _allowed(remote: str | None) -> bool:
 def metrics() -> Response:
     if not _allowed(request.remote_addr):
         raise ClientRefused(description="Metrics are served to FEEDSVC_METRICS_ALLOW only.")
-    body, content_type = exposition(live(), current_app.config["PROMETHEUS_MULTIPROC_DIR"])
+    body, content_type = exposition(live(), current_app.config["PROMETHEUS_MULTIPROC_DIR"],
+                                    now())
     return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})

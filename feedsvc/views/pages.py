@@ -68,7 +68,7 @@ def _listing(scope: Scope) -> BaseResponse:
     def render() -> Rendered:
         title = feed_title(index, scope, query)
         here = _feeds(links, scope, title, query.link_query())
-        everything = _feeds(links, Scope(), index.dataset.site.title)
+        everything = _feeds(links, Scope(), index.site.title)
         return _html(render_template(
             "listing.html", index=index, scope=scope, urls=links, title=title, feed_links=here,
             page=view.select(query.filters(scope), query.limit, query.before),
@@ -115,12 +115,12 @@ def release(release_id: str) -> Response:
     shown = found
 
     def render() -> Rendered:
-        topics = index.dataset.topics
-        autodiscovery = [_feeds(links, Scope(), index.dataset.site.title)]
+        topics = index.topics
+        autodiscovery = [_feeds(links, Scope(), index.site.title)]
         autodiscovery += [_feeds(links, Scope("topics", t), topics[t].label) for t in shown.topics]
         autodiscovery += [_feeds(links, Scope("countries", c.lower()), country_name(c))
                           for c in shown.countries]
-        jsonld = Markup(script_json(news_article(shown, index.dataset.site, links)))
+        jsonld = Markup(script_json(news_article(shown, index.site, links)))
         return _html(render_template("release.html", index=index, release=shown, urls=links,
                                      autodiscovery=autodiscovery, jsonld=jsonld,
                                      activity=activitypub.object_link(shown)), view)

@@ -1,0 +1,34 @@
+"""A publish costs the work, not the archive: every statement the store's writer runs for a
+notified publish (a new release, an edited one) is an index search, as EXPLAIN QUERY PLAN
+says on the writer's own connection."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from feedsvc import create_app
+from feedsvc.operations.reload import reloader
+
+from .plans import scans
+
+
+def test_a_notified_publish_runs_no_scan_of_the_archive(dataset_dir: Path) -> None:
+    app = create_app({"FEEDSVC_DATA": str(dataset_dir)})
+    writer = reloader(app)
+    conn = writer.looker.db
+    releases = dataset_dir / "releases"
+    added, edited = releases / "pr-2026-900.yaml", releases / "pr-2004-002.yaml"
+    added.write_text((releases / "pr-2004-001.yaml").read_text(encoding="utf-8")
+                     .replace("pr-2004-001", "pr-2026-900"), encoding="utf-8")
+    edited.write_text(edited.read_text(encoding="utf-8").replace("title: ", "title: Edited "),
+                      encoding="utf-8")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)  # the values are in each statement's text
+    try:
+        assert writer.check(paths=[str(added)]) == "reloaded"
+        assert writer.check(paths=[str(edited)]) == "reloaded"
+    finally:
+        conn.set_trace_callback(None)
+    assert len(statements) > 20
+    assert scans(conn, statements) == []
+    body = app.test_client().get("/readyz").get_json()
+    assert body["dataset"]["releases"] == 11 and body["status"] == "ok"
