@@ -7,8 +7,9 @@ starts as deploy/gunicorn.conf.py has it (FEEDSVC_START_CHECK=background): it se
 snapshot, then the check for files changed while down runs (timed apart: "start check"). The baseline,
 in the same run: PyYAML's C loader alone reading every file in one process (CPU s), the
 floor a cold start was once said to be bound by. Then real gunicorn (deploy/gunicorn.conf.py,
-preload) at the largest size with one and with two workers: Rss and Pss of each process from
-/proc/PID/smaps_rollup.
+preload) at the largest size with one and with two workers (and --workers): Rss and Pss of
+each process from /proc/PID/smaps_rollup, and beside them the memory floor, a minimal Flask
+app under the same settings (bench/floor_hello.py, bench/floor_gunicorn.conf.py).
 Run: python bench/startup.py [SIZE,...] [--split] [--workers 1,2,4,16] [--before TREE]
   [--runs N] [--out FILE]   (--split: one file per release, as `feedsvc synth N DIR --split`
 writes them; otherwise one bundle file; --workers: the gunicorn worker counts measured, 1 and 2
