@@ -48,9 +48,17 @@ def _examples(app: Flask) -> dict[str, str]:
         view = current_view()
         topic, release = sorted(view.index.topics)[0], view.select(Filters(), 1).releases[0].id
         media = sorted(view.media_files())
-    return {"code": "th", "country": "th", "slug": topic, "topic": topic, "release_id": release,
-            "id": release, "filename": STATIC_EXAMPLE, "fmt": "rss", "format": "rss",
-            "part": "1", "name": media[0] if media else "none.gif", "handle": "th"}
+    examples = {"code": "th", "country": "th", "slug": topic, "topic": topic,
+                "release_id": release, "id": release, "filename": STATIC_EXAMPLE, "fmt": "rss",
+                "format": "rss", "part": "1", "name": media[0] if media else "none.gif",
+                "handle": "th"}
+    if "activitypub.activity" in app.view_functions:  # an activity th's outbox has sent
+        page = app.test_client().get("/ap/actors/th/outbox?page=newest",
+                                     headers={"Accept": ACTIVITY}).get_json()
+        sent = page["orderedItems"][0]["id"].partition("/ap/activities/")[2]
+        kind, handle, examples["release_id"], version = sent.split("/")
+        examples.update(kind=kind, handle=handle, version=version)
+    return examples
 
 
 def values(app: Flask, rule: Rule, choice: int = 0) -> dict[str, str]:

@@ -107,7 +107,8 @@ logger_class = gunicorn_logger(_settings)
 
 def when_ready(server: Any) -> None:
     """Start the instance's one dataset watcher, in the master: the store's one writer, it
-    commits each change once; every worker reads it at its next request."""
+    commits each change once; every worker reads it at its next request. Then prepare what
+    the workers share."""
     from feedsvc.operations.reload import start_watching
 
     # Nothing here waits for the archive: the watch of every folder is set up in the
@@ -122,6 +123,11 @@ def when_ready(server: Any) -> None:
     pid = start_with_master(_settings)
     if pid is not None:
         server.log.info("fediverse deliverer started (pid %d)", pid)
+    # Last before the arbiter forks the workers: what each would build on its first requests
+    # is built here once, and shared (feedsvc/serving/prefork.py).
+    from feedsvc.serving.prefork import prepare
+
+    prepare(server.app.wsgi())
 
 
 def post_fork(server: Any, worker: Any) -> None:
