@@ -99,7 +99,7 @@ def _one(root: Path, limit: int, names: Sequence[str], linked: bool, store: Path
 def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
           vocabulary: Iterable[Problem], found: Sequence[FileRow], linked: bool,
           fold: int | None = None) -> Plan:
-    """Return the plan of a full read: problems as loader.problems_of orders them."""
+    """Return the plan of a full read: problems in loader.load's order."""
     problems = list(vocabulary)
     for row in found:
         problems += row.problems
