@@ -1,6 +1,6 @@
 """The store's benches run against the current schema (a column added to `releases` broke
-bench/store_attach.py once): each, on a tiny archive, prints its table (the figures themselves
-are not checked: the machine is shared)."""
+one once): each, on a tiny archive, prints its table (the figures themselves are not checked:
+the machine is shared)."""
 from __future__ import annotations
 
 import os
@@ -21,14 +21,6 @@ def table_rows(tmp_path: Path, *argv: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip().strip("|").split("|")]
             for line in done.stdout.splitlines()
             if line.startswith("| ") and not line.startswith("|---")]
-
-
-def test_store_attach_builds_both_ways_and_they_agree(tmp_path: Path) -> None:
-    rows = table_rows(tmp_path, "bench/store_attach.py", "--releases", "200")
-    assert [row[0] for row in rows[1:]] == [
-        "rows over the pipe, inserted here (bulkload.fill)",
-        "each child its own file, ATTACH + INSERT ... SELECT"]
-    assert all(float(row[3]) >= 0 for row in rows[1:])
 
 
 @pytest.mark.parametrize("script", ["bench/store_queries.py", "bench/store_ingest.py"])

@@ -1,7 +1,13 @@
-"""A cold start of a large dataset under the shipped gunicorn config (a gevent master)."""
+"""A cold start of a large dataset under the shipped gunicorn config (a gevent master), and
+one killed in the middle."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -9,6 +15,7 @@ from pathlib import Path
 import feedparser
 
 from feedsvc.dataset.coldstart import CHILD_LOAD_BYTES
+from feedsvc.dataset.statedir import state_file
 from feedsvc.operations.synth import write_archive
 
 from .servers import Server, start_gunicorn
@@ -46,3 +53,28 @@ def test_a_large_dataset_is_parsed_in_child_processes_of_a_gunicorn_master(
     restarted = again.log.read_text()  # served from the state file: no file read again
     assert "served from its state file" in restarted and "child processes" not in restarted, \
         again.tail()
+
+
+def test_a_cold_build_killed_midway_leaves_no_store_and_the_next_builds_it_whole(
+        tmp_path: Path) -> None:
+    data = write_archive(15_000, tmp_path / "data", split=True)
+    state = tmp_path / "state"
+    build = [sys.executable, "-m", "feedsvc", "snapshot", str(data), "--dir", str(state)]
+    first = subprocess.Popen(build, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(state.glob("*.stage-*/*.sqlite")):  # the children are staging
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(first.pid, signal.SIGKILL)  # the command and its loading processes
+    first.wait()
+    store = state_file(state, data, "sqlite")
+    with sqlite3.connect(store) as conn:  # nothing of the build is in the store
+        assert conn.execute("SELECT count(*) FROM releases").fetchone() == (0,)
+        assert conn.execute("SELECT value FROM meta WHERE name = 'code'").fetchone() is None
+    assert list(state.glob("*.stage-*"))  # what it left: removed by the next full read
+    assert subprocess.run(build, capture_output=True, check=False).returncode == 0
+    assert not list(state.glob("*.stage-*"))
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*) FROM releases").fetchone() == (15_000,)

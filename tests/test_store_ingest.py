@@ -300,7 +300,7 @@ def test_cold_start_equals_a_load_in_one_process_and_in_children(tmp_path: Path)
     expected = load_dataset(root)
     for over, name in ((LIMIT, "one.db"), (0, "children.db")):
         conn = db.connect(tmp_path / name, write=True)
-        found = sync.counted(conn, root, read_all(root, LIMIT, processes=2, over=over))
+        found = sync.full(conn, root, LIMIT, over=over)
         assert sync.commit(conn, root, found)
         assert stored(conn) == sorted(expected.releases, key=lambda r: r.id)
         assert found.version == expected.version
@@ -318,8 +318,10 @@ def test_cold_start_problems_come_in_the_order_of_one_process(tmp_path: Path) ->
     (root / "releases" / "bad.yaml").write_text("title: [unclosed\n", encoding="utf-8")
     expected = list(loader.load(root, LIMIT).problems)
     assert len(expected) > 5
-    assert list(read_all(root, LIMIT, processes=3, over=0).problems) == expected
-    assert list(read_all(root, LIMIT, over=LIMIT).problems) == expected
+    for found in (read_all(root, LIMIT, tmp_path / "store", processes=3, over=0),
+                  read_all(root, LIMIT, tmp_path / "store", over=LIMIT)):
+        assert list(found.problems) == expected and found.staged is None
+    assert list(tmp_path.glob("store*")) == []  # nothing staged
 
 
 def tables(conn: sqlite3.Connection) -> dict[str, list[object]]:
@@ -352,7 +354,7 @@ def test_a_bulk_cold_start_writes_what_the_writer_would(tmp_path: Path) -> None:
     (root / "releases" / "ties.yaml").write_text(yaml.safe_dump({"releases": [
         release_yaml(n, "2004-03-01T10:00:00+07:00") for n in range(3)]}), encoding="utf-8")
     bulk = db.connect(tmp_path / "bulk.db", write=True)
-    found = read_all(root, LIMIT, processes=2, over=0)
+    found = read_all(root, LIMIT, tmp_path / "bulk.db", processes=2, over=0)
     sync.commit(bulk, root, found)
     catalog = loader.load(root, LIMIT)
     applied = db.connect(tmp_path / "applied.db", write=True)
@@ -375,15 +377,38 @@ def test_a_cold_start_whose_children_cannot_start_reads_in_one_process(
     root = tmp_path / "synth"
     subprocess.run([sys.executable, "-m", "feedsvc", "synth", "1500", str(root), "--split"],
                    check=True, stdout=subprocess.DEVNULL)
-    expected = read_all(root, LIMIT, over=LIMIT)  # one process: the reference
+    one = db.connect(tmp_path / "one.db", write=True)
+    expected = read_all(root, LIMIT, tmp_path / "one.db", over=LIMIT)  # the reference
+    sync.commit(one, root, expected)
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise OSError(11, "Resource temporarily unavailable")
     monkeypatch.setattr(subprocess, "Popen", refuse)
-    found = read_all(root, LIMIT, processes=2, over=0)
+    conn = db.connect(tmp_path / "children.db", write=True)
+    found = read_all(root, LIMIT, tmp_path / "children.db", processes=2, over=0)
     assert "parallel load failed" in caplog.text
     assert found.version == expected.version and found.problems == expected.problems
-    assert [row.prepared for row in found.files] == [row.prepared for row in expected.files]
+    sync.commit(conn, root, found)
+    assert tables(conn) == tables(one)
+
+
+def test_a_full_read_is_staged_beside_the_store_and_leaves_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "synth"
+    subprocess.run([sys.executable, "-m", "feedsvc", "synth", "1500", str(root), "--split"],
+                   check=True, stdout=subprocess.DEVNULL)
+    conn = db.connect(tmp_path / "store.db", write=True)
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text())  # no process has this pid
+    orphan = tmp_path / f"store.db.stage-{dead}-left"
+    orphan.mkdir()  # what a full read killed before its end leaves
+    found = sync.full(conn, root, LIMIT, over=0)
+    assert found.staged is not None and not orphan.exists()
+    assert [p.name for p in tmp_path.glob("store.db.stage-*")] == [found.staged.directory.name]
+    assert sync.commit(conn, root, found)
+    assert len(stored(conn)) == 1500 and not list(tmp_path.glob("store.db.stage-*"))
+    found = sync.full(conn, root, LIMIT, over=0)  # a plan that is not committed
+    assert list(tmp_path.glob("store.db.stage-*"))
+    del found
+    assert not list(tmp_path.glob("store.db.stage-*"))
 
 
 def test_a_notified_look_lists_no_folder(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,14 +1,14 @@
 """A cold start: every file read, parsed and validated, in child processes when it pays.
 
-The result is the Plan (ingest.py) the writer rebuilds the store from: every file's row and
-releases, the vocabulary, the version sum, and the problems, the same and in the same order
-as a load in one process (loader.load, loader.problems_of). Above CHILD_LOAD_BYTES of YAML
-the files are cut into contiguous runs in path order, one per core: each child reads and
-parses its run and sends back its site and topic mappings; this process reads the vocabulary
-from all of them, in path order, and sends it back (as the JSON the store keeps); each child
-then checks its releases against it and sends its files as plain values (marshal: rows.encode
-of each release, never a pickle of one). The children start safely from any process, threads
-and all: the first is a new interpreter, which forks the others while it runs no other thread.
+The result is the Plan the writer rebuilds the store from: every file's row, the vocabulary,
+the version sum and the problems, as a load in one process has them (loader.load), and, with
+no problem, the releases in staging files beside the store (bulkload.py). Above
+CHILD_LOAD_BYTES of YAML the files are cut into runs in path order, one per core: each child
+parses its run and sends its site and topic mappings; this process reads the vocabulary from
+them all and sends it back; each child checks its releases against it and sends its files
+(marshal: no release) and what orders its releases; this process numbers every release and
+sends each child its keys, and each child writes its run's staging file. The first child is a
+new interpreter (safe from any process, threads and all), which forks the others.
 """
 from __future__ import annotations
 
@@ -22,15 +22,17 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
 from . import version as versions
+from .bulkload import MAX_RUNS, Staged, change_of, keys_of, order_of, stage, stage_here
 from .ingest import Plan
 from .loader import FileRow, Read
-from .write import prepare
+from .write import FileChange
 from .yamlsource import SourceFile, find_files
 
 # Above this many bytes of YAML, the parse is spread over child processes;
@@ -44,29 +46,30 @@ class _Failed(Exception):
     """A child died or reported an error: the files are read again in this process."""
 
 
-def read_all(root: Path, limit: int, *, processes: int | None = None,
+def read_all(root: Path, limit: int, store: Path, *, processes: int | None = None,
              over: int = CHILD_LOAD_BYTES) -> Plan:
-    """Read, parse and validate every file under `root`; return what the store is built from."""
+    """Read, parse and validate every file under `root`; return what the store is built from,
+    its releases staged beside the `store` file."""
     if not root.exists():
         missing = Problem(str(root), None, None, None, "no such file or directory")
         return Plan((), (), (missing,), (), 0, False, 0, 0)
     links: list[str] = []
     names = find_files(root, links)
     wanted = len(os.sched_getaffinity(0)) if processes is None else processes
-    count = max(1, min(wanted, len(names) // PER_PROCESS))
+    count = max(1, min(wanted, MAX_RUNS, len(names) // PER_PROCESS))
     with loader.quiet_gc():
         if _holds_more(names, over):
             runs = [names[len(names) * n // count:len(names) * (n + 1) // count]
                     for n in range(count)]
             try:
-                found = _spread(root, limit, runs, bool(links))
+                found = _spread(root, limit, runs, bool(links), store)
                 log.info("dataset %s: %d files loaded in child processes (%d)", root,
                          len(names), len(runs))
                 return found
-            except _Failed as error:
+            except _Failed as error:  # what it staged goes with it (bulkload.Staged)
                 log.warning("dataset %s: parallel load failed (%s); loading in one process",
                             root, error)
-        return _one(root, limit, names, bool(links))
+        return _one(root, limit, names, bool(links), store)
 
 
 def _holds_more(names: Sequence[str], limit: int) -> bool:
@@ -79,27 +82,24 @@ def _holds_more(names: Sequence[str], limit: int) -> bool:
     return False
 
 
-def _one(root: Path, limit: int, names: Sequence[str], linked: bool) -> Plan:
+def _one(root: Path, limit: int, names: Sequence[str], linked: bool, store: Path) -> Plan:
     """Read every file in this process."""
     now = time.time_ns()
     read = loader.read_files(root, names, limit)
     site, topics, problems = loader.read_vocabulary(root, loader.vocabulary_parts(read))
-    entries = loader.entries(root, read, site, topics, now)
-    found = [_plain(entry) for entry in entries.values()]
+    entries = list(loader.entries(root, read, site, topics, now).values())
     linked = linked or any(link for *_, link in read)
-    return _plan(root, site, topics, problems, found, linked)
-
-
-def _plain(row: FileRow) -> FileRow:
-    """Return a file's row with its releases as plain values (write.prepare)."""
-    return row._replace(releases=None,
-                        prepared=tuple(prepare(release) for release in row.releases or ()))
+    found = _plan(root, site, topics, problems,  # the releases go to a staging file
+                  [row._replace(releases=None) for row in entries], linked)
+    if found.problems:
+        return found
+    return replace(found, staged=stage_here(store, [change_of(row) for row in entries]))
 
 
 def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
           vocabulary: Iterable[Problem], found: Sequence[FileRow], linked: bool,
           fold: int | None = None) -> Plan:
-    """Return the plan of a full read: problems as loader.problems_of orders them."""
+    """Return the plan of a full read: problems in loader.load's order."""
     problems = list(vocabulary)
     for row in found:
         problems += row.problems
@@ -116,8 +116,10 @@ def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
                 0, 0, site, topics)
 
 
-def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool) -> Plan:
-    """Have each run read by a child process; gather their files in path order."""
+def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
+            store: Path) -> Plan:
+    """Have each run read by a child process; gather their files in path order; when there
+    is no problem, have each write its staging file."""
     pipes = [multiprocessing.Pipe() for _ in runs]
     mine, theirs = [a for a, _ in pipes], [b for _, b in pipes]
     for pipe in (*mine, *theirs):  # gevent's socketpair (a gunicorn master) is non-blocking
@@ -148,8 +150,9 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool)
         for pipe in mine:
             pipe.send(told)
         sent = [_files(pipe) for pipe in mine]
-        found = [item for files, _ in sent for item in files]
-        fold = versions.total(run_fold for _, run_fold in sent)  # each summed by its child
+        found = _plan(root, site, topics, problems, [row for files, _, _ in sent for row in files],
+                      linked, versions.total(fold for _, fold, _ in sent))  # summed by each
+        found = replace(found, staged=_staged(mine, sent, store, found.problems))
     except OSError as error:  # e.g. no process could be started
         raise _Failed(repr(error)) from error
     finally:
@@ -159,7 +162,26 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool)
             # 0.5 s at 100,000 files): waited for in the background, not before the commit
             threading.Thread(target=_end, args=(first,), name="feedsvc-coldstart-end",
                              daemon=True).start()
-    return _plan(root, site, topics, problems, found, linked, fold)
+    return found
+
+
+def _staged(pipes: Sequence[Connection], sent: Sequence[tuple[list[FileRow], int, Any]],
+            store: Path, problems: Sequence[Problem]) -> Staged | None:
+    """Number every release, have each child write its run's staging file; return them (None
+    with problems: nothing is staged)."""
+    if problems:
+        for pipe in pipes:
+            pipe.send(None)
+        return None
+    staged, keys = Staged(store), keys_of([order for _, _, order in sent])
+    first = 1
+    for run, (pipe, (files, _, _)) in enumerate(zip(pipes, sent, strict=True)):
+        pipe.send((str(staged.file(run)), first, keys[run]))
+        first += len(files)
+    for pipe in pipes:
+        _receive(pipe)
+    staged.count = len(pipes)
+    return staged
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
@@ -181,25 +203,28 @@ def _receive(pipe: Connection) -> Any:
     return value
 
 
-def _files(pipe: Connection) -> tuple[list[FileRow], int]:
-    """Return the files a child sent (see _send_files) and their version sum."""
+def _files(pipe: Connection) -> tuple[list[FileRow], int, list[tuple[int, str]]]:
+    """Return a child's files (_send_files), their version sum and their releases' order."""
     _receive(pipe)
     try:
-        fold, sent = marshal.loads(pipe.recv_bytes())
+        fold, sent, order = marshal.loads(pipe.recv_bytes())
     except (EOFError, OSError, ValueError) as error:
         raise _Failed(f"a loading process ended early: {error!r}") from error
-    return [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]))) for row in sent], fold
+    rows = [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]))) for row in sent]
+    return rows, fold, order
 
 
-def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> list[object]:
-    """Send a run's files as plain values: each release as write.prepare makes it; return
-    what was made for it (see _work)."""
-    rows = [_plain(entry) for entry in entries.values()]
-    sent = [(*row[:-1], tuple((p.file, p.line, p.release, p.field, p.message)
-                              for p in row.problems)) for row in rows]
+def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> list[FileChange]:
+    """Send a run's files, version sum and releases' order; return the files to stage."""
+    files = [change_of(row) for row in entries.values()]
+    sent = [(*row._replace(releases=None)[:-1], tuple(  # no release: to the staging file
+        (p.file, p.line, p.release, p.field, p.message) for p in row.problems))
+        for row in entries.values()]
+    fold = versions.fold((r.below, r.stamp) for r in entries.values())
     pipe.send(("ok", None))
-    pipe.send_bytes(marshal.dumps((versions.fold((r.below, r.stamp) for r in rows), sent)))
-    return [rows, sent]
+    # Version 2: no references, which cost a lookup per object shared (names, paths).
+    pipe.send_bytes(marshal.dumps((fold, sent, order_of(files)), 2))
+    return files
 
 
 # What a loading process made, held until it ends (os._exit) once its work is sent: freeing
@@ -241,8 +266,8 @@ def _lead(pipes: Sequence[Connection]) -> list[object] | None:
 
 def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: int
           ) -> list[object]:
-    """In a child: read and parse `names`, then check them against the vocabulary sent;
-    return what it made, which the process ends holding (main)."""
+    """In a child: read, parse and check `names`, send them, write the staging file asked
+    for; return what it made, which the process ends holding (main)."""
     made: list[object] = []
     try:
         read: list[Read] = loader.read_files(root, names, limit)
@@ -255,7 +280,13 @@ def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: i
         site, topics = (None, {}) if told is None else \
             (rows.site_from(told[0]), rows.topics_from(told[1]))
         entries = loader.entries(root, read, site, topics, now)
-        made += [entries, *_send_files(pipe, entries)]
+        files = _send_files(pipe, entries)
+        made += [entries, files]
+        asked = pipe.recv()  # None: the plan has problems, nothing is staged
+        if asked is not None:
+            path, first, keys = asked
+            stage(Path(path), files, first, keys)
+            pipe.send(("ok", None))
     except EOFError:
         pass  # the parent gave up on this one
     # Whatever fails here must reach the parent, which then reads in one process.

@@ -41,7 +41,7 @@ from .version import Names
 from .yamlsource import file_digest, find_files, links_out, read_source
 
 if TYPE_CHECKING:
-    from .write import Prepared
+    from .bulkload import Staged  # which reads FileRow from here
 
 Key = tuple[int, int, int]
 UNREADABLE: Key = (-1, -1, -1)
@@ -59,7 +59,7 @@ class FileRow(NamedTuple):
     keeps it. A tuple: a full read makes one a file, at a tuple's cost.
 
     `releases` None: its bytes are the same as the store holds, keep its releases; a full
-    read for the store has them as plain values in `prepared` instead (write.prepare)."""
+    read for the store has them in its staging files instead (bulkload.Staged)."""
 
     name: str  # as find_files gives it (problems name files so)
     below: str  # below the root, as the version and the store name it
@@ -70,7 +70,6 @@ class FileRow(NamedTuple):
     media: MediaRows = ()
     releases: tuple[Release, ...] | None = ()
     ids: Ids = ()  # every id its releases name, valid or not, with its line
-    prepared: tuple[Prepared, ...] = ()
     problems: tuple[Problem, ...] = ()
 
     @property
@@ -93,12 +92,14 @@ class Plan:
     linked: bool
     gone: int  # served releases the change removes (the mass-removal guard's count)
     served: int  # releases in the store before it (counted only when some are removed)
-    # A new vocabulary (every file read again): the store is rebuilt from `files`.
+    # A new vocabulary (every file read again): the store is rebuilt (`staged`).
     site: Site | None = None
     topics: Mapping[str, Topic] | None = None
     # The files this look read or found gone (a full read: those that differ from the store):
     # until a commit, the next looks read them again (sync.Looker).
     looked: tuple[str, ...] = ()
+    # A full read for the store, without problems: its releases, in staging files.
+    staged: Staged | None = None
 
     @property
     def any(self) -> bool:

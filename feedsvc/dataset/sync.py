@@ -1,9 +1,9 @@
 """One look at the dataset for the store's one writer: plan what changed, then commit it.
 
 `look` returns the Plan of the files on disk against the store: only the changed files read
-(ingest.plan), or every file (coldstart.read_all) when the store is empty or the vocabulary
-changed, with the mass-removal guard's counts taken from the store. `commit` writes a plan in
-one transaction (write.apply, or bulkload.fill for a full read); a plan with problems is
+(ingest.plan), or every file (`full`: coldstart.read_all) when the store is empty or the
+vocabulary changed, with the mass-removal guard's counts taken from the store. `commit` writes
+a plan in one transaction (write.apply, or bulkload.fill for a full read); a plan with problems is
 refused and nothing is written, and a look that found nothing writes nothing at all.
 """
 from __future__ import annotations
@@ -18,10 +18,9 @@ from pathlib import Path
 
 from . import DatasetError
 from . import write as writer
-from .bulkload import fill
+from .bulkload import change_of, fill, store_file
 from .coldstart import CHILD_LOAD_BYTES, read_all
 from .ingest import FullRead, Plan, plan, stamp_of
-from .loader import FileRow, quiet_gc
 from .version import Names
 
 
@@ -31,7 +30,14 @@ def look(db: sqlite3.Connection, root: Path, limit: int, paths: Collection[str] 
     try:
         return plan(db, root, limit, paths, trust_stat=trust_stat)
     except FullRead:
-        return counted(db, root, read_all(root, limit, over=child_over))
+        return full(db, root, limit, over=child_over)
+
+
+def full(db: sqlite3.Connection, root: Path, limit: int, *, over: int = CHILD_LOAD_BYTES
+         ) -> Plan:
+    """Return what every file on disk changes in the store: a full read, staged beside the
+    store (nothing is written to it)."""
+    return counted(db, root, read_all(root, limit, store_file(db), over=over))
 
 
 def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
@@ -39,7 +45,7 @@ def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
     served = db.execute("SELECT count(*) FROM releases").fetchone()[0]
     if not served and not db.execute("SELECT 1 FROM files LIMIT 1").fetchone():
         return found
-    ids = json.dumps([prepared[0][1] for row in found.files for prepared in row.prepared])
+    ids = json.dumps([rid for row in found.files for rid, _ in row.ids])
     gone = db.execute("SELECT count(*) FROM releases WHERE id NOT IN "
                       "(SELECT value FROM json_each(?))", (ids,)).fetchone()[0]
     removed = tuple(path for path, in db.execute(
@@ -63,27 +69,21 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan,
         raise DatasetError(found.problems)
     meta = {"fold": f"{found.fold:032x}", "linked": "1" if found.linked else "0",
             "root": str(root), **(extra or {})}
-    if found.site is not None:  # a full read: its releases are plain values (bulkload.py)
-        assert found.topics is not None
-        with quiet_gc():  # millions of tuples and no cycle: a collection would only walk them
-            fill(db, [_change(row) for row in found.files],
-                 [row.prepared for row in found.files],
-                 {**meta, "version": found.version, "source": str(root),
-                  "generation": secrets.token_hex(8)},
+    if found.site is not None:  # a full read: its releases are staged (bulkload.py)
+        assert found.topics is not None and found.staged is not None
+        try:
+            fill(db, found.staged, {**meta, "version": found.version, "source": str(root),
+                                    "generation": secrets.token_hex(8)},
                  site=found.site, topics=found.topics)
+        finally:
+            found.staged.close()
         return True
-    files = [_change(row) for row in found.files]
+    files = [change_of(row) for row in found.files]
     known = dict(db.execute("SELECT name, value FROM meta WHERE name IN ('linked', 'fold')"))
     if not files and not found.removed and known == {k: meta[k] for k in ("linked", "fold")}:
         return False  # nothing changed, not even a stat: no transaction, no new data_version
     writer.apply(db, files, found.removed, version=found.version, meta=meta)
     return True
-
-
-def _change(row: FileRow) -> writer.FileChange:
-    return writer.FileChange(row.below, *row.key, row.digest, row.releases, row.racy,
-                             row.vocabulary,
-                             tuple((src, *at, sha) for src, at, sha in row.media) if row.media else ())
 
 
 class Looker:

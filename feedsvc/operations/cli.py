@@ -61,9 +61,8 @@ def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
     import sqlite3
 
     from ..dataset import statedir
-    from ..dataset.coldstart import read_all
     from ..dataset.db import connect
-    from ..dataset.sync import commit, counted
+    from ..dataset.sync import commit, full
 
     root = Path(path)
     try:  # the instance lock: refused while a service uses the directory
@@ -73,7 +72,7 @@ def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
             return 1
         db = connect(opened.path, write=True)
         try:
-            commit(db, root, counted(db, root, read_all(root, max_file_bytes)), statedir.META)
+            commit(db, root, full(db, root, max_file_bytes), statedir.META)
         finally:
             db.close()
     except DatasetError as error:

@@ -31,13 +31,12 @@ from flask import Flask
 from .. import state
 from ..config import BUNDLED_DATA, MaxRemoval
 from ..dataset import DatasetError, catalog, guard, media, statedir
-from ..dataset.coldstart import read_all
 from ..dataset.db import connect
 from ..dataset.guard import Held
 from ..dataset.ingest import Plan
 from ..dataset.loader import stat_key
 from ..dataset.reader import Reader
-from ..dataset.sync import Looker, counted
+from ..dataset.sync import Looker, full
 from ..http.offload import gevent_patched
 from ..state import Served
 from . import metrics
@@ -207,7 +206,7 @@ class Reloader:
     def _full(self) -> Plan:
         """After a failure: every file read afresh, as a cold start would."""
         root = Path(self.root)
-        return counted(self.looker.db, root, read_all(root, self.limit))
+        return full(self.looker.db, root, self.limit)
 
     def _consider(self, found: Plan, strict: bool) -> str:
         if found.problems:
