@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -181,17 +181,20 @@ def _country(item: object) -> str:
     return code
 
 
-def _topic_reader(topics: Mapping[str, Topic]) -> object:
-    # Listed once per bad item: a vocabulary of thousands would make each message huge.
-    some = sorted(topics)[:20]
-    known = ", ".join(some) + (f", … ({len(topics)} in all)" if len(topics) > len(some) else "")
-
+def _topic_reader(topics: Mapping[str, Topic]) -> Callable[[object], str]:
     def read(item: object) -> str:
         if not isinstance(item, str) or item not in topics:
             raise ValueError(f"{item!r} is not a topic of the vocabulary "
-                             f"({known or 'none defined'})")
+                             f"({_known(topics) or 'none defined'})")
         return item
     return read
+
+
+def _known(topics: Mapping[str, Topic]) -> str:
+    """Name the vocabulary in a problem: made only for a bad topic, not for every release."""
+    # Listed once per bad item: a vocabulary of thousands would make each message huge.
+    some = sorted(topics)[:20]
+    return ", ".join(some) + (f", … ({len(topics)} in all)" if len(topics) > len(some) else "")
 
 
 def _withdrawal(f: Fields, zone: tzinfo,
@@ -234,7 +237,7 @@ def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
         published=published or datetime.min, updated=updated,
         dateline=f.text("dateline", limit=100) if "dateline" in mapping else None,
         countries=f.items("countries", _country),
-        topics=f.items("topics", _topic_reader(topics), at_least=1),  # type: ignore[arg-type]
+        topics=f.items("topics", _topic_reader(topics), at_least=1),
         summary=f.text("summary", limit=5000) or "",
         body=f.text("body", one_line=False, limit=1_000_000) if "body" in mapping else None,
         url=f.url("url") if "url" in mapping else None,
