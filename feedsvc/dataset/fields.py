@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time, tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ SLUG = re.compile(r"^[a-z0-9]+(?:[-_.][a-z0-9]+)*$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 YEARS = (1900, 2999)
+_CORRECTION = frozenset(("date", "note"))
 
 
 def clean_text(value: str, *, one_line: bool) -> str:
@@ -65,17 +67,18 @@ class Fields:
         named = f"{self.prefix}{field}" if field else self.prefix.rstrip(".") or None
         self.problems.append(Problem(self.file, self.line(field), self.owner, named, message))
 
-    def check_keys(self, allowed: Iterable[str], required: Iterable[str]) -> None:
+    def check_keys(self, allowed: AbstractSet[str], required: Iterable[str]) -> None:
         """Report unknown, duplicated and missing keys."""
-        allowed = set(allowed)
-        for key in self.mapping:
-            if key not in allowed:
-                self.problem(key, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+        keys = self.mapping.keys()
+        if not keys <= allowed:  # the loop only when some key is unknown: a set test is C
+            for key in keys:
+                if key not in allowed:
+                    self.problem(key, f"unknown field (allowed: {', '.join(sorted(allowed))})")
         for key, line in self.mapping.duplicates:
             self.problems.append(Problem(self.file, line, self.owner, self.prefix + key,
                                          "given twice"))
         for key in required:
-            if key not in self.mapping:
+            if key not in keys:
                 self.problem(None, f"missing required field {key!r}")
 
     def text(self, field: str, *, one_line: bool = True, limit: int = 1000) -> str | None:
@@ -173,7 +176,7 @@ class Fields:
         found: list[Correction] = []
         for number, item in enumerate(raw, 1):
             f = Fields(self.file, item, self.owner, self.problems, f"corrections[{number}].")
-            f.check_keys(("date", "note"), ("date", "note"))
+            f.check_keys(_CORRECTION, ("date", "note"))
             when, note = f.when("date", zone), f.text("note", one_line=False, limit=5000)
             if when and published and when < published and len(f.text("date") or "") == 10 \
                     and when.date() == published.astimezone(zone).date():

@@ -102,7 +102,7 @@ def _read_one(f: Fields, name: str, mapping: object, text_key: str, image: bool)
                         f"{{src: photos/a.jpg, {text_key}: …}}")
         return None
     sub, before = Fields(f.file, mapping, f.owner, f.problems, f"{name}."), len(f.problems)
-    sub.check_keys(("src", text_key, "type", "length"), ("src", text_key))
+    sub.check_keys(frozenset(("src", text_key, "type", "length")), ("src", text_key))
     src, text = sub.text("src", limit=1000), sub.text(text_key, limit=500)
     given = sub.match("type", _MIME, "a MIME type such as image/jpeg") if "type" in mapping else None
     if src is not None and src.startswith(("http://", "https://")):

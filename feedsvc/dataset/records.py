@@ -125,7 +125,7 @@ def read_site(file: str, mapping: LocatedMap, problems: list[Problem]) -> Site |
     """Read the site mapping; record each problem and return None if there is any."""
     before = len(problems)
     f = Fields(file, mapping, None, problems)
-    f.check_keys(SITE_FIELDS, SITE_REQUIRED)
+    f.check_keys(frozenset(SITE_FIELDS), SITE_REQUIRED)
     title, subtitle, publisher = f.text("title"), f.text("subtitle"), f.text("publisher")
     language = f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
     zone = f.text("timezone", limit=64)
@@ -155,11 +155,14 @@ def _types(f: Fields) -> dict[str, str]:
     return types
 
 
+_TOPIC_FIELDS = ("slug", "label", "description")
+
+
 def read_topic(file: str, mapping: LocatedMap, problems: list[Problem]) -> Topic | None:
     """Read one topic of the vocabulary; None if it has a problem."""
     before = len(problems)
     f = Fields(file, mapping, None, problems)
-    f.check_keys(("slug", "label", "description"), ("slug", "label", "description"))
+    f.check_keys(frozenset(_TOPIC_FIELDS), _TOPIC_FIELDS)
     slug = f.match("slug", SLUG, "a lowercase slug such as social-security")
     label, description = f.text("label"), f.text("description", one_line=False)
     if len(problems) > before:
@@ -172,6 +175,7 @@ RELEASE_FIELDS = ("id", "type", "title", "published", "updated", "dateline", "co
                   "topics", "summary", "body", "url", "language", "draft", "corrections",
                   "withdrawn", "withdrawn_note", "image", "attachments")
 RELEASE_REQUIRED = ("id", "type", "title", "published", "countries", "topics", "summary")
+_RELEASE_KEYS = frozenset(RELEASE_FIELDS)
 
 
 def _country(item: object) -> str:
@@ -218,7 +222,7 @@ def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
     owner = raw_id if isinstance(raw_id, str) and raw_id else f"#{number} (no id)"
     before = len(problems)
     f = Fields(file, mapping, owner, problems)
-    f.check_keys(RELEASE_FIELDS, RELEASE_REQUIRED)
+    f.check_keys(_RELEASE_KEYS, RELEASE_REQUIRED)
     rid = f.match("id", SLUG, "a lowercase slug (letters, digits, - _ .), e.g. pr-2005-001")
     kind = f.text("type", limit=100)
     if kind is not None and kind not in site.types:
