@@ -165,11 +165,11 @@ class Fields:
 
     def corrections(self, zone: tzinfo, published: datetime | None) -> tuple[Correction, ...]:
         """Return the `corrections` list ({date, note} items), oldest first."""
+        if "corrections" not in self.mapping:  # most releases: not even the import below
+            return ()
         from .records import Correction
 
-        raw = self.mapping.get("corrections")
-        if "corrections" not in self.mapping:
-            return ()
+        raw = self.mapping["corrections"]
         if not isinstance(raw, list) or not all(isinstance(i, LocatedMap) for i in raw):
             self.problem("corrections", "must be a list of {date, note} mappings")
             return ()
