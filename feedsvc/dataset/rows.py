@@ -8,6 +8,7 @@ corrections, pictures and attachments with every field of Media.
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, astuple, fields
@@ -55,13 +56,24 @@ def when_text(when: datetime) -> str:
     """Return a date-time as its wall time, its zone and its fold: what when_from reads."""
     zone = when.tzinfo
     if isinstance(zone, ZoneInfo) and zone.key is not None:
-        name = zone.key
-    elif isinstance(zone, timezone) and zone == timezone(zone.utcoffset(None)) \
-            and zone.tzname(None) == timezone(zone.utcoffset(None)).tzname(None):
-        name = f"@{zone.utcoffset(None) // _MICRO}"
+        name: str | None = zone.key
+    elif isinstance(zone, timezone):
+        name = _offset_name(zone, zone.tzname(None))
     else:
+        name = None
+    if name is None:
         raise ValueError(f"{when!r}: only IANA zones and unnamed fixed offsets are stored")
-    return f"{when.replace(tzinfo=None).isoformat()} {name}" + (" 1" if when.fold else "")
+    # The wall time as replace(tzinfo=None).isoformat() writes it, in half the time.
+    return f"{when.date().isoformat()}T{when.time().isoformat()} {name}" + \
+        (" 1" if when.fold else "")
+
+
+@functools.lru_cache(maxsize=256)  # keyed by the name too: timezones of one offset are equal
+def _offset_name(zone: timezone, label: str) -> str | None:
+    """Return how a fixed offset is stored ("@" and microseconds), or None if it has a name."""
+    offset = zone.utcoffset(None)
+    plain = timezone(offset)
+    return f"@{offset // _MICRO}" if zone == plain and label == plain.tzname(None) else None
 
 
 def when_from(text: str) -> datetime:
