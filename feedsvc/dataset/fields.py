@@ -30,6 +30,12 @@ def clean_text(value: str, *, one_line: bool) -> str:
     """Remove characters XML 1.0 forbids; fold whitespace for one-line fields."""
     if not value.isprintable():  # each character XML forbids is a control, surrogate or
         value = _NOT_XML.sub("", value)  # non-character: none is in printable text
+    # In printable text the only whitespace is " " (no newline: one paragraph): most text
+    # is returned as it is, without splitting it into words.
+    elif not one_line:
+        return value.strip(" ")
+    elif "  " not in value and value[:1] != " " and value[-1:] != " ":
+        return value
     if one_line:
         return " ".join(value.split())  # what \s+ -> " " and strip() give, several times faster
     paragraphs = (p.strip() for p in _PARAGRAPHS.split(value.strip()))
