@@ -83,10 +83,6 @@ def when_from(text: str) -> datetime:
     return datetime.fromisoformat(wall).replace(tzinfo=zone, fold=1 if fold else 0)
 
 
-def _maybe(when: datetime | None) -> str | None:
-    return None if when is None else when_text(when)
-
-
 _MEDIA_FIELDS = tuple(field.name for field in fields(Media))
 
 
@@ -95,27 +91,22 @@ def _media(media: Media) -> dict[str, Any]:
     return {name: getattr(media, name) for name in _MEDIA_FIELDS}
 
 
-def _media_json(media: Media | None) -> str | None:
-    return None if media is None else json.dumps(_media(media))
-
-
 def encode(release: Release, key: int, file: int) -> tuple[object, ...]:
     """Return the row of `releases` for a release (the order of COLUMNS)."""
-    notice = None if release.withdrawn is None or release.draft \
-        else micros(release.withdrawn + TOMBSTONE_DAYS)
-    return (key, release.id, file, micros(release.published), changed(release),
-            int(hidden(release)), notice, when_text(release.published), _maybe(release.updated),
+    published, updated, withdrawn = release.published, release.updated, release.withdrawn
+    notice = None if withdrawn is None or release.draft else micros(withdrawn + TOMBSTONE_DAYS)
+    # Most releases have no corrections, attachments, update or withdrawal: nothing is built.
+    return (key, release.id, file, micros(published), changed(release),
+            int(hidden(release)), notice, when_text(published),
+            None if updated is None else when_text(updated),
             release.type, release.title, release.summary, release.body, release.url,
             release.language, release.dateline, " ".join(release.countries),
             " ".join(release.topics), int(release.draft),
-            _json_list([(when_text(c.date), c.note) for c in release.corrections]),
-            _maybe(release.withdrawn), release.withdrawn_note, _media_json(release.image),
-            _json_list([_media(m) for m in release.attachments]))
-
-
-def _json_list(items: list[Any]) -> str:
-    """Return a list as JSON: most lists are empty, and json.dumps costs microseconds each."""
-    return json.dumps(items) if items else "[]"
+            json.dumps([(when_text(c.date), c.note) for c in release.corrections])
+            if release.corrections else "[]",
+            None if withdrawn is None else when_text(withdrawn), release.withdrawn_note,
+            None if release.image is None else json.dumps(_media(release.image)),
+            json.dumps([_media(m) for m in release.attachments]) if release.attachments else "[]")
 
 
 def decode(row: Sequence[Any]) -> Release:
