@@ -45,15 +45,16 @@ def fold(text: str) -> str:
     return normalize("NFKC", normalize("NFKC", text).casefold())
 
 
-# The same table for ASCII text (nearly all, and no ignorable character is ASCII), as bytes:
-# bytes.translate looks each byte up in a C array, str.translate calls into the dict.
-_ASCII_TABLE = bytes(_WORD_TABLE[code] or 32 for code in range(128)).ljust(256, b" ")
+# The same table for ASCII text (nearly all, and no ignorable character is ASCII), as bytes,
+# folding case too (ASCII's casefold is lower): bytes.translate looks each byte up in a C
+# array, str.translate calls into the dict.
+_ASCII_TABLE = bytes(ord(chr(_WORD_TABLE[code] or 32).lower()) for code in range(128)
+                     ).ljust(256, b" ")
 
 
 def words(text: str) -> list[str]:
     """Split text into the folded words that `q` matches: runs of word characters (as re's
     \\w+ finds them; translate and split cost half of findall), invisible characters removed."""
-    folded = fold(text)
-    if folded.isascii():
-        return folded.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split()
-    return folded.translate(_WORD_TABLE).split()
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split()
+    return fold(text).translate(_WORD_TABLE).split()
