@@ -267,6 +267,15 @@ def test_dates_in_year_0_and_9999_are_refused_with_field_and_line(
     assert message in problem
 
 
+@pytest.mark.parametrize("url", ["https://[::1/x", "http://exa\uff0fmple.org/"])
+def test_a_url_that_urlsplit_refuses_is_a_problem_with_its_line(dataset_dir: Path,
+                                                                url: str) -> None:
+    write_release(dataset_dir, GOOD + f"url: {json.dumps(url)}\n")
+    assert refused(dataset_dir) == [f"{dataset_dir}/releases/hostile.yaml:8: release "
+                                    f"pr-hostile: field url: {url!r} is not an absolute "
+                                    "http(s) URL"]
+
+
 def test_10000_topics_on_one_release_load_into_valid_feeds(dataset_dir: Path) -> None:
     slugs = [f"topic-{n:05d}" for n in range(10_000)]
     (dataset_dir / "more-topics.yaml").write_text("topics:\n" + "".join(

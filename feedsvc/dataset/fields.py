@@ -135,8 +135,12 @@ class Fields:
         value = self.text(field, limit=2000)
         if value is None or _PLAIN_URL.match(value):
             return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # "https://[::1" (an unclosed IPv6 host), "http://a／b" (NFKC)
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc \
+                or " " in value:
             self.problem(field, f"{value!r} is not an absolute http(s) URL")
             return None
         return value
