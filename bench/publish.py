@@ -1,4 +1,4 @@
-"""Issue 10: publishing at archive scale, one file per release, real gunicorn (deploy/gunicorn.conf.py).
+"""Publishing at archive scale, one file per release, real gunicorn (deploy/gunicorn.conf.py).
 
 For N releases (default 100,000) written by `feedsvc synth N DIR --split`:
 - a cold start (no state: the store built from the YAML) and a restart on the state it left,
@@ -71,9 +71,9 @@ def tree_memory(master: int) -> tuple[float, float]:
 
 
 class Server:
-    def __init__(self, data: Path, snapshots: Path, workers: int, tree: Path = ROOT) -> None:
+    def __init__(self, data: Path, state: Path, workers: int, tree: Path = ROOT) -> None:
         self.port, self.workers = free_port(), workers
-        env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
+        env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(state),
                        FEEDSVC_WORKERS=str(workers), FEEDSVC_BIND=f"127.0.0.1:{self.port}",
                        FEEDSVC_RELOAD_INTERVAL=str(INTERVAL), FEEDSVC_LOG_LEVEL="WARNING")
         self.process = subprocess.Popen(
@@ -112,12 +112,11 @@ def measure_change(server: Server, change: Callable[[], None], releases: int,
                    version: str) -> dict[str, float]:
     """Apply a change; time until every worker serves a new version; CPU and memory of it.
 
-    While it spreads, /proc is read every 20 ms (requests would add their own CPU to the tree):
-    done when every worker has been replaced and the master's CPU stays still; then every
-    worker is asked over HTTP, and must already serve the new version. A code that tells its
-    workers of new data without re-forking them (issue 19) is asked over HTTP every
-    POLL_S instead, and the CPU of those asks (measured on the steady server just before)
-    is taken off the tree's.
+    Every worker is asked over HTTP every POLL_S (the SQLite store: workers read each commit
+    at their next request), and the CPU of those asks (measured on the steady server just
+    before) is taken off the tree's. A --before tree from before the store re-forked its
+    workers for new data: it is also done once /proc, read every 20 ms, shows every worker
+    replaced; then every worker is asked over HTTP, and must already serve the new version.
     """
     master, before = server.process.pid, set(children(server.process.pid))
     ask_cpu = tree_cpu(master)
@@ -186,9 +185,9 @@ def write(path: Path, text: str) -> None:
 Row = tuple[str, str, float, str]  # what, target, the figure, its format ("{:.2f}")
 
 
-def gunicorn_rows(data: Path, snapshots: Path, count: int, workers: int, tree: Path = ROOT,
+def gunicorn_rows(data: Path, state: Path, count: int, workers: int, tree: Path = ROOT,
                   idle_s: float = 20.0) -> list[Row]:
-    server = Server(data, snapshots, workers, tree)
+    server = Server(data, state, workers, tree)
     try:
         # The start check (a restart's look at every file, 15 s at 1,000,000 before issue 19)
         # is start-up work, not watching: the idle window starts once every worker says done.
