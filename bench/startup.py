@@ -55,12 +55,12 @@ for module in pkgutil.walk_packages(feedsvc.__path__, "feedsvc."):  # what creat
 imported = time.perf_counter()
 app = create_app()
 loaded, ready = time.perf_counter(), time.time()
-try:
+try:  # only a --before tree from before the SQLite store (f5aa513^) has these modules:
     from feedsvc.dataset import fanout, saving
-except ImportError:  # a tree with neither (a store without snapshot and loading processes)
+except ImportError:  # this code: its cold start has written the store before it serves
     pass
 else:
-    saving.settle()  # the CPU and memory of a cold start include writing its snapshot
+    saving.settle()  # the CPU and memory of such a cold start include writing its snapshot
     fanout.settle()  # and its loading processes, which end once it serves
 import os
 def started_children():
