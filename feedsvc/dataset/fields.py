@@ -23,11 +23,12 @@ SLUG = re.compile(r"^[a-z0-9]+(?:[-_.][a-z0-9]+)*$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 YEARS = (1900, 2999)
-# An http(s) URL that urlsplit would accept, without parsing it (uncached, urlsplit costs
-# microseconds): a host of letters, digits, dots and hyphens, then printable ASCII, no space.
+# An http(s) URL that urlsplit would accept, told by one match (urlsplit's cache is small and
+# every release's URL is new): a host of letters, digits, dots and hyphens, then printable
+# ASCII, no space.
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]*)?(?:[/?#][!-~]*)?\Z")
 _CORRECTION = frozenset(("date", "note"))
-_MIDNIGHT = time()  # made once: time() costs as much as the rest of combine
+_MIDNIGHT = time()  # made once, not for every date
 
 
 def clean_text(value: str, *, one_line: bool) -> str:

@@ -63,7 +63,7 @@ def when_text(when: datetime) -> str:
         name = None
     if name is None:
         raise ValueError(f"{when!r}: only IANA zones and unnamed fixed offsets are stored")
-    # The wall time as replace(tzinfo=None).isoformat() writes it, in half the time.
+    # The wall time as replace(tzinfo=None).isoformat() writes it, without a new datetime.
     return f"{when.date().isoformat()}T{when.time().isoformat()} {name}" + \
         (" 1" if when.fold else "")
 
