@@ -62,7 +62,7 @@ def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
 
     from ..dataset import statedir
     from ..dataset.db import connect
-    from ..dataset.sync import commit, full
+    from ..dataset.sync import build, full
 
     root = Path(path)
     try:  # the instance lock: refused while a service uses the directory
@@ -71,8 +71,8 @@ def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
             print(f"feedsvc snapshot: {opened.state}", file=sys.stderr)
             return 1
         db = connect(opened.path, write=True)
-        try:
-            commit(db, root, full(db, root, max_file_bytes), statedir.META)
+        try:  # nothing else reads the store (the instance lock): a new file replaces it
+            db = build(db, root, full(db, root, max_file_bytes), statedir.META)
         finally:
             db.close()
     except DatasetError as error:
