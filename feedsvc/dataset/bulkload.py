@@ -10,10 +10,8 @@ of the same dataset, change by change (tests/test_store_ingest.py compares them)
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -40,10 +38,10 @@ MAX_RUNS = 8  # staging files at most: SQLite attaches at most 10 databases
 
 class Staged:
     """A directory beside the store for a full read's staging files, one per process that
-    validated a run; removed by close(), or when dropped (by the process that made it)."""
+    validated a run; removed by close(), or when dropped (by the process that made it), or
+    if that process died, at the next start (statedir.open_state)."""
 
     def __init__(self, store: Path) -> None:
-        _remove_orphans(store)
         self.directory = Path(tempfile.mkdtemp(prefix=f"{store.name}.stage-{os.getpid()}-",
                                                dir=store.parent))
         self.count = 0
@@ -60,25 +58,6 @@ class Staged:
 def _remove(directory: Path, owner: int) -> None:
     if os.getpid() == owner:  # a fork that holds the object is not its maker
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _remove_orphans(store: Path) -> None:
-    """Remove staging directories left by processes that died (killed in a full read)."""
-    for found in store.parent.glob(f"{glob.escape(store.name)}.stage-*"):
-        pid = re.match(r"\d+", found.name[len(store.name) + len(".stage-"):])
-        if pid is not None and not _alive(int(pid.group())):
-            log.info("removing %s, left by a full read that did not end", found)
-            shutil.rmtree(found, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def store_file(conn: sqlite3.Connection) -> Path:
