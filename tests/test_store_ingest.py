@@ -425,3 +425,21 @@ def test_a_notified_look_lists_no_folder(pair: Pair, monkeypatch: pytest.MonkeyP
     assert found.changed == (str(target),)
     pair.looker.commit(found)
     assert any(r.title.startswith("Notified") for r in stored(pair.conn))
+
+
+def test_a_cold_build_that_fails_leaves_the_writer_on_the_store_it_had(
+        dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedsvc.dataset import bulkload
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+    looker = sync.Looker(db.connect(tmp_path / "store.db", write=True), dataset_dir, LIMIT)
+    found = looker.look()
+    monkeypatch.setattr(bulkload, "build", full_disk)
+    with pytest.raises(sqlite3.OperationalError):
+        looker.commit(found)
+    assert not list(tmp_path.glob("store.db.stage-*"))
+    monkeypatch.undo()
+    assert stored(looker.db) == []  # the writer's connection still works: a later look builds
+    looker.commit(looker.look())
+    assert len(stored(looker.db)) == 10

@@ -83,23 +83,18 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan,
     return True
 
 
-def build(db: sqlite3.Connection, root: Path, found: Plan,
-          extra: Mapping[str, str] | None = None) -> sqlite3.Connection:
-    """Write a full read's plan to a new file that replaces the store (bulkload.build), when
-    nothing reads the store (a cold start, `feedsvc snapshot`): close `db`, return the
-    writer's connection to the new store.
+def build(store: Path, root: Path, found: Plan, extra: Mapping[str, str] | None = None) -> None:
+    """Write a full read's plan to a new file that replaces the `store` file (bulkload.build),
+    which nothing may have open (a cold start, `feedsvc snapshot`).
 
-    Raise DatasetError (writing nothing, `db` still open) if the plan has problems.
+    Raise DatasetError (writing nothing) if the plan has problems.
     """
     meta = _meta(root, found, extra)
     assert found.site is not None and found.topics is not None and found.staged is not None
-    path = store_file(db)
-    db.close()
     try:
-        bulkload.build(path, found.staged, meta, site=found.site, topics=found.topics)
+        bulkload.build(store, found.staged, meta, site=found.site, topics=found.topics)
     finally:
         found.staged.close()
-    return connect(path, write=True)
 
 
 def _meta(root: Path, found: Plan, extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -143,8 +138,14 @@ class Looker:
 
         A full read into a store never built (a cold start: the writer's is the only
         connection, readers come after) builds a new file instead (sync.build)."""
+        written = True
         if found.site is not None and not found.problems and self._unbuilt():
-            self.db, written = build(self.db, self.root, found, self.meta), True
+            store = store_file(self.db)
+            self.db.close()
+            try:
+                build(store, self.root, found, self.meta)
+            finally:  # the new store, or the old one if the build failed
+                self.db = connect(store, write=True)
         else:
             written = commit(self.db, self.root, found, self.meta)
         self.pending = frozenset()
