@@ -58,10 +58,10 @@ def select_ns(app: Flask, scope: Scope, args: dict[str, list[str]]) -> int:
 
 
 def main(runs: int = 300) -> None:
-    snapshots = workdir() / "snapshots"
+    states = workdir() / "state"
     # No feed cache and no fast path in front of it: every request must render.
     apps = {n: create_app({"FEEDSVC_DATA": str(archive(n)),
-                           "FEEDSVC_SNAPSHOT_DIR": str(snapshots / str(n)),
+                           "FEEDSVC_SNAPSHOT_DIR": str(states / str(n)),
                            "FEEDSVC_BASE_URL": "https://feeds.example.org/",
                            "FEEDSVC_CACHE_ENTRIES": 0, "FEEDSVC_FAST_PATH": False,
                            "FEEDSVC_LOG_LEVEL": "WARNING"})

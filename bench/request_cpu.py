@@ -73,14 +73,13 @@ def measure(data: Path, runs: int, releases_in: int) -> dict[str, list[float]]:
 
     tree = Path(feedsvc.__file__).parent
     print(f"measuring {tree}", file=sys.stderr)
-    # Each code its own state directory: a store and a snapshot are different files, and
-    # neither code may take the other's for its own.
+    # Each code its own state directory: a baseline from before the SQLite store keeps a
+    # snapshot there, not a store, and neither code may take the other's for its own.
     state = workdir() / f"state-{hashlib.sha256(bytes(tree)).hexdigest()[:12]}"
     app = create_app({"FEEDSVC_DATA": str(data), "FEEDSVC_SNAPSHOT_DIR": str(state),
                       "FEEDSVC_BASE_URL": "https://feeds.example.org/", "FEEDSVC_CACHE_ENTRIES": 0,
                       "FEEDSVC_FAST_PATH": False, "FEEDSVC_SITEMAP_URLS": 5000,  # both codes
                       "FEEDSVC_LOG_LEVEL": "WARNING"})
-    gc.freeze()  # as deploy/gunicorn.conf.py does before forking workers: no pass over the data
     client = app.test_client()
     # Release ids from a feed, as a reader finds them (whatever the code keeps them in).
     items = client.get("/feeds/all.json?limit=100&since=2010-01-01").get_json()["items"]

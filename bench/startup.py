@@ -1,10 +1,11 @@
 """Target 5: start-up at 1,000 / 10,000 / 100,000 releases, and memory under gunicorn.
 
-For each size: a cold start (no snapshot: parse and validate the YAML) and a restart with
-unchanged data (from the snapshot), each a fresh `create_app()` process, timed from process
-start to app ready, with its CPU (the loading child and its helpers included). A restart
-starts as deploy/gunicorn.conf.py has it (FEEDSVC_START_CHECK=background): it serves the
-snapshot, then the check for files changed while down runs (timed apart: "start check"). The baseline,
+For each size: a cold start (no state: the YAML parsed, validated and written to the store)
+and a restart with unchanged data (on the state the cold start left), each a fresh
+`create_app()` process, timed from process start to app ready, with its CPU (the child
+processes a cold start reads the files in included). A restart starts as
+deploy/gunicorn.conf.py has it (FEEDSVC_START_CHECK=background): it serves the committed store,
+then the check for files changed while down runs (timed apart: "start check"). The baseline,
 in the same run: PyYAML's C loader alone reading every file in one process (CPU s), the
 floor a cold start was once said to be bound by. Then real gunicorn (deploy/gunicorn.conf.py,
 preload) at the largest size with one and with two workers (and --workers): Rss and Pss of
@@ -54,12 +55,12 @@ for module in pkgutil.walk_packages(feedsvc.__path__, "feedsvc."):  # what creat
 imported = time.perf_counter()
 app = create_app()
 loaded, ready = time.perf_counter(), time.time()
-try:
+try:  # only a --before tree from before the SQLite store (f5aa513^) has these modules:
     from feedsvc.dataset import fanout, saving
-except ImportError:  # a tree with neither (a store without snapshot and loading processes)
+except ImportError:  # this code: its cold start has written the store before it serves
     pass
 else:
-    saving.settle()  # the CPU and memory of a cold start include writing its snapshot
+    saving.settle()  # the CPU and memory of such a cold start include writing its snapshot
     fanout.settle()  # and its loading processes, which end once it serves
 import os
 def started_children():
@@ -113,12 +114,12 @@ def ran_from(result: dict[str, Any], tree: Path) -> dict[str, Any]:
     return result
 
 
-def start_app(data: Path, snapshots: Path, tree: Path = ROOT) -> dict[str, float]:
+def start_app(data: Path, state: Path, tree: Path = ROOT) -> dict[str, float]:
     """Start the app of `tree` in a new process; return its timings (s) and memory (MB).
 
     "total" is from the process's start to the app ready to serve; CPU and memory are taken
-    once a cold start's snapshot is written (after it is ready), before the start check."""
-    env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
+    once the processes it started for its load have ended, before the start check."""
+    env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(state),
                    FEEDSVC_START_CHECK="background", FEEDSVC_RELOAD_INTERVAL="5")
     began = time.time()
     done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
@@ -192,14 +193,14 @@ def wait_answered(port: int, workers: set[int]) -> None:
 FLOOR = ("bench/floor_gunicorn.conf.py", "bench.floor_hello:app")
 
 
-def gunicorn(data: Path, snapshots: Path, workers: int, tree: Path = ROOT,
+def gunicorn(data: Path, state: Path, workers: int, tree: Path = ROOT,
              served: tuple[str, str] = ("deploy/gunicorn.conf.py", "wsgi:app")
              ) -> dict[str, float]:
     """Serve `data` with real gunicorn (the config and code of `tree`; `served`: the config
     file and app, FLOOR for the floor); return ready time and per-process memory after the
     start check and after traffic."""
     port = free_port()
-    env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(snapshots),
+    env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(state),
                    FEEDSVC_WORKERS=str(workers), FEEDSVC_BIND=f"127.0.0.1:{port}")
     master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", *served], cwd=tree,
                               env=env, stderr=subprocess.DEVNULL)
@@ -267,7 +268,7 @@ def starts(data: Path, scratch: Path, size: int, trees: Trees, runs: int
     warms: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
     if all(kept(scratch / f"{label}-snapshots-{size}") for label in trees):
         colds = {label: [NOT_MEASURED] * runs for label in trees}  # --state: made earlier
-    for n in range(runs if not colds["this"] else 0):  # each cold start with no snapshot;
+    for n in range(runs if not colds["this"] else 0):  # each cold start with no state;
         for label, tree in trees.items():
             where = scratch / (f"{label}-snapshots-{size}" if n == runs - 1
                                else f"{label}-cold-{size}-{n}")
@@ -453,7 +454,7 @@ def main(sizes: list[int], split: bool, workers: list[int], before: Path | None 
         table(("releases", "code", *COLUMNS, "cold target", "restart target"), rows),
         (f"Times are wall-clock on a shared machine (cold: the median of {runs}; restart: the "
          f"best of {runs}; ready once it serves "
-         "the snapshot, and the start check, the look for changes made while down, after it); "
+         "the committed store, and the start check, the look for changes made while down, after it); "
          "CPU s is user+sys "
          "of the starting process and its children (the loading child and the processes it "
          "spreads the files over), imports included: what a start costs when the machine is not "

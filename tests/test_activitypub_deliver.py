@@ -311,6 +311,25 @@ def test_a_deliverer_that_fails_is_said_and_started_again_and_the_command_stops_
     assert "the deliverer ended (exit status 1): starting it again in" in text
 
 
+def test_a_sigterm_as_the_deliverer_starts_stops_it(
+        tmp_path: Path, make_dataset: Callable[..., Path]) -> None:
+    # The moment after the fork, before the deliverer has imported or set up anything: a
+    # SIGTERM then (the supervisor passing on the master's stop) must end it, not be lost.
+    settings = {"FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_SNAPSHOT_DIR": str(tmp_path),
+                "FEEDSVC_DATA": str(make_dataset(ONE))}
+    command = subprocess.Popen([sys.executable, "-m", "feedsvc", "deliver"],
+                               stderr=subprocess.DEVNULL, env={**os.environ, **settings})
+    try:
+        while not (started := children(command.pid)):  # no wait: the first moment it exists
+            assert command.poll() is None
+        (first,) = started
+        os.kill(first, signal.SIGTERM)
+        wait_until(lambda: first not in children(command.pid))  # it ended (and was reaped)
+    finally:
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(20) == 0
+
+
 def test_the_deliverer_waits_for_a_store_not_built_yet(tmp_path: Path) -> None:
     durable = Durable(tmp_path / "activitypub.sqlite3")
     store = tmp_path / "store.sqlite"

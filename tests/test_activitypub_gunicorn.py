@@ -13,7 +13,7 @@ import pytest
 from flask import Flask, Response
 
 from feedsvc.activitypub.durable import Durable, durable_path
-from feedsvc.activitypub.keys import new_site_key
+from feedsvc.activitypub.keys import SiteKey, new_site_key
 from feedsvc.activitypub.signatures import sign
 from feedsvc.config import BUNDLED_DATA
 
@@ -48,6 +48,21 @@ def request(port: int, path: str, data: bytes | None = None,
         return error.code, error.read()
 
 
+def remote_actor(serve: Callable[..., str]) -> tuple[str, SiteKey]:
+    """Serve a remote server's actor `ann` on loopback; return its id and its key pair."""
+    key, remote = new_site_key(), Flask("remote")
+    ann = f"{serve(remote)}/users/ann"
+
+    @remote.get("/users/ann")
+    def actor() -> Response:
+        return Response(json.dumps({
+            "id": ann, "type": "Person", "inbox": f"{ann}/inbox",
+            "publicKey": {"id": f"{ann}#main-key", "owner": ann, "publicKeyPem": key.public_pem}}),
+            content_type=AS)
+
+    return ann, key
+
+
 def test_one_key_and_follows_from_any_worker(gunicorn: servers.Server, tmp_path: Path,
                                              serve: Callable[..., str]) -> None:
     port = gunicorn.port
@@ -59,18 +74,7 @@ def test_one_key_and_follows_from_any_worker(gunicorn: servers.Server, tmp_path:
     status, jrd = request(port, "/.well-known/webfinger?resource=acct:th@feeds.example.org")
     assert status == 200 and jrd["links"][0]["href"] == f"{BASE_URL}ap/actors/th"
 
-    key = new_site_key()
-    remote = Flask("remote")
-    origin = serve(remote)
-    ann = f"{origin}/users/ann"
-
-    @remote.get("/users/ann")
-    def actor() -> Response:
-        return Response(json.dumps({
-            "id": ann, "type": "Person", "inbox": f"{ann}/inbox",
-            "publicKey": {"id": f"{ann}#main-key", "owner": ann, "publicKeyPem": key.public_pem}}),
-            content_type=AS)
-
+    ann, key = remote_actor(serve)
     for n in range(6):  # whichever worker takes each (the durable file opened after the fork)
         body = json.dumps({"id": f"{ann}/follows/{n}", "type": "Follow", "actor": ann,
                            "object": f"{BASE_URL}ap/actors/th"}).encode()

@@ -10,33 +10,21 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from flask import Flask, Response
-
-from feedsvc.activitypub.keys import new_site_key
 from feedsvc.activitypub.ratelimit import WINDOW
 from feedsvc.activitypub.signatures import sign
 from feedsvc.views.inboxes import PER_CLIENT, PER_SENDER
 
 from . import servers
 from .conftest import BASE_URL
-from .test_activitypub_gunicorn import AS, request
 from .test_activitypub_gunicorn import gunicorn as gunicorn  # the fixture
+from .test_activitypub_gunicorn import remote_actor, request
 
 EXTRA = 60  # posts past the allowance
 
 
 def test_one_sender_host_has_one_allowance_across_workers(
         gunicorn: servers.Server, serve: Callable[..., str]) -> None:
-    key, remote = new_site_key(), Flask("remote")
-    ann = f"{serve(remote)}/users/ann"
-
-    @remote.get("/users/ann")
-    def actor() -> Response:
-        return Response(json.dumps({
-            "id": ann, "type": "Person", "inbox": f"{ann}/inbox",
-            "publicKey": {"id": f"{ann}#main-key", "owner": ann, "publicKeyPem": key.public_pem}}),
-            content_type=AS)
-
+    ann, key = remote_actor(serve)
     posts = []
     for n in range(PER_SENDER + EXTRA):  # signed first: the sender's cost, outside the window
         body = json.dumps({"id": f"{ann}/likes/{n}", "type": "Like", "actor": ann,

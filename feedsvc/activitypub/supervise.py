@@ -30,6 +30,7 @@ PID_ENV = "_FEEDSVC_DELIVERER_PID"  # the master's record of its deliverer (its 
 QUICK = 10.0  # seconds: a deliverer that dies sooner is started again after a longer wait
 MOST = 60.0  # seconds: the longest wait before a start again
 NICE = 10  # the deliverer's niceness increment
+STOPS = (signal.SIGTERM, signal.SIGINT)
 SINCE_ENV = "_FEEDSVC_FEDERATION_SINCE"  # ledger.begun()'s mark, from the master
 
 
@@ -42,16 +43,20 @@ def main(settings: Mapping[str, Any]) -> int:
         return 2
     _log_to_stderr(settings)
     stop = threading.Event()
-    for number in (signal.SIGTERM, signal.SIGINT):
+    for number in STOPS:
         signal.signal(number, lambda *_: stop.set())
     parent, wait = os.getppid(), 1.0
     while not stop.is_set():
         started = time.monotonic()
+        # Held across the fork: one sent to the child before its interpreter is set up after
+        # the fork would be dropped (CPython clears the signals it had noted), so it waits.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
         pid = os.fork()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
         if pid == 0:  # the deliverer: it never returns into this loop
             code = 1
             try:
-                code = _child(settings, found.durable, found.base)
+                code = _child(settings, found.durable, found.base, stop)
             except BaseException:  # noqa: BLE001 (any end of the child is said, then exit)
                 log.exception("the deliverer failed")
             finally:
@@ -91,15 +96,20 @@ def _wait(pid: int, stop: threading.Event, parent: int) -> str:
         time.sleep(0.2)
 
 
-def _child(settings: Mapping[str, Any], durable_file: Path, base: str) -> int:
-    """Run the deliverer in this (forked) process; return its exit status."""
+def _child(settings: Mapping[str, Any], durable_file: Path, base: str,
+           stop: threading.Event) -> int:
+    """Run the deliverer in this (forked) process until `stop`; return its exit status.
+
+    `stop` is the supervisor's event, copied by the fork with the SIGTERM handler that sets
+    it, so that a SIGTERM at any moment after the fork stops this process too (an event of
+    its own, set up after its imports, missed one sent meanwhile: the deliverer ran on, and
+    the gunicorn master waited for it).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor passes it on as SIGTERM
     from .deliver import Deliverer, only_deliverer, sender
     from .durable import Durable
     from .ledger import Ledger
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor passes it on as SIGTERM
     # Background work: when the cores are busy, the workers' requests go first.
     os.nice(NICE)
     supervisor = os.getppid()
