@@ -119,4 +119,5 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 TestLedgerMachine = LedgerMachine.TestCase
-TestLedgerMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestLedgerMachine.settings = settings(max_examples=max(60, settings().max_examples),
+                                      stateful_step_count=30, deadline=None)

@@ -78,3 +78,34 @@ def test_a_cold_build_killed_midway_leaves_no_store_and_the_next_builds_it_whole
     with sqlite3.connect(store) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("SELECT count(*) FROM releases").fetchone() == (15_000,)
+
+
+def test_a_cold_build_killed_while_writing_its_new_file_leaves_nothing_after_the_next_start(
+        tmp_path: Path) -> None:
+    data = write_archive(15_000, tmp_path / "data", split=True)
+    state = tmp_path / "state"
+    build = [sys.executable, "-m", "feedsvc", "snapshot", str(data), "--dir", str(state)]
+    first = subprocess.Popen(build, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(state.glob("*.stage-*/store.sqlite")):  # the new store is being written
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    store = state_file(state, data, "sqlite")
+    with sqlite3.connect(store) as conn:  # the file in place is not a half store
+        assert conn.execute("SELECT value FROM meta WHERE name = 'code'").fetchone() is None
+    server = start_gunicorn(tmp_path, env={"FEEDSVC_DATA": str(data),
+                                           "FEEDSVC_SNAPSHOT_DIR": str(state)}, ready_s=180)
+    try:
+        assert not list(state.glob("*.stage-*")), server.tail()
+        ready = json.loads(_get(server, "/readyz"))
+        assert (ready["status"], ready["dataset"]["releases"]) == ("ok", 15_000), server.tail()
+        feed = json.loads(_get(server, "/feeds/all.json?limit=5"))
+        assert len(feed["items"]) == 5
+    finally:
+        server.stop(60)
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*) FROM releases").fetchone() == (15_000,)

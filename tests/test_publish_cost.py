@@ -29,6 +29,8 @@ def test_a_notified_publish_runs_no_scan_of_the_archive(dataset_dir: Path) -> No
     finally:
         conn.set_trace_callback(None)
     assert len(statements) > 20
-    assert scans(conn, statements) == []
+    # FTS5 reads its config table (a row or two) once per connection: the writer's is new
+    # since the cold build (a new file, sync.build).
+    assert scans(conn, statements, few=["main.release_words_config"]) == []
     body = app.test_client().get("/readyz").get_json()
     assert body["dataset"]["releases"] == 11 and body["status"] == "ok"

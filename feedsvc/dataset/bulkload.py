@@ -10,10 +10,8 @@ of the same dataset, change by change (tests/test_store_ingest.py compares them)
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -23,7 +21,7 @@ from itertools import groupby
 from pathlib import Path
 
 from . import Dataset, Site, Topic, rows
-from .db import DDL, key_of
+from .db import DDL, create, key_of
 from .loader import FileRow
 from .write import FLUSH, FileChange, Writer, prepare
 
@@ -40,10 +38,10 @@ MAX_RUNS = 8  # staging files at most: SQLite attaches at most 10 databases
 
 class Staged:
     """A directory beside the store for a full read's staging files, one per process that
-    validated a run; removed by close(), or when dropped (by the process that made it)."""
+    validated a run; removed by close(), or when dropped (by the process that made it), or
+    if that process died, at the next start (statedir.open_state)."""
 
     def __init__(self, store: Path) -> None:
-        _remove_orphans(store)
         self.directory = Path(tempfile.mkdtemp(prefix=f"{store.name}.stage-{os.getpid()}-",
                                                dir=store.parent))
         self.count = 0
@@ -60,25 +58,6 @@ class Staged:
 def _remove(directory: Path, owner: int) -> None:
     if os.getpid() == owner:  # a fork that holds the object is not its maker
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _remove_orphans(store: Path) -> None:
-    """Remove staging directories left by processes that died (killed in a full read)."""
-    for found in store.parent.glob(f"{glob.escape(store.name)}.stage-*"):
-        pid = re.match(r"\d+", found.name[len(store.name) + len(".stage-"):])
-        if pid is not None and not _alive(int(pid.group())):
-            log.info("removing %s, left by a full read that did not end", found)
-            shutil.rmtree(found, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def store_file(conn: sqlite3.Connection) -> Path:
@@ -162,16 +141,55 @@ def rebuild(conn: sqlite3.Connection, dataset: Dataset, files: Sequence[FileChan
 def fill(conn: sqlite3.Connection, staged: Staged, meta: Mapping[str, str], *, site: Site,
          topics: Mapping[str, Topic]) -> None:
     """Replace everything in the store by the staged files and releases, in one transaction."""
+    _fill(conn, staged, {**meta, "site": rows.site_json(site), "topics": rows.topics_json(topics)},
+          clear=True)
+
+
+def build(store: Path, staged: Staged, meta: Mapping[str, str], *, site: Site,
+          topics: Mapping[str, Topic]) -> None:
+    """Build the store anew from the staged files: in a new file with no journal (each page
+    written once, not to the WAL then the file), synced, then renamed over `store`. No
+    connection may have `store` open; a crash leaves the new file in the staging directory,
+    which the next full read removes (Staged), never a half store at `store`."""
+    fresh = staged.directory / "store.sqlite"
+    os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    conn = sqlite3.connect(fresh, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        create(conn)
+        _fill(conn, staged, {**meta, "site": rows.site_json(site),
+                             "topics": rows.topics_json(topics)}, clear=False)
+    finally:
+        conn.close()
+    _fsync(fresh)
+    for side in ("-wal", "-shm"):  # a stale WAL must never be replayed into the new file
+        store.with_name(store.name + side).unlink(missing_ok=True)
+    os.replace(fresh, store)
+    _fsync(store.parent)  # the rename itself
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fill(conn: sqlite3.Connection, staged: Staged, meta: Mapping[str, str], *,
+          clear: bool) -> None:
+    """Write the staged rows and `meta` in one transaction (replacing every row: `clear`)."""
     runs = range(staged.count)
     for run in runs:  # outside a transaction, as SQLite requires
         conn.execute(f"ATTACH DATABASE ? AS stage{run}", (str(staged.file(run)),))
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if clear:
+                _clear(conn)
             _copy(conn, runs)
-            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                             {**meta, "site": rows.site_json(site),
-                              "topics": rows.topics_json(topics)}.items())
+            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -181,12 +199,16 @@ def fill(conn: sqlite3.Connection, staged: Staged, meta: Mapping[str, str], *, s
             conn.execute(f"DETACH DATABASE stage{run}")
 
 
-def _copy(conn: sqlite3.Connection, runs: range) -> None:
-    """Replace every table's rows by the staged ones, each table by one INSERT ... SELECT
-    that merges the staging files' rows in its primary key's order (appended, never sorted)."""
+def _clear(conn: sqlite3.Connection) -> None:
+    """Delete every row of the store's data (its status aside)."""
     for table in ("meta", "counts", *_TABLES):
         conn.execute(f"DELETE FROM {table}")  # noqa: S608 (a name)
     conn.execute("INSERT INTO release_words(release_words) VALUES ('delete-all')")
+
+
+def _copy(conn: sqlite3.Connection, runs: range) -> None:
+    """Insert the staged rows in every table, each by one INSERT ... SELECT that merges the
+    staging files' rows in its primary key's order (appended, never sorted)."""
 
     def merged(table: str, columns: str, order: str) -> str:
         return " UNION ALL ".join(f"SELECT {columns} FROM stage{run}.{table}"  # noqa: S608

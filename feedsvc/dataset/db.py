@@ -141,13 +141,18 @@ def connect(path: str | Path, write: bool) -> sqlite3.Connection:
     return conn
 
 
+def create(conn: sqlite3.Connection) -> None:
+    """Create the store's tables and schema version in an empty database."""
+    conn.executescript(f"BEGIN; {DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+
+
 def _check(conn: sqlite3.Connection, path: str | Path, write: bool) -> None:
     try:
         found = conn.execute("PRAGMA user_version").fetchone()[0]
         if found == 0 and write and conn.execute("SELECT count(*) FROM sqlite_schema")\
                 .fetchone()[0] == 0:
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(f"BEGIN; {DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            create(conn)
             found = SCHEMA_VERSION
         if write:
             conn.execute("PRAGMA journal_mode = WAL")

@@ -2,19 +2,23 @@
 
 Per dataset root (resolved, hashed) it holds `<src>.sqlite` (the store, and SQLite's -wal and
 -shm), `<src>.lock` (the instance lock), `<src>.start` (instance-mates' turns at start, `alone`),
-`<src>.held` and `<src>.accept` (guard.py). It is the
-service's alone (created 0700; another user's, or one others may write, is not used). A store
-of another schema or code, damaged or not writable, is moved aside (`.bad`, the last one kept)
-and built again; if the directory cannot be used, the store goes to a private temporary one.
+`<src>.held` and `<src>.accept` (guard.py), and while every file is read,
+`<src>.sqlite.stage-<pid>-*` (bulkload.Staged; removed at the next start if that process died).
+It is the service's alone (created 0700; another user's, or one others may write, is not
+used). A store of another schema or code, damaged or not writable, is moved aside (`.bad`,
+the last one kept) and built again; if the directory cannot be used, the store goes to a
+private temporary one.
 """
 from __future__ import annotations
 
 import atexit
 import ctypes
 import fcntl
+import glob
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -83,6 +87,7 @@ def open_state(state_dir: str | Path | None, root: str | Path) -> Opened:
             _lock(state_file(directory, root, "lock"))
         except OSError as error:
             return _temporary(f"state directory {directory} cannot be used: {error}")
+        _remove_orphans(state_file(directory, root, "sqlite"))
         return _check(state_file(directory, root, "sqlite"))
     finally:
         os.close(guard)
@@ -102,6 +107,25 @@ def alone(opened: Opened) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # and the flock with it
+
+
+def _remove_orphans(store: Path) -> None:
+    """Remove the staging directories (bulkload.Staged) of full reads whose process died."""
+    for found in store.parent.glob(f"{glob.escape(store.name)}.stage-*"):
+        pid = re.match(r"\d+", found.name[len(store.name) + len(".stage-"):])
+        if pid is not None and not _alive(int(pid.group())):
+            log.info("removing %s, left by a full read that did not end", found)
+            shutil.rmtree(found, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _private_dir(directory: Path) -> None:

@@ -3,7 +3,8 @@
 `look` returns the Plan of the files on disk against the store: only the changed files read
 (ingest.plan), or every file (`full`: coldstart.read_all) when the store is empty or the
 vocabulary changed, with the mass-removal guard's counts taken from the store. `commit` writes
-a plan in one transaction (write.apply, or bulkload.fill for a full read); a plan with problems is
+a plan in one transaction (write.apply, or bulkload.fill for a full read); `build` writes a full
+read to a new file that replaces a store nothing reads (bulkload.build). A plan with problems is
 refused and nothing is written, and a look that found nothing writes nothing at all.
 """
 from __future__ import annotations
@@ -16,10 +17,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from . import DatasetError
+from . import DatasetError, bulkload
 from . import write as writer
 from .bulkload import change_of, fill, store_file
 from .coldstart import CHILD_LOAD_BYTES, read_all
+from .db import connect
 from .ingest import FullRead, Plan, plan, stamp_of
 from .version import Names
 
@@ -65,16 +67,11 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan,
 
     Raise DatasetError (writing nothing) if the plan has problems.
     """
-    if found.problems:
-        raise DatasetError(found.problems)
-    meta = {"fold": f"{found.fold:032x}", "linked": "1" if found.linked else "0",
-            "root": str(root), **(extra or {})}
+    meta = _meta(root, found, extra)
     if found.site is not None:  # a full read: its releases are staged (bulkload.py)
         assert found.topics is not None and found.staged is not None
         try:
-            fill(db, found.staged, {**meta, "version": found.version, "source": str(root),
-                                    "generation": secrets.token_hex(8)},
-                 site=found.site, topics=found.topics)
+            fill(db, found.staged, meta, site=found.site, topics=found.topics)
         finally:
             found.staged.close()
         return True
@@ -84,6 +81,31 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan,
         return False  # nothing changed, not even a stat: no transaction, no new data_version
     writer.apply(db, files, found.removed, version=found.version, meta=meta)
     return True
+
+
+def build(store: Path, root: Path, found: Plan, extra: Mapping[str, str] | None = None) -> None:
+    """Write a full read's plan to a new file that replaces the `store` file (bulkload.build),
+    which nothing may have open (a cold start, `feedsvc snapshot`).
+
+    Raise DatasetError (writing nothing) if the plan has problems.
+    """
+    meta = _meta(root, found, extra)
+    assert found.site is not None and found.topics is not None and found.staged is not None
+    try:
+        bulkload.build(store, found.staged, meta, site=found.site, topics=found.topics)
+    finally:
+        found.staged.close()
+
+
+def _meta(root: Path, found: Plan, extra: Mapping[str, str] | None) -> dict[str, str]:
+    """Return what a commit of the plan writes in meta; DatasetError if it has problems."""
+    if found.problems:
+        raise DatasetError(found.problems)
+    meta = {"fold": f"{found.fold:032x}", "linked": "1" if found.linked else "0",
+            "root": str(root), **(extra or {})}
+    if found.site is not None:
+        meta.update(version=found.version, source=str(root), generation=secrets.token_hex(8))
+    return meta
 
 
 class Looker:
@@ -112,7 +134,22 @@ class Looker:
         return found
 
     def commit(self, found: Plan) -> bool:
-        """Write a plan (see sync.commit); the files read since the last commit are then in."""
-        written = commit(self.db, self.root, found, self.meta)
+        """Write a plan (see sync.commit); the files read since the last commit are then in.
+
+        A full read into a store never built (a cold start: the writer's is the only
+        connection, readers come after) builds a new file instead (sync.build)."""
+        written = True
+        if found.site is not None and not found.problems and self._unbuilt():
+            store = store_file(self.db)
+            self.db.close()
+            try:
+                build(store, self.root, found, self.meta)
+            finally:  # the new store, or the old one if the build failed
+                self.db = connect(store, write=True)
+        else:
+            written = commit(self.db, self.root, found, self.meta)
         self.pending = frozenset()
         return written
+
+    def _unbuilt(self) -> bool:
+        return self.db.execute("SELECT 1 FROM meta WHERE name = 'version'").fetchone() is None

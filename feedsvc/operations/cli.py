@@ -59,10 +59,11 @@ def synth(count: int, out: str, seed: int, split: bool, lifecycle: bool = False)
 def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
     """Validate a dataset and build its state file, so the next start with it serves at once."""
     import sqlite3
+    from contextlib import closing
 
     from ..dataset import statedir
     from ..dataset.db import connect
-    from ..dataset.sync import commit, full
+    from ..dataset.sync import build, full
 
     root = Path(path)
     try:  # the instance lock: refused while a service uses the directory
@@ -70,11 +71,10 @@ def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
         if not opened.persistent:
             print(f"feedsvc snapshot: {opened.state}", file=sys.stderr)
             return 1
-        db = connect(opened.path, write=True)
-        try:
-            commit(db, root, full(db, root, max_file_bytes), statedir.META)
-        finally:
-            db.close()
+        with closing(connect(opened.path, write=True)) as db:
+            found = full(db, root, max_file_bytes)
+        # Nothing else reads the store (the instance lock): a new file replaces it.
+        build(opened.path, root, found, statedir.META)
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         return 1
