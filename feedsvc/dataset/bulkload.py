@@ -150,7 +150,7 @@ def build(store: Path, staged: Staged, meta: Mapping[str, str], *, site: Site,
     """Build the store anew from the staged files: in a new file with no journal (each page
     written once, not to the WAL then the file), synced, then renamed over `store`. No
     connection may have `store` open; a crash leaves the new file in the staging directory,
-    which the next full read removes (Staged), never a half store at `store`."""
+    which the next start removes (statedir.open_state), never a half store at `store`."""
     fresh = staged.directory / "store.sqlite"
     os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     conn = sqlite3.connect(fresh, isolation_level=None)
