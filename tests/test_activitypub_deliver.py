@@ -26,6 +26,7 @@ from feedsvc import state
 from feedsvc.activitypub.deliver import Deliverer, only_deliverer, sender
 from feedsvc.activitypub.durable import Durable
 from feedsvc.activitypub.ledger import Ledger
+from feedsvc.activitypub.supervise import MASTER_ENV
 from feedsvc.config import from_env
 from feedsvc.dataset.db import connect
 from feedsvc.feeds.urls import Urls
@@ -328,6 +329,22 @@ def test_a_sigterm_as_the_deliverer_starts_stops_it(
     finally:
         command.send_signal(signal.SIGTERM)
         assert command.wait(20) == 0
+
+
+def test_a_deliverer_whose_master_died_before_it_started_stops(
+        tmp_path: Path, make_dataset: Callable[..., Path]) -> None:
+    # The master SIGKILLed while the deliverer it spawned was still starting: its parent is
+    # then init, never the master; it must stop, not deliver on for good.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    settings = {"FEEDSVC_BASE_URL": BASE_URL, "FEEDSVC_SNAPSHOT_DIR": str(tmp_path),
+                "FEEDSVC_DATA": str(make_dataset(ONE)), MASTER_ENV: str(dead.pid)}
+    command = subprocess.Popen([sys.executable, "-m", "feedsvc", "deliver"],
+                               stderr=subprocess.DEVNULL, env={**os.environ, **settings})
+    try:
+        assert command.wait(30) == 0
+    finally:
+        command.kill()
 
 
 def test_the_deliverer_waits_for_a_store_not_built_yet(tmp_path: Path) -> None:

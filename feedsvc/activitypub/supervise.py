@@ -32,6 +32,9 @@ MOST = 60.0  # seconds: the longest wait before a start again
 NICE = 10  # the deliverer's niceness increment
 STOPS = (signal.SIGTERM, signal.SIGINT)
 SINCE_ENV = "_FEEDSVC_FEDERATION_SINCE"  # ledger.begun()'s mark, from the master
+# The master's pid, from the master: one killed before this process got to read its parent
+# would otherwise leave it the child of init, taken for its parent, delivering on for good.
+MASTER_ENV = "_FEEDSVC_DELIVERER_MASTER"
 
 
 def main(settings: Mapping[str, Any]) -> int:
@@ -45,7 +48,7 @@ def main(settings: Mapping[str, Any]) -> int:
     stop = threading.Event()
     for number in STOPS:
         signal.signal(number, lambda *_: stop.set())
-    parent, wait = os.getppid(), 1.0
+    parent, wait = int(os.environ.pop(MASTER_ENV, "0")) or os.getppid(), 1.0
     while not stop.is_set():
         started = time.monotonic()
         # Held across the fork: one sent to the child before its interpreter is set up after
@@ -151,6 +154,7 @@ def start_with_master(settings: Mapping[str, Any]) -> int | None:
                     "takes its start", error)
     finally:
         reader.close()
+    env[MASTER_ENV] = str(os.getpid())
     argv = [sys.executable, "-m", "feedsvc", "deliver"]
     pid = os.posix_spawn(sys.executable, argv, env)
     os.environ[PID_ENV] = str(pid)
