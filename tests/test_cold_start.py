@@ -57,22 +57,13 @@ def test_a_large_dataset_is_parsed_in_child_processes_of_a_gunicorn_master(
 
 def test_a_cold_build_killed_midway_leaves_no_store_and_the_next_builds_it_whole(
         tmp_path: Path) -> None:
-    data = write_archive(15_000, tmp_path / "data", split=True)
-    state = tmp_path / "state"
-    build = [sys.executable, "-m", "feedsvc", "snapshot", str(data), "--dir", str(state)]
-    first = subprocess.Popen(build, start_new_session=True, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list(state.glob("*.stage-*/*.sqlite")):  # the children are staging
-        assert first.poll() is None and time.monotonic() < deadline
-        time.sleep(0.005)
-    os.killpg(first.pid, signal.SIGKILL)  # the command and its loading processes
-    first.wait()
+    data, state = write_archive(15_000, tmp_path / "data", split=True), tmp_path / "state"
+    build = _killed_when(data, state, "*.stage-*/*.sqlite")  # the children are staging
     store = state_file(state, data, "sqlite")
     with sqlite3.connect(store) as conn:  # nothing of the build is in the store
         assert conn.execute("SELECT count(*) FROM releases").fetchone() == (0,)
         assert conn.execute("SELECT value FROM meta WHERE name = 'code'").fetchone() is None
-    assert list(state.glob("*.stage-*"))  # what it left: removed by the next full read
+    assert list(state.glob("*.stage-*"))  # what it left: removed by the next build
     assert subprocess.run(build, capture_output=True, check=False).returncode == 0
     assert not list(state.glob("*.stage-*"))
     with sqlite3.connect(store) as conn:
@@ -82,17 +73,8 @@ def test_a_cold_build_killed_midway_leaves_no_store_and_the_next_builds_it_whole
 
 def test_a_cold_build_killed_while_writing_its_new_file_leaves_nothing_after_the_next_start(
         tmp_path: Path) -> None:
-    data = write_archive(15_000, tmp_path / "data", split=True)
-    state = tmp_path / "state"
-    build = [sys.executable, "-m", "feedsvc", "snapshot", str(data), "--dir", str(state)]
-    first = subprocess.Popen(build, start_new_session=True, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list(state.glob("*.stage-*/store.sqlite")):  # the new store is being written
-        assert first.poll() is None and time.monotonic() < deadline
-        time.sleep(0.005)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    data, state = write_archive(15_000, tmp_path / "data", split=True), tmp_path / "state"
+    _killed_when(data, state, "*.stage-*/store.sqlite")  # the new store is being written
     store = state_file(state, data, "sqlite")
     with sqlite3.connect(store) as conn:  # the file in place is not a half store
         assert conn.execute("SELECT value FROM meta WHERE name = 'code'").fetchone() is None
@@ -109,3 +91,18 @@ def test_a_cold_build_killed_while_writing_its_new_file_leaves_nothing_after_the
     with sqlite3.connect(store) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("SELECT count(*) FROM releases").fetchone() == (15_000,)
+
+
+def _killed_when(data: Path, state: Path, pattern: str) -> list[str]:
+    """Start `feedsvc snapshot` of `data` into `state`; SIGKILL it and its loading processes
+    the moment a file matching `pattern` exists in `state`; return the command."""
+    build = [sys.executable, "-m", "feedsvc", "snapshot", str(data), "--dir", str(state)]
+    first = subprocess.Popen(build, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(state.glob(pattern)):
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    return build
