@@ -357,6 +357,12 @@ def test_a_bulk_cold_start_writes_what_the_writer_would(tmp_path: Path) -> None:
                     "--lifecycle"], check=True, stdout=subprocess.DEVNULL)
     (root / "releases" / "ties.yaml").write_text(yaml.safe_dump({"releases": [
         release_yaml(n, "2004-03-01T10:00:00+07:00") for n in range(3)]}), encoding="utf-8")
+    # Ties across the two children's runs (the first file and the last), ranked by published
+    # then id in turn from each: each child numbers its own, the ties are numbered again.
+    for name, numbers in (("aa-ties.yaml", (10, 13)), ("zz-ties.yaml", (11, 12))):
+        (root / "releases" / name).write_text(yaml.safe_dump({"releases": [
+            {**release_yaml(n, f"2005-06-01T10:00:00.{n % 2}+07:00", countries=("TH", "KH")),
+             "updated": "2005-06-02T10:00:00+07:00"} for n in numbers]}), encoding="utf-8")
     bulk = db.connect(tmp_path / "bulk.db", write=True)
     found = read_all(root, LIMIT, tmp_path / "bulk.db", processes=2, over=0)
     sync.commit(bulk, root, found)
@@ -373,7 +379,7 @@ def test_a_bulk_cold_start_writes_what_the_writer_would(tmp_path: Path) -> None:
         **meta, "source": dataset.source, "site": rows.site_json(dataset.site),
         "topics": rows.topics_json(dataset.topics)})
     assert tables(bulk) == tables(applied)
-    assert len(tables(bulk)["releases"]) == 2503 and tables(bulk)["release_updates"]
+    assert len(tables(bulk)["releases"]) == 2507 and tables(bulk)["release_updates"]
 
 
 def test_a_cold_start_whose_children_cannot_start_reads_in_one_process(
