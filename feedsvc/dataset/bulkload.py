@@ -144,9 +144,10 @@ def settle(staged: Staged, seconds: Sequence[Iterable[int]]) -> None:
                      "PRIMARY KEY(run, old)) WITHOUT ROWID")  # rowid: the staged table's
         for second, group in groupby(sorted(held), key=lambda item: item[0] // 1_000_000):
             conn.executemany("INSERT INTO moved VALUES (?, ?, ?)", (
-                (run, key, key_of(second, rank)) for rank, (_, _, run, key) in enumerate(group)))
+                (run, key, key_of(second, rank)) for rank, (_, _, run, key) in enumerate(group)
+                if key != key_of(second, rank)))
         conn.execute("BEGIN")
-        for run in range(staged.count):
+        for run, in conn.execute("SELECT DISTINCT run FROM moved").fetchall():
             for table, key in _KEYED:
                 conn.execute(f"UPDATE stage{run}.{table} SET {key} = ? + (SELECT new FROM moved "
                              f"WHERE run = ? AND old = {key}) WHERE {key} IN (SELECT old FROM "
