@@ -136,10 +136,11 @@ def settle(staged: Staged, seconds: Sequence[Iterable[int]]) -> None:
         for run in range(staged.count):
             conn.execute(f"ATTACH DATABASE ? AS stage{run}", (str(staged.file(run)),))
             conn.execute(f"PRAGMA stage{run}.journal_mode = OFF")
-            held += [(at, rid, run, key) for key, at, rid in conn.execute(
-                f"SELECT key, published_us, id FROM stage{run}.releases "  # noqa: S608
-                "WHERE key >> ? IN (SELECT value FROM json_each(?))",
-                (RANK_BITS, json.dumps(shared)))]
+            held += [(at, rid, run, key) for key, at, rid in conn.execute(  # a range each
+                "SELECT r.key, r.published_us, r.id FROM json_each(?) "
+                f"JOIN stage{run}.releases AS r "  # noqa: S608
+                "ON r.key BETWEEN value << ? AND ((value + 1) << ?) - 1",
+                (json.dumps(shared), RANK_BITS, RANK_BITS))]
         conn.execute("CREATE TEMP TABLE moved(run INTEGER, old INTEGER, new INTEGER, "
                      "PRIMARY KEY(run, old)) WITHOUT ROWID")  # rowid: the staged table's
         for second, group in groupby(sorted(held), key=lambda item: item[0] // 1_000_000):
