@@ -12,12 +12,12 @@ preload) at the largest size with one and with two workers (and --workers): Rss 
 each process from /proc/PID/smaps_rollup, and beside them the memory floor, a minimal Flask
 app under the same settings (bench/floor_hello.py, bench/floor_gunicorn.conf.py).
 Run: python bench/startup.py [SIZE,...] [--split] [--workers 1,2,4,16] [--before TREE]
-  [--runs N] [--out FILE]   (--split: one file per release, as `feedsvc synth N DIR --split`
+  [--runs N] [--out FILE] [--cold-only]   (--split: one file per release, as `feedsvc synth N DIR --split`
 writes them; otherwise one bundle file; --workers: the gunicorn worker counts measured, 1 and 2
 always; --before: another feedsvc source tree, e.g. a `git worktree` of main, measured in the
 same run, each start of it beside the same start of this code, and each figure's ratio
 this / before in the table; --runs: starts of each kind, 3 by default; --out: write the table
-there instead of bench/results/)
+there instead of bench/results/; --cold-only: only the cold starts and the bare parse, printed)
 """
 from __future__ import annotations
 
@@ -333,6 +333,25 @@ def startup_rows(sizes: list[int], scratch: Path, source: Source, trees: Trees,
     return rows, restarts
 
 
+def cold_only(size: int, data: Path, trees: Trees, runs: int) -> str:
+    """Return the table of `runs` cold starts of each tree side by side (medians; no restart,
+    no gunicorn), with the bare parse beside them: what --cold-only prints."""
+    colds: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
+    with tempfile.TemporaryDirectory(prefix="feedsvc-cold-") as tmp:
+        for n in range(runs):
+            for label, tree in trees.items():
+                colds[label].append(start_app(data, Path(tmp) / f"{label}-{n}", tree))
+    floor = parse_only(data)
+    rows: list[tuple[object, ...]] = []
+    for label, found in colds.items():
+        wall, cpu = _median([r["total"] for r in found]), _median([r["cpu"] for r in found])
+        rows.append((size_label(size), label, f"{wall:.2f}", f"{cpu:.2f}", f"{floor:.2f}",
+                     f"{cpu / floor:.2f}", f"{_median([r['peak'] for r in found]):.0f}",
+                     " ".join(f"{r['total']:.2f}/{r['cpu']:.2f}" for r in found)))
+    return table(("releases", "code", "cold s", "cold CPU s", "baseline CPU s",
+                  "cold CPU / baseline", "cold peak MB", "each start: s/CPU s"), rows)
+
+
 def _median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
@@ -430,13 +449,18 @@ def memory_verdict(found: Served, label: str) -> str:
 
 def main(sizes: list[int], split: bool, workers: list[int], before: Path | None = None,
          runs: int = 3, out: Path | None = None, cold: bool = False,
-         state: Path | None = None) -> None:
+         state: Path | None = None, only_cold: bool = False) -> None:
     load = os.getloadavg()[0]
     bulk: Source = split_archive if split else archive
 
     def source(size: int) -> Path:
         return SAMPLE if size == 0 else bulk(size)
     trees: Trees = {"this": ROOT, **({"before": before.resolve()} if before else {})}
+    if only_cold:
+        found = [cold_only(size, source(size), trees, runs) for size in sizes]
+        print(f"## Cold starts (load average {load:.1f} at the start, "
+              f"{os.getloadavg()[0]:.1f} at the end; medians of {runs})\n\n" + "\n\n".join(found))
+        return
     with tempfile.TemporaryDirectory(prefix="feedsvc-startup-") as tmp:
         scratch = state or Path(tmp)
         rows, restarts = startup_rows(sizes, scratch, source, trees, runs)
@@ -496,7 +520,10 @@ if __name__ == "__main__":
     parser.add_argument("--state", type=Path, default=None,
                         help="keep the state directories here; a size whose states an earlier "
                         "run left here gets no cold start (its cold figures: nan)")
+    parser.add_argument("--cold-only", action="store_true",
+                        help="only cold starts (medians of --runs, each tree's beside the "
+                        "other's) and the bare parse, printed: no restart, no gunicorn")
     given = parser.parse_args()
     main([0 if s == "sample" else int(s) for s in given.sizes.split(",")] if given.sizes
          else list(SIZES), given.split, [int(w) for w in given.workers.split(",")],
-         given.before, given.runs, given.out, given.cold, given.state)
+         given.before, given.runs, given.out, given.cold, given.state, given.cold_only)
