@@ -12,7 +12,6 @@ change (tests/test_store_ingest.py compares them).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import sqlite3
@@ -28,7 +27,6 @@ from .db import DDL, RANK_BITS, create, key_of
 from .loader import FileRow
 from .write import FLUSH, FileChange, Writer, prepare
 
-log = logging.getLogger("feedsvc.bulkload")
 # The store's tables, each with the order of its primary key (the merge's order).
 _TABLES = {"files": "id", "file_media": "file, src", "releases": "key",
            "release_countries": "country, key", "release_topics": "topic, key",
