@@ -36,17 +36,6 @@ from . import objects
 from .durable import Durable
 from .durablefile import DurableError
 
-# announced: JSON {handle: the version it announced}; ledger_sync: generation, commit, now_us,
-# and count: the ledger's rows, kept by its triggers in the transaction that moves them (a
-# count(*) of the ledger would read every row at every sync).
-DDL = ("CREATE TABLE IF NOT EXISTS ledger(id TEXT PRIMARY KEY, version TEXT NOT NULL, "
-       "announced TEXT NOT NULL) WITHOUT ROWID",
-       "CREATE TABLE IF NOT EXISTS ledger_sync(name TEXT PRIMARY KEY, value TEXT NOT NULL) "
-       "WITHOUT ROWID",
-       "CREATE TRIGGER IF NOT EXISTS ledger_in AFTER INSERT ON ledger BEGIN "
-       "UPDATE ledger_sync SET value = value + 1 WHERE name = 'count'; END",
-       "CREATE TRIGGER IF NOT EXISTS ledger_out AFTER DELETE ON ledger BEGIN "
-       "UPDATE ledger_sync SET value = value - 1 WHERE name = 'count'; END")
 # An insert of a known id updates its row (INSERT OR REPLACE would fire the insert trigger).
 PUT = ("INSERT INTO ledger VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
        "version = excluded.version, announced = excluded.announced")
@@ -96,8 +85,6 @@ class Ledger:
         self.durable, self.reader, self.urls = durable, reader, urls
         self.since = None if not since else Mark(*_fields(since))  # begun()'s, if any
         self._now = 0.0  # the sync's moment (epoch seconds): when what it queues is queued
-        with durable.transaction() as conn:
-            _tables(conn)
 
     def sync(self, now: datetime) -> Synced:
         """Send what changed in the store, or passed its time, since the last sync."""
@@ -242,14 +229,6 @@ class Ledger:
             if len(batch) < BATCH:
                 return
             after = batch[-1]
-
-
-def _tables(conn: sqlite3.Connection) -> None:
-    for statement in DDL:  # (executescript would COMMIT first)
-        conn.execute(statement)
-    if conn.execute("SELECT 1 FROM ledger_sync WHERE name = 'count'").fetchone() is None:
-        # A new file, or one whose ledger was kept without its count: counted once.
-        conn.execute("INSERT INTO ledger_sync SELECT 'count', count(*) FROM ledger")
 
 
 def _meta(conn: sqlite3.Connection, name: str) -> str | None:
