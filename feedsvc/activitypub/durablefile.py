@@ -57,7 +57,13 @@ INSERT OR IGNORE INTO ledger_sync SELECT 'count', count(*) FROM ledger;
 CREATE TABLE IF NOT EXISTS inbox_posts(key TEXT PRIMARY KEY, window INTEGER NOT NULL,
                                        posts INTEGER NOT NULL) WITHOUT ROWID;
 """
-STEPS = (_SCHEMA_1, _SCHEMA_2)
+# The boosts the ledger undid (release id, actor, the version it had announced), so that an
+# Undo's id answers for those alone (activities.py).
+_SCHEMA_3 = """
+CREATE TABLE undone_boosts(id TEXT NOT NULL, handle TEXT NOT NULL, version TEXT NOT NULL,
+                           PRIMARY KEY(id, handle, version)) WITHOUT ROWID;
+"""
+STEPS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3)
 SCHEMA = len(STEPS)
 
 
