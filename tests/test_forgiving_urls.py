@@ -64,8 +64,9 @@ def test_a_name_is_searched_among_the_countries_alone(client: FlaskClient,
     assert loads == []
 
 
-@pytest.mark.parametrize("path", ["/countries/zz", "/embed/countries/xx", "/feeds/countries/zz.rss"])
+@pytest.mark.parametrize("path", ["/countries/zz", "/embed/countries/xx", "/feeds/countries/zz.rss",
+                                  "/countries/england"])
 def test_a_code_that_names_no_country_suggests_none(client: FlaskClient, path: str) -> None:
-    # zz is inside a subdivision's name (Abruzzo, Italy): no reason to send anyone to Italy.
+    # Regions are not searched: zz (in Abruzzo) sends no one to Italy, England no one to gb.
     response = client.get(path, headers={"Accept": "text/plain"})
     assert response.status_code == 404 and "Did you mean" not in response.get_data(as_text=True)
