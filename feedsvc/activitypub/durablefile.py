@@ -123,11 +123,14 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        _schema(conn, path)
+        was = _schema(conn)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    if 0 < was < SCHEMA:
+        log.warning("upgraded %s from schema %d to %d (an older feedsvc refuses it now)",
+                    path, was, SCHEMA)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -154,16 +157,15 @@ def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
                            f"by another version of feedsvc: run that one){_ADVICE}")
 
 
-def _schema(conn: sqlite3.Connection, path: Path) -> None:
+def _schema(conn: sqlite3.Connection) -> int:
     """Create the tables in a new file, or upgrade an older schema's (the version is read
-    again in the transaction: another process may have just done it)."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    again in the transaction: another process may have just done it); return the version
+    the file had."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     for step in STEPS[version:]:
         for statement in _statements(step):  # not executescript: it would COMMIT first
             conn.execute(statement)
     if version == 0:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    elif version < SCHEMA:
-        log.warning("upgraded %s from schema %d to %d (an older feedsvc refuses it now)",
-                    path, version, SCHEMA)
     conn.execute(f"PRAGMA user_version = {SCHEMA}")
+    return version
