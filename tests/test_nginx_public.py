@@ -139,13 +139,16 @@ def test_inbox_posts_are_limited_per_client_after_a_burst(nginx: int) -> None:
     assert ask(nginx, "POST", "/ap/inbox", "127.0.4.2", b"{}")[0] == 401
 
 
-def cache_status(port: int, path: str) -> tuple[int, str | None, bytes]:
-    """Return an answer's status, X-Cache-Status (None: not a cached location) and body."""
+def cache_status(port: int, path: str, etag: str | None = None
+                 ) -> tuple[int, str | None, bytes, str | None]:
+    """Return an answer's status, X-Cache-Status (None: not a cached location), body and ETag."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("GET", path, headers={"Host": "feeds.example.org"})
+        conn.request("GET", path, headers={"Host": "feeds.example.org",
+                                           **({"If-None-Match": etag} if etag else {})})
         response = conn.getresponse()
-        return response.status, response.getheader("X-Cache-Status"), response.read()
+        return (response.status, response.getheader("X-Cache-Status"), response.read(),
+                response.getheader("ETag"))
     finally:
         conn.close()
 
@@ -162,3 +165,4 @@ def test_embeds_are_cached_like_feeds_and_pages_are_not(nginx: int, path: str,
     first, second = cache_status(nginx, path), cache_status(nginx, path)
     assert first[0] == second[0] == 200 and first[2] == second[2]
     assert (first[1], second[1]) == (("MISS", "HIT") if cached else (None, None))
+    assert first[3] and cache_status(nginx, path, first[3])[0] == 304  # from the copy, or the app
