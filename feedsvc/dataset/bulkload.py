@@ -2,28 +2,25 @@
 
 A full read (coldstart.py) has each process that validated a run of files write it to a
 staging file of its own (`stage`): its files (ids in path order) and releases, keyed as db.py
-defines it (by second and rank; ranked within the run, then `settle` ranks the seconds that
-several runs hold again), in the store's own tables and by the writer's own Writer.put,
-without their indexes or word index, and no journal (the file is thrown away if anything
-fails). The writer then ATTACHes them and copies each table with one INSERT ... SELECT, their
-rows merged in key order (`fill`): the rows write.apply makes of the same dataset, change by
-change (tests/test_store_ingest.py compares them).
+defines it (keys_of: by second and rank over the whole dataset), in the store's own tables
+and by the writer's own Writer.put, without their indexes or word index, and no journal (the
+file is thrown away if anything fails). The writer then ATTACHes them and copies each table
+with one INSERT ... SELECT, their rows merged in key order (`fill`): the rows write.apply makes
+of the same dataset, change by change (tests/test_store_ingest.py compares them).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain, groupby
+from itertools import groupby
 from pathlib import Path
 
-from . import Dataset, Release, Site, Topic, rows
-from .db import DDL, RANK_BITS, create, key_of
+from . import Dataset, Site, Topic, rows
+from .db import DDL, create, key_of
 from .loader import FileRow
 from .write import FLUSH, FileChange, Writer, prepare
 
@@ -72,28 +69,29 @@ def change_of(row: FileRow) -> FileChange:
                       tuple((src, *at, sha) for src, at, sha in row.media) if row.media else ())
 
 
-def seconds_of(files: Iterable[FileChange]) -> set[int]:
-    """Return the UTC seconds the releases of these files were published in."""
-    return {rows.micros(r.published) // 1_000_000 for f in files for r in f.releases or ()}
+def order_of(files: Iterable[FileChange]) -> list[tuple[int, str]]:
+    """Return what orders the releases of these files in the store: (published, id), in
+    file order."""
+    return [(rows.micros(r.published), r.id) for f in files for r in f.releases or ()]
 
 
-def _numbered(files: Sequence[FileChange], first: int) -> list[tuple[int, int, Release]]:
-    """Return the releases of files numbered from `first`, with their files' ids, keyed (db.py)
-    by their rank among the releases of their second in these files, in key order."""
-    held = sorted(((rows.micros(r.published), r.id, n, r) for n, f in enumerate(files, first)
-                   for r in f.releases or ()), key=lambda item: item[:2])
-    numbered, last, rank = [], None, 0
-    for at, _, n, release in held:
-        rank = rank + 1 if at // 1_000_000 == last else 0
-        last = at // 1_000_000
-        numbered.append((key_of(last, rank), n, release))
-    return numbered
+def keys_of(runs: Sequence[Sequence[tuple[int, str]]]) -> list[list[int]]:
+    """Return the key of every release of each run (order_of), numbered over all of them:
+    oldest first, by second and rank (db.py)."""
+    found = sorted((at, rid, run, n) for run, held in enumerate(runs)
+                   for n, (at, rid) in enumerate(held))
+    keys = [[0] * len(held) for held in runs]
+    for second, group in groupby(found, key=lambda item: item[0] // 1_000_000):
+        same = list(group)
+        first = key_of(second, len(same) - 1) - len(same) + 1  # the last rank checked
+        for key, (_, _, run, n) in enumerate(same, first):
+            keys[run][n] = key
+    return keys
 
 
-def stage(path: Path, files: Sequence[FileChange], first: int) -> None:
-    """Write files, numbered from `first`, and their releases, keyed by their rank in these
-    files (_numbered; ties with another run's are numbered again by settle), to a new
-    staging file."""
+def stage(path: Path, files: Sequence[FileChange], first: int, keys: Sequence[int]) -> None:
+    """Write files, numbered from `first`, and their releases, with their keys (keys_of), to
+    a new staging file."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = OFF")  # a file thrown away on any failure
@@ -106,53 +104,13 @@ def stage(path: Path, files: Sequence[FileChange], first: int) -> None:
                            int(f.vocabulary)) for n, f in enumerate(files, first)))
         conn.executemany("INSERT INTO file_media VALUES (?, ?, ?, ?, ?, ?)",
                          ((n, *m) for n, f in enumerate(files, first) for m in f.media))
-        numbered, writer = _numbered(files, first), Writer(conn)
-        for start in range(0, len(numbered), FLUSH):  # prepared a batch at a time
-            writer.put([(key, n, prepare(release))
-                        for key, n, release in numbered[start:start + FLUSH]])
+        held = [(n, release) for n, f in enumerate(files, first) for release in f.releases or ()]
+        order = sorted(range(len(held)), key=keys.__getitem__)  # appended in key order
+        writer = Writer(conn)
+        for start in range(0, len(order), FLUSH):  # prepared a batch at a time
+            writer.put([(keys[i], held[i][0], prepare(held[i][1]))
+                        for i in order[start:start + FLUSH]])
         writer.save_counts()
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-# Where a staging file holds release keys: its tables and their key columns.
-_KEYED = (("releases", "key"), ("release_countries", "key"), ("release_topics", "key"),
-          ("release_pairs", "key"), ("release_updates", "key"), ("release_words", "rowid"))
-_ASIDE = 1 << 62  # above every key: where a renumbered key waits (keys stay unique)
-
-
-def settle(staged: Staged, seconds: Sequence[Iterable[int]]) -> None:
-    """Number again, by their rank over every run, the releases of the seconds (seconds_of)
-    that more than one run holds: each run numbered its own (stage)."""
-    shared = sorted(s for s, n in Counter(chain.from_iterable(seconds)).items() if n > 1)
-    if not shared:
-        return
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    try:
-        held = []
-        for run in range(staged.count):
-            conn.execute(f"ATTACH DATABASE ? AS stage{run}", (str(staged.file(run)),))
-            conn.execute(f"PRAGMA stage{run}.journal_mode = OFF")
-            held += [(at, rid, run, key) for key, at, rid in conn.execute(  # a range each
-                "SELECT r.key, r.published_us, r.id FROM json_each(?) "
-                f"JOIN stage{run}.releases AS r "  # noqa: S608
-                "ON r.key BETWEEN value << ? AND ((value + 1) << ?) - 1",
-                (json.dumps(shared), RANK_BITS, RANK_BITS))]
-        conn.execute("CREATE TEMP TABLE moved(run INTEGER, old INTEGER, new INTEGER, "
-                     "PRIMARY KEY(run, old)) WITHOUT ROWID")  # rowid: the staged table's
-        for second, group in groupby(sorted(held), key=lambda item: item[0] // 1_000_000):
-            conn.executemany("INSERT INTO moved VALUES (?, ?, ?)", (
-                (run, key, key_of(second, rank)) for rank, (_, _, run, key) in enumerate(group)
-                if key != key_of(second, rank)))
-        conn.execute("BEGIN")
-        for run, in conn.execute("SELECT DISTINCT run FROM moved").fetchall():
-            for table, key in _KEYED:
-                conn.execute(f"UPDATE stage{run}.{table} SET {key} = ? + (SELECT new FROM moved "
-                             f"WHERE run = ? AND old = {key}) WHERE {key} IN (SELECT old FROM "
-                             "moved WHERE run = ?)", (_ASIDE, run, run))  # noqa: S608
-                conn.execute(f"UPDATE stage{run}.{table} SET {key} = {key} - ? "  # noqa: S608
-                             f"WHERE {key} >= ?", (_ASIDE, _ASIDE))
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -161,7 +119,7 @@ def settle(staged: Staged, seconds: Sequence[Iterable[int]]) -> None:
 def stage_here(store: Path, files: Sequence[FileChange]) -> Staged:
     """Stage files and their releases in this process, as one run."""
     staged = Staged(store)
-    stage(staged.file(0), files, 1)
+    stage(staged.file(0), files, 1, keys_of([order_of(files)])[0])
     staged.count = 1
     return staged
 

@@ -5,10 +5,10 @@ the version sum and the problems, as a load in one process has them (loader.load
 no problem, the releases in staging files beside the store (bulkload.py). Above
 CHILD_LOAD_BYTES of YAML the files are cut into runs in path order, one per core: each child
 parses its run and sends its site and topic mappings; this process reads the vocabulary from
-them all and sends it back; each child checks its releases against it, sends its files
-(marshal: no release) and writes its run's staging file, its releases numbered within the
-run; no child waits for another (bulkload.settle numbers ties across runs again). The first
-child is a new interpreter (safe from any process, threads and all), which forks the others.
+them all and sends it back; each child checks its releases against it and sends its files
+(marshal: no release) and what orders its releases; this process numbers every release and
+sends each child its keys, and each child writes its run's staging file. The first child is a
+new interpreter (safe from any process, threads and all), which forks the others.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 
 from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
 from . import version as versions
-from .bulkload import MAX_RUNS, Staged, change_of, seconds_of, settle, stage, stage_here
+from .bulkload import MAX_RUNS, Staged, change_of, keys_of, order_of, stage, stage_here
 from .ingest import Plan
 from .loader import FileRow, Read
 from .write import FileChange
@@ -147,16 +147,12 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
             linked = linked or links
         site, topics, problems = loader.read_vocabulary(root, gathered)
         told = None if site is None else (rows.site_json(site), rows.topics_json(topics))
-        staged = None if problems else Staged(store)  # none: nothing can be committed
-        file_id = 1  # each run's first
-        for run, (pipe, names) in enumerate(zip(mine, runs, strict=True)):
-            pipe.send((told, None if staged is None else (str(staged.file(run)), file_id)))
-            file_id += len(names)
+        for pipe in mine:
+            pipe.send(told)
         sent = [_files(pipe) for pipe in mine]
         found = _plan(root, site, topics, problems, [row for files, _, _ in sent for row in files],
                       linked, versions.total(fold for _, fold, _ in sent))  # summed by each
-        found = replace(found, staged=_staged(mine, staged, [s for *_, s in sent],
-                                              found.problems))
+        found = replace(found, staged=_staged(mine, sent, store, found.problems))
     except OSError as error:  # e.g. no process could be started
         raise _Failed(repr(error)) from error
     finally:
@@ -169,18 +165,22 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
     return found
 
 
-def _staged(pipes: Sequence[Connection], staged: Staged | None, seconds: Sequence[list[int]],
-            problems: Sequence[Problem]) -> Staged | None:
-    """Wait for each child to stage its run; return the staging files, their ties across runs
-    numbered again (None with problems: nothing is staged)."""
+def _staged(pipes: Sequence[Connection], sent: Sequence[tuple[list[FileRow], int, Any]],
+            store: Path, problems: Sequence[Problem]) -> Staged | None:
+    """Number every release, have each child write its run's staging file; return them (None
+    with problems: nothing is staged)."""
+    if problems:
+        for pipe in pipes:
+            pipe.send(None)
+        return None
+    staged, keys = Staged(store), keys_of([order for _, _, order in sent])
+    first = 1
+    for run, (pipe, (files, _, _)) in enumerate(zip(pipes, sent, strict=True)):
+        pipe.send((str(staged.file(run)), first, keys[run]))
+        first += len(files)
     for pipe in pipes:
         _receive(pipe)
-    if staged is None or problems:
-        if staged is not None:
-            staged.close()
-        return None
     staged.count = len(pipes)
-    settle(staged, seconds)
     return staged
 
 
@@ -203,19 +203,19 @@ def _receive(pipe: Connection) -> Any:
     return value
 
 
-def _files(pipe: Connection) -> tuple[list[FileRow], int, list[int]]:
-    """Return a child's files (_send_files), their version sum and their releases' seconds."""
+def _files(pipe: Connection) -> tuple[list[FileRow], int, list[tuple[int, str]]]:
+    """Return a child's files (_send_files), their version sum and their releases' order."""
     _receive(pipe)
     try:
-        fold, sent, seconds = marshal.loads(pipe.recv_bytes())
+        fold, sent, order = marshal.loads(pipe.recv_bytes())
     except (EOFError, OSError, ValueError) as error:
         raise _Failed(f"a loading process ended early: {error!r}") from error
     rows = [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]))) for row in sent]
-    return rows, fold, seconds
+    return rows, fold, order
 
 
 def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> list[FileChange]:
-    """Send a run's files, version sum and releases' seconds; return the files to stage."""
+    """Send a run's files, version sum and releases' order; return the files to stage."""
     files = [change_of(row) for row in entries.values()]
     sent = [(*row._replace(releases=None)[:-1], tuple(  # no release: to the staging file
         (p.file, p.line, p.release, p.field, p.message) for p in row.problems))
@@ -223,14 +223,8 @@ def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> list[FileCh
     fold = versions.fold((r.below, r.stamp) for r in entries.values())
     pipe.send(("ok", None))
     # Version 2: no references, which cost a lookup per object shared (names, paths).
-    pipe.send_bytes(marshal.dumps((fold, sent, list(seconds_of(files))), 2))
+    pipe.send_bytes(marshal.dumps((fold, sent, order_of(files)), 2))
     return files
-
-
-def _valid(found: Collection[FileRow]) -> bool:
-    """Tell whether a run has no problem of its own (the plan may find more across runs)."""
-    ids = [rid for row in found for rid, _ in row.ids]
-    return not any(row.problems for row in found) and len(set(ids)) == len(ids)
 
 
 # What a loading process made, held until it ends (os._exit) once its work is sent: freeing
@@ -282,15 +276,17 @@ def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: i
         sites = [(SourceFile(src.name, None), mapping) for src, mapping in parts.sites]
         topics_found = [(SourceFile(src.name, None), m) for src, m in parts.topics]
         pipe.send(("ok", (sites, topics_found, any(link for *_, link in read))))
-        told, asked = pipe.recv()  # asked: where to stage, the first file id (or None)
+        told = pipe.recv()
         site, topics = (None, {}) if told is None else \
             (rows.site_from(told[0]), rows.topics_from(told[1]))
         entries = loader.entries(root, read, site, topics, now)
-        files = _send_files(pipe, entries)  # first: the parent reads them while this stages
+        files = _send_files(pipe, entries)
         made += [entries, files]
-        if asked is not None and _valid(entries.values()):
-            stage(Path(asked[0]), files, asked[1])
-        pipe.send(("ok", None))
+        asked = pipe.recv()  # None: the plan has problems, nothing is staged
+        if asked is not None:
+            path, first, keys = asked
+            stage(Path(path), files, first, keys)
+            pipe.send(("ok", None))
     except EOFError:
         pass  # the parent gave up on this one
     # Whatever fails here must reach the parent, which then reads in one process.
