@@ -276,6 +276,17 @@ def test_a_url_that_urlsplit_refuses_is_a_problem_with_its_line(dataset_dir: Pat
                                     "http(s) URL"]
 
 
+@pytest.mark.parametrize("url", ["https://[::1/x.png", "http://exa\uff0fmple.org/x.png"])
+def test_a_site_picture_url_that_urlsplit_refuses_is_a_problem_with_its_line(dataset_dir: Path,
+                                                                             url: str) -> None:
+    site = dataset_dir / "site.yaml"
+    text = site.read_text()
+    site.write_text(text + f"  icon: {json.dumps(url)}\n")
+    line = text.count("\n") + 1
+    assert refused(dataset_dir) == [f"{site}:{line}: field icon: {url!r} is not an absolute "
+                                    "http(s) URL"]
+
+
 def test_10000_topics_on_one_release_load_into_valid_feeds(dataset_dir: Path) -> None:
     slugs = [f"topic-{n:05d}" for n in range(10_000)]
     (dataset_dir / "more-topics.yaml").write_text("topics:\n" + "".join(
