@@ -135,6 +135,17 @@ def test_nesting_within_the_parser_limit_is_refused_before_recursion(dataset_dir
     assert "hostile.yaml:" in problem and "nested more than 32 levels deep" in problem
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ("!!map [a, b]", "expected a mapping node, but found sequence"),
+    ("!!seq {a: b}", "expected a sequence node, but found mapping"),
+])
+def test_a_tag_that_does_not_fit_its_node_is_refused_with_its_line(
+        dataset_dir: Path, value: str, message: str) -> None:
+    write_release(dataset_dir, GOOD.replace("title: Fine", f"title: {value}"))
+    assert refused(dataset_dir) == [f"{dataset_dir}/releases/hostile.yaml:3: malformed YAML: "
+                                    f"{message}"]
+
+
 def test_a_100_mb_file_is_refused_by_its_size_without_reading_it(dataset_dir: Path) -> None:
     path = write_release(dataset_dir, GOOD)
     with path.open("ab") as out:

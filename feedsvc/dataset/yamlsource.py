@@ -116,7 +116,7 @@ class DatasetLoader(_Base):  # type: ignore[misc]
         if tag == _STR and type(node) is yaml.ScalarNode:
             self.constructed_objects[node] = node.value
             return node.value
-        if tag not in (_MAP, _SEQ) or type(node) not in (yaml.MappingNode, yaml.SequenceNode):
+        if _KINDS.get(tag) is not type(node):  # another tag, or "!!map [a]": the generic way
             self._depth, self.deep_construct = max(depth, 0), deep
             return self.construct_object(node, deep=deep)
         below = depth + 1
@@ -131,6 +131,7 @@ class DatasetLoader(_Base):  # type: ignore[misc]
 
 
 _STR, _SEQ, _MAP = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "seq", "map"))
+_KINDS = {_SEQ: yaml.SequenceNode, _MAP: yaml.MappingNode}
 
 
 for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
@@ -174,7 +175,10 @@ def _fill_map(data: LocatedMap, node: yaml.Node,
         data[key] = construct(value_node)
 
 
-def _construct_map(loader: Any, node: yaml.MappingNode) -> Iterator[LocatedMap]:
+def _construct_map(loader: Any, node: yaml.Node) -> Iterator[dict[str, Any]]:
+    if not isinstance(node, yaml.MappingNode):  # "!!map [a]": PyYAML's own error is raised
+        yield from loader.construct_yaml_map(node)
+        return
     data = _located_map(node)
     yield data
     _fill_map(data, node, lambda child: loader.construct_object(child, deep=True))
