@@ -44,8 +44,7 @@ def clean_text(value: str, *, one_line: bool) -> str:
 
 
 def parse_when(raw: str, zone: tzinfo) -> datetime:
-    """Parse a date (midnight in `zone`) or a date-time with an explicit offset."""
-    raw = raw.strip()
+    """Parse a date (midnight in `zone`) or a date-time with an explicit offset (cleaned text)."""
     if _DATE.match(raw):
         value = datetime.combine(date.fromisoformat(raw), _MIDNIGHT, zone)
     else:

@@ -108,14 +108,6 @@ def zone_named(name: str) -> tzinfo:
     return ZoneInfo(name)
 
 
-def _zone_problem(name: str) -> str | None:
-    try:
-        zone_named(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"{name!r} is not an IANA timezone (e.g. Asia/Bangkok) or an offset (e.g. +07:00)"
-    return None
-
-
 _SITE_KEYS = frozenset(field.name for field in fields(Site))
 _SITE_REQUIRED = tuple(field.name for field in fields(Site) if field.default is MISSING)
 
@@ -128,8 +120,12 @@ def read_site(file: str, mapping: LocatedMap, problems: list[Problem]) -> Site |
     title, subtitle, publisher = f.text("title"), f.text("subtitle"), f.text("publisher")
     language = f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
     zone = f.text("timezone", limit=64)
-    if zone is not None and (message := _zone_problem(zone)):
-        f.problem("timezone", message)
+    if zone is not None:
+        try:
+            zone_named(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            f.problem("timezone", f"{zone!r} is not an IANA timezone (e.g. Asia/Bangkok) or "
+                                  "an offset (e.g. +07:00)")
     authority = f.match("tag_authority", _TAG_AUTHORITY, "a tag: authority such as example.org,2004")
     types = _types(f)
     icon, logo = read_picture(f, "icon", title or ""), read_picture(f, "logo", title or "")
