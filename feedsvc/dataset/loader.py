@@ -247,13 +247,11 @@ def _entry(root: Path, name: str, below: str, key: Key, raw: bytes, parts: Parts
            problems: list[Problem], site: Site | None, topics: Mapping[str, Topic],
            now_ns: int) -> FileRow:
     racy = key[1] >= now_ns - RACY_NS
-    digest = file_digest(raw) if parts is not None else b""
     if parts is None:
-        return FileRow(name, below, key, digest, racy, problems=tuple(problems))
-    holds_vocabulary = bool(parts.sites or parts.topics)
+        return FileRow(name, below, key, b"", racy, problems=tuple(problems))
     releases: tuple[Release, ...] = ()
     ids: Ids = ()
-    named: tuple[tuple[str, Key, str], ...] = ()
+    named: MediaRows = ()
     if site is not None:  # without a site nothing can be checked: its problem is reported
         releases, ids = file_releases(parts, site, topics, problems)
         watched = _media_keys(root, releases)  # before reading: a write after it is seen
@@ -264,8 +262,8 @@ def _entry(root: Path, name: str, below: str, key: Key, raw: bytes, parts: Parts
         named = tuple(sorted((below, at, hashes.get(src, ""))
                              for src, (below, at) in watched.items()))
         racy = racy or any(at[1] >= now_ns - RACY_NS for _, at, _ in named)
-    return FileRow(name, below, key, digest, racy, holds_vocabulary, named, releases, ids,
-                   problems=tuple(problems))
+    return FileRow(name, below, key, file_digest(raw), racy, bool(parts.sites or parts.topics),
+                   named, releases, ids, problems=tuple(problems))
 
 
 def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[str, Key]]:

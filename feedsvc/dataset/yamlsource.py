@@ -93,7 +93,7 @@ class DatasetLoader(_Base):  # type: ignore[misc]
         ever added here): asked for every node by the C parser, so kept to one lookup."""
         if kind is yaml.ScalarNode:
             if implicit[0]:
-                for tag, regexp in _IMPLICIT.get(value[:1], _ANY_FIRST):
+                for tag, regexp in _IMPLICIT.get(value[:1], ()):
                     if regexp.match(value):
                         return tag
             return _STR
@@ -143,13 +143,11 @@ for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
 DatasetLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
-assert not DatasetLoader.yaml_path_resolvers, "DatasetLoader.resolve ignores path resolvers"
+assert not DatasetLoader.yaml_path_resolvers and None not in DatasetLoader.yaml_implicit_resolvers, \
+    "DatasetLoader.resolve ignores path resolvers, and resolvers for any first character"
 # The implicit resolvers a plain scalar is tried against, by its first character ("" for an
-# empty one), each list followed by those for any first character: as Resolver.resolve has it.
-_ANY_FIRST: list[tuple[str, re.Pattern[str]]] = DatasetLoader.yaml_implicit_resolvers.get(None, [])
-_IMPLICIT = {first: [*resolvers, *_ANY_FIRST]
-             for first, resolvers in DatasetLoader.yaml_implicit_resolvers.items()
-             if first is not None}
+# empty one).
+_IMPLICIT = DatasetLoader.yaml_implicit_resolvers
 
 
 def _located_map(node: yaml.Node) -> LocatedMap:
