@@ -125,7 +125,7 @@ class DatasetLoader(_Base):  # type: ignore[misc]
             self.constructed_objects[node] = items
             items += [self._build(item, below, deep) for item in node.value]
             return items
-        data = self.constructed_objects[node] = _located_map(node)
+        data = self.constructed_objects[node] = LocatedMap()
         _fill_map(data, node, lambda child: self._build(child, below, True))
         return data
 
@@ -150,21 +150,12 @@ assert not DatasetLoader.yaml_path_resolvers and None not in DatasetLoader.yaml_
 _IMPLICIT = DatasetLoader.yaml_implicit_resolvers
 
 
-def _located_map(node: yaml.Node) -> LocatedMap:
-    """Return an empty mapping for a mapping node, knowing the line it starts on."""
-    data = LocatedMap()
-    data.line = node.start_mark.line + 1
-    data.key_lines, data.duplicates = {}, []
-    return data
-
-
 def _fill_map(data: LocatedMap, node: yaml.Node,
               construct: Callable[[yaml.Node], Any]) -> None:
-    """Put the node's pairs into `data`, keeping each key's line and every repeated key."""
+    """Put the node's pairs into `data`, keeping its line, each key's line and every repeated key."""
+    data.line, data.key_lines, data.duplicates = node.start_mark.line + 1, {}, []
     for key_node, value_node in node.value:
-        key = construct(key_node)
-        if not isinstance(key, str):
-            key = str(key)
+        key = str(construct(key_node))  # `2004: year`, `true: yes`: a text key
         line = key_node.start_mark.line + 1
         if key in data.key_lines:
             data.duplicates.append((key, line))
@@ -177,7 +168,7 @@ def _construct_map(loader: Any, node: yaml.Node) -> Iterator[dict[str, Any]]:
     if not isinstance(node, yaml.MappingNode):  # "!!map [a]": PyYAML's own error is raised
         yield from loader.construct_yaml_map(node)
         return
-    data = _located_map(node)
+    data = LocatedMap()
     yield data
     _fill_map(data, node, lambda child: loader.construct_object(child, deep=True))
 
