@@ -97,10 +97,8 @@ def _src_problem(f: Fields, name: str, src: str, what: str) -> bool:
         message = local_path_problem(src)
     elif f.url(name) is None:
         return True
-    elif not src.startswith("https://"):
-        message = f"{src!r}: a remote {what} must be an https:// URL"
     else:
-        return False
+        message = None if src.startswith("https://") else f"{src!r}: a remote {what} must be an https:// URL"
     if message is not None:
         f.problem(name, message)
     return message is not None
@@ -236,11 +234,9 @@ def resolve(root: Path, site: Site | None, releases: list[Release],
                        logo=site.logo and _resolve(folder, site.logo, problems))
     done: list[Release] = []
     for release in releases:
-        if release.image is None and not release.attachments:
-            done.append(release)
-            continue
-        image = _resolve(folder, release.image, problems) if release.image else None
-        attachments = tuple(a for a in (_resolve(folder, m, problems) for m in release.attachments)
-                            if a is not None)
-        done.append(replace(release, image=image, attachments=attachments))
+        if release.image or release.attachments:
+            attachments = (_resolve(folder, m, problems) for m in release.attachments)
+            release = replace(release, image=release.image and _resolve(folder, release.image, problems),
+                              attachments=tuple(a for a in attachments if a is not None))
+        done.append(release)
     return site, done
