@@ -148,19 +148,16 @@ class Fields:
             if field in self.mapping:
                 self.problem(field, f"must be a list, e.g. [a, b], got {str(raw)[:40]!r}")
             return ()
-        values: list[T] = []
-        seen: set[T] = set()
+        values: dict[T, None] = {}  # in the order listed
         for item in raw:
             try:
                 value = read(item)
             except ValueError as exc:
                 self.problem(field, str(exc))
                 continue
-            if value in seen:
+            if value in values:
                 self.problem(field, f"{item!r} is listed twice")
-            else:
-                seen.add(value)
-                values.append(value)
+            values[value] = None
         if len(raw) < at_least:
             self.problem(field, f"needs at least {at_least} item{'s' if at_least > 1 else ''}")
         return tuple(values)
