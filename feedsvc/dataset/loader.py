@@ -208,11 +208,9 @@ def read_files(root: Path, names: Iterable[str], limit: int) -> list[Read]:
     escapes = _escapes(root)
     for name in names:
         key, link, raw, problem = _read(name, limit, escapes)
-        if raw is None:
-            read.append((name, key, b"", None, [problem] if problem else [], link))
-            continue
-        problems: list[Problem] = []
-        read.append((name, key, raw, parse_file(name, raw, problems), problems, link))
+        problems = [problem] if problem else []
+        parts = parse_file(name, raw, problems) if raw is not None else None
+        read.append((name, key, raw or b"", parts, problems, link))
     return read
 
 
