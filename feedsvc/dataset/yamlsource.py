@@ -278,27 +278,27 @@ def read_source(path: str, name: str, limit: int) -> tuple[bytes | None, Problem
     return b"".join(chunks), None
 
 
-def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
+def parse(name: str, raw: bytes) -> SourceFile | Problem:
     """Parse one file's bytes; a decoding or syntax error becomes a located problem."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         where = raw.count(b"\n", 0, exc.start) + 1
-        return None, Problem(name, where, None, None, f"not UTF-8 text (byte {exc.start})")
+        return Problem(name, where, None, None, f"not UTF-8 text (byte {exc.start})")
     try:
         document = yaml.load(text, Loader=DatasetLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line: int | None = mark.line + 1 if mark is not None else None
         reason = " ".join(str(x) for x in (exc.context, exc.problem) if x)
-        return None, Problem(name, line, None, None, f"malformed YAML: {reason}")
+        return Problem(name, line, None, None, f"malformed YAML: {reason}")
     except yaml.YAMLError as exc:
-        return None, Problem(name, None, None, None, f"malformed YAML: {exc}")
+        return Problem(name, None, None, None, f"malformed YAML: {exc}")
     except RecursionError:  # the pure-Python composer recurses before MAX_DEPTH is checked
-        return None, Problem(name, None, None, None, "malformed YAML: nested too deeply")
+        return Problem(name, None, None, None, "malformed YAML: nested too deeply")
     except MemoryError:
-        return None, Problem(name, None, None, None, "too large to load in memory")
-    return SourceFile(name, document), None
+        return Problem(name, None, None, None, "too large to load in memory")
+    return SourceFile(name, document)
 
 
 def file_digest(raw: bytes) -> bytes:
