@@ -216,12 +216,9 @@ def read_files(root: Path, names: Iterable[str], limit: int) -> list[Read]:
 
 def vocabulary_parts(read: Iterable[Read]) -> Parts:
     """Return the site and topic mappings the files hold, in their order (no releases)."""
-    gathered = Parts([], [], [])
-    for _, _, _, parts, _, _ in read:
-        if parts is not None:
-            gathered.sites += parts.sites
-            gathered.topics += parts.topics
-    return gathered
+    held = [parts for _, _, _, parts, _, _ in read if parts is not None]
+    return Parts([site for p in held for site in p.sites],
+                 [topic for p in held for topic in p.topics], [])
 
 
 def read_vocabulary(root: Path, gathered: Parts
