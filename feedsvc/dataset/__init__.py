@@ -112,12 +112,17 @@ Ids = tuple[tuple[str, int | None], ...]
 def file_releases(parts: Parts, site: Site, topics: Mapping[str, Topic],
                   problems: list[Problem]) -> tuple[tuple[Release, ...], Ids]:
     """Validate one file's releases; return them and every id they name, with its line."""
+    releases: list[Release] = []
+    ids: list[tuple[str, int | None]] = []
     zone = site.zone
-    read = [read_release(src.name, mapping, number, site, topics, zone, problems)
-            for number, (src, mapping) in enumerate(parts.releases, 1)]
-    ids = tuple((m["id"], m.key_lines.get("id")) for _, m in parts.releases
-                if isinstance(m.get("id"), str))
-    return tuple(release for release in read if release is not None), ids
+    for number, (src, mapping) in enumerate(parts.releases, 1):
+        release = read_release(src.name, mapping, number, site, topics, zone, problems)
+        rid = mapping.get("id")
+        if isinstance(rid, str):
+            ids.append((rid, mapping.key_lines.get("id")))
+        if release is not None:
+            releases.append(release)
+    return tuple(releases), tuple(ids)
 
 
 def duplicate_ids(files: Iterable[tuple[str, Ids]]) -> list[Problem]:
