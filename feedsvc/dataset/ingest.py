@@ -46,20 +46,12 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     if any(_stored(db, below)[3] for below in removed):
         raise FullRead(str(root))
     problems += _duplicates(db, root, limit, names, rows, removed)
-    if removed and not rows and not problems and not _kept(db, removed):
-        problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
     fold = _refold(db, int(meta.get("fold", "0"), 16), rows, removed)
     linked = found.linked if found.walked else found.linked or meta.get("linked") == "1"
     return Plan(tuple(rows), removed, tuple(sorted(problems, key=_place)),
-                tuple(changed) + found.removed, fold, linked, *_guard(db, rows, removed),
+                tuple(changed) + found.removed, fold, linked,
+                replaced(db, rows, removed)[1], held(db),
                 looked=tuple(name for name, _, _ in found.read) + found.removed)
-
-
-def _kept(db: sqlite3.Connection, removed: Collection[str]) -> bool:
-    """Tell whether the store has a file besides those removed (without counting them all)."""
-    found = db.execute("SELECT 1 FROM files WHERE path NOT IN (SELECT value FROM json_each(?)) "
-                       "LIMIT 1", (json.dumps(list(removed)),))
-    return found.fetchone() is not None
 
 
 def _place(problem: Problem) -> tuple[str, int]:
@@ -173,15 +165,22 @@ def stamp_of(db: sqlite3.Connection, below: str) -> bytes | None:
     return None if found is None else digest + "".join(sha for _, _, sha in kept).encode()
 
 
-def _guard(db: sqlite3.Connection, rows: Iterable[FileRow],
-           removed: Iterable[str]) -> tuple[int, int]:
-    """Return how many served releases the change removes, and how many are served."""
-    new = [r.id for row in rows if row.releases is not None for r in row.releases]
-    replaced = [row.below for row in rows if row.releases is not None] + list(removed)
-    gone = db.execute("SELECT count(*) FROM releases r JOIN files f ON f.id = r.file "
-                      "WHERE f.path IN (SELECT value FROM json_each(?)) "
-                      "AND r.id NOT IN (SELECT value FROM json_each(?))",
-                      (json.dumps(replaced), json.dumps(new))).fetchone()[0]
-    if not gone:  # nothing served is removed: the guard has nothing to weigh, and counting
-        return 0, 0  # the archive's releases would cost the archive
-    return gone, db.execute("SELECT count(*) FROM releases").fetchone()[0]
+def replaced(db: sqlite3.Connection, rows: Iterable[FileRow],
+             removed: Iterable[str]) -> tuple[int, int]:
+    """Return how many releases the store holds in the files changed and removed, and how
+    many of those the change removes (ids no changed file names again)."""
+    rows = [row for row in rows if row.releases is not None]
+    new = [r.id for row in rows for r in row.releases or ()]
+    found = db.execute("SELECT count(*), count(*) FILTER (WHERE r.id NOT IN (SELECT value FROM "
+                       "json_each(?))) FROM releases r JOIN files f ON f.id = r.file WHERE "
+                       "f.path IN (SELECT value FROM json_each(?))",
+                       (json.dumps(new), json.dumps([*(r.below for r in rows), *removed])))
+    held_in, gone = found.fetchone()
+    return int(held_in), int(gone)
+
+
+def held(db: sqlite3.Connection) -> int:
+    """Return how many releases the store holds: kept in meta by every commit (sync.py), as
+    counting them costs the archive; counted in a store written before it was kept."""
+    kept = db.execute("SELECT value FROM meta WHERE name = 'releases'").fetchone()
+    return int(kept[0]) if kept else int(db.execute("SELECT count(*) FROM releases").fetchone()[0])

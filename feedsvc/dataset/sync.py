@@ -22,7 +22,7 @@ from . import write as writer
 from .bulkload import change_of, fill, store_file
 from .coldstart import CHILD_LOAD_BYTES, read_all
 from .db import connect
-from .ingest import FullRead, Plan, plan, stamp_of
+from .ingest import FullRead, Plan, held, plan, replaced, stamp_of
 from .version import Names
 
 
@@ -44,7 +44,7 @@ def full(db: sqlite3.Connection, root: Path, limit: int, *, over: int = CHILD_LO
 
 def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
     """Return a full read's plan with what it removes from the store: files and releases."""
-    served = db.execute("SELECT count(*) FROM releases").fetchone()[0]
+    served = held(db)
     if not served and not db.execute("SELECT 1 FROM files LIMIT 1").fetchone():
         return found
     ids = json.dumps([rid for row in found.files for rid, _ in row.ids])
@@ -79,6 +79,8 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan,
     known = dict(db.execute("SELECT name, value FROM meta WHERE name IN ('linked', 'fold')"))
     if not files and not found.removed and known == {k: meta[k] for k in ("linked", "fold")}:
         return False  # nothing changed, not even a stat: no transaction, no new data_version
+    held_in = replaced(db, found.files, found.removed)[0]
+    meta["releases"] = str(held(db) - held_in + sum(len(f.releases or ()) for f in files))
     writer.apply(db, files, found.removed, version=found.version, meta=meta)
     return True
 
@@ -104,7 +106,8 @@ def _meta(root: Path, found: Plan, extra: Mapping[str, str] | None) -> dict[str,
     meta = {"fold": f"{found.fold:032x}", "linked": "1" if found.linked else "0",
             "root": str(root), **(extra or {})}
     if found.site is not None:
-        meta.update(version=found.version, source=str(root), generation=secrets.token_hex(8))
+        meta.update(version=found.version, source=str(root), generation=secrets.token_hex(8),
+                    releases=str(sum(len(row.ids) for row in found.files)))
     return meta
 
 
