@@ -1,6 +1,6 @@
 """The store's ingest (catalog, ingest, coldstart, sync) against a full load, step by step.
 
-Every step runs `sync.look` + `sync.commit` on a real SQLite store, and loads the whole
+Every step runs `sync.Looker`'s look and commit on a real SQLite store, and loads the whole
 dataset again (`loader.load` + `assemble`: what `check-data` and a restart from the YAML
 read). After each step they must agree on the problems (same text, same order), the version,
 and, once committed, every release in the store; the files the look reports changed and
