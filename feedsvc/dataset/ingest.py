@@ -19,7 +19,7 @@ from pathlib import Path
 from . import Problem, Site, Topic, duplicate_ids, parse_file
 from . import version as versions
 from .catalog import Found, look
-from .loader import RACY_NS, FileRow, Key, MediaRows, _entry, _escapes, _read
+from .loader import RACY_NS, FileRow, Key, _entry, _escapes, _read
 from .loader import Plan as Plan  # where coldstart.py and reload.py find it
 from .rows import site_from, topics_from
 from .version import Names
@@ -43,9 +43,9 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     names = Names(root)
     rows, problems, changed = _read_all(db, root, limit, found, site, topics)
     removed = tuple(names.below(name) for name in found.removed)
-    if any(_stored(db, below)[3] for below in removed):
+    if any(_stored(db, "", below).vocabulary for below in removed):
         raise FullRead(str(root))
-    problems += _duplicates(db, root, limit, names, rows, removed)
+    problems += _duplicates(db, limit, names, rows, removed)
     fold = _refold(db, int(meta.get("fold", "0"), 16), rows, removed)
     linked = found.linked if found.walked else found.linked or meta.get("linked") == "1"
     return Plan(tuple(rows), removed, tuple(sorted(problems, key=_place)),
@@ -58,17 +58,16 @@ def _place(problem: Problem) -> tuple[str, int]:
     return problem.file, problem.line or 0
 
 
-def _stored(db: sqlite3.Connection, below: str) -> tuple[int | None, bytes, MediaRows, bool]:
-    """Return a file's row id, digest, media rows and vocabulary flag (None, b"", (), False
-    when the store has no such file)."""
-    row = db.execute("SELECT id, sha256, vocabulary FROM files WHERE path = ?",
-                     (below,)).fetchone()
+def _stored(db: sqlite3.Connection, name: str, below: str) -> FileRow:
+    """Return a file as the store holds it, without its releases (digest b"": no such file)."""
+    row = db.execute("SELECT id, size, mtime_ns, inode, sha256, racy, vocabulary FROM files "
+                     "WHERE path = ?", (below,)).fetchone()
     if row is None:
-        return None, b"", (), False
+        return FileRow(name, below, (0, 0, 0), b"", releases=None)
     found = db.execute("SELECT src, size, mtime_ns, inode, sha256 FROM file_media "
                        "WHERE file = ? ORDER BY src", (row[0],))
-    return row[0], bytes(row[1]), tuple((s, (a, b, c), h) for s, a, b, c, h in found), \
-        bool(row[2])
+    return FileRow(name, below, tuple(row[1:4]), bytes(row[4]), bool(row[5]), bool(row[6]),
+                   tuple((s, (a, b, c), h) for s, a, b, c, h in found), None)
 
 
 def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site: Site,
@@ -80,25 +79,22 @@ def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site
     problems: list[Problem] = []
     changed: list[str] = []
     for name, _, moved in sorted(found.read, key=lambda r: r[0].replace(os.sep, "\0")):
-        below = names.below(name)
-        _, digest, old_media, vocabulary = _stored(db, below)
+        old = _stored(db, name, names.below(name))
         key, _, raw, problem = _read(name, limit, escapes)
         racy = key[1] >= now - RACY_NS
         if raw is None:
-            if vocabulary:
+            if old.vocabulary:
                 raise FullRead(name)
             problems += [problem] if problem else []
             changed.append(name)
             continue
-        new_digest = file_digest(raw)
-        if digest and new_digest == digest and not moved:  # touched, not changed
-            rows.append(FileRow(name, below, key, digest, racy, vocabulary, old_media, None))
+        if old.digest and file_digest(raw) == old.digest and not moved:  # touched, not changed
+            rows.append(old._replace(key=key, racy=racy))
             continue
-        if vocabulary:
+        if old.vocabulary:
             raise FullRead(name)
-        row = _parse(root, name, below, key, raw, site, topics, now)
-        old = digest + "".join(sha for _, _, sha in old_media).encode()
-        if digest and row.stamp == old and not row.problems:
+        row = _parse(root, name, old.below, key, raw, site, topics, now)
+        if old.digest and row.stamp == old.stamp and not row.problems:
             row = row._replace(vocabulary=False, releases=None, ids=())
         else:
             changed.append(name)
@@ -117,26 +113,19 @@ def _parse(root: Path, name: str, below: str, key: Key, raw: bytes, site: Site,
     return _entry(root, name, below, key, raw, parts, problems, site, topics, now)
 
 
-def _duplicates(db: sqlite3.Connection, root: Path, limit: int, names: Names,
+def _duplicates(db: sqlite3.Connection, limit: int, names: Names,
                 rows: list[FileRow], removed: Collection[str]) -> list[Problem]:
     """Report ids used twice: among the changed files, or by a file the store keeps (an
     indexed lookup each); the files involved are read again for the lines to report."""
-    ids: dict[str, FileRow] = {}
-    owners: set[str] = set()
-    clash = False
-    changing = {row.below for row in rows if row.releases is not None} | set(removed)
-    for row in rows:
-        for rid, _ in row.ids if row.releases is not None else ():
-            clash = clash or rid in ids
-            ids[rid] = row
-            owner = db.execute("SELECT f.path FROM releases r JOIN files f ON f.id = r.file "
-                               "WHERE r.id = ?", (rid,)).fetchone()
-            if owner is not None and owner[0] not in changing:
-                owners.add(owner[0])
-    if not clash and not owners:
+    changing = [row.below for row in rows if row.releases is not None] + [*removed]
+    new = [rid for row in rows if row.releases is not None for rid, _ in row.ids]
+    owners = [names.full(path) for path, in db.execute(
+        "SELECT f.path FROM releases r JOIN files f ON f.id = r.file WHERE r.id IN (SELECT value "
+        "FROM json_each(?)) AND f.path NOT IN (SELECT value FROM json_each(?))",
+        (json.dumps(new), json.dumps(changing)))]
+    if len(set(new)) == len(new) and not owners:
         return []
-    involved = sorted({*(names.full(b) for b in owners), *(r.name for r in rows)},
-                      key=lambda n: n.replace(os.sep, "\0"))
+    involved = sorted({*owners, *(r.name for r in rows)}, key=lambda n: n.replace(os.sep, "\0"))
     return duplicate_ids((name, _ids(name, limit)) for name in involved)
 
 
@@ -161,8 +150,8 @@ def _refold(db: sqlite3.Connection, total: int, rows: Iterable[FileRow],
 
 def stamp_of(db: sqlite3.Connection, below: str) -> bytes | None:
     """Return what a stored file adds to the version (None: no such file)."""
-    found, digest, kept, _ = _stored(db, below)
-    return None if found is None else digest + "".join(sha for _, _, sha in kept).encode()
+    found = _stored(db, "", below)
+    return found.stamp if found.digest else None
 
 
 def replaced(db: sqlite3.Connection, rows: Iterable[FileRow],
