@@ -37,7 +37,6 @@ class Found:
     removed: tuple[str, ...]  # names as find_files gives them
     # Some file or folder is a symbolic link: changes behind it come without a notification.
     linked: bool
-    walked: bool = True  # every file was listed (else only those named, and racy ones)
 
 
 def look(db: sqlite3.Connection, root: Path, paths: Collection[str] | None = None, *,
@@ -170,4 +169,4 @@ def _look_named(db: sqlite3.Connection, names: Names, named: list[str]) -> Found
         linked = linked or link
         if row is None or row[3] or tuple(row[:3]) != key or below in moved:
             read.append((name, key, below in moved))
-    return Found(tuple(read), tuple(removed), linked, walked=False)
+    return Found(tuple(read), tuple(removed), linked)

@@ -35,7 +35,7 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     """Return what the files on disk change in the store; raise FullRead if every file must
     be read again (a vocabulary file changed, or the store is empty)."""
     meta = dict(db.execute("SELECT name, value FROM meta WHERE name IN "
-                           "('site', 'topics', 'fold', 'linked')").fetchall())
+                           "('site', 'topics', 'fold')").fetchall())
     if "site" not in meta or not root.exists():
         raise FullRead(str(root))
     site, topics = site_from(meta["site"]), topics_from(meta["topics"])
@@ -47,9 +47,8 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
         raise FullRead(str(root))
     problems += _duplicates(db, limit, names, rows, removed)
     fold = _refold(db, int(meta.get("fold", "0"), 16), rows, removed)
-    linked = found.linked if found.walked else found.linked or meta.get("linked") == "1"
     return Plan(tuple(rows), removed, tuple(sorted(problems, key=_place)),
-                tuple(changed) + found.removed, fold, linked,
+                tuple(changed) + found.removed, fold, found.linked,
                 replaced(db, rows, removed)[1], held(db),
                 looked=tuple(name for name, _, _ in found.read) + found.removed)
 
