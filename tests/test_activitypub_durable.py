@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from feedsvc.activitypub.durable import Durable, DurableError, durable_path
+from feedsvc.activitypub.durablefile import APPLICATION_ID, SCHEMA, STEPS
+from feedsvc.activitypub.ratelimit import SharedCounts
 from feedsvc.config import BUNDLED_DATA
 from feedsvc.dataset.statedir import state_file
 
@@ -352,14 +354,12 @@ def test_calls_inside_a_transaction_commit_or_roll_back_with_it(tmp_path: Path) 
     durable = Durable(durable_path(tmp_path))
     durable.follow("th", ACTOR.format(1), ACTOR.format(1) + "/inbox", None)
     with pytest.raises(RuntimeError), durable.transaction() as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS ledger(release TEXT PRIMARY KEY, sent TEXT)")
-        conn.execute("INSERT INTO ledger VALUES ('r1', 'v1')")
+        conn.execute("INSERT INTO ledger VALUES ('r1', 'v1', '{}')")
         assert durable.enqueue_to_followers("th", {"type": "Create"}) == 1
         raise RuntimeError("the deliverer dies here")
     assert durable.pending() == 0
     with durable.transaction() as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS ledger(release TEXT PRIMARY KEY, sent TEXT)")
-        conn.execute("INSERT INTO ledger VALUES ('r1', 'v1')")
+        conn.execute("INSERT INTO ledger VALUES ('r1', 'v1', '{}')")
         durable.enqueue_to_followers("th", {"type": "Create"})
     assert durable.pending() == 1
     assert Durable(durable_path(tmp_path)).follower_count("th") == 1  # another connection sees it
@@ -387,3 +387,34 @@ def test_a_process_closing_the_file_leaves_the_others_their_wal(tmp_path: Path) 
         assert done.returncode == 0, done.stderr
         assert path.with_name(path.name + "-shm").exists()  # not deleted under the holder
     assert holder.follower_count("th") == 2
+
+
+@pytest.mark.parametrize("ledger_rows", [None, 0, 3])  # schema 1 files made the ledger on first use
+def test_a_schema_1_file_is_upgraded_keeping_what_it_holds(
+        tmp_path: Path, ledger_rows: int | None, caplog: pytest.LogCaptureFixture) -> None:
+    path = durable_path(tmp_path)
+    with sqlite3.connect(path) as conn:
+        for statement in STEPS[0].split(";\n"):
+            conn.execute(statement)
+        conn.execute("INSERT INTO keys VALUES ('site', x'00', 'PEM', 1)")
+        conn.execute(f"INSERT INTO followers VALUES ('th', '{ACTOR.format(1)}', 'inbox', NULL, 1)")
+        if ledger_rows is not None:  # as ledger.py made it before it kept its count
+            conn.execute("CREATE TABLE ledger(id TEXT PRIMARY KEY, version TEXT NOT NULL, "
+                         "announced TEXT NOT NULL) WITHOUT ROWID")
+            conn.execute("CREATE TABLE ledger_sync(name TEXT PRIMARY KEY, value TEXT NOT NULL) "
+                         "WITHOUT ROWID")
+            conn.executemany("INSERT INTO ledger VALUES (?, 'v', '{}')",
+                             [(f"r{n}",) for n in range(ledger_rows)])
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 1")
+    durable = Durable(path)
+    assert durable.follower_count("th") == 1
+    assert SharedCounts(durable).hit("social.example", 2)
+    with durable.transaction() as conn:
+        conn.execute("INSERT INTO ledger VALUES ('new', 'v', '{}')")  # counted by the triggers
+        count = conn.execute("SELECT value FROM ledger_sync WHERE name = 'count'").fetchone()[0]
+    assert int(count) == (ledger_rows or 0) + 1
+    assert durable.read("PRAGMA user_version") == [(SCHEMA,)]
+    assert f"upgraded {path} from schema 1 to {SCHEMA}" in caplog.text
+    assert Durable(path).site_key().public_pem == "PEM"  # kept, and opened again without a word
+    assert caplog.text.count("upgraded") == 1

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 
 from feedsvc import state
 from feedsvc.activitypub import objects
-from feedsvc.activitypub.ledger import Ledger
+from feedsvc.activitypub.ledger import Ledger, announced
 from feedsvc.dataset.reader import Reader
 from feedsvc.feeds.urls import Urls
 from feedsvc.views.activitypub import durable
@@ -105,3 +105,25 @@ def test_no_id_tells_what_readers_may_not_see(clocked_app: Callable[..., Flask],
                  "/ap/activities/undo-announce/th/t-001/0", "/ap/activities/like/all/t-001/0",
                  "/ap/activities/create/nobody/t-001/0", "/ap/activities/create/all/t-999/0"):
         assert client.get(path, headers={"Accept": AS}).status_code == 404, path
+
+
+def test_an_undo_answers_only_for_a_boost_that_was_undone(clocked_app: Callable[..., Flask],
+                                                          clock: FakeClock, tmp_path: Path) -> None:
+    app = clocked_app([ONE, TWO], FEEDSVC_SNAPSHOT_DIR=str(tmp_path / "state"))
+    client = app.test_client()
+    with app.app_context():
+        store = durable()
+    ledger = Ledger(store, Reader(state.live(app).reader.path), Urls(BASE_URL))
+    ledger.sync(clock.now)
+    boosts = announced(store, "t-002")
+    assert boosts
+    publish(app, [ONE, {**TWO, "withdrawn": "2030-05-03"}])
+    ledger.sync(clock.now)  # an Undo of each boost
+    for handle, version in boosts.items():
+        sent = f"{BASE_URL}ap/activities/undo-announce/{handle}/t-002/{version}"
+        assert answers(client, sent)["object"]["id"] == \
+            f"{BASE_URL}ap/activities/announce/{handle}/t-002/{version}"
+        for never in (sent.replace(version, "0" * 16),  # a version it never boosted
+                      sent.replace(f"/{handle}/", "/all/")):  # the site actor never boosts
+            assert client.get(never.removeprefix(BASE_URL.rstrip("/")),
+                              headers={"Accept": AS}).status_code == 404, never

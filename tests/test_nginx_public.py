@@ -137,3 +137,32 @@ def test_inbox_posts_are_limited_per_client_after_a_burst(nginx: int) -> None:
     # The same client's GETs of actors are not counted, nor another client's posts.
     assert get(nginx, "/ap/actors/th", source)[0] == 200
     assert ask(nginx, "POST", "/ap/inbox", "127.0.4.2", b"{}")[0] == 401
+
+
+def cache_status(port: int, path: str, etag: str | None = None
+                 ) -> tuple[int, str | None, bytes, str | None]:
+    """Return an answer's status, X-Cache-Status (None: not a cached location), body and ETag."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": "feeds.example.org",
+                                           **({"If-None-Match": etag} if etag else {})})
+        response = conn.getresponse()
+        return (response.status, response.getheader("X-Cache-Status"), response.read(),
+                response.getheader("ETag"))
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("path, cached", [
+    ("/embed/countries/th", True), ("/embed/topics/social-security?theme=dark", True),
+    ("/feeds/", True),  # the directory of feeds
+    ("/releases/pr-2005-002", False), ("/sitemap.xml", False), ("/countries/th", False)])
+def test_embeds_are_cached_like_feeds_and_pages_are_not(nginx: int, path: str,
+                                                        cached: bool) -> None:
+    # An embed is fetched on every view of each page that embeds it: few URLs, many requests,
+    # as a feed. A release page or a sitemap is the long tail (one URL per release, read by
+    # crawlers once each): stored, it would only push the hot feeds out of the cache.
+    first, second = cache_status(nginx, path), cache_status(nginx, path)
+    assert first[0] == second[0] == 200 and first[2] == second[2]
+    assert (first[1], second[1]) == (("MISS", "HIT") if cached else (None, None))
+    assert first[3] and cache_status(nginx, path, first[3])[0] == 304  # from the copy, or the app

@@ -7,7 +7,7 @@ stands, the Delete of a withdrawn release, the Undo of a boost that no longer st
 Tombstone with 410 once it was replaced or its release withdrawn; 404 for what readers may not
 see (a draft, a release not yet published, one removed from the dataset) or was never sent.
 A boost of an earlier version stands until it is undone: the deliverer's ledger says which
-version each actor announced (`boosts`).
+version each actor announced (`boosts`), and which boosts it undid (`undone`).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .ledger import handles
 from .objects import CONTEXT, SITE_HANDLE, Json
 
 Boosts = Callable[[str], dict[str, str]]  # release id -> {handle: the version it announced}
+Undone = Callable[[str], frozenset[tuple[str, str]]]  # release id -> {(handle, version) undone}
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class Found:
     document: Json
 
 
-def activity(view: StoreView, urls: Urls, boosts: Boosts, kind: str, handle: str,
-             release_id: str, version: str) -> Found | None:
+def activity(view: StoreView, urls: Urls, boosts: Boosts, undone: Undone, kind: str,
+             handle: str, release_id: str, version: str) -> Found | None:
     """Return what the id of an activity about a release answers now (None: 404)."""
     state, release = view.status(release_id)
     if release is None:
@@ -42,8 +43,9 @@ def activity(view: StoreView, urls: Urls, boosts: Boosts, kind: str, handle: str
         return Found(200, objects.delete(urls.release(release_id))) \
             if state == "gone" and (handle, version) == (SITE_HANDLE, "tombstone") else None
     if kind == "undo-announce":
-        undone = objects.undo(objects.announced(urls, handle, release_id, version))
-        return None if _boosted(release, state, handle) else Found(200, undone)
+        if _boosted(release, state, handle) or (handle, version) not in undone(release_id):
+            return None
+        return Found(200, objects.undo(objects.announced(urls, handle, release_id, version)))
     article = objects.article(release, urls)
     current = state == "ok" and objects.version(article) == version
     if kind in ("create", "update") and handle == SITE_HANDLE:

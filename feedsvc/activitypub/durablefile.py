@@ -6,6 +6,7 @@ or damaged is a DurableError naming it and saying what an operator can do.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -13,10 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 FILE_NAME = "activitypub.sqlite3"
-SCHEMA = 1
 APPLICATION_ID = 0x46454431  # "FED1": marks the file as feedsvc's, in the SQLite header
 BUSY_TIMEOUT_MS = 5000
-DDL = """
+log = logging.getLogger("feedsvc.activitypub")
+# STEPS[n] takes a file from schema n to n + 1 (a new file, schema 0, runs them all), in the
+# transaction that sets user_version; a step never edits an earlier one: a file made by it is
+# out there.
+_SCHEMA_1 = """
 CREATE TABLE keys(name TEXT PRIMARY KEY, private_pem BLOB NOT NULL, public_pem TEXT NOT NULL,
                   created INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE followers(handle TEXT NOT NULL, actor_id TEXT NOT NULL, inbox TEXT NOT NULL,
@@ -37,6 +41,30 @@ CREATE TABLE actor_keys(key_id TEXT PRIMARY KEY, actor_id TEXT NOT NULL,
                         public_pem TEXT NOT NULL, fetched REAL NOT NULL) WITHOUT ROWID;
 CREATE INDEX actor_keys_actor ON actor_keys(actor_id);
 """
+# The deliverer's ledger (ledger.py) and the inboxes' counts (ratelimit.py), which schema 1
+# files got, or not yet, on first use ("IF NOT EXISTS"). ledger.announced: JSON {handle: the
+# version it announced}; ledger_sync: generation, commit, now_us, and count: the ledger's rows,
+# kept by the triggers in the transaction that moves them (a count(*) would read every row).
+_SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS ledger(id TEXT PRIMARY KEY, version TEXT NOT NULL,
+                                  announced TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_sync(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS ledger_in AFTER INSERT ON ledger BEGIN
+UPDATE ledger_sync SET value = value + 1 WHERE name = 'count'; END;
+CREATE TRIGGER IF NOT EXISTS ledger_out AFTER DELETE ON ledger BEGIN
+UPDATE ledger_sync SET value = value - 1 WHERE name = 'count'; END;
+INSERT OR IGNORE INTO ledger_sync SELECT 'count', count(*) FROM ledger;
+CREATE TABLE IF NOT EXISTS inbox_posts(key TEXT PRIMARY KEY, window INTEGER NOT NULL,
+                                       posts INTEGER NOT NULL) WITHOUT ROWID;
+"""
+# The boosts the ledger undid (release id, actor, the version it had announced), so that an
+# Undo's id answers for those alone (activities.py).
+_SCHEMA_3 = """
+CREATE TABLE undone_boosts(id TEXT NOT NULL, handle TEXT NOT NULL, version TEXT NOT NULL,
+                           PRIMARY KEY(id, handle, version)) WITHOUT ROWID;
+"""
+STEPS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3)
+SCHEMA = len(STEPS)
 
 
 class DurableError(RuntimeError):
@@ -95,11 +123,14 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        _schema(conn)
+        was = _schema(conn)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    if 0 < was < SCHEMA:
+        log.warning("upgraded %s from schema %d to %d (an older feedsvc refuses it now)",
+                    path, was, SCHEMA)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -121,16 +152,20 @@ def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
                                f"another program){_ADVICE}")
     elif app_id != APPLICATION_ID:
         raise DurableError(f"{path}: not feedsvc's fediverse file (application id {app_id}){_ADVICE}")
-    elif version != SCHEMA:
-        raise DurableError(f"{path}: schema {version}, this feedsvc reads {SCHEMA} (written by "
-                           f"another version of feedsvc: run that one){_ADVICE}")
+    elif not 0 < version <= SCHEMA:
+        raise DurableError(f"{path}: schema {version}, this feedsvc reads 1 to {SCHEMA} (written "
+                           f"by another version of feedsvc: run that one){_ADVICE}")
 
 
-def _schema(conn: sqlite3.Connection) -> None:
-    """Create the tables in a new file (checked again in the transaction: another process
-    may have just made them)."""
-    if conn.execute("PRAGMA application_id").fetchone()[0] == 0:
-        for statement in _statements(DDL):  # not executescript: it would COMMIT first
+def _schema(conn: sqlite3.Connection) -> int:
+    """Create the tables in a new file, or upgrade an older schema's (the version is read
+    again in the transaction: another process may have just done it); return the version
+    the file had."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    for step in STEPS[version:]:
+        for statement in _statements(step):  # not executescript: it would COMMIT first
             conn.execute(statement)
+    if version == 0:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        conn.execute(f"PRAGMA user_version = {SCHEMA}")
+    conn.execute(f"PRAGMA user_version = {SCHEMA}")
+    return version

@@ -34,19 +34,7 @@ from ..dataset.visible import StoreView
 from ..feeds.urls import Urls
 from . import objects
 from .durable import Durable
-from .durablefile import DurableError
 
-# announced: JSON {handle: the version it announced}; ledger_sync: generation, commit, now_us,
-# and count: the ledger's rows, kept by its triggers in the transaction that moves them (a
-# count(*) of the ledger would read every row at every sync).
-DDL = ("CREATE TABLE IF NOT EXISTS ledger(id TEXT PRIMARY KEY, version TEXT NOT NULL, "
-       "announced TEXT NOT NULL) WITHOUT ROWID",
-       "CREATE TABLE IF NOT EXISTS ledger_sync(name TEXT PRIMARY KEY, value TEXT NOT NULL) "
-       "WITHOUT ROWID",
-       "CREATE TRIGGER IF NOT EXISTS ledger_in AFTER INSERT ON ledger BEGIN "
-       "UPDATE ledger_sync SET value = value + 1 WHERE name = 'count'; END",
-       "CREATE TRIGGER IF NOT EXISTS ledger_out AFTER DELETE ON ledger BEGIN "
-       "UPDATE ledger_sync SET value = value - 1 WHERE name = 'count'; END")
 # An insert of a known id updates its row (INSERT OR REPLACE would fire the insert trigger).
 PUT = ("INSERT INTO ledger VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
        "version = excluded.version, announced = excluded.announced")
@@ -96,8 +84,6 @@ class Ledger:
         self.durable, self.reader, self.urls = durable, reader, urls
         self.since = None if not since else Mark(*_fields(since))  # begun()'s, if any
         self._now = 0.0  # the sync's moment (epoch seconds): when what it queues is queued
-        with durable.transaction() as conn:
-            _tables(conn)
 
     def sync(self, now: datetime) -> Synced:
         """Send what changed in the store, or passed its time, since the last sync."""
@@ -163,7 +149,7 @@ class Ledger:
                 if row is None:
                     return 0
                 conn.execute("DELETE FROM ledger WHERE id = ?", (release_id,))
-                return self._withdraw(release_id, announced)
+                return self._withdraw(conn, release_id, announced)
             article = objects.article(release, self.urls)
             version = objects.version(article)
             if row is not None and row[0] == version:
@@ -174,16 +160,21 @@ class Ledger:
             queued = self._send(objects.SITE_HANDLE, first)
             queued += sum(self._send(h, objects.announce(h, article))
                           for h in targets if h not in announced)
-            return queued + sum(self._send(h, self._undo(h, release_id, v))
+            return queued + sum(self._undo(conn, h, release_id, v)
                                 for h, v in announced.items() if h not in targets)
 
-    def _withdraw(self, release_id: str, announced: dict[str, str]) -> int:
+    def _withdraw(self, conn: sqlite3.Connection, release_id: str,
+                  announced: dict[str, str]) -> int:
         queued = self._send(objects.SITE_HANDLE, objects.delete(self.urls.release(release_id)))
-        return queued + sum(self._send(h, self._undo(h, release_id, v))
+        return queued + sum(self._undo(conn, h, release_id, v)
                             for h, v in sorted(announced.items()))
 
-    def _undo(self, handle: str, release_id: str, version: str) -> dict[str, Any]:
-        return objects.undo(objects.announced(self.urls, handle, release_id, version))
+    def _undo(self, conn: sqlite3.Connection, handle: str, release_id: str, version: str) -> int:
+        """Undo an actor's boost of a release, and remember it did (its id answers then)."""
+        conn.execute("INSERT OR IGNORE INTO undone_boosts VALUES (?, ?, ?)",
+                     (release_id, handle, version))
+        return self._send(handle, objects.undo(objects.announced(self.urls, handle, release_id,
+                                                                 version)))
 
     def _send(self, handle: str, activity: dict[str, Any]) -> int:
         """Queue an activity to an actor's followers (none: nothing queued)."""
@@ -244,14 +235,6 @@ class Ledger:
             after = batch[-1]
 
 
-def _tables(conn: sqlite3.Connection) -> None:
-    for statement in DDL:  # (executescript would COMMIT first)
-        conn.execute(statement)
-    if conn.execute("SELECT 1 FROM ledger_sync WHERE name = 'count'").fetchone() is None:
-        # A new file, or one whose ledger was kept without its count: counted once.
-        conn.execute("INSERT INTO ledger_sync SELECT 'count', count(*) FROM ledger")
-
-
 def _meta(conn: sqlite3.Connection, name: str) -> str | None:
     found = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
     return None if found is None else str(found[0])
@@ -307,12 +290,12 @@ def _chunks(ids: Iterable[str]) -> Iterator[Sequence[str]]:
 
 
 def announced(durable: Durable, release_id: str) -> dict[str, str]:
-    """Return the version of a release each actor last announced, as the ledger says (none
-    before the deliverer's first sync: no ledger yet)."""
-    try:
-        found = durable.read("SELECT announced FROM ledger WHERE id = ?", (release_id,))
-    except DurableError as error:
-        if "no such table" not in str(error):
-            raise
-        return {}  # no deliverer has synced on this file yet
+    """Return the version of a release each actor last announced, as the ledger says."""
+    found = durable.read("SELECT announced FROM ledger WHERE id = ?", (release_id,))
     return {} if not found else dict(json.loads(found[0][0]))
+
+
+def undone(durable: Durable, release_id: str) -> frozenset[tuple[str, str]]:
+    """Return the boosts of a release the ledger undid: (actor, the version it announced)."""
+    return frozenset(durable.read("SELECT handle, version FROM undone_boosts WHERE id = ?",
+                                  (release_id,)))

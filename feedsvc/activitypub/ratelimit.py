@@ -24,8 +24,6 @@ from collections.abc import Callable
 from .durable import Durable
 
 WINDOW = 60  # seconds
-DDL = ("CREATE TABLE IF NOT EXISTS inbox_posts(key TEXT PRIMARY KEY, window INTEGER NOT NULL, "
-       "posts INTEGER NOT NULL) WITHOUT ROWID")
 HIT = ("INSERT INTO inbox_posts VALUES (?, ?, 1) ON CONFLICT(key) DO UPDATE SET "
        "posts = CASE WHEN window = excluded.window THEN posts + 1 ELSE 1 END, "
        "window = excluded.window RETURNING posts")
@@ -62,7 +60,6 @@ class SharedCounts:
             return False  # past its allowance until the window ends: no write
         with self.durable.transaction() as conn:
             if window != self._window:
-                conn.execute(DDL)
                 conn.execute("DELETE FROM inbox_posts WHERE window < ?", (window,))
                 self._window, self._over = window, set()
             (posts,) = conn.execute(HIT, (key, window)).fetchone()

@@ -2,47 +2,54 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import Any
+import unicodedata
 
 import pycountry
 
 # A name or code worth searching for: letters (any script), spaces, dots, hyphens and
 # apostrophes, at most 40 of them (the longest common name, "Saint Vincent and the Grenadines",
-# is 32). Anything else is not a country name, and searching for it costs the same ~10 ms.
+# is 32). Anything else is not a country name, and is not searched for.
 _SEARCHABLE = re.compile(r"[^\W\d_][\w .'’-]{0,39}")
 SUGGESTIONS = 3
 
 
-def _named(country: Any, text: str) -> bool:
-    """Tell whether `text` is in one of the country's own names, or is their initials (UK)."""
-    for field in ("name", "official_name", "common_name"):
-        name = getattr(country, field, None)
-        if name and (text in name.casefold()
-                     or text == "".join(c for c in name if c.isupper()).casefold()):
-            return True
-    return False
+def _folded(text: str) -> str:
+    """Return `text` in lowercase without its accents (Côte -> cote)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-@lru_cache(maxsize=1024)  # a fuzzy search reads every country and subdivision name
-def _search(text: str) -> tuple[tuple[str, str], ...]:
-    try:
-        found = pycountry.countries.search_fuzzy(text)
-    except LookupError:
-        return ()
-    # A code-like text matches inside any subdivision's name (zz: Abruzzo, Italy): only a
-    # country it names, or abbreviates, is worth suggesting.
-    if len(text) <= 3:
-        found = [c for c in found if _named(c, text)]
-    return tuple((c.alpha_2, c.name) for c in found[:SUGGESTIONS])
+def _names(country: pycountry.db.Country) -> tuple[str, ...]:
+    """Return the country's own names, folded: name, official and common name, and initials."""
+    names = [getattr(country, field, None) for field in ("name", "official_name", "common_name")]
+    full = [_folded(name) for name in names if name]
+    initials = [_folded("".join(c for c in name if c.isupper())) for name in names if name]
+    return (*full, *initials)
+
+
+# The countries only, never their subdivisions (pycountry's search_fuzzy reads all 5,000 of
+# them: a worker's first unknown country cost ~100 ms and 5 MB, and each search ~10 ms).
+# Built with the module, in gunicorn's master, and shared by its workers.
+_COUNTRIES = tuple((c.alpha_2, c.name, (c.alpha_2.lower(), c.alpha_3.lower()), _names(c))
+                   for c in pycountry.countries)
+
+
+def _score(text: str, codes: tuple[str, ...], names: tuple[str, ...]) -> int:
+    """Score how well `text` names a country: a code or whole name 50, within a name less the
+    later it starts; 0 not at all."""
+    if text in codes or text in names:
+        return 50
+    return max((max(5, 30 - 2 * name.find(text)) for name in names if text in name), default=0)
 
 
 def suggestions(text: str) -> tuple[tuple[str, str], ...]:
     """Return the codes and names of the countries `text` most likely means, best first."""
-    cleaned = " ".join(text.split()).casefold()
+    cleaned = _folded(" ".join(text.split()))
     if not _SEARCHABLE.fullmatch(cleaned):
         return ()
-    return _search(cleaned)
+    scored = [(-score, code, name) for code, name, codes, names in _COUNTRIES
+              if (score := _score(cleaned, codes, names))]
+    return tuple((code, name) for _, code, name in sorted(scored)[:SUGGESTIONS])
 
 
 def unknown_country(text: str, example: str) -> str:

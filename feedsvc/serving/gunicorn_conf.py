@@ -25,6 +25,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# gunicorn's binary upgrade (USR2) execs a new master beside the old one, naming the old in
+# GUNICORN_PID: a second instance, which the state directory's lock refuses while the old one
+# lives, and which, given PROMETHEUS_MULTIPROC_DIR, would first empty the old one's metric
+# files. Said here, before anything else, for what it is (docs/operations.md#signals).
+if __name__ == "__config__" and os.environ.get("GUNICORN_PID"):
+    print(f"feedsvc: not starting: gunicorn's binary upgrade (USR2) is not supported: master "
+          f"{os.environ['GUNICORN_PID']} goes on serving; restart the service to run new code",
+          file=sys.stderr)
+    sys.exit(2)
+
 
 def _remove_metrics_dir(owner: int | None = None) -> None:
     """Remove the metrics directory if this file created it (only in process `owner`, when

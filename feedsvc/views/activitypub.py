@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..activitypub import activities, actors, handles, icon, objects
 from ..activitypub.durable import Durable
-from ..activitypub.ledger import announced
+from ..activitypub.ledger import announced, undone
 from ..activitypub.settings import Federation, federation
 from ..clock import current_view
 from ..dataset import Release
@@ -149,7 +149,8 @@ def activity(kind: str, handle: str, release_id: str, version: str) -> Response:
     """Answer an activity's id: the activity, or a Tombstone with 410 (activities.py)."""
     _actor_scope(handle)
     found = activities.activity(current_view(), urls(), lambda rid: announced(durable(), rid),
-                                kind, handle, release_id, version)
+                                lambda rid: undone(durable(), rid), kind, handle, release_id,
+                                version)
     if found is None:
         abort(404, description="No such activity.")
     if found.status == 410:
