@@ -19,7 +19,7 @@ from pathlib import Path
 from . import Problem, Site, Topic, duplicate_ids, parse_file
 from . import version as versions
 from .catalog import Found, look
-from .loader import RACY_NS, FileRow, Key, _entry, _escapes, _read
+from .loader import RACY_NS, FileRow, _entry, _escapes, _read
 from .loader import Plan as Plan  # where coldstart.py and reload.py find it
 from .rows import site_from, topics_from
 from .version import Names
@@ -76,19 +76,20 @@ def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site
     for name, _, moved in sorted(found.read, key=lambda r: r[0].replace(os.sep, "\0")):
         old = _stored(db, name, names.below(name))
         key, _, raw, problem = _read(name, limit, escapes)
-        racy = key[1] >= now - RACY_NS
-        if raw is None:
-            if old.vocabulary:
-                raise FullRead(name)
-            problems += [problem] if problem else []
-            changed.append(name)
-            continue
-        if old.digest and file_digest(raw) == old.digest and not moved:  # touched, not changed
-            rows.append(old._replace(key=key, racy=racy))
+        if raw is not None and old.digest and file_digest(raw) == old.digest and not moved:
+            rows.append(old._replace(key=key, racy=key[1] >= now - RACY_NS))  # touched only
             continue
         if old.vocabulary:
             raise FullRead(name)
-        row = _parse(root, name, old.below, key, raw, site, topics, now)
+        if raw is None:
+            problems += [problem] if problem else []
+            changed.append(name)
+            continue
+        parsed: list[Problem] = []  # the parse's problems, then _entry's (loader's rules)
+        parts = parse_file(name, raw, parsed)
+        if parts.sites or parts.topics:
+            raise FullRead(name)
+        row = _entry(root, name, old.below, key, raw, parts, parsed, site, topics, now)
         if old.digest and row.stamp == old.stamp and not row.problems:
             row = row._replace(vocabulary=False, releases=None, ids=())
         else:
@@ -96,16 +97,6 @@ def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site
         problems += row.problems
         rows.append(row)
     return rows, problems, changed
-
-
-def _parse(root: Path, name: str, below: str, key: Key, raw: bytes, site: Site,
-           topics: Mapping[str, Topic], now: int) -> FileRow:
-    """Parse and validate one file against the vocabulary (loader's rules: _entry)."""
-    problems: list[Problem] = []
-    parts = parse_file(name, raw, problems)
-    if parts.sites or parts.topics:
-        raise FullRead(name)
-    return _entry(root, name, below, key, raw, parts, problems, site, topics, now)
 
 
 def _duplicates(db: sqlite3.Connection, limit: int, names: Names,
