@@ -127,8 +127,7 @@ class StoreView:
     def tombstones(self, filters: Filters) -> list[Release]:
         """Return the withdrawn releases whose notice still runs, of a feed's selection."""
         rows = self.conn.execute(f"SELECT {FIELDS} FROM releases WHERE notice_until_us > ? "
-                                 "AND key <= ? AND key >= ?",
-                                 (self._now_us, self.upto, self._lowest(filters)))
+                                 "AND key <= ?", (self._now_us, self.upto))
         live = [decode(row) for row in rows]
         return sorted((r for r in live if self._matches(r, filters)),
                       key=lambda r: (r.withdrawn, r.id), reverse=True)
@@ -138,8 +137,11 @@ class StoreView:
             return False
         if filters.topics and not filters.topics.intersection(release.topics):
             return False
-        return not filters.words or filters.words <= set(words(f"{release.title} "
-                                                               f"{release.summary}"))
+        if filters.words and not filters.words <= set(words(f"{release.title} "
+                                                             f"{release.summary}")):
+            return False
+        return filters.since is None or release.published >= datetime.combine(
+            filters.since, time(), self.site.zone)
 
     @property
     def next_publication(self) -> datetime | None:
