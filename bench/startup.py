@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -189,6 +190,37 @@ def wait_answered(port: int, workers: set[int]) -> None:
             answered.add(json.load(r)["service"]["pid"])
 
 
+# Requests a worker after the traffic above, so that each worker's collector reaches its oldest
+# generation as a worker's does in service (a full collection writes to every object it
+# inherited, serving/prefork.py); the URLs in turn, each on a connection of its own, so that
+# every worker accepts its share.
+SUSTAINED = 5000
+ROTATE = """
+local paths, i = {%s}, 0
+request = function()
+  i = i %% #paths + 1
+  return wrk.format("GET", paths[i], {["Connection"] = "close"})
+end
+"""
+
+
+def sustain(port: int, requests: int) -> int:
+    """Send at least `requests` requests with wrk; return how many were answered."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(ROTATE % ", ".join(json.dumps(url) for url in URLS))
+        script.flush()
+        sent = 0
+        while sent < requests:
+            done = subprocess.run(["wrk", "-t2", "-c16", "-d5s", "-s", script.name,
+                                   f"http://127.0.0.1:{port}/"], capture_output=True,
+                                  text=True, check=True)
+            found = re.search(r"(\d+) requests in", done.stdout)
+            if found is None:
+                raise RuntimeError(f"wrk said: {done.stdout}{done.stderr}")
+            sent += int(found[1])
+    return sent
+
+
 # The memory floor: a minimal Flask app under the shipped settings (without feedsvc's hooks).
 FLOOR = ("bench/floor_gunicorn.conf.py", "bench.floor_hello:app")
 
@@ -198,7 +230,7 @@ def gunicorn(data: Path, state: Path, workers: int, tree: Path = ROOT,
              ) -> dict[str, float]:
     """Serve `data` with real gunicorn (the config and code of `tree`; `served`: the config
     file and app, FLOOR for the floor); return ready time and per-process memory after the
-    start check and after traffic."""
+    start check, after traffic and after sustained traffic (SUSTAINED)."""
     port = free_port()
     env = tree_env(tree, FEEDSVC_DATA=str(data), FEEDSVC_SNAPSHOT_DIR=str(state),
                    FEEDSVC_WORKERS=str(workers), FEEDSVC_BIND=f"127.0.0.1:{port}")
@@ -218,12 +250,16 @@ def gunicorn(data: Path, state: Path, workers: int, tree: Path = ROOT,
         pids = children(master.pid)
         worker_mem = [memory(p) for p in pids]
         master_rss, master_pss = memory(master.pid)
+        sustain(port, SUSTAINED * workers)
+        if children(master.pid) != pids:
+            raise RuntimeError("a worker was replaced during the sustained traffic")
+        sustained = sum(memory(p)[1] for p in [master.pid, *pids])
     finally:
         master.terminate()
         master.wait(timeout=60)
     return {"ready": ready, "master_rss": master_rss, "master_pss": master_pss,
             "worker_rss": max(r for r, _ in worker_mem), "checked_pss": checked,
-            "total_pss": master_pss + sum(p for _, p in worker_mem)}
+            "total_pss": master_pss + sum(p for _, p in worker_mem), "sustained_pss": sustained}
 
 
 def first_feed(data: Path, state: Path, tree: Path = ROOT, workers: int = 2) -> float:
@@ -386,7 +422,8 @@ def gunicorn_table(found: Served, trees: Trees) -> tuple[str, list[str]]:
         m, one = found[label, count, start], found[label, 1, "restart"]
         return [m["ready"], m["master_rss"], m["worker_rss"], m["checked_pss"],
                 m["checked_pss"] / one["checked_pss"], m["total_pss"],
-                m["total_pss"] / one["total_pss"]]
+                m["total_pss"] / one["total_pss"], m["sustained_pss"],
+                m["sustained_pss"] / one["sustained_pss"]]
     for (label, count, start) in sorted(found, key=lambda k: (k[2] == "cold", k[1], k[0] != "this")):
         mine = values(label, count, start)
         rows.append((count, start, label, *[f"{v:.2f}" if v < 100 else f"{v:.0f}" for v in mine]))
@@ -395,16 +432,18 @@ def gunicorn_table(found: Served, trees: Trees) -> tuple[str, list[str]]:
                         + ratio_row(count, values("this", count, start), mine)[1:])
     return table(("workers", "start", "code", "ready s", "master RSS MB", "max worker RSS MB",
                   "total PSS after start check MB", "the same / one worker's",
-                  "total PSS after traffic MB", "the same / one worker's"), rows), verdicts
+                  "total PSS after traffic MB", "the same / one worker's",
+                  f"total PSS after {SUSTAINED:,} requests a worker MB", "the same / one worker's"),
+                 rows), verdicts
 
 
-def increment(found: Served, label: str) -> tuple[int, float, float]:
-    """Return the most workers measured, their tree's PSS after the start check / one
-    worker's, and what each worker past the first adds (MB)."""
+def increment(found: Served, label: str, when: str = "checked_pss") -> tuple[int, float, float]:
+    """Return the most workers measured, their tree's PSS `when` (after the start check, by
+    default) / one worker's, and what each worker past the first adds (MB)."""
     most = max(count for (code, count, start) in found if code == label and start == "restart")
     many, one = found[label, most, "restart"], found[label, 1, "restart"]
-    extra = (many["checked_pss"] - one["checked_pss"]) / (most - 1) if most > 1 else math.nan
-    return most, many["checked_pss"] / one["checked_pss"], extra
+    extra = (many[when] - one[when]) / (most - 1) if most > 1 else math.nan
+    return most, many[when] / one[when], extra
 
 
 def met(ok: bool) -> str:
@@ -418,6 +457,8 @@ def memory_verdict(found: Served, label: str) -> str:
            if (label, 2, start) in found}
     most, ratio, extra = increment(found, label)
     _, floor_ratio, floor_extra = increment(found, "floor")
+    _, long_ratio, long_extra = increment(found, label, "sustained_pss")
+    _, floor_long_ratio, floor_long_extra = increment(found, "floor", "sustained_pss")
     return (f"- {label}: max worker RSS {worst:.0f} MB (target ≤ {WORKER_TARGET_MB} MB: "
             f"{met(worst <= WORKER_TARGET_MB)}); 2 workers, tree PSS after the start check: "
             + ", ".join(f"{start} {pss:.0f} MB" for start, pss in two.items())
@@ -425,7 +466,9 @@ def memory_verdict(found: Served, label: str) -> str:
             f"{met(max(two.values()) <= TREE_PSS_TARGET_MB)}); {most} workers / one: "
             f"{ratio:.2f}× (target ≤ {WORKERS_RATIO_TARGET}×: {met(ratio <= WORKERS_RATIO_TARGET)}"
             f"), each worker past the first {extra:.1f} MB; the floor (a minimal Flask app, "
-            f"bench/floor_hello.py): {floor_ratio:.2f}×, {floor_extra:.1f} MB a worker")
+            f"bench/floor_hello.py): {floor_ratio:.2f}×, {floor_extra:.1f} MB a worker; after "
+            f"{SUSTAINED:,} requests a worker: {long_ratio:.2f}×, {long_extra:.1f} MB a worker "
+            f"(the floor {floor_long_ratio:.2f}×, {floor_long_extra:.1f} MB)")
 
 
 def main(sizes: list[int], split: bool, workers: list[int], before: Path | None = None,
@@ -466,7 +509,9 @@ def main(sizes: list[int], split: bool, workers: list[int], before: Path | None 
         restart_table(restarts, trees),
         f"## gunicorn, preloaded, {size_label(largest)} releases",
         ("PSS is of the process tree (master and workers): after the start check, once each "
-         f"worker has answered /readyz, and after {len(URLS)} URLs asked 20 times a worker. "
+         f"worker has answered /readyz, after {len(URLS)} URLs asked 20 times a worker, and "
+         f"after {SUSTAINED:,} requests a worker more (wrk, the URLs in turn, a connection "
+         "each). "
          "The floor: a minimal Flask app (bench/floor_hello.py) under the same settings "
          "(bench/floor_gunicorn.conf.py), asked the same: what a worker costs that no change "
          "of feedsvc can go below."),

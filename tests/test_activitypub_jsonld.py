@@ -225,7 +225,8 @@ def test_what_activity_ids_answer_keeps_every_term(client: FlaskClient) -> None:
     first = get_as(client, local_path(get_as(client, "/ap/actors/th/outbox")["first"]))
     announce = first["orderedItems"][0]
     assert_kept(get_as(client, local_path(announce["id"])), "announce")
+    # An Undo's id answers only for a boost a ledger undid (test_activitypub_ids); the Undo
+    # document itself is among the built documents above.
     for path, status in ((f"/ap/activities/delete/all/{WITHDRAWN}/tombstone", 200),
-                         (f"/ap/activities/undo-announce/th/{WITHDRAWN}/0123456789abcdef", 200),
                          (f"/ap/activities/create/all/{WITHDRAWN}/0123456789abcdef", 410)):
         assert_kept(get_as(client, path, status=status), path)

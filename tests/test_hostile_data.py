@@ -135,6 +135,17 @@ def test_nesting_within_the_parser_limit_is_refused_before_recursion(dataset_dir
     assert "hostile.yaml:" in problem and "nested more than 32 levels deep" in problem
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ("!!map [a, b]", "expected a mapping node, but found sequence"),
+    ("!!seq {a: b}", "expected a sequence node, but found mapping"),
+])
+def test_a_tag_that_does_not_fit_its_node_is_refused_with_its_line(
+        dataset_dir: Path, value: str, message: str) -> None:
+    write_release(dataset_dir, GOOD.replace("title: Fine", f"title: {value}"))
+    assert refused(dataset_dir) == [f"{dataset_dir}/releases/hostile.yaml:3: malformed YAML: "
+                                    f"{message}"]
+
+
 def test_a_100_mb_file_is_refused_by_its_size_without_reading_it(dataset_dir: Path) -> None:
     path = write_release(dataset_dir, GOOD)
     with path.open("ab") as out:
@@ -273,6 +284,17 @@ def test_a_url_that_urlsplit_refuses_is_a_problem_with_its_line(dataset_dir: Pat
     write_release(dataset_dir, GOOD + f"url: {json.dumps(url)}\n")
     assert refused(dataset_dir) == [f"{dataset_dir}/releases/hostile.yaml:8: release "
                                     f"pr-hostile: field url: {url!r} is not an absolute "
+                                    "http(s) URL"]
+
+
+@pytest.mark.parametrize("url", ["https://[::1/x.png", "http://exa\uff0fmple.org/x.png"])
+def test_a_site_picture_url_that_urlsplit_refuses_is_a_problem_with_its_line(dataset_dir: Path,
+                                                                             url: str) -> None:
+    site = dataset_dir / "site.yaml"
+    text = site.read_text()
+    site.write_text(text + f"  icon: {json.dumps(url)}\n")
+    line = text.count("\n") + 1
+    assert refused(dataset_dir) == [f"{site}:{line}: field icon: {url!r} is not an absolute "
                                     "http(s) URL"]
 
 

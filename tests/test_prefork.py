@@ -77,3 +77,38 @@ def test_prepare_gives_the_freed_heap_back_to_the_kernel() -> None:
     assert before - after > 150  # of the ~195 MB freed
     kept_before, kept_after = rss_around("none")  # glibc alone keeps it
     assert kept_before - kept_after < 10 < kept_before - 150
+
+
+# A master after its start, in small: 100,000 objects kept, made with the collector off (as a
+# load makes them, dataset/loader.quiet_gc); then prepare, as the master before the fork; then
+# a worker's requests, in small: rounds of short-lived containers, some alive at each young
+# collection, as requests in flight are. Printed: the full collections those rounds caused.
+FULL_COLLECTIONS = """
+import gc, sys
+from feedsvc import create_app
+from feedsvc.config import BUNDLED_DATA
+from feedsvc.dataset.loader import quiet_gc
+from feedsvc.serving.prefork import prepare
+app = create_app({"FEEDSVC_DATA": str(BUNDLED_DATA), "FEEDSVC_BASE_URL": "https://f.example/"})
+with quiet_gc():
+    kept = [[] for _ in range(100_000)]
+if sys.argv[1] == "prepare":
+    prepare(app)
+full = []
+gc.callbacks.append(lambda phase, info: phase == "start" and full.append(info["generation"] == 2))
+for _ in range(200):
+    in_flight = [[] for _ in range(1000)]
+print(sum(full))
+"""
+
+
+def full_collections(step: str) -> int:
+    done = subprocess.run([sys.executable, "-c", FULL_COLLECTIONS, step], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1])
+
+
+def test_after_prepare_a_workers_young_collections_do_not_grow_into_a_full_one() -> None:
+    # A full collection writes to every object the worker inherited: its copy of the heap.
+    assert full_collections("prepare") == 0
+    assert full_collections("none") >= 1  # the master's start leaves one due without it

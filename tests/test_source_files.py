@@ -90,6 +90,9 @@ def built(text: str, loader: type[DatasetLoader]) -> object:
     "a: !!set {? &y k}\nb: *y\n",
     "a: " + "[" * 40 + "]" * 40 + "\n",
     "a: " + "{b: " * 40 + "x" + "}" * 40 + "\n",
+    "a: !!map [x, y]\n",
+    "a: !!seq {x: 1}\n",
+    "!!map [[x, y]]\n",
 ])
 def test_the_fast_construction_builds_what_pyyaml_builds(text: str) -> None:
     assert built(text, DatasetLoader) == built(text, GenericLoader)

@@ -41,22 +41,6 @@ class Parts:
     releases: list[tuple[SourceFile, LocatedMap]]
 
 
-def _sort(files: list[SourceFile], problems: list[Problem]) -> Parts:
-    parts = Parts([], [], [])
-    for src in files:
-        doc = src.document
-        if not isinstance(doc, LocatedMap):
-            what = "an empty file" if doc is None else f"a {type(doc).__name__}"
-            problems.append(Problem(src.name, 1, None, None,
-                                    f"expected a release, or a mapping of site/topics/releases; "
-                                    f"found {what}"))
-        elif doc.keys() and doc.keys() <= BUNDLE_KEYS:
-            _sort_bundle(src, doc, parts, problems)
-        else:
-            parts.releases.append((src, doc))
-    return parts
-
-
 def _sort_bundle(src: SourceFile, doc: LocatedMap, parts: Parts, problems: list[Problem]) -> None:
     for key, kind in (("site", None), ("topics", parts.topics), ("releases", parts.releases)):
         if key not in doc:
@@ -107,10 +91,19 @@ def topics_of(parts: Parts, problems: list[Problem]) -> dict[str, Topic]:
 
 def parse_file(name: str, raw: bytes, problems: list[Problem]) -> Parts:
     """Parse one file and sort what it holds into site, topics and releases."""
-    src, problem = parse(name, raw)
-    if problem is not None:
-        problems.append(problem)
-    return _sort([src] if src is not None else [], problems)
+    src = parse(name, raw)
+    parts = Parts([], [], [])
+    if isinstance(src, Problem):
+        problems.append(src)
+    elif not isinstance(doc := src.document, LocatedMap):
+        what = "an empty file" if doc is None else f"a {type(doc).__name__}"
+        problems.append(Problem(name, 1, None, None, "expected a release, or a mapping of "
+                                f"site/topics/releases; found {what}"))
+    elif doc.keys() and doc.keys() <= BUNDLE_KEYS:
+        _sort_bundle(src, doc, parts, problems)
+    else:
+        parts.releases.append((src, doc))
+    return parts
 
 
 Ids = tuple[tuple[str, int | None], ...]

@@ -5,14 +5,11 @@ import re
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time, tzinfo
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .problems import Problem
 from .yamlsource import LocatedMap
-
-if TYPE_CHECKING:
-    from .records import Correction
 
 T = TypeVar("T")
 
@@ -27,7 +24,6 @@ YEARS = (1900, 2999)
 # every release's URL is new): a host of letters, digits, dots and hyphens, then printable
 # ASCII, no space.
 _PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]*)?(?:[/?#][!-~]*)?\Z")
-_CORRECTION = frozenset(("date", "note"))
 _MIDNIGHT = time()  # made once, not for every date
 
 
@@ -48,8 +44,7 @@ def clean_text(value: str, *, one_line: bool) -> str:
 
 
 def parse_when(raw: str, zone: tzinfo) -> datetime:
-    """Parse a date (midnight in `zone`) or a date-time with an explicit offset."""
-    raw = raw.strip()
+    """Parse a date (midnight in `zone`) or a date-time with an explicit offset (cleaned text)."""
     if _DATE.match(raw):
         value = datetime.combine(date.fromisoformat(raw), _MIDNIGHT, zone)
     else:
@@ -153,19 +148,16 @@ class Fields:
             if field in self.mapping:
                 self.problem(field, f"must be a list, e.g. [a, b], got {str(raw)[:40]!r}")
             return ()
-        values: list[T] = []
-        seen: set[T] = set()
+        values: dict[T, None] = {}  # in the order listed
         for item in raw:
             try:
                 value = read(item)
             except ValueError as exc:
                 self.problem(field, str(exc))
                 continue
-            if value in seen:
+            if value in values:
                 self.problem(field, f"{item!r} is listed twice")
-            else:
-                seen.add(value)
-                values.append(value)
+            values[value] = None
         if len(raw) < at_least:
             self.problem(field, f"needs at least {at_least} item{'s' if at_least > 1 else ''}")
         return tuple(values)
@@ -177,27 +169,3 @@ class Fields:
             self.problem(field, f"must be true or false, got {str(raw)[:40]!r}")
             return False
         return raw
-
-    def corrections(self, zone: tzinfo, published: datetime | None) -> tuple[Correction, ...]:
-        """Return the `corrections` list ({date, note} items), oldest first."""
-        if "corrections" not in self.mapping:  # most releases: not even the import below
-            return ()
-        from .records import Correction
-
-        raw = self.mapping["corrections"]
-        if not isinstance(raw, list) or not all(isinstance(i, LocatedMap) for i in raw):
-            self.problem("corrections", "must be a list of {date, note} mappings")
-            return ()
-        found: list[Correction] = []
-        for number, item in enumerate(raw, 1):
-            f = Fields(self.file, item, self.owner, self.problems, f"corrections[{number}].")
-            f.check_keys(_CORRECTION, ("date", "note"))
-            when, note = f.when("date", zone), f.text("note", one_line=False, limit=5000)
-            if when and published and when < published and len(f.text("date") or "") == 10 \
-                    and when.date() == published.astimezone(zone).date():
-                when = published  # dated the day it was published (a date is that day's midnight)
-            if when and published and when < published:
-                f.problem("date", "a correction is earlier than published")
-            elif when and note:
-                found.append(Correction(when, note))
-        return tuple(sorted(found, key=lambda c: c.date))

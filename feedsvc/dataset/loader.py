@@ -208,22 +208,17 @@ def read_files(root: Path, names: Iterable[str], limit: int) -> list[Read]:
     escapes = _escapes(root)
     for name in names:
         key, link, raw, problem = _read(name, limit, escapes)
-        if raw is None:
-            read.append((name, key, b"", None, [problem] if problem else [], link))
-            continue
-        problems: list[Problem] = []
-        read.append((name, key, raw, parse_file(name, raw, problems), problems, link))
+        problems = [problem] if problem else []
+        parts = parse_file(name, raw, problems) if raw is not None else None
+        read.append((name, key, raw or b"", parts, problems, link))
     return read
 
 
 def vocabulary_parts(read: Iterable[Read]) -> Parts:
     """Return the site and topic mappings the files hold, in their order (no releases)."""
-    gathered = Parts([], [], [])
-    for _, _, _, parts, _, _ in read:
-        if parts is not None:
-            gathered.sites += parts.sites
-            gathered.topics += parts.topics
-    return gathered
+    held = [parts for _, _, _, parts, _, _ in read if parts is not None]
+    return Parts([site for p in held for site in p.sites],
+                 [topic for p in held for topic in p.topics], [])
 
 
 def read_vocabulary(root: Path, gathered: Parts
@@ -247,13 +242,11 @@ def _entry(root: Path, name: str, below: str, key: Key, raw: bytes, parts: Parts
            problems: list[Problem], site: Site | None, topics: Mapping[str, Topic],
            now_ns: int) -> FileRow:
     racy = key[1] >= now_ns - RACY_NS
-    digest = file_digest(raw) if parts is not None else b""
     if parts is None:
-        return FileRow(name, below, key, digest, racy, problems=tuple(problems))
-    holds_vocabulary = bool(parts.sites or parts.topics)
+        return FileRow(name, below, key, b"", racy, problems=tuple(problems))
     releases: tuple[Release, ...] = ()
     ids: Ids = ()
-    named: tuple[tuple[str, Key, str], ...] = ()
+    named: MediaRows = ()
     if site is not None:  # without a site nothing can be checked: its problem is reported
         releases, ids = file_releases(parts, site, topics, problems)
         watched = _media_keys(root, releases)  # before reading: a write after it is seen
@@ -264,8 +257,8 @@ def _entry(root: Path, name: str, below: str, key: Key, raw: bytes, parts: Parts
         named = tuple(sorted((below, at, hashes.get(src, ""))
                              for src, (below, at) in watched.items()))
         racy = racy or any(at[1] >= now_ns - RACY_NS for _, at, _ in named)
-    return FileRow(name, below, key, digest, racy, holds_vocabulary, named, releases, ids,
-                   problems=tuple(problems))
+    return FileRow(name, below, key, file_digest(raw), racy, bool(parts.sites or parts.topics),
+                   named, releases, ids, problems=tuple(problems))
 
 
 def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[str, Key]]:

@@ -91,9 +91,26 @@ def local_path_problem(src: str) -> str | None:
     return None
 
 
-def _remote_problems(sub: Fields, src: str, mapping: LocatedMap) -> None:
-    if sub.url("src") and not src.startswith("https://"):
-        sub.problem("src", f"{src!r}: a remote file must be an https:// URL")
+def _src_problem(f: Fields, name: str, src: str, what: str) -> bool:
+    """Record what is wrong with a src (an https:// URL or a path below media/); True if any."""
+    if not src.startswith(("http://", "https://")):
+        message = local_path_problem(src)
+    elif f.url(name) is None:
+        return True
+    else:
+        message = None if src.startswith("https://") else f"{src!r}: a remote {what} must be an https:// URL"
+    if message is not None:
+        f.problem(name, message)
+    return message is not None
+
+
+def _given_facts(sub: Fields, mapping: LocatedMap, remote: bool) -> None:
+    """Record a remote src's missing type or length, or either given for a file below media/."""
+    if not remote:
+        for key in ("type", "length"):
+            if key in mapping:
+                sub.problem(key, "is taken from the file for a src below media/: leave it out")
+        return
     if "type" not in mapping:
         sub.problem("type", "is required for an https:// src (e.g. image/jpeg)")
     length = mapping.get("length")
@@ -111,14 +128,9 @@ def _read_one(f: Fields, name: str, mapping: object, text_key: str, image: bool)
     sub.check_keys(frozenset(("src", text_key, "type", "length")), ("src", text_key))
     src, text = sub.text("src", limit=1000), sub.text(text_key, limit=500)
     given = sub.match("type", _MIME, "a MIME type such as image/jpeg") if "type" in mapping else None
-    if src is not None and src.startswith(("http://", "https://")):
-        _remote_problems(sub, src, mapping)
-    elif src is not None:
-        if (message := local_path_problem(src)) is not None:
-            sub.problem("src", message)
-        for key in ("type", "length"):
-            if key in mapping:
-                sub.problem(key, "is taken from the file for a src below media/: leave it out")
+    if src is not None:
+        _src_problem(sub, "src", src, "file")
+        _given_facts(sub, mapping, remote=src.startswith(("http://", "https://")))
     if len(f.problems) > before or src is None or text is None:
         return None
     kind = given or content_type(src)
@@ -142,14 +154,7 @@ def read_picture(f: Fields, name: str, text: str) -> Media | None:
     if name not in f.mapping:
         return None
     src = f.text(name, limit=1000)
-    if src is None:
-        return None
-    if src.startswith(("http://", "https://")):
-        if f.url(name) and not src.startswith("https://"):
-            f.problem(name, f"{src!r}: a remote picture must be an https:// URL")
-            return None
-    elif (message := local_path_problem(src)) is not None:
-        f.problem(name, message)
+    if src is None or _src_problem(f, name, src, "picture"):
         return None
     kind = content_type(urlsplit(src).path)
     if not kind.startswith("image/"):
@@ -229,11 +234,9 @@ def resolve(root: Path, site: Site | None, releases: list[Release],
                        logo=site.logo and _resolve(folder, site.logo, problems))
     done: list[Release] = []
     for release in releases:
-        if release.image is None and not release.attachments:
-            done.append(release)
-            continue
-        image = _resolve(folder, release.image, problems) if release.image else None
-        attachments = tuple(a for a in (_resolve(folder, m, problems) for m in release.attachments)
-                            if a is not None)
-        done.append(replace(release, image=image, attachments=attachments))
+        if release.image or release.attachments:
+            attachments = (_resolve(folder, m, problems) for m in release.attachments)
+            release = replace(release, image=release.image and _resolve(folder, release.image, problems),
+                              attachments=tuple(a for a in attachments if a is not None))
+        done.append(release)
     return site, done

@@ -26,12 +26,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        parts = [where]
-        if self.release is not None:
-            parts.append(f"release {self.release}")
-        if self.field is not None:
-            parts.append(f"field {self.field}")
-        return _printable(f"{': '.join(parts)}: {self.message}")
+        release = "" if self.release is None else f": release {self.release}"
+        field = "" if self.field is None else f": field {self.field}"
+        return _printable(f"{where}{release}{field}: {self.message}")
 
 
 class DatasetError(Exception):

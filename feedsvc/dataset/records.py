@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -108,29 +108,24 @@ def zone_named(name: str) -> tzinfo:
     return ZoneInfo(name)
 
 
-def _zone_problem(name: str) -> str | None:
-    try:
-        zone_named(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return f"{name!r} is not an IANA timezone (e.g. Asia/Bangkok) or an offset (e.g. +07:00)"
-    return None
-
-
-SITE_FIELDS = ("title", "subtitle", "publisher", "language", "timezone", "tag_authority", "types",
-               "icon", "logo")
-SITE_REQUIRED = SITE_FIELDS[:7]
+_SITE_KEYS = frozenset(field.name for field in fields(Site))
+_SITE_REQUIRED = tuple(field.name for field in fields(Site) if field.default is MISSING)
 
 
 def read_site(file: str, mapping: LocatedMap, problems: list[Problem]) -> Site | None:
     """Read the site mapping; record each problem and return None if there is any."""
     before = len(problems)
     f = Fields(file, mapping, None, problems)
-    f.check_keys(frozenset(SITE_FIELDS), SITE_REQUIRED)
+    f.check_keys(_SITE_KEYS, _SITE_REQUIRED)
     title, subtitle, publisher = f.text("title"), f.text("subtitle"), f.text("publisher")
     language = f.match("language", _LANGUAGE, "a language tag such as en or en-GB")
     zone = f.text("timezone", limit=64)
-    if zone is not None and (message := _zone_problem(zone)):
-        f.problem("timezone", message)
+    if zone is not None:
+        try:
+            zone_named(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            f.problem("timezone", f"{zone!r} is not an IANA timezone (e.g. Asia/Bangkok) or "
+                                  "an offset (e.g. +07:00)")
     authority = f.match("tag_authority", _TAG_AUTHORITY, "a tag: authority such as example.org,2004")
     types = _types(f)
     icon, logo = read_picture(f, "icon", title or ""), read_picture(f, "logo", title or "")
@@ -155,14 +150,14 @@ def _types(f: Fields) -> dict[str, str]:
     return types
 
 
-_TOPIC_FIELDS = ("slug", "label", "description")
+_TOPIC_KEYS = tuple(field.name for field in fields(Topic))
 
 
 def read_topic(file: str, mapping: LocatedMap, problems: list[Problem]) -> Topic | None:
     """Read one topic of the vocabulary; None if it has a problem."""
     before = len(problems)
     f = Fields(file, mapping, None, problems)
-    f.check_keys(frozenset(_TOPIC_FIELDS), _TOPIC_FIELDS)
+    f.check_keys(frozenset(_TOPIC_KEYS), _TOPIC_KEYS)
     slug = f.match("slug", SLUG, "a lowercase slug such as social-security")
     label, description = f.text("label"), f.text("description", one_line=False)
     if len(problems) > before:
@@ -171,11 +166,9 @@ def read_topic(file: str, mapping: LocatedMap, problems: list[Problem]) -> Topic
     return Topic(slug, label, description)
 
 
-RELEASE_FIELDS = ("id", "type", "title", "published", "updated", "dateline", "countries",
-                  "topics", "summary", "body", "url", "language", "draft", "corrections",
-                  "withdrawn", "withdrawn_note", "image", "attachments")
-RELEASE_REQUIRED = ("id", "type", "title", "published", "countries", "topics", "summary")
-_RELEASE_KEYS = frozenset(RELEASE_FIELDS)
+_RELEASE_KEYS = frozenset(field.name for field in fields(Release))
+_RELEASE_REQUIRED = ("id", "type", "title", "published", "countries", "topics", "summary")
+_CORRECTION_KEYS = frozenset(field.name for field in fields(Correction))
 
 
 def _country(item: object) -> str:
@@ -201,6 +194,27 @@ def _known(topics: Mapping[str, Topic]) -> str:
     return ", ".join(some) + (f", … ({len(topics)} in all)" if len(topics) > len(some) else "")
 
 
+def _corrections(f: Fields, zone: tzinfo, published: datetime | None) -> tuple[Correction, ...]:
+    """Return the `corrections` list ({date, note} items), oldest first."""
+    raw = f.mapping["corrections"]
+    if not isinstance(raw, list) or not all(isinstance(i, LocatedMap) for i in raw):
+        f.problem("corrections", "must be a list of {date, note} mappings")
+        return ()
+    found: list[Correction] = []
+    for number, item in enumerate(raw, 1):
+        sub = Fields(f.file, item, f.owner, f.problems, f"corrections[{number}].")
+        sub.check_keys(_CORRECTION_KEYS, ("date", "note"))
+        when, note = sub.when("date", zone), sub.text("note", one_line=False, limit=5000)
+        if when and published and when < published and len(sub.text("date") or "") == 10 \
+                and when.date() == published.astimezone(zone).date():
+            when = published  # dated the day it was published (a date is that day's midnight)
+        if when and published and when < published:
+            sub.problem("date", "a correction is earlier than published")
+        elif when and note:
+            found.append(Correction(when, note))
+    return tuple(sorted(found, key=lambda c: c.date))
+
+
 def _withdrawal(f: Fields, zone: tzinfo,
                 published: datetime | None) -> tuple[datetime | None, str | None]:
     """Return when a release was withdrawn and why (both, or neither)."""
@@ -222,7 +236,7 @@ def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
     owner = raw_id if isinstance(raw_id, str) and raw_id else f"#{number} (no id)"
     before = len(problems)
     f = Fields(file, mapping, owner, problems)
-    f.check_keys(_RELEASE_KEYS, RELEASE_REQUIRED)
+    f.check_keys(_RELEASE_KEYS, _RELEASE_REQUIRED)
     rid = f.match("id", SLUG, "a lowercase slug (letters, digits, - _ .), e.g. pr-2005-001")
     kind = f.text("type", limit=100)
     if kind is not None and kind not in site.types:
@@ -232,7 +246,7 @@ def read_release(file: str, mapping: LocatedMap, number: int, site: Site,
         updated = f.when("updated", zone)
         if updated and published and updated < published:
             f.problem("updated", "is earlier than published")
-    corrections = f.corrections(zone, published)
+    corrections = _corrections(f, zone, published) if "corrections" in mapping else ()
     if corrections:  # the newest correction is the release's last change
         updated = max(updated or corrections[-1].date, corrections[-1].date)
     withdrawn, note = _withdrawal(f, zone, published)

@@ -93,7 +93,7 @@ class DatasetLoader(_Base):  # type: ignore[misc]
         ever added here): asked for every node by the C parser, so kept to one lookup."""
         if kind is yaml.ScalarNode:
             if implicit[0]:
-                for tag, regexp in _IMPLICIT.get(value[:1], _ANY_FIRST):
+                for tag, regexp in _IMPLICIT.get(value[:1], ()):
                     if regexp.match(value):
                         return tag
             return _STR
@@ -116,7 +116,7 @@ class DatasetLoader(_Base):  # type: ignore[misc]
         if tag == _STR and type(node) is yaml.ScalarNode:
             self.constructed_objects[node] = node.value
             return node.value
-        if tag not in (_MAP, _SEQ) or type(node) not in (yaml.MappingNode, yaml.SequenceNode):
+        if _KINDS.get(tag) is not type(node):  # another tag, or "!!map [a]": the generic way
             self._depth, self.deep_construct = max(depth, 0), deep
             return self.construct_object(node, deep=deep)
         below = depth + 1
@@ -125,12 +125,13 @@ class DatasetLoader(_Base):  # type: ignore[misc]
             self.constructed_objects[node] = items
             items += [self._build(item, below, deep) for item in node.value]
             return items
-        data = self.constructed_objects[node] = _located_map(node)
+        data = self.constructed_objects[node] = LocatedMap()
         _fill_map(data, node, lambda child: self._build(child, below, True))
         return data
 
 
 _STR, _SEQ, _MAP = (f"tag:yaml.org,2002:{kind}" for kind in ("str", "seq", "map"))
+_KINDS = {_SEQ: yaml.SequenceNode, _MAP: yaml.MappingNode}
 
 
 for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
@@ -142,30 +143,19 @@ for _first, _resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
 DatasetLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
-assert not DatasetLoader.yaml_path_resolvers, "DatasetLoader.resolve ignores path resolvers"
+assert not DatasetLoader.yaml_path_resolvers and None not in DatasetLoader.yaml_implicit_resolvers, \
+    "DatasetLoader.resolve ignores path resolvers, and resolvers for any first character"
 # The implicit resolvers a plain scalar is tried against, by its first character ("" for an
-# empty one), each list followed by those for any first character: as Resolver.resolve has it.
-_ANY_FIRST: list[tuple[str, re.Pattern[str]]] = DatasetLoader.yaml_implicit_resolvers.get(None, [])
-_IMPLICIT = {first: [*resolvers, *_ANY_FIRST]
-             for first, resolvers in DatasetLoader.yaml_implicit_resolvers.items()
-             if first is not None}
-
-
-def _located_map(node: yaml.Node) -> LocatedMap:
-    """Return an empty mapping for a mapping node, knowing the line it starts on."""
-    data = LocatedMap()
-    data.line = node.start_mark.line + 1
-    data.key_lines, data.duplicates = {}, []
-    return data
+# empty one).
+_IMPLICIT = DatasetLoader.yaml_implicit_resolvers
 
 
 def _fill_map(data: LocatedMap, node: yaml.Node,
               construct: Callable[[yaml.Node], Any]) -> None:
-    """Put the node's pairs into `data`, keeping each key's line and every repeated key."""
+    """Put the node's pairs into `data`, keeping its line, each key's line and every repeated key."""
+    data.line, data.key_lines, data.duplicates = node.start_mark.line + 1, {}, []
     for key_node, value_node in node.value:
-        key = construct(key_node)
-        if not isinstance(key, str):
-            key = str(key)
+        key = str(construct(key_node))  # `2004: year`, `true: yes`: a text key
         line = key_node.start_mark.line + 1
         if key in data.key_lines:
             data.duplicates.append((key, line))
@@ -174,8 +164,11 @@ def _fill_map(data: LocatedMap, node: yaml.Node,
         data[key] = construct(value_node)
 
 
-def _construct_map(loader: Any, node: yaml.MappingNode) -> Iterator[LocatedMap]:
-    data = _located_map(node)
+def _construct_map(loader: Any, node: yaml.Node) -> Iterator[dict[str, Any]]:
+    if not isinstance(node, yaml.MappingNode):  # "!!map [a]": PyYAML's own error is raised
+        yield from loader.construct_yaml_map(node)
+        return
+    data = LocatedMap()
     yield data
     _fill_map(data, node, lambda child: loader.construct_object(child, deep=True))
 
@@ -285,27 +278,27 @@ def read_source(path: str, name: str, limit: int) -> tuple[bytes | None, Problem
     return b"".join(chunks), None
 
 
-def parse(name: str, raw: bytes) -> tuple[SourceFile | None, Problem | None]:
+def parse(name: str, raw: bytes) -> SourceFile | Problem:
     """Parse one file's bytes; a decoding or syntax error becomes a located problem."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         where = raw.count(b"\n", 0, exc.start) + 1
-        return None, Problem(name, where, None, None, f"not UTF-8 text (byte {exc.start})")
+        return Problem(name, where, None, None, f"not UTF-8 text (byte {exc.start})")
     try:
         document = yaml.load(text, Loader=DatasetLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line: int | None = mark.line + 1 if mark is not None else None
         reason = " ".join(str(x) for x in (exc.context, exc.problem) if x)
-        return None, Problem(name, line, None, None, f"malformed YAML: {reason}")
+        return Problem(name, line, None, None, f"malformed YAML: {reason}")
     except yaml.YAMLError as exc:
-        return None, Problem(name, None, None, None, f"malformed YAML: {exc}")
+        return Problem(name, None, None, None, f"malformed YAML: {exc}")
     except RecursionError:  # the pure-Python composer recurses before MAX_DEPTH is checked
-        return None, Problem(name, None, None, None, "malformed YAML: nested too deeply")
+        return Problem(name, None, None, None, "malformed YAML: nested too deeply")
     except MemoryError:
-        return None, Problem(name, None, None, None, "too large to load in memory")
-    return SourceFile(name, document), None
+        return Problem(name, None, None, None, "too large to load in memory")
+    return SourceFile(name, document)
 
 
 def file_digest(raw: bytes) -> bytes:

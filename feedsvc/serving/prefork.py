@@ -31,16 +31,22 @@ GEVENT_MODULES = ("gevent.threadpool",)
 
 def prepare(app: Flask) -> None:
     """Import, look up and compile in this process what each worker would on first use; collect
-    the young generations (their survivors move to the oldest here, where a worker's young
-    collections never touch them; a full collection costs more and saved nothing); give the
-    freed C heap back."""
+    every generation; give the freed C heap back.
+
+    The full collection is for later: CPython collects the oldest generation once the
+    survivors moved into it since its last full collection number a quarter of what that
+    collection left there. Left to each worker, a few thousand requests in, it writes to the
+    header of every object the worker inherited, and the worker copies most of the master's
+    heap. Made here, it leaves the master's objects counted as that generation's, and a
+    worker's own survivors must reach a quarter of them first.
+    """
     for name in CODECS:
         codecs.lookup(name)
     for module in MODULES + (GEVENT_MODULES if gevent_patched() else ()):
         importlib.import_module(module)
     for template in app.jinja_env.list_templates():
         app.jinja_env.get_template(template)
-    gc.collect(1)
+    gc.collect()
     trim_heap()
 
 
