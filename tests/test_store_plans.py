@@ -171,3 +171,19 @@ def test_a_sitemap_part_reads_only_its_own_run(archive: tuple[Dataset, Path]) ->
         costs.append(steps[0])
     conn.set_progress_handler(None, 1)
     assert costs[1] < costs[0] * 1.2, costs
+
+
+def test_tombstones_are_read_from_the_notice_index(archive: tuple[Dataset, Path]) -> None:
+    """A feed's tombstones are the few releases whose notice runs (a partial index), never a
+    range of keys: a `key >= ?` bound beside it made SQLite walk every key below now (a
+    search by the plan's words, a scan by its cost)."""
+    dataset, path = archive
+    conn = connect(path, write=False)
+    recorder = Recorder(conn)
+    view = view_at(recorder, meta_of(dataset),  # type: ignore[arg-type]
+                   datetime(2024, 6, 1, 3, tzinfo=dataset.site.zone))
+    for filters in every_filter(dataset):
+        view.tombstones(filters)
+    plans = [[row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, values)]
+             for sql, values in recorder.seen.items() if "notice_until_us >" in sql]
+    assert plans and all(any("releases_notice" in step for step in steps) for steps in plans)

@@ -130,6 +130,17 @@ def test_since_is_a_day_in_the_site_zone(tmp_path: Path) -> None:
         page = view.select(Filters(since=date(2005, 1, 17)), 20)
     reader.close()
     assert [r.id for r in page.releases] == [first.id]
+    # Withdrawn, the two are tombstones: the same day decides which one a feed since it shows.
+    gone = datetime(2029, 12, 31, tzinfo=dataset.site.zone)
+    withdrawn = replace(moved, releases=(*(replace(r, withdrawn=gone, withdrawn_note="x")
+                                           for r in moved.releases[:2]), *moved.releases[2:]))
+    reader = build_store(withdrawn, tmp_path / "withdrawn.sqlite3")
+    with reader.read() as snapshot:
+        view = snapshot.view_at(datetime(2030, 1, 1, tzinfo=dataset.site.zone))
+        tombstones = view.tombstones(Filters(since=date(2005, 1, 17)))
+        assert len(view.tombstones(Filters())) == 2
+    reader.close()
+    assert [r.id for r in tombstones] == [first.id]
 
 
 def test_ties_within_a_second_are_ordered_by_instant_then_id(tmp_path: Path) -> None:

@@ -37,7 +37,6 @@ class Found:
     removed: tuple[str, ...]  # names as find_files gives them
     # Some file or folder is a symbolic link: changes behind it come without a notification.
     linked: bool
-    walked: bool = True  # every file was listed (else only those named, and racy ones)
 
 
 def look(db: sqlite3.Connection, root: Path, paths: Collection[str] | None = None, *,
@@ -76,7 +75,7 @@ def _walk(db: sqlite3.Connection, root: Path, names: Names, trust_stat: bool) ->
         db.execute("BEGIN")
     try:
         db.executemany("INSERT OR REPLACE INTO temp.disk VALUES (?, ?, ?, ?)", keys())
-        moved = json.dumps(sorted(_media_moved(db, root, None if trust_stat else ())))
+        moved = json.dumps(sorted(_media_moved(root, db.execute(_MEDIA), trust_stat)))
         stale = "" if not trust_stat else \
             "WHERE f.id IS NULL OR f.racy OR f.size != d.size OR f.mtime_ns != d.mtime_ns " \
             "OR f.inode != d.inode OR d.path IN (SELECT value FROM json_each(:moved))"
@@ -100,31 +99,14 @@ _MEDIA = "SELECT f.path, m.src, m.size, m.mtime_ns, m.inode FROM file_media m " 
          "JOIN files f ON f.id = m.file"
 
 
-def _media_moved(db: sqlite3.Connection, root: Path, srcs: Collection[str] | None,
-                 of: Collection[str] | None = None) -> set[str]:
-    """Return the files (below the root) naming a media file that may have changed.
-
-    srcs=None: every media file named is stat'ed; srcs=(): every file naming one counts
-    (SIGHUP: its hashes are taken again); else those media files changed (an indexed lookup
-    each). `of`: only these files are asked about (a notification's, a lookup each).
-    """
-    rows: Iterable[tuple[str, str, int, int, int]]
-    if of is not None:
-        rows = [row for below in of for row in db.execute(f"{_MEDIA} WHERE f.path = ?",
-                                                          (below,))]
-    elif srcs:
-        rows = [row for src in srcs for row in db.execute(f"{_MEDIA} WHERE m.src = ?", (src,))]
-    else:
-        rows = db.execute(_MEDIA)  # a walk: every media file named, streamed
+def _media_moved(root: Path, rows: Iterable[tuple[str, str, int, int, int]], stat: bool
+                 ) -> set[str]:
+    """Return the files (below the root) of these media rows (_MEDIA's) whose media file may
+    have changed: its stat key is not the row's (stat), or every one (SIGHUP: its hashes are
+    taken again, and a notified media file changed)."""
     folder = media.media_root(root)
-    moved: set[str] = set()
-    for below, src, size, mtime, inode in rows:
-        if srcs is None:
-            path = os.path.join(folder, *PurePosixPath(src).parts)
-            if stat_key(path) == (size, mtime, inode):
-                continue
-        moved.add(below)
-    return moved
+    return {below for below, src, *key in rows if not stat or stat_key(
+        os.path.join(folder, *PurePosixPath(src).parts)) != tuple(key)}
 
 
 def _named(db: sqlite3.Connection, root: Path, paths: Collection[str]) -> list[str] | None:
@@ -148,7 +130,8 @@ def _named(db: sqlite3.Connection, root: Path, paths: Collection[str]) -> list[s
         if not base.startswith(".") and base.endswith(SUFFIXES):
             names.add("/".join([*folders, base]))
     if srcs:
-        names.update(_media_moved(db, root, srcs))
+        names.update(_media_moved(root, (row for src in srcs for row in db.execute(
+            f"{_MEDIA} WHERE m.src = ?", (src,))), stat=False))
     return sorted(names)
 
 
@@ -157,7 +140,8 @@ def _look_named(db: sqlite3.Connection, names: Names, named: list[str]) -> Found
     read: list[ToRead] = []
     removed: list[str] = []
     linked = False
-    moved = _media_moved(db, Path(names.top), None, of=named)
+    moved = _media_moved(Path(names.top), (row for below in named for row in db.execute(
+        f"{_MEDIA} WHERE f.path = ?", (below,))), stat=True)
     for below in named:
         name = names.full(below)
         row = db.execute("SELECT size, mtime_ns, inode, racy FROM files WHERE path = ?",
@@ -170,4 +154,4 @@ def _look_named(db: sqlite3.Connection, names: Names, named: list[str]) -> Found
         linked = linked or link
         if row is None or row[3] or tuple(row[:3]) != key or below in moved:
             read.append((name, key, below in moved))
-    return Found(tuple(read), tuple(removed), linked, walked=False)
+    return Found(tuple(read), tuple(removed), linked)

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import Problem, Site, Topic, duplicate_ids, parse_file
 from . import version as versions
 from .catalog import Found, look
-from .loader import RACY_NS, FileRow, Key, MediaRows, _entry, _escapes, _read
+from .loader import RACY_NS, FileRow, _entry, _escapes, _read
 from .loader import Plan as Plan  # where coldstart.py and reload.py find it
 from .rows import site_from, topics_from
 from .version import Names
@@ -35,7 +35,7 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     """Return what the files on disk change in the store; raise FullRead if every file must
     be read again (a vocabulary file changed, or the store is empty)."""
     meta = dict(db.execute("SELECT name, value FROM meta WHERE name IN "
-                           "('site', 'topics', 'fold', 'linked')").fetchall())
+                           "('site', 'topics', 'fold')").fetchall())
     if "site" not in meta or not root.exists():
         raise FullRead(str(root))
     site, topics = site_from(meta["site"]), topics_from(meta["topics"])
@@ -43,40 +43,26 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
     names = Names(root)
     rows, problems, changed = _read_all(db, root, limit, found, site, topics)
     removed = tuple(names.below(name) for name in found.removed)
-    if any(_stored(db, below)[3] for below in removed):
+    if any(_stored(db, "", below).vocabulary for below in removed):
         raise FullRead(str(root))
-    problems += _duplicates(db, root, limit, names, rows, removed)
-    if removed and not rows and not problems and not _kept(db, removed):
-        problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
+    problems += _duplicates(db, limit, names, rows, removed)
     fold = _refold(db, int(meta.get("fold", "0"), 16), rows, removed)
-    linked = found.linked if found.walked else found.linked or meta.get("linked") == "1"
-    return Plan(tuple(rows), removed, tuple(sorted(problems, key=_place)),
-                tuple(changed) + found.removed, fold, linked, *_guard(db, rows, removed),
+    return Plan(tuple(rows), removed, tuple(sorted(problems, key=lambda p: (p.file, p.line or 0))),
+                tuple(changed) + found.removed, fold, found.linked,
+                replaced(db, rows, removed)[1], held(db),
                 looked=tuple(name for name, _, _ in found.read) + found.removed)
 
 
-def _kept(db: sqlite3.Connection, removed: Collection[str]) -> bool:
-    """Tell whether the store has a file besides those removed (without counting them all)."""
-    found = db.execute("SELECT 1 FROM files WHERE path NOT IN (SELECT value FROM json_each(?)) "
-                       "LIMIT 1", (json.dumps(list(removed)),))
-    return found.fetchone() is not None
-
-
-def _place(problem: Problem) -> tuple[str, int]:
-    return problem.file, problem.line or 0
-
-
-def _stored(db: sqlite3.Connection, below: str) -> tuple[int | None, bytes, MediaRows, bool]:
-    """Return a file's row id, digest, media rows and vocabulary flag (None, b"", (), False
-    when the store has no such file)."""
-    row = db.execute("SELECT id, sha256, vocabulary FROM files WHERE path = ?",
-                     (below,)).fetchone()
+def _stored(db: sqlite3.Connection, name: str, below: str) -> FileRow:
+    """Return a file as the store holds it, without its releases (digest b"": no such file)."""
+    row = db.execute("SELECT id, size, mtime_ns, inode, sha256, racy, vocabulary FROM files "
+                     "WHERE path = ?", (below,)).fetchone()
     if row is None:
-        return None, b"", (), False
+        return FileRow(name, below, (0, 0, 0), b"", releases=None)
     found = db.execute("SELECT src, size, mtime_ns, inode, sha256 FROM file_media "
                        "WHERE file = ? ORDER BY src", (row[0],))
-    return row[0], bytes(row[1]), tuple((s, (a, b, c), h) for s, a, b, c, h in found), \
-        bool(row[2])
+    return FileRow(name, below, tuple(row[1:4]), bytes(row[4]), bool(row[5]), bool(row[6]),
+                   tuple((s, (a, b, c), h) for s, a, b, c, h in found), None)
 
 
 def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site: Site,
@@ -88,25 +74,23 @@ def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site
     problems: list[Problem] = []
     changed: list[str] = []
     for name, _, moved in sorted(found.read, key=lambda r: r[0].replace(os.sep, "\0")):
-        below = names.below(name)
-        _, digest, old_media, vocabulary = _stored(db, below)
+        old = _stored(db, name, names.below(name))
         key, _, raw, problem = _read(name, limit, escapes)
-        racy = key[1] >= now - RACY_NS
+        if raw is not None and old.digest and file_digest(raw) == old.digest and not moved:
+            rows.append(old._replace(key=key, racy=key[1] >= now - RACY_NS))  # touched only
+            continue
+        if old.vocabulary:
+            raise FullRead(name)
         if raw is None:
-            if vocabulary:
-                raise FullRead(name)
             problems += [problem] if problem else []
             changed.append(name)
             continue
-        new_digest = file_digest(raw)
-        if digest and new_digest == digest and not moved:  # touched, not changed
-            rows.append(FileRow(name, below, key, digest, racy, vocabulary, old_media, None))
-            continue
-        if vocabulary:
+        parsed: list[Problem] = []  # the parse's problems, then _entry's (loader's rules)
+        parts = parse_file(name, raw, parsed)
+        if parts.sites or parts.topics:
             raise FullRead(name)
-        row = _parse(root, name, below, key, raw, site, topics, now)
-        old = digest + "".join(sha for _, _, sha in old_media).encode()
-        if digest and row.stamp == old and not row.problems:
+        row = _entry(root, name, old.below, key, raw, parts, parsed, site, topics, now)
+        if old.digest and row.stamp == old.stamp and not row.problems:
             row = row._replace(vocabulary=False, releases=None, ids=())
         else:
             changed.append(name)
@@ -115,36 +99,19 @@ def _read_all(db: sqlite3.Connection, root: Path, limit: int, found: Found, site
     return rows, problems, changed
 
 
-def _parse(root: Path, name: str, below: str, key: Key, raw: bytes, site: Site,
-           topics: Mapping[str, Topic], now: int) -> FileRow:
-    """Parse and validate one file against the vocabulary (loader's rules: _entry)."""
-    problems: list[Problem] = []
-    parts = parse_file(name, raw, problems)
-    if parts.sites or parts.topics:
-        raise FullRead(name)
-    return _entry(root, name, below, key, raw, parts, problems, site, topics, now)
-
-
-def _duplicates(db: sqlite3.Connection, root: Path, limit: int, names: Names,
+def _duplicates(db: sqlite3.Connection, limit: int, names: Names,
                 rows: list[FileRow], removed: Collection[str]) -> list[Problem]:
     """Report ids used twice: among the changed files, or by a file the store keeps (an
     indexed lookup each); the files involved are read again for the lines to report."""
-    ids: dict[str, FileRow] = {}
-    owners: set[str] = set()
-    clash = False
-    changing = {row.below for row in rows if row.releases is not None} | set(removed)
-    for row in rows:
-        for rid, _ in row.ids if row.releases is not None else ():
-            clash = clash or rid in ids
-            ids[rid] = row
-            owner = db.execute("SELECT f.path FROM releases r JOIN files f ON f.id = r.file "
-                               "WHERE r.id = ?", (rid,)).fetchone()
-            if owner is not None and owner[0] not in changing:
-                owners.add(owner[0])
-    if not clash and not owners:
+    changing = [row.below for row in rows if row.releases is not None] + [*removed]
+    new = [rid for row in rows if row.releases is not None for rid, _ in row.ids]
+    owners = [names.full(path) for path, in db.execute(
+        "SELECT f.path FROM releases r JOIN files f ON f.id = r.file WHERE r.id IN (SELECT value "
+        "FROM json_each(?)) AND f.path NOT IN (SELECT value FROM json_each(?))",
+        (json.dumps(new), json.dumps(changing)))]
+    if len(set(new)) == len(new) and not owners:
         return []
-    involved = sorted({*(names.full(b) for b in owners), *(r.name for r in rows)},
-                      key=lambda n: n.replace(os.sep, "\0"))
+    involved = sorted({*owners, *(r.name for r in rows)}, key=lambda n: n.replace(os.sep, "\0"))
     return duplicate_ids((name, _ids(name, limit)) for name in involved)
 
 
@@ -169,19 +136,26 @@ def _refold(db: sqlite3.Connection, total: int, rows: Iterable[FileRow],
 
 def stamp_of(db: sqlite3.Connection, below: str) -> bytes | None:
     """Return what a stored file adds to the version (None: no such file)."""
-    found, digest, kept, _ = _stored(db, below)
-    return None if found is None else digest + "".join(sha for _, _, sha in kept).encode()
+    found = _stored(db, "", below)
+    return found.stamp if found.digest else None
 
 
-def _guard(db: sqlite3.Connection, rows: Iterable[FileRow],
-           removed: Iterable[str]) -> tuple[int, int]:
-    """Return how many served releases the change removes, and how many are served."""
-    new = [r.id for row in rows if row.releases is not None for r in row.releases]
-    replaced = [row.below for row in rows if row.releases is not None] + list(removed)
-    gone = db.execute("SELECT count(*) FROM releases r JOIN files f ON f.id = r.file "
-                      "WHERE f.path IN (SELECT value FROM json_each(?)) "
-                      "AND r.id NOT IN (SELECT value FROM json_each(?))",
-                      (json.dumps(replaced), json.dumps(new))).fetchone()[0]
-    if not gone:  # nothing served is removed: the guard has nothing to weigh, and counting
-        return 0, 0  # the archive's releases would cost the archive
-    return gone, db.execute("SELECT count(*) FROM releases").fetchone()[0]
+def replaced(db: sqlite3.Connection, rows: Iterable[FileRow],
+             removed: Iterable[str]) -> tuple[int, int]:
+    """Return how many releases the store holds in the files changed and removed, and how
+    many of those the change removes (ids no changed file names again)."""
+    rows = [row for row in rows if row.releases is not None]
+    new = [r.id for row in rows for r in row.releases or ()]
+    found = db.execute("SELECT count(*), count(*) FILTER (WHERE r.id NOT IN (SELECT value FROM "
+                       "json_each(?))) FROM releases r JOIN files f ON f.id = r.file WHERE "
+                       "f.path IN (SELECT value FROM json_each(?))",
+                       (json.dumps(new), json.dumps([*(r.below for r in rows), *removed])))
+    held_in, gone = found.fetchone()
+    return int(held_in), int(gone)
+
+
+def held(db: sqlite3.Connection) -> int:
+    """Return how many releases the store holds: kept in meta by every commit (sync.py), as
+    counting them costs the archive; counted in a store written before it was kept."""
+    kept = db.execute("SELECT value FROM meta WHERE name = 'releases'").fetchone()
+    return int(kept[0]) if kept else int(db.execute("SELECT count(*) FROM releases").fetchone()[0])

@@ -92,18 +92,15 @@ def _arms(conn: sqlite3.Connection, countries: Sequence[str], topics: Sequence[s
     if countries and topics and len(countries) * len(topics) <= MAX_ARMS:
         return [("SELECT key FROM release_pairs WHERE country = :c AND topic = :t",
                  {"c": c, "t": t}) for c, t in product(countries, topics)]
-    by_country = [("SELECT key FROM release_countries x WHERE country = :c", {"c": c})
-                  for c in countries]
-    by_topic = [("SELECT key FROM release_topics x WHERE topic = :c", {"c": t}) for t in topics]
-    if not topics:
-        return by_country
-    if not countries:
-        return by_topic
-    if _listed(conn, "countries", countries) <= _listed(conn, "topics", topics):
-        return [(sql + _exists("release_topics", "topic", topics), values)
-                for sql, values in by_country]
-    return [(sql + _exists("release_countries", "country", countries), values)
-            for sql, values in by_topic]
+    kinds = [kind for kind in (("countries", "release_countries", "country", countries),
+                               ("topics", "release_topics", "topic", topics)) if kind[3]]
+    if len(kinds) == 2 and _listed(conn, "topics", topics) < _listed(conn, "countries",
+                                                                     countries):
+        kinds.reverse()
+    (_, table, column, codes), *other = kinds
+    sql = f"SELECT key FROM {table} x WHERE {column} = :c"
+    return [(sql + "".join(_exists(*kind[1:]) for kind in other), {"c": code})
+            for code in codes]
 
 
 def _exists(table: str, column: str, codes: Sequence[str]) -> str:

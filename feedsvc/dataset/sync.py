@@ -1,7 +1,7 @@
 """One look at the dataset for the store's one writer: plan what changed, then commit it.
 
-`look` returns the Plan of the files on disk against the store: only the changed files read
-(ingest.plan), or every file (`full`: coldstart.read_all) when the store is empty or the
+`Looker.look` returns the Plan of the files on disk against the store: only the changed files
+read (ingest.plan), or every file (`full`: coldstart.read_all) when the store is empty or the
 vocabulary changed, with the mass-removal guard's counts taken from the store. `commit` writes
 a plan in one transaction (write.apply, or bulkload.fill for a full read); `build` writes a full
 read to a new file that replaces a store nothing reads (bulkload.build). A plan with problems is
@@ -22,29 +22,16 @@ from . import write as writer
 from .bulkload import change_of, fill, store_file
 from .coldstart import CHILD_LOAD_BYTES, read_all
 from .db import connect
-from .ingest import FullRead, Plan, plan, stamp_of
+from .ingest import FullRead, Plan, held, plan, replaced, stamp_of
 from .version import Names
-
-
-def look(db: sqlite3.Connection, root: Path, limit: int, paths: Collection[str] | None = None,
-         *, trust_stat: bool = True, child_over: int = CHILD_LOAD_BYTES) -> Plan:
-    """Return what the files on disk change in the store (nothing is written)."""
-    try:
-        return plan(db, root, limit, paths, trust_stat=trust_stat)
-    except FullRead:
-        return full(db, root, limit, over=child_over)
 
 
 def full(db: sqlite3.Connection, root: Path, limit: int, *, over: int = CHILD_LOAD_BYTES
          ) -> Plan:
     """Return what every file on disk changes in the store: a full read, staged beside the
-    store (nothing is written to it)."""
-    return counted(db, root, read_all(root, limit, store_file(db), over=over))
-
-
-def counted(db: sqlite3.Connection, root: Path, found: Plan) -> Plan:
-    """Return a full read's plan with what it removes from the store: files and releases."""
-    served = db.execute("SELECT count(*) FROM releases").fetchone()[0]
+    store (nothing is written to it), with the files and releases it removes."""
+    found = read_all(root, limit, store_file(db), over=over)
+    served = held(db)
     if not served and not db.execute("SELECT 1 FROM files LIMIT 1").fetchone():
         return found
     ids = json.dumps([rid for row in found.files for rid, _ in row.ids])
@@ -79,6 +66,8 @@ def commit(db: sqlite3.Connection, root: Path, found: Plan,
     known = dict(db.execute("SELECT name, value FROM meta WHERE name IN ('linked', 'fold')"))
     if not files and not found.removed and known == {k: meta[k] for k in ("linked", "fold")}:
         return False  # nothing changed, not even a stat: no transaction, no new data_version
+    held_in = replaced(db, found.files, found.removed)[0]
+    meta["releases"] = str(held(db) - held_in + sum(len(f.releases or ()) for f in files))
     writer.apply(db, files, found.removed, version=found.version, meta=meta)
     return True
 
@@ -104,7 +93,8 @@ def _meta(root: Path, found: Plan, extra: Mapping[str, str] | None) -> dict[str,
     meta = {"fold": f"{found.fold:032x}", "linked": "1" if found.linked else "0",
             "root": str(root), **(extra or {})}
     if found.site is not None:
-        meta.update(version=found.version, source=str(root), generation=secrets.token_hex(8))
+        meta.update(version=found.version, source=str(root), generation=secrets.token_hex(8),
+                    releases=str(sum(len(row.ids) for row in found.files)))
     return meta
 
 
@@ -125,10 +115,13 @@ class Looker:
 
     def look(self, paths: Collection[str] | None = None, *, trust_stat: bool = True,
              child_over: int = CHILD_LOAD_BYTES) -> Plan:
-        """Return what changed since the last commit (see sync.look)."""
+        """Return what the files on disk change in the store since the last commit (nothing
+        is written)."""
         named = None if paths is None else {*paths, *self.pending}
-        found = look(self.db, self.root, self.limit, named, trust_stat=trust_stat,
-                     child_over=child_over)
+        try:
+            found = plan(self.db, self.root, self.limit, named, trust_stat=trust_stat)
+        except FullRead:
+            found = full(self.db, self.root, self.limit, over=child_over)
         # As a notification names them (absolute), whatever the root's spelling.
         self.pending |= frozenset(os.path.abspath(name) for name in found.looked)
         return found
@@ -139,7 +132,8 @@ class Looker:
         A full read into a store never built (a cold start: the writer's is the only
         connection, readers come after) builds a new file instead (sync.build)."""
         written = True
-        if found.site is not None and not found.problems and self._unbuilt():
+        if found.site is not None and not found.problems and self.db.execute(
+                "SELECT 1 FROM meta WHERE name = 'version'").fetchone() is None:
             store = store_file(self.db)
             self.db.close()
             try:
@@ -150,6 +144,3 @@ class Looker:
             written = commit(self.db, self.root, found, self.meta)
         self.pending = frozenset()
         return written
-
-    def _unbuilt(self) -> bool:
-        return self.db.execute("SELECT 1 FROM meta WHERE name = 'version'").fetchone() is None

@@ -28,12 +28,12 @@ def _one(conn: sqlite3.Connection, sql: str, *values: object) -> int | None:
     return None if found is None or found[0] is None else int(found[0])
 
 
-def _upto(conn: sqlite3.Connection, now_us: int) -> int:
-    """Return the highest key published at or before `now_us` (only that second's and the
-    next's releases are passed over to find it)."""
-    below = key_of(now_us // 1_000_000 + 1, 0)
-    found = _one(conn, "SELECT key FROM releases WHERE key < ? AND published_us <= ? "
-                 "ORDER BY key DESC LIMIT 1", below, now_us)
+def _upto(conn: sqlite3.Connection, at: int, rid: str | None = None) -> int:
+    """Return the highest key published before `at` (UTC microseconds) or at it, with an id
+    below `rid` if given (only that second's and the next's releases are passed over)."""
+    found = _one(conn, "SELECT key FROM releases WHERE key < ? AND (published_us < ? OR "
+                 "(published_us = ? AND (? IS NULL OR id < ?))) ORDER BY key DESC LIMIT 1",
+                 key_of(at // 1_000_000 + 1, 0), at, at, rid, rid)
     return LOWEST_KEY if found is None else found
 
 
@@ -70,14 +70,6 @@ class StoreView:
         found = {row[0]: decode(row[1:]) for row in rows}
         return [found[key] for key in keys]
 
-    def _cursor_key(self, cursor: Cursor) -> int:
-        """Return the highest key older than the cursor (which need not name a release)."""
-        at = micros(cursor.published)
-        found = _one(self.conn, "SELECT key FROM releases WHERE key < ? AND (published_us < ? "
-                     "OR (published_us = ? AND id < ?)) ORDER BY key DESC LIMIT 1",
-                     key_of(at // 1_000_000 + 1, 0), at, at, cursor.id)
-        return LOWEST_KEY if found is None else found
-
     def _lowest(self, filters: Filters) -> int:
         if filters.since is None:
             return LOWEST_KEY
@@ -87,7 +79,8 @@ class StoreView:
     def select(self, filters: Filters, limit: int, before: Cursor | None = None) -> Page:
         """Return up to `limit` visible releases matching `filters`, newest first, older than
         the cursor `before` (None: from the newest)."""
-        upper = self.upto if before is None else min(self.upto, self._cursor_key(before))
+        upper = self.upto if before is None else \
+            min(self.upto, _upto(self.conn, micros(before.published), before.id))
         keys = choose(self.conn, filters, limit + 1, upper, self._lowest(filters))
         return Page(self._releases(keys[:limit]), len(keys) > limit)
 
