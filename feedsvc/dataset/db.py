@@ -85,7 +85,8 @@ CREATE VIRTUAL TABLE release_words_docs USING fts5vocab(release_words, row);
 """
 # What each table holds, beyond its columns' names:
 # - meta: "version", "source", "site" (JSON), "topics" (JSON), see rows.py; and what the
-#   catalog keeps (ingest: "fold", "linked", "root").
+#   catalog keeps (ingest: "fold", "linked", "root", and "releases", the store's count for the
+#   mass-removal guard, kept by every commit).
 #   "generation": changes with every full build (a reader of `written` starts again), and
 #   "commit": a counter moved by every commit of data.
 # - status: what the writer's last look said, for every worker's /readyz ("error",

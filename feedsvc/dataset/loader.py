@@ -91,7 +91,7 @@ class Plan:
     fold: int  # the version sum (version.py) after the change
     linked: bool
     gone: int  # served releases the change removes (the mass-removal guard's count)
-    served: int  # releases in the store before it (counted only when some are removed)
+    served: int  # releases in the store before it (meta "releases", kept by every commit)
     # A new vocabulary (every file read again): the store is rebuilt (`staged`).
     site: Site | None = None
     topics: Mapping[str, Topic] | None = None
