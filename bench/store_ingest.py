@@ -3,10 +3,10 @@
 At N releases one file each (bench/archives.py's split archive), each figure taken in a new
 process (CPU of its child processes included), in the same run:
 - cold start: the bare PyYAML C-loader parse of the same files (the floor); the store's
-  (sync.look on an empty store: the files read in child processes, then sync.commit:
-  bulkload.fill in one transaction).
+  (sync.Looker's look on an empty store: the files read in child processes, then its commit:
+  a new store file built by sync.build, bulkload.fill in one transaction).
 - one publish (one file's title edited): the app's reload check (an app started on the
-  store, then Reloader.check) and the store's own (sync.look + sync.commit), each after a
+  store, then Reloader.check) and the store's own (sync.Looker's look + commit), each after a
   walk of every file (a poll) and after a notification naming the file (inotify).
 - an idle look (nothing changed): a walk (poll, SIGHUP-less) by each, and the store's look
   at an empty notification (inotify said nothing about a dataset file).
@@ -57,8 +57,8 @@ def parse():
             yaml.load(stream.read().decode(), Loader=yaml.CSafeLoader)
 
 def store_cold():
-    conn = db.connect(scratch / "store.db", write=True)
-    sync.commit(conn, root, sync.look(conn, root, LIMIT))
+    looker = sync.Looker(db.connect(scratch / "store.db", write=True), root, LIMIT)
+    looker.commit(looker.look())
 
 if kind == "parse":
     result = timed(parse)
@@ -70,7 +70,8 @@ elif kind in ("store-publish", "store-publish-notified", "store-idle", "store-no
     if kind.startswith("store-publish"):
         name = edit()
         paths = [str(name)] if kind.endswith("notified") else None
-    result = timed(lambda: sync.commit(conn, root, sync.look(conn, root, LIMIT, paths)))
+    looker = sync.Looker(conn, root, LIMIT)
+    result = timed(lambda: looker.commit(looker.look(paths)))
 elif kind in ("app-publish", "app-publish-notified", "app-idle"):
     os.environ.pop("FEEDSVC_SNAPSHOT_DIR", None)  # the older name: it may not differ
     os.environ.update(FEEDSVC_DATA=str(root), FEEDSVC_STATE_DIR=str(scratch / "state"),
