@@ -51,8 +51,7 @@ def read_all(root: Path, limit: int, store: Path, *, processes: int | None = Non
     """Read, parse and validate every file under `root`; return what the store is built from,
     its releases staged beside the `store` file."""
     if not root.exists():
-        missing = Problem(str(root), None, None, None, "no such file or directory")
-        return Plan((), (), (missing,), (), 0, False, 0, 0)
+        return loader.absent(root)
     links: list[str] = []
     names = find_files(root, links)
     wanted = len(os.sched_getaffinity(0)) if processes is None else processes
@@ -108,7 +107,7 @@ def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
         problems += duplicate_ids((row.name, row.ids) for row in found)
     if not found and not problems:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
-    problems.sort(key=lambda p: (p.file, p.line or 0))
+    problems.sort(key=Problem.place)
     if fold is None:
         fold = versions.fold((row.below, row.stamp) for row in found)
     files = tuple(found)

@@ -47,7 +47,7 @@ def plan(db: sqlite3.Connection, root: Path, limit: int,
         raise FullRead(str(root))
     problems += _duplicates(db, limit, names, rows, removed)
     fold = _refold(db, int(meta.get("fold", "0"), 16), rows, removed)
-    return Plan(tuple(rows), removed, tuple(sorted(problems, key=lambda p: (p.file, p.line or 0))),
+    return Plan(tuple(rows), removed, tuple(sorted(problems, key=Problem.place)),
                 tuple(changed) + found.removed, fold, found.linked,
                 replaced(db, rows, removed)[1], held(db),
                 looked=tuple(name for name, _, _ in found.read) + found.removed)

@@ -155,13 +155,18 @@ def raw_files(root: Path, limit: int) -> list[tuple[str, bytes]]:
             if (raw := _read(name, limit, escapes)[2]) is not None]
 
 
+def absent(root: Path) -> Plan:
+    """Return the plan of a dataset path that does not exist: that one problem."""
+    missing = Problem(str(root), None, None, None, "no such file or directory")
+    return Plan((), (), (missing,), (), 0, False, 0, 0)
+
+
 def load(root: Path, limit: int, extra: tuple[str, bytes] | None = None) -> Plan:
     """Read, parse and validate every file in this process, with `extra` (a file not written
     yet, checked against the vocabulary on disk: `feedsvc new`): check-data, the tests'
     reference. Its problems are every problem of the files and of the dataset, sorted."""
     if not root.exists():
-        missing = Problem(str(root), None, None, None, "no such file or directory")
-        return Plan((), (), (missing,), (), 0, False, 0, 0)
+        return absent(root)
     with quiet_gc():
         links: list[str] = []
         read = read_files(root, find_files(root, links), limit)
@@ -180,7 +185,7 @@ def load(root: Path, limit: int, extra: tuple[str, bytes] | None = None) -> Plan
                                   sorted(rows, key=lambda row: row.name.replace(os.sep, "\0")))
     if not rows and not problems:
         problems.append(Problem(str(root), None, None, None, "no .yaml or .yml files found"))
-    return Plan(rows, (), tuple(sorted(problems, key=lambda p: (p.file, p.line or 0))), (),
+    return Plan(rows, (), tuple(sorted(problems, key=Problem.place)), (),
                 versions.fold((row.below, row.stamp) for row in rows),
                 any(link for *_, link in read) or bool(links), 0, 0, site, topics)
 
@@ -287,4 +292,4 @@ def check_with_file(root: Path, limit: int, name: str, raw: bytes,
     raise DatasetError listing every problem, `problems` included."""
     every = [*problems, *load(root, limit, (name, raw)).problems]
     if every:
-        raise DatasetError(sorted(every, key=lambda p: (p.file, p.line or 0)))
+        raise DatasetError(sorted(every, key=Problem.place))

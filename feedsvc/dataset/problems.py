@@ -30,6 +30,10 @@ class Problem:
         field = "" if self.field is None else f": field {self.field}"
         return _printable(f"{where}{release}{field}: {self.message}")
 
+    def place(self) -> tuple[str, int]:
+        """Return where it is, the order problems are reported in: file, then line."""
+        return self.file, self.line or 0
+
 
 class DatasetError(Exception):
     """The dataset is invalid; every problem found is listed, none is left out."""
