@@ -353,21 +353,29 @@ def tables(conn: sqlite3.Connection) -> dict[str, list[object]]:
     return found
 
 
-def test_a_bulk_cold_start_writes_what_the_writer_would(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fresh", [False, True], ids=["filled", "new file"])
+def test_a_bulk_cold_start_writes_what_the_writer_would(tmp_path: Path, fresh: bool) -> None:
     root = tmp_path / "synth"
     subprocess.run([sys.executable, "-m", "feedsvc", "synth", "2500", str(root), "--split",
                     "--lifecycle"], check=True, stdout=subprocess.DEVNULL)
     (root / "releases" / "ties.yaml").write_text(yaml.safe_dump({"releases": [
         release_yaml(n, "2004-03-01T10:00:00+07:00") for n in range(3)]}), encoding="utf-8")
-    # Ties across the two children's runs (the first file and the last), ranked by published
-    # then id in turn from each: each child numbers its own, the ties are numbered again.
-    for name, numbers in (("aa-ties.yaml", (10, 13)), ("zz-ties.yaml", (11, 12))):
+    # Ties across the two children's runs (the first two files, dealt one to each), ranked by
+    # published then id in turn from each: the writer numbers them over both runs.
+    for name, numbers in (("aa-ties.yaml", (10, 13)), ("ab-ties.yaml", (11, 12))):
         (root / "releases" / name).write_text(yaml.safe_dump({"releases": [
             {**release_yaml(n, f"2005-06-01T10:00:00.{n % 2}+07:00", countries=("TH", "KH")),
              "updated": "2005-06-02T10:00:00+07:00"} for n in numbers]}), encoding="utf-8")
-    bulk = db.connect(tmp_path / "bulk.db", write=True)
-    found = read_all(root, LIMIT, tmp_path / "bulk.db", processes=2, over=0)
-    sync.commit(bulk, root, found)
+    store = tmp_path / "bulk.db"
+    bulk = db.connect(store, write=True)
+    found = read_all(root, LIMIT, store, processes=2, over=0, fresh=fresh)
+    if fresh:  # a new file, its chunks copied while the children wrote the next ones
+        assert found.staged is not None and found.staged.built == found.staged.chunks > 1
+        bulk.close()
+        sync.build(store, root, found)
+        bulk = db.connect(store, write=True)
+    else:
+        sync.commit(bulk, root, found)
     catalog = loader.load(root, LIMIT)
     applied = db.connect(tmp_path / "applied.db", write=True)
     # The files as the full read found them (racy then), with the loader's releases, put in

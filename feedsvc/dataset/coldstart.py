@@ -3,12 +3,16 @@
 The result is the Plan the writer rebuilds the store from: every file's row, the vocabulary,
 the version sum and the problems, as a load in one process has them (loader.load), and, with
 no problem, the releases in staging files beside the store (bulkload.py). Above
-CHILD_LOAD_BYTES of YAML the files are cut into runs in path order, one per core: each child
-parses its run and sends its site and topic mappings; this process reads the vocabulary from
-them all and sends it back; each child checks its releases against it and sends its files
-(marshal: no release) and what orders its releases; this process numbers every release and
-sends each child its keys, and each child writes its run's staging file. The first child is a
-new interpreter (safe from any process, threads and all), which forks the others.
+CHILD_LOAD_BYTES of YAML the files are dealt into runs in turn (file n to run n % runs), one
+per core: each child parses its run and sends its site and topic mappings; this process reads
+the vocabulary from them all and sends it back; each child checks its releases against it and
+sends its files (marshal: no release) and what orders its releases; this process numbers
+every release and sends each child its keys, and each child writes its run's staging files.
+For a new store (`fresh`) each child cuts its releases into chunks by key, every run's chunk n
+holding the same range of keys (the runs are dealt, so each holds a share of every range):
+this process copies each chunk into the new store while the children write the next, and only
+the last is copied after they end. The first child is a new interpreter (safe from any
+process, threads and all), which forks the others.
 """
 from __future__ import annotations
 
@@ -23,17 +27,18 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from itertools import zip_longest
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from . import Parts, Problem, Site, Topic, duplicate_ids, loader, rows
+from . import Parts, Problem, Site, Topic, bulkload, duplicate_ids, loader, rows
 from . import version as versions
-from .bulkload import MAX_RUNS, Staged, change_of, keys_of, order_of, stage, stage_here
+from .bulkload import MAX_FILES, Staged, change_of, keys_of, order_of, stage, stage_here
 from .ingest import Plan
 from .loader import FileRow, Read
 from .write import FileChange
-from .yamlsource import SourceFile, find_files
+from .yamlsource import LocatedMap, SourceFile, find_files
 
 # Above this many bytes of YAML, the parse is spread over child processes;
 # below this many files a child costs more than it saves.
@@ -47,21 +52,21 @@ class _Failed(Exception):
 
 
 def read_all(root: Path, limit: int, store: Path, *, processes: int | None = None,
-             over: int = CHILD_LOAD_BYTES) -> Plan:
+             over: int = CHILD_LOAD_BYTES, fresh: bool = False) -> Plan:
     """Read, parse and validate every file under `root`; return what the store is built from,
-    its releases staged beside the `store` file."""
+    its releases staged beside the `store` file (and, `fresh`: for a new store, what
+    bulkload.build builds from, partly built meanwhile)."""
     if not root.exists():
         return loader.absent(root)
     links: list[str] = []
     names = find_files(root, links)
     wanted = len(os.sched_getaffinity(0)) if processes is None else processes
-    count = max(1, min(wanted, MAX_RUNS, len(names) // PER_PROCESS))
+    count = max(1, min(wanted, MAX_FILES, len(names) // PER_PROCESS))
     with loader.quiet_gc():
         if _holds_more(names, over):
-            runs = [names[len(names) * n // count:len(names) * (n + 1) // count]
-                    for n in range(count)]
+            runs = [names[n::count] for n in range(count)]
             try:
-                found = _spread(root, limit, runs, bool(links), store)
+                found = _spread(root, limit, runs, bool(links), store, fresh)
                 log.info("dataset %s: %d files loaded in child processes (%d)", root,
                          len(names), len(runs))
                 return found
@@ -116,9 +121,9 @@ def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
 
 
 def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
-            store: Path) -> Plan:
+            store: Path, fresh: bool) -> Plan:
     """Have each run read by a child process; gather their files in path order; when there
-    is no problem, have each write its staging file."""
+    is no problem, have each write its staging files."""
     pipes = [multiprocessing.Pipe() for _ in runs]
     mine, theirs = [a for a, _ in pipes], [b for _, b in pipes]
     for pipe in (*mine, *theirs):  # gevent's socketpair (a gunicorn master) is non-blocking
@@ -138,20 +143,24 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
         for pipe in theirs:
             pipe.close()
         mine[0].send((str(root), [list(run) for run in runs], limit, time.time_ns()))
-        gathered = Parts([], [], [])
-        for pipe in mine:
-            sites, topics, links = _receive(pipe)
-            gathered.sites += sites
-            gathered.topics += topics
+        sites: list[tuple[int, int, SourceFile, LocatedMap]] = []
+        topics_found: list[tuple[int, int, SourceFile, LocatedMap]] = []
+        for run, pipe in enumerate(mine):  # (file n of the run, run): path order
+            held_sites, held_topics, links = _receive(pipe)
+            sites += [(n, run, src, mapping) for n, src, mapping in held_sites]
+            topics_found += [(n, run, src, mapping) for n, src, mapping in held_topics]
             linked = linked or links
-        site, topics, problems = loader.read_vocabulary(root, gathered)
+        site, topics, problems = loader.read_vocabulary(root, Parts(
+            _in_order(sites), _in_order(topics_found), []))
         told = None if site is None else (rows.site_json(site), rows.topics_json(topics))
         for pipe in mine:
             pipe.send(told)
         sent = [_files(pipe) for pipe in mine]
-        found = _plan(root, site, topics, problems, [row for files, _, _ in sent for row in files],
+        dealt = zip_longest(*(files for files, _, _ in sent))  # back in path order
+        found = _plan(root, site, topics, problems,
+                      [row for turn in dealt for row in turn if row is not None],
                       linked, versions.total(fold for _, fold, _ in sent))  # summed by each
-        found = replace(found, staged=_staged(mine, sent, store, found.problems))
+        found = replace(found, staged=_staged(mine, sent, store, found.problems, fresh))
     except OSError as error:  # e.g. no process could be started
         raise _Failed(repr(error)) from error
     finally:
@@ -164,22 +173,37 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
     return found
 
 
+def _in_order(parts: list[tuple[int, int, SourceFile, LocatedMap]]) -> list[tuple[SourceFile, LocatedMap]]:
+    """Return the mappings of (file n of its run, run, file, mapping) in path order."""
+    return [(src, mapping) for *_, src, mapping in sorted(parts, key=lambda part: part[:2])]
+
+
 def _staged(pipes: Sequence[Connection], sent: Sequence[tuple[list[FileRow], int, Any]],
-            store: Path, problems: Sequence[Problem]) -> Staged | None:
-    """Number every release, have each child write its run's staging file; return them (None
-    with problems: nothing is staged)."""
+            store: Path, problems: Sequence[Problem], fresh: bool) -> Staged | None:
+    """Number every release, have each child write its run's staging files (`fresh`: copied
+    into a new store as they come); return them (None with problems: nothing is staged)."""
     if problems:
         for pipe in pipes:
             pipe.send(None)
         return None
-    staged, keys = Staged(store), keys_of([order for _, _, order in sent])
-    first = 1
-    for run, (pipe, (files, _, _)) in enumerate(zip(pipes, sent, strict=True)):
-        pipe.send((str(staged.file(run)), first, keys[run]))
-        first += len(files)
-    for pipe in pipes:
-        _receive(pipe)
-    staged.count = len(pipes)
+    runs = len(pipes)
+    staged = Staged(store, MAX_FILES // runs if fresh else 1)
+    keys = keys_of([order for _, _, order in sent])
+    bounds = bulkload.bounds_of(keys, staged.chunks)
+    for run, pipe in enumerate(pipes):  # file n of the run is file n * runs + run
+        pipe.send(([str(staged.file(run, chunk)) for chunk in range(staged.chunks)],
+                   run + 1, runs, keys[run], bounds))
+    staged.count = runs
+    conn = bulkload.new_store(staged) if fresh else None
+    try:
+        for chunk in range(staged.chunks):
+            for pipe in pipes:
+                _receive(pipe)  # its run's chunk is written
+            if conn is not None:
+                bulkload.add(conn, staged, chunk)
+    finally:
+        if conn is not None:
+            conn.close()
     return staged
 
 
@@ -271,9 +295,11 @@ def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: i
     try:
         read: list[Read] = loader.read_files(root, names, limit)
         made.append(read)
-        parts = loader.vocabulary_parts(read)  # without their whole documents:
-        sites = [(SourceFile(src.name, None), mapping) for src, mapping in parts.sites]
-        topics_found = [(SourceFile(src.name, None), m) for src, m in parts.topics]
+        held = [(n, parts) for n, (_, _, _, parts, _, _) in enumerate(read) if parts is not None]
+        sites = [(n, SourceFile(src.name, None), mapping)  # without their whole documents
+                 for n, parts in held for src, mapping in parts.sites]
+        topics_found = [(n, SourceFile(src.name, None), mapping)
+                        for n, parts in held for src, mapping in parts.topics]
         pipe.send(("ok", (sites, topics_found, any(link for *_, link in read))))
         told = pipe.recv()
         site, topics = (None, {}) if told is None else \
@@ -283,9 +309,10 @@ def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: i
         made += [entries, files]
         asked = pipe.recv()  # None: the plan has problems, nothing is staged
         if asked is not None:
-            path, first, keys = asked
-            stage(Path(path), files, first, keys)
-            pipe.send(("ok", None))
+            paths, first, step, keys, bounds = asked
+            ids = range(first, first + step * len(files), step)
+            for _ in stage([Path(path) for path in paths], files, ids, keys, bounds):
+                pipe.send(("ok", None))
     except EOFError:
         pass  # the parent gave up on this one
     # Whatever fails here must reach the parent, which then reads in one process.

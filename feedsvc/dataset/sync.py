@@ -30,7 +30,7 @@ def full(db: sqlite3.Connection, root: Path, limit: int, *, over: int = CHILD_LO
          ) -> Plan:
     """Return what every file on disk changes in the store: a full read, staged beside the
     store (nothing is written to it), with the files and releases it removes."""
-    found = read_all(root, limit, store_file(db), over=over)
+    found = read_all(root, limit, store_file(db), over=over, fresh=not built(db))
     served = held(db)
     if not served and not db.execute("SELECT 1 FROM files LIMIT 1").fetchone():
         return found
@@ -86,6 +86,11 @@ def build(store: Path, root: Path, found: Plan, extra: Mapping[str, str] | None 
         found.staged.close()
 
 
+def built(db: sqlite3.Connection) -> bool:
+    """Tell whether the store was ever built (else a full read builds a new file: `build`)."""
+    return db.execute("SELECT 1 FROM meta WHERE name = 'version'").fetchone() is not None
+
+
 def _meta(root: Path, found: Plan, extra: Mapping[str, str] | None) -> dict[str, str]:
     """Return what a commit of the plan writes in meta; DatasetError if it has problems."""
     if found.problems:
@@ -132,8 +137,7 @@ class Looker:
         A full read into a store never built (a cold start: the writer's is the only
         connection, readers come after) builds a new file instead (sync.build)."""
         written = True
-        if found.site is not None and not found.problems and self.db.execute(
-                "SELECT 1 FROM meta WHERE name = 'version'").fetchone() is None:
+        if found.site is not None and not found.problems and not built(self.db):
             store = store_file(self.db)
             self.db.close()
             try:
