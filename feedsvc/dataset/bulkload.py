@@ -20,7 +20,7 @@ import weakref
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from itertools import groupby
+from itertools import accumulate, groupby
 from pathlib import Path
 
 from . import Dataset, Site, Topic, rows
@@ -36,6 +36,10 @@ _TABLES = {"files": "id", "file_media": "file, src", "releases": "key",
 _STAGING = ";\n".join([*(s for s in DDL.split(";") if s.strip().startswith("CREATE TABLE")),
                        "CREATE TABLE release_words(words TEXT NOT NULL)", ""])
 MAX_FILES = 8  # staging files at most: SQLite attaches at most 10 databases
+# Each chunk of a new store's releases is SHRINK times the one before: the last, copied once
+# the children end, is the smallest, and the copy of each still ends before the next is
+# staged (its copy takes less CPU than its staging: docs/performance.md, Cold start).
+SHRINK = 0.7
 
 
 class Staged:
@@ -101,10 +105,12 @@ def keys_of(runs: Sequence[Sequence[tuple[int, str]]]) -> list[list[int]]:
 
 
 def bounds_of(keys: Sequence[Sequence[int]], chunks: int) -> list[int]:
-    """Return the keys that cut every release (keys_of) into `chunks` ranges of about the same
-    size: the `bounds` of stage."""
+    """Return the keys that cut every release (keys_of) into `chunks` ranges, each about
+    SHRINK times the one before (the `bounds` of stage): a new store copies each chunk while
+    the next is staged, and the last, copied once staging ends, is the smallest."""
     every = sorted(key for held in keys for key in held)
-    return [every[len(every) * n // chunks] if every else 0 for n in range(1, chunks)]
+    sizes = list(accumulate(SHRINK ** n for n in range(chunks)))
+    return [every[int(len(every) * size / sizes[-1])] if every else 0 for size in sizes[:-1]]
 
 
 def stage(paths: Sequence[Path], files: Sequence[FileChange], ids: Sequence[int],
