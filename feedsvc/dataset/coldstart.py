@@ -38,7 +38,7 @@ from .bulkload import MAX_FILES, Staged, change_of, keys_of, order_of, stage, st
 from .ingest import Plan
 from .loader import FileRow, Read
 from .write import FileChange
-from .yamlsource import LocatedMap, SourceFile, find_files
+from .yamlsource import SUFFIXES, LocatedMap, SourceFile, find_files
 
 # Above this many bytes of YAML, the parse is spread over child processes;
 # below this many files a child costs more than it saves.
@@ -58,31 +58,48 @@ def read_all(root: Path, limit: int, store: Path, *, processes: int | None = Non
     bulkload.build builds from, partly built meanwhile)."""
     if not root.exists():
         return loader.absent(root)
-    links: list[str] = []
-    names = find_files(root, links)
-    wanted = len(os.sched_getaffinity(0)) if processes is None else processes
-    count = max(1, min(wanted, MAX_FILES, len(names) // PER_PROCESS))
+    wanted = min(MAX_FILES, len(os.sched_getaffinity(0)) if processes is None else processes)
     with loader.quiet_gc():
-        if _holds_more(names, over):
-            runs = [names[n::count] for n in range(count)]
-            try:
-                found = _spread(root, limit, runs, bool(links), store, fresh)
-                log.info("dataset %s: %d files loaded in child processes (%d)", root,
-                         len(names), len(runs))
-                return found
-            except _Failed as error:  # what it staged goes with it (bulkload.Staged)
-                log.warning("dataset %s: parallel load failed (%s); loading in one process",
-                            root, error)
-        return _one(root, limit, names, bool(links), store)
+        lead = _lead_started(root, wanted) if _holds_more(root, over) else None
+        try:  # the first child starts (imports) while this process lists the files
+            links: list[str] = []
+            names = find_files(root, links)
+            if lead is not None:
+                count = max(1, min(wanted, len(names) // PER_PROCESS))
+                try:
+                    found = _spread(lead, root, limit, [names[n::count] for n in range(count)],
+                                    bool(links), store, fresh)
+                    log.info("dataset %s: %d files loaded in child processes (%d)", root,
+                             len(names), count)
+                    return found
+                except _Failed as error:  # what it staged goes with it (bulkload.Staged)
+                    _failed(root, error)
+            return _one(root, limit, names, bool(links), store)
+        finally:
+            if lead is not None:
+                lead.close()
 
 
-def _holds_more(names: Sequence[str], limit: int) -> bool:
-    """Tell whether the files hold more than `limit` bytes: stat until they do."""
-    total = 0
-    for name in names:
-        total += max(loader.stat_key(name)[0], 0)
-        if total > limit:
-            return True
+def _failed(root: Path, error: _Failed) -> None:
+    log.warning("dataset %s: parallel load failed (%s); loading in one process", root, error)
+
+
+def _holds_more(root: Path, limit: int) -> bool:
+    """Tell whether the YAML files under `root` hold more than `limit` bytes: stat until they
+    do. A guess made before they are listed (find_files), which only decides whether child
+    processes read them: it follows no folder link, and counts hidden files."""
+    if not root.is_dir():
+        return root.stat().st_size > limit
+    total, folders = 0, [str(root)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                elif entry.name.endswith(SUFFIXES) and entry.is_file():
+                    total += entry.stat().st_size
+                    if total > limit:
+                        return True
     return False
 
 
@@ -120,28 +137,56 @@ def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
                 0, 0, site, topics)
 
 
-def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
-            store: Path, fresh: bool) -> Plan:
-    """Have each run read by a child process; gather their files in path order; when there
-    is no problem, have each write its staging files."""
-    pipes = [multiprocessing.Pipe() for _ in runs]
-    mine, theirs = [a for a, _ in pipes], [b for _, b in pipes]
-    for pipe in (*mine, *theirs):  # gevent's socketpair (a gunicorn master) is non-blocking
-        os.set_blocking(pipe.fileno(), True)
-    first: subprocess.Popen[bytes] | None = None
-    try:
-        fds = [pipe.fileno() for pipe in theirs]
+class _Lead:
+    """The first loading process (a new interpreter, see main), on a pipe for each run it may
+    be sent (it forks a process for each run past the first)."""
+
+    def __init__(self, runs: int) -> None:
+        pipes = [multiprocessing.Pipe() for _ in range(runs)]
+        self.pipes, theirs = [a for a, _ in pipes], [b for _, b in pipes]
+        self.process: subprocess.Popen[bytes] | None = None
         try:
-            first = subprocess.Popen(
+            for pipe in (*self.pipes, *theirs):  # gevent's socketpair (a gunicorn master)
+                os.set_blocking(pipe.fileno(), True)  # is non-blocking
+            fds = [pipe.fileno() for pipe in theirs]
+            self.process = subprocess.Popen(
                 [sys.executable, "-c", "import sys; from feedsvc.dataset.coldstart import main; "
                  "main(sys.argv[1:])", *map(str, fds)],
                 pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         # gevent's Popen watches its child from the default loop only: a gunicorn master's
         # looks, in a thread of their own, read in one process instead.
         except Exception as error:
+            self.close()
             raise _Failed(repr(error)) from error
-        for pipe in theirs:
+        finally:
+            for pipe in theirs:
+                pipe.close()
+
+    def close(self) -> None:
+        """Close the pipes; the process ends once its children have freed their memory (about
+        0.5 s at 100,000 files): waited for in the background, not before the commit."""
+        for pipe in self.pipes:
             pipe.close()
+        if self.process is not None:
+            threading.Thread(target=_end, args=(self.process,), name="feedsvc-coldstart-end",
+                             daemon=True).start()
+            self.process = None
+
+
+def _lead_started(root: Path, runs: int) -> _Lead | None:
+    try:
+        return _Lead(runs)
+    except _Failed as error:
+        _failed(root, error)
+        return None
+
+
+def _spread(lead: _Lead, root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
+            store: Path, fresh: bool) -> Plan:
+    """Have each run read by a child process; gather their files in path order; when there
+    is no problem, have each write its staging files."""
+    mine = lead.pipes[:len(runs)]
+    try:
         mine[0].send((str(root), [list(run) for run in runs], limit, time.time_ns()))
         sites: list[tuple[int, int, SourceFile, LocatedMap]] = []
         topics_found: list[tuple[int, int, SourceFile, LocatedMap]] = []
@@ -161,15 +206,8 @@ def _spread(root: Path, limit: int, runs: Sequence[Sequence[str]], linked: bool,
                       [row for turn in dealt for row in turn if row is not None],
                       linked, versions.total(fold for _, fold, _ in sent))  # summed by each
         found = replace(found, staged=_staged(mine, sent, store, found.problems, fresh))
-    except OSError as error:  # e.g. no process could be started
+    except OSError as error:  # e.g. a pipe closed
         raise _Failed(repr(error)) from error
-    finally:
-        for pipe in (*mine, *theirs):
-            pipe.close()
-        if first is not None:  # it ends once its children have freed their memory (about
-            # 0.5 s at 100,000 files): waited for in the background, not before the commit
-            threading.Thread(target=_end, args=(first,), name="feedsvc-coldstart-end",
-                             daemon=True).start()
     return found
 
 
