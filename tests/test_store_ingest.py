@@ -330,6 +330,21 @@ def test_cold_start_problems_come_in_the_order_of_one_process(tmp_path: Path) ->
     assert list(tmp_path.glob("store*")) == []  # nothing staged
 
 
+def test_a_cold_start_whose_only_problem_is_an_id_in_two_runs_stages_nothing(
+        tmp_path: Path) -> None:
+    root = tmp_path / "synth"
+    subprocess.run([sys.executable, "-m", "feedsvc", "synth", "2100", str(root), "--split"],
+                   check=True, stdout=subprocess.DEVNULL)
+    files = sorted((root / "releases").rglob("*.yaml"))
+    # Files 1 and 2,100 of the dataset: dealt to the two runs (file n to run n % 2).
+    shutil.copy(files[1], root / "releases" / "zz-duplicate.yaml")  # valid, its id twice
+    expected = list(loader.load(root, LIMIT).problems)
+    assert expected and all("duplicate" in p.message for p in expected)
+    found = read_all(root, LIMIT, tmp_path / "store", processes=2, over=0, fresh=True)
+    assert list(found.problems) == expected and found.staged is None
+    assert list(tmp_path.glob("store*")) == []  # nothing staged
+
+
 def tables(conn: sqlite3.Connection) -> dict[str, list[object]]:
     """Every row of the store's tables; the word index as its words and their releases (its
     own tables' bytes depend on the order it was written in)."""

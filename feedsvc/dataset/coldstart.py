@@ -37,7 +37,6 @@ from . import version as versions
 from .bulkload import MAX_FILES, Staged, change_of, keys_of, order_of, stage, stage_here
 from .ingest import Plan
 from .loader import FileRow, Read
-from .write import FileChange
 from .yamlsource import SUFFIXES, LocatedMap, SourceFile, find_files
 
 # Above this many bytes of YAML, the parse is spread over child processes;
@@ -200,15 +199,30 @@ def _spread(lead: _Lead, root: Path, limit: int, runs: Sequence[Sequence[str]], 
         told = None if site is None else (rows.site_json(site), rows.topics_json(topics))
         for pipe in mine:
             pipe.send(told)
-        sent = [_files(pipe) for pipe in mine]
-        dealt = zip_longest(*(files for files, _, _ in sent))  # back in path order
+        orders = [_receive(pipe) for pipe in mine]  # (whether its files have problems, order)
+        ids = [rid for _, order in orders for _, rid in order]
+        clean = not problems and not any(bad for bad, _ in orders) and len(set(ids)) == len(ids)
+        staged = _stage(mine, [order for _, order in orders], store, fresh) if clean else None
+        if staged is None:
+            for pipe in mine:
+                pipe.send(None)
+        else:  # each child sends its files once its first chunk is staged
+            for pipe in mine:
+                _receive(pipe)
+        raw = [_receive_bytes(pipe) for pipe in mine]  # the children go on staging
+        sent = [_files(data) for data in raw]
+        dealt = zip_longest(*(files for files, _ in sent))  # back in path order
         found = _plan(root, site, topics, problems,
                       [row for turn in dealt for row in turn if row is not None],
-                      linked, versions.total(fold for _, fold, _ in sent))  # summed by each
-        found = replace(found, staged=_staged(mine, sent, store, found.problems, fresh))
+                      linked, versions.total(fold for _, fold in sent))  # summed by each
+        if staged is not None:
+            _build(mine, staged, fresh)
     except OSError as error:  # e.g. a pipe closed
         raise _Failed(repr(error)) from error
-    return found
+    if found.problems and staged is not None:  # never: `clean` is a plan without problems
+        staged.close()
+        staged = None
+    return replace(found, staged=staged)
 
 
 def _in_order(parts: list[tuple[int, int, SourceFile, LocatedMap]]) -> list[tuple[SourceFile, LocatedMap]]:
@@ -216,33 +230,33 @@ def _in_order(parts: list[tuple[int, int, SourceFile, LocatedMap]]) -> list[tupl
     return [(src, mapping) for *_, src, mapping in sorted(parts, key=lambda part: part[:2])]
 
 
-def _staged(pipes: Sequence[Connection], sent: Sequence[tuple[list[FileRow], int, Any]],
-            store: Path, problems: Sequence[Problem], fresh: bool) -> Staged | None:
-    """Number every release, have each child write its run's staging files (`fresh`: copied
-    into a new store as they come); return them (None with problems: nothing is staged)."""
-    if problems:
-        for pipe in pipes:
-            pipe.send(None)
-        return None
+def _stage(pipes: Sequence[Connection], orders: Sequence[Sequence[tuple[int, str]]],
+           store: Path, fresh: bool) -> Staged:
+    """Number every release; have each child write its run's staging files."""
     runs = len(pipes)
     staged = Staged(store, MAX_FILES // runs if fresh else 1)
-    keys = keys_of([order for _, _, order in sent])
+    keys = keys_of(orders)
     bounds = bulkload.bounds_of(keys, staged.chunks)
     for run, pipe in enumerate(pipes):  # file n of the run is file n * runs + run
         pipe.send(([str(staged.file(run, chunk)) for chunk in range(staged.chunks)],
                    run + 1, runs, keys[run], bounds))
     staged.count = runs
+    return staged
+
+
+def _build(pipes: Sequence[Connection], staged: Staged, fresh: bool) -> None:
+    """Wait for every staging file (the first chunk's were); `fresh`: copy each chunk into a
+    new store as it comes."""
     conn = bulkload.new_store(staged) if fresh else None
     try:
         for chunk in range(staged.chunks):
-            for pipe in pipes:
+            for pipe in pipes if chunk else ():
                 _receive(pipe)  # its run's chunk is written
             if conn is not None:
                 bulkload.add(conn, staged, chunk)
     finally:
         if conn is not None:
             conn.close()
-    return staged
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
@@ -264,28 +278,33 @@ def _receive(pipe: Connection) -> Any:
     return value
 
 
-def _files(pipe: Connection) -> tuple[list[FileRow], int, list[tuple[int, str]]]:
-    """Return a child's files (_send_files), their version sum and their releases' order."""
+def _receive_bytes(pipe: Connection) -> bytes:
+    """Return the bytes a child sent after an "ok"; _Failed if it failed or ended."""
     _receive(pipe)
     try:
-        fold, sent, order = marshal.loads(pipe.recv_bytes())
-    except (EOFError, OSError, ValueError) as error:
+        return pipe.recv_bytes()
+    except (EOFError, OSError) as error:
         raise _Failed(f"a loading process ended early: {error!r}") from error
-    rows = [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]))) for row in sent]
-    return rows, fold, order
 
 
-def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> list[FileChange]:
-    """Send a run's files, version sum and releases' order; return the files to stage."""
-    files = [change_of(row) for row in entries.values()]
-    sent = [(*row._replace(releases=None)[:-1], tuple(  # no release: to the staging file
+def _files(data: bytes) -> tuple[list[FileRow], int]:
+    """Return a child's files (_send_files) and their version sum."""
+    try:
+        fold, sent = marshal.loads(data)
+    except ValueError as error:
+        raise _Failed(f"a loading process sent what it could not: {error!r}") from error
+    return [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]))) for row in sent], fold
+
+
+def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> None:
+    """Send a run's files (no release: they go to the staging files) and version sum."""
+    sent = [(*row._replace(releases=None)[:-1], tuple(
         (p.file, p.line, p.release, p.field, p.message) for p in row.problems))
         for row in entries.values()]
     fold = versions.fold((r.below, r.stamp) for r in entries.values())
     pipe.send(("ok", None))
     # Version 2: no references, which cost a lookup per object shared (names, paths).
-    pipe.send_bytes(marshal.dumps((fold, sent, order_of(files)), 2))
-    return files
+    pipe.send_bytes(marshal.dumps((fold, sent), 2))
 
 
 # What a loading process made, held until it ends (os._exit) once its work is sent: freeing
@@ -343,14 +362,19 @@ def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: i
         site, topics = (None, {}) if told is None else \
             (rows.site_from(told[0]), rows.topics_from(told[1]))
         entries = loader.entries(root, read, site, topics, now)
-        files = _send_files(pipe, entries)
+        files = [change_of(row) for row in entries.values()]
         made += [entries, files]
+        pipe.send(("ok", (any(row.problems for row in entries.values()), order_of(files))))
         asked = pipe.recv()  # None: the plan has problems, nothing is staged
-        if asked is not None:
+        if asked is None:
+            _send_files(pipe, entries)
+        else:
             paths, first, step, keys, bounds = asked
             ids = range(first, first + step * len(files), step)
-            for _ in stage([Path(path) for path in paths], files, ids, keys, bounds):
+            for chunk in stage([Path(path) for path in paths], files, ids, keys, bounds):
                 pipe.send(("ok", None))
+                if chunk == 0:  # read by the parent while the runs stage the next
+                    _send_files(pipe, entries)
     except EOFError:
         pass  # the parent gave up on this one
     # Whatever fails here must reach the parent, which then reads in one process.
