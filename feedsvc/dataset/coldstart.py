@@ -199,18 +199,9 @@ def _spread(lead: _Lead, root: Path, limit: int, runs: Sequence[Sequence[str]], 
         told = None if site is None else (rows.site_json(site), rows.topics_json(topics))
         for pipe in mine:
             pipe.send(told)
-        orders = [_receive(pipe) for pipe in mine]  # (whether its files have problems, order)
-        ids = [rid for _, order in orders for _, rid in order]
-        clean = not problems and not any(bad for bad, _ in orders) and len(set(ids)) == len(ids)
-        staged = _stage(mine, [order for _, order in orders], store, fresh) if clean else None
-        if staged is None:
-            for pipe in mine:
-                pipe.send(None)
-        else:  # each child sends its files once its first chunk is staged
-            for pipe in mine:
-                _receive(pipe)
+        staged = _stage(mine, store, fresh, clean=not problems)
         raw = [_receive_bytes(pipe) for pipe in mine]  # the children go on staging
-        sent = [_files(data) for data in raw]
+        sent = [_files(raw.pop(0)) for _ in mine]  # each message freed once read
         dealt = zip_longest(*(files for files, _ in sent))  # back in path order
         found = _plan(root, site, topics, problems,
                       [row for turn in dealt for row in turn if row is not None],
@@ -230,17 +221,27 @@ def _in_order(parts: list[tuple[int, int, SourceFile, LocatedMap]]) -> list[tupl
     return [(src, mapping) for *_, src, mapping in sorted(parts, key=lambda part: part[:2])]
 
 
-def _stage(pipes: Sequence[Connection], orders: Sequence[Sequence[tuple[int, str]]],
-           store: Path, fresh: bool) -> Staged:
-    """Number every release; have each child write its run's staging files."""
+def _stage(pipes: Sequence[Connection], store: Path, fresh: bool, *, clean: bool
+           ) -> Staged | None:
+    """Number every release; unless the plan will have problems (as _plan finds them: the
+    vocabulary's, a run's, an id in two runs), have each child write its run's staging files
+    and wait for their first chunks; return them."""
+    orders = [_receive(pipe) for pipe in pipes]  # (whether its files have problems, order)
+    ids = [rid for _, order in orders for _, rid in order]
+    if not clean or any(bad for bad, _ in orders) or len(set(ids)) < len(ids):
+        for pipe in pipes:
+            pipe.send(None)
+        return None
     runs = len(pipes)
     staged = Staged(store, MAX_FILES // runs if fresh else 1)
-    keys = keys_of(orders)
+    keys = keys_of([order for _, order in orders])
     bounds = bulkload.bounds_of(keys, staged.chunks)
     for run, pipe in enumerate(pipes):  # file n of the run is file n * runs + run
         pipe.send(([str(staged.file(run, chunk)) for chunk in range(staged.chunks)],
                    run + 1, runs, keys[run], bounds))
     staged.count = runs
+    for pipe in pipes:  # each child sends its files once its first chunk is staged
+        _receive(pipe)
     return staged
 
 
