@@ -47,14 +47,9 @@ def fold(files: Iterable[tuple[str, bytes]]) -> int:
 
 
 def total(sums: Iterable[int]) -> int:
-    """Return the sum of several sets of files' sums (of files with different names)."""
+    """Return the sum of several sets of files' sums (of files with different names; a
+    negated sum takes its files out)."""
     return sum(sums) % _MODULUS
-
-
-def refold(total: int, removed: Iterable[tuple[str, bytes]],
-           added: Iterable[tuple[str, bytes]]) -> int:
-    """Return `total` with the `removed` files' hashes taken out and the `added` ones put in."""
-    return (total - fold(removed) + fold(added)) % _MODULUS
 
 
 def version(total: int) -> str:
