@@ -155,6 +155,7 @@ def replaced(db: sqlite3.Connection, rows: Iterable[FileRow],
 
 def held(db: sqlite3.Connection) -> int:
     """Return how many releases the store holds: kept in meta by every commit (sync.py), as
-    counting them costs the archive; counted in a store written before it was kept."""
+    counting them costs the archive (none yet: an empty store; a store of older code, which
+    did not keep it, is rebuilt: statedir.CODE_VERSION)."""
     kept = db.execute("SELECT value FROM meta WHERE name = 'releases'").fetchone()
-    return int(kept[0]) if kept else int(db.execute("SELECT count(*) FROM releases").fetchone()[0])
+    return int(kept[0]) if kept else 0
