@@ -150,5 +150,5 @@ def _end_read(_: BaseException | None) -> None:
 def _version_header(response: Response) -> Response:
     # Says which dataset a response came from (e.g. to watch a reload reach every worker).
     if "feedsvc_snapshot" in g:
-        response.headers["X-Dataset-Version"] = g.feedsvc_snapshot.version
+        response.headers["X-Dataset-Version"] = g.feedsvc_snapshot.meta.version
     return response

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import Site
 from .db import Unusable, connect
 from .rows import site_from, topics_from
 from .served import Meta
@@ -37,14 +36,6 @@ class Snapshot:
 
     conn: sqlite3.Connection
     meta: Meta
-
-    @property
-    def version(self) -> str:
-        return self.meta.version
-
-    @property
-    def site(self) -> Site:
-        return self.meta.site
 
     def view_at(self, now: datetime) -> StoreView:
         """Return what readers see of this version at `now` (an aware date-time)."""

@@ -117,7 +117,7 @@ class DatasetCollector(Collector):
             # What /readyz says: the store's kept counts, less the scheduled releases.
             releases = snapshot.view_at(self.at).count()
         yield InfoMetricFamily("feedsvc_dataset", "The dataset served (content hash version).",
-                               value={"version": snapshot.version})
+                               value={"version": snapshot.meta.version})
         yield GaugeMetricFamily("feedsvc_dataset_releases", "Releases in the dataset served.",
                                 value=releases)
         yield GaugeMetricFamily("feedsvc_dataset_loaded_timestamp_seconds",
