@@ -1,15 +1,14 @@
-"""Reading the store: per process, one read-only connection per thread, and one version per read.
+"""Reading the store: per process, a pool of read-only connections, and one version per read.
 
-A connection is opened lazily in the process and thread that uses it, never inherited across a
-fork (the pid is recorded: a forked worker opens its own) and never kept per greenlet: it is
-kept by the OS thread's id (gevent patches threading.local into a greenlet-local, which would
-open a connection per request).
+A connection is opened lazily in the process that uses it, never inherited across a fork (the
+pid is recorded: a forked worker opens its own). Each read has a pooled connection of its own,
+so that a transaction may last across a greenlet switch; `stamp` alone keeps one connection
+per OS thread (by its id: gevent patches threading.local into a greenlet-local).
 
 One request sees one version: `Reader.read()` begins a read transaction and reads the version
 inside it; every query of the snapshot it yields (and of its views) runs in that transaction,
 so a commit by the writer meanwhile is seen by the next read only (WAL: readers never block
-the writer nor wait for it). A thread holds one read at a time: under gevent, a request's
-queries run in one call on the render thread, never across a greenlet switch.
+the writer nor wait for it).
 """
 from __future__ import annotations
 
@@ -47,7 +46,7 @@ class Snapshot:
 
 
 class Reader:
-    """The store as one process reads it: connections per thread, opened after any fork."""
+    """The store as one process reads it: connections opened after any fork."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -61,12 +60,7 @@ class Reader:
         self._idle: list[sqlite3.Connection] = []  # the pool (checkout), this process's
 
     def checkout(self) -> sqlite3.Connection:
-        """Return a connection of this process's pool, for one request (release it after).
-
-        A request's transaction lasts while its greenlet waits for the render thread: it
-        needs a connection of its own, not the thread's (another greenlet of the hub thread
-        would begin its own transaction on it meanwhile).
-        """
+        """Return a connection of this process's pool, for one read (release it after)."""
         with self._lock:
             self._forked()
             if self._idle:
@@ -92,7 +86,9 @@ class Reader:
             self._conns, self._idle = {}, []
             self._pid = os.getpid()
 
-    def _conn(self) -> sqlite3.Connection:
+    def stamp(self) -> tuple[int, int]:
+        """Return what changes when a writer commits: this thread's connection (never used to
+        read) and its PRAGMA data_version (a counter per connection, a few microseconds)."""
         thread = threading.get_native_id()
         with self._lock:
             self._forked()
@@ -101,29 +97,11 @@ class Reader:
             conn = connect(self.path, write=False)
             with self._lock:
                 self._conns[thread] = conn
-        return conn
-
-    def stamp(self) -> tuple[int, int]:
-        """Return what changes when a writer commits: this thread's connection and its PRAGMA
-        data_version (a counter per connection; no read of the data, a few microseconds)."""
-        conn = self._conn()
         return id(conn), conn.execute("PRAGMA data_version").fetchone()[0]
 
     @contextmanager
     def read(self) -> Iterator[Snapshot]:
-        """Yield the store at its current version, for queries made without a greenlet
-        switch (the thread's own connection)."""
-        conn = self._conn()
-        try:
-            yield self.begin(conn)
-        finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")  # a read transaction: nothing to keep
-
-    @contextmanager
-    def pooled(self) -> Iterator[Snapshot]:
-        """Yield the store at its current version on a pooled connection: for a transaction
-        that may last across a greenlet switch, or beside another read of this thread."""
+        """Yield the store at its current version, on a connection of the pool."""
         conn = self.checkout()
         try:
             yield self.begin(conn)

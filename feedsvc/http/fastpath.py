@@ -114,8 +114,7 @@ class FastPath:
         return rule, moment.index.version, body, cache_control(app.config, left)
 
     def _moment(self, at: datetime) -> Moment:
-        """Return the version and token at `at`: the one kept, or read again (in one short
-        transaction on this thread's connection: nothing in it waits for another greenlet)."""
+        """Return the version and token at `at`: the one kept, or read again."""
         reader = self.live.reader
         stamp = reader.stamp()
         kept = self.moments.get(stamp[0])

@@ -112,7 +112,7 @@ class DatasetCollector(Collector):
         self.served, self.at = served, at
 
     def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
-        with self.served.reader.pooled() as snapshot:
+        with self.served.reader.read() as snapshot:
             status = self.served.status_of(snapshot)
             # What /readyz says: the store's kept counts, less the scheduled releases.
             releases = snapshot.view_at(self.at).count()

@@ -254,13 +254,13 @@ class Reloader:
         """Commit the plan; listeners (WebSub) get what readers saw before and after it."""
         reader, listening = self.live.reader, bool(self.live.listeners)
         with ExitStack() as reads:
-            old = reads.enter_context(reader.pooled()) if listening else None
+            old = reads.enter_context(reader.read()) if listening else None
             self.looker.commit(found)
             self._linked = found.linked
             self.error = self.live.unwritten = None
             self.status(error=None, rejected_at=None, loaded_at=_now())
             if old is not None:
-                new = reads.enter_context(reader.pooled())
+                new = reads.enter_context(reader.read())
                 now = datetime.now(UTC)
                 self.live.swapped(old.view_at(now), new.view_at(now))
 

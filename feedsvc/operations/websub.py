@@ -160,7 +160,7 @@ class Schedule:
 
     def arm(self) -> None:
         """Remember what readers see now, and set the timer for its next publication."""
-        with self.lock, self.live.reader.pooled() as snapshot:
+        with self.lock, self.live.reader.read() as snapshot:
             view = snapshot.view_at(self.publisher.clock())
             self.seen = (snapshot.meta.version, view.now, view.token)
             self._set(view)
@@ -186,7 +186,7 @@ class Schedule:
 
     def tick(self) -> threading.Thread | None:
         """Publish what became visible since the last look, and re-arm; return the thread."""
-        with self.lock, self.live.reader.pooled() as snapshot:
+        with self.lock, self.live.reader.read() as snapshot:
             before, after = self.seen, snapshot.view_at(self.publisher.clock())
             self.seen = (snapshot.meta.version, after.now, after.token)
             self._set(after)
