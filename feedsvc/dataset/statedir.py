@@ -54,11 +54,10 @@ def state_file(state_dir: str | Path, root: str | Path, kind: str) -> Path:
 
 @dataclass(frozen=True)
 class Opened:
-    """Where the store is, what /readyz says of it, and whether it is to be built."""
+    """Where the store is, what /readyz says of it (a store to build holds no version)."""
 
     path: Path  # in the state directory, or in a private temporary one (never None)
     state: str  # "persistent", or NO_STATE with the reason
-    rebuild: bool  # missing, empty, or moved aside: build it from the YAML
     persistent: bool
     first: str | None = None  # why a first build (missing, empty): said once it is built
 
@@ -195,7 +194,7 @@ def _check(file: Path) -> Opened:
     if problem in (None, *TO_BUILD):
         if problem:
             log.debug("state file %s %s: building it from the YAML", file, problem)
-        return _private_file(Opened(file, "persistent", problem is not None, True, problem))
+        return _private_file(Opened(file, "persistent", True, problem))
     log.warning("state file %s unusable (%s): rebuilding from the YAML", file, problem)
     try:
         os.replace(file, file.with_name(file.name + ".bad"))
@@ -203,7 +202,7 @@ def _check(file: Path) -> Opened:
             file.with_name(file.name + side).unlink(missing_ok=True)
     except OSError as error:
         return _temporary(f"state file {file} cannot be moved aside: {error}")
-    return _private_file(Opened(file, "persistent", True, True))
+    return _private_file(Opened(file, "persistent", True))
 
 
 def _private_file(opened: Opened) -> Opened:
@@ -263,7 +262,7 @@ def _temporary(why: str, level: int = logging.WARNING) -> Opened:
     log.log(level, "%s: %s", why, NO_STATE)
     directory = Path(tempfile.mkdtemp(prefix="feedsvc-state-"))
     atexit.register(_remove, directory, os.getpid())
-    return _private_file(Opened(directory / "store.sqlite", f"{NO_STATE} ({why})", True, False))
+    return _private_file(Opened(directory / "store.sqlite", f"{NO_STATE} ({why})", False))
 
 
 def _remove(directory: Path, owner: int) -> None:
