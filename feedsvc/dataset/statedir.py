@@ -96,10 +96,8 @@ def open_state(state_dir: str | Path | None, root: str | Path) -> Opened:
 def alone(opened: Opened) -> Iterator[None]:
     """Bring the store up to date within this: instance-mates starting together (the workers
     of a plain `gunicorn -w N`) take turns (a flock on `<src>.start`), so that one builds the
-    store and the next finds it built, never two creating or building it at once."""
-    if not opened.persistent:  # a private temporary store: this process's alone
-        yield
-        return
+    store and the next finds it built, never two creating or building it at once (a private
+    temporary store is this process's alone: its flock is never waited for)."""
     fd = os.open(opened.path.with_suffix(".start"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
