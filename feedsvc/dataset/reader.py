@@ -57,26 +57,7 @@ class Reader:
         # Connections of the process this one was forked from: kept, never used nor closed
         # (closing them could release what the parent holds), so that GC does not close them.
         self._inherited: list[sqlite3.Connection] = []
-        self._idle: list[sqlite3.Connection] = []  # the pool (checkout), this process's
-
-    def checkout(self) -> sqlite3.Connection:
-        """Return a connection of this process's pool, for one read (release it after)."""
-        with self._lock:
-            self._forked()
-            if self._idle:
-                return self._idle.pop()
-        return connect(self.path, write=False)
-
-    def release(self, conn: sqlite3.Connection) -> None:
-        """Return a connection to the pool: its transaction ended, kept if few are idle."""
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")  # a read transaction: nothing to keep
-        with self._lock:
-            if os.getpid() == self._pid and len(self._idle) < IDLE:
-                self._idle.append(conn)
-                return
-        if os.getpid() == self._pid:
-            conn.close()
+        self._idle: list[sqlite3.Connection] = []  # the pool (read), this process's
 
     def _forked(self) -> None:
         """In a process forked since the connections were opened: keep them unused (under
@@ -101,21 +82,27 @@ class Reader:
 
     @contextmanager
     def read(self) -> Iterator[Snapshot]:
-        """Yield the store at its current version, on a connection of the pool."""
-        conn = self.checkout()
+        """Yield the store at its current version: a read transaction on a connection of this
+        process's pool, kept for the next read if few are idle."""
+        with self._lock:
+            self._forked()
+            conn = self._idle.pop() if self._idle else None
+        conn = conn or connect(self.path, write=False)
         try:
-            yield self.begin(conn)
+            conn.execute("BEGIN")
+            found = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+            if found is None:
+                raise Unusable(f"{self.path}: the store holds no dataset yet")
+            yield Snapshot(conn, self._meta_of(conn, found[0]))
         finally:
-            self.release(conn)
-
-    def begin(self, conn: sqlite3.Connection) -> Snapshot:
-        """Begin a read transaction on `conn`; return the store at the version it sees."""
-        conn.execute("BEGIN")
-        found = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
-        if found is None:
-            conn.execute("ROLLBACK")
-            raise Unusable(f"{self.path}: the store holds no dataset yet")
-        return Snapshot(conn, self._meta_of(conn, found[0]))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")  # a read transaction: nothing to keep
+            with self._lock:
+                pooled = os.getpid() == self._pid and len(self._idle) < IDLE
+                if pooled:
+                    self._idle.append(conn)
+            if not pooled and os.getpid() == self._pid:
+                conn.close()
 
     def _meta_of(self, conn: sqlite3.Connection, version: str) -> Meta:
         """Return the version's site and topics, decoded once per version (not per read)."""
