@@ -59,8 +59,6 @@ def choose(conn: sqlite3.Connection, filters: Filters, n: int, upper: int, lower
     if len(filters.words) > MAX_WORDS:
         raise TooManyWords(f"{len(filters.words)} words: at most {MAX_WORDS}")
     bounds: dict[str, object] = {"upper": upper, "lower": lower, "n": n}
-    if upper < lower:
-        return []
     if filters.words:
         return _keys(conn, "SELECT rowid FROM release_words WHERE release_words MATCH :q "
                      "AND rowid <= :upper AND rowid >= :lower ORDER BY rowid DESC LIMIT :n",
