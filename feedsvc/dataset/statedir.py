@@ -28,21 +28,25 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import dataset
 from ..config import ConfigError
-from . import db, fields, media, records, rows, version, words, yamlsource
+from . import db, fields, loader, media, records, rows, version, words, yamlsource
 
 log = logging.getLogger("feedsvc.statedir")
 NO_STATE = "no persistent state: restarts will cold-start"
 HEADER = b"SQLite format 3\x00"
 TO_BUILD = ("missing", "empty", "not yet built")  # a first start (or an instance-mate's build)
 
-# The code that parses, validates and encodes, fingerprinted once, at import (the code this
-# process runs, even if newer files are deployed later): new rules, a new store.
+# The code that parses and validates (the package's parse_file, site_of and file_releases and
+# loader's per-file steps among it) and encodes, fingerprinted once, at import (the code this
+# process runs, even if newer files are deployed later): new rules, a new store. A new meaning
+# of what write.py puts in a column is db.FORMAT's, bumped by hand.
 CODE_VERSION = hashlib.sha256(b"".join(
     module.__name__.encode() + Path(str(module.__file__)).read_bytes()
-    for module in (db, fields, media, records, rows, version, words, yamlsource))).hexdigest()[:12]
-# What the writer puts in `meta` with a full build (bulkload.rebuild), so that
-# a store written by other code is rebuilt, never misread.
+    for module in (dataset, db, fields, loader, media, records, rows, version, words,
+                   yamlsource))).hexdigest()[:12]
+# What the writer puts in `meta` with every commit (sync.Looker's meta), so that a store written
+# by other code is rebuilt, never misread.
 META = {"code": CODE_VERSION}
 
 
