@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from contextlib import ExitStack
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, cast
@@ -51,12 +52,11 @@ T = TypeVar("T")
 class Reloader:
     """Compares the dataset on disk with the store, and commits the change when valid."""
 
-    def __init__(self, live: Served, looker: Looker, *, limit: int, max_removal: MaxRemoval,
-                 snapshot_dir: str | None) -> None:
+    def __init__(self, live: Served, looker: Looker, *, limit: int, max_removal: MaxRemoval
+                 ) -> None:
         self.live, self.looker = live, looker
         self.root = str(looker.root)
         self.limit, self.max_removal = limit, max_removal
-        self.snapshot_dir = snapshot_dir  # the state directory: guard.py's files
         self.held: Held | None = None
         # The last unexpected failure of a reload (type and message), reported once; while
         # set, the next look reads every file afresh, trusting no kept state.
@@ -320,8 +320,7 @@ class Reloader:
         self._say(report)
         metrics.RELOADS.labels(result="held").inc()
         log.error("dataset reload %s", report)
-        if self.snapshot_dir is not None:
-            guard.write_held(self.snapshot_dir, self.path, held)
+        self.status(held=json.dumps(asdict(held)))  # for `feedsvc accept-removal` (guard.py)
         return "held"
 
     def _recovered(self) -> str:
@@ -336,12 +335,10 @@ class Reloader:
 
     def _forget_hold(self) -> None:
         self.held = None
-        if self.snapshot_dir is not None:
-            guard.forget(self.snapshot_dir, self.path)
+        self.status(held=None, accept=None)  # (a commit with nothing to delete writes nothing)
 
     def _accepted(self, version: str) -> bool:
-        return self.snapshot_dir is not None and guard.accepted(self.snapshot_dir, self.path,
-                                                                version)
+        return guard.accepted(self.looker.db, version)
 
 
 def _folders(root: Path) -> list[Path]:
@@ -378,8 +375,7 @@ def init_app(app: Flask) -> Served:
         looker = Looker(connect(opened.path, write=True), Path(path),
                         config["FEEDSVC_MAX_FILE_BYTES"], meta=statedir.META)
         watch = Reloader(served, looker, limit=config["FEEDSVC_MAX_FILE_BYTES"],
-                         max_removal=config["FEEDSVC_MAX_REMOVAL"],
-                         snapshot_dir=state_dir if opened.persistent else None)
+                         max_removal=config["FEEDSVC_MAX_REMOVAL"])
         watch.status(start_check=None)
         if watch._meta("version") is None:  # a cold start: every file read, built first
             watch._consider(watch._full(), strict=True)  # here: child processes may read
