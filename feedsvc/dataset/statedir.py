@@ -193,9 +193,7 @@ _AT_RANDOM = 25  # <elf.h>
 def _check(file: Path) -> Opened:
     """Return the store if usable, else move it aside and say it is to be built."""
     problem = _problem(file)
-    if problem in (None, *TO_BUILD):
-        if problem:
-            log.debug("state file %s %s: building it from the YAML", file, problem)
+    if problem in (None, *TO_BUILD):  # to build: said once built (reload.init_app, `first`)
         return _private_file(Opened(file, "persistent", True, problem))
     log.warning("state file %s unusable (%s): rebuilding from the YAML", file, problem)
     try:
