@@ -27,11 +27,10 @@ class Names:
         self.prefix = self.top if self.top.endswith(os.sep) else self.top + os.sep
 
     def below(self, name: str) -> str:
-        """Return a file's name below the root ("" for a one-file dataset), POSIX."""
+        """Return below the root, POSIX, a name find_files or full() gives ("" if one file)."""
         if not self.folder:
             return ""
-        below = name[len(self.prefix):] if name.startswith(self.prefix) \
-            else os.path.relpath(name, self.top)
+        below = name[len(self.prefix):]
         return below if os.sep == "/" else below.replace(os.sep, "/")
 
     def full(self, below: str) -> str:
