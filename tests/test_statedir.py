@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ import pytest
 
 from feedsvc.config import ConfigError
 from feedsvc.dataset import guard, load_dataset
-from feedsvc.dataset.db import connect
 from feedsvc.dataset.statedir import NO_STATE, open_state, state_file
 
 from .servers import ROOT
@@ -177,23 +175,19 @@ def test_apps_of_one_process_and_its_forks_share_the_lock(tmp_path: Path) -> Non
     assert os.waitstatus_to_exitcode(os.waitpid(worker, 0)[1]) == 0
 
 
-def test_the_guard_keeps_a_hold_and_its_acceptance_in_the_store(tmp_path: Path) -> None:
-    """`feedsvc accept-removal` finds the held version in the store's status table, as the
-    writer noted it (reload.py), and writes its acceptance there; without a store it creates
-    none."""
+def test_the_guard_finds_its_files_in_the_state_directory(tmp_path: Path) -> None:
+    """A held reload is noted, accepted and forgotten in the state directory's files."""
     data = tmp_path / "data"
     state = tmp_path / "s"
-    opened = open_state(state, data)
-    with pytest.raises(LookupError, match="no mass removal is held"):
-        guard.accept_removal(str(data), str(state))
-    assert opened.path.stat().st_size == 0  # not made a store by the refusal
-    with closing(connect(opened.path, write=True)) as db:
-        db.execute("INSERT INTO status VALUES ('held', ?)",
-                   (json.dumps({"version": "v-new", "removed": 9, "served": 10}),))
-        assert not guard.accepted(db, "v-new")
-        assert "9 of 10 releases removed (version v-new)" in guard.accept_removal(str(data),
-                                                                                  str(state))
-        assert guard.accepted(db, "v-new") and not guard.accepted(db, "v-other")
+    open_state(state, data)
+    guard.write_held(str(state), str(data), guard.Held("v-new", 9, 10))
+    assert json.loads(state_file(state, data, "held").read_text())["version"] == "v-new"
+    assert not guard.accepted(str(state), str(data), "v-new")
+    guard.accept_removal(str(data), str(state))
+    assert state_file(state, data, "accept").read_text() == "v-new\n"
+    assert guard.accepted(str(state), str(data), "v-new")
+    guard.forget(str(state), str(data))
+    assert not state_file(state, data, "held").exists() and not guard.accepted(str(state), str(data), "v-new")
     assert state.stat().st_mode & 0o777 == 0o700
 
 

@@ -1,18 +1,17 @@
 """The mass-removal guard: a reload removing too many served releases waits for an operator.
 
-The writer notes the held reload in the store's status table (`held`, JSON, beside the report
-/readyz gives); `feedsvc accept-removal` writes the held version there (`accept`), which the
-writer's next look finds. A commit forgets both.
+The held reload is noted beside the snapshot (`<source>.held`, JSON); `feedsvc accept-removal`
+writes the held version to `<source>.accept`, which the watcher then finds.
 """
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
-from dataclasses import dataclass
+import logging
+from dataclasses import asdict, dataclass
 
-from .db import Unusable, connect
-from .statedir import state_file
+from .statedir import state_file as side_file
+
+log = logging.getLogger("feedsvc.guard")
 
 
 @dataclass(frozen=True)
@@ -30,24 +29,36 @@ class Held:
                 f"new version {self.version}; accept it with `feedsvc accept-removal`")
 
 
-def accepted(db: sqlite3.Connection, version: str) -> bool:
+def write_held(snapshot_dir: str, path: str, held: Held) -> None:
+    """Note the held reload for `feedsvc accept-removal`; a failure is logged, not raised."""
+    file = side_file(snapshot_dir, path, "held")
+    try:
+        file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        file.write_text(json.dumps({**asdict(held), "path": path}) + "\n", encoding="utf-8")
+    except OSError as error:
+        log.warning("cannot write %s: %s", file, error)
+
+
+def forget(snapshot_dir: str, path: str) -> None:
+    """Drop the notes of a hold: it ended (accepted, or the files came back)."""
+    side_file(snapshot_dir, path, "held").unlink(missing_ok=True)
+    side_file(snapshot_dir, path, "accept").unlink(missing_ok=True)
+
+
+def accepted(snapshot_dir: str, path: str, version: str) -> bool:
     """Whether an operator accepted the removal that makes dataset `version`."""
-    found = db.execute("SELECT value FROM status WHERE name = 'accept'").fetchone()
-    return found is not None and found[0] == version
+    try:
+        return side_file(snapshot_dir, path, "accept").read_text(encoding="utf-8").strip() == version
+    except OSError:
+        return False
 
 
 def accept_removal(path: str, snapshot_dir: str) -> str:
     """Accept the mass removal held for `path`; return what it removes. Raise LookupError if none."""
-    store = state_file(snapshot_dir, path, "sqlite")
-    try:  # read-only first: a missing store is not created
-        with closing(connect(store, write=False)) as db:
-            found = db.execute("SELECT value FROM status WHERE name = 'held'").fetchone()
-    except (Unusable, sqlite3.Error):
-        found = None
-    if found is None:
-        raise LookupError(f"{path}: no mass removal is held")
-    held = json.loads(found[0])
-    with closing(connect(store, write=True)) as db:
-        db.execute("INSERT OR REPLACE INTO status VALUES ('accept', ?)", (held["version"],))
+    try:
+        held = json.loads(side_file(snapshot_dir, path, "held").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise LookupError(f"{path}: no mass removal is held") from None
+    side_file(snapshot_dir, path, "accept").write_text(held["version"] + "\n", encoding="utf-8")
     return (f"{path}: accepted: {held['removed']} of {held['served']} releases removed "
             f"(version {held['version']}); served within FEEDSVC_RELOAD_INTERVAL")

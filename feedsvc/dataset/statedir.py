@@ -2,8 +2,8 @@
 
 Per dataset root (resolved, hashed) it holds `<src>.sqlite` (the store, and SQLite's -wal and
 -shm), `<src>.lock` (the instance lock), `<src>.start` (instance-mates' turns at start, `alone`),
-and while every file is read, `<src>.sqlite.stage-<pid>-*` (bulkload.Staged; removed at the
-next start if that process died).
+`<src>.held` and `<src>.accept` (guard.py), and while every file is read,
+`<src>.sqlite.stage-<pid>-*` (bulkload.Staged; removed at the next start if that process died).
 It is the service's alone (created 0700; another user's, or one others may write, is not
 used). A store of another schema or code, damaged or not writable, is moved aside (`.bad`,
 the last one kept) and built again; if the directory cannot be used, the store goes to a
@@ -51,7 +51,7 @@ META = {"code": CODE_VERSION}
 
 
 def state_file(state_dir: str | Path, root: str | Path, kind: str) -> Path:
-    """Name a file of the state directory for this dataset: kind "sqlite", "lock", "start"."""
+    """Name a file of the state directory for this dataset: kind "sqlite", "lock", "held"..."""
     source = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:12]
     return Path(state_dir) / f"{source}.{kind}"
 

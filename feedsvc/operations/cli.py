@@ -147,9 +147,6 @@ def _new_parser(commands: Any) -> None:
 
 def accept_removal(path: str, snapshot_dir: str | None) -> int:
     """Accept the mass removal the running service holds (docs/operations.md#mass-removal)."""
-    import sqlite3
-
-    from ..dataset.db import Unusable
     from ..dataset.guard import accept_removal as accept
 
     if snapshot_dir is None:
@@ -158,7 +155,7 @@ def accept_removal(path: str, snapshot_dir: str | None) -> int:
         return 2
     try:
         print(accept(path, snapshot_dir))
-    except (LookupError, OSError, sqlite3.Error, Unusable) as error:
+    except (LookupError, OSError) as error:
         print(f"feedsvc accept-removal: {error}", file=sys.stderr)
         return 1
     return 0

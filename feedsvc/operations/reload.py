@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from contextlib import ExitStack
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar, cast
@@ -52,11 +51,12 @@ T = TypeVar("T")
 class Reloader:
     """Compares the dataset on disk with the store, and commits the change when valid."""
 
-    def __init__(self, live: Served, looker: Looker, *, limit: int, max_removal: MaxRemoval
-                 ) -> None:
+    def __init__(self, live: Served, looker: Looker, *, limit: int, max_removal: MaxRemoval,
+                 snapshot_dir: str | None) -> None:
         self.live, self.looker = live, looker
         self.root = str(looker.root)
         self.limit, self.max_removal = limit, max_removal
+        self.snapshot_dir = snapshot_dir  # the state directory: guard.py's files
         self.held: Held | None = None
         # The last unexpected failure of a reload (type and message), reported once; while
         # set, the next look reads every file afresh, trusting no kept state.
@@ -320,7 +320,8 @@ class Reloader:
         self._say(report)
         metrics.RELOADS.labels(result="held").inc()
         log.error("dataset reload %s", report)
-        self.status(held=json.dumps(asdict(held)))  # for `feedsvc accept-removal` (guard.py)
+        if self.snapshot_dir is not None:
+            guard.write_held(self.snapshot_dir, self.path, held)
         return "held"
 
     def _recovered(self) -> str:
@@ -335,10 +336,12 @@ class Reloader:
 
     def _forget_hold(self) -> None:
         self.held = None
-        self.status(held=None, accept=None)  # (a commit with nothing to delete writes nothing)
+        if self.snapshot_dir is not None:
+            guard.forget(self.snapshot_dir, self.path)
 
     def _accepted(self, version: str) -> bool:
-        return guard.accepted(self.looker.db, version)
+        return self.snapshot_dir is not None and guard.accepted(self.snapshot_dir, self.path,
+                                                                version)
 
 
 def _folders(root: Path) -> list[Path]:
@@ -375,7 +378,8 @@ def init_app(app: Flask) -> Served:
         looker = Looker(connect(opened.path, write=True), Path(path),
                         config["FEEDSVC_MAX_FILE_BYTES"], meta=statedir.META)
         watch = Reloader(served, looker, limit=config["FEEDSVC_MAX_FILE_BYTES"],
-                         max_removal=config["FEEDSVC_MAX_REMOVAL"])
+                         max_removal=config["FEEDSVC_MAX_REMOVAL"],
+                         snapshot_dir=state_dir if opened.persistent else None)
         watch.status(start_check=None)
         if watch._meta("version") is None:  # a cold start: every file read, built first
             watch._consider(watch._full(), strict=True)  # here: child processes may read
