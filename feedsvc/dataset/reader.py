@@ -12,6 +12,7 @@ the writer nor wait for it).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import threading
@@ -52,7 +53,10 @@ class Reader:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._conns: dict[int, sqlite3.Connection] = {}
+        # Each thread's stamp connection: with the generation it was opened in, and its number.
+        self._conns: dict[int, tuple[sqlite3.Connection, int, int]] = {}
+        self._generation = 0  # files replaced under this process's connections, seen so far
+        self._opened = itertools.count()
         self._meta: Meta | None = None
         # Connections of the process this one was forked from: kept, never used nor closed
         # (closing them could release what the parent holds), so that GC does not close them.
@@ -63,46 +67,71 @@ class Reader:
         """In a process forked since the connections were opened: keep them unused (under
         the lock)."""
         if os.getpid() != self._pid:
-            self._inherited += [*self._conns.values(), *self._idle]
+            self._inherited += [*(conn for conn, *_ in self._conns.values()), *self._idle]
             self._conns, self._idle = {}, []
             self._pid = os.getpid()
 
     def stamp(self) -> tuple[int, int]:
         """Return what changes when a writer commits: this thread's connection (never used to
-        read) and its PRAGMA data_version (a counter per connection, a few microseconds)."""
+        read; its number) and its PRAGMA data_version (a counter per connection, a few
+        microseconds). A connection opened before the file was replaced is opened again."""
         thread = threading.get_native_id()
         with self._lock:
             self._forked()
-            conn = self._conns.get(thread)
-        if conn is None:
-            conn = connect(self.path, write=False)
+            held = self._conns.get(thread)
+        if held is None or held[1] != self._generation:
+            if held is not None:
+                held[0].close()
+            held = (connect(self.path, write=False), self._generation, next(self._opened))
             with self._lock:
-                self._conns[thread] = conn
-        return id(conn), conn.execute("PRAGMA data_version").fetchone()[0]
+                self._conns[thread] = held
+        return held[2], held[0].execute("PRAGMA data_version").fetchone()[0]
 
     @contextmanager
     def read(self) -> Iterator[Snapshot]:
         """Yield the store at its current version: a read transaction on a connection of this
         process's pool, kept for the next read if few are idle."""
-        with self._lock:
-            self._forked()
-            conn = self._idle.pop() if self._idle else None
-        conn = conn or connect(self.path, write=False)
+        conn, version = self._begin()
         try:
-            conn.execute("BEGIN")
-            found = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
-            if found is None:
-                raise Unusable(f"{self.path}: the store holds no dataset yet")
-            yield Snapshot(conn, self._meta_of(conn, found[0]))
+            yield Snapshot(conn, self._meta_of(conn, version))
         finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")  # a read transaction: nothing to keep
+            self._release(conn)
+
+    def _begin(self) -> tuple[sqlite3.Connection, str]:
+        """Begin a read transaction on a pooled (or new) connection; return it and the version
+        it reads. A connection to a file the writer has replaced (marked `moved`: see
+        sync.Looker.keep) is closed, and the next one tried: a new one opens the new file."""
+        while True:
             with self._lock:
-                pooled = os.getpid() == self._pid and len(self._idle) < IDLE
-                if pooled:
-                    self._idle.append(conn)
-            if not pooled and os.getpid() == self._pid:
-                conn.close()
+                self._forked()
+                conn = self._idle.pop() if self._idle else None
+            conn = conn or connect(self.path, write=False)
+            try:
+                conn.execute("BEGIN")
+                found = dict(conn.execute("SELECT name, value FROM meta "
+                                          "WHERE name IN ('version', 'moved')").fetchall())
+            except BaseException:
+                self._release(conn)
+                raise
+            if "moved" not in found:
+                break
+            conn.close()
+            with self._lock:
+                self._generation += 1  # this thread's stamp opens the new file too
+        if "version" not in found:
+            self._release(conn)
+            raise Unusable(f"{self.path}: the store holds no dataset yet")
+        return conn, found["version"]
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")  # a read transaction: nothing to keep
+        with self._lock:
+            pooled = os.getpid() == self._pid and len(self._idle) < IDLE
+            if pooled:
+                self._idle.append(conn)
+        if not pooled and os.getpid() == self._pid:
+            conn.close()
 
     def _meta_of(self, conn: sqlite3.Connection, version: str) -> Meta:
         """Return the version's site and topics, decoded once per version (not per read)."""
@@ -120,6 +149,6 @@ class Reader:
         """Close this process's connections (those of a parent are left alone)."""
         with self._lock:
             if os.getpid() == self._pid:
-                for conn in [*self._conns.values(), *self._idle]:
+                for conn in [*(held[0] for held in self._conns.values()), *self._idle]:
                     conn.close()
             self._conns, self._idle = {}, []
