@@ -294,14 +294,15 @@ def _files(data: bytes) -> tuple[list[FileRow], int]:
         fold, sent = marshal.loads(data)
     except ValueError as error:
         raise _Failed(f"a loading process sent what it could not: {error!r}") from error
-    return [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]))) for row in sent], fold
+    return [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]) if row[-1] else ()))
+            for row in sent], fold
 
 
 def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> None:
     """Send a run's files (no release: they go to the staging files) and version sum."""
-    sent = [(*row._replace(releases=None)[:-1], tuple(
-        (p.file, p.line, p.release, p.field, p.message) for p in row.problems))
-        for row in entries.values()]
+    sent = [(row.name, row.below, row.key, row.digest, row.racy, row.vocabulary, row.media, None,
+             row.ids, tuple((p.file, p.line, p.release, p.field, p.message) for p in row.problems)
+             if row.problems else ()) for row in entries.values()]
     fold = versions.fold((r.below, r.stamp) for r in entries.values())
     pipe.send(("ok", None))
     # Version 2: no references, which cost a lookup per object shared (names, paths).
