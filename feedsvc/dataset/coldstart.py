@@ -91,14 +91,17 @@ def _holds_more(root: Path, limit: int) -> bool:
         return root.stat().st_size > limit
     total, folders = 0, [str(root)]
     while folders:
-        with os.scandir(folders.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append(entry.path)
-                elif entry.name.endswith(SUFFIXES) and entry.is_file():
-                    total += entry.stat().st_size
-                    if total > limit:
-                        return True
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    elif entry.name.endswith(SUFFIXES) and entry.is_file():
+                        total += entry.stat().st_size
+                        if total > limit:
+                            return True
+        except OSError:  # unreadable, or gone meanwhile: skipped, as find_files does
+            continue
     return False
 
 
