@@ -4,19 +4,18 @@ The result is the Plan the writer rebuilds the store from: every file's row, the
 the version sum and the problems, as a load in one process has them (loader.load), and, with
 no problem, the releases in staging files beside the store (bulkload.py). Above
 CHILD_LOAD_BYTES of YAML the files are dealt into runs in turn (file n to run n % runs), one
-per core: each child parses its run and sends its site and topic mappings; this process reads
-the vocabulary from them all and sends it back; each child checks its releases against it and
-sends its files (marshal: no release) and what orders its releases; this process numbers
-every release and sends each child its keys, and each child writes its run's staging files.
-For a new store (`fresh`) each child cuts its releases into chunks by key, every run's chunk n
-holding the same range of keys (the runs are dealt, so each holds a share of every range):
-this process copies each chunk into the new store while the children write the next, and only
-the last is copied after they end. The first child is a new interpreter (safe from any
-process, threads and all), which forks the others.
+per core, each read by a loading process (loading.py): each parses its run and sends its site
+and topic mappings; this process reads the vocabulary from them all and sends it back; each
+checks its releases against it and sends what orders them; this process numbers every release
+and sends each its keys; each writes its run's staging files, and sends its files (marshal: no
+release) once the first is written, read here while they write the others. For a new store
+(`fresh`) each cuts its releases into chunks by key, every run's chunk n holding the same range
+of keys (the runs are dealt, so each holds a share of every range): this process copies each
+chunk into the new store while the children write the next, and only the last is copied after
+they end. The first loading process is started before the files are listed.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import marshal
 import multiprocessing
@@ -34,9 +33,9 @@ from typing import Any
 
 from . import Parts, Problem, Site, Topic, bulkload, duplicate_ids, loader, rows
 from . import version as versions
-from .bulkload import MAX_FILES, Staged, change_of, keys_of, order_of, stage, stage_here
+from .bulkload import MAX_FILES, Staged, change_of, keys_of, stage_here
 from .ingest import Plan
-from .loader import FileRow, Read
+from .loader import FileRow
 from .yamlsource import SUFFIXES, LocatedMap, SourceFile, find_files
 
 # Above this many bytes of YAML, the parse is spread over child processes;
@@ -140,8 +139,8 @@ def _plan(root: Path, site: Site | None, topics: Mapping[str, Topic],
 
 
 class _Lead:
-    """The first loading process (a new interpreter, see main), on a pipe for each run it may
-    be sent (it forks a process for each run past the first)."""
+    """The first loading process (a new interpreter: loading.main), on a pipe for each run it
+    may be sent (it forks a process for each run past the first)."""
 
     def __init__(self, runs: int) -> None:
         pipes = [multiprocessing.Pipe() for _ in range(runs)]
@@ -152,7 +151,7 @@ class _Lead:
                 os.set_blocking(pipe.fileno(), True)  # is non-blocking
             fds = [pipe.fileno() for pipe in theirs]
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "import sys; from feedsvc.dataset.coldstart import main; "
+                [sys.executable, "-c", "import sys; from feedsvc.dataset.loading import main; "
                  "main(sys.argv[1:])", *map(str, fds)],
                 pass_fds=fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         # gevent's Popen watches its child from the default loop only: a gunicorn master's
@@ -299,95 +298,3 @@ def _files(data: bytes) -> tuple[list[FileRow], int]:
         raise _Failed(f"a loading process sent what it could not: {error!r}") from error
     return [FileRow._make((*row[:-1], tuple(Problem(*p) for p in row[-1]) if row[-1] else ()))
             for row in sent], fold
-
-
-def _send_files(pipe: Connection, entries: Mapping[str, FileRow]) -> None:
-    """Send a run's files (no release: they go to the staging files) and version sum."""
-    sent = [(row.name, row.below, row.key, row.digest, row.racy, row.vocabulary, row.media, None,
-             row.ids, tuple((p.file, p.line, p.release, p.field, p.message) for p in row.problems)
-             if row.problems else ()) for row in entries.values()]
-    fold = versions.fold((r.below, r.stamp) for r in entries.values())
-    pipe.send(("ok", None))
-    # Version 2: no references, which cost a lookup per object shared (names, paths).
-    pipe.send_bytes(marshal.dumps((fold, sent), 2))
-
-
-# What a loading process made, held until it ends (os._exit) once its work is sent: freeing
-# every object one by one (or collecting them all) would only cost time.
-_ENDING: list[object] = []
-
-
-def main(fds: Sequence[str]) -> None:
-    """In a new interpreter: be the first loading process, on the pipes of these descriptors."""
-    gc.disable()  # for good, here and in the processes it forks: they make millions of objects
-    _ENDING.append(_lead([Connection(int(fd)) for fd in fds]))  # and no cycles, then end
-    os._exit(0)
-
-
-def _lead(pipes: Sequence[Connection]) -> list[object] | None:
-    """In the first child: fork one process for each other run; read the first run; return
-    what it made (see _work)."""
-    try:
-        root, runs, limit, now = pipes[0].recv()
-    except EOFError:
-        return None
-    children = []
-    for n in range(1, len(runs)):
-        pid = os.fork()  # this process runs no other thread
-        if pid == 0:
-            for other, pipe in enumerate(pipes):
-                if other != n:
-                    pipe.close()
-            _ENDING.append(_work(pipes[n], Path(root), runs[n], limit, now))
-            os._exit(0)
-        children.append(pid)
-    for pipe in pipes[1:]:
-        pipe.close()
-    made = _work(pipes[0], Path(root), runs[0], limit, now)
-    for pid in children:
-        os.waitpid(pid, 0)
-    return made
-
-
-def _work(pipe: Connection, root: Path, names: Sequence[str], limit: int, now: int
-          ) -> list[object]:
-    """In a child: read, parse and check `names`, send them, write the staging file asked
-    for; return what it made, which the process ends holding (main)."""
-    made: list[object] = []
-    try:
-        read: list[Read] = loader.read_files(root, names, limit)
-        made.append(read)
-        held = [(n, parts) for n, (_, _, _, parts, _, _) in enumerate(read) if parts is not None]
-        sites = [(n, SourceFile(src.name, None), mapping)  # without their whole documents
-                 for n, parts in held for src, mapping in parts.sites]
-        topics_found = [(n, SourceFile(src.name, None), mapping)
-                        for n, parts in held for src, mapping in parts.topics]
-        pipe.send(("ok", (sites, topics_found, any(link for *_, link in read))))
-        told = pipe.recv()
-        site, topics = (None, {}) if told is None else \
-            (rows.site_from(told[0]), rows.topics_from(told[1]))
-        entries = loader.entries(root, read, site, topics, now)
-        files = [change_of(row) for row in entries.values()]
-        made += [entries, files]
-        pipe.send(("ok", (any(row.problems for row in entries.values()), order_of(files))))
-        asked = pipe.recv()  # None: the plan has problems, nothing is staged
-        if asked is None:
-            _send_files(pipe, entries)
-        else:
-            paths, first, step, keys, bounds = asked
-            ids = range(first, first + step * len(files), step)
-            for chunk in stage([Path(path) for path in paths], files, ids, keys, bounds):
-                pipe.send(("ok", None))
-                if chunk == 0:  # read by the parent while the runs stage the next
-                    _send_files(pipe, entries)
-    except EOFError:
-        pass  # the parent gave up on this one
-    # Whatever fails here must reach the parent, which then reads in one process.
-    except Exception as error:  # noqa: BLE001
-        try:
-            pipe.send(("error", f"{type(error).__name__}: {error}"))
-        except OSError:
-            pass
-    finally:
-        pipe.close()
-    return made
