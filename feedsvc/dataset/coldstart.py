@@ -291,7 +291,7 @@ def _receive_bytes(pipe: Connection) -> bytes:
 
 
 def _files(data: bytes) -> tuple[list[FileRow], int]:
-    """Return a child's files (_send_files) and their version sum."""
+    """Return a child's files (loading._send_files) and their version sum."""
     try:
         fold, sent = marshal.loads(data)
     except ValueError as error:
