@@ -124,7 +124,11 @@ def _stat(path: str) -> tuple[Key, bool]:
             status = os.stat(path)
     except OSError:
         return UNREADABLE, os.path.islink(path)
-    return (status.st_size, status.st_mtime_ns, status.st_ino), link
+    return _key(status), link
+
+
+def _key(status: os.stat_result) -> Key:
+    return status.st_size, status.st_mtime_ns, status.st_ino
 
 
 Escapes = Callable[[str, bool | None], bool] | None
@@ -138,12 +142,29 @@ def _escapes(root: Path) -> Escapes:
 def _read(name: str, limit: int, escapes: Escapes
           ) -> tuple[Key, bool, bytes | None, Problem | None]:
     """Return a file's stat key, whether it is a link, and its bytes or the problem."""
-    key, link = _stat(name)  # before reading: a write after it changes the key, and is seen
+    opened = _open_plain(name)  # the key before reading: a write after it changes it, and is seen
+    key, link = _stat(name) if opened is None else (_key(opened[1]), False)
     if escapes is not None and escapes(name, link):
+        if opened is not None:
+            os.close(opened[0])
         return key, link, None, Problem(name, None, None, None,
                                         "links to a file outside the dataset folder: refused")
-    raw, problem = read_source(name, name, limit)
+    raw, problem = read_source(name, name, limit, opened)
     return key, link, raw, problem
+
+
+def _open_plain(name: str) -> tuple[int, os.stat_result] | None:
+    """Open a file that is not a symbolic link, and fstat it (one lookup of its path, not an
+    lstat and an open); None for a link (O_NOFOLLOW refuses it) or any error (see _read)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        return fd, os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
 
 
 def raw_files(root: Path, limit: int) -> list[tuple[str, bytes]]:
