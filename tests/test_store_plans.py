@@ -136,7 +136,7 @@ def test_every_writer_statement_is_an_index_search(archive: tuple[Dataset, Path]
     assert edited.releases
     first = edited.releases[0]
     moved = replace(first, title="Edited", published=first.published + timedelta(seconds=1))
-    apply(recorder, [replace(edited, releases=(moved, *edited.releases[1:])),  # type: ignore[arg-type]
+    apply(recorder, [edited._replace(releases=(moved, *edited.releases[1:])),  # type: ignore[arg-type]
                      FileChange("new.yaml", 1, 1, 1, b"\1" * 16,
                                 (replace(first, id="brand-new"),))],
           [files[7].path], version="v2")

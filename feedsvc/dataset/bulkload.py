@@ -22,7 +22,7 @@ from pathlib import Path
 from . import Dataset, Site, Topic, rows
 from .db import DDL, create, key_of
 from .loader import FileRow
-from .write import FLUSH, FileChange, Writer, prepare
+from .write import FLUSH, FileChange, Writer
 
 # The store's tables, each with the order of its primary key (the merge's order).
 _TABLES = {"files": "id", "file_media": "file, src", "releases": "key",
@@ -108,8 +108,7 @@ def stage(path: Path, files: Sequence[FileChange], first: int, keys: Sequence[in
         order = sorted(range(len(held)), key=keys.__getitem__)  # appended in key order
         writer = Writer(conn)
         for start in range(0, len(order), FLUSH):  # prepared a batch at a time
-            writer.put([(keys[i], held[i][0], prepare(held[i][1]))
-                        for i in order[start:start + FLUSH]])
+            writer.put([(keys[i], *held[i]) for i in order[start:start + FLUSH]])
         writer.save_counts()
         conn.execute("COMMIT")
     finally:
