@@ -28,8 +28,10 @@ from .write import FLUSH, FileChange, Writer
 _TABLES = {"files": "id", "file_media": "file, src", "releases": "key",
            "release_countries": "country, key", "release_topics": "topic, key",
            "release_pairs": "country, topic, key", "release_updates": "scope, modified_s, key"}
-# A staging file: the store's tables without their indexes, and the words as plain rows.
-_STAGING = ";\n".join([*(s for s in DDL.split(";") if s.strip().startswith("CREATE TABLE")),
+# A staging file: the store's tables without their indexes, nor UNIQUE (the store checks it
+# as it copies the rows), and the words as plain rows.
+_STAGING = ";\n".join([*(s.replace(" UNIQUE", "") for s in DDL.split(";")
+                         if s.strip().startswith("CREATE TABLE")),
                        "CREATE TABLE release_words(words TEXT NOT NULL)", ""])
 MAX_RUNS = 8  # staging files at most: SQLite attaches at most 10 databases
 
