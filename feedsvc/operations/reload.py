@@ -31,7 +31,6 @@ from flask import Flask
 from .. import state
 from ..config import BUNDLED_DATA, MaxRemoval
 from ..dataset import DatasetError, catalog, guard, media, statedir
-from ..dataset.bulkload import store_file
 from ..dataset.db import connect
 from ..dataset.guard import Held
 from ..dataset.ingest import Plan
@@ -217,7 +216,7 @@ class Reloader:
         """Write the state file again if it was deleted or replaced while serving (Looker.keep);
         a file that cannot be written is said once, and the looks go on meanwhile (the writer
         and the workers' open connections still share the old file)."""
-        store = store_file(self.looker.db)
+        store = self.looker.store
         try:
             why = self.looker.keep()
         except (OSError, sqlite3.Error) as error:
@@ -488,8 +487,12 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
             paths: Collection[str] | None
             if notified:
                 paths = watcher.take() if watcher.backend == "notify" else None
-            else:  # an interval without a change: every file if due, else the state file only
-                paths = None if looking else STATE_ONLY
+            elif looking:  # an interval without a change: every file, as due
+                paths = None
+            elif watch.looker.moved():  # else a stat of the state file: written again if gone
+                paths = STATE_ONLY
+            else:
+                continue
             try:
                 result = watch.check(paths=None if starting else paths)
                 # busy: the running check (a SIGHUP's) makes this look next, as asked.
