@@ -37,6 +37,9 @@ class Snapshot:
 
     conn: sqlite3.Connection
     meta: Meta
+    # When the writer committed this version (Unix seconds, meta "changed_at"; 0: a store
+    # that does not say): what a body's Last-Modified may not be older than.
+    changed_at: int = 0
 
     @property
     def version(self) -> str:
@@ -142,11 +145,13 @@ class Reader:
     def begin(self, conn: sqlite3.Connection) -> Snapshot:
         """Begin a read transaction on `conn`; return the store at the version it sees."""
         conn.execute("BEGIN")
-        found = conn.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
-        if found is None:
+        found = dict(conn.execute("SELECT name, value FROM meta "
+                                  "WHERE name IN ('version', 'changed_at')").fetchall())
+        if "version" not in found:
             conn.execute("ROLLBACK")
             raise Unusable(f"{self.path}: the store holds no dataset yet")
-        return Snapshot(conn, self._meta_of(conn, found[0]))
+        return Snapshot(conn, self._meta_of(conn, found["version"]),
+                        int(found.get("changed_at", 0)))
 
     def _meta_of(self, conn: sqlite3.Connection, version: str) -> Meta:
         """Return the version's site and topics, decoded once per version (not per read)."""

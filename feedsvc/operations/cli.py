@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -73,8 +74,9 @@ def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
             return 1
         with closing(connect(opened.path, write=True)) as db:
             found = full(db, root, max_file_bytes)
-        # Nothing else reads the store (the instance lock): a new file replaces it.
-        build(opened.path, root, found, statedir.META)
+        # Nothing else reads the store (the instance lock): a new file replaces it, dated now
+        # (meta "changed_at": a reload's commit writes it too, operations/reload.py).
+        build(opened.path, root, found, {**statedir.META, "changed_at": str(int(time.time()))})
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         return 1

@@ -225,7 +225,7 @@ class Reloader:
                 and not self._accepted(found.version):
             return self._hold(Held(found.version, found.gone, found.served))
         gone = self._gone_ids(found) if found.gone else []
-        self._commit(found)
+        self._commit(found, changed=found.version != before)
         self.failure = None
         self._forget_hold()
         if before is None:  # the store's first build: a start, not a reload
@@ -250,12 +250,13 @@ class Reloader:
             "(SELECT value FROM json_each(?)))", (json.dumps(paths),))
         return sorted(rid for rid, in held if rid not in coming)
 
-    def _commit(self, found: Plan) -> None:
-        """Commit the plan; listeners (WebSub) get what readers saw before and after it."""
+    def _commit(self, found: Plan, changed: bool) -> None:
+        """Commit the plan (`changed`: a new version, dated now in the store: no body's
+        Last-Modified is older); listeners (WebSub) get what readers saw before and after."""
         reader, listening = self.live.reader, bool(self.live.listeners)
         with ExitStack() as reads:
             old = reads.enter_context(reader.pooled()) if listening else None
-            self.looker.commit(found)
+            self.looker.commit(found, self._changed_at() if changed else None)
             self._linked = found.linked
             self.error = self.live.unwritten = None
             self.status(error=None, rejected_at=None, loaded_at=_now())
@@ -263,6 +264,14 @@ class Reloader:
                 new = reads.enter_context(reader.pooled())
                 now = datetime.now(UTC)
                 self.live.swapped(old.view_at(now), new.view_at(now))
+
+    def _changed_at(self) -> dict[str, str]:
+        """Return when a new version is committed, for meta (Snapshot.changed_at): in whole
+        seconds, as Last-Modified and If-Modified-Since count, and always later than the
+        version before, so that two commits within a second are two dates (conditional.py
+        never dates a body later than the time it is sent)."""
+        before = int(self._meta("changed_at") or 0)
+        return {"changed_at": str(max(int(time.time()), before + 1))}
 
     def status(self, **values: str | None) -> None:
         """Write what this look says for every worker (None: forget it), in a transaction of
