@@ -152,7 +152,7 @@ def accept_removal(path: str, snapshot_dir: str | None) -> int:
     from ..dataset.guard import accept_removal as accept
 
     if snapshot_dir is None:
-        print("feedsvc accept-removal: FEEDSVC_SNAPSHOT_DIR is off; restart the service with "
+        print("feedsvc accept-removal: FEEDSVC_STATE_DIR is off; restart the service with "
               "a larger FEEDSVC_MAX_REMOVAL instead", file=sys.stderr)
         return 2
     try:
@@ -234,11 +234,13 @@ def _parser() -> argparse.ArgumentParser:
     export_cmd = commands.add_parser(
         "export", help="write every feed, as served, and manifest.json below DIR")
     export_cmd.add_argument("directory", metavar="DIR")
-    snap = commands.add_parser("snapshot", help="validate a dataset and save its start-up snapshot")
+    snap = commands.add_parser("snapshot", help="validate a dataset and build its state file "
+                               "(a start with it then serves at once)")
     snap.add_argument("path", nargs="?", default=None,
                       help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
     snap.add_argument("--dir", default=None,
-                      help="snapshot directory (default: $FEEDSVC_SNAPSHOT_DIR, else ~/.cache/feedsvc)")
+                      help="state directory (default: $FEEDSVC_STATE_DIR, else "
+                           "$XDG_CACHE_HOME/feedsvc or ~/.cache/feedsvc)")
     _new_parser(commands)
     _activitypub_parser(commands)
     accept = commands.add_parser(
@@ -291,7 +293,7 @@ def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
     if args.command == "snapshot":
         directory = args.dir or settings["FEEDSVC_SNAPSHOT_DIR"]
         if directory is None:
-            print("feedsvc snapshot: FEEDSVC_SNAPSHOT_DIR is off", file=sys.stderr)
+            print("feedsvc snapshot: FEEDSVC_STATE_DIR is off", file=sys.stderr)
             return 2
         return snapshot(args.path or settings["FEEDSVC_DATA"], directory, max_bytes)
     if args.command == "accept-removal":
