@@ -131,6 +131,10 @@ def test_equivalent_queries_give_identical_responses(client: FlaskClient) -> Non
     ("country=zz", "country"), ("country=tha", "country"), ("country=th,", None),
     ("topic=cooking", "topic"), ("q=" + "x" * 201, "q"),
     ("q=" + "+".join(f"w{n}" for n in range(13)), "q"),  # more words than the store matches
+    ("country=" + ",".join(["th"] * 51), "country"),
+    ("topic=" + "&topic=".join(["gender-equality"] * 51), "topic"),
+    ("q=a&q=b", "q"), ("since=2005-01-01&since=2005-01-02", "since"),
+    ("before=20050116T170000Z~pr-2005-001&before=20050116T170000Z~pr-2005-001", "before"),
 ])
 def test_bad_parameters_get_a_400_naming_them(client: FlaskClient, query: str,
                                                parameter: str | None) -> None:
