@@ -225,7 +225,7 @@ class Reloader:
                 and not self._accepted(found.version):
             return self._hold(Held(found.version, found.gone, found.served))
         gone = self._gone_ids(found) if found.gone else []
-        self._commit(found, changed=found.version != before)
+        self._commit(found)
         self.failure = None
         self._forget_hold()
         if before is None:  # the store's first build: a start, not a reload
@@ -250,10 +250,11 @@ class Reloader:
             "(SELECT value FROM json_each(?)))", (json.dumps(paths),))
         return sorted(rid for rid, in held if rid not in coming)
 
-    def _commit(self, found: Plan, changed: bool) -> None:
-        """Commit the plan (`changed`: a new version, dated now in the store: no body's
-        Last-Modified is older); listeners (WebSub) get what readers saw before and after."""
+    def _commit(self, found: Plan) -> None:
+        """Commit the plan (a new version dated now in the store: no body's Last-Modified is
+        older); listeners (WebSub) get what readers saw before and after it."""
         reader, listening = self.live.reader, bool(self.live.listeners)
+        changed = found.version != self._meta("version")
         with ExitStack() as reads:
             old = reads.enter_context(reader.pooled()) if listening else None
             self.looker.commit(found, self._changed_at() if changed else None)
