@@ -81,3 +81,9 @@ def test_a_release_in_another_language_says_so_in_its_page(make_dataset: Callabl
                                               "contains(., 'ย่อหน้า') or self::h1]")] == ["th"] * 4
     other = html.fromstring(client.get("/releases/t-002").data)
     assert other.xpath("//article//*[@lang]") == []  # the site's language: said once, at the top
+    # Listed: the home page, a frame on a partner's site, a feed opened in a browser tab.
+    for path, headers in (("/", {}), ("/embed/countries/th", {}),
+                          ("/feeds/all.rss", {"Sec-Fetch-Dest": "document"})):
+        listed = html.fromstring(client.get(path, headers=headers).data)
+        titled = {e.text_content().strip(): e.get("lang") for e in listed.xpath("//a[@href]")}
+        assert (titled["แรงงานข้ามชาติ"], titled["Test release number 2"]) == ("th", None), path
