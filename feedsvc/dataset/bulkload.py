@@ -190,8 +190,7 @@ def _fill(conn: sqlite3.Connection, staged: Staged, meta: Mapping[str, str], *,
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:  # SQLite rolls back itself on some errors (a full disk)
-                conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
     finally:
         for run in runs:
