@@ -9,6 +9,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -167,25 +168,22 @@ def current_snapshot() -> Snapshot:
     """Return the store as this request reads it: one version, one read transaction on a
     pooled connection, for the whole request (ended by the teardown)."""
     if "feedsvc_snapshot" not in g:
-        reader = live().reader
-        conn = reader.checkout()
-        try:
-            g.feedsvc_snapshot = reader.begin(conn)
-        except BaseException:
-            reader.release(conn)
-            raise
+        reading = ExitStack()
+        g.feedsvc_snapshot = reading.enter_context(live().reader.read())
+        g.feedsvc_reading = reading
     snapshot: Snapshot = g.feedsvc_snapshot
     return snapshot
 
 
 def _end_read(_: BaseException | None) -> None:
-    snapshot: Snapshot | None = g.pop("feedsvc_snapshot", None)
-    if snapshot is not None:
-        live().reader.release(snapshot.conn)
+    g.pop("feedsvc_snapshot", None)
+    reading: ExitStack | None = g.pop("feedsvc_reading", None)
+    if reading is not None:
+        reading.close()
 
 
 def _version_header(response: Response) -> Response:
     # Says which dataset a response came from (e.g. to watch a reload reach every worker).
     if "feedsvc_snapshot" in g:
-        response.headers["X-Dataset-Version"] = g.feedsvc_snapshot.version
+        response.headers["X-Dataset-Version"] = g.feedsvc_snapshot.meta.version
     return response

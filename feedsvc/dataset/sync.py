@@ -112,6 +112,36 @@ class Looker:
         self.db, self.root, self.limit = db, root, limit
         self.meta = dict(meta or {})  # what every commit writes in meta (statedir.META)
         self.pending: frozenset[str] = frozenset()
+        self.inode = os.stat(store_file(db)).st_ino  # the file this writer has open
+
+    def keep(self) -> str | None:
+        """Write the store's file again if it was deleted or replaced under the writer (a
+        cache cleaner, an operator's `rm`): a copy of what this connection holds (SQLite's
+        backup), renamed into place; the old file is then marked `moved` (one commit that
+        every reader's connection sees: reader.py opens the new file). Return what happened
+        to the file, or None if it is this writer's."""
+        store = store_file(self.db)
+        try:
+            if os.stat(store).st_ino == self.inode:
+                return None
+            why = "replaced"
+        except FileNotFoundError:
+            why = "deleted"
+        store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fresh = store.with_name(f"{store.name}.kept-{os.getpid()}")
+        copy = sqlite3.connect(fresh)
+        try:
+            self.db.backup(copy)
+        finally:
+            copy.close()
+        for side in ("-wal", "-shm"):  # never replayed into the copy (as bulkload.build)
+            store.with_name(store.name + side).unlink(missing_ok=True)
+        os.replace(fresh, store)
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('moved', '1')")
+        self.db.close()
+        self.db = connect(store, write=True)
+        self.inode = os.stat(store).st_ino
+        return why
 
     def look(self, paths: Collection[str] | None = None, *, trust_stat: bool = True,
              child_over: int = CHILD_LOAD_BYTES) -> Plan:
@@ -141,6 +171,7 @@ class Looker:
                 build(store, self.root, found, meta)
             finally:  # the new store, or the old one if the build failed
                 self.db = connect(store, write=True)
+                self.inode = os.stat(store).st_ino
         else:
             written = commit(self.db, self.root, found, meta)
         self.pending = frozenset()

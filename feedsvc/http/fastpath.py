@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import state
 from ..clock import now
+from ..dataset.db import Unusable
 from ..dataset.served import Meta
 from ..feeds.query import QueryError
 from ..feeds.urls import Scope
@@ -102,7 +103,10 @@ class FastPath:
         if allowed and not host_allowed(request.host, allowed):
             return None  # the same host check as Flask's (proxy.py): the refusal is Flask's
         at = now(app)
-        moment = self._moment(at)
+        try:
+            moment = self._moment(at)
+        except Unusable:  # the state file cannot be opened: Flask says so (http/errors.py)
+            return None
         try:  # query checks as in Flask: any refusal is Flask's to answer
             feed = feed_request(app, request, moment, scope, fmt)
         except (HTTPException, QueryError):
@@ -115,8 +119,7 @@ class FastPath:
         return rule, moment, body, cache_control(app.config, left)
 
     def _moment(self, at: datetime) -> Moment:
-        """Return the version and token at `at`: the one kept, or read again (in one short
-        transaction on this thread's connection: nothing in it waits for another greenlet)."""
+        """Return the version and token at `at`: the one kept, or read again."""
         reader = self.live.reader
         stamp = reader.stamp()
         kept = self.moments.get(stamp[0])

@@ -31,6 +31,7 @@ from flask import Flask
 from .. import state
 from ..config import BUNDLED_DATA, MaxRemoval
 from ..dataset import DatasetError, catalog, guard, media, statedir
+from ..dataset.bulkload import store_file
 from ..dataset.db import connect
 from ..dataset.guard import Held
 from ..dataset.ingest import Plan
@@ -46,6 +47,9 @@ log = logging.getLogger("feedsvc.reload")
 # Results after which what the workers serve, or report, differs.
 NEWS = frozenset({"reloaded", "rejected", "held", "recovered", "failed"})
 T = TypeVar("T")
+# A check that looks at no file, only at the state file (Reloader._keep): the watcher's, every
+# FEEDSVC_RELOAD_INTERVAL without a change. Never a path a notification names (absolute).
+STATE_ONLY = frozenset({""})
 
 
 class Reloader:
@@ -73,6 +77,7 @@ class Reloader:
         self._running = False
         self._again: tuple[bool, frozenset[str] | None] | None = None
         self._pool: object | None = None  # a real thread for the looks under gevent
+        self._unkept: str | None = None  # why the state file could not be written again
 
     @property
     def path(self) -> str:
@@ -190,6 +195,11 @@ class Reloader:
                           *((name, None) for name in found.removed), *folders])
 
     def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
+        self._keep()
+        if paths is not None and "" in paths:  # STATE_ONLY, alone or with the files named
+            paths = set(paths) - STATE_ONLY
+            if not paths:
+                return "unchanged"
         if self._rejected is not None and paths is None and not force \
                 and self._seen() == self._rejected:
             return "unchanged"
@@ -202,6 +212,25 @@ class Reloader:
                 or self.start_pending):
             return "unchanged"
         return self._consider(found, strict)
+
+    def _keep(self) -> None:
+        """Write the state file again if it was deleted or replaced while serving (Looker.keep);
+        a file that cannot be written is said once, and the looks go on meanwhile (the writer
+        and the workers' open connections still share the old file)."""
+        store = store_file(self.looker.db)
+        try:
+            why = self.looker.keep()
+        except (OSError, sqlite3.Error) as error:
+            if self._unkept is None:
+                log.warning("state file %s was deleted or replaced while serving and cannot be "
+                            "written again (%s): workers may fail to read until it can",
+                            store, error)
+            self._unkept = str(error)
+            return
+        self._unkept = None
+        if why is not None:
+            log.warning("state file %s was %s while serving: written again from the data "
+                        "served", store, why)
 
     def _full(self) -> Plan:
         """After a failure: every file read afresh, as a cold start would."""
@@ -256,13 +285,13 @@ class Reloader:
         reader, listening = self.live.reader, bool(self.live.listeners)
         changed = found.version != self._meta("version")
         with ExitStack() as reads:
-            old = reads.enter_context(reader.pooled()) if listening else None
+            old = reads.enter_context(reader.read()) if listening else None
             self.looker.commit(found, self._changed_at() if changed else None)
             self._linked = found.linked
             self.error = self.live.unwritten = None
             self.status(error=None, rejected_at=None, loaded_at=_now())
             if old is not None:
-                new = reads.enter_context(reader.pooled())
+                new = reads.enter_context(reader.read())
                 now = datetime.now(UTC)
                 self.live.swapped(old.view_at(now), new.view_at(now))
 
@@ -463,10 +492,14 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
             # Besides notifications: look every interval while a removal is held (for its
             # acceptance), or when links may hide changes from the notifications.
             looking = watch.held is not None or watch.linked or watcher.backend == "poll"
-            notified = starting or watcher.wait(interval if looking else None)
+            notified = starting or watcher.wait(interval)
             if not watcher.owned:  # a copy of this loop in a forked worker (gevent): only the
                 park()  # master looks; the copy parks for good (see watcher.park)
-            paths = watcher.take() if notified and watcher.backend == "notify" else None
+            paths: Collection[str] | None
+            if notified:
+                paths = watcher.take() if watcher.backend == "notify" else None
+            else:  # an interval without a change: every file if due, else the state file only
+                paths = None if looking else STATE_ONLY
             try:
                 result = watch.check(paths=None if starting else paths)
                 # busy: the running check (a SIGHUP's) makes this look next, as asked.
