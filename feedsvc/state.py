@@ -4,7 +4,10 @@ the feed queries it has parsed."""
 from __future__ import annotations
 
 import logging
+import mmap
+import struct
 import threading
+import zlib
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -42,6 +45,30 @@ def _when(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+class SharedText:
+    """A short text one process writes and every process forked from it afterwards reads: an
+    anonymous shared mapping (the kernel's; no file, so it holds when the disk does not)."""
+
+    SIZE = 4096
+    _HEAD = struct.Struct("<II")  # the text's length and CRC-32: a read torn by a write fails
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, self.SIZE)  # MAP_SHARED | MAP_ANONYMOUS: shared across fork
+
+    def read(self) -> str | None:
+        for _ in range(3):  # a write meanwhile: read again
+            length, crc = self._HEAD.unpack(self._map[:self._HEAD.size])
+            body = self._map[self._HEAD.size:self._HEAD.size + length]
+            if zlib.crc32(body) == crc:
+                return body.decode(errors="replace") or None
+        return None
+
+    def write(self, text: str | None) -> None:
+        body = (text or "").encode()[:self.SIZE - self._HEAD.size]
+        self._map[self._HEAD.size:self._HEAD.size + len(body)] = body
+        self._map[:self._HEAD.size] = self._HEAD.pack(len(body), zlib.crc32(body))
+
+
 @dataclass
 class Served:
     """What a process serves from: the store (one read transaction per request), and what
@@ -49,10 +76,20 @@ class Served:
 
     reader: Reader
     state: str = "persistent"
-    # The writer's own word when the store could not take it (a full disk): this process's.
-    unwritten: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     listeners: list[SwapListener] = field(default_factory=list, repr=False)
+    # The writer's own word when the store could not take it (a full disk), which the status
+    # table cannot hold then: shared with the workers forked from the writer (gunicorn's
+    # master), which answer /readyz.
+    _unwritten: SharedText = field(default_factory=SharedText, repr=False)
+
+    @property
+    def unwritten(self) -> str | None:
+        return self._unwritten.read()
+
+    @unwritten.setter
+    def unwritten(self, text: str | None) -> None:
+        self._unwritten.write(text)
 
     def on_swap(self, listener: SwapListener) -> None:
         """Call `listener(old, new)` in the writer after each commit (e.g. to notify hubs)."""

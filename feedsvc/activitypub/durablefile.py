@@ -134,7 +134,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         was = _schema(conn)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back itself on some errors (a full disk)
+            conn.execute("ROLLBACK")
         raise
     if 0 < was < SCHEMA:
         log.warning("upgraded %s from schema %d to %d (an older feedsvc refuses it now)",

@@ -161,22 +161,23 @@ class Looker:
         self.pending |= frozenset(os.path.abspath(name) for name in found.looked)
         return found
 
-    def commit(self, found: Plan) -> bool:
-        """Write a plan (see sync.commit); the files read since the last commit are then in.
+    def commit(self, found: Plan, extra: Mapping[str, str] | None = None) -> bool:
+        """Write a plan (see sync.commit), with `extra` in meta besides what every commit
+        writes; the files read since the last commit are then in.
 
         A full read into a store never built (a cold start: the writer's is the only
         connection, readers come after) builds a new file instead (sync.build)."""
-        written = True
+        written, meta = True, {**self.meta, **(extra or {})}
         if found.site is not None and not found.problems and self.db.execute(
                 "SELECT 1 FROM meta WHERE name = 'version'").fetchone() is None:
             store = self.store
             self.db.close()
             try:
-                build(store, self.root, found, self.meta)
+                build(store, self.root, found, meta)
             finally:  # the new store, or the old one if the build failed
                 self.db = connect(store, write=True)
                 self.inode = os.stat(store).st_ino
         else:
-            written = commit(self.db, self.root, found, self.meta)
+            written = commit(self.db, self.root, found, meta)
         self.pending = frozenset()
         return written

@@ -279,11 +279,13 @@ class Reloader:
         return sorted(rid for rid, in held if rid not in coming)
 
     def _commit(self, found: Plan) -> None:
-        """Commit the plan; listeners (WebSub) get what readers saw before and after it."""
+        """Commit the plan (a new version dated now in the store: no body's Last-Modified is
+        older); listeners (WebSub) get what readers saw before and after it."""
         reader, listening = self.live.reader, bool(self.live.listeners)
+        changed = found.version != self._meta("version")
         with ExitStack() as reads:
             old = reads.enter_context(reader.read()) if listening else None
-            self.looker.commit(found)
+            self.looker.commit(found, self._changed_at() if changed else None)
             self._linked = found.linked
             self.error = self.live.unwritten = None
             self.status(error=None, rejected_at=None, loaded_at=_now())
@@ -291,6 +293,14 @@ class Reloader:
                 new = reads.enter_context(reader.read())
                 now = datetime.now(UTC)
                 self.live.swapped(old.view_at(now), new.view_at(now))
+
+    def _changed_at(self) -> dict[str, str]:
+        """Return when a new version is committed, for meta (Snapshot.changed_at): in whole
+        seconds, as Last-Modified and If-Modified-Since count, and always later than the
+        version before, so that two commits within a second are two dates (conditional.py
+        never dates a body later than the time it is sent)."""
+        before = int(self._meta("changed_at") or 0)
+        return {"changed_at": str(max(int(time.time()), before + 1))}
 
     def status(self, **values: str | None) -> None:
         """Write what this look says for every worker (None: forget it), in a transaction of
