@@ -3,11 +3,10 @@ committed version; a commit is seen by the next request, no re-fork), its feed c
 the feed queries it has parsed."""
 from __future__ import annotations
 
+import ctypes
 import logging
-import mmap
-import struct
+import multiprocessing
 import threading
-import zlib
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -46,27 +45,19 @@ def _when(value: str | None) -> datetime | None:
 
 
 class SharedText:
-    """A short text one process writes and every process forked from it afterwards reads: an
-    anonymous shared mapping (the kernel's; no file, so it holds when the disk does not)."""
+    """A short text one process writes and every process forked from it afterwards reads:
+    shared memory and its lock by multiprocessing (no file, so it holds when the disk does not)."""
 
     SIZE = 4096
-    _HEAD = struct.Struct("<II")  # the text's length and CRC-32: a read torn by a write fails
 
     def __init__(self) -> None:
-        self._map = mmap.mmap(-1, self.SIZE)  # MAP_SHARED | MAP_ANONYMOUS: shared across fork
+        self._text = multiprocessing.Array(ctypes.c_char, self.SIZE)
 
     def read(self) -> str | None:
-        for _ in range(3):  # a write meanwhile: read again
-            length, crc = self._HEAD.unpack(self._map[:self._HEAD.size])
-            body = self._map[self._HEAD.size:self._HEAD.size + length]
-            if zlib.crc32(body) == crc:
-                return body.decode(errors="replace") or None
-        return None
+        return bytes(self._text.value).decode(errors="replace") or None
 
     def write(self, text: str | None) -> None:
-        body = (text or "").encode()[:self.SIZE - self._HEAD.size]
-        self._map[self._HEAD.size:self._HEAD.size + len(body)] = body
-        self._map[:self._HEAD.size] = self._HEAD.pack(len(body), zlib.crc32(body))
+        self._text.value = (text or "").encode()[:self.SIZE - 1]
 
 
 @dataclass
