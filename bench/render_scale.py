@@ -47,7 +47,7 @@ def miss_ns(app: Flask, client: FlaskClient, url: str) -> int:
 
 
 def select_ns(app: Flask, scope: Scope, args: dict[str, list[str]]) -> int:
-    with live(app).reader.pooled() as snapshot:
+    with live(app).reader.read() as snapshot:
         view = view_of(app, snapshot)
         query = parse_query(args, view.index.topics)
         start = time.perf_counter_ns()

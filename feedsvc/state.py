@@ -3,9 +3,12 @@ committed version; a commit is seen by the next request, no re-fork), its feed c
 the feed queries it has parsed."""
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -41,6 +44,22 @@ def _when(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+class SharedText:
+    """A short text one process writes and every process forked from it afterwards reads:
+    shared memory and its lock by multiprocessing (no file, so it holds when the disk does not)."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._text = multiprocessing.Array(ctypes.c_char, self.SIZE)
+
+    def read(self) -> str | None:
+        return bytes(self._text.value).decode(errors="replace") or None
+
+    def write(self, text: str | None) -> None:
+        self._text.value = (text or "").encode()[:self.SIZE - 1]
+
+
 @dataclass
 class Served:
     """What a process serves from: the store (one read transaction per request), and what
@@ -48,10 +67,20 @@ class Served:
 
     reader: Reader
     state: str = "persistent"
-    # The writer's own word when the store could not take it (a full disk): this process's.
-    unwritten: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     listeners: list[SwapListener] = field(default_factory=list, repr=False)
+    # The writer's own word when the store could not take it (a full disk), which the status
+    # table cannot hold then: shared with the workers forked from the writer (gunicorn's
+    # master), which answer /readyz.
+    _unwritten: SharedText = field(default_factory=SharedText, repr=False)
+
+    @property
+    def unwritten(self) -> str | None:
+        return self._unwritten.read()
+
+    @unwritten.setter
+    def unwritten(self, text: str | None) -> None:
+        self._unwritten.write(text)
 
     def on_swap(self, listener: SwapListener) -> None:
         """Call `listener(old, new)` in the writer after each commit (e.g. to notify hubs)."""
@@ -130,25 +159,22 @@ def current_snapshot() -> Snapshot:
     """Return the store as this request reads it: one version, one read transaction on a
     pooled connection, for the whole request (ended by the teardown)."""
     if "feedsvc_snapshot" not in g:
-        reader = live().reader
-        conn = reader.checkout()
-        try:
-            g.feedsvc_snapshot = reader.begin(conn)
-        except BaseException:
-            reader.release(conn)
-            raise
+        reading = ExitStack()
+        g.feedsvc_snapshot = reading.enter_context(live().reader.read())
+        g.feedsvc_reading = reading
     snapshot: Snapshot = g.feedsvc_snapshot
     return snapshot
 
 
 def _end_read(_: BaseException | None) -> None:
-    snapshot: Snapshot | None = g.pop("feedsvc_snapshot", None)
-    if snapshot is not None:
-        live().reader.release(snapshot.conn)
+    g.pop("feedsvc_snapshot", None)
+    reading: ExitStack | None = g.pop("feedsvc_reading", None)
+    if reading is not None:
+        reading.close()
 
 
 def _version_header(response: Response) -> Response:
     # Says which dataset a response came from (e.g. to watch a reload reach every worker).
     if "feedsvc_snapshot" in g:
-        response.headers["X-Dataset-Version"] = g.feedsvc_snapshot.version
+        response.headers["X-Dataset-Version"] = g.feedsvc_snapshot.meta.version
     return response

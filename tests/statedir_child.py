@@ -14,6 +14,8 @@ import logging
 import os
 import sqlite3
 import sys
+from contextlib import closing
+from pathlib import Path
 
 from feedsvc.config import ConfigError
 from feedsvc.dataset import Dataset, load_dataset
@@ -26,7 +28,8 @@ from .storecheck import files_of
 
 def opened(state_dir: str, data: str, dataset: Dataset | None) -> dict[str, object]:
     found = open_state(state_dir, data)
-    if dataset is not None and found.rebuild:
+    to_build = not built(found.path)  # as a start decides: a store without a version is built
+    if dataset is not None and to_build:
         conn = connect(found.path, write=True)
         rebuild(conn, dataset, files_of(dataset), meta=META)
         conn.close()
@@ -35,8 +38,17 @@ def opened(state_dir: str, data: str, dataset: Dataset | None) -> dict[str, obje
         conn = sqlite3.connect(found.path)
         releases = conn.execute("SELECT count(*) FROM releases").fetchone()[0]
         conn.close()
-    return {"path": str(found.path), "state": found.state, "rebuild": found.rebuild,
+    return {"path": str(found.path), "state": found.state, "rebuild": to_build,
             "persistent": found.persistent, "pid": os.getpid(), "releases": releases}
+
+
+def built(path: Path) -> bool:
+    """Whether the store holds a version (read only: a new file has no schema yet)."""
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        try:
+            return conn.execute("SELECT 1 FROM meta WHERE name = 'version'").fetchone() is not None
+        except sqlite3.OperationalError:  # no such table
+            return False
 
 
 def mates(state_dir: str, data: str, count: int) -> None:

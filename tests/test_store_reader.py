@@ -43,41 +43,41 @@ def test_a_read_sees_one_version_while_the_writer_commits(tmp_path: Path) -> Non
         before = [r.id for r in view.select(Filters(), 5).releases]
         _publish(path, "pr-added", now - timedelta(days=1), "v-after")
         # The commit is done; this read still sees the version it began with, in full.
-        assert snapshot.version == dataset.version
+        assert snapshot.meta.version == dataset.version
         assert [r.id for r in snapshot.view_at(now).select(Filters(), 5).releases] == before
         assert view.count() == len(dataset.releases)
         assert view.status("pr-added") == ("missing", None)
     assert reader.stamp() != stamp
     stamp = reader.stamp()
     with reader.read() as snapshot:
-        assert snapshot.version == "v-after"
+        assert snapshot.meta.version == "v-after"
         view = snapshot.view_at(now)
         assert [r.id for r in view.select(Filters(), 2).releases] == ["pr-added", before[0]]
         assert view.count() == len(dataset.releases) + 1
     assert reader.stamp() == stamp
     _publish(path, "pr-added-2", now - timedelta(days=2), "v-3")
     with reader.read() as snapshot:  # the next read, again: no restart, no re-open
-        assert snapshot.version == "v-3"
+        assert snapshot.meta.version == "v-3"
         assert snapshot.view_at(now).status("pr-added-2")[0] == "ok"
 
 
-def test_each_thread_reads_through_its_own_connection(tmp_path: Path) -> None:
+def test_each_read_has_a_connection_of_its_own_and_each_thread_a_stamp(tmp_path: Path) -> None:
+    """Two reads at once (a request's lasts across greenlet switches) never share a connection;
+    a read after them reuses one of the pool; a stamp is its thread's."""
     reader = build_store(load_dataset(BUNDLED_DATA), tmp_path / "store.sqlite3")
-    used: list[int] = []
-
-    def read() -> None:
-        with reader.read() as snapshot:
-            used.append(id(snapshot.conn))
-            snapshot.view_at(datetime(2030, 1, 1, tzinfo=snapshot.site.zone)).count()
-
-    read()
-    read()
-    threads = [threading.Thread(target=read) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-        thread.join()  # one after the other: the second thread may reuse the first's id
-    assert used[0] == used[1] and used[2] != used[0]
-    assert len({id(c) for c in reader._conns.values()}) >= 2
+    with reader.read() as first, reader.read() as second:
+        assert first.conn is not second.conn
+        now = datetime(2030, 1, 1, tzinfo=first.meta.site.zone)
+        assert first.view_at(now).count() == second.view_at(now).count() > 0
+        pair = {id(first.conn), id(second.conn)}
+    with reader.read() as again:
+        assert id(again.conn) in pair  # from the pool, not a third connection
+    stamps: list[tuple[int, int]] = []
+    thread = threading.Thread(target=lambda: stamps.append(reader.stamp()))
+    thread.start()
+    thread.join()
+    assert reader.stamp() == reader.stamp() and reader.stamp()[0] != stamps[0][0]
+    assert reader.stamp()[0] not in pair  # never a connection that reads
 
 
 def test_a_forked_process_opens_its_own_connection(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_a_forked_process_opens_its_own_connection(tmp_path: Path) -> None:
     if pid == 0:  # the child: report what it read through, then leave at once
         try:
             with reader.read() as snapshot:
-                count = snapshot.view_at(datetime(2030, 1, 1, tzinfo=snapshot.site.zone)).count()
+                count = snapshot.view_at(datetime(2030, 1, 1, tzinfo=snapshot.meta.site.zone)).count()
                 own = id(snapshot.conn) != parent and len(reader._inherited) == 1
             os.write(write_end, f"{int(own)} {count}".encode())
         finally:

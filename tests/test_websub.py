@@ -58,7 +58,7 @@ def viewed(reads: ExitStack, root: Path) -> StoreView:
     long as `reads` keeps its read transaction."""
     app = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL,
                       "FEEDSVC_SNAPSHOT_DIR": None})
-    return reads.enter_context(state.live(app).reader.pooled()).view_at(datetime.now(UTC))
+    return reads.enter_context(state.live(app).reader.read()).view_at(datetime.now(UTC))
 
 
 def _releases() -> list[dict[str, object]]:
@@ -205,7 +205,7 @@ other = create_app({"FEEDSVC_DATA": new_data, "FEEDSVC_BASE_URL": base,
 print(*sorted(n for n in os.listdir(tempfile.gettempdir()) if "websub" in n), flush=True)
 publish = schedule(app).publisher
 now = datetime.now(UTC)
-with state.live(app).reader.pooled() as before, state.live(other).reader.pooled() as after:
+with state.live(app).reader.read() as before, state.live(other).reader.read() as after:
     old, new = before.view_at(now), after.view_at(now)
     publish(old, new).join()
 worker = os.fork()

@@ -70,9 +70,7 @@ def _walk(db: sqlite3.Connection, root: Path, names: Names, trust_stat: bool) ->
             yield names.below(name), *key
     db.execute("CREATE TEMP TABLE IF NOT EXISTS disk(path TEXT PRIMARY KEY, size INTEGER, "
                "mtime_ns INTEGER, inode INTEGER) WITHOUT ROWID")
-    began = not db.in_transaction
-    if began:  # one read of the store, and the temporary rows in one transaction, not one each
-        db.execute("BEGIN")
+    db.execute("BEGIN")  # one read of the store, and the temporary rows in one transaction
     try:
         db.executemany("INSERT OR REPLACE INTO temp.disk VALUES (?, ?, ?, ?)", keys())
         moved = json.dumps(sorted(_media_moved(root, db.execute(_MEDIA), trust_stat)))
@@ -90,8 +88,7 @@ def _walk(db: sqlite3.Connection, root: Path, names: Names, trust_stat: bool) ->
         removed = tuple(names.full(below) for below, in gone)
     finally:
         db.execute("DELETE FROM temp.disk")
-        if began:
-            db.execute("COMMIT")  # the main database was only read: nothing written there
+        db.execute("COMMIT")  # the main database was only read: nothing written there
     return Found(tuple(read), removed, linked[0])
 
 

@@ -125,13 +125,12 @@ def _ids(name: str, limit: int) -> tuple[tuple[str, int | None], ...]:
                  if isinstance(mapping.get("id"), str))
 
 
-def _refold(db: sqlite3.Connection, total: int, rows: Iterable[FileRow],
+def _refold(db: sqlite3.Connection, total: int, rows: list[FileRow],
             removed: Iterable[str]) -> int:
     """Return the version sum with the changed files' old hashes out and new ones in."""
-    rows = list(rows)
-    old = [(below, stamp_of(db, below)) for below in [*(r.below for r in rows), *removed]]
-    return versions.refold(total, ((b, s) for b, s in old if s is not None),
-                           ((r.below, r.stamp) for r in rows))
+    old = [(b, s) for b in [*(r.below for r in rows), *removed] if (s := stamp_of(db, b))]
+    return versions.total((total, -versions.fold(old), versions.fold((r.below, r.stamp)
+                                                                     for r in rows)))
 
 
 def stamp_of(db: sqlite3.Connection, below: str) -> bytes | None:
@@ -156,6 +155,7 @@ def replaced(db: sqlite3.Connection, rows: Iterable[FileRow],
 
 def held(db: sqlite3.Connection) -> int:
     """Return how many releases the store holds: kept in meta by every commit (sync.py), as
-    counting them costs the archive; counted in a store written before it was kept."""
+    counting them costs the archive (none yet: an empty store; a store of older code, which
+    did not keep it, is rebuilt: statedir.CODE_VERSION)."""
     kept = db.execute("SELECT value FROM meta WHERE name = 'releases'").fetchone()
-    return int(kept[0]) if kept else int(db.execute("SELECT count(*) FROM releases").fetchone()[0])
+    return int(kept[0]) if kept else 0

@@ -19,14 +19,10 @@ from .served import Filters
 
 # The most words `q` may hold: each is one more doclist for FTS5 to step through, the whole
 # of it when the words never meet (the archive's commonest words are the worst case). The
-# query parser refuses more; bench/store_queries.py measures the bound's worst case.
+# query parser (feeds/query.py) refuses more; bench/store_queries.py measures the worst case.
 MAX_WORDS = 12
 # The most (country, topic) ranges one page reads; more codes are checked row by row.
 MAX_ARMS = 16
-
-
-class TooManyWords(ValueError):
-    """A query with more words than MAX_WORDS."""
 
 
 def country_tag(code: str) -> str:
@@ -56,11 +52,7 @@ def choose(conn: sqlite3.Connection, filters: Filters, n: int, upper: int, lower
            ) -> list[int]:
     """Return the keys of up to `n` listed releases matching `filters` with a key in
     [lower, upper], newest first."""
-    if len(filters.words) > MAX_WORDS:
-        raise TooManyWords(f"{len(filters.words)} words: at most {MAX_WORDS}")
     bounds: dict[str, object] = {"upper": upper, "lower": lower, "n": n}
-    if upper < lower:
-        return []
     if filters.words:
         return _keys(conn, "SELECT rowid FROM release_words WHERE release_words MATCH :q "
                      "AND rowid <= :upper AND rowid >= :lower ORDER BY rowid DESC LIMIT :n",

@@ -28,21 +28,25 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import dataset
 from ..config import ConfigError
-from . import db, fields, media, records, rows, version, words, yamlsource
+from . import db, fields, loader, media, records, rows, version, words, yamlsource
 
 log = logging.getLogger("feedsvc.statedir")
 NO_STATE = "no persistent state: restarts will cold-start"
 HEADER = b"SQLite format 3\x00"
 TO_BUILD = ("missing", "empty", "not yet built")  # a first start (or an instance-mate's build)
 
-# The code that parses, validates and encodes, fingerprinted once, at import (the code this
-# process runs, even if newer files are deployed later): new rules, a new store.
+# The code that parses and validates (the package's parse_file, site_of and file_releases and
+# loader's per-file steps among it) and encodes, fingerprinted once, at import (the code this
+# process runs, even if newer files are deployed later): new rules, a new store. A new meaning
+# of what write.py puts in a column is db.FORMAT's, bumped by hand.
 CODE_VERSION = hashlib.sha256(b"".join(
     module.__name__.encode() + Path(str(module.__file__)).read_bytes()
-    for module in (db, fields, media, records, rows, version, words, yamlsource))).hexdigest()[:12]
-# What the writer puts in `meta` with a full build (bulkload.rebuild), so that
-# a store written by other code is rebuilt, never misread.
+    for module in (dataset, db, fields, loader, media, records, rows, version, words,
+                   yamlsource))).hexdigest()[:12]
+# What the writer puts in `meta` with every commit (sync.Looker's meta), so that a store written
+# by other code is rebuilt, never misread.
 META = {"code": CODE_VERSION}
 
 
@@ -54,11 +58,10 @@ def state_file(state_dir: str | Path, root: str | Path, kind: str) -> Path:
 
 @dataclass(frozen=True)
 class Opened:
-    """Where the store is, what /readyz says of it, and whether it is to be built."""
+    """Where the store is, what /readyz says of it (a store to build holds no version)."""
 
     path: Path  # in the state directory, or in a private temporary one (never None)
     state: str  # "persistent", or NO_STATE with the reason
-    rebuild: bool  # missing, empty, or moved aside: build it from the YAML
     persistent: bool
     first: str | None = None  # why a first build (missing, empty): said once it is built
 
@@ -97,10 +100,8 @@ def open_state(state_dir: str | Path | None, root: str | Path) -> Opened:
 def alone(opened: Opened) -> Iterator[None]:
     """Bring the store up to date within this: instance-mates starting together (the workers
     of a plain `gunicorn -w N`) take turns (a flock on `<src>.start`), so that one builds the
-    store and the next finds it built, never two creating or building it at once."""
-    if not opened.persistent:  # a private temporary store: this process's alone
-        yield
-        return
+    store and the next finds it built, never two creating or building it at once (a private
+    temporary store is this process's alone: its flock is never waited for)."""
     fd = os.open(opened.path.with_suffix(".start"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -192,10 +193,8 @@ _AT_RANDOM = 25  # <elf.h>
 def _check(file: Path) -> Opened:
     """Return the store if usable, else move it aside and say it is to be built."""
     problem = _problem(file)
-    if problem in (None, *TO_BUILD):
-        if problem:
-            log.debug("state file %s %s: building it from the YAML", file, problem)
-        return _private_file(Opened(file, "persistent", problem is not None, True, problem))
+    if problem in (None, *TO_BUILD):  # to build: said once built (reload.init_app, `first`)
+        return _private_file(Opened(file, "persistent", True, problem))
     log.warning("state file %s unusable (%s): rebuilding from the YAML", file, problem)
     try:
         os.replace(file, file.with_name(file.name + ".bad"))
@@ -203,7 +202,7 @@ def _check(file: Path) -> Opened:
             file.with_name(file.name + side).unlink(missing_ok=True)
     except OSError as error:
         return _temporary(f"state file {file} cannot be moved aside: {error}")
-    return _private_file(Opened(file, "persistent", True, True))
+    return _private_file(Opened(file, "persistent", True))
 
 
 def _private_file(opened: Opened) -> Opened:
@@ -263,7 +262,7 @@ def _temporary(why: str, level: int = logging.WARNING) -> Opened:
     log.log(level, "%s: %s", why, NO_STATE)
     directory = Path(tempfile.mkdtemp(prefix="feedsvc-state-"))
     atexit.register(_remove, directory, os.getpid())
-    return _private_file(Opened(directory / "store.sqlite", f"{NO_STATE} ({why})", True, False))
+    return _private_file(Opened(directory / "store.sqlite", f"{NO_STATE} ({why})", False))
 
 
 def _remove(directory: Path, owner: int) -> None:

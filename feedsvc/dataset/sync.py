@@ -112,6 +112,41 @@ class Looker:
         self.db, self.root, self.limit = db, root, limit
         self.meta = dict(meta or {})  # what every commit writes in meta (statedir.META)
         self.pending: frozenset[str] = frozenset()
+        self.store = store_file(db)
+        self.inode = os.stat(self.store).st_ino  # the file this writer has open
+
+    def moved(self) -> bool:
+        """Tell whether the store's file is no longer the one this writer has open (a stat)."""
+        try:
+            return os.stat(self.store).st_ino != self.inode
+        except FileNotFoundError:
+            return True
+
+    def keep(self) -> str | None:
+        """Write the store's file again if it was deleted or replaced under the writer (a
+        cache cleaner, an operator's `rm`): a copy of what this connection holds (SQLite's
+        backup), renamed into place; the old file is then marked `moved` (one commit that
+        every reader's connection sees: reader.py opens the new file). Return what happened
+        to the file, or None if it is this writer's."""
+        store = self.store
+        if not self.moved():
+            return None
+        why = "replaced" if store.exists() else "deleted"
+        store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fresh = store.with_name(f"{store.name}.kept-{os.getpid()}")
+        copy = sqlite3.connect(fresh)
+        try:
+            self.db.backup(copy)
+        finally:
+            copy.close()
+        for side in ("-wal", "-shm"):  # never replayed into the copy (as bulkload.build)
+            store.with_name(store.name + side).unlink(missing_ok=True)
+        os.replace(fresh, store)
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('moved', '1')")
+        self.db.close()
+        self.db = connect(store, write=True)
+        self.inode = os.stat(store).st_ino
+        return why
 
     def look(self, paths: Collection[str] | None = None, *, trust_stat: bool = True,
              child_over: int = CHILD_LOAD_BYTES) -> Plan:
@@ -126,21 +161,23 @@ class Looker:
         self.pending |= frozenset(os.path.abspath(name) for name in found.looked)
         return found
 
-    def commit(self, found: Plan) -> bool:
-        """Write a plan (see sync.commit); the files read since the last commit are then in.
+    def commit(self, found: Plan, extra: Mapping[str, str] | None = None) -> bool:
+        """Write a plan (see sync.commit), with `extra` in meta besides what every commit
+        writes; the files read since the last commit are then in.
 
         A full read into a store never built (a cold start: the writer's is the only
         connection, readers come after) builds a new file instead (sync.build)."""
-        written = True
+        written, meta = True, {**self.meta, **(extra or {})}
         if found.site is not None and not found.problems and self.db.execute(
                 "SELECT 1 FROM meta WHERE name = 'version'").fetchone() is None:
-            store = store_file(self.db)
+            store = self.store
             self.db.close()
             try:
-                build(store, self.root, found, self.meta)
+                build(store, self.root, found, meta)
             finally:  # the new store, or the old one if the build failed
                 self.db = connect(store, write=True)
+                self.inode = os.stat(store).st_ino
         else:
-            written = commit(self.db, self.root, found, self.meta)
+            written = commit(self.db, self.root, found, meta)
         self.pending = frozenset()
         return written

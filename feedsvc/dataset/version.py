@@ -27,11 +27,10 @@ class Names:
         self.prefix = self.top if self.top.endswith(os.sep) else self.top + os.sep
 
     def below(self, name: str) -> str:
-        """Return a file's name below the root ("" for a one-file dataset), POSIX."""
+        """Return below the root, POSIX, a name find_files or full() gives ("" if one file)."""
         if not self.folder:
             return ""
-        below = name[len(self.prefix):] if name.startswith(self.prefix) \
-            else os.path.relpath(name, self.top)
+        below = name[len(self.prefix):]
         return below if os.sep == "/" else below.replace(os.sep, "/")
 
     def full(self, below: str) -> str:
@@ -47,14 +46,9 @@ def fold(files: Iterable[tuple[str, bytes]]) -> int:
 
 
 def total(sums: Iterable[int]) -> int:
-    """Return the sum of several sets of files' sums (of files with different names)."""
+    """Return the sum of several sets of files' sums (of files with different names; a
+    negated sum takes its files out)."""
     return sum(sums) % _MODULUS
-
-
-def refold(total: int, removed: Iterable[tuple[str, bytes]],
-           added: Iterable[tuple[str, bytes]]) -> int:
-    """Return `total` with the `removed` files' hashes taken out and the `added` ones put in."""
-    return (total - fold(removed) + fold(added)) % _MODULUS
 
 
 def version(total: int) -> str:

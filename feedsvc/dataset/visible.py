@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from . import Release, Site
+from . import Release
 from .db import key_of
 from .rows import FIELDS, decode, micros, when_from
 from .selecting import choose
@@ -49,10 +49,6 @@ class StoreView:
     expired: int  # how many tombstones have ended their notice
 
     @property
-    def site(self) -> Site:
-        return self.index.site
-
-    @property
     def token(self) -> str:
         """Name what is visible: the bytes of every response depend on it and the version."""
         return f"{self.scheduled}.{self.expired}"
@@ -73,7 +69,7 @@ class StoreView:
     def _lowest(self, filters: Filters) -> int:
         if filters.since is None:
             return LOWEST_KEY
-        midnight = micros(datetime.combine(filters.since, time(), self.site.zone))
+        midnight = micros(datetime.combine(filters.since, time(), self.index.site.zone))
         return key_of(-(-midnight // 1_000_000), 0)
 
     def select(self, filters: Filters, limit: int, before: Cursor | None = None) -> Page:
@@ -141,7 +137,7 @@ class StoreView:
                                                              f"{release.summary}")):
             return False
         return filters.since is None or release.published >= datetime.combine(
-            filters.since, time(), self.site.zone)
+            filters.since, time(), self.index.site.zone)
 
     @property
     def next_publication(self) -> datetime | None:
@@ -216,8 +212,8 @@ class StoreView:
     def media_files(self) -> frozenset[str]:
         """Return the src of every file below media/ the site or a visible release names (the
         releases with media, by a partial index: the caller keeps it per version and moment)."""
-        named = [m for m in (self.site.icon, self.site.logo) if m is not None and not m.remote]
-        found = {m.src for m in named}
+        site = self.index.site
+        found = {m.src for m in (site.icon, site.logo) if m is not None and not m.remote}
         rows = self.conn.execute("SELECT image, attachments FROM releases WHERE key <= ? AND "
                                  "hidden = 0 AND (image IS NOT NULL OR attachments <> '[]')",
                                  (self.upto,))

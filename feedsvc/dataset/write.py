@@ -225,7 +225,8 @@ def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterab
         _mark_written(writer)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back itself on some errors (a full disk)
+            conn.execute("ROLLBACK")
         raise
 
 

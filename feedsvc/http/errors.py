@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from flask import Flask, Response, render_template, request
-from werkzeug.exceptions import BadRequest, Forbidden, HTTPException
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, ServiceUnavailable
 
 from ..clock import current_view
+from ..dataset.db import Unusable
 from ..feeds.query import QueryError
 
 
@@ -56,6 +57,14 @@ def _query_error(error: QueryError) -> Response:
     return _http_error(BadRequest(description=f"{error}."))
 
 
+def _unusable(error: Unusable) -> Response:
+    # A worker that cannot open the state file: deleted while serving, until the writer writes
+    # it again (within FEEDSVC_RELOAD_INTERVAL: reload.Reloader._keep). A reader retries.
+    return _http_error(ServiceUnavailable(
+        description="the state file cannot be read at the moment; retry shortly", retry_after=5))
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(QueryError, _query_error)
+    app.register_error_handler(Unusable, _unusable)

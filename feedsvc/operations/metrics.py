@@ -112,12 +112,12 @@ class DatasetCollector(Collector):
         self.served, self.at = served, at
 
     def collect(self) -> Iterator[GaugeMetricFamily | InfoMetricFamily]:
-        with self.served.reader.pooled() as snapshot:
+        with self.served.reader.read() as snapshot:
             status = self.served.status_of(snapshot)
             # What /readyz says: the store's kept counts, less the scheduled releases.
             releases = snapshot.view_at(self.at).count()
         yield InfoMetricFamily("feedsvc_dataset", "The dataset served (content hash version).",
-                               value={"version": snapshot.version})
+                               value={"version": snapshot.meta.version})
         yield GaugeMetricFamily("feedsvc_dataset_releases", "Releases in the dataset served.",
                                 value=releases)
         yield GaugeMetricFamily("feedsvc_dataset_loaded_timestamp_seconds",

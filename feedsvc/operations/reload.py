@@ -46,6 +46,9 @@ log = logging.getLogger("feedsvc.reload")
 # Results after which what the workers serve, or report, differs.
 NEWS = frozenset({"reloaded", "rejected", "held", "recovered", "failed"})
 T = TypeVar("T")
+# A check that looks at no file, only at the state file (Reloader._keep): the watcher's, every
+# FEEDSVC_RELOAD_INTERVAL without a change. Never a path a notification names (absolute).
+STATE_ONLY = frozenset({""})
 
 
 class Reloader:
@@ -73,6 +76,7 @@ class Reloader:
         self._running = False
         self._again: tuple[bool, frozenset[str] | None] | None = None
         self._pool: object | None = None  # a real thread for the looks under gevent
+        self._unkept: str | None = None  # why the state file could not be written again
 
     @property
     def path(self) -> str:
@@ -190,6 +194,11 @@ class Reloader:
                           *((name, None) for name in found.removed), *folders])
 
     def _look(self, force: bool, strict: bool, paths: Collection[str] | None) -> str:
+        self._keep()
+        if paths is not None and "" in paths:  # STATE_ONLY, alone or with the files named
+            paths = set(paths) - STATE_ONLY
+            if not paths:
+                return "unchanged"
         if self._rejected is not None and paths is None and not force \
                 and self._seen() == self._rejected:
             return "unchanged"
@@ -202,6 +211,25 @@ class Reloader:
                 or self.start_pending):
             return "unchanged"
         return self._consider(found, strict)
+
+    def _keep(self) -> None:
+        """Write the state file again if it was deleted or replaced while serving (Looker.keep);
+        a file that cannot be written is said once, and the looks go on meanwhile (the writer
+        and the workers' open connections still share the old file)."""
+        store = self.looker.store
+        try:
+            why = self.looker.keep()
+        except (OSError, sqlite3.Error) as error:
+            if self._unkept is None:
+                log.warning("state file %s was deleted or replaced while serving and cannot be "
+                            "written again (%s): workers may fail to read until it can",
+                            store, error)
+            self._unkept = str(error)
+            return
+        self._unkept = None
+        if why is not None:
+            log.warning("state file %s was %s while serving: written again from the data "
+                        "served", store, why)
 
     def _full(self) -> Plan:
         """After a failure: every file read afresh, as a cold start would."""
@@ -251,18 +279,28 @@ class Reloader:
         return sorted(rid for rid, in held if rid not in coming)
 
     def _commit(self, found: Plan) -> None:
-        """Commit the plan; listeners (WebSub) get what readers saw before and after it."""
+        """Commit the plan (a new version dated now in the store: no body's Last-Modified is
+        older); listeners (WebSub) get what readers saw before and after it."""
         reader, listening = self.live.reader, bool(self.live.listeners)
+        changed = found.version != self._meta("version")
         with ExitStack() as reads:
-            old = reads.enter_context(reader.pooled()) if listening else None
-            self.looker.commit(found)
+            old = reads.enter_context(reader.read()) if listening else None
+            self.looker.commit(found, self._changed_at() if changed else None)
             self._linked = found.linked
             self.error = self.live.unwritten = None
             self.status(error=None, rejected_at=None, loaded_at=_now())
             if old is not None:
-                new = reads.enter_context(reader.pooled())
+                new = reads.enter_context(reader.read())
                 now = datetime.now(UTC)
                 self.live.swapped(old.view_at(now), new.view_at(now))
+
+    def _changed_at(self) -> dict[str, str]:
+        """Return when a new version is committed, for meta (Snapshot.changed_at): in whole
+        seconds, as Last-Modified and If-Modified-Since count, and always later than the
+        version before, so that two commits within a second are two dates (conditional.py
+        never dates a body later than the time it is sent)."""
+        before = int(self._meta("changed_at") or 0)
+        return {"changed_at": str(max(int(time.time()), before + 1))}
 
     def status(self, **values: str | None) -> None:
         """Write what this look says for every worker (None: forget it), in a transaction of
@@ -453,10 +491,18 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
             # Besides notifications: look every interval while a removal is held (for its
             # acceptance), or when links may hide changes from the notifications.
             looking = watch.held is not None or watch.linked or watcher.backend == "poll"
-            notified = starting or watcher.wait(interval if looking else None)
+            notified = starting or watcher.wait(interval)
             if not watcher.owned:  # a copy of this loop in a forked worker (gevent): only the
                 park()  # master looks; the copy parks for good (see watcher.park)
-            paths = watcher.take() if notified and watcher.backend == "notify" else None
+            paths: Collection[str] | None
+            if notified:
+                paths = watcher.take() if watcher.backend == "notify" else None
+            elif looking:  # an interval without a change: every file, as due
+                paths = None
+            elif watch.looker.moved():  # else a stat of the state file: written again if gone
+                paths = STATE_ONLY
+            else:
+                continue
             try:
                 result = watch.check(paths=None if starting else paths)
                 # busy: the running check (a SIGHUP's) makes this look next, as asked.

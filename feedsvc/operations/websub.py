@@ -160,9 +160,9 @@ class Schedule:
 
     def arm(self) -> None:
         """Remember what readers see now, and set the timer for its next publication."""
-        with self.lock, self.live.reader.pooled() as snapshot:
+        with self.lock, self.live.reader.read() as snapshot:
             view = snapshot.view_at(self.publisher.clock())
-            self.seen = (snapshot.version, view.now, view.token)
+            self.seen = (snapshot.meta.version, view.now, view.token)
             self._set(view)
 
     def _set(self, view: StoreView) -> None:
@@ -186,12 +186,12 @@ class Schedule:
 
     def tick(self) -> threading.Thread | None:
         """Publish what became visible since the last look, and re-arm; return the thread."""
-        with self.lock, self.live.reader.pooled() as snapshot:
+        with self.lock, self.live.reader.read() as snapshot:
             before, after = self.seen, snapshot.view_at(self.publisher.clock())
-            self.seen = (snapshot.version, after.now, after.token)
+            self.seen = (snapshot.meta.version, after.now, after.token)
             self._set(after)
-            if before is None or before[0] != snapshot.version or before[2] == after.token:
+            if before is None or before[0] != snapshot.meta.version or before[2] == after.token:
                 return None
             # Both moments of the one version, in one transaction.
-            return self.publisher.start(f"{snapshot.version}.{after.token}",
+            return self.publisher.start(f"{snapshot.meta.version}.{after.token}",
                                         snapshot.view_at(before[1]), after)
