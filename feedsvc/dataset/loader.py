@@ -276,21 +276,16 @@ def _entry(root: Path, name: str, below: str, key: Key, raw: bytes, parts: Parts
     if site is not None:  # without a site nothing can be checked: its problem is reported
         releases, ids = file_releases(parts, site, topics, problems)
         if any(r.image or r.attachments for r in releases):  # most name no media file
-            releases, named = _with_media(root, releases, problems)
+            watched = _media_keys(root, releases)  # before reading: a write after it is seen
+            # The media/ files they name: checked, with their length and hash filled in.
+            _, resolved = media.resolve(root, None, list(releases), problems)
+            releases = tuple(resolved)
+            hashes = {m.src: m.digest or "" for r in releases for m in media.release_media(r)}
+            named = tuple(sorted((below, at, hashes.get(src, ""))
+                                 for src, (below, at) in watched.items()))
             racy = racy or any(at[1] >= now_ns - RACY_NS for _, at, _ in named)
     return FileRow(name, below, key, file_digest(raw), racy, bool(parts.sites or parts.topics),
                    named, releases, ids, problems=tuple(problems))
-
-
-def _with_media(root: Path, releases: tuple[Release, ...], problems: list[Problem]
-                ) -> tuple[tuple[Release, ...], MediaRows]:
-    """Check the media/ files the releases name: return the releases with their length and
-    hash filled in, and the files' rows."""
-    watched = _media_keys(root, releases)  # before reading: a write after it is seen
-    _, resolved = media.resolve(root, None, list(releases), problems)
-    hashes = {m.src: m.digest or "" for r in resolved for m in media.release_media(r)}
-    return tuple(resolved), tuple(sorted((below, at, hashes.get(src, ""))
-                                         for src, (below, at) in watched.items()))
 
 
 def _media_keys(root: Path, releases: tuple[Release, ...]) -> dict[str, tuple[str, Key]]:
