@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .activitypub.settings import MODES as ACTIVITYPUB_MODES
 from .dataset.yamlsource import DEFAULT_MAX_FILE_BYTES
@@ -39,10 +40,22 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 
 
 def _base_url(raw: str | None) -> str | None:
+    """Read the public URL every link starts with: scheme, host, optional port and path."""
     if not raw:
         return None
-    if not raw.startswith(("http://", "https://")):
-        raise ConfigError(f"FEEDSVC_BASE_URL must be an absolute http(s) URL, got {raw!r}")
+    problem = None if raw.startswith(("http://", "https://")) else "an absolute http(s) URL"
+    if problem is None:
+        url = urlsplit(raw)
+        try:
+            port_ok = url.port is None or url.port > 0
+        except ValueError:  # not a number, or past 65535
+            port_ok = False
+        if not url.hostname or any(c.isspace() for c in raw) or not port_ok:
+            problem = "an absolute http(s) URL with a host (and a port from 1 to 65535)"
+        elif url.query or url.fragment or "?" in raw or "#" in raw or "@" in url.netloc:
+            problem = "a URL without query, fragment or user name: every link starts with it"
+    if problem is not None:
+        raise ConfigError(f"FEEDSVC_BASE_URL must be {problem}, got {raw!r}")
     return raw.rstrip("/") + "/"
 
 

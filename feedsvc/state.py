@@ -3,7 +3,9 @@ committed version; a commit is seen by the next request, no re-fork), its feed c
 the feed queries it has parsed."""
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -42,6 +44,22 @@ def _when(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+class SharedText:
+    """A short text one process writes and every process forked from it afterwards reads:
+    shared memory and its lock by multiprocessing (no file, so it holds when the disk does not)."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._text = multiprocessing.Array(ctypes.c_char, self.SIZE)
+
+    def read(self) -> str | None:
+        return bytes(self._text.value).decode(errors="replace") or None
+
+    def write(self, text: str | None) -> None:
+        self._text.value = (text or "").encode()[:self.SIZE - 1]
+
+
 @dataclass
 class Served:
     """What a process serves from: the store (one read transaction per request), and what
@@ -49,10 +67,20 @@ class Served:
 
     reader: Reader
     state: str = "persistent"
-    # The writer's own word when the store could not take it (a full disk): this process's.
-    unwritten: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     listeners: list[SwapListener] = field(default_factory=list, repr=False)
+    # The writer's own word when the store could not take it (a full disk), which the status
+    # table cannot hold then: shared with the workers forked from the writer (gunicorn's
+    # master), which answer /readyz.
+    _unwritten: SharedText = field(default_factory=SharedText, repr=False)
+
+    @property
+    def unwritten(self) -> str | None:
+        return self._unwritten.read()
+
+    @unwritten.setter
+    def unwritten(self, text: str | None) -> None:
+        self._unwritten.write(text)
 
     def on_swap(self, listener: SwapListener) -> None:
         """Call `listener(old, new)` in the writer after each commit (e.g. to notify hubs)."""

@@ -418,3 +418,20 @@ def test_a_schema_1_file_is_upgraded_keeping_what_it_holds(
     assert f"upgraded {path} from schema 1 to {SCHEMA}" in caplog.text
     assert Durable(path).site_key().public_pem == "PEM"  # kept, and opened again without a word
     assert caplog.text.count("upgraded") == 1
+
+
+def test_a_schema_3_file_keeps_its_undone_boosts_as_undone_at_the_upgrade(tmp_path: Path) -> None:
+    """Schema 3 did not say when a boost was undone: its rows count from the upgrade (their
+    Undo ids answer for UNDONE_KEPT more, then a sync deletes them)."""
+    path = durable_path(tmp_path)
+    with sqlite3.connect(path) as conn:
+        for step in STEPS[:3]:
+            conn.executescript(step)
+        conn.execute("INSERT INTO undone_boosts VALUES ('r1', 'th', 'v1')")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 3")
+    before = time.time()
+    durable = Durable(path)
+    assert durable.read("PRAGMA user_version") == [(SCHEMA,)] and SCHEMA == 4
+    ((undone,),) = durable.read("SELECT undone FROM undone_boosts WHERE id = 'r1'")
+    assert before - 1 <= undone <= time.time() + 1

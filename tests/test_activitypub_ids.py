@@ -15,7 +15,8 @@ from flask.testing import FlaskClient
 
 from feedsvc import state
 from feedsvc.activitypub import objects
-from feedsvc.activitypub.ledger import Ledger, announced
+from feedsvc.activitypub.deliver import GIVE_UP_AFTER
+from feedsvc.activitypub.ledger import UNDONE_KEPT, Ledger, announced
 from feedsvc.dataset.reader import Reader
 from feedsvc.feeds.urls import Urls
 from feedsvc.views.activitypub import durable
@@ -127,3 +128,31 @@ def test_an_undo_answers_only_for_a_boost_that_was_undone(clocked_app: Callable[
                       sent.replace(f"/{handle}/", "/all/")):  # the site actor never boosts
             assert client.get(never.removeprefix(BASE_URL.rstrip("/")),
                               headers={"Accept": AS}).status_code == 404, never
+
+
+def test_an_undo_answers_while_its_deliveries_may_be_fetched_then_is_forgotten(
+        clocked_app: Callable[..., Flask], clock: FakeClock, tmp_path: Path) -> None:
+    """An undone boost is kept UNDONE_KEPT (its deliveries are retried for 48 hours, then a
+    day for a server to fetch the id): its Undo's id answers until then and 404 after, and
+    the sync after that deletes it (the table holds the boosts undone lately, not all)."""
+    app = clocked_app([ONE, TWO], FEEDSVC_SNAPSHOT_DIR=str(tmp_path / "state"))
+    client = app.test_client()
+    with app.app_context():
+        store = durable()
+    ledger = Ledger(store, Reader(state.live(app).reader.path), Urls(BASE_URL))
+    ledger.sync(clock.now)
+    boosts = announced(store, "t-002")
+    publish(app, [ONE, {**TWO, "withdrawn": "2030-05-03"}])
+    ledger.sync(clock.now)  # an Undo of each boost, now
+    ids = [f"{BASE_URL}ap/activities/undo-announce/{h}/t-002/{v}" for h, v in boosts.items()]
+    assert ids and UNDONE_KEPT > GIVE_UP_AFTER
+    clock.advance(seconds=UNDONE_KEPT - 1)
+    assert [answers(client, ident)["type"] for ident in ids] == ["Undo"] * len(ids)
+    ledger.sync(clock.now)  # kept by a sync before its time
+    clock.advance(seconds=2)
+    for ident in ids:
+        assert client.get(ident.removeprefix(BASE_URL.rstrip("/")),
+                          headers={"Accept": AS}).status_code == 404, ident
+    assert len(store.read("SELECT * FROM undone_boosts")) == len(ids)
+    ledger.sync(clock.now)
+    assert store.read("SELECT * FROM undone_boosts") == []

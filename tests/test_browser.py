@@ -69,7 +69,7 @@ def _static(body: bytes) -> Callable[..., list[bytes]]:
 @pytest.fixture
 def service(make_dataset: Callable[..., Path], serve: Callable[..., str]) -> str:
     releases = [release_yaml(1, "2021-03-01", title=MARKUP),
-                release_yaml(2, "2021-02-01"),
+                {**release_yaml(2, "2021-02-01"), "language": "th"},  # its title: lang="th"
                 release_yaml(3, "2021-01-01", topics=("gender-equality",)),
                 release_yaml(4, "2020-12-01", countries=("KH",), topics=("gender-equality",))]
     data = make_dataset(releases)
@@ -119,7 +119,7 @@ class Watch:
 def _widget_links(page: Page, selector: str) -> list[dict[str, str]]:
     result: list[dict[str, str]] = page.eval_on_selector_all(
         f"{selector} li a", "links => links.map(a => ({href: a.href, text: a.textContent,"
-                             " target: a.target, rel: a.rel}))")
+                             " target: a.target, rel: a.rel, lang: a.lang}))")
     return result
 
 
@@ -136,6 +136,7 @@ def test_partner_page_embeds_frame_and_two_widgets(service: str, serve: Callable
     assert [link["text"] for link in country] == [MARKUP, "Test release number 2",
                                                   "Test release number 3"]
     assert [link["text"] for link in topic] == ["Test release number 3", "Test release number 4"]
+    assert [link["lang"] for link in country] == ["", "th", ""]  # the feed's is en
     for link in country + topic:
         assert link["href"].startswith(service + "/releases/t-")
         assert link["target"] == "_blank" and link["rel"] == "noopener"
@@ -146,6 +147,7 @@ def test_partner_page_embeds_frame_and_two_widgets(service: str, serve: Callable
     frame.locator("li").first.wait_for()
     assert frame.locator("li a").all_text_contents() == [MARKUP, "Test release number 2",
                                                          "Test release number 3"]
+    assert frame.locator("li a").evaluate_all("links => links.map(a => a.lang)") == ["", "th", ""]
     assert frame.locator("img, li script").count() == 0
     hrefs = frame.locator("li a").evaluate_all("links => links.map(a => a.href)")
     assert all(h.startswith(service + "/releases/t-") for h in hrefs)

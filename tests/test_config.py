@@ -21,7 +21,14 @@ BAD = [("FEEDSVC_LOG_LEVEL", "loud"), ("FEEDSVC_LOG_FORMAT", "xml"), ("FEEDSVC_W
        ("FEEDSVC_CACHE_BYTES", "1000"), ("FEEDSVC_MEMO_BYTES", "-1"),
        ("FEEDSVC_BASE_URL", "feeds.example.org"), ("FEEDSVC_SNAPSHOT_DIR", "relative/dir"),
        ("FEEDSVC_BIND", "127.0.0.1:99999"), ("FEEDSVC_BIND", ":65536"),
-       ("FEEDSVC_STATE_DIR", "relative/dir")]
+       ("FEEDSVC_STATE_DIR", "relative/dir"),
+       # Every link would be broken: no host, a query or fragment before every path, a
+       # password in every link, a port no socket has, a space in the host.
+       ("FEEDSVC_BASE_URL", "https://"), ("FEEDSVC_BASE_URL", "https://feeds.example.org/?utm=x"),
+       ("FEEDSVC_BASE_URL", "https://feeds.example.org/#top"),
+       ("FEEDSVC_BASE_URL", "https://editor:secret@feeds.example.org/"),
+       ("FEEDSVC_BASE_URL", "https://feeds.example.org:99999/"),
+       ("FEEDSVC_BASE_URL", "https://feeds example.org/")]
 
 
 def test_defaults() -> None:
@@ -44,6 +51,8 @@ def test_values_are_parsed() -> None:
                          "FEEDSVC_BIND": "0.0.0.0:8080", "FEEDSVC_FAST_PATH": "OFF",
                          "FEEDSVC_SNAPSHOT_DIR": "off", "FEEDSVC_LOG_LEVEL": "debug"})
     assert settings["FEEDSVC_BASE_URL"] == "https://feeds.example.org/"
+    for base in ("https://example.org/news", "https://example.org/news/", "http://[::1]:8080"):
+        assert from_env({"FEEDSVC_BASE_URL": base})["FEEDSVC_BASE_URL"] == base.rstrip("/") + "/"
     assert (settings["FEEDSVC_WORKERS"], settings["FEEDSVC_BIND"]) == (3, "0.0.0.0:8080")
     assert settings["FEEDSVC_FAST_PATH"] is False and settings["FEEDSVC_SNAPSHOT_DIR"] is None
     assert settings["FEEDSVC_LOG_LEVEL"] == "DEBUG"

@@ -74,8 +74,12 @@ def test_directory_of_files_loads_recursively_and_skips_hidden(write_yaml: Write
     write_yaml("d/site.yaml", SITE_AND_TOPICS)
     write_yaml("d/2020/r-1.yaml", GOOD.replace("  - ", "").replace("\n    ", "\n"))
     write_yaml("d/.editor-swap.yaml", "not: [valid")
+    write_yaml("d/2020/r-1.yaml~", "not: [valid")  # an editor's backup (docs/dataset.md)
+    write_yaml("d/2020/R-2.YAML", "not: [valid")
+    write_yaml("d/2021/r-3.yml", GOOD.replace("  - ", "").replace("\n    ", "\n")
+               .replace("r-1", "r-3"))
     dataset = load_dataset(write_yaml("d/notes.txt", "ignored").parent)
-    assert [r.id for r in dataset.releases] == ["r-1"]
+    assert sorted(r.id for r in dataset.releases) == ["r-1", "r-3"]
 
 
 def test_every_problem_is_reported_at_once_with_file_line_release_field(write_yaml: Write) -> None:

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import pycountry
 import pytest
 from flask.testing import FlaskClient
 
+from feedsvc import create_app
+
+from .conftest import BASE_URL, release_yaml
 from .helpers import FORMATS, entry_ids, parse_feed
 from .seed import COUNTRIES, NEWEST_FIRST, SEED, TOPICS, ids_where
 
@@ -131,6 +136,10 @@ def test_equivalent_queries_give_identical_responses(client: FlaskClient) -> Non
     ("country=zz", "country"), ("country=tha", "country"), ("country=th,", None),
     ("topic=cooking", "topic"), ("q=" + "x" * 201, "q"),
     ("q=" + "+".join(f"w{n}" for n in range(13)), "q"),  # more words than the store matches
+    ("country=" + ",".join(["th"] * 51), "country"),
+    ("topic=" + "&topic=".join(["gender-equality"] * 51), "topic"),
+    ("q=a&q=b", "q"), ("since=2005-01-01&since=2005-01-02", "since"),
+    ("before=20050116T170000Z~pr-2005-001&before=20050116T170000Z~pr-2005-001", "before"),
 ])
 def test_bad_parameters_get_a_400_naming_them(client: FlaskClient, query: str,
                                                parameter: str | None) -> None:
@@ -168,3 +177,15 @@ def test_q_with_as_many_words_as_allowed_is_answered(client: FlaskClient) -> Non
     response = client.get(f"/feeds/all.json?q={twelve}")
     assert response.status_code == 200
     assert response.get_json()["items"] == []
+
+
+def test_an_entry_in_another_language_says_so(make_dataset: Callable[..., Path]) -> None:
+    """Atom's xml:lang on the entry, JSON Feed's item language; RSS has no way to say it."""
+    thai = {**release_yaml(1, "2024-03-05"), "title": "แรงงานข้ามชาติ", "language": "th"}
+    client = create_app({"FEEDSVC_DATA": str(make_dataset([thai, release_yaml(2, "2024-03-04")])),
+                         "FEEDSVC_BASE_URL": BASE_URL}).test_client()
+    atom = parse_feed(client.get("/feeds/all.atom"))
+    assert [(e.title, e.title_detail.language) for e in atom.entries] == [
+        ("แรงงานข้ามชาติ", "th"), ("Test release number 2", "en")]
+    items = client.get("/feeds/all.json").get_json()["items"]
+    assert [item["language"] for item in items] == ["th", "en"]

@@ -117,3 +117,21 @@ def test_draft_option(make_dataset: Callable[..., Path]) -> None:
     app = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL})
     assert b"pr-2024-001" not in app.test_client().get("/feeds/all.atom").data
     assert b"t-001" in app.test_client().get("/feeds/all.atom").data
+
+
+def test_a_published_time_given_in_another_offset_is_written_in_the_sites(
+        make_dataset: Callable[..., Path]) -> None:
+    """Written from Washington at 20:00 on 31 December: 08:00 on 1 January in Bangkok, as the
+    office's other releases are dated (docs/dataset.md: every date it writes is in
+    site.timezone), and so the id's year too."""
+    root = make_dataset([release_yaml(1, "2024-01-01")])
+    options = [*OPTIONS[:OPTIONS.index("--published")], *OPTIONS[OPTIONS.index("--summary"):]]
+    done = new(root, *options, "--published", "2024-12-31T20:00:00-05:00")
+    assert done.returncode == 0, done.stderr
+    path = root / "releases" / "pr-2025-001.yaml"
+    assert done.stdout.strip() == f"{path}: release pr-2025-001"
+    assert yaml.safe_load(path.read_text(encoding="utf-8"))["published"] \
+        == "2025-01-01T08:00:00+07:00"
+    feed = create_app({"FEEDSVC_DATA": str(root), "FEEDSVC_BASE_URL": BASE_URL}
+                      ).test_client().get("/feeds/all.json").get_json()
+    assert feed["items"][0]["date_published"] == "2025-01-01T08:00:00+07:00"

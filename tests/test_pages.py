@@ -1,10 +1,15 @@
 """HTML pages: the release permalink, the listings, and autodiscovery of the feeds."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from flask.testing import FlaskClient
 from lxml import html
 
-from .conftest import BASE_URL
+from feedsvc import create_app
+
+from .conftest import BASE_URL, release_yaml
 from .seed import SEED
 
 
@@ -60,3 +65,25 @@ def test_country_page_lists_only_that_country(client: FlaskClient) -> None:
     links = doc.xpath("//ul[@class='releases']//h2/a/@href")
     assert links == [f"{BASE_URL}releases/pr-2005-002", f"{BASE_URL}releases/pr-2004-002"]
     assert f"{BASE_URL}feeds/countries/kh.atom" in alternates(doc)
+
+
+def test_a_release_in_another_language_says_so_in_its_page(make_dataset: Callable[..., Path]
+                                                           ) -> None:
+    """Its words in its language (a screen reader reads Thai as Thai), the page's in the site's."""
+    thai = {**release_yaml(1, "2024-03-05"), "title": "แรงงานข้ามชาติ", "summary": "สรุปข่าว",
+            "body": "ย่อหน้าแรก\n\nย่อหน้าที่สอง", "language": "th"}
+    english = release_yaml(2, "2024-03-06")
+    client = create_app({"FEEDSVC_DATA": str(make_dataset([thai, english])),
+                         "FEEDSVC_BASE_URL": BASE_URL}).test_client()
+    page = html.fromstring(client.get("/releases/t-001").data)
+    assert page.get("lang") == "en"
+    assert [e.get("lang") for e in page.xpath("//article/*[contains(., 'สรุปข่าว') or "
+                                              "contains(., 'ย่อหน้า') or self::h1]")] == ["th"] * 4
+    other = html.fromstring(client.get("/releases/t-002").data)
+    assert other.xpath("//article//*[@lang]") == []  # the site's language: said once, at the top
+    # Listed: the home page, a frame on a partner's site, a feed opened in a browser tab.
+    for path, headers in (("/", {}), ("/embed/countries/th", {}),
+                          ("/feeds/all.rss", {"Sec-Fetch-Dest": "document"})):
+        listed = html.fromstring(client.get(path, headers=headers).data)
+        titled = {e.text_content().strip(): e.get("lang") for e in listed.xpath("//a[@href]")}
+        assert (titled["แรงงานข้ามชาติ"], titled["Test release number 2"]) == ("th", None), path

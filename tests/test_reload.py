@@ -61,9 +61,10 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """Record the files the loader reads and parses from now on."""
     seen: dict[str, list[str]] = {"read": []}
 
-    def read(path: str, name: str, limit: int) -> tuple[bytes | None, Problem | None]:
+    def read(path: str, name: str, limit: int, opened: tuple[int, os.stat_result] | None = None
+             ) -> tuple[bytes | None, Problem | None]:
         seen["read"].append(name)
-        return read_source(path, name, limit)
+        return read_source(path, name, limit, opened)
 
     monkeypatch.setattr(loader, "read_source", read)
     seen["parsed"] = record_parses(monkeypatch)
@@ -186,8 +187,10 @@ def test_a_file_written_while_read_is_looked_at_again(live_app: Flask, dataset_d
     whole = path.read_bytes()
     real_read = read_source
 
-    def read_then_finish(file: str, name: str, limit: int) -> tuple[bytes | None, Problem | None]:
-        found = real_read(file, name, limit)
+    def read_then_finish(file: str, name: str, limit: int,
+                         opened: tuple[int, os.stat_result] | None = None
+                         ) -> tuple[bytes | None, Problem | None]:
+        found = real_read(file, name, limit, opened)
         path.write_bytes(whole.replace(b"title:", b"title: Finished,"))  # the writer goes on
         return found
 

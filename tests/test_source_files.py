@@ -1,6 +1,7 @@
 """Which files make up a dataset, in which order, and under which names (what the version hashes)."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import yaml
 from feedsvc.dataset import load_dataset
 from feedsvc.dataset.loader import raw_files
 from feedsvc.dataset.yamlsource import DEFAULT_MAX_FILE_BYTES as LIMIT
-from feedsvc.dataset.yamlsource import DatasetLoader, LocatedMap
+from feedsvc.dataset.yamlsource import DatasetLoader, LocatedMap, read_source
 
 RELEASE_TEXT = (Path(__file__).resolve().parent.parent / "data" / "releases"
                 / "pr-2004-001.yaml").read_text()
@@ -126,3 +127,22 @@ def test_lists_nested_at_the_top_are_refused_past_the_limit_too() -> None:
     assert built(text, DatasetLoader) == (
         "error", 'nested more than 32 levels deep\n  in "<unicode string>", line 1, column 67')
     assert built("- " * 30 + "x\n", DatasetLoader) == built("- " * 30 + "x\n", GenericLoader)
+
+
+@pytest.mark.parametrize("limit", [LIMIT, 100_000])
+def test_a_file_grown_after_its_stat_is_read_to_its_end_within_the_limit(
+        tmp_path: Path, limit: int) -> None:
+    path = tmp_path / "growing.yaml"
+    path.write_bytes(b"a: 1\n")
+    fd = os.open(path, os.O_RDONLY)
+    status = os.fstat(fd)  # the stat a look takes before reading
+    with path.open("ab") as out:  # then the writer goes on, past one read of 64 KiB
+        out.write(b"b: 2\n" * 30_000)
+    raw, problem = read_source(str(path), "growing.yaml", limit, (fd, status))
+    if limit == LIMIT:
+        assert (raw, problem) == (path.read_bytes(), None)
+    else:
+        assert raw is None and problem is not None
+        assert problem.message.startswith("larger than 100000 bytes")
+    with pytest.raises(OSError):  # the descriptor given is closed
+        os.fstat(fd)

@@ -62,3 +62,14 @@ def test_snapshot_dir_setting() -> None:
     assert from_env({"XDG_CACHE_HOME": "/c"})["FEEDSVC_SNAPSHOT_DIR"] == "/c/feedsvc"
     with pytest.raises(ConfigError, match="absolute"):
         from_env({"FEEDSVC_SNAPSHOT_DIR": "relative/dir"})
+
+
+@pytest.mark.parametrize("command", [["snapshot"], ["accept-removal"]])
+def test_commands_without_a_state_directory_name_its_variable(
+        command: list[str], dataset_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The variable as the docs name it (FEEDSVC_SNAPSHOT_DIR is only its older name)."""
+    monkeypatch.delenv("FEEDSVC_SNAPSHOT_DIR", raising=False)
+    monkeypatch.setenv("FEEDSVC_STATE_DIR", "off")
+    assert main([*command, str(dataset_dir)]) == 2
+    assert "FEEDSVC_STATE_DIR is off" in capsys.readouterr().err

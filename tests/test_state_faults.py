@@ -253,3 +253,32 @@ def _answers(server: Server) -> bool:
         return server.get("/healthz")[0] == 200
     except OSError:
         return False
+
+
+def test_a_publish_a_full_disk_refuses_is_said_by_every_worker(dataset_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """The master's publish and its status both refused (the store's disk is full): workers,
+    which read what the master says from the store, must still say degraded, not ok."""
+    state, full = tmp_path / "state", tmp_path / "full"
+    conf = tmp_path / "gunicorn-full.conf.py"
+    conf.write_text(CONF.format(root=str(ROOT), deploy=str(ROOT / "deploy/gunicorn.conf.py"))
+                    .replace("tests.state_hold", "tests.state_full"), encoding="utf-8")
+    server = start(dataset_dir, tmp_path / "full.log", 1, WORKERS,
+                   {**at(state), "STATE_FULL_FILE": str(full)}, conf=str(conf))
+    server.expect_failure = True
+    try:
+        until(serving(server, version_of(cold(dataset_dir))))
+        before = version_of(cold(dataset_dir))
+        full.touch()
+        edit(dataset_dir, "Not written as the disk is full")
+        until(every_worker(server, WORKERS, lambda r: r["status"] == "degraded" and r[
+            "dataset"]["last_reload_error"].startswith(
+                "state not written: OperationalError: database or disk is full")))
+        assert b"Not written" not in server.get("/feeds/all.rss")[2]  # the last commit
+        assert every_worker(server, WORKERS, lambda r: r["dataset"]["version"] == before)()
+        full.unlink()  # room again: the next change is written, and said by every worker
+        edit(dataset_dir, "Written once the disk has room")
+        until(every_worker(server, WORKERS, lambda r: r["status"] == "ok"))
+        assert b"Written once the disk has room" in server.get("/feeds/all.rss")[2]
+    finally:
+        stop(server)

@@ -112,7 +112,7 @@ def test_apply_sequences_equal_a_rebuild(start: Dataset, data: st.DataObject) ->
                     files[path] = data.draw(retimed(files[path]))
             puts = [c for c in catalog(files) if c.path in changed]
             if kind == "touch":
-                puts = [replace(c, releases=None) for c in puts]
+                puts = [c._replace(releases=None) for c in puts]
             apply(conn, puts, removed, version=f"v{step + 1}", meta={"source": "generated"})
             same_as_rebuilt(conn, files, f"v{step + 1}", Path(folder))
         conn.close()

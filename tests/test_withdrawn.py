@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import feedparser
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
 from werkzeug.test import TestResponse
 
-from .conftest import FakeClock, release_yaml
+from feedsvc import create_app
+
+from .conftest import BASE_URL, FakeClock, release_yaml
 from .helpers import FORMATS, entry_ids, parse_feed
 from .test_fastpath import fast_path
 
@@ -139,3 +143,21 @@ def test_a_withdrawn_release_scheduled_later_ends_the_cache_lifetime_when_it_goe
     for fmt in FORMATS:  # never listed
         assert entry_ids(client.get(f"/feeds/all.{fmt}"), fmt) == ["t-001"]
     assert _max_age(client.get("/feeds/all.atom")) > 100  # nothing further is scheduled
+
+
+@pytest.mark.parametrize(("date", "modified"), [
+    ("2024-03-05T15:30:00+07:00", "2024-03-05T15:30:00+07:00"),  # the day of publication, timed
+    ("2024-03-06", "2024-03-06T00:00:00+07:00"),  # a later day: its midnight
+    ("2024-03-05", "2024-03-05T09:00:00+07:00"),  # that day's midnight is before: nothing moves
+])
+def test_a_correction_made_the_day_of_publication_dates_the_entry_by_its_time(
+        make_dataset: Callable[..., Path], date: str, modified: str) -> None:
+    """docs/dataset.md, Corrected: a date alone is midnight."""
+    release = {**release_yaml(1, "2024-03-05T09:00:00+07:00"),
+               "corrections": [{"date": date, "note": "A name was misspelt."}]}
+    client = create_app({"FEEDSVC_DATA": str(make_dataset([release])),
+                         "FEEDSVC_BASE_URL": BASE_URL}).test_client()
+    item = client.get("/feeds/all.json").get_json()["items"][0]
+    assert (item["date_published"], item["date_modified"]) == ("2024-03-05T09:00:00+07:00",
+                                                              modified)
+    assert "A name was misspelt." in item["content_text"]

@@ -97,7 +97,8 @@ class Durable:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite rolls back itself on some errors (a full disk)
+                    conn.execute("ROLLBACK")
                 raise
             else:
                 with named(self.path):

@@ -63,7 +63,15 @@ _SCHEMA_3 = """
 CREATE TABLE undone_boosts(id TEXT NOT NULL, handle TEXT NOT NULL, version TEXT NOT NULL,
                            PRIMARY KEY(id, handle, version)) WITHOUT ROWID;
 """
-STEPS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3)
+# When each boost was undone (epoch seconds): its Undo's id answers for ledger.UNDONE_KEPT
+# after, and the ledger's sync deletes it then (by this index). A row of an older file counts
+# as undone at the upgrade.
+_SCHEMA_4 = """
+ALTER TABLE undone_boosts ADD COLUMN undone REAL NOT NULL DEFAULT 0;
+UPDATE undone_boosts SET undone = (julianday('now') - 2440587.5) * 86400.0;
+CREATE INDEX undone_boosts_undone ON undone_boosts(undone);
+"""
+STEPS = (_SCHEMA_1, _SCHEMA_2, _SCHEMA_3, _SCHEMA_4)
 SCHEMA = len(STEPS)
 
 
@@ -126,7 +134,8 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         was = _schema(conn)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back itself on some errors (a full disk)
+            conn.execute("ROLLBACK")
         raise
     if 0 < was < SCHEMA:
         log.warning("upgraded %s from schema %d to %d (an older feedsvc refuses it now)",

@@ -40,6 +40,10 @@ PUT = ("INSERT INTO ledger VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
        "version = excluded.version, announced = excluded.announced")
 BATCH = 500  # ids per query of a pass, releases per transaction of a first recording
 NOTICE_US = int(TOMBSTONE_DAYS.total_seconds()) * 10**6  # withdrawal -> notice_until_us
+# How long an undone boost's Undo id answers (seconds after the sync that queued the Undo):
+# its deliveries are tried for 48 hours (deliver.GIVE_UP_AFTER), and a server that gets it
+# fetches its id at once, if ever; a day more is margin. A sync deletes what is older.
+UNDONE_KEPT = 72 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -171,8 +175,8 @@ class Ledger:
 
     def _undo(self, conn: sqlite3.Connection, handle: str, release_id: str, version: str) -> int:
         """Undo an actor's boost of a release, and remember it did (its id answers then)."""
-        conn.execute("INSERT OR IGNORE INTO undone_boosts VALUES (?, ?, ?)",
-                     (release_id, handle, version))
+        conn.execute("INSERT INTO undone_boosts VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
+                     "SET undone = excluded.undone", (release_id, handle, version, self._now))
         return self._send(handle, objects.undo(objects.announced(self.urls, handle, release_id,
                                                                  version)))
 
@@ -212,10 +216,12 @@ class Ledger:
         return Mark(found["generation"], int(found["commit"]), int(found["now_us"]))
 
     def _save(self, mark: Mark) -> None:
+        """Note where the sync left the store; forget the boosts undone before UNDONE_KEPT."""
         with self.durable.transaction() as conn:
             conn.executemany("INSERT OR REPLACE INTO ledger_sync VALUES (?, ?)",
                              [("generation", mark.generation), ("commit", str(mark.commit)),
                               ("now_us", str(mark.now_us))])
+            conn.execute("DELETE FROM undone_boosts WHERE undone < ?", (self._now - UNDONE_KEPT,))
 
     def _count(self) -> int:
         with self.durable.transaction() as conn:
@@ -295,7 +301,8 @@ def announced(durable: Durable, release_id: str) -> dict[str, str]:
     return {} if not found else dict(json.loads(found[0][0]))
 
 
-def undone(durable: Durable, release_id: str) -> frozenset[tuple[str, str]]:
-    """Return the boosts of a release the ledger undid: (actor, the version it announced)."""
-    return frozenset(durable.read("SELECT handle, version FROM undone_boosts WHERE id = ?",
-                                  (release_id,)))
+def undone(durable: Durable, release_id: str, now: datetime) -> frozenset[tuple[str, str]]:
+    """Return the boosts of a release the ledger undid within UNDONE_KEPT before `now`:
+    (actor, the version it announced)."""
+    return frozenset(durable.read("SELECT handle, version FROM undone_boosts WHERE id = ? "
+                                  "AND undone >= ?", (release_id, now.timestamp() - UNDONE_KEPT)))

@@ -26,14 +26,16 @@ from pathlib import Path
 from . import Dataset, Site, Topic, rows
 from .db import DDL, create, key_of
 from .loader import FileRow
-from .write import FLUSH, FileChange, Writer, prepare
+from .write import FLUSH, FileChange, Writer
 
 # The store's tables, each with the order of its primary key (the merge's order).
 _TABLES = {"files": "id", "file_media": "file, src", "releases": "key",
            "release_countries": "country, key", "release_topics": "topic, key",
            "release_pairs": "country, topic, key", "release_updates": "scope, modified_s, key"}
-# A staging file: the store's tables without their indexes, and the words as plain rows.
-_STAGING = ";\n".join([*(s for s in DDL.split(";") if s.strip().startswith("CREATE TABLE")),
+# A staging file: the store's tables without their indexes, nor UNIQUE (the store checks it
+# as it copies the rows), and the words as plain rows.
+_STAGING = ";\n".join([*(s.replace(" UNIQUE", "") for s in DDL.split(";")
+                         if s.strip().startswith("CREATE TABLE")),
                        "CREATE TABLE release_words(words TEXT NOT NULL)", ""])
 MAX_FILES = 8  # staging files at most: SQLite attaches at most 10 databases
 # Each chunk of a new store's releases is SHRINK times the one before: the last, copied once
@@ -132,7 +134,7 @@ def stage(paths: Sequence[Path], files: Sequence[FileChange], ids: Sequence[int]
                 _stage_files(conn, files, ids)
             writer = Writer(conn)
             for start in range(cuts[chunk], cuts[chunk + 1], FLUSH):  # a batch at a time
-                writer.put([(keys[i], held[i][0], prepare(held[i][1]))
+                writer.put([(keys[i], *held[i])
                             for i in order[start:min(start + FLUSH, cuts[chunk + 1])]])
             writer.save_counts()
             conn.execute("COMMIT")

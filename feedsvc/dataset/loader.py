@@ -124,7 +124,11 @@ def _stat(path: str) -> tuple[Key, bool]:
             status = os.stat(path)
     except OSError:
         return UNREADABLE, os.path.islink(path)
-    return (status.st_size, status.st_mtime_ns, status.st_ino), link
+    return _key(status), link
+
+
+def _key(status: os.stat_result) -> Key:
+    return status.st_size, status.st_mtime_ns, status.st_ino
 
 
 Escapes = Callable[[str, bool | None], bool] | None
@@ -138,12 +142,29 @@ def _escapes(root: Path) -> Escapes:
 def _read(name: str, limit: int, escapes: Escapes
           ) -> tuple[Key, bool, bytes | None, Problem | None]:
     """Return a file's stat key, whether it is a link, and its bytes or the problem."""
-    key, link = _stat(name)  # before reading: a write after it changes the key, and is seen
+    opened = _open_plain(name)  # the key before reading: a write after it changes it, and is seen
+    key, link = _stat(name) if opened is None else (_key(opened[1]), False)
     if escapes is not None and escapes(name, link):
+        if opened is not None:
+            os.close(opened[0])
         return key, link, None, Problem(name, None, None, None,
                                         "links to a file outside the dataset folder: refused")
-    raw, problem = read_source(name, name, limit)
+    raw, problem = read_source(name, name, limit, opened)
     return key, link, raw, problem
+
+
+def _open_plain(name: str) -> tuple[int, os.stat_result] | None:
+    """Open a file that is not a symbolic link, and fstat it (one lookup of its path, not an
+    lstat and an open); None for a link (O_NOFOLLOW refuses it) or any error (see _read)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        return fd, os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
 
 
 def raw_files(root: Path, limit: int) -> list[tuple[str, bytes]]:
@@ -259,14 +280,15 @@ def _entry(root: Path, name: str, below: str, key: Key, raw: bytes, parts: Parts
     named: MediaRows = ()
     if site is not None:  # without a site nothing can be checked: its problem is reported
         releases, ids = file_releases(parts, site, topics, problems)
-        watched = _media_keys(root, releases)  # before reading: a write after it is seen
-        # The media/ files they name: checked, with their length and hash filled in.
-        _, resolved = media.resolve(root, None, list(releases), problems)
-        releases = tuple(resolved)
-        hashes = {m.src: m.digest or "" for r in releases for m in media.release_media(r)}
-        named = tuple(sorted((below, at, hashes.get(src, ""))
-                             for src, (below, at) in watched.items()))
-        racy = racy or any(at[1] >= now_ns - RACY_NS for _, at, _ in named)
+        if any(r.image or r.attachments for r in releases):  # most name no media file
+            watched = _media_keys(root, releases)  # before reading: a write after it is seen
+            # The media/ files they name: checked, with their length and hash filled in.
+            _, resolved = media.resolve(root, None, list(releases), problems)
+            releases = tuple(resolved)
+            hashes = {m.src: m.digest or "" for r in releases for m in media.release_media(r)}
+            named = tuple(sorted((below, at, hashes.get(src, ""))
+                                 for src, (below, at) in watched.items()))
+            racy = racy or any(at[1] >= now_ns - RACY_NS for _, at, _ in named)
     return FileRow(name, below, key, file_digest(raw), racy, bool(parts.sites or parts.topics),
                    named, releases, ids, problems=tuple(problems))
 

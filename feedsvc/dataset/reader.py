@@ -36,6 +36,9 @@ class Snapshot:
 
     conn: sqlite3.Connection
     meta: Meta
+    # When the writer committed this version (Unix seconds, meta "changed_at"; 0: a store
+    # that does not say): what a body's Last-Modified may not be older than.
+    changed_at: int = 0
 
     def view_at(self, now: datetime) -> StoreView:
         """Return what readers see of this version at `now` (an aware date-time)."""
@@ -91,16 +94,18 @@ class Reader:
     def read(self) -> Iterator[Snapshot]:
         """Yield the store at its current version: a read transaction on a connection of this
         process's pool, kept for the next read if few are idle."""
-        conn, version = self._begin()
+        conn, found = self._begin()
         try:
-            yield Snapshot(conn, self._meta_of(conn, version))
+            yield Snapshot(conn, self._meta_of(conn, found["version"]),
+                           int(found.get("changed_at", 0)))
         finally:
             self._release(conn)
 
-    def _begin(self) -> tuple[sqlite3.Connection, str]:
-        """Begin a read transaction on a pooled (or new) connection; return it and the version
-        it reads. A connection to a file the writer has replaced (marked `moved`: see
-        sync.Looker.keep) is closed, and the next one tried: a new one opens the new file."""
+    def _begin(self) -> tuple[sqlite3.Connection, dict[str, str]]:
+        """Begin a read transaction on a pooled (or new) connection; return it and what meta
+        says of the version it reads (version, changed_at). A connection to a file the writer
+        has replaced (marked `moved`: see sync.Looker.keep) is closed, and the next one tried:
+        a new one opens the new file."""
         while True:
             with self._lock:
                 self._forked()
@@ -109,7 +114,8 @@ class Reader:
             try:
                 conn.execute("BEGIN")
                 found = dict(conn.execute("SELECT name, value FROM meta "
-                                          "WHERE name IN ('version', 'moved')").fetchall())
+                                          "WHERE name IN ('version', 'moved', 'changed_at')"
+                                          ).fetchall())
             except BaseException:
                 self._release(conn)
                 raise
@@ -121,7 +127,7 @@ class Reader:
         if "version" not in found:
             self._release(conn)
             raise Unusable(f"{self.path}: the store holds no dataset yet")
-        return conn, found["version"]
+        return conn, found
 
     def _release(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:

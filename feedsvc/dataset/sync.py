@@ -117,7 +117,15 @@ class Looker:
         self.db, self.root, self.limit = db, root, limit
         self.meta = dict(meta or {})  # what every commit writes in meta (statedir.META)
         self.pending: frozenset[str] = frozenset()
-        self.inode = os.stat(store_file(db)).st_ino  # the file this writer has open
+        self.store = store_file(db)
+        self.inode = os.stat(self.store).st_ino  # the file this writer has open
+
+    def moved(self) -> bool:
+        """Tell whether the store's file is no longer the one this writer has open (a stat)."""
+        try:
+            return os.stat(self.store).st_ino != self.inode
+        except FileNotFoundError:
+            return True
 
     def keep(self) -> str | None:
         """Write the store's file again if it was deleted or replaced under the writer (a
@@ -125,13 +133,10 @@ class Looker:
         backup), renamed into place; the old file is then marked `moved` (one commit that
         every reader's connection sees: reader.py opens the new file). Return what happened
         to the file, or None if it is this writer's."""
-        store = store_file(self.db)
-        try:
-            if os.stat(store).st_ino == self.inode:
-                return None
-            why = "replaced"
-        except FileNotFoundError:
-            why = "deleted"
+        store = self.store
+        if not self.moved():
+            return None
+        why = "replaced" if store.exists() else "deleted"
         store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fresh = store.with_name(f"{store.name}.kept-{os.getpid()}")
         copy = sqlite3.connect(fresh)
@@ -161,21 +166,22 @@ class Looker:
         self.pending |= frozenset(os.path.abspath(name) for name in found.looked)
         return found
 
-    def commit(self, found: Plan) -> bool:
-        """Write a plan (see sync.commit); the files read since the last commit are then in.
+    def commit(self, found: Plan, extra: Mapping[str, str] | None = None) -> bool:
+        """Write a plan (see sync.commit), with `extra` in meta besides what every commit
+        writes; the files read since the last commit are then in.
 
         A full read into a store never built (a cold start: the writer's is the only
         connection, readers come after) builds a new file instead (sync.build)."""
-        written = True
+        written, meta = True, {**self.meta, **(extra or {})}
         if found.site is not None and not found.problems and not built(self.db):
-            store = store_file(self.db)
+            store = self.store
             self.db.close()
             try:
-                build(store, self.root, found, self.meta)
+                build(store, self.root, found, meta)
             finally:  # the new store, or the old one if the build failed
                 self.db = connect(store, write=True)
                 self.inode = os.stat(store).st_ino
         else:
-            written = commit(self.db, self.root, found, self.meta)
+            written = commit(self.db, self.root, found, meta)
         self.pending = frozenset()
         return written

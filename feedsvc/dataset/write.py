@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import chain
+from typing import NamedTuple
 
 from . import Release
 from .db import RANK_BITS, key_of, second_of
@@ -23,10 +23,10 @@ from .words import words
 MediaRow = tuple[str, int, int, int, str]  # src below media/, size, mtime_ns, inode, sha256 hex
 
 
-@dataclass(frozen=True)
-class FileChange:
+class FileChange(NamedTuple):
     """One file of the dataset as the catalog keeps it, and the releases it holds (None, when
-    its bytes did not change: its releases stay as they are)."""
+    its bytes did not change: its releases stay as they are). A tuple, as FileRow (loader.py),
+    at a tuple's cost."""
 
     path: str  # below the dataset root, as version.py names it
     size: int
@@ -72,17 +72,7 @@ _WORDS = "INSERT INTO release_words(rowid, words) VALUES (?, ?)"
 _UPDATES = "INSERT INTO release_updates VALUES (?, ?, ?)"
 
 
-# One release as plain values: its row (rows.encode, key and file 0), countries, topics,
-# indexed words ("" if hidden), and whether it has `updated` (listed among the updated).
-Prepared = tuple[tuple[object, ...], tuple[str, ...], tuple[str, ...], str, bool]
 FLUSH = 10_000  # releases waiting to go in, at most: memory stays flat at 1,000,000
-
-
-def prepare(release: Release) -> Prepared:
-    """Return a release as the plain values `Writer.put` inserts (made where it was validated:
-    a cold start's child process sends them, never the release)."""
-    return (encode(release, 0, 0), tuple(release.countries), tuple(release.topics),
-            "" if hidden(release) else indexed_words(release), release.updated is not None)
 
 
 class Writer:
@@ -102,28 +92,31 @@ class Writer:
 
     def insert(self, release: Release, key: int, file: int) -> None:
         """Put a release in every table that holds it (when flushed)."""
-        self.put([(key, file, prepare(release))])
+        self.put([(key, file, release)])
 
-    def put(self, releases: Sequence[tuple[int, int, Prepared]]) -> None:
-        """Put releases, each with its key and file id and as prepare made it, in every table
-        that holds them (when flushed). Each table's rows and each scope's count are made by
-        one comprehension over the batch: a cold start puts 10,000 releases a call."""
+    def put(self, releases: Sequence[tuple[int, int, Release]]) -> None:
+        """Put releases, each with its key and file id, in every table that holds them (when
+        flushed). Each table's rows and each scope's count are made by one comprehension over
+        the batch: a cold start puts 10,000 releases a call."""
         waiting = self.waiting
-        waiting[INSERT] += ((key, p[0][1], file, *p[0][3:]) for key, file, p in releases)
+        rows = [encode(release, key, file) for key, file, release in releases]
+        waiting[INSERT] += rows
         self.keys += (key for key, _, _ in releases)
-        counts = _named("named:", chain.from_iterable(p[1] for _, _, p in releases))
+        counts = _named("named:", chain.from_iterable(r.countries for _, _, r in releases))
         # A notice runs (withdrawn, not a draft) for a tombstone; listed: not hidden.
-        counts["tombstones"] = sum(p[0][6] is not None for _, _, p in releases)
-        listed = [(key, p) for key, _, p in releases if not p[0][5]]
-        waiting[_COUNTRIES] += ((c, key) for key, p in listed for c in p[1])
-        waiting[_TOPICS] += ((t, key) for key, p in listed for t in p[2])
-        waiting[_PAIRS] += ((c, t, key) for key, p in listed for c in p[1] for t in p[2])
-        waiting[_WORDS] += ((key, p[3]) for key, p in listed)
-        waiting[_UPDATES] += ((scope, p[0][4], key) for key, p in listed if p[4]
-                              for scope in _scopes(p[1], p[2]))
+        counts["tombstones"] = sum(row[6] is not None for row in rows)
+        listed = [(key, r, row[4]) for (key, _, r), row in zip(releases, rows, strict=True)
+                  if not row[5]]
+        waiting[_COUNTRIES] += ((c, key) for key, r, _ in listed for c in r.countries)
+        waiting[_TOPICS] += ((t, key) for key, r, _ in listed for t in r.topics)
+        waiting[_PAIRS] += ((c, t, key) for key, r, _ in listed
+                            for c in r.countries for t in r.topics)
+        waiting[_WORDS] += ((key, indexed_words(r)) for key, r, _ in listed)
+        waiting[_UPDATES] += ((scope, modified, key) for key, r, modified in listed
+                              if r.updated is not None for scope in _scopes(r.countries, r.topics))
         counts[""] = len(listed)
-        counts.update(_named("countries/", chain.from_iterable(p[1] for _, p in listed)))
-        counts.update(_named("topics/", chain.from_iterable(p[2] for _, p in listed)))
+        counts.update(_named("countries/", chain.from_iterable(r.countries for _, r, _ in listed)))
+        counts.update(_named("topics/", chain.from_iterable(r.topics for _, r, _ in listed)))
         for scope, change in counts.items():
             if change:
                 self._count(scope, change)
@@ -232,7 +225,8 @@ def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterab
         _mark_written(writer)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back itself on some errors (a full disk)
+            conn.execute("ROLLBACK")
         raise
 
 

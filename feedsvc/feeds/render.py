@@ -18,6 +18,7 @@ from .feed import Entry, FeedDoc, Tombstone
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 GENERATOR = "feedsvc"
 OPML_DOCS = "http://opml.org/spec2.opml"
 
@@ -41,6 +42,7 @@ class _EntryLinkAttrs(BaseEntryExtension):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self.links: list[dict[str, str]] = []
+        self.language: str | None = None  # the entry's, when not the feed's
 
     def extend_atom(self, entry: Any) -> Any:
         # feedgen builds Atom elements unqualified, under the root's default namespace, and
@@ -48,6 +50,8 @@ class _EntryLinkAttrs(BaseEntryExtension):  # type: ignore[misc]
         for element, link in zip(entry.findall("link"), self.links, strict=True):
             for name, value in link.items():
                 element.set(name, value)
+        if self.language:  # Atom's own way (RFC 4287 2): xml:lang on the entry
+            entry.set(XML_LANG, self.language)
         return entry
 
 
@@ -69,10 +73,11 @@ class _Tombstones(BaseExtension):  # type: ignore[misc]
         return feed
 
 
-def _add_links(fe: FeedEntry, entry: Entry) -> None:
+def _add_links(fe: FeedEntry, entry: Entry, language: str) -> None:
     """Add the entry's page, attachments and picture: rel=enclosure links in Atom; in RSS,
     the last enclosure (the picture, which readers show) becomes <enclosure>, and every file
-    is a Media RSS media:content (the picture also a media:thumbnail)."""
+    is a Media RSS media:content (the picture also a media:thumbnail). In Atom, an entry in
+    another language than the feed's (`language`) says so."""
     links = [{"href": entry.link, "rel": "alternate", "type": "text/html"}]
     files = [*entry.attachments, *((entry.image,) if entry.image else ())]
     links += [{"href": f.url, "rel": "enclosure", "type": f.type, "length": str(f.length),
@@ -80,6 +85,7 @@ def _add_links(fe: FeedEntry, entry: Entry) -> None:
     for link in links:
         fe.link(**link)
     fe.feedsvc.links = links
+    fe.feedsvc.language = entry.language if entry.language != language else None
     for f in files:
         fe.media.content(url=f.url, type=f.type, fileSize=str(f.length), medium=f.medium,
                          group=None)
@@ -92,14 +98,14 @@ def _as_html(text: str) -> str:
     return "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in text.split("\n\n"))
 
 
-def _add_entry(fg: FeedGenerator, entry: Entry, rss: bool) -> None:
+def _add_entry(fg: FeedGenerator, entry: Entry, rss: bool, language: str) -> None:
     # Atom says its summary and content are text; RSS readers render them as HTML, so there
     # the text is escaped once more: "<script>" in a summary is shown, never run.
     text: Callable[[str], str] = _as_html if rss else str
     fe: FeedEntry = fg.add_entry(order="append")
     fe.id(entry.id)
     fe.title(entry.title)
-    _add_links(fe, entry)
+    _add_links(fe, entry, language)
     fe.published(entry.published)
     fe.updated(entry.updated)
     fe.summary(text(entry.summary))
@@ -134,7 +140,7 @@ def _generator(doc: FeedDoc, rss: bool) -> FeedGenerator:
     # Never the time of rendering: feedgen stamps "now" unless told.
     fg.updated(doc.updated)
     for entry in doc.entries:
-        _add_entry(fg, entry, rss)
+        _add_entry(fg, entry, rss, doc.language)
     return fg
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -176,8 +177,29 @@ def is_fresh(conditions: Conditions, validators: Validators) -> bool:
     if conditions.if_none_match:
         etags = parse_etags(conditions.if_none_match)
         return any(etags.contains_weak(_etag(validators, z)) for z in (False, True))
+    if not validators.last_modified:  # no date: If-Modified-Since is ignored (RFC 9110 13.1.3)
+        return False
     since = http_date_seconds(conditions.if_modified_since) if conditions.if_modified_since else None
     return since is not None and validators.last_modified <= since
+
+
+def dated(validators: Validators, changed_at: int) -> Validators:
+    """Return the validators of a body of the dataset version committed at `changed_at` (Unix
+    seconds; 0: none): its dates say when its newest entry was published or updated, but an
+    edit that moves no date (a title fixed), a release added with an older date, one deleted
+    or moved, a new topic label, change the body too, and a poller that sends only
+    If-Modified-Since must see them. So a body is never dated before its version."""
+    if validators.last_modified >= changed_at:
+        return validators
+    return Validators(validators.etag, changed_at)
+
+
+def _sent(validators: Validators) -> Validators:
+    """Return the validators as sent: a Last-Modified no later than now (RFC 9110 8.8.2.1),
+    which, for a version committed within the second (or a withdrawal dated ahead), then never
+    matches the later date is_fresh compares with: the copy is sent again until it does."""
+    now = int(time.time())
+    return validators if validators.last_modified <= now else Validators(validators.etag, now)
 
 
 # What every cacheable answer varies on (its gzip form); a feed also on whether a person
@@ -195,28 +217,31 @@ def _headers(validators: Validators, gzipped: bool, cache_control: str,
     if content_type is None:  # a 304 carries no representation metadata (RFC 9110 15.4.5)
         return common
     coding = (("Content-Encoding", "gzip"),) if gzipped else ()
-    return (("Content-Type", content_type), *coding,
-            ("Last-Modified", http_date(validators.last_modified)), *common)
+    # No date for a body that has none (the code's own assets: they change with an upgrade).
+    modified = (("Last-Modified", http_date(validators.last_modified)),) \
+        if validators.last_modified else ()
+    return (("Content-Type", content_type), *coding, *modified, *common)
 
 
-def answer(rendered: Rendered, conditions: Conditions, cache_control: str, vary: str = VARY
-           ) -> Answer:
-    """Answer with the body (gzip where accepted), or 304 when the client's copy is fresh."""
-    validators = rendered.validators
+def answer(rendered: Rendered, conditions: Conditions, cache_control: str, vary: str = VARY,
+           changed_at: int = 0) -> Answer:
+    """Answer with the body (gzip where accepted), or 304 when the client's copy is fresh;
+    `changed_at`: when the dataset version it was rendered from was committed (see dated)."""
+    validators = dated(rendered.validators, changed_at)
     if conditions.conditional and is_fresh(conditions, validators):
         return Answer(304, _headers(validators, conditions.gzip, cache_control, None, vary), b"")
     body = rendered.gzipped if conditions.gzip else rendered.body
-    return Answer(200, _headers(validators, conditions.gzip, cache_control, rendered.content_type,
-                                vary), body)
+    return Answer(200, _headers(_sent(validators), conditions.gzip, cache_control,
+                                rendered.content_type, vary), body)
 
 
 def respond(conditions: Conditions, cache_control: str, fetch: Callable[[], Rendered],
-            validators: Callable[[], Validators | None] = lambda: None, vary: str = VARY
-            ) -> Answer:
+            validators: Callable[[], Validators | None] = lambda: None, vary: str = VARY,
+            changed_at: int = 0) -> Answer:
     """Answer a conditional request from `validators()` alone when they say the copy is fresh;
     else `fetch()` the body (from a cache, or rendered) and `answer` with it."""
     if conditions.conditional:
         known = validators()
-        if known is not None and is_fresh(conditions, known):
+        if known is not None and is_fresh(conditions, dated(known, changed_at)):
             return Answer(304, _headers(known, conditions.gzip, cache_control, None, vary), b"")
-    return answer(fetch(), conditions, cache_control, vary)
+    return answer(fetch(), conditions, cache_control, vary, changed_at)

@@ -53,6 +53,7 @@ class Moment:
     since: datetime
     until: datetime | None
     next_change: datetime | None  # what Cache-Control counts down to (feeds' own changes)
+    changed_at: int  # when the version was committed (conditional.dated)
 
     def holds(self, stamp: tuple[int, int], at: datetime) -> bool:
         return stamp == self.stamp and self.since <= at and (self.until is None
@@ -89,8 +90,8 @@ class FastPath:
                 return self._send(environ, start_response, started, *found)
         return self.wsgi_app(environ, start_response)
 
-    def _find(self, environ: dict[str, Any]) -> tuple[str, str, Rendered, str] | None:
-        """Return the URL rule, dataset version, local body and Cache-Control of a feed
+    def _find(self, environ: dict[str, Any]) -> tuple[str, Moment, Rendered, str] | None:
+        """Return the URL rule, the store's moment, local body and Cache-Control of a feed
         request, or None."""
         app = self.app
         route = self.route(environ["PATH_INFO"])
@@ -115,7 +116,7 @@ class FastPath:
             return None
         left = None if moment.next_change is None else max(
             0.0, (moment.next_change - at).total_seconds())
-        return rule, moment.index.version, body, cache_control(app.config, left)
+        return rule, moment, body, cache_control(app.config, left)
 
     def _moment(self, at: datetime) -> Moment:
         """Return the version and token at `at`: the one kept, or read again."""
@@ -127,22 +128,22 @@ class FastPath:
         with reader.read() as snapshot:
             view = snapshot.view_at(at)
             kept = Moment(stamp, snapshot.meta, view.token, at, view.token_until,
-                          view.next_change)
+                          view.next_change, snapshot.changed_at)
         self.moments[stamp[0]] = kept
         return kept
 
     def _send(self, environ: dict[str, Any], start_response: StartResponse, started: float,
-              route: str, version: str, body: Rendered, control: str) -> Iterable[bytes]:
+              route: str, moment: Moment, body: Rendered, control: str) -> Iterable[bytes]:
         request_id = observe.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         method = environ["REQUEST_METHOD"]
         cache = self.cache
         answer: Answer = respond(Conditions.of(environ), control, lambda: cache.hit(body),
-                                 lambda: body.validators, FEED_VARY)
+                                 lambda: body.validators, FEED_VARY, moment.changed_at)
         headers = list(answer.headers)
         if answer.status == 200:
             headers.append(("Content-Length", str(len(answer.body))))
         headers += security_headers("feeds.feed", body.content_type, method)
-        headers += [("X-Dataset-Version", version), ("X-Request-ID", request_id)]
+        headers += [("X-Dataset-Version", moment.index.version), ("X-Request-ID", request_id)]
         start_response(STATUS[answer.status], headers)
         self.answered += 1
         observe.record(route=route, method=method, path=environ.get("PATH_INFO", ""),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -73,8 +74,9 @@ def snapshot(path: str, snapshot_dir: str, max_file_bytes: int) -> int:
             return 1
         with closing(connect(opened.path, write=True)) as db:
             found = full(db, root, max_file_bytes)
-        # Nothing else reads the store (the instance lock): a new file replaces it.
-        build(opened.path, root, found, statedir.META)
+        # Nothing else reads the store (the instance lock): a new file replaces it, dated now
+        # (meta "changed_at": a reload's commit writes it too, operations/reload.py).
+        build(opened.path, root, found, {**statedir.META, "changed_at": str(int(time.time()))})
     except DatasetError as error:
         print(error.report(), file=sys.stderr)
         return 1
@@ -150,7 +152,7 @@ def accept_removal(path: str, snapshot_dir: str | None) -> int:
     from ..dataset.guard import accept_removal as accept
 
     if snapshot_dir is None:
-        print("feedsvc accept-removal: FEEDSVC_SNAPSHOT_DIR is off; restart the service with "
+        print("feedsvc accept-removal: FEEDSVC_STATE_DIR is off; restart the service with "
               "a larger FEEDSVC_MAX_REMOVAL instead", file=sys.stderr)
         return 2
     try:
@@ -232,11 +234,13 @@ def _parser() -> argparse.ArgumentParser:
     export_cmd = commands.add_parser(
         "export", help="write every feed, as served, and manifest.json below DIR")
     export_cmd.add_argument("directory", metavar="DIR")
-    snap = commands.add_parser("snapshot", help="validate a dataset and save its start-up snapshot")
+    snap = commands.add_parser("snapshot", help="validate a dataset and build its state file "
+                               "(a start with it then serves at once)")
     snap.add_argument("path", nargs="?", default=None,
                       help="YAML file or directory (default: $FEEDSVC_DATA, else the bundled data/)")
     snap.add_argument("--dir", default=None,
-                      help="snapshot directory (default: $FEEDSVC_SNAPSHOT_DIR, else ~/.cache/feedsvc)")
+                      help="state directory (default: $FEEDSVC_STATE_DIR, else "
+                           "$XDG_CACHE_HOME/feedsvc or ~/.cache/feedsvc)")
     _new_parser(commands)
     _activitypub_parser(commands)
     accept = commands.add_parser(
@@ -289,7 +293,7 @@ def _run(args: argparse.Namespace, settings: Mapping[str, Any]) -> int:
     if args.command == "snapshot":
         directory = args.dir or settings["FEEDSVC_SNAPSHOT_DIR"]
         if directory is None:
-            print("feedsvc snapshot: FEEDSVC_SNAPSHOT_DIR is off", file=sys.stderr)
+            print("feedsvc snapshot: FEEDSVC_STATE_DIR is off", file=sys.stderr)
             return 2
         return snapshot(args.path or settings["FEEDSVC_DATA"], directory, max_bytes)
     if args.command == "accept-removal":

@@ -136,7 +136,8 @@ def site_zone(raw_files: list[tuple[str, bytes]]) -> tzinfo:
 def release_mapping(rid: str, options: Mapping[str, Any], zone: tzinfo = UTC) -> dict[str, Any]:
     """Return the new release as the YAML mapping it is saved as, from the command's options
     (published: now, as a date-time in the site's timezone `zone`, unless given)."""
-    published = options.get("published") or now().astimezone(zone).replace(microsecond=0).isoformat()
+    published = in_zone(options.get("published"), zone) \
+        or now().astimezone(zone).replace(microsecond=0).isoformat()
     release: dict[str, Any] = {"id": rid, "type": options["type"], "title": options.get("title"),
                                "published": published}
     for key in ("dateline",):
@@ -254,7 +255,21 @@ def _in_draft(error: DatasetError, name: str, draft: Path) -> DatasetError:
                          if p.file == name else p for p in error.problems])
 
 
+def in_zone(published: str | None, zone: tzinfo) -> str | None:
+    """Return a --published date-time in the site's timezone `zone` (the same instant: given
+    in another offset, it is dated as the office's other releases are); a date, or text that
+    is no date-time with an offset, as given (the check says what is wrong with it)."""
+    if not published or len(published) <= 10:
+        return published
+    try:
+        when = datetime.fromisoformat(published)
+    except ValueError:
+        return published
+    return published if when.tzinfo is None else when.astimezone(zone).isoformat()
+
+
 def _year(published: str | None, zone: tzinfo) -> int:
+    published = in_zone(published, zone)
     if published and re.match(r"^\d{4}-", published):
         return int(published[:4])
     return now().astimezone(zone).year

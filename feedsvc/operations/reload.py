@@ -31,7 +31,6 @@ from flask import Flask
 from .. import state
 from ..config import BUNDLED_DATA, MaxRemoval
 from ..dataset import DatasetError, catalog, guard, media, statedir
-from ..dataset.bulkload import store_file
 from ..dataset.db import connect
 from ..dataset.guard import Held
 from ..dataset.ingest import Plan
@@ -217,7 +216,7 @@ class Reloader:
         """Write the state file again if it was deleted or replaced while serving (Looker.keep);
         a file that cannot be written is said once, and the looks go on meanwhile (the writer
         and the workers' open connections still share the old file)."""
-        store = store_file(self.looker.db)
+        store = self.looker.store
         try:
             why = self.looker.keep()
         except (OSError, sqlite3.Error) as error:
@@ -280,11 +279,13 @@ class Reloader:
         return sorted(rid for rid, in held if rid not in coming)
 
     def _commit(self, found: Plan) -> None:
-        """Commit the plan; listeners (WebSub) get what readers saw before and after it."""
+        """Commit the plan (a new version dated now in the store: no body's Last-Modified is
+        older); listeners (WebSub) get what readers saw before and after it."""
         reader, listening = self.live.reader, bool(self.live.listeners)
+        changed = found.version != self._meta("version")
         with ExitStack() as reads:
             old = reads.enter_context(reader.read()) if listening else None
-            self.looker.commit(found)
+            self.looker.commit(found, self._changed_at() if changed else None)
             self._linked = found.linked
             self.error = self.live.unwritten = None
             self.status(error=None, rejected_at=None, loaded_at=_now())
@@ -292,6 +293,14 @@ class Reloader:
                 new = reads.enter_context(reader.read())
                 now = datetime.now(UTC)
                 self.live.swapped(old.view_at(now), new.view_at(now))
+
+    def _changed_at(self) -> dict[str, str]:
+        """Return when a new version is committed, for meta (Snapshot.changed_at): in whole
+        seconds, as Last-Modified and If-Modified-Since count, and always later than the
+        version before, so that two commits within a second are two dates (conditional.py
+        never dates a body later than the time it is sent)."""
+        before = int(self._meta("changed_at") or 0)
+        return {"changed_at": str(max(int(time.time()), before + 1))}
 
     def status(self, **values: str | None) -> None:
         """Write what this look says for every worker (None: forget it), in a transaction of
@@ -488,8 +497,12 @@ def start_watching(app: Flask, on_news: Callable[[str], None] | None = None,
             paths: Collection[str] | None
             if notified:
                 paths = watcher.take() if watcher.backend == "notify" else None
-            else:  # an interval without a change: every file if due, else the state file only
-                paths = None if looking else STATE_ONLY
+            elif looking:  # an interval without a change: every file, as due
+                paths = None
+            elif watch.looker.moved():  # else a stat of the state file: written again if gone
+                paths = STATE_ONLY
+            else:
+                continue
             try:
                 result = watch.check(paths=None if starting else paths)
                 # busy: the running check (a SIGHUP's) makes this look next, as asked.

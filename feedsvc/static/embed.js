@@ -47,11 +47,16 @@
     return m ? Number(m[3]) + " " + MONTHS[Number(m[2]) - 1] + " " + m[1] : null;
   }
 
-  function item(entry) {
+  function item(entry, language) {
     var href = webUrl(entry.url);
     if (!href || typeof entry.title !== "string") { return null; }
     var li = document.createElement("li");
-    li.appendChild(link(href, entry.title));
+    var a = link(href, entry.title);
+    // A title in another language than the feed's says so (a screen reader reads it in it).
+    if (typeof entry.language === "string" && entry.language !== language) {
+      a.lang = entry.language;
+    }
+    li.appendChild(a);
     var date = longDate(entry.date_published);
     if (date) {
       var time = document.createElement("time");
@@ -67,7 +72,7 @@
     var list = document.createElement("ul");
     list.className = "feedsvc-list";
     (Array.isArray(feed.items) ? feed.items : []).forEach(function (entry) {
-      var li = item(entry || {});
+      var li = item(entry || {}, feed.language);
       if (li) { list.appendChild(li); }
     });
     el.replaceChildren(list);

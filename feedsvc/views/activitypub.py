@@ -148,9 +148,10 @@ def release_object(release_id: str, status: str, found: Release) -> Response:
 def activity(kind: str, handle: str, release_id: str, version: str) -> Response:
     """Answer an activity's id: the activity, or a Tombstone with 410 (activities.py)."""
     _actor_scope(handle)
-    found = activities.activity(current_view(), urls(), lambda rid: announced(durable(), rid),
-                                lambda rid: undone(durable(), rid), kind, handle, release_id,
-                                version)
+    view = current_view()
+    found = activities.activity(view, urls(), lambda rid: announced(durable(), rid),
+                                lambda rid: undone(durable(), rid, view.now), kind, handle,
+                                release_id, version)
     if found is None:
         abort(404, description="No such activity.")
     if found.status == 410:

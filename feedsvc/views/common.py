@@ -18,7 +18,7 @@ from ..feeds.urls import Scope, Urls
 from ..http.conditional import VARY, Answer, Conditions, Rendered, cache_control, respond
 from ..http.errors import HostRefused
 from ..http.feedcache import cache_key
-from ..state import ParsedQueries, feed_cache, parsed_queries
+from ..state import ParsedQueries, current_snapshot, feed_cache, parsed_queries
 
 NO_HOST = "The Host header is missing or is not a valid host name."
 
@@ -104,8 +104,9 @@ def cacheable(cache_as: str | None, render: Callable[[], Rendered], vary: str = 
     cache = feed_cache()
     control = cache_control(current_app.config, current_view().seconds_to_change())
     conditions = Conditions.of(request.environ)
-    if cache_as is None:
+    if cache_as is None:  # not the dataset's: the code's own (its dates are its own)
         return to_response(respond(conditions, control, render, vary=vary))
     return to_response(respond(conditions, control,
                                lambda: cache.fetch(cache_as, render),
-                               lambda: cache.validators(cache_as), vary))
+                               lambda: cache.validators(cache_as), vary,
+                               current_snapshot().changed_at))

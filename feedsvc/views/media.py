@@ -68,7 +68,9 @@ def send(stream: IO[bytes], name: str, size: int, validators: Validators, hashed
     wrapping = {} if "HTTP_RANGE" in environ else environ
     response = send_file(stream, wrapping, mimetype=mimetype, download_name=Path(name).name,
                          as_attachment=not shown_inline(mimetype), conditional=False,
-                         etag=validators.etag, last_modified=validators.last_modified)
+                         etag=validators.etag,
+                         # None: no date for feedsvc's own icon (conditional.py says why)
+                         last_modified=validators.last_modified or None)
     response.content_length = size
     response.headers["Cache-Control"] = media_cache_control(hashed)
     try:

@@ -32,6 +32,15 @@ def longdate(value: datetime) -> str:
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
+@bp.app_template_filter("lang")
+def lang(release: Release, site_language: str) -> Markup:
+    """Return the lang attribute of a release's own words where its language is not the page's
+    (the site's): a screen reader reads a Thai title as Thai."""
+    if release.language == site_language:
+        return Markup("")
+    return Markup(' lang="{}"').format(release.language)
+
+
 @bp.app_template_filter("filesize")
 def filesize(length: int) -> str:
     """Format a file's size for people: 843 bytes, 12 KB, 3.4 MB."""
