@@ -213,18 +213,13 @@ def load(root: Path, limit: int, extra: tuple[str, bytes] | None = None) -> Plan
 
 @contextmanager
 def quiet_gc() -> Iterator[None]:
-    """Collect no garbage inside: a load makes millions of objects and no cycles. What it
-    made then goes to the oldest generation uncollected (frozen and thawed), or the first
-    young collection after it would look at every one of them."""
+    """Collect no garbage inside: a load makes millions of objects and no cycles."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
-            if not gc.get_freeze_count():  # nobody else froze objects: thawing is ours to do
-                gc.freeze()
-                gc.unfreeze()
             gc.enable()
 
 
