@@ -169,3 +169,25 @@ def test_ties_within_a_second_are_ordered_by_instant_then_id(tmp_path: Path) -> 
             assert ids[:len(expected)] == expected, limit
     reader.close()
 
+
+
+def test_a_file_the_writer_left_is_never_read_and_never_spun_on(tmp_path: Path) -> None:
+    """A file marked `moved` (sync.Looker.keep wrote its copy in its place): a read closes the
+    connections to it and opens the path again; if the path still holds a marked file (an old
+    copy put back by hand), the read says so (Unusable: a 503) instead of trying for ever."""
+    dataset = load_dataset(BUNDLED_DATA)
+    path = tmp_path / "store.sqlite3"
+    reader = build_store(dataset, path)
+    with reader.read() as snapshot:
+        assert snapshot.meta.version == dataset.version
+    stamp = reader.stamp()
+    writer = connect(path, write=True)
+    writer.execute("INSERT INTO meta VALUES ('moved', '1')")
+    with pytest.raises(Unusable, match="marked moved"):
+        with reader.read():
+            pass
+    assert reader.stamp()[0] != stamp[0]  # the thread's stamp connection was opened again
+    writer.execute("DELETE FROM meta WHERE name = 'moved'")  # as the writer's copy is
+    writer.close()
+    with reader.read() as snapshot:
+        assert snapshot.meta.version == dataset.version

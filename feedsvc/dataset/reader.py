@@ -105,11 +105,11 @@ class Reader:
         """Begin a read transaction on a pooled (or new) connection; return it and what meta
         says of the version it reads (version, changed_at). A connection to a file the writer
         has replaced (marked `moved`: see sync.Looker.keep) is closed, and the next one tried:
-        a new one opens the new file."""
-        while True:
+        a new one opens the new file (and one that does not: Unusable, a 503 for a moment)."""
+        for fresh in (False, True):
             with self._lock:
                 self._forked()
-                conn = self._idle.pop() if self._idle else None
+                conn = self._idle.pop() if self._idle and not fresh else None
             conn = conn or connect(self.path, write=False)
             try:
                 conn.execute("BEGIN")
@@ -122,8 +122,13 @@ class Reader:
             if "moved" not in found:
                 break
             conn.close()
-            with self._lock:
-                self._generation += 1  # this thread's stamp opens the new file too
+            with self._lock:  # the idle ones were opened before the file was replaced too
+                stale, self._idle = self._idle, []
+                self._generation += 1  # and each thread's stamp connection
+            for old in stale:
+                old.close()
+        else:
+            raise Unusable(f"{self.path}: a file the writer has left (marked moved)")
         if "version" not in found:
             self._release(conn)
             raise Unusable(f"{self.path}: the store holds no dataset yet")
