@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from feedsvc import state
 from feedsvc.activitypub import objects
 from feedsvc.activitypub.deliver import GIVE_UP_AFTER
+from feedsvc.activitypub.durable import Durable
 from feedsvc.activitypub.ledger import UNDONE_KEPT, Ledger, announced
 from feedsvc.dataset.reader import Reader
 from feedsvc.feeds.urls import Urls
@@ -108,10 +109,11 @@ def test_no_id_tells_what_readers_may_not_see(clocked_app: Callable[..., Flask],
         assert client.get(path, headers={"Accept": AS}).status_code == 404, path
 
 
-def test_an_undo_answers_only_for_a_boost_that_was_undone(clocked_app: Callable[..., Flask],
-                                                          clock: FakeClock, tmp_path: Path) -> None:
+def boosts_undone(clocked_app: Callable[..., Flask], clock: FakeClock, tmp_path: Path
+                  ) -> tuple[FlaskClient, Ledger, Durable, dict[str, str]]:
+    """Boost t-002, then withdraw it and sync: an Undo of each boost, now. Return the client,
+    the ledger, its durable store and the boosts (version by actor handle)."""
     app = clocked_app([ONE, TWO], FEEDSVC_SNAPSHOT_DIR=str(tmp_path / "state"))
-    client = app.test_client()
     with app.app_context():
         store = durable()
     ledger = Ledger(store, Reader(state.live(app).reader.path), Urls(BASE_URL))
@@ -119,7 +121,13 @@ def test_an_undo_answers_only_for_a_boost_that_was_undone(clocked_app: Callable[
     boosts = announced(store, "t-002")
     assert boosts
     publish(app, [ONE, {**TWO, "withdrawn": "2030-05-03"}])
-    ledger.sync(clock.now)  # an Undo of each boost
+    ledger.sync(clock.now)
+    return app.test_client(), ledger, store, boosts
+
+
+def test_an_undo_answers_only_for_a_boost_that_was_undone(clocked_app: Callable[..., Flask],
+                                                          clock: FakeClock, tmp_path: Path) -> None:
+    client, _, _, boosts = boosts_undone(clocked_app, clock, tmp_path)
     for handle, version in boosts.items():
         sent = f"{BASE_URL}ap/activities/undo-announce/{handle}/t-002/{version}"
         assert answers(client, sent)["object"]["id"] == \
@@ -135,15 +143,7 @@ def test_an_undo_answers_while_its_deliveries_may_be_fetched_then_is_forgotten(
     """An undone boost is kept UNDONE_KEPT (its deliveries are retried for 48 hours, then a
     day for a server to fetch the id): its Undo's id answers until then and 404 after, and
     the sync after that deletes it (the table holds the boosts undone lately, not all)."""
-    app = clocked_app([ONE, TWO], FEEDSVC_SNAPSHOT_DIR=str(tmp_path / "state"))
-    client = app.test_client()
-    with app.app_context():
-        store = durable()
-    ledger = Ledger(store, Reader(state.live(app).reader.path), Urls(BASE_URL))
-    ledger.sync(clock.now)
-    boosts = announced(store, "t-002")
-    publish(app, [ONE, {**TWO, "withdrawn": "2030-05-03"}])
-    ledger.sync(clock.now)  # an Undo of each boost, now
+    client, ledger, store, boosts = boosts_undone(clocked_app, clock, tmp_path)
     ids = [f"{BASE_URL}ap/activities/undo-announce/{h}/t-002/{v}" for h, v in boosts.items()]
     assert ids and UNDONE_KEPT > GIVE_UP_AFTER
     clock.advance(seconds=UNDONE_KEPT - 1)
