@@ -24,7 +24,7 @@ from itertools import accumulate, groupby
 from pathlib import Path
 
 from . import Dataset, Site, Topic, rows
-from .db import DDL, create, key_of
+from .db import DDL, create, key_of, transaction
 from .loader import FileRow
 from .write import FLUSH, FileChange, Writer
 
@@ -185,7 +185,7 @@ def build(store: Path, staged: Staged, meta: Mapping[str, str], *, site: Site,
     try:
         for chunk in range(staged.built, staged.chunks):
             add(conn, staged, chunk)
-        with _transaction(conn, "BEGIN"):
+        with transaction(conn, "BEGIN"):
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", {
                 **meta, "site": rows.site_json(site), "topics": rows.topics_json(topics)}.items())
     finally:
@@ -207,7 +207,7 @@ def new_store(staged: Staged) -> sqlite3.Connection:
 
 def add(conn: sqlite3.Connection, staged: Staged, chunk: int) -> None:
     """Copy one chunk of every run into the new store (new_store), after the chunks before."""
-    with _attached(conn, staged, [chunk]) as attached, _transaction(conn, "BEGIN"):
+    with _attached(conn, staged, [chunk]) as attached, transaction(conn, "BEGIN"):
         _copy(conn, attached)
     staged.built = chunk + 1
 
@@ -231,7 +231,7 @@ def fill(conn: sqlite3.Connection, staged: Staged, meta: Mapping[str, str], *, s
          topics: Mapping[str, Topic]) -> None:
     """Replace everything in the store by the staged files and releases, in one transaction."""
     with _attached(conn, staged, range(staged.chunks)) as attached, \
-            _transaction(conn, "BEGIN IMMEDIATE"):
+            transaction(conn, "BEGIN IMMEDIATE"):
         _clear(conn)
         _copy(conn, attached)
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", {
@@ -253,17 +253,6 @@ def _attached(conn: sqlite3.Connection, staged: Staged, chunks: Iterable[int]
     finally:
         for name in names:
             conn.execute(f"DETACH DATABASE {name}")
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
-    conn.execute(begin)
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _clear(conn: sqlite3.Connection) -> None:

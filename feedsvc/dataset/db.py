@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Bumped by hand when the meaning of a column or of the codec (rows.py) changes; a change of
@@ -176,3 +178,18 @@ def key_of(second: int, rank: int) -> int:
         raise ValueError(f"{rank + 1} releases published in one second: at most "
                          f"{1 << RANK_BITS}")
     return (second << RANK_BITS) + rank
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+    """Run the block in one transaction: committed at its end, rolled back on any error (unless
+    SQLite already rolled it back itself, as on a full disk: a second ROLLBACK would raise and
+    hide the error)."""
+    conn.execute(begin)
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -15,7 +15,7 @@ from itertools import chain
 from typing import NamedTuple
 
 from . import Release
-from .db import RANK_BITS, key_of, second_of
+from .db import RANK_BITS, key_of, second_of, transaction
 from .rows import FIELDS, INSERT, decode, encode, hidden, micros
 from .selecting import country_tag, topic_tag
 from .words import words
@@ -201,8 +201,7 @@ def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterab
     record the new version (and `meta`: the catalog's facts): in one transaction, rolled
     back whole on any error."""
     writer = Writer(conn)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         seconds: dict[int, list[tuple[Release, int]]] = {}  # the releases coming in, by second
         gone: list[str] = list(removed)
         for path in gone:
@@ -223,11 +222,6 @@ def apply(conn: sqlite3.Connection, files: Iterable[FileChange], removed: Iterab
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                          {**(meta or {}), "version": version}.items())
         _mark_written(writer)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # SQLite rolls back itself on some errors (a full disk)
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _mark_written(writer: Writer) -> None:

@@ -31,7 +31,7 @@ from flask import Flask
 from .. import state
 from ..config import BUNDLED_DATA, MaxRemoval
 from ..dataset import DatasetError, catalog, guard, media, statedir
-from ..dataset.db import connect
+from ..dataset.db import connect, transaction
 from ..dataset.guard import Held
 from ..dataset.ingest import Plan
 from ..dataset.loader import stat_key
@@ -307,16 +307,13 @@ class Reloader:
         its own: never with the data. A store that cannot take it: this process says it."""
         db = self.looker.db
         try:
-            db.execute("BEGIN IMMEDIATE")
-            for name, value in values.items():
-                if value is None:
-                    db.execute("DELETE FROM status WHERE name = ?", (name,))
-                else:
-                    db.execute("INSERT OR REPLACE INTO status VALUES (?, ?)", (name, value))
-            db.execute("COMMIT")
+            with transaction(db):
+                for name, value in values.items():
+                    if value is None:
+                        db.execute("DELETE FROM status WHERE name = ?", (name,))
+                    else:
+                        db.execute("INSERT OR REPLACE INTO status VALUES (?, ?)", (name, value))
         except sqlite3.Error as error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
             log.warning("dataset %s: status not written: %s", self.root, error)
 
     def _say(self, report: str) -> None:
